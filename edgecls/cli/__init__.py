@@ -1,0 +1,40 @@
+"""The ``edgecls`` command line: thin typer adapters over typed library functions.
+
+Each command lives in its own module and imports its heavy dependencies inside the command body, so
+``edgecls --help`` and ``edgecls run`` never import torch (a test proves it).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from edgecls.cli import bench_cmd, demo_cmd, export_cmd, run_cmd, train_cmd
+
+app = typer.Typer(
+    name="edgecls",
+    help="Train CNN image classifiers, export them to ONNX (fp32/fp16/int8) with their preprocessing "
+    "contract, and run and benchmark them on edge devices without PyTorch.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+for _module in (train_cmd, export_cmd, run_cmd, bench_cmd, demo_cmd):
+    _module.register(app)
+
+
+def main() -> None:
+    """Console entry point: edgecls errors become one line on stderr (exit 2); Ctrl-C exits 130."""
+    from edgecls.runtime.errors import EdgeclsError
+
+    try:
+        app()
+    except EdgeclsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,1 @@
+"""Data: labelled image folders, built-in sets, splits and augmentation (numpy + OpenCV; no torch)."""

@@ -1,0 +1,82 @@
+"""MobileNetV2 (Sandler et al. 2018): inverted residuals with depthwise convs and a width multiplier.
+
+The default edge model. For small inputs (< 96 px, e.g. the 32 px built-in sets) the stem and the first
+downsampling stage use stride 1 so the feature map is not reduced to 1x1 before the head.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from edgecls.models.layers import ConvBNAct, make_divisible
+
+# (expansion t, output channels c, repeats n, first stride s), from the paper's Table 2.
+_SETTINGS: list[tuple[int, int, int, int]] = [
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+]
+
+
+class InvertedResidual(nn.Module):
+    """1x1 expand (ReLU6) -> 3x3 depthwise (ReLU6) -> 1x1 project (linear); residual when shapes match."""
+
+    def __init__(self, cin: int, cout: int, stride: int, expand: int) -> None:
+        super().__init__()
+        hidden = cin * expand
+        self.use_residual = stride == 1 and cin == cout
+        layers: list[nn.Module] = []
+        if expand != 1:
+            layers.append(ConvBNAct(cin, hidden, kernel=1, act=nn.ReLU6))
+        layers += [
+            ConvBNAct(hidden, hidden, kernel=3, stride=stride, groups=hidden, act=nn.ReLU6),
+            ConvBNAct(hidden, cout, kernel=1, act=None),
+        ]
+        self.block = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.block(x)
+        return x + out if self.use_residual else out
+
+
+class MobileNetV2(nn.Module):
+    def __init__(self, num_classes: int, width: float = 1.0, img_size: int = 224, dropout: float = 0.2) -> None:
+        super().__init__()
+        small = img_size < 96
+        stem = make_divisible(32 * width)
+        last = make_divisible(1280 * max(1.0, width))
+        layers: list[nn.Module] = [ConvBNAct(3, stem, stride=1 if small else 2, act=nn.ReLU6)]
+        cin = stem
+        for stage, (t, c, n, s) in enumerate(_SETTINGS):
+            cout = make_divisible(c * width)
+            if small and stage == 1:
+                s = 1
+            for i in range(n):
+                layers.append(InvertedResidual(cin, cout, s if i == 0 else 1, t))
+                cin = cout
+        layers.append(ConvBNAct(cin, last, kernel=1, act=nn.ReLU6))
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(last, num_classes))
+        _init_weights(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # [N,3,S,S] -> features [N,last,S/32,S/32] (S/8 for small inputs) -> [N,last] -> [N,classes]
+        return self.classifier(self.pool(self.features(x)))
+
+
+def _init_weights(model: nn.Module) -> None:
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0, 0.01)
+            nn.init.zeros_(m.bias)

@@ -1,0 +1,51 @@
+"""A small ResNet (He et al. 2016) with BasicBlocks; resnet18 = [2, 2, 2, 2].
+
+For small inputs (< 96 px) the stem is a single stride-1 3x3 conv without max-pool (CIFAR convention).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from edgecls.models.layers import ConvBNAct
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = ConvBNAct(cin, cout, stride=stride)
+        self.conv2 = ConvBNAct(cout, cout, act=None)
+        self.shortcut: nn.Module = (
+            ConvBNAct(cin, cout, kernel=1, stride=stride, act=None) if stride != 1 or cin != cout else nn.Identity()
+        )
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.conv2(self.conv1(x)) + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+    def __init__(
+        self, num_classes: int, layers: tuple[int, ...] = (2, 2, 2, 2), width: int = 64, img_size: int = 224
+    ) -> None:
+        super().__init__()
+        if img_size < 96:
+            self.stem: nn.Module = ConvBNAct(3, width)
+        else:
+            self.stem = nn.Sequential(nn.Conv2d(3, width, 7, 2, 3, bias=False), nn.BatchNorm2d(width),
+                                      nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1))
+        stages: list[nn.Module] = []
+        cin = width
+        for i, n in enumerate(layers):
+            cout = width * 2**i
+            for j in range(n):
+                stages.append(BasicBlock(cin, cout, 2 if (j == 0 and i > 0) else 1))
+                cin = cout
+        self.stages = nn.Sequential(*stages)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(cin, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # [N,3,S,S] -> [N,8w,S/32,S/32] -> [N,8w] -> [N,classes]
+        return self.fc(torch.flatten(self.pool(self.stages(self.stem(x))), 1))

@@ -1,0 +1,1 @@
+"""Training and evaluation (PyTorch). Imported only by the train/eval/export commands."""

@@ -1,0 +1,1 @@
+"""Export: PyTorch -> ONNX with the contract, parity checks, fp16 and int8 variants."""

@@ -1,0 +1,97 @@
+"""Image decoding: files or bytes -> ``uint8[H, W, 3]`` BGR, the one entry point for every stage.
+
+Decisions (the same in training, export calibration and the runtime, since all of them call this):
+- Colour: grayscale, palette and RGBA/LA images become 3-channel BGR (alpha is dropped, not composited);
+  16-bit images are reduced to 8 bits (OpenCV's ``>> 8``).
+- EXIF orientation is applied (OpenCV's default for IMREAD_COLOR), so a phone photo is seen upright.
+- A JPEG without its end-of-image marker is treated as truncated and rejected, although libjpeg would
+  return a half-grey picture: classifying half an image silently is worse than naming the file.
+- Paths are read with numpy so unicode and spaces work on every platform.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgecls.runtime.errors import ImageDecodeError
+
+IMAGE_SUFFIXES: frozenset[str] = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pbm", ".pnm"}
+)
+
+_JPEG_SOI = b"\xff\xd8"
+_JPEG_EOI = b"\xff\xd9"
+
+
+def is_image_path(path: str | os.PathLike[str]) -> bool:
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+def read_bytes(path: str | os.PathLike[str]) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError as e:
+        raise ImageDecodeError(f"{path}: no such file") from e
+    except IsADirectoryError as e:
+        raise ImageDecodeError(f"{path}: is a directory") from e
+    except PermissionError as e:
+        raise ImageDecodeError(f"{path}: permission denied") from e
+    except OSError as e:
+        raise ImageDecodeError(f"{path}: cannot read ({e.strerror or e})") from e
+
+
+def decode_bytes(data: bytes, name: str = "<bytes>") -> np.ndarray:
+    """Decode encoded image bytes to ``uint8[H, W, 3]`` BGR or raise :class:`ImageDecodeError` naming ``name``."""
+    if len(data) == 0:
+        raise ImageDecodeError(f"{name}: empty file (0 bytes)")
+    if data[:2] == _JPEG_SOI and _JPEG_EOI not in data[-4096:]:
+        raise ImageDecodeError(f"{name}: truncated JPEG (no end-of-image marker)")
+    buf = np.frombuffer(data, dtype=np.uint8)
+    try:
+        image = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    except cv2.error as e:  # OpenCV raises for some malformed headers instead of returning None
+        raise ImageDecodeError(f"{name}: not a decodable image ({str(e).strip().splitlines()[-1]})") from e
+    if image is None or image.size == 0:
+        raise ImageDecodeError(f"{name}: not a decodable image (corrupt, truncated or unsupported format)")
+    return to_bgr_uint8(image, name)
+
+
+def decode_image(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read and decode one image file to ``uint8[H, W, 3]`` BGR."""
+    return decode_bytes(read_bytes(path), str(path))
+
+
+def to_bgr_uint8(image: np.ndarray, name: str = "<array>") -> np.ndarray:
+    """Coerce any plausible image array (gray, BGRA, 16-bit, float in [0, 1]) to ``uint8[H, W, 3]`` BGR.
+
+    Used for decoded files, video frames and arrays users pass to the Python API.
+    """
+    if not isinstance(image, np.ndarray):
+        raise ImageDecodeError(f"{name}: expected a numpy array, got {type(image).__name__}")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim not in (2, 3) or image.shape[0] < 1 or image.shape[1] < 1:
+        raise ImageDecodeError(f"{name}: unsupported image shape {image.shape}")
+    if image.ndim == 3 and image.shape[2] not in (3, 4):
+        raise ImageDecodeError(f"{name}: unsupported channel count {image.shape[2]}")
+    if image.dtype != np.uint8:
+        if image.dtype == np.uint16:
+            image = (image >> 8).astype(np.uint8)
+        elif image.dtype in (np.float32, np.float64, np.float16):
+            if not np.isfinite(image).all():
+                raise ImageDecodeError(f"{name}: image contains NaN or infinite values")
+            image = (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        elif image.dtype == np.bool_ or np.issubdtype(image.dtype, np.integer):
+            image = np.clip(image, 0, 255).astype(np.uint8)
+        else:
+            raise ImageDecodeError(f"{name}: unsupported pixel type {image.dtype}")
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    elif image.shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    return np.ascontiguousarray(image)

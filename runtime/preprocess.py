@@ -1,0 +1,81 @@
+"""Preprocessing: the single implementation of the model contract (numpy + OpenCV).
+
+Training's evaluation path, int8 calibration, export parity checks and the device runtime all call these
+functions, so what a model saw in training is exactly what it sees on the device. Training augmentation
+happens before this, on decoded ``uint8`` images.
+
+Shapes: input ``uint8[H, W, 3]`` BGR (from :mod:`edgecls.runtime.decode`) -> ``float32[3, h, w]``
+where ``(h, w) = contract.input_size``; batches are ``float32[N, 3, h, w]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from edgecls.runtime.contract import ModelContract
+
+_CV2_INTERPOLATION = {
+    "nearest": cv2.INTER_NEAREST,
+    "linear": cv2.INTER_LINEAR,
+    "cubic": cv2.INTER_CUBIC,
+    "area": cv2.INTER_AREA,
+}
+
+
+def resize_to_contract(image: np.ndarray, contract: ModelContract) -> np.ndarray:
+    """Geometric part: ``uint8[H, W, 3]`` -> ``uint8[h, w, 3]`` per ``resize_mode`` (stretch or centre crop)."""
+    out_h, out_w = contract.input_size
+    src_h, src_w = image.shape[:2]
+    interp = _CV2_INTERPOLATION[contract.interpolation]
+    if contract.resize_mode == "stretch":
+        if (src_h, src_w) == (out_h, out_w):
+            return image
+        return cv2.resize(image, (out_w, out_h), interpolation=interp)
+    # shorter_side_crop (timm/torchvision eval convention): scale so the image covers
+    # (out / crop_fraction) on both axes, then take the centre (out_h, out_w).
+    scale = max(out_h / contract.crop_fraction / src_h, out_w / contract.crop_fraction / src_w)
+    new_w = max(out_w, int(round(src_w * scale)))
+    new_h = max(out_h, int(round(src_h * scale)))
+    if (new_h, new_w) != (src_h, src_w):
+        image = cv2.resize(image, (new_w, new_h), interpolation=interp)
+    top = (new_h - out_h) // 2
+    left = (new_w - out_w) // 2
+    return image[top : top + out_h, left : left + out_w]
+
+
+def _affine(contract: ModelContract) -> tuple[np.ndarray, np.ndarray]:
+    # ((x * scale) - mean) / std == x * alpha - beta, one multiply-add per value.
+    std = np.asarray(contract.std, dtype=np.float32)
+    alpha = np.float32(contract.scale) / std
+    beta = np.asarray(contract.mean, dtype=np.float32) / std
+    return alpha, beta
+
+
+def normalize(resized: np.ndarray, contract: ModelContract, out: np.ndarray | None = None) -> np.ndarray:
+    """Value part: ``uint8[h, w, 3]`` BGR -> ``float32[3, h, w]`` in the contract's colour order and scale."""
+    if contract.color_order == "RGB":
+        resized = resized[:, :, ::-1]
+    alpha, beta = _affine(contract)
+    chw = np.transpose(resized, (2, 0, 1))  # view; the arithmetic below materialises it
+    if out is None:
+        out = np.empty(chw.shape, dtype=np.float32)
+    np.multiply(chw, alpha[:, None, None], out=out, dtype=np.float32)
+    out -= beta[:, None, None]
+    return out
+
+
+def preprocess(image: np.ndarray, contract: ModelContract) -> np.ndarray:
+    """``uint8[H, W, 3]`` BGR -> ``float32[3, h, w]``, exactly as the model was trained."""
+    return normalize(resize_to_contract(image, contract), contract)
+
+
+def preprocess_batch(images: Sequence[np.ndarray], contract: ModelContract) -> np.ndarray:
+    """List of ``uint8[H_i, W_i, 3]`` BGR -> ``float32[N, 3, h, w]`` written into one contiguous array."""
+    h, w = contract.input_size
+    batch = np.empty((len(images), 3, h, w), dtype=np.float32)
+    for i, image in enumerate(images):
+        normalize(resize_to_contract(image, contract), contract, out=batch[i])
+    return batch
