@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import onnxruntime as ort
-
 from edgecls.runtime.errors import ModelLoadError, ProviderError
 
 # Short names users type -> onnxruntime provider names.
@@ -68,7 +67,9 @@ def resolve_provider_name(name: str) -> str:
     )
 
 
-def default_provider_options(provider: str, device_id: int = 0, cache_dir: str | None = None) -> dict[str, Any]:
+def default_provider_options(
+    provider: str, device_id: int = 0, cache_dir: str | None = None
+) -> dict[str, Any]:
     """Options that matter for each provider (documented onnxruntime option names)."""
     if provider == "CUDAExecutionProvider":
         return {"device_id": device_id, "cudnn_conv_algo_search": "HEURISTIC"}
@@ -105,8 +106,16 @@ def available_providers() -> list[str]:
 
 
 def select_providers(provider: str = "auto") -> list[str]:
-    """Provider list for a session: the requested one, then CPU as the fallback of last resort."""
+    """Provider list for a session: the requested one, then CPU as the fallback of last resort.
+
+    A provider that only a plugin library brings (registered by :func:`register_plugin_eps`) is listed too;
+    :func:`create_session` attaches it through its ``OrtEpDevice`` entries.
+    """
     available = available_providers()
+    if provider != "auto":
+        full = resolve_provider_name(provider)
+        if full not in available and full in plugin_provider_names():
+            return [full, "CPUExecutionProvider"]
     if provider == "auto":
         for p in AUTO_PREFERENCE:
             if p in available:
@@ -121,7 +130,9 @@ def select_providers(provider: str = "auto") -> list[str]:
     return [full] if full == "CPUExecutionProvider" else [full, "CPUExecutionProvider"]
 
 
-def session_options(threads: int | None = None, strict: bool = False, spin: bool = True) -> ort.SessionOptions:
+def session_options(
+    threads: int | None = None, strict: bool = False, spin: bool = True
+) -> ort.SessionOptions:
     so = ort.SessionOptions()
     # Int8 QDQ kernels fuse only at EXTENDED or higher; ALL adds layout transforms that help conv nets.
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -133,8 +144,17 @@ def session_options(threads: int | None = None, strict: bool = False, spin: bool
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if strict:
         so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
-    so.log_severity_level = 3  # errors only; edgecls reports what matters itself
+    # Fatal only: load errors come back as exceptions that edgecls reports as one line naming the file.
+    so.log_severity_level = 4
     return so
+
+
+def _attach_plugin_provider(so: ort.SessionOptions, provider: str, options: dict[str, Any]) -> None:
+    """Add a plugin EP to ``so`` through its ``OrtEpDevice`` entries (plugin EPs have no name-based path)."""
+    devices = [d for d in ort.get_ep_devices() if d.ep_name == provider]
+    if not devices:
+        raise ProviderError(f"execution provider {provider} is registered but lists no device here")
+    so.add_provider_for_devices(devices, {k: str(v) for k, v in options.items()})
 
 
 def create_session(
@@ -148,36 +168,186 @@ def create_session(
     """Create an InferenceSession and report which providers it really uses.
 
     A requested accelerator that silently ends up on CPU is a warning, or a :class:`ProviderError` with
-    ``strict=True``.
+    ``strict=True`` (which also sets ``session.disable_cpu_ep_fallback`` so nodes cannot leak to the CPU).
     """
     providers = select_providers(provider)
-    options = [
-        {**default_provider_options(p), **(provider_options or {})} if i == 0 else {}
-        for i, p in enumerate(providers)
-    ]
+    primary = providers[0]
+    on_cpu = primary == "CPUExecutionProvider"
+    if strict and not on_cpu:
+        providers = [primary]  # the CPU EP must not be listed when CPU fallback is disabled
+    primary_options = {**default_provider_options(primary), **(provider_options or {})}
     name = "<bytes>" if isinstance(model, bytes) else str(model)
     if not isinstance(model, bytes):
         path = Path(model)
         if not path.is_file():
             raise ModelLoadError(f"{name}: no such model file")
         model = str(path)
+    so = session_options(threads, strict and not on_cpu, spin)
+    kwargs: dict[str, Any] = {}
+    if primary in available_providers():
+        kwargs["providers"] = providers
+        kwargs["provider_options"] = [primary_options if i == 0 else {} for i in range(len(providers))]
+    else:
+        _attach_plugin_provider(so, primary, primary_options)
     try:
-        sess = ort.InferenceSession(
-            model, sess_options=session_options(threads, strict, spin), providers=providers,
-            provider_options=options,
-        )
+        sess = ort.InferenceSession(model, sess_options=so, **kwargs)
     except Exception as e:  # onnxruntime raises several private exception types
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        if isinstance(e, ProviderError):
-            raise
         raise ModelLoadError(f"{name}: cannot load model ({msg})") from e
     used = list(sess.get_providers())
-    fallback = providers[0] != "CPUExecutionProvider" and providers[0] not in used
+    fallback = not on_cpu and primary not in used
     info = SessionInfo(requested=providers, used=used, fallback=fallback)
     if fallback:
-        msg = f"{name}: requested {providers[0]} but the session runs on {', '.join(used)} (silent CPU fallback)"
+        msg = f"{name}: requested {primary} but the session runs on {', '.join(used)} (silent CPU fallback)"
         if strict:
             raise ProviderError(msg)
         info.warnings.append(msg)
         warnings.warn(msg, RuntimeWarning, stacklevel=2)
     return sess, info
+
+
+# --- provider options from the command line ------------------------------------------------------------
+def _coerce(value: str) -> Any:
+    low = value.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
+
+
+def parse_provider_options(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """``["device_id=1", "trt_fp16_enable=false"]`` -> ``{"device_id": 1, "trt_fp16_enable": False}``."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ProviderError(f"provider option {item!r} is not KEY=VALUE")
+        out[key.strip()] = _coerce(value.strip())
+    return out
+
+
+# --- plugin execution providers ----------------------------------------------------------------------------
+#: Python packages that ship a plugin EP library: module name -> provider name it registers. Each exposes
+#: ``get_library_path()`` (the onnxruntime packaging guidance); registration happens only when installed.
+PLUGIN_EP_PACKAGES: dict[str, str] = {
+    "onnxruntime_ep_openvino": "OpenVINOExecutionProvider",
+}
+_registered: dict[str, str] = {}  # module -> registration name, so each library is registered once
+
+
+@dataclass
+class PluginEP:
+    module: str
+    provider: str
+    library: str
+    error: str | None = None
+
+
+def register_plugin_eps() -> list[PluginEP]:
+    """Register the plugin EP library of every installed package in :data:`PLUGIN_EP_PACKAGES`.
+
+    Uses ``ort.register_execution_provider_library`` (onnxruntime >= 1.22); a package that fails to register
+    is reported in the result, not raised, so one broken plugin does not stop the CPU path.
+    """
+    import importlib
+    import importlib.util
+
+    found: list[PluginEP] = []
+    if not hasattr(ort, "register_execution_provider_library"):
+        return found
+    for module, provider in PLUGIN_EP_PACKAGES.items():
+        if importlib.util.find_spec(module) is None:
+            continue
+        entry = PluginEP(module=module, provider=provider, library="")
+        try:
+            mod = importlib.import_module(module)
+            entry.library = str(mod.get_library_path())
+            if hasattr(mod, "get_ep_name"):
+                entry.provider = str(mod.get_ep_name())
+            if module not in _registered:
+                ort.register_execution_provider_library(module, entry.library)
+                _registered[module] = module
+        except Exception as e:  # a broken plugin must not take the runtime down
+            entry.error = f"{type(e).__name__}: {e}".splitlines()[0]
+        found.append(entry)
+    return found
+
+
+def plugin_provider_names() -> set[str]:
+    """Providers that registered plugin libraries offer devices for (registers installed plugins first)."""
+    if not hasattr(ort, "get_ep_devices"):
+        return set()
+    plugins = register_plugin_eps()
+    if not plugins:
+        return set()
+    return {d.ep_name for d in ort.get_ep_devices()} - set(available_providers())
+
+
+@dataclass
+class DeviceInfo:
+    """One ``OrtEpDevice``: a provider paired with a hardware device it can run on."""
+
+    provider: str
+    vendor: str
+    device_type: str
+    device_vendor: str
+    device_id: int
+    metadata: dict[str, str]
+
+
+def ep_devices() -> list[DeviceInfo]:
+    """Every (provider, device) pair onnxruntime reports, plugin providers included."""
+    if not hasattr(ort, "get_ep_devices"):
+        return []
+    register_plugin_eps()
+    return [
+        DeviceInfo(
+            provider=d.ep_name, vendor=d.ep_vendor, device_type=str(d.device.type).rsplit(".", 1)[-1],
+            device_vendor=d.device.vendor, device_id=int(d.device.device_id),
+            metadata={**dict(d.device.metadata), **dict(d.ep_metadata)},
+        )
+        for d in ort.get_ep_devices()
+    ]
+
+
+@dataclass
+class ProviderRow:
+    """A line of ``edgecls providers``."""
+
+    provider: str
+    short_names: list[str]
+    available: bool
+    source: str  # "built-in", "plugin <module>", or "not in this build"
+    devices: list[str]
+    auto_rank: int | None  # position in the ``auto`` preference order, None if never chosen by auto
+
+
+def describe_providers() -> list[ProviderRow]:
+    """What this machine has: every known provider, whether it is usable here, and its devices."""
+    available = available_providers()
+    plugins = {p.provider: p for p in register_plugin_eps()}
+    devices = ep_devices()
+    names = list(dict.fromkeys([*available, *plugins, *PROVIDER_ALIASES.values()]))
+    rows: list[ProviderRow] = []
+    for name in names:
+        devs = [f"{d.device_type} {d.device_vendor} (id {d.device_id})" for d in devices
+                if d.provider == name]
+        if name in plugins:
+            source = f"plugin {plugins[name].module}" + (f" (error: {plugins[name].error})"
+                                                         if plugins[name].error else "")
+        else:
+            source = "built-in" if name in available else "not in this build"
+        rows.append(ProviderRow(
+            provider=name,
+            short_names=sorted(k for k, v in PROVIDER_ALIASES.items() if v == name),
+            available=name in available or bool(devs and name in plugins),
+            source=source,
+            devices=devs,
+            auto_rank=AUTO_PREFERENCE.index(name) if name in AUTO_PREFERENCE else None,
+        ))
+    rows.sort(key=lambda r: (not r.available, r.provider))
+    return rows
