@@ -1,0 +1,330 @@
+"""Benchmark reports: the terminal table, JSON (one document: environment + rows), CSV, Markdown and a plot.
+
+Ratios shown (``x fp32``) compare each row's p50 with the fp32 onnxruntime CPU row of the same model family,
+batch and threads (``BenchRow.speedup``, filled by ``compute_ratios``); ``ref`` marks that row itself.
+Every file is written atomically. matplotlib is imported only for ``--plot``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from edgecls.runtime.atomic import atomic_path, atomic_write_text
+from edgecls.runtime.bench import BenchResult, BenchRow, is_reference
+from edgecls.runtime.bench_env import Environment
+from edgecls.runtime.errors import MissingExtraError
+
+
+def _num(v: float | None, fmt: str = "{:.2f}") -> str:
+    return "-" if v is None else fmt.format(v)
+
+
+def engine_provider(row: BenchRow) -> str:
+    """``ort CPU``, ``ort CUDA -> CPU (fallback)``, ``opencv-dnn``, ``pytorch-eager``."""
+    if row.engine != "onnxruntime":
+        return row.engine
+    short = row.provider.replace("ExecutionProvider", "")
+    if row.fallback:
+        used = ",".join(p.replace("ExecutionProvider", "") for p in row.providers_used) or "CPU"
+        return f"ort {short} -> {used} (fallback)"
+    return f"ort {short}"
+
+
+def speedup_text(row: BenchRow) -> str:
+    if is_reference(row):
+        return "ref"
+    return "-" if row.speedup is None else f"{row.speedup:.2f}x"
+
+
+def accuracy_text(row: BenchRow) -> str:
+    if row.accuracy is None:
+        return "-"
+    delta = "" if row.accuracy_delta is None or is_reference(row) else f" ({row.accuracy_delta:+.1f})"
+    return f"{100 * row.accuracy:.1f}{delta}"
+
+
+def note_text(row: BenchRow) -> str:
+    if row.error:
+        return f"ERROR: {row.error}"
+    return "; ".join(row.warnings)
+
+
+# (header, formatter, right-aligned) for the main table; CSV uses raw values instead.
+COLUMNS: list[tuple[str, Callable[[BenchRow], str], bool]] = [
+    ("model", lambda r: r.label, False),
+    ("variant", lambda r: r.variant, False),
+    ("engine / provider", engine_provider, False),
+    ("batch", lambda r: _num(r.batch, "{}"), True),
+    ("threads", lambda r: "default" if r.threads is None else str(r.threads), True),
+    ("p50 ms", lambda r: _num(r.p50_ms), True),
+    ("p90 ms", lambda r: _num(r.p90_ms), True),
+    ("p99 ms", lambda r: _num(r.p99_ms), True),
+    ("mean+-std ms", lambda r: "-" if r.mean_ms is None else f"{r.mean_ms:.2f}+-{r.std_ms or 0:.2f}", True),
+    ("min ms", lambda r: _num(r.min_ms), True),
+    ("img/s", lambda r: _num(r.throughput_ips, "{:.1f}"), True),
+    ("x fp32", speedup_text, True),
+    ("cold start ms", lambda r: _num(r.session_create_ms, "{:.0f}"), True),
+    ("peak RSS MB", lambda r: _num(r.peak_rss_mb, "{:.0f}"), True),
+    ("size MB", lambda r: _num(r.model_size_mb), True),
+    ("top-1 %", accuracy_text, True),
+]
+
+E2E_COLUMNS: list[tuple[str, Callable[[BenchRow], str]]] = [
+    ("model", lambda r: r.label),
+    ("engine / provider", engine_provider),
+    ("batch", lambda r: _num(r.batch, "{}")),
+    ("threads", lambda r: "default" if r.threads is None else str(r.threads)),
+    ("images", lambda r: str(r.e2e.images) if r.e2e else "-"),
+    ("decode ms", lambda r: _num(r.e2e.decode_ms if r.e2e else None)),
+    ("preprocess ms", lambda r: _num(r.e2e.preprocess_ms if r.e2e else None)),
+    ("infer ms", lambda r: _num(r.e2e.infer_ms if r.e2e else None)),
+    ("postprocess ms", lambda r: _num(r.e2e.postprocess_ms if r.e2e else None, "{:.3f}")),
+    ("total ms/img", lambda r: _num(r.e2e.total_ms if r.e2e else None)),
+    ("img/s", lambda r: _num(r.e2e.images_per_s if r.e2e else None, "{:.1f}")),
+    ("top-1 %", accuracy_text),
+]
+
+
+def environment_line(env: Environment) -> str:
+    v = env.versions
+    return (
+        f"{env.cpu_model} ({env.machine}, {env.physical_cores} physical / {env.logical_cores} logical cores, "
+        f"ISA: {' '.join(env.isa) or 'unknown'}) | onnxruntime {v.get('onnxruntime')}, "
+        f"opencv {v.get('opencv')}, numpy {v.get('numpy')}, torch {v.get('torch') or 'not installed'} | "
+        f"{env.timestamp}"
+    )
+
+
+# --------------------------------------------------------------------------------------------------------
+# Terminal
+# --------------------------------------------------------------------------------------------------------
+def print_report(result: BenchResult, console: Any = None) -> None:
+    """The rich table (and the end-to-end stage table when measured), then errors/fallbacks as notes."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = console or Console()
+    table = Table(
+        title="edgecls bench (latency per call = one batch)", caption=environment_line(result.environment)
+    )
+    for header, _, right in COLUMNS:
+        table.add_column(header, justify="right" if right else "left", overflow="fold")
+    for row in result.rows:
+        style = (
+            "red" if row.error else ("yellow" if row.fallback else ("bold" if is_reference(row) else None))
+        )
+        table.add_row(*[f(row) for _, f, _ in COLUMNS], style=style)
+    console.print(table)
+    e2e_rows = [r for r in result.rows if r.e2e]
+    if e2e_rows:
+        t2 = Table(
+            title="end-to-end per image (decode -> preprocess -> infer -> postprocess)"
+            + (" on synthetic JPEGs" if any(r.e2e.synthetic for r in e2e_rows if r.e2e) else "")
+        )
+        for header, _ in E2E_COLUMNS:
+            t2.add_column(header, justify="left" if header in ("model", "engine / provider") else "right")
+        for row in e2e_rows:
+            t2.add_row(*[f(row) for _, f in E2E_COLUMNS])
+        console.print(t2)
+    for (label, note, is_error), count in grouped_notes(result.rows).items():
+        rows = f" ({count} configurations)" if count > 1 else ""
+        console.print(
+            f"[{'red' if is_error else 'yellow'}]{escape(label)}{rows}: {escape(note)}[/]", highlight=False
+        )
+
+
+def grouped_notes(rows: Sequence[BenchRow]) -> dict[tuple[str, str, bool], int]:
+    """(model label, note, is error) -> how many rows carry it: the same note is printed once per model."""
+    out: dict[tuple[str, str, bool], int] = {}
+    for row in rows:
+        notes = [f"ERROR: {row.error}"] if row.error else list(row.warnings)
+        for note in notes:
+            key = (row.label, note, row.error is not None)
+            out[key] = out.get(key, 0) + 1
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------
+# Files
+# --------------------------------------------------------------------------------------------------------
+def write_json(result: BenchResult, path: str | os.PathLike[str]) -> Path:
+    """One JSON document ``{environment, settings, rows}`` (rows include every timed sample)."""
+    return atomic_write_text(path, json.dumps(result.to_dict(), indent=2) + "\n")
+
+
+def load_json(path: str | os.PathLike[str]) -> BenchResult:
+    return BenchResult.from_dict(json.loads(Path(path).read_text()))
+
+
+CSV_FIELDS: tuple[str, ...] = (
+    "label",
+    "model",
+    "variant",
+    "engine",
+    "provider",
+    "providers_used",
+    "fallback",
+    "batch",
+    "threads",
+    "runs",
+    "warmup",
+    "p50_ms",
+    "p90_ms",
+    "p99_ms",
+    "mean_ms",
+    "std_ms",
+    "min_ms",
+    "max_ms",
+    "throughput_ips",
+    "speedup",
+    "reference",
+    "session_create_ms",
+    "first_run_ms",
+    "peak_rss_mb",
+    "model_rss_mb",
+    "model_size_mb",
+    "accuracy",
+    "accuracy_delta",
+    "accuracy_images",
+    "e2e_images",
+    "e2e_decode_ms",
+    "e2e_preprocess_ms",
+    "e2e_infer_ms",
+    "e2e_postprocess_ms",
+    "e2e_total_ms",
+    "e2e_images_per_s",
+    "error",
+    "warnings",
+)
+
+
+def _csv_record(row: BenchRow) -> dict[str, Any]:
+    d = row.to_dict(samples=False)
+    d["providers_used"] = ";".join(row.providers_used)
+    d["warnings"] = " | ".join(row.warnings)
+    e = row.e2e
+    for k in (
+        "images",
+        "decode_ms",
+        "preprocess_ms",
+        "infer_ms",
+        "postprocess_ms",
+        "total_ms",
+        "images_per_s",
+    ):
+        d[f"e2e_{k}"] = getattr(e, k) if e else None
+    return {k: ("" if d.get(k) is None else d.get(k)) for k in CSV_FIELDS}
+
+
+def write_csv(result: BenchResult, path: str | os.PathLike[str]) -> Path:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(CSV_FIELDS))
+    writer.writeheader()
+    for row in result.rows:
+        writer.writerow(_csv_record(row))
+    return atomic_write_text(path, buf.getvalue())
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(result: BenchResult) -> str:
+    lines = [f"Environment: {environment_line(result.environment)}", ""]
+    headers = [h for h, _, _ in COLUMNS] + ["note"]
+    lines += [
+        "| " + " | ".join(headers) + " |",
+        "|" + "|".join("---:" if right else "---" for _, _, right in COLUMNS) + "|---|",
+    ]
+    for row in result.rows:
+        cells = [f(row) for _, f, _ in COLUMNS] + [note_text(row)]
+        lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
+    e2e_rows = [r for r in result.rows if r.e2e]
+    if e2e_rows:
+        lines += [
+            "",
+            "End-to-end, per image:",
+            "",
+            "| " + " | ".join(h for h, _ in E2E_COLUMNS) + " |",
+            "|" + "|".join("---" for _ in E2E_COLUMNS) + "|",
+        ]
+        lines += ["| " + " | ".join(_md_cell(f(r)) for _, f in E2E_COLUMNS) + " |" for r in e2e_rows]
+    lines += [
+        "",
+        "Latency is per call (one batch); `x fp32` = p50 of the fp32 onnxruntime CPU row of the same "
+        "model, batch and threads divided by this row's p50; top-1 in %, (change vs fp32 in points).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_markdown(result: BenchResult, path: str | os.PathLike[str]) -> Path:
+    return atomic_write_text(path, to_markdown(result))
+
+
+# --------------------------------------------------------------------------------------------------------
+# Plot
+# --------------------------------------------------------------------------------------------------------
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+    except ImportError as e:
+        raise MissingExtraError(
+            "--plot needs matplotlib: pip install matplotlib (or 'edgecls[train]')"
+        ) from e
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _short_label(row: BenchRow) -> str:
+    return f"{row.label} | {engine_provider(row)} | b{row.batch} t{row.threads or 'def'}"
+
+
+def write_plot(
+    result: BenchResult, path: str | os.PathLike[str], rows: Sequence[BenchRow] | None = None
+) -> Path:
+    """Latency distribution (ms per image) per configuration; beside it speed vs accuracy when known."""
+    plt = _pyplot()
+    ok = [r for r in (rows if rows is not None else result.rows) if r.ok and r.samples_ms and r.batch]
+    scored = [r for r in ok if r.accuracy is not None]
+    ncols = 2 if scored else 1
+    height = max(3.0, 0.35 * len(ok) + 1.5)
+    fig, axes = plt.subplots(1, ncols, figsize=(9 + 5 * (ncols - 1), height), squeeze=False)
+    ax = axes[0][0]
+    if ok:
+        data = [[s / r.batch for s in r.samples_ms] for r in ok]
+        ax.boxplot(data, vert=False, showfliers=True, flierprops={"markersize": 2})
+        ax.set_yticks(range(1, len(ok) + 1), [_short_label(r) for r in ok], fontsize=7)
+        ax.set_xscale("log")
+    ax.set_xlabel("latency per image, ms (log scale; box = p25-p75, whiskers 1.5 IQR)")
+    ax.set_title("latency distribution")
+    if scored:
+        ax2 = axes[0][1]
+        for r in scored:
+            x, y = (r.p50_ms or 0) / r.batch, 100 * (r.accuracy or 0)
+            ax2.scatter([x], [y], s=25)
+            ax2.annotate(
+                f"{r.variant} {engine_provider(r)} b{r.batch} t{r.threads or 'def'}",
+                (x, y),
+                fontsize=6,
+                xytext=(3, 3),
+                textcoords="offset points",
+            )
+        ax2.set_xscale("log")
+        ax2.set_xlabel("p50 latency per image, ms (log)")
+        ax2.set_ylabel("top-1 accuracy, %")
+        ax2.set_title("speed vs accuracy")
+    fig.suptitle(environment_line(result.environment), fontsize=7)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=130, format=Path(path).suffix.lstrip(".") or "png")
+    plt.close(fig)
+    return Path(path)
