@@ -1,0 +1,219 @@
+"""The export pipeline: a trained model -> model.onnx (+ golden file, fp16, int8), each checked, all atomic.
+
+Output directory layout::
+
+    model.onnx              fp32, contract in metadata_props (provenance.variant = "fp32")
+    model.golden.npz        inputs + expected PyTorch logits for torch-free runtime tests (see golden.py)
+    model.fp16.onnx         with --fp16 (float32 inputs/outputs)
+    model.int8.onnx         with --quantize, plus quantization_report.json / .md
+    export_report.json      what was done and measured
+
+The fp32 file is published only after parity passes (it is written to a temporary sibling first), and data
+problems (missing run data, unreadable calibration folders) are found before anything is
+written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgecls.export.fp16 import convert_to_fp16
+from edgecls.export.golden import golden_path_for, make_golden, write_golden
+from edgecls.export.onnx_export import DEFAULT_OPSET, Exporter, export_to_onnx
+from edgecls.export.parity import FP32_ATOL, ParityError, ParityResult, check_parity
+from edgecls.export.quant_data import ImageList, images_from_run, load_role_images
+from edgecls.export.quantize import DEFAULT_MAX_DROP, QuantizeOptions, quantize_model
+from edgecls.export.run_data import DataRef, data_ref_of
+from edgecls.runtime.atomic import atomic_path, atomic_write_text
+from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.errors import DataError
+from torch import nn
+
+Log = Callable[[str], None]
+
+FP32_NAME = "model.onnx"
+INT8_NAME = "model.int8.onnx"
+FP16_NAME = "model.fp16.onnx"
+REPORT_NAME = "export_report.json"
+
+
+@dataclass
+class ExportOptions:
+    out_dir: str | None = None  # None: <run dir>/export
+    opset: int = DEFAULT_OPSET
+    exporter: Exporter = "auto"
+    fp16: bool = False
+    quantize: bool = False
+    data: str | None = None  # images for the parity check; None: the run's val split
+    calib: str | None = None  # None: the run's train split
+    val: str | None = None  # None: the run's val split
+    max_drop: float = DEFAULT_MAX_DROP
+    parity_images: int = 32
+    calib_images: int = 500
+    val_images: int = 1000
+    quantize_options: QuantizeOptions | None = None
+
+
+@dataclass
+class ExportReport:
+    out_dir: str
+    files: dict[str, str]
+    exporter: str
+    opset: int
+    fallback_reason: str | None
+    parity: list[dict[str, Any]]
+    parity_images: str
+    quantization: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ExportInputs:
+    """What the pipeline needs besides the model: images for each role, loaded (and validated) up front."""
+
+    parity: ImageList
+    calibration: ImageList | None = None
+    validation: ImageList | None = None
+
+
+def resolve_inputs(
+    options: ExportOptions, contract: ModelContract, ref: DataRef | None, origin: str
+) -> ExportInputs:
+    """Load parity / calibration / validation images, failing before any file is written."""
+
+    def from_spec_or_run(spec: str | None, split: str, role: str, limit: int) -> ImageList:
+        if spec is not None:
+            return load_role_images(spec, contract, role, limit, builtin_split=split)
+        if ref is None:
+            raise DataError(
+                f"{origin}: cannot tell which data the model was trained on; pass --data/--calib/--val"
+            )
+        return images_from_run(ref, split, contract, limit)
+
+    parity = from_spec_or_run(options.data, "val", "the parity check", options.parity_images)
+    if not options.quantize:
+        return ExportInputs(parity)
+    calib = from_spec_or_run(options.calib, "train", "calibration", options.calib_images)
+    val = from_spec_or_run(options.val or options.data, "val", "validation", options.val_images)
+    return ExportInputs(parity, calib, val)
+
+
+def default_out_dir(run_or_checkpoint: str | os.PathLike[str]) -> Path:
+    p = Path(run_or_checkpoint)
+    return (p if p.is_dir() else p.parent) / "export"
+
+
+def export_model(
+    model: nn.Module,
+    contract: ModelContract,
+    out_dir: str | os.PathLike[str],
+    inputs: ExportInputs,
+    options: ExportOptions,
+    log: Log = print,
+) -> ExportReport:
+    """Export ``model`` with ``contract`` into ``out_dir``: fp32, parity, golden, then fp16/int8."""
+    t0 = time.perf_counter()
+    out = Path(out_dir)
+    fp32_path = out / FP32_NAME
+    contract = contract.with_provenance(variant="fp32")
+    images = inputs.parity.images
+    with atomic_path(fp32_path) as tmp:
+        result = export_to_onnx(model, contract, tmp, opset=options.opset, exporter=options.exporter)
+        parity = check_parity(model, tmp, images, contract)
+        golden = make_golden(images, contract, model)
+        golden_parity = check_parity(model, tmp, list(golden["images"]), contract)
+        golden_parity.variant = "fp32-golden"
+        for p in (parity, golden_parity):
+            log(f"parity {p.describe()}")
+            if not p.passed:
+                raise ParityError(f"ONNX export does not match PyTorch: {p.describe()}; nothing was written")
+    how = result.exporter + (f" (dynamo failed: {result.fallback_reason})" if result.fallback_reason else "")
+    log(f"wrote {fp32_path} (opset {result.opset}, {result.nodes} nodes, exporter {how})")
+    files = {"fp32": str(fp32_path), "golden": str(write_golden(golden_path_for(fp32_path), golden))}
+    parities: list[ParityResult] = [parity, golden_parity]
+    warnings: list[str] = []
+    if options.fp16:
+        fp16_path = convert_to_fp16(fp32_path, out / FP16_NAME)
+        p16 = check_parity(model, fp16_path, images, contract, variant="fp16", atol=None)
+        log(f"parity {p16.describe()}")
+        if p16.top1_mismatches:
+            warnings.append(
+                f"fp16 changes the top-1 class on {p16.top1_mismatches}/{p16.images} parity images"
+            )
+        parities.append(p16)
+        files["fp16"] = str(fp16_path)
+    quant = None
+    if options.quantize:
+        assert inputs.calibration is not None and inputs.validation is not None
+        qopts = options.quantize_options or QuantizeOptions()
+        qopts.max_drop = options.max_drop
+        report = quantize_model(
+            fp32_path, out / INT8_NAME, inputs.calibration, inputs.validation, contract, qopts, log
+        )
+        files["int8"] = report.int8_model
+        files["quantization_report"] = str(out / "quantization_report.json")
+        quant = {
+            k: report.to_dict()[k]
+            for k in (
+                "recipe",
+                "metric",
+                "fp32",
+                "int8",
+                "drop_points",
+                "max_drop",
+                "budget_met",
+                "nodes_kept_float",
+                "size_bytes",
+                "latency",
+                "speedup_p50",
+            )
+        }
+    report_obj = ExportReport(
+        out_dir=str(out),
+        files=files,
+        exporter=result.exporter,
+        opset=result.opset,
+        fallback_reason=result.fallback_reason,
+        parity=[p.to_dict() for p in parities],
+        parity_images=f"{len(images)} images from {inputs.parity.source}",
+        quantization=quant,
+        warnings=warnings,
+        seconds=round(time.perf_counter() - t0, 1),
+    )
+    atomic_write_text(out / REPORT_NAME, json.dumps(report_obj.to_dict(), indent=2) + "\n")
+    files["report"] = str(out / REPORT_NAME)
+    return report_obj
+
+
+def export_checkpoint(
+    run_or_checkpoint: str | os.PathLike[str], options: ExportOptions | None = None, log: Log = print
+) -> ExportReport:
+    """``edgecls export RUN_OR_CHECKPOINT``: rebuild the trained model and export it with its contract."""
+    from edgecls.training.checkpoint import load_checkpoint
+
+    options = options or ExportOptions()
+    ckpt = load_checkpoint(run_or_checkpoint)
+    model = ckpt.build_model()
+    contract = ckpt.contract.with_provenance(
+        arch=ckpt.arch,
+        arch_kwargs=ckpt.arch_kwargs,
+        checkpoint_sha256=ckpt.sha256,
+        checkpoint=ckpt.path.name,
+        metrics=ckpt.contract.provenance.get("metrics", ckpt.raw.get("metrics", {})),
+    )
+    inputs = resolve_inputs(options, contract, data_ref_of(ckpt.raw, ckpt.path), str(ckpt.path))
+    out = Path(options.out_dir) if options.out_dir else default_out_dir(run_or_checkpoint)
+    return export_model(model, contract, out, inputs, options, log)
+
+
+__all__ = ["ExportOptions", "ExportReport", "FP32_ATOL", "export_checkpoint", "export_model"]

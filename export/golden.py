@@ -1,0 +1,61 @@
+"""The golden file: inputs and expected logits that let the runtime's tests check a model without torch.
+
+Format (``<stem>.golden.npz`` next to the fp32 model, e.g. ``model.golden.npz`` for ``model.onnx``):
+
+- ``images``  uint8[N, 64, 64, 3] BGR: real decoded images, each resized with ``cv2.INTER_AREA`` to 64x64
+  so they stack (the resize happens before the contract's preprocessing, which then runs on these).
+- ``inputs``  float32[N, 3, h, w] = ``preprocess_batch(images, contract)``.
+- ``logits``  float32[N, C] from PyTorch on ``inputs``.
+- ``labels``  str[C] the contract's labels.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+from edgecls.export.parity import torch_logits
+from edgecls.runtime.atomic import atomic_write_bytes
+from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.preprocess import preprocess_batch
+from torch import nn
+
+GOLDEN_IMAGE_SIZE = 64
+GOLDEN_COUNT = 8
+
+
+def golden_path_for(onnx_path: str | os.PathLike[str]) -> Path:
+    p = Path(onnx_path)
+    return p.with_name(f"{p.stem}.golden.npz")
+
+
+def make_golden(
+    images: Sequence[np.ndarray], contract: ModelContract, model: nn.Module
+) -> dict[str, np.ndarray]:
+    """Arrays of the golden file from decoded ``uint8[H, W, 3]`` BGR images (the first GOLDEN_COUNT)."""
+    side = GOLDEN_IMAGE_SIZE
+    stacked = np.stack(
+        [cv2.resize(im, (side, side), interpolation=cv2.INTER_AREA) for im in list(images)[:GOLDEN_COUNT]]
+    ).astype(np.uint8)
+    inputs = preprocess_batch(list(stacked), contract)
+    return {
+        "images": stacked,
+        "inputs": inputs,
+        "logits": torch_logits(model, inputs),
+        "labels": np.array(contract.labels),
+    }
+
+
+def write_golden(path: str | os.PathLike[str], arrays: dict[str, np.ndarray]) -> Path:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def read_golden(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}

@@ -1,0 +1,84 @@
+"""Measuring a quantized model against its float original: accuracy, agreement, logit error, latency, size."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from edgecls.export.parity import onnx_logits
+
+
+def top1(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Fraction of rows of float32[N, C] whose argmax equals int64[N] labels."""
+    return float(np.mean(logits.argmax(1) == labels))
+
+
+def agreement(a: np.ndarray, b: np.ndarray) -> float:
+    """Fraction of images on which two models pick the same top-1 class."""
+    return float(np.mean(a.argmax(1) == b.argmax(1)))
+
+
+def relative_error(q: np.ndarray, f: np.ndarray) -> float:
+    """Mean over images of ||q - f||^2 / ||f||^2 for float32[N, C] logits (a smooth sensitivity signal)."""
+    num = np.sum((q.astype(np.float64) - f) ** 2, axis=1)
+    den = np.maximum(np.sum(f.astype(np.float64) ** 2, axis=1), 1e-12)
+    return float(np.mean(num / den))
+
+
+@dataclass
+class Accuracy:
+    """One variant on the validation images; ``score`` is what the budget compares (top-1 or agreement)."""
+
+    top1: float | None  # None when the images are unlabelled
+    agreement: float  # with fp32
+    relative_error: float  # vs fp32 logits
+
+    @property
+    def score(self) -> float:
+        return self.top1 if self.top1 is not None else self.agreement
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def measure_accuracy(
+    path: str | os.PathLike[str], inputs: np.ndarray, labels: np.ndarray | None, fp32_logits: np.ndarray
+) -> tuple[Accuracy, np.ndarray]:
+    """Run ``path`` on float32[N, 3, h, w] inputs -> (its Accuracy, its float32[N, C] logits)."""
+    logits = onnx_logits(path, inputs)
+    acc = Accuracy(
+        None if labels is None else top1(logits, labels),
+        agreement(logits, fp32_logits),
+        relative_error(logits, fp32_logits),
+    )
+    return acc, logits
+
+
+def latency_ms(
+    path: str | os.PathLike[str],
+    input_shape: tuple[int, int, int],
+    runs: int = 50,
+    warmup: int = 10,
+    threads: int | None = None,
+) -> dict[str, float]:
+    """Batch-1 latency of one session on this machine: p50/p90 in milliseconds, warm-up excluded."""
+    from edgecls.runtime.session import create_session
+
+    sess, _ = create_session(path, provider="cpu", threads=threads)
+    name = sess.get_inputs()[0].name
+    x = np.random.default_rng(0).standard_normal((1, *input_shape)).astype(np.float32)
+    for _ in range(warmup):
+        sess.run(None, {name: x})
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        sess.run(None, {name: x})
+        times.append((time.perf_counter() - t0) * 1e3)
+    return {
+        "p50_ms": float(np.percentile(times, 50)),
+        "p90_ms": float(np.percentile(times, 90)),
+        "runs": runs,
+    }

@@ -1,0 +1,177 @@
+"""onnxruntime static QDQ quantization, prepared once and repeatable per recipe.
+
+``StaticQuantizer`` runs ``quant_pre_process`` (shape inference + graph optimisation, BN folding) once,
+calibrates activation ranges once per calibration method (onnxruntime's calibration cache), and then writes
+an int8 QDQ model for any recipe (types, reduce_range, nodes kept in float) in about a second, so the
+accuracy-budget search can afford many variants. Calibration batches come from the runtime's
+``preprocess_batch``; at most ``CALIB_STRIDE`` batches of activations are held in memory at a time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import onnx
+from edgecls.export.quant_data import ImageList
+from edgecls.export.quant_isa import QuantRecipe
+from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.errors import EdgeclsError
+
+CALIB_BATCH = 8
+CALIB_STRIDE = 8  # batches per collect_data() call: bounds memory (MobileNetV2 at 224 px: ~25 MB/image)
+
+#: Ops whose float fallback can change accuracy (compute ops); data-movement ops follow their neighbours.
+SENSITIVE_OPS = frozenset(
+    {
+        "Conv",
+        "ConvTranspose",
+        "Gemm",
+        "MatMul",
+        "Add",
+        "Mul",
+        "AveragePool",
+        "GlobalAveragePool",
+        "Concat",
+        "Sigmoid",
+        "HardSwish",
+        "HardSigmoid",
+    }
+)
+
+
+class QuantizationError(EdgeclsError):
+    """onnxruntime could not quantize the model."""
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """onnxruntime.quantization logs advice at WARNING level on every call; keep the user's terminal clean."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        root.setLevel(level)
+
+
+def _calibration_reader(images: ImageList, contract: ModelContract, input_name: str) -> object:
+    """A CalibrationDataReader over preprocessed batches that supports strided collection."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class _Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.n_batches = (len(images) + CALIB_BATCH - 1) // CALIB_BATCH
+            self.set_range(0, self.n_batches)
+
+        def __len__(self) -> int:
+            return self.n_batches
+
+        def set_range(self, start_index: int, end_index: int) -> None:
+            self._next, self._end = start_index, min(end_index, self.n_batches)
+
+        def get_next(self) -> dict | None:
+            if self._next >= self._end:
+                return None
+            i = self._next * CALIB_BATCH
+            self._next += 1
+            # float32[B, 3, h, w], exactly what the device feeds the model
+            return {input_name: images.inputs_slice(contract, i, i + CALIB_BATCH)}
+
+    return _Reader()
+
+
+def _stride(n_batches: int) -> int:
+    """Largest divisor of n_batches not above CALIB_STRIDE (onnxruntime requires an exact division)."""
+    return max(d for d in range(1, min(CALIB_STRIDE, n_batches) + 1) if n_batches % d == 0)
+
+
+class StaticQuantizer:
+    """Quantize one fp32 model repeatedly with different recipes, sharing pre-processing and calibration."""
+
+    def __init__(
+        self,
+        fp32_path: str | os.PathLike[str],
+        calibration: ImageList,
+        contract: ModelContract,
+        workdir: str | os.PathLike[str],
+    ) -> None:
+        self.workdir = Path(workdir)
+        self.calibration = calibration
+        self.contract = contract
+        self.pre_path = self.workdir / "preprocessed.onnx"
+        self.preprocess_note = self._pre_process(Path(fp32_path))
+        model = onnx.load(str(self.pre_path), load_external_data=False)
+        inits = {i.name for i in model.graph.initializer}
+        self.input_name = next(i.name for i in model.graph.input if i.name not in inits)
+
+    def _pre_process(self, fp32_path: Path) -> str:
+        """quant_pre_process (symbolic shape inference + ORT basic optimisation); names every node."""
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+
+        note = "quant_pre_process"
+        try:
+            with _quiet():
+                quant_pre_process(str(fp32_path), str(self.pre_path))
+        except Exception as e:  # some graphs defeat symbolic shape inference; quantize them as they are
+            note = f"quant_pre_process skipped ({type(e).__name__}: {str(e).strip()[:120]})"
+            onnx.save(onnx.load(str(fp32_path)), str(self.pre_path))
+        model = onnx.load(str(self.pre_path))
+        seen: set[str] = set()
+        for i, node in enumerate(model.graph.node):  # nodes_to_exclude works by name: names must exist
+            if not node.name or node.name in seen:
+                node.name = f"{node.op_type}_{i}"
+            seen.add(node.name)
+        onnx.save(model, str(self.pre_path))
+        return note
+
+    def quantize(self, recipe: QuantRecipe, out_path: str | os.PathLike[str]) -> Path:
+        """Write the int8 QDQ model for ``recipe`` (scratch path; the caller publishes it atomically)."""
+        from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+        cache = self.workdir / f"ranges-{recipe.calibrate_method}.json"
+        reader = _calibration_reader(self.calibration, self.contract, self.input_name)
+        extra = {"CalibStridedMinMax": _stride(len(reader))}  # strided collection works for every method
+        if recipe.calibrate_method == "Percentile":
+            extra["CalibPercentile"] = 99.999
+        try:
+            with _quiet():
+                quantize_static(
+                    str(self.pre_path),
+                    str(out_path),
+                    calibration_data_reader=reader,
+                    quant_format=QuantFormat.QDQ,
+                    per_channel=recipe.per_channel,
+                    reduce_range=recipe.reduce_range,
+                    activation_type=QuantType[recipe.activation_type],
+                    weight_type=QuantType[recipe.weight_type],
+                    nodes_to_exclude=list(recipe.nodes_to_exclude) or None,
+                    calibrate_method=CalibrationMethod[recipe.calibrate_method],
+                    extra_options=extra,
+                    calibration_cache_path=str(cache),
+                )
+        except Exception as e:
+            msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+            raise QuantizationError(
+                f"onnxruntime could not quantize the model ({recipe.describe()}): {msg}"
+            ) from e
+        return Path(out_path)
+
+
+def quantized_compute_nodes(int8_path: str | os.PathLike[str]) -> list[str]:
+    """Names of compute nodes that consume int8 (DequantizeLinear) inputs: the candidates to keep in float."""
+    model = onnx.load(str(int8_path))
+    dq_outputs = {o for n in model.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    return [
+        n.name
+        for n in model.graph.node
+        if n.op_type in SENSITIVE_OPS and any(i in dq_outputs for i in n.input)
+    ]

@@ -1,0 +1,39 @@
+"""Session fixtures of the export area: real exports of the tiny training runs (shared with other areas).
+
+``exported_tiny`` -> a directory holding model.onnx (fp32), model.int8.onnx, model.fp16.onnx,
+model.golden.npz, quantization_report.json/.md and export_report.json, made from ``tiny_run``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+#: Small but real settings: every stage runs, in a few seconds.
+FAST_QUANT = {"latency_runs": 5, "latency_warmup": 2, "sensitivity_images": 32}
+
+
+def fast_export_options(out: Path, **overrides: object) -> object:
+    from edgecls.export.export_run import ExportOptions
+    from edgecls.export.quantize import QuantizeOptions
+
+    kw: dict[str, object] = {
+        "out_dir": str(out),
+        "parity_images": 16,
+        "calib_images": 64,
+        "val_images": 96,
+        "quantize_options": QuantizeOptions(**FAST_QUANT),
+    }  # type: ignore[arg-type]
+    kw.update(overrides)
+    return ExportOptions(**kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def exported_tiny(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``edgecls export tiny_run --quantize --fp16`` into a fresh directory; returns that directory."""
+    from edgecls.export.export_run import export_checkpoint
+
+    out = tmp_path_factory.mktemp("exported") / "tiny"
+    export_checkpoint(tiny_run, fast_export_options(out, quantize=True, fp16=True), log=lambda _m: None)  # type: ignore[arg-type]
+    return out
