@@ -284,6 +284,13 @@ def _pyplot() -> Any:
     return plt
 
 
+def _mpl_at_least(major: int, minor: int) -> bool:
+    import matplotlib
+
+    parts = [int(p) for p in matplotlib.__version__.split(".")[:2] if p.isdigit()]
+    return tuple(parts) >= (major, minor)
+
+
 def _short_label(row: BenchRow) -> str:
     return f"{row.label} | {engine_provider(row)} | b{row.batch} t{row.threads or 'def'}"
 
@@ -301,7 +308,8 @@ def write_plot(
     ax = axes[0][0]
     if ok:
         data = [[s / r.batch for s in r.samples_ms] for r in ok]
-        ax.boxplot(data, vert=False, showfliers=True, flierprops={"markersize": 2})
+        horizontal = {"orientation": "horizontal"} if _mpl_at_least(3, 10) else {"vert": False}
+        ax.boxplot(data, showfliers=True, flierprops={"markersize": 2}, **horizontal)
         ax.set_yticks(range(1, len(ok) + 1), [_short_label(r) for r in ok], fontsize=7)
         ax.set_xscale("log")
     ax.set_xlabel("latency per image, ms (log scale; box = p25-p75, whiskers 1.5 IQR)")

@@ -144,7 +144,9 @@ def bench_command(
     from edgecls.runtime.bench_opencv import opencv_baselines
     from edgecls.runtime.bench_report import print_report, write_csv, write_json, write_markdown, write_plot
 
-    console = Console(stderr=False)
+    console = Console()
+    if not console.is_terminal:  # piped or captured: long lines beat a table folded into 80 columns
+        console = Console(width=max(console.width, 200))
     batches = _int_list(batch, "batch")
     thread_list = _int_list(threads, "threads") if threads else [collect_environment().physical_cores]
     files, found_checkpoints = expand_models(models)
