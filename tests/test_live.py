@@ -1,0 +1,150 @@
+"""Frame sources in their capture thread: video files (sequential, stride, real-time pace), missing and broken
+sources, and a real loopback MJPEG stream from ffmpeg (frames dropped, age low, reconnect with back-off)."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from edgecls.runtime.live import CaptureSettings, FrameSource
+from edgecls.runtime.sources import SourceSpec, camera_source
+
+
+def write_video(path: Path, frames: int = 30, fps: float = 30.0, size: int = 64) -> Path:
+    """An MJPG .avi whose frame i has brightness 8*i (so the frame can be recognised)."""
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (size, size))
+    assert w.isOpened()
+    for i in range(frames):
+        w.write(np.full((size, size, 3), (8 * i) % 256, dtype=np.uint8))
+    w.release()
+    return path
+
+
+def drain(src: FrameSource, delay: float = 0.0, timeout: float = 10.0) -> list:
+    frames = []
+    deadline = time.monotonic() + timeout
+    while not src.finished and time.monotonic() < deadline:
+        got = src.take(4)
+        frames += got
+        if got and delay:
+            time.sleep(delay)
+        elif not got:
+            src.wakeup.wait(0.05)
+            src.wakeup.clear()
+    src.stop()
+    return frames
+
+
+def test_video_file_sequential_with_stride(tmp_path):
+    path = write_video(tmp_path / "clip.avi", frames=30)
+    src = FrameSource(SourceSpec("video", str(path), "clip"), CaptureSettings(stride=4)).start()
+    frames = drain(src)
+    assert [f.index for f in frames] == list(range(0, 30, 4))
+    # The frame delivered as index i is frame i of the file (MJPG brightness survives within a few levels).
+    assert all(abs(float(f.image.mean()) - 8 * f.index) < 6 for f in frames)
+    assert src.error is None and src.frames_dropped == 0
+    assert all(f.image.dtype == np.uint8 and f.image.shape == (64, 64, 3) for f in frames)
+
+
+def test_video_file_realtime_drops_frames_for_a_slow_consumer(tmp_path):
+    path = write_video(tmp_path / "clip.avi", frames=30, fps=30)  # 1 s of video
+    src = FrameSource(SourceSpec("video", str(path), "clip"), CaptureSettings(realtime=True)).start()
+    t0 = time.monotonic()
+    frames = drain(src, delay=0.1)  # a "model" taking 100 ms per frame
+    elapsed = time.monotonic() - t0
+    idx = [f.index for f in frames]
+    assert 0.8 < elapsed < 3.0  # played at its own pace, not as fast as possible
+    assert idx == sorted(idx) and len(idx) < 20 and src.frames_dropped > 0
+    assert max(np.diff(idx)) >= 2
+
+
+def test_missing_and_corrupt_video_end_with_an_error(tmp_path):
+    bad = tmp_path / "bad.avi"
+    bad.write_bytes(np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8).tobytes())
+    for spec in (
+        SourceSpec("video", str(tmp_path / "nope.mp4"), "nope.mp4"),
+        SourceSpec("video", str(bad), "bad"),
+    ):
+        src = FrameSource(spec, CaptureSettings(open_timeout=2, read_timeout=2)).start()
+        assert drain(src) == []
+        assert src.error and spec.name in src.error
+
+
+def test_missing_camera_fails_fast_without_retrying():
+    t0 = time.monotonic()
+    src = FrameSource(camera_source(7), CaptureSettings(retries=5, backoff=1.0)).start()
+    assert drain(src) == []
+    assert time.monotonic() - t0 < 2.0
+    assert "camera:7" in src.error and "no such camera" in src.error
+    assert src.reconnects == 0
+
+
+def test_unreachable_stream_retries_with_exponential_backoff():
+    from fixtures_runtime import free_port
+
+    events: list[tuple[float, str]] = []
+    spec = SourceSpec("stream", f"http://127.0.0.1:{free_port()}/x.mjpg", "dead")
+    settings = CaptureSettings(retries=3, backoff=0.1, open_timeout=1, read_timeout=1)
+    t0 = time.monotonic()
+    src = FrameSource(spec, settings, on_event=lambda s, m: events.append((time.monotonic() - t0, m))).start()
+    assert drain(src) == []
+    assert src.reconnects == 3
+    assert [m.split("reconnecting in ")[1].split(" s")[0] for _, m in events] == ["0.10", "0.20", "0.40"]
+    assert "giving up" in src.error and "3 reconnect" in src.error
+
+
+@pytest.mark.stream
+def test_mjpeg_stream_keeps_only_the_newest_frame(mjpeg_server, slow_model):
+    """60 fps from ffmpeg on loopback, a model slower than 16 ms: frames skip, results stay fresh."""
+    from edgecls.runtime.classifier import Classifier
+
+    server = mjpeg_server(fps=60)
+    clf = Classifier(slow_model, spin=False)
+    src = FrameSource(SourceSpec("stream", server.url, "cam"), CaptureSettings(retries=0)).start()
+    ages, lats, idx = [], [], []
+    deadline = time.monotonic() + 8
+    while len(idx) < 25 and time.monotonic() < deadline:
+        got = src.take()
+        if not got:
+            src.wakeup.wait(0.05)
+            src.wakeup.clear()
+            continue
+        t0 = time.perf_counter()
+        clf.predict(got[0].image, top_k=1)
+        lats.append((time.perf_counter() - t0) * 1e3)
+        ages.append((time.monotonic() - got[0].captured) * 1e3)
+        idx.append(got[0].index)
+    src.stop()
+    assert len(idx) >= 10, f"only {len(idx)} frames; error={src.error}"
+    assert idx == sorted(set(idx))
+    if statistics.median(lats) > 2 * 1000 / 60:  # the model really is slower than the stream
+        assert src.frames_dropped > 0 and max(np.diff(idx)) >= 2
+    # Newest-frame delivery: a result is at most ~one frame interval plus one inference old.
+    assert statistics.median(ages) < statistics.median(lats) + 2 * 1000 / 60 + 25
+
+
+@pytest.mark.stream
+def test_killed_server_reconnects_then_ends_cleanly(mjpeg_server):
+    server = mjpeg_server(fps=30)
+    events: list[str] = []
+    settings = CaptureSettings(retries=2, backoff=0.1, open_timeout=1, read_timeout=1)
+    src = FrameSource(
+        SourceSpec("stream", server.url, "cam"), settings, on_event=lambda s, m: events.append(m)
+    )
+    src.start()
+    got = []
+    deadline = time.monotonic() + 5
+    while len(got) < 5 and time.monotonic() < deadline:
+        got += src.take()
+        time.sleep(0.02)
+    assert got, src.error
+    server.kill()
+    rest = drain(src, timeout=8)
+    assert src.finished
+    assert len(events) == 2 and "0.10 s" in events[0] and "0.20 s" in events[1]
+    assert src.error and "giving up" in src.error
+    assert all(f.index > got[-1].index for f in rest)
