@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
-from edgecls.export.metadata import contract_of, embed_contract
+from edgecls.export.metadata import PRODUCER_NAME, contract_of, embed_contract
 from edgecls.export.onnx_export import write_model
 from edgecls.export.parity import onnx_logits
 from edgecls.export.quant_data import MIN_CALIBRATION_IMAGES, ImageList
@@ -133,6 +133,7 @@ def quantize_model(
             },
         )
         model = onnx.load(str(best.path))
+        model.producer_name = PRODUCER_NAME
         embed_contract(model, int8_contract)
         onnx.checker.check_model(model)
         write_model(model, out_path)

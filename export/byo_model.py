@@ -1,0 +1,222 @@
+"""Bring your own model: any torch classifier, built by a factory the user names, through the same export.
+
+``--model FILE.py:FACTORY`` loads FILE.py as a module and calls ``FACTORY()``;
+``--model package.module:FACTORY`` imports the module. The factory returns an ``nn.Module`` mapping
+float32[N, 3, H, W] to float32[N, C] logits. ``--weights`` (optional) is a state dict (or a dict holding
+one under ``state_dict`` / ``model_state``) loaded strictly; ``--labels`` is a text file with one label
+per line (or a JSON list) and must have exactly C entries. The preprocessing the model expects is stated
+with flags and stored as the contract.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from edgecls.runtime.contract import IMAGENET_MEAN, IMAGENET_STD, ModelContract
+from edgecls.runtime.errors import ContractError, EdgeclsError
+from torch import nn
+
+
+class ModelFactoryError(EdgeclsError):
+    """The user's model factory could not be imported, called, or did not return a torch module."""
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0][:200]}" if text else type(e).__name__
+
+
+def load_factory(spec: str) -> Callable[[], Any]:
+    """Resolve ``FILE.py:FACTORY`` or ``module.path:FACTORY`` to the callable."""
+    target, sep, attr = spec.rpartition(":")
+    if not sep or not target or not attr:
+        raise ModelFactoryError(f"--model {spec!r}: expected FILE.py:FACTORY or module:FACTORY")
+    try:
+        if target.endswith(".py"):
+            path = Path(target)
+            if not path.is_file():
+                raise ModelFactoryError(f"--model {spec}: no such file {path}")
+            name = f"edgecls_user_model_{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]}"
+            module_spec = importlib.util.spec_from_file_location(name, path)
+            assert module_spec is not None and module_spec.loader is not None
+            module = importlib.util.module_from_spec(module_spec)
+            sys.modules[name] = module  # dataclasses and pickling look modules up here
+            module_spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(target)
+    except ModelFactoryError:
+        raise
+    except BaseException as e:  # anything the user's file raises at import time, SyntaxError included
+        if isinstance(e, KeyboardInterrupt):
+            raise
+        raise ModelFactoryError(f"--model {spec}: cannot import {target} ({_first_line(e)})") from e
+    factory = getattr(module, attr, None)
+    if factory is None or not callable(factory):
+        raise ModelFactoryError(f"--model {spec}: {target} has no callable {attr!r}")
+    return factory
+
+
+def build_user_model(spec: str, weights: str | os.PathLike[str] | None = None) -> nn.Module:
+    """Call the factory, check it returned an nn.Module, load ``weights``; eval mode, CPU."""
+    factory = load_factory(spec)
+    try:
+        model = factory()
+    except Exception as e:
+        raise ModelFactoryError(f"--model {spec}: calling the factory failed ({_first_line(e)})") from e
+    if not isinstance(model, nn.Module):
+        raise ModelFactoryError(
+            f"--model {spec}: the factory returned {type(model).__name__}, not a torch nn.Module"
+        )
+    if weights is not None:
+        load_weights(model, weights)
+    return model.eval().cpu()
+
+
+def load_weights(model: nn.Module, weights: str | os.PathLike[str]) -> None:
+    path = Path(weights)
+    if not path.is_file():
+        raise EdgeclsError(f"--weights {path}: no such file")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise EdgeclsError(
+            f"--weights {path}: not a readable state dict (corrupt or not torch.save output: "
+            f"{type(e).__name__})"
+        ) from e
+    if isinstance(state, dict):
+        for key in ("state_dict", "model_state", "model"):
+            if isinstance(state.get(key), dict):
+                state = state[key]
+                break
+    if not isinstance(state, dict):
+        raise EdgeclsError(f"--weights {path}: expected a state dict, got {type(state).__name__}")
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise EdgeclsError(
+            f"--weights {path}: does not fit the model ({str(e).strip().splitlines()[0]})"
+        ) from e
+
+
+def read_labels(path: str | os.PathLike[str]) -> list[str]:
+    """One label per non-empty line, or a JSON list of strings."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ContractError(f"--labels {p}: cannot read ({e.strerror or e})") from e
+    if text.lstrip().startswith("["):
+        try:
+            labels = [str(x) for x in json.loads(text)]
+        except json.JSONDecodeError as e:
+            raise ContractError(f"--labels {p}: invalid JSON list ({e})") from e
+    else:
+        labels = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(labels) < 2:
+        raise ContractError(f"--labels {p}: needs at least 2 labels, found {len(labels)}")
+    return labels
+
+
+@dataclass
+class PreprocessFlags:
+    """The preprocessing flags of ``--model`` exports and of ``edgecls quantize`` on foreign ONNX files."""
+
+    img_size: int | tuple[int, int]
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    resize: str = "shorter_side_crop"
+    crop: float = 0.875
+    interpolation: str = "linear"
+    color_order: str = "RGB"
+    scale: float = 1.0 / 255.0
+
+    def contract(self, labels: list[str], provenance: dict[str, Any] | None = None) -> ModelContract:
+        size = (self.img_size, self.img_size) if isinstance(self.img_size, int) else self.img_size
+        return ModelContract(
+            labels=tuple(labels),
+            input_size=size,
+            color_order=self.color_order,  # type: ignore[arg-type]
+            scale=self.scale,
+            mean=self.mean,
+            std=self.std,
+            resize_mode=self.resize,  # type: ignore[arg-type]
+            crop_fraction=self.crop,
+            interpolation=self.interpolation,  # type: ignore[arg-type]
+            provenance=provenance or {},
+        )
+
+
+@torch.no_grad()
+def check_output_size(model: nn.Module, contract: ModelContract, spec: str) -> None:
+    """One forward pass on float32[2, 3, H, W]: the output must be [2, len(labels)]."""
+    h, w = contract.input_size
+    try:
+        out = model(torch.zeros(2, 3, h, w))
+    except Exception as e:
+        raise ModelFactoryError(
+            f"--model {spec}: forward pass on a [2, 3, {h}, {w}] batch failed ({_first_line(e)})"
+        ) from e
+    if not isinstance(out, torch.Tensor):
+        raise ModelFactoryError(
+            f"--model {spec}: forward returned {type(out).__name__}, expected one tensor of logits"
+        )
+    if out.ndim != 2 or out.shape[1] != contract.num_classes:
+        raise ContractError(
+            f"--labels has {contract.num_classes} labels but the model outputs shape "
+            f"{tuple(out.shape)}; they must match (one label per output)"
+        )
+
+
+def prepare_user_model(
+    spec: str,
+    weights: str | os.PathLike[str] | None,
+    labels_path: str | os.PathLike[str],
+    flags: PreprocessFlags,
+) -> tuple[nn.Module, ModelContract]:
+    """Everything ``edgecls export --model`` needs before the shared pipeline: the module and its contract."""
+    labels = read_labels(labels_path)
+    provenance: dict[str, Any] = {"arch": f"user:{spec}", "source": "byo"}
+    if weights is not None:
+        provenance["checkpoint_sha256"] = (
+            hashlib.sha256(Path(weights).read_bytes()).hexdigest() if Path(weights).is_file() else None
+        )
+    contract = flags.contract(labels, provenance)
+    model = build_user_model(spec, weights)
+    check_output_size(model, contract, spec)
+    return model, contract
+
+
+def export_user_model(
+    spec: str,
+    weights: str | os.PathLike[str] | None,
+    labels_path: str | os.PathLike[str],
+    flags: PreprocessFlags,
+    options: Any,
+    log: Callable[[str], None] = print,
+) -> Any:
+    """``edgecls export --model ...``: the shared export pipeline for a user's torch classifier.
+
+    Parity images come from ``options.data`` (default: edgecls's builtin:shapes images, which exercise the
+    whole pipeline but are not the user's domain); ``--quantize`` needs ``--calib``.
+    """
+    from edgecls.export.export_run import export_model, resolve_inputs
+
+    if options.quantize and options.calib is None:
+        raise EdgeclsError(
+            "--quantize with --model needs --calib DATA (images like the ones the model will see)"
+        )
+    model, contract = prepare_user_model(spec, weights, labels_path, flags)
+    if options.data is None:
+        options.data = "builtin:shapes"
+    inputs = resolve_inputs(options, contract, None, spec)
+    return export_model(model, contract, Path(options.out_dir or "export"), inputs, options, log)

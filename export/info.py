@@ -1,0 +1,145 @@
+"""``edgecls info MODEL``: the contract and a graph summary of any ONNX file.
+
+With the ``onnx`` package (train extra) the graph itself is read: opset, parameter count, operator counts.
+On a device with only onnxruntime the same command reports what a session exposes (inputs, outputs,
+metadata, contract) and says the rest needs ``onnx``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgecls.runtime.contract import METADATA_KEY, ModelContract, contract_from_metadata
+from edgecls.runtime.errors import ContractError, ModelLoadError
+
+
+@dataclass
+class TensorInfo:
+    name: str
+    dtype: str
+    shape: list[int | str | None]
+
+
+@dataclass
+class ModelInfo:
+    path: str
+    size_bytes: int
+    source: str  # "onnx" (full graph read) or "onnxruntime" (session metadata only)
+    inputs: list[TensorInfo]
+    outputs: list[TensorInfo]
+    producer: str
+    contract: dict[str, Any] | None
+    contract_error: str | None = None
+    opset: int | None = None
+    ir_version: int | None = None
+    parameters: int | None = None
+    op_counts: dict[str, int] = field(default_factory=dict)
+    quantized: bool | None = None  # QDQ / QLinear ops present
+    metadata: dict[str, str] = field(default_factory=dict)  # other metadata_props entries
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _contract(meta: dict[str, str]) -> tuple[dict[str, Any] | None, str | None]:
+    try:
+        c: ModelContract | None = contract_from_metadata(meta)
+    except ContractError as e:
+        return None, str(e)
+    return (c.to_dict() if c else None), None
+
+
+def _dims(shape: Any) -> list[int | str | None]:
+    return [d if isinstance(d, int | str) or d is None else str(d) for d in shape]
+
+
+def _from_session(path: Path) -> ModelInfo:
+    from edgecls.runtime.session import create_session
+
+    sess, _ = create_session(path, provider="cpu", threads=1)
+    meta = sess.get_modelmeta()
+    custom = dict(meta.custom_metadata_map)
+    contract, error = _contract(custom)
+    return ModelInfo(
+        path=str(path),
+        size_bytes=path.stat().st_size,
+        source="onnxruntime",
+        inputs=[TensorInfo(i.name, i.type, _dims(i.shape)) for i in sess.get_inputs()],
+        outputs=[TensorInfo(o.name, o.type, _dims(o.shape)) for o in sess.get_outputs()],
+        producer=meta.producer_name,
+        contract=contract,
+        contract_error=error,
+        metadata={k: v for k, v in custom.items() if k != METADATA_KEY},
+    )
+
+
+def _from_onnx(path: Path) -> ModelInfo:
+    import onnx
+    from onnx import helper
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # DecodeError and friends for corrupt or foreign files
+        raise ModelLoadError(f"{path}: not a readable ONNX model ({type(e).__name__})") from e
+    graph = model.graph
+    inits = {i.name for i in graph.initializer}
+
+    def tensor(vi: Any) -> TensorInfo:
+        t = vi.type.tensor_type
+        dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in t.shape.dim]
+        return TensorInfo(
+            vi.name, helper.tensor_dtype_to_np_dtype(t.elem_type).name if t.elem_type else "?", dims
+        )
+
+    ops = Counter(n.op_type for n in graph.node)
+    params = sum(int(_numel(i.dims)) for i in graph.initializer)
+    meta = {p.key: p.value for p in model.metadata_props}
+    contract, error = _contract(meta)
+    return ModelInfo(
+        path=str(path),
+        size_bytes=path.stat().st_size,
+        source="onnx",
+        inputs=[tensor(i) for i in graph.input if i.name not in inits],
+        outputs=[tensor(o) for o in graph.output],
+        producer=f"{model.producer_name} {model.producer_version}".strip(),
+        contract=contract,
+        contract_error=error,
+        opset=next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None),
+        ir_version=model.ir_version,
+        parameters=params,
+        op_counts=dict(ops.most_common()),
+        quantized=any(
+            op in ops for op in ("QuantizeLinear", "DequantizeLinear", "QLinearConv", "ConvInteger")
+        ),
+        metadata={k: v for k, v in meta.items() if k != METADATA_KEY},
+    )
+
+
+def _numel(dims: Any) -> int:
+    n = 1
+    for d in dims:
+        n *= int(d)
+    return n
+
+
+def model_info(path: str | os.PathLike[str], use_onnx: bool | None = None) -> ModelInfo:
+    """Describe ``path``; ``use_onnx=None`` reads the graph when ``onnx`` is importable, else the session."""
+    p = Path(path)
+    if not p.is_file():
+        raise ModelLoadError(f"{p}: no such model file")
+    if use_onnx is None:
+        try:
+            import onnx  # noqa: F401
+        except ImportError:
+            use_onnx = False
+        else:
+            use_onnx = True
+    if use_onnx:
+        info = _from_onnx(p)
+        _from_session(p)  # a graph onnx can parse may still not load in onnxruntime: say so here
+        return info
+    return _from_session(p)
