@@ -23,7 +23,7 @@ import numpy as np
 from edgecls.export.parity import onnx_logits
 from edgecls.export.quant_eval import Accuracy, measure_accuracy, relative_error
 from edgecls.export.quant_isa import QuantRecipe
-from edgecls.export.quant_static import StaticQuantizer, quantized_compute_nodes
+from edgecls.export.quant_static import StaticQuantizer, float_units, quantized_compute_nodes
 from edgecls.export.run_data import evenly_spaced
 
 Log = Callable[[str], None]
@@ -69,6 +69,7 @@ class BudgetSearch:
     sensitivity_images: int = 64
     max_float_fraction: float = 0.5  # never keep more than this share of the quantized nodes in float
     trials: list[Trial] = field(default_factory=list)
+    units: dict[str, tuple[str, ...]] = field(default_factory=dict)  # node -> nodes excluded with it
 
     @property
     def fp32_score(self) -> float:
@@ -113,9 +114,11 @@ class BudgetSearch:
         return SearchResult(final, fitting is not None, self.trials, ranking)
 
     def sensitivity(self, base: Trial) -> list[tuple[str, float]]:
-        """Nodes ranked by how much keeping each one alone in float reduces the logit error (most first)."""
+        """Nodes ranked by how much keeping each one (with its input producers) in float reduces the logit
+        error on a subset of the validation images; most responsible first."""
         recipe = base.recipe
         nodes = quantized_compute_nodes(base.path)
+        self.units = float_units(self.quantizer.pre_path, nodes)
         idx = evenly_spaced(len(self.inputs), self.sensitivity_images)
         sub_inputs, sub_ref = self.inputs[idx], self.fp32_logits[idx]
         self.log(
@@ -124,10 +127,18 @@ class BudgetSearch:
         scored = []
         path = self.workdir / "sensitivity.onnx"
         for name in nodes:
-            self.quantizer.quantize(dataclasses.replace(recipe, nodes_to_exclude=(name,)), path)
+            excluded = tuple(dict.fromkeys(recipe.nodes_to_exclude + self.units[name]))
+            self.quantizer.quantize(dataclasses.replace(recipe, nodes_to_exclude=excluded), path)
             scored.append((name, relative_error(onnx_logits(path, sub_inputs), sub_ref)))
         scored.sort(key=lambda item: item[1])
         return scored
+
+    def _exclusion(self, ranked: list[str], k: int) -> tuple[str, ...]:
+        """Union of the float units of the k most sensitive nodes, in rank order, without repeats."""
+        names: list[str] = []
+        for node in ranked[:k]:
+            names += self.units.get(node, (node,))
+        return tuple(dict.fromkeys(names))
 
     def _fewest_float_nodes(self, recipe: QuantRecipe, ranked: list[str]) -> Trial | None:
         """Smallest k such that keeping ranked[:k] in float meets the budget (doubling, then bisection)."""
@@ -138,7 +149,7 @@ class BudgetSearch:
             if k not in results:
                 results[k] = self._try(
                     dataclasses.replace(
-                        recipe, name=f"{recipe.name}-float{k}", nodes_to_exclude=tuple(ranked[:k])
+                        recipe, name=f"{recipe.name}-float{k}", nodes_to_exclude=self._exclusion(ranked, k)
                     )
                 )
             return results[k]

@@ -166,6 +166,34 @@ class StaticQuantizer:
         return Path(out_path)
 
 
+def float_units(pre_path: str | os.PathLike[str], nodes: list[str]) -> dict[str, tuple[str, ...]]:
+    """For each node, the set that must be excluded together for its activation input to stay float.
+
+    In QDQ a tensor stays float only when its producer and all its consumers are excluded, so keeping node
+    N in float means excluding N and the compute nodes that produce its inputs (found by walking back
+    through data-movement ops such as Relu, Clip, MaxPool, Reshape). Example: conv2 <- Relu <- conv1 gives
+    (conv2, conv1).
+    """
+    model = onnx.load(str(pre_path), load_external_data=False)
+    producer = {o: n for n in model.graph.node for o in n.output}
+    inits = {i.name for i in model.graph.initializer}
+    by_name = {n.name: n for n in model.graph.node}
+    units: dict[str, tuple[str, ...]] = {}
+    for name in nodes:
+        unit = [name]
+        node = by_name.get(name)
+        for tensor in [] if node is None else [t for t in node.input if t and t not in inits]:
+            prev = producer.get(tensor)
+            for _ in range(8):  # a short chain of pass-through ops at most
+                if prev is None or prev.op_type in SENSITIVE_OPS or not prev.input:
+                    break
+                prev = producer.get(prev.input[0])
+            if prev is not None and prev.op_type in SENSITIVE_OPS and prev.name not in unit:
+                unit.append(prev.name)
+        units[name] = tuple(unit)
+    return units
+
+
 def quantized_compute_nodes(int8_path: str | os.PathLike[str]) -> list[str]:
     """Names of compute nodes that consume int8 (DequantizeLinear) inputs: the candidates to keep in float."""
     model = onnx.load(str(int8_path))
