@@ -110,7 +110,10 @@ def print_report(result: BenchResult, console: Any = None) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    console = console or Console()
+    if console is None:
+        console = Console()
+        if not console.is_terminal:  # piped or captured: long lines beat a table folded into 80 columns
+            console = Console(width=max(console.width, 200))
     table = Table(
         title="edgecls bench (latency per call = one batch)", caption=environment_line(result.environment)
     )

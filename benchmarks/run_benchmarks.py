@@ -1,0 +1,496 @@
+"""Reproduce edgecls's published benchmark: its own architectures as fp32 / fp16 / int8 ONNX on onnxruntime,
+against PyTorch eager and OpenCV DNN, batch 1 and 8, 1 and 2 intra-op threads, repeated to show stability.
+
+    flock /tmp/edgecls-cpu.lock python benchmarks/run_benchmarks.py            # the published run
+    python benchmarks/run_benchmarks.py --quick                                 # a 1-minute smoke run
+
+What it measures, per architecture (default: mobilenetv2 - the default edge model - resnet18,
+mobilenetv2_050; all at 224 px):
+
+- Models. A trained model is used where one exists (``--trained`` run/export dir, or the mobilenetv2 224 px
+  run the quantization study left under benchmarks/quantization/): its accuracy on the held-out test split
+  of the data it was trained on is reported beside its speed. Other architectures get random weights whose
+  BatchNorm statistics are calibrated on real images (so activations, and hence int8 ranges, look like a
+  trained network's); their accuracy is n/a. Both are exported by edgecls's own pipeline
+  (``edgecls.export.export_checkpoint``: fp32 + parity, fp16, int8 QDQ; random-weight models skip the
+  accuracy budget, which means nothing for them, and take the ISA's first int8 recipe).
+- Measurement: :func:`edgecls.runtime.bench.run_benchmark` - every configuration in a fresh process,
+  warm-up excluded, a fixed time budget per configuration (capped run count), OpenCV DNN on the fp32 model and
+  PyTorch eager on the source checkpoint in the same table.
+- Repeats: the whole measurement ``--repeats`` times (default 3). Published rows are each configuration's
+  median-p50 repeat; the stability section gives, per ratio, the spread (max - min) / median over repeats.
+
+Outputs: ``benchmarks/results/bench_<cpu>_ort<version>_<date>.{json,md,png}`` (JSON = the ``edgecls bench``
+document + ``repeats``, ``stability`` and ``headline``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from edgecls.runtime.atomic import atomic_write_text
+from edgecls.runtime.bench import (
+    ENGINE_OPENCV,
+    ENGINE_ORT,
+    ENGINE_TORCH,
+    BenchResult,
+    BenchRow,
+    compute_ratios,
+    family_of,
+    is_reference,
+    model_targets,
+    run_benchmark,
+)
+from edgecls.runtime.bench_env import collect_environment, environment_slug
+from edgecls.runtime.bench_opencv import opencv_baselines
+from edgecls.runtime.bench_report import print_report, to_markdown, write_plot
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_ARCHS = ("mobilenetv2", "resnet18", "mobilenetv2_050")
+DATA_SPEC = "builtin:shapes"
+
+
+@dataclass
+class Family:
+    """One architecture: ONNX variants, source checkpoint and (trained models only) labelled test images."""
+
+    arch: str
+    export_dir: Path
+    checkpoint: Path | None
+    trained: bool
+    test_dir: Path | None = None
+
+
+# --------------------------------------------------------------------------------------------------------
+# Models
+# --------------------------------------------------------------------------------------------------------
+def _shapes_inputs(img_size: int, n: int, contract: Any) -> np.ndarray:
+    """``float32[n, 3, S, S]``: builtin:shapes training images through the runtime's preprocessing."""
+    from edgecls.runtime.preprocess import preprocess_batch
+
+    from edgecls.data import load_data
+
+    train = load_data(DATA_SPEC, seed=0).train
+    idx = np.linspace(0, len(train) - 1, n).astype(int)
+    return preprocess_batch([train.load(int(i)) for i in idx], contract)
+
+
+def random_checkpoint(arch: str, img_size: int, out: Path, bn_images: int = 256) -> Path:
+    """Random weights + BatchNorm statistics measured on real images, saved as an edgecls checkpoint."""
+    import torch
+    from edgecls.runtime.contract import ModelContract
+    from torch import nn
+
+    from edgecls.data.builtin import SHAPE_CLASSES
+    from edgecls.models.registry import arch_kwargs, build_model
+    from edgecls.training.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    contract = ModelContract(
+        labels=SHAPE_CLASSES,
+        input_size=(img_size, img_size),
+        provenance={"arch": arch, "weights": "random, BatchNorm calibrated"},
+    )
+    model = build_model(arch, len(SHAPE_CLASSES), img_size)
+    inputs = _shapes_inputs(img_size, bn_images, contract)
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over all calibration batches
+    model.train()
+    with torch.no_grad():
+        for chunk in np.array_split(inputs, max(1, len(inputs) // 32)):
+            model(torch.from_numpy(chunk))
+    model.eval()
+    return save_checkpoint(
+        out,
+        {
+            "arch": arch,
+            "arch_kwargs": arch_kwargs(arch),
+            "contract": contract.to_dict(),
+            "model_state": model.state_dict(),
+            "epoch": 0,
+            "metrics": {},
+            "data": {"spec": DATA_SPEC, "seed": 0, "val_fraction": 0.15, "test_fraction": 0.15},
+        },
+    )
+
+
+def export_variants(checkpoint: Path, out_dir: Path, random_weights: bool, quick: bool) -> Path:
+    """fp32 + fp16 + int8 through edgecls's export pipeline (skipped when the directory is complete)."""
+    from edgecls.export.export_run import ExportOptions, export_checkpoint
+
+    if all((out_dir / n).is_file() for n in ("model.onnx", "model.fp16.onnx", "model.int8.onnx")):
+        return out_dir
+    options = ExportOptions(
+        out_dir=str(out_dir),
+        fp16=True,
+        quantize=True,
+        data=DATA_SPEC,
+        calib=DATA_SPEC,
+        val=DATA_SPEC,
+        calib_images=64 if quick else 300,
+        val_images=64 if quick else 300,
+        parity_images=8 if quick else 32,
+        max_drop=100.0 if random_weights else 1.0,
+    )
+    export_checkpoint(checkpoint, options, log=lambda m: print(f"  export: {m}", flush=True))
+    return out_dir
+
+
+def find_trained_export(root: Path, arch: str, img_size: int) -> Path | None:
+    """An export dir under ``root`` whose fp32 model is a trained ``arch`` at ``img_size`` px."""
+    from edgecls.export.metadata import read_contract_file
+
+    for onnx_path in sorted(root.rglob("model.onnx")) if root.is_dir() else []:
+        contract = read_contract_file(onnx_path)
+        if contract is None or contract.input_size != (img_size, img_size):
+            continue
+        prov = contract.provenance
+        if prov.get("arch") == arch and "random" not in str(prov.get("weights", "")):
+            return onnx_path.parent
+    return None
+
+
+def write_test_split(checkpoint: Path, out: Path) -> Path:
+    """The held-out test split of the data the checkpoint was trained on, as a class-folder tree."""
+    import cv2
+    from edgecls.export.run_data import data_ref_of, load_splits
+
+    from edgecls.training.checkpoint import load_checkpoint
+
+    if out.is_dir() and any(out.rglob("*.png")):
+        return out
+    ckpt = load_checkpoint(checkpoint)
+    ref = data_ref_of(ckpt.raw, ckpt.path)
+    if ref is None:
+        raise SystemExit(f"{checkpoint}: cannot tell which data it was trained on")
+    test = load_splits(ref).test
+    for i in range(len(test)):
+        folder = out / test.classes[test.label(i)]
+        folder.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(folder / f"{i:05d}.png"), test.load(i))
+    return out
+
+
+def prepare_families(args: argparse.Namespace) -> list[Family]:
+    from edgecls.training.torch_baseline import find_checkpoint
+
+    families = []
+    for arch in args.archs:
+        trained_dir = None
+        if arch == "mobilenetv2":
+            trained_dir = args.trained or find_trained_export(HERE / "quantization", arch, args.img_size)
+        if trained_dir is not None:
+            trained_dir = Path(trained_dir)
+            if (
+                not (trained_dir / "model.onnx").is_file()
+                and (trained_dir / "export" / "model.onnx").is_file()
+            ):
+                trained_dir = trained_dir / "export"
+            ckpt = find_checkpoint(model_targets([trained_dir / "model.onnx"])[0])
+            test_dir = write_test_split(ckpt, args.work / "shapes_test") if ckpt else None
+            print(f"{arch}: trained model {trained_dir} (checkpoint {ckpt})", flush=True)
+            families.append(Family(arch, trained_dir, ckpt, True, test_dir))
+            continue
+        work = args.work / f"{arch}_{args.img_size}"
+        ckpt = work / "best.pt"
+        if not ckpt.is_file():
+            print(f"{arch}: random weights, calibrating BatchNorm on {DATA_SPEC}", flush=True)
+            random_checkpoint(arch, args.img_size, ckpt, bn_images=64 if args.quick else 256)
+        export_variants(ckpt, work / "export", random_weights=True, quick=args.quick)
+        families.append(Family(arch, work / "export", ckpt, False))
+    return families
+
+
+# --------------------------------------------------------------------------------------------------------
+# Measuring, repeats and stability
+# --------------------------------------------------------------------------------------------------------
+def _key(r: BenchRow) -> tuple[Any, ...]:
+    return (r.family, r.label, r.engine, r.provider, r.batch, r.threads)
+
+
+def measure_once(families: list[Family], args: argparse.Namespace, repeat: int) -> BenchResult:
+    from edgecls.training.torch_baseline import torch_baselines
+
+    rows: list[BenchRow] = []
+    result: BenchResult | None = None
+    for fam in families:
+        models = sorted(fam.export_dir.glob("model*.onnx"))
+        targets = model_targets(models)
+        baselines = opencv_baselines(targets) + torch_baselines(targets, fam.checkpoint)[0]
+        t0 = time.perf_counter()
+
+        def progress(done: int, total: int, what: str, arch: str = fam.arch) -> None:
+            if done < total:
+                print(f"  [repeat {repeat + 1}] {arch} {done + 1}/{total} {what}", flush=True)
+
+        result = run_benchmark(
+            targets,
+            batches=args.batches,
+            threads=args.threads,
+            runs=args.max_runs,
+            time_budget=args.time_budget,
+            warmup=args.warmup,
+            data_dir=fam.test_dir,
+            baselines=baselines,
+            progress=progress,
+        )
+        print(
+            f"  [repeat {repeat + 1}] {fam.arch}: {len(result.rows)} rows in {time.perf_counter() - t0:.0f} s"
+        )
+        rows += result.rows
+    assert result is not None
+    compute_ratios(rows)
+    return BenchResult(result.environment, rows, result.settings)
+
+
+def median_rows(repeats: list[BenchResult]) -> list[BenchRow]:
+    """Per configuration, the repeat whose p50 is the median (all its fields stay consistent)."""
+    groups: dict[tuple[Any, ...], list[BenchRow]] = {}
+    for rep in repeats:
+        for r in rep.rows:
+            groups.setdefault(_key(r), []).append(r)
+    chosen = []
+    for r in repeats[0].rows:
+        group = groups[_key(r)]
+        ok = sorted((g for g in group if g.ok and g.p50_ms is not None), key=lambda g: g.p50_ms)
+        chosen.append(ok[(len(ok) - 1) // 2] if ok else group[0])
+    compute_ratios(chosen)
+    return chosen
+
+
+def _spread(values: list[float]) -> float | None:
+    if len(values) < 2:
+        return None
+    return 100.0 * (max(values) - min(values)) / statistics.median(values)
+
+
+def stability(repeats: list[BenchResult]) -> list[dict[str, Any]]:
+    """Per configuration: each repeat's ratio vs fp32 ORT CPU and p50, and their spread in %."""
+    out = []
+    for r in repeats[0].rows:
+        same = [x for rep in repeats for x in rep.rows if _key(x) == _key(r) and x.ok]
+        if not same:
+            continue
+        speedups = [x.speedup for x in same if x.speedup is not None and not is_reference(x)]  # ref: always 1
+        p50s = [x.p50_ms for x in same if x.p50_ms is not None]
+        out.append(
+            {
+                "family": r.family,
+                "label": r.label,
+                "engine": r.engine,
+                "variant": r.variant,
+                "batch": r.batch,
+                "threads": r.threads,
+                "speedups": [round(s, 4) for s in speedups],
+                "speedup_spread_pct": _spread(speedups),
+                "p50_ms": [round(p, 4) for p in p50s],
+                "p50_spread_pct": _spread(p50s),
+            }
+        )
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------
+# Headline table
+# --------------------------------------------------------------------------------------------------------
+def _find(rows: list[BenchRow], ref: BenchRow, engine: str, variant: str) -> BenchRow | None:
+    """The measured row of ``engine``/``variant`` with the batch, threads (and ORT provider) of ``ref``."""
+    for r in rows:
+        same_config = (r.engine, r.variant, r.batch, r.threads) == (engine, variant, ref.batch, ref.threads)
+        if same_config and r.ok and (engine != ENGINE_ORT or r.provider == ref.provider):
+            return r
+    return None
+
+
+def headline(
+    rows: list[BenchRow], families: list[Family], stab: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Per architecture x batch x threads: p50 of each engine/variant, the two goal ratios and accuracy."""
+    spreads = {(s["family"], s["label"], s["batch"], s["threads"]): s["speedup_spread_pct"] for s in stab}
+
+    def spread(r: BenchRow | None) -> float | None:
+        return spreads.get((r.family, r.label, r.batch, r.threads)) if r else None
+
+    out = []
+    for fam in families:
+        fam_rows = [r for r in rows if r.family == family_of(fam.export_dir / "model.onnx")]
+        for ref in (r for r in fam_rows if is_reference(r)):
+            torch_row = _find(fam_rows, ref, ENGINE_TORCH, "fp32")
+            ocv = _find(fam_rows, ref, ENGINE_OPENCV, "fp32")
+            fp16, int8 = _find(fam_rows, ref, ENGINE_ORT, "fp16"), _find(fam_rows, ref, ENGINE_ORT, "int8")
+            out.append(
+                {
+                    "arch": fam.arch,
+                    "weights": "trained" if fam.trained else "random (BN calibrated)",
+                    "batch": ref.batch,
+                    "threads": ref.threads,
+                    "torch_p50_ms": torch_row.p50_ms if torch_row else None,
+                    "opencv_p50_ms": ocv.p50_ms if ocv else None,
+                    "fp32_p50_ms": ref.p50_ms,
+                    "fp16_p50_ms": fp16.p50_ms if fp16 else None,
+                    "int8_p50_ms": int8.p50_ms if int8 else None,
+                    "fp32_vs_torch": (torch_row.p50_ms / ref.p50_ms) if torch_row else None,
+                    "fp32_vs_torch_spread_pct": spread(
+                        torch_row
+                    ),  # spread of torch/fp32 = spread of its inverse
+                    "int8_vs_fp32": int8.speedup if int8 else None,
+                    "int8_vs_fp32_spread_pct": spread(int8),
+                    "fp32_top1": ref.accuracy,
+                    "int8_top1": int8.accuracy if int8 else None,
+                    "fp16_top1": fp16.accuracy if fp16 else None,
+                    "torch_top1": torch_row.accuracy if torch_row else None,
+                    "accuracy_images": ref.accuracy_images,
+                }
+            )
+    return out
+
+
+def _f(v: float | None, fmt: str) -> str:
+    return "n/a" if v is None else fmt.format(v)
+
+
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{100 * v:.1f}%"
+
+
+def headline_markdown(head: list[dict[str, Any]], img_size: int) -> str:
+    lines = [
+        f"| arch ({img_size} px) | weights | batch | threads | PyTorch eager | OpenCV DNN | ORT fp32 | "
+        "ORT fp16 | ORT int8 | fp32 vs eager | int8 vs fp32 | top-1 fp32 / int8 |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for h in head:
+        acc = (
+            "n/a (random weights)"
+            if h["fp32_top1"] is None
+            else f"{_pct(h['fp32_top1'])} / {_pct(h['int8_top1'])}"
+        )
+        ms = [
+            _f(h[k], "{:.2f} ms")
+            for k in ("torch_p50_ms", "opencv_p50_ms", "fp32_p50_ms", "fp16_p50_ms", "int8_p50_ms")
+        ]
+        ratios = [
+            f"{_f(h[k], '{:.2f}x')} (+-{_f(h[k + '_spread_pct'], '{:.1f}%')})"
+            for k in ("fp32_vs_torch", "int8_vs_fp32")
+        ]
+        cells = [h["arch"], h["weights"], str(h["batch"]), str(h["threads"]), *ms, *ratios, acc]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "p50 latency per call (one batch). Ratios compare p50s of the same batch and threads; "
+        "(+-x%) is the spread (max - min) / median of that ratio over the repeats.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def stability_markdown(stab: list[dict[str, Any]], repeats: int) -> str:
+    spreads = [s["speedup_spread_pct"] for s in stab if s["speedup_spread_pct"] is not None]
+    p50 = [s["p50_spread_pct"] for s in stab if s["p50_spread_pct"] is not None]
+    if not spreads:
+        return ""
+    return (
+        f"Stability over {repeats} repeats: ratio spread median {statistics.median(spreads):.1f}%, "
+        f"max {max(spreads):.1f}% ({len(spreads)} ratios); absolute p50 spread median "
+        f"{statistics.median(p50):.1f}%, max {max(p50):.1f}%.\n"
+    )
+
+
+# --------------------------------------------------------------------------------------------------------
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--archs", default=",".join(DEFAULT_ARCHS))
+    ap.add_argument("--img-size", type=int, default=224)
+    ap.add_argument("--batches", default="1,8")
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--time-budget", type=float, default=2.0, help="seconds of timed runs per configuration")
+    ap.add_argument("--max-runs", type=int, default=300, help="cap on timed runs per configuration")
+    ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--repeats", type=int, default=None, help="default 3 (1 with --quick)")
+    ap.add_argument("--trained", type=Path, default=None, help="trained mobilenetv2 run or export directory")
+    ap.add_argument(
+        "--work",
+        type=Path,
+        default=HERE.parent / "runs" / "benchmarks",
+        help="exported models and test images (runs/ is not committed)",
+    )
+    ap.add_argument("--out", type=Path, default=HERE / "results")
+    ap.add_argument(
+        "--quick", action="store_true", help="smoke run: mobilenetv2_050 at 64 px, 0.3 s, 1 repeat"
+    )
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.archs, args.img_size, args.time_budget = "mobilenetv2_050", 64, 0.3
+        args.out = args.work / "quick_results"
+    args.repeats = args.repeats or (1 if args.quick else 3)
+    args.archs = [a for a in args.archs.split(",") if a]
+    args.batches = [int(b) for b in args.batches.split(",")]
+    args.threads = [int(t) for t in args.threads.split(",")]
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    t0 = time.perf_counter()
+    families = prepare_families(args)
+    repeats = [measure_once(families, args, i) for i in range(args.repeats)]
+    rows = median_rows(repeats)
+    result = BenchResult(collect_environment(), rows, repeats[0].settings)
+    result.environment.bench_settings = result.settings
+    stab = stability(repeats)
+    head = headline(rows, families, stab)
+    base = args.out / f"bench_{environment_slug(result.environment)}"
+    doc = result.to_dict()
+    doc["settings"] = {
+        **doc["settings"],
+        "repeats": args.repeats,
+        "archs": args.archs,
+        "img_size": args.img_size,
+        "command": " ".join(["python", "benchmarks/run_benchmarks.py", *(argv or sys.argv[1:])]),
+        "seconds": round(time.perf_counter() - t0),
+    }
+    doc.update(
+        headline=head,
+        stability=stab,
+        repeats=[[r.to_dict(samples=False) for r in rep.rows] for rep in repeats],
+        families=[
+            {
+                "arch": f.arch,
+                "export_dir": str(f.export_dir),
+                "checkpoint": str(f.checkpoint),
+                "trained": f.trained,
+                "test_dir": str(f.test_dir) if f.test_dir else None,
+            }
+            for f in families
+        ],
+    )
+    atomic_write_text(f"{base}.json", json.dumps(doc, indent=2) + "\n")
+    md = [
+        "# edgecls benchmark",
+        "",
+        headline_markdown(head, args.img_size),
+        stability_markdown(stab, args.repeats),
+        "## All rows (median repeat)",
+        "",
+        to_markdown(result),
+    ]
+    atomic_write_text(f"{base}.md", "\n".join(md))
+    write_plot(result, f"{base}.png", rows=[r for r in rows if r.batch == 1])
+    print_report(result)
+    print(headline_markdown(head, args.img_size))
+    print(stability_markdown(stab, args.repeats))
+    print(f"wrote {base}.json/.md/.png in {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
