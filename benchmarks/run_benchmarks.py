@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -442,7 +443,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     t0 = time.perf_counter()
     families = prepare_families(args)
-    repeats = [measure_once(families, args, i) for i in range(args.repeats)]
+    repeats, loads = [], []
+    for i in range(args.repeats):
+        loads.append({"repeat": i + 1, "load_average_before": list(os.getloadavg())})
+        repeats.append(measure_once(families, args, i))
+        loads[-1]["load_average_after"] = list(os.getloadavg())
     rows = median_rows(repeats)
     result = BenchResult(collect_environment(), rows, repeats[0].settings)
     result.environment.bench_settings = result.settings
