@@ -261,10 +261,10 @@ def _run(
     quiet_backend_logs()
     stop = threading.Event()
     specs, problems = expand_sources(sources, cameras)
-    live = any(s.live for s in specs) or (realtime and any(s.kind == "video" for s in specs))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
-        # Live sources: no spinning, so the capture thread gets the CPU between inferences.
+        # No spinning: decode workers and capture threads need the cores between inferences (measured:
+        # spinning workers halve a 1080p folder's decode rate on 2 cores; see benchmarks/runtime_overhead.py).
         clf = Classifier(
             model,
             provider=provider,
@@ -272,7 +272,7 @@ def _run(
             strict=strict,
             contract=overrides or None,
             provider_options=parse_provider_options(provider_option),
-            spin=not live,
+            spin=False,
         )
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)

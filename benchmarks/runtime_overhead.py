@@ -1,0 +1,307 @@
+"""Runtime costs that matter on a device, measured (run under ``flock /tmp/edgecls-cpu.lock``):
+
+1. Cold start of ``edgecls run MODEL image.jpg``: process start to printed result (console table and --json),
+   plus the import time of the modules on that path.
+2. Classifier overhead over a bare ``session.run`` at 224 px, batch 1, on the same session: the wrapper's
+   validation, dtype handling, softmax and top-k. Also the full ``predict(image)`` (preprocessing included)
+   for reference.
+3. Folder throughput: batched inference with parallel decode (``classify_files``) vs a one-by-one loop
+   (``classify_files_sequential``) on real photos.
+
+Model: MobileNetV2 width 1.0 at 224 px with random weights (exported here with torch, TorchScript exporter),
+the default edge model; images: crops of scikit-image's sample photos saved as 640x480 JPEGs.
+
+    flock /tmp/edgecls-cpu.lock python benchmarks/runtime_overhead.py [--quick]
+
+Writes ``benchmarks/results/runtime_<cpu>_ort<version>_<date>.json`` and prints a summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+LABELS = tuple(f"class_{i}" for i in range(10))
+
+
+def export_mobilenetv2(path: Path, size: int = 224) -> Path:
+    """MobileNetV2 (random weights, real BN statistics from a few forward passes) with an edgecls contract."""
+    import onnx
+    import torch
+    from edgecls.runtime.contract import METADATA_KEY, ModelContract
+
+    from edgecls.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("mobilenetv2", len(LABELS), size)
+    model.train()
+    with torch.no_grad():  # give BatchNorm non-trivial running statistics
+        for _ in range(3):
+            model(torch.randn(8, 3, size, size))
+    model.eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            torch.randn(2, 3, size, size),
+            str(path),
+            dynamo=False,
+            input_names=["input"],
+            output_names=["logits"],
+            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+            opset_version=17,
+        )
+    m = onnx.load(str(path))
+    entry = m.metadata_props.add()
+    contract = ModelContract(labels=LABELS, input_size=(size, size), provenance={"arch": "mobilenetv2"})
+    entry.key, entry.value = METADATA_KEY, contract.to_json()
+    onnx.save(m, str(path))
+    return path
+
+
+def write_photos(folder: Path, count: int) -> list[Path]:
+    """``count`` 640x480 JPEGs cropped from scikit-image's bundled sample photos (no download)."""
+    from skimage import data
+
+    sources = [data.astronaut(), data.chelsea(), data.coffee(), data.rocket(), data.hubble_deep_field()]
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        img = sources[i % len(sources)]
+        h, w = img.shape[:2]
+        ch, cw = int(h * rng.uniform(0.5, 1.0)), int(w * rng.uniform(0.5, 1.0))
+        y, x = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
+        crop = cv2.resize(img[y : y + ch, x : x + cw], (640, 480), interpolation=cv2.INTER_AREA)
+        p = folder / f"photo_{i:04d}.jpg"
+        cv2.imwrite(str(p), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+        paths.append(p)
+    return paths
+
+
+# --- 1. cold start ----------------------------------------------------------------------------------------
+def cold_start(model: Path, image: Path, runs: int) -> dict:
+    exe = Path(sys.executable).with_name("edgecls")
+    cmd_base = [str(exe)] if exe.exists() else [sys.executable, "-m", "edgecls"]
+    out: dict = {"command": " ".join([*cmd_base, "run", "MODEL", "IMAGE"])}
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "0"}
+    for mode, extra in (("table", []), ("json", ["--json"])):
+        times = []
+        for i in range(runs + 1):
+            t0 = time.perf_counter()
+            r = subprocess.run(
+                [*cmd_base, "run", str(model), str(image), *extra], capture_output=True, text=True, env=env
+            )
+            dt = time.perf_counter() - t0
+            if r.returncode != 0:
+                raise SystemExit(f"edgecls run failed: {r.stderr}")
+            if i > 0:  # the first run warms the page cache (.pyc, shared libraries)
+                times.append(dt)
+        out[mode] = {
+            "median_s": round(statistics.median(times), 4),
+            "min_s": round(min(times), 4),
+            "max_s": round(max(times), 4),
+            "runs": runs,
+        }
+    # Where the time goes: import cost of the heavy modules on the `run` path (-X importtime, cumulative us).
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            "-c",
+            "import edgecls.cli, numpy, cv2, onnxruntime, edgecls.runtime.classifier, "
+            "edgecls.runtime.output, rich.console",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    imports = {}
+    for line in r.stderr.splitlines():
+        parts = [p.strip() for p in line.split("|")]
+        if len(parts) == 3 and parts[2] in (
+            "typer",
+            "numpy",
+            "cv2",
+            "onnxruntime",
+            "rich.console",
+            "edgecls.cli",
+            "edgecls.runtime.classifier",
+            "edgecls.runtime.output",
+            "click",
+        ):
+            imports[parts[2]] = round(int(parts[1]) / 1000, 1)
+    out["import_ms_cumulative"] = imports
+    return out
+
+
+# --- 2. classifier overhead ---------------------------------------------------------------------------------
+def classifier_overhead(model: Path, image: Path, rounds: int, per_round: int) -> dict:
+    from edgecls.runtime.classifier import Classifier
+    from edgecls.runtime.decode import decode_image
+
+    clf = Classifier(model, provider="cpu")
+    img = decode_image(image)
+    x = clf.preprocess([img])
+    feed = {clf.input_name: x}
+    names = [clf.output_name]
+    for _ in range(20):
+        clf.session.run(names, feed)
+        clf.classify(x, top_k=5)
+
+    def timed(fn) -> list[float]:
+        ts = []
+        for _ in range(per_round):
+            t0 = time.perf_counter()
+            fn()
+            ts.append((time.perf_counter() - t0) * 1e3)
+        return ts
+
+    bare, wrapped, full = [], [], []
+    for _ in range(rounds):  # interleaved blocks, so drift on a shared machine hits all three alike
+        bare += timed(lambda: clf.session.run(names, feed))
+        wrapped += timed(lambda: clf.classify(x, top_k=5))
+        full += timed(lambda: clf.predict(img, top_k=5))
+    b, w, f = (statistics.median(v) for v in (bare, wrapped, full))
+    return {
+        "input": "1x3x224x224 float32, batch 1, CPUExecutionProvider, default threads",
+        "bare_session_run_ms_p50": round(b, 3),
+        "classifier_classify_ms_p50": round(w, 3),
+        "classifier_predict_image_ms_p50": round(f, 3),
+        "overhead_pct": round(100 * (w - b) / b, 2),
+        "predict_with_preprocessing_overhead_pct": round(100 * (f - b) / b, 2),
+        "samples_each": len(bare),
+        "note": "classify = session.run + output checks + softmax + top-k on the same session; predict adds "
+        "preprocessing of a 640x480 photo (resize, crop, normalise)",
+    }
+
+
+# --- 3. folder throughput ---------------------------------------------------------------------------------
+def _rate(fn, n: int) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return n / (time.perf_counter() - t0)
+
+
+def folder_throughput(model: Path, paths: list[Path], repeats: int) -> dict:
+    """One-by-one loops (default session, and without thread spinning) vs the batched parallel pipeline.
+
+    The speedup is taken against the faster of the two one-by-one loops, so session tuning alone cannot
+    account for it.
+    """
+    from edgecls.runtime.classifier import Classifier
+    from edgecls.runtime.folder_runner import classify_files, classify_files_sequential, default_workers
+
+    default = Classifier(model, provider="cpu")
+    nospin = Classifier(model, provider="cpu", spin=False)  # what `edgecls run` uses
+    files = [str(p) for p in paths]
+    for c in (default, nospin):
+        list(classify_files(c, files[:16]))  # warm-up
+    seq, seq_nospin, par = [], [], []
+    for _ in range(repeats):  # interleaved so load changes on the shared machine hit all three
+        seq.append(_rate(lambda: list(classify_files_sequential(default, files)), len(files)))
+        seq_nospin.append(_rate(lambda: list(classify_files_sequential(nospin, files)), len(files)))
+        par.append(_rate(lambda: list(classify_files(nospin, files, batch_size=8)), len(files)))
+    a = [r.predictions[0].index for r in classify_files_sequential(default, files[:16])]
+    b = [r.predictions[0].index for r in classify_files(nospin, files[:16])]
+    assert a == b, "batched and one-by-one results differ"
+    s, s2, p = (statistics.median(v) for v in (seq, seq_nospin, par))
+    return {
+        "images": len(files),
+        "batch_size": 8,
+        "workers": default_workers(),
+        "one_by_one_default_session_images_per_s": round(s, 2),
+        "one_by_one_no_spin_images_per_s": round(s2, 2),
+        "batched_parallel_images_per_s": round(p, 2),
+        "speedup_vs_best_one_by_one": round(p / max(s, s2), 3),
+        "speedup_vs_default_one_by_one": round(p / s, 3),
+        "repeats": repeats,
+    }
+
+
+def write_resized(paths: list[Path], folder: Path, size: tuple[int, int]) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for p in paths:
+        q = folder / p.name
+        cv2.imwrite(
+            str(q),
+            cv2.resize(cv2.imread(str(p)), size, interpolation=cv2.INTER_CUBIC),
+            [cv2.IMWRITE_JPEG_QUALITY, 90],
+        )
+        out.append(q)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument(
+        "--quick", action="store_true", help="fewer repetitions (a smoke run, not for publishing)"
+    )
+    args = ap.parse_args()
+    from edgecls.runtime.bench_env import collect_environment, environment_slug
+
+    env = collect_environment()
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        model = export_mobilenetv2(d / "mobilenetv2_224.onnx")
+        photos = write_photos(d / "photos", 48 if args.quick else 160)
+        result = {
+            "benchmark": "runtime_overhead",
+            "command": "flock /tmp/edgecls-cpu.lock python benchmarks/runtime_overhead.py"
+            + (" --quick" if args.quick else ""),
+            "model": "mobilenetv2 width 1.0, 224 px, 10 classes, random weights, fp32, opset 17",
+            "environment": env.to_dict(),
+            "cold_start": cold_start(model, photos[0], runs=3 if args.quick else 7),
+            "classifier_overhead": classifier_overhead(
+                model, photos[0], rounds=4 if args.quick else 10, per_round=25
+            ),
+            "folder_throughput": {
+                "640x480 JPEG": folder_throughput(model, photos, repeats=1 if args.quick else 3),
+                "1920x1080 JPEG": folder_throughput(
+                    model,
+                    write_resized(photos[:64], d / "photos1080", (1920, 1080)),
+                    repeats=1 if args.quick else 3,
+                ),
+            },
+        }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"runtime_{environment_slug(env)}.json"
+    from edgecls.runtime.atomic import atomic_write_text
+
+    atomic_write_text(out, json.dumps(result, indent=2) + "\n")
+    cs, co, ft = result["cold_start"], result["classifier_overhead"], result["folder_throughput"]
+    print(
+        f"cold start (edgecls run MODEL image.jpg): table {cs['table']['median_s']} s, "
+        f"json {cs['json']['median_s']} s"
+    )
+    print(
+        f"classifier overhead at 224 px: {co['overhead_pct']}% ({co['bare_session_run_ms_p50']} -> "
+        f"{co['classifier_classify_ms_p50']} ms); "
+        f"with preprocessing {co['classifier_predict_image_ms_p50']} ms"
+    )
+    for size, f in ft.items():
+        print(
+            f"folder {size}: one-by-one {f['one_by_one_default_session_images_per_s']} / "
+            f"{f['one_by_one_no_spin_images_per_s']} (no spin) img/s, batched+parallel "
+            f"{f['batched_parallel_images_per_s']} img/s = {f['speedup_vs_best_one_by_one']}x "
+            "vs the best loop"
+        )
+    print(f"wrote {out.relative_to(REPO)}")
+
+
+if __name__ == "__main__":
+    main()
