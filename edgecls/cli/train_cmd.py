@@ -1,7 +1,133 @@
-"""Commands of this module are registered on the app by register()."""
+"""``edgecls train`` and ``edgecls eval``: thin adapters over edgecls.training.train and edgecls.evaluation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from edgecls.evaluation.evaluate import EvalResult
+
+TRAIN_HELP = """Train a CNN classifier on an ImageFolder tree or a built-in set.
+
+DATA is a folder with one sub-folder of images per class (optionally under train/ val/ test/; otherwise a
+seeded stratified split is made and saved as split.json), or builtin:shapes / builtin:digits.
+
+The run directory gets best.pt, last.pt (for --resume), config.json, contract.json (the preprocessing
+contract export will embed), history.csv/json, curves.png and eval/ (test metrics, confusion matrix).
+
+Example:  edgecls train builtin:digits --out runs/digits
+
+Distributed:  torchrun --nproc-per-node 2 -m edgecls train DATA --out runs/ddp
+"""
+
+EVAL_HELP = """Evaluate a run directory, checkpoint or any .onnx variant (fp32, fp16, int8) on labelled data.
+
+Reports top-1 (and top-5 with more than 5 classes), per-class precision/recall/F1 and the confusion matrix
+(written as metrics.json and confusion.png under --out). DATA defaults to the data the model was trained on,
+and --split test is then the very split training held out. ONNX models are evaluated through the runtime
+(onnxruntime + OpenCV, no torch).
+
+Example:  edgecls eval runs/digits/export/model.int8.onnx builtin:digits --json
+"""
+
+
+def train_command(
+    data: Annotated[str, typer.Argument(help="ImageFolder path, or builtin:shapes / builtin:digits.")],
+    arch: Annotated[str, typer.Option(help="Architecture: cnn, mobilenetv2, mobilenetv2_050, resnet10, resnet18.")]
+    = "mobilenetv2",
+    epochs: Annotated[int, typer.Option(min=1, help="Maximum epochs (early stopping may end sooner).")] = 30,
+    img_size: Annotated[Optional[int], typer.Option(min=8, help="Input size; default 32 for built-in sets, 224 "
+                                                               "for folders.")] = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 64,
+    out: Annotated[Path, typer.Option(help="Run directory.")] = Path("runs/exp"),
+    seed: Annotated[int, typer.Option(help="Seeds the split, initialisation, order and augmentation.")] = 0,
+    optimizer: Annotated[str, typer.Option(help="adamw or sgd.")] = "adamw",
+    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (default 2e-3 AdamW, 0.05 SGD).")] = None,
+    label_smoothing: Annotated[float, typer.Option(min=0.0, max=0.5)] = 0.1,
+    patience: Annotated[int, typer.Option(min=1, help="Early stop after this many epochs without "
+                                                      "validation improvement.")] = 8,
+    resize_mode: Annotated[Optional[str], typer.Option(help="stretch or shorter_side_crop.")] = None,
+    workers: Annotated[int, typer.Option(min=0, help="DataLoader worker processes.")] = 0,
+    hflip: Annotated[Optional[bool], typer.Option("--hflip/--no-hflip", help="Random horizontal flips.")] = None,
+    noise: Annotated[Optional[float], typer.Option(help="Gaussian noise std (0-255 scale), 0 = off.")] = None,
+    jitter: Annotated[Optional[float], typer.Option(help="Colour jitter strength, 0 = off.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last.pt.")] = False,
+) -> None:
+    import dataclasses
+
+    from edgecls.runtime.errors import EdgeclsError
+    from edgecls.training.config import TrainConfig
+    from edgecls.training.train import train
+
+    if optimizer not in ("adamw", "sgd"):
+        raise EdgeclsError(f"--optimizer must be adamw or sgd, got {optimizer!r}")
+    if resume and (out / "config.json").is_file():
+        config = TrainConfig.from_dict(json.loads((out / "config.json").read_text()))
+        config.resume, config.out = True, str(out)
+    else:
+        config = TrainConfig(data=data, arch=arch, epochs=epochs, img_size=img_size, batch_size=batch_size,
+                             out=str(out), seed=seed, optimizer=optimizer, lr=lr,  # type: ignore[arg-type]
+                             label_smoothing=label_smoothing, patience=patience, resize_mode=resize_mode,
+                             workers=workers, resume=resume)
+        aug = config.resolved_augment()
+        overrides = {k: v for k, v in (("hflip", hflip), ("noise_std", noise), ("jitter", jitter)) if v is not None}
+        config.augment = dataclasses.replace(aug, **overrides)
+    train(config)
+
+
+def eval_command(
+    model: Annotated[str, typer.Argument(help="Run directory, checkpoint (.pt) or .onnx model.")],
+    data: Annotated[Optional[str], typer.Argument(help="Labelled data (folder or builtin:NAME); default: the "
+                                                       "model's training data.")] = None,
+    split: Annotated[str, typer.Option(help="train, val, test, or all (every image of DATA).")] = "test",
+    seed: Annotated[Optional[int], typer.Option(help="Split seed (default: the training seed).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Write metrics.json and confusion.png here.")] = None,
+    provider: Annotated[str, typer.Option(help="Execution provider for .onnx models.")] = "auto",
+    batch_size: Annotated[int, typer.Option(min=1)] = 64,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
+) -> None:
+    from rich.console import Console
+
+    from edgecls.evaluation.evaluate import evaluate
+
+    out_dir = out if out is not None else _default_eval_dir(Path(model))
+    result = evaluate(model, data, split=split, seed=seed, out_dir=out_dir, provider=provider, batch_size=batch_size)
+    if json_out:
+        typer.echo(json.dumps(result.to_dict()))
+        return
+    _print_eval(Console(), result)
+
+
+def _default_eval_dir(model: Path) -> Path:
+    if model.is_dir():
+        return model / "eval"
+    return model.parent / "eval" / model.name.replace(".", "_")
+
+
+def _print_eval(console: Console, result: EvalResult) -> None:
+    from rich.table import Table
+
+    m = result.metrics
+    table = Table(title=f"{result.model} on {result.data} [{result.split}]: {m.n} images")
+    for col in ("class", "precision", "recall", "F1", "support"):
+        table.add_column(col, justify="left" if col == "class" else "right")
+    for i, c in enumerate(m.classes):
+        table.add_row(c, f"{m.precision[i]:.3f}", f"{m.recall[i]:.3f}", f"{m.f1[i]:.3f}", str(m.support[i]))
+    console.print(table)
+    line = f"top-1 {100 * m.top1:.2f}%" + (f"   top-5 {100 * m.top5:.2f}%" if m.top5 is not None else "")
+    console.print(f"[bold]{line}[/bold]")
+    if result.skipped:
+        console.print(f"[yellow]{len(result.skipped)} unreadable image(s) skipped[/yellow]")
+    if result.out_dir:
+        console.print(f"metrics and confusion matrix written to {result.out_dir}")
+
 
 def register(app: typer.Typer) -> None:
-    """Added by the work on this command."""
+    app.command("train", help=TRAIN_HELP)(train_command)
+    app.command("eval", help=EVAL_HELP)(eval_command)

@@ -1,1 +1,80 @@
-"""Data: labelled image folders, built-in sets, splits and augmentation (numpy + OpenCV; no torch)."""
+"""Data: labelled image folders, built-in sets, seeded splits and augmentation.
+
+numpy + OpenCV only (scikit-learn lazily, for builtin:digits): the train, export and eval stages all read
+data through here, and none of it imports torch.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgecls.data.builtin import BUILTIN_SETS, builtin_set
+from edgecls.data.folders import SPLIT_NAMES, has_split_folders, load_image_folder
+from edgecls.data.imageset import ImageSet
+from edgecls.data.splits import stratified_split
+from edgecls.runtime.errors import DataError
+
+__all__ = ["DataSplits", "ImageSet", "load_data", "load_image_folder", "load_eval_set"]
+
+DEFAULT_IMG_SIZE = 224
+
+
+@dataclass
+class DataSplits:
+    train: ImageSet
+    val: ImageSet
+    test: ImageSet
+    classes: tuple[str, ...]
+    default_img_size: int
+    info: dict[str, Any] = field(default_factory=dict)  # saved as split.json: how the split was made
+
+
+def load_data(spec: str | os.PathLike[str], seed: int = 0, val_fraction: float = 0.15,
+              test_fraction: float = 0.15) -> DataSplits:
+    """Resolve ``builtin:NAME`` or an ImageFolder tree into train/val/test splits."""
+    spec = str(spec)
+    if spec.startswith("builtin:"):
+        name = spec.split(":", 1)[1]
+        full = builtin_set(name)
+        tr, va, te = stratified_split(full.labels(), val_fraction, test_fraction, seed)
+        info = {"spec": spec, "kind": "builtin", "seed": seed, "val_fraction": val_fraction,
+                "test_fraction": test_fraction, "sizes": [len(tr), len(va), len(te)]}
+        return DataSplits(full.subset(tr), full.subset(va), full.subset(te), full.classes, BUILTIN_SETS[name], info)
+    root = Path(spec)
+    if not root.is_dir():
+        raise DataError(f"{spec}: not a data folder nor a built-in set (builtin:shapes, builtin:digits)")
+    if has_split_folders(root):
+        train = load_image_folder(root / "train")
+        parts = {}
+        for split in ("val", "test"):
+            parts[split] = load_image_folder(root / split, classes=train.classes) if (root / split).is_dir() else None
+        val = parts["val"] or parts["test"]
+        test = parts["test"] or parts["val"]
+        assert val is not None and test is not None
+        info = {"spec": spec, "kind": "folders", "split": "folders", "sizes": [len(train), len(val), len(test)]}
+        return DataSplits(train, val, test, train.classes, DEFAULT_IMG_SIZE, info)
+    full = load_image_folder(root)
+    tr, va, te = stratified_split(full.labels(), val_fraction, test_fraction, seed)
+    if not tr or not va:
+        raise DataError(f"{spec}: too few images for a train/val/test split ({len(full)} images)")
+    info = {"spec": spec, "kind": "folder", "split": "stratified", "seed": seed, "val_fraction": val_fraction,
+            "test_fraction": test_fraction, "sizes": [len(tr), len(va), len(te)],
+            "files": {"train": [full.name(i) for i in tr], "val": [full.name(i) for i in va],
+                      "test": [full.name(i) for i in te]}}
+    return DataSplits(full.subset(tr), full.subset(va), full.subset(te), full.classes, DEFAULT_IMG_SIZE, info)
+
+
+def load_eval_set(spec: str | os.PathLike[str], split: str = "test", seed: int = 0,
+                  classes: tuple[str, ...] | None = None) -> ImageSet:
+    """The images to evaluate on: a split of ``spec`` (train/val/test) or ``all`` images of a folder."""
+    if split not in (*SPLIT_NAMES, "all"):
+        raise DataError(f"unknown split {split!r}; choose train, val, test or all")
+    if split == "all" and not str(spec).startswith("builtin:"):
+        return load_image_folder(spec, classes=classes)
+    if split == "all":
+        return builtin_set(str(spec).split(":", 1)[1])
+    splits = load_data(spec, seed=seed)
+    return {"train": splits.train, "val": splits.val, "test": splits.test}[split]

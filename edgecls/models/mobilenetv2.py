@@ -1,7 +1,7 @@
 """MobileNetV2 (Sandler et al. 2018): inverted residuals with depthwise convs and a width multiplier.
 
-The default edge model. For small inputs (< 96 px, e.g. the 32 px built-in sets) the stem and the first
-downsampling stage use stride 1 so the feature map is not reduced to 1x1 before the head.
+The default edge model. For small inputs (< 96 px, e.g. the 32 px built-in sets) the stem uses stride 1, so a
+32 px image is reduced 16x (to 2x2) rather than 32x before the head.
 """
 
 from __future__ import annotations
@@ -52,10 +52,8 @@ class MobileNetV2(nn.Module):
         last = make_divisible(1280 * max(1.0, width))
         layers: list[nn.Module] = [ConvBNAct(3, stem, stride=1 if small else 2, act=nn.ReLU6)]
         cin = stem
-        for stage, (t, c, n, s) in enumerate(_SETTINGS):
+        for t, c, n, s in _SETTINGS:
             cout = make_divisible(c * width)
-            if small and stage == 1:
-                s = 1
             for i in range(n):
                 layers.append(InvertedResidual(cin, cout, s if i == 0 else 1, t))
                 cin = cout
@@ -66,7 +64,7 @@ class MobileNetV2(nn.Module):
         _init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # [N,3,S,S] -> features [N,last,S/32,S/32] (S/8 for small inputs) -> [N,last] -> [N,classes]
+        # [N,3,S,S] -> features [N,last,S/32,S/32] (S/16 for small inputs) -> [N,last] -> [N,classes]
         return self.classifier(self.pool(self.features(x)))
 
 

@@ -1,0 +1,62 @@
+"""ImageFolder trees: one folder per class, optionally under train/ val/ test/."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from edgecls.data.imageset import FileImageSet
+from edgecls.runtime.decode import is_image_path
+from edgecls.runtime.errors import DataError
+
+SPLIT_NAMES = ("train", "val", "test")
+
+
+def _class_dirs(root: Path) -> list[Path]:
+    return sorted((d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")), key=lambda d: d.name)
+
+
+def _images_under(folder: Path) -> list[Path]:
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        found += [Path(dirpath) / f for f in sorted(filenames) if not f.startswith(".") and is_image_path(f)]
+    return found
+
+
+def has_split_folders(root: Path) -> bool:
+    return (root / "train").is_dir() and ((root / "val").is_dir() or (root / "test").is_dir())
+
+
+def load_image_folder(root: str | os.PathLike[str], classes: tuple[str, ...] | None = None) -> FileImageSet:
+    """All images of a class-folder tree. ``classes`` fixes the label order (e.g. from a model's contract)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: no such data folder")
+    dirs = _class_dirs(root)
+    if not dirs:
+        raise DataError(f"{root}: no class folders (expected one sub-folder of images per class)")
+    names = tuple(d.name for d in dirs)
+    if classes is not None:
+        unknown = [n for n in names if n not in classes]
+        if unknown:
+            raise DataError(f"{root}: class folder(s) {', '.join(unknown)} are not labels of the model")
+        order = classes
+    else:
+        order = names
+    paths: list[Path] = []
+    targets: list[int] = []
+    empty: list[str] = []
+    for d in dirs:
+        files = _images_under(d)
+        if not files:
+            empty.append(d.name)
+        paths += files
+        targets += [order.index(d.name)] * len(files)
+    if not paths:
+        raise DataError(f"{root}: no images found (looked for {', '.join(sorted({'.jpg', '.png', '.bmp', '.webp', '.tiff'}))})")
+    if empty and classes is None:
+        raise DataError(f"{root}: class folder(s) without images: {', '.join(empty)}")
+    if classes is None and len(names) < 2:
+        raise DataError(f"{root}: only one class ({names[0]}); a classifier needs at least two class folders")
+    return FileImageSet(classes=tuple(order), paths=paths, targets=targets)

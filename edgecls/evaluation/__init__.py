@@ -1,0 +1,1 @@
+"""Evaluation: metrics (numpy), predictors for checkpoints (torch) and ONNX variants (runtime), reports."""

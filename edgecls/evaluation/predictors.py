@@ -1,0 +1,114 @@
+"""Logits for an ImageSet from a checkpoint (PyTorch) or any ONNX variant (onnxruntime), through the same
+preprocessing. The ONNX path imports no torch, so ``edgecls eval model.int8.onnx DATA`` works on a device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgecls.data.imageset import ImageSet
+from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.errors import ContractError, DataError, ImageDecodeError
+from edgecls.runtime.preprocess import preprocess_batch
+
+LogitsFn = Callable[[np.ndarray], np.ndarray]  # float32[N, 3, h, w] -> float32[N, C]
+
+
+@dataclass
+class LoadedPredictor:
+    contract: ModelContract
+    logits: LogitsFn
+    kind: str  # "checkpoint" or "onnx"
+    source: dict  # how the model was trained (data spec, seed), when known
+
+
+def load_predictor(model: str | Path, provider: str = "auto", threads: int | None = None) -> LoadedPredictor:
+    path = Path(model)
+    if path.suffix.lower() == ".onnx":
+        return _onnx_predictor(path, provider, threads)
+    return _checkpoint_predictor(path)
+
+
+def _onnx_predictor(path: Path, provider: str, threads: int | None) -> LoadedPredictor:
+    from edgecls.runtime.contract import contract_from_metadata
+    from edgecls.runtime.session import create_session
+
+    sess, _info = create_session(path, provider=provider, threads=threads)
+    contract = contract_from_metadata(sess.get_modelmeta().custom_metadata_map)
+    if contract is None:
+        raise ContractError(f"{path}: the model carries no edgecls contract; export it with edgecls or quantize it "
+                            "with `edgecls quantize` and the contract flags")
+    input_name = sess.get_inputs()[0].name
+    fixed_batch = sess.get_inputs()[0].shape[0]
+
+    def logits(x: np.ndarray) -> np.ndarray:
+        if isinstance(fixed_batch, int) and fixed_batch != len(x):  # a fixed-batch model: one image at a time
+            return np.concatenate([sess.run(None, {input_name: x[i : i + 1]})[0] for i in range(len(x))])
+        return sess.run(None, {input_name: x})[0]
+
+    prov = contract.provenance
+    return LoadedPredictor(contract, logits, "onnx", {"data": prov.get("data"), "seed": prov.get("seed", 0)})
+
+
+def _checkpoint_predictor(path: Path) -> LoadedPredictor:
+    import torch
+
+    from edgecls.training.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(path)
+    model = ckpt.build_model()
+
+    @torch.no_grad()
+    def logits(x: np.ndarray) -> np.ndarray:
+        return model(torch.from_numpy(x)).float().numpy()
+
+    data = ckpt.raw.get("data", {})
+    return LoadedPredictor(ckpt.contract, logits, "checkpoint", {"data": data.get("spec"), "seed": data.get("seed", 0)})
+
+
+def label_map(data_classes: tuple[str, ...], model_labels: tuple[str, ...], where: str) -> np.ndarray:
+    """int64[len(data_classes)]: data class index -> model output index, matched by name."""
+    missing = [c for c in data_classes if c not in model_labels]
+    if missing:
+        raise DataError(f"{where}: class(es) {', '.join(missing)} are not among the model's labels "
+                        f"({', '.join(model_labels)})")
+    return np.asarray([model_labels.index(c) for c in data_classes], dtype=np.int64)
+
+
+def iter_batches(images: ImageSet, contract: ModelContract, batch_size: int,
+                 broken: list[str]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield (float32[B, 3, h, w], int64[B] data-class labels); unreadable images go to ``broken``."""
+    buf: list[np.ndarray] = []
+    labels: list[int] = []
+    for i in range(len(images)):
+        try:
+            buf.append(images.load(i))
+        except ImageDecodeError as e:
+            broken.append(str(e))
+            continue
+        labels.append(images.label(i))
+        if len(buf) == batch_size:
+            yield preprocess_batch(buf, contract), np.asarray(labels, np.int64)
+            buf, labels = [], []
+    if buf:
+        yield preprocess_batch(buf, contract), np.asarray(labels, np.int64)
+
+
+def predict_imageset(pred: LoadedPredictor, images: ImageSet, batch_size: int = 64,
+                     on_batch: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """-> (float32[N, C] logits, int64[N] labels in the model's label space, unreadable files)."""
+    mapping = label_map(images.classes, pred.contract.labels, "evaluation data")
+    broken: list[str] = []
+    all_logits, all_labels = [], []
+    for x, y in iter_batches(images, pred.contract, batch_size, broken):
+        all_logits.append(pred.logits(x))
+        all_labels.append(mapping[y])
+        if on_batch:
+            on_batch(len(y))
+    if not all_logits:
+        raise DataError("no readable images to evaluate")
+    return np.concatenate(all_logits), np.concatenate(all_labels), broken

@@ -1,0 +1,70 @@
+"""TrainConfig: every knob of a training run; saved as config.json and inside every checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from edgecls.data.augment import AugmentConfig
+
+
+@dataclass
+class TrainConfig:
+    data: str  # ImageFolder path or builtin:shapes / builtin:digits
+    arch: str = "mobilenetv2"
+    epochs: int = 30
+    img_size: int | None = None  # None: the data's default (32 for built-in sets, 224 for folders)
+    batch_size: int = 64
+    out: str = "runs/exp"
+    seed: int = 0
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    lr: float | None = None  # None: 2e-3 for AdamW, 0.05 for SGD (scaled by batch_size / 64)
+    weight_decay: float | None = None  # None: 0.05 for AdamW, 5e-4 for SGD
+    label_smoothing: float = 0.1
+    warmup_epochs: float = 1.0
+    patience: int = 8  # early stopping: epochs without val-accuracy improvement
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    workers: int = 0  # DataLoader worker processes; 0 decodes in the main process
+    resize_mode: str | None = None  # None: stretch for built-in sets, shorter_side_crop for folders
+    interpolation: str = "linear"
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    augment: AugmentConfig | None = None  # None: data-dependent default (no flips for digits)
+    arch_kwargs: dict[str, Any] = field(default_factory=dict)
+    resume: bool = False
+    max_train_batches: int | None = None  # cap per epoch (tests, smoke runs)
+
+    def resolved_lr(self) -> float:
+        base = self.lr if self.lr is not None else (2e-3 if self.optimizer == "adamw" else 0.05)
+        return base if self.lr is not None else base * self.batch_size / 64
+
+    def resolved_weight_decay(self) -> float:
+        if self.weight_decay is not None:
+            return self.weight_decay
+        return 0.05 if self.optimizer == "adamw" else 5e-4
+
+    def resolved_augment(self) -> AugmentConfig:
+        if self.augment is not None:
+            return self.augment
+        if self.data == "builtin:digits":
+            return AugmentConfig(crop_scale=(0.75, 1.0), hflip=False, jitter=0.2, noise_std=4.0)
+        return AugmentConfig()
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["augment"] = dataclasses.asdict(self.resolved_augment())
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        d = dict(d)
+        aug = d.get("augment")
+        if isinstance(aug, dict):
+            d["augment"] = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in aug.items()})
+        for key in ("mean", "std"):
+            if key in d:
+                d[key] = tuple(d[key])
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})

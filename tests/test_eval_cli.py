@@ -1,0 +1,48 @@
+"""`edgecls train` and `edgecls eval` end to end through the real CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from edgecls.cli import app
+
+runner = CliRunner()
+
+
+def test_eval_checkpoint_reports_metrics_and_writes_plots(tiny_run: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["eval", str(tiny_run), "--json", "--out", str(tmp_path / "ev")])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["split"] == "test" and report["data"] == "builtin:shapes" and report["n"] == 225
+    assert 0.0 <= report["top1"] <= 1.0 and report["top5"] is None  # 5 classes: no top-5
+    assert set(report["per_class"]) == {"circle", "square", "triangle", "star", "cross"}
+    assert sum(map(sum, report["confusion"])) == 225
+    # the test split is the one training held out, so the numbers match the run's own evaluation
+    run_metrics = json.loads((tiny_run / "eval" / "metrics.json").read_text())
+    assert abs(run_metrics["top1"] - report["top1"]) < 1e-9
+    assert (tmp_path / "ev" / "confusion.png").stat().st_size > 1000
+
+
+def test_eval_on_a_folder_with_a_broken_image(tiny_run: Path, shapes_folder: Path, tmp_path: Path) -> None:
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(shapes_folder, data)
+    (data / "circle" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    result = runner.invoke(app, ["eval", str(tiny_run), str(data), "--split", "all", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["n"] == 150 and len(report["skipped"]) == 1 and "broken.jpg" in report["skipped"][0]
+
+
+def test_train_cli_errors_are_one_line(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "edgecls", "train", str(tmp_path / "missing"), "--out",
+                           str(tmp_path / "o")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("error:") and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

@@ -1,0 +1,95 @@
+"""Training: a real run writes everything export needs; resume replays exactly; DDP runs 2 CPU processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.errors import EdgeclsError
+from edgecls.training.checkpoint import load_checkpoint
+from edgecls.training.config import TrainConfig
+from edgecls.training.train import train
+
+
+def test_run_directory_carries_the_full_config(tiny_run: Path) -> None:
+    for name in ("best.pt", "last.pt", "config.json", "contract.json", "split.json", "history.csv",
+                 "history.json", "curves.png", "summary.json", "eval/metrics.json", "eval/confusion.png"):
+        assert (tiny_run / name).is_file(), name
+    contract = ModelContract.from_dict(json.loads((tiny_run / "contract.json").read_text()))
+    assert contract.labels == ("circle", "square", "triangle", "star", "cross")
+    assert contract.input_size == (32, 32) and contract.resize_mode == "stretch"
+    assert contract.provenance["arch"] == "cnn" and "test_top1" in contract.provenance["metrics"]
+    ckpt = load_checkpoint(tiny_run)  # run dir -> best.pt
+    assert ckpt.contract == contract and ckpt.arch == "cnn"
+    model = ckpt.build_model()
+    assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 5)
+    history = json.loads((tiny_run / "history.json").read_text())
+    assert len(history) == 3 and history[0]["train_loss"] > 0
+    assert (tiny_run / "history.csv").read_text().startswith("epoch,train_loss,train_acc,val_loss,val_acc")
+
+
+def _config(out: Path, epochs: int = 3, **kw: object) -> TrainConfig:
+    return TrainConfig(data="builtin:shapes", arch="cnn", epochs=epochs, img_size=32, batch_size=32, out=str(out),
+                       max_train_batches=4, **kw)  # type: ignore[arg-type]
+
+
+def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path: Path) -> None:
+    train(_config(tmp_path / "full"), show_progress=False)
+
+    def interrupt_after_epoch_2(msg: str) -> None:
+        if msg.startswith("epoch   2/"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(_config(tmp_path / "cut"), log=interrupt_after_epoch_2, show_progress=False)
+    assert load_checkpoint(tmp_path / "cut" / "last.pt").raw["epoch"] == 1
+    with pytest.raises(EdgeclsError, match="--resume"):
+        train(_config(tmp_path / "cut"), show_progress=False)
+    train(_config(tmp_path / "cut", resume=True), show_progress=False)
+    a = load_checkpoint(tmp_path / "full" / "last.pt")
+    b = load_checkpoint(tmp_path / "cut" / "last.pt")
+    assert b.raw["epoch"] == 2
+    for key, value in a.model_state.items():
+        assert torch.equal(value, b.model_state[key]), key
+
+
+def test_seeded_runs_are_identical(tmp_path: Path) -> None:
+    train(_config(tmp_path / "a", epochs=1), show_progress=False)
+    train(_config(tmp_path / "b", epochs=1), show_progress=False)
+    a, b = load_checkpoint(tmp_path / "a" / "last.pt"), load_checkpoint(tmp_path / "b" / "last.pt")
+    assert all(torch.equal(v, b.model_state[k]) for k, v in a.model_state.items())
+
+
+def test_unwritable_output_is_a_clear_error(tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        blocker = tmp_path / "file"
+        blocker.write_text("x")
+        out = blocker / "run"  # a path under a regular file cannot be created, even by root
+    else:
+        out = tmp_path / "ro"
+        out.mkdir()
+        out.chmod(0o500)
+    with pytest.raises(EdgeclsError, match="cannot create output directory|not writable"):
+        train(_config(out), show_progress=False)
+
+
+def test_distributed_two_cpu_processes(tmp_path: Path) -> None:
+    """torchrun with 2 processes (gloo): only rank 0 writes, and the run is complete."""
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "-m", "edgecls", "train", "builtin:shapes", "--arch", "cnn", "--epochs", "1", "--img-size", "32",
+           "--batch-size", "64", "--out", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "2 processes (DDP)" in proc.stderr
+    assert (out / "best.pt").is_file() and (out / "eval" / "metrics.json").is_file()
+    history = json.loads((out / "history.json").read_text())
+    assert len(history) == 1  # one epoch logged once, by rank 0 only
