@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import sys
 import time
@@ -126,23 +127,29 @@ def random_checkpoint(arch: str, img_size: int, out: Path, bn_images: int = 256)
 
 
 def export_variants(checkpoint: Path, out_dir: Path, random_weights: bool, quick: bool) -> Path:
-    """fp32 + fp16 + int8 through edgecls's export pipeline (skipped when the directory is complete)."""
+    """fp32 + fp16 + int8 through edgecls's export pipeline (skipped when the directory is complete).
+
+    Random weights: images from builtin:shapes, no accuracy budget (it means nothing for them). Trained:
+    the run's own train (calibration) and val (budget) splits, default budget.
+    """
     from edgecls.export.export_run import ExportOptions, export_checkpoint
 
     if all((out_dir / n).is_file() for n in ("model.onnx", "model.fp16.onnx", "model.int8.onnx")):
         return out_dir
+    spec = DATA_SPEC if random_weights else None
     options = ExportOptions(
         out_dir=str(out_dir),
         fp16=True,
         quantize=True,
-        data=DATA_SPEC,
-        calib=DATA_SPEC,
-        val=DATA_SPEC,
+        data=spec,
+        calib=spec,
+        val=spec,
         calib_images=64 if quick else 300,
         val_images=64 if quick else 300,
         parity_images=8 if quick else 32,
-        max_drop=100.0 if random_weights else 1.0,
     )
+    if random_weights:
+        options.max_drop = 100.0
     export_checkpoint(checkpoint, options, log=lambda m: print(f"  export: {m}", flush=True))
     return out_dir
 
@@ -182,25 +189,38 @@ def write_test_split(checkpoint: Path, out: Path) -> Path:
     return out
 
 
-def prepare_families(args: argparse.Namespace) -> list[Family]:
-    from edgecls.training.torch_baseline import find_checkpoint
+def trained_family(arch: str, source: Path, args: argparse.Namespace) -> Family:
+    """A trained model: an export dir is measured as it is; a run dir / checkpoint is copied into the work
+    dir and exported there by edgecls's pipeline with the default int8 accuracy budget (its own splits)."""
+    from edgecls.training.checkpoint import resolve_checkpoint_path
+    from edgecls.training.torch_baseline import find_checkpoint, sha256_file
 
+    source = Path(source)
+    export_dir = next((d for d in (source, source / "export") if (d / "model.onnx").is_file()), None)
+    if export_dir is not None:
+        ckpt = find_checkpoint(model_targets([export_dir / "model.onnx"])[0])
+    else:
+        original = resolve_checkpoint_path(source)
+        work = args.work / f"{arch}_{args.img_size}_trained"
+        ckpt = work / "best.pt"
+        if not ckpt.is_file() or sha256_file(ckpt) != sha256_file(original):
+            work.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(work / "export", ignore_errors=True)
+            shutil.copy2(original, ckpt)
+        export_dir = export_variants(ckpt, work / "export", random_weights=False, quick=args.quick)
+    test_dir = write_test_split(ckpt, args.work / f"{arch}_{args.img_size}_test") if ckpt else None
+    print(f"{arch}: trained model {export_dir} (checkpoint {ckpt}, test images {test_dir})", flush=True)
+    return Family(arch, export_dir, ckpt, True, test_dir)
+
+
+def prepare_families(args: argparse.Namespace) -> list[Family]:
     families = []
     for arch in args.archs:
-        trained_dir = None
+        trained = None
         if arch == "mobilenetv2":
-            trained_dir = args.trained or find_trained_export(HERE / "quantization", arch, args.img_size)
-        if trained_dir is not None:
-            trained_dir = Path(trained_dir)
-            if (
-                not (trained_dir / "model.onnx").is_file()
-                and (trained_dir / "export" / "model.onnx").is_file()
-            ):
-                trained_dir = trained_dir / "export"
-            ckpt = find_checkpoint(model_targets([trained_dir / "model.onnx"])[0])
-            test_dir = write_test_split(ckpt, args.work / "shapes_test") if ckpt else None
-            print(f"{arch}: trained model {trained_dir} (checkpoint {ckpt})", flush=True)
-            families.append(Family(arch, trained_dir, ckpt, True, test_dir))
+            trained = args.trained or find_trained_export(HERE / "quantization", arch, args.img_size)
+        if trained is not None:
+            families.append(trained_family(arch, trained, args))
             continue
         work = args.work / f"{arch}_{args.img_size}"
         ckpt = work / "best.pt"
@@ -409,8 +429,10 @@ def stability_markdown(stab: list[dict[str, Any]], repeats: int) -> str:
 # --------------------------------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--archs", default=",".join(DEFAULT_ARCHS))
-    ap.add_argument("--img-size", type=int, default=224)
+    ap.add_argument(
+        "--archs", default=None, help=f"default {','.join(DEFAULT_ARCHS)} (--quick: mobilenetv2_050)"
+    )
+    ap.add_argument("--img-size", type=int, default=None, help="default 224 (--quick: 64)")
     ap.add_argument("--batches", default="1,8")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--time-budget", type=float, default=2.0, help="seconds of timed runs per configuration")
@@ -430,9 +452,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     args = ap.parse_args(argv)
     if args.quick:
-        args.archs, args.img_size, args.time_budget = "mobilenetv2_050", 64, 0.3
+        args.time_budget = 0.3
         args.out = args.work / "quick_results"
     args.repeats = args.repeats or (1 if args.quick else 3)
+    args.archs = args.archs or ("mobilenetv2_050" if args.quick else ",".join(DEFAULT_ARCHS))
+    args.img_size = args.img_size or (64 if args.quick else 224)
     args.archs = [a for a in args.archs.split(",") if a]
     args.batches = [int(b) for b in args.batches.split(",")]
     args.threads = [int(t) for t in args.threads.split(",")]

@@ -117,6 +117,7 @@ class BenchTarget:
     size_bytes: int | None = None
     load_error: str | None = None  # the model could not even be inspected: one error row, nothing run
     options: dict[str, Any] = field(default_factory=dict)  # extra keyword arguments for the loader
+    imports: tuple[str, ...] = ("onnxruntime",)  # engine modules imported (and timed) before the loader runs
 
     @property
     def contract(self) -> ModelContract | None:
@@ -165,10 +166,11 @@ class BenchRow:
     min_ms: float | None = None
     max_ms: float | None = None
     throughput_ips: float | None = None
-    session_create_ms: float | None = None  # cold start: loader call in a fresh process
+    import_ms: float | None = None  # importing the engine in the fresh process (onnxruntime, cv2, torch)
+    session_create_ms: float | None = None  # cold start: creating the session/network in a fresh process
     first_run_ms: float | None = None
     peak_rss_mb: float | None = None  # whole measuring process (interpreter + libraries + model)
-    rss_before_load_mb: float | None = None  # same process after imports, before the model was loaded
+    rss_before_load_mb: float | None = None  # same process after the engine import, before the model load
     model_size_mb: float | None = None
     e2e: StageTimes | None = None
     accuracy: float | None = None  # top-1, 0..1
@@ -648,9 +650,13 @@ def measure(task: dict[str, Any]) -> dict[str, Any]:
         isolated=task.get("isolated", True),
     )
     row.model_size_mb = target.size_bytes / 2**20 if target.size_bytes else None
-    row.rss_before_load_mb, _ = _memory_mb()
     try:
+        t0 = time.perf_counter()
+        for module in target.imports:  # the engine's own import is not part of creating a session
+            importlib.import_module(module)
         loader = _import_loader(target.loader)
+        row.import_ms = (time.perf_counter() - t0) * 1000.0
+        row.rss_before_load_mb, _ = _memory_mb()
         t0 = time.perf_counter()
         runner = loader(target.model, task["provider"], task["threads"], **target.options)
         row.session_create_ms = (time.perf_counter() - t0) * 1000.0

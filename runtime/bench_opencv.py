@@ -61,6 +61,7 @@ def opencv_baseline(target: BenchTarget) -> BenchTarget:
         contract_json=target.contract_json,
         size_bytes=target.size_bytes,
         options={"device": "opencv-cpu"},
+        imports=("cv2",),
     )
 
 

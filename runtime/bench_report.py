@@ -188,6 +188,7 @@ CSV_FIELDS: tuple[str, ...] = (
     "throughput_ips",
     "speedup",
     "reference",
+    "import_ms",
     "session_create_ms",
     "first_run_ms",
     "peak_rss_mb",

@@ -45,7 +45,7 @@ def test_every_configuration_is_measured_in_its_own_process(bench_models):
         assert r.min_ms <= r.p50_ms <= r.p90_ms <= r.p99_ms <= r.max_ms
         assert r.std_ms >= 0 and r.mean_ms > 0
         assert r.throughput_ips == pytest.approx(r.batch * 5 / (sum(r.samples_ms) / 1000), rel=1e-3)
-        assert r.session_create_ms > 0 and r.first_run_ms > 0
+        assert r.session_create_ms > 0 and r.first_run_ms > 0 and r.import_ms >= 0
         assert r.peak_rss_mb >= r.rss_before_load_mb > 0 and r.model_rss_mb >= 0
         assert r.providers_used == [CPU_PROVIDER] and not r.fallback
         assert r.threads == 1

@@ -82,6 +82,7 @@ def torch_baseline(target: BenchTarget, checkpoint: str | os.PathLike[str]) -> B
         loader=TORCH_LOADER,
         contract_json=target.contract_json,
         options={"device": "torch-cpu"},
+        imports=("torch", "edgecls.training.checkpoint"),
     )
 
 
