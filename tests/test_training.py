@@ -93,3 +93,22 @@ def test_distributed_two_cpu_processes(tmp_path: Path) -> None:
     assert (out / "best.pt").is_file() and (out / "eval" / "metrics.json").is_file()
     history = json.loads((out / "history.json").read_text())
     assert len(history) == 1  # one epoch logged once, by rank 0 only
+
+
+def test_unreadable_training_images_are_skipped_named_and_counted(shapes_folder: Path, tmp_path: Path) -> None:
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(shapes_folder, data)
+    for cls in ("circle", "star"):  # one broken file in each of two classes
+        (data / cls / "zz_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    messages: list[str] = []
+    cfg = TrainConfig(data=str(data), arch="cnn", epochs=1, img_size=32, batch_size=16, out=str(tmp_path / "run"))
+    run = train(cfg, log=messages.append, show_progress=False)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["skipped_images"] == 2
+    named = [m for m in messages if m.startswith("warning: skipped unreadable image")]
+    assert len(named) == 2 and all("zz_broken.png" in m for m in named)
+    assert any("2 unreadable image(s) skipped" in m for m in messages)
+    contract = json.loads((run / "contract.json").read_text())
+    assert contract["resize_mode"] == "shorter_side_crop"  # folders default to the timm/torchvision eval crop

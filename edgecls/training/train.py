@@ -229,7 +229,8 @@ def _train(config: TrainConfig, ctx: DistContext, log: Logger, show_progress: bo
             else:
                 sampler = RandomSampler(train_set, generator=torch.Generator().manual_seed(config.seed * 7919 + epoch))
             loader = DataLoader(train_set, batch_size=config.batch_size, sampler=sampler, num_workers=config.workers,
-                                collate_fn=collate_skipping_broken, drop_last=len(train_set) > config.batch_size)
+                                collate_fn=collate_skipping_broken,
+                                drop_last=len(train_set) % config.batch_size == 1)  # BN needs > 1 sample
             if progress:
                 progress.reset(task, total=steps_per_epoch, description=f"epoch {epoch + 1}/{config.epochs}")
 
