@@ -83,7 +83,7 @@ def _flags(
 def _logger(quiet: bool) -> Any:
     from rich.console import Console
 
-    console = Console(stderr=True, highlight=False)
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
     return (lambda _m: None) if quiet else (lambda m: console.print(m, markup=False))
 
 
