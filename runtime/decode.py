@@ -4,8 +4,12 @@ Decisions (the same in training, export calibration and the runtime, since all o
 - Colour: grayscale, palette and RGBA/LA images become 3-channel BGR (alpha is dropped, not composited);
   16-bit images are reduced to 8 bits (OpenCV's ``>> 8``).
 - EXIF orientation is applied (OpenCV's default for IMREAD_COLOR), so a phone photo is seen upright.
+- EXIF orientation is applied by ``cv2.imdecode`` on bytes too (verified by tests/test_reliability_images.py
+  against Pillow's ``ImageOps.exif_transpose``); training reads files through this same function.
 - A JPEG without its end-of-image marker is treated as truncated and rejected, although libjpeg would
-  return a half-grey picture: classifying half an image silently is worse than naming the file.
+  return a half-grey picture: classifying half an image silently is worse than naming the file. The marker
+  is looked for after the first start-of-scan, not only at the very end, so JPEGs with data appended
+  after the image (phone "motion photos" carry an MP4 there) still decode.
 - Paths are read with numpy so unicode and spaces work on every platform.
 """
 
@@ -16,7 +20,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
 from edgecls.runtime.errors import ImageDecodeError
 
 IMAGE_SUFFIXES: frozenset[str] = frozenset(
@@ -25,6 +28,8 @@ IMAGE_SUFFIXES: frozenset[str] = frozenset(
 
 _JPEG_SOI = b"\xff\xd8"
 _JPEG_EOI = b"\xff\xd9"
+_JPEG_SOS = 0xDA
+_JPEG_STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})  # markers without a length field
 
 
 def is_image_path(path: str | os.PathLike[str]) -> bool:
@@ -45,11 +50,36 @@ def read_bytes(path: str | os.PathLike[str]) -> bytes:
         raise ImageDecodeError(f"{path}: cannot read ({e.strerror or e})") from e
 
 
+def jpeg_is_truncated(data: bytes) -> bool:
+    """True when a JPEG has no end-of-image marker after its first scan (the file was cut short).
+
+    Walks the header segments by their lengths (so an EXIF thumbnail's own end marker is skipped) up to the
+    first start-of-scan, then looks for FF D9: entropy-coded data cannot contain it (every FF byte there is
+    stuffed as FF 00), so finding it means the image is complete even when other data follows it.
+    A header we cannot walk is left to libjpeg (False).
+    """
+    pos, n = 2, len(data)
+    while pos + 4 <= n:
+        if data[pos] != 0xFF:
+            return False
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            pos += 1
+            continue
+        if marker == _JPEG_SOS:
+            return data.find(_JPEG_EOI, pos) < 0
+        if marker in _JPEG_STANDALONE:
+            pos += 2
+            continue
+        pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+    return True  # the headers end before any image data
+
+
 def decode_bytes(data: bytes, name: str = "<bytes>") -> np.ndarray:
-    """Decode encoded image bytes to ``uint8[H, W, 3]`` BGR or raise :class:`ImageDecodeError` naming ``name``."""
+    """Encoded image bytes -> ``uint8[H, W, 3]`` BGR, or :class:`ImageDecodeError` naming ``name``."""
     if len(data) == 0:
         raise ImageDecodeError(f"{name}: empty file (0 bytes)")
-    if data[:2] == _JPEG_SOI and _JPEG_EOI not in data[-4096:]:
+    if data[:2] == _JPEG_SOI and jpeg_is_truncated(data):
         raise ImageDecodeError(f"{name}: truncated JPEG (no end-of-image marker)")
     buf = np.frombuffer(data, dtype=np.uint8)
     try:
