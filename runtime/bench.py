@@ -365,13 +365,16 @@ def _provider_display(provider: str) -> str:
 def scan_images(data_dir: str | os.PathLike[str]) -> list[tuple[str, str | None]]:
     """``(path, class name or None)`` for the images of a folder; class = first-level sub-folder name.
 
-    Images directly in ``data_dir`` are unlabelled. Sorted, so every variant sees the same order.
+    Images directly in ``data_dir`` are unlabelled. A tree split into ``train/ val/ test/`` means its
+    held-out ``test/`` part. Sorted, so every variant sees the same order.
     """
     from edgecls.runtime.decode import is_image_path
 
     root = Path(data_dir)
     if not root.is_dir():
         raise BenchError(f"{root}: no such data folder")
+    if (root / "test").is_dir() and (root / "train").is_dir():
+        root = root / "test"
     items: list[tuple[str, str | None]] = []
     for p in sorted(root.rglob("*")):
         if (

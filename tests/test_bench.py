@@ -285,3 +285,22 @@ def test_runtime_side_never_imports_torch(bench_models):
     """)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_scan_images_labels_by_class_folder_and_prefers_the_test_split(tmp_path):
+    from edgecls.runtime.bench import scan_images
+
+    for split in ("train", "test"):
+        for cls in ("a", "b"):
+            (tmp_path / split / cls).mkdir(parents=True)
+            (tmp_path / split / cls / "x.png").write_bytes(b"")
+    (tmp_path / "test" / "loose.jpg").write_bytes(b"")
+    items = scan_images(tmp_path)
+    assert [(Path(p).relative_to(tmp_path).as_posix(), c) for p, c in items] == [
+        ("test/a/x.png", "a"),
+        ("test/b/x.png", "b"),
+        ("test/loose.jpg", None),
+    ]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BenchError, match="no images"):
+        scan_images(tmp_path / "empty")
