@@ -13,7 +13,7 @@ from pathlib import Path
 
 import onnx
 from edgecls.export.metadata import contract_of, embed_contract
-from edgecls.export.onnx_export import write_model
+from edgecls.export.onnx_export import lower_ir_version, write_model
 from edgecls.runtime.errors import EdgeclsError
 
 
@@ -30,5 +30,6 @@ def convert_to_fp16(fp32_path: str | os.PathLike[str], out_path: str | os.PathLi
         half = float16.convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=False)
     if contract is not None:
         embed_contract(half, contract.with_provenance(variant="fp16"))
+    lower_ir_version(half)
     onnx.checker.check_model(half)
     return write_model(half, out_path)

@@ -3,9 +3,9 @@
 Tensor names in every exported graph: input ``input`` float32[batch, 3, H, W], output ``logits``
 float32[batch, num_classes]; ``batch`` is a symbolic dimension so the runtime may batch freely.
 
-The dynamo exporter (``torch.onnx.export(dynamo=True)``) is tried first; when it raises, or cannot
-produce the requested opset (it implements opset >= 18 and down-converts, which fails on e.g. ReduceMean),
-the TorchScript exporter (``dynamo=False``) is used and the reason is recorded. Real third-party models do
+The dynamo exporter (``torch.onnx.export(dynamo=True)``) is tried first (it implements opset >= 18; lower
+opsets are reached with onnx's version converter); when it raises or its graph cannot be converted, the
+TorchScript exporter (``dynamo=False``) is used and the reason is recorded. Real third-party models do
 fail the dynamo path (see RESEARCH.md).
 """
 
@@ -74,13 +74,14 @@ def _first_line(e: BaseException) -> str:
 
 
 def _export_dynamo(model: nn.Module, example: torch.Tensor, opset: int) -> onnx.ModelProto:
+    """The dynamo exporter implements opset >= 18; lower opsets are reached with onnx's version converter."""
     with _quiet_exporters(), contextlib.redirect_stderr(io.StringIO()):
         program = torch.onnx.export(
             model,
             (example,),
             None,
             dynamo=True,
-            opset_version=opset,
+            opset_version=max(opset, 18),
             dynamic_shapes=({0: torch.export.Dim(BATCH_DIM)},),
             input_names=[INPUT_NAME],
             output_names=[OUTPUT_NAME],
@@ -89,9 +90,28 @@ def _export_dynamo(model: nn.Module, example: torch.Tensor, opset: int) -> onnx.
             verbose=False,
         )
     proto = program.model_proto
-    got = _default_opset(proto)
-    if got != opset:  # the exporter keeps its own opset when down-conversion fails
-        raise ExportError(f"dynamo exporter produced opset {got}, not the requested {opset}")
+    if _default_opset(proto) != opset:
+        proto = _down_convert(proto, opset)
+    return proto
+
+
+def _down_convert(proto: onnx.ModelProto, opset: int) -> onnx.ModelProto:
+    """Opset 18 -> ``opset``: fold constants first (Reduce* axes must be constants to become attributes),
+    convert, then drop the one attribute the converter leaves behind that older opsets reject."""
+    import onnxscript.optimizer
+
+    with _quiet_exporters():
+        proto = onnxscript.optimizer.optimize(proto)
+    proto = onnx.version_converter.convert_version(proto, opset)
+    if opset < 18:
+        for node in proto.graph.node:
+            if node.op_type.startswith("Reduce") and node.op_type != "ReduceSum":
+                kept = [a for a in node.attribute if a.name != "noop_with_empty_axes"]
+                del node.attribute[:]
+                node.attribute.extend(kept)
+    if _default_opset(proto) != opset:
+        raise ExportError(f"dynamo exporter gave opset {_default_opset(proto)}, not the requested {opset}")
+    onnx.checker.check_model(proto)
     return proto
 
 
@@ -185,6 +205,7 @@ def export_to_onnx(
         proto.producer_version = str(__version__)
         del proto.metadata_props[:]  # exporter-internal node-name maps are noise for users
         embed_contract(proto, contract)
+        lower_ir_version(proto)
         onnx.checker.check_model(proto, full_check=True)
     except ExportError:
         raise
@@ -199,6 +220,26 @@ def export_to_onnx(
         nodes=len(proto.graph.node),
         fallback_reason=fallback_reason,
     )
+
+
+def lower_ir_version(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """Drop unused opset imports and set the IR version to the lowest the opsets allow (opset 17 -> IR 8).
+
+    Exporters and the quantizer stamp their newest IR version, which older onnxruntime builds refuse to
+    load even when every operator is old (onnxruntime#20559); the checker run afterwards validates it.
+    """
+    from onnx import helper
+
+    used = {n.domain for n in proto.graph.node} | {"", "ai.onnx"}
+    unused = [o for o in proto.opset_import if o.domain not in used]  # quant_pre_process adds a few
+    for o in unused:
+        proto.opset_import.remove(o)
+    standard = [o for o in proto.opset_import if o.domain in ("", "ai.onnx", "ai.onnx.ml")]
+    try:  # vendor domains (com.microsoft, used by some quantized ops) put no constraint on the IR version
+        proto.ir_version = min(proto.ir_version, helper.find_min_ir_version_for(standard))
+    except ValueError:  # an opset this onnx does not know: leave the file as it is
+        pass
+    return proto
 
 
 def write_model(proto: onnx.ModelProto, out_path: str | os.PathLike[str]) -> Path:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import onnx
 from edgecls.export.metadata import PRODUCER_NAME, contract_of, embed_contract
-from edgecls.export.onnx_export import write_model
+from edgecls.export.onnx_export import lower_ir_version, write_model
 from edgecls.export.parity import onnx_logits
 from edgecls.export.quant_data import MIN_CALIBRATION_IMAGES, ImageList
 from edgecls.export.quant_eval import Accuracy, latency_ms
@@ -135,6 +135,7 @@ def quantize_model(
         model = onnx.load(str(best.path))
         model.producer_name = PRODUCER_NAME
         embed_contract(model, int8_contract)
+        lower_ir_version(model)
         onnx.checker.check_model(model)
         write_model(model, out_path)
     shape = (3, *contract.input_size)

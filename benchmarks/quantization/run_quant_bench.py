@@ -334,6 +334,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(HERE))
     ap.add_argument("--budgets", default="1,10", help="max-drop values for the photo/third-party cases")
     ap.add_argument("--note", action="append", default=[], help="extra note for the results file")
+    ap.add_argument("--merge", action="store_true", help="add to today's results file")
     args = ap.parse_args()
     budgets = [float(b) for b in args.budgets.split(",")]
     work = Path(args.work or tempfile.mkdtemp(prefix="edgecls-qbench-"))
@@ -393,6 +394,13 @@ def main() -> None:
     env = results["environment"]
     cpu = re.sub(r"[^A-Za-z0-9]+", "-", env["cpu"]).strip("-") + f"-{env['isa']['isa']}"
     stem = Path(args.out) / f"RESULTS_{cpu}_ort{env['onnxruntime']}_{env['date']}"
+    if args.merge and stem.with_suffix(".json").is_file():  # cases measured by an earlier invocation today
+        earlier = json.loads(stem.with_suffix(".json").read_text())
+        results["cases"] = {**earlier.get("cases", {}), **results["cases"]}
+        notes = earlier.get("notes", {})
+        results["notes"] = {**notes, **results["notes"],
+                            "general": notes.get("general", []) + results["notes"]["general"]}
+        results["earlier_runs"] = earlier.get("earlier_runs", []) + [earlier["environment"]]
     atomic_write_text(stem.with_suffix(".json"), json.dumps(results, indent=2, default=str) + "\n")
     atomic_write_text(stem.with_suffix(".md"), markdown(results))
     log(f"wrote {stem}.md and .json ({results['seconds']} s)")
