@@ -38,6 +38,28 @@ def format_predictions(preds: list[Prediction], limit: int = 3) -> str:
     return "  ".join(f"{p.label} {p.score:.3f}" for p in preds[:limit])
 
 
+class FpsMeter:
+    """Results per second per source, exponentially smoothed (what the live line and the window show)."""
+
+    def __init__(self, smoothing: float = 0.8) -> None:
+        self.smoothing = smoothing
+        self._last: dict[str, float] = {}
+        self._fps: dict[str, float] = {}
+
+    def tick(self, source: str) -> float | None:
+        now = time.monotonic()
+        last = self._last.get(source)
+        self._last[source] = now
+        if last is not None and now > last:
+            rate = 1.0 / (now - last)
+            prev = self._fps.get(source, rate)
+            self._fps[source] = self.smoothing * prev + (1 - self.smoothing) * rate
+        return self._fps.get(source)
+
+    def __contains__(self, source: str) -> bool:
+        return source in self._last
+
+
 class MultiSink:
     """Fan one stream of records out to several sinks; every sink is closed even if one fails."""
 
@@ -133,8 +155,7 @@ class ConsoleSink(StderrNotices):
         self.top_k = top_k
         self.rows: list[Record] = []
         self.streamed = False
-        self._live_at: dict[str, float] = {}
-        self._fps: dict[str, float] = {}
+        self.fps = FpsMeter()
 
     def result(self, record: Record) -> None:
         if record.frame is None:
@@ -142,14 +163,7 @@ class ConsoleSink(StderrNotices):
             if len(self.rows) > self.TABLE_LIMIT:
                 self._flush_rows_as_lines()
             return
-        now = time.monotonic()
-        last = self._live_at.get(record.source)
-        if last is not None and now > last:
-            self._fps[record.source] = 0.8 * self._fps.get(record.source, 1 / (now - last)) + 0.2 / (
-                now - last
-            )
-        self._live_at[record.source] = now
-        fps = self._fps.get(record.source)
+        fps = self.fps.tick(record.source)
         age = f"  age {record.age_ms:.0f} ms" if record.age_ms is not None else ""
         line = (
             f"{record.source} #{record.frame}: {format_predictions(record.predictions, self.top_k)}"
@@ -171,7 +185,7 @@ class ConsoleSink(StderrNotices):
         self.streamed = True
 
     def source_done(self, source: str) -> None:
-        if source in self._live_at and self.console.is_terminal:
+        if source in self.fps and self.console.is_terminal:
             self.console.file.write("\n")
 
     def close(self, summary: RunSummary) -> None:
@@ -332,26 +346,19 @@ class ShowSink(_Quiet):
         if why is not None:
             raise EdgeclsError(f"--show needs a display: {why}; use --save DIR to write annotated output")
         self.stop = stop
-        self._last: dict[str, float] = {}
-        self._fps: dict[str, float] = {}
+        self.fps = FpsMeter(smoothing=0.9)
         self._windows: set[str] = set()
 
     def result(self, record: Record) -> None:
         if record.image is None:
             return
-        now = time.monotonic()
-        last = self._last.get(record.source)
-        if last is not None and now > last:
-            self._fps[record.source] = 0.9 * self._fps.get(record.source, 1 / (now - last)) + 0.1 / (
-                now - last
-            )
-        self._last[record.source] = now
+        fps = self.fps.tick(record.source)
         try:
             if record.source not in self._windows:
                 cv2.namedWindow(record.source, cv2.WINDOW_NORMAL)
                 self._windows.add(record.source)
             cv2.imshow(
-                record.source, annotate(record.image, record.predictions, self._fps.get(record.source))
+                record.source, annotate(record.image, record.predictions, fps)
             )
             key = cv2.waitKey(1 if record.frame is not None else 0) & 0xFF
         except cv2.error as e:

@@ -328,10 +328,20 @@ def mjpeg_server():
         s.kill()
 
 
-def run_edgecls(*args: str, timeout: float = 60, **kw) -> subprocess.CompletedProcess[str]:
-    """``python -m edgecls ARGS`` in a subprocess, text output captured."""
+def _cli_env() -> dict[str, str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("DISPLAY", None)
     env.pop("WAYLAND_DISPLAY", None)
+    return env
+
+
+def run_edgecls(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """``python -m edgecls ARGS`` in a subprocess, text output captured."""
     return subprocess.run([sys.executable, "-m", "edgecls", *args], capture_output=True, text=True,
-                          timeout=timeout, env=env, cwd=REPO, **kw)
+                          timeout=timeout, env=_cli_env(), cwd=REPO)
+
+
+def start_edgecls(*args: str) -> subprocess.Popen[str]:
+    """``python -m edgecls ARGS`` started in the background (stdout/stderr pipes, text)."""
+    return subprocess.Popen([sys.executable, "-m", "edgecls", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=_cli_env(), cwd=REPO)

@@ -148,3 +148,22 @@ def test_killed_server_reconnects_then_ends_cleanly(mjpeg_server):
     assert len(events) == 2 and "0.10 s" in events[0] and "0.20 s" in events[1]
     assert src.error and "giving up" in src.error
     assert all(f.index > got[-1].index for f in rest)
+
+
+def test_stream_that_never_answers_ends_with_an_error():
+    """A server that accepts the connection and then says nothing: the open/read timeout ends the source."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    port = server.getsockname()[1]
+    try:
+        settings = CaptureSettings(retries=0, open_timeout=1, read_timeout=1)
+        t0 = time.monotonic()
+        src = FrameSource(SourceSpec("stream", f"http://127.0.0.1:{port}/x.mjpg", "silent"), settings).start()
+        assert drain(src, timeout=8) == []
+        assert time.monotonic() - t0 < 6
+        assert src.error and "silent" in src.error
+    finally:
+        server.close()

@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from fixtures_runtime import REPO, run_edgecls
+from fixtures_runtime import REPO, run_edgecls, start_edgecls
 from typer.testing import CliRunner
 
 from edgecls.cli import app
@@ -210,18 +210,7 @@ def test_sigint_stops_a_live_run_cleanly(mjpeg_server, runtime_models, tmp_path)
     """SIGINT to `edgecls run` on a stream: exit 130, every line written is complete, CSV published."""
     server = mjpeg_server(fps=30)
     out_csv = tmp_path / "live.csv"
-    env_cmd = [
-        sys.executable,
-        "-m",
-        "edgecls",
-        "run",
-        str(runtime_models.cnn),
-        server.url,
-        "--json",
-        "--csv",
-        str(out_csv),
-    ]
-    proc = subprocess.Popen(env_cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    proc = start_edgecls("run", str(runtime_models.cnn), server.url, "--json", "--csv", str(out_csv))
     first = proc.stdout.readline()  # wait for the first result
     assert json.loads(first)["frame"] >= 0
     time.sleep(0.5)
@@ -253,26 +242,17 @@ def test_stream_through_cli_drops_frames_and_reports_age(mjpeg_server, slow_mode
 @pytest.mark.stream
 def test_stream_killed_gives_retries_then_error_row(mjpeg_server, runtime_models):
     server = mjpeg_server(fps=30)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "edgecls",
-            "run",
-            str(runtime_models.cnn),
-            server.url,
-            "--json",
-            "--retries",
-            "2",
-            "--backoff",
-            "0.1",
-            "--read-timeout",
-            "2",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=REPO,
+    proc = start_edgecls(
+        "run",
+        str(runtime_models.cnn),
+        server.url,
+        "--json",
+        "--retries",
+        "2",
+        "--backoff",
+        "0.1",
+        "--read-timeout",
+        "2",
     )
     assert json.loads(proc.stdout.readline())["frame"] >= 0
     server.kill()
@@ -282,3 +262,19 @@ def test_stream_killed_gives_retries_then_error_row(mjpeg_server, runtime_models
     assert last["source"] == server.url and "giving up" in last["error"]
     assert err.count("reconnecting in") == 2 and "Traceback" not in err
     assert Path(server.url).name in err
+
+
+def test_sigterm_stops_a_realtime_video_cleanly(runtime_models, tmp_path):
+    """SIGTERM while a video plays at real-time pace: exit 143, complete JSON lines, summary on stderr."""
+    from test_live import write_video
+
+    clip = write_video(tmp_path / "long.avi", frames=300, fps=30)  # 10 s of video
+    proc = start_edgecls("run", str(runtime_models.cnn), str(clip), "--realtime", "--json")
+    first = proc.stdout.readline()
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 143, err
+    rows = jsonl(first + out)
+    assert rows and all(row["source"] == str(clip) and "age_ms" in row for row in rows)
+    assert len(rows) < 300 and "interrupted:" in err and "Traceback" not in err
