@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -28,6 +29,12 @@ Interpolation = Literal["nearest", "linear", "cubic", "area"]
 RESIZE_MODES: tuple[str, ...] = ("stretch", "shorter_side_crop")
 COLOR_ORDERS: tuple[str, ...] = ("RGB", "BGR")
 INTERPOLATIONS: tuple[str, ...] = ("nearest", "linear", "cubic", "area")
+
+#: Bounds that keep preprocessing's memory and arithmetic finite for any contract a file may carry: no
+#: classifier consumes more than 8192 px a side, and timm/torchvision crop fractions are 0.5-1.0.
+MAX_INPUT_SIDE = 8192
+MIN_CROP_FRACTION = 0.25
+_MAX = 1e30
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -50,7 +57,7 @@ class ModelContract:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     resize_mode: ResizeMode = "shorter_side_crop"
-    crop_fraction: float = 0.875  # shorter_side_crop: resize shorter side to size / crop_fraction, crop centre
+    crop_fraction: float = 0.875  # shorter_side_crop: shorter side to size / crop_fraction, crop centre
     interpolation: Interpolation = "linear"
     output_kind: Literal["logits", "probabilities"] = "logits"
     schema_version: int = SCHEMA_VERSION
@@ -60,10 +67,17 @@ class ModelContract:
 
     def __post_init__(self) -> None:
         # Normalise sequences (JSON gives lists) and validate so bad contracts fail at load, not mid-run.
-        object.__setattr__(self, "labels", tuple(str(x) for x in self.labels))
-        object.__setattr__(self, "input_size", tuple(int(x) for x in self.input_size))
-        object.__setattr__(self, "mean", tuple(float(x) for x in self.mean))
-        object.__setattr__(self, "std", tuple(float(x) for x in self.std))
+        if isinstance(self.labels, (str, bytes)):
+            raise ContractError("invalid model contract: labels must be a list of strings, not one string")
+        try:
+            object.__setattr__(self, "labels", tuple(str(x) for x in self.labels))
+            object.__setattr__(self, "input_size", tuple(int(x) for x in self.input_size))
+            object.__setattr__(self, "mean", tuple(float(x) for x in self.mean))
+            object.__setattr__(self, "std", tuple(float(x) for x in self.std))
+            object.__setattr__(self, "scale", float(self.scale))
+            object.__setattr__(self, "crop_fraction", float(self.crop_fraction))
+        except (TypeError, ValueError, OverflowError) as e:
+            raise ContractError(f"invalid model contract: {e}") from e
         problems = self._problems()
         if problems:
             raise ContractError("invalid model contract: " + "; ".join(problems))
@@ -74,22 +88,27 @@ class ModelContract:
             p.append(f"needs at least 2 labels, got {len(self.labels)}")
         if len(set(self.labels)) != len(self.labels):
             p.append("labels are not unique")
-        if len(self.input_size) != 2 or min(self.input_size) < 1:
-            p.append(f"input_size must be (height, width) >= 1, got {self.input_size}")
+        if len(self.input_size) != 2 or not all(1 <= v <= MAX_INPUT_SIDE for v in self.input_size):
+            p.append(f"input_size must be (height, width) in [1, {MAX_INPUT_SIDE}], got {self.input_size}")
         if self.layout != "NCHW":
             p.append(f"layout {self.layout!r} unsupported (NCHW only)")
         if self.color_order not in COLOR_ORDERS:
             p.append(f"color_order must be one of {COLOR_ORDERS}, got {self.color_order!r}")
         if len(self.mean) != 3 or len(self.std) != 3:
             p.append("mean and std need 3 values")
+        elif not all(math.isfinite(v) for v in (*self.mean, *self.std, self.scale)):
+            p.append("scale, mean and std must be finite numbers")
         elif any(s <= 0 for s in self.std):
             p.append("std values must be > 0")
-        if not self.scale > 0:
+        elif not self.scale > 0:
             p.append("scale must be > 0")
+        elif max(255 * self.scale / s + abs(m) / s for m, s in zip(self.mean, self.std, strict=True)) > _MAX:
+            # x * scale / std - mean / std must stay finite in float32 (e.g. std 1e-300 gives inf/NaN).
+            p.append(f"scale/std and mean/std must be below {_MAX:g} (std too small?)")
         if self.resize_mode not in RESIZE_MODES:
             p.append(f"resize_mode must be one of {RESIZE_MODES}, got {self.resize_mode!r}")
-        if not 0 < self.crop_fraction <= 1:
-            p.append(f"crop_fraction must be in (0, 1], got {self.crop_fraction}")
+        if not MIN_CROP_FRACTION <= self.crop_fraction <= 1:
+            p.append(f"crop_fraction must be in [{MIN_CROP_FRACTION}, 1], got {self.crop_fraction}")
         if self.interpolation not in INTERPOLATIONS:
             p.append(f"interpolation must be one of {INTERPOLATIONS}, got {self.interpolation!r}")
         if self.output_kind not in ("logits", "probabilities"):

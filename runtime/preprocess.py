@@ -14,8 +14,8 @@ from collections.abc import Sequence
 
 import cv2
 import numpy as np
-
 from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.decode import to_bgr_uint8
 
 _CV2_INTERPOLATION = {
     "nearest": cv2.INTER_NEAREST,
@@ -26,7 +26,7 @@ _CV2_INTERPOLATION = {
 
 
 def resize_to_contract(image: np.ndarray, contract: ModelContract) -> np.ndarray:
-    """Geometric part: ``uint8[H, W, 3]`` -> ``uint8[h, w, 3]`` per ``resize_mode`` (stretch or centre crop)."""
+    """Geometric part: ``uint8[H, W, 3]`` -> ``uint8[h, w, 3]`` per ``resize_mode`` (stretch or crop)."""
     out_h, out_w = contract.input_size
     src_h, src_w = image.shape[:2]
     interp = _CV2_INTERPOLATION[contract.interpolation]
@@ -37,6 +37,7 @@ def resize_to_contract(image: np.ndarray, contract: ModelContract) -> np.ndarray
     # shorter_side_crop (timm/torchvision eval convention): scale so the image covers
     # (out / crop_fraction) on both axes, then take the centre (out_h, out_w).
     scale = max(out_h / contract.crop_fraction / src_h, out_w / contract.crop_fraction / src_w)
+    image, src_h, src_w = _trim_extreme_aspect(image, scale, out_h, out_w)
     new_w = max(out_w, int(round(src_w * scale)))
     new_h = max(out_h, int(round(src_h * scale)))
     if (new_h, new_w) != (src_h, src_w):
@@ -44,6 +45,28 @@ def resize_to_contract(image: np.ndarray, contract: ModelContract) -> np.ndarray
     top = (new_h - out_h) // 2
     left = (new_w - out_w) // 2
     return image[top : top + out_h, left : left + out_w]
+
+
+def _trim_extreme_aspect(
+    image: np.ndarray, scale: float, out_h: int, out_w: int
+) -> tuple[np.ndarray, int, int]:
+    """Cut away source pixels the centre crop will discard when resizing them would waste memory.
+
+    A 1 x 10000 banner scaled so its short side covers 256 px would become a 256 x 2.5M image (2 GB) only
+    to keep its centre. When an axis would grow past twice the crop plus a margin, only the central source
+    span that reaches the crop (plus 4 px for the interpolation kernel) is resized. Ordinary aspect ratios
+    are untouched, so their results are exactly the resize-then-crop of the convention.
+    """
+    src_h, src_w = image.shape[:2]
+    keep_h, keep_w = src_h, src_w
+    if src_h * scale > 2 * out_h + 64:
+        keep_h = min(src_h, int(np.ceil(out_h / scale)) + 8)
+    if src_w * scale > 2 * out_w + 64:
+        keep_w = min(src_w, int(np.ceil(out_w / scale)) + 8)
+    if (keep_h, keep_w) == (src_h, src_w):
+        return image, src_h, src_w
+    top, left = (src_h - keep_h) // 2, (src_w - keep_w) // 2
+    return image[top : top + keep_h, left : left + keep_w], keep_h, keep_w
 
 
 def _affine(contract: ModelContract) -> tuple[np.ndarray, np.ndarray]:
@@ -67,9 +90,22 @@ def normalize(resized: np.ndarray, contract: ModelContract, out: np.ndarray | No
     return out
 
 
+def _as_bgr(image: np.ndarray, name: str) -> np.ndarray:
+    # The common case costs three attribute checks; anything else (grey, BGRA, 16-bit, float, odd strides)
+    # is coerced by the decoder's rules or rejected with an ImageDecodeError naming the input.
+    if (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
+            and image.shape[0] > 0 and image.shape[1] > 0):
+        return image
+    return to_bgr_uint8(image, name)
+
+
 def preprocess(image: np.ndarray, contract: ModelContract) -> np.ndarray:
-    """``uint8[H, W, 3]`` BGR -> ``float32[3, h, w]``, exactly as the model was trained."""
-    return normalize(resize_to_contract(image, contract), contract)
+    """``uint8[H, W, 3]`` BGR -> ``float32[3, h, w]``, exactly as the model was trained.
+
+    Other arrays :func:`edgecls.runtime.decode.to_bgr_uint8` accepts are coerced first; the rest raise
+    :class:`edgecls.runtime.errors.ImageDecodeError`.
+    """
+    return normalize(resize_to_contract(_as_bgr(image, "<array>"), contract), contract)
 
 
 def preprocess_batch(images: Sequence[np.ndarray], contract: ModelContract) -> np.ndarray:
@@ -77,5 +113,5 @@ def preprocess_batch(images: Sequence[np.ndarray], contract: ModelContract) -> n
     h, w = contract.input_size
     batch = np.empty((len(images), 3, h, w), dtype=np.float32)
     for i, image in enumerate(images):
-        normalize(resize_to_contract(image, contract), contract, out=batch[i])
+        normalize(resize_to_contract(_as_bgr(image, f"image {i}"), contract), contract, out=batch[i])
     return batch

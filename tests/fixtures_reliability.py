@@ -146,6 +146,9 @@ def build_corpus(root: Path) -> OddImages:
     huge[::100] = 0
     good["huge_10000"] = put("huge_10000x10000.jpg", _encode(".jpg", huge, (cv2.IMWRITE_JPEG_QUALITY, 30)))
     expected["huge_10000"] = (10000, 10000)
+    # A 1 x 10000 banner: resize-then-crop at 224 px would build a 256 x 2.5M intermediate (2 GB).
+    good["banner_1x10000"] = put("banner_1x10000.png", _encode(".png", cv2.resize(img, (10000, 1))))
+    expected["banner_1x10000"] = (1, 10000)
     _pillow_cases(put, good, expected, skipped)
 
     bad["zero_bytes"] = put("empty.jpg", b"")

@@ -14,9 +14,11 @@ import cv2
 import numpy as np
 import pytest
 from edgecls.runtime.classifier import Classifier
+from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.decode import decode_bytes, decode_image, jpeg_is_truncated
 from edgecls.runtime.errors import ImageDecodeError
 from edgecls.runtime.folder_runner import classify_files
+from edgecls.runtime.preprocess import preprocess, resize_to_contract
 from fixtures_reliability import OddImages, edgecls_cmd, edgecls_env, exif_rotated_jpeg, jsonl, run_cli
 
 
@@ -96,6 +98,27 @@ def test_jpeg_with_data_after_the_image_is_not_called_truncated() -> None:
         assert jpeg_is_truncated(jpg[:cut])
         with pytest.raises(ImageDecodeError, match="cut.jpg: truncated JPEG"):
             decode_bytes(jpg[:cut], "cut.jpg")
+
+
+def test_extreme_aspect_ratio_preprocesses_in_bounded_memory(odd_images: OddImages) -> None:
+    """The 1 x 10000 banner at 224 px, centre crop: a few MB of allocations, not the 2 GB intermediate."""
+    import tracemalloc
+
+    banner = decode_image(odd_images.good["banner_1x10000"])
+    contract = ModelContract(labels=("a", "b"), input_size=(224, 224), resize_mode="shorter_side_crop")
+    tracemalloc.start()
+    try:
+        out = preprocess(banner, contract)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert out.shape == (3, 224, 224) and np.isfinite(out).all()
+    assert peak < 50e6, peak
+    # Ordinary aspect ratios keep the exact resize-then-crop convention.
+    photo = decode_image(odd_images.good["jpeg"])  # 40 x 60
+    c = contract.replace(input_size=(32, 32))
+    ref = cv2.resize(photo, (55, 37), interpolation=cv2.INTER_LINEAR)[2:34, 11:43]  # 32/0.875 = 36.6 -> 37
+    assert np.array_equal(resize_to_contract(photo, c), ref)
 
 
 def test_python_api_classifies_good_and_names_bad(runtime_models, odd_images: OddImages) -> None:
