@@ -165,7 +165,7 @@ class _Run:
                 wakeup.clear()
                 batch: list[tuple[FrameSource, Frame]] = []
                 for src in active:
-                    room = self.opt.batch_size - len(batch)
+                    room = min(self.opt.batch_size - len(batch), self._remaining(src))
                     if room > 0:
                         batch.extend((src, f) for f in src.take(room))
                 if batch:
@@ -183,9 +183,14 @@ class _Run:
                 src.stop(join_timeout=0.5)
                 self._end_source(src, quiet=True)
 
+    def _remaining(self, src: FrameSource) -> int:
+        """Frames this source may still deliver under ``max_frames`` (a large number when unlimited)."""
+        if self.opt.max_frames is None:
+            return 1 << 30
+        return self.opt.max_frames - self.stats(src.spec.name).results
+
     def _reached_limit(self, src: FrameSource) -> bool:
-        limit = self.opt.max_frames
-        return limit is not None and self.stats(src.spec.name).results >= limit
+        return self._remaining(src) <= 0
 
     def _end_source(self, src: FrameSource, quiet: bool = False) -> None:
         st = self.stats(src.spec.name)
