@@ -89,3 +89,18 @@ def test_max_frames_and_stop_event(runtime_models, tmp_path):
     sink = Collect()
     summary = run_sources(Classifier(runtime_models.cnn), specs, [], sink, RunOptions(), stop)
     assert summary.interrupted and summary.results == 0 and summary.line().startswith("interrupted")
+
+
+def test_annotate_and_save_names(tmp_path):
+    from edgecls.runtime.classifier import Prediction
+    from edgecls.runtime.output import SaveSink, annotate, display_available
+
+    img = np.zeros((120, 160, 3), np.uint8)
+    out = annotate(img, [Prediction("cat", 0, 0.9)], fps=12.5)
+    assert out.shape == img.shape and out.any() and not img.any()  # drawn on a copy
+    sink = SaveSink(tmp_path / "s")
+    preds = [Prediction("cat", 0, 0.9)]
+    for src in ("a/x.png", "b/x.png", "c/y.tif"):
+        sink.result(Record(src, preds, 1.0, image=img))
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["x.png", "x_1.png", "y.png"]
+    assert display_available() is None or "DISPLAY" in display_available()

@@ -7,6 +7,7 @@ Ctrl-C (SIGINT) and 143 after SIGTERM, both after stopping the sources and flush
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -104,9 +105,10 @@ class _Signals:
         self._old: dict[int, Any] = {}
 
     def _handler(self, signum: int, frame: Any) -> None:
-        if self.received is None:
+        if self.received is None:  # first signal: unwind, stop the sources, flush and publish outputs
             self.received = signum
             raise KeyboardInterrupt
+        os._exit(128 + signum)  # a second one while cleaning up: the user insists, leave now
 
     def __enter__(self) -> _Signals:
         if threading.current_thread() is threading.main_thread():
