@@ -178,7 +178,11 @@ def run(
         None, "--output-kind", help=_CONTRACT_HELP + " logits|probabilities."
     ),
 ) -> None:
-    """Classify images, folders, videos, cameras and streams with an ONNX model (no PyTorch needed)."""
+    """Classify images, folders, videos, cameras and streams with an ONNX model (no PyTorch needed).
+
+    Exit status: 0 all inputs handled, 1 some failed (error rows), 2 could not start,
+    130 Ctrl-C, 143 SIGTERM (outputs are flushed either way).
+    """
     from edgecls.runtime.errors import EdgeclsError
 
     if not sources and not camera:
