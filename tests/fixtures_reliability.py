@@ -243,3 +243,120 @@ def assert_one_clean_error(stderr: str, *fragments: str) -> str:
     for f in fragments:
         assert f in errors[0], (f, errors[0])
     return errors[0]
+
+
+# --- catching a process at a precise moment -----------------------------------------------------------------
+_IN_CREATE, _IN_MOVED_TO = 0x100, 0x80
+
+
+class DirWatch:
+    """Report files created in (or renamed into) one folder, as they happen (inotify; polling elsewhere).
+
+    Used to SIGKILL a process at an exact moment: the instant its temporary checkpoint/model file appears
+    (mid-write) or the instant a result file is published (the next epoch has begun).
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._fd: int | None = None
+        self._seen: set[str] = set(os.listdir(folder))
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            fd = libc.inotify_init1(os.O_CLOEXEC)
+            if fd >= 0 and libc.inotify_add_watch(fd, str(folder).encode(), _IN_CREATE | _IN_MOVED_TO) >= 0:
+                self._fd = fd
+        except (OSError, AttributeError):
+            self._fd = None
+
+    def _events(self, timeout: float) -> list[str]:
+        import select
+        import struct
+
+        if self._fd is None:  # polling fallback
+            import time
+
+            time.sleep(min(timeout, 0.002))
+            now = set(os.listdir(self.folder))
+            new, self._seen = sorted(now - self._seen), now
+            return new
+        ready, _, _ = select.select([self._fd], [], [], timeout)
+        if not ready:
+            return []
+        buf, names, pos = os.read(self._fd, 65536), [], 0
+        while pos + 16 <= len(buf):
+            _wd, _mask, _cookie, length = struct.unpack_from("iIII", buf, pos)
+            names.append(buf[pos + 16 : pos + 16 + length].rstrip(b"\0").decode())
+            pos += 16 + length
+        return names
+
+    def wait_for(self, predicate, proc: subprocess.Popen, timeout: float = 60.0) -> str:
+        """Block until a new name satisfies ``predicate``; fail if ``proc`` exits or time runs out first."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for name in self._events(0.05):
+                if predicate(name):
+                    return name
+            if proc.poll() is not None:
+                raise AssertionError(f"process ended (rc {proc.returncode}) before the awaited moment")
+        raise AssertionError("timed out waiting for the awaited file event")
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def kill_now(proc: subprocess.Popen) -> int:
+    """SIGKILL (no handler can run: the harshest interruption) and reap; returns the exit status."""
+    import signal
+
+    proc.send_signal(signal.SIGKILL)
+    return proc.wait(timeout=30)
+
+
+def is_temporary(name: str) -> bool:
+    """The atomic writer's temporary names: hidden, ``.<target>.<pid>.<random>.tmp<suffix>``."""
+    import re
+
+    return re.match(r"^\..+\.\d+\.[^.]+\.tmp(\.[A-Za-z0-9]+)?$", name) is not None
+
+
+def check_artifacts(folder: Path) -> dict[str, str]:
+    """Open every visible file under ``folder`` with the reader for its type; return ``{relative: kind}``.
+
+    Hidden names must be atomic-writer temporaries (never mistaken for artifacts: hidden and ``.tmp``);
+    every visible ``.pt``/``.onnx``/``.json``/``.npz``/``.png``/``.csv`` must load completely.
+    """
+    found: dict[str, str] = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_dir():
+            continue
+        rel = str(path.relative_to(folder))
+        if path.name.startswith("."):
+            assert is_temporary(path.name), rel
+            found[rel] = "temporary"
+            continue
+        suffix = path.suffix
+        if suffix == ".pt":
+            from edgecls.training.checkpoint import load_checkpoint
+
+            load_checkpoint(path)
+        elif suffix == ".onnx":
+            import onnx
+
+            onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+        elif suffix == ".json":
+            json.loads(path.read_text())
+        elif suffix == ".npz":
+            with np.load(path) as z:
+                [z[k] for k in z.files]
+        elif suffix == ".png":
+            assert cv2.imread(str(path)) is not None, rel
+        elif suffix in (".csv", ".md"):
+            path.read_text(encoding="utf-8")
+        found[rel] = suffix
+    return found
