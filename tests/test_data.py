@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from edgecls.runtime.errors import DataError
 
 from edgecls.data import load_data, load_eval_set, load_image_folder
 from edgecls.data.augment import AugmentConfig, augment
 from edgecls.data.splits import stratified_split
-from edgecls.runtime.errors import DataError
 
 
 def test_builtin_sets_are_deterministic_and_real() -> None:
@@ -55,12 +55,15 @@ def test_explicit_train_val_test_folders(tmp_path: Path, shapes_folder: Path) ->
     assert s.info["split"] == "folders" and len(s.train) == 150 and len(s.test) == 150
 
 
-@pytest.mark.parametrize("layout,message", [
-    ({}, "no class folders"),
-    ({"cat": 0, "dog": 0}, "no images found"),
-    ({"cat": 3, "dog": 0}, "without images: dog"),
-    ({"cat": 3}, "only one class"),
-])
+@pytest.mark.parametrize(
+    "layout,message",
+    [
+        ({}, "no class folders"),
+        ({"cat": 0, "dog": 0}, "no images found"),
+        ({"cat": 3, "dog": 0}, "without images: dog"),
+        ({"cat": 3}, "only one class"),
+    ],
+)
 def test_bad_folders_give_one_clear_error(tmp_path: Path, layout: dict[str, int], message: str) -> None:
     import cv2
 

@@ -18,10 +18,10 @@ def test_eval_checkpoint_reports_metrics_and_writes_plots(tiny_run: Path, tmp_pa
     result = runner.invoke(app, ["eval", str(tiny_run), "--json", "--out", str(tmp_path / "ev")])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report["split"] == "test" and report["data"] == "builtin:shapes" and report["n"] == 225
+    assert report["split"] == "test" and report["data"] == "builtin:shapes" and report["n"] == 300
     assert 0.0 <= report["top1"] <= 1.0 and report["top5"] is None  # 5 classes: no top-5
     assert set(report["per_class"]) == {"circle", "square", "triangle", "star", "cross"}
-    assert sum(map(sum, report["confusion"])) == 225
+    assert sum(map(sum, report["confusion"])) == 300
     # the test split is the one training held out, so the numbers match the run's own evaluation
     run_metrics = json.loads((tiny_run / "eval" / "metrics.json").read_text())
     assert abs(run_metrics["top1"] - report["top1"]) < 1e-9
@@ -41,8 +41,12 @@ def test_eval_on_a_folder_with_a_broken_image(tiny_run: Path, shapes_folder: Pat
 
 
 def test_train_cli_errors_are_one_line(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "edgecls", "train", str(tmp_path / "missing"), "--out",
-                           str(tmp_path / "o")], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgecls", "train", str(tmp_path / "missing"), "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error:") and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1

@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import pytest
 import torch
+from edgecls.runtime.errors import EdgeclsError
 from torch import nn
 
 from edgecls.models import ARCHITECTURES, build_model
-from edgecls.runtime.errors import EdgeclsError
 
-_ALLOWED = (nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.ReLU6, nn.MaxPool2d, nn.AdaptiveAvgPool2d, nn.Linear,
-            nn.Dropout, nn.Flatten, nn.Identity, nn.Sequential)
+_ALLOWED = (
+    nn.Conv2d,
+    nn.BatchNorm2d,
+    nn.ReLU,
+    nn.ReLU6,
+    nn.MaxPool2d,
+    nn.AdaptiveAvgPool2d,
+    nn.Linear,
+    nn.Dropout,
+    nn.Flatten,
+    nn.Identity,
+    nn.Sequential,
+)
 
 
 @pytest.mark.parametrize("arch", list(ARCHITECTURES))

@@ -10,17 +10,28 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.errors import EdgeclsError
+
 from edgecls.training.checkpoint import load_checkpoint
 from edgecls.training.config import TrainConfig
 from edgecls.training.train import train
 
 
 def test_run_directory_carries_the_full_config(tiny_run: Path) -> None:
-    for name in ("best.pt", "last.pt", "config.json", "contract.json", "split.json", "history.csv",
-                 "history.json", "curves.png", "summary.json", "eval/metrics.json", "eval/confusion.png"):
+    for name in (
+        "best.pt",
+        "last.pt",
+        "config.json",
+        "contract.json",
+        "split.json",
+        "history.csv",
+        "history.json",
+        "curves.png",
+        "summary.json",
+        "eval/metrics.json",
+        "eval/confusion.png",
+    ):
         assert (tiny_run / name).is_file(), name
     contract = ModelContract.from_dict(json.loads((tiny_run / "contract.json").read_text()))
     assert contract.labels == ("circle", "square", "triangle", "star", "cross")
@@ -36,8 +47,16 @@ def test_run_directory_carries_the_full_config(tiny_run: Path) -> None:
 
 
 def _config(out: Path, epochs: int = 3, **kw: object) -> TrainConfig:
-    return TrainConfig(data="builtin:shapes", arch="cnn", epochs=epochs, img_size=32, batch_size=32, out=str(out),
-                       max_train_batches=4, **kw)  # type: ignore[arg-type]
+    return TrainConfig(
+        data="builtin:shapes",
+        arch="cnn",
+        epochs=epochs,
+        img_size=32,
+        batch_size=32,
+        out=str(out),
+        max_train_batches=4,
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path: Path) -> None:
@@ -83,9 +102,28 @@ def test_unwritable_output_is_a_clear_error(tmp_path: Path) -> None:
 def test_distributed_two_cpu_processes(tmp_path: Path) -> None:
     """torchrun with 2 processes (gloo): only rank 0 writes, and the run is complete."""
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-           "-m", "edgecls", "train", "builtin:shapes", "--arch", "cnn", "--epochs", "1", "--img-size", "32",
-           "--batch-size", "64", "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "edgecls",
+        "train",
+        "builtin:shapes",
+        "--arch",
+        "cnn",
+        "--epochs",
+        "1",
+        "--img-size",
+        "32",
+        "--batch-size",
+        "64",
+        "--out",
+        str(out),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -95,7 +133,9 @@ def test_distributed_two_cpu_processes(tmp_path: Path) -> None:
     assert len(history) == 1  # one epoch logged once, by rank 0 only
 
 
-def test_unreadable_training_images_are_skipped_named_and_counted(shapes_folder: Path, tmp_path: Path) -> None:
+def test_unreadable_training_images_are_skipped_named_and_counted(
+    shapes_folder: Path, tmp_path: Path
+) -> None:
     import shutil
 
     data = tmp_path / "data"
@@ -103,7 +143,9 @@ def test_unreadable_training_images_are_skipped_named_and_counted(shapes_folder:
     for cls in ("circle", "star"):  # one broken file in each of two classes
         (data / cls / "zz_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     messages: list[str] = []
-    cfg = TrainConfig(data=str(data), arch="cnn", epochs=1, img_size=32, batch_size=16, out=str(tmp_path / "run"))
+    cfg = TrainConfig(
+        data=str(data), arch="cnn", epochs=1, img_size=32, batch_size=16, out=str(tmp_path / "run")
+    )
     run = train(cfg, log=messages.append, show_progress=False)
     summary = json.loads((run / "summary.json").read_text())
     assert summary["skipped_images"] == 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -39,25 +39,32 @@ Example:  edgecls eval runs/digits/export/model.int8.onnx builtin:digits --json
 
 def train_command(
     data: Annotated[str, typer.Argument(help="ImageFolder path, or builtin:shapes / builtin:digits.")],
-    arch: Annotated[str, typer.Option(help="Architecture: cnn, mobilenetv2, mobilenetv2_050, resnet10, resnet18.")]
-    = "mobilenetv2",
+    arch: Annotated[
+        str, typer.Option(help="Architecture: cnn, mobilenetv2, mobilenetv2_050, resnet10, resnet18.")
+    ] = "mobilenetv2",
     epochs: Annotated[int, typer.Option(min=1, help="Maximum epochs (early stopping may end sooner).")] = 30,
-    img_size: Annotated[Optional[int], typer.Option(min=8, help="Input size; default 32 for built-in sets, 224 "
-                                                               "for folders.")] = None,
+    img_size: Annotated[
+        int | None, typer.Option(min=8, help="Input size; default 32 for built-in sets, 224 for folders.")
+    ] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 64,
     out: Annotated[Path, typer.Option(help="Run directory.")] = Path("runs/exp"),
     seed: Annotated[int, typer.Option(help="Seeds the split, initialisation, order and augmentation.")] = 0,
     optimizer: Annotated[str, typer.Option(help="adamw or sgd.")] = "adamw",
-    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (default 2e-3 AdamW, 0.05 SGD).")] = None,
+    lr: Annotated[
+        float | None, typer.Option(help="Peak learning rate (default 2e-3 AdamW, 0.05 SGD).")
+    ] = None,
     label_smoothing: Annotated[float, typer.Option(min=0.0, max=0.5)] = 0.1,
-    patience: Annotated[int, typer.Option(min=1, help="Early stop after this many epochs without "
-                                                      "validation improvement.")] = 8,
-    resize_mode: Annotated[Optional[str], typer.Option(help="stretch or shorter_side_crop.")] = None,
+    patience: Annotated[
+        int, typer.Option(min=1, help="Early stop after this many epochs without validation improvement.")
+    ] = 8,
+    resize_mode: Annotated[str | None, typer.Option(help="stretch or shorter_side_crop.")] = None,
     workers: Annotated[int, typer.Option(min=0, help="DataLoader worker processes.")] = 0,
-    hflip: Annotated[Optional[bool], typer.Option("--hflip/--no-hflip", help="Random horizontal flips.")] = None,
-    noise: Annotated[Optional[float], typer.Option(help="Gaussian noise std (0-255 scale), 0 = off.")] = None,
-    jitter: Annotated[Optional[float], typer.Option(help="Colour jitter strength, 0 = off.")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last.pt.")] = False,
+    hflip: Annotated[bool | None, typer.Option("--hflip/--no-hflip", help="Random horizontal flips.")] = None,
+    noise: Annotated[float | None, typer.Option(help="Gaussian noise std (0-255 scale), 0 = off.")] = None,
+    jitter: Annotated[float | None, typer.Option(help="Colour jitter strength, 0 = off.")] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the run in --out from its last.pt.")
+    ] = False,
 ) -> None:
     import dataclasses
 
@@ -71,33 +78,53 @@ def train_command(
         config = TrainConfig.from_dict(json.loads((out / "config.json").read_text()))
         config.resume, config.out = True, str(out)
     else:
-        config = TrainConfig(data=data, arch=arch, epochs=epochs, img_size=img_size, batch_size=batch_size,
-                             out=str(out), seed=seed, optimizer=optimizer, lr=lr,  # type: ignore[arg-type]
-                             label_smoothing=label_smoothing, patience=patience, resize_mode=resize_mode,
-                             workers=workers, resume=resume)
+        config = TrainConfig(
+            data=data,
+            arch=arch,
+            epochs=epochs,
+            img_size=img_size,
+            batch_size=batch_size,
+            out=str(out),
+            seed=seed,
+            optimizer=optimizer,
+            lr=lr,  # type: ignore[arg-type]
+            label_smoothing=label_smoothing,
+            patience=patience,
+            resize_mode=resize_mode,
+            workers=workers,
+            resume=resume,
+        )
         aug = config.resolved_augment()
-        overrides = {k: v for k, v in (("hflip", hflip), ("noise_std", noise), ("jitter", jitter)) if v is not None}
+        overrides = {
+            k: v for k, v in (("hflip", hflip), ("noise_std", noise), ("jitter", jitter)) if v is not None
+        }
         config.augment = dataclasses.replace(aug, **overrides)
     train(config)
 
 
 def eval_command(
     model: Annotated[str, typer.Argument(help="Run directory, checkpoint (.pt) or .onnx model.")],
-    data: Annotated[Optional[str], typer.Argument(help="Labelled data (folder or builtin:NAME); default: the "
-                                                       "model's training data.")] = None,
+    data: Annotated[
+        str | None,
+        typer.Argument(help="Labelled data (folder or builtin:NAME); default: the model's training data."),
+    ] = None,
     split: Annotated[str, typer.Option(help="train, val, test, or all (every image of DATA).")] = "test",
-    seed: Annotated[Optional[int], typer.Option(help="Split seed (default: the training seed).")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Write metrics.json and confusion.png here.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Split seed (default: the training seed).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write metrics.json and confusion.png here.")] = None,
     provider: Annotated[str, typer.Option(help="Execution provider for .onnx models.")] = "auto",
     batch_size: Annotated[int, typer.Option(min=1)] = 64,
-    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object instead of tables.")
+    ] = False,
 ) -> None:
     from rich.console import Console
 
     from edgecls.evaluation.evaluate import evaluate
 
     out_dir = out if out is not None else _default_eval_dir(Path(model))
-    result = evaluate(model, data, split=split, seed=seed, out_dir=out_dir, provider=provider, batch_size=batch_size)
+    result = evaluate(
+        model, data, split=split, seed=seed, out_dir=out_dir, provider=provider, batch_size=batch_size
+    )
     if json_out:
         typer.echo(json.dumps(result.to_dict()))
         return

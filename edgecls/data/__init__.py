@@ -32,17 +32,26 @@ class DataSplits:
     info: dict[str, Any] = field(default_factory=dict)  # saved as split.json: how the split was made
 
 
-def load_data(spec: str | os.PathLike[str], seed: int = 0, val_fraction: float = 0.15,
-              test_fraction: float = 0.15) -> DataSplits:
+def load_data(
+    spec: str | os.PathLike[str], seed: int = 0, val_fraction: float = 0.15, test_fraction: float = 0.15
+) -> DataSplits:
     """Resolve ``builtin:NAME`` or an ImageFolder tree into train/val/test splits."""
     spec = str(spec)
     if spec.startswith("builtin:"):
         name = spec.split(":", 1)[1]
         full = builtin_set(name)
         tr, va, te = stratified_split(full.labels(), val_fraction, test_fraction, seed)
-        info = {"spec": spec, "kind": "builtin", "seed": seed, "val_fraction": val_fraction,
-                "test_fraction": test_fraction, "sizes": [len(tr), len(va), len(te)]}
-        return DataSplits(full.subset(tr), full.subset(va), full.subset(te), full.classes, BUILTIN_SETS[name], info)
+        info = {
+            "spec": spec,
+            "kind": "builtin",
+            "seed": seed,
+            "val_fraction": val_fraction,
+            "test_fraction": test_fraction,
+            "sizes": [len(tr), len(va), len(te)],
+        }
+        return DataSplits(
+            full.subset(tr), full.subset(va), full.subset(te), full.classes, BUILTIN_SETS[name], info
+        )
     root = Path(spec)
     if not root.is_dir():
         raise DataError(f"{spec}: not a data folder nor a built-in set (builtin:shapes, builtin:digits)")
@@ -50,25 +59,43 @@ def load_data(spec: str | os.PathLike[str], seed: int = 0, val_fraction: float =
         train = load_image_folder(root / "train")
         parts = {}
         for split in ("val", "test"):
-            parts[split] = load_image_folder(root / split, classes=train.classes) if (root / split).is_dir() else None
+            parts[split] = (
+                load_image_folder(root / split, classes=train.classes) if (root / split).is_dir() else None
+            )
         val = parts["val"] or parts["test"]
         test = parts["test"] or parts["val"]
         assert val is not None and test is not None
-        info = {"spec": spec, "kind": "folders", "split": "folders", "sizes": [len(train), len(val), len(test)]}
+        info = {
+            "spec": spec,
+            "kind": "folders",
+            "split": "folders",
+            "sizes": [len(train), len(val), len(test)],
+        }
         return DataSplits(train, val, test, train.classes, DEFAULT_IMG_SIZE, info)
     full = load_image_folder(root)
     tr, va, te = stratified_split(full.labels(), val_fraction, test_fraction, seed)
     if not tr or not va:
         raise DataError(f"{spec}: too few images for a train/val/test split ({len(full)} images)")
-    info = {"spec": spec, "kind": "folder", "split": "stratified", "seed": seed, "val_fraction": val_fraction,
-            "test_fraction": test_fraction, "sizes": [len(tr), len(va), len(te)],
-            "files": {"train": [full.name(i) for i in tr], "val": [full.name(i) for i in va],
-                      "test": [full.name(i) for i in te]}}
+    info = {
+        "spec": spec,
+        "kind": "folder",
+        "split": "stratified",
+        "seed": seed,
+        "val_fraction": val_fraction,
+        "test_fraction": test_fraction,
+        "sizes": [len(tr), len(va), len(te)],
+        "files": {
+            "train": [full.name(i) for i in tr],
+            "val": [full.name(i) for i in va],
+            "test": [full.name(i) for i in te],
+        },
+    }
     return DataSplits(full.subset(tr), full.subset(va), full.subset(te), full.classes, DEFAULT_IMG_SIZE, info)
 
 
-def load_eval_set(spec: str | os.PathLike[str], split: str = "test", seed: int = 0,
-                  classes: tuple[str, ...] | None = None) -> ImageSet:
+def load_eval_set(
+    spec: str | os.PathLike[str], split: str = "test", seed: int = 0, classes: tuple[str, ...] | None = None
+) -> ImageSet:
     """The images to evaluate on: a split of ``spec`` (train/val/test) or ``all`` images of a folder."""
     if split not in (*SPLIT_NAMES, "all"):
         raise DataError(f"unknown split {split!r}; choose train, val, test or all")

@@ -25,8 +25,9 @@ class AugmentConfig:
         return cls(crop_scale=None, hflip=False, jitter=0.0, noise_std=0.0)
 
 
-def random_resized_crop(img: np.ndarray, rng: np.random.Generator, scale: tuple[float, float],
-                        ratio: tuple[float, float]) -> np.ndarray:
+def random_resized_crop(
+    img: np.ndarray, rng: np.random.Generator, scale: tuple[float, float], ratio: tuple[float, float]
+) -> np.ndarray:
     """Crop a random region of ``scale`` area fraction and ``ratio`` aspect (size is restored later)."""
     h, w = img.shape[:2]
     area = h * w

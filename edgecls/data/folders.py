@@ -13,7 +13,9 @@ SPLIT_NAMES = ("train", "val", "test")
 
 
 def _class_dirs(root: Path) -> list[Path]:
-    return sorted((d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")), key=lambda d: d.name)
+    return sorted(
+        (d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")), key=lambda d: d.name
+    )
 
 
 def _images_under(folder: Path) -> list[Path]:
@@ -54,7 +56,9 @@ def load_image_folder(root: str | os.PathLike[str], classes: tuple[str, ...] | N
         paths += files
         targets += [order.index(d.name)] * len(files)
     if not paths:
-        raise DataError(f"{root}: no images found (looked for {', '.join(sorted({'.jpg', '.png', '.bmp', '.webp', '.tiff'}))})")
+        raise DataError(
+            f"{root}: no images found (looked for {', '.join(sorted({'.jpg', '.png', '.bmp', '.webp', '.tiff'}))})"
+        )
     if empty and classes is None:
         raise DataError(f"{root}: class folder(s) without images: {', '.join(empty)}")
     if classes is None and len(names) < 2:

@@ -24,13 +24,26 @@ class EvalResult:
     out_dir: Path | None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "data": self.data, "split": self.split, **self.metrics.to_dict(),
-                "skipped": self.skipped}
+        return {
+            "model": self.model,
+            "data": self.data,
+            "split": self.split,
+            **self.metrics.to_dict(),
+            "skipped": self.skipped,
+        }
 
 
-def evaluate(model: str | Path, data: str | None = None, split: str = "test", seed: int | None = None,
-             out_dir: Path | None = None, provider: str = "auto", batch_size: int = 64,
-             on_start: Callable[[int], None] | None = None, on_batch: Callable[[int], None] | None = None) -> EvalResult:
+def evaluate(
+    model: str | Path,
+    data: str | None = None,
+    split: str = "test",
+    seed: int | None = None,
+    out_dir: Path | None = None,
+    provider: str = "auto",
+    batch_size: int = 64,
+    on_start: Callable[[int], None] | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> EvalResult:
     """Evaluate ``model`` (run dir, checkpoint or .onnx) on ``split`` of ``data``.
 
     ``data`` defaults to the data the model was trained on; with that data the default seed is the training
@@ -54,6 +67,10 @@ def evaluate(model: str | Path, data: str | None = None, split: str = "test", se
         from edgecls.evaluation.plots import plot_confusion
 
         atomic_write_text(Path(out_dir) / "metrics.json", json.dumps(result.to_dict(), indent=2) + "\n")
-        plot_confusion(metrics.confusion, pred.contract.labels, Path(out_dir) / "confusion.png",
-                       title=f"{Path(model).name} on {spec} ({split}): top-1 {100 * metrics.top1:.2f}%")
+        plot_confusion(
+            metrics.confusion,
+            pred.contract.labels,
+            Path(out_dir) / "confusion.png",
+            title=f"{Path(model).name} on {spec} ({split}): top-1 {100 * metrics.top1:.2f}%",
+        )
     return result

@@ -27,7 +27,7 @@ class ClassificationMetrics:
             "top5": self.top5,
             "per_class": {
                 c: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
-                for c, p, r, f, s in zip(self.classes, self.precision, self.recall, self.f1, self.support)
+                for c, p, r, f, s in zip(self.classes, self.precision, self.recall, self.f1, self.support, strict=True)
             },
             "macro_f1": float(self.f1.mean()) if len(self.f1) else 0.0,
             "classes": list(self.classes),
@@ -44,7 +44,9 @@ def top_k_accuracy(logits: np.ndarray, labels: np.ndarray, k: int) -> float:
     return float((top == labels[:, None]).any(axis=1).mean())
 
 
-def classification_metrics(logits: np.ndarray, labels: np.ndarray, classes: tuple[str, ...]) -> ClassificationMetrics:
+def classification_metrics(
+    logits: np.ndarray, labels: np.ndarray, classes: tuple[str, ...]
+) -> ClassificationMetrics:
     c = len(classes)
     pred = logits.argmax(axis=1)
     confusion = np.zeros((c, c), dtype=np.int64)
@@ -57,7 +59,13 @@ def classification_metrics(logits: np.ndarray, labels: np.ndarray, classes: tupl
     denom = precision + recall
     f1 = np.divide(2 * precision * recall, denom, out=np.zeros(c), where=denom > 0)
     return ClassificationMetrics(
-        classes=classes, n=int(len(labels)), top1=top_k_accuracy(logits, labels, 1),
-        top5=top_k_accuracy(logits, labels, 5) if c > 5 else None, confusion=confusion,
-        precision=precision, recall=recall, f1=f1, support=support,
+        classes=classes,
+        n=int(len(labels)),
+        top1=top_k_accuracy(logits, labels, 1),
+        top5=top_k_accuracy(logits, labels, 5) if c > 5 else None,
+        confusion=confusion,
+        precision=precision,
+        recall=recall,
+        f1=f1,
+        support=support,
     )

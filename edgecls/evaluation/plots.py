@@ -42,8 +42,12 @@ def plot_training_curves(history: Sequence[dict[str, float]], path: str | os.Pat
     plt.close(fig)
 
 
-def plot_confusion(confusion: np.ndarray, classes: Sequence[str], path: str | os.PathLike[str],
-                   title: str = "Confusion matrix") -> None:
+def plot_confusion(
+    confusion: np.ndarray,
+    classes: Sequence[str],
+    path: str | os.PathLike[str],
+    title: str = "Confusion matrix",
+) -> None:
     """Row-normalised confusion matrix with counts in the cells."""
     plt = _pyplot()
     n = len(classes)
@@ -58,8 +62,15 @@ def plot_confusion(confusion: np.ndarray, classes: Sequence[str], path: str | os
     for i in range(n):
         for j in range(n):
             if confusion[i, j]:
-                ax.text(j, i, str(confusion[i, j]), ha="center", va="center", fontsize=8,
-                        color="white" if norm[i, j] > 0.5 else "black")
+                ax.text(
+                    j,
+                    i,
+                    str(confusion[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if norm[i, j] > 0.5 else "black",
+                )
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of true class")
     fig.tight_layout()
     with atomic_path(path) as tmp:

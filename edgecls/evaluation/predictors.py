@@ -40,8 +40,10 @@ def _onnx_predictor(path: Path, provider: str, threads: int | None) -> LoadedPre
     sess, _info = create_session(path, provider=provider, threads=threads)
     contract = contract_from_metadata(sess.get_modelmeta().custom_metadata_map)
     if contract is None:
-        raise ContractError(f"{path}: the model carries no edgecls contract; export it with edgecls or quantize it "
-                            "with `edgecls quantize` and the contract flags")
+        raise ContractError(
+            f"{path}: the model carries no edgecls contract; export it with edgecls or quantize it "
+            "with `edgecls quantize` and the contract flags"
+        )
     input_name = sess.get_inputs()[0].name
     fixed_batch = sess.get_inputs()[0].shape[0]
 
@@ -67,20 +69,25 @@ def _checkpoint_predictor(path: Path) -> LoadedPredictor:
         return model(torch.from_numpy(x)).float().numpy()
 
     data = ckpt.raw.get("data", {})
-    return LoadedPredictor(ckpt.contract, logits, "checkpoint", {"data": data.get("spec"), "seed": data.get("seed", 0)})
+    return LoadedPredictor(
+        ckpt.contract, logits, "checkpoint", {"data": data.get("spec"), "seed": data.get("seed", 0)}
+    )
 
 
 def label_map(data_classes: tuple[str, ...], model_labels: tuple[str, ...], where: str) -> np.ndarray:
     """int64[len(data_classes)]: data class index -> model output index, matched by name."""
     missing = [c for c in data_classes if c not in model_labels]
     if missing:
-        raise DataError(f"{where}: class(es) {', '.join(missing)} are not among the model's labels "
-                        f"({', '.join(model_labels)})")
+        raise DataError(
+            f"{where}: class(es) {', '.join(missing)} are not among the model's labels "
+            f"({', '.join(model_labels)})"
+        )
     return np.asarray([model_labels.index(c) for c in data_classes], dtype=np.int64)
 
 
-def iter_batches(images: ImageSet, contract: ModelContract, batch_size: int,
-                 broken: list[str]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def iter_batches(
+    images: ImageSet, contract: ModelContract, batch_size: int, broken: list[str]
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield (float32[B, 3, h, w], int64[B] data-class labels); unreadable images go to ``broken``."""
     buf: list[np.ndarray] = []
     labels: list[int] = []
@@ -98,8 +105,12 @@ def iter_batches(images: ImageSet, contract: ModelContract, batch_size: int,
         yield preprocess_batch(buf, contract), np.asarray(labels, np.int64)
 
 
-def predict_imageset(pred: LoadedPredictor, images: ImageSet, batch_size: int = 64,
-                     on_batch: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def predict_imageset(
+    pred: LoadedPredictor,
+    images: ImageSet,
+    batch_size: int = 64,
+    on_batch: Callable[[int], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """-> (float32[N, C] logits, int64[N] labels in the model's label space, unreadable files)."""
     mapping = label_map(images.classes, pred.contract.labels, "evaluation data")
     broken: list[str] = []

@@ -17,7 +17,13 @@ class ConvBNAct(nn.Sequential):
     """Conv2d (no bias) -> BatchNorm2d -> activation. BN folds into the conv at export."""
 
     def __init__(
-        self, cin: int, cout: int, kernel: int = 3, stride: int = 1, groups: int = 1, act: type[nn.Module] | None = nn.ReLU
+        self,
+        cin: int,
+        cout: int,
+        kernel: int = 3,
+        stride: int = 1,
+        groups: int = 1,
+        act: type[nn.Module] | None = nn.ReLU,
     ) -> None:
         layers: list[nn.Module] = [
             nn.Conv2d(cin, cout, kernel, stride, padding=kernel // 2, groups=groups, bias=False),

@@ -45,7 +45,9 @@ class InvertedResidual(nn.Module):
 
 
 class MobileNetV2(nn.Module):
-    def __init__(self, num_classes: int, width: float = 1.0, img_size: int = 224, dropout: float = 0.2) -> None:
+    def __init__(
+        self, num_classes: int, width: float = 1.0, img_size: int = 224, dropout: float = 0.2
+    ) -> None:
         super().__init__()
         small = img_size < 96
         stem = make_divisible(32 * width)

@@ -21,17 +21,31 @@ class ArchSpec:
 
 
 ARCHITECTURES: dict[str, ArchSpec] = {
-    "cnn": ArchSpec(lambda num_classes, img_size, **kw: SimpleCNN(num_classes, **kw),
-                    "classic CNN: 3 conv-ReLU-pool blocks + 2 fully-connected layers", {"width": 32}),
-    "mobilenetv2": ArchSpec(lambda num_classes, img_size, **kw: MobileNetV2(num_classes, img_size=img_size, **kw),
-                            "MobileNetV2 width 1.0: inverted residuals, depthwise convs (default edge model)",
-                            {"width": 1.0}),
-    "mobilenetv2_050": ArchSpec(lambda num_classes, img_size, **kw: MobileNetV2(num_classes, img_size=img_size, **kw),
-                                "MobileNetV2 width 0.5", {"width": 0.5}),
-    "resnet10": ArchSpec(lambda num_classes, img_size, **kw: ResNet(num_classes, img_size=img_size, **kw),
-                         "ResNet-10: BasicBlocks [1,1,1,1], width 32", {"layers": (1, 1, 1, 1), "width": 32}),
-    "resnet18": ArchSpec(lambda num_classes, img_size, **kw: ResNet(num_classes, img_size=img_size, **kw),
-                         "ResNet-18: BasicBlocks [2,2,2,2], width 64", {"layers": (2, 2, 2, 2), "width": 64}),
+    "cnn": ArchSpec(
+        lambda num_classes, img_size, **kw: SimpleCNN(num_classes, **kw),
+        "classic CNN: 3 conv-ReLU-pool blocks + 2 fully-connected layers",
+        {"width": 32},
+    ),
+    "mobilenetv2": ArchSpec(
+        lambda num_classes, img_size, **kw: MobileNetV2(num_classes, img_size=img_size, **kw),
+        "MobileNetV2 width 1.0: inverted residuals, depthwise convs (default edge model)",
+        {"width": 1.0},
+    ),
+    "mobilenetv2_050": ArchSpec(
+        lambda num_classes, img_size, **kw: MobileNetV2(num_classes, img_size=img_size, **kw),
+        "MobileNetV2 width 0.5",
+        {"width": 0.5},
+    ),
+    "resnet10": ArchSpec(
+        lambda num_classes, img_size, **kw: ResNet(num_classes, img_size=img_size, **kw),
+        "ResNet-10: BasicBlocks [1,1,1,1], width 32",
+        {"layers": (1, 1, 1, 1), "width": 32},
+    ),
+    "resnet18": ArchSpec(
+        lambda num_classes, img_size, **kw: ResNet(num_classes, img_size=img_size, **kw),
+        "ResNet-18: BasicBlocks [2,2,2,2], width 64",
+        {"layers": (2, 2, 2, 2), "width": 64},
+    ),
 }
 DEFAULT_ARCH = "mobilenetv2"
 

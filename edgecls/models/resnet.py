@@ -17,7 +17,9 @@ class BasicBlock(nn.Module):
         self.conv1 = ConvBNAct(cin, cout, stride=stride)
         self.conv2 = ConvBNAct(cout, cout, act=None)
         self.shortcut: nn.Module = (
-            ConvBNAct(cin, cout, kernel=1, stride=stride, act=None) if stride != 1 or cin != cout else nn.Identity()
+            ConvBNAct(cin, cout, kernel=1, stride=stride, act=None)
+            if stride != 1 or cin != cout
+            else nn.Identity()
         )
         self.relu = nn.ReLU(inplace=True)
 
@@ -33,8 +35,12 @@ class ResNet(nn.Module):
         if img_size < 96:
             self.stem: nn.Module = ConvBNAct(3, width)
         else:
-            self.stem = nn.Sequential(nn.Conv2d(3, width, 7, 2, 3, bias=False), nn.BatchNorm2d(width),
-                                      nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1))
+            self.stem = nn.Sequential(
+                nn.Conv2d(3, width, 7, 2, 3, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(3, 2, 1),
+            )
         stages: list[nn.Module] = []
         cin = width
         for i, n in enumerate(layers):

@@ -43,7 +43,9 @@ class Checkpoint:
         """The trained model in eval mode, on CPU."""
         from edgecls.models import build_model
 
-        model = build_model(self.arch, self.contract.num_classes, self.contract.input_size[0], **self.arch_kwargs)
+        model = build_model(
+            self.arch, self.contract.num_classes, self.contract.input_size[0], **self.arch_kwargs
+        )
         model.load_state_dict(self.model_state)
         return model.eval()
 
@@ -77,15 +79,27 @@ def load_checkpoint(run_or_checkpoint: str | os.PathLike[str]) -> Checkpoint:
     try:
         raw = torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
     except Exception as e:  # torch raises many types for corrupt archives
-        raise EdgeclsError(f"{path}: not a readable checkpoint (corrupt or truncated: {type(e).__name__})") from e
+        raise EdgeclsError(
+            f"{path}: not a readable checkpoint (corrupt or truncated: {type(e).__name__})"
+        ) from e
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
-        raise EdgeclsError(f"{path}: not an edgecls checkpoint (use `edgecls export --model` for other models)")
+        raise EdgeclsError(
+            f"{path}: not an edgecls checkpoint (use `edgecls export --model` for other models)"
+        )
     if int(raw.get("format_version", 0)) > FORMAT_VERSION:
-        raise EdgeclsError(f"{path}: checkpoint format {raw.get('format_version')} is newer than this edgecls")
+        raise EdgeclsError(
+            f"{path}: checkpoint format {raw.get('format_version')} is newer than this edgecls"
+        )
     try:
         contract = ModelContract.from_dict(raw["contract"])
-        return Checkpoint(path=path, arch=raw["arch"], arch_kwargs=dict(raw.get("arch_kwargs", {})),
-                          contract=contract, model_state=raw["model_state"], raw=raw,
-                          sha256=hashlib.sha256(data).hexdigest())
+        return Checkpoint(
+            path=path,
+            arch=raw["arch"],
+            arch_kwargs=dict(raw.get("arch_kwargs", {})),
+            contract=contract,
+            model_state=raw["model_state"],
+            raw=raw,
+            sha256=hashlib.sha256(data).hexdigest(),
+        )
     except KeyError as e:
         raise EdgeclsError(f"{path}: checkpoint lacks field {e}") from e

@@ -62,7 +62,9 @@ class TrainConfig:
         d = dict(d)
         aug = d.get("augment")
         if isinstance(aug, dict):
-            d["augment"] = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in aug.items()})
+            d["augment"] = AugmentConfig(
+                **{k: tuple(v) if isinstance(v, list) else v for k, v in aug.items()}
+            )
         for key in ("mean", "std"):
             if key in d:
                 d[key] = tuple(d[key])

@@ -20,8 +20,13 @@ from edgecls.runtime.preprocess import preprocess
 
 
 class ContractDataset(Dataset):
-    def __init__(self, images: ImageSet, contract: ModelContract, augment_cfg: AugmentConfig | None = None,
-                 seed: int = 0) -> None:
+    def __init__(
+        self,
+        images: ImageSet,
+        contract: ModelContract,
+        augment_cfg: AugmentConfig | None = None,
+        seed: int = 0,
+    ) -> None:
         self.images = images
         self.contract = contract
         self.augment_cfg = augment_cfg
@@ -43,11 +48,13 @@ class ContractDataset(Dataset):
         return torch.from_numpy(x), self.images.label(index), ""
 
 
-def collate_skipping_broken(batch: list[tuple[Any, int, str]]) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+def collate_skipping_broken(
+    batch: list[tuple[Any, int, str]],
+) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """-> (float32[B', 3, h, w], int64[B'], names of the broken samples dropped from this batch)."""
     good = [(x, y) for x, y, _ in batch if x is not None]
     broken = [err for x, _, err in batch if x is None]
     if not good:
         return torch.empty(0), torch.empty(0, dtype=torch.long), broken
-    xs, ys = zip(*good)
+    xs, ys = zip(*good, strict=True)
     return torch.stack(xs), torch.tensor(ys, dtype=torch.long), broken

@@ -49,10 +49,18 @@ def make_contract(config: TrainConfig, splits: DataSplits) -> ModelContract:
     builtin = config.data.startswith("builtin:")
     resize = config.resize_mode or ("stretch" if builtin else "shorter_side_crop")
     return ModelContract(
-        labels=splits.classes, input_size=(size, size), resize_mode=resize,  # type: ignore[arg-type]
-        interpolation=config.interpolation, mean=config.mean, std=config.std,  # type: ignore[arg-type]
-        provenance={"arch": config.arch, "arch_kwargs": full_arch_kwargs(config.arch, **config.arch_kwargs),
-                    "data": config.data, "seed": config.seed},
+        labels=splits.classes,
+        input_size=(size, size),
+        resize_mode=resize,  # type: ignore[arg-type]
+        interpolation=config.interpolation,
+        mean=config.mean,
+        std=config.std,  # type: ignore[arg-type]
+        provenance={
+            "arch": config.arch,
+            "arch_kwargs": full_arch_kwargs(config.arch, **config.arch_kwargs),
+            "data": config.data,
+            "seed": config.seed,
+        },
     )
 
 
@@ -70,8 +78,10 @@ def _optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     # No weight decay on BatchNorm and bias parameters (standard for small CNNs; it only hurts them).
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": config.resolved_weight_decay()},
-              {"params": no_decay, "weight_decay": 0.0}]
+    groups = [
+        {"params": decay, "weight_decay": config.resolved_weight_decay()},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=config.resolved_lr(), momentum=0.9, nesterov=True)
     if config.optimizer == "adamw":
@@ -102,9 +112,16 @@ def _softmax_xent(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(-logp[np.arange(len(labels)), labels].mean())
 
 
-def _train_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
-                 scheduler: torch.optim.lr_scheduler.LRScheduler, criterion: nn.Module, config: TrainConfig,
-                 broken: set[str], on_batch: Callable[[int, float, float], None]) -> EpochStats:
+def _train_epoch(
+    model: nn.Module,
+    loader: DataLoader,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    criterion: nn.Module,
+    config: TrainConfig,
+    broken: set[str],
+    on_batch: Callable[[int, float, float], None],
+) -> EpochStats:
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
     for step, (x, y, bad) in enumerate(loader):
@@ -128,7 +145,9 @@ def _train_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Op
 
 def _prepare_out(out: Path, resume: bool) -> None:
     if (out / "last.pt").exists() and not resume:
-        raise EdgeclsError(f"{out} already holds a training run; pass --resume to continue it or choose another --out")
+        raise EdgeclsError(
+            f"{out} already holds a training run; pass --resume to continue it or choose another --out"
+        )
     if resume and not (out / "last.pt").exists():
         raise EdgeclsError(f"{out}: nothing to resume (no last.pt)")
     try:
@@ -146,8 +165,9 @@ def _write_json(path: Path, obj: Any) -> None:
 def _write_history(out: Path, history: list[dict[str, Any]]) -> None:
     _write_json(out / "history.json", history)
     cols = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"]
-    lines = [",".join(cols)] + [",".join(f"{h[c]:.6g}" if isinstance(h[c], float) else str(h[c]) for c in cols)
-                                for h in history]
+    lines = [",".join(cols)] + [
+        ",".join(f"{h[c]:.6g}" if isinstance(h[c], float) else str(h[c]) for c in cols) for h in history
+    ]
     atomic_write_text(out / "history.csv", "\n".join(lines) + "\n")
 
 
@@ -170,8 +190,9 @@ def _train(config: TrainConfig, ctx: DistContext, log: Logger, show_progress: bo
     if ctx.is_main:
         _prepare_out(out, config.resume)
     barrier(ctx)
-    splits = load_data(config.data, seed=config.seed, val_fraction=config.val_fraction,
-                       test_fraction=config.test_fraction)
+    splits = load_data(
+        config.data, seed=config.seed, val_fraction=config.val_fraction, test_fraction=config.test_fraction
+    )
     if len(splits.train) == 0 or len(splits.val) == 0:
         raise DataError(f"{config.data}: the split left no training or validation images")
     contract = make_contract(config, splits)
@@ -183,7 +204,9 @@ def _train(config: TrainConfig, ctx: DistContext, log: Logger, show_progress: bo
     if config.max_train_batches is not None:
         steps_per_epoch = min(steps_per_epoch, config.max_train_batches)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, _lr_lambda(steps_per_epoch * config.epochs, max(1, int(config.warmup_epochs * steps_per_epoch))))
+        optimizer,
+        _lr_lambda(steps_per_epoch * config.epochs, max(1, int(config.warmup_epochs * steps_per_epoch))),
+    )
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
 
     history: list[dict[str, Any]] = []
@@ -203,16 +226,23 @@ def _train(config: TrainConfig, ctx: DistContext, log: Logger, show_progress: bo
     if ctx.enabled:
         ddp_model = nn.parallel.DistributedDataParallel(model)
     sampler_ddp = DistributedSampler(train_set, shuffle=True, seed=config.seed) if ctx.enabled else None
-    eval_loader = DataLoader(ContractDataset(splits.val, contract), batch_size=256, shuffle=False,
-                             num_workers=config.workers, collate_fn=collate_skipping_broken)
+    eval_loader = DataLoader(
+        ContractDataset(splits.val, contract),
+        batch_size=256,
+        shuffle=False,
+        num_workers=config.workers,
+        collate_fn=collate_skipping_broken,
+    )
     broken: set[str] = set()
     if ctx.is_main:
         _write_json(out / "config.json", config.to_dict())
         _write_json(out / "contract.json", contract.to_dict())
         _write_json(out / "split.json", splits.info)
-        log(f"training {config.arch} on {config.data}: {len(splits.train)} train / {len(splits.val)} val / "
+        log(
+            f"training {config.arch} on {config.data}: {len(splits.train)} train / {len(splits.val)} val / "
             f"{len(splits.test)} test images, {contract.num_classes} classes, {contract.input_size[0]} px"
-            + (f", {ctx.world_size} processes (DDP)" if ctx.enabled else ""))
+            + (f", {ctx.world_size} processes (DDP)" if ctx.enabled else "")
+        )
 
     progress = _make_progress(show_progress)
     task = progress.add_task("train", total=steps_per_epoch, loss=0.0, acc=0.0) if progress else None
@@ -227,10 +257,17 @@ def _train(config: TrainConfig, ctx: DistContext, log: Logger, show_progress: bo
                 sampler_ddp.set_epoch(epoch)
                 sampler: Any = sampler_ddp
             else:
-                sampler = RandomSampler(train_set, generator=torch.Generator().manual_seed(config.seed * 7919 + epoch))
-            loader = DataLoader(train_set, batch_size=config.batch_size, sampler=sampler, num_workers=config.workers,
-                                collate_fn=collate_skipping_broken,
-                                drop_last=len(train_set) % config.batch_size == 1)  # BN needs > 1 sample
+                sampler = RandomSampler(
+                    train_set, generator=torch.Generator().manual_seed(config.seed * 7919 + epoch)
+                )
+            loader = DataLoader(
+                train_set,
+                batch_size=config.batch_size,
+                sampler=sampler,
+                num_workers=config.workers,
+                collate_fn=collate_skipping_broken,
+                drop_last=len(train_set) % config.batch_size == 1,
+            )  # BN needs > 1 sample
             if progress:
                 progress.reset(task, total=steps_per_epoch, description=f"epoch {epoch + 1}/{config.epochs}")
 
@@ -243,9 +280,15 @@ def _train(config: TrainConfig, ctx: DistContext, log: Logger, show_progress: bo
             if ctx.is_main:
                 logits, labels = predict_logits(model, eval_loader, broken)
                 val_acc = float((logits.argmax(1) == labels).mean()) if len(labels) else 0.0
-                row = {"epoch": epoch, "train_loss": stats.loss, "train_acc": stats.acc,
-                       "val_loss": _softmax_xent(logits, labels), "val_acc": val_acc,
-                       "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.perf_counter() - t0, 2)}
+                row = {
+                    "epoch": epoch,
+                    "train_loss": stats.loss,
+                    "train_acc": stats.acc,
+                    "val_loss": _softmax_xent(logits, labels),
+                    "val_acc": val_acc,
+                    "lr": optimizer.param_groups[0]["lr"],
+                    "seconds": round(time.perf_counter() - t0, 2),
+                }
                 history.append(row)
                 improved = val_acc > best_acc
                 if improved:
@@ -253,20 +296,35 @@ def _train(config: TrainConfig, ctx: DistContext, log: Logger, show_progress: bo
                 else:
                     stale += 1
                 payload = {
-                    "arch": config.arch, "arch_kwargs": full_arch_kwargs(config.arch, **config.arch_kwargs),
-                    "contract": contract.to_dict(), "train_config": config.to_dict(),
-                    "model_state": model.state_dict(), "epoch": epoch, "best_metric": best_acc,
-                    "stale_epochs": stale, "metrics": row, "history": history,
-                    "optimizer_state": optimizer.state_dict(), "scheduler_state": scheduler.state_dict(),
-                    "data": {"spec": config.data, "seed": config.seed, "val_fraction": config.val_fraction,
-                             "test_fraction": config.test_fraction},
+                    "arch": config.arch,
+                    "arch_kwargs": full_arch_kwargs(config.arch, **config.arch_kwargs),
+                    "contract": contract.to_dict(),
+                    "train_config": config.to_dict(),
+                    "model_state": model.state_dict(),
+                    "epoch": epoch,
+                    "best_metric": best_acc,
+                    "stale_epochs": stale,
+                    "metrics": row,
+                    "history": history,
+                    "optimizer_state": optimizer.state_dict(),
+                    "scheduler_state": scheduler.state_dict(),
+                    "data": {
+                        "spec": config.data,
+                        "seed": config.seed,
+                        "val_fraction": config.val_fraction,
+                        "test_fraction": config.test_fraction,
+                    },
                 }
                 if improved:
-                    save_checkpoint(out / "best.pt", {**payload, "optimizer_state": None, "scheduler_state": None})
+                    save_checkpoint(
+                        out / "best.pt", {**payload, "optimizer_state": None, "scheduler_state": None}
+                    )
                 save_checkpoint(out / "last.pt", payload)  # last: the resume point, written after best
                 _write_history(out, history)
-                msg = (f"epoch {epoch + 1:>3}/{config.epochs}  loss {stats.loss:.4f}  train {100 * stats.acc:5.2f}%  "
-                       f"val {100 * val_acc:5.2f}%  ({row['seconds']:.1f}s){'  *best' if improved else ''}")
+                msg = (
+                    f"epoch {epoch + 1:>3}/{config.epochs}  loss {stats.loss:.4f}  train {100 * stats.acc:5.2f}%  "
+                    f"val {100 * val_acc:5.2f}%  ({row['seconds']:.1f}s){'  *best' if improved else ''}"
+                )
                 if progress:
                     progress.console.print(msg)
                 else:
@@ -290,9 +348,15 @@ def _make_progress(enabled: bool) -> Any:
         return None
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("loss {task.fields[loss]:.4f}  acc {task.fields[acc]:5.1f}%"), TimeElapsedColumn(),
-                    transient=True, console=_stderr_console())
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}  acc {task.fields[acc]:5.1f}%"),
+        TimeElapsedColumn(),
+        transient=True,
+        console=_stderr_console(),
+    )
 
 
 def _stderr_console() -> Any:
@@ -301,28 +365,50 @@ def _stderr_console() -> Any:
     return Console(stderr=True)
 
 
-def _finish_run(out: Path, contract: ModelContract, splits: DataSplits, history: list[dict[str, Any]],
-                broken: set[str], log: Logger) -> None:
+def _finish_run(
+    out: Path,
+    contract: ModelContract,
+    splits: DataSplits,
+    history: list[dict[str, Any]],
+    broken: set[str],
+    log: Logger,
+) -> None:
     """Evaluate the best checkpoint on the test split, write plots and put the metrics into the contract."""
     from edgecls.evaluation.plots import plot_confusion, plot_training_curves
 
     best = load_checkpoint(out / "best.pt")
     model = best.build_model()
-    test_loader = DataLoader(ContractDataset(splits.test, contract), batch_size=256,
-                             collate_fn=collate_skipping_broken)
+    test_loader = DataLoader(
+        ContractDataset(splits.test, contract), batch_size=256, collate_fn=collate_skipping_broken
+    )
     logits, labels = predict_logits(model, test_loader, broken)
     metrics = classification_metrics(logits, labels, contract.labels)
-    summary = {"test_top1": metrics.top1, "test_top5": metrics.top5, "val_top1": best.raw["best_metric"],
-               "best_epoch": int(best.raw["epoch"]), "epochs_run": len(history), "test_images": metrics.n,
-               "skipped_images": len(broken)}
+    summary = {
+        "test_top1": metrics.top1,
+        "test_top5": metrics.top5,
+        "val_top1": best.raw["best_metric"],
+        "best_epoch": int(best.raw["epoch"]),
+        "epochs_run": len(history),
+        "test_images": metrics.n,
+        "skipped_images": len(broken),
+    }
     final_contract = contract.with_provenance(metrics=summary)
-    save_checkpoint(out / "best.pt", {**{k: v for k, v in best.raw.items() if k not in ("format", "format_version")},
-                                      "contract": final_contract.to_dict()})
+    save_checkpoint(
+        out / "best.pt",
+        {
+            **{k: v for k, v in best.raw.items() if k not in ("format", "format_version")},
+            "contract": final_contract.to_dict(),
+        },
+    )
     _write_json(out / "contract.json", final_contract.to_dict())
     (out / "eval").mkdir(exist_ok=True)
     _write_json(out / "eval" / "metrics.json", metrics.to_dict())
-    plot_confusion(metrics.confusion, contract.labels, out / "eval" / "confusion.png",
-                   title=f"Test confusion, top-1 {100 * metrics.top1:.2f}%")
+    plot_confusion(
+        metrics.confusion,
+        contract.labels,
+        out / "eval" / "confusion.png",
+        title=f"Test confusion, top-1 {100 * metrics.top1:.2f}%",
+    )
     if history:
         plot_training_curves(history, out / "curves.png")
     _write_json(out / "summary.json", summary)
@@ -330,5 +416,7 @@ def _finish_run(out: Path, contract: ModelContract, splits: DataSplits, history:
         log(f"warning: skipped unreadable image: {name}")
     if broken:
         log(f"warning: {len(broken)} unreadable image(s) skipped")
-    log(f"test top-1 {100 * metrics.top1:.2f}% on {metrics.n} images (best epoch {summary['best_epoch'] + 1}); "
-        f"run saved in {out}")
+    log(
+        f"test top-1 {100 * metrics.top1:.2f}% on {metrics.n} images (best epoch {summary['best_epoch'] + 1}); "
+        f"run saved in {out}"
+    )

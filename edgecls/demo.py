@@ -1,0 +1,415 @@
+"""``edgecls demo``: the whole pipeline on built-in data, narrated, in a few minutes on a laptop CPU.
+
+train -> evaluate -> export fp32 + int8 (+ fp16) with parity and the accuracy budget -> classify sample images
+through the runtime -> bench the variants against PyTorch eager -> report (Markdown + HTML with plots) ->
+summary table and the next commands to try. Each step calls the same library function as its command.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+
+from edgecls.runtime.atomic import atomic_write_text
+
+_MARKER = ".edgecls-demo"
+
+
+@dataclass
+class DemoOptions:
+    out: Path = Path("demo_out")
+    data: str = "builtin:digits"
+    arch: str = "mobilenetv2"
+    epochs: int = 12
+    seed: int = 0
+    fp16: bool = True
+    bench_runs: int = 200
+    samples: int = 8
+
+
+@dataclass
+class VariantSummary:
+    name: str  # "PyTorch eager", "ONNX fp32", ...
+    file: str | None
+    accuracy: float | None  # test top-1, fraction
+    size_mb: float | None
+    p50_ms: float | None
+    speedup: float | None  # vs PyTorch eager p50
+    note: str = ""
+
+
+@dataclass
+class DemoResult:
+    out: Path
+    run_dir: Path
+    export_dir: Path
+    variants: list[VariantSummary] = field(default_factory=list)
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    report_md: Path | None = None
+    report_html: Path | None = None
+
+
+Narrate = Callable[[str, str], None]  # (step title, detail)
+
+
+def _prepare_out(out: Path) -> None:
+    """The demo owns its output folder: a previous demo there is replaced, anything else is refused."""
+    from edgecls.runtime.errors import EdgeclsError
+
+    if out.exists() and any(out.iterdir()):
+        if not (out / _MARKER).exists():
+            raise EdgeclsError(f"{out} exists and was not made by `edgecls demo`; choose another --out")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / _MARKER).write_text("made by edgecls demo; rerunning the demo replaces this folder\n")
+
+
+def run_demo(options: DemoOptions, narrate: Narrate) -> DemoResult:
+    from edgecls.training.config import TrainConfig
+    from edgecls.training.train import train
+
+    out = options.out
+    _prepare_out(out)
+    result = DemoResult(out=out, run_dir=out / "run", export_dir=out / "export")
+    t = time.perf_counter()
+
+    narrate(
+        "1/6 Train",
+        f"{options.arch} on {options.data} for up to {options.epochs} epochs: cross-entropy, "
+        "AdamW, warm-up + cosine, augmentation, best checkpoint on validation accuracy.",
+    )
+    train(
+        TrainConfig(
+            data=options.data,
+            arch=options.arch,
+            epochs=options.epochs,
+            out=str(result.run_dir),
+            seed=options.seed,
+        )
+    )
+    result.seconds["train"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    summary = json.loads((result.run_dir / "summary.json").read_text())
+    narrate(
+        "2/6 Evaluate",
+        f"best checkpoint on the held-out test split: top-1 {100 * summary['test_top1']:.2f}% "
+        f"on {summary['test_images']} images (confusion matrix in run/eval/).",
+    )
+    result.seconds["evaluate"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    narrate(
+        "3/6 Export",
+        "PyTorch -> ONNX fp32 (parity-checked against PyTorch), int8 QDQ within a 1-point "
+        "accuracy budget" + (", fp16" if options.fp16 else "") + "; the preprocessing contract "
+        "travels inside each file.",
+    )
+    from edgecls.export.export_run import ExportOptions, export_checkpoint
+
+    export_checkpoint(
+        result.run_dir,
+        ExportOptions(out_dir=str(result.export_dir), quantize=True, fp16=options.fp16),
+        log=lambda m: narrate("", m),
+    )
+    result.seconds["export"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    narrate(
+        "4/6 Classify",
+        "sample images through the runtime (onnxruntime + OpenCV, no torch) with the int8 model.",
+    )
+    result.samples = _classify_samples(result, options)
+    result.seconds["classify"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    narrate("5/6 Bench", "latency of every variant against PyTorch eager, warm-up excluded, batch 1.")
+    bench = _bench(result, options)
+    result.seconds["bench"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    narrate("6/6 Report", "accuracy of every variant on the test split, plots and the summary table.")
+    result.variants = _summarise(result, bench, options)
+    _write_report(result, bench, options)
+    result.seconds["report"] = time.perf_counter() - t
+    return result
+
+
+def _classify_samples(result: DemoResult, options: DemoOptions) -> list[dict[str, Any]]:
+    from edgecls.data import load_data
+    from edgecls.runtime.classifier import Classifier
+
+    splits = load_data(options.data, seed=options.seed)
+    sample_dir = result.out / "samples"
+    sample_dir.mkdir(exist_ok=True)
+    clf = Classifier(result.export_dir / "model.int8.onnx", provider="cpu")
+    step = max(1, len(splits.test) // options.samples)
+    rows = []
+    for i in range(0, step * options.samples, step):
+        truth = splits.classes[splits.test.label(i)]
+        path = sample_dir / f"{len(rows):02d}_true-{truth}.png"
+        cv2.imwrite(str(path), splits.test.load(i))  # a real file, decoded again by the runtime below
+        top = clf.predict(path, top_k=1)[0]
+        rows.append(
+            {
+                "file": str(path.relative_to(result.out)),
+                "truth": truth,
+                "predicted": top.label,
+                "score": top.score,
+                "correct": top.label == truth,
+            }
+        )
+    return rows
+
+
+def _bench(result: DemoResult, options: DemoOptions) -> Any:
+    from edgecls.runtime.bench import run_benchmark
+    from edgecls.training.torch_baseline import torch_baselines
+
+    models = [
+        p
+        for p in (
+            result.export_dir / "model.onnx",
+            result.export_dir / "model.int8.onnx",
+            result.export_dir / "model.fp16.onnx",
+        )
+        if p.exists()
+    ]
+    from edgecls.runtime.bench import model_targets
+
+    targets = model_targets(models)
+    baselines, _notes = torch_baselines(targets, result.run_dir / "best.pt")
+    return run_benchmark(
+        targets,
+        providers=("cpu",),
+        batches=(1,),
+        threads=(None,),
+        runs=options.bench_runs,
+        baselines=baselines,
+    )
+
+
+def _summarise(result: DemoResult, bench: Any, options: DemoOptions) -> list[VariantSummary]:
+    from edgecls.evaluation.evaluate import evaluate
+
+    summary = json.loads((result.run_dir / "summary.json").read_text())
+    from edgecls.runtime.bench import ENGINE_ORT, ENGINE_TORCH
+
+    rows = [r for r in bench.rows if r.ok]
+    torch_row = next((r for r in rows if r.engine == ENGINE_TORCH), None)
+    base = torch_row.p50_ms if torch_row else None
+
+    def speed(p50: float | None) -> float | None:
+        return base / p50 if base and p50 else None
+
+    variants = []
+    if torch_row:
+        variants.append(
+            VariantSummary(
+                "PyTorch eager",
+                "run/best.pt",
+                summary["test_top1"],
+                (result.run_dir / "best.pt").stat().st_size / 2**20,
+                torch_row.p50_ms,
+                1.0,
+            )
+        )
+    for name, fname in (
+        ("ORT fp32", "model.onnx"),
+        ("ORT int8", "model.int8.onnx"),
+        ("ORT fp16", "model.fp16.onnx"),
+    ):
+        path = result.export_dir / fname
+        if not path.exists():
+            continue
+        ev = evaluate(path, options.data, split="test", seed=options.seed, provider="cpu")
+        row = next((r for r in rows if r.engine == ENGINE_ORT and Path(r.model).name == fname), None)
+        note = "for GPU/NPU" if "fp16" in fname else ""
+        variants.append(
+            VariantSummary(
+                name,
+                f"export/{fname}",
+                ev.metrics.top1,
+                path.stat().st_size / 2**20,
+                row.p50_ms if row else None,
+                speed(row.p50_ms if row else None),
+                note,
+            )
+        )
+    return variants
+
+
+def _fmt(v: float | None, spec: str) -> str:
+    return "n/a" if v is None else format(v, spec)
+
+
+def summary_rows(variants: list[VariantSummary]) -> list[list[str]]:
+    return [
+        [
+            v.name,
+            _fmt(None if v.accuracy is None else 100 * v.accuracy, ".2f"),
+            _fmt(v.size_mb, ".2f"),
+            _fmt(v.p50_ms, ".2f"),
+            _fmt(v.speedup, ".2f") + ("x" if v.speedup else ""),
+            v.note,
+        ]
+        for v in variants
+    ]
+
+
+SUMMARY_HEADER = ["variant", "top-1 %", "size MB", "p50 ms", "vs PyTorch", "note"]
+
+
+def next_commands(result: DemoResult) -> list[str]:
+    int8 = result.export_dir / "model.int8.onnx"
+    return [
+        f"edgecls run {int8} --camera 0            # live classification from a webcam",
+        f"edgecls run {int8} {result.out / 'samples'} --json   # files/folders/videos/rtsp URLs",
+        f"edgecls bench {result.export_dir} --batch 1,8 --threads 1,2 --plot bench.png",
+        f"edgecls info {int8}",
+        "edgecls train path/to/your_images --out runs/mine && edgecls export runs/mine --quantize",
+    ]
+
+
+def _write_report(result: DemoResult, bench: Any, options: DemoOptions) -> None:
+    from edgecls.runtime.bench_report import to_markdown, write_json, write_plot
+
+    out = result.out
+    write_json(bench, out / "bench.json")
+    write_plot(bench, out / "latency.png")
+    _plot_accuracy_vs_speed(result.variants, out / "accuracy_vs_speed.png")
+    qreport = _read_json(result.export_dir / "quantization_report.json")
+    images = [
+        ("Training curves", "run/curves.png"),
+        ("Confusion matrix (test split, PyTorch)", "run/eval/confusion.png"),
+        ("Latency per variant", "latency.png"),
+        ("Accuracy vs speed", "accuracy_vs_speed.png"),
+    ]
+    table = summary_rows(result.variants)
+    md = [
+        "# edgecls demo report\n",
+        f"Data `{options.data}`, architecture `{options.arch}`, "
+        f"{len(json.loads((result.run_dir / 'history.json').read_text()))} epochs trained.\n",
+        "## Summary\n",
+        "| " + " | ".join(SUMMARY_HEADER) + " |",
+        "|" + "---|" * len(SUMMARY_HEADER),
+    ]
+    md += ["| " + " | ".join(r) + " |" for r in table]
+    if qreport:
+        md += ["", "## int8 quantization", "", "```", json.dumps(_quant_digest(qreport), indent=2), "```"]
+    md += [
+        "",
+        "## Sample predictions (int8, through the runtime)",
+        "",
+        "| file | truth | predicted | score |",
+        "|---|---|---|---|",
+    ]
+    md += [f"| {s['file']} | {s['truth']} | {s['predicted']} | {s['score']:.3f} |" for s in result.samples]
+    md += ["", "## Benchmark", "", to_markdown(bench), ""]
+    md += [f"## {title}\n\n![{title}]({src})\n" for title, src in images]
+    md += [
+        "## Time per step (s)",
+        "",
+        " | ".join(f"{k} {v:.1f}" for k, v in result.seconds.items()),
+        "",
+        "## Next",
+        "",
+        "```",
+        *next_commands(result),
+        "```",
+        "",
+    ]
+    result.report_md = atomic_write_text(out / "report.md", "\n".join(md))
+    result.report_html = atomic_write_text(out / "report.html", _html(result, table, images, qreport))
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _quant_digest(q: dict[str, Any]) -> dict[str, Any]:
+    keys = (
+        "method",
+        "recipe",
+        "isa",
+        "accuracy_fp32",
+        "accuracy_int8",
+        "drop_points",
+        "agreement",
+        "within_budget",
+        "max_drop",
+        "nodes_kept_float",
+        "calibration_images",
+        "latency_fp32_ms",
+        "latency_int8_ms",
+        "speedup",
+    )
+    return {k: q[k] for k in keys if k in q}
+
+
+def _plot_accuracy_vs_speed(variants: list[VariantSummary], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from edgecls.runtime.atomic import atomic_path
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.2), dpi=110)
+    for v in variants:
+        if v.p50_ms is None or v.accuracy is None:
+            continue
+        ax.scatter([v.p50_ms], [100 * v.accuracy], s=60)
+        ax.annotate(
+            v.name, (v.p50_ms, 100 * v.accuracy), xytext=(5, 4), textcoords="offset points", fontsize=8
+        )
+    ax.set(
+        xlabel="p50 latency, batch 1 (ms, log scale)",
+        ylabel="test top-1 (%)",
+        title="Accuracy vs speed",
+        xscale="log",
+    )
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
+def _html(
+    result: DemoResult, table: list[list[str]], images: list[tuple[str, str]], qreport: dict[str, Any] | None
+) -> str:
+    esc = html.escape
+    rows = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in table)
+    head = "".join(f"<th>{esc(h)}</th>" for h in SUMMARY_HEADER)
+    samples = "".join(
+        f"<figure><img src='{esc(s['file'])}' width=96 style='image-rendering:pixelated'><figcaption>"
+        f"{'&#10003;' if s['correct'] else '&#10007;'} {esc(s['predicted'])} ({s['score']:.2f})<br>"
+        f"truth {esc(s['truth'])}</figcaption></figure>"
+        for s in result.samples
+    )
+    figs = "".join(f"<h2>{esc(t)}</h2><img src='{esc(src)}' style='max-width:100%'>" for t, src in images)
+    quant = (
+        f"<h2>int8 quantization</h2><pre>{esc(json.dumps(_quant_digest(qreport), indent=2))}</pre>"
+        if qreport
+        else ""
+    )
+    nxt = esc("\n".join(next_commands(result)))
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>edgecls demo report</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}
+td:first-child{{text-align:left}}figure{{display:inline-block;margin:6px;text-align:center;font-size:12px}}
+pre{{background:#f6f6f6;padding:8px;overflow:auto}}</style></head><body>
+<h1>edgecls demo report</h1><h2>Summary</h2><table><tr>{head}</tr>{rows}</table>{quant}
+<h2>Sample predictions (int8 model, runtime only)</h2>{samples}{figs}
+<h2>Next</h2><pre>{nxt}</pre></body></html>
+"""
