@@ -162,22 +162,7 @@ def export_model(
         )
         files["int8"] = report.int8_model
         files["quantization_report"] = str(out / "quantization_report.json")
-        quant = {
-            k: report.to_dict()[k]
-            for k in (
-                "recipe",
-                "metric",
-                "fp32",
-                "int8",
-                "drop_points",
-                "max_drop",
-                "budget_met",
-                "nodes_kept_float",
-                "size_bytes",
-                "latency",
-                "speedup_p50",
-            )
-        }
+        quant = report.summary()
     report_obj = ExportReport(
         out_dir=str(out),
         files=files,

@@ -12,6 +12,20 @@ from edgecls.runtime.atomic import atomic_write_text
 
 REPORT_JSON = "quantization_report.json"
 REPORT_MD = "quantization_report.md"
+#: The headline fields other reports (export_report.json, benchmark results) copy from this one.
+SUMMARY_KEYS = (
+    "recipe",
+    "metric",
+    "fp32",
+    "int8",
+    "drop_points",
+    "max_drop",
+    "budget_met",
+    "nodes_kept_float",
+    "size_bytes",
+    "latency",
+    "speedup_p50",
+)
 
 
 @dataclass
@@ -40,6 +54,10 @@ class QuantReport:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def summary(self) -> dict[str, Any]:
+        d = self.to_dict()
+        return {k: d[k] for k in SUMMARY_KEYS}
 
     def verdict(self) -> str:
         what = "top-1" if self.metric == "top1" else "disagreement with fp32"

@@ -40,6 +40,7 @@ from edgecls.export.parity import onnx_logits  # noqa: E402
 from edgecls.export.quant_data import ImageList, load_role_images  # noqa: E402
 from edgecls.export.quant_eval import agreement, latency_ms, relative_error  # noqa: E402
 from edgecls.export.quant_isa import detect_isa  # noqa: E402
+from edgecls.export.quant_report import SUMMARY_KEYS  # noqa: E402
 from edgecls.export.quantize import QuantizeOptions, quantize_model  # noqa: E402
 from edgecls.runtime.atomic import atomic_write_text  # noqa: E402
 from edgecls.runtime.contract import ModelContract  # noqa: E402
@@ -89,26 +90,7 @@ def write_crops(folder: Path, n: int, seed: int, labelled: bool) -> Path:
 
 def summarize(report_path: Path) -> dict[str, Any]:
     r = json.loads(report_path.read_text())
-    return {
-        k: r[k]
-        for k in (
-            "metric",
-            "fp32",
-            "int8",
-            "drop_points",
-            "max_drop",
-            "budget_met",
-            "nodes_kept_float",
-            "size_bytes",
-            "latency",
-            "speedup_p50",
-            "recipe",
-            "calibration",
-            "validation",
-            "trials",
-            "seconds",
-        )
-    }
+    return {k: r[k] for k in (*SUMMARY_KEYS, "calibration", "validation", "trials", "seconds")}
 
 
 def naive_variants(
@@ -398,8 +380,11 @@ def main() -> None:
         earlier = json.loads(stem.with_suffix(".json").read_text())
         results["cases"] = {**earlier.get("cases", {}), **results["cases"]}
         notes = earlier.get("notes", {})
-        results["notes"] = {**notes, **results["notes"],
-                            "general": notes.get("general", []) + results["notes"]["general"]}
+        results["notes"] = {
+            **notes,
+            **results["notes"],
+            "general": notes.get("general", []) + results["notes"]["general"],
+        }
         results["earlier_runs"] = earlier.get("earlier_runs", []) + [earlier["environment"]]
     atomic_write_text(stem.with_suffix(".json"), json.dumps(results, indent=2, default=str) + "\n")
     atomic_write_text(stem.with_suffix(".md"), markdown(results))
