@@ -155,6 +155,8 @@ class FrameSource:
                 return [frame] if frame is not None else []
             out = [self._queue.popleft() for _ in range(min(max_frames, len(self._queue)))]
             if out:
+                # A full queue waiting on a slow model is not a stalled source.
+                self._last_activity = time.monotonic()
                 self._space.notify_all()
             return out
 

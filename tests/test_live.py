@@ -124,7 +124,7 @@ def test_mjpeg_stream_keeps_only_the_newest_frame(mjpeg_server, slow_model):
     if statistics.median(lats) > 2 * 1000 / 60:  # the model really is slower than the stream
         assert src.frames_dropped > 0 and max(np.diff(idx)) >= 2
     # Newest-frame delivery: a result is at most ~one frame interval plus one inference old.
-    assert statistics.median(ages) < statistics.median(lats) + 2 * 1000 / 60 + 25
+    assert statistics.median(ages) < statistics.median(lats) + 2 * 1000 / 60 + 40
 
 
 @pytest.mark.stream
