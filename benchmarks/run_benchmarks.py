@@ -65,6 +65,7 @@ class Family:
     """One architecture: ONNX variants, source checkpoint and (trained models only) labelled test images."""
 
     arch: str
+    img_size: int
     export_dir: Path
     checkpoint: Path | None
     trained: bool
@@ -201,26 +202,29 @@ def trained_family(arch: str, source: Path, args: argparse.Namespace) -> Family:
         ckpt = find_checkpoint(model_targets([export_dir / "model.onnx"])[0])
     else:
         original = resolve_checkpoint_path(source)
-        work = args.work / f"{arch}_{args.img_size}_trained"
+        work = args.work / f"{arch}_{source.name}_trained"
         ckpt = work / "best.pt"
         if not ckpt.is_file() or sha256_file(ckpt) != sha256_file(original):
             work.mkdir(parents=True, exist_ok=True)
             shutil.rmtree(work / "export", ignore_errors=True)
             shutil.copy2(original, ckpt)
         export_dir = export_variants(ckpt, work / "export", random_weights=False, quick=args.quick)
-    test_dir = write_test_split(ckpt, args.work / f"{arch}_{args.img_size}_test") if ckpt else None
+    size = model_targets([export_dir / "model.onnx"])[0].contract.input_size[0]
+    test_dir = write_test_split(ckpt, args.work / f"{arch}_{size}_{source.name}_test") if ckpt else None
     print(f"{arch}: trained model {export_dir} (checkpoint {ckpt}, test images {test_dir})", flush=True)
-    return Family(arch, export_dir, ckpt, True, test_dir)
+    return Family(arch, size, export_dir, ckpt, True, test_dir)
 
 
 def prepare_families(args: argparse.Namespace) -> list[Family]:
+    """Random-weight models for ``args.archs`` at ``args.img_size``; a trained model of the same arch and
+    size replaces its random twin, one of another size is measured in addition (for its accuracy)."""
+    trained = args.trained or find_trained_export(HERE / "quantization", "mobilenetv2", args.img_size)
+    extra = trained_family("mobilenetv2", trained, args) if trained else None
     families = []
     for arch in args.archs:
-        trained = None
-        if arch == "mobilenetv2":
-            trained = args.trained or find_trained_export(HERE / "quantization", arch, args.img_size)
-        if trained is not None:
-            families.append(trained_family(arch, trained, args))
+        if extra and extra.arch == arch and extra.img_size == args.img_size:
+            families.append(extra)
+            extra = None
             continue
         work = args.work / f"{arch}_{args.img_size}"
         ckpt = work / "best.pt"
@@ -228,8 +232,8 @@ def prepare_families(args: argparse.Namespace) -> list[Family]:
             print(f"{arch}: random weights, calibrating BatchNorm on {DATA_SPEC}", flush=True)
             random_checkpoint(arch, args.img_size, ckpt, bn_images=64 if args.quick else 256)
         export_variants(ckpt, work / "export", random_weights=True, quick=args.quick)
-        families.append(Family(arch, work / "export", ckpt, False))
-    return families
+        families.append(Family(arch, args.img_size, work / "export", ckpt, False))
+    return families + ([extra] if extra else [])
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -265,9 +269,7 @@ def measure_once(families: list[Family], args: argparse.Namespace, repeat: int) 
             baselines=baselines,
             progress=progress,
         )
-        print(
-            f"  [repeat {repeat + 1}] {fam.arch}: {len(result.rows)} rows in {time.perf_counter() - t0:.0f} s"
-        )
+        print(f"  [repeat {repeat + 1}] {fam.arch}: {len(result.rows)} rows in {time.perf_counter() - t0:.0f} s")
         rows += result.rows
     assert result is not None
     compute_ratios(rows)
@@ -333,9 +335,7 @@ def _find(rows: list[BenchRow], ref: BenchRow, engine: str, variant: str) -> Ben
     return None
 
 
-def headline(
-    rows: list[BenchRow], families: list[Family], stab: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
+def headline(rows: list[BenchRow], families: list[Family], stab: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per architecture x batch x threads: p50 of each engine/variant, the two goal ratios and accuracy."""
     spreads = {(s["family"], s["label"], s["batch"], s["threads"]): s["speedup_spread_pct"] for s in stab}
 
@@ -361,9 +361,7 @@ def headline(
                     "fp16_p50_ms": fp16.p50_ms if fp16 else None,
                     "int8_p50_ms": int8.p50_ms if int8 else None,
                     "fp32_vs_torch": (torch_row.p50_ms / ref.p50_ms) if torch_row else None,
-                    "fp32_vs_torch_spread_pct": spread(
-                        torch_row
-                    ),  # spread of torch/fp32 = spread of its inverse
+                    "fp32_vs_torch_spread_pct": spread(torch_row),  # spread of torch/fp32 = spread of its inverse
                     "int8_vs_fp32": int8.speedup if int8 else None,
                     "int8_vs_fp32_spread_pct": spread(int8),
                     "fp32_top1": ref.accuracy,
@@ -384,18 +382,14 @@ def _pct(v: float | None) -> str:
     return "n/a" if v is None else f"{100 * v:.1f}%"
 
 
-def headline_markdown(head: list[dict[str, Any]], img_size: int) -> str:
+def headline_markdown(head: list[dict[str, Any]]) -> str:
     lines = [
-        f"| arch ({img_size} px) | weights | batch | threads | PyTorch eager | OpenCV DNN | ORT fp32 | "
+        "| arch | px | weights | batch | threads | PyTorch eager | OpenCV DNN | ORT fp32 | "
         "ORT fp16 | ORT int8 | fp32 vs eager | int8 vs fp32 | top-1 fp32 / int8 |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for h in head:
-        acc = (
-            "n/a (random weights)"
-            if h["fp32_top1"] is None
-            else f"{_pct(h['fp32_top1'])} / {_pct(h['int8_top1'])}"
-        )
+        acc = "n/a (random weights)" if h["fp32_top1"] is None else f"{_pct(h['fp32_top1'])} / {_pct(h['int8_top1'])}"
         ms = [
             _f(h[k], "{:.2f} ms")
             for k in ("torch_p50_ms", "opencv_p50_ms", "fp32_p50_ms", "fp16_p50_ms", "int8_p50_ms")
@@ -404,7 +398,7 @@ def headline_markdown(head: list[dict[str, Any]], img_size: int) -> str:
             f"{_f(h[k], '{:.2f}x')} (+-{_f(h[k + '_spread_pct'], '{:.1f}%')})"
             for k in ("fp32_vs_torch", "int8_vs_fp32")
         ]
-        cells = [h["arch"], h["weights"], str(h["batch"]), str(h["threads"]), *ms, *ratios, acc]
+        cells = [h["arch"], str(h["img_size"]), h["weights"], str(h["batch"]), str(h["threads"]), *ms, *ratios, acc]
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
@@ -429,9 +423,7 @@ def stability_markdown(stab: list[dict[str, Any]], repeats: int) -> str:
 # --------------------------------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument(
-        "--archs", default=None, help=f"default {','.join(DEFAULT_ARCHS)} (--quick: mobilenetv2_050)"
-    )
+    ap.add_argument("--archs", default=None, help=f"default {','.join(DEFAULT_ARCHS)} (--quick: mobilenetv2_050)")
     ap.add_argument("--img-size", type=int, default=None, help="default 224 (--quick: 64)")
     ap.add_argument("--batches", default="1,8")
     ap.add_argument("--threads", default="1,2")
@@ -439,7 +431,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--max-runs", type=int, default=300, help="cap on timed runs per configuration")
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=None, help="default 3 (1 with --quick)")
-    ap.add_argument("--trained", type=Path, default=None, help="trained mobilenetv2 run or export directory")
+    ap.add_argument(
+        "--trained", type=Path, default=None, help="trained mobilenetv2 run or export directory (any input size)"
+    )
     ap.add_argument(
         "--work",
         type=Path,
@@ -447,9 +441,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="exported models and test images (runs/ is not committed)",
     )
     ap.add_argument("--out", type=Path, default=HERE / "results")
-    ap.add_argument(
-        "--quick", action="store_true", help="smoke run: mobilenetv2_050 at 64 px, 0.3 s, 1 repeat"
-    )
+    ap.add_argument("--quick", action="store_true", help="smoke run: mobilenetv2_050 at 64 px, 0.3 s, 1 repeat")
     args = ap.parse_args(argv)
     if args.quick:
         args.time_budget = 0.3
@@ -463,15 +455,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    t0 = time.perf_counter()
-    families = prepare_families(args)
-    repeats, loads = [], []
-    for i in range(args.repeats):
-        loads.append({"repeat": i + 1, "load_average_before": list(os.getloadavg())})
-        repeats.append(measure_once(families, args, i))
-        loads[-1]["load_average_after"] = list(os.getloadavg())
+def write_results(
+    args: argparse.Namespace,
+    families: list[Family],
+    repeats: list[BenchResult],
+    loads: list[dict[str, Any]],
+    seconds: float,
+) -> Path:
+    """The JSON/Markdown/PNG of the repeats measured so far (rewritten after every repeat)."""
     rows = median_rows(repeats)
     result = BenchResult(collect_environment(), rows, repeats[0].settings)
     result.environment.bench_settings = result.settings
@@ -481,19 +472,21 @@ def main(argv: list[str] | None = None) -> int:
     doc = result.to_dict()
     doc["settings"] = {
         **doc["settings"],
-        "repeats": args.repeats,
+        "repeats": len(repeats),
         "archs": args.archs,
         "img_size": args.img_size,
-        "command": " ".join(["python", "benchmarks/run_benchmarks.py", *(argv or sys.argv[1:])]),
-        "seconds": round(time.perf_counter() - t0),
+        "command": " ".join(["python", "benchmarks/run_benchmarks.py", *args.argv]),
+        "seconds": round(seconds),
     }
     doc.update(
         headline=head,
         stability=stab,
+        load_average=loads,
         repeats=[[r.to_dict(samples=False) for r in rep.rows] for rep in repeats],
         families=[
             {
                 "arch": f.arch,
+                "img_size": f.img_size,
                 "export_dir": str(f.export_dir),
                 "checkpoint": str(f.checkpoint),
                 "trained": f.trained,
@@ -506,18 +499,33 @@ def main(argv: list[str] | None = None) -> int:
     md = [
         "# edgecls benchmark",
         "",
-        headline_markdown(head, args.img_size),
-        stability_markdown(stab, args.repeats),
+        headline_markdown(head),
+        stability_markdown(stab, len(repeats)),
         "## All rows (median repeat)",
         "",
         to_markdown(result),
     ]
     atomic_write_text(f"{base}.md", "\n".join(md))
     write_plot(result, f"{base}.png", rows=[r for r in rows if r.batch == 1])
-    print_report(result)
-    print(headline_markdown(head, args.img_size))
-    print(stability_markdown(stab, args.repeats))
-    print(f"wrote {base}.json/.md/.png in {time.perf_counter() - t0:.0f} s")
+    print(headline_markdown(head))
+    print(stability_markdown(stab, len(repeats)), flush=True)
+    return base
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    args.argv = list(argv if argv is not None else sys.argv[1:])
+    t0 = time.perf_counter()
+    families = prepare_families(args)
+    repeats: list[BenchResult] = []
+    loads: list[dict[str, Any]] = []
+    for i in range(args.repeats):
+        loads.append({"repeat": i + 1, "load_average_before": list(os.getloadavg())})
+        repeats.append(measure_once(families, args, i))
+        loads[-1]["load_average_after"] = list(os.getloadavg())
+        base = write_results(args, families, repeats, loads, time.perf_counter() - t0)
+        print(f"wrote {base}.json/.md/.png after repeat {i + 1}/{args.repeats}", flush=True)
+    print_report(BenchResult(collect_environment(), median_rows(repeats)))
     return 0
 
 
