@@ -207,47 +207,68 @@ class ConsoleSink(StderrNotices):
 
 
 class CsvSink(_Quiet):
-    """``source,frame,label,index,score,top_k,latency_ms,age_ms,error``; top_k holds all k as JSON."""
+    """``source,frame,label,index,score,top_k,latency_ms,age_ms,error``; top_k holds all k as JSON.
+
+    Every row is flushed, so a full disk shows up at once: the atomic write is then aborted (no half CSV
+    is published) and one :class:`EdgeclsError` naming the file ends the run.
+    """
 
     FIELDS = ("source", "frame", "label", "index", "score", "top_k", "latency_ms", "age_ms", "error")
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._failed = False
         self._stack = contextlib.ExitStack()
         tmp = self._stack.enter_context(atomic_path(path))
-        self._file = self._stack.enter_context(open(tmp, "w", newline="", encoding="utf-8"))
+        try:
+            self._file = self._stack.enter_context(open(tmp, "w", newline="", encoding="utf-8"))
+        except OSError as e:
+            self._abort(e)
         self._writer = csv.DictWriter(self._file, fieldnames=self.FIELDS)
-        self._writer.writeheader()
+        self._write(self._writer.writeheader)  # fails here, before any work, when the disk is full
+
+    def _abort(self, e: OSError) -> None:
+        self._failed = True
+        with contextlib.suppress(EdgeclsError, OSError):  # atomic_path deletes its temporary
+            self._stack.__exit__(type(e), e, e.__traceback__)
+        raise EdgeclsError(f"--csv {self.path}: cannot write ({e.strerror or e})") from e
+
+    def _write(self, fn: Any, *args: Any) -> None:
+        if self._failed:
+            return
+        try:
+            fn(*args)
+            self._file.flush()
+        except OSError as e:
+            self._abort(e)
 
     def result(self, record: Record) -> None:
         best = record.predictions[0]
-        self._writer.writerow(
-            {
-                "source": record.source,
-                "frame": "" if record.frame is None else record.frame,
-                "label": best.label,
-                "index": best.index,
-                "score": f"{best.score:.6f}",
-                "top_k": json.dumps([p.to_dict() for p in record.predictions]),
-                "latency_ms": f"{record.latency_ms:.3f}",
-                "age_ms": "" if record.age_ms is None else f"{record.age_ms:.3f}",
-                "error": "",
-            }
-        )
-        self._file.flush()
+        row = {
+            "source": record.source,
+            "frame": "" if record.frame is None else record.frame,
+            "label": best.label,
+            "index": best.index,
+            "score": f"{best.score:.6f}",
+            "top_k": json.dumps([p.to_dict() for p in record.predictions]),
+            "latency_ms": f"{record.latency_ms:.3f}",
+            "age_ms": "" if record.age_ms is None else f"{record.age_ms:.3f}",
+            "error": "",
+        }
+        self._write(self._writer.writerow, row)
 
     def error(self, record: ErrorRecord) -> None:
-        self._writer.writerow(
-            {
-                "source": record.source,
-                "frame": "" if record.frame is None else record.frame,
-                "error": record.error,
-            }
-        )
-        self._file.flush()
+        row = {"source": record.source, "frame": "" if record.frame is None else record.frame, "error": record.error}
+        self._write(self._writer.writerow, row)
 
     def close(self, summary: RunSummary) -> None:
-        self._file.flush()
-        self._stack.close()  # closes the file, fsyncs and renames it onto the target
+        if self._failed:
+            return
+        self._write(lambda: None)
+        try:
+            self._stack.close()  # closes the file, fsyncs and renames it onto the target
+        except OSError as e:
+            raise EdgeclsError(f"--csv {self.path}: cannot write ({e.strerror or e})") from e
 
 
 def annotate(image: np.ndarray, preds: list[Prediction], fps: float | None = None) -> np.ndarray:
@@ -264,9 +285,7 @@ def annotate(image: np.ndarray, preds: list[Prediction], fps: float | None = Non
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
         y += th + base + 4
         cv2.rectangle(out, (0, y - th - base - 4), (tw + 8, y + 2), (0, 0, 0), -1)
-        cv2.putText(
-            out, text, (4, y - base), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA
-        )
+        cv2.putText(out, text, (4, y - base), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
     return out
 
 
@@ -331,9 +350,7 @@ class SaveSink(_Quiet):
 
 def display_available() -> str | None:
     """None when a window can be shown, else why not."""
-    if sys.platform.startswith("linux") and not (
-        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
-    ):
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         return "no display (DISPLAY and WAYLAND_DISPLAY are not set)"
     return None
 
@@ -357,14 +374,10 @@ class ShowSink(_Quiet):
             if record.source not in self._windows:
                 cv2.namedWindow(record.source, cv2.WINDOW_NORMAL)
                 self._windows.add(record.source)
-            cv2.imshow(
-                record.source, annotate(record.image, record.predictions, fps)
-            )
+            cv2.imshow(record.source, annotate(record.image, record.predictions, fps))
             key = cv2.waitKey(1 if record.frame is not None else 0) & 0xFF
         except cv2.error as e:
-            raise EdgeclsError(
-                f"--show: OpenCV cannot open a window ({str(e).strip().splitlines()[-1]})"
-            ) from e
+            raise EdgeclsError(f"--show: OpenCV cannot open a window ({str(e).strip().splitlines()[-1]})") from e
         if key in (ord("q"), 27):
             self.stop.set()
 

@@ -193,6 +193,8 @@ def create_session(
         sess = ort.InferenceSession(model, sess_options=so, **kwargs)
     except Exception as e:  # onnxruntime raises several private exception types
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "INVALID_PROTOBUF" in msg or "Protobuf parsing failed" in msg:
+            msg = "not an ONNX model: protobuf parsing failed"
         raise ModelLoadError(f"{name}: cannot load model ({msg})") from e
     used = list(sess.get_providers())
     fallback = not on_cpu and primary not in used

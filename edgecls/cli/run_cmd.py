@@ -285,11 +285,12 @@ def _run(
     sinks: list[Any] = []
     if show:
         sinks.append(ShowSink(stop))  # refuses first, before any file is created
-    sinks += [JsonLinesSink(), StderrNotices()] if json_out else [ConsoleSink(top_k)]
+    # Files first: a write error (full disk) then stops the run before the record is printed elsewhere.
     if csv_path is not None:
         sinks.append(CsvSink(csv_path))
     if save is not None:
         sinks.append(SaveSink(save))
+    sinks += [JsonLinesSink(), StderrNotices()] if json_out else [ConsoleSink(top_k)]
     options = RunOptions(
         top_k=top_k,
         batch_size=batch_size,
