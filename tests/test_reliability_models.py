@@ -14,6 +14,8 @@ from edgecls.runtime.contract import METADATA_KEY, SCHEMA_VERSION
 from edgecls.runtime.errors import ContractError, EdgeclsError, ModelLoadError
 from fixtures_reliability import assert_one_clean_error, run_cli
 
+NOT_ONNX = "cannot load model (not an ONNX model: protobuf parsing failed)"
+
 
 def _set_metadata(src: Path, dst: Path, text: str) -> Path:
     """Copy ``src`` to ``dst`` with the contract entry replaced by ``text`` (raw, possibly invalid JSON)."""
@@ -41,10 +43,10 @@ def bad_models(runtime_models, tmp_path_factory: pytest.TempPathFactory) -> dict
     labels = _set_metadata(good, d / "five_labels.onnx", json.dumps({**contract, "labels": list("abcde")}))
     garbage = _set_metadata(good, d / "garbage_contract.onnx", "{labels: [oops")
     return {
-        "random_bytes": (runtime_models.corrupt, ModelLoadError, "cannot load model"),
+        "random_bytes": (runtime_models.corrupt, ModelLoadError, NOT_ONNX),
         "zero_bytes": (runtime_models.empty, ModelLoadError, "empty model file"),
-        "truncated": (d / "truncated.onnx", ModelLoadError, "cannot load model"),
-        "text_named_onnx": (d / "script.onnx", ModelLoadError, "cannot load model"),
+        "truncated": (d / "truncated.onnx", ModelLoadError, NOT_ONNX),
+        "text_named_onnx": (d / "script.onnx", ModelLoadError, NOT_ONNX),
         "rank3_output": (runtime_models.nonclassifier, ModelLoadError, "not an image classifier"),
         "two_inputs": (runtime_models.two_inputs, ModelLoadError, "not an image classifier"),
         "uint8_input": (runtime_models.int_input, ModelLoadError, "not an image classifier"),
