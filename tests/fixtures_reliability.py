@@ -44,6 +44,7 @@ class OddImages:
     bad: dict[str, Path]
     expected_shape: dict[str, tuple[int, int]]
     skipped: dict[str, str] = field(default_factory=dict)
+    unreadable: Path | None = None  # mode 000 (in ``bad`` too unless this process can read it anyway)
 
     def all_paths(self) -> list[Path]:
         return [*self.good.values(), *self.bad.values()]
@@ -158,20 +159,20 @@ def build_corpus(root: Path) -> OddImages:
     bad["jpeg_header_only"] = put("header_only.jpg", jpg[:20])
     unreadable = put("unreadable.png", png)
     unreadable.chmod(0o000)
-    if os.access(unreadable, os.R_OK):  # root (as in CI containers) reads anything: nothing to test
-        skipped["unreadable"] = "running as root: chmod 000 does not block reads (CAP_DAC_OVERRIDE)"
-        unreadable.chmod(0o644)
-        unreadable.unlink()
+    if os.access(unreadable, os.R_OK):  # root (as in CI containers) reads anything: in-process test skipped
+        skipped["unreadable"] = ("running as root: chmod 000 does not block reads (CAP_DAC_OVERRIDE); "
+                                 "test_unreadable_file_for_a_process_without_dac_override covers it")
     else:
         bad["unreadable"] = unreadable
-    return OddImages(root=root, good=good, bad=bad, expected_shape=expected, skipped=skipped)
+    return OddImages(root=root, good=good, bad=bad, expected_shape=expected, skipped=skipped,
+                     unreadable=unreadable)
 
 
 @pytest.fixture(scope="session")
 def odd_images(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OddImages]:
     corpus = build_corpus(tmp_path_factory.mktemp("odd_images"))
     yield corpus
-    for p in corpus.bad.values():  # let pytest's tmp cleanup remove the chmod-000 file
+    for p in [*corpus.bad.values(), corpus.unreadable]:  # let pytest's tmp cleanup remove the chmod-000 file
         with contextlib.suppress(OSError):
             p.chmod(0o644)
 

@@ -171,3 +171,23 @@ def test_cli_all_good_exits_zero(runtime_models, odd_images: OddImages) -> None:
     assert proc.returncode == 0, proc.stderr
     assert len(jsonl(proc.stdout)) == len(small)
     assert "0 error(s)" in proc.stderr
+
+
+def test_unreadable_file_for_a_process_without_dac_override(runtime_models, odd_images: OddImages) -> None:
+    """As root, drop CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH for one ``edgecls run`` so mode 000 really blocks."""
+    import os
+    import shutil
+
+    if os.geteuid() != 0:
+        pytest.skip("not root: the in-process tests already cover the mode-000 file")
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv (util-linux) is needed to drop the capabilities that let root read anything")
+    locked, ok = str(odd_images.unreadable), str(odd_images.good["jpeg"])
+    cmd = ["setpriv", "--bounding-set=-dac_override,-dac_read_search",
+           *edgecls_cmd("run", str(runtime_models.cnn), ok, locked, "--json")]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=edgecls_env())
+    assert r.returncode == 1, r.stderr
+    rows = jsonl(r.stdout)
+    assert rows[0]["source"] == ok and "top_k" in rows[0]
+    assert rows[1] == {"source": locked, "error": f"{locked}: permission denied"}
+    assert "Traceback" not in r.stderr
