@@ -80,17 +80,22 @@ def _check_error(e: EdgeclsError, name: str) -> None:
     assert message.startswith(name) and "\n" not in message, message
 
 
+def _image_or_named_error(call, name: str, ok: str, expect_hw=None) -> None:
+    """``call()`` returns a proper BGR image (event ``ok``) or raises ImageDecodeError naming ``name``."""
+    try:
+        out = call()
+    except ImageDecodeError as e:
+        event("named error")
+        _check_error(e, name)
+    else:
+        event(ok)
+        _check_image(out, expect_hw() if expect_hw else None)
+
+
 @FUZZ
 @given(data=st.one_of(st.binary(max_size=2048), mutated_images()))
 def test_decode_bytes_returns_an_image_or_a_named_error(data: bytes) -> None:
-    try:
-        out = decode_bytes(data, "fuzz.bin")
-    except ImageDecodeError as e:
-        event("named error")
-        _check_error(e, "fuzz.bin")
-    else:
-        event("decoded")
-        _check_image(out)
+    _image_or_named_error(lambda: decode_bytes(data, "fuzz.bin"), "fuzz.bin", "decoded")
 
 
 _DTYPES = [np.uint8, np.int8, np.uint16, np.int16, np.uint32, np.int32, np.int64, np.uint64, np.float16,
@@ -123,14 +128,8 @@ def odd_arrays(draw: st.DrawFn) -> np.ndarray:
 @given(image=st.one_of(odd_arrays(), st.none(), st.text(max_size=5),
                        st.lists(st.integers(0, 255), max_size=6)))
 def test_to_bgr_uint8_coerces_or_names_the_problem(image: Any) -> None:
-    try:
-        out = to_bgr_uint8(image, "frame 7")
-    except ImageDecodeError as e:
-        event("named error")
-        _check_error(e, "frame 7")
-    else:
-        event("coerced")
-        _check_image(out, expect_hw=tuple(image.shape[:2]))
+    _image_or_named_error(lambda: to_bgr_uint8(image, "frame 7"), "frame 7", "coerced",
+                          expect_hw=lambda: tuple(image.shape[:2]))
 
 
 _FLOATS = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.floats(-3, 3),

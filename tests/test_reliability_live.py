@@ -136,12 +136,17 @@ def _collect(src: FrameSource, until, timeout: float) -> list:
     return frames
 
 
+def _watch_stream(server: ControlledMjpegServer, name: str, retries: int) -> tuple[FrameSource, list[str]]:
+    """A started FrameSource on ``server`` (1 s timeouts, 0.1 s first back-off) and its event messages."""
+    events: list[str] = []
+    settings = CaptureSettings(retries=retries, backoff=0.1, open_timeout=1, read_timeout=1)
+    src = FrameSource(SourceSpec("stream", server.url, name), settings, on_event=lambda _s, m: events.append(m))
+    return src.start(), events
+
+
 def test_stream_dies_and_comes_back(controlled_server) -> None:
     server = controlled_server(fps=30)
-    events: list[str] = []
-    settings = CaptureSettings(retries=6, backoff=0.1, open_timeout=1, read_timeout=1)
-    src = FrameSource(SourceSpec("stream", server.url, "door-cam"), settings,
-                      on_event=lambda _s, m: events.append(m)).start()
+    src, events = _watch_stream(server, "door-cam", retries=6)
     try:
         before = _collect(src, lambda f: len(f) >= 5, timeout=10)
         assert len(before) >= 5, src.error
@@ -164,10 +169,7 @@ def test_stream_dies_and_comes_back(controlled_server) -> None:
 
 def test_stream_that_stalls_mid_way_times_out_and_reconnects(controlled_server) -> None:
     server = controlled_server(fps=30)
-    events: list[str] = []
-    settings = CaptureSettings(retries=3, backoff=0.1, open_timeout=1, read_timeout=1)
-    src = FrameSource(SourceSpec("stream", server.url, "stall"), settings,
-                      on_event=lambda _s, m: events.append(m)).start()
+    src, events = _watch_stream(server, "stall", retries=3)
     try:
         assert len(_collect(src, lambda f: len(f) >= 3, timeout=10)) >= 3, src.error
         server.mode = "stall"  # TCP stays open, no more bytes
