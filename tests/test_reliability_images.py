@@ -150,9 +150,11 @@ def test_cli_json_one_row_per_file_and_exit_1(runtime_models, odd_images: OddIma
             assert row["error"].startswith(row["source"]) and "\n" not in row["error"], row
         else:
             assert "error" not in row and len(row["top_k"]) == 2, row
-    summary = r.stderr.strip().splitlines()[-1]
+    *notes, summary = r.stderr.strip().splitlines()
     n_bad = len(odd_images.bad)
     assert f"{len(paths) - n_bad} result(s), {n_bad} error(s)" in summary, summary
+    # stderr: exactly one line per broken file, nothing else (no decoder chatter like "libpng error").
+    assert notes == [f"error: {row['error']}" for row in rows if "error" in row], notes
 
 
 def test_cli_folder_walk_reaches_unicode_names(runtime_models, odd_images: OddImages) -> None:
