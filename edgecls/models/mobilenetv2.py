@@ -80,3 +80,9 @@ def _init_weights(model: nn.Module) -> None:
         elif isinstance(m, nn.Linear):
             nn.init.normal_(m.weight, 0, 0.01)
             nn.init.zeros_(m.bias)
+    # Zero-init the last BatchNorm of every residual block (Goyal et al. 2017): each block starts as the
+    # identity, so activations do not grow through 10 residual additions and BatchNorm's running statistics
+    # (used at evaluation) match the batch statistics from the first epoch.
+    for m in model.modules():
+        if isinstance(m, InvertedResidual) and m.use_residual:
+            nn.init.zeros_(m.block[-1][1].weight)

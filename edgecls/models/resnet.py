@@ -22,6 +22,7 @@ class BasicBlock(nn.Module):
             else nn.Identity()
         )
         self.relu = nn.ReLU(inplace=True)
+        nn.init.zeros_(self.conv2[1].weight)  # block starts as identity (Goyal et al. 2017): stable early training
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.relu(self.conv2(self.conv1(x)) + self.shortcut(x))
