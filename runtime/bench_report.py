@@ -114,15 +114,11 @@ def print_report(result: BenchResult, console: Any = None) -> None:
         console = Console()
         if not console.is_terminal:  # piped or captured: long lines beat a table folded into 80 columns
             console = Console(width=max(console.width, 200))
-    table = Table(
-        title="edgecls bench (latency per call = one batch)", caption=environment_line(result.environment)
-    )
+    table = Table(title="edgecls bench (latency per call = one batch)", caption=environment_line(result.environment))
     for header, _, right in COLUMNS:
         table.add_column(header, justify="right" if right else "left", overflow="fold")
     for row in result.rows:
-        style = (
-            "red" if row.error else ("yellow" if row.fallback else ("bold" if is_reference(row) else None))
-        )
+        style = "red" if row.error else ("yellow" if row.fallback else ("bold" if is_reference(row) else None))
         table.add_row(*[f(row) for _, f, _ in COLUMNS], style=style)
     console.print(table)
     e2e_rows = [r for r in result.rows if r.e2e]
@@ -138,9 +134,7 @@ def print_report(result: BenchResult, console: Any = None) -> None:
         console.print(t2)
     for (label, note, is_error), count in grouped_notes(result.rows).items():
         rows = f" ({count} configurations)" if count > 1 else ""
-        console.print(
-            f"[{'red' if is_error else 'yellow'}]{escape(label)}{rows}: {escape(note)}[/]", highlight=False
-        )
+        console.print(f"[{'red' if is_error else 'yellow'}]{escape(label)}{rows}: {escape(note)}[/]", highlight=False)
 
 
 def grouped_notes(rows: Sequence[BenchRow]) -> dict[tuple[str, str, bool], int]:
@@ -279,9 +273,7 @@ def _pyplot() -> Any:
     try:
         import matplotlib
     except ImportError as e:
-        raise MissingExtraError(
-            "--plot needs matplotlib: pip install matplotlib (or 'edgecls[train]')"
-        ) from e
+        raise MissingExtraError("--plot needs matplotlib: pip install matplotlib (or 'edgecls[train]')") from e
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -295,17 +287,23 @@ def _mpl_at_least(major: int, minor: int) -> bool:
     return tuple(parts) >= (major, minor)
 
 
-def _short_label(row: BenchRow) -> str:
-    return f"{row.label} | {engine_provider(row)} | b{row.batch} t{row.threads or 'def'}"
+def family_name(family: str) -> str:
+    """``runs/mnv2/export/model`` -> ``mnv2``: the folder that tells model families apart."""
+    parent = Path(family).parent
+    return parent.parent.name if parent.name == "export" and parent.parent.name else parent.name
 
 
-def write_plot(
-    result: BenchResult, path: str | os.PathLike[str], rows: Sequence[BenchRow] | None = None
-) -> Path:
+def _short_label(row: BenchRow, with_family: bool) -> str:
+    where = f"{family_name(row.family)}: " if with_family else ""
+    return f"{where}{row.label} | {engine_provider(row)} | b{row.batch} t{row.threads or 'def'}"
+
+
+def write_plot(result: BenchResult, path: str | os.PathLike[str], rows: Sequence[BenchRow] | None = None) -> Path:
     """Latency distribution (ms per image) per configuration; beside it speed vs accuracy when known."""
     plt = _pyplot()
     ok = [r for r in (rows if rows is not None else result.rows) if r.ok and r.samples_ms and r.batch]
     scored = [r for r in ok if r.accuracy is not None]
+    many = len({r.family for r in ok}) > 1
     ncols = 2 if scored else 1
     height = max(3.0, 0.35 * len(ok) + 1.5)
     fig, axes = plt.subplots(1, ncols, figsize=(9 + 5 * (ncols - 1), height), squeeze=False)
@@ -314,22 +312,16 @@ def write_plot(
         data = [[s / r.batch for s in r.samples_ms] for r in ok]
         horizontal = {"orientation": "horizontal"} if _mpl_at_least(3, 10) else {"vert": False}
         ax.boxplot(data, showfliers=True, flierprops={"markersize": 2}, **horizontal)
-        ax.set_yticks(range(1, len(ok) + 1), [_short_label(r) for r in ok], fontsize=7)
+        ax.set_yticks(range(1, len(ok) + 1), [_short_label(r, many) for r in ok], fontsize=7)
         ax.set_xscale("log")
     ax.set_xlabel("latency per image, ms (log scale; box = p25-p75, whiskers 1.5 IQR)")
     ax.set_title("latency distribution")
     if scored:
         ax2 = axes[0][1]
-        for r in scored:
+        for r in scored:  # one legend entry per point: labels drawn beside points overlap
             x, y = (r.p50_ms or 0) / r.batch, 100 * (r.accuracy or 0)
-            ax2.scatter([x], [y], s=25)
-            ax2.annotate(
-                f"{r.variant} {engine_provider(r)} b{r.batch} t{r.threads or 'def'}",
-                (x, y),
-                fontsize=6,
-                xytext=(3, 3),
-                textcoords="offset points",
-            )
+            ax2.scatter([x], [y], s=25, label=f"{r.variant} {_short_label(r, many)}")
+        ax2.legend(fontsize=5, loc="best")
         ax2.set_xscale("log")
         ax2.set_xlabel("p50 latency per image, ms (log)")
         ax2.set_ylabel("top-1 accuracy, %")
