@@ -164,10 +164,14 @@ class _Run:
             while active and not self.stop.is_set():
                 wakeup.clear()
                 batch: list[tuple[FrameSource, Frame]] = []
+                # Fair share: a video file decoding ahead must not starve a camera of batch slots, so
+                # each source gets at most its share and the starting source rotates every round.
+                share = max(1, self.opt.batch_size // len(active))
                 for src in active:
-                    room = min(self.opt.batch_size - len(batch), self._remaining(src))
+                    room = min(share, self.opt.batch_size - len(batch), self._remaining(src))
                     if room > 0:
                         batch.extend((src, f) for f in src.take(room))
+                active.append(active.pop(0))
                 if batch:
                     self._classify_frames(batch)
                 for src in list(active):

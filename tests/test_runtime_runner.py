@@ -104,3 +104,14 @@ def test_annotate_and_save_names(tmp_path):
         sink.result(Record(src, preds, 1.0, image=img))
     assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["x.png", "x_1.png", "y.png"]
     assert display_available() is None or "DISPLAY" in display_available()
+
+
+def test_frame_sources_share_batches_fairly(runtime_models, tmp_path):
+    a = write_video(tmp_path / "a.avi", frames=40)
+    b = write_video(tmp_path / "b.avi", frames=40)
+    specs, _ = expand_sources([str(a), str(b)])
+    sink = Collect()
+    run_sources(Classifier(runtime_models.cnn), specs, [], sink, RunOptions(batch_size=8))
+    first_half = {r.source for r in sink.results[:40]}
+    assert first_half == {str(a), str(b)}  # neither video waits for the other to finish
+    assert len(sink.results) == 80
