@@ -375,9 +375,10 @@ def main() -> None:
     results["seconds"] = round(time.time() - t0)
     env = results["environment"]
     cpu = re.sub(r"[^A-Za-z0-9]+", "-", env["cpu"]).strip("-") + f"-{env['isa']['isa']}"
-    stem = Path(args.out) / f"RESULTS_{cpu}_ort{env['onnxruntime']}_{env['date']}"
-    if args.merge and stem.with_suffix(".json").is_file():  # cases measured by an earlier invocation today
-        earlier = json.loads(stem.with_suffix(".json").read_text())
+    name = f"RESULTS_{cpu}_ort{env['onnxruntime']}_{env['date']}"  # dots in the version: no with_suffix
+    json_path, md_path = Path(args.out) / f"{name}.json", Path(args.out) / f"{name}.md"
+    if args.merge and json_path.is_file():  # cases measured by an earlier invocation today
+        earlier = json.loads(json_path.read_text())
         results["cases"] = {**earlier.get("cases", {}), **results["cases"]}
         notes = earlier.get("notes", {})
         results["notes"] = {
@@ -386,9 +387,9 @@ def main() -> None:
             "general": notes.get("general", []) + results["notes"]["general"],
         }
         results["earlier_runs"] = earlier.get("earlier_runs", []) + [earlier["environment"]]
-    atomic_write_text(stem.with_suffix(".json"), json.dumps(results, indent=2, default=str) + "\n")
-    atomic_write_text(stem.with_suffix(".md"), markdown(results))
-    log(f"wrote {stem}.md and .json ({results['seconds']} s)")
+    atomic_write_text(json_path, json.dumps(results, indent=2, default=str) + "\n")
+    atomic_write_text(md_path, markdown(results))
+    log(f"wrote {md_path} and {json_path.name} ({results['seconds']} s)")
 
 
 if __name__ == "__main__":
