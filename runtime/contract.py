@@ -96,8 +96,9 @@ class ModelContract:
             p.append(f"color_order must be one of {COLOR_ORDERS}, got {self.color_order!r}")
         if len(self.mean) != 3 or len(self.std) != 3:
             p.append("mean and std need 3 values")
-        elif not all(math.isfinite(v) for v in (*self.mean, *self.std, self.scale)):
-            p.append("scale, mean and std must be finite numbers")
+        elif not all(math.isfinite(v) and abs(v) <= _MAX for v in (*self.mean, *self.std, self.scale)):
+            # Finite in float32 too: preprocessing casts these to float32 before its multiply-add.
+            p.append(f"scale, mean and std must be finite numbers of magnitude <= {_MAX:g}")
         elif any(s <= 0 for s in self.std):
             p.append("std values must be > 0")
         elif not self.scale > 0:

@@ -23,6 +23,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+# Numeric overflow (a float32 cast to inf, NaN arithmetic) counts as a failure, not a warning.
+pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
+
 EXAMPLES = int(os.environ.get("EDGECLS_FUZZ_EXAMPLES", "300"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
