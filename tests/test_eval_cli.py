@@ -18,10 +18,10 @@ def test_eval_checkpoint_reports_metrics_and_writes_plots(tiny_run: Path, tmp_pa
     result = runner.invoke(app, ["eval", str(tiny_run), "--json", "--out", str(tmp_path / "ev")])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report["split"] == "test" and report["data"] == "builtin:shapes" and report["n"] == 300
+    assert report["split"] == "test" and report["data"] == "builtin:shapes" and report["n"] == 375
     assert 0.0 <= report["top1"] <= 1.0 and report["top5"] is None  # 5 classes: no top-5
     assert set(report["per_class"]) == {"circle", "square", "triangle", "star", "cross"}
-    assert sum(map(sum, report["confusion"])) == 300
+    assert sum(map(sum, report["confusion"])) == 375
     # the test split is the one training held out, so the numbers match the run's own evaluation
     run_metrics = json.loads((tiny_run / "eval" / "metrics.json").read_text())
     assert abs(run_metrics["top1"] - report["top1"]) < 1e-9

@@ -28,7 +28,7 @@ class TrainConfig:
     test_fraction: float = 0.15
     workers: int = 0  # DataLoader worker processes; 0 decodes in the main process
     resize_mode: str | None = None  # None: stretch for built-in sets, shorter_side_crop for folders
-    interpolation: str = "linear"
+    interpolation: str | None = None  # None: area for built-in sets (pure downscaling), linear for folders
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     augment: AugmentConfig | None = None  # None: data-dependent default (no flips for digits)
@@ -48,8 +48,10 @@ class TrainConfig:
     def resolved_augment(self) -> AugmentConfig:
         if self.augment is not None:
             return self.augment
-        if self.data == "builtin:digits":
+        if self.data == "builtin:digits":  # a flipped digit is another symbol (or none)
             return AugmentConfig(crop_scale=(0.75, 1.0), hflip=False, jitter=0.2, noise_std=4.0)
+        if self.data == "builtin:shapes":  # shapes may touch the border: a deep crop would cut a square into a triangle
+            return AugmentConfig(crop_scale=(0.8, 1.0), hflip=True, jitter=0.2, noise_std=4.0)
         return AugmentConfig()
 
     def to_dict(self) -> dict[str, Any]:

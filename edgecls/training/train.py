@@ -52,7 +52,7 @@ def make_contract(config: TrainConfig, splits: DataSplits) -> ModelContract:
         labels=splits.classes,
         input_size=(size, size),
         resize_mode=resize,  # type: ignore[arg-type]
-        interpolation=config.interpolation,
+        interpolation=config.interpolation or ("area" if builtin else "linear"),
         mean=config.mean,
         std=config.std,  # type: ignore[arg-type]
         provenance={
