@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_runtime_classifier import check_golden
-
 from edgecls.runtime.classifier import Classifier
+from test_runtime_classifier import check_golden
 
 
 def test_exported_golden_file_checks_without_torch(exported_tiny):
