@@ -131,7 +131,7 @@ def select_providers(provider: str = "auto") -> list[str]:
 
 
 def session_options(
-    threads: int | None = None, strict: bool = False, spin: bool = True
+    threads: int | None = None, strict: bool = False, spin: bool = True, record_placement: bool = False
 ) -> ort.SessionOptions:
     so = ort.SessionOptions()
     # Int8 QDQ kernels fuse only at EXTENDED or higher; ALL adds layout transforms that help conv nets.
@@ -144,6 +144,10 @@ def session_options(
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if strict:
         so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
+    if record_placement:
+        # Which EP runs each node: get_providers() lists an accelerator even when it took no node, so a
+        # fallback to CPU is only visible here (get_provider_graph_assignment_info()).
+        so.add_session_config_entry("session.record_ep_graph_assignment_info", "1")
     # Fatal only: load errors come back as exceptions that edgecls reports as one line naming the file.
     so.log_severity_level = 4
     return so
@@ -182,7 +186,7 @@ def create_session(
         if not path.is_file():
             raise ModelLoadError(f"{name}: no such model file")
         model = str(path)
-    so = session_options(threads, strict and not on_cpu, spin)
+    so = session_options(threads, strict and not on_cpu, spin, record_placement=not on_cpu)
     kwargs: dict[str, Any] = {}
     if primary in available_providers():
         kwargs["providers"] = providers
