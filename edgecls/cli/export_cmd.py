@@ -36,7 +36,10 @@ Example:  edgecls quantize export/model.onnx --calib data/train --val data/val -
 """
 
 INFO_HELP = """Show a model's contract (labels, input size, preprocessing, provenance), inputs/outputs, size,
-parameter count and operator counts. Works with only onnxruntime installed (graph details need onnx)."""
+parameter count and operator counts. Works with only onnxruntime installed (graph details need onnx).
+
+Example:  edgecls info runs/digits/export/model.int8.onnx
+"""
 
 
 def _floats3(text: str | None, what: str) -> tuple[float, float, float] | None:

@@ -182,6 +182,12 @@ def run(
 
     Exit status: 0 all inputs handled, 1 some failed (error rows), 2 could not start,
     130 Ctrl-C, 143 SIGTERM (outputs are flushed either way).
+
+    Examples:
+      edgecls run model.int8.onnx --camera 0
+      edgecls run model.int8.onnx photos/ clip.mp4 "shots/*.jpg" --json > results.jsonl
+      edgecls run model.onnx rtsp://127.0.0.1:8554/cam --provider cuda --strict --save annotated/
+      edgecls run foreign.onnx img.jpg --labels labels.txt --img-size 224 --resize shorter_side_crop
     """
     from edgecls.runtime.errors import EdgeclsError
 
@@ -312,7 +318,10 @@ def _run(
 def providers(
     json_out: bool = typer.Option(False, "--json", help="JSON Lines, one object per provider."),
 ) -> None:
-    """Execution providers and devices available here (plugin EPs are registered when installed)."""
+    """Execution providers and devices available here (plugin EPs are registered when installed).
+
+    Example:  edgecls providers --json
+    """
     import dataclasses
     import json
 
