@@ -30,7 +30,7 @@ def plot_training_curves(history: Sequence[dict[str, float]], path: str | os.Pat
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss", title="Loss")
     ax_acc.plot(epochs, [100 * h["train_acc"] for h in history], "o-", label="train")
     ax_acc.plot(epochs, [100 * h["val_acc"] for h in history], "s-", label="validation")
-    best = max(history, key=lambda h: (h["val_acc"], -h["val_loss"]))  # the same rule that picks best.pt
+    best = max(history, key=lambda h: (h["val_acc"], h["epoch"]))  # the rule that picks best.pt: ties -> later
     ax_acc.axvline(best["epoch"] + 1, color="grey", ls=":", label=f"best {100 * best['val_acc']:.1f}%")
     ax_acc.set(xlabel="epoch", ylabel="top-1 accuracy (%)", title="Accuracy")
     for ax in (ax_loss, ax_acc):
