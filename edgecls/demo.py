@@ -378,6 +378,11 @@ def _plot_accuracy_vs_speed(variants: list[VariantSummary], path: Path) -> None:
         title="Accuracy vs speed",
         xscale="log",
     )
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    ax.xaxis.set_major_formatter(ScalarFormatter())  # plain numbers (0.5, 1, 5), not 5x10^-1
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.margins(x=0.15, y=0.25)  # room for the labels beside the points
     ax.grid(alpha=0.3)
     fig.tight_layout()
     with atomic_path(path) as tmp:

@@ -326,7 +326,10 @@ def write_plot(result: BenchResult, path: str | os.PathLike[str], rows: Sequence
         ax2.set_xlabel("p50 latency per image, ms (log)")
         ax2.set_ylabel("top-1 accuracy, %")
         ax2.set_title("speed vs accuracy")
-    fig.suptitle(environment_line(result.environment), fontsize=7)
+    import textwrap
+
+    # The environment line is long (CPU, ISA flags, versions): wrap it so it is not cut at the figure's edges.
+    fig.suptitle("\n".join(textwrap.wrap(environment_line(result.environment), 150)), fontsize=7)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=130, format=Path(path).suffix.lstrip(".") or "png")
