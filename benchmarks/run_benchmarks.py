@@ -352,6 +352,7 @@ def headline(rows: list[BenchRow], families: list[Family], stab: list[dict[str, 
             out.append(
                 {
                     "arch": fam.arch,
+                    "img_size": fam.img_size,
                     "weights": "trained" if fam.trained else "random (BN calibrated)",
                     "batch": ref.batch,
                     "threads": ref.threads,
