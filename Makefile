@@ -21,7 +21,7 @@ $(VENV)/.installed-dev: $(VENV)/.installed-train
 	touch $@
 
 install: $(VENV)/.installed-train
-install-dev: $(VENV)/.installed-dev
+install-dev: $(VENV)/.installed-dev stream-tools
 
 # ffmpeg serves the real MJPEG/RTSP streams on 127.0.0.1 that the live-source tests read.
 # Installed from Debian when missing and we may (root); otherwise those tests are skipped with a reason.
@@ -35,7 +35,7 @@ stream-tools:
 demo: install
 	$(BIN)/edgecls demo --out $(DEMO_OUT)
 
-test: install-dev stream-tools
+test: install-dev
 	$(BIN)/python -m pytest -q
 
 lint: install-dev
