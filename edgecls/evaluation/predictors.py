@@ -12,7 +12,7 @@ import numpy as np
 
 from edgecls.data.imageset import ImageSet
 from edgecls.runtime.contract import ModelContract
-from edgecls.runtime.errors import ContractError, DataError, ImageDecodeError
+from edgecls.runtime.errors import DataError, ImageDecodeError
 from edgecls.runtime.preprocess import preprocess_batch
 
 LogitsFn = Callable[[np.ndarray], np.ndarray]  # float32[N, 3, h, w] -> float32[N, C]
@@ -34,26 +34,13 @@ def load_predictor(model: str | Path, provider: str = "auto", threads: int | Non
 
 
 def _onnx_predictor(path: Path, provider: str, threads: int | None) -> LoadedPredictor:
-    from edgecls.runtime.contract import contract_from_metadata
-    from edgecls.runtime.session import create_session
+    # The runtime's Classifier reads the contract, validates the graph and handles fixed-batch models.
+    from edgecls.runtime.classifier import Classifier
 
-    sess, _info = create_session(path, provider=provider, threads=threads)
-    contract = contract_from_metadata(sess.get_modelmeta().custom_metadata_map)
-    if contract is None:
-        raise ContractError(
-            f"{path}: the model carries no edgecls contract; export it with edgecls or quantize it "
-            "with `edgecls quantize` and the contract flags"
-        )
-    input_name = sess.get_inputs()[0].name
-    fixed_batch = sess.get_inputs()[0].shape[0]
-
-    def logits(x: np.ndarray) -> np.ndarray:
-        if isinstance(fixed_batch, int) and fixed_batch != len(x):  # a fixed-batch model: one image at a time
-            return np.concatenate([sess.run(None, {input_name: x[i : i + 1]})[0] for i in range(len(x))])
-        return sess.run(None, {input_name: x})[0]
-
-    prov = contract.provenance
-    return LoadedPredictor(contract, logits, "onnx", {"data": prov.get("data"), "seed": prov.get("seed", 0)})
+    clf = Classifier(path, provider=provider, threads=threads)  # no contract: one ContractError naming the file
+    prov = clf.contract.provenance
+    source = {"data": prov.get("data"), "seed": prov.get("seed", 0)}
+    return LoadedPredictor(clf.contract, clf.logits_batch, "onnx", source)
 
 
 def _checkpoint_predictor(path: Path) -> LoadedPredictor:
