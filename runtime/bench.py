@@ -41,323 +41,53 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from edgecls.runtime.atomic import atomic_write_bytes, atomic_write_text
-from edgecls.runtime.bench_env import Environment, collect_environment
+from edgecls.runtime.bench_env import collect_environment
+from edgecls.runtime.bench_rows import (
+    CPU_PROVIDER,
+    ENGINE_OPENCV,
+    ENGINE_ORT,
+    ENGINE_TORCH,
+    ORT_LOADER,
+    BenchError,
+    BenchResult,
+    BenchRow,
+    BenchTarget,
+    LoadedRunner,
+    StageTimes,
+    compute_ratios,
+    is_reference,
+    reference_row,
+)
+from edgecls.runtime.bench_targets import (
+    NON_COMPUTE_PROVIDERS,
+    expand_providers,
+    family_of,
+    file_size,
+    inspect_model,
+    model_targets,
+    provider_display,
+    variant_of,
+)
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.errors import EdgeclsError
 
-ENGINE_ORT = "onnxruntime"
-ENGINE_OPENCV = "opencv-dnn"
-ENGINE_TORCH = "pytorch-eager"
-CPU_PROVIDER = "CPUExecutionProvider"
-ORT_LOADER = "edgecls.runtime.bench:load_onnxruntime"
+# The data model and target discovery live in bench_rows / bench_targets; importers use this module's names.
+__all__ = [
+    "CPU_PROVIDER", "DEFAULT_RUNS", "DEFAULT_WARMUP", "ENGINE_OPENCV", "ENGINE_ORT", "ENGINE_TORCH", "MIN_RUNS",
+    "NON_COMPUTE_PROVIDERS", "ORT_LOADER", "BenchError", "BenchResult", "BenchRow", "BenchTarget", "LoadedRunner",
+    "StageTimes", "compute_ratios", "expand_providers", "family_of", "file_size", "inspect_model", "is_reference",
+    "load_onnxruntime", "measure", "model_targets", "reference_row", "run_benchmark", "scan_images",
+    "synthetic_images", "variant_of",
+]
 
 MIN_RUNS = 5
 DEFAULT_RUNS = 100
 DEFAULT_WARMUP = 10
-#: Providers listed by onnxruntime that do not execute graphs locally; ``all`` skips them.
-NON_COMPUTE_PROVIDERS = frozenset({"AzureExecutionProvider"})
-_VARIANT_RE = re.compile(r"(?:^|[._-])(int8|uint8|qdq|quant(?:ized)?|fp16|float16|half|fp32|float32)$", re.I)
-_VARIANT_NAMES = {
-    "int8": "int8",
-    "uint8": "int8",
-    "qdq": "int8",
-    "quant": "int8",
-    "quantized": "int8",
-    "fp16": "fp16",
-    "float16": "fp16",
-    "half": "fp16",
-    "fp32": "fp32",
-    "float32": "fp32",
-}
-
-
-class BenchError(EdgeclsError):
-    """A benchmark configuration cannot run (wrong batch for a fixed-batch model, unusable input shape...)."""
-
-
-# --------------------------------------------------------------------------------------------------------
-# What is measured
-# --------------------------------------------------------------------------------------------------------
-@dataclass
-class LoadedRunner:
-    """A model ready to run, as returned by a loader (``loader(model, provider, threads, **options)``).
-
-    ``infer`` maps ``[N, 3, h, w]`` input (``input_dtype``) to ``float[N, num_classes]`` outputs.
-    ``input_shape`` has ``None`` (or a name string) for dynamic dimensions.
-    """
-
-    infer: Callable[[np.ndarray], np.ndarray]
-    input_shape: tuple[Any, ...]
-    input_dtype: str = "float32"
-    providers_used: list[str] = field(default_factory=list)
-    fallback: bool = False
-    node_placement: dict[str, int] | None = None  # provider -> nodes it runs (when onnxruntime reports it)
-    warnings: list[str] = field(default_factory=list)
-    contract: ModelContract | None = None  # overrides the target's contract (e.g. from a torch checkpoint)
-    size_bytes: int | None = None
-
-
-@dataclass(frozen=True)
-class BenchTarget:
-    """One thing to measure: an ONNX variant on onnxruntime, or a baseline on its own engine."""
-
-    label: str  # display name, e.g. "model.int8.onnx" or "PyTorch eager (best.pt)"
-    model: str  # the file the loader opens
-    engine: str = ENGINE_ORT
-    variant: str = "fp32"  # fp32 | fp16 | int8
-    family: str = ""  # rows compare with the fp32 onnxruntime CPU row of the same family
-    loader: str = ORT_LOADER  # "module:function", imported in the measuring process
-    contract_json: str | None = None
-    size_bytes: int | None = None
-    load_error: str | None = None  # the model could not even be inspected: one error row, nothing run
-    options: dict[str, Any] = field(default_factory=dict)  # extra keyword arguments for the loader
-    imports: tuple[str, ...] = ("onnxruntime",)  # engine modules imported (and timed) before the loader runs
-
-    @property
-    def contract(self) -> ModelContract | None:
-        return ModelContract.from_json(self.contract_json) if self.contract_json else None
-
-    @property
-    def is_baseline(self) -> bool:
-        return self.engine != ENGINE_ORT
-
-
-@dataclass
-class StageTimes:
-    """End-to-end means per image (ms) over one pass of the image folder."""
-
-    images: int
-    decode_ms: float
-    preprocess_ms: float
-    infer_ms: float
-    postprocess_ms: float
-    total_ms: float
-    images_per_s: float
-    decode_errors: int = 0
-    synthetic: bool = False  # images generated by the benchmark (no --data): timings only
-
-
-@dataclass
-class BenchRow:
-    label: str
-    model: str
-    engine: str
-    variant: str
-    family: str
-    provider: str  # requested (onnxruntime name) or the baseline engine's device
-    batch: int | None
-    threads: int | None  # None = the engine's default
-    providers_used: list[str] = field(default_factory=list)
-    fallback: bool = False
-    node_placement: dict[str, int] | None = None
-    warmup: int = 0
-    runs: int = 0
-    p50_ms: float | None = None
-    p90_ms: float | None = None
-    p99_ms: float | None = None
-    mean_ms: float | None = None
-    std_ms: float | None = None
-    min_ms: float | None = None
-    max_ms: float | None = None
-    throughput_ips: float | None = None
-    import_ms: float | None = None  # importing the engine in the fresh process (onnxruntime, cv2, torch)
-    session_create_ms: float | None = None  # cold start: creating the session/network in a fresh process
-    first_run_ms: float | None = None
-    peak_rss_mb: float | None = None  # whole measuring process (interpreter + libraries + model)
-    rss_before_load_mb: float | None = None  # same process after the engine import, before the model load
-    model_size_mb: float | None = None
-    e2e: StageTimes | None = None
-    accuracy: float | None = None  # top-1, 0..1
-    accuracy_images: int | None = None
-    speedup: float | None = None  # reference p50 / this p50 (>1 = faster than the fp32 ORT CPU row)
-    accuracy_delta: float | None = None  # accuracy - reference accuracy, in percentage points
-    reference: str | None = None  # label of the reference row
-    isolated: bool = True
-    error: str | None = None
-    warnings: list[str] = field(default_factory=list)
-    samples_ms: list[float] = field(default_factory=list)  # every timed call, for distributions/plots
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    @property
-    def model_rss_mb(self) -> float | None:
-        """Memory the model and its session added on top of the bare process."""
-        if self.peak_rss_mb is None or self.rss_before_load_mb is None:
-            return None
-        return max(0.0, self.peak_rss_mb - self.rss_before_load_mb)
-
-    def to_dict(self, samples: bool = True) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["model_rss_mb"] = self.model_rss_mb
-        if not samples:
-            d.pop("samples_ms")
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> BenchRow:
-        known = {f.name for f in dataclasses.fields(cls)}
-        kw = {k: v for k, v in d.items() if k in known}
-        if kw.get("e2e"):
-            kw["e2e"] = StageTimes(**kw["e2e"])
-        return cls(**kw)
-
-
-@dataclass
-class BenchResult:
-    environment: Environment
-    rows: list[BenchRow]
-    settings: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self, samples: bool = True) -> dict[str, Any]:
-        return {
-            "environment": self.environment.to_dict(),
-            "settings": self.settings,
-            "rows": [r.to_dict(samples) for r in self.rows],
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> BenchResult:
-        known = {f.name for f in dataclasses.fields(Environment)}
-        env = Environment(**{k: v for k, v in d["environment"].items() if k in known})
-        return cls(env, [BenchRow.from_dict(r) for r in d["rows"]], dict(d.get("settings", {})))
-
-    def reference_for(self, row: BenchRow) -> BenchRow | None:
-        return reference_row(self.rows, row)
-
-
-def is_reference(row: BenchRow) -> bool:
-    """The row ratios are computed against: fp32 on onnxruntime's CPU provider, measured without error."""
-    return row.ok and row.engine == ENGINE_ORT and row.variant == "fp32" and row.provider == CPU_PROVIDER
-
-
-def reference_row(rows: Sequence[BenchRow], row: BenchRow) -> BenchRow | None:
-    for r in rows:
-        if is_reference(r) and r.family == row.family and r.batch == row.batch and r.threads == row.threads:
-            return r
-    return None
-
-
-def compute_ratios(rows: Sequence[BenchRow]) -> None:
-    """Fill ``speedup``/``accuracy_delta``/``reference`` of each row from its family's fp32 ORT CPU row."""
-    for row in rows:
-        ref = reference_row(rows, row)
-        row.reference = ref.label if ref else None
-        row.speedup = (ref.p50_ms / row.p50_ms) if ref and row.ok and row.p50_ms and ref.p50_ms else None
-        if ref and row.accuracy is not None and ref.accuracy is not None:
-            row.accuracy_delta = round(100.0 * (row.accuracy - ref.accuracy), 3)
-        else:
-            row.accuracy_delta = None
-
-
-# --------------------------------------------------------------------------------------------------------
-# Targets from model files
-# --------------------------------------------------------------------------------------------------------
-def file_size(path: str | os.PathLike[str]) -> int | None:
-    """Bytes of an ONNX file plus its external-data sibling (``model.onnx.data``) when present."""
-    p = Path(path)
-    try:
-        size = p.stat().st_size
-    except OSError:
-        return None
-    data = p.with_name(p.name + ".data")
-    return size + (data.stat().st_size if data.is_file() else 0)
-
-
-def _strip_variant(stem: str) -> tuple[str, str | None]:
-    m = _VARIANT_RE.search(stem)
-    if not m:
-        return stem, None
-    return stem[: m.start()], _VARIANT_NAMES[m.group(1).lower()]
-
-
-def variant_of(path: Path, contract: ModelContract | None) -> str:
-    """fp32/fp16/int8 from the file name (``model.int8.onnx``), else the contract's provenance."""
-    _, from_name = _strip_variant(path.stem)
-    if from_name:
-        return from_name
-    prov = contract.provenance if contract else {}
-    if isinstance(prov.get("variant"), str) and prov["variant"].lower() in _VARIANT_NAMES:
-        return _VARIANT_NAMES[prov["variant"].lower()]
-    if prov.get("quantization"):
-        return "int8"
-    return "fp32"
-
-
-def family_of(path: Path) -> str:
-    """Variants exported side by side (``dir/model.onnx``, ``dir/model.int8.onnx``) share a family."""
-    base, _ = _strip_variant(path.stem)
-    return str(path.parent / (base or path.stem))
-
-
-def inspect_model(path: str | os.PathLike[str]) -> BenchTarget:
-    """A :class:`BenchTarget` for one ONNX file (contract, variant, family, size) or its ``load_error``."""
-    from edgecls.runtime.contract import contract_from_metadata
-    from edgecls.runtime.session import create_session
-
-    p = Path(path)
-    label = p.name
-    try:
-        sess, _ = create_session(p, provider="cpu", threads=1)
-        contract = contract_from_metadata(sess.get_modelmeta().custom_metadata_map)
-    except EdgeclsError as e:
-        return BenchTarget(
-            label=label,
-            model=str(p),
-            family=family_of(p),
-            variant=variant_of(p, None),
-            load_error=str(e),
-            size_bytes=file_size(p),
-        )
-    return BenchTarget(
-        label=label,
-        model=str(p),
-        variant=variant_of(p, contract),
-        family=family_of(p),
-        contract_json=contract.to_json() if contract else None,
-        size_bytes=file_size(p),
-    )
-
-
-def model_targets(models: Sequence[str | os.PathLike[str] | BenchTarget]) -> list[BenchTarget]:
-    """Targets for model files (inspected once here) or targets passed through unchanged."""
-    targets = [m if isinstance(m, BenchTarget) else inspect_model(m) for m in models]
-    # Labels must tell rows apart: two "model.onnx" from different folders get their folder prefixed.
-    names = [t.label for t in targets]
-    return [
-        dataclasses.replace(t, label=f"{Path(t.model).parent.name}/{t.label}")
-        if names.count(t.label) > 1 and not t.is_baseline
-        else t
-        for t in targets
-    ]
-
-
-def expand_providers(providers: Sequence[str]) -> list[str]:
-    """``all`` -> every available provider that executes locally; names are kept as typed otherwise."""
-    from edgecls.runtime.session import available_providers
-
-    out: list[str] = []
-    for p in providers:
-        names = [a for a in available_providers() if a not in NON_COMPUTE_PROVIDERS] if p == "all" else [p]
-        out += [n for n in names if n not in out]
-    return out
-
-
-def _provider_display(provider: str) -> str:
-    from edgecls.runtime.session import resolve_provider_name
-
-    try:
-        return resolve_provider_name(provider)
-    except EdgeclsError:
-        return provider
-
 
 # --------------------------------------------------------------------------------------------------------
 # Images for end-to-end mode
@@ -800,7 +530,7 @@ def run_benchmark(
         rows: list[BenchRow] = []
         seen_load_errors: set[str] = set()
         for i, (target, provider, batch, th) in enumerate(plan):
-            shown = _provider_display(provider) if not target.is_baseline else provider
+            shown = provider_display(provider) if not target.is_baseline else provider
             if progress:
                 progress(i, len(plan), f"{target.label} {shown} b{batch} t{th or 'default'}")
             if target.load_error:

@@ -1,0 +1,131 @@
+"""Benchmark targets from model files: variant (fp32/fp16/int8), model family, size, providers to try."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from edgecls.runtime.bench_rows import BenchTarget
+from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.errors import EdgeclsError
+
+#: Providers listed by onnxruntime that do not execute graphs locally; ``all`` skips them.
+NON_COMPUTE_PROVIDERS = frozenset({"AzureExecutionProvider"})
+_VARIANT_RE = re.compile(r"(?:^|[._-])(int8|uint8|qdq|quant(?:ized)?|fp16|float16|half|fp32|float32)$", re.I)
+_VARIANT_NAMES = {
+    "int8": "int8",
+    "uint8": "int8",
+    "qdq": "int8",
+    "quant": "int8",
+    "quantized": "int8",
+    "fp16": "fp16",
+    "float16": "fp16",
+    "half": "fp16",
+    "fp32": "fp32",
+    "float32": "fp32",
+}
+
+
+# --------------------------------------------------------------------------------------------------------
+# Targets from model files
+# --------------------------------------------------------------------------------------------------------
+def file_size(path: str | os.PathLike[str]) -> int | None:
+    """Bytes of an ONNX file plus its external-data sibling (``model.onnx.data``) when present."""
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+    except OSError:
+        return None
+    data = p.with_name(p.name + ".data")
+    return size + (data.stat().st_size if data.is_file() else 0)
+
+
+def _strip_variant(stem: str) -> tuple[str, str | None]:
+    m = _VARIANT_RE.search(stem)
+    if not m:
+        return stem, None
+    return stem[: m.start()], _VARIANT_NAMES[m.group(1).lower()]
+
+
+def variant_of(path: Path, contract: ModelContract | None) -> str:
+    """fp32/fp16/int8 from the file name (``model.int8.onnx``), else the contract's provenance."""
+    _, from_name = _strip_variant(path.stem)
+    if from_name:
+        return from_name
+    prov = contract.provenance if contract else {}
+    if isinstance(prov.get("variant"), str) and prov["variant"].lower() in _VARIANT_NAMES:
+        return _VARIANT_NAMES[prov["variant"].lower()]
+    if prov.get("quantization"):
+        return "int8"
+    return "fp32"
+
+
+def family_of(path: Path) -> str:
+    """Variants exported side by side (``dir/model.onnx``, ``dir/model.int8.onnx``) share a family."""
+    base, _ = _strip_variant(path.stem)
+    return str(path.parent / (base or path.stem))
+
+
+def inspect_model(path: str | os.PathLike[str]) -> BenchTarget:
+    """A :class:`BenchTarget` for one ONNX file (contract, variant, family, size) or its ``load_error``."""
+    from edgecls.runtime.contract import contract_from_metadata
+    from edgecls.runtime.session import create_session
+
+    p = Path(path)
+    label = p.name
+    try:
+        sess, _ = create_session(p, provider="cpu", threads=1)
+        contract = contract_from_metadata(sess.get_modelmeta().custom_metadata_map)
+    except EdgeclsError as e:
+        return BenchTarget(
+            label=label,
+            model=str(p),
+            family=family_of(p),
+            variant=variant_of(p, None),
+            load_error=str(e),
+            size_bytes=file_size(p),
+        )
+    return BenchTarget(
+        label=label,
+        model=str(p),
+        variant=variant_of(p, contract),
+        family=family_of(p),
+        contract_json=contract.to_json() if contract else None,
+        size_bytes=file_size(p),
+    )
+
+
+def model_targets(models: Sequence[str | os.PathLike[str] | BenchTarget]) -> list[BenchTarget]:
+    """Targets for model files (inspected once here) or targets passed through unchanged."""
+    targets = [m if isinstance(m, BenchTarget) else inspect_model(m) for m in models]
+    # Labels must tell rows apart: two "model.onnx" from different folders get their folder prefixed.
+    names = [t.label for t in targets]
+    return [
+        dataclasses.replace(t, label=f"{Path(t.model).parent.name}/{t.label}")
+        if names.count(t.label) > 1 and not t.is_baseline
+        else t
+        for t in targets
+    ]
+
+
+def expand_providers(providers: Sequence[str]) -> list[str]:
+    """``all`` -> every available provider that executes locally; names are kept as typed otherwise."""
+    from edgecls.runtime.session import available_providers
+
+    out: list[str] = []
+    for p in providers:
+        names = [a for a in available_providers() if a not in NON_COMPUTE_PROVIDERS] if p == "all" else [p]
+        out += [n for n in names if n not in out]
+    return out
+
+
+def provider_display(provider: str) -> str:
+    from edgecls.runtime.session import resolve_provider_name
+
+    try:
+        return resolve_provider_name(provider)
+    except EdgeclsError:
+        return provider
