@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 from edgecls.export.run_data import DataRef, evenly_spaced, load_images, load_splits
 from edgecls.runtime.contract import ModelContract
-from edgecls.runtime.decode import decode_image, is_image_path
+from edgecls.runtime.decode import is_image_path
 from edgecls.runtime.errors import DataError, ImageDecodeError
-from edgecls.runtime.preprocess import preprocess_batch
+from edgecls.runtime.preprocess import decode_for_contract, preprocess_batch
 
 #: Below this many calibration images activation ranges get noisy (ORT and NNCF docs suggest a few hundred).
 MIN_CALIBRATION_IMAGES = 300
@@ -49,11 +49,13 @@ def _folder_files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and is_image_path(p))
 
 
-def _decode_files(files: Sequence[Path], labels: Sequence[int] | None, source: str) -> ImageList:
+def _decode_files(
+    files: Sequence[Path], labels: Sequence[int] | None, source: str, contract: ModelContract
+) -> ImageList:
     images, kept, skipped = [], [], []
     for i, path in enumerate(files):
         try:
-            images.append(decode_image(path))
+            images.append(decode_for_contract(path, contract))
         except ImageDecodeError as e:
             skipped.append(str(e))
             continue
@@ -80,7 +82,7 @@ def _subsample(images: ImageList, limit: int | None) -> ImageList:
 def _split_images(ref: DataRef, split: str, contract: ModelContract, limit: int | None) -> ImageList:
     splits = load_splits(ref)
     imageset = getattr(splits, split)
-    loaded = load_images(imageset, evenly_spaced(len(imageset), limit) if limit else None)
+    loaded = load_images(imageset, contract, evenly_spaced(len(imageset), limit) if limit else None)
     labels = _map_labels([imageset.classes[i] for i in loaded.labels], contract)
     return ImageList(f"{ref.spec} ({split} split)", loaded.images, labels, loaded.skipped)
 
@@ -106,7 +108,7 @@ def load_role_images(
         return _require_images(_split_images(DataRef(text), builtin_split, contract, limit), role)
     root = Path(text)
     if root.is_file() and is_image_path(root):
-        return _require_images(_decode_files([root], None, text), role)
+        return _require_images(_decode_files([root], None, text, contract), role)
     if not root.is_dir():
         raise DataError(f"{text}: no such folder or built-in set for {role}")
     class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and _folder_files(d))
@@ -119,11 +121,11 @@ def load_role_images(
             files += fs
             labels += [contract.labels.index(d.name)] * len(fs)
         idx = evenly_spaced(len(files), limit) if limit else range(len(files))
-        result = _decode_files([files[i] for i in idx], [labels[i] for i in idx], text)
+        result = _decode_files([files[i] for i in idx], [labels[i] for i in idx], text, contract)
     else:
         files = _folder_files(root)
         idx = evenly_spaced(len(files), limit) if limit else range(len(files))
-        result = _decode_files([files[i] for i in idx], None, text)
+        result = _decode_files([files[i] for i in idx], None, text, contract)
     return _require_images(_subsample(result, limit), role)
 
 

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.errors import DataError, EdgeclsError, ImageDecodeError
+from edgecls.runtime.preprocess import decode_floor
 
 
 @dataclass(frozen=True)
@@ -76,12 +78,15 @@ class LoadedImages:
     skipped: list[str]  # "name: reason" for images that could not be decoded
 
 
-def load_images(imageset: Any, indices: Sequence[int] | None = None) -> LoadedImages:
-    """Decode ``imageset[i]`` for each index, skipping (and recording) unreadable files."""
+def load_images(
+    imageset: Any, contract: ModelContract, indices: Sequence[int] | None = None
+) -> LoadedImages:
+    """Decode ``imageset[i]`` for each index as the runtime would, skipping (and recording) unreadable files."""
     out = LoadedImages([], [], [], [])
+    floor = decode_floor(contract)
     for i in range(len(imageset)) if indices is None else indices:
         try:
-            image = imageset.load(i)
+            image = imageset.load(i, floor)
         except ImageDecodeError as e:
             out.skipped.append(str(e))
             continue

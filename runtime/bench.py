@@ -296,7 +296,7 @@ def _end_to_end(
     """One pass over ``images`` in batches: per-stage means per image, and top-1 accuracy if labelled."""
     from edgecls.runtime.decode import decode_image
     from edgecls.runtime.errors import ImageDecodeError
-    from edgecls.runtime.preprocess import preprocess_batch
+    from edgecls.runtime.preprocess import decode_floor, preprocess_batch
 
     notes: list[str] = []
     fixed = (
@@ -305,6 +305,7 @@ def _end_to_end(
         else None
     )
     label_index = {name: i for i, name in enumerate(contract.labels)}
+    floor = decode_floor(contract)  # large JPEGs decode at reduced scale, as in `edgecls run`
     t_dec = t_pre = t_inf = t_post = 0.0
     done = errors = correct = scored = 0
     unknown: set[str] = set()
@@ -315,7 +316,7 @@ def _end_to_end(
         decoded, labels = [], []
         for path, cls in chunk:
             try:
-                decoded.append(decode_image(path))
+                decoded.append(decode_image(path, floor))
                 labels.append(cls)
             except ImageDecodeError:
                 errors += 1

@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 from edgecls.runtime.contract import ModelContract, contract_from_metadata
-from edgecls.runtime.decode import decode_image, to_bgr_uint8
+from edgecls.runtime.decode import to_bgr_uint8
 from edgecls.runtime.errors import ContractError, EdgeclsError, ModelLoadError
-from edgecls.runtime.preprocess import preprocess_batch
+from edgecls.runtime.preprocess import decode_for_contract, preprocess_batch
 from edgecls.runtime.session import SessionInfo, create_session
 
 _FLOAT_TYPES: dict[str, type[np.floating[Any]]] = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
@@ -267,7 +267,7 @@ class Classifier:
     def predict(self, image: np.ndarray | str | os.PathLike[str], top_k: int = 5) -> list[Prediction]:
         """Top-k for one image: a ``uint8[H, W, 3]`` BGR array, any array to_bgr_uint8 takes, or a path."""
         if not isinstance(image, np.ndarray):
-            image = decode_image(image)
+            image = decode_for_contract(image, self.contract)
         return self.predict_batch([image], top_k)[0]
 
     def __repr__(self) -> str:

@@ -16,9 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from edgecls.runtime.classifier import Classifier, Prediction
-from edgecls.runtime.decode import decode_image
 from edgecls.runtime.errors import EdgeclsError
-from edgecls.runtime.preprocess import preprocess
+from edgecls.runtime.preprocess import decode_for_contract, preprocess
 
 
 @dataclass
@@ -51,7 +50,7 @@ def default_workers() -> int:
 def _prepare(path: str, classifier: Classifier, keep_image: bool) -> _Prepared:
     t0 = time.perf_counter()
     try:
-        image = decode_image(path)
+        image = decode_for_contract(path, classifier.contract)
         t1 = time.perf_counter()
         tensor = preprocess(image, classifier.contract)
     except EdgeclsError as e:

@@ -10,12 +10,14 @@ where ``(h, w) = contract.input_size``; batches are ``float32[N, 3, h, w]``.
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Sequence
 
 import cv2
 import numpy as np
 from edgecls.runtime.contract import ModelContract
-from edgecls.runtime.decode import to_bgr_uint8
+from edgecls.runtime.decode import decode_image, to_bgr_uint8
 
 _CV2_INTERPOLATION = {
     "nearest": cv2.INTER_NEAREST,
@@ -115,3 +117,20 @@ def preprocess_batch(images: Sequence[np.ndarray], contract: ModelContract) -> n
     for i, image in enumerate(images):
         normalize(resize_to_contract(_as_bgr(image, f"image {i}"), contract), contract, out=batch[i])
     return batch
+
+
+def decode_floor(contract: ModelContract) -> tuple[int, int]:
+    """The smallest ``(h, w)`` a decoded image can have without the contract's resize turning into an upscale.
+
+    shorter_side_crop scales the image to cover ``input_size / crop_fraction``; stretch to ``input_size``.
+    Decoders may deliver anything at least this large (see :func:`edgecls.runtime.decode.decode_bytes`).
+    """
+    h, w = contract.input_size
+    if contract.resize_mode == "stretch":
+        return h, w
+    return math.ceil(h / contract.crop_fraction), math.ceil(w / contract.crop_fraction)
+
+
+def decode_for_contract(path: str | os.PathLike[str], contract: ModelContract) -> np.ndarray:
+    """Decode a file for inference under ``contract``: large JPEGs at reduced scale, never below the floor."""
+    return decode_image(path, decode_floor(contract))

@@ -1,8 +1,10 @@
 """ImageSet: an indexable labelled image collection, file-backed or in memory.
 
 Every stage consumes data through this small interface: ``len()``, ``classes``, ``label(i)``,
-``name(i)`` (file path or ``builtin:NAME/INDEX``) and ``load(i) -> uint8[H, W, 3]`` BGR, decoded with the
-runtime's single decoder so training sees what the device sees.
+``name(i)`` (file path or ``builtin:NAME/INDEX``) and ``load(i, min_size) -> uint8[H, W, 3]`` BGR, decoded with
+the runtime's single decoder so training sees what the device sees. Evaluation passes the contract's
+``decode_floor`` as ``min_size`` (large JPEGs decode at reduced scale, as on the device); training crops pass
+none (full resolution for random crops).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ class ImageSet:
     def name(self, index: int) -> str:
         raise NotImplementedError
 
-    def load(self, index: int) -> np.ndarray:
+    def load(self, index: int, min_size: tuple[int, int] | None = None) -> np.ndarray:
         """``uint8[H, W, 3]`` BGR; raises :class:`edgecls.runtime.errors.ImageDecodeError` for broken files."""
         raise NotImplementedError
 
@@ -54,8 +56,8 @@ class FileImageSet(ImageSet):
     def name(self, index: int) -> str:
         return str(self.paths[index])
 
-    def load(self, index: int) -> np.ndarray:
-        return decode_image(self.paths[index])
+    def load(self, index: int, min_size: tuple[int, int] | None = None) -> np.ndarray:
+        return decode_image(self.paths[index], min_size)
 
 
 @dataclass
@@ -76,8 +78,8 @@ class ArrayImageSet(ImageSet):
     def name(self, index: int) -> str:
         return f"{self.prefix}/{index}"
 
-    def load(self, index: int) -> np.ndarray:
-        return self.images[index]
+    def load(self, index: int, min_size: tuple[int, int] | None = None) -> np.ndarray:
+        return self.images[index]  # already decoded; min_size only saves decoding work
 
 
 class SubsetImageSet(ImageSet):
@@ -95,5 +97,5 @@ class SubsetImageSet(ImageSet):
     def name(self, index: int) -> str:
         return self.base.name(self.indices[index])
 
-    def load(self, index: int) -> np.ndarray:
-        return self.base.load(self.indices[index])
+    def load(self, index: int, min_size: tuple[int, int] | None = None) -> np.ndarray:
+        return self.base.load(self.indices[index], min_size)

@@ -13,7 +13,7 @@ import numpy as np
 from edgecls.data.imageset import ImageSet
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.errors import DataError, ImageDecodeError
-from edgecls.runtime.preprocess import preprocess_batch
+from edgecls.runtime.preprocess import decode_floor, preprocess_batch
 
 LogitsFn = Callable[[np.ndarray], np.ndarray]  # float32[N, 3, h, w] -> float32[N, C]
 
@@ -80,7 +80,7 @@ def iter_batches(
     labels: list[int] = []
     for i in range(len(images)):
         try:
-            buf.append(images.load(i))
+            buf.append(images.load(i, decode_floor(contract)))
         except ImageDecodeError as e:
             broken.append(str(e))
             continue

@@ -16,7 +16,7 @@ from edgecls.data.augment import AugmentConfig, augment
 from edgecls.data.imageset import ImageSet
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.errors import ImageDecodeError
-from edgecls.runtime.preprocess import preprocess
+from edgecls.runtime.preprocess import decode_floor, preprocess
 
 
 class ContractDataset(Dataset):
@@ -31,6 +31,7 @@ class ContractDataset(Dataset):
         self.contract = contract
         self.augment_cfg = augment_cfg
         self.seed = seed
+        self._floor = decode_floor(contract)
         self.epoch = 0  # set by the loop so augmentation is a pure function of (seed, epoch, index)
 
     def __len__(self) -> int:
@@ -38,7 +39,8 @@ class ContractDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor | None, int, str]:
         try:
-            img = self.images.load(index)
+            # Evaluation decodes as the device does; augmented training crops need every source pixel.
+            img = self.images.load(index, None if self.augment_cfg is not None else self._floor)
         except ImageDecodeError as e:
             return None, -1, str(e)
         if self.augment_cfg is not None:
