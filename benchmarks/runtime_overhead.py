@@ -6,7 +6,8 @@
    validation, dtype handling, softmax and top-k. Also the full ``predict(image)`` (preprocessing included)
    for reference.
 3. Folder throughput: batched inference with parallel decode (``classify_files``) vs a one-by-one loop
-   (``classify_files_sequential``) on real photos.
+   (``classify_files_sequential``) and vs a naive loop that decodes every JPEG at full size, on real photos,
+   with the cost components and the best speedup perfect overlap could give on this many cores.
 
 Model: MobileNetV2 width 1.0 at 224 px with random weights (exported here with torch, TorchScript exporter),
 the default edge model; images: crops of scikit-image's sample photos saved as 640x480 JPEGs.
@@ -197,39 +198,81 @@ def _rate(fn, n: int) -> float:
 
 
 def folder_throughput(model: Path, paths: list[Path], repeats: int) -> dict:
-    """One-by-one loops (default session, and without thread spinning) vs the batched parallel pipeline.
+    """One-by-one loops vs the batched parallel pipeline of ``edgecls run FOLDER``, plus the cost components.
 
-    The speedup is taken against the faster of the two one-by-one loops, so session tuning alone cannot
-    account for it.
+    Loops compared (interleaved, medians of ``repeats``):
+    - naive: full-resolution decode, preprocess, ``session.run`` per image (what a hand-written loop does);
+    - one-by-one: the same with edgecls's decoding (large JPEGs at reduced scale), default and no-spin session;
+    - batched: ``classify_files`` (decode threads + batches of 8, no-spin session), what ``edgecls run`` does.
+    The speedup over the faster one-by-one loop shows the batching/overlap alone; over naive, all of it.
+    The bound says what perfect overlap could give on this machine: one-by-one costs decode + infer(b1) per
+    image; batched at best spreads decode + infer(b8) x threads core-milliseconds over all cores.
     """
     from edgecls.runtime.classifier import Classifier
+    from edgecls.runtime.decode import decode_image
     from edgecls.runtime.folder_runner import classify_files, classify_files_sequential, default_workers
+    from edgecls.runtime.preprocess import decode_for_contract, preprocess
 
     default = Classifier(model, provider="cpu")
     nospin = Classifier(model, provider="cpu", spin=False)  # what `edgecls run` uses
     files = [str(p) for p in paths]
+
+    def naive() -> None:
+        for f in files:
+            default.classify(preprocess(decode_image(f), default.contract)[None], 5)
+
     for c in (default, nospin):
         list(classify_files(c, files[:16]))  # warm-up
-    seq, seq_nospin, par = [], [], []
-    for _ in range(repeats):  # interleaved so load changes on the shared machine hit all three
+    full, seq, seq_nospin, par = [], [], [], []
+    for _ in range(repeats):  # interleaved so load changes on the shared machine hit all of them
+        full.append(_rate(naive, len(files)))
         seq.append(_rate(lambda: list(classify_files_sequential(default, files)), len(files)))
         seq_nospin.append(_rate(lambda: list(classify_files_sequential(nospin, files)), len(files)))
         par.append(_rate(lambda: list(classify_files(nospin, files, batch_size=8)), len(files)))
     a = [r.predictions[0].index for r in classify_files_sequential(default, files[:16])]
     b = [r.predictions[0].index for r in classify_files(nospin, files[:16])]
     assert a == b, "batched and one-by-one results differ"
-    s, s2, p = (statistics.median(v) for v in (seq, seq_nospin, par))
+    n0, s, s2, p = (statistics.median(v) for v in (full, seq, seq_nospin, par))
+
+    # Components, single-threaded decode as in the loops: ms per image.
+    sample = files[: min(len(files), 16)]
+    t0 = time.perf_counter()
+    x1 = [preprocess(decode_for_contract(f, nospin.contract), nospin.contract) for f in sample]
+    dec = (time.perf_counter() - t0) * 1e3 / len(sample)
+    t0 = time.perf_counter()
+    for f in sample:
+        preprocess(decode_image(f), nospin.contract)
+    dec_full = (time.perf_counter() - t0) * 1e3 / len(sample)
+    batch8 = np.stack((x1 * 8)[:8])
+    inf1 = statistics.median(_ms(lambda: nospin.classify(batch8[:1], 5)) for _ in range(20))
+    inf8 = statistics.median(_ms(lambda: nospin.classify(batch8, 5)) for _ in range(8)) / 8
+    cores = os.cpu_count() or 1
+    threads = min(cores, 2)
+    bound = (dec + inf1) / max(inf8, (dec + inf8 * threads) / cores)
     return {
         "images": len(files),
         "batch_size": 8,
         "workers": default_workers(),
+        "naive_full_decode_one_by_one_images_per_s": round(n0, 2),
         "one_by_one_default_session_images_per_s": round(s, 2),
         "one_by_one_no_spin_images_per_s": round(s2, 2),
         "batched_parallel_images_per_s": round(p, 2),
         "speedup_vs_best_one_by_one": round(p / max(s, s2), 3),
         "speedup_vs_default_one_by_one": round(p / s, 3),
+        "speedup_vs_naive_full_decode_loop": round(p / n0, 3),
+        "decode_preprocess_ms_per_image": round(dec, 2),
+        "full_decode_preprocess_ms_per_image": round(dec_full, 2),
+        "infer_ms_per_image_batch1": round(inf1, 2),
+        "infer_ms_per_image_batch8": round(inf8, 2),
+        "perfect_overlap_bound_vs_one_by_one": round(bound, 3),
         "repeats": repeats,
     }
+
+
+def _ms(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t0) * 1e3
 
 
 def write_resized(paths: list[Path], folder: Path, size: tuple[int, int]) -> list[Path]:
@@ -302,8 +345,9 @@ def main() -> None:
         print(
             f"folder {size}: one-by-one {f['one_by_one_default_session_images_per_s']} / "
             f"{f['one_by_one_no_spin_images_per_s']} (no spin) img/s, batched+parallel "
-            f"{f['batched_parallel_images_per_s']} img/s = {f['speedup_vs_best_one_by_one']}x "
-            "vs the best loop"
+            f"{f['batched_parallel_images_per_s']} img/s = {f['speedup_vs_best_one_by_one']}x vs the best loop "
+            f"(bound {f['perfect_overlap_bound_vs_one_by_one']}x), {f['speedup_vs_naive_full_decode_loop']}x vs "
+            f"naive full-decode loop {f['naive_full_decode_one_by_one_images_per_s']} img/s"
         )
     print(f"wrote {out.relative_to(REPO)}")
 

@@ -154,3 +154,11 @@ def test_unreadable_training_images_are_skipped_named_and_counted(
     assert any("2 unreadable image(s) skipped" in m for m in messages)
     contract = json.loads((run / "contract.json").read_text())
     assert contract["resize_mode"] == "shorter_side_crop"  # folders default to the timm/torchvision eval crop
+
+
+def test_trainer_allocator_tuning_applies_on_glibc() -> None:
+    import platform
+
+    from edgecls.training.allocator import keep_freed_memory_for_reuse
+
+    assert keep_freed_memory_for_reuse() is (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc")
