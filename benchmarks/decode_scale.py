@@ -123,6 +123,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", type=Path, help="an .onnx classifier with an edgecls contract")
     ap.add_argument("--images", type=int, default=48, help="photos per size")
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results", help="results folder")
     ap.add_argument("--tag", help="result file tag (default: the data's name)")
     ap.add_argument("--labelled", help="use this built-in set's test split (e.g. builtin:shapes) and report accuracy")
     args = ap.parse_args()
@@ -164,9 +165,10 @@ def main() -> None:
             f"{row['input_mean_abs_diff_reduced_vs_full']}{agree}"
         )
     tag = args.tag or (args.labelled or "photos").replace("builtin:", "")
-    out = REPO / "benchmarks" / "results" / f"decode_scale_{tag}_{environment_slug(env)}.json"
+    args.out.mkdir(parents=True, exist_ok=True)
+    out = args.out / f"decode_scale_{tag}_{environment_slug(env)}.json"
     atomic_write_text(out, json.dumps(result, indent=2) + "\n")
-    print(f"wrote {out.relative_to(REPO)}")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
