@@ -29,6 +29,8 @@ Interpolation = Literal["nearest", "linear", "cubic", "area"]
 RESIZE_MODES: tuple[str, ...] = ("stretch", "shorter_side_crop")
 COLOR_ORDERS: tuple[str, ...] = ("RGB", "BGR")
 INTERPOLATIONS: tuple[str, ...] = ("nearest", "linear", "cubic", "area")
+JpegDecode = Literal["reduced", "full"]
+JPEG_DECODES: tuple[str, ...] = ("reduced", "full")
 
 #: Bounds that keep preprocessing's memory and arithmetic finite for any contract a file may carry: no
 #: classifier consumes more than 8192 px a side, and timm/torchvision crop fractions are 0.5-1.0.
@@ -60,6 +62,9 @@ class ModelContract:
     crop_fraction: float = 0.875  # shorter_side_crop: shorter side to size / crop_fraction, crop centre
     interpolation: Interpolation = "linear"
     output_kind: Literal["logits", "probabilities"] = "logits"
+    # "reduced": a JPEG at least 2x the resize floor decodes at 1/2-1/4-1/8 scale (libjpeg's scaled IDCT;
+    # edgecls trains/evaluates this way). "full": every pixel, for models whose accuracy was measured so.
+    jpeg_decode: JpegDecode = "reduced"
     schema_version: int = SCHEMA_VERSION
     # Free-form but conventional keys: arch, arch_kwargs, metrics, checkpoint_sha256, variant,
     # quantization {method, calibration, images, accuracy_fp32, accuracy_int8, nodes_kept_float, ...}.
@@ -112,6 +117,8 @@ class ModelContract:
             p.append(f"crop_fraction must be in [{MIN_CROP_FRACTION}, 1], got {self.crop_fraction}")
         if self.interpolation not in INTERPOLATIONS:
             p.append(f"interpolation must be one of {INTERPOLATIONS}, got {self.interpolation!r}")
+        if self.jpeg_decode not in JPEG_DECODES:
+            p.append(f"jpeg_decode must be one of {JPEG_DECODES}, got {self.jpeg_decode!r}")
         if self.output_kind not in ("logits", "probabilities"):
             p.append(f"output_kind must be logits or probabilities, got {self.output_kind!r}")
         return p

@@ -119,12 +119,15 @@ def preprocess_batch(images: Sequence[np.ndarray], contract: ModelContract) -> n
     return batch
 
 
-def decode_floor(contract: ModelContract) -> tuple[int, int]:
+def decode_floor(contract: ModelContract) -> tuple[int, int] | None:
     """The smallest ``(h, w)`` a decoded image can have without the contract's resize turning into an upscale.
 
     shorter_side_crop scales the image to cover ``input_size / crop_fraction``; stretch to ``input_size``.
     Decoders may deliver anything at least this large (see :func:`edgecls.runtime.decode.decode_bytes`).
+    None (decode every pixel) when the contract says ``jpeg_decode: full``.
     """
+    if contract.jpeg_decode == "full":
+        return None
     h, w = contract.input_size
     if contract.resize_mode == "stretch":
         return h, w

@@ -7,6 +7,8 @@ folder runner, evaluation) decodes the same way, so accuracy measured in trainin
 
 from __future__ import annotations
 
+import json
+
 import cv2
 import numpy as np
 import pytest
@@ -146,3 +148,31 @@ def _assert_same(results, expected) -> None:
     assert [[p.index for p in g] for g in got] == [[p.index for p in e] for e in expected]
     flat = [p.score for g in got for p in g]
     assert flat == pytest.approx([p.score for e in expected for p in e], abs=1e-6)
+
+
+def test_a_contract_can_ask_for_full_decoding(runtime_models: RuntimeModels, tmp_path) -> None:
+    """For a foreign model whose accuracy was measured on fully decoded images: ``--jpeg-decode full``."""
+    from edgecls.runtime.errors import ContractError
+    from fixtures_runtime import run_edgecls
+
+    full_contract = CONTRACT_224.replace(jpeg_decode="full")
+    assert decode_floor(full_contract) is None
+    assert ModelContract.from_json(full_contract.to_json()).jpeg_decode == "full"
+    assert ModelContract.from_dict({"labels": ["a", "b"], "input_size": [8, 8]}).jpeg_decode == "reduced"
+    with pytest.raises(ContractError, match="jpeg_decode"):
+        CONTRACT_224.replace(jpeg_decode="draft")
+
+    path = tmp_path / "big.jpg"
+    path.write_bytes(jpeg(photo(1920, 1080)))
+    clf = Classifier(runtime_models.cnn, provider="cpu", contract={"jpeg_decode": "full"})
+    assert clf.contract.jpeg_decode == "full"
+    assert clf.predict(path, top_k=3) == clf.predict(decode_image(path), top_k=3)
+
+    def top_score(*flags: str) -> float:
+        done = run_edgecls("run", str(runtime_models.cnn), str(path), "--json", "--top-k", "1", *flags)
+        assert done.returncode == 0, done.stderr
+        return float(json.loads(done.stdout)["top_k"][0]["score"])
+
+    reduced = Classifier(runtime_models.cnn, provider="cpu")
+    assert top_score() == pytest.approx(reduced.predict(path, top_k=1)[0].score, abs=1e-6)
+    assert top_score("--jpeg-decode", "full") == pytest.approx(clf.predict(path, top_k=1)[0].score, abs=1e-6)

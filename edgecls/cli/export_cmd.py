@@ -288,6 +288,7 @@ def _print_info(info: Any) -> None:
         ct.add_row("labels", labels)
         ct.add_row("input", f"{c['layout']} {c['input_size'][0]}x{c['input_size'][1]} {c['color_order']}")
         ct.add_row("resize", f"{c['resize_mode']} (crop {c['crop_fraction']}), {c['interpolation']}")
+        ct.add_row("JPEG decode", str(c.get("jpeg_decode", "reduced")))
         ct.add_row("values", f"x*{c['scale']:.6g}, mean {c['mean']}, std {c['std']}")
         for key, value in c.get("provenance", {}).items():
             ct.add_row(

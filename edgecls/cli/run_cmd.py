@@ -80,6 +80,7 @@ def contract_overrides(
     color_order: str | None = None,
     scale: float | None = None,
     output_kind: str | None = None,
+    jpeg_decode: str | None = None,
 ) -> dict[str, Any]:
     """Contract fields given on the command line (None values dropped)."""
     fields: dict[str, Any] = {
@@ -93,6 +94,7 @@ def contract_overrides(
         "color_order": color_order.upper() if color_order else None,
         "scale": scale,
         "output_kind": output_kind,
+        "jpeg_decode": jpeg_decode,
     }
     return {k: v for k, v in fields.items() if v is not None}
 
@@ -177,6 +179,12 @@ def run(
     output_kind: str | None = typer.Option(
         None, "--output-kind", help=_CONTRACT_HELP + " logits|probabilities."
     ),
+    jpeg_decode: str | None = typer.Option(
+        None,
+        "--jpeg-decode",
+        help="reduced (default: large JPEGs decode at 1/2-1/8 scale, never below what the resize needs) or "
+        "full (every pixel; for a foreign model whose accuracy was measured with full decoding).",
+    ),
 ) -> None:
     """Classify images, folders, videos, cameras and streams with an ONNX model (no PyTorch needed).
 
@@ -217,7 +225,8 @@ def run(
                 backoff,
                 read_timeout,
                 contract_overrides(
-                    labels, img_size, mean, std, resize, crop, interpolation, color_order, scale, output_kind
+                    labels, img_size, mean, std, resize, crop, interpolation, color_order, scale, output_kind,
+                    jpeg_decode,
                 ),
             )
         except KeyboardInterrupt:  # before the run loop started (model loading): nothing to flush
