@@ -325,6 +325,8 @@ def write_plot(result: BenchResult, path: str | os.PathLike[str], rows: Sequence
         ax2.set_xscale("log")
         ax2.set_xlabel("p50 latency per image, ms (log)")
         ax2.set_ylabel("top-1 accuracy, %")
+        lo = min(100 * (r.accuracy or 0) for r in scored)
+        ax2.set_ylim(max(0.0, lo - max(2.0, 0.1 * (100 - lo))), 100.5)  # accuracy cannot pass 100%
         ax2.set_title("speed vs accuracy")
     import textwrap
 
