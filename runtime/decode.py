@@ -24,6 +24,7 @@ Decisions (the same in training, export calibration and the runtime, since all o
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -64,50 +65,47 @@ def read_bytes(path: str | os.PathLike[str]) -> bytes:
         raise ImageDecodeError(f"{path}: cannot read ({e.strerror or e})") from e
 
 
-def jpeg_is_truncated(data: bytes) -> bool:
-    """True when a JPEG has no end-of-image marker after its first scan (the file was cut short).
+@dataclass(frozen=True)
+class JpegHeader:
+    """What one walk over a JPEG's header segments found."""
 
-    Walks the header segments by their lengths (so an EXIF thumbnail's own end marker is skipped) up to the
-    first start-of-scan, then looks for FF D9: entropy-coded data cannot contain it (every FF byte there is
-    stuffed as FF 00), so finding it means the image is complete even when other data follows it.
-    A header we cannot walk is left to libjpeg (False).
-    """
-    pos, n = 2, len(data)
+    walkable: bool  # False: a byte where a marker should be (left to libjpeg to judge)
+    size: tuple[int, int] | None  # (height, width) from the start-of-frame, as stored (before EXIF rotation)
+    scan_pos: int | None  # offset of the first start-of-scan marker; None if the headers end before it
+
+
+def read_jpeg_header(data: bytes) -> JpegHeader:
+    """Walk the header segments by their lengths (so an EXIF thumbnail's markers are skipped) to the first scan."""
+    pos, n, size = 2, len(data), None
     while pos + 4 <= n:
         if data[pos] != 0xFF:
-            return False
+            return JpegHeader(False, size, None)
         marker = data[pos + 1]
         if marker == 0xFF:  # fill byte before a marker
             pos += 1
             continue
         if marker == _JPEG_SOS:
-            return data.find(_JPEG_EOI, pos) < 0
+            return JpegHeader(True, size, pos)
         if marker in _JPEG_STANDALONE:
             pos += 2
             continue
+        if marker in _JPEG_SOF and size is None and pos + 9 <= n:
+            size = int.from_bytes(data[pos + 5 : pos + 7], "big"), int.from_bytes(data[pos + 7 : pos + 9], "big")
         pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
-    return True  # the headers end before any image data
+    return JpegHeader(True, size, None)
 
 
-def jpeg_size(data: bytes) -> tuple[int, int] | None:
-    """``(height, width)`` from a JPEG's start-of-frame header (as stored, before EXIF rotation), or None."""
-    pos, n = 2, len(data)
-    while pos + 4 <= n:
-        if data[pos] != 0xFF:
-            return None
-        marker = data[pos + 1]
-        if marker == 0xFF:
-            pos += 1
-            continue
-        if marker in _JPEG_SOF and pos + 9 <= n:
-            return int.from_bytes(data[pos + 5 : pos + 7], "big"), int.from_bytes(data[pos + 7 : pos + 9], "big")
-        if marker == _JPEG_SOS:
-            return None
-        if marker in _JPEG_STANDALONE:
-            pos += 2
-            continue
-        pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
-    return None
+def jpeg_is_truncated(data: bytes, header: JpegHeader | None = None) -> bool:
+    """True when a JPEG has no end-of-image marker after its first scan (the file was cut short).
+
+    Entropy-coded data cannot contain FF D9 (every FF byte there is stuffed as FF 00), so finding it after the
+    first start-of-scan means the image is complete even when other data follows it. A header we cannot walk
+    is left to libjpeg (False); headers that end before any image data are truncated.
+    """
+    header = header or read_jpeg_header(data)
+    if not header.walkable:
+        return False
+    return header.scan_pos is None or data.find(_JPEG_EOI, header.scan_pos) < 0
 
 
 def reduced_decode_flag(size: tuple[int, int], min_size: tuple[int, int]) -> int:
@@ -135,11 +133,11 @@ def decode_bytes(data: bytes, name: str = "<bytes>", min_size: tuple[int, int] |
         raise ImageDecodeError(f"{name}: empty file (0 bytes)")
     flag = cv2.IMREAD_COLOR
     if data[:2] == _JPEG_SOI:
-        if jpeg_is_truncated(data):
+        header = read_jpeg_header(data)
+        if jpeg_is_truncated(data, header):
             raise ImageDecodeError(f"{name}: truncated JPEG (no end-of-image marker)")
-        size = jpeg_size(data) if min_size is not None else None
-        if size is not None and min_size is not None:
-            flag = reduced_decode_flag(size, min_size)
+        if header.size is not None and min_size is not None:
+            flag = reduced_decode_flag(header.size, min_size)
     buf = np.frombuffer(data, dtype=np.uint8)
     try:
         image = cv2.imdecode(buf, flag)

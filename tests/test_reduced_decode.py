@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from edgecls.runtime.classifier import Classifier
 from edgecls.runtime.contract import ModelContract
-from edgecls.runtime.decode import decode_bytes, decode_image, jpeg_size, reduced_decode_flag
+from edgecls.runtime.decode import decode_bytes, decode_image, read_jpeg_header, reduced_decode_flag
 from edgecls.runtime.folder_runner import classify_files, classify_files_sequential
 from edgecls.runtime.preprocess import decode_floor, decode_for_contract, preprocess
 from fixtures_reliability import exif_rotated_jpeg
@@ -45,10 +45,10 @@ def test_decode_floor_is_what_the_resize_needs() -> None:
 
 
 def test_jpeg_size_reads_the_frame_header() -> None:
-    assert jpeg_size(jpeg(photo(640, 480))) == (480, 640)
+    assert read_jpeg_header(jpeg(photo(640, 480))).size == (480, 640)
     png = cv2.imencode(".png", photo(64, 48))[1].tobytes()
-    assert jpeg_size(png) is None
-    assert jpeg_size(b"\xff\xd8\xff") is None  # header cut short
+    assert read_jpeg_header(png).size is None
+    assert read_jpeg_header(b"\xff\xd8\xff").size is None  # header cut short
 
 
 @pytest.mark.parametrize(
