@@ -71,13 +71,14 @@ def measure(jpegs: list[bytes], labels: list[int], contract, classifier) -> dict
     reduced_shape = None
     for data in jpegs:
         t0 = time.perf_counter()
-        a = preprocess(decode_bytes(data), contract)
+        full = decode_bytes(data)
+        a = preprocess(full, contract)
         t1 = time.perf_counter()
         img = decode_bytes(data, "photo.jpg", floor)
         b = preprocess(img, contract)
         t2 = time.perf_counter()
         reduced_shape = img.shape[:2]
-        ref = preprocess(decode_bytes(data), area)
+        ref = preprocess(full, area)
         t_full.append((t1 - t0) * 1e3)
         t_red.append((t2 - t1) * 1e3)
         d_full.append(float(np.abs(a - b).mean()))

@@ -78,9 +78,10 @@ def iter_batches(
     """Yield (float32[B, 3, h, w], int64[B] data-class labels); unreadable images go to ``broken``."""
     buf: list[np.ndarray] = []
     labels: list[int] = []
+    floor = decode_floor(contract)
     for i in range(len(images)):
         try:
-            buf.append(images.load(i, decode_floor(contract)))
+            buf.append(images.load(i, floor))
         except ImageDecodeError as e:
             broken.append(str(e))
             continue
