@@ -139,6 +139,7 @@ class PreprocessFlags:
     interpolation: str = "linear"
     color_order: str = "RGB"
     scale: float = 1.0 / 255.0
+    jpeg_decode: str = "reduced"  # "full" for a model whose accuracy was measured on fully decoded JPEGs
 
     def contract(self, labels: list[str], provenance: dict[str, Any] | None = None) -> ModelContract:
         size = (self.img_size, self.img_size) if isinstance(self.img_size, int) else self.img_size
@@ -152,6 +153,7 @@ class PreprocessFlags:
             resize_mode=self.resize,  # type: ignore[arg-type]
             crop_fraction=self.crop,
             interpolation=self.interpolation,  # type: ignore[arg-type]
+            jpeg_decode=self.jpeg_decode,  # type: ignore[arg-type]
             provenance=provenance or {},
         )
 

@@ -161,3 +161,4 @@ def test_module_factory_and_flags(tmp_path):
         build_user_model("edgecls.models.simple_cnn:SimpleCNN")  # needs num_classes: calling fails
     c = PreprocessFlags(img_size=64).contract(["a", "b"])
     assert c.input_size == (64, 64) and c.resize_mode == "shorter_side_crop"
+    assert c.jpeg_decode == "reduced"

@@ -189,6 +189,8 @@ def test_quantize_foreign_model_needs_flags(outlier_model, tmp_path, capsys):
             "32",
             "--resize",
             "stretch",
+            "--jpeg-decode",
+            "full",
             "--max-drop",
             "100",
         ],
@@ -197,6 +199,7 @@ def test_quantize_foreign_model_needs_flags(outlier_model, tmp_path, capsys):
     assert code == 0, err
     c = read_contract_file(tmp_path / "foreign.int8.onnx")
     assert c.labels == ("a", "b", "c", "d") and c.provenance["variant"] == "int8"
+    assert c.jpeg_decode == "full"  # measured elsewhere on fully decoded images: the contract keeps it
 
 
 def test_calibration_folder_without_readable_images(tmp_path):

@@ -64,6 +64,7 @@ def _flags(
     crop: float,
     interpolation: str,
     color_order: str,
+    jpeg_decode: str,
 ) -> Any:
     from edgecls.export.byo_model import PreprocessFlags
     from edgecls.runtime.errors import EdgeclsError
@@ -76,6 +77,7 @@ def _flags(
         "crop": crop,
         "interpolation": interpolation,
         "color_order": color_order.upper(),
+        "jpeg_decode": jpeg_decode,
     }
     for name, value in (("mean", _floats3(mean, "--mean")), ("std", _floats3(std, "--std"))):
         if value is not None:
@@ -103,6 +105,9 @@ ResizeOpt = Annotated[str, typer.Option(help="stretch or shorter_side_crop.")]
 CropOpt = Annotated[float, typer.Option(help="Crop fraction for shorter_side_crop.")]
 InterpOpt = Annotated[str, typer.Option(help="nearest, linear, cubic or area.")]
 ColorOpt = Annotated[str, typer.Option(help="Channel order the model expects: RGB or BGR.")]
+JpegDecodeOpt = Annotated[
+    str, typer.Option(help="reduced (large JPEGs at 1/2-1/8 scale) or full (as the model was measured).")
+]
 MaxDropOpt = Annotated[float, typer.Option(min=0.0, help="Accuracy budget: max top-1 drop in points.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the report as one JSON line on stdout.")]
 
@@ -140,6 +145,7 @@ def export_command(
     crop: CropOpt = 0.875,
     interpolation: InterpOpt = "linear",
     color_order: ColorOpt = "RGB",
+    jpeg_decode: JpegDecodeOpt = "reduced",
     json_out: JsonOpt = False,
 ) -> None:
     from edgecls.export.export_run import ExportOptions, export_checkpoint
@@ -166,7 +172,7 @@ def export_command(
             raise EdgeclsError("give either a run/checkpoint or --model, not both")
         if labels is None:
             raise EdgeclsError("--model needs --labels FILE (one label per model output)")
-        flags = _flags(img_size, mean, std, resize, crop, interpolation, color_order)
+        flags = _flags(img_size, mean, std, resize, crop, interpolation, color_order, jpeg_decode)
         report = export_user_model(model, weights, labels, flags, options, log)
     elif run is None:
         raise EdgeclsError(
@@ -199,6 +205,7 @@ def quantize_command(
     crop: CropOpt = 0.875,
     interpolation: InterpOpt = "linear",
     color_order: ColorOpt = "RGB",
+    jpeg_decode: JpegDecodeOpt = "reduced",
     json_out: JsonOpt = False,
 ) -> None:
     from edgecls.export.byo_model import read_labels
@@ -211,7 +218,7 @@ def quantize_command(
     log = _logger(json_out)
     contract = None
     if labels is not None:
-        contract = _flags(img_size, mean, std, resize, crop, interpolation, color_order).contract(
+        contract = _flags(img_size, mean, std, resize, crop, interpolation, color_order, jpeg_decode).contract(
             read_labels(labels), {"source": "foreign-onnx", "arch": model.name}
         )
     else:
