@@ -22,7 +22,7 @@ ENGINE_ORT = "onnxruntime"
 ENGINE_OPENCV = "opencv-dnn"
 ENGINE_TORCH = "pytorch-eager"
 CPU_PROVIDER = "CPUExecutionProvider"
-ORT_LOADER = "edgecls.runtime.bench:load_onnxruntime"
+ORT_LOADER = "edgecls.runtime.bench_measure:load_onnxruntime"
 
 
 class BenchError(EdgeclsError):
