@@ -7,9 +7,7 @@ the uninterrupted run would have.
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -23,19 +21,17 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from edgecls.data import DataSplits, load_data
-from edgecls.evaluation.metrics import classification_metrics
 from edgecls.models import build_model
 from edgecls.models.registry import arch_kwargs as full_arch_kwargs
-from edgecls.runtime.atomic import atomic_write_text
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.errors import DataError, EdgeclsError
 from edgecls.training.allocator import keep_freed_memory_for_reuse
 from edgecls.training.checkpoint import load_checkpoint, save_checkpoint
 from edgecls.training.config import TrainConfig
 from edgecls.training.distributed import DistContext, barrier, broadcast_flag, init_distributed, shutdown
+from edgecls.training.evaluate_run import Logger, finish_run, predict_logits
+from edgecls.training.run_dir import prepare_run_dir, write_history, write_json
 from edgecls.training.torch_data import ContractDataset, collate_skipping_broken
-
-Logger = Callable[[str], None]
 
 
 @dataclass
@@ -90,21 +86,6 @@ def _optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     raise EdgeclsError(f"unknown optimizer {config.optimizer!r}; choose adamw or sgd")
 
 
-@torch.no_grad()
-def predict_logits(model: nn.Module, loader: DataLoader, broken: set[str]) -> tuple[np.ndarray, np.ndarray]:
-    """-> (float32[N, C] logits, int64[N] labels) over the loader, skipping broken files."""
-    model.eval()
-    logits, labels = [], []
-    for x, y, bad in loader:
-        broken.update(bad)
-        if len(y):
-            logits.append(model(x.contiguous(memory_format=torch.channels_last)).float().numpy())
-            labels.append(y.numpy())
-    if not logits:
-        return np.zeros((0, 0), np.float32), np.zeros(0, np.int64)
-    return np.concatenate(logits), np.concatenate(labels)
-
-
 def _softmax_xent(logits: np.ndarray, labels: np.ndarray) -> float:
     if len(labels) == 0:
         return float("nan")
@@ -144,34 +125,6 @@ def _train_epoch(
     return EpochStats(total_loss / max(seen, 1), correct / max(seen, 1), seen)
 
 
-def _prepare_out(out: Path, resume: bool) -> None:
-    if (out / "last.pt").exists() and not resume:
-        raise EdgeclsError(
-            f"{out} already holds a training run; pass --resume to continue it or choose another --out"
-        )
-    if resume and not (out / "last.pt").exists():
-        raise EdgeclsError(f"{out}: nothing to resume (no last.pt)")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise EdgeclsError(f"cannot create output directory {out}: {e.strerror or e}") from e
-    if not os.access(out, os.W_OK):
-        raise EdgeclsError(f"output directory {out} is not writable")
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
-
-
-def _write_history(out: Path, history: list[dict[str, Any]]) -> None:
-    _write_json(out / "history.json", history)
-    cols = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"]
-    lines = [",".join(cols)] + [
-        ",".join(f"{h[c]:.6g}" if isinstance(h[c], float) else str(h[c]) for c in cols) for h in history
-    ]
-    atomic_write_text(out / "history.csv", "\n".join(lines) + "\n")
-
-
 def _default_logger(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -189,7 +142,7 @@ def train(config: TrainConfig, log: Logger | None = None, show_progress: bool = 
 def _train(config: TrainConfig, ctx: DistContext, log: Logger, show_progress: bool) -> Path:
     out = Path(config.out)
     if ctx.is_main:
-        _prepare_out(out, config.resume)
+        prepare_run_dir(out, config.resume)
     barrier(ctx)
     splits = load_data(
         config.data, seed=config.seed, val_fraction=config.val_fraction, test_fraction=config.test_fraction
@@ -241,9 +194,9 @@ def _train(config: TrainConfig, ctx: DistContext, log: Logger, show_progress: bo
     )
     broken: set[str] = set()
     if ctx.is_main:
-        _write_json(out / "config.json", config.to_dict())
-        _write_json(out / "contract.json", contract.to_dict())
-        _write_json(out / "split.json", splits.info)
+        write_json(out / "config.json", config.to_dict())
+        write_json(out / "contract.json", contract.to_dict())
+        write_json(out / "split.json", splits.info)
         log(
             f"training {config.arch} on {config.data}: {len(splits.train)} train / {len(splits.val)} val / "
             f"{len(splits.test)} test images, {contract.num_classes} classes, {contract.input_size[0]} px"
@@ -330,7 +283,7 @@ def _train(config: TrainConfig, ctx: DistContext, log: Logger, show_progress: bo
                         out / "best.pt", {**payload, "optimizer_state": None, "scheduler_state": None}
                     )
                 save_checkpoint(out / "last.pt", payload)  # last: the resume point, written after best
-                _write_history(out, history)
+                write_history(out, history)
                 msg = (
                     f"epoch {epoch + 1:>3}/{config.epochs}  loss {stats.loss:.4f}  train {100 * stats.acc:5.2f}%  "
                     f"val {100 * val_acc:5.2f}%  ({row['seconds']:.1f}s){'  *best' if improved else ''}"
@@ -348,7 +301,7 @@ def _train(config: TrainConfig, ctx: DistContext, log: Logger, show_progress: bo
         if progress:
             progress.stop()
     if ctx.is_main:
-        _finish_run(out, contract, splits, history, broken, log)
+        finish_run(out, contract, splits, history, broken, log)
     barrier(ctx)
     return out
 
@@ -373,60 +326,3 @@ def _stderr_console() -> Any:
     from rich.console import Console
 
     return Console(stderr=True)
-
-
-def _finish_run(
-    out: Path,
-    contract: ModelContract,
-    splits: DataSplits,
-    history: list[dict[str, Any]],
-    broken: set[str],
-    log: Logger,
-) -> None:
-    """Evaluate the best checkpoint on the test split, write plots and put the metrics into the contract."""
-    from edgecls.evaluation.plots import plot_confusion, plot_training_curves
-
-    best = load_checkpoint(out / "best.pt")
-    model = best.build_model().to(memory_format=torch.channels_last)
-    test_loader = DataLoader(
-        ContractDataset(splits.test, contract), batch_size=256, collate_fn=collate_skipping_broken
-    )
-    logits, labels = predict_logits(model, test_loader, broken)
-    metrics = classification_metrics(logits, labels, contract.labels)
-    summary = {
-        "test_top1": metrics.top1,
-        "test_top5": metrics.top5,
-        "val_top1": best.raw["best_metric"],
-        "best_epoch": int(best.raw["epoch"]),
-        "epochs_run": len(history),
-        "test_images": metrics.n,
-        "skipped_images": len(broken),
-    }
-    final_contract = contract.with_provenance(metrics=summary)
-    save_checkpoint(
-        out / "best.pt",
-        {
-            **{k: v for k, v in best.raw.items() if k not in ("format", "format_version")},
-            "contract": final_contract.to_dict(),
-        },
-    )
-    _write_json(out / "contract.json", final_contract.to_dict())
-    (out / "eval").mkdir(exist_ok=True)
-    _write_json(out / "eval" / "metrics.json", metrics.to_dict())
-    plot_confusion(
-        metrics.confusion,
-        contract.labels,
-        out / "eval" / "confusion.png",
-        title=f"Test confusion, top-1 {100 * metrics.top1:.2f}%",
-    )
-    if history:
-        plot_training_curves(history, out / "curves.png")
-    _write_json(out / "summary.json", summary)
-    for name in sorted(broken):
-        log(f"warning: skipped unreadable image: {name}")
-    if broken:
-        log(f"warning: {len(broken)} unreadable image(s) skipped")
-    log(
-        f"test top-1 {100 * metrics.top1:.2f}% on {metrics.n} images (best epoch {summary['best_epoch'] + 1}); "
-        f"run saved in {out}"
-    )
