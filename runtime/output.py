@@ -271,17 +271,17 @@ class CsvSink(_Quiet):
             raise EdgeclsError(f"--csv {self.path}: cannot write ({e.strerror or e})") from e
 
 
-def annotate(image: np.ndarray, preds: list[Prediction], fps: float | None = None) -> np.ndarray:
-    """A copy of ``uint8[H, W, 3]`` BGR with the top label and score (and FPS) drawn in the corner."""
+def annotate(image: np.ndarray, preds: list[Prediction], fps: float | None = None, lines: int = 1) -> np.ndarray:
+    """A copy of ``uint8[H, W, 3]`` BGR with the best ``lines`` labels and scores (and FPS) in the corner."""
     out = image.copy()
     h, w = out.shape[:2]
     scale = max(0.4, min(w, h) / 640.0)
     thick = max(1, int(round(scale * 2)))
-    lines = [f"{preds[0].label} {preds[0].score:.2f}"] if preds else []
+    texts = [f"{p.label} {p.score:.2f}" for p in preds[:lines]]
     if fps is not None:
-        lines.append(f"{fps:.1f} FPS")
+        texts.append(f"{fps:.1f} FPS")
     y = 0
-    for text in lines:
+    for text in texts:
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
         y += th + base + 4
         cv2.rectangle(out, (0, y - th - base - 4), (tw + 8, y + 2), (0, 0, 0), -1)

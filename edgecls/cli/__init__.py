@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from edgecls.cli import bench_cmd, demo_cmd, export_cmd, run_cmd, train_cmd
+from edgecls.cli import batch_cmd, bench_cmd, demo_cmd, export_cmd, run_cmd, serve_cmd, train_cmd
 
 app = typer.Typer(
     name="edgecls",
@@ -22,19 +22,20 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 
-for _module in (train_cmd, export_cmd, run_cmd, bench_cmd, demo_cmd):
+for _module in (train_cmd, export_cmd, run_cmd, batch_cmd, serve_cmd, bench_cmd, demo_cmd):
     _module.register(app)
 
 
 def main() -> None:
-    """Console entry point: edgecls errors become one line on stderr (exit 2); Ctrl-C exits 130."""
+    """Console entry point: edgecls errors become one line on stderr (exit 2, or the error's own
+    ``exit_status``: 3 for an int8 model over its accuracy budget); Ctrl-C exits 130."""
     from edgecls.runtime.errors import EdgeclsError
 
     try:
         app()
     except EdgeclsError as e:
         print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(getattr(e, "exit_status", 2))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)

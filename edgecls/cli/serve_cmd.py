@@ -1,0 +1,117 @@
+"""``edgecls serve``: the Classifier as a small HTTP service with a live page (needs the ``serve`` extra).
+
+Exit status: 0 after a clean stop (SIGTERM or Ctrl-C: no new connections, requests in flight finished),
+2 when it could not start (model, flags, a non-loopback bind without --token, a busy port).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+
+
+def _live_source(camera: int | None, source: str | None):  # -> SourceSpec | None (imported lazily)
+    from edgecls.runtime.errors import EdgeclsError
+    from edgecls.runtime.sources import camera_source, expand_one
+
+    if camera is not None and source is not None:
+        raise EdgeclsError("give either --camera N or --source URL|FILE, not both")
+    if camera is not None:
+        return camera_source(camera)
+    if source is None:
+        return None
+    specs, problems = expand_one(source)
+    if problems:
+        raise EdgeclsError(problems[0].error)
+    if len(specs) != 1 or specs[0].kind == "image":
+        raise EdgeclsError(f"--source {source}: needs one video file, camera or stream URL (post images to "
+                           "/v1/classify instead)")
+    return specs[0]
+
+
+def serve(
+    model: Path = typer.Argument(..., help="ONNX model (fp32, fp16 or int8) with an edgecls contract."),
+    camera: int | None = typer.Option(None, "--camera", help="Classify this camera continuously."),
+    source: str | None = typer.Option(
+        None, "--source", help="Classify this stream URL or video file continuously (files loop)."
+    ),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; not loopback needs --token."),
+    port: int = typer.Option(8000, "--port", min=0, max=65535, help="TCP port (0: any free port)."),
+    provider: str = typer.Option("auto", "--provider", "-p", help="auto, cpu, cuda, tensorrt, openvino, ..."),
+    threads: int | None = typer.Option(None, "--threads", min=1, help="onnxruntime intra-op threads."),
+    token: str | None = typer.Option(
+        None, "--token", envvar="EDGECLS_TOKEN", help="Bearer token every /v1 route requires (or EDGECLS_TOKEN)."
+    ),
+    insecure: bool = typer.Option(False, "--insecure", help="Allow a non-loopback bind without a token."),
+    top_k: int = typer.Option(3, "--top-k", "-k", min=1, help="Classes per result unless ?top_k= asks."),
+    max_batch: int = typer.Option(8, "--max-batch", min=1, help="Images per model call."),
+    max_wait_ms: float = typer.Option(
+        2.0, "--max-wait-ms", min=0.0, help="How long a batch may wait for requests already arriving."
+    ),
+    max_queue: int = typer.Option(256, "--max-queue", min=1, help="Images waiting before requests get 503."),
+    max_body_mb: float = typer.Option(20.0, "--max-body-mb", min=0.001, help="Largest request body."),
+    max_pixels: int = typer.Option(
+        40_000_000, "--max-pixels", min=1, help="Largest declared width x height (checked before decoding)."
+    ),
+    request_timeout: float = typer.Option(30.0, "--request-timeout", min=0.01, help="Seconds per request."),
+    drain_timeout: float = typer.Option(30.0, "--drain-timeout", min=0.0, help="SIGTERM: seconds to finish."),
+    decode_threads: int = typer.Option(2, "--decode-threads", min=1, help="Uploads decoded in parallel."),
+    labels: str | None = typer.Option(None, "--labels", help="Labels for a model without a contract."),
+    img_size: str | None = typer.Option(None, "--img-size", help="Input size for a model without a contract."),
+) -> None:
+    """Serve a model over HTTP: POST images to /v1/classify, open / for the live page.
+
+    Routes: POST /v1/classify (raw image or multipart, ?top_k=), GET /v1/model, /v1/latest, /v1/stream (MJPEG),
+    /v1/events (server-sent events), /healthz, /readyz, /metrics (Prometheus), / (the page).
+
+    Examples:
+      edgecls serve model.int8.onnx
+      edgecls serve model.int8.onnx --camera 0
+      edgecls serve model.int8.onnx --source rtsp://127.0.0.1:8554/cam --host 0.0.0.0 --token "$TOKEN"
+      curl -H 'Content-Type: image/jpeg' --data-binary @photo.jpg http://127.0.0.1:8000/v1/classify
+    """
+    from edgecls.runtime.errors import MissingExtraError
+
+    try:
+        import multipart  # noqa: F401  (python-multipart)
+        import PIL  # noqa: F401
+        import prometheus_client  # noqa: F401
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as e:
+        raise MissingExtraError(f"edgecls serve needs the serve extra ({e.name} is missing): "
+                                "pip install 'edgecls[serve]'") from e
+    # OpenCV reads its pixel ceiling when it loads: formats Pillow cannot size get the same limit from it.
+    os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(max_pixels))
+
+    import warnings
+
+    from edgecls.cli.run_cmd import contract_overrides
+    from edgecls.runtime.classifier import Classifier
+    from edgecls.runtime.live import quiet_backend_logs
+    from edgecls.runtime.serve.server import serve_forever
+    from edgecls.runtime.serve.settings import ServeSettings, check_bind
+
+    settings = ServeSettings(
+        host=host, port=port, token=token, insecure=insecure, top_k=top_k, max_batch=max_batch,
+        max_wait_ms=max_wait_ms, max_queue=max_queue, max_body_bytes=int(max_body_mb * 1024 * 1024),
+        max_pixels=max_pixels, request_timeout_s=request_timeout, drain_timeout_s=drain_timeout,
+        decode_threads=decode_threads,
+    )
+    check_bind(settings)  # before the model loads: a refused bind costs nothing
+    live = _live_source(camera, source)
+    quiet_backend_logs()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        # No spinning: decode threads and the capture thread need the cores between model calls.
+        clf = Classifier(model, provider=provider, threads=threads,
+                         contract=contract_overrides(labels, img_size) or None, spin=False)
+    for w in caught:
+        typer.echo(f"warning: {w.message}", err=True)
+    serve_forever(clf, settings, live)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve", no_args_is_help=True)(serve)

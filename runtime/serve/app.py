@@ -1,0 +1,319 @@
+"""The HTTP routes of ``edgecls serve`` (Starlette): classify uploads, describe the model, show a live source.
+
+- ``POST /v1/classify[?top_k=K]``: a raw image body (``image/*``, ``application/octet-stream``) or multipart;
+  returns the row ``edgecls run --json`` prints: ``{"source", "top_k": [{"label", "index", "score"}], "latency_ms"}``.
+- ``GET /v1/model``: contract, variant, providers requested and really used, limits, live source status.
+- ``GET /v1/latest``: the newest live result (``age_ms``: frame capture to now).
+- ``GET /v1/stream``: MJPEG of the newest frames with the top-k drawn on them.
+- ``GET /v1/events``: server-sent events, one per live result (``age_ms``: frame capture to result).
+- ``GET /healthz``, ``/readyz`` (503 while draining), ``/metrics`` (Prometheus text), ``/`` (the page).
+
+Every ``/v1`` route requires the bearer token when one is set (``Authorization: Bearer T``; browsers' ``<img>``
+and ``EventSource`` cannot send headers, so ``?token=T`` is accepted too). Every refusal is JSON
+``{"error": "<one line naming the problem>", "kind": "<kind>"}`` with a 4xx status (503/504 when overloaded or
+too slow), counted in ``edgecls_errors{kind}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import time
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from edgecls.runtime.classifier import Classifier, InferenceError
+from edgecls.runtime.runner import Record
+from edgecls.runtime.serve.batcher import DynamicBatcher, ServerBusy
+from edgecls.runtime.serve.live_feed import LiveFeed
+from edgecls.runtime.serve.metrics import ServeMetrics
+from edgecls.runtime.serve.settings import ServeSettings
+from edgecls.runtime.serve.uploads import ApiError, parse_top_k, prepare_upload, read_upload
+from edgecls.runtime.sources import SourceSpec
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+ROUTES = ("/", "/v1/classify", "/v1/model", "/v1/latest", "/v1/stream", "/v1/events", "/healthz", "/readyz",
+          "/metrics")
+MJPEG_BOUNDARY = "frame"
+
+
+@dataclass
+class ServeState:
+    """Everything the routes share; ``draining`` is set on SIGTERM so endless streams end."""
+
+    clf: Classifier
+    settings: ServeSettings
+    batcher: DynamicBatcher
+    metrics: ServeMetrics
+    decode_pool: ThreadPoolExecutor
+    feed: LiveFeed | None = None
+    draining: bool = False
+    started: float = field(default_factory=time.monotonic)
+
+
+def _error(status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message, "kind": kind}, status_code=status, headers=headers)
+
+
+def _state(request: Request) -> ServeState:
+    return request.app.state.serve
+
+
+class GuardAndCount:
+    """Pure ASGI middleware: the bearer token on /v1 routes, and the request counter by route and status."""
+
+    def __init__(self, app: ASGIApp, state: ServeState) -> None:
+        self.app = app
+        self.state = state
+        token = state.settings.token
+        self.token = token.encode() if token else None
+
+    def _authorized(self, scope: Scope) -> bool:
+        assert self.token is not None
+        for key, value in scope.get("headers", []):
+            if key == b"authorization" and value[:7].lower() == b"bearer ":
+                return hmac.compare_digest(value[7:].strip(), self.token)
+        query = Request(scope).query_params.get("token")
+        return query is not None and hmac.compare_digest(query.encode(), self.token)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        status = 500
+
+        async def counting_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            if path.startswith("/v1/") and self.token is not None and not self._authorized(scope):
+                self.state.metrics.errors.labels("unauthorized").inc()
+                response = _error(401, "unauthorized", "missing or wrong token: send 'Authorization: Bearer TOKEN'",
+                                  {"WWW-Authenticate": 'Bearer realm="edgecls"'})
+                await response(scope, receive, counting_send)
+            else:
+                await self.app(scope, receive, counting_send)
+        finally:
+            route = path if path in ROUTES else "other"
+            self.state.metrics.requests.labels(route, str(status)).inc()
+
+
+# --- classify ------------------------------------------------------------------------------------------------
+async def _classify_one(state: ServeState, request: Request, top_k: int) -> dict[str, Any]:
+    expectation = state.batcher.expect()  # lets a forming batch wait for this request (see batcher)
+    try:
+        name, data = await read_upload(request, state.settings.max_body_bytes)
+        t0 = time.perf_counter()
+        x = await asyncio.get_running_loop().run_in_executor(
+            state.decode_pool, prepare_upload, data, name, state.clf.contract, state.settings.max_pixels
+        )
+        prep_ms = (time.perf_counter() - t0) * 1e3
+        try:
+            future = state.batcher.submit(x, top_k, expectation)
+        except ServerBusy as e:
+            raise ApiError(503, "busy", str(e)) from e
+        try:
+            result = await asyncio.wrap_future(future)
+        except InferenceError as e:
+            raise ApiError(500, "inference_failed", str(e)) from e
+    finally:
+        expectation.withdraw()
+    return Record(name, result.predictions, prep_ms + result.infer_ms).to_dict()
+
+
+async def classify(request: Request) -> Response:
+    state = _state(request)
+    t0 = time.perf_counter()
+    top_k = parse_top_k(request.query_params.get("top_k"), state.settings.top_k)
+    state.metrics.in_flight.inc()
+    try:
+        row = await asyncio.wait_for(_classify_one(state, request, top_k), state.settings.request_timeout_s)
+    except asyncio.TimeoutError as e:
+        raise ApiError(504, "timeout", f"no result within {state.settings.request_timeout_s:g} s "
+                                       "(--request-timeout)") from e
+    finally:
+        state.metrics.in_flight.dec()
+    state.metrics.latency.observe(time.perf_counter() - t0)
+    return JSONResponse(row)
+
+
+# --- model and health ----------------------------------------------------------------------------------------
+async def model_info(request: Request) -> Response:
+    state = _state(request)
+    clf, s = state.clf, state.settings
+    contract = clf.contract
+    return JSONResponse({
+        "model": Path(clf.name).name,
+        "variant": contract.provenance.get("variant"),
+        "contract": contract.to_dict(),
+        "providers": {"requested": clf.info.requested, "used": clf.info.used, "fallback": clf.info.fallback},
+        "batch": clf.fixed_batch or "dynamic",
+        "serving": {"max_batch": s.max_batch, "max_wait_ms": s.max_wait_ms, "max_queue": s.max_queue,
+                    "max_body_bytes": s.max_body_bytes, "max_pixels": s.max_pixels,
+                    "request_timeout_s": s.request_timeout_s, "top_k": s.top_k, "auth": s.token is not None},
+        "live": state.feed.status() if state.feed else None,
+    })
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok", "uptime_s": round(time.monotonic() - _state(request).started, 3)})
+
+
+async def readyz(request: Request) -> Response:
+    state = _state(request)
+    if state.draining:
+        return _error(503, "draining", "shutting down: finishing the requests in flight")
+    if not state.batcher.alive:
+        return _error(503, "not_ready", "the model worker is not running")
+    return JSONResponse({"ready": True, "live": state.feed.status() if state.feed else None})
+
+
+async def metrics(request: Request) -> Response:
+    body, content_type = _state(request).metrics.render()
+    return Response(body, media_type=content_type)
+
+
+# --- live source ---------------------------------------------------------------------------------------------
+def _feed(state: ServeState) -> LiveFeed:
+    if state.feed is None:
+        raise ApiError(404, "no_live_source", "this server has no live source (start it with --camera N or "
+                                              "--source URL|FILE)")
+    return state.feed
+
+
+async def latest(request: Request) -> Response:
+    state = _state(request)
+    feed = _feed(state)
+    result = feed.latest
+    if result is None:
+        why = f" ({feed.error})" if feed.error else ""
+        raise ApiError(503, "no_result_yet", f"{feed.spec.name}: no result yet{why}")
+    row = result.record.to_dict()
+    row["age_ms"] = round((time.monotonic() - result.captured) * 1e3, 3)  # how old the frame is as you read it
+    return JSONResponse(row)
+
+
+async def stream(request: Request) -> Response:
+    state = _state(request)
+    feed = _feed(state)
+
+    async def frames() -> AsyncIterator[bytes]:
+        seq = 0
+        loop = asyncio.get_running_loop()
+        while not state.draining:
+            result = await feed.wait_newer(seq, 1.0)
+            if result is None:
+                continue
+            seq = result.seq
+            jpeg = await loop.run_in_executor(state.decode_pool, feed.jpeg, result)
+            head = f"--{MJPEG_BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
+            yield head.encode() + jpeg + b"\r\n"
+
+    return StreamingResponse(frames(), media_type=f"multipart/x-mixed-replace; boundary={MJPEG_BOUNDARY}",
+                             headers={"Cache-Control": "no-store"})
+
+
+async def events(request: Request) -> Response:
+    state = _state(request)
+    feed = _feed(state)
+
+    async def results() -> AsyncIterator[bytes]:
+        seq = 0
+        yield b"retry: 1000\n\n"
+        while not state.draining:
+            result = await feed.wait_newer(seq, 10.0)
+            if result is None:
+                yield b": keep-alive\n\n"
+                continue
+            seq = result.seq
+            yield f"id: {seq}\ndata: {json.dumps(result.record.to_dict())}\n\n".encode()
+
+    return StreamingResponse(results(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+# --- the page --------------------------------------------------------------------------------------------------
+_PAGE = resources.files("edgecls.runtime.serve").joinpath("static/index.html")
+
+
+async def page(request: Request) -> Response:
+    return HTMLResponse(_PAGE.read_text(encoding="utf-8"), headers={"Cache-Control": "no-store"})
+
+
+# --- errors ----------------------------------------------------------------------------------------------------
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    _state(request).metrics.errors.labels(exc.kind).inc()
+    return _error(exc.status, exc.kind, str(exc))
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    _state(request).metrics.errors.labels(kind).inc()
+    return _error(exc.status_code, kind, f"{request.method} {request.url.path}: {exc.detail}")
+
+
+def build_app(
+    clf: Classifier, settings: ServeSettings, live: SourceSpec | None = None
+) -> tuple[Starlette, ServeState]:
+    """The ASGI app and its state; the batcher and the live feed start with the app's lifespan."""
+    metrics_ = ServeMetrics()
+    batcher = DynamicBatcher(clf, settings.max_batch, settings.max_wait_ms / 1e3, settings.max_queue,
+                             on_batch=metrics_.observe_batch)
+    metrics_.watch_queue(lambda: batcher.depth)
+    state = ServeState(clf, settings, batcher, metrics_,
+                       ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="edgecls decode"))
+    if live is not None:
+        state.feed = LiveFeed(live, clf.contract, batcher, metrics_, top_k=settings.top_k)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # One call before /readyz says yes, so the first client does not pay onnxruntime's first-run cost.
+        h, w = clf.contract.input_size
+        clf.probabilities(np.zeros((1, 3, h, w), dtype=np.float32))
+        batcher.start()
+        if state.feed is not None:
+            state.feed.start(asyncio.get_running_loop())
+        yield
+        state.draining = True
+        if state.feed is not None:
+            state.feed.stop()
+        batcher.stop()
+        state.decode_pool.shutdown(wait=True)
+
+    app = Starlette(
+        routes=[
+            Route("/", page),
+            Route("/v1/classify", classify, methods=["POST"]),
+            Route("/v1/model", model_info),
+            Route("/v1/latest", latest),
+            Route("/v1/stream", stream),
+            Route("/v1/events", events),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/metrics", metrics),
+        ],
+        middleware=[Middleware(GuardAndCount, state=state)],
+        exception_handlers={ApiError: _api_error, HTTPException: _http_error},
+        lifespan=lifespan,
+    )
+    app.state.serve = state
+    return app, state

@@ -1,0 +1,170 @@
+"""Dynamic batching: concurrent requests become one ``Classifier.probabilities`` call in a worker thread.
+
+Shapes: each request submits ``float32[3, h, w]`` (already preprocessed) -> the worker stacks up to
+``max_batch`` of them into ``float32[N, 3, h, w]`` -> ``float32[N, C]`` probabilities -> top-k per request.
+
+When to close a batch: the worker takes whatever is queued (up to ``max_batch``) at once; it waits up to
+``max_wait`` for more only while requests are known to be on their way (announced with :meth:`expect`
+when a request arrives, before its body is read and decoded). A lone client therefore never waits, and
+under load a batch fills while the previous one runs. All model calls happen in this one thread, so
+onnxruntime's own threads are never oversubscribed by concurrent calls.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+import numpy as np
+from edgecls.runtime.classifier import Classifier, Prediction, top_k_predictions
+from edgecls.runtime.errors import EdgeclsError
+
+
+class ServerBusy(EdgeclsError):
+    """The queue in front of the model is full (the request may be retried later)."""
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    predictions: list[Prediction]
+    infer_ms: float  # this image's share of its batch's model call (softmax and top-k included)
+    batch_size: int
+
+
+@dataclass
+class _Item:
+    x: np.ndarray  # float32[3, h, w]
+    top_k: int
+    future: Future[BatchResult]
+
+
+class Expectation:
+    """A request announced to the batcher; :meth:`withdraw` (idempotent) when it will not be submitted."""
+
+    def __init__(self, batcher: DynamicBatcher) -> None:
+        self._batcher = batcher
+        self._open = True
+
+    def withdraw(self) -> None:
+        if self._open:
+            self._open = False
+            self._batcher._arrived(-1)
+
+
+class DynamicBatcher:
+    """One worker thread in front of ``classifier``; :meth:`submit` returns a future of the result."""
+
+    def __init__(
+        self,
+        classifier: Classifier,
+        max_batch: int = 8,
+        max_wait_s: float = 0.002,
+        max_queue: int = 256,
+        on_batch: Callable[[int, float], None] | None = None,  # (batch size, model seconds)
+    ) -> None:
+        self.clf = classifier
+        self.max_batch = max_batch
+        self.max_wait_s = max_wait_s
+        self.max_queue = max_queue
+        self._on_batch = on_batch
+        self._queue: queue.Queue[_Item | None] = queue.Queue()
+        self._incoming = 0  # announced requests not yet submitted
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._work, name="edgecls batcher", daemon=True)
+        self._closed = False
+
+    # --- request side ------------------------------------------------------------------------------------
+    def start(self) -> DynamicBatcher:
+        self._thread.start()
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive() and not self._closed
+
+    @property
+    def depth(self) -> int:
+        """Images waiting for the model (not counting the batch running now)."""
+        return self._queue.qsize()
+
+    def expect(self) -> Expectation:
+        self._arrived(1)
+        return Expectation(self)
+
+    def _arrived(self, n: int) -> None:
+        with self._lock:
+            self._incoming += n
+
+    def submit(self, x: np.ndarray, top_k: int, expectation: Expectation | None = None) -> Future[BatchResult]:
+        """Queue one preprocessed image; ``expectation`` (from :meth:`expect`) is consumed."""
+        if expectation is not None:
+            expectation.withdraw()
+        if self._closed:
+            raise ServerBusy("the server is shutting down")
+        if self._queue.qsize() >= self.max_queue:
+            raise ServerBusy(f"{self.max_queue} images are already waiting for the model (--max-queue); retry later")
+        future: Future[BatchResult] = Future()
+        self._queue.put(_Item(x, top_k, future))
+        return future
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Finish everything already queued, then end the worker."""
+        if not self._closed:
+            self._closed = True
+            self._queue.put(None)
+        self._thread.join(timeout)
+
+    # --- worker ---------------------------------------------------------------------------------------------
+    def _gather(self, first: _Item) -> tuple[list[_Item], bool]:
+        """``first`` plus what is queued or on its way, up to max_batch; True when the stop marker was seen."""
+        batch = [first]
+        deadline = time.monotonic() + self.max_wait_s
+        while len(batch) < self.max_batch:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                remaining = deadline - time.monotonic()
+                with self._lock:
+                    coming = self._incoming > 0
+                if not coming or remaining <= 0:
+                    break
+                try:
+                    item = self._queue.get(timeout=min(remaining, 0.0005))
+                except queue.Empty:
+                    continue
+            if item is None:
+                return batch, True
+            batch.append(item)
+        return batch, False
+
+    def _work(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch, stop = self._gather(first)
+            self._run([it for it in batch if it.future.set_running_or_notify_cancel()])
+            if stop:
+                return
+
+    def _run(self, batch: list[_Item]) -> None:
+        if not batch:  # every caller gave up (timed out) while queued
+            return
+        t0 = time.perf_counter()
+        try:
+            probs = self.clf.probabilities(np.stack([it.x for it in batch]))
+            preds = [top_k_predictions(probs[i : i + 1], self.clf.labels, it.top_k)[0] for i, it in enumerate(batch)]
+        except Exception as e:  # InferenceError and anything else: every waiting request gets it, the worker lives on
+            for it in batch:
+                it.future.set_exception(e)
+            return
+        seconds = time.perf_counter() - t0
+        share_ms = seconds * 1e3 / len(batch)
+        for it, p in zip(batch, preds, strict=True):
+            it.future.set_result(BatchResult(p, share_ms, len(batch)))
+        if self._on_batch is not None:
+            self._on_batch(len(batch), seconds)

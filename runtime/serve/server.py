@@ -1,0 +1,77 @@
+"""Run the app under uvicorn on a socket we bind ourselves, and drain on SIGTERM/SIGINT.
+
+Binding first gives a one-line error for a busy port and lets ``--port 0`` pick a free port that is then
+printed. On SIGTERM or Ctrl-C uvicorn stops accepting connections and waits up to ``drain_timeout_s`` for the
+requests in flight; the app's endless responses (MJPEG, server-sent events) see ``draining`` and end, so they do
+not hold the drain up; then the batcher finishes its queue and the live capture stops.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import sys
+from types import FrameType
+
+import uvicorn
+from edgecls.runtime.classifier import Classifier
+from edgecls.runtime.errors import EdgeclsError
+from edgecls.runtime.serve.app import ServeState, build_app
+from edgecls.runtime.serve.settings import ServeSettings
+from edgecls.runtime.sources import SourceSpec
+
+
+class _DrainingServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, state: ServeState) -> None:
+        super().__init__(config)
+        self.state = state
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.state.draining = True
+        super().handle_exit(sig, frame)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as e:
+        raise EdgeclsError(f"cannot listen on {host}:{port} ({e.strerror or e})") from e
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve_forever(clf: Classifier, settings: ServeSettings, live: SourceSpec | None = None) -> int | None:
+    """Serve until SIGTERM/SIGINT; returns the signal that ended it (after the drain), or None."""
+    app, state = build_app(clf, settings, live)
+    sock = bind(settings.host, settings.port)
+    host, port = sock.getsockname()[:2]
+    config = uvicorn.Config(
+        app, log_level="warning", access_log=False, server_header=False, lifespan="on",
+        timeout_graceful_shutdown=int(settings.drain_timeout_s), timeout_keep_alive=5,
+    )
+    server = _DrainingServer(config, state)
+    url_host = f"[{host}]" if ":" in host else host
+    print(
+        f"edgecls serve: http://{url_host}:{port}/  model {clf.name} ({', '.join(clf.providers)}), batches of up "
+        f"to {settings.max_batch} within {settings.max_wait_ms:g} ms"
+        + (f", live source {live.name}" if live else "") + (", token required" if settings.token else ""),
+        file=sys.stderr, flush=True,
+    )
+    received: list[int] = []
+    # uvicorn restores these handlers after its graceful shutdown and re-raises the signal it caught: they
+    # record it here instead of killing the process before the summary below.
+    previous = {sig: signal.signal(sig, lambda s, f: received.append(s)) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        server.run(sockets=[sock])
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        sock.close()
+    served = sum(s.value for m in state.metrics.registry.collect() for s in m.samples
+                 if s.name == "edgecls_http_requests_total")
+    print(f"edgecls serve: stopped after {int(served)} request(s); in-flight requests were finished",
+          file=sys.stderr, flush=True)
+    return received[0] if received else None

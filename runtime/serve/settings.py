@@ -1,0 +1,53 @@
+"""What ``edgecls serve`` allows: bind address and token rule, body/pixel limits, batching and timeouts."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from edgecls.runtime.errors import EdgeclsError
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    token: str | None = None  # clients send "Authorization: Bearer <token>" on every /v1 route
+    insecure: bool = False  # allow a non-loopback bind without a token (explicitly asked for)
+    top_k: int = 3  # classes per result unless a request asks ?top_k=
+    max_batch: int = 8  # images per model call
+    max_wait_ms: float = 2.0  # how long a batch may wait for requests already being received/decoded
+    max_queue: int = 256  # images waiting for the model before new requests get 503
+    max_body_bytes: int = 20 * 1024 * 1024
+    max_pixels: int = 40_000_000  # declared width x height, checked in the header before decoding
+    request_timeout_s: float = 30.0  # receive + decode + queue + inference, per request
+    drain_timeout_s: float = 30.0  # SIGTERM: how long in-flight requests may take to finish
+    decode_threads: int = 2  # uploads decoded and preprocessed in parallel with inference
+
+    def __post_init__(self) -> None:
+        if self.max_batch < 1 or self.max_queue < 1 or self.max_body_bytes < 1 or self.max_pixels < 1:
+            raise EdgeclsError("--max-batch, --max-queue, --max-body-mb and --max-pixels must be positive")
+        if self.max_wait_ms < 0 or self.request_timeout_s <= 0 or self.decode_threads < 1:
+            raise EdgeclsError("--max-wait-ms must be >= 0, --request-timeout > 0, --decode-threads >= 1")
+        if self.token is not None and not self.token.strip():
+            raise EdgeclsError("--token must not be empty")
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and ``localhost``; any other name counts as reachable from outside."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(settings: ServeSettings) -> None:
+    """Refuse to expose the model beyond this machine without a token, unless ``--insecure`` says so."""
+    if is_loopback(settings.host) or settings.token or settings.insecure:
+        return
+    raise EdgeclsError(
+        f"--host {settings.host} is reachable from other machines: give --token TOKEN (or set EDGECLS_TOKEN; "
+        "clients then send 'Authorization: Bearer TOKEN'), or --insecure to serve without one"
+    )

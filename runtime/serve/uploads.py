@@ -1,0 +1,135 @@
+"""From an HTTP request to a model input: body limits, content types, multipart, pixel limits, decode.
+
+Every refusal is an :class:`ApiError` (HTTP status, a short ``kind`` for metrics and clients, one line naming
+the problem), never a 500. Order of checks, cheapest first: ``Content-Length`` against the body limit, the
+bytes actually received against it (a missing or lying header), the content type, the multipart structure,
+the image's *declared* width x height read from its header by Pillow (no pixel decoded), and only then the
+runtime's decoder (:func:`edgecls.runtime.decode.decode_bytes`: truncated JPEGs refused, large JPEGs decoded
+at reduced scale) and the contract's preprocessing.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator
+
+import numpy as np
+from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.decode import decode_bytes
+from edgecls.runtime.errors import EdgeclsError, ImageDecodeError
+from edgecls.runtime.preprocess import decode_floor, preprocess
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import ClientDisconnect, Request
+
+RAW_IMAGE_TYPES = ("application/octet-stream",)  # plus every image/* type
+
+
+class ApiError(EdgeclsError):
+    """A request the server refuses: ``status`` (4xx/5xx), ``kind`` (a metrics label), message."""
+
+    def __init__(self, status: int, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.kind = kind
+
+
+def parse_top_k(text: str | None, default: int) -> int:
+    if text is None:
+        return default
+    try:
+        k = int(text)
+    except ValueError:
+        k = 0
+    if not 1 <= k <= 1000:
+        raise ApiError(422, "bad_parameter", f"top_k must be an integer from 1 to 1000, got {text!r}")
+    return k
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refused with 413 as soon as it is known to exceed ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, "body_too_large", f"request body is {int(declared)} bytes; the limit is {limit}")
+    chunks: list[bytes] = []
+    received = 0
+    try:
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > limit:
+                raise ApiError(413, "body_too_large", f"request body exceeds the limit of {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect as e:
+        raise ApiError(400, "client_disconnected", "the client closed the connection before the body ended") from e
+    return b"".join(chunks)
+
+
+async def _replay(body: bytes) -> AsyncIterator[bytes]:
+    yield body
+
+
+async def _multipart_file(request: Request, body: bytes) -> tuple[str, bytes]:
+    """The first file part of a multipart/form-data body: (its filename, its bytes)."""
+    parser = MultiPartParser(request.headers, _replay(body), max_files=4, max_fields=16)
+    try:
+        form = await parser.parse()
+    except MultiPartException as e:
+        raise ApiError(400, "bad_multipart", f"malformed multipart/form-data body ({e.message})") from e
+    try:
+        for _, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                return value.filename or "upload", await value.read()
+    finally:
+        await form.close()
+    raise ApiError(400, "missing_file", "multipart body has no file part (send it as e.g. -F file=@photo.jpg)")
+
+
+async def read_upload(request: Request, limit: int) -> tuple[str, bytes]:
+    """(name, encoded image bytes) from a raw image body or a multipart upload."""
+    content_type = request.headers.get("content-type", "")
+    main = content_type.split(";")[0].strip().lower()
+    if main == "multipart/form-data":
+        name, data = await _multipart_file(request, await read_body(request, limit))
+    elif main.startswith("image/") or main in RAW_IMAGE_TYPES:
+        name, data = request.query_params.get("name") or "upload", await read_body(request, limit)
+    else:
+        raise ApiError(
+            415, "unsupported_type",
+            f"Content-Type {main or '(none)'!r} is not an image: send the bytes as image/* or "
+            "application/octet-stream, or as multipart/form-data with a file part",
+        )
+    if not data:
+        raise ApiError(400, "bad_image", f"{name}: empty file (0 bytes)")
+    return name, data
+
+
+def check_declared_pixels(data: bytes, name: str, max_pixels: int) -> None:
+    """Refuse an image whose header declares more than ``max_pixels`` before any pixel is decoded.
+
+    Pillow's ``Image.open`` reads only the header. Formats Pillow cannot identify are left to OpenCV, whose own
+    limit (``OPENCV_IO_MAX_IMAGE_PIXELS``, set by ``edgecls serve`` to the same value) applies to them.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            width, height = im.size
+    except Image.DecompressionBombError as e:  # Pillow's own ceiling is above ours: still over the limit
+        raise ApiError(413, "too_many_pixels", f"{name}: image declares more than {max_pixels} pixels") from e
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return  # not readable by Pillow: the decoder decides (and names the problem)
+    if width * height > max_pixels:
+        raise ApiError(
+            413, "too_many_pixels",
+            f"{name}: image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}",
+        )
+
+
+def prepare_upload(data: bytes, name: str, contract: ModelContract, max_pixels: int) -> np.ndarray:
+    """Encoded bytes -> ``float32[3, h, w]`` per the contract (runs in a decode thread)."""
+    check_declared_pixels(data, name, max_pixels)
+    try:
+        image = decode_bytes(data, name, decode_floor(contract))
+        return preprocess(image, contract)
+    except ImageDecodeError as e:
+        raise ApiError(400, "bad_image", str(e)) from e
