@@ -201,11 +201,18 @@ def run_benchmark(
     isolate: bool = True,
     progress: ProgressFn | None = None,
     timeout: float = 900.0,
+    spins: Sequence[bool] = (False,),
+    strict: bool = False,
+    compare: bool = True,
 ) -> BenchResult:
-    """Measure every model x provider x batch x threads (baselines: x batch x threads on their engine).
+    """Measure every model x provider x batch x threads x spin (baselines: x batch x threads on their engine).
 
     ``runs`` timed calls per configuration (default :data:`DEFAULT_RUNS`), or calls until ``time_budget``
     seconds (capped at ``runs`` when both are given). See the module docstring for what each number means.
+    ``spins``: onnxruntime thread spinning per row; the default (off) is what ``edgecls run`` uses.
+    ``strict``: a provider that falls back to CPU (or runs no node) is an error row instead of a flagged one.
+    ``compare``: every row's outputs against onnxruntime CPU fp32 on the same inputs (agreement, max |diff|).
+    ``providers`` containing ``auto`` measures every local provider and marks the fastest correct row.
     """
     if runs is not None and runs < 1:
         raise BenchError(f"--runs must be >= 1, got {runs}")
@@ -220,20 +227,23 @@ def run_benchmark(
     env = collect_environment()
     targets = model_targets(models) + list(baselines)
     provider_list = expand_providers(providers)
+    spin_list = list(dict.fromkeys(bool(x) for x in spins)) or [False]
     if runs is None and time_budget is None:
         runs = DEFAULT_RUNS
     with contextlib.ExitStack() as stack:
         images, synthetic = _e2e_images(data_dir, e2e, stack)
-        plan: list[tuple[BenchTarget, str, int, int | None]] = []
+        comparisons = _comparisons(targets, images, stack) if compare else {}
+        plan: list[tuple[BenchTarget, str, int, int | None, bool]] = []
         for t in targets:
             provs = provider_list if not t.is_baseline else [t.options.get("device", "cpu")]
-            plan += [(t, p, int(b), th) for p in provs for th in threads for b in batches]
+            spin_for = spin_list if not t.is_baseline else spin_list[:1]
+            plan += [(t, p, int(b), th, sp) for p in provs for th in threads for sp in spin_for for b in batches]
         rows: list[BenchRow] = []
         seen_load_errors: set[str] = set()
-        for i, (target, provider, batch, th) in enumerate(plan):
+        for i, (target, provider, batch, th, spin) in enumerate(plan):
             shown = provider_display(provider) if not target.is_baseline else provider
             if progress:
-                progress(i, len(plan), f"{target.label} {shown} b{batch} t{th or 'default'}")
+                progress(i, len(plan), f"{target.label} {shown} b{batch} t{th or 'default'}{' spin' * spin}")
             if target.load_error:
                 if (
                     target.model not in seen_load_errors
@@ -253,10 +263,14 @@ def run_benchmark(
                 "images": images,
                 "synthetic": synthetic,
                 "isolated": isolate,
+                "spin": spin,
+                "strict": strict,
+                "comparison": comparisons.get(target.family),
             }
             result = _run_isolated(task, timeout) if isolate else measure(task)
             if "label" not in result:  # the child died before it could report: keep the row, with the reason
                 rows.append(_error_row(target, shown, batch, th, result["error"]))
+                rows[-1].spin = spin
             else:
                 row = BenchRow.from_dict(result)
                 if not isolate:
@@ -267,6 +281,7 @@ def run_benchmark(
         if progress:
             progress(len(plan), len(plan), "done")
     compute_ratios(rows)
+    picks = mark_auto_picks(rows) if any(p.strip() == "auto" for item in providers for p in item.split(",")) else []
     env.bench_settings = {
         "isolated_subprocess_per_config": isolate,
         "warmup": warmup,
@@ -278,12 +293,75 @@ def run_benchmark(
         "ort_graph_optimization": "ORT_ENABLE_ALL",
         "ort_execution_mode": "ORT_SEQUENTIAL",
         "ort_inter_op_threads": 1,
-        "ort_spinning": True,
+        "ort_spinning": spin_list,
+        "strict": strict,
+        "compared_with_ort_cpu_fp32": compare,
+        "auto_picks": picks,
         "e2e_images": len(images) if images else 0,
         "e2e_synthetic": synthetic,
         "data_dir": str(data_dir) if data_dir else None,
     }
     return BenchResult(environment=env, rows=rows, settings=env.bench_settings)
+
+
+def _comparisons(
+    targets: Sequence[BenchTarget], images: list[tuple[str, str | None]] | None, stack: contextlib.ExitStack
+) -> dict[str, str]:
+    """family -> ``.npz`` of comparison inputs and the family's fp32 onnxruntime CPU outputs (see bench_agreement)."""
+    from edgecls.runtime.bench_agreement import comparison_inputs, reference_outputs, write_comparison
+
+    tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="edgecls-bench-compare-")))
+    out: dict[str, str] = {}
+    for t in targets:
+        if t.is_baseline or t.load_error or t.variant != "fp32" or t.family in out:
+            continue
+        made = comparison_inputs(t.contract, None, images)
+        if made is None:  # a foreign model without a contract: its input size is unknown here
+            continue
+        x, what = made
+        try:
+            ref = reference_outputs(t, x)
+        except Exception:  # noqa: BLE001 - the fp32 row itself will carry the error
+            continue
+        out[t.family] = str(write_comparison(tmp / f"family_{len(out)}.npz", x, ref, what))
+    return out
+
+
+#: A provider is "correct" for ``auto`` when its top-1 agreement with onnxruntime CPU fp32 is within this many
+#: points of onnxruntime CPU's own agreement on the same model file (int8 files disagree a little with fp32
+#: on every engine; a provider must not disagree more than onnxruntime CPU does).
+AUTO_AGREEMENT_SLACK = 0.01
+
+
+def mark_auto_picks(rows: Sequence[BenchRow]) -> list[dict[str, Any]]:
+    """For each model file x batch x threads x spin: the fastest correct provider (``BenchRow.auto_pick``)."""
+    groups: dict[tuple[str, int | None, int | None, bool], list[BenchRow]] = {}
+    for r in rows:
+        if r.engine == ENGINE_ORT and r.ok and r.p50_ms is not None:
+            groups.setdefault((r.model, r.batch, r.threads, r.spin), []).append(r)
+    picks: list[dict[str, Any]] = []
+    for (model, batch, th, spin), group in groups.items():
+        cpu = next((r for r in group if r.provider == CPU_PROVIDER), None)
+        base = cpu.agreement if cpu is not None else None
+
+        def correct(r: BenchRow, base: float | None = base) -> bool:
+            if r.fallback:
+                return False  # not the provider it claims to be
+            if base is None or r.agreement is None:
+                return r.provider == CPU_PROVIDER  # unverifiable rows are never picked over the reference
+            return r.agreement >= base - AUTO_AGREEMENT_SLACK
+
+        ok = [r for r in group if correct(r)]
+        if not ok:
+            continue
+        best = min(ok, key=lambda r: r.p50_ms or float("inf"))
+        best.auto_pick = True
+        picks.append({
+            "model": model, "batch": batch, "threads": th, "spin": spin, "provider": best.provider,
+            "providers_used": best.providers_used, "p50_ms": best.p50_ms, "agreement": best.agreement,
+            "rejected": [r.provider for r in group if r not in ok],
+        })
+    return picks
 
 
 def _e2e_images(

@@ -58,6 +58,7 @@ _DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
     ),
     "numpy": ("numpy",),
     "torch": ("torch",),
+    "openvino": ("openvino",),  # --provider openvino where onnxruntime's OpenVINO EP cannot run
     "edgecls": ("edgecls",),
 }
 

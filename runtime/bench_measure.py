@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 from edgecls.runtime.atomic import atomic_write_text
 from edgecls.runtime.bench_rows import (
-    CPU_PROVIDER,
     BenchError,
     BenchRow,
     BenchTarget,
@@ -47,30 +46,22 @@ _ORT_DTYPES = {
 }
 
 
-def _node_placement(sess: Any) -> dict[str, int] | None:
-    # Works when the session was created with session.record_ep_graph_assignment_info=1 (recent ORT);
-    # otherwise onnxruntime refuses and placement stays unknown.
-    try:
-        assigned = sess.get_provider_graph_assignment_info()
-    except Exception:  # noqa: BLE001 - absent API or option not enabled: placement is simply unknown
-        return None
-    counts: dict[str, int] = {}
-    for sub in assigned:
-        counts[sub.ep_name] = counts.get(sub.ep_name, 0) + len(sub.get_nodes())
-    return counts
-
-
 def load_onnxruntime(
     model: str, provider: str = "cpu", threads: int | None = None, **options: Any
 ) -> LoadedRunner:
-    """An onnxruntime session through :func:`create_session` (the one place sessions are made)."""
+    """A session through :func:`create_session` (the one place sessions are made), configured as ``edgecls run``
+    configures it unless the task says otherwise: no thread spinning (``spin``), ``strict`` when asked.
+
+    ``openvino`` may come back as OpenVINO's own runtime (same session calls); ``providers_used`` says so.
+    """
     from edgecls.runtime.contract import contract_from_metadata
     from edgecls.runtime.session import create_session
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # the fallback warning is reported in the row instead
         sess, info = create_session(
-            model, provider=provider, threads=threads, provider_options=options.get("provider_options")
+            model, provider=provider, threads=threads, provider_options=options.get("provider_options"),
+            strict=bool(options.get("strict", False)), spin=bool(options.get("spin", False)),
         )
     inp = sess.get_inputs()[0]
     out_name = sess.get_outputs()[0].name
@@ -79,21 +70,14 @@ def load_onnxruntime(
     def infer(batch: np.ndarray) -> np.ndarray:
         return sess.run([out_name], {feed_name: batch})[0]
 
-    placement = _node_placement(sess)
-    fallback = info.fallback
-    warns = list(info.warnings)
-    requested = info.requested[0]
-    if placement and requested != CPU_PROVIDER and placement.get(requested, 0) == 0 and not fallback:
-        fallback = True  # listed by get_providers() but runs no node: still a silent fallback
-        warns.append(f"{requested} is listed by the session but runs no node; everything runs on CPU")
     return LoadedRunner(
         infer=infer,
         input_shape=tuple(inp.shape),
         input_dtype=_ORT_DTYPES.get(inp.type, "float32"),
         providers_used=info.used,
-        fallback=fallback,
-        node_placement=placement,
-        warnings=warns,
+        fallback=info.fallback,
+        node_placement=info.node_placement,
+        warnings=list(info.warnings),
         contract=contract_from_metadata(sess.get_modelmeta().custom_metadata_map),
         size_bytes=file_size(model),
     )
@@ -272,6 +256,7 @@ def measure(task: dict[str, Any]) -> dict[str, Any]:
         provider=task["provider_display"],
         batch=task["batch"],
         threads=task["threads"],
+        spin=bool(task.get("spin", False)),
         warmup=task["warmup"],
         isolated=task.get("isolated", True),
     )
@@ -284,7 +269,9 @@ def measure(task: dict[str, Any]) -> dict[str, Any]:
         row.import_ms = (time.perf_counter() - t0) * 1000.0
         row.rss_before_load_mb, _ = _memory_mb()
         t0 = time.perf_counter()
-        runner = loader(target.model, task["provider"], task["threads"], **target.options)
+        # Session settings of the task (spin, strict) reach every loader; baselines ignore what they cannot use.
+        session = {"spin": task.get("spin", False), "strict": task.get("strict", False)}
+        runner = loader(target.model, task["provider"], task["threads"], **{**target.options, **session})
         row.session_create_ms = (time.perf_counter() - t0) * 1000.0
         row.providers_used, row.fallback = list(runner.providers_used), runner.fallback
         row.node_placement = runner.node_placement
@@ -300,6 +287,13 @@ def measure(task: dict[str, Any]) -> dict[str, Any]:
             runner.infer(x)
         samples = _timed_loop(runner.infer, x, task.get("runs"), task.get("time_budget"))
         _fill_stats(row, samples, task["batch"])
+        if task.get("comparison"):
+            from edgecls.runtime.bench_agreement import compare
+
+            agreement, row.agreement_inputs = compare(
+                runner.infer, task["comparison"], task["batch"], runner.input_dtype
+            )
+            row.agreement, row.max_abs_diff = agreement.agreement, agreement.max_abs_diff
         images = task.get("images")
         if images:
             if contract is None:
@@ -345,6 +339,3 @@ def _child_main(argv: list[str]) -> int:
 if __name__ == "__main__":
     sys.exit(_child_main(sys.argv[1:]))
 
-
-if __name__ == "__main__":
-    sys.exit(_child_main(sys.argv[1:]))

@@ -26,14 +26,33 @@ def _num(v: float | None, fmt: str = "{:.2f}") -> str:
 
 
 def engine_provider(row: BenchRow) -> str:
-    """``ort CPU``, ``ort CUDA -> CPU (fallback)``, ``opencv-dnn``, ``pytorch-eager``."""
+    """``ort CPU``, ``ort CUDA -> CPU (fallback)``, ``openvino CPU (runtime)``, ``opencv-dnn``, ``pytorch-eager``;
+    ``[auto]`` marks the row ``--provider auto`` picked."""
+    pick = " [auto]" if row.auto_pick else ""
     if row.engine != "onnxruntime":
         return row.engine
+    if row.providers_used and row.providers_used[0].startswith("OpenVINO:"):
+        # OpenVINO's own runtime ran the file (onnxruntime's OpenVINO EP cannot run here): not an ORT row.
+        return f"openvino {row.providers_used[0].split(':', 1)[1]} (runtime){pick}"
     short = row.provider.replace("ExecutionProvider", "")
     if row.fallback:
         used = ",".join(p.replace("ExecutionProvider", "") for p in row.providers_used) or "CPU"
         return f"ort {short} -> {used} (fallback)"
-    return f"ort {short}"
+    return f"ort {short}{pick}"
+
+
+def threads_text(row: BenchRow) -> str:
+    """``2``, or ``2 spin`` for rows measured with onnxruntime's spinning worker threads (not what run uses)."""
+    base = "default" if row.threads is None else str(row.threads)
+    return f"{base} spin" if row.spin else base
+
+
+def agreement_text(row: BenchRow) -> str:
+    return "-" if row.agreement is None else f"{100 * row.agreement:.1f}"
+
+
+def max_diff_text(row: BenchRow) -> str:
+    return "-" if row.max_abs_diff is None else f"{row.max_abs_diff:.2g}"
 
 
 def speedup_text(row: BenchRow) -> str:
@@ -61,7 +80,7 @@ COLUMNS: list[tuple[str, Callable[[BenchRow], str], bool]] = [
     ("variant", lambda r: r.variant, False),
     ("engine / provider", engine_provider, False),
     ("batch", lambda r: _num(r.batch, "{}"), True),
-    ("threads", lambda r: "default" if r.threads is None else str(r.threads), True),
+    ("threads", threads_text, True),
     ("p50 ms", lambda r: _num(r.p50_ms), True),
     ("p90 ms", lambda r: _num(r.p90_ms), True),
     ("p99 ms", lambda r: _num(r.p99_ms), True),
@@ -73,13 +92,15 @@ COLUMNS: list[tuple[str, Callable[[BenchRow], str], bool]] = [
     ("peak RSS MB", lambda r: _num(r.peak_rss_mb, "{:.0f}"), True),
     ("size MB", lambda r: _num(r.model_size_mb), True),
     ("top-1 %", accuracy_text, True),
+    ("agree %", agreement_text, True),
+    ("max |d|", max_diff_text, True),
 ]
 
 E2E_COLUMNS: list[tuple[str, Callable[[BenchRow], str]]] = [
     ("model", lambda r: r.label),
     ("engine / provider", engine_provider),
     ("batch", lambda r: _num(r.batch, "{}")),
-    ("threads", lambda r: "default" if r.threads is None else str(r.threads)),
+    ("threads", threads_text),
     ("images", lambda r: str(r.e2e.images) if r.e2e else "-"),
     ("decode ms", lambda r: _num(r.e2e.decode_ms if r.e2e else None)),
     ("preprocess ms", lambda r: _num(r.e2e.preprocess_ms if r.e2e else None)),
@@ -96,7 +117,8 @@ def environment_line(env: Environment) -> str:
     return (
         f"{env.cpu_model} ({env.machine}, {env.physical_cores} physical / {env.logical_cores} logical cores, "
         f"ISA: {' '.join(env.isa) or 'unknown'}) | onnxruntime {v.get('onnxruntime')}, "
-        f"opencv {v.get('opencv')}, numpy {v.get('numpy')}, torch {v.get('torch') or 'not installed'} | "
+        f"opencv {v.get('opencv')}, numpy {v.get('numpy')}, torch {v.get('torch') or 'not installed'}"
+        f"{', openvino ' + v['openvino'] if v.get('openvino') else ''} | "
         f"{env.timestamp}"
     )
 
@@ -135,6 +157,22 @@ def print_report(result: BenchResult, console: Any = None) -> None:
     for (label, note, is_error), count in grouped_notes(result.rows).items():
         rows = f" ({count} configurations)" if count > 1 else ""
         console.print(f"[{'red' if is_error else 'yellow'}]{escape(label)}{rows}: {escape(note)}[/]", highlight=False)
+    for line in auto_pick_lines(result):
+        console.print(escape(line), highlight=False)
+
+
+def auto_pick_lines(result: BenchResult) -> list[str]:
+    """One line per ``--provider auto`` decision: the fastest correct provider and the ones it ruled out."""
+    lines = []
+    for pick in result.settings.get("auto_picks", []):
+        agree = "-" if pick["agreement"] is None else f"{100 * pick['agreement']:.1f}%"
+        ruled_out = f"; not correct: {', '.join(pick['rejected'])}" if pick["rejected"] else ""
+        lines.append(
+            f"auto: {Path(pick['model']).name} batch {pick['batch']} threads {pick['threads'] or 'default'} -> "
+            f"{pick['provider']} ({', '.join(pick['providers_used'])}), p50 {pick['p50_ms']:.2f} ms, "
+            f"agreement with ORT CPU fp32 {agree}{ruled_out}"
+        )
+    return lines
 
 
 def grouped_notes(rows: Sequence[BenchRow]) -> dict[tuple[str, str, bool], int]:
@@ -170,6 +208,7 @@ CSV_FIELDS: tuple[str, ...] = (
     "fallback",
     "batch",
     "threads",
+    "spin",
     "runs",
     "warmup",
     "p50_ms",
@@ -191,6 +230,10 @@ CSV_FIELDS: tuple[str, ...] = (
     "accuracy",
     "accuracy_delta",
     "accuracy_images",
+    "agreement",
+    "max_abs_diff",
+    "agreement_inputs",
+    "auto_pick",
     "e2e_images",
     "e2e_decode_ms",
     "e2e_preprocess_ms",
@@ -257,7 +300,9 @@ def to_markdown(result: BenchResult) -> str:
     lines += [
         "",
         "Latency is per call (one batch); `x fp32` = p50 of the fp32 onnxruntime CPU row of the same "
-        "model, batch and threads divided by this row's p50; top-1 in %, (change vs fp32 in points).",
+        "model, batch and threads divided by this row's p50; top-1 in %, (change vs fp32 in points); "
+        "`agree %` / `max |d|`: top-1 agreement and largest output difference with onnxruntime CPU fp32 on the "
+        "same inputs; `spin`: onnxruntime worker threads spinning (edgecls run does not spin).",
     ]
     return "\n".join(lines) + "\n"
 

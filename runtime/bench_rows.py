@@ -101,6 +101,7 @@ class BenchRow:
     provider: str  # requested (onnxruntime name) or the baseline engine's device
     batch: int | None
     threads: int | None  # None = the engine's default
+    spin: bool = False  # onnxruntime worker threads spin between calls (`edgecls run` turns spinning off)
     providers_used: list[str] = field(default_factory=list)
     fallback: bool = False
     node_placement: dict[str, int] | None = None
@@ -126,6 +127,10 @@ class BenchRow:
     speedup: float | None = None  # reference p50 / this p50 (>1 = faster than the fp32 ORT CPU row)
     accuracy_delta: float | None = None  # accuracy - reference accuracy, in percentage points
     reference: str | None = None  # label of the reference row
+    agreement: float | None = None  # top-1 agreement with onnxruntime CPU fp32 on the same inputs, 0..1
+    max_abs_diff: float | None = None  # max |output - onnxruntime CPU fp32 output| on those inputs
+    agreement_inputs: str | None = None  # what they were: "32 images" or "16 noise tensors"
+    auto_pick: bool = False  # `--provider auto`: the fastest correct provider for this model, batch, threads
     isolated: bool = True
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
@@ -188,7 +193,10 @@ def is_reference(row: BenchRow) -> bool:
 
 def reference_row(rows: Sequence[BenchRow], row: BenchRow) -> BenchRow | None:
     for r in rows:
-        if is_reference(r) and r.family == row.family and r.batch == row.batch and r.threads == row.threads:
+        if (
+            is_reference(r) and r.family == row.family and r.batch == row.batch and r.threads == row.threads
+            and (r.spin == row.spin or row.engine != ENGINE_ORT)
+        ):
             return r
     return None
 

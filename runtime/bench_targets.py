@@ -98,9 +98,30 @@ def inspect_model(path: str | os.PathLike[str]) -> BenchTarget:
     )
 
 
+def source_sha256(target: BenchTarget) -> str | None:
+    """The SHA-256 of the checkpoint a model was exported from, as its contract's provenance records it."""
+    contract = target.contract
+    sha = contract.provenance.get("checkpoint_sha256") if contract else None
+    return sha if isinstance(sha, str) and sha else None
+
+
+def group_by_provenance(targets: list[BenchTarget]) -> list[BenchTarget]:
+    """Variants of one checkpoint share a family wherever their files are (``fp32.onnx`` and
+    ``other/dir/model.int8.onnx``): the family of the first fp32 file with that checkpoint hash."""
+    first: dict[str, str] = {}
+    for t in sorted(targets, key=lambda t: t.variant != "fp32"):  # stable: fp32 files name the family
+        sha = source_sha256(t)
+        if sha and sha not in first:
+            first[sha] = t.family
+    return [
+        dataclasses.replace(t, family=first[sha]) if (sha := source_sha256(t)) and first[sha] != t.family else t
+        for t in targets
+    ]
+
+
 def model_targets(models: Sequence[str | os.PathLike[str] | BenchTarget]) -> list[BenchTarget]:
     """Targets for model files (inspected once here) or targets passed through unchanged."""
-    targets = [m if isinstance(m, BenchTarget) else inspect_model(m) for m in models]
+    targets = group_by_provenance([m if isinstance(m, BenchTarget) else inspect_model(m) for m in models])
     # Labels must tell rows apart: two "model.onnx" from different folders get their folder prefixed.
     names = [t.label for t in targets]
     return [
@@ -111,14 +132,30 @@ def model_targets(models: Sequence[str | os.PathLike[str] | BenchTarget]) -> lis
     ]
 
 
-def expand_providers(providers: Sequence[str]) -> list[str]:
-    """``all`` -> every available provider that executes locally; names are kept as typed otherwise."""
-    from edgecls.runtime.session import available_providers
+def local_providers() -> list[str]:
+    """Every provider that can run a model here: onnxruntime's compute providers, plus ``openvino`` when
+    onnxruntime has no OpenVINO EP but OpenVINO's runtime is installed (the path ``--provider openvino`` takes)."""
+    from edgecls.runtime.errors import ProviderError
+    from edgecls.runtime.session import available_providers, openvino_route
 
+    names = [a for a in available_providers() if a not in NON_COMPUTE_PROVIDERS]
+    try:
+        if openvino_route() == "openvino":
+            names.append("openvino")
+    except ProviderError:
+        pass
+    return names
+
+
+def expand_providers(providers: Sequence[str]) -> list[str]:
+    """``cpu,openvino`` -> both; ``all`` and ``auto`` -> :func:`local_providers` (``auto`` then picks the fastest
+    correct one after measuring); other names are kept as typed (unknown ones become error rows)."""
     out: list[str] = []
-    for p in providers:
-        names = [a for a in available_providers() if a not in NON_COMPUTE_PROVIDERS] if p == "all" else [p]
-        out += [n for n in names if n not in out]
+    for item in providers:
+        for p in (x.strip() for x in item.split(",") if x.strip()):
+            names = local_providers() if p in ("all", "auto") else [p]
+            seen = {provider_display(o) for o in out}
+            out += [n for n in names if provider_display(n) not in seen]
     return out
 
 

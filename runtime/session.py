@@ -68,9 +68,12 @@ def resolve_provider_name(name: str) -> str:
 
 
 def default_provider_options(
-    provider: str, device_id: int = 0, cache_dir: str | None = None
+    provider: str, device_id: int = 0, cache_dir: str | None = None, threads: int | None = None
 ) -> dict[str, Any]:
-    """Options that matter for each provider (documented onnxruntime option names)."""
+    """Options that matter for each provider, under onnxruntime's documented option names.
+
+    tests/test_provider_truth.py checks every key against the names each provider documents.
+    """
     if provider == "CUDAExecutionProvider":
         return {"device_id": device_id, "cudnn_conv_algo_search": "HEURISTIC"}
     if provider == "TensorrtExecutionProvider":
@@ -83,7 +86,8 @@ def default_provider_options(
             "trt_timing_cache_enable": True,
         }
     if provider == "OpenVINOExecutionProvider":
-        return {"device_type": "CPU"}
+        # The EP runs its own thread pool: intra_op_num_threads does not reach it, num_of_threads does.
+        return {"device_type": "CPU", **({"num_of_threads": int(threads)} if threads else {})}
     if provider == "ROCMExecutionProvider" or provider == "MIGraphXExecutionProvider":
         return {"device_id": device_id}
     if provider == "DmlExecutionProvider":
@@ -97,8 +101,10 @@ class SessionInfo:
 
     requested: list[str]
     used: list[str]
-    fallback: bool  # an accelerator was requested but the session runs on CPU only
+    fallback: bool  # an accelerator was requested but the session runs on CPU only (or runs no node)
     warnings: list[str] = field(default_factory=list)
+    node_placement: dict[str, int] | None = None  # provider -> nodes it runs, when onnxruntime reports it
+    engine: str = "onnxruntime"  # or "openvino <version>" when OpenVINO's runtime runs the model itself
 
 
 def available_providers() -> list[str]:
@@ -161,6 +167,67 @@ def _attach_plugin_provider(so: ort.SessionOptions, provider: str, options: dict
     so.add_provider_for_devices(devices, {k: str(v) for k, v in options.items()})
 
 
+def graph_placement(sess: ort.InferenceSession) -> dict[str, int] | None:
+    """Provider -> number of nodes it runs (``session.record_ep_graph_assignment_info=1`` sessions only).
+
+    ``get_providers()`` lists every provider the session was given, even one that took no node; placement is
+    the only place a provider that loads but runs nothing shows up. None when onnxruntime cannot tell.
+    """
+    try:
+        assigned = sess.get_provider_graph_assignment_info()
+    except Exception:  # noqa: BLE001 - absent API or option not enabled: placement is simply unknown
+        return None
+    counts: dict[str, int] = {}
+    for sub in assigned:
+        counts[sub.ep_name] = counts.get(sub.ep_name, 0) + len(sub.get_nodes())
+    return counts
+
+
+def openvino_route() -> str:
+    """How ``--provider openvino`` runs here: ``"onnxruntime"`` (its OpenVINO EP can run: a build that includes
+    it, or a registered plugin that lists a device) or ``"openvino"`` (OpenVINO's runtime directly).
+
+    Raises :class:`ProviderError` naming the pip command when neither exists.
+    """
+    full = "OpenVINOExecutionProvider"
+    if full in available_providers() or full in plugin_provider_names():
+        return "onnxruntime"
+    from edgecls.runtime.openvino_session import PIP_HINT, openvino_version
+
+    if openvino_version() is not None:
+        return "openvino"
+    raise ProviderError(
+        "execution provider 'openvino' is not available: this onnxruntime build has no OpenVINO EP (a plugin EP "
+        f"lists only Intel devices) and the openvino package is not installed; {PIP_HINT}"
+    )
+
+
+def _model_name_and_path(model: str | os.PathLike[str] | bytes) -> tuple[str, str | bytes]:
+    if isinstance(model, bytes):
+        return "<bytes>", model
+    path = Path(model)
+    if not path.is_file():
+        raise ModelLoadError(f"{path}: no such model file")
+    return str(model), str(path)
+
+
+def _create_openvino_session(
+    model: str | bytes, name: str, threads: int | None, provider_options: dict[str, Any] | None
+) -> tuple[Any, SessionInfo]:
+    from edgecls.runtime.openvino_session import OpenVINOSession
+
+    try:
+        sess = OpenVINOSession(model, threads, dict(provider_options or {}))
+    except Exception as e:  # openvino raises its own (private) exception types
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelLoadError(f"{name}: OpenVINO cannot load model ({msg})") from e
+    info = SessionInfo(
+        requested=["OpenVINOExecutionProvider"], used=sess.get_providers(), fallback=False,
+        engine=f"openvino {sess.version}",
+    )
+    return sess, info
+
+
 def create_session(
     model: str | os.PathLike[str] | bytes,
     provider: str = "auto",
@@ -171,21 +238,23 @@ def create_session(
 ) -> tuple[ort.InferenceSession, SessionInfo]:
     """Create an InferenceSession and report which providers it really uses.
 
-    A requested accelerator that silently ends up on CPU is a warning, or a :class:`ProviderError` with
-    ``strict=True`` (which also sets ``session.disable_cpu_ep_fallback`` so nodes cannot leak to the CPU).
+    A requested accelerator that silently ends up on CPU - not in ``get_providers()``, or listed there but
+    running no node - is a warning, or a :class:`ProviderError` with ``strict=True`` (which also sets
+    ``session.disable_cpu_ep_fallback`` so nodes cannot leak to the CPU).
+
+    ``openvino`` runs through onnxruntime's OpenVINO EP where it can run here, otherwise through OpenVINO's own
+    runtime (:mod:`edgecls.runtime.openvino_session`, same session calls; ``SessionInfo.engine`` says which).
     """
+    name, source = _model_name_and_path(model)
+    if provider != "auto" and resolve_provider_name(provider) == "OpenVINOExecutionProvider":
+        if openvino_route() == "openvino":
+            return _create_openvino_session(source, name, threads, provider_options)
     providers = select_providers(provider)
     primary = providers[0]
     on_cpu = primary == "CPUExecutionProvider"
     if strict and not on_cpu:
         providers = [primary]  # the CPU EP must not be listed when CPU fallback is disabled
-    primary_options = {**default_provider_options(primary), **(provider_options or {})}
-    name = "<bytes>" if isinstance(model, bytes) else str(model)
-    if not isinstance(model, bytes):
-        path = Path(model)
-        if not path.is_file():
-            raise ModelLoadError(f"{name}: no such model file")
-        model = str(path)
+    primary_options = {**default_provider_options(primary, threads=threads), **(provider_options or {})}
     so = session_options(threads, strict and not on_cpu, spin, record_placement=not on_cpu)
     kwargs: dict[str, Any] = {}
     if primary in available_providers():
@@ -194,17 +263,25 @@ def create_session(
     else:
         _attach_plugin_provider(so, primary, primary_options)
     try:
-        sess = ort.InferenceSession(model, sess_options=so, **kwargs)
+        sess = ort.InferenceSession(source, sess_options=so, **kwargs)
     except Exception as e:  # onnxruntime raises several private exception types
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if "INVALID_PROTOBUF" in msg or "Protobuf parsing failed" in msg:
             msg = "not an ONNX model: protobuf parsing failed"
+        if strict and "fallback to CPU EP has been explicitly disabled" in msg:
+            # The provider loaded but cannot run (some of) the graph; strict mode forbids the CPU taking over.
+            raise ProviderError(f"{name}: --strict: {primary} cannot run this model without CPU fallback") from e
         raise ModelLoadError(f"{name}: cannot load model ({msg})") from e
     used = list(sess.get_providers())
-    fallback = not on_cpu and primary not in used
-    info = SessionInfo(requested=providers, used=used, fallback=fallback)
-    if fallback:
+    placement = graph_placement(sess) if not on_cpu else None
+    info = SessionInfo(requested=providers, used=used, fallback=False, node_placement=placement)
+    if not on_cpu and primary not in used:
+        info.fallback = True
         msg = f"{name}: requested {primary} but the session runs on {', '.join(used)} (silent CPU fallback)"
+    elif placement is not None and not on_cpu and placement.get(primary, 0) == 0:
+        info.fallback = True  # listed by get_providers() but runs no node: still a silent fallback
+        msg = f"{name}: {primary} is listed by the session but runs no node; everything runs on CPU"
+    if info.fallback:
         if strict:
             raise ProviderError(msg)
         info.warnings.append(msg)
@@ -355,5 +432,25 @@ def describe_providers() -> list[ProviderRow]:
             devices=devs,
             auto_rank=AUTO_PREFERENCE.index(name) if name in AUTO_PREFERENCE else None,
         ))
+    _describe_openvino_runtime(rows)
     rows.sort(key=lambda r: (not r.available, r.provider))
     return rows
+
+
+def _describe_openvino_runtime(rows: list[ProviderRow]) -> None:
+    """Where onnxruntime cannot run OpenVINO, ``--provider openvino`` uses OpenVINO's runtime: say so in its row."""
+    row = next((r for r in rows if r.provider == "OpenVINOExecutionProvider"), None)
+    if row is None or row.available:
+        return
+    from edgecls.runtime.openvino_session import PIP_HINT, openvino_version
+
+    version = openvino_version()
+    if version is None:
+        row.source += f"; OpenVINO runtime not installed ({PIP_HINT})"
+        return
+    import openvino as ov
+
+    core = ov.Core()
+    row.available = True
+    row.devices = [f"{d} {core.get_property(d, 'FULL_DEVICE_NAME')} (OpenVINO)" for d in core.available_devices]
+    row.source = f"openvino {version} runtime, used directly (onnxruntime's OpenVINO EP cannot run here)"

@@ -23,6 +23,12 @@ used (a silent CPU fallback is flagged). Baselines in the same table: OpenCV DNN
 PyTorch eager on the source checkpoint when torch is installed and the checkpoint is known (provenance,
 the run directory, or --checkpoint). `x fp32` compares each row with the fp32 onnxruntime CPU row.
 
+--provider cpu,openvino measures both in one table; every row is compared with onnxruntime CPU fp32 on the same
+inputs (top-1 agreement, max |output difference|). --provider auto measures every provider that can run here
+and marks the fastest correct one. Rows are measured as `edgecls run` runs (no thread spinning); --spin on|both
+adds onnxruntime's spinning threads (marked "spin"). --strict turns a provider that falls back to CPU into an
+error row.
+
 --data DIR (or --e2e, on synthetic JPEGs) adds decode/preprocess/infer/postprocess times per image, and
 top-1 accuracy when DIR has one sub-folder per class.
 
@@ -64,7 +70,27 @@ def expand_models(paths: list[Path]) -> tuple[list[Path], list[Path]]:
             raise EdgeclsError(f"{p}: no .onnx models in this directory or its sub-directories")
         models += found
         checkpoints += [c for c in (p / "best.pt", p.parent / "best.pt") if c.is_file()]
+        checkpoints += exported_from(p)
     return list(dict.fromkeys(models)), list(dict.fromkeys(checkpoints))
+
+
+def exported_from(export_dir: Path) -> list[Path]:
+    """The checkpoint an export directory was made from, as its ``export_report.json`` records it.
+
+    ``export RUN --out DIR`` puts the models away from the run; the report is the export's own record of the
+    source. (torch_baselines still checks the checkpoint's SHA-256 against the models' provenance.)
+    """
+    import json
+
+    out: list[Path] = []
+    for report in (export_dir / "export_report.json", *sorted(export_dir.glob("*/export_report.json"))):
+        try:
+            source = json.loads(report.read_text()).get("source_checkpoint")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(source, str) and Path(source).is_file():
+            out.append(Path(source))
+    return out
 
 
 def _sorted_targets(targets: list[BenchTarget]) -> list[BenchTarget]:
@@ -95,7 +121,8 @@ def bench_command(
         typer.Option(
             "--provider",
             "-p",
-            help="Execution provider (repeatable): cpu, cuda, tensorrt, openvino, ... or `all` available.",
+            help="Execution providers, comma-separated or repeated: cpu, openvino, cuda, tensorrt, ...; `all` "
+            "available; `auto`: all, and mark the fastest correct one.",
         ),
     ] = ["cpu"],  # noqa: B006
     batch: Annotated[str, typer.Option(help="Batch sizes, comma-separated.")] = "1",
@@ -129,6 +156,19 @@ def bench_command(
     baselines: Annotated[
         bool, typer.Option("--baselines/--no-baselines", help="OpenCV DNN and PyTorch eager rows.")
     ] = True,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="A provider that falls back to CPU is an error row, not a flagged one.")
+    ] = False,
+    spin: Annotated[
+        str,
+        typer.Option(
+            help="onnxruntime thread spinning: off (what `edgecls run` does), on, or both (rows say `spin`)."
+        ),
+    ] = "off",
+    compare: Annotated[
+        bool,
+        typer.Option("--compare/--no-compare", help="Agreement with onnxruntime CPU fp32 on the same inputs."),
+    ] = True,
     in_process: Annotated[
         bool,
         typer.Option(
@@ -148,6 +188,11 @@ def bench_command(
     if not console.is_terminal:  # piped or captured: long lines beat a table folded into 80 columns
         console = Console(width=max(console.width, 200))
     batches = _int_list(batch, "batch")
+    spins = {"off": [False], "on": [True], "both": [False, True]}.get(spin)
+    if spins is None:
+        from edgecls.runtime.errors import EdgeclsError
+
+        raise EdgeclsError(f"--spin takes off, on or both; got {spin!r}")
     thread_list = _int_list(threads, "threads") if threads else [collect_environment().physical_cores]
     files, found_checkpoints = expand_models(models)
     targets = _sorted_targets(model_targets(files))
@@ -184,6 +229,9 @@ def bench_command(
             baselines=extra,
             isolate=not in_process,
             progress=progress,
+            spins=spins,
+            strict=strict,
+            compare=compare,
         )
     print_report(result, console)
     for path, write in (

@@ -1,0 +1,104 @@
+"""Is a fast row also right? Every benchmarked configuration against onnxruntime CPU fp32 on the same inputs.
+
+The parent (:func:`edgecls.runtime.bench.run_benchmark`) builds, once per model family, the comparison inputs
+and the reference outputs of the family's fp32 model on onnxruntime's CPU provider, and writes them to an
+``.npz``; each measuring process runs its own engine on the same inputs and reports top-1 agreement and the
+largest absolute output difference (``BenchRow.agreement`` / ``max_abs_diff``). A provider that is fast but
+wrong shows it in its row.
+
+Inputs: with ``--data``, the first images of the folder through the runtime's own preprocessing (what the model
+sees in ``edgecls run``); otherwise seeded standard-normal tensors (outputs still must agree; agreement on noise
+says less about accuracy than on real images, and the report says which it was).
+
+Shapes: inputs ``float32[M, 3, h, w]``; reference ``float32[M, C]``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from edgecls.runtime.bench_rows import BenchTarget
+from edgecls.runtime.contract import ModelContract
+
+#: How many inputs each configuration is compared on (the images of a small --data folder, or noise tensors).
+COMPARE_IMAGES = 32
+COMPARE_NOISE = 16
+
+
+@dataclass(frozen=True)
+class Agreement:
+    agreement: float  # top-1 agreement with the reference, 0..1
+    max_abs_diff: float  # max |output - reference output| over all inputs and classes
+    inputs: int
+
+
+def comparison_inputs(
+    contract: ModelContract | None,
+    input_hw: tuple[int, int] | None,
+    images: Sequence[tuple[str, str | None]] | None,
+) -> tuple[np.ndarray, str] | None:
+    """(``float32[M, 3, h, w]``, what they are) for a family, or None when the input size is unknown."""
+    if images and contract is not None:
+        from edgecls.runtime.decode import decode_image
+        from edgecls.runtime.errors import ImageDecodeError
+        from edgecls.runtime.preprocess import decode_floor, preprocess_batch
+
+        decoded = []
+        floor = decode_floor(contract)
+        for path, _ in images:
+            try:
+                decoded.append(decode_image(path, floor))
+            except ImageDecodeError:
+                continue
+            if len(decoded) == COMPARE_IMAGES:
+                break
+        if decoded:
+            return preprocess_batch(decoded, contract), f"{len(decoded)} images"
+    hw = contract.input_size if contract is not None else input_hw
+    if hw is None:
+        return None
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((COMPARE_NOISE, 3, *hw)).astype(np.float32), f"{COMPARE_NOISE} noise tensors"
+
+
+def run_in_batches(infer: Callable[[np.ndarray], np.ndarray], x: np.ndarray, batch: int, dtype: str) -> np.ndarray:
+    """``infer`` over ``x`` in calls of exactly ``batch`` inputs (the last one padded), outputs ``float32[M, C]``."""
+    outs = []
+    for start in range(0, len(x), batch):
+        part = x[start : start + batch]
+        n = len(part)
+        if n < batch:
+            part = np.concatenate([part, np.repeat(part[-1:], batch - n, axis=0)])
+        outs.append(np.asarray(infer(part.astype(dtype, copy=False)), dtype=np.float32)[:n])
+    return np.concatenate(outs)
+
+
+def reference_outputs(target: BenchTarget, x: np.ndarray) -> np.ndarray:
+    """The family's fp32 model on onnxruntime's CPU provider (1 thread: the reference need not be fast)."""
+    from edgecls.runtime.bench_measure import load_onnxruntime
+
+    runner = load_onnxruntime(target.model, "cpu", 1)
+    fixed = runner.input_shape[0] if isinstance(runner.input_shape[0], int) and runner.input_shape[0] > 0 else None
+    return run_in_batches(runner.infer, x, fixed or len(x), runner.input_dtype)
+
+
+def write_comparison(path: str | os.PathLike[str], x: np.ndarray, reference: np.ndarray, what: str) -> Path:
+    np.savez(path, inputs=x, reference=reference, what=np.array(what))
+    return Path(path)
+
+
+def compare(
+    infer: Callable[[np.ndarray], np.ndarray], comparison: str | os.PathLike[str], batch: int, dtype: str
+) -> tuple[Agreement, str]:
+    """Run ``infer`` on the stored inputs and compare with the stored reference outputs."""
+    with np.load(comparison) as data:
+        x, ref, what = data["inputs"], data["reference"], str(data["what"])
+    got = run_in_batches(infer, x, batch, dtype)
+    if got.shape != ref.shape:
+        return Agreement(0.0, float("inf"), len(x)), what
+    agree = float((got.argmax(axis=1) == ref.argmax(axis=1)).mean())
+    return Agreement(agree, float(np.abs(got - ref).max()), len(x)), what

@@ -1,0 +1,160 @@
+"""OpenVINO's own runtime behind the session interface the Classifier and bench use (``--provider openvino``).
+
+Why not onnxruntime's OpenVINO execution provider: on the machines edgecls is tested on (AMD x86 CPUs) it
+cannot run with the pinned onnxruntime. The plugin EP (``onnxruntime-ep-openvino``) registers but lists no
+device: its factory skips every hardware device whose PCI vendor id is not Intel's 0x8086
+(``OpenVINOEpPluginFactory::GetSupportedDevices`` in onnxruntime/core/providers/openvino/ov_factory.cc), and an
+AMD CPU reports 0x1022. ``onnxruntime-openvino`` does run on AMD, but it replaces the ``onnxruntime`` module with
+an older build. So where onnxruntime's EP cannot run, :func:`edgecls.runtime.session.create_session` opens the
+same ``.onnx`` file with the ``openvino`` package (``pip install 'edgecls[openvino]'``) through this module.
+
+:class:`OpenVINOSession` answers the calls edgecls makes on an ``onnxruntime.InferenceSession``
+(``get_inputs``, ``get_outputs``, ``get_modelmeta().custom_metadata_map``, ``run``, ``get_providers``), so the
+Classifier, ``eval`` and ``bench`` run it unchanged. The contract comes from the ONNX ``metadata_props``, which
+OpenVINO's ONNX reader keeps in the model's runtime info under ``framework`` (no second read of the file).
+
+Threads: ``--threads N`` becomes ``INFERENCE_NUM_THREADS``; ``PERFORMANCE_HINT`` is ``LATENCY`` (one inference
+stream, as ``edgecls run`` calls the model one batch at a time); any OpenVINO CPU property can be passed as a
+provider option (``--provider-option PERFORMANCE_HINT=THROUGHPUT``). ``device_type`` (onnxruntime's OpenVINO EP
+option name) picks the OpenVINO device, ``CPU`` by default.
+
+openvino is imported only when this path is used; the module itself imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: What ``SessionInfo.used`` / ``get_providers()`` say for this path: the engine and its device, never an
+#: onnxruntime provider name (nothing of onnxruntime runs the model here).
+ENGINE_PREFIX = "OpenVINO"
+PIP_HINT = "pip install 'edgecls[openvino]'"
+
+# OpenVINO element type names -> the onnxruntime type strings the Classifier/bench check.
+_TYPE_NAMES = {"f32": "tensor(float)", "f16": "tensor(float16)", "f64": "tensor(double)", "u8": "tensor(uint8)"}
+
+
+def openvino_version() -> str | None:
+    """The installed ``openvino`` package version, or None; does not import openvino."""
+    if importlib.util.find_spec("openvino") is None:
+        return None
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("openvino")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def used_name(device: str) -> str:
+    """``OpenVINO:CPU``: how this path appears in ``SessionInfo.used`` and bench rows."""
+    return f"{ENGINE_PREFIX}:{device}"
+
+
+def is_openvino_runtime(used: list[str] | tuple[str, ...]) -> bool:
+    return bool(used) and used[0].startswith(ENGINE_PREFIX + ":")
+
+
+@dataclass(frozen=True)
+class PortInfo:
+    """The fields of onnxruntime's ``NodeArg`` edgecls reads: name, ``tensor(float)``-style type, shape.
+
+    ``shape`` holds ints for static dimensions and a name (``"batch"``) for dynamic ones, as onnxruntime does.
+    """
+
+    name: str
+    type: str
+    shape: list[Any]
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    custom_metadata_map: dict[str, str] = field(default_factory=dict)
+
+
+def _port_info(port: Any, dynamic_name: str) -> PortInfo:
+    shape: list[Any] = []
+    for i, dim in enumerate(port.get_partial_shape()):
+        shape.append(dim.get_length() if dim.is_static else (dynamic_name if i == 0 else f"dim{i}"))
+    return PortInfo(
+        name=port.get_any_name(),
+        type=_TYPE_NAMES.get(port.get_element_type().get_type_name(), str(port.get_element_type())),
+        shape=shape,
+    )
+
+
+def _framework_metadata(model: Any) -> dict[str, str]:
+    """ONNX ``metadata_props`` as OpenVINO's ONNX frontend keeps them: ``rt_info["framework"][key]``."""
+    if not model.has_rt_info(["framework"]):
+        return {}
+    out: dict[str, str] = {}
+    for key in model.get_rt_info(["framework"]).astype(dict):
+        try:
+            out[str(key)] = model.get_rt_info(["framework", key]).astype(str)
+        except Exception:  # noqa: BLE001 - a non-string entry is not metadata edgecls reads
+            continue
+    return out
+
+
+def compile_properties(threads: int | None, options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(OpenVINO device, properties for ``compile_model``) from ``--threads`` and the provider options."""
+    props: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
+    if threads:
+        props["INFERENCE_NUM_THREADS"] = int(threads)
+    rest = dict(options)
+    device = str(rest.pop("device_type", "CPU"))
+    props.update({k: v for k, v in rest.items()})
+    return device, props
+
+
+class OpenVINOSession:
+    """An ``.onnx`` model compiled by OpenVINO, with the session calls edgecls uses.
+
+    Shapes: ``run([out], {input: float32[N, 3, h, w]})`` -> ``[float32[N, C]]`` (a copy: OpenVINO reuses its
+    output buffer on the next call).
+    """
+
+    def __init__(self, model: str | os.PathLike[str] | bytes, threads: int | None, options: dict[str, Any]) -> None:
+        import openvino as ov
+
+        core = ov.Core()
+        source: Any = model if isinstance(model, bytes) else str(Path(model))
+        self._model = core.read_model(source)
+        self.device, self.properties = compile_properties(threads, options)
+        self._compiled = core.compile_model(self._model, self.device, self.properties)
+        self._request = self._compiled.create_infer_request()
+        self._inputs = [_port_info(p, "batch") for p in self._compiled.inputs]
+        self._outputs = [_port_info(p, "batch") for p in self._compiled.outputs]
+        self._meta = ModelMeta(_framework_metadata(self._model))
+        self.version = ov.__version__.split("-")[0]  # "2026.4.1-22982-..." -> "2026.4.1"
+
+    # --- the onnxruntime.InferenceSession calls edgecls makes ----------------------------------------------
+    def get_inputs(self) -> list[PortInfo]:
+        return list(self._inputs)
+
+    def get_outputs(self) -> list[PortInfo]:
+        return list(self._outputs)
+
+    def get_modelmeta(self) -> ModelMeta:
+        return self._meta
+
+    def get_providers(self) -> list[str]:
+        return [used_name(self.device)]
+
+    def compiled_property(self, name: str) -> Any:
+        """What OpenVINO really chose (``INFERENCE_NUM_THREADS``, ``PERFORMANCE_HINT``...), for reports."""
+        return self._compiled.get_property(name)
+
+    def run(self, output_names: list[str] | None, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        by_name = {p.name: i for i, p in enumerate(self._inputs)}
+        inputs = {by_name.get(k, k): np.ascontiguousarray(v) for k, v in feed.items()}
+        self._request.infer(inputs)
+        names = output_names or [p.name for p in self._outputs]
+        index = {p.name: i for i, p in enumerate(self._outputs)}
+        return [np.array(self._request.get_output_tensor(index[n]).data, copy=True) for n in names]
