@@ -275,6 +275,11 @@ def build_app(
     clf: Classifier, settings: ServeSettings, live: SourceSpec | None = None
 ) -> tuple[Starlette, ServeState]:
     """The ASGI app and its state; the batcher and the live feed start with the app's lifespan."""
+    from PIL import Image
+
+    # Pillow only reads upload headers here (never decodes): its own bomb ceiling would hide the declared size
+    # from the 413 message, and ``settings.max_pixels`` is the limit that applies.
+    Image.MAX_IMAGE_PIXELS = None
     metrics_ = ServeMetrics()
     batcher = DynamicBatcher(clf, settings.max_batch, settings.max_wait_ms / 1e3, settings.max_queue,
                              on_batch=metrics_.observe_batch)
