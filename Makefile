@@ -17,13 +17,14 @@ $(VENV)/.installed-train: $(BIN)/python pyproject.toml constraints.txt
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed-train
-	$(PIP) install -q -c constraints.txt -e '.[train,dev]'
+	$(PIP) install -q -c constraints.txt -e '.[train,dev,pretrained,openvino,serve,ray]'
 	touch $@
 
 install: $(VENV)/.installed-train
 install-dev: $(VENV)/.installed-dev stream-tools
 
-# ffmpeg serves the real MJPEG/RTSP streams on 127.0.0.1 that the live-source tests read.
+# ffmpeg serves the real MJPEG/RTSP streams on 127.0.0.1 that the live-source tests read; Debian's chromium is
+# the browser the serve page test drives through Playwright (Playwright never downloads a browser of its own).
 # Installed from Debian when missing and we may (root); otherwise those tests are skipped with a reason.
 stream-tools:
 	@command -v ffmpeg >/dev/null 2>&1 || { \
@@ -31,6 +32,11 @@ stream-tools:
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null) \
 	      || echo "warning: could not install ffmpeg; stream tests will be skipped"; \
 	  else echo "note: ffmpeg not found; stream tests will be skipped"; fi; }
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "warning: could not install chromium; the serve page test will be skipped"; \
+	  else echo "note: chromium not found; the serve page test will be skipped"; fi; }
 
 demo: install
 	$(BIN)/edgecls demo --out $(DEMO_OUT)
