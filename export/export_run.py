@@ -72,6 +72,7 @@ class ExportReport:
     quantization: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    source_checkpoint: str | None = None  # the checkpoint exported (absolute): `bench DIR` finds it here
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -120,6 +121,7 @@ def export_model(
     inputs: ExportInputs,
     options: ExportOptions,
     log: Log = print,
+    source_checkpoint: str | None = None,
 ) -> ExportReport:
     """Export ``model`` with ``contract`` into ``out_dir``: fp32, parity, golden, then fp16/int8."""
     t0 = time.perf_counter()
@@ -174,6 +176,7 @@ def export_model(
         quantization=quant,
         warnings=warnings,
         seconds=round(time.perf_counter() - t0, 1),
+        source_checkpoint=source_checkpoint,
     )
     atomic_write_text(out / REPORT_NAME, json.dumps(report_obj.to_dict(), indent=2) + "\n")
     files["report"] = str(out / REPORT_NAME)
@@ -198,7 +201,7 @@ def export_checkpoint(
     )
     inputs = resolve_inputs(options, contract, data_ref_of(ckpt.raw, ckpt.path), str(ckpt.path))
     out = Path(options.out_dir) if options.out_dir else default_out_dir(run_or_checkpoint)
-    return export_model(model, contract, out, inputs, options, log)
+    return export_model(model, contract, out, inputs, options, log, source_checkpoint=str(ckpt.path.resolve()))
 
 
 __all__ = ["ExportOptions", "ExportReport", "FP32_ATOL", "export_checkpoint", "export_model"]
