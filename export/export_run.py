@@ -27,8 +27,14 @@ from edgecls.export.fp16 import convert_to_fp16
 from edgecls.export.golden import golden_path_for, make_golden, write_golden
 from edgecls.export.onnx_export import DEFAULT_OPSET, Exporter, export_to_onnx
 from edgecls.export.parity import FP32_ATOL, ParityError, ParityResult, check_parity
-from edgecls.export.quant_data import ImageList, images_from_run, load_role_images
-from edgecls.export.quantize import DEFAULT_MAX_DROP, QuantizeOptions, quantize_model
+from edgecls.export.quant_data import (
+    VALIDATION_SHARE,
+    ImageList,
+    images_from_run,
+    load_role_images,
+    split_disjoint,
+)
+from edgecls.export.quantize import DEFAULT_MAX_DROP, OverBudgetError, QuantizeOptions, quantize_model
 from edgecls.export.run_data import DataRef, data_ref_of
 from edgecls.runtime.atomic import atomic_path, atomic_write_text
 from edgecls.runtime.contract import ModelContract
@@ -54,6 +60,8 @@ class ExportOptions:
     calib: str | None = None  # None: the run's train split
     val: str | None = None  # None: the run's val split
     max_drop: float = DEFAULT_MAX_DROP
+    target: str = "auto"  # the device the int8 file is made for (quant_isa.plan_target)
+    allow_over_budget: bool = False
     parity_images: int = 32
     calib_images: int = 500
     val_images: int = 1000
@@ -88,7 +96,7 @@ class ExportInputs:
 
 
 def resolve_inputs(
-    options: ExportOptions, contract: ModelContract, ref: DataRef | None, origin: str
+    options: ExportOptions, contract: ModelContract, ref: DataRef | None, origin: str, log: Log = print
 ) -> ExportInputs:
     """Load parity / calibration / validation images, failing before any file is written."""
 
@@ -96,11 +104,21 @@ def resolve_inputs(
         if spec is not None:
             return load_role_images(spec, contract, role, limit, builtin_split=split)
         if ref is None:
-            raise DataError(
-                f"{origin}: cannot tell which data the model was trained on; pass --data/--calib/--val"
-            )
+            raise DataError(f"{origin}: cannot tell which data the model was trained on; pass --data/--calib/--val")
         return images_from_run(ref, split, contract, limit)
 
+    own_images_only = ref is None and options.val is None and options.data is None
+    if options.quantize and own_images_only and options.calib and not options.calib.startswith("builtin:"):
+        # A model without run data and one image folder: a seeded disjoint split, never graded on its
+        # calibration images nor on a built-in set that is not its domain.
+        both = load_role_images(options.calib, contract, "calibration", options.calib_images + options.val_images)
+        calib, val = split_disjoint(both, VALIDATION_SHARE, ("calibration", "validation"))
+        parity = ImageList(val.source, val.images[: options.parity_images], None, [])
+        log(
+            f"no --val/--data: {options.calib} split (seeded, disjoint) into {len(calib)} calibration and "
+            f"{len(val)} validation images (the parity check uses {len(parity)} of the validation images)"
+        )
+        return ExportInputs(parity, calib, val)
     parity = from_spec_or_run(options.data, "val", "the parity check", options.parity_images)
     if not options.quantize:
         return ExportInputs(parity)
@@ -149,9 +167,7 @@ def export_model(
         p16 = check_parity(model, fp16_path, images, contract, variant="fp16", atol=None)
         log(f"parity {p16.describe()}")
         if p16.top1_mismatches:
-            warnings.append(
-                f"fp16 changes the top-1 class on {p16.top1_mismatches}/{p16.images} parity images"
-            )
+            warnings.append(f"fp16 changes the top-1 class on {p16.top1_mismatches}/{p16.images} parity images")
         parities.append(p16)
         files["fp16"] = str(fp16_path)
     quant = None
@@ -159,10 +175,17 @@ def export_model(
         assert inputs.calibration is not None and inputs.validation is not None
         qopts = options.quantize_options or QuantizeOptions()
         qopts.max_drop = options.max_drop
-        report = quantize_model(
-            fp32_path, out / INT8_NAME, inputs.calibration, inputs.validation, contract, qopts, log
-        )
-        files["int8"] = report.int8_model
+        qopts.target = options.target
+        qopts.allow_over_budget = options.allow_over_budget
+        over_budget = None
+        try:
+            report = quantize_model(
+                fp32_path, out / INT8_NAME, inputs.calibration, inputs.validation, contract, qopts, log
+            )
+        except OverBudgetError as e:  # fp32 and the reports are written; the error says why int8 is not
+            over_budget, report = e, e.report
+        if report.written:
+            files["int8"] = report.int8_model
         files["quantization_report"] = str(out / "quantization_report.json")
         quant = report.summary()
     report_obj = ExportReport(
@@ -180,6 +203,8 @@ def export_model(
     )
     atomic_write_text(out / REPORT_NAME, json.dumps(report_obj.to_dict(), indent=2) + "\n")
     files["report"] = str(out / REPORT_NAME)
+    if options.quantize and over_budget is not None:
+        raise over_budget
     return report_obj
 
 
@@ -199,7 +224,7 @@ def export_checkpoint(
         checkpoint=ckpt.path.name,
         metrics=ckpt.contract.provenance.get("metrics", ckpt.raw.get("metrics", {})),
     )
-    inputs = resolve_inputs(options, contract, data_ref_of(ckpt.raw, ckpt.path), str(ckpt.path))
+    inputs = resolve_inputs(options, contract, data_ref_of(ckpt.raw, ckpt.path), str(ckpt.path), log)
     out = Path(options.out_dir) if options.out_dir else default_out_dir(run_or_checkpoint)
     return export_model(model, contract, out, inputs, options, log, source_checkpoint=str(ckpt.path.resolve()))
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecls.runtime.contract import METADATA_KEY, ModelContract, contract_from_metadata
+from edgecls.runtime.cpu_isa import int8_warnings
 from edgecls.runtime.errors import ContractError, ModelLoadError
 
 
@@ -40,6 +41,7 @@ class ModelInfo:
     op_counts: dict[str, int] = field(default_factory=dict)
     quantized: bool | None = None  # QDQ / QLinear ops present
     metadata: dict[str, str] = field(default_factory=dict)  # other metadata_props entries
+    int8_warnings: list[str] = field(default_factory=list)  # over-budget mark, saturation on this CPU
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -141,5 +143,8 @@ def model_info(path: str | os.PathLike[str], use_onnx: bool | None = None) -> Mo
     if use_onnx:
         info = _from_onnx(p)
         _from_session(p)  # a graph onnx can parse may still not load in onnxruntime: say so here
-        return info
-    return _from_session(p)
+    else:
+        info = _from_session(p)
+    if info.contract is not None:
+        info.int8_warnings = int8_warnings(info.contract.get("provenance", {}))
+    return info

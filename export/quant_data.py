@@ -132,3 +132,27 @@ def load_role_images(
 def images_from_run(ref: DataRef, split: str, contract: ModelContract, limit: int | None) -> ImageList:
     """A split of the run's own data (train for calibration, val for the accuracy budget)."""
     return _require_images(_split_images(ref, split, contract, limit), f"{split} images")
+
+
+#: The seed of every disjoint split edgecls makes (calibration/validation, search/held-out): same data, same split.
+SPLIT_SEED = 0
+#: Share of a single unlabelled image folder that becomes validation images when no --val is given.
+VALIDATION_SHARE = 0.5
+
+
+def split_disjoint(
+    images: ImageList, second_fraction: float, names: tuple[str, str], seed: int = SPLIT_SEED
+) -> tuple[ImageList, ImageList]:
+    """A seeded random split of ``images`` into two disjoint parts (no image in both), the second holding
+    ``second_fraction`` of them (at least one each when there are two or more images)."""
+    n = len(images)
+    if n < 2:
+        raise DataError(f"{images.source}: {n} image(s) cannot be split into {names[0]} and {names[1]} parts")
+    order = np.random.default_rng(seed).permutation(n)
+    n_second = min(n - 1, max(1, round(n * second_fraction)))
+    parts = []
+    for name, idx in zip(names, (np.sort(order[n_second:]), np.sort(order[:n_second])), strict=True):
+        labels = None if images.labels is None else images.labels[idx]
+        source = f"{images.source} ({name} part: {len(idx)} of {n}, seeded split {seed})"
+        parts.append(ImageList(source, [images.images[i] for i in idx], labels, images.skipped))
+    return parts[0], parts[1]

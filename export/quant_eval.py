@@ -44,11 +44,35 @@ class Accuracy:
         return asdict(self)
 
 
+#: onnxruntime's kOrtSessionOptionsAvx2PrecisionMode: exact u8u8 kernels instead of saturating u8s8 on x86
+#: without VNNI (onnxruntime_session_options_config_keys.h). Stands in for a VNNI or ARM CPU's accuracy.
+PRECISE_KERNELS_KEY = "session.x64quantprecision"
+
+
+def int8_logits(path: str | os.PathLike[str], inputs: np.ndarray, precise: bool = False) -> np.ndarray:
+    """float32[N, 3, h, w] -> float32[N, C]; ``precise`` runs onnxruntime's exact int8 kernels."""
+    if not precise:
+        return onnx_logits(path, inputs)
+    import onnxruntime as ort
+    from edgecls.runtime.session import session_options
+
+    so = session_options()
+    so.add_session_config_entry(PRECISE_KERNELS_KEY, "1")
+    sess = ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    outs = [sess.run(None, {name: inputs[i : i + 64]})[0] for i in range(0, len(inputs), 64)]
+    return np.concatenate(outs).astype(np.float32)
+
+
 def measure_accuracy(
-    path: str | os.PathLike[str], inputs: np.ndarray, labels: np.ndarray | None, fp32_logits: np.ndarray
+    path: str | os.PathLike[str],
+    inputs: np.ndarray,
+    labels: np.ndarray | None,
+    fp32_logits: np.ndarray,
+    precise: bool = False,
 ) -> tuple[Accuracy, np.ndarray]:
     """Run ``path`` on float32[N, 3, h, w] inputs -> (its Accuracy, its float32[N, C] logits)."""
-    logits = onnx_logits(path, inputs)
+    logits = int8_logits(path, inputs, precise)
     acc = Accuracy(
         None if labels is None else top1(logits, labels),
         agreement(logits, fp32_logits),

@@ -1,31 +1,22 @@
-"""The CPU's integer instruction set, detected at run time, and the int8 recipe that suits it.
+"""The int8 recipe for the device the file is made for (``--target``), not for the machine that quantizes.
 
-Why it matters (onnxruntime MLAS kernels):
-- x86 with VNNI (AVX512-VNNI, AVX-VNNI; AMD Zen 4 included): u8 x s8 products accumulate exactly in
-  VPDPBUSD, so full-range uint8 activations x int8 weights are both fast and accurate.
-- x86 AVX2 without VNNI: u8s8 uses VPMADDUBSW, whose int16 pair sums saturate; options are 7-bit weights
-  (``reduce_range``), onnxruntime's slower precise kernels (session option
-  ``session.x64quantprecision``, which every consumer would have to set) or keeping the sensitive nodes in
-  float. The search measures the first and the last; the report says which won.
-- ARM with the dot-product extension (``asimddp``): int8 x int8 (s8s8) is the native, fast path.
+The instruction-set facts are in :mod:`edgecls.runtime.cpu_isa`. Per target:
+- ``x86-vnni``: full-range u8s8 (exact in VPDPBUSD).
+- ``x86-avx2``: u8s8 with 7-bit weights (``reduce_range``: no saturation in VPMADDUBSW), and full-range u8s8
+  with the sensitive nodes kept float; both are measured, the search keeps what fits.
+- ``arm64``: s8s8, the dot-product path.
+When the quantizing CPU is not the target, accuracy is measured with onnxruntime's exact kernels
+(``session.x64quantprecision``) where that stands in for the target (a VNNI or ARM device computes the products
+exactly); on a VNNI host, a file for AVX2 avoids full-range u8s8 because its saturation cannot be measured here.
 """
 
 from __future__ import annotations
 
-import platform
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
-
-@dataclass(frozen=True)
-class IsaProfile:
-    isa: str  # "x86-vnni" | "x86-avx2" | "x86" | "arm-dotprod" | "arm" | "unknown"
-    flags: tuple[str, ...]  # the flags the decision was based on
-    machine: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+from edgecls.runtime.cpu_isa import TARGETS, IsaProfile
+from edgecls.runtime.errors import EdgeclsError
 
 
 @dataclass(frozen=True)
@@ -40,6 +31,19 @@ class QuantRecipe:
     calibrate_method: str = "MinMax"  # onnxruntime.quantization.CalibrationMethod member names
     reason: str = ""
     nodes_to_exclude: tuple[str, ...] = field(default=())
+    bias_correction: bool = False  # empirical per-channel bias correction (quant_bias.py)
+
+    def key(self) -> tuple[Any, ...]:
+        """What makes two recipes the same model (the name and reason do not): no trial is run twice."""
+        return (
+            self.activation_type,
+            self.weight_type,
+            self.reduce_range,
+            self.per_channel,
+            self.calibrate_method,
+            tuple(sorted(self.nodes_to_exclude)),
+            self.bias_correction,
+        )
 
     def describe(self) -> str:
         act = "u8" if self.activation_type == "QUInt8" else "s8"
@@ -51,6 +55,8 @@ class QuantRecipe:
         ]
         if self.reduce_range:
             parts.append("reduce_range")
+        if self.bias_correction:
+            parts.append("bias-corrected")
         if self.nodes_to_exclude:
             parts.append(f"{len(self.nodes_to_exclude)} nodes kept float")
         return ", ".join(parts)
@@ -62,48 +68,59 @@ class QuantRecipe:
         return d
 
 
-_X86_VNNI = ("avx512_vnni", "avx_vnni", "amx_int8")
+@dataclass(frozen=True)
+class TargetPlan:
+    """The device a file is made for and how its accuracy is measured on this host."""
+
+    target: str  # one of TARGETS
+    host: IsaProfile
+    precise_kernels: bool  # measure with session.x64quantprecision=1 (exact products stand in for the target)
+    note: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "host": self.host.isa,
+            "precise_kernels": self.precise_kernels,
+            "note": self.note,
+        }
 
 
-def detect_isa(cpuinfo: str | None = None, machine: str | None = None) -> IsaProfile:
-    """Read ``/proc/cpuinfo`` flags (Linux); other systems fall back to the machine name."""
-    machine = machine or platform.machine().lower()
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
-        except OSError:
-            cpuinfo = ""
-    flags: set[str] = set()
-    for line in cpuinfo.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip().lower() in ("flags", "features"):
-            flags.update(value.split())
-    vnni = tuple(f for f in _X86_VNNI if f in flags)
-    if vnni:
-        return IsaProfile("x86-vnni", vnni, machine)
-    if "avx2" in flags:
-        return IsaProfile("x86-avx2", ("avx2",), machine)
-    if "asimddp" in flags:
-        return IsaProfile("arm-dotprod", ("asimddp",), machine)
-    if machine in ("aarch64", "arm64") or machine.startswith("arm") or "asimd" in flags:
-        return IsaProfile("arm", tuple(f for f in ("asimd",) if f in flags), machine)
-    if machine in ("x86_64", "amd64", "i686", "x86"):
-        return IsaProfile("x86", (), machine)
-    return IsaProfile("unknown", (), machine)
+def plan_target(target: str, host: IsaProfile) -> TargetPlan:
+    """``auto`` is this CPU; any other target is measured here as faithfully as the host allows."""
+    if target == "auto":
+        target = host.target
+    if target not in TARGETS:
+        raise EdgeclsError(f"--target must be auto or one of {', '.join(TARGETS)}, got {target!r}")
+    same = target == host.target
+    x86_host = host.target in ("x86-vnni", "x86-avx2")
+    precise = not same and target != "x86-avx2" and host.target == "x86-avx2"
+    if same:
+        note = f"made for this CPU ({host.isa}); accuracy and speed measured here"
+    elif precise:
+        note = (
+            f"made for {target} on an {host.isa} host: accuracy measured with onnxruntime's exact kernels "
+            "(session.x64quantprecision=1) standing in for the target's exact int8 products; speed measured "
+            "here is not the target's"
+        )
+    elif target == "x86-avx2" and x86_host:
+        note = (
+            f"made for x86-avx2 on an {host.isa} host: the saturation of full-range u8s8 cannot be measured "
+            "here, so only 7-bit-weight (reduce_range) recipes are tried; speed measured here is not the target's"
+        )
+    else:
+        note = f"made for {target} on an {host.isa} host; speed measured here is not the target's"
+    return TargetPlan(target, host, precise, note)
 
 
-def candidate_recipes(isa: IsaProfile) -> list[QuantRecipe]:
-    """Recipes to measure, best guess first. Percentile calibration is appended by the search when needed."""
-    if isa.isa == "x86-vnni":
-        return [
-            QuantRecipe("u8s8", reason=f"{'/'.join(isa.flags)}: u8s8 products do not saturate; full range")
-        ]
-    if isa.isa in ("x86-avx2", "x86", "unknown"):
-        why = "AVX2 without VNNI saturates u8s8 products (VPMADDUBSW)"
-        return [
-            QuantRecipe("u8s8-reduce-range", reduce_range=True, reason=f"{why}: 7-bit weights avoid it"),
-            QuantRecipe("u8s8", reason=f"{why}: full range, sensitive nodes kept float if needed"),
-        ]
-    # ARM: signed int8 activations and weights are the native dot-product path.
-    why = "ARM dot-product (asimddp): s8s8 is native" if isa.isa == "arm-dotprod" else "ARM: s8s8"
-    return [QuantRecipe("s8s8", activation_type="QInt8", reason=why)]
+def candidate_recipes(plan: TargetPlan) -> list[QuantRecipe]:
+    """Recipes to measure for the target, best guess first (the search adds Percentile and float nodes)."""
+    if plan.target == "x86-vnni":
+        return [QuantRecipe("u8s8", reason="x86 VNNI: u8s8 products do not saturate; full range")]
+    if plan.target == "x86-avx2":
+        why = "AVX2 without VNNI saturates full-range u8s8 products (VPMADDUBSW)"
+        recipes = [QuantRecipe("u8s8-reduce-range", reduce_range=True, reason=f"{why}: 7-bit weights avoid it")]
+        if plan.host.target == "x86-avx2":  # the saturation is measurable only on such a CPU
+            recipes.append(QuantRecipe("u8s8", reason=f"{why}: full range, sensitive nodes kept float if needed"))
+        return recipes
+    return [QuantRecipe("s8s8", activation_type="QInt8", reason="ARM64: s8s8 is the dot-product (asimddp) path")]

@@ -1,18 +1,22 @@
-"""The accuracy budget: find the int8 model that stays within ``max_drop`` with the fewest nodes in float.
+"""The accuracy budget: among int8 models within ``max_drop``, ship the fastest (latency measured).
 
-Steps (each measured on the validation images, against the fp32 model's own score):
-1. the recipes the CPU's instruction set suggests (``quant_isa.candidate_recipes``), MinMax calibration;
-2. if the best is over budget: the same recipe with Percentile calibration (clips activation outliers,
-   which is what usually breaks depthwise networks once weights are per-channel);
-3. if still over budget: per-node sensitivity - quantize with one node at a time kept in float and measure
-   the logit error on a subset - then keep the k most sensitive nodes in float, k = 1, 2, 4, ... until the
-   budget holds, and bisect back to the fewest k that holds.
-If nothing holds the best model found is still returned, with ``budget_met = False``.
+Steps (each trial measured on the *search* part of the validation images, against the fp32 model's score;
+the caller grades the chosen model again on held-out images the search never saw):
+1. the recipes the target suggests (``quant_isa.candidate_recipes``), MinMax calibration;
+2. the best of them with empirical bias correction (``quant_bias``): kept only if it measures better;
+3. if over budget: the same recipe with Percentile calibration (clips activation outliers);
+4. if still over budget: per-node sensitivity - quantize with one node (and its input producers) kept in
+   float and measure the logit error on a subset, cached on disk when a cache folder is given - then keep the
+   k most sensitive nodes in float, k = 1, 2, 4, ... until the budget holds, and bisect back.
+Every trial's latency and its share of convs onnxruntime really runs in int8 are measured; a trial that runs
+mostly in float (under ``min_int8_fraction``) is never chosen. The same recipe is never run twice.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +25,8 @@ from typing import Any
 
 import numpy as np
 from edgecls.export.parity import onnx_logits
-from edgecls.export.quant_eval import Accuracy, measure_accuracy, relative_error
+from edgecls.export.quant_eval import Accuracy, latency_ms, measure_accuracy, relative_error
+from edgecls.export.quant_graph import fusion_counts
 from edgecls.export.quant_isa import QuantRecipe
 from edgecls.export.quant_static import StaticQuantizer, float_units, quantized_compute_nodes
 from edgecls.export.run_data import evenly_spaced
@@ -33,18 +38,21 @@ Log = Callable[[str], None]
 class Trial:
     recipe: QuantRecipe
     accuracy: Accuracy
-    drop_points: (
-        float  # fp32 score - int8 score, in percentage points (top-1, or disagreement without labels)
-    )
+    drop_points: float  # fp32 score - int8 score on the search images, in percentage points
     path: Path  # scratch file
+    latency_p50_ms: float
+    fusion: dict[str, Any]  # quant_graph.fusion_counts
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "recipe": self.recipe.describe(),
             "calibrate_method": self.recipe.calibrate_method,
             "reduce_range": self.recipe.reduce_range,
+            "bias_correction": self.recipe.bias_correction,
             "nodes_kept_float": len(self.recipe.nodes_to_exclude),
             "drop_points": round(self.drop_points, 3),
+            "latency_p50_ms": round(self.latency_p50_ms, 3),
+            "int8_conv_fraction": self.fusion["int8_fraction"],
             **self.accuracy.to_dict(),
         }
 
@@ -52,24 +60,31 @@ class Trial:
 @dataclass
 class SearchResult:
     best: Trial
-    budget_met: bool
+    budget_met: bool  # on the search images
     trials: list[Trial]
     sensitivity: list[tuple[str, float]] = field(default_factory=list)  # (node, logit error with it in float)
+    bias_correction: str = ""  # what the bias-correction comparison found
 
 
 @dataclass
 class BudgetSearch:
     quantizer: StaticQuantizer
-    inputs: np.ndarray  # float32[N, 3, h, w] validation inputs
+    inputs: np.ndarray  # float32[N, 3, h, w] search images
     labels: np.ndarray | None  # int64[N] or None
     fp32_logits: np.ndarray  # float32[N, C]
     max_drop: float  # percentage points
     workdir: Path
     log: Log = print
     sensitivity_images: int = 64
+    precise: bool = False  # accuracy with onnxruntime's exact kernels (the target is not this CPU)
+    latency_runs: int = 20
+    latency_warmup: int = 5
+    min_int8_fraction: float = 0.5  # a model whose convs mostly run in float is never chosen
     max_float_fraction: float = 0.5  # never keep more than this share of the quantized nodes in float
+    cache_dir: Path | None = None  # sensitivity rankings, keyed by model, recipe and images
     trials: list[Trial] = field(default_factory=list)
     units: dict[str, tuple[str, ...]] = field(default_factory=dict)  # node -> nodes excluded with it
+    _by_key: dict[tuple[Any, ...], Trial] = field(default_factory=dict)
 
     @property
     def fp32_score(self) -> float:
@@ -78,52 +93,95 @@ class BudgetSearch:
     def _fits(self, trial: Trial) -> bool:
         return trial.drop_points <= self.max_drop + 1e-9
 
+    def _eligible(self, trial: Trial) -> bool:
+        return trial.fusion["int8_fraction"] >= self.min_int8_fraction
+
     def _try(self, recipe: QuantRecipe) -> Trial:
+        if recipe.key() in self._by_key:  # the same model under another name: measured once
+            return self._by_key[recipe.key()]
         path = self.workdir / f"trial-{len(self.trials):03d}.onnx"
         self.quantizer.quantize(recipe, path)
-        acc, _ = measure_accuracy(path, self.inputs, self.labels, self.fp32_logits)
-        trial = Trial(recipe, acc, 100.0 * (self.fp32_score - acc.score), path)
+        acc, _ = measure_accuracy(path, self.inputs, self.labels, self.fp32_logits, self.precise)
+        shape = tuple(self.inputs.shape[1:])
+        p50 = latency_ms(path, shape, self.latency_runs, self.latency_warmup)["p50_ms"]  # type: ignore[arg-type]
+        trial = Trial(recipe, acc, 100.0 * (self.fp32_score - acc.score), path, p50, fusion_counts(path))
         self.trials.append(trial)
+        self._by_key[recipe.key()] = trial
         what = "top-1" if self.labels is not None else "agreement"
         self.log(
-            f"  {recipe.describe()}: {what} {100 * acc.score:.2f}% (drop {trial.drop_points:+.2f} pts, "
-            f"agreement {100 * acc.agreement:.1f}%)"
+            f"  {recipe.describe()}: {what} {100 * acc.score:.2f}% (drop {trial.drop_points:+.2f} pts), "
+            f"p50 {p50:.2f} ms, {trial.fusion['int8_convs']} int8 / {trial.fusion['float_convs']} float convs"
         )
         return trial
 
-    def _best(self) -> Trial:
-        # Lowest drop; among equals the fewest float nodes, then the earliest (the ISA's preferred recipe).
-        return min(self.trials, key=lambda t: (round(t.drop_points, 6), len(t.recipe.nodes_to_exclude)))
+    def _lowest_drop(self) -> Trial:
+        # Lowest drop; among equals the smaller logit error, then the fewest float nodes.
+        return min(
+            self.trials,
+            key=lambda t: (round(t.drop_points, 6), t.accuracy.relative_error, len(t.recipe.nodes_to_exclude)),
+        )
+
+    def choose(self) -> tuple[Trial, bool]:
+        """The fastest eligible trial within budget; else the most accurate eligible one (budget missed)."""
+        eligible = [t for t in self.trials if self._eligible(t)] or self.trials
+        fitting = [t for t in eligible if self._fits(t)]
+        if fitting:
+            return min(fitting, key=lambda t: t.latency_p50_ms), True
+        return min(eligible, key=lambda t: (round(t.drop_points, 6), t.accuracy.relative_error)), False
 
     def run(self, candidates: list[QuantRecipe]) -> SearchResult:
         for recipe in candidates:
             self._try(recipe)
-        best = self._best()
+        base = self._lowest_drop()
+        corrected = self._try(dataclasses.replace(base.recipe, name=f"{base.recipe.name}-bc", bias_correction=True))
+        better = (corrected.drop_points, corrected.accuracy.relative_error) < (
+            base.drop_points,
+            base.accuracy.relative_error,
+        )
+        bc_note = (
+            f"bias correction {'kept' if better else 'not kept'}: drop {base.drop_points:+.2f} -> "
+            f"{corrected.drop_points:+.2f} pts, logit error {base.accuracy.relative_error:.4g} -> "
+            f"{corrected.accuracy.relative_error:.4g} ({base.recipe.describe()})"
+        )
+        self.log(f"  {bc_note}")
+        best = corrected if better else base
         if not self._fits(best):
             self._try(
-                dataclasses.replace(
-                    best.recipe, name=f"{best.recipe.name}-percentile", calibrate_method="Percentile"
-                )
+                dataclasses.replace(best.recipe, name=f"{best.recipe.name}-percentile", calibrate_method="Percentile")
             )
-            best = self._best()
-        if self._fits(best):
-            return SearchResult(best, True, self.trials)
+            best = self._lowest_drop()
+        chosen, met = self.choose()
+        if met:
+            return SearchResult(chosen, True, self.trials, bias_correction=bc_note)
         ranking = self.sensitivity(best)
-        fitting = self._fewest_float_nodes(best.recipe, [name for name, _ in ranking])
-        final = fitting or self._best()
-        return SearchResult(final, fitting is not None, self.trials, ranking)
+        self._fewest_float_nodes(best.recipe, [name for name, _ in ranking])
+        chosen, met = self.choose()
+        return SearchResult(chosen, met, self.trials, ranking, bc_note)
+
+    def _cache_file(self, recipe: QuantRecipe, sub_inputs: np.ndarray) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        h = hashlib.sha256(Path(self.quantizer.pre_path).read_bytes())
+        h.update(repr(recipe.key()).encode())
+        h.update(np.ascontiguousarray(sub_inputs).tobytes())
+        h.update(hashlib.sha256(repr([i.shape for i in self.quantizer.calibration.images]).encode()).digest())
+        return self.cache_dir / f"sensitivity-{h.hexdigest()[:24]}.json"
 
     def sensitivity(self, base: Trial) -> list[tuple[str, float]]:
         """Nodes ranked by how much keeping each one (with its input producers) in float reduces the logit
-        error on a subset of the validation images; most responsible first."""
-        recipe = base.recipe
+        error on a subset of the search images; most responsible first. Without bias correction (a ranking
+        needs no correction and each would cost a pass over the calibration images)."""
+        recipe = dataclasses.replace(base.recipe, bias_correction=False)
         nodes = quantized_compute_nodes(base.path)
         self.units = float_units(self.quantizer.pre_path, nodes)
         idx = evenly_spaced(len(self.inputs), self.sensitivity_images)
         sub_inputs, sub_ref = self.inputs[idx], self.fp32_logits[idx]
-        self.log(
-            f"  over budget: measuring the sensitivity of {len(nodes)} quantized nodes on {len(idx)} images"
-        )
+        cache = self._cache_file(recipe, sub_inputs)
+        if cache is not None and cache.is_file():
+            scored = [(str(n), float(e)) for n, e in json.loads(cache.read_text())]
+            self.log(f"  over budget: sensitivity of {len(scored)} nodes read from the cache {cache}")
+            return scored
+        self.log(f"  over budget: measuring the sensitivity of {len(nodes)} quantized nodes on {len(idx)} images")
         scored = []
         path = self.workdir / "sensitivity.onnx"
         for name in nodes:
@@ -131,6 +189,9 @@ class BudgetSearch:
             self.quantizer.quantize(dataclasses.replace(recipe, nodes_to_exclude=excluded), path)
             scored.append((name, relative_error(onnx_logits(path, sub_inputs), sub_ref)))
         scored.sort(key=lambda item: item[1])
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            cache.write_text(json.dumps(scored))
         return scored
 
     def _exclusion(self, ranked: list[str], k: int) -> tuple[str, ...]:
@@ -147,11 +208,15 @@ class BudgetSearch:
 
         def attempt(k: int) -> Trial:
             if k not in results:
-                results[k] = self._try(
-                    dataclasses.replace(
-                        recipe, name=f"{recipe.name}-float{k}", nodes_to_exclude=self._exclusion(ranked, k)
-                    )
+                kept = dataclasses.replace(
+                    recipe, name=f"{recipe.name}-float{k}", nodes_to_exclude=self._exclusion(ranked, k)
                 )
+                trial = self._try(kept)
+                if recipe.bias_correction and not self._fits(trial):
+                    # Bias correction was chosen for the all-int8 model; with float nodes it may no longer help.
+                    plain = self._try(dataclasses.replace(kept, bias_correction=False))
+                    trial = min((trial, plain), key=lambda t: (t.drop_points, t.accuracy.relative_error))
+                results[k] = trial
             return results[k]
 
         lo, k = 0, 1

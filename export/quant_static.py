@@ -17,14 +17,18 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import onnx
+from edgecls.export.quant_bias import CORRECTED_OPS, channel_means, correct_biases
 from edgecls.export.quant_data import ImageList
 from edgecls.export.quant_isa import QuantRecipe
+from edgecls.export.run_data import evenly_spaced
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.errors import EdgeclsError
 
 CALIB_BATCH = 8
 CALIB_STRIDE = 8  # batches per collect_data() call: bounds memory (MobileNetV2 at 224 px: ~25 MB/image)
+BIAS_CORRECTION_IMAGES = 64  # calibration images whose per-channel output means drive bias correction
 
 #: Ops whose float fallback can change accuracy (compute ops); data-movement ops follow their neighbours.
 SENSITIVE_OPS = frozenset(
@@ -112,6 +116,21 @@ class StaticQuantizer:
         model = onnx.load(str(self.pre_path), load_external_data=False)
         inits = {i.name for i in model.graph.initializer}
         self.input_name = next(i.name for i in model.graph.input if i.name not in inits)
+        self._fp32_means: dict[str, np.ndarray] | None = None
+        self.bias_notes: dict[str, dict[str, float]] = {}  # recipe description -> correction summary
+
+    def _bias_inputs(self) -> np.ndarray:
+        """float32[n, 3, h, w]: an evenly spread subset of the calibration images."""
+        idx = evenly_spaced(len(self.calibration), BIAS_CORRECTION_IMAGES)
+        return ImageList("", [self.calibration.images[i] for i in idx], None, []).inputs(self.contract)
+
+    def _bias_correct(self, path: Path, recipe: QuantRecipe) -> None:
+        pre = onnx.load(str(self.pre_path))
+        output_of = {n.name: n.output[0] for n in pre.graph.node if n.op_type in CORRECTED_OPS}
+        inputs = self._bias_inputs()
+        if self._fp32_means is None:  # the float model's means do not depend on the recipe: computed once
+            self._fp32_means = channel_means(pre, sorted(set(output_of.values())), inputs)
+        self.bias_notes[recipe.describe()] = correct_biases(path, self._fp32_means, output_of, inputs)
 
     def _pre_process(self, fp32_path: Path) -> str:
         """quant_pre_process (symbolic shape inference + ORT basic optimisation); names every node."""
@@ -160,9 +179,9 @@ class StaticQuantizer:
                 )
         except Exception as e:
             msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-            raise QuantizationError(
-                f"onnxruntime could not quantize the model ({recipe.describe()}): {msg}"
-            ) from e
+            raise QuantizationError(f"onnxruntime could not quantize the model ({recipe.describe()}): {msg}") from e
+        if recipe.bias_correction:
+            self._bias_correct(Path(out_path), recipe)
         return Path(out_path)
 
 
@@ -198,8 +217,4 @@ def quantized_compute_nodes(int8_path: str | os.PathLike[str]) -> list[str]:
     """Names of compute nodes that consume int8 (DequantizeLinear) inputs: the candidates to keep in float."""
     model = onnx.load(str(int8_path))
     dq_outputs = {o for n in model.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
-    return [
-        n.name
-        for n in model.graph.node
-        if n.op_type in SENSITIVE_OPS and any(i in dq_outputs for i in n.input)
-    ]
+    return [n.name for n in model.graph.node if n.op_type in SENSITIVE_OPS and any(i in dq_outputs for i in n.input)]

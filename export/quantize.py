@@ -1,13 +1,18 @@
 """int8 for any edgecls ONNX classifier: calibrate, quantize within an accuracy budget, measure, report.
 
-``quantize_model`` is what ``edgecls export --quantize`` and ``edgecls quantize`` both call. The written
-int8 model carries the fp32 model's contract with ``provenance.variant = "int8"`` and a ``quantization``
-record (method, calibration images, ISA, measured accuracy change, nodes kept in float).
+``quantize_model`` is what ``edgecls export --quantize`` and ``edgecls quantize`` both call. The validation
+images are split (seeded, disjoint) into a search part, on which the budget search chooses a model, and a
+held-out part, on which the chosen model is graded: the verdict and the exit status come from the held-out
+part, the report gives both. Within budget, the int8 model is written with the fp32 model's contract,
+``provenance.variant = "int8"`` and a ``quantization`` record (target, method, images, measured change, nodes
+read back from the written graph). Over budget, nothing is written at the int8 path unless
+``allow_over_budget``, and :class:`OverBudgetError` (exit status 3) carries the report.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -18,18 +23,33 @@ import onnx
 from edgecls.export.metadata import PRODUCER_NAME, contract_of, embed_contract
 from edgecls.export.onnx_export import lower_ir_version, write_model
 from edgecls.export.parity import onnx_logits
-from edgecls.export.quant_data import MIN_CALIBRATION_IMAGES, ImageList
-from edgecls.export.quant_eval import Accuracy, latency_ms
-from edgecls.export.quant_isa import QuantRecipe, candidate_recipes, detect_isa
-from edgecls.export.quant_report import QuantReport, write_report
-from edgecls.export.quant_search import BudgetSearch
+from edgecls.export.quant_data import MIN_CALIBRATION_IMAGES, ImageList, split_disjoint
+from edgecls.export.quant_eval import Accuracy, latency_ms, measure_accuracy
+from edgecls.export.quant_frontier import frontier, plot_frontier
+from edgecls.export.quant_graph import float_compute_nodes, fusion_counts
+from edgecls.export.quant_isa import QuantRecipe, TargetPlan, candidate_recipes, plan_target
+from edgecls.export.quant_report import QuantReport, verdict_line, write_report
+from edgecls.export.quant_search import BudgetSearch, SearchResult
 from edgecls.export.quant_static import StaticQuantizer
 from edgecls.runtime.contract import ModelContract
-from edgecls.runtime.errors import ContractError
+from edgecls.runtime.cpu_isa import detect_isa
+from edgecls.runtime.errors import ContractError, EdgeclsError
 
 DEFAULT_MAX_DROP = 1.0  # percentage points of top-1 (or of agreement with fp32 when unlabelled)
+HOLDOUT_FRACTION = 0.5  # share of the validation images the search never sees
+FRONTIER_PLOT = "quantization_frontier.png"
 
 Log = Callable[[str], None]
+
+
+class OverBudgetError(EdgeclsError):
+    """The best int8 model misses the accuracy budget on held-out images (exit status 3)."""
+
+    exit_status = 3
+
+    def __init__(self, report: QuantReport) -> None:
+        super().__init__(report.headline())
+        self.report = report
 
 
 @dataclass
@@ -38,8 +58,18 @@ class QuantizeOptions:
     latency_runs: int = 50
     latency_warmup: int = 10
     sensitivity_images: int = 64
-    recipes: list[QuantRecipe] | None = None  # None: chosen from the CPU's instruction set
+    recipes: list[QuantRecipe] | None = None  # None: chosen for the target
     report_dir: str | None = None  # None: beside the int8 model
+    target: str = "auto"  # auto (this CPU) | x86-vnni | x86-avx2 | arm64
+    allow_over_budget: bool = False  # write an over-budget model (marked in its contract)
+    trial_latency_runs: int = 20  # per trial of the search (the fastest model within budget is chosen)
+    cache_dir: str | None = None  # sensitivity rankings are cached here (None: not cached)
+
+
+def user_cache_dir() -> Path:
+    """Where the CLI caches sensitivity rankings: $XDG_CACHE_HOME/edgecls/quantize (default ~/.cache)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "edgecls" / "quantize"
 
 
 def _contract_for(fp32_path: Path, contract: ModelContract | None) -> ModelContract:
@@ -48,10 +78,85 @@ def _contract_for(fp32_path: Path, contract: ModelContract | None) -> ModelContr
     found = contract_of(onnx.load(str(fp32_path), load_external_data=False))
     if found is None:
         raise ContractError(
-            f"{fp32_path}: model has no edgecls contract; pass --labels, --img-size and the "
-            "preprocessing flags"
+            f"{fp32_path}: model has no edgecls contract; pass --labels, --img-size and the preprocessing flags"
         )
     return found
+
+
+def _data_warnings(calibration: ImageList, validation: ImageList, holdout: int, max_drop: float) -> list[str]:
+    out = []
+    if len(calibration) < MIN_CALIBRATION_IMAGES:
+        out.append(
+            f"only {len(calibration)} calibration images (fewer than {MIN_CALIBRATION_IMAGES}): "
+            "activation ranges may be noisy"
+        )
+    for role, images in (("calibration", calibration), ("validation", validation)):
+        if images.skipped:
+            out.append(f"{len(images.skipped)} unreadable {role} images skipped, e.g. {images.skipped[0]}")
+    if 100.0 / max(holdout, 1) > max_drop:
+        out.append(
+            f"one held-out image is worth {100.0 / max(holdout, 1):.2f} points, more than the budget "
+            f"({max_drop:g}): a single changed answer decides the verdict; give more validation images"
+        )
+    return out
+
+
+def _split_validation(validation: ImageList, log: Log) -> tuple[ImageList, ImageList, list[str]]:
+    """(search part, held-out part): disjoint when there are at least 4 images."""
+    if len(validation) < 4:
+        return (
+            validation,
+            validation,
+            [f"only {len(validation)} validation images: the search and the final grade use the same images"],
+        )
+    search, holdout = split_disjoint(validation, HOLDOUT_FRACTION, ("search", "held-out"))
+    log(f"int8: {len(search)} validation images choose the model, {len(holdout)} held-out images grade it")
+    return search, holdout, []
+
+
+def _quantization_record(
+    recipe: QuantRecipe,
+    plan: TargetPlan,
+    calibration: ImageList,
+    report: QuantReport,
+) -> dict[str, object]:
+    return {
+        "method": recipe.describe(),
+        "format": "QDQ",
+        "target": plan.target,
+        "activation_type": recipe.activation_type,
+        "weight_type": recipe.weight_type,
+        "per_channel": recipe.per_channel,
+        "reduce_range": recipe.reduce_range,
+        "calibrate_method": recipe.calibrate_method,
+        "bias_correction": recipe.bias_correction,
+        "calibration": calibration.source,
+        "images": len(calibration),
+        "isa": plan.host.isa,
+        "metric": report.metric,
+        "accuracy_fp32": report.fp32.get("top1") if report.metric == "top1" else 1.0,
+        "accuracy_int8": report.int8.get("top1") if report.metric == "top1" else report.int8.get("agreement"),
+        "accuracy_change_points": -report.drop_points,
+        "agreement": report.int8.get("agreement"),
+        "validation_images": report.validation.get("holdout_images"),
+        "search_drop_points": report.search.get("drop_points"),
+        "max_drop": report.max_drop,
+        "budget_met": report.budget_met,
+        "verdict": report.verdict,
+        "int8_conv_fraction": report.fusion.get("int8_fraction"),
+        "nodes_kept_float": report.nodes_kept_float,
+    }
+
+
+def _publish(best_path: Path, out_path: Path, contract: ModelContract, record: dict[str, object]) -> list[str]:
+    """Write the chosen model with its contract to ``out_path``; returns its float nodes read back from it."""
+    model = onnx.load(str(best_path))
+    model.producer_name = PRODUCER_NAME
+    embed_contract(model, contract.with_provenance(variant="int8", quantization=record))
+    lower_ir_version(model)
+    onnx.checker.check_model(model)
+    write_model(model, out_path)
+    return float_compute_nodes(out_path)
 
 
 def quantize_model(
@@ -63,117 +168,144 @@ def quantize_model(
     options: QuantizeOptions | None = None,
     log: Log = print,
 ) -> QuantReport:
-    """Write the int8 QDQ model of ``fp32_path`` to ``out_path`` and its report beside it."""
+    """Write the int8 QDQ model of ``fp32_path`` to ``out_path`` and its report beside it.
+
+    Raises :class:`OverBudgetError` (after writing the report) when the held-out drop exceeds the budget and
+    ``allow_over_budget`` is off; nothing is then written at ``out_path``."""
     t0 = time.perf_counter()
     opts = options or QuantizeOptions()
     fp32_path, out_path = Path(fp32_path), Path(out_path)
     contract = _contract_for(fp32_path, contract)
-    isa = detect_isa()
-    candidates = opts.recipes or candidate_recipes(isa)
-    warnings_: list[str] = []
-    if len(calibration) < MIN_CALIBRATION_IMAGES:
-        warnings_.append(
-            f"only {len(calibration)} calibration images (fewer than {MIN_CALIBRATION_IMAGES}): "
-            "activation ranges may be noisy"
-        )
-    for role, images in (("calibration", calibration), ("validation", validation)):
-        if images.skipped:
-            warnings_.append(
-                f"{len(images.skipped)} unreadable {role} images skipped, e.g. {images.skipped[0]}"
-            )
+    plan = plan_target(opts.target, detect_isa())
+    candidates = opts.recipes or candidate_recipes(plan)
+    search_part, holdout, split_notes = _split_validation(validation, log)
+    warnings_ = split_notes + _data_warnings(calibration, validation, len(holdout), opts.max_drop)
     for w in warnings_:
         log(f"warning: {w}")
-    log(
-        f"int8: {isa.isa} CPU; calibrating on {len(calibration)} images, budget {opts.max_drop:g} pts on "
-        f"{len(validation)} validation images"
-    )
-
-    inputs = validation.inputs(contract)  # float32[N, 3, h, w], computed once for every trial
-    fp32_logits = onnx_logits(fp32_path, inputs)
+    log(f"int8 for {plan.target} ({plan.note}); calibrating on {len(calibration)} images, budget {opts.max_drop:g} pts")
     labels = validation.labels
-    fp32_acc = Accuracy(None if labels is None else float((fp32_logits.argmax(1) == labels).mean()), 1.0, 0.0)
+    metric = "top1" if labels is not None else "agreement"
+    search_inputs = search_part.inputs(contract)  # float32[N, 3, h, w], computed once for every trial
+    holdout_inputs = holdout.inputs(contract)
+    search_ref = onnx_logits(fp32_path, search_inputs)
+    holdout_ref = onnx_logits(fp32_path, holdout_inputs)
     with tempfile.TemporaryDirectory(prefix="edgecls-quant-") as tmp:
         quantizer = StaticQuantizer(fp32_path, calibration, contract, tmp)
         search = BudgetSearch(
             quantizer,
-            inputs,
-            labels,
-            fp32_logits,
+            search_inputs,
+            search_part.labels,
+            search_ref,
             opts.max_drop,
             Path(tmp),
             log=log,
             sensitivity_images=opts.sensitivity_images,
+            precise=plan.precise_kernels,
+            latency_runs=opts.trial_latency_runs,
+            cache_dir=Path(opts.cache_dir) if opts.cache_dir else None,
         )
         result = search.run(candidates)
-        best = result.best
-        recipe = best.recipe
-        metric = "top1" if labels is not None else "agreement"
-        int8_contract = contract.with_provenance(
-            variant="int8",
-            quantization={
-                "method": recipe.describe(),
-                "format": "QDQ",
-                "activation_type": recipe.activation_type,
-                "weight_type": recipe.weight_type,
-                "per_channel": recipe.per_channel,
-                "reduce_range": recipe.reduce_range,
-                "calibrate_method": recipe.calibrate_method,
-                "calibration": calibration.source,
-                "images": len(calibration),
-                "isa": isa.isa,
-                "metric": metric,
-                "accuracy_fp32": fp32_acc.score,
-                "accuracy_int8": best.accuracy.score,
-                "accuracy_change_points": -best.drop_points,
-                "agreement": best.accuracy.agreement,
-                "validation_images": len(validation),
-                "max_drop": opts.max_drop,
-                "budget_met": result.budget_met,
-                "nodes_kept_float": list(recipe.nodes_to_exclude),
-            },
-        )
-        model = onnx.load(str(best.path))
-        model.producer_name = PRODUCER_NAME
-        embed_contract(model, int8_contract)
-        lower_ir_version(model)
-        onnx.checker.check_model(model)
-        write_model(model, out_path)
-    shape = (3, *contract.input_size)
-    latency = {
-        name: latency_ms(p, shape, opts.latency_runs, opts.latency_warmup)
-        for name, p in (("fp32", fp32_path), ("int8", out_path))
-    }
-    report = QuantReport(
-        fp32_model=str(fp32_path),
-        int8_model=str(out_path),
-        isa=isa.to_dict(),
-        recipe=recipe.to_dict(),
-        metric=metric,
-        calibration={
+        report = _grade(result, fp32_path, out_path, holdout, holdout_inputs, holdout_ref, plan, opts, len(search_part))
+        report.calibration = {
             "source": calibration.source,
             "images": len(calibration),
             "skipped": len(calibration.skipped),
-        },
-        validation={
+        }
+        report.validation = {
             "source": validation.source,
             "images": len(validation),
             "skipped": len(validation.skipped),
-        },
+            "search_images": len(search_part),
+            "holdout_images": len(holdout),
+            "split": f"seeded disjoint split: {search_part.source}; {holdout.source}",
+        }
+        report.preprocess = quantizer.preprocess_note
+        report.warnings = warnings_
+        report.metric = metric
+        report.bias_correction = result.bias_correction
+        written = report.budget_met or opts.allow_over_budget
+        report.nodes_kept_float = float_compute_nodes(result.best.path)  # what the graph runs in float
+        record = _quantization_record(result.best.recipe, plan, calibration, report)
+        report_dir = Path(opts.report_dir or out_path.parent)
+        if written:  # read back from the published file: the report describes what was written
+            report.nodes_kept_float = _publish(result.best.path, out_path, contract, record)
+        report.written = written
+        report.int8_model = str(out_path) if written else ""
+        report.size_bytes = {"fp32": fp32_path.stat().st_size, "int8": result.best.path.stat().st_size}
+        plot = plot_frontier(
+            report.trials,
+            report.latency["fp32"]["p50_ms"],
+            opts.max_drop,
+            result.best.recipe.describe(),
+            tmp + "/" + FRONTIER_PLOT,
+            metric,
+        )
+        if plot is not None:
+            report_dir.mkdir(parents=True, exist_ok=True)
+            report.frontier_plot = str(shutil.copyfile(plot, report_dir / FRONTIER_PLOT))
+    report.seconds = round(time.perf_counter() - t0, 1)
+    write_report(report, report_dir)
+    log(report.headline())
+    if not written:
+        raise OverBudgetError(report)
+    return report
+
+
+def _grade(
+    result: SearchResult,
+    fp32_path: Path,
+    out_path: Path,
+    holdout: ImageList,
+    holdout_inputs: object,
+    holdout_ref: object,
+    plan: TargetPlan,
+    opts: QuantizeOptions,
+    search_images: int,
+) -> QuantReport:
+    """The chosen model on the held-out images (never used to choose it), its speed and its fused graph."""
+    import numpy as np
+
+    best = result.best
+    labels = holdout.labels
+    acc, _ = measure_accuracy(best.path, holdout_inputs, labels, holdout_ref, plan.precise_kernels)  # type: ignore[arg-type]
+    fp32_top1 = None if labels is None else float(np.mean(holdout_ref.argmax(1) == labels))  # type: ignore[attr-defined]
+    fp32_acc = Accuracy(fp32_top1, 1.0, 0.0)
+    drop = 100.0 * (fp32_acc.score - acc.score)
+    met = drop <= opts.max_drop + 1e-9
+    shape = tuple(holdout_inputs.shape[1:])  # type: ignore[attr-defined]
+    latency = {
+        name: latency_ms(p, shape, opts.latency_runs, opts.latency_warmup)  # type: ignore[arg-type]
+        for name, p in (("fp32", fp32_path), ("int8", best.path))
+    }
+    trials = [t.to_dict() for t in result.trials]
+    return QuantReport(
+        fp32_model=str(fp32_path),
+        int8_model=str(out_path),
+        isa=plan.host.to_dict(),
+        recipe=best.recipe.to_dict(),
+        metric="",
+        calibration={},
+        validation={},
         fp32=fp32_acc.to_dict(),
-        int8=best.accuracy.to_dict(),
-        drop_points=best.drop_points,
+        int8=acc.to_dict(),
+        drop_points=round(drop, 3),
         max_drop=opts.max_drop,
-        budget_met=result.budget_met,
-        nodes_kept_float=list(recipe.nodes_to_exclude),
-        size_bytes={"fp32": fp32_path.stat().st_size, "int8": out_path.stat().st_size},
+        budget_met=met,
+        nodes_kept_float=[],
+        size_bytes={},
         latency=latency,
         speedup_p50=latency["fp32"]["p50_ms"] / max(latency["int8"]["p50_ms"], 1e-9),
-        preprocess=quantizer.preprocess_note,
-        trials=[t.to_dict() for t in result.trials],
+        preprocess="",
+        trials=trials,
         sensitivity_top=[{"node": n, "relative_error": e} for n, e in result.sensitivity[:10]],
-        warnings=warnings_,
-        seconds=round(time.perf_counter() - t0, 1),
+        target=plan.to_dict(),
+        search={
+            "images": search_images,
+            "drop_points": round(best.drop_points, 3),
+            "budget_met": result.budget_met,
+            **best.accuracy.to_dict(),
+        },
+        fusion=fusion_counts(best.path),
+        frontier=frontier(trials),
+        verdict=verdict_line("top1" if labels is not None else "agreement", drop, opts.max_drop, len(holdout)),
     )
-    write_report(report, opts.report_dir or out_path.parent)
-    log(report.verdict())
-    return report

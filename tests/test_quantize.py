@@ -13,9 +13,10 @@ from edgecls.export.metadata import read_contract_file
 from edgecls.export.onnx_export import export_to_onnx
 from edgecls.export.parity import onnx_logits
 from edgecls.export.quant_data import ImageList, load_role_images
-from edgecls.export.quant_isa import candidate_recipes, detect_isa
+from edgecls.export.quant_isa import candidate_recipes, plan_target
 from edgecls.export.quantize import QuantizeOptions, quantize_model
 from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.cpu_isa import detect_isa
 from edgecls.runtime.errors import ContractError, DataError
 from fixtures_export import FAST_QUANT
 from torch import nn
@@ -36,13 +37,47 @@ FLAGS = "fpu sse sse2 avx avx2 fma"
 def test_isa_detection_picks_the_recipe(cpuinfo, machine, isa, act, reduce_range):
     profile = detect_isa(cpuinfo, machine)
     assert profile.isa == isa
-    first = candidate_recipes(profile)[0]
-    assert (
-        first.activation_type == act and first.weight_type == "QInt8" and first.reduce_range == reduce_range
-    )
+    plan = plan_target("auto", profile)
+    assert not plan.precise_kernels  # auto = this CPU: measured as it runs
+    first = candidate_recipes(plan)[0]
+    assert first.activation_type == act and first.weight_type == "QInt8" and first.reduce_range == reduce_range
     assert first.per_channel and first.reason
     if isa == "x86-avx2":  # both saturation remedies are measured, not assumed
-        assert [r.reduce_range for r in candidate_recipes(profile)] == [True, False]
+        assert [r.reduce_range for r in candidate_recipes(plan)] == [True, False]
+
+
+AVX2_HOST = detect_isa(f"flags\t: {FLAGS}\n", "x86_64")
+VNNI_HOST = detect_isa(f"flags\t: {FLAGS} avx512_vnni\n", "x86_64")
+ARM_HOST = detect_isa("Features\t: fp asimd asimddp\n", "aarch64")
+
+
+@pytest.mark.parametrize(
+    ("target", "host", "act", "reduce_ranges", "precise"),
+    [
+        # made for a VNNI CPU on an AVX2 box: full range, accuracy with the exact kernels standing in
+        ("x86-vnni", AVX2_HOST, "QUInt8", [False], True),
+        # made for AVX2 on a VNNI box: its saturation cannot be measured there, so only 7-bit weights
+        ("x86-avx2", VNNI_HOST, "QUInt8", [True], False),
+        ("x86-avx2", AVX2_HOST, "QUInt8", [True, False], False),
+        ("arm64", AVX2_HOST, "QInt8", [False], True),
+        ("arm64", ARM_HOST, "QInt8", [False], False),
+        ("x86-vnni", ARM_HOST, "QUInt8", [False], False),
+    ],
+)
+def test_the_recipe_is_for_the_target_not_the_host(target, host, act, reduce_ranges, precise):
+    plan = plan_target(target, host)
+    recipes = candidate_recipes(plan)
+    assert plan.target == target and plan.precise_kernels is precise
+    assert [r.reduce_range for r in recipes] == reduce_ranges
+    assert {r.activation_type for r in recipes} == {act}
+    assert ("speed measured here is not the target's" in plan.note) is (host.target != target)
+
+
+def test_unknown_target_is_refused():
+    from edgecls.runtime.errors import EdgeclsError
+
+    with pytest.raises(EdgeclsError, match="--target must be"):
+        plan_target("x86-sse", AVX2_HOST)
 
 
 def test_this_machine_is_detected():
@@ -51,21 +86,28 @@ def test_this_machine_is_detected():
 
 class _Outlier(nn.Module):
     """conv1 has one constant channel of 5000 that conv2 ignores: the shared per-tensor int8 range of conv1's
-    output crushes the channels conv2 does use. Only keeping conv1 and conv2 in float together fixes it."""
+    output crushes the channels conv2 does use. Only keeping conv1 and conv2 in float together fixes it;
+    two identity 1x1 convs in front (pre1, pre2) and the head quantize well, so the fixed model still runs
+    mostly in int8."""
 
     def __init__(self) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
         self.conv2 = nn.Conv2d(8, 8, 3, padding=1)
         self.head = nn.Linear(8, 4)
+        self.pre1 = nn.Conv2d(3, 3, 1)
+        self.pre2 = nn.Conv2d(3, 3, 1)
         with torch.no_grad():
             self.conv1.weight[0] = 0
             self.conv1.bias[0] = 5000
             self.conv2.weight[:, 0] = 0
             self.head.weight *= 20
+            for pre in (self.pre1, self.pre2):
+                pre.weight.copy_(torch.eye(3).reshape(3, 3, 1, 1))
+                pre.bias.zero_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.relu(self.conv2(torch.relu(self.conv1(x))))
+        x = torch.relu(self.conv2(torch.relu(self.conv1(self.pre2(self.pre1(x))))))
         return self.head(x.mean((2, 3)))
 
 
@@ -90,7 +132,7 @@ def outlier_model(tmp_path_factory):
 
 def _quantize(src, out, max_drop, log=lambda _m: None):
     calib = ImageList("colours", _colour_images(64, 0), None, [])
-    val = ImageList("colours", _colour_images(64, 1), None, [])
+    val = ImageList("colours", _colour_images(96, 1), None, [])
     return quantize_model(src, out, calib, val, None, QuantizeOptions(max_drop=max_drop, **FAST_QUANT), log)
 
 
@@ -110,17 +152,82 @@ def test_budget_search_keeps_the_responsible_nodes_in_float(outlier_model, tmp_p
     assert saved["nodes_kept_float"] == report.nodes_kept_float
     assert "within budget" in (tmp_path / "q" / "quantization_report.md").read_text()
     assert any("sensitivity" in m for m in messages)
+    # no trial twice; graded on held-out images the search did not see, both scores reported
+    keys = [(t["recipe"], t["bias_correction"]) for t in report.trials]
+    assert len(keys) == len(set(keys))
+    assert report.validation["search_images"] + report.validation["holdout_images"] == 96
+    assert report.search["images"] == 48 and "drop_points" in report.search
+    # the chosen graph runs mostly in int8 after onnxruntime's fusions, and the frontier is reported
+    assert report.fusion["int8_convs"] >= report.fusion["float_convs"]
+    assert report.frontier and (tmp_path / "q" / "quantization_frontier.png").is_file()
+    assert contract.provenance["quantization"]["target"] == report.target["target"]
 
 
-def test_unreachable_budget_is_said_plainly_and_the_best_model_still_written(outlier_model, tmp_path):
-    out = tmp_path / "model.int8.onnx"
-    report = _quantize(outlier_model, out, -1.0)  # nothing can beat fp32 by a point
-    assert not report.budget_met and out.is_file()
-    assert (
-        "BUDGET NOT MET" in report.verdict()
-        and "BUDGET NOT MET" in (tmp_path / "quantization_report.md").read_text()
-    )
-    assert report.drop_points == min(t["drop_points"] for t in report.trials)
+class _Tied(nn.Module):
+    """Two logits that differ by 1e-3 of their size: any int8 step on the output ties them, and keeping the
+    head float means keeping most of this small graph float, which is never shipped. Over every budget."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.conv2 = nn.Conv2d(8, 8, 3, padding=1)
+        self.head = nn.Linear(8, 2)
+        with torch.no_grad():  # features 0/1 carry the red/green levels; the logits differ by 1e-3 * (g - r)
+            for conv in (self.conv1, self.conv2):
+                conv.weight.zero_()
+                conv.bias.fill_(3.0)  # inputs are ImageNet-normalised: +3 keeps them positive through ReLU
+            self.conv1.weight[0, 2, 1, 1] = self.conv1.weight[1, 1, 1, 1] = 1.0  # BGR input: R, G
+            self.conv2.weight[0, 0, 1, 1] = self.conv2.weight[1, 1, 1, 1] = 1.0
+            self.head.weight.fill_(1.0)
+            self.head.weight[1, 0] += -1e-3
+            self.head.weight[1, 1] += 1e-3
+            self.head.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.conv2(torch.relu(self.conv1(x))))
+        return self.head(x.mean((2, 3)))
+
+
+@pytest.fixture(scope="module")
+def tied_model(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("tied") / "model.onnx"
+    contract = ModelContract(labels=("a", "b"), input_size=(32, 32), resize_mode="stretch")
+    export_to_onnx(_Tied().eval(), contract, path, exporter="torchscript")
+    return path
+
+
+def _image_folder(folder, n: int, seed: int):
+    import cv2
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, im in enumerate(_colour_images(n, seed)):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), im)
+    return folder
+
+
+def test_over_budget_is_exit_3_with_a_plain_verdict_and_nothing_written(tied_model, tmp_path, capsys):
+    from test_export import _cli
+
+    src = tmp_path / "m.onnx"
+    shutil.copy(tied_model, src)
+    calib, val = _image_folder(tmp_path / "calib", 24, 0), _image_folder(tmp_path / "val", 48, 1)
+    argv = ["quantize", str(src), "--calib", str(calib), "--val", str(val), "--max-drop", "1"]
+    code, _, err = _cli(argv, capsys)
+    assert code == 3, err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("error: int8 OVER BUDGET: agreement with fp32 fell ") and ", budget 1 " in line
+    assert "one held-out image is worth 4.17 points, more than the budget" in err
+    assert not (tmp_path / "m.int8.onnx").exists()  # nothing at the normal name
+    saved = json.loads((tmp_path / "quantization_report.json").read_text())
+    assert saved["written"] is False and saved["budget_met"] is False and saved["drop_points"] > 1
+
+    code, _, err = _cli([*argv, "--allow-over-budget"], capsys)
+    assert code == 0, err
+    q = read_contract_file(tmp_path / "m.int8.onnx").provenance["quantization"]
+    assert q["budget_met"] is False and "fell" in q["verdict"]
+    code, out, _ = _cli(["info", str(tmp_path / "m.int8.onnx")], capsys)
+    assert code == 0 and "OVER BUDGET" in out
 
 
 def test_labelled_budget_uses_top1_on_the_exported_run(exported_tiny):
@@ -234,3 +341,141 @@ def test_quantize_without_contract_or_flags_is_a_contract_error(outlier_model, t
             ImageList("x", _colour_images(2, 0), None, []),
         )
     assert not (tmp_path / "o.onnx").exists()
+
+
+def test_disjoint_split_is_seeded_and_shares_no_image():
+    from edgecls.export.quant_data import split_disjoint
+
+    images = ImageList("folder", _colour_images(20, 5), None, [])
+    a, b = split_disjoint(images, 0.5, ("calibration", "validation"))
+    again, _ = split_disjoint(images, 0.5, ("calibration", "validation"))
+    ids_a, ids_b = {id(x) for x in a.images}, {id(x) for x in b.images}
+    assert len(a) == len(b) == 10 and not ids_a & ids_b and ids_a | ids_b == {id(x) for x in images.images}
+    assert ids_a == {id(x) for x in again.images}  # same data, same split
+    assert "calibration part: 10 of 20, seeded split 0" in a.source and "validation part" in b.source
+
+
+def test_byo_model_with_only_unlabelled_images_is_split_never_graded_on_shapes(tmp_path, capsys):
+    from test_export import _cli
+
+    (tmp_path / "net.py").write_text(
+        "import torch\nfrom torch import nn\n\n"
+        "def build():\n    torch.manual_seed(0)\n"
+        "    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 1), nn.ReLU(),\n"
+        "                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 3)).eval()\n"
+    )
+    (tmp_path / "labels.txt").write_text("a\nb\nc\n")
+    photos = _image_folder(tmp_path / "photos", 40, 7)
+    common = ["--labels", str(tmp_path / "labels.txt"), "--img-size", "32", "--resize", "stretch"]
+    code, _, err = _cli(
+        [
+            "export",
+            "--model",
+            f"{tmp_path / 'net.py'}:build",
+            *common,
+            "--quantize",
+            "--calib",
+            "builtin:shapes",
+            "--out",
+            str(tmp_path / "o1"),
+        ],
+        capsys,
+    )
+    assert code == 2 and "--val DATA" in err  # a built-in set is not the user's domain: refused
+    code, _, err = _cli(
+        [
+            "export",
+            "--model",
+            f"{tmp_path / 'net.py'}:build",
+            *common,
+            "--quantize",
+            "--calib",
+            str(photos),
+            "--max-drop",
+            "100",
+            "--exporter",
+            "torchscript",
+            "--out",
+            str(tmp_path / "o2"),
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    assert "split (seeded, disjoint) into 20 calibration and 20 validation images" in err
+    report = json.loads((tmp_path / "o2" / "quantization_report.json").read_text())
+    assert "calibration part" in report["calibration"]["source"] and report["calibration"]["images"] == 20
+    assert "validation part" in report["validation"]["source"] and "shapes" not in json.dumps(report)
+    export = json.loads((tmp_path / "o2" / "export_report.json").read_text())
+    assert "validation part" in export["parity_images"]
+
+
+def test_quantize_without_val_never_grades_on_its_calibration_images(outlier_model, tmp_path, capsys):
+    from test_export import _cli
+
+    src = tmp_path / "m.onnx"
+    shutil.copy(outlier_model, src)
+    folder = _image_folder(tmp_path / "imgs", 30, 9)
+    code, _, err = _cli(["quantize", str(src), "--calib", str(folder), "--max-drop", "100"], capsys)
+    assert code == 0, err
+    report = json.loads((tmp_path / "quantization_report.json").read_text())
+    assert report["calibration"]["images"] + report["validation"]["images"] == 30
+    assert "calibration part" in report["calibration"]["source"]
+    assert "validation part" in report["validation"]["source"]
+
+
+def test_bias_correction_moves_each_channel_mean_back_to_float(outlier_model, tmp_path):
+    import onnx
+    from edgecls.export.quant_bias import channel_means
+    from edgecls.export.quant_isa import QuantRecipe
+    from edgecls.export.quant_static import StaticQuantizer
+
+    calib = ImageList("colours", _colour_images(32, 0), None, [])
+    contract = read_contract_file(outlier_model)
+    quantizer = StaticQuantizer(outlier_model, calib, contract, tmp_path)
+    pre = onnx.load(str(quantizer.pre_path))
+    float_out = {n.name: n.output[0] for n in pre.graph.node if n.op_type == "Conv"}
+    inputs = quantizer._bias_inputs()
+    ref = channel_means(pre, list(float_out.values()), inputs)
+    errors = {}
+    for bc in (False, True):
+        path = quantizer.quantize(QuantRecipe("u8s8", bias_correction=bc), tmp_path / f"bc{bc}.onnx")
+        m = onnx.load(str(path))
+        q_out = {n.name: n.output[0] for n in m.graph.node if n.op_type == "Conv"}
+        got = channel_means(m, [q_out[k] for k in float_out], inputs)
+        errors[bc] = sum(float(np.abs(ref[float_out[k]] - got[q_out[k]]).sum()) for k in float_out)
+    assert errors[True] < 0.2 * errors[False]
+
+
+def test_runtime_warns_where_the_file_would_saturate():
+    from edgecls.runtime.cpu_isa import int8_warnings
+
+    vnni_file = {
+        "quantization": {
+            "activation_type": "QUInt8",
+            "weight_type": "QInt8",
+            "reduce_range": False,
+            "target": "x86-vnni",
+            "budget_met": True,
+        }
+    }
+    avx2_file = {"quantization": {**vnni_file["quantization"], "reduce_range": True, "target": "x86-avx2"}}
+    assert any("saturate" in w for w in int8_warnings(vnni_file, AVX2_HOST))
+    assert int8_warnings(vnni_file, VNNI_HOST) == [] and int8_warnings(vnni_file, ARM_HOST) == []
+    assert int8_warnings(avx2_file, AVX2_HOST) == []
+    over = {"quantization": {**avx2_file["quantization"], "budget_met": False, "verdict": "top-1 fell 3.0 points"}}
+    assert int8_warnings(over, AVX2_HOST) == [
+        "int8 OVER BUDGET: top-1 fell 3.0 points (written with --allow-over-budget)"
+    ]
+    assert int8_warnings({"variant": "fp32"}, AVX2_HOST) == []
+
+
+def test_frontier_keeps_only_undominated_trials():
+    from edgecls.export.quant_frontier import frontier
+
+    trials = [
+        {"recipe": "a", "drop_points": 0.0, "latency_p50_ms": 5.0},
+        {"recipe": "b", "drop_points": 2.0, "latency_p50_ms": 3.0},
+        {"recipe": "c", "drop_points": 2.5, "latency_p50_ms": 4.0},  # slower and worse than b
+        {"recipe": "d", "drop_points": 9.0, "latency_p50_ms": 2.0},
+    ]
+    assert [t["recipe"] for t in frontier(trials)] == ["d", "b", "a"]

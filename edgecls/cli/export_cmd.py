@@ -28,9 +28,14 @@ Examples:
 QUANTIZE_HELP = """Make a static QDQ int8 model of any ONNX classifier, within an accuracy budget.
 
 Calibrates on --calib images through the runtime's preprocessing, measures top-1 (labelled --val folders
-named after the model's labels, or builtin sets) or agreement with fp32 (unlabelled images), and keeps the
-most sensitive nodes in float until the drop is <= --max-drop points. Writes MODEL-stem.int8.onnx and
-quantization_report.json/.md into --out (default: beside MODEL).
+named after the model's labels, or builtin sets) or agreement with fp32 (unlabelled images), and ships the
+fastest model whose drop is <= --max-drop points. Without --val, the --calib images are split (seeded,
+disjoint) into calibration and validation parts: no image is graded that was calibrated on. The validation
+images are split again: half choose the model, half grade it. Writes MODEL-stem.int8.onnx and
+quantization_report.json/.md (+ the accuracy/speed frontier plot) into --out (default: beside MODEL).
+
+Exit status: 0 within budget, 3 over budget (nothing written at the int8 name unless --allow-over-budget),
+2 could not run.
 
 Example:  edgecls quantize export/model.onnx --calib data/train --val data/val --max-drop 1
 """
@@ -95,12 +100,8 @@ def _logger(quiet: bool) -> Any:
 # Options shared by `export --model` and `quantize` for models without a contract.
 LabelsOpt = Annotated[Path | None, typer.Option(help="Label file, one per line (or a JSON list).")]
 ImgSizeOpt = Annotated[int | None, typer.Option(min=8, help="Input size (square) the model expects.")]
-MeanOpt = Annotated[
-    str | None, typer.Option(help="Per-channel mean, e.g. 0.485,0.456,0.406 (ImageNet default).")
-]
-StdOpt = Annotated[
-    str | None, typer.Option(help="Per-channel std, e.g. 0.229,0.224,0.225 (ImageNet default).")
-]
+MeanOpt = Annotated[str | None, typer.Option(help="Per-channel mean, e.g. 0.485,0.456,0.406 (ImageNet default).")]
+StdOpt = Annotated[str | None, typer.Option(help="Per-channel std, e.g. 0.229,0.224,0.225 (ImageNet default).")]
 ResizeOpt = Annotated[str, typer.Option(help="stretch or shorter_side_crop.")]
 CropOpt = Annotated[float, typer.Option(help="Crop fraction for shorter_side_crop.")]
 InterpOpt = Annotated[str, typer.Option(help="nearest, linear, cubic or area.")]
@@ -110,32 +111,38 @@ JpegDecodeOpt = Annotated[
 ]
 MaxDropOpt = Annotated[float, typer.Option(min=0.0, help="Accuracy budget: max top-1 drop in points.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the report as one JSON line on stdout.")]
+TargetOpt = Annotated[
+    str,
+    typer.Option(
+        help="Device the int8 file is made for: auto (this CPU), x86-vnni, x86-avx2 or arm64. Recorded in "
+        "the contract; run/bench/info warn on a CPU that would saturate its products."
+    ),
+]
+AllowOverBudgetOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-over-budget",
+        help="Write the int8 model even when it misses the budget (marked in its contract; exit status 0).",
+    ),
+]
 
 
 def export_command(
     run: Annotated[Path | None, typer.Argument(help="Run directory or checkpoint (.pt).")] = None,
     out: Annotated[Path | None, typer.Option(help="Output directory (default RUN/export).")] = None,
     quantize: Annotated[bool, typer.Option("--quantize", help="Also write model.int8.onnx.")] = False,
-    fp16: Annotated[
-        bool, typer.Option("--fp16", help="Also write model.fp16.onnx (fp32 inputs/outputs).")
-    ] = False,
-    calib: Annotated[
-        str | None, typer.Option(help="Calibration images (default: the run's train split).")
-    ] = None,
-    val: Annotated[
-        str | None, typer.Option(help="Validation images (default: the run's val split).")
-    ] = None,
-    data: Annotated[
-        str | None, typer.Option(help="Images for the parity check (default: run's val split).")
-    ] = None,
+    fp16: Annotated[bool, typer.Option("--fp16", help="Also write model.fp16.onnx (fp32 inputs/outputs).")] = False,
+    calib: Annotated[str | None, typer.Option(help="Calibration images (default: the run's train split).")] = None,
+    val: Annotated[str | None, typer.Option(help="Validation images (default: the run's val split).")] = None,
+    data: Annotated[str | None, typer.Option(help="Images for the parity check (default: run's val split).")] = None,
     max_drop: MaxDropOpt = 1.0,
+    target: TargetOpt = "auto",
+    allow_over_budget: AllowOverBudgetOpt = False,
     opset: Annotated[int, typer.Option(min=13, help="ONNX opset.")] = 17,
     exporter: Annotated[
         str, typer.Option(help="auto (dynamo, falling back to torchscript), dynamo, torchscript.")
     ] = "auto",
-    model: Annotated[
-        str | None, typer.Option(help="Your own model: FILE.py:FACTORY or module:FACTORY.")
-    ] = None,
+    model: Annotated[str | None, typer.Option(help="Your own model: FILE.py:FACTORY or module:FACTORY.")] = None,
     weights: Annotated[Path | None, typer.Option(help="State dict for --model.")] = None,
     labels: LabelsOpt = None,
     img_size: ImgSizeOpt = None,
@@ -163,6 +170,8 @@ def export_command(
         calib=calib,
         val=val,
         max_drop=max_drop,
+        target=target,
+        allow_over_budget=allow_over_budget,
     )
     log = _logger(json_out)
     if model is not None:
@@ -175,9 +184,7 @@ def export_command(
         flags = _flags(img_size, mean, std, resize, crop, interpolation, color_order, jpeg_decode)
         report = export_user_model(model, weights, labels, flags, options, log)
     elif run is None:
-        raise EdgeclsError(
-            "nothing to export: give a run directory or checkpoint, or --model FILE.py:FACTORY"
-        )
+        raise EdgeclsError("nothing to export: give a run directory or checkpoint, or --model FILE.py:FACTORY")
     else:
         report = export_checkpoint(run, options, log)
     if json_out:
@@ -194,6 +201,8 @@ def quantize_command(
         typer.Option(help="Validation images (labelled class folders or builtin:NAME; default: --calib)."),
     ] = None,
     max_drop: MaxDropOpt = 1.0,
+    target: TargetOpt = "auto",
+    allow_over_budget: AllowOverBudgetOpt = False,
     out: Annotated[Path | None, typer.Option(help="Output directory (default: beside MODEL).")] = None,
     calib_images: Annotated[int, typer.Option(min=1, help="Use at most this many calibration images.")] = 500,
     val_images: Annotated[int, typer.Option(min=1, help="Use at most this many validation images.")] = 1000,
@@ -209,8 +218,8 @@ def quantize_command(
     json_out: JsonOpt = False,
 ) -> None:
     from edgecls.export.byo_model import read_labels
-    from edgecls.export.quant_data import load_role_images
-    from edgecls.export.quantize import QuantizeOptions, quantize_model
+    from edgecls.export.quant_data import VALIDATION_SHARE, load_role_images, split_disjoint
+    from edgecls.export.quantize import QuantizeOptions, quantize_model, user_cache_dir
     from edgecls.runtime.errors import ModelLoadError
 
     if not model.is_file():
@@ -231,8 +240,17 @@ def quantize_command(
                 f"{model}: no edgecls contract inside; pass --labels, --img-size and the "
                 "preprocessing flags (--mean/--std/--resize/--crop/--interpolation/--color-order)"
             )
-    calibration = load_role_images(calib, contract, "calibration", calib_images, builtin_split="train")
-    validation = load_role_images(val or calib, contract, "validation", val_images, builtin_split="val")
+    if val is None and not calib.startswith("builtin:"):
+        # One folder for both roles: a seeded disjoint split, so no image is graded that was calibrated on.
+        both = load_role_images(calib, contract, "calibration", calib_images + val_images)
+        calibration, validation = split_disjoint(both, VALIDATION_SHARE, ("calibration", "validation"))
+        log(
+            f"no --val: {calib} split (seeded, disjoint) into {len(calibration)} calibration and "
+            f"{len(validation)} validation images; pass --val for a separate held-out set"
+        )
+    else:
+        calibration = load_role_images(calib, contract, "calibration", calib_images, builtin_split="train")
+        validation = load_role_images(val or calib, contract, "validation", val_images, builtin_split="val")
     out_dir = out or model.parent
     stem = model.name[: -len(".onnx")] if model.name.endswith(".onnx") else model.stem
     report = quantize_model(
@@ -241,13 +259,15 @@ def quantize_command(
         calibration,
         validation,
         contract,
-        QuantizeOptions(max_drop=max_drop, report_dir=str(out_dir)),
+        QuantizeOptions(
+            max_drop=max_drop,
+            report_dir=str(out_dir),
+            target=target,
+            allow_over_budget=allow_over_budget,
+            cache_dir=str(user_cache_dir()),
+        ),
         log,
     )
-    if val is None:
-        log(
-            "note: validated on the calibration images; pass --val with held-out images for an unbiased score"
-        )
     if json_out:
         typer.echo(json.dumps(report.to_dict()))
 
@@ -284,24 +304,20 @@ def _print_info(info: Any) -> None:
     console.print(head)
     c = info.contract
     if c is None:
-        console.print(
-            info.contract_error or "no edgecls contract: give the preprocessing as flags when running it"
-        )
+        console.print(info.contract_error or "no edgecls contract: give the preprocessing as flags when running it")
     else:
         ct = Table(title="contract", show_header=False, title_justify="left")
-        labels = ", ".join(c["labels"][:12]) + (
-            f" ... ({len(c['labels'])} labels)" if len(c["labels"]) > 12 else ""
-        )
+        labels = ", ".join(c["labels"][:12]) + (f" ... ({len(c['labels'])} labels)" if len(c["labels"]) > 12 else "")
         ct.add_row("labels", labels)
         ct.add_row("input", f"{c['layout']} {c['input_size'][0]}x{c['input_size'][1]} {c['color_order']}")
         ct.add_row("resize", f"{c['resize_mode']} (crop {c['crop_fraction']}), {c['interpolation']}")
         ct.add_row("JPEG decode", str(c.get("jpeg_decode", "reduced")))
         ct.add_row("values", f"x*{c['scale']:.6g}, mean {c['mean']}, std {c['std']}")
         for key, value in c.get("provenance", {}).items():
-            ct.add_row(
-                f"provenance.{key}", json.dumps(value) if isinstance(value, dict | list) else str(value)
-            )
+            ct.add_row(f"provenance.{key}", json.dumps(value) if isinstance(value, dict | list) else str(value))
         console.print(ct)
+    for warning in info.int8_warnings:
+        console.print(f"warning: {warning}", style="bold red", markup=False)
     if info.op_counts:
         console.print("operators: " + ", ".join(f"{k} {v}" for k, v in info.op_counts.items()))
     elif info.source == "onnxruntime":

@@ -1,0 +1,71 @@
+"""The accuracy/speed frontier of the budget search's trials: a table row per trial and a plot.
+
+A trial is on the frontier when no other trial is both at least as accurate and at least as fast (and
+strictly better in one). ``--max-drop`` picks the fastest trial within budget; the frontier shows what a
+looser or tighter budget would have bought.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+
+def frontier(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The Pareto-optimal trials (lower ``drop_points`` and lower ``latency_p50_ms`` are better), fastest first."""
+    out = []
+    for t in trials:
+        dominated = any(
+            o["drop_points"] <= t["drop_points"]
+            and o["latency_p50_ms"] <= t["latency_p50_ms"]
+            and (o["drop_points"] < t["drop_points"] or o["latency_p50_ms"] < t["latency_p50_ms"])
+            for o in trials
+        )
+        if not dominated:
+            out.append(t)
+    return sorted(out, key=lambda t: t["latency_p50_ms"])
+
+
+def plot_frontier(
+    trials: list[dict[str, Any]],
+    fp32_ms: float,
+    max_drop: float,
+    chosen: str,
+    path: str | os.PathLike[str],
+    metric: str,
+) -> Path | None:
+    """Scatter of drop vs speed-up over fp32 with the frontier and the budget line; None without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    front = frontier(trials)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    speed = [fp32_ms / t["latency_p50_ms"] for t in trials]
+    ax.scatter(speed, [t["drop_points"] for t in trials], c="0.6", label="trials")
+    ax.plot(
+        [fp32_ms / t["latency_p50_ms"] for t in front],
+        [t["drop_points"] for t in front],
+        "o-",
+        c="tab:blue",
+        label="frontier",
+    )
+    pick = [t for t in trials if t["recipe"] == chosen]
+    if pick:
+        ax.scatter([fp32_ms / pick[0]["latency_p50_ms"]], [pick[0]["drop_points"]], c="tab:red", s=80, label="chosen")
+    ax.axhline(max_drop, ls="--", c="tab:red", lw=1, label=f"budget {max_drop:g} pts")
+    ax.axvline(1.0, ls=":", c="0.3", lw=1)
+    what = "top-1" if metric == "top1" else "agreement with fp32"
+    ax.set_xlabel("speed-up over fp32 (p50, batch 1, this CPU)")
+    ax.set_ylabel(f"{what}: drop in points (search images)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

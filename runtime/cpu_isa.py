@@ -1,0 +1,103 @@
+"""The CPU's integer instruction set, and whether an int8 file's products saturate on it.
+
+Why it matters (onnxruntime's MLAS kernels):
+- x86 with VNNI (AVX512-VNNI, AVX-VNNI; AMD Zen 4 included): u8 x s8 products accumulate exactly in
+  VPDPBUSD, so full-range uint8 activations x int8 weights are both fast and accurate.
+- x86 AVX2 without VNNI: u8s8 uses VPMADDUBSW, whose int16 pair sums saturate when both operands use their
+  full range. onnxruntime's session option ``session.x64quantprecision`` (its
+  ``kOrtSessionOptionsAvx2PrecisionMode``, onnxruntime_session_options_config_keys.h) switches to slower
+  exact u8u8 kernels; 7-bit weights (``reduce_range``) avoid the overflow in the fast kernels.
+- ARM with the dot-product extension (``asimddp``): int8 x int8 is the native path.
+
+Torch- and onnx-free: the runtime uses it to warn when a file made for another CPU runs here.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+_X86_VNNI = ("avx512_vnni", "avx_vnni", "amx_int8")
+
+#: The devices an int8 recipe can be made for (``--target``).
+TARGETS = ("x86-vnni", "x86-avx2", "arm64")
+
+
+@dataclass(frozen=True)
+class IsaProfile:
+    isa: str  # "x86-vnni" | "x86-avx2" | "x86" | "arm-dotprod" | "arm" | "unknown"
+    flags: tuple[str, ...]  # the flags the decision was based on
+    machine: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def target(self) -> str:
+        """The ``--target`` this CPU is: x86 without VNNI counts as x86-avx2 (the saturating kernels)."""
+        if self.isa == "x86-vnni":
+            return "x86-vnni"
+        if self.isa.startswith("arm"):
+            return "arm64"
+        return "x86-avx2"
+
+
+def detect_isa(cpuinfo: str | None = None, machine: str | None = None) -> IsaProfile:
+    """Read ``/proc/cpuinfo`` flags (Linux); other systems fall back to the machine name."""
+    machine = machine or platform.machine().lower()
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
+        except OSError:
+            cpuinfo = ""
+    flags: set[str] = set()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features"):
+            flags.update(value.split())
+    vnni = tuple(f for f in _X86_VNNI if f in flags)
+    if vnni:
+        return IsaProfile("x86-vnni", vnni, machine)
+    if "avx2" in flags:
+        return IsaProfile("x86-avx2", ("avx2",), machine)
+    if "asimddp" in flags:
+        return IsaProfile("arm-dotprod", ("asimddp",), machine)
+    if machine in ("aarch64", "arm64") or machine.startswith("arm") or "asimd" in flags:
+        return IsaProfile("arm", tuple(f for f in ("asimd",) if f in flags), machine)
+    if machine in ("x86_64", "amd64", "i686", "x86"):
+        return IsaProfile("x86", (), machine)
+    return IsaProfile("unknown", (), machine)
+
+
+def saturates_here(quantization: Mapping[str, Any], isa: IsaProfile) -> bool:
+    """True when the file's int8 products overflow this CPU's fast kernels: full-range u8 activations x s8
+    weights on x86 without VNNI (``quantization`` is the contract's ``provenance.quantization``)."""
+    full_range_u8s8 = (
+        quantization.get("activation_type") == "QUInt8"
+        and quantization.get("weight_type", "QInt8") == "QInt8"
+        and not quantization.get("reduce_range", False)
+    )
+    return full_range_u8s8 and isa.target == "x86-avx2" and isa.isa != "unknown"
+
+
+def int8_warnings(provenance: Mapping[str, Any], isa: IsaProfile | None = None) -> list[str]:
+    """What a user running an int8 file here must know: an over-budget mark, saturation on this CPU."""
+    q = provenance.get("quantization")
+    if not isinstance(q, Mapping):
+        return []
+    isa = isa or detect_isa()
+    out = []
+    if q.get("budget_met") is False:
+        out.append(
+            f"int8 OVER BUDGET: {q.get('verdict') or 'this file missed its accuracy budget'} "
+            "(written with --allow-over-budget)"
+        )
+    if saturates_here(q, isa):
+        out.append(
+            f"int8 made for {q.get('target', 'a VNNI CPU')} (full-range u8s8) runs on an AVX2 CPU without VNNI "
+            "here: its products saturate and accuracy drops; re-quantize with --target x86-avx2"
+        )
+    return out
