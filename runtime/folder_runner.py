@@ -10,14 +10,15 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 from edgecls.runtime.classifier import Classifier, Prediction
+from edgecls.runtime.decode import decode_bytes
 from edgecls.runtime.errors import EdgeclsError
-from edgecls.runtime.preprocess import decode_for_contract, preprocess
+from edgecls.runtime.preprocess import decode_floor, decode_for_contract, preprocess
 
 
 @dataclass
@@ -48,9 +49,15 @@ def default_workers() -> int:
 
 
 def _prepare(path: str, classifier: Classifier, keep_image: bool) -> _Prepared:
+    return _prepare_with(path, lambda: decode_for_contract(path, classifier.contract), classifier, keep_image)
+
+
+def _prepare_with(
+    path: str, decode: Callable[[], np.ndarray], classifier: Classifier, keep_image: bool
+) -> _Prepared:
     t0 = time.perf_counter()
     try:
-        image = decode_for_contract(path, classifier.contract)
+        image = decode()
         t1 = time.perf_counter()
         tensor = preprocess(image, classifier.contract)
     except EdgeclsError as e:
@@ -121,6 +128,23 @@ def _classify_ready(classifier: Classifier, ready: list[_Prepared], top_k: int) 
             yield ImageResult(p.source, None, p.error, 0.0, p.decode_ms)
         else:
             yield ImageResult(p.source, next(it), None, p.preprocess_ms + share, p.decode_ms, p.image)
+
+
+def classify_encoded(
+    classifier: Classifier, items: Sequence[tuple[str, bytes]], top_k: int = 5
+) -> list[ImageResult]:
+    """Classify images whose bytes were read elsewhere (Ray Data, an object store), as one batch.
+
+    ``items`` are ``(name, encoded bytes)``; each image is decoded and preprocessed exactly as
+    :func:`classify_files` does for the file ``name`` (same reduced JPEG decoding, same error messages),
+    so both give the same rows for the same files.
+    """
+    floor = decode_floor(classifier.contract)
+    ready = [
+        _prepare_with(name, lambda data=data, name=name: decode_bytes(data, name, floor), classifier, False)
+        for name, data in items
+    ]
+    return list(_classify_ready(classifier, ready, top_k))
 
 
 def classify_files_sequential(

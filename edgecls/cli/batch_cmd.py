@@ -1,0 +1,72 @@
+"""``edgecls batch``: label a large collection of image files into a Parquet table, here or on a Ray cluster.
+
+Exit status: 0 every file classified; 1 some files became error rows (the table is written all the same);
+2 the job could not start or did not finish (nothing is published at RESULTS); 130 after Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+
+def batch(
+    model: Path = typer.Argument(..., help="ONNX model (fp32, fp16 or int8) with an edgecls contract."),
+    inputs: list[str] = typer.Argument(
+        ..., help="Image files, folders (recursive), globs, or URIs pyarrow reads (s3://, gs://; with --ray)."
+    ),
+    out: str = typer.Option(..., "--out", "-o", help="Results folder (Parquet files); must not hold files yet."),
+    ray: str | None = typer.Option(
+        None, "--ray", help="Run on Ray Data: 'local' (a cluster on this machine) or a cluster address."
+    ),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Images per inference batch."),
+    concurrency: int | None = typer.Option(
+        None, "--concurrency", min=1,
+        help="Ray: Classifier actors (default: one per CPU). In-process: decode threads.",
+    ),
+    provider: str = typer.Option("auto", "--provider", "-p", help="auto, cpu, cuda, openvino, ..."),
+    threads: int | None = typer.Option(
+        None, "--threads", min=1, help="onnxruntime threads per Classifier (Ray: CPUs each actor reserves)."
+    ),
+    top_k: int = typer.Option(3, "--top-k", "-k", min=1, help="Classes kept per image."),
+    jsonl: bool = typer.Option(False, "--jsonl", help="Also write RESULTS.jsonl (one `run --json` object per line)."),
+) -> None:
+    """Classify many image files into a Parquet table (the fields of `run --json`, plus error rows).
+
+    Without --ray the job runs in this process; with --ray, Ray Data reads the files and a pool of
+    actors, each holding one Classifier, labels them. Both give the same table.
+
+    Examples:
+      edgecls batch model.int8.onnx photos/ --out labels
+      edgecls batch model.int8.onnx photos/ --out labels --ray local --jsonl
+      edgecls batch model.int8.onnx s3://bucket/photos/ --out s3://bucket/labels --ray ray://head:10001
+    """
+    from edgecls.runtime.errors import MissingExtraError
+
+    try:
+        import pyarrow  # noqa: F401  (both paths write Parquet)
+    except ImportError as e:
+        raise MissingExtraError("edgecls batch needs pyarrow: pip install 'edgecls[ray]'") from e
+    from edgecls.runtime.batch.job import BatchJob
+
+    job = BatchJob(
+        model=model, inputs=tuple(inputs), out=out, top_k=top_k, batch_size=batch_size,
+        concurrency=concurrency, provider=provider, threads=threads, jsonl=jsonl,
+    )
+    if ray is None:
+        from edgecls.runtime.batch.local import classify_in_process
+
+        summary = classify_in_process(job)
+    else:
+        from edgecls.runtime.batch.on_ray import classify_on_ray
+
+        summary = classify_on_ray(job, ray)
+    print(summary.line(), file=sys.stderr, flush=True)
+    if summary.errors:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("batch", no_args_is_help=True)(batch)

@@ -1,0 +1,29 @@
+"""What a batch job is given: the model, its inputs, where the table goes, and how to run it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    """One ``edgecls batch`` invocation, the same for the in-process and the Ray path.
+
+    ``batch_size`` is the inference batch (and Ray Data's ``map_batches`` batch); ``concurrency`` is the
+    number of Ray actors (None: one per CPU of the cluster) or, in-process, the number of decode threads.
+    ``threads`` is onnxruntime's intra-op threads per Classifier (None: in-process onnxruntime's default,
+    on Ray one per CPU the actor reserves, so actors on one node do not fight over cores).
+    """
+
+    model: str | os.PathLike[str]
+    inputs: tuple[str, ...]
+    out: str
+    top_k: int = 3
+    batch_size: int = 32
+    concurrency: int | None = None
+    provider: str = "auto"
+    threads: int | None = None
+    contract_overrides: dict[str, Any] = field(default_factory=dict)
+    jsonl: bool = False

@@ -1,0 +1,181 @@
+"""``edgecls batch --ray``: Ray Data reads the files, a pool of actors each holding one Classifier labels them.
+
+    read_binary_files(files, include_paths=True)      {path: string, bytes: binary} blocks, read by tasks
+      -> map_batches(ClassifyImages, concurrency=N)   actor pool; the model is loaded once per actor
+      -> union(error rows of the arguments that found no file)
+      -> write_parquet(RESULTS)                       one file per >= 50k rows, written by the workers
+
+Each actor decodes and preprocesses with the runtime's own code
+(:func:`edgecls.runtime.folder_runner.classify_encoded`: the same reduced JPEG decoding and error messages as
+``edgecls run``), so a file's row is the same as the in-process path's. A file that cannot be decoded is an
+error row, never a failed task.
+
+Fault tolerance is Ray's: an actor whose process dies is restarted (``max_restarts``) and the batch it held
+is re-run on the pool (``max_task_retries``); a batch's rows exist only once its task returned, so a retried
+batch is neither lost nor written twice. The bounds are finite so that an image that kills its worker every
+time (a decoder crash) fails the job instead of restarting actors forever. The driver then counts the table:
+one row per input, or the job fails.
+
+Ray is imported only here, and this module only when ``--ray`` is given.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from edgecls.runtime.batch.inputs import list_inputs
+from edgecls.runtime.batch.job import BatchJob
+from edgecls.runtime.batch.table import (
+    BatchSummary,
+    check_complete,
+    row_from_json,
+    row_from_result,
+    rows_to_table,
+)
+from edgecls.runtime.batch.writers import count_rows, jsonl_path, published_dir, write_jsonl
+from edgecls.runtime.classifier import Classifier
+from edgecls.runtime.errors import EdgeclsError, MissingExtraError
+from edgecls.runtime.folder_runner import classify_encoded
+from edgecls.runtime.runner import ErrorRecord
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+ACTOR_MAX_RESTARTS = 4  # per actor: process deaths survived before Ray gives up on it
+ACTOR_MAX_TASK_RETRIES = 4  # per batch: re-runs after the actor running it died
+MIN_ROWS_PER_FILE = 50_000  # ~10 MB Parquet files instead of one tiny file per batch
+
+#: Test hook: when this environment variable names an existing file, the first actor that deletes it
+#: exits (``os._exit``) after classifying its batch and before returning it, as a killed worker would.
+CRASH_ONCE_ENV = "EDGECLS_BATCH_TEST_CRASH_ONCE"
+
+_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
+
+
+class ClassifyImages:
+    """Ray Data callable class: ``{path, bytes}`` batches -> table rows, with one Classifier per actor."""
+
+    def __init__(
+        self,
+        model: bytes,
+        top_k: int,
+        provider: str,
+        threads: int,
+        contract_overrides: dict[str, Any],
+        name_prefix: str,
+    ) -> None:
+        self.classifier = Classifier(
+            model, provider=provider, threads=threads, contract=contract_overrides or None, spin=False
+        )
+        self.top_k = top_k
+        self.name_prefix = name_prefix  # Ray's paths carry no scheme: "bucket/key" -> "s3://bucket/key"
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
+        items = [(self.name_prefix + str(p), bytes(b)) for p, b in zip(batch["path"], batch["bytes"], strict=True)]
+        rows = [row_from_result(r) for r in classify_encoded(self.classifier, items, self.top_k)]
+        _crash_once_if_armed()
+        return rows_to_table(rows)
+
+
+def _crash_once_if_armed() -> None:
+    arm = os.environ.get(CRASH_ONCE_ENV)
+    if arm:
+        try:
+            os.remove(arm)  # atomic: exactly one actor wins
+        except FileNotFoundError:
+            return
+        os._exit(1)
+
+
+def _start_ray(address: str) -> bool:
+    """Connect to ``address`` or start a local cluster (``local``); False when this process already had Ray."""
+    try:
+        import ray
+    except ImportError as e:
+        raise MissingExtraError("edgecls batch --ray needs Ray: pip install 'edgecls[ray]'") from e
+    if ray.is_initialized():
+        return False
+    import logging
+
+    if address == "local":
+        ray.init(include_dashboard=False, logging_level=logging.WARNING)
+    else:
+        try:
+            ray.init(address=address, logging_level=logging.WARNING)
+        except ConnectionError as e:
+            raise EdgeclsError(f"--ray {address}: cannot connect ({str(e).splitlines()[0]})") from e
+    return True
+
+
+def _name_prefix(files: list[str]) -> str:
+    schemes = {m.group(1) if (m := _SCHEME.match(f)) else "" for f in files}
+    if len(schemes) > 1:
+        raise EdgeclsError(f"inputs mix filesystems ({', '.join(sorted(s or 'local' for s in schemes))}); "
+                           "run one job per filesystem")
+    scheme = schemes.pop() if schemes else ""
+    return f"{scheme}://" if scheme else ""
+
+
+def classify_on_ray(job: BatchJob, address: str = "local") -> BatchSummary:
+    """Classify every input on a Ray cluster (``local``: one started in this process) into ``job.out``."""
+    started = _start_ray(address)
+    import ray
+
+    try:
+        t0 = time.perf_counter()
+        inputs = list_inputs(job.inputs)
+        try:
+            model = Path(job.model).read_bytes()
+        except OSError as e:
+            raise EdgeclsError(f"{job.model}: cannot read model ({e.strerror or e})") from e
+        # Load it once here too: a bad model or contract is one clear line before any actor starts.
+        Classifier(model, provider=job.provider, threads=1, contract=job.contract_overrides or None)
+        cpus_per_actor = job.threads or 1
+        concurrency = job.concurrency or max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_actor))
+        parts = []
+        if inputs.files:
+            # Reading bytes and writing Parquet reserve no CPU: the actors hold every CPU they may use, and a
+            # read or write task waiting for a CPU an actor holds would stall the pipeline (it does on 2 cores).
+            files = ray.data.read_binary_files(inputs.files, include_paths=True, num_cpus=0)
+            with warnings.catch_warnings():
+                # Ray 2.60 warns that remote kwargs passed to map_batches are deprecated, yet has no named
+                # parameter for max_restarts / max_task_retries; pyproject caps ray below 2.64, which drops them.
+                warnings.simplefilter("ignore", DeprecationWarning)
+                classified = files.map_batches(
+                    ClassifyImages,
+                    fn_constructor_kwargs={
+                        "model": model,
+                        "top_k": job.top_k,
+                        "provider": job.provider,
+                        "threads": cpus_per_actor,
+                        "contract_overrides": dict(job.contract_overrides),
+                        "name_prefix": _name_prefix(inputs.files),
+                    },
+                    batch_size=job.batch_size,
+                    batch_format="numpy",
+                    concurrency=concurrency,
+                    num_cpus=cpus_per_actor,
+                    max_restarts=ACTOR_MAX_RESTARTS,
+                    max_task_retries=ACTOR_MAX_TASK_RETRIES,
+                )
+            parts.append(classified)
+        if inputs.problems:
+            problem_rows = [row_from_json(ErrorRecord(p.name, p.error).to_dict()) for p in inputs.problems]
+            parts.append(ray.data.from_arrow(rows_to_table(problem_rows)))
+        table = parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]
+        with published_dir(job.out) as folder:
+            table.write_parquet(folder, min_rows_per_file=MIN_ROWS_PER_FILE, ray_remote_args={"num_cpus": 0})
+        images, errors = count_rows(job.out)
+        check_complete(images, len(inputs.files) + len(inputs.problems))
+        if job.jsonl:
+            write_jsonl(job.out, jsonl_path(job.out))
+        return BatchSummary(job.out, images, errors, time.perf_counter() - t0)
+    finally:
+        if started:
+            ray.shutdown()

@@ -1,0 +1,204 @@
+"""``edgecls batch``: the in-process table and the Ray Data table are the same, row for row.
+
+One local Ray cluster (2 CPUs, loopback, no dashboard) serves the whole module; the images are a few hundred
+crops of scikit-image's bundled photos plus broken files, the model the runtime fixtures' 32 px CNN.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from edgecls.runtime.batch.job import BatchJob
+from edgecls.runtime.batch.local import classify_in_process
+from fixtures_runtime import REPO, run_edgecls
+
+pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'edgecls[ray]')")
+pa = pytest.importorskip("pyarrow")
+pq = pytest.importorskip("pyarrow.parquet")
+
+PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "hubble_deep_field.jpg", "retina.jpg",
+          "motorcycle_left.png", "camera.png")
+BAD = ("broken/truncated.jpg", "broken/notes.jpg", "broken/empty.png")
+
+
+@pytest.fixture(scope="module")
+def photo_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """~300 crops (48-160 px, JPEG and PNG, in subfolders) of real photos, 3 broken files, 1 hidden file."""
+    import skimage
+
+    data = Path(skimage.__file__).parent / "data"
+    root = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(7)
+    for name in PHOTOS:
+        photo = cv2.imread(str(data / name), cv2.IMREAD_COLOR)
+        folder = root / Path(name).stem
+        folder.mkdir()
+        for i in range(37):
+            side = int(rng.integers(48, 161))
+            y, x = (int(rng.integers(0, photo.shape[k] - side)) for k in (0, 1))
+            crop = photo[y : y + side, x : x + side]
+            suffix = ".png" if i % 4 == 0 else ".jpg"
+            cv2.imwrite(str(folder / f"{i:03d}{suffix}"), crop)
+    (root / "broken").mkdir()
+    jpeg = (root / "chelsea" / "001.jpg").read_bytes()
+    (root / BAD[0]).write_bytes(jpeg[: len(jpeg) // 2])
+    (root / BAD[1]).write_text("not an image\n")
+    (root / BAD[2]).write_bytes(b"")
+    (root / "chelsea" / ".hidden.jpg").write_bytes(jpeg)
+    return root
+
+
+N_IMAGES = len(PHOTOS) * 37 + len(BAD)
+
+
+@pytest.fixture(scope="module")
+def colour_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real 32 px ONNX classifier whose answer is the photo's dominant colour channel.
+
+    ``float32[N, 3, 32, 32]`` -> GlobalAveragePool -> Flatten -> Gemm(8 * I) -> ``float32[N, 3]`` logits, so the
+    labels vary across real photos and the scores depend on every step of the preprocessing.
+    """
+    from edgecls.runtime.contract import ModelContract
+    from fixtures_runtime import LABELS, add_contract, make_onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    path = tmp_path_factory.mktemp("colour") / "colour.onnx"
+    make_onnx(
+        path,
+        [helper.make_node("GlobalAveragePool", ["input"], ["gap"]), helper.make_node("Flatten", ["gap"], ["flat"]),
+         helper.make_node("Gemm", ["flat", "w"], ["logits"], transB=1)],
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, 32, 32])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 3])],
+        [numpy_helper.from_array(8 * np.eye(3, dtype=np.float32), "w")],
+    )
+    add_contract(path, ModelContract(labels=LABELS, input_size=(32, 32)))
+    return path
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory):
+    """A 2-CPU Ray cluster on loopback for this module; its workers see the crash hook's variable."""
+    import ray
+    from edgecls.runtime.batch.on_ray import CRASH_ONCE_ENV
+
+    arm = tmp_path_factory.mktemp("crash") / "arm"
+    os.environ[CRASH_ONCE_ENV] = str(arm)  # inherited by the workers; the hook fires only while `arm` exists
+    context = ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
+                       logging_level="WARNING", log_to_driver=False)
+    yield context, arm
+    ray.shutdown()
+    os.environ.pop(CRASH_ONCE_ENV, None)
+
+
+def _sorted_rows(folder: Path) -> list[dict]:
+    return sorted(pq.read_table(folder).to_pylist(), key=lambda r: r["source"])
+
+
+@pytest.fixture(scope="module")
+def in_process_rows(colour_model, photo_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
+    out = tmp_path_factory.mktemp("local") / "results"
+    summary = classify_in_process(BatchJob(colour_model, (str(photo_folder),), str(out), batch_size=16))
+    assert (summary.images, summary.errors) == (N_IMAGES, len(BAD))
+    return _sorted_rows(out)
+
+
+def _assert_same_table(rows: list[dict], reference: list[dict]) -> None:
+    assert [r["source"] for r in rows] == [r["source"] for r in reference]
+    for got, want in zip(rows, reference, strict=True):
+        assert got["error"] == want["error"], got["source"]
+        if want["error"] is None:
+            assert [p["label"] for p in got["top_k"]] == [p["label"] for p in want["top_k"]], got["source"]
+            np.testing.assert_allclose([p["score"] for p in got["top_k"]], [p["score"] for p in want["top_k"]],
+                                       atol=1e-5, err_msg=got["source"])
+        else:
+            assert got["top_k"] is None and got["latency_ms"] is None
+
+
+def test_in_process_table_has_every_file_once_and_error_rows(in_process_rows: list[dict], photo_folder: Path):
+    sources = [r["source"] for r in in_process_rows]
+    assert len(sources) == len(set(sources)) == N_IMAGES
+    assert all(Path(s).is_absolute() for s in sources)
+    assert not any(".hidden" in s for s in sources)
+    errors = {Path(r["source"]).relative_to(photo_folder).as_posix(): r["error"] for r in in_process_rows
+              if r["error"] is not None}
+    assert set(errors) == set(BAD)
+    assert "truncated JPEG" in errors["broken/truncated.jpg"]
+    assert "empty file" in errors["broken/empty.png"]
+    assert "not a decodable image" in errors["broken/notes.jpg"]
+    good = [r for r in in_process_rows if r["error"] is None]
+    assert all(len(r["top_k"]) == 3 and r["latency_ms"] > 0 for r in good)
+    assert len({r["top_k"][0]["label"] for r in good}) > 1  # real photos, not one constant answer
+
+
+def test_ray_table_equals_in_process_table(ray_cluster, colour_model, photo_folder: Path,
+                                           in_process_rows: list[dict], tmp_path: Path):
+    from edgecls.runtime.batch.on_ray import classify_on_ray
+
+    out = tmp_path / "results"
+    summary = classify_on_ray(BatchJob(colour_model, (str(photo_folder),), str(out), batch_size=16,
+                                       jsonl=True))
+    assert (summary.images, summary.errors) == (N_IMAGES, len(BAD))
+    _assert_same_table(_sorted_rows(out), in_process_rows)
+    lines = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert len(lines) == N_IMAGES
+    assert all(set(o) in ({"source", "top_k", "latency_ms"}, {"source", "error"}) for o in lines)
+
+
+def test_killed_actor_is_retried_without_losing_or_repeating_images(
+    ray_cluster, colour_model, photo_folder: Path, in_process_rows: list[dict], tmp_path: Path
+):
+    from edgecls.runtime.batch.on_ray import classify_on_ray
+
+    _, arm = ray_cluster
+    arm.write_text("")  # the first actor to delete it exits after classifying its batch, before returning it
+    out = tmp_path / "results"
+    summary = classify_on_ray(BatchJob(colour_model, (str(photo_folder),), str(out), batch_size=8))
+    assert not arm.exists(), "no actor died: the hook did not fire"
+    assert (summary.images, summary.errors) == (N_IMAGES, len(BAD))
+    _assert_same_table(_sorted_rows(out), in_process_rows)
+
+
+def test_cli_in_process_matches_run_json_and_never_imports_ray(colour_model, photo_folder: Path,
+                                                               in_process_rows: list[dict], tmp_path: Path):
+    out = tmp_path / "cli"
+    code = (
+        "import sys\n"
+        "from edgecls.cli import app\n"
+        f"try:\n    app([{'batch'!r}, {str(colour_model)!r}, {str(photo_folder)!r}, '--out', {str(out)!r},"
+        " '--jsonl'])\n"
+        "except SystemExit as e:\n    print('exit', e.code)\n"
+        "print('ray imported' if 'ray' in sys.modules else 'no ray')\n"
+    )
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert proc.stdout.split() == ["exit", "1", "no", "ray"], proc.stdout + proc.stderr  # 1: three error rows
+    assert f"{N_IMAGES} image(s), {len(BAD)} error(s)" in proc.stderr
+    _assert_same_table(_sorted_rows(out), in_process_rows)
+    batch_lines = sorted((json.loads(x) for x in (tmp_path / "cli.jsonl").read_text().splitlines()),
+                         key=lambda o: o["source"])
+    run = run_edgecls("run", str(colour_model), str(photo_folder), "--json")
+    run_lines = sorted((json.loads(x) for x in run.stdout.splitlines()), key=lambda o: o["source"])
+    assert [sorted(o) for o in batch_lines] == [sorted(o) for o in run_lines]  # same fields per row
+    assert [(o["source"], o.get("error"), [p["label"] for p in o.get("top_k", [])]) for o in batch_lines] == [
+        (o["source"], o.get("error"), [p["label"] for p in o.get("top_k", [])]) for o in run_lines
+    ]
+
+
+def test_cli_on_the_test_cluster_and_refuses_a_used_out(ray_cluster, colour_model, photo_folder: Path,
+                                                       in_process_rows: list[dict], tmp_path: Path):
+    context, _ = ray_cluster
+    out = tmp_path / "cli_ray"
+    proc = run_edgecls("batch", str(colour_model), str(photo_folder), "--out", str(out),
+                       "--ray", context.address_info["address"], "--batch-size", "32", timeout=90)
+    assert proc.returncode == 1, proc.stderr  # error rows, table written
+    assert f"{N_IMAGES} image(s), {len(BAD)} error(s)" in proc.stderr
+    _assert_same_table(_sorted_rows(out), in_process_rows)
+    again = run_edgecls("batch", str(colour_model), str(photo_folder), "--out", str(out))
+    assert again.returncode == 2 and "already exists" in again.stderr
