@@ -124,18 +124,20 @@ def test_provider_auto_marks_the_fastest_correct_row(bench_models):
 
 
 def test_readme_bench_and_run_flags_exist():
-    """Every `--flag` the README shows on a line about `edgecls bench` / `edgecls run` is a real option."""
+    """Every `--flag` the README shows after `edgecls bench` / `edgecls run` (up to the next command named on the
+    line) is a real option of that command."""
     helps = {cmd: CliRunner().invoke(app, [cmd, "--help"], terminal_width=200).output for cmd in ("bench", "run")}
     text = (REPO / "README.md").read_text()
+    commands = r"edgecls (train|export|eval|quantize|info|serve|batch|run|bench|providers|demo)\b"
     checked = 0
     for line in text.splitlines():
-        for cmd, help_text in helps.items():
-            if f"edgecls {cmd}" not in line:
+        marks = list(re.finditer(commands, line))
+        for i, mark in enumerate(marks):
+            if mark.group(1) not in helps:
                 continue
-            others = ("train", "export", "eval", "quantize", "info", "serve", "batch")
-            if any(f"edgecls {c}" in line for c in others):
-                continue  # a line about several commands: flags cannot be attributed
-            for flag in re.findall(r"`[^`]*?(--[a-z][a-z0-9-]*)", line):
+            segment = line[mark.start() : marks[i + 1].start() if i + 1 < len(marks) else len(line)]
+            spans = re.findall(r"`([^`]*)`", "`" + segment if segment.count("`") % 2 else segment)
+            for flag in (f for span in spans for f in re.findall(r"--[a-z][a-z0-9-]*", span)):
                 checked += 1
-                assert flag in help_text, f"README line mentions `edgecls {cmd}` with {flag}: {line.strip()[:120]}"
+                assert flag in helps[mark.group(1)], f"README: `edgecls {mark.group(1)}` with {flag}: {segment[:120]}"
     assert checked > 3
