@@ -95,6 +95,11 @@ def _crash_once_if_armed() -> None:
 
 def _start_ray(address: str) -> bool:
     """Connect to ``address`` or start a local cluster (``local``); False when this process already had Ray."""
+    if address == "local":
+        # A cluster only this process uses listens on loopback: with this variable off, Ray takes 127.0.0.1 as
+        # the node address instead of the machine's reachable IP (ray/_private/services.py,
+        # get_node_ip_address; ray-project/ray#18730). Read when Ray is imported, so set before the import.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     try:
         import ray
     except ImportError as e:
