@@ -11,11 +11,8 @@ with flags and stored as the contract.
 from __future__ import annotations
 
 import hashlib
-import importlib
-import importlib.util
 import json
 import os
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,86 +23,7 @@ from edgecls.runtime.contract import IMAGENET_MEAN, IMAGENET_STD, ModelContract
 from edgecls.runtime.errors import ContractError, EdgeclsError
 from torch import nn
 
-
-class ModelFactoryError(EdgeclsError):
-    """The user's model factory could not be imported, called, or did not return a torch module."""
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return f"{type(e).__name__}: {text.splitlines()[0][:200]}" if text else type(e).__name__
-
-
-def load_factory(spec: str) -> Callable[[], Any]:
-    """Resolve ``FILE.py:FACTORY`` or ``module.path:FACTORY`` to the callable."""
-    target, sep, attr = spec.rpartition(":")
-    if not sep or not target or not attr:
-        raise ModelFactoryError(f"--model {spec!r}: expected FILE.py:FACTORY or module:FACTORY")
-    try:
-        if target.endswith(".py"):
-            path = Path(target)
-            if not path.is_file():
-                raise ModelFactoryError(f"--model {spec}: no such file {path}")
-            name = f"edgecls_user_model_{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]}"
-            module_spec = importlib.util.spec_from_file_location(name, path)
-            assert module_spec is not None and module_spec.loader is not None
-            module = importlib.util.module_from_spec(module_spec)
-            sys.modules[name] = module  # dataclasses and pickling look modules up here
-            module_spec.loader.exec_module(module)
-        else:
-            module = importlib.import_module(target)
-    except ModelFactoryError:
-        raise
-    except BaseException as e:  # anything the user's file raises at import time, SyntaxError included
-        if isinstance(e, KeyboardInterrupt):
-            raise
-        raise ModelFactoryError(f"--model {spec}: cannot import {target} ({_first_line(e)})") from e
-    factory = getattr(module, attr, None)
-    if factory is None or not callable(factory):
-        raise ModelFactoryError(f"--model {spec}: {target} has no callable {attr!r}")
-    return factory
-
-
-def build_user_model(spec: str, weights: str | os.PathLike[str] | None = None) -> nn.Module:
-    """Call the factory, check it returned an nn.Module, load ``weights``; eval mode, CPU."""
-    factory = load_factory(spec)
-    try:
-        model = factory()
-    except Exception as e:
-        raise ModelFactoryError(f"--model {spec}: calling the factory failed ({_first_line(e)})") from e
-    if not isinstance(model, nn.Module):
-        raise ModelFactoryError(
-            f"--model {spec}: the factory returned {type(model).__name__}, not a torch nn.Module"
-        )
-    if weights is not None:
-        load_weights(model, weights)
-    return model.eval().cpu()
-
-
-def load_weights(model: nn.Module, weights: str | os.PathLike[str]) -> None:
-    path = Path(weights)
-    if not path.is_file():
-        raise EdgeclsError(f"--weights {path}: no such file")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise EdgeclsError(
-            f"--weights {path}: not a readable state dict (corrupt or not torch.save output: "
-            f"{type(e).__name__})"
-        ) from e
-    if isinstance(state, dict):
-        for key in ("state_dict", "model_state", "model"):
-            if isinstance(state.get(key), dict):
-                state = state[key]
-                break
-    if not isinstance(state, dict):
-        raise EdgeclsError(f"--weights {path}: expected a state dict, got {type(state).__name__}")
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        raise EdgeclsError(
-            f"--weights {path}: does not fit the model ({str(e).strip().splitlines()[0]})"
-        ) from e
+from edgecls.models.user_model import ModelFactoryError, build_user_model, first_line
 
 
 def read_labels(path: str | os.PathLike[str]) -> list[str]:
@@ -166,12 +84,10 @@ def check_output_size(model: nn.Module, contract: ModelContract, spec: str) -> N
         out = model(torch.zeros(2, 3, h, w))
     except Exception as e:
         raise ModelFactoryError(
-            f"--model {spec}: forward pass on a [2, 3, {h}, {w}] batch failed ({_first_line(e)})"
+            f"--model {spec}: forward pass on a [2, 3, {h}, {w}] batch failed ({first_line(e)})"
         ) from e
     if not isinstance(out, torch.Tensor):
-        raise ModelFactoryError(
-            f"--model {spec}: forward returned {type(out).__name__}, expected one tensor of logits"
-        )
+        raise ModelFactoryError(f"--model {spec}: forward returned {type(out).__name__}, expected one tensor of logits")
     if out.ndim != 2 or out.shape[1] != contract.num_classes:
         raise ContractError(
             f"--labels has {contract.num_classes} labels but the model outputs shape "
@@ -208,17 +124,23 @@ def export_user_model(
 ) -> Any:
     """``edgecls export --model ...``: the shared export pipeline for a user's torch classifier.
 
-    Parity images come from ``options.data`` (default: edgecls's builtin:shapes images, which exercise the
-    whole pipeline but are not the user's domain); ``--quantize`` needs ``--calib``.
+    Parity images come from ``options.data``; ``--quantize`` needs ``--calib``, and with only ``--calib`` its
+    images are split (seeded, disjoint) into calibration and validation parts, the parity check using
+    validation images. Without ``--quantize`` or ``--data`` the parity check (ONNX vs PyTorch, not an
+    accuracy measurement) runs on edgecls's builtin:shapes images, and the log says so.
     """
     from edgecls.export.export_run import export_model, resolve_inputs
 
     if options.quantize and options.calib is None:
-        raise EdgeclsError(
-            "--quantize with --model needs --calib DATA (images like the ones the model will see)"
-        )
+        raise EdgeclsError("--quantize with --model needs --calib DATA (images like the ones the model will see)")
     model, contract = prepare_user_model(spec, weights, labels_path, flags)
-    if options.data is None:
+    if options.data is None and not options.quantize:
         options.data = "builtin:shapes"
-    inputs = resolve_inputs(options, contract, None, spec)
+        log("parity check (ONNX vs PyTorch) on builtin:shapes images: pass --data for images of your domain")
+    if options.quantize and options.val is None and options.data is None and options.calib.startswith("builtin:"):
+        raise EdgeclsError(
+            f"--quantize with --model and --calib {options.calib}: pass --val DATA with images of the model's "
+            "domain (a built-in set is not your model's domain)"
+        )
+    inputs = resolve_inputs(options, contract, None, spec, log)
     return export_model(model, contract, Path(options.out_dir or "export"), inputs, options, log)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -13,8 +17,44 @@ def make_divisible(value: float, divisor: int = 8) -> int:
     return new
 
 
+def tf_same_padding(in_size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TensorFlow's "SAME" padding (before, after) for one spatial dimension of ``in_size`` pixels.
+
+    Networks trained in TensorFlow (EfficientNet-Lite) pad a stride-2 conv on an even input more on the
+    right/bottom than on the left/top ((0, 1) for a 3x3, (1, 2) for a 5x5); PyTorch's symmetric padding would
+    shift every feature map by one pixel and the pretrained weights would no longer give their outputs.
+    """
+    out = math.ceil(in_size / stride)
+    total = max((out - 1) * stride + kernel - in_size, 0)
+    return total // 2, total - total // 2
+
+
+class SamePadConv2d(nn.Conv2d):
+    """Conv2d with fixed (possibly asymmetric) zero padding; state-dict keys are those of nn.Conv2d.
+
+    Symmetric padding stays inside the convolution; asymmetric padding becomes one ``F.pad`` (an ONNX Pad,
+    which onnxruntime fuses into the following Conv).
+    """
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int, groups: int, in_size: int) -> None:
+        before, after = tf_same_padding(in_size, kernel, stride)
+        symmetric = before == after
+        super().__init__(cin, cout, kernel, stride, padding=before if symmetric else 0, groups=groups, bias=False)
+        # F.pad order for the last two dims: (left, right, top, bottom); square inputs, so the same both ways.
+        self.extra_pad: tuple[int, int, int, int] | None = None if symmetric else (before, after, before, after)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.extra_pad is not None:
+            x = F.pad(x, self.extra_pad)
+        return super().forward(x)
+
+
 class ConvBNAct(nn.Sequential):
-    """Conv2d (no bias) -> BatchNorm2d -> activation. BN folds into the conv at export."""
+    """Conv2d (no bias) -> BatchNorm2d -> activation. BN folds into the conv at export.
+
+    ``same_pad_input`` (the input's side in pixels) switches to TensorFlow "SAME" padding for weights trained
+    that way; ``bn_eps`` is BatchNorm's epsilon (TensorFlow's models use 1e-3, PyTorch's default is 1e-5).
+    """
 
     def __init__(
         self,
@@ -24,11 +64,15 @@ class ConvBNAct(nn.Sequential):
         stride: int = 1,
         groups: int = 1,
         act: type[nn.Module] | None = nn.ReLU,
+        bn_eps: float = 1e-5,
+        same_pad_input: int | None = None,
     ) -> None:
-        layers: list[nn.Module] = [
-            nn.Conv2d(cin, cout, kernel, stride, padding=kernel // 2, groups=groups, bias=False),
-            nn.BatchNorm2d(cout),
-        ]
+        conv = (
+            nn.Conv2d(cin, cout, kernel, stride, padding=kernel // 2, groups=groups, bias=False)
+            if same_pad_input is None
+            else SamePadConv2d(cin, cout, kernel, stride, groups, same_pad_input)
+        )
+        layers: list[nn.Module] = [conv, nn.BatchNorm2d(cout, eps=bn_eps)]
         if act is not None:
             layers.append(act(inplace=True))
         super().__init__(*layers)
