@@ -454,3 +454,25 @@ def _describe_openvino_runtime(rows: list[ProviderRow]) -> None:
     row.available = True
     row.devices = [f"{d} {core.get_property(d, 'FULL_DEVICE_NAME')} (OpenVINO)" for d in core.available_devices]
     row.source = f"openvino {version} runtime, used directly (onnxruntime's OpenVINO EP cannot run here)"
+
+
+def provider_paths() -> list[str]:
+    """How each provider that can run here runs a model (``edgecls info``): onnxruntime's provider, or for
+    ``openvino`` OpenVINO's runtime used directly. Cheap: imports no engine besides onnxruntime."""
+    lines = [
+        f"{'/'.join(sorted(k for k, v in PROVIDER_ALIASES.items() if v == p)) or p}: onnxruntime {ort.__version__} {p}"
+        for p in available_providers()
+        if p != "AzureExecutionProvider"  # a remote-inference EP: it runs no node of a local model
+    ]
+    try:
+        route = openvino_route()
+    except ProviderError:
+        return lines
+    if route == "openvino":
+        from edgecls.runtime.openvino_session import openvino_version
+
+        lines.append(
+            f"openvino: OpenVINO {openvino_version()} runtime, used directly "
+            "(onnxruntime's OpenVINO EP cannot run here)"
+        )
+    return lines

@@ -70,11 +70,10 @@ def test_route_is_openvino_runtime_where_onnxruntime_has_no_openvino_ep():
 
 def test_run_command_with_openvino_stays_torch_free(bench_models):
     img = bench_models.images / "circle" / "img_0.png"
-    cpu = run_edgecls("run", str(bench_models.fp32), str(img), "--provider", "cpu", "--json")
     ov = run_edgecls("run", str(bench_models.fp32), str(img), "--provider", "openvino", "--threads", "1", "--json")
     assert ov.returncode == 0, ov.stderr
-    top_cpu, top_ov = json.loads(cpu.stdout)["top_k"][0], json.loads(ov.stdout)["top_k"][0]
-    assert top_ov["label"] == top_cpu["label"] and abs(top_ov["score"] - top_cpu["score"]) < 1e-4
+    top_cpu, top_ov = Classifier(bench_models.fp32, provider="cpu").predict(img)[0], json.loads(ov.stdout)["top_k"][0]
+    assert top_ov["label"] == top_cpu.label and abs(top_ov["score"] - top_cpu.score) < 1e-4
     # openvino is imported only when asked for, and never brings torch/onnx with it.
     code = (
         "import sys; from edgecls.runtime.classifier import Classifier; assert 'openvino' not in sys.modules; "
@@ -95,3 +94,29 @@ def test_eval_of_onnx_with_openvino(bench_models):
     )
     doc, ref_doc = json.loads(r.stdout.strip().splitlines()[-1]), json.loads(ref.stdout.strip().splitlines()[-1])
     assert doc["top1"] == pytest.approx(ref_doc["top1"], abs=0.12)  # 9 images: one may flip on int8 rounding
+
+
+def test_bench_cpu_and_openvino_in_one_table(bench_models, tmp_path):
+    out = tmp_path / "b.json"
+    r = CliRunner().invoke(app, [
+        "bench", str(bench_models.fp32), str(bench_models.int8), "--provider", "cpu,openvino", "--threads", "1",
+        "--runs", "3", "--warmup", "1", "--no-baselines", "--in-process", "--json", str(out),
+    ])
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    rows = json.loads(out.read_text())["rows"]
+    assert [(row["label"], row["provider"]) for row in rows] == [
+        (m, p) for m in ("model.onnx", "model.int8.onnx") for p in ("CPUExecutionProvider", "OpenVINOExecutionProvider")
+    ]
+    ov_rows = [row for row in rows if row["provider"] == "OpenVINOExecutionProvider"]
+    assert all(row["providers_used"] == ["OpenVINO:CPU"] and row["error"] is None for row in ov_rows)
+    assert ov_rows[0]["agreement"] == 1.0 and ov_rows[0]["max_abs_diff"] < 1e-4  # fp32 vs ORT CPU fp32
+    assert all(row["speedup"] is not None for row in rows)  # every row compared with ORT CPU fp32
+    assert "openvino" in r.output and "(runtime)" in r.output and "agree" in r.output  # table cells may fold
+
+
+def test_info_says_how_openvino_runs_here(bench_models):
+    r = CliRunner().invoke(app, ["info", str(bench_models.fp32), "--json"])
+    assert r.exit_code == 0, r.output
+    paths = json.loads(r.stdout)["providers_here"]
+    assert any(p.startswith("cpu: onnxruntime") for p in paths)
+    assert any(p.startswith("openvino: ") for p in paths)

@@ -278,11 +278,15 @@ def info_command(
 ) -> None:
     from edgecls.export.info import model_info
 
+    from edgecls.runtime.session import provider_paths
+
     info = model_info(model)
+    runs_here = provider_paths()  # which engine each --provider uses on this machine (OpenVINO: EP or runtime)
     if json_out:
-        typer.echo(json.dumps(info.to_dict()))
+        typer.echo(json.dumps({**info.to_dict(), "providers_here": runs_here}))
         return
     _print_info(info)
+    typer.echo("providers here: " + "; ".join(runs_here))
 
 
 def _print_info(info: Any) -> None:
