@@ -82,7 +82,10 @@ class Classifier:
     Args:
         model: path to the ``.onnx`` file (or its bytes).
         provider: ``auto``, a short name (``cpu``, ``cuda``, ``openvino``...) or an onnxruntime provider name.
-        threads: intra-op threads (None: onnxruntime's default, one per physical core).
+            ``openvino`` runs through onnxruntime's OpenVINO EP where it can run, otherwise through OpenVINO's own
+            runtime (``pip install 'edgecls[openvino]'``); ``info.engine`` / ``providers`` say which.
+        threads: intra-op threads (None: onnxruntime's default, one per physical core); for OpenVINO's runtime
+            ``INFERENCE_NUM_THREADS``.
         strict: a silent CPU fallback of a requested accelerator is an error instead of a warning.
         contract: a full :class:`ModelContract` that replaces the embedded one, or a mapping of
             contract fields that override it; for a model without a contract the mapping must hold
