@@ -1,0 +1,142 @@
+"""Images/s of ``edgecls batch --ray local`` vs ``edgecls batch`` (in-process) vs ``edgecls run FOLDER``.
+
+The three commands classify the same folder of real photos with the same model on the same cores, each as a
+fresh process (as a user runs them), interleaved over the repeats so load drifts hit all three alike:
+
+    edgecls run MODEL FOLDER --json > /dev/null
+    edgecls batch MODEL FOLDER --out OUT
+    edgecls batch MODEL FOLDER --out OUT --ray local        (starts a one-machine Ray cluster itself)
+
+Per command and repeat: wall time of the whole process (start-up, Ray cluster start and shutdown included)
+and the job time the command itself reports (listing + classification + writing; for --ray without the
+cluster's start). images/s = images / time. Published: medians over the repeats with (min-max).
+
+Model: MobileNetV2 width 1.0, 224 px, random weights with real BN statistics, fp32 (the default edge model;
+see runtime_overhead.py). Images: 640x480 JPEG crops of scikit-image's bundled photos.
+
+    flock /tmp/edgecls-cpu.lock python benchmarks/batch_ray.py [--images N] [--repeats R] [--quick]
+
+Writes ``benchmarks/results/batch_ray_<cpu>_<isa>_ort<version>_ray<version>_<date>.json`` and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from runtime_overhead import RESULTS, export_mobilenetv2, write_photos  # noqa: E402
+
+_BATCH_LINE = re.compile(r"(\d+) image\(s\), (\d+) error\(s\) in ([0-9.]+) s")
+_RUN_LINE = re.compile(r"(\d+) result\(s\), (\d+) error\(s\).* in ([0-9.]+) s")
+
+
+def _edgecls() -> list[str]:
+    exe = Path(sys.executable).with_name("edgecls")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "edgecls"]
+
+
+def _measure(name: str, cmd: list[str], images: int, out: Path | None) -> dict:
+    if out is not None:
+        shutil.rmtree(out, ignore_errors=True)
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=900)
+    wall = time.perf_counter() - t0
+    last = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else ""
+    m = (_RUN_LINE if name == "run" else _BATCH_LINE).search(last)
+    if proc.returncode != 0 or m is None or int(m.group(1)) != images:
+        raise SystemExit(f"{name} failed (exit {proc.returncode}): {proc.stderr[-2000:]}")
+    job = float(m.group(3))
+    return {"wall_s": round(wall, 3), "job_s": round(job, 3), "wall_images_per_s": round(images / wall, 2),
+            "job_images_per_s": round(images / job, 2), "load_average": [round(x, 2) for x in os.getloadavg()]}
+
+
+def _median_spread(values: list[float]) -> dict:
+    return {"median": round(statistics.median(values), 2), "min": round(min(values), 2),
+            "max": round(max(values), 2)}
+
+
+def _isa(flags: list[str]) -> str:
+    for flag in ("avx512_vnni", "avx_vnni", "avx512f", "avx2", "asimd"):
+        if flag in flags:
+            return flag.replace("_", "")
+    return "baseline"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--images", type=int, default=800)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--quick", action="store_true", help="120 images, 1 repeat (a smoke run, not for publishing)")
+    args = ap.parse_args()
+    if args.quick:
+        args.images, args.repeats = 120, 1
+    import ray
+    from edgecls.runtime.bench_env import collect_environment
+
+    env = collect_environment()
+    edgecls = _edgecls()
+    bs = ["--batch-size", str(args.batch_size)]
+    runs: dict[str, list[dict]] = {"run": [], "batch": [], "batch --ray local": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        model = str(export_mobilenetv2(d / "mobilenetv2_224.onnx"))
+        folder = d / "photos"
+        write_photos(folder, args.images)
+        out = d / "out"
+        commands = {
+            "run": (["run", model, str(folder), "--json", *bs], None),
+            "batch": (["batch", model, str(folder), "--out", str(out), *bs], out),
+            "batch --ray local": (["batch", model, str(folder), "--out", str(out), "--ray", "local", *bs], out),
+        }
+        for _ in range(args.repeats):
+            for name, (argv, target) in commands.items():
+                runs[name].append(_measure(name, [*edgecls, *argv], args.images, target))
+                print(name, runs[name][-1], flush=True)
+    summary = {
+        name: {key: _median_spread([r[key] for r in rs]) for key in ("wall_images_per_s", "job_images_per_s")}
+        for name, rs in runs.items()
+    }
+    base = {key: statistics.median(r[key] for r in runs["run"]) for key in ("wall_images_per_s", "job_images_per_s")}
+    for name in summary:
+        for key in base:
+            summary[name][key]["vs_run"] = round(summary[name][key]["median"] / base[key], 3)
+    result = {
+        "benchmark": "batch_ray",
+        "command": "flock /tmp/edgecls-cpu.lock python benchmarks/batch_ray.py "
+        + ("--quick" if args.quick else f"--images {args.images} --repeats {args.repeats}"),
+        "model": "mobilenetv2 width 1.0, 224 px, 10 classes, random weights, fp32, opset 17",
+        "images": f"{args.images} x 640x480 JPEG (crops of scikit-image sample photos)",
+        "batch_size": args.batch_size,
+        "commands": {name: " ".join(["edgecls", *argv]) for name, (argv, _) in commands.items()},
+        "ray_version": ray.__version__,
+        "environment": env.to_dict(),
+        "summary": summary,
+        "runs": runs,
+    }
+    slug = (f"{re.sub(r'[^a-z0-9]+', '-', env.cpu_model.lower()).strip('-')[:40]}_{_isa(env.isa)}"
+            f"_ort{env.versions.get('onnxruntime')}_ray{ray.__version__}_{env.timestamp[:10]}")
+    target = RESULTS / f"batch_ray_{slug}{'_quick' if args.quick else ''}.json"
+    from edgecls.runtime.atomic import atomic_write_text
+
+    atomic_write_text(target, json.dumps(result, indent=2) + "\n")
+    print("\n| command | images/s, whole process | vs run | images/s, job | vs run |\n|---|---:|---:|---:|---:|")
+    for name, s in summary.items():
+        w, j = s["wall_images_per_s"], s["job_images_per_s"]
+        print(f"| {name} | {w['median']} ({w['min']}-{w['max']}) | {w['vs_run']}x "
+              f"| {j['median']} ({j['min']}-{j['max']}) | {j['vs_run']}x |")
+    print(f"\nwrote {target}")
+
+
+if __name__ == "__main__":
+    main()
