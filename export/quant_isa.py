@@ -32,6 +32,9 @@ class QuantRecipe:
     reason: str = ""
     nodes_to_exclude: tuple[str, ...] = field(default=())
     bias_correction: bool = False  # empirical per-channel bias correction (quant_bias.py)
+    # With reduce_range: depthwise conv weights keep 8 bits. onnxruntime's depthwise kernels widen u8/s8 to
+    # 16 bits before multiplying (no VPMADDUBSW pair sums), so only the GEMM-based convs need 7-bit weights.
+    depthwise_full_range: bool = False
 
     def key(self) -> tuple[Any, ...]:
         """What makes two recipes the same model (the name and reason do not): no trial is run twice."""
@@ -43,6 +46,7 @@ class QuantRecipe:
             self.calibrate_method,
             tuple(sorted(self.nodes_to_exclude)),
             self.bias_correction,
+            self.reduce_range and self.depthwise_full_range,
         )
 
     def describe(self) -> str:
@@ -54,7 +58,7 @@ class QuantRecipe:
             self.calibrate_method,
         ]
         if self.reduce_range:
-            parts.append("reduce_range")
+            parts.append("reduce_range (depthwise 8-bit)" if self.depthwise_full_range else "reduce_range")
         if self.bias_correction:
             parts.append("bias-corrected")
         if self.nodes_to_exclude:
@@ -119,7 +123,15 @@ def candidate_recipes(plan: TargetPlan) -> list[QuantRecipe]:
         return [QuantRecipe("u8s8", reason="x86 VNNI: u8s8 products do not saturate; full range")]
     if plan.target == "x86-avx2":
         why = "AVX2 without VNNI saturates full-range u8s8 products (VPMADDUBSW)"
-        recipes = [QuantRecipe("u8s8-reduce-range", reduce_range=True, reason=f"{why}: 7-bit weights avoid it")]
+        recipes = [
+            QuantRecipe(
+                "u8s8-reduce-range-dw8",
+                reduce_range=True,
+                depthwise_full_range=True,
+                reason=f"{why}: 7-bit weights avoid it in GEMM convs; depthwise kernels do not saturate",
+            ),
+            QuantRecipe("u8s8-reduce-range", reduce_range=True, reason=f"{why}: 7-bit weights avoid it"),
+        ]
         if plan.host.target == "x86-avx2":  # the saturation is measurable only on such a CPU
             recipes.append(QuantRecipe("u8s8", reason=f"{why}: full range, sensitive nodes kept float if needed"))
         return recipes

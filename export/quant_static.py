@@ -117,6 +117,7 @@ class StaticQuantizer:
         inits = {i.name for i in model.graph.initializer}
         self.input_name = next(i.name for i in model.graph.input if i.name not in inits)
         self._fp32_means: dict[str, np.ndarray] | None = None
+        self.depthwise_weights = depthwise_weight_names(model)
         self.bias_notes: dict[str, dict[str, float]] = {}  # recipe description -> correction summary
 
     def _bias_inputs(self) -> np.ndarray:
@@ -161,6 +162,9 @@ class StaticQuantizer:
         extra = {"CalibStridedMinMax": _stride(len(reader))}  # strided collection works for every method
         if recipe.calibrate_method == "Percentile":
             extra["CalibPercentile"] = 99.999
+        if recipe.reduce_range and recipe.depthwise_full_range:
+            # 8-bit weights where the products cannot saturate (quant_isa.QuantRecipe.depthwise_full_range)
+            extra["TensorQuantOverrides"] = {w: [{"axis": 0, "reduce_range": False}] for w in self.depthwise_weights}
         try:
             with _quiet():
                 quantize_static(
@@ -183,6 +187,18 @@ class StaticQuantizer:
         if recipe.bias_correction:
             self._bias_correct(Path(out_path), recipe)
         return Path(out_path)
+
+
+def depthwise_weight_names(model: onnx.ModelProto) -> list[str]:
+    """Weight initializers of depthwise convolutions (group = input channels = output channels, > 1)."""
+    inits = {i.name: i for i in model.graph.initializer}
+    names = []
+    for node in model.graph.node:
+        group = next((a.i for a in node.attribute if a.name == "group"), 1)
+        weight = inits.get(node.input[1]) if node.op_type == "Conv" and len(node.input) > 1 else None
+        if weight is not None and group > 1 and weight.dims[0] == group and weight.dims[1] == 1:
+            names.append(weight.name)
+    return names
 
 
 def float_units(pre_path: str | os.PathLike[str], nodes: list[str]) -> dict[str, tuple[str, ...]]:

@@ -70,6 +70,7 @@ from edgecls.runtime.bench_targets import (
     provider_display,
     variant_of,
 )
+from edgecls.runtime.cpu_isa import int8_warnings
 
 # The data model, target discovery and the measuring process live in bench_rows / bench_targets /
 # bench_measure; importers use this module's names.
@@ -273,6 +274,8 @@ def run_benchmark(
                 rows[-1].spin = spin
             else:
                 row = BenchRow.from_dict(result)
+                if target.contract is not None:  # over-budget mark, int8 products that saturate on this CPU
+                    row.warnings += int8_warnings(target.contract.provenance)
                 if not isolate:
                     row.warnings.append(
                         "measured in-process: cold start and peak RSS include earlier configs"

@@ -15,6 +15,7 @@ A model exported by something else (no contract entry) runs when the caller supp
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any
 
 import numpy as np
 from edgecls.runtime.contract import ModelContract, contract_from_metadata
+from edgecls.runtime.cpu_isa import int8_warnings
 from edgecls.runtime.decode import to_bgr_uint8
 from edgecls.runtime.errors import ContractError, EdgeclsError, ModelLoadError
 from edgecls.runtime.preprocess import decode_for_contract, preprocess_batch
@@ -141,6 +143,8 @@ class Classifier:
         self._graph_classes = _static(out.shape[1])
         self.contract: ModelContract = self._resolve_contract(contract)
         self._check_contract()
+        for message in int8_warnings(self.contract.provenance):  # e.g. made for VNNI, running on AVX2
+            warnings.warn(f"{self.name}: {message}", RuntimeWarning, stacklevel=2)
         self._batching_ok = True  # cleared if a "dynamic" batch turns out to fail above 1
 
     # --- construction helpers ------------------------------------------------------------------------

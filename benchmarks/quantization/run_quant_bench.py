@@ -39,7 +39,7 @@ from edgecls.export.export_run import ExportOptions, export_checkpoint  # noqa: 
 from edgecls.export.parity import onnx_logits  # noqa: E402
 from edgecls.export.quant_data import ImageList, load_role_images  # noqa: E402
 from edgecls.export.quant_eval import agreement, latency_ms, relative_error  # noqa: E402
-from edgecls.export.quant_isa import detect_isa  # noqa: E402
+from edgecls.runtime.cpu_isa import detect_isa  # noqa: E402
 from edgecls.export.quant_report import SUMMARY_KEYS  # noqa: E402
 from edgecls.export.quantize import QuantizeOptions, quantize_model  # noqa: E402
 from edgecls.runtime.atomic import atomic_write_text  # noqa: E402
