@@ -125,9 +125,9 @@ class OpenVINOSession:
 
     Why one compile per batch size: OpenVINO's CPU plugin runs a static-shape compile faster than a dynamic one
     (its own guidance; 1.15x at batch 1 for MobileNetV2 in one in-process run on this busy box, 1.02x at batch
-    8), so a dynamic-batch model is compiled for
-    batch 1 at load (what ``edgecls run`` calls) and for each new batch size on first use, up to
-    :data:`STATIC_BATCHES` sizes; after that one dynamic-batch compile serves the rest.
+    8), so a dynamic-batch model is compiled for batch 1 at load (what ``edgecls run`` calls) and for each new
+    batch size on first use, up to :data:`STATIC_BATCHES` sizes; after that one dynamic-batch compile serves
+    the rest.
     """
 
     def __init__(self, model: str | os.PathLike[str] | bytes, threads: int | None, options: dict[str, Any]) -> None:
