@@ -11,6 +11,10 @@ Per command and repeat: wall time of the whole process (start-up, Ray cluster st
 and the job time the command itself reports (listing + classification + writing; for --ray without the
 cluster's start). images/s = images / time. Published: medians over the repeats with (min-max).
 
+Each command also runs on a quarter of the folder, so fixed costs (process and cluster start, actor start,
+model loads) separate from the per-image rate: marginal images/s = (N - N/4) / (median time at N - median
+time at N/4), the rate a job of millions of images runs at; fixed = time at N/4 - (N/4) / marginal rate.
+
 Model: MobileNetV2 width 1.0, 224 px, random weights with real BN statistics, fp32 (the default edge model;
 see runtime_overhead.py). Images: 640x480 JPEG crops of scikit-image's bundled photos.
 
@@ -87,22 +91,34 @@ def main() -> None:
     env = collect_environment()
     edgecls = _edgecls()
     bs = ["--batch-size", str(args.batch_size)]
-    runs: dict[str, list[dict]] = {"run": [], "batch": [], "batch --ray local": []}
+    names = ("run", "batch", "batch --ray local")
+    small = args.images // 4
+    runs: dict[str, list[dict]] = {name: [] for name in names}
+    runs_small: dict[str, list[dict]] = {name: [] for name in names}
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         model = str(export_mobilenetv2(d / "mobilenetv2_224.onnx"))
-        folder = d / "photos"
-        write_photos(folder, args.images)
+        folder, folder_small = d / "photos", d / "photos_small"
+        paths = write_photos(folder, args.images)
+        folder_small.mkdir()
+        for p in paths[:small]:
+            os.link(p, folder_small / p.name)
         out = d / "out"
-        commands = {
-            "run": (["run", model, str(folder), "--json", *bs], None),
-            "batch": (["batch", model, str(folder), "--out", str(out), *bs], out),
-            "batch --ray local": (["batch", model, str(folder), "--out", str(out), "--ray", "local", *bs], out),
-        }
+
+        def argv(name: str, images: Path) -> list[str]:
+            return {
+                "run": ["run", model, str(images), "--json", *bs],
+                "batch": ["batch", model, str(images), "--out", str(out), *bs],
+                "batch --ray local": ["batch", model, str(images), "--out", str(out), "--ray", "local", *bs],
+            }[name]
+
         for _ in range(args.repeats):
-            for name, (argv, target) in commands.items():
-                runs[name].append(_measure(name, [*edgecls, *argv], args.images, target))
-                print(name, runs[name][-1], flush=True)
+            for name in names:
+                target = None if name == "run" else out
+                runs[name].append(_measure(name, [*edgecls, *argv(name, folder)], args.images, target))
+                print(name, args.images, runs[name][-1], flush=True)
+                runs_small[name].append(_measure(name, [*edgecls, *argv(name, folder_small)], small, target))
+                print(name, small, runs_small[name][-1], flush=True)
     summary = {
         name: {key: _median_spread([r[key] for r in rs]) for key in ("wall_images_per_s", "job_images_per_s")}
         for name, rs in runs.items()
@@ -111,6 +127,16 @@ def main() -> None:
     for name in summary:
         for key in base:
             summary[name][key]["vs_run"] = round(summary[name][key]["median"] / base[key], 3)
+        for key in ("wall_s", "job_s"):
+            big_s = statistics.median(r[key] for r in runs[name])
+            small_s = statistics.median(r[key] for r in runs_small[name])
+            rate = (args.images - small) / (big_s - small_s) if big_s > small_s else float("nan")
+            summary[name][f"marginal_images_per_s_{key[:-2]}"] = round(rate, 2)
+            summary[name][f"fixed_s_{key[:-2]}"] = round(small_s - small / rate, 2)
+    for name in summary:
+        summary[name]["marginal_vs_run"] = round(
+            summary[name]["marginal_images_per_s_wall"] / summary["run"]["marginal_images_per_s_wall"], 3
+        )
     result = {
         "benchmark": "batch_ray",
         "command": "flock /tmp/edgecls-cpu.lock python benchmarks/batch_ray.py "
@@ -118,11 +144,14 @@ def main() -> None:
         "model": "mobilenetv2 width 1.0, 224 px, 10 classes, random weights, fp32, opset 17",
         "images": f"{args.images} x 640x480 JPEG (crops of scikit-image sample photos)",
         "batch_size": args.batch_size,
-        "commands": {name: " ".join(["edgecls", *argv]) for name, (argv, _) in commands.items()},
+        "images_small": small,
+        "commands": {name: " ".join(["edgecls", *argv(name, Path("PHOTOS"))]).replace(model, "MODEL")
+                     .replace(str(out), "OUT") for name in names},
         "ray_version": ray.__version__,
         "environment": env.to_dict(),
         "summary": summary,
         "runs": runs,
+        "runs_small": runs_small,
     }
     slug = (f"{re.sub(r'[^a-z0-9]+', '-', env.cpu_model.lower()).strip('-')[:40]}_{_isa(env.isa)}"
             f"_ort{env.versions.get('onnxruntime')}_ray{ray.__version__}_{env.timestamp[:10]}")
@@ -130,11 +159,13 @@ def main() -> None:
     from edgecls.runtime.atomic import atomic_write_text
 
     atomic_write_text(target, json.dumps(result, indent=2) + "\n")
-    print("\n| command | images/s, whole process | vs run | images/s, job | vs run |\n|---|---:|---:|---:|---:|")
+    print(f"\n| command | images/s, whole process ({args.images} images) | vs run | images/s, job | vs run "
+          "| marginal images/s | vs run | fixed s |\n|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, s in summary.items():
         w, j = s["wall_images_per_s"], s["job_images_per_s"]
         print(f"| {name} | {w['median']} ({w['min']}-{w['max']}) | {w['vs_run']}x "
-              f"| {j['median']} ({j['min']}-{j['max']}) | {j['vs_run']}x |")
+              f"| {j['median']} ({j['min']}-{j['max']}) | {j['vs_run']}x | {s['marginal_images_per_s_wall']} "
+              f"| {s['marginal_vs_run']}x | {s['fixed_s_wall']} |")
     print(f"\nwrote {target}")
 
 

@@ -143,12 +143,16 @@ def test_ray_table_equals_in_process_table(ray_cluster, colour_model, photo_fold
     from edgecls.runtime.batch.on_ray import classify_on_ray
 
     out = tmp_path / "results"
-    summary = classify_on_ray(BatchJob(colour_model, (str(photo_folder),), str(out), batch_size=16,
+    missing = str(tmp_path / "no_such_folder")  # an argument that finds nothing: one more error row
+    summary = classify_on_ray(BatchJob(colour_model, (str(photo_folder), missing), str(out), batch_size=16,
                                        jsonl=True))
-    assert (summary.images, summary.errors) == (N_IMAGES, len(BAD))
-    _assert_same_table(_sorted_rows(out), in_process_rows)
+    assert (summary.images, summary.errors) == (N_IMAGES + 1, len(BAD) + 1)
+    rows = _sorted_rows(out)
+    (problem,) = [r for r in rows if r["source"] == missing]
+    assert problem["error"] == f"{missing}: no such file or directory" and problem["top_k"] is None
+    _assert_same_table([r for r in rows if r is not problem], in_process_rows)
     lines = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
-    assert len(lines) == N_IMAGES
+    assert len(lines) == N_IMAGES + 1
     assert all(set(o) in ({"source", "top_k", "latency_ms"}, {"source", "error"}) for o in lines)
 
 
@@ -201,3 +205,13 @@ def test_refuses_an_out_that_holds_files(colour_model, photo_folder: Path, tmp_p
     with pytest.raises(EdgeclsError, match="already exists"):
         classify_in_process(BatchJob(colour_model, (str(photo_folder),), str(tmp_path / "used")))
     assert (tmp_path / "used" / "part-00000.parquet").read_bytes() == b"old"
+
+
+def test_uri_inputs_are_listed_through_pyarrow_like_folders(photo_folder: Path):
+    from edgecls.runtime.batch.inputs import list_inputs
+
+    as_folder = list_inputs([str(photo_folder)])
+    as_uri = list_inputs([photo_folder.as_uri(), photo_folder.as_uri() + "/no_such_prefix", "rtsp://127.0.0.1/x"])
+    assert sorted(as_uri.files) == sorted(as_folder.files) and len(as_folder.files) == N_IMAGES
+    assert [p.error.split(": ", 1)[1] for p in as_uri.problems] == [
+        "no such file or prefix", "a stream; edgecls batch reads files (use edgecls run)"]

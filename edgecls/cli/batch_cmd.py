@@ -52,7 +52,7 @@ def batch(
     from edgecls.runtime.batch.job import BatchJob
 
     job = BatchJob(
-        model=model, inputs=tuple(inputs), out=out, top_k=top_k, batch_size=batch_size,
+        model=model, inputs=tuple(inputs), out=out.removeprefix("file://"), top_k=top_k, batch_size=batch_size,
         concurrency=concurrency, provider=provider, threads=threads, jsonl=jsonl,
     )
     if ray is None:

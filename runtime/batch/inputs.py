@@ -3,7 +3,8 @@
 Local folders, files and globs are expanded by :func:`edgecls.runtime.sources.expand_sources`, the same
 rules as ``edgecls run`` (recursive, hidden entries skipped, image suffixes only inside folders). URIs
 (``s3://bucket/prefix``, ``gs://...``, ``file:///...``) are listed through pyarrow's filesystems with the
-same filter. Both execution paths classify exactly this list, so their tables have the same rows.
+same filter (no globs there); ``file://`` results are named by their local path. Both execution paths
+classify exactly this list, so their tables have the same rows.
 
 Names are absolute paths (or the URI as given), so a row names its file the same way on every node.
 """
@@ -68,11 +69,14 @@ def list_inputs(args: Sequence[str]) -> BatchInputs:
     problems: list[SourceProblem] = []
     for arg in args:
         uri = _URI.match(arg)
-        if uri and uri.group(1).lower() != "file":
-            if uri.group(1).lower() in STREAM_SCHEMES:
+        if uri:
+            scheme = uri.group(1).lower()
+            if scheme in STREAM_SCHEMES:
                 problems.append(SourceProblem(arg, f"{arg}: a stream; edgecls batch reads files (use edgecls run)"))
                 continue
             found, trouble = _list_uri(arg)
+            if scheme == "file":  # local files: named by their path, as a folder argument names them
+                found = [f[len("file://") :] for f in found]
         else:
             specs, trouble = expand_sources([arg])
             found = []
