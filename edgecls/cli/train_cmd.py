@@ -23,6 +23,10 @@ contract export will embed), history.csv/json, curves.png and eval/ (test metric
 
 Example:  edgecls train builtin:digits --out runs/digits
 
+Fine-tune a pretrained network (a few hundred photos are enough):
+    edgecls train my_photos --arch efficientnet_lite0 --pretrained --epochs 6 --out runs/photos
+    edgecls train my_photos --model my_net.py:build --pretrained --head fc
+
 Distributed:  torchrun --nproc-per-node 2 -m edgecls train DATA --out runs/ddp
 """
 
@@ -40,7 +44,10 @@ Example:  edgecls eval runs/digits/export/model.int8.onnx builtin:digits --json
 def train_command(
     data: Annotated[str, typer.Argument(help="ImageFolder path, or builtin:shapes / builtin:digits.")],
     arch: Annotated[
-        str, typer.Option(help="Architecture: cnn, mobilenetv2, mobilenetv2_050, resnet10, resnet18.")
+        str,
+        typer.Option(
+            help="Architecture: cnn, mobilenetv2, mobilenetv2_050, efficientnet_lite0, resnet10, resnet18."
+        ),
     ] = "mobilenetv2",
     epochs: Annotated[int, typer.Option(min=1, help="Maximum epochs (early stopping may end sooner).")] = 30,
     img_size: Annotated[
@@ -65,6 +72,41 @@ def train_command(
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue the run in --out from its last.pt.")
     ] = False,
+    pretrained: Annotated[
+        bool,
+        typer.Option(
+            "--pretrained",
+            help="Fine-tune from ImageNet weights (efficientnet_lite0: from the pretrained extra, no network; "
+            "mobilenetv2, resnet18: torchvision's, downloaded once into torch.hub's cache) or, with --model, from "
+            "the model's own weights. The contract's preprocessing and the default --img-size come from them.",
+        ),
+    ] = False,
+    weights: Annotated[
+        Path | None,
+        typer.Option(help="A local copy of the pretrained weights (a state dict file); implies --pretrained."),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="Your own torch network, FILE.py:FACTORY or module:FACTORY, instead of --arch."),
+    ] = None,
+    head: Annotated[
+        str | None,
+        typer.Option(help="--model's classifier module to replace (default: its last nn.Linear), e.g. fc."),
+    ] = None,
+    head_epochs: Annotated[
+        float | None,
+        typer.Option(min=0.0, help="Fine-tuning: epochs training only the new head (default 1)."),
+    ] = None,
+    backbone_lr_scale: Annotated[
+        float, typer.Option(min=0.0, help="Fine-tuning: the backbone's learning rate = this x the head's.")
+    ] = 0.1,
+    batchnorm: Annotated[
+        str | None,
+        typer.Option(
+            help="frozen (keep the pretrained statistics; default when fine-tuning), reestimate (recompute them "
+            "before each validation; default from scratch) or train (moving average only)."
+        ),
+    ] = None,
 ) -> None:
     import dataclasses
 
@@ -74,6 +116,10 @@ def train_command(
 
     if optimizer not in ("adamw", "sgd"):
         raise EdgeclsError(f"--optimizer must be adamw or sgd, got {optimizer!r}")
+    if batchnorm not in (None, "frozen", "reestimate", "train"):
+        raise EdgeclsError(f"--batchnorm must be frozen, reestimate or train, got {batchnorm!r}")
+    if head is not None and model is None:
+        raise EdgeclsError("--head names the classifier of --model FILE.py:FACTORY; built-in architectures know theirs")
     if resume and (out / "config.json").is_file():
         config = TrainConfig.from_dict(json.loads((out / "config.json").read_text()))
         config.resume, config.out = True, str(out)
@@ -93,6 +139,13 @@ def train_command(
             resize_mode=resize_mode,
             workers=workers,
             resume=resume,
+            pretrained=pretrained or weights is not None,
+            weights=str(weights) if weights is not None else None,
+            model=model,
+            head=head,
+            head_epochs=head_epochs,
+            backbone_lr_scale=backbone_lr_scale,
+            batchnorm=batchnorm,  # type: ignore[arg-type]
         )
         aug = config.resolved_augment()
         overrides = {

@@ -35,6 +35,27 @@ class TrainConfig:
     arch_kwargs: dict[str, Any] = field(default_factory=dict)
     resume: bool = False
     max_train_batches: int | None = None  # cap per epoch (tests, smoke runs)
+    # Transfer learning (edgecls.training.finetune): start from pretrained weights and fine-tune.
+    pretrained: bool = False  # the architecture's ImageNet weights, or --model's own weights
+    weights: str | None = None  # a local copy of those weights (implies pretrained)
+    model: str | None = None  # a user's FILE.py:FACTORY or module:FACTORY instead of --arch
+    head: str | None = None  # --model's classifier module to replace (None: its last nn.Linear)
+    head_epochs: float | None = None  # backbone frozen, head only; None: 1 when fine-tuning, 0 from scratch
+    backbone_lr_scale: float = 0.1  # fine-tuning: the backbone's learning rate = this x the head's
+    # frozen: BatchNorm keeps its running statistics (and normalises with them) while fine-tuning;
+    # reestimate: statistics recomputed over training images before every validation; train: PyTorch's EMA only.
+    # None: frozen when fine-tuning, reestimate from scratch.
+    batchnorm: Literal["frozen", "reestimate", "train"] | None = None
+
+    @property
+    def fine_tuning(self) -> bool:
+        return self.pretrained or self.weights is not None
+
+    def resolved_head_epochs(self) -> float:
+        return self.head_epochs if self.head_epochs is not None else (1.0 if self.fine_tuning else 0.0)
+
+    def resolved_batchnorm(self) -> str:
+        return self.batchnorm or ("frozen" if self.fine_tuning else "reestimate")
 
     def resolved_lr(self) -> float:
         base = self.lr if self.lr is not None else (2e-3 if self.optimizer == "adamw" else 0.05)
@@ -57,6 +78,8 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["augment"] = dataclasses.asdict(self.resolved_augment())
+        d["head_epochs"] = self.resolved_head_epochs()  # the recipe as run, so --resume/export need no flags
+        d["batchnorm"] = self.resolved_batchnorm()
         return d
 
     @classmethod

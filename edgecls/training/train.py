@@ -21,17 +21,23 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from edgecls.data import DataSplits, load_data
-from edgecls.models import build_model
+from edgecls.models.registry import USER_ARCH
 from edgecls.models.registry import arch_kwargs as full_arch_kwargs
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.errors import DataError, EdgeclsError
 from edgecls.training.allocator import keep_freed_memory_for_reuse
+from edgecls.training.batchnorm import reestimate_batchnorm_statistics
 from edgecls.training.checkpoint import load_checkpoint, save_checkpoint
 from edgecls.training.config import TrainConfig
 from edgecls.training.distributed import DistContext, barrier, broadcast_flag, init_distributed, shutdown
 from edgecls.training.evaluate_run import Logger, finish_run, predict_logits
+from edgecls.training.finetune import lr_lambdas, optimizer_groups, set_training_mode
+from edgecls.training.model_init import build_run_model, weights_contract_fields
 from edgecls.training.run_dir import prepare_run_dir, write_history, write_json
 from edgecls.training.torch_data import ContractDataset, collate_skipping_broken
+
+#: Training images whose un-augmented forward passes re-estimate BatchNorm's statistics before validation.
+BN_REESTIMATE_IMAGES = 512
 
 
 @dataclass
@@ -42,43 +48,30 @@ class EpochStats:
 
 
 def make_contract(config: TrainConfig, splits: DataSplits) -> ModelContract:
-    size = config.img_size or splits.default_img_size
+    """The preprocessing contract; pretrained weights fix mean/std, interpolation, crop and the default size."""
+    fixed = weights_contract_fields(config)
+    size = config.img_size or fixed.get("img_size") or splits.default_img_size
     builtin = config.data.startswith("builtin:")
-    resize = config.resize_mode or ("stretch" if builtin else "shorter_side_crop")
+    resize = fixed.get("resize_mode") or config.resize_mode or ("stretch" if builtin else "shorter_side_crop")
     return ModelContract(
         labels=splits.classes,
         input_size=(size, size),
         resize_mode=resize,  # type: ignore[arg-type]
-        interpolation=config.interpolation or ("area" if builtin else "linear"),
-        mean=config.mean,
-        std=config.std,  # type: ignore[arg-type]
+        crop_fraction=fixed.get("crop_fraction", 0.875),
+        interpolation=fixed.get("interpolation") or config.interpolation or ("area" if builtin else "linear"),
+        mean=fixed.get("mean", config.mean),
+        std=fixed.get("std", config.std),  # type: ignore[arg-type]
         provenance={
-            "arch": config.arch,
-            "arch_kwargs": full_arch_kwargs(config.arch, **config.arch_kwargs),
+            "arch": config.arch if config.model is None else USER_ARCH,
+            "arch_kwargs": full_arch_kwargs(config.arch, **config.arch_kwargs) if config.model is None else {},
             "data": config.data,
             "seed": config.seed,
         },
     )
 
 
-def _lr_lambda(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
-    def f(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-        return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-    return f
-
-
-def _optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
-    # No weight decay on BatchNorm and bias parameters (standard for small CNNs; it only hurts them).
-    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
-    groups = [
-        {"params": decay, "weight_decay": config.resolved_weight_decay()},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
+def _optimizer(config: TrainConfig, model: nn.Module, head: str | None) -> torch.optim.Optimizer:
+    groups = optimizer_groups(model, head, config.resolved_weight_decay())
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=config.resolved_lr(), momentum=0.9, nesterov=True)
     if config.optimizer == "adamw":
@@ -104,7 +97,6 @@ def _train_epoch(
     broken: set[str],
     on_batch: Callable[[int, float, float], None],
 ) -> EpochStats:
-    model.train()
     total_loss, correct, seen = 0.0, 0, 0
     for step, (x, y, bad) in enumerate(loader):
         broken.update(bad)
@@ -123,6 +115,16 @@ def _train_epoch(
         seen += len(y)
         on_batch(step, total_loss / seen, correct / seen)
     return EpochStats(total_loss / max(seen, 1), correct / max(seen, 1), seen)
+
+
+def at_chance_while_fitting(best_val_acc: float, train_acc: float, val_labels: np.ndarray) -> bool:
+    """True when validation has never beaten the majority-class rate (+2 points) while training accuracy is
+    at least 90%: early stopping would ship a coin toss, so it waits (the issue's run jumped from 50% to 100%
+    validation after 23 epochs)."""
+    if len(val_labels) == 0:
+        return False
+    majority = float(np.bincount(val_labels).max()) / len(val_labels)
+    return best_val_acc <= majority + 0.02 and train_acc >= 0.9
 
 
 def _default_logger(msg: str) -> None:
@@ -151,21 +153,23 @@ def _train(config: TrainConfig, ctx: DistContext, log: Logger, show_progress: bo
         raise DataError(f"{config.data}: the split left no training or validation images")
     contract = make_contract(config, splits)
     torch.manual_seed(config.seed)
-    model = build_model(config.arch, contract.num_classes, contract.input_size[0], **config.arch_kwargs)
+    run_model = build_run_model(config, contract.num_classes, contract.input_size[0], load_weights=not config.resume)
+    model = run_model.model
+    head = run_model.head if config.fine_tuning else None
+    contract = contract.with_provenance(arch=run_model.arch, arch_kwargs=run_model.arch_kwargs)
+    if run_model.pretrained:
+        contract = contract.with_provenance(pretrained=run_model.pretrained)
     # NHWC is what oneDNN's CPU convolutions want: measured 1.25-1.5x per training step for every edgecls
     # architecture at 32 px and 1.33x for MobileNetV2 at 224 px. The weights stay the same values; export
     # rebuilds the model from the state dict, so the ONNX graph does not depend on this.
     model = model.to(memory_format=torch.channels_last)
     keep_freed_memory_for_reuse()
-    optimizer = _optimizer(config, model)
+    optimizer = _optimizer(config, model, head)
     train_set = ContractDataset(splits.train, contract, config.resolved_augment(), seed=config.seed)
     steps_per_epoch = math.ceil(len(train_set) / ctx.world_size / config.batch_size)
     if config.max_train_batches is not None:
         steps_per_epoch = min(steps_per_epoch, config.max_train_batches)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        _lr_lambda(steps_per_epoch * config.epochs, max(1, int(config.warmup_epochs * steps_per_epoch))),
-    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambdas(config, steps_per_epoch))
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
 
     history: list[dict[str, Any]] = []
@@ -179,15 +183,28 @@ def _train(config: TrainConfig, ctx: DistContext, log: Logger, show_progress: bo
         best_acc = float(ckpt.raw["best_metric"])
         stale = int(ckpt.raw.get("stale_epochs", 0))
         history = list(ckpt.raw.get("history", []))
+        if "pretrained" in ckpt.contract.provenance:
+            contract = contract.with_provenance(pretrained=ckpt.contract.provenance["pretrained"])
         log(f"resuming {out} at epoch {start_epoch + 1}/{config.epochs} (best val acc {100 * best_acc:.2f}%)")
 
     ddp_model: nn.Module = model
     if ctx.enabled:
-        ddp_model = nn.parallel.DistributedDataParallel(model)
+        # The head warm-up freezes the backbone: DDP must not wait for gradients those parameters never get.
+        ddp_model = nn.parallel.DistributedDataParallel(model, find_unused_parameters=head is not None)
     sampler_ddp = DistributedSampler(train_set, shuffle=True, seed=config.seed) if ctx.enabled else None
     eval_loader = DataLoader(
         ContractDataset(splits.val, contract),
         batch_size=256,
+        shuffle=False,
+        num_workers=config.workers,
+        collate_fn=collate_skipping_broken,
+    )
+    # A seeded random sample in random order: batches mix classes as training batches do (class-sorted batches
+    # would underestimate the variance BatchNorm must normalise).
+    bn_sample = np.random.default_rng(config.seed).permutation(len(splits.train))[:BN_REESTIMATE_IMAGES]
+    bn_loader = DataLoader(
+        ContractDataset(splits.train.subset([int(i) for i in bn_sample]), contract),
+        batch_size=min(config.batch_size, 64),
         shuffle=False,
         num_workers=config.workers,
         collate_fn=collate_skipping_broken,
@@ -202,6 +219,12 @@ def _train(config: TrainConfig, ctx: DistContext, log: Logger, show_progress: bo
             f"{len(splits.test)} test images, {contract.num_classes} classes, {contract.input_size[0]} px"
             + (f", {ctx.world_size} processes (DDP)" if ctx.enabled else "")
         )
+        if run_model.pretrained:
+            log(
+                f"fine-tuning from {run_model.pretrained['weights']} (sha256 {run_model.pretrained['sha256'][:12]}): "
+                f"head only for {config.resolved_head_epochs():g} epoch(s), then the backbone at "
+                f"{config.backbone_lr_scale:g} x the learning rate; BatchNorm {config.resolved_batchnorm()}"
+            )
 
     progress = _make_progress(show_progress)
     task = progress.add_task("train", total=steps_per_epoch, loss=0.0, acc=0.0) if progress else None
@@ -234,9 +257,12 @@ def _train(config: TrainConfig, ctx: DistContext, log: Logger, show_progress: bo
                 if progress:
                     progress.update(task, completed=step + 1, loss=loss, acc=100 * acc)
 
+            set_training_mode(model, head, config, epoch)
             stats = _train_epoch(ddp_model, loader, optimizer, scheduler, criterion, config, broken, on_batch)
             stop = False
             if ctx.is_main:
+                if config.resolved_batchnorm() == "reestimate":
+                    reestimate_batchnorm_statistics(model, (x for x, _y, _bad in bn_loader))
                 logits, labels = predict_logits(model, eval_loader, broken)
                 val_acc = float((logits.argmax(1) == labels).mean()) if len(labels) else 0.0
                 row = {
@@ -245,7 +271,7 @@ def _train(config: TrainConfig, ctx: DistContext, log: Logger, show_progress: bo
                     "train_acc": stats.acc,
                     "val_loss": _softmax_xent(logits, labels),
                     "val_acc": val_acc,
-                    "lr": optimizer.param_groups[0]["lr"],
+                    "lr": optimizer.param_groups[-1]["lr"],  # the head's when fine-tuning
                     "seconds": round(time.perf_counter() - t0, 2),
                 }
                 history.append(row)
@@ -259,8 +285,8 @@ def _train(config: TrainConfig, ctx: DistContext, log: Logger, show_progress: bo
                 else:
                     stale += 1
                 payload = {
-                    "arch": config.arch,
-                    "arch_kwargs": full_arch_kwargs(config.arch, **config.arch_kwargs),
+                    "arch": run_model.arch,
+                    "arch_kwargs": run_model.arch_kwargs,
                     "contract": contract.to_dict(),
                     "train_config": config.to_dict(),
                     "model_state": model.state_dict(),
@@ -293,6 +319,13 @@ def _train(config: TrainConfig, ctx: DistContext, log: Logger, show_progress: bo
                 else:
                     log(msg)
                 stop = stale >= config.patience
+                if stop and at_chance_while_fitting(best_acc, stats.acc, labels):
+                    stop, stale = False, 0
+                    log(
+                        f"not stopping early: the best validation accuracy {100 * best_acc:.1f}% is no better than "
+                        f"always answering the most frequent class while training accuracy is "
+                        f"{100 * stats.acc:.1f}%; a model that guesses is not one to keep, training goes on"
+                    )
                 if stop:
                     log(f"early stop: no validation improvement for {config.patience} epochs")
             if broadcast_flag(ctx, stop):

