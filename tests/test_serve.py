@@ -255,3 +255,20 @@ def test_sigterm_finishes_the_requests_in_flight(batching_model, serve_process):
     assert any("stopped after" in line for line in server.stderr), server.stderr
     with pytest.raises(httpx.ConnectError):
         httpx.get(server.url + "/healthz")
+
+
+def test_decoding_in_the_model_thread_keeps_bad_uploads_to_themselves(colour_model, serve_process, odd_images):
+    server = serve_process(str(colour_model), "--decode-threads", "0", "--max-wait-ms", "50")
+    uploads = [("red.jpg", jpeg((0, 0, 200))), *[(p.name, p.read_bytes()) for p in odd_images.bad.values()],
+               ("bomb.png", png_bomb()), ("blue.jpg", jpeg((200, 0, 0)))]
+
+    def post(item: tuple[str, bytes]):
+        with server.client() as c:
+            return c.post("/v1/classify", files={"file": item})
+
+    with ThreadPoolExecutor(len(uploads)) as pool:  # together, so good and bad uploads share batches
+        replies = list(pool.map(post, uploads))
+    assert replies[0].status_code == 200 and replies[0].json()["top_k"][0]["label"] == "red"
+    assert replies[-1].status_code == 200 and replies[-1].json()["top_k"][0]["label"] == "blue"
+    assert [r.status_code for r in replies[1:-2]] == [400] * len(odd_images.bad)
+    assert replies[-2].status_code == 413 and replies[-2].json()["kind"] == "too_many_pixels"

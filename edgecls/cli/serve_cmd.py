@@ -57,7 +57,9 @@ def serve(
     ),
     request_timeout: float = typer.Option(30.0, "--request-timeout", min=0.01, help="Seconds per request."),
     drain_timeout: float = typer.Option(30.0, "--drain-timeout", min=0.0, help="SIGTERM: seconds to finish."),
-    decode_threads: int = typer.Option(2, "--decode-threads", min=1, help="Uploads decoded in parallel."),
+    decode_threads: int = typer.Option(
+        2, "--decode-threads", min=0, help="Uploads decoded in parallel with inference (0: in the model's thread)."
+    ),
     labels: str | None = typer.Option(None, "--labels", help="Labels for a model without a contract."),
     img_size: str | None = typer.Option(None, "--img-size", help="Input size for a model without a contract."),
 ) -> None:

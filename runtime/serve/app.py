@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import resources
@@ -58,7 +59,7 @@ class ServeState:
     settings: ServeSettings
     batcher: DynamicBatcher
     metrics: ServeMetrics
-    decode_pool: ThreadPoolExecutor
+    decode_pool: ThreadPoolExecutor | None  # None: uploads are decoded in the model's thread
     feed: LiveFeed | None = None
     draining: bool = False
     started: float = field(default_factory=time.monotonic)
@@ -120,11 +121,14 @@ async def _classify_one(state: ServeState, request: Request, top_k: int) -> dict
     expectation = state.batcher.expect()  # lets a forming batch wait for this request (see batcher)
     try:
         name, data = await read_upload(request, state.settings.max_body_bytes)
+        prepare = functools.partial(prepare_upload, data, name, state.clf.contract, state.settings.max_pixels)
         t0 = time.perf_counter()
-        x = await asyncio.get_running_loop().run_in_executor(
-            state.decode_pool, prepare_upload, data, name, state.clf.contract, state.settings.max_pixels
-        )
-        prep_ms = (time.perf_counter() - t0) * 1e3
+        if state.decode_pool is None:
+            x: np.ndarray | Callable[[], np.ndarray] = prepare  # decoded by the model's thread (see batcher)
+            prep_ms = 0.0
+        else:
+            x = await asyncio.get_running_loop().run_in_executor(state.decode_pool, prepare)
+            prep_ms = (time.perf_counter() - t0) * 1e3
         try:
             future = state.batcher.submit(x, top_k, expectation)
         except ServerBusy as e:
@@ -222,7 +226,7 @@ async def stream(request: Request) -> Response:
             if result is None:
                 continue
             seq = result.seq
-            jpeg = await loop.run_in_executor(state.decode_pool, feed.jpeg, result)
+            jpeg = await loop.run_in_executor(None, feed.jpeg, result)
             head = f"--{MJPEG_BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
             yield head.encode() + jpeg + b"\r\n"
 
@@ -284,16 +288,19 @@ def build_app(
     batcher = DynamicBatcher(clf, settings.max_batch, settings.max_wait_ms / 1e3, settings.max_queue,
                              on_batch=metrics_.observe_batch)
     metrics_.watch_queue(lambda: batcher.depth)
-    state = ServeState(clf, settings, batcher, metrics_,
-                       ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="edgecls decode"))
+    pool = (ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="edgecls decode")
+            if settings.decode_threads > 0 else None)
+    state = ServeState(clf, settings, batcher, metrics_, pool)
     if live is not None:
         state.feed = LiveFeed(live, clf.contract, batcher, metrics_, top_k=settings.top_k)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        # One call before /readyz says yes, so the first client does not pay onnxruntime's first-run cost.
+        # Calls before /readyz says yes: the first client does not pay onnxruntime's first-run cost, and the
+        # largest batch sizes onnxruntime's memory arena once, so RSS does not creep up as batch sizes vary.
         h, w = clf.contract.input_size
-        clf.probabilities(np.zeros((1, 3, h, w), dtype=np.float32))
+        for n in sorted({1, settings.max_batch}):
+            clf.probabilities(np.zeros((n, 3, h, w), dtype=np.float32))
         batcher.start()
         if state.feed is not None:
             state.feed.start(asyncio.get_running_loop())
@@ -302,7 +309,8 @@ def build_app(
         if state.feed is not None:
             state.feed.stop()
         batcher.stop()
-        state.decode_pool.shutdown(wait=True)
+        if state.decode_pool is not None:
+            state.decode_pool.shutdown(wait=True)
 
     app = Starlette(
         routes=[

@@ -37,7 +37,7 @@ class BatchResult:
 
 @dataclass
 class _Item:
-    x: np.ndarray  # float32[3, h, w]
+    x: np.ndarray | Callable[[], np.ndarray]  # float32[3, h, w], or what makes it (run in the worker)
     top_k: int
     future: Future[BatchResult]
 
@@ -99,8 +99,12 @@ class DynamicBatcher:
         with self._lock:
             self._incoming += n
 
-    def submit(self, x: np.ndarray, top_k: int, expectation: Expectation | None = None) -> Future[BatchResult]:
-        """Queue one preprocessed image; ``expectation`` (from :meth:`expect`) is consumed."""
+    def submit(
+        self, x: np.ndarray | Callable[[], np.ndarray], top_k: int, expectation: Expectation | None = None
+    ) -> Future[BatchResult]:
+        """Queue one preprocessed image, or a callable the worker runs to make it (decoding in the model's thread:
+        no thread hand-over per request, no decode competing with onnxruntime's threads); an exception it raises
+        becomes that request's result alone. ``expectation`` (from :meth:`expect`) is consumed."""
         if expectation is not None:
             expectation.withdraw()
         if self._closed:
@@ -151,12 +155,21 @@ class DynamicBatcher:
             if stop:
                 return
 
-    def _run(self, batch: list[_Item]) -> None:
-        if not batch:  # every caller gave up (timed out) while queued
-            return
+    def _run(self, items: list[_Item]) -> None:
         t0 = time.perf_counter()
+        batch = []
+        for it in items:
+            if callable(it.x):
+                try:
+                    it.x = it.x()
+                except Exception as e:  # a bad upload fails its own request only
+                    it.future.set_exception(e)
+                    continue
+            batch.append(it)
+        if not batch:  # every caller gave up (timed out) while queued, or every upload was bad
+            return
         try:
-            probs = self.clf.probabilities(np.stack([it.x for it in batch]))
+            probs = self.clf.probabilities(np.stack([it.x for it in batch]))  # type: ignore[misc]
             preds = [top_k_predictions(probs[i : i + 1], self.clf.labels, it.top_k)[0] for i, it in enumerate(batch)]
         except Exception as e:  # InferenceError and anything else: every waiting request gets it, the worker lives on
             for it in batch:

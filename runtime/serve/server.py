@@ -39,7 +39,9 @@ def bind(host: str, port: int) -> socket.socket:
         sock.bind(address)
     except OSError as e:
         raise EdgeclsError(f"cannot listen on {host}:{port} ({e.strerror or e})") from e
-    sock.set_inheritable(True)
+    # Listening now, before uvicorn's start-up (the model warm-up): early clients wait in the backlog instead
+    # of being refused, and the printed URL is connectable as soon as it appears.
+    sock.listen(2048)
     return sock
 
 

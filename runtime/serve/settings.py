@@ -22,13 +22,13 @@ class ServeSettings:
     max_pixels: int = 40_000_000  # declared width x height, checked in the header before decoding
     request_timeout_s: float = 30.0  # receive + decode + queue + inference, per request
     drain_timeout_s: float = 30.0  # SIGTERM: how long in-flight requests may take to finish
-    decode_threads: int = 2  # uploads decoded and preprocessed in parallel with inference
+    decode_threads: int = 2  # uploads decoded in parallel with inference; 0: in the model's thread, per batch
 
     def __post_init__(self) -> None:
         if self.max_batch < 1 or self.max_queue < 1 or self.max_body_bytes < 1 or self.max_pixels < 1:
             raise EdgeclsError("--max-batch, --max-queue, --max-body-mb and --max-pixels must be positive")
-        if self.max_wait_ms < 0 or self.request_timeout_s <= 0 or self.decode_threads < 1:
-            raise EdgeclsError("--max-wait-ms must be >= 0, --request-timeout > 0, --decode-threads >= 1")
+        if self.max_wait_ms < 0 or self.request_timeout_s <= 0 or self.decode_threads < 0:
+            raise EdgeclsError("--max-wait-ms must be >= 0, --request-timeout > 0, --decode-threads >= 0")
         if self.token is not None and not self.token.strip():
             raise EdgeclsError("--token must not be empty")
 
