@@ -19,7 +19,9 @@ def batch(
     ),
     out: str = typer.Option(..., "--out", "-o", help="Results folder (Parquet files); must not hold files yet."),
     ray: str | None = typer.Option(
-        None, "--ray", help="Run on Ray Data: 'local' (a cluster on this machine) or a cluster address."
+        None, "--ray",
+        help="Run on Ray Data: 'local' (start a cluster on this machine), 'auto' (the cluster this node belongs "
+        "to) or an address (HOST:6379, ray://HOST:10001).",
     ),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Images per inference batch."),
     concurrency: int | None = typer.Option(
@@ -41,7 +43,7 @@ def batch(
     Examples:
       edgecls batch model.int8.onnx photos/ --out labels
       edgecls batch model.int8.onnx photos/ --out labels --ray local --jsonl
-      edgecls batch model.int8.onnx s3://bucket/photos/ --out s3://bucket/labels --ray ray://head:10001
+      edgecls batch model.int8.onnx s3://bucket/photos/ --out s3://bucket/labels --ray auto   (on the head node)
     """
     from edgecls.runtime.errors import MissingExtraError
 
