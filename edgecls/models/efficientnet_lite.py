@@ -18,7 +18,7 @@ import math
 import torch
 from torch import nn
 
-from edgecls.models.layers import ConvBNAct
+from edgecls.models.layers import ConvBNAct, init_weights
 
 #: (repeats, kernel, first stride, expansion, output channels) per stage, from efficientnet_lite_builder.py
 #: ('r1_k3_s11_e1_i32_o16', 'r2_k3_s22_e6_i16_o24', ...).
@@ -77,24 +77,8 @@ class EfficientNetLite0(nn.Module):
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(HEAD_CHANNELS, num_classes))
-        _init_weights(self)
+        init_weights(self, MBConv)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # [N,3,S,S] -> features [N,1280,S/32,S/32] -> [N,1280] -> [N,classes]
         return self.classifier(self.pool(self.features(x)))
-
-
-def _init_weights(model: nn.Module) -> None:
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out")
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, 0, 0.01)
-            nn.init.zeros_(m.bias)
-    # Each residual block starts as the identity (zero-init last BN, Goyal et al. 2017), as in MobileNetV2 here.
-    for m in model.modules():
-        if isinstance(m, MBConv) and m.use_residual:
-            nn.init.zeros_(m.block[-1][1].weight)

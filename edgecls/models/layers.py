@@ -76,3 +76,25 @@ class ConvBNAct(nn.Sequential):
         if act is not None:
             layers.append(act(inplace=True))
         super().__init__(*layers)
+
+
+def init_weights(model: nn.Module, residual_block: type[nn.Module]) -> None:
+    """Kaiming-normal convs, unit BatchNorm, small-normal Linear; then the last BatchNorm of every residual
+    ``residual_block`` (one with ``use_residual`` and a ``block`` Sequential of ConvBNAct) zero-initialised.
+
+    Zero-init (Goyal et al. 2017): each block starts as the identity, so activations do not grow through the
+    residual additions and BatchNorm's running statistics (used at evaluation) match the batch statistics
+    from the first epoch.
+    """
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0, 0.01)
+            nn.init.zeros_(m.bias)
+    for m in model.modules():
+        if isinstance(m, residual_block) and m.use_residual:
+            nn.init.zeros_(m.block[-1][1].weight)  # type: ignore[index]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgecls.models.layers import ConvBNAct, make_divisible
+from edgecls.models.layers import ConvBNAct, init_weights, make_divisible
 
 # (expansion t, output channels c, repeats n, first stride s), from the paper's Table 2.
 _SETTINGS: list[tuple[int, int, int, int]] = [
@@ -63,26 +63,8 @@ class MobileNetV2(nn.Module):
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(last, num_classes))
-        _init_weights(self)
+        init_weights(self, InvertedResidual)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # [N,3,S,S] -> features [N,last,S/32,S/32] (S/16 for small inputs) -> [N,last] -> [N,classes]
         return self.classifier(self.pool(self.features(x)))
-
-
-def _init_weights(model: nn.Module) -> None:
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out")
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, 0, 0.01)
-            nn.init.zeros_(m.bias)
-    # Zero-init the last BatchNorm of every residual block (Goyal et al. 2017): each block starts as the
-    # identity, so activations do not grow through 10 residual additions and BatchNorm's running statistics
-    # (used at evaluation) match the batch statistics from the first epoch.
-    for m in model.modules():
-        if isinstance(m, InvertedResidual) and m.use_residual:
-            nn.init.zeros_(m.block[-1][1].weight)
