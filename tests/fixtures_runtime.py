@@ -268,14 +268,17 @@ def have_ffmpeg() -> bool:
 
 
 class MjpegServer:
-    """``ffmpeg`` serving a synthetic 60 fps MJPEG stream on ``http://127.0.0.1:PORT/x.mjpg`` (one client)."""
+    """``ffmpeg`` serving a synthetic 60 fps MJPEG stream on ``http://127.0.0.1:PORT/x.mjpg`` (one client).
 
-    def __init__(self, fps: int = 60, size: str = "320x240", seconds: int = 30) -> None:
+    ``pattern``: another lavfi source graph instead of ffmpeg's ``testsrc2`` test card.
+    """
+
+    def __init__(self, fps: int = 60, size: str = "320x240", seconds: int = 30, pattern: str | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/x.mjpg"
         self.proc = subprocess.Popen(
             ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i",
-             f"testsrc2=size={size}:rate={fps}", "-t", str(seconds), "-q:v", "5", "-f", "mpjpeg",
+             pattern or f"testsrc2=size={size}:rate={fps}", "-t", str(seconds), "-q:v", "5", "-f", "mpjpeg",
              "-listen", "1", self.url],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from edgecls.runtime.contract import ModelContract
-from fixtures_runtime import REPO, _listening, add_contract, free_port, have_ffmpeg, make_onnx
+from fixtures_runtime import REPO, MjpegServer, add_contract, have_ffmpeg, make_onnx
 
 COLOURS = ("red", "green", "blue")
 
@@ -57,36 +57,17 @@ def colour_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_colour_classifier(tmp_path_factory.mktemp("serve") / "colour.onnx")
 
 
-class TurningColourStream:
-    """ffmpeg serving MJPEG on ``http://127.0.0.1:PORT/c.mjpg`` (one client): a red picture whose hue turns
-    a full circle every 3 s, so its dominant channel goes red -> green -> blue -> red."""
-
-    def __init__(self, fps: int = 30, seconds: int = 120) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/c.mjpg"
-        self.proc = subprocess.Popen(
-            ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i",
-             f"color=c=red:s=160x120:r={fps},hue=h=t*120", "-t", str(seconds), "-q:v", "5", "-f", "mpjpeg",
-             "-listen", "1", self.url],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 5
-        while not _listening(self.port):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("ffmpeg did not start listening")
-            time.sleep(0.05)
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=5)
+def turning_colour_stream(fps: int = 30, seconds: int = 120) -> MjpegServer:
+    """ffmpeg serving MJPEG on loopback (one client): a red picture whose hue turns a full circle every 3 s, so
+    its dominant channel goes red -> green -> blue -> red."""
+    return MjpegServer(seconds=seconds, pattern=f"color=c=red:s=160x120:r={fps},hue=h=t*120")
 
 
 @pytest.fixture
-def colour_stream() -> Iterator[TurningColourStream]:
+def colour_stream() -> Iterator[MjpegServer]:
     if not have_ffmpeg():
         pytest.skip("ffmpeg not installed (make stream-tools installs it from Debian)")
-    stream = TurningColourStream()
+    stream = turning_colour_stream()
     yield stream
     stream.kill()
 
@@ -109,12 +90,18 @@ class ServeProcess:
         self.url = ""
         threading.Thread(target=self._read, args=(self.proc.stderr, self.stderr), daemon=True).start()
         threading.Thread(target=self._read, args=(self.proc.stdout, self.stdout), daemon=True).start()
-        if not self._url.wait(ready_timeout):
-            self.kill()
+        try:
+            self._wait_ready(ready_timeout)
+        except BaseException:
+            self.kill()  # never leave a server behind when start-up fails
+            raise
+
+    def _wait_ready(self, timeout: float) -> None:
+        if not self._url.wait(timeout):
             raise RuntimeError(f"edgecls serve did not start: {''.join(self.stderr)}")
         import httpx  # the dev extra; imported here so the rest of the suite loads without it
 
-        deadline = time.monotonic() + ready_timeout
+        deadline = time.monotonic() + timeout
         while httpx.get(self.url + "/readyz").status_code != 200:
             if time.monotonic() > deadline:
                 raise RuntimeError("edgecls serve never became ready")

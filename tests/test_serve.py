@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import pytest
 from fixtures_reliability import jsonl, run_cli
-from fixtures_serve import ServeProcess, TurningColourStream
+from fixtures_serve import ServeProcess, turning_colour_stream
 
 httpx = pytest.importorskip("httpx", reason="the serve tests need the dev extra (httpx)")
 pytest.importorskip("starlette", reason="edgecls serve needs the serve extra: pip install 'edgecls[serve]'")
@@ -46,7 +46,7 @@ def live_server(colour_model):
 
     if not have_ffmpeg():
         pytest.skip("ffmpeg not installed (make stream-tools installs it from Debian)")
-    stream = TurningColourStream()
+    stream = turning_colour_stream()
     server = ServeProcess(str(colour_model), "--source", stream.url, "--max-body-mb", "4")
     yield server
     server.kill()

@@ -63,9 +63,15 @@ def serve_forever(clf: Classifier, settings: ServeSettings, live: SourceSpec | N
         file=sys.stderr, flush=True,
     )
     received: list[int] = []
-    # uvicorn restores these handlers after its graceful shutdown and re-raises the signal it caught: they
-    # record it here instead of killing the process before the summary below.
-    previous = {sig: signal.signal(sig, lambda s, f: received.append(s)) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def on_signal(sig: int, frame: FrameType | None) -> None:
+        # Before uvicorn installs its own handlers (a signal during its start-up) this asks it to stop at once;
+        # after its graceful shutdown uvicorn restores this handler and re-raises the signal it caught, which
+        # lands here too instead of killing the process before the summary below.
+        received.append(sig)
+        server.handle_exit(sig, frame)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         server.run(sockets=[sock])
     finally:
