@@ -47,7 +47,7 @@ def live_server(colour_model):
     if not have_ffmpeg():
         pytest.skip("ffmpeg not installed (make stream-tools installs it from Debian)")
     stream = turning_colour_stream()
-    server = ServeProcess(str(colour_model), "--source", stream.url, "--max-body-mb", "4")
+    server = ServeProcess(str(colour_model), "--source", stream.url, "--max-body-mb", "4", "--request-timeout", "1.5")
     yield server
     server.kill()
     stream.kill()
@@ -128,6 +128,26 @@ def test_limits_and_wrong_requests_are_named_4xx(live_server):
     assert "text/plain" in cases["text body"].json()["error"]
     assert 'edgecls_errors_total{kind="body_too_large"} 2.0' in metrics
     assert 'status="500"' not in metrics
+
+
+def test_a_body_that_stalls_times_out_with_a_504(live_server):
+    import socket
+
+    host, port = live_server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+                     b"Content-Length: 100000\r\n\r\n" + b"\xff\xd8" * 10)  # then nothing more
+        t0 = time.monotonic()
+        reply = b""
+        while b"\r\n\r\n" not in reply or not reply.rstrip().endswith(b"}"):
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            reply += chunk
+    assert 1.0 < time.monotonic() - t0 < 8
+    head, body = reply.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 504")
+    assert json.loads(body)["kind"] == "timeout"
 
 
 def test_model_health_ready_metrics_and_page(live_server):
