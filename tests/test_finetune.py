@@ -192,3 +192,36 @@ def test_training_learns_and_this_check_fails_when_it_cannot(tmp_path: Path, lr:
     history = json.loads((run / "history.json").read_text())
     learned = summary["test_top1"] >= 0.9 and history[-1]["train_loss"] < history[0]["train_loss"] - 0.1
     assert learned == (lr > 0), (summary, [h["train_loss"] for h in history])
+
+
+def test_early_stopping_waits_while_validation_is_at_chance() -> None:
+    from edgecls.training.train import at_chance_while_fitting
+
+    balanced = np.array([0, 1] * 10)
+    assert at_chance_while_fitting(0.5, 0.97, balanced)  # a coin toss that fits its training data: keep going
+    assert not at_chance_while_fitting(0.8, 0.97, balanced)
+    assert not at_chance_while_fitting(0.5, 0.6, balanced)  # not fitting either: a plateau like any other
+    skewed = np.array([0] * 15 + [1] * 5)  # always answering 0 scores 75%
+    assert at_chance_while_fitting(0.75, 0.95, skewed) and not at_chance_while_fitting(0.9, 0.95, skewed)
+
+
+def test_reestimated_batchnorm_statistics_describe_the_current_weights() -> None:
+    from torch import nn
+
+    from edgecls.training.batchnorm import reestimate_batchnorm_statistics
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Dropout(0.5))
+    bn = model[1]
+    bn.running_mean.fill_(100.0)  # statistics of some earlier network
+    bn.running_var.fill_(1e-3)
+    x = torch.randn(32, 3, 8, 8) * 3 + 1  # float32[32, 3, 8, 8]
+    rng = torch.get_rng_state()
+    assert reestimate_batchnorm_statistics(model, [x[:16], x[16:]]) == 32
+    assert torch.equal(rng, torch.get_rng_state())  # dropout drew nothing: resumed runs stay identical
+    with torch.no_grad():
+        features = model[0](x)  # [32, 4, 6, 6]
+    torch.testing.assert_close(bn.running_mean, features.mean((0, 2, 3)), rtol=1e-4, atol=1e-4)
+    per_batch_var = torch.stack([features[i : i + 16].var((0, 2, 3)) for i in (0, 16)]).mean(0)
+    torch.testing.assert_close(bn.running_var, per_batch_var, rtol=1e-2, atol=1e-3)
+    assert bn.momentum == 0.1 and model.training  # momentum and mode as they were
