@@ -34,11 +34,11 @@ EDGECLS = [sys.executable, "-m", "edgecls"]
 #: name -> extra `edgecls train` arguments; all runs share the split, epochs, batch size and seed.
 RUNS: dict[str, list[str]] = {
     "efficientnet_lite0 pretrained, BN frozen": ["--arch", "efficientnet_lite0", "--pretrained"],
+    "mobilenetv2 from scratch": ["--arch", "mobilenetv2", "--img-size", "224"],
     "efficientnet_lite0 pretrained, BN re-estimated": [
         "--arch", "efficientnet_lite0", "--pretrained", "--batchnorm", "reestimate"
     ],  # fmt: skip
     "efficientnet_lite0 from scratch": ["--arch", "efficientnet_lite0", "--img-size", "224"],
-    "mobilenetv2 from scratch": ["--arch", "mobilenetv2", "--img-size", "224"],
 }
 EXPORTED = "efficientnet_lite0 pretrained, BN frozen"
 
@@ -129,21 +129,26 @@ def main() -> None:
         "batch_size": args.batch_size,
         "runs": {},
     }
+    isa = "vnni" if any("vnni" in f for f in env.isa) else ("avx2" if "avx2" in env.isa else env.machine)
+    cpu, rest = environment_slug(env).split("_", 1)
+    stem = args.out_dir / f"transfer_{cpu}_{isa}_{rest}"
+
+    def save() -> None:  # after every step: an interrupted benchmark keeps what it measured
+        results["environment"]["load_average_end"] = os.getloadavg()
+        Path(f"{stem}.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+        Path(f"{stem}.md").write_text(markdown(results))
+
     for name in [n.strip() for n in args.runs.split(",") if n.strip()]:
         print(f"== {name}", flush=True)
         results["runs"][name] = train_run(name, RUNS[name], args.work / "photos", args.work, args.epochs,
                                           args.batch_size)  # fmt: skip
         print(json.dumps({k: results["runs"][name][k] for k in ("test_top1", "wall_s", "cpu_s")}), flush=True)
+        save()
         if name == EXPORTED and not args.no_export:  # first, so the fine-tuned model is available early
             results["export"] = export_and_measure(Path(results["runs"][EXPORTED]["run_dir"]), args.work)
             print(json.dumps({k: results["export"][k] for k in ("model.onnx", "model.int8.onnx")}), flush=True)
-    results["environment"]["load_average_end"] = os.getloadavg()
-    isa = "vnni" if any("vnni" in f for f in env.isa) else ("avx2" if "avx2" in env.isa else env.machine)
-    cpu, rest = environment_slug(env).split("_", 1)
-    stem = f"transfer_{cpu}_{isa}_{rest}"
-    (args.out_dir / f"{stem}.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
-    (args.out_dir / f"{stem}.md").write_text(markdown(results))
-    print(f"wrote {args.out_dir / stem}.json/.md")
+            save()
+    print(f"wrote {stem}.json/.md")
 
 
 def markdown(r: dict[str, Any]) -> str:
