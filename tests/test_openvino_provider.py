@@ -44,8 +44,9 @@ def test_fp32_and_int8_agree_with_onnxruntime_cpu(bench_models):
     assert ov.logits_batch(x[:1]).shape == (1, len(ov.labels))
 
 
-def test_threads_become_openvino_hints(bench_models):
-    one = Classifier(bench_models.fp32, provider="openvino", threads=1)
+def test_threads_become_openvino_hints_and_compiles_are_cached(bench_models, tmp_path):
+    one = Classifier(bench_models.fp32, provider="openvino", threads=1, provider_options={"CACHE_DIR": str(tmp_path)})
+    assert any(tmp_path.iterdir())  # OpenVINO's model cache: the next cold start imports instead of compiling
     assert one.session.compiled_property("INFERENCE_NUM_THREADS") == 1
     assert str(one.session.compiled_property("PERFORMANCE_HINT")) == "LATENCY"
     tput = Classifier(
