@@ -1,14 +1,15 @@
 """BatchNorm on small data: the running statistics evaluation uses, and keeping pretrained ones.
 
 In training mode BatchNorm normalises with each batch's statistics; evaluation and the exported model use the
-running statistics, an exponential moving average (PyTorch momentum 0.1) of batch statistics taken while the
-weights were changing. With a few hundred images there are only a few steps per epoch, and early on the
-weights move a lot per step, so the average mixes statistics of networks that no longer exist: the model
-validates on statistics that do not describe its own activations, and its outputs can collapse onto one class
-(validation at chance while training accuracy is high). Re-estimating the statistics with the current
-weights before validation ("precise BN", Wu & Johnson 2021, "Rethinking 'Batch' in BatchNorm") removes the
-lag. Fine-tuning a pretrained network on a few hundred photos keeps the pretrained statistics instead
-(frozen BN), because small batches of a narrow domain are a poor estimate of them.
+running statistics, an exponential moving average (PyTorch momentum 0.1) that starts at mean 0, variance 1.
+Measured on a 200-image two-class folder of 64 px grayscale photos (MobileNetV2, batch 64, so 3 steps per
+epoch): at initialisation 16 of the 52 BatchNorm layers see inputs with variance below 0.01 (the smallest
+5.9e-4), and the initial variance of 1 needs about 71 steps (0.9^71 < 5.9e-4), i.e. ~24 epochs, to fade. Until
+then evaluation divides those layers by a variance up to 1000x too large, the logits collapse onto one class,
+and validation sits at exactly 50% while training accuracy is above 95% (the same weights with re-estimated
+statistics scored 83-93% from epoch 1). Re-estimating the statistics with the current weights before
+validation ("precise BN", Wu & Johnson 2021, "Rethinking 'Batch' in BatchNorm") removes the dependence on the
+number of steps. Fine-tuning a pretrained network keeps the pretrained statistics instead (frozen BN).
 """
 
 from __future__ import annotations
