@@ -284,6 +284,7 @@ def build_app(
     # Pillow only reads upload headers here (never decodes): its own bomb ceiling would hide the declared size
     # from the 413 message, and ``settings.max_pixels`` is the limit that applies.
     Image.MAX_IMAGE_PIXELS = None
+    Image.init()  # import every format plugin now, not during the first upload
     metrics_ = ServeMetrics()
     batcher = DynamicBatcher(clf, settings.max_batch, settings.max_wait_ms / 1e3, settings.max_queue,
                              on_batch=metrics_.observe_batch)
