@@ -239,14 +239,16 @@ async def events(request: Request) -> Response:
     feed = _feed(state)
 
     async def results() -> AsyncIterator[bytes]:
-        seq = 0
+        seq, idle = 0, 0
         yield b"retry: 1000\n\n"
-        while not state.draining:
-            result = await feed.wait_newer(seq, 10.0)
+        while not state.draining:  # checked every second, so a drain is not held up by this stream
+            result = await feed.wait_newer(seq, 1.0)
             if result is None:
-                yield b": keep-alive\n\n"
+                idle += 1
+                if idle % 10 == 0:  # a comment line keeps proxies from closing a quiet stream
+                    yield b": keep-alive\n\n"
                 continue
-            seq = result.seq
+            seq, idle = result.seq, 0
             yield f"id: {seq}\ndata: {json.dumps(result.record.to_dict())}\n\n".encode()
 
     return StreamingResponse(results(), media_type="text/event-stream",
