@@ -360,7 +360,7 @@ def mark_auto_picks(rows: Sequence[BenchRow]) -> list[dict[str, Any]]:
         best = min(ok, key=lambda r: r.p50_ms or float("inf"))
         best.auto_pick = True
         picks.append({
-            "model": model, "batch": batch, "threads": th, "spin": spin, "provider": best.provider,
+            "model": model, "label": best.label, "batch": batch, "threads": th, "spin": spin, "provider": best.provider,
             "providers_used": best.providers_used, "p50_ms": best.p50_ms, "agreement": best.agreement,
             "rejected": [r.provider for r in group if r not in ok],
         })

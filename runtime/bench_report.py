@@ -167,8 +167,9 @@ def auto_pick_lines(result: BenchResult) -> list[str]:
     for pick in result.settings.get("auto_picks", []):
         agree = "-" if pick["agreement"] is None else f"{100 * pick['agreement']:.1f}%"
         ruled_out = f"; not correct: {', '.join(pick['rejected'])}" if pick["rejected"] else ""
+        label = pick.get("label") or Path(pick["model"]).name
         lines.append(
-            f"auto: {Path(pick['model']).name} batch {pick['batch']} threads {pick['threads'] or 'default'} -> "
+            f"auto: {label} batch {pick['batch']} threads {pick['threads'] or 'default'} -> "
             f"{pick['provider']} ({', '.join(pick['providers_used'])}), p50 {pick['p50_ms']:.2f} ms, "
             f"agreement with ORT CPU fp32 {agree}{ruled_out}"
         )
