@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 from edgecls.runtime.errors import EdgeclsError, MissingExtraError
+from test_export import _cli  # the real console entry point, in-process
 
 from edgecls.training.config import TrainConfig
 
@@ -63,22 +64,6 @@ def _stripes(root: Path, per_class: int = 12, size: int = 24, seed: int = 0) -> 
             im = np.clip(im + rng.normal(0, 25, im.shape), 0, 255).astype(np.uint8)
             cv2.imwrite(str(root / name / f"{i:02d}.png"), im)
     return root
-
-
-def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    from edgecls.cli import main
-
-    old = sys.argv
-    sys.argv = ["edgecls", *argv]
-    try:
-        main()
-        code = 0
-    except SystemExit as e:
-        code = int(e.code or 0)
-    finally:
-        sys.argv = old
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_efficientnet_lite0_pretrained_offline_sets_the_contract_from_the_weights(tmp_path: Path) -> None:
