@@ -115,7 +115,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, required=True)
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--runs", default=",".join(RUNS), help="comma-separated subset of: " + ", ".join(RUNS))
+    ap.add_argument("--runs", default=";".join(RUNS), help="';'-separated subset of: " + "; ".join(RUNS))
     ap.add_argument("--no-export", action="store_true")
     ap.add_argument("--out-dir", type=Path, default=Path(__file__).resolve().parent)
     args = ap.parse_args()
@@ -138,7 +138,7 @@ def main() -> None:
         Path(f"{stem}.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
         Path(f"{stem}.md").write_text(markdown(results))
 
-    for name in [n.strip() for n in args.runs.split(",") if n.strip()]:
+    for name in [n.strip() for n in args.runs.split(";") if n.strip()]:
         print(f"== {name}", flush=True)
         results["runs"][name] = train_run(name, RUNS[name], args.work / "photos", args.work, args.epochs,
                                           args.batch_size)  # fmt: skip
