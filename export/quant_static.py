@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from edgecls.export.quant_bias import CORRECTED_OPS, channel_means, correct_biases
+from edgecls.export.quant_bias import correct_biases
 from edgecls.export.quant_data import ImageList
 from edgecls.export.quant_isa import QuantRecipe
 from edgecls.export.run_data import evenly_spaced
@@ -116,7 +116,7 @@ class StaticQuantizer:
         model = onnx.load(str(self.pre_path), load_external_data=False)
         inits = {i.name for i in model.graph.initializer}
         self.input_name = next(i.name for i in model.graph.input if i.name not in inits)
-        self._fp32_means: dict[str, np.ndarray] | None = None
+        self._bias_inputs_cache: np.ndarray | None = None  # float32[n, 3, h, w]
         self.depthwise_weights = depthwise_weight_names(model)
         self.bias_notes: dict[str, dict[str, float]] = {}  # recipe description -> correction summary
 
@@ -126,12 +126,10 @@ class StaticQuantizer:
         return ImageList("", [self.calibration.images[i] for i in idx], None, []).inputs(self.contract)
 
     def _bias_correct(self, path: Path, recipe: QuantRecipe) -> None:
+        if self._bias_inputs_cache is None:
+            self._bias_inputs_cache = self._bias_inputs()
         pre = onnx.load(str(self.pre_path))
-        output_of = {n.name: n.output[0] for n in pre.graph.node if n.op_type in CORRECTED_OPS}
-        inputs = self._bias_inputs()
-        if self._fp32_means is None:  # the float model's means do not depend on the recipe: computed once
-            self._fp32_means = channel_means(pre, sorted(set(output_of.values())), inputs)
-        self.bias_notes[recipe.describe()] = correct_biases(path, self._fp32_means, output_of, inputs)
+        self.bias_notes[recipe.describe()] = correct_biases(path, pre, self._bias_inputs_cache)
 
     def _pre_process(self, fp32_path: Path) -> str:
         """quant_pre_process (symbolic shape inference + ORT basic optimisation); names every node."""
