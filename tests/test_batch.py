@@ -138,7 +138,7 @@ def test_in_process_table_has_every_file_once_and_error_rows(in_process_rows: li
     assert len({r["top_k"][0]["label"] for r in good}) > 1  # real photos, not one constant answer
 
 
-@pytest.mark.slow  # a Ray cluster and its worker processes start: ~25 s of the module on a busy 2-core box
+@pytest.mark.slow  # Ray's cluster + worker start: 62 of the module's 79 s at load average 11-13 on 2 cores
 def test_ray_table_equals_in_process_table(ray_cluster, colour_model, photo_folder: Path,
                                            in_process_rows: list[dict], tmp_path: Path):
     from edgecls.runtime.batch.on_ray import classify_on_ray
@@ -184,7 +184,7 @@ def test_cli_in_process_matches_run_json_and_never_imports_ray(colour_model, pho
     ]
 
 
-@pytest.mark.slow  # a Ray cluster and its worker processes start: ~25 s of the module on a busy 2-core box
+@pytest.mark.slow  # Ray's cluster + worker start: 62 of the module's 79 s at load average 11-13 on 2 cores
 def test_cli_on_the_cluster_survives_a_killed_actor_without_losing_or_repeating_images(
     ray_cluster, colour_model, photo_folder: Path, in_process_rows: list[dict], tmp_path: Path
 ):
