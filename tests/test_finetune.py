@@ -170,8 +170,9 @@ def test_training_learns_and_this_check_fails_when_it_cannot(tmp_path: Path, lr:
     from edgecls.training.train import train
 
     data = _stripes(tmp_path / "data", per_class=24)
-    config = TrainConfig(data=str(data), arch="cnn", img_size=24, epochs=6, batch_size=16, lr=lr,
-                         out=str(tmp_path / "r"), val_fraction=0.25, test_fraction=0.25, patience=100)  # fmt: skip
+    config = TrainConfig(data=str(data), arch="cnn", arch_kwargs={"width": 8}, img_size=24, epochs=6,
+                         batch_size=16, lr=lr, out=str(tmp_path / "r"), val_fraction=0.25, test_fraction=0.25,
+                         patience=100)  # fmt: skip
     run = train(config, log=lambda _m: None, show_progress=False)
     summary = json.loads((run / "summary.json").read_text())
     history = json.loads((run / "history.json").read_text())
