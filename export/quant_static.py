@@ -109,6 +109,7 @@ class StaticQuantizer:
         workdir: str | os.PathLike[str],
     ) -> None:
         self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
         self.calibration = calibration
         self.contract = contract
         self.pre_path = self.workdir / "preprocessed.onnx"

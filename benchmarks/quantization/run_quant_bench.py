@@ -59,6 +59,7 @@ from photo_data import PHOTOS, random_crops  # noqa: E402
 
 THREADS = 2
 SEEDS = {"calibration": 11, "validation": 12, "test": 13}
+CROPS = {"calibration": 320, "validation": 320, "test": 200}  # --crops scales these (smoke runs)
 
 
 def log(msg: str) -> None:
@@ -216,7 +217,7 @@ def case(
 ) -> dict[str, Any]:
     dirs = {
         role: write_crops(work / f"{name}-{role}", n, SEEDS[role], labelled)
-        for role, n in (("calibration", 320), ("validation", 320), ("test", 200))
+        for role, n in CROPS.items()
     }
     calib = load_role_images(dirs["calibration"], contract, "calibration")
     val = load_role_images(dirs["validation"], contract, "validation")
@@ -351,7 +352,10 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=50)
     ap.add_argument("--note", action="append", default=[], help="extra note for the results file")
     ap.add_argument("--merge", action="store_true", help="add to today's results file")
+    ap.add_argument("--crops", type=float, default=1.0, help="scale the number of crops (0.1 for a smoke run)")
     args = ap.parse_args()
+    for role in CROPS:
+        CROPS[role] = max(8, round(CROPS[role] * args.crops))
     work = Path(args.work or tempfile.mkdtemp(prefix="edgecls-qbench-"))
     work.mkdir(parents=True, exist_ok=True)
     out = Path(args.out)
