@@ -277,7 +277,6 @@ def info_command(
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     from edgecls.export.info import model_info
-
     from edgecls.runtime.session import provider_paths
 
     info = model_info(model)
