@@ -454,6 +454,7 @@ def _describe_openvino_runtime(rows: list[ProviderRow]) -> None:
     row.available = True
     row.devices = [f"{d} {core.get_property(d, 'FULL_DEVICE_NAME')} (OpenVINO)" for d in core.available_devices]
     row.source = f"openvino {version} runtime, used directly (onnxruntime's OpenVINO EP cannot run here)"
+    row.auto_rank = None  # `--provider auto` picks among onnxruntime's providers; `bench --provider auto` measures it
 
 
 def provider_paths() -> list[str]:

@@ -67,6 +67,7 @@ def test_route_is_openvino_runtime_where_onnxruntime_has_no_openvino_ep():
     ov = rows["OpenVINOExecutionProvider"]
     assert ov["available"] and ov["source"].startswith("openvino ") and "directly" in ov["source"]
     assert any(d.startswith("CPU ") for d in ov["devices"])
+    assert ov["auto_rank"] is None  # run's `auto` never takes this path without being asked
 
 
 def test_run_command_with_openvino_stays_torch_free(bench_models):
