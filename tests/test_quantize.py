@@ -368,40 +368,11 @@ def test_byo_model_with_only_unlabelled_images_is_split_never_graded_on_shapes(t
     )
     (tmp_path / "labels.txt").write_text("a\nb\nc\n")
     photos = _image_folder(tmp_path / "photos", 40, 7)
-    common = ["--labels", str(tmp_path / "labels.txt"), "--img-size", "32", "--resize", "stretch"]
-    code, _, err = _cli(
-        [
-            "export",
-            "--model",
-            f"{tmp_path / 'net.py'}:build",
-            *common,
-            "--quantize",
-            "--calib",
-            "builtin:shapes",
-            "--out",
-            str(tmp_path / "o1"),
-        ],
-        capsys,
-    )
+    export = ["export", "--model", f"{tmp_path / 'net.py'}:build", "--labels", str(tmp_path / "labels.txt")]
+    export += ["--img-size", "32", "--resize", "stretch", "--exporter", "torchscript", "--quantize"]
+    code, _, err = _cli([*export, "--calib", "builtin:shapes", "--out", str(tmp_path / "o1")], capsys)
     assert code == 2 and "--val DATA" in err  # a built-in set is not the user's domain: refused
-    code, _, err = _cli(
-        [
-            "export",
-            "--model",
-            f"{tmp_path / 'net.py'}:build",
-            *common,
-            "--quantize",
-            "--calib",
-            str(photos),
-            "--max-drop",
-            "100",
-            "--exporter",
-            "torchscript",
-            "--out",
-            str(tmp_path / "o2"),
-        ],
-        capsys,
-    )
+    code, _, err = _cli([*export, "--calib", str(photos), "--max-drop", "100", "--out", str(tmp_path / "o2")], capsys)
     assert code == 0, err
     assert "split (seeded, disjoint) into 20 calibration and 20 validation images" in err
     report = json.loads((tmp_path / "o2" / "quantization_report.json").read_text())
