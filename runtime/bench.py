@@ -237,8 +237,10 @@ def run_benchmark(
         plan: list[tuple[BenchTarget, str, int, int | None, bool]] = []
         for t in targets:
             provs = provider_list if not t.is_baseline else [t.options.get("device", "cpu")]
-            spin_for = spin_list if not t.is_baseline else spin_list[:1]
-            plan += [(t, p, int(b), th, sp) for p in provs for th in threads for sp in spin_for for b in batches]
+            for p in provs:
+                # Spinning is onnxruntime's; baselines and OpenVINO's own runtime get one row, not a mislabelled twin.
+                spin_for = spin_list[:1] if t.is_baseline or _runs_outside_onnxruntime(p) else spin_list
+                plan += [(t, p, int(b), th, sp) for th in threads for sp in spin_for for b in batches]
         rows: list[BenchRow] = []
         seen_load_errors: set[str] = set()
         for i, (target, provider, batch, th, spin) in enumerate(plan):
@@ -305,6 +307,17 @@ def run_benchmark(
         "data_dir": str(data_dir) if data_dir else None,
     }
     return BenchResult(environment=env, rows=rows, settings=env.bench_settings)
+
+
+def _runs_outside_onnxruntime(provider: str) -> bool:
+    """``openvino`` where it runs through OpenVINO's runtime rather than onnxruntime's EP."""
+    from edgecls.runtime.errors import ProviderError
+    from edgecls.runtime.session import openvino_route
+
+    try:
+        return provider_display(provider) == "OpenVINOExecutionProvider" and openvino_route() == "openvino"
+    except ProviderError:
+        return False
 
 
 def _comparisons(

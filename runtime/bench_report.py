@@ -169,7 +169,8 @@ def auto_pick_lines(result: BenchResult) -> list[str]:
         ruled_out = f"; not correct: {', '.join(pick['rejected'])}" if pick["rejected"] else ""
         label = pick.get("label") or Path(pick["model"]).name
         lines.append(
-            f"auto: {label} batch {pick['batch']} threads {pick['threads'] or 'default'} -> "
+            f"auto: {label} batch {pick['batch']} threads {pick['threads'] or 'default'}"
+            f"{' spin' if pick.get('spin') else ''} -> "
             f"{pick['provider']} ({', '.join(pick['providers_used'])}), p50 {pick['p50_ms']:.2f} ms, "
             f"agreement with ORT CPU fp32 {agree}{ruled_out}"
         )
