@@ -8,7 +8,7 @@ the caller grades the chosen model again on held-out images the search never saw
    (``quant_sensitivity``, graph surgery on the QDQ graph), cached on disk when a cache folder is given - then
    keep the k most sensitive nodes in float, k = 1, 2, 4, ... until the budget holds, and bisect back.
 (Percentile calibration is not tried: onnxruntime's histogram calibration of EfficientNet-Lite0 on 320 images
-ran over 15 minutes on 2 busy cores, for a step that earlier runs saw gain little once weights are per-channel.)
+ran over 15 minutes on 2 busy cores, far beyond the 2-minute goal for the whole search.)
 Every trial's latency and its share of convs onnxruntime really runs in int8 are measured; a trial that runs
 mostly in float (under ``min_int8_fraction``) is never chosen. The same recipe is never run twice.
 """
