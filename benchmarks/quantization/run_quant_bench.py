@@ -115,6 +115,7 @@ def naive_ort(fp32: Path, calib: ImageList, contract: ModelContract, work: Path)
             b = next(self.batches, None)
             return None if b is None else {name: b}
 
+    work.mkdir(parents=True, exist_ok=True)
     out = {}
     for label, kw in (
         ("onnxruntime quantize_static defaults", {}),
@@ -139,6 +140,7 @@ def onnx_input_name(path: Path) -> str:
 
 def single_recipes(fp32: Path, calib: ImageList, contract: ModelContract, work: Path) -> dict[str, Path]:
     """One recipe each, no search, nothing kept float: what each ingredient is worth on its own."""
+    work.mkdir(parents=True, exist_ok=True)
     quantizer = StaticQuantizer(fp32, calib, contract, work / "single")
     recipes = {
         "first recipe (u8s8 reduce_range), nothing float": QuantRecipe("rr", reduce_range=True),
@@ -215,10 +217,7 @@ def case(
     rounds: int,
     runs: int,
 ) -> dict[str, Any]:
-    dirs = {
-        role: write_crops(work / f"{name}-{role}", n, SEEDS[role], labelled)
-        for role, n in CROPS.items()
-    }
+    dirs = {role: write_crops(work / f"{name}-{role}", n, SEEDS[role], labelled) for role, n in CROPS.items()}
     calib = load_role_images(dirs["calibration"], contract, "calibration")
     val = load_role_images(dirs["validation"], contract, "validation")
     test = load_role_images(dirs["test"], contract, "validation")
@@ -241,22 +240,30 @@ def case(
         if plot.is_file():
             shutil.copyfile(plot, out / f"{name}_{slug}_frontier.png")
             report["frontier_plot"] = f"{name}_{slug}_frontier.png"
-    with tempfile.TemporaryDirectory() as tmp:
-        log(f"[{name}] single recipes and plain onnxruntime")
-        singles = single_recipes(fp32, calib, contract, Path(tmp))
-        naive = naive_ort(fp32, calib, contract, Path(tmp))
-        extra = {**singles, **naive}
-        extra["full-range u8s8 + bias correction, exact kernels (VNNI stand-in)"] = singles[
-            "full-range u8s8 + bias correction, nothing float"
-        ]
-        precise.add("full-range u8s8 + bias correction, exact kernels (VNNI stand-in)")
-        all_paths = {**paths, **extra}
-        result["test"] = grade(all_paths, precise, test, contract, fp32)
-        speed_paths = {k: v for k, v in all_paths.items() if k not in precise}
-        log(f"[{name}] latency, {rounds} rounds x {runs} runs, interleaved")
-        result["latency"] = interleaved_latency(speed_paths, contract.input_size, rounds, runs)
+    variants = work / f"{name}-variants"  # kept: the latency phase measures these files
+    log(f"[{name}] single recipes and plain onnxruntime")
+    singles = single_recipes(fp32, calib, contract, variants)
+    naive = naive_ort(fp32, calib, contract, variants)
+    extra = {**singles, **naive}
+    extra["full-range u8s8 + bias correction, exact kernels (VNNI stand-in)"] = singles[
+        "full-range u8s8 + bias correction, nothing float"
+    ]
+    precise.add("full-range u8s8 + bias correction, exact kernels (VNNI stand-in)")
+    all_paths = {**paths, **extra}
+    result["test"] = grade(all_paths, precise, test, contract, fp32)
+    result["speed_paths"] = {k: str(v) for k, v in all_paths.items() if k not in precise}
+    result["input_size"] = list(contract.input_size)
     result["images"] = {role: str(d) for role, d in dirs.items()}
     return result
+
+
+def measure_latency(result: dict[str, Any], name: str, rounds: int, runs: int) -> None:
+    """The timing phase (run it under the CPU lock): every variant file, interleaved round by round."""
+    log(f"[{name}] latency, {rounds} rounds x {runs} runs, interleaved (load {os.getloadavg()})")
+    paths = {k: Path(v) for k, v in result["speed_paths"].items()}
+    result["latency_loadavg_start"] = os.getloadavg()
+    result["latency"] = interleaved_latency(paths, tuple(result["input_size"]), rounds, runs)
+    result["latency_loadavg_end"] = os.getloadavg()
 
 
 def export_byo(
@@ -304,6 +311,13 @@ def markdown(results: dict[str, Any]) -> str:
     for name, r in results["cases"].items():
         fp32 = r["latency"]["fp32"]["p50_ms"]
         lines += [f"## {name}", "", results["notes"].get(name, ""), ""]
+        la, lb = r.get("latency_loadavg_start"), r.get("latency_loadavg_end")
+        if la and lb:
+            lines += [
+                f"Latency measured under the CPU lock; 1/5/15-min load average {[round(v, 2) for v in la]} at "
+                f"start, {[round(v, 2) for v in lb]} at end (2 cores: processes outside the lock were running).",
+                "",
+            ]
         lines += [
             "| method | top-1 | agreement with fp32 | logit rel. error | int8 / float convs (fused graph) "
             "| p50 ms | speed vs fp32 |",
@@ -353,12 +367,27 @@ def main() -> None:
     ap.add_argument("--note", action="append", default=[], help="extra note for the results file")
     ap.add_argument("--merge", action="store_true", help="add to today's results file")
     ap.add_argument("--crops", type=float, default=1.0, help="scale the number of crops (0.1 for a smoke run)")
+    ap.add_argument(
+        "--phase",
+        choices=("all", "quantize", "latency"),
+        default="all",
+        help="quantize: make and grade every variant (accuracy, load-independent), saved in --work; latency: "
+        "time the saved variants (run this one under the CPU lock) and write the results",
+    )
     args = ap.parse_args()
     for role in CROPS:
         CROPS[role] = max(8, round(CROPS[role] * args.crops))
     work = Path(args.work or tempfile.mkdtemp(prefix="edgecls-qbench-"))
     work.mkdir(parents=True, exist_ok=True)
     out = Path(args.out)
+    partial = work / "accuracy_phase.json"
+    if args.phase == "latency":
+        results = json.loads(partial.read_text())
+        results["environment"]["latency_phase_loadavg_start"] = os.getloadavg()
+        for name, r in results["cases"].items():
+            measure_latency(r, name, args.rounds, args.runs)
+        write_results(results, out, args.merge)
+        return
     results: dict[str, Any] = {"environment": environment(), "cases": {}, "notes": {"general": list(args.note)}}
     t0 = time.time()
     if args.thirdparty:
@@ -411,11 +440,21 @@ def main() -> None:
         results["notes"][name] = f"edgecls training run {run_dir} ({contract.provenance.get('arch')})."
     results["environment"]["loadavg_end"] = os.getloadavg()
     results["seconds"] = round(time.time() - t0)
+    if args.phase == "quantize":
+        atomic_write_text(partial, json.dumps(results, indent=2, default=str) + "\n")
+        log(f"accuracy phase written to {partial}; time it with --phase latency under the CPU lock")
+        return
+    for name, r in results["cases"].items():
+        measure_latency(r, name, args.rounds, args.runs)
+    write_results(results, out, args.merge)
+
+
+def write_results(results: dict[str, Any], out: Path, merge: bool) -> None:
     env = results["environment"]
     cpu = re.sub(r"[^A-Za-z0-9]+", "-", env["cpu"]).strip("-") + f"_{env['isa']['isa']}"
     name = f"RESULTS_{cpu}_ort{env['onnxruntime']}_{env['date']}"
     json_path, md_path = out / f"{name}.json", out / f"{name}.md"
-    if args.merge and json_path.is_file():
+    if merge and json_path.is_file():
         earlier = json.loads(json_path.read_text())
         results["cases"] = {**earlier.get("cases", {}), **results["cases"]}
         notes = earlier.get("notes", {})
