@@ -232,8 +232,9 @@ def test_a_non_loopback_bind_needs_a_token(colour_model):
     assert "--token" in r.stderr and "--insecure" in r.stderr and "0.0.0.0" in r.stderr
 
 
-def test_concurrent_requests_are_batched(batching_model, serve_process):
-    server = serve_process(str(batching_model), "--max-batch", "8", "--max-wait-ms", "20", "--threads", "1")
+def test_concurrent_requests_are_batched_and_a_missing_camera_is_named(batching_model, serve_process):
+    server = serve_process(str(batching_model), "--max-batch", "8", "--max-wait-ms", "20", "--threads", "1",
+                           "--camera", "7")
     pictures = [jpeg((i * 20, 100, 200 - i * 20)) for i in range(8)]
 
     def post(i: int) -> int:
@@ -244,6 +245,9 @@ def test_concurrent_requests_are_batched(batching_model, serve_process):
         statuses = list(pool.map(post, range(16)))
     with server.client() as c:
         metrics = c.get("/metrics").text
+        latest, model = c.get("/v1/latest"), c.get("/v1/model").json()
+    assert latest.status_code == 503 and latest.json()["kind"] == "no_result_yet"
+    assert "camera:7: no such camera" in latest.json()["error"] and "no such camera" in model["live"]["error"]
     assert statuses == [200] * 16
     count = float(metrics.split("edgecls_batch_size_count ")[1].split()[0])
     total = float(metrics.split("edgecls_batch_size_sum ")[1].split()[0])
