@@ -256,7 +256,7 @@ async def events(request: Request) -> Response:
 
 
 # --- the page --------------------------------------------------------------------------------------------------
-_PAGE = resources.files("edgecls.runtime.serve").joinpath("static/index.html")
+_PAGE = resources.files("edgecls.runtime.serve").joinpath("page.html")
 
 
 async def page(request: Request) -> Response:
