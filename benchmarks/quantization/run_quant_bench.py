@@ -318,8 +318,8 @@ def markdown(results: dict[str, Any]) -> str:
         la, lb = r.get("latency_loadavg_start"), r.get("latency_loadavg_end")
         if la and lb:
             lines += [
-                f"Latency measured under the CPU lock; 1/5/15-min load average {[round(v, 2) for v in la]} at "
-                f"start, {[round(v, 2) for v in lb]} at end (2 cores: processes outside the lock were running).",
+                f"Latency phase: 1/5/15-min load average {[round(v, 2) for v in la]} at start, "
+                f"{[round(v, 2) for v in lb]} at end (2 cores; see the notes for whether it held the CPU lock).",
                 "",
             ]
         lines += [
