@@ -176,7 +176,7 @@ def export_model(
         qopts = options.quantize_options or QuantizeOptions()
         qopts.max_drop = options.max_drop
         qopts.target = options.target
-        qopts.allow_over_budget = options.allow_over_budget
+        qopts.allow_over_budget = options.allow_over_budget or qopts.allow_over_budget
         over_budget = None
         try:
             report = quantize_model(

@@ -127,7 +127,10 @@ class BudgetSearch:
         eligible = [t for t in self.trials if self._eligible(t)] or self.trials
         fitting = [t for t in eligible if self._fits(t)]
         if fitting:
-            return min(fitting, key=lambda t: t.latency_p50_ms), True
+            # The fastest, unless it is within timing noise (10%) of the most accurate: then the most accurate.
+            accurate = min(fitting, key=lambda t: (round(t.drop_points, 6), t.accuracy.relative_error))
+            fastest = min(fitting, key=lambda t: t.latency_p50_ms)
+            return (fastest if fastest.latency_p50_ms < 0.9 * accurate.latency_p50_ms else accurate), True
         return min(eligible, key=lambda t: (round(t.drop_points, 6), t.accuracy.relative_error)), False
 
     def run(self, candidates: list[QuantRecipe]) -> SearchResult:
