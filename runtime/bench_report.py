@@ -154,6 +154,9 @@ def print_report(result: BenchResult, console: Any = None) -> None:
         for row in e2e_rows:
             t2.add_row(*[f(row) for _, f in E2E_COLUMNS])
         console.print(t2)
+    noise_line = agreement_inputs_line(result)
+    if noise_line:
+        console.print(f"[yellow]{escape(noise_line)}[/]", highlight=False)
     for (label, note, is_error), count in grouped_notes(result.rows).items():
         rows = f" ({count} configurations)" if count > 1 else ""
         console.print(f"[{'red' if is_error else 'yellow'}]{escape(label)}{rows}: {escape(note)}[/]", highlight=False)
@@ -279,6 +282,21 @@ def _md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def agreement_inputs_line(result: BenchResult) -> str | None:
+    """A warning when `agree %` was measured on noise tensors (no --data): quantized variants meet inputs their
+    calibration never saw and legitimately disagree with fp32 there, so the column then says nothing about their
+    accuracy; provider-vs-provider rows on the same file still must agree."""
+    kinds = {r.agreement_inputs for r in result.rows if r.agreement_inputs}
+    noise = sorted(k for k in kinds if "noise" in k)
+    if not noise:
+        return None
+    return (
+        f"agree % / max |d| were measured on {', '.join(noise)}, not images: an int8/fp16 file's agreement with fp32 "
+        "on noise says nothing about its accuracy (pass --data DIR with real images); the same file on another "
+        "provider must still agree."
+    )
+
+
 def to_markdown(result: BenchResult) -> str:
     lines = [f"Environment: {environment_line(result.environment)}", ""]
     headers = [h for h, _, _ in COLUMNS] + ["note"]
@@ -306,6 +324,9 @@ def to_markdown(result: BenchResult) -> str:
         "`agree %` / `max |d|`: top-1 agreement and largest output difference with onnxruntime CPU fp32 on the "
         "same inputs; `spin`: onnxruntime worker threads spinning (edgecls run does not spin).",
     ]
+    noise_line = agreement_inputs_line(result)
+    if noise_line:
+        lines += ["", noise_line]
     return "\n".join(lines) + "\n"
 
 

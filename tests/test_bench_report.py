@@ -134,3 +134,28 @@ def test_table_flags_fallback_errors_and_the_reference_row():
     assert "ERROR: bad.onnx: cannot load model" in text
     md = to_markdown(result)
     assert "(fallback)" in md and "2.00x" in md
+
+
+def test_agreement_on_noise_is_said_and_on_images_is_not():
+    """Without --data the agreement column is measured on noise, where an int8 file legitimately disagrees with
+    fp32: the table and the Markdown must say so, or a user reads a good int8 model as broken."""
+    from rich.console import Console
+
+    def row(variant: str, inputs: str, agreement: float) -> BenchRow:
+        return BenchRow(
+            label=f"model.{variant}.onnx", model="m", engine="onnxruntime", variant=variant, family="A",
+            provider="CPUExecutionProvider", batch=1, threads=1, p50_ms=5.0, mean_ms=5.0, std_ms=0.1,
+            agreement=agreement, agreement_inputs=inputs,
+        )
+
+    noise = "16 noise tensors"
+    noisy = BenchResult(collect_environment(), [row("fp32", noise, 1.0), row("int8", noise, 0.06)])
+    console = Console(record=True, width=300)
+    print_report(noisy, console)
+    assert "measured on 16 noise tensors" in console.export_text()
+    assert "pass --data DIR" in to_markdown(noisy)
+
+    real = BenchResult(collect_environment(), [row("fp32", "32 images", 1.0), row("int8", "32 images", 0.97)])
+    console = Console(record=True, width=300)
+    print_report(real, console)
+    assert "noise" not in console.export_text() and "noise" not in to_markdown(real)
