@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from edgecls.runtime.bench_rows import BenchTarget
+from edgecls.runtime.bench_rows import BenchResult, BenchTarget
 from edgecls.runtime.contract import ModelContract
 
 #: How many inputs each configuration is compared on (the images of a small --data folder, or noise tensors).
@@ -102,3 +102,18 @@ def compare(
         return Agreement(0.0, float("inf"), len(x)), what
     agree = float((got.argmax(axis=1) == ref.argmax(axis=1)).mean())
     return Agreement(agree, float(np.abs(got - ref).max()), len(x)), what
+
+
+def agreement_inputs_line(result: BenchResult) -> str | None:
+    """A warning when `agree %` was measured on noise tensors (no --data): quantized variants meet inputs their
+    calibration never saw and legitimately disagree with fp32 there, so the column then says nothing about their
+    accuracy; provider-vs-provider rows on the same file still must agree."""
+    kinds = {r.agreement_inputs for r in result.rows if r.agreement_inputs}
+    noise = sorted(k for k in kinds if "noise" in k)
+    if not noise:
+        return None
+    return (
+        f"agree % / max |d| were measured on {', '.join(noise)}, not images: an int8/fp16 file's agreement with fp32 "
+        "on noise says nothing about its accuracy (pass --data DIR with real images); the same file on another "
+        "provider must still agree."
+    )

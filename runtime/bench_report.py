@@ -17,6 +17,7 @@ from typing import Any
 
 from edgecls.runtime.atomic import atomic_path, atomic_write_text
 from edgecls.runtime.bench import BenchResult, BenchRow, is_reference
+from edgecls.runtime.bench_agreement import agreement_inputs_line
 from edgecls.runtime.bench_env import Environment
 from edgecls.runtime.errors import MissingExtraError
 
@@ -280,21 +281,6 @@ def write_csv(result: BenchResult, path: str | os.PathLike[str]) -> Path:
 
 def _md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
-
-
-def agreement_inputs_line(result: BenchResult) -> str | None:
-    """A warning when `agree %` was measured on noise tensors (no --data): quantized variants meet inputs their
-    calibration never saw and legitimately disagree with fp32 there, so the column then says nothing about their
-    accuracy; provider-vs-provider rows on the same file still must agree."""
-    kinds = {r.agreement_inputs for r in result.rows if r.agreement_inputs}
-    noise = sorted(k for k in kinds if "noise" in k)
-    if not noise:
-        return None
-    return (
-        f"agree % / max |d| were measured on {', '.join(noise)}, not images: an int8/fp16 file's agreement with fp32 "
-        "on noise says nothing about its accuracy (pass --data DIR with real images); the same file on another "
-        "provider must still agree."
-    )
 
 
 def to_markdown(result: BenchResult) -> str:

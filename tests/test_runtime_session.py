@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import onnxruntime as ort
 import pytest
+from edgecls.runtime import provider_catalog
 from edgecls.runtime import session as S
 from edgecls.runtime.errors import ProviderError
 
@@ -55,15 +56,15 @@ def test_broken_plugin_package_is_reported_not_raised(tmp_path, monkeypatch):
     plugins = {p.module: p for p in S.register_plugin_eps()}
     fake = plugins["fake_ep_pkg"]
     assert fake.provider == "FakeExecutionProvider" and fake.error
-    rows = {r.provider: r for r in S.describe_providers()}
+    rows = {r.provider: r for r in provider_catalog.describe_providers()}
     assert rows["FakeExecutionProvider"].source.startswith("plugin fake_ep_pkg (error:")
     assert not rows["FakeExecutionProvider"].available
     sys.modules.pop("fake_ep_pkg", None)
 
 
 def test_describe_providers_and_devices():
-    rows = S.describe_providers()
+    rows = provider_catalog.describe_providers()
     cpu = next(r for r in rows if r.provider == "CPUExecutionProvider")
     assert cpu.available and cpu.short_names == ["cpu"] and cpu.devices
     assert rows[0].available  # available ones first
-    assert any(d.provider == "CPUExecutionProvider" for d in S.ep_devices())
+    assert any(d.provider == "CPUExecutionProvider" for d in provider_catalog.ep_devices())

@@ -277,7 +277,7 @@ def info_command(
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     from edgecls.export.info import model_info
-    from edgecls.runtime.session import provider_paths
+    from edgecls.runtime.provider_catalog import provider_paths
 
     info = model_info(model)
     runs_here = provider_paths()  # which engine each --provider uses on this machine (OpenVINO: EP or runtime)

@@ -336,7 +336,7 @@ def providers(
 
     import onnxruntime as ort
 
-    from edgecls.runtime.session import describe_providers
+    from edgecls.runtime.provider_catalog import describe_providers
 
     rows = describe_providers()
     if json_out:
