@@ -6,7 +6,8 @@ float32[batch, num_classes]; ``batch`` is a symbolic dimension so the runtime ma
 The dynamo exporter (``torch.onnx.export(dynamo=True)``) is tried first (it implements opset >= 18; lower
 opsets are reached with onnx's version converter); when it raises or its graph cannot be converted, the
 TorchScript exporter (``dynamo=False``) is used and the reason is recorded. Real third-party models do
-fail the dynamo path (see RESEARCH.md).
+fail the dynamo path: a third-party EfficientNet-Lite0 did with torch 2.13 on a 2-core AMD EPYC (November
+2026), where the TorchScript exporter worked; so the fallback stays, and the reason is kept in the export report.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """OpenCV DNN baseline: the fp32 ONNX model run by ``cv2.dnn.readNetFromONNX`` on OpenCV's own CPU backend.
 
 It answers "is onnxruntime worth it over the OpenCV I already ship?". Only fp32 models are offered: OpenCV DNN
-5.0 could not load the QDQ int8 models edgecls writes (RESEARCH.md). When OpenCV cannot load or run a model,
+5.0 could not load the QDQ int8 models edgecls writes (``readNetFromONNX`` on a QDQ EfficientNet-Lite0, opencv-python
+5.0, a 2-core AMD EPYC, November 2026). When OpenCV cannot load or run a model,
 the benchmark row carries OpenCV's message as its error; nothing else is affected.
 """
 

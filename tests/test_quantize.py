@@ -1,4 +1,7 @@
-"""int8: ISA-aware defaults, calibration through the runtime's preprocessing, and the accuracy budget."""
+"""int8: ISA-aware defaults, calibration through the runtime's preprocessing, and the accuracy budget.
+
+One file for the quantize command's contract (recipes per target, honest grading, exit statuses, bias
+correction, the frontier), sharing one module-scoped set of real exported models so they are built once."""
 
 from __future__ import annotations
 

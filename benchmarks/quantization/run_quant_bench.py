@@ -11,6 +11,9 @@ validation crops again into search and held-out halves); every variant is then g
 (seed 13) that no step of any method saw. Latency: batch 1, 2 threads, every variant interleaved round by
 round in one process; the median of the rounds' p50 is published with the rounds' range.
 
+Over 400 lines on purpose: one reproducible study in one file (case preparation, the accuracy phase, the
+latency phase and the results writer), run as a script; the quantization itself is edgecls's library code.
+
 Variants per case: edgecls at the default 1-point budget and at --max-drop 10 (target auto = this CPU),
 edgecls --target x86-vnni (accuracy with onnxruntime's exact kernels, standing in for a VNNI CPU), the single
 recipes without any search (old first recipe, 8-bit depthwise, with bias correction), and onnxruntime's
