@@ -16,6 +16,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from edgecls.runtime.cpu_isa import read_cpuinfo
+
 # x86 and ARM feature flags that decide which int8/fp16 kernels a CPU can use.
 ISA_FLAGS: tuple[str, ...] = (
     "sse4_2",
@@ -103,13 +105,6 @@ class Environment:
         return any(f in self.isa for f in ("avx512_vnni", "avx_vnni", "asimddp", "amx_int8"))
 
 
-def _cpuinfo() -> str:
-    try:
-        return Path("/proc/cpuinfo").read_text(errors="replace")
-    except OSError:
-        return ""
-
-
 def _cpu_model(cpuinfo: str) -> str:
     for key in ("model name", "Hardware", "Processor", "cpu model"):
         m = re.search(rf"^{key}\s*:\s*(.+)$", cpuinfo, re.MULTILINE)
@@ -195,7 +190,7 @@ def _load_average() -> list[float] | None:
 
 def collect_environment() -> Environment:
     """Describe this machine and its libraries (cheap: no model is loaded, torch is not imported)."""
-    info = _cpuinfo()
+    info = read_cpuinfo()
     logical = os.cpu_count() or 1
     return Environment(
         cpu_model=_cpu_model(info),

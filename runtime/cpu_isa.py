@@ -45,14 +45,19 @@ class IsaProfile:
         return "x86-avx2"
 
 
+def read_cpuinfo() -> str:
+    """``/proc/cpuinfo`` (Linux), or "" where there is none: the one place edgecls reads it."""
+    try:
+        return Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return ""
+
+
 def detect_isa(cpuinfo: str | None = None, machine: str | None = None) -> IsaProfile:
     """Read ``/proc/cpuinfo`` flags (Linux); other systems fall back to the machine name."""
     machine = machine or platform.machine().lower()
     if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
-        except OSError:
-            cpuinfo = ""
+        cpuinfo = read_cpuinfo()
     flags: set[str] = set()
     for line in cpuinfo.splitlines():
         key, _, value = line.partition(":")

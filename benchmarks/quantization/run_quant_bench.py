@@ -72,15 +72,9 @@ def log(msg: str) -> None:
 def environment() -> dict[str, Any]:
     import onnxruntime
     import torch
+    from edgecls.runtime.bench_env import collect_environment
 
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
+    cpu = collect_environment().cpu_model
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
