@@ -121,6 +121,7 @@ def main() -> None:
     if args.quick:
         args.images, args.repeats = 120, 1
     import ray
+
     from edgecls.runtime.bench_env import collect_environment
 
     env = collect_environment()

@@ -83,6 +83,7 @@ def interleaved(
     import time
 
     import numpy as np
+
     from edgecls.runtime.session import create_session
 
     out: list[dict[str, object]] = []

@@ -36,6 +36,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from repeat_summary import Family, headline, headline_markdown, median_rows, stability, stability_markdown
+
 from edgecls.runtime.atomic import atomic_write_text
 from edgecls.runtime.bench import (
     BenchResult,
@@ -47,7 +49,6 @@ from edgecls.runtime.bench import (
 from edgecls.runtime.bench_env import collect_environment, environment_slug
 from edgecls.runtime.bench_opencv import opencv_baselines
 from edgecls.runtime.bench_report import print_report, to_markdown, write_plot
-from repeat_summary import Family, headline, headline_markdown, median_rows, stability, stability_markdown
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_ARCHS = ("mobilenetv2", "resnet18", "mobilenetv2_050")
@@ -59,9 +60,8 @@ DATA_SPEC = "builtin:shapes"
 # --------------------------------------------------------------------------------------------------------
 def _shapes_inputs(img_size: int, n: int, contract: Any) -> np.ndarray:
     """``float32[n, 3, S, S]``: builtin:shapes training images through the runtime's preprocessing."""
-    from edgecls.runtime.preprocess import preprocess_batch
-
     from edgecls.data import load_data
+    from edgecls.runtime.preprocess import preprocess_batch
 
     train = load_data(DATA_SPEC, seed=0).train
     idx = np.linspace(0, len(train) - 1, n).astype(int)
@@ -71,11 +71,11 @@ def _shapes_inputs(img_size: int, n: int, contract: Any) -> np.ndarray:
 def random_checkpoint(arch: str, img_size: int, out: Path, bn_images: int = 256) -> Path:
     """Random weights + BatchNorm statistics measured on real images, saved as an edgecls checkpoint."""
     import torch
-    from edgecls.runtime.contract import ModelContract
     from torch import nn
 
     from edgecls.data.builtin import SHAPE_CLASSES
     from edgecls.models.registry import arch_kwargs, build_model
+    from edgecls.runtime.contract import ModelContract
     from edgecls.training.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
@@ -154,8 +154,8 @@ def find_trained_export(root: Path, arch: str, img_size: int) -> Path | None:
 def write_test_split(checkpoint: Path, out: Path) -> Path:
     """The held-out test split of the data the checkpoint was trained on, as a class-folder tree."""
     import cv2
-    from edgecls.export.run_data import data_ref_of, load_splits
 
+    from edgecls.export.run_data import data_ref_of, load_splits
     from edgecls.training.checkpoint import load_checkpoint
 
     if out.is_dir() and any(out.rglob("*.png")):

@@ -42,9 +42,9 @@ def export_mobilenetv2(path: Path, size: int = 224, arch: str = "mobilenetv2") -
     """MobileNetV2 (random weights, real BN statistics from a few forward passes) with an edgecls contract."""
     import onnx
     import torch
-    from edgecls.runtime.contract import METADATA_KEY, ModelContract
 
     from edgecls.models import build_model
+    from edgecls.runtime.contract import METADATA_KEY, ModelContract
 
     torch.manual_seed(0)
     model = build_model(arch, len(LABELS), size)

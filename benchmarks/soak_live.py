@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import psutil
+
 from edgecls.runtime.classifier import Classifier
 from edgecls.runtime.live import CaptureSettings, quiet_backend_logs
 from edgecls.runtime.runner import ErrorRecord, Record, RunOptions, RunSummary, run_sources
@@ -40,8 +41,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def tiny_classifier(path: Path, size: int = 64) -> Path:
     """A small real conv classifier ONNX (``float32[N, 3, size, size]`` -> ``float32[N, 3]``) with a contract."""
     import onnx
-    from edgecls.runtime.contract import METADATA_KEY, ModelContract
     from onnx import TensorProto, helper, numpy_helper
+
+    from edgecls.runtime.contract import METADATA_KEY, ModelContract
 
     rng = np.random.default_rng(0)
     f = TensorProto.FLOAT

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from edgecls.runtime.contract import IMAGENET_MEAN, IMAGENET_STD, ModelContract
-from edgecls.runtime.errors import ContractError, EdgeclsError
 from torch import nn
 
 from edgecls.models.user_model import ModelFactoryError, build_user_model, first_line
+from edgecls.runtime.contract import IMAGENET_MEAN, IMAGENET_STD, ModelContract
+from edgecls.runtime.errors import ContractError, EdgeclsError
 
 
 def read_labels(path: str | os.PathLike[str]) -> list[str]:

@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from torch import nn
+
 from edgecls.export.fp16 import convert_to_fp16
 from edgecls.export.golden import golden_path_for, make_golden, write_golden
 from edgecls.export.onnx_export import DEFAULT_OPSET, Exporter, export_to_onnx
@@ -39,7 +41,6 @@ from edgecls.export.run_data import DataRef, data_ref_of
 from edgecls.runtime.atomic import atomic_path, atomic_write_text
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.errors import DataError
-from torch import nn
 
 Log = Callable[[str], None]
 

@@ -12,6 +12,7 @@ import warnings
 from pathlib import Path
 
 import onnx
+
 from edgecls.export.metadata import contract_of, embed_contract
 from edgecls.export.onnx_export import lower_ir_version, write_model
 from edgecls.runtime.errors import EdgeclsError

@@ -18,11 +18,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from torch import nn
+
 from edgecls.export.parity import torch_logits
 from edgecls.runtime.atomic import atomic_write_bytes
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.preprocess import preprocess_batch
-from torch import nn
 
 GOLDEN_IMAGE_SIZE = 64
 GOLDEN_COUNT = 8

@@ -24,11 +24,12 @@ from typing import Literal
 
 import onnx
 import torch
+from torch import nn
+
 from edgecls.export.metadata import PRODUCER_NAME, embed_contract
 from edgecls.runtime.atomic import atomic_write_bytes
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.errors import EdgeclsError
-from torch import nn
 
 #: Opset 17 loads in onnxruntime >= 1.13 (late 2022), so older edge builds run our files (onnxruntime#20559).
 DEFAULT_OPSET = 17

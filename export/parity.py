@@ -14,10 +14,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
+
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.errors import EdgeclsError
 from edgecls.runtime.preprocess import preprocess_batch
-from torch import nn
 
 #: fp32 ONNX vs PyTorch: graph optimisations reorder float sums, nothing more is allowed.
 FP32_ATOL = 1e-4

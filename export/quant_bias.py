@@ -100,6 +100,7 @@ def correct_biases(int8_path: str | os.PathLike[str], fp32: onnx.ModelProto, inp
     """Correct the QDQ model at ``int8_path`` in place, from the fp32 graph ``fp32`` (same node names) run on
     float32[N, 3, h, w] calibration ``inputs``. Returns a summary for the report."""
     import onnxruntime as ort
+
     from edgecls.runtime.session import session_options
 
     path = Path(int8_path)

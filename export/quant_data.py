@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from edgecls.export.run_data import DataRef, evenly_spaced, load_images, load_splits
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.decode import is_image_path

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+
 from edgecls.export.parity import onnx_logits
 
 
@@ -54,6 +55,7 @@ def int8_logits(path: str | os.PathLike[str], inputs: np.ndarray, precise: bool 
     if not precise:
         return onnx_logits(path, inputs)
     import onnxruntime as ort
+
     from edgecls.runtime.session import session_options
 
     so = session_options()

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import onnx
+
 from edgecls.export.quant_static import SENSITIVE_OPS
 
 #: Ops whose second input is a weight tensor (dequantized from int8 when the op is quantized).
@@ -48,6 +49,7 @@ def fusion_counts(int8_path: str | os.PathLike[str]) -> dict[str, Any]:
     ``int8_convs``: fused int8 conv/matmul kernels; ``float_convs``: convs left in float (each fed by
     DequantizeLinear when the fusion broke); ``int8_fraction``: int8 / (int8 + float) of the weighted ops."""
     import onnxruntime as ort
+
     from edgecls.runtime.session import session_options
 
     with tempfile.TemporaryDirectory(prefix="edgecls-fused-") as tmp:

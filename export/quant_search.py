@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from edgecls.export.quant_eval import Accuracy, latency_ms, measure_accuracy
 from edgecls.export.quant_graph import fusion_counts
 from edgecls.export.quant_isa import QuantRecipe

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 import onnx
+
 from edgecls.export.quant_eval import relative_error
 
 
@@ -65,6 +66,7 @@ def rank_nodes(
 
     ``inputs``: float32[N, 3, h, w]; ``reference``: the fp32 model's float32[N, C] logits on them."""
     import onnxruntime as ort
+
     from edgecls.runtime.session import session_options
 
     qdq = onnx.load(str(qdq_path))

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+
 from edgecls.export.quant_bias import correct_biases
 from edgecls.export.quant_data import ImageList
 from edgecls.export.quant_isa import QuantRecipe

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
+
 from edgecls.export.metadata import PRODUCER_NAME, contract_of, embed_contract
 from edgecls.export.onnx_export import lower_ir_version, write_model
 from edgecls.export.parity import onnx_logits

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.errors import DataError, EdgeclsError, ImageDecodeError
 from edgecls.runtime.preprocess import decode_floor

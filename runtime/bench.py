@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from edgecls.runtime.atomic import atomic_write_bytes
 from edgecls.runtime.bench_env import collect_environment
 from edgecls.runtime.bench_measure import DEFAULT_RUNS, DEFAULT_WARMUP, MIN_RUNS, load_onnxruntime, measure

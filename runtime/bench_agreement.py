@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from edgecls.runtime.bench_rows import BenchResult, BenchTarget
 from edgecls.runtime.contract import ModelContract
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from edgecls.runtime.atomic import atomic_write_text
 from edgecls.runtime.bench_rows import (
     BenchError,

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from edgecls.runtime.bench import ENGINE_OPENCV, BenchTarget, LoadedRunner, file_size
 from edgecls.runtime.errors import ModelLoadError
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from edgecls.runtime.contract import ModelContract, contract_from_metadata
 from edgecls.runtime.cpu_isa import int8_warnings
 from edgecls.runtime.decode import to_bgr_uint8

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
 from edgecls.runtime.errors import ImageDecodeError
 
 IMAGE_SUFFIXES: frozenset[str] = frozenset(

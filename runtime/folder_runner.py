@@ -15,6 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+
 from edgecls.runtime.classifier import Classifier, Prediction
 from edgecls.runtime.decode import decode_bytes
 from edgecls.runtime.errors import EdgeclsError

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
 from edgecls.runtime.decode import to_bgr_uint8
 from edgecls.runtime.errors import EdgeclsError, SourceError
 from edgecls.runtime.sources import SourceSpec

@@ -28,6 +28,7 @@ from typing import IO, Any
 
 import cv2
 import numpy as np
+
 from edgecls.runtime.atomic import atomic_path, atomic_write_bytes
 from edgecls.runtime.classifier import Prediction
 from edgecls.runtime.errors import EdgeclsError

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import cv2
 import numpy as np
+
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.decode import decode_image, to_bgr_uint8
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import onnxruntime as ort
+
 from edgecls.runtime.errors import ProviderError
 from edgecls.runtime.session import (
     AUTO_PREFERENCE,

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
+
 from edgecls.runtime.classifier import Classifier, Prediction
 from edgecls.runtime.folder_runner import classify_files
 from edgecls.runtime.live import CaptureSettings, Frame, FrameSource

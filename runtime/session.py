@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import onnxruntime as ort
+
 from edgecls.runtime.errors import ModelLoadError, ProviderError
 
 # Short names users type -> onnxruntime provider names.

@@ -15,8 +15,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from edgecls.runtime.contract import ModelContract
 from fixtures_runtime import LABELS, add_contract, export_torch, golden_images
+
+from edgecls.runtime.contract import ModelContract
 
 SIZE = 32
 

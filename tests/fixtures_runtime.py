@@ -20,6 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
 from edgecls.runtime.contract import METADATA_KEY, ModelContract
 from edgecls.runtime.preprocess import preprocess_batch
 

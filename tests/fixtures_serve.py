@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from edgecls.runtime.contract import ModelContract
 from fixtures_runtime import REPO, MjpegServer, add_contract, have_ffmpeg, make_onnx
+
+from edgecls.runtime.contract import ModelContract
 
 COLOURS = ("red", "green", "blue")
 

@@ -14,9 +14,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from fixtures_runtime import REPO, run_edgecls
+
 from edgecls.runtime.batch.job import BatchJob
 from edgecls.runtime.batch.local import classify_in_process
-from fixtures_runtime import REPO, run_edgecls
 
 # Loopback only: Ray reads this when imported and then binds 127.0.0.1 instead of the machine's address.
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
@@ -66,9 +67,10 @@ def colour_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ``float32[N, 3, 32, 32]`` -> GlobalAveragePool -> Flatten -> Gemm(8 * I) -> ``float32[N, 3]`` logits, so the
     labels vary across real photos and the scores depend on every step of the preprocessing.
     """
-    from edgecls.runtime.contract import ModelContract
     from fixtures_runtime import LABELS, add_contract, make_onnx
     from onnx import TensorProto, helper, numpy_helper
+
+    from edgecls.runtime.contract import ModelContract
 
     path = tmp_path_factory.mktemp("colour") / "colour.onnx"
     make_onnx(
@@ -87,6 +89,7 @@ def colour_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def ray_cluster(tmp_path_factory: pytest.TempPathFactory):
     """A 2-CPU Ray cluster on loopback for this module; its workers see the crash hook's variable."""
     import ray
+
     from edgecls.runtime.batch.on_ray import CRASH_ONCE_ENV
 
     arm = tmp_path_factory.mktemp("crash") / "arm"

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from edgecls.runtime.bench import (
     CPU_PROVIDER,
     ENGINE_OPENCV,
@@ -116,6 +117,7 @@ def test_silent_fallback_is_reported(bench_models, monkeypatch):
 def test_provider_listed_but_running_no_node_counts_as_fallback(bench_models):
     """onnxruntime's Azure EP (in the stock wheel) loads, is listed by get_providers(), and runs no node."""
     import onnxruntime as ort
+
     from edgecls.runtime.bench import load_onnxruntime
 
     if "AzureExecutionProvider" not in ort.get_available_providers():

@@ -6,11 +6,11 @@ import json
 import shutil
 
 import pytest
-from edgecls.runtime.errors import EdgeclsError
 from typer.testing import CliRunner
 
 from edgecls.cli import app
 from edgecls.cli.bench_cmd import expand_models
+from edgecls.runtime.errors import EdgeclsError
 
 
 def test_bench_an_export_directory_with_baselines_and_reports(bench_models, tmp_path):

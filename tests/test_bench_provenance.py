@@ -7,9 +7,8 @@ from __future__ import annotations
 import json
 import shutil
 
-from edgecls.runtime.bench import model_targets, run_benchmark
-
 from edgecls.cli.bench_cmd import _torch_targets, expand_models
+from edgecls.runtime.bench import model_targets, run_benchmark
 
 
 def test_export_out_elsewhere_still_finds_its_checkpoint(exported_tiny, tiny_run):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import onnxruntime as ort
 import pytest
+
 from edgecls.runtime.bench import BenchResult, BenchRow, compute_ratios, run_benchmark
 from edgecls.runtime.bench_env import collect_environment, environment_slug
 from edgecls.runtime.bench_report import (

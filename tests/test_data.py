@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from edgecls.runtime.errors import DataError
 
 from edgecls.data import load_data, load_eval_set, load_image_folder
 from edgecls.data.augment import AugmentConfig, augment
 from edgecls.data.splits import stratified_split
+from edgecls.runtime.errors import DataError
 
 
 def test_builtin_sets_are_deterministic_and_real() -> None:

@@ -10,6 +10,9 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from fixtures_export import fast_export_options
+from torch import nn
+
 from edgecls.export.export_run import ExportOptions, export_checkpoint
 from edgecls.export.golden import read_golden
 from edgecls.export.metadata import contract_of, read_contract_file
@@ -19,9 +22,6 @@ from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.errors import ContractError, DataError, EdgeclsError
 from edgecls.runtime.preprocess import preprocess_batch
 from edgecls.runtime.session import create_session
-from fixtures_export import fast_export_options
-from torch import nn
-
 from edgecls.training.checkpoint import load_checkpoint
 
 CONTRACT = ModelContract(labels=("a", "b", "c"), input_size=(32, 32), resize_mode="stretch")

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_export import _cli, _leftovers
+
 from edgecls.export.byo_model import ModelFactoryError, PreprocessFlags, build_user_model, read_labels
 from edgecls.export.metadata import read_contract_file
 from edgecls.runtime.errors import ContractError
-from test_export import _cli, _leftovers
 
 FACTORY = """
 import torch

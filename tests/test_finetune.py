@@ -14,9 +14,9 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from edgecls.runtime.errors import EdgeclsError, MissingExtraError
 from test_export import _cli  # the real console entry point, in-process
 
+from edgecls.runtime.errors import EdgeclsError, MissingExtraError
 from edgecls.training.config import TrainConfig
 
 USER_FACTORY = '''

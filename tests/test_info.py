@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_export import _cli
+
 from edgecls.export.info import model_info
 from edgecls.runtime.errors import ModelLoadError
-from test_export import _cli
 
 REPO = Path(__file__).resolve().parents[1]
 

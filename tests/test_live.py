@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
 from edgecls.runtime.live import CaptureSettings, FrameSource
 from edgecls.runtime.sources import SourceSpec, camera_source
 

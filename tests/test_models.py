@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from edgecls.runtime.errors import EdgeclsError
 from torch import nn
 
 from edgecls.models import ARCHITECTURES, build_model
+from edgecls.runtime.errors import EdgeclsError
 
 _ALLOWED = (
     nn.Conv2d,

@@ -10,12 +10,12 @@ import sys
 
 import numpy as np
 import pytest
-from edgecls.runtime.classifier import Classifier
-from edgecls.runtime.session import openvino_route
 from fixtures_runtime import REPO, golden_images, run_edgecls
 from typer.testing import CliRunner
 
 from edgecls.cli import app
+from edgecls.runtime.classifier import Classifier
+from edgecls.runtime.session import openvino_route
 
 pytest.importorskip("openvino", reason="the openvino extra is not installed: pip install 'edgecls[openvino]'")
 

@@ -116,6 +116,7 @@ def test_efficientnet_lite0_equals_the_reference_model_with_the_real_weights() -
 
     import cv2
     import skimage.data
+
     from edgecls.runtime.contract import ModelContract
     from edgecls.runtime.preprocess import preprocess_batch
 

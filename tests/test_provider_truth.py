@@ -9,14 +9,14 @@ import re
 
 import onnxruntime as ort
 import pytest
-from edgecls.runtime import session as S
-from edgecls.runtime.bench import run_benchmark
-from edgecls.runtime.classifier import Classifier
-from edgecls.runtime.errors import ProviderError
 from fixtures_runtime import REPO
 from typer.testing import CliRunner
 
 from edgecls.cli import app
+from edgecls.runtime import session as S
+from edgecls.runtime.bench import run_benchmark
+from edgecls.runtime.classifier import Classifier
+from edgecls.runtime.errors import ProviderError
 
 # Option names as onnxruntime documents them (the provider pages under
 # https://onnxruntime.ai/docs/execution-providers/ and each provider's *_execution_provider_info.cc parser,

@@ -12,6 +12,9 @@ import sys
 import numpy as np
 import pytest
 import torch
+from fixtures_export import FAST_QUANT
+from torch import nn
+
 from edgecls.export.metadata import read_contract_file
 from edgecls.export.onnx_export import export_to_onnx
 from edgecls.export.parity import onnx_logits
@@ -21,8 +24,6 @@ from edgecls.export.quantize import QuantizeOptions, quantize_model
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.cpu_isa import detect_isa
 from edgecls.runtime.errors import ContractError, DataError
-from fixtures_export import FAST_QUANT
-from torch import nn
 
 FLAGS = "fpu sse sse2 avx avx2 fma"
 

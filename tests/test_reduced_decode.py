@@ -12,15 +12,16 @@ import json
 import cv2
 import numpy as np
 import pytest
+from fixtures_reliability import exif_rotated_jpeg
+from fixtures_runtime import RuntimeModels
+from hypothesis import given
+from hypothesis import strategies as st
+
 from edgecls.runtime.classifier import Classifier
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.decode import decode_bytes, decode_image, read_jpeg_header, reduced_decode_flag
 from edgecls.runtime.folder_runner import classify_files, classify_files_sequential
 from edgecls.runtime.preprocess import decode_floor, decode_for_contract, preprocess
-from fixtures_reliability import exif_rotated_jpeg
-from fixtures_runtime import RuntimeModels
-from hypothesis import given
-from hypothesis import strategies as st
 
 CONTRACT_224 = ModelContract(labels=("a", "b"), input_size=(224, 224), interpolation="linear")
 
@@ -152,8 +153,9 @@ def _assert_same(results, expected) -> None:
 
 def test_a_contract_can_ask_for_full_decoding(runtime_models: RuntimeModels, tmp_path) -> None:
     """For a foreign model whose accuracy was measured on fully decoded images: ``--jpeg-decode full``."""
-    from edgecls.runtime.errors import ContractError
     from fixtures_runtime import run_edgecls
+
+    from edgecls.runtime.errors import ContractError
 
     full_contract = CONTRACT_224.replace(jpeg_decode="full")
     assert decode_floor(full_contract) is None

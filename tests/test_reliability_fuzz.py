@@ -15,13 +15,14 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.decode import decode_bytes, to_bgr_uint8
 from edgecls.runtime.errors import ContractError, EdgeclsError, ImageDecodeError
 from edgecls.runtime.preprocess import preprocess, preprocess_batch
-from hypothesis import HealthCheck, event, given, settings
-from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 
 # Numeric overflow (a float32 cast to inf, NaN arithmetic) counts as a failure, not a warning.
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")

@@ -13,13 +13,14 @@ import subprocess
 import cv2
 import numpy as np
 import pytest
+from fixtures_reliability import OddImages, edgecls_cmd, edgecls_env, exif_rotated_jpeg, jsonl, run_cli
+
 from edgecls.runtime.classifier import Classifier
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.decode import decode_bytes, decode_image, jpeg_is_truncated
 from edgecls.runtime.errors import ImageDecodeError
 from edgecls.runtime.folder_runner import classify_files
 from edgecls.runtime.preprocess import preprocess, resize_to_contract
-from fixtures_reliability import OddImages, edgecls_cmd, edgecls_env, exif_rotated_jpeg, jsonl, run_cli
 
 
 def test_decoder_gives_bgr_uint8_for_every_valid_odd_file(odd_images: OddImages) -> None:

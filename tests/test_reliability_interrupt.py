@@ -21,8 +21,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from edgecls.runtime.atomic import atomic_write_bytes
-from edgecls.runtime.errors import EdgeclsError
 from fixtures_reliability import (
     DirWatch,
     assert_one_clean_error,
@@ -35,6 +33,8 @@ from fixtures_reliability import (
     tmpfs,
 )
 
+from edgecls.runtime.atomic import atomic_write_bytes
+from edgecls.runtime.errors import EdgeclsError
 from edgecls.training.checkpoint import load_checkpoint
 
 CONFIG = {"data": "builtin:shapes", "arch": "cnn", "epochs": 2, "img_size": 32, "batch_size": 32,

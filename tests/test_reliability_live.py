@@ -23,9 +23,10 @@ import time
 import cv2
 import numpy as np
 import pytest
+from fixtures_reliability import edgecls_cmd, edgecls_env, jsonl, run_cli
+
 from edgecls.runtime.live import CaptureSettings, FrameSource, quiet_backend_logs
 from edgecls.runtime.sources import SourceSpec
-from fixtures_reliability import edgecls_cmd, edgecls_env, jsonl, run_cli
 
 BOUNDARY = b"edgeclsframe"
 

@@ -9,10 +9,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from fixtures_reliability import assert_one_clean_error, run_cli
+
 from edgecls.runtime.classifier import Classifier
 from edgecls.runtime.contract import METADATA_KEY, SCHEMA_VERSION
 from edgecls.runtime.errors import ContractError, EdgeclsError, ModelLoadError
-from fixtures_reliability import assert_one_clean_error, run_cli
 
 NOT_ONNX = "cannot load model (not an ONNX model: protobuf parsing failed)"
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from edgecls.runtime.classifier import Classifier, Prediction, softmax, top_k_predictions
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.decode import decode_image

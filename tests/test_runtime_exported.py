@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from edgecls.runtime.classifier import Classifier
 from test_runtime_classifier import check_golden
+
+from edgecls.runtime.classifier import Classifier
 
 
 def test_exported_golden_file_checks_without_torch(exported_tiny):

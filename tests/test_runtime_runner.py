@@ -6,13 +6,14 @@ import threading
 
 import numpy as np
 import pytest
+from test_live import write_video
+
 from edgecls.runtime.classifier import Classifier
 from edgecls.runtime.errors import EdgeclsError
 from edgecls.runtime.folder_runner import classify_files, classify_files_sequential
 from edgecls.runtime.live import CaptureSettings
 from edgecls.runtime.runner import ErrorRecord, Record, RunOptions, RunSummary, run_sources
 from edgecls.runtime.sources import expand_sources
-from test_live import write_video
 
 
 class Collect:

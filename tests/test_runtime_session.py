@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import onnxruntime as ort
 import pytest
+
 from edgecls.runtime import provider_catalog
 from edgecls.runtime import session as S
 from edgecls.runtime.errors import ProviderError

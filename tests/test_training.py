@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.errors import EdgeclsError
-
 from edgecls.training.checkpoint import load_checkpoint
 from edgecls.training.config import TrainConfig
 from edgecls.training.train import train

@@ -45,6 +45,8 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from photo_data import PHOTOS, random_crops  # noqa: E402
+
 from edgecls.export.byo_model import PreprocessFlags, export_user_model  # noqa: E402
 from edgecls.export.export_run import ExportOptions, export_checkpoint  # noqa: E402
 from edgecls.export.metadata import read_contract_file  # noqa: E402
@@ -58,7 +60,6 @@ from edgecls.export.quantize import OverBudgetError, QuantizeOptions, quantize_m
 from edgecls.runtime.atomic import atomic_write_text  # noqa: E402
 from edgecls.runtime.contract import ModelContract  # noqa: E402
 from edgecls.runtime.cpu_isa import detect_isa  # noqa: E402
-from photo_data import PHOTOS, random_crops  # noqa: E402
 
 THREADS = 2
 SEEDS = {"calibration": 11, "validation": 12, "test": 13}
@@ -72,6 +73,7 @@ def log(msg: str) -> None:
 def environment() -> dict[str, Any]:
     import onnxruntime
     import torch
+
     from edgecls.runtime.bench_env import collect_environment
 
     cpu = collect_environment().cpu_model

@@ -18,10 +18,11 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
-from edgecls.runtime.contract import ModelContract  # noqa: E402
-from edgecls.runtime.preprocess import preprocess_batch  # noqa: E402
 from photo_data import PHOTOS, random_crops  # noqa: E402
 from photo_model import CONTRACT_FLAGS, build  # noqa: E402
+
+from edgecls.runtime.contract import ModelContract  # noqa: E402
+from edgecls.runtime.preprocess import preprocess_batch  # noqa: E402
 
 
 def main() -> None:

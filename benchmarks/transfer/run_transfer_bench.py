@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from edgecls.runtime.bench_env import collect_environment, environment_slug  # noqa: E402
 from photo_task import write_task  # noqa: E402
+
+from edgecls.runtime.bench_env import collect_environment, environment_slug  # noqa: E402
 
 EDGECLS = [sys.executable, "-m", "edgecls"]
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
 from edgecls.runtime.batch.inputs import list_inputs
 from edgecls.runtime.batch.job import BatchJob
 from edgecls.runtime.batch.table import (

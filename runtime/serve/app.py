@@ -30,6 +30,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
 from edgecls.runtime.classifier import Classifier, InferenceError
 from edgecls.runtime.runner import Record
 from edgecls.runtime.serve.batcher import DynamicBatcher, ServerBusy
@@ -38,13 +46,6 @@ from edgecls.runtime.serve.metrics import ServeMetrics
 from edgecls.runtime.serve.settings import ServeSettings
 from edgecls.runtime.serve.uploads import ApiError, parse_top_k, prepare_upload, read_upload
 from edgecls.runtime.sources import SourceSpec
-from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 ROUTES = ("/", "/v1/classify", "/v1/model", "/v1/latest", "/v1/stream", "/v1/events", "/healthz", "/readyz",
           "/metrics")

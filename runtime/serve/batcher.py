@@ -20,6 +20,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 
 import numpy as np
+
 from edgecls.runtime.classifier import Classifier, Prediction, top_k_predictions
 from edgecls.runtime.errors import EdgeclsError
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.live import CaptureSettings, FrameSource
 from edgecls.runtime.output import annotate

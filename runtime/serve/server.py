@@ -14,6 +14,7 @@ import sys
 from types import FrameType
 
 import uvicorn
+
 from edgecls.runtime.classifier import Classifier
 from edgecls.runtime.errors import EdgeclsError
 from edgecls.runtime.serve.app import ServeState, build_app

@@ -14,13 +14,14 @@ import io
 from collections.abc import AsyncIterator
 
 import numpy as np
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import ClientDisconnect, Request
+
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.decode import decode_bytes
 from edgecls.runtime.errors import EdgeclsError, ImageDecodeError
 from edgecls.runtime.preprocess import decode_floor, preprocess
-from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartException, MultiPartParser
-from starlette.requests import ClientDisconnect, Request
 
 RAW_IMAGE_TYPES = ("application/octet-stream",)  # plus every image/* type
 

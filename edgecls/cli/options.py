@@ -1,0 +1,124 @@
+"""The command line's shared options: one declaration per flag, used by every command that takes it.
+
+Contract flags are spelled like the ModelContract fields they set (``--input-size`` sets ``input_size``) and
+are declared once, in :data:`CONTRACT_FLAGS`; a command takes them all by decorating itself with
+:func:`contract_flags` and receives one :class:`~edgecls.runtime.contract_options.ContractOptions`.
+Nothing heavy is imported here: ``edgecls --help`` must stay torch-free.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from edgecls.runtime.contract import COLOR_ORDERS, INTERPOLATIONS, JPEG_DECODES, RESIZE_MODES
+from edgecls.runtime.contract_options import ContractOptions
+
+_CONTRACT_PANEL = "Model contract (for models without one, or to override it)"
+
+#: Every contract flag, by the ModelContract field it sets. Defaults are all None: "keep the model's value".
+CONTRACT_FLAGS: dict[str, Any] = {
+    "labels": Annotated[
+        str | None,
+        typer.Option(
+            help="Class labels: a file (one per line, or a JSON list) or a,b,c.", rich_help_panel=_CONTRACT_PANEL
+        ),
+    ],
+    "input_size": Annotated[
+        str | None, typer.Option(help="Input size the network consumes: S or HxW.", rich_help_panel=_CONTRACT_PANEL)
+    ],
+    "mean": Annotated[
+        str | None,
+        typer.Option(
+            help="Per-channel mean r,g,b in [0,1] units (default ImageNet's).", rich_help_panel=_CONTRACT_PANEL
+        ),
+    ],
+    "std": Annotated[
+        str | None,
+        typer.Option(
+            help="Per-channel std r,g,b in [0,1] units (default ImageNet's).", rich_help_panel=_CONTRACT_PANEL
+        ),
+    ],
+    "scale": Annotated[
+        float | None, typer.Option(help="Pixel scale before mean/std (default 1/255).", rich_help_panel=_CONTRACT_PANEL)
+    ],
+    "resize_mode": Annotated[
+        str | None, typer.Option(help=" or ".join(RESIZE_MODES) + ".", rich_help_panel=_CONTRACT_PANEL)
+    ],
+    "crop_fraction": Annotated[
+        float | None,
+        typer.Option(
+            help="shorter_side_crop: the centre crop's share of the resized side (default 0.875).",
+            rich_help_panel=_CONTRACT_PANEL,
+        ),
+    ],
+    "interpolation": Annotated[
+        str | None, typer.Option(help=", ".join(INTERPOLATIONS) + ".", rich_help_panel=_CONTRACT_PANEL)
+    ],
+    "color_order": Annotated[
+        str | None,
+        typer.Option(
+            help="Channel order the model expects: " + " or ".join(COLOR_ORDERS) + ".", rich_help_panel=_CONTRACT_PANEL
+        ),
+    ],
+    "output_kind": Annotated[
+        str | None,
+        typer.Option(help="What the model outputs: logits or probabilities.", rich_help_panel=_CONTRACT_PANEL),
+    ],
+    "jpeg_decode": Annotated[
+        str | None,
+        typer.Option(
+            help=" or ".join(JPEG_DECODES) + ": reduced decodes large JPEGs at 1/2-1/8 scale (never below what the "
+            "resize needs); full decodes every pixel, for models measured that way.",
+            rich_help_panel=_CONTRACT_PANEL,
+        ),
+    ],
+}
+
+_Command = TypeVar("_Command", bound=Callable[..., Any])
+
+
+def contract_flags(command: _Command) -> _Command:
+    """Give a typer command every contract flag; it receives them as ``contract_options: ContractOptions``.
+
+    The wrapper's signature is the command's own (without ``contract_options``) plus one keyword-only
+    parameter per entry of :data:`CONTRACT_FLAGS`, which is what typer reads to build the options.
+    """
+    signature = inspect.signature(command, eval_str=True)  # resolve `from __future__ import annotations` strings
+    own = [p for name, p in signature.parameters.items() if name != "contract_options"]
+    added = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
+        for name, annotation in CONTRACT_FLAGS.items()
+    ]
+
+    @functools.wraps(command)
+    def with_contract_flags(*args: Any, **kwargs: Any) -> Any:
+        given = {name: kwargs.pop(name, None) for name in CONTRACT_FLAGS}
+        return command(*args, contract_options=ContractOptions(**given), **kwargs)
+
+    # typer reads parameters from __signature__ and annotations from get_type_hints(): both must list the flags.
+    with_contract_flags.__signature__ = signature.replace(parameters=[*own, *added])  # type: ignore[attr-defined]
+    with_contract_flags.__annotations__ = {
+        k: v for k, v in getattr(command, "__annotations__", {}).items() if k != "contract_options"
+    } | CONTRACT_FLAGS
+    return with_contract_flags  # type: ignore[return-value]
+
+
+# --- options several commands share (same flag, same meaning, same help) ------------------------------------
+ProviderOpt = Annotated[
+    str,
+    typer.Option(
+        "--provider", "-p", help="Execution provider: auto, cpu, openvino, cuda, tensorrt, ... (edgecls providers)."
+    ),
+]
+ThreadsOpt = Annotated[int | None, typer.Option("--threads", min=1, help="Intra-op threads (default: the engine's).")]
+StrictOpt = Annotated[bool, typer.Option("--strict", help="Fail instead of warning when a provider falls back to CPU.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout (JSON / JSON Lines).")]
+TopKOpt = Annotated[int, typer.Option("--top-k", "-k", min=1, help="Classes reported per input.")]
+BatchSizeOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Images per inference batch.")]
+OutDirOpt = Annotated[Path | None, typer.Option("--out", help="Output directory.")]

@@ -1,0 +1,42 @@
+"""Finding images on disk: the one folder walk behind training sets, calibration images, bench data and run.
+
+Every caller sees the same files in the same order: sorted, recursive, hidden files and folders (``.git``,
+macOS ``._x``) skipped, image suffixes per ``decode.is_image_path``. Torch-free: part of the edge runtime.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from edgecls.runtime.decode import is_image_path
+
+
+def walk_images(folder: str | os.PathLike[str], follow_links: bool = True) -> list[Path]:
+    """Images under ``folder``, recursively, sorted by path; hidden entries skipped.
+
+    ``follow_links=False`` is for user-given trees that may link back into themselves (``edgecls run DIR``).
+    """
+    found: list[Path] = []
+    for root, dirs, files in os.walk(folder, followlinks=follow_links):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found.extend(Path(root) / f for f in files if not f.startswith(".") and is_image_path(f))
+    return sorted(found)
+
+
+def class_folders(root: str | os.PathLike[str]) -> list[Path]:
+    """The visible sub-folders of ``root``, sorted by name: one per class in an ImageFolder tree."""
+    return sorted((d for d in Path(root).iterdir() if d.is_dir() and not d.name.startswith(".")), key=lambda d: d.name)
+
+
+def labelled_images(root: str | os.PathLike[str]) -> list[tuple[Path, str | None]]:
+    """``(path, class name or None)`` for every image under ``root``: the class is the first-level folder.
+
+    Images directly in ``root`` are unlabelled (None); images in a class folder's sub-folders belong to it.
+    """
+    root = Path(root)
+    loose = sorted(p for p in root.iterdir() if p.is_file() and not p.name.startswith(".") and is_image_path(p))
+    items: list[tuple[Path, str | None]] = [(p, None) for p in loose]
+    for d in class_folders(root):
+        items.extend((p, d.name) for p in walk_images(d))
+    return items
