@@ -125,7 +125,7 @@ def cold_start(model: Path, image: Path, runs: int) -> dict:
             "importtime",
             "-c",
             "import edgecls.cli, numpy, cv2, onnxruntime, edgecls.runtime.classifier, "
-            "edgecls.runtime.output, rich.console",
+            "edgecls.runtime.run.console_sinks, rich.console",
         ],
         capture_output=True,
         text=True,
@@ -141,7 +141,7 @@ def cold_start(model: Path, image: Path, runs: int) -> dict:
             "rich.console",
             "edgecls.cli",
             "edgecls.runtime.classifier",
-            "edgecls.runtime.output",
+            "edgecls.runtime.run.console_sinks",
             "click",
         ):
             imports[parts[2]] = round(int(parts[1]) / 1000, 1)
@@ -210,8 +210,8 @@ def folder_throughput(model: Path, paths: list[Path], repeats: int) -> dict:
     """
     from edgecls.runtime.classifier import Classifier
     from edgecls.runtime.decode import decode_image
-    from edgecls.runtime.folder_runner import classify_files, classify_files_sequential, default_workers
     from edgecls.runtime.preprocess import decode_for_contract, preprocess
+    from edgecls.runtime.run.image_batches import classify_files, classify_files_sequential, default_workers
 
     default = Classifier(model, provider="cpu")
     nospin = Classifier(model, provider="cpu", spin=False)  # what `edgecls run` uses

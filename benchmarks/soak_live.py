@@ -1,5 +1,5 @@
 """Soak the live loop: thousands of frames of a looping loopback stream through ``edgecls run``'s own code
-path (FrameSource capture thread -> runner -> Classifier -> sink), with the stream server killed and
+path (FrameSource capture thread -> source loop -> Classifier -> sink), with the stream server killed and
 restarted every ``--restart-every`` results, and the process RSS sampled throughout.
 
 A leak anywhere in capture, reconnect (VideoCapture open/release), preprocessing, inference or output shows
@@ -31,9 +31,10 @@ import numpy as np
 import psutil
 
 from edgecls.runtime.classifier import Classifier
-from edgecls.runtime.live import CaptureSettings, quiet_backend_logs
-from edgecls.runtime.runner import ErrorRecord, Record, RunOptions, RunSummary, run_sources
-from edgecls.runtime.sources import SourceSpec
+from edgecls.runtime.run.live_capture import CaptureSettings, quiet_backend_logs
+from edgecls.runtime.run.records import ErrorRecord, Record, RunSummary
+from edgecls.runtime.run.source_loop import LoopOptions, run_sources
+from edgecls.runtime.run.source_specs import SourceSpec
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -156,7 +157,7 @@ def soak(model: Path, frames: int, restart_every: int | None = None, sample_ever
 
     sink = SoakSink(sample_every, on_result=maybe_restart)
     clf = Classifier(model, spin=False, threads=1)
-    options = RunOptions(top_k=1, batch_size=1, max_frames=frames,
+    options = LoopOptions(top_k=1, batch_size=1, max_frames=frames,
                          capture=CaptureSettings(retries=20, backoff=0.1, backoff_max=1.0, open_timeout=3,
                                                  read_timeout=3))
     time.sleep(0.3)  # let ffmpeg listen

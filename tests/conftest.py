@@ -10,7 +10,8 @@ import pytest
 _HERE = Path(__file__).parent
 pytest_plugins = [
     name
-    for name in ("fixtures_export", "fixtures_runtime", "fixtures_bench", "fixtures_reliability", "fixtures_serve")
+    for name in ("fixtures_export", "fixtures_runtime", "fixtures_bench", "fixtures_reliability", "fixtures_serve",
+                 "fixtures_streams")
     if (_HERE / f"{name}.py").exists()
 ]
 

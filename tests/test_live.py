@@ -1,5 +1,6 @@
 """Frame sources in their capture thread: video files (sequential, stride, real-time pace), missing and broken
-sources, and a real loopback MJPEG stream from ffmpeg (frames dropped, age low, reconnect with back-off)."""
+sources, and a real loopback MJPEG stream from ffmpeg (frames dropped, age low, reconnect with back-off).
+RTSP from a real RTSP server: tests/test_live_rtsp.py."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edgecls.runtime.live import CaptureSettings, FrameSource
-from edgecls.runtime.sources import SourceSpec, camera_source
+from edgecls.runtime.run.live_capture import CaptureSettings, FrameSource
+from edgecls.runtime.run.source_specs import SourceSpec, camera_source
 
 
 def write_video(path: Path, frames: int = 30, fps: float = 30.0, size: int = 64) -> Path:
@@ -99,33 +100,30 @@ def test_unreachable_stream_retries_with_exponential_backoff():
 
 
 @pytest.mark.stream
-def test_mjpeg_stream_keeps_only_the_newest_frame(mjpeg_server, slow_model):
-    """60 fps from ffmpeg on loopback, a model slower than 16 ms: frames skip, results stay fresh."""
-    from edgecls.runtime.classifier import Classifier
-
+def test_mjpeg_stream_keeps_only_the_newest_frame(mjpeg_server):
+    """60 fps from ffmpeg on loopback, a consumer that takes 100 ms per frame on purpose: the frames in
+    between are dropped (counted, indices jump) and each frame taken is the newest, not one from a backlog."""
+    interval_ms = 1000 / 60
     server = mjpeg_server(fps=60)
-    clf = Classifier(slow_model, spin=False)
     src = FrameSource(SourceSpec("stream", server.url, "cam"), CaptureSettings(retries=0)).start()
-    ages, lats, idx = [], [], []
-    deadline = time.monotonic() + 8
-    while len(idx) < 25 and time.monotonic() < deadline:
+    ages, idx = [], []
+    deadline = time.monotonic() + 10
+    while len(idx) < 15 and time.monotonic() < deadline:
         got = src.take()
         if not got:
             src.wakeup.wait(0.05)
             src.wakeup.clear()
             continue
-        t0 = time.perf_counter()
-        clf.predict(got[0].image, top_k=1)
-        lats.append((time.perf_counter() - t0) * 1e3)
-        ages.append((time.monotonic() - got[0].captured) * 1e3)
+        ages.append((time.monotonic() - got[0].captured) * 1e3)  # age when the consumer gets it
         idx.append(got[0].index)
+        time.sleep(0.1)  # the slow consumer: six frame intervals per frame
     src.stop()
-    assert len(idx) >= 10, f"only {len(idx)} frames; error={src.error}"
+    assert len(idx) == 15, f"only {len(idx)} frames; error={src.error}"
     assert idx == sorted(set(idx))
-    if statistics.median(lats) > 2 * 1000 / 60:  # the model really is slower than the stream
-        assert src.frames_dropped > 0 and max(np.diff(idx)) >= 2
-    # Newest-frame delivery: a result is at most ~one frame interval plus one inference old.
-    assert statistics.median(ages) < statistics.median(lats) + 2 * 1000 / 60 + 40
+    assert src.frames_dropped > 0 and max(np.diff(idx)) >= 2
+    # A queue would hand out ever older frames (0.1 s behind per frame taken); the newest-frame slot hands
+    # out one captured within about the last frame interval.
+    assert statistics.median(ages) < 2 * interval_ms + 40, ages
 
 
 @pytest.mark.stream

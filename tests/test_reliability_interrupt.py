@@ -254,7 +254,7 @@ def test_run_csv_into_a_read_only_folder_is_refused_before_work(runtime_models, 
 
 
 def test_run_csv_on_a_full_disk_is_one_error_line(runtime_models, odd_images, full_disk: Path) -> None:
-    """Found by this suite (a traceback, exit 1) and fixed in runtime/output.py (57d5b5d)."""
+    """Found by this suite (a traceback, exit 1) and fixed in 57d5b5d, in what is now runtime/run/csv_sink.py."""
     fill(full_disk)
     out = full_disk / "out.csv"
     r = run_cli("run", str(runtime_models.cnn), str(odd_images.root), "--csv", str(out), "--json")

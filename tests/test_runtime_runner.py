@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import statistics
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -10,10 +12,11 @@ from test_live import write_video
 
 from edgecls.runtime.classifier import Classifier
 from edgecls.runtime.errors import EdgeclsError
-from edgecls.runtime.folder_runner import classify_files, classify_files_sequential
-from edgecls.runtime.live import CaptureSettings
-from edgecls.runtime.runner import ErrorRecord, Record, RunOptions, RunSummary, run_sources
-from edgecls.runtime.sources import expand_sources
+from edgecls.runtime.run.image_batches import classify_files, classify_files_sequential
+from edgecls.runtime.run.live_capture import CaptureSettings
+from edgecls.runtime.run.records import ErrorRecord, Record, RunSummary
+from edgecls.runtime.run.source_loop import LoopOptions, run_sources
+from edgecls.runtime.run.source_specs import SourceSpec, expand_sources
 
 
 class Collect:
@@ -67,7 +70,7 @@ def test_run_mixes_images_videos_and_problems(runtime_models, runtime_images, tm
     args = [str(runtime_images.good[0]), str(a), str(b), str(tmp_path / "gone.png")]
     specs, problems = expand_sources(args)
     sink = Collect()
-    options = RunOptions(top_k=1, batch_size=4, capture=CaptureSettings(stride=2))
+    options = LoopOptions(top_k=1, batch_size=4, capture=CaptureSettings(stride=2))
     summary = run_sources(Classifier(runtime_models.cnn), specs, problems, sink, options)
     assert sink.summary is summary and not summary.interrupted
     assert summary.results == 1 + 6 + 4 and summary.errors == 1
@@ -83,18 +86,18 @@ def test_max_frames_and_stop_event(runtime_models, tmp_path):
     clip = write_video(tmp_path / "c.avi", frames=40)
     specs, _ = expand_sources([str(clip)])
     sink = Collect()
-    summary = run_sources(Classifier(runtime_models.cnn), specs, [], sink, RunOptions(max_frames=5))
+    summary = run_sources(Classifier(runtime_models.cnn), specs, [], sink, LoopOptions(max_frames=5))
     assert summary.results == 5 and summary.ok
     stop = threading.Event()
     stop.set()
     sink = Collect()
-    summary = run_sources(Classifier(runtime_models.cnn), specs, [], sink, RunOptions(), stop)
+    summary = run_sources(Classifier(runtime_models.cnn), specs, [], sink, LoopOptions(), stop)
     assert summary.interrupted and summary.results == 0 and summary.line().startswith("interrupted")
 
 
 def test_annotate_and_save_names(tmp_path):
     from edgecls.runtime.classifier import Prediction
-    from edgecls.runtime.output import SaveSink, annotate, display_available
+    from edgecls.runtime.run.image_sinks import SaveSink, annotate, display_available
 
     img = np.zeros((120, 160, 3), np.uint8)
     out = annotate(img, [Prediction("cat", 0, 0.9)], fps=12.5)
@@ -112,7 +115,37 @@ def test_frame_sources_share_batches_fairly(runtime_models, tmp_path):
     b = write_video(tmp_path / "b.avi", frames=40)
     specs, _ = expand_sources([str(a), str(b)])
     sink = Collect()
-    run_sources(Classifier(runtime_models.cnn), specs, [], sink, RunOptions(batch_size=8))
+    run_sources(Classifier(runtime_models.cnn), specs, [], sink, LoopOptions(batch_size=8))
     first_half = {r.source for r in sink.results[:40]}
     assert first_half == {str(a), str(b)}  # neither video waits for the other to finish
     assert len(sink.results) == 80
+
+
+class SlowSink(Collect):
+    """A consumer slower than the stream on purpose: every result takes ``delay`` seconds to handle."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+
+    def result(self, record: Record) -> None:
+        super().result(record)
+        time.sleep(self.delay)
+
+
+@pytest.mark.stream
+def test_live_stream_with_a_slow_consumer_skips_frames_and_stays_current(mjpeg_server, runtime_models):
+    """60 fps stream, 100 ms per result: the loop classifies the newest frame each time, skipping the rest."""
+    interval_ms = 1000 / 60
+    server = mjpeg_server(fps=60)
+    sink = SlowSink(delay=0.1)
+    options = LoopOptions(top_k=1, batch_size=1, max_frames=12, capture=CaptureSettings(retries=0))
+    summary = run_sources(Classifier(runtime_models.cnn), [SourceSpec("stream", server.url, "cam")], [], sink, options)
+    frames = [r.frame for r in sink.results]
+    assert len(frames) == 12 and frames == sorted(set(frames)), (frames, sink.errors)
+    assert max(np.diff(frames)) >= 2 and summary.per_source["cam"].dropped > 0
+    assert "live frame(s) skipped to stay current" in summary.line()
+    # Each classified frame was captured about a frame interval before its turn, not 0.1 s per frame earlier.
+    ages = [r.age_ms for r in sink.results]
+    latency = statistics.median(r.latency_ms for r in sink.results)
+    assert statistics.median(ages) < latency + 2 * interval_ms + 40, ages

@@ -14,7 +14,7 @@ import typer
 
 def _live_source(camera: int | None, source: str | None):  # -> SourceSpec | None (imported lazily)
     from edgecls.runtime.errors import EdgeclsError
-    from edgecls.runtime.sources import camera_source, expand_one
+    from edgecls.runtime.run.source_specs import camera_source, expand_one
 
     if camera is not None and source is not None:
         raise EdgeclsError("give either --camera N or --source URL|FILE, not both")
@@ -61,7 +61,7 @@ def serve(
         2, "--decode-threads", min=0, help="Uploads decoded in parallel with inference (0: in the model's thread)."
     ),
     labels: str | None = typer.Option(None, "--labels", help="Labels for a model without a contract."),
-    img_size: str | None = typer.Option(None, "--img-size", help="Input size for a model without a contract."),
+    input_size: str | None = typer.Option(None, "--input-size", help="Input size for a model without a contract."),
 ) -> None:
     """Serve a model over HTTP: POST images to /v1/classify, open / for the live page.
 
@@ -90,9 +90,9 @@ def serve(
 
     import warnings
 
-    from edgecls.cli.run_cmd import contract_overrides
     from edgecls.runtime.classifier import Classifier
-    from edgecls.runtime.live import quiet_backend_logs
+    from edgecls.runtime.contract_options import ContractOptions
+    from edgecls.runtime.run.live_capture import quiet_backend_logs
     from edgecls.runtime.serve.server import serve_forever
     from edgecls.runtime.serve.settings import ServeSettings, check_bind
 
@@ -109,7 +109,8 @@ def serve(
         warnings.simplefilter("always", RuntimeWarning)
         # No spinning: decode threads and the capture thread need the cores between model calls.
         clf = Classifier(model, provider=provider, threads=threads,
-                         contract=contract_overrides(labels, img_size) or None, spin=False)
+                         contract=ContractOptions(labels=labels, input_size=input_size).given() or None,
+                         spin=False)
     for w in caught:
         typer.echo(f"warning: {w.message}", err=True)
     serve_forever(clf, settings, live)

@@ -12,8 +12,8 @@ from edgecls.runtime.batch.table import BatchSummary, check_complete
 from edgecls.runtime.batch.writers import ParquetSink, count_rows, is_uri, jsonl_path, published_dir, write_jsonl
 from edgecls.runtime.classifier import Classifier
 from edgecls.runtime.errors import EdgeclsError
-from edgecls.runtime.runner import RunOptions, run_sources
-from edgecls.runtime.sources import SourceSpec
+from edgecls.runtime.run.source_loop import LoopOptions, run_sources
+from edgecls.runtime.run.source_specs import SourceSpec
 
 
 def classify_in_process(job: BatchJob) -> BatchSummary:
@@ -28,7 +28,7 @@ def classify_in_process(job: BatchJob) -> BatchSummary:
     clf = Classifier(job.model, provider=job.provider, threads=job.threads,
                      contract=job.contract_overrides or None, spin=False)
     specs = [SourceSpec("image", f, f) for f in inputs.files]
-    options = RunOptions(top_k=job.top_k, batch_size=job.batch_size, workers=job.concurrency)
+    options = LoopOptions(top_k=job.top_k, batch_size=job.batch_size, workers=job.concurrency)
     with published_dir(job.out) as folder:
         summary = run_sources(clf, specs, inputs.problems, ParquetSink(folder), options)
         if summary.interrupted:  # Ctrl-C: leave no table rather than a partial one that looks whole

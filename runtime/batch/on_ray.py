@@ -6,7 +6,7 @@
       -> write_parquet(RESULTS)                       one file per >= 50k rows, written by the workers
 
 Each actor decodes and preprocesses with the runtime's own code
-(:func:`edgecls.runtime.folder_runner.classify_encoded`: the same reduced JPEG decoding and error messages as
+(:func:`edgecls.runtime.run.image_batches.classify_encoded`: the same reduced JPEG decoding and error messages as
 ``edgecls run``), so a file's row is the same as the in-process path's. A file that cannot be decoded is an
 error row, never a failed task.
 
@@ -42,8 +42,8 @@ from edgecls.runtime.batch.table import (
 from edgecls.runtime.batch.writers import count_rows, jsonl_path, published_dir, write_jsonl
 from edgecls.runtime.classifier import Classifier
 from edgecls.runtime.errors import EdgeclsError, MissingExtraError
-from edgecls.runtime.folder_runner import classify_encoded
-from edgecls.runtime.runner import ErrorRecord
+from edgecls.runtime.run.image_batches import classify_encoded
+from edgecls.runtime.run.records import ErrorRecord
 
 if TYPE_CHECKING:
     import pyarrow as pa

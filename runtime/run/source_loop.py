@@ -1,11 +1,12 @@
-"""``edgecls run`` as a library function: classify every source and hand each result to a sink.
+"""The loop behind ``edgecls run``: classify every source and hand each result to a sink.
 
 Order: argument problems (missing files, empty folders) first as error records, then image files (batched,
 parallel decode), then all frame sources together (video files, cameras, streams), one consumer loop taking
 from each source's capture thread and batching whatever frames are ready.
 
 A failing input never stops the run: it becomes an :class:`ErrorRecord`. A stop request (``stop`` event,
-set by the CLI on SIGINT/SIGTERM or by a ``--show`` window) ends the run cleanly with what was done.
+set on SIGINT/SIGTERM by :mod:`edgecls.runtime.run.stop_signals` or by a ``--show`` window) ends the run
+cleanly with what was done.
 """
 
 from __future__ import annotations
@@ -14,101 +15,22 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
 
 import numpy as np
 
-from edgecls.runtime.classifier import Classifier, Prediction
-from edgecls.runtime.folder_runner import classify_files
-from edgecls.runtime.live import CaptureSettings, Frame, FrameSource
+from edgecls.runtime.classifier import Classifier
 from edgecls.runtime.preprocess import preprocess
-from edgecls.runtime.sources import SourceProblem, SourceSpec
+from edgecls.runtime.run.image_batches import classify_files
+from edgecls.runtime.run.live_capture import CaptureSettings, Frame, FrameSource
+from edgecls.runtime.run.records import ErrorRecord, Record, RunSummary, SourceStats
+from edgecls.runtime.run.sinks import Sink
+from edgecls.runtime.run.source_specs import SourceProblem, SourceSpec
 
 
-@dataclass
-class Record:
-    """One classified image or frame (``frame`` and ``age_ms`` are None for image files)."""
+@dataclass(frozen=True)
+class LoopOptions:
+    """How the loop classifies: top-k, batching, decode threads, capture settings, per-source frame limit."""
 
-    source: str
-    predictions: list[Prediction]
-    latency_ms: float  # preprocessing + inference + top-k for this input (its share of a batch)
-    frame: int | None = None
-    age_ms: float | None = None  # capture -> result, for video files, cameras and streams
-    image: np.ndarray | None = None  # uint8[H, W, 3] BGR, only when a sink needs pixels (--save, --show)
-
-    def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"source": self.source}
-        if self.frame is not None:
-            d["frame"] = self.frame
-        d["top_k"] = [p.to_dict() for p in self.predictions]
-        d["latency_ms"] = round(self.latency_ms, 3)
-        if self.age_ms is not None:
-            d["age_ms"] = round(self.age_ms, 3)
-        return d
-
-
-@dataclass
-class ErrorRecord:
-    """An input that could not be handled; ``error`` is one line naming it."""
-
-    source: str
-    error: str
-    frame: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"source": self.source, "error": self.error}
-        if self.frame is not None:
-            d["frame"] = self.frame
-        return d
-
-
-@dataclass
-class SourceStats:
-    results: int = 0
-    errors: int = 0
-    dropped: int = 0
-    reconnects: int = 0
-
-
-@dataclass
-class RunSummary:
-    sources: int = 0
-    results: int = 0
-    errors: int = 0
-    failed: list[str] = field(default_factory=list)  # sources with at least one error
-    elapsed_s: float = 0.0
-    interrupted: bool = False
-    per_source: dict[str, SourceStats] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return self.errors == 0 and not self.failed
-
-    def line(self) -> str:
-        dropped = sum(s.dropped for s in self.per_source.values())
-        parts = [
-            f"{self.results} result(s)",
-            f"{self.errors} error(s)",
-            f"{len(self.failed)} of {self.sources} source(s) failed",
-        ]
-        if dropped:
-            parts.append(f"{dropped} live frame(s) skipped to stay current")
-        text = ", ".join(parts) + f" in {self.elapsed_s:.2f} s"
-        return ("interrupted: " if self.interrupted else "") + text
-
-
-class Sink(Protocol):
-    """Where results go (console, JSON Lines, CSV, annotated files, a window)."""
-
-    def result(self, record: Record) -> None: ...
-    def error(self, record: ErrorRecord) -> None: ...
-    def notice(self, source: str, message: str) -> None: ...
-    def source_done(self, source: str) -> None: ...
-    def close(self, summary: RunSummary) -> None: ...
-
-
-@dataclass
-class RunOptions:
     top_k: int = 5
     batch_size: int = 8
     workers: int | None = None
@@ -119,7 +41,7 @@ class RunOptions:
 
 class _Run:
     def __init__(
-        self, classifier: Classifier, options: RunOptions, sink: Sink, stop: threading.Event
+        self, classifier: Classifier, options: LoopOptions, sink: Sink, stop: threading.Event
     ) -> None:
         self.clf, self.opt, self.sink, self.stop = classifier, options, sink, stop
         self.summary = RunSummary()
@@ -230,15 +152,15 @@ def run_sources(
     sources: Sequence[SourceSpec],
     problems: Sequence[SourceProblem],
     sink: Sink,
-    options: RunOptions | None = None,
+    options: LoopOptions | None = None,
     stop: threading.Event | None = None,
 ) -> RunSummary:
     """Classify every source; each result or error goes to ``sink``. Returns the counts.
 
-    A ``KeyboardInterrupt`` (Ctrl-C, or SIGTERM turned into one by the CLI) ends the run cleanly:
+    A ``KeyboardInterrupt`` (Ctrl-C, or SIGTERM turned into one by ``StopSignals``) ends the run cleanly:
     capture threads stop, the sink is closed (files flushed and published) and the summary says so.
     """
-    run = _Run(classifier, options or RunOptions(), sink, stop or threading.Event())
+    run = _Run(classifier, options or LoopOptions(), sink, stop or threading.Event())
     t0 = time.perf_counter()
     run.summary.sources = len(sources) + len(problems)
     try:

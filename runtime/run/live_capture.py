@@ -30,7 +30,7 @@ import numpy as np
 
 from edgecls.runtime.decode import to_bgr_uint8
 from edgecls.runtime.errors import EdgeclsError, SourceError
-from edgecls.runtime.sources import SourceSpec
+from edgecls.runtime.run.source_specs import SourceSpec
 
 EventCallback = Callable[[str, str], None]  # (source name, message)
 

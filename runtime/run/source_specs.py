@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from edgecls.runtime.decode import is_image_path
+from edgecls.runtime.image_files import walk_images
 
 SourceKind = Literal["image", "video", "camera", "stream"]
 
@@ -95,15 +95,6 @@ def camera_source(index: int) -> SourceSpec:
     return SourceSpec("camera", str(int(index)), f"camera:{int(index)}")
 
 
-def _walk_images(folder: Path) -> list[Path]:
-    """Images under ``folder``, recursively, sorted; hidden files and folders (``.git``, ``._x``) skipped."""
-    found: list[Path] = []
-    for root, dirs, files in os.walk(folder, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found.extend(Path(root) / f for f in sorted(files) if not f.startswith(".") and is_image_path(f))
-    return found
-
-
 def _file_source(path: Path, name: str) -> SourceSpec:
     # A file given explicitly is an image unless its suffix says video: an odd suffix still gets a decode
     # attempt, so a mislabelled image is classified and a non-image becomes a clear error row.
@@ -112,7 +103,7 @@ def _file_source(path: Path, name: str) -> SourceSpec:
 
 def _expand_path(path: Path, name: str) -> tuple[list[SourceSpec], list[SourceProblem]]:
     if path.is_dir():
-        images = _walk_images(path)
+        images = walk_images(path, follow_links=False)
         if not images:
             return [], [SourceProblem(name, f"{name}: folder contains no images")]
         return [SourceSpec("image", str(p), str(p)) for p in images], []
@@ -148,7 +139,7 @@ def expand_one(arg: str) -> tuple[list[SourceSpec], list[SourceProblem]]:
     for m in matches:
         p = Path(m)
         if p.is_dir():
-            specs.extend(SourceSpec("image", str(q), str(q)) for q in _walk_images(p))
+            specs.extend(SourceSpec("image", str(q), str(q)) for q in walk_images(p, follow_links=False))
         elif p.is_file():
             specs.append(_file_source(p, m))
     if not specs:

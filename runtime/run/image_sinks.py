@@ -1,0 +1,142 @@
+"""Pixel outputs of ``edgecls run``: annotated files (``--save DIR``) and a window per source (``--show``).
+
+- :func:`annotate`: a copy of a frame with the top labels, scores and FPS in its corner (also what
+  ``edgecls serve``'s live feed shows).
+- :class:`SaveSink`: annotated images (``DIR/<name>``) and annotated videos (``DIR/<source>.avi``, MJPG),
+  each published atomically.
+- :class:`ShowSink`: an OpenCV window per source with label, score and FPS; refuses without a display.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgecls.runtime.atomic import atomic_path, atomic_write_bytes
+from edgecls.runtime.classifier import Prediction
+from edgecls.runtime.errors import EdgeclsError
+from edgecls.runtime.run.records import Record, RunSummary
+from edgecls.runtime.run.sinks import FpsMeter, QuietSink
+
+
+def annotate(image: np.ndarray, preds: list[Prediction], fps: float | None = None, lines: int = 1) -> np.ndarray:
+    """A copy of ``uint8[H, W, 3]`` BGR with the best ``lines`` labels and scores (and FPS) in the corner."""
+    out = image.copy()
+    h, w = out.shape[:2]
+    scale = max(0.4, min(w, h) / 640.0)
+    thick = max(1, int(round(scale * 2)))
+    texts = [f"{p.label} {p.score:.2f}" for p in preds[:lines]]
+    if fps is not None:
+        texts.append(f"{fps:.1f} FPS")
+    y = 0
+    for text in texts:
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+        y += th + base + 4
+        cv2.rectangle(out, (0, y - th - base - 4), (tw + 8, y + 2), (0, 0, 0), -1)
+        cv2.putText(out, text, (4, y - base), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
+    return out
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "source"
+
+
+class SaveSink(QuietSink):
+    """Annotated copies under ``directory``: images keep their name, frame sources become MJPG .avi files."""
+
+    def __init__(self, directory: str | os.PathLike[str], fps: float = 15.0) -> None:
+        self.dir = Path(directory)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise EdgeclsError(f"--save {self.dir}: cannot create folder ({e.strerror or e})") from e
+        self.fps = fps
+        self._used: set[str] = set()
+        self._videos: dict[str, tuple[contextlib.ExitStack, cv2.VideoWriter]] = {}
+
+    def _unique(self, name: str) -> Path:
+        stem, suffix = os.path.splitext(name)
+        candidate, n = name, 1
+        while candidate in self._used:
+            candidate, n = f"{stem}_{n}{suffix}", n + 1
+        self._used.add(candidate)
+        return self.dir / candidate
+
+    def result(self, record: Record) -> None:
+        if record.image is None:
+            return
+        image = annotate(record.image, record.predictions)
+        if record.frame is None:
+            name = Path(record.source).name
+            suffix = Path(name).suffix.lower()
+            if suffix not in (".jpg", ".jpeg", ".png", ".bmp", ".webp"):
+                name = Path(name).stem + ".png"
+                suffix = ".png"
+            ok, buf = cv2.imencode(suffix, image)
+            if ok:
+                atomic_write_bytes(self._unique(name), buf.tobytes())
+            return
+        if record.source not in self._videos:
+            stack = contextlib.ExitStack()
+            tmp = stack.enter_context(atomic_path(self._unique(_safe_name(record.source) + ".avi")))
+            h, w = image.shape[:2]
+            writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"MJPG"), self.fps, (w, h))
+            self._videos[record.source] = (stack, writer)
+        self._videos[record.source][1].write(image)
+
+    def source_done(self, source: str) -> None:
+        entry = self._videos.pop(source, None)
+        if entry is not None:
+            stack, writer = entry
+            writer.release()
+            stack.close()
+
+    def close(self, summary: RunSummary) -> None:
+        for source in list(self._videos):
+            self.source_done(source)
+
+
+def display_available() -> str | None:
+    """None when a window can be shown, else why not."""
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return "no display (DISPLAY and WAYLAND_DISPLAY are not set)"
+    return None
+
+
+class ShowSink(QuietSink):
+    """One OpenCV window per source with the top label, score and FPS; q or Esc stops the run."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        why = display_available()
+        if why is not None:
+            raise EdgeclsError(f"--show needs a display: {why}; use --save DIR to write annotated output")
+        self.stop = stop
+        self.fps = FpsMeter(smoothing=0.9)
+        self._windows: set[str] = set()
+
+    def result(self, record: Record) -> None:
+        if record.image is None:
+            return
+        fps = self.fps.tick(record.source)
+        try:
+            if record.source not in self._windows:
+                cv2.namedWindow(record.source, cv2.WINDOW_NORMAL)
+                self._windows.add(record.source)
+            cv2.imshow(record.source, annotate(record.image, record.predictions, fps))
+            key = cv2.waitKey(1 if record.frame is not None else 0) & 0xFF
+        except cv2.error as e:
+            raise EdgeclsError(f"--show: OpenCV cannot open a window ({str(e).strip().splitlines()[-1]})") from e
+        if key in (ord("q"), 27):
+            self.stop.set()
+
+    def close(self, summary: RunSummary) -> None:
+        if self._windows:
+            with contextlib.suppress(cv2.error):
+                cv2.destroyAllWindows()

@@ -1,0 +1,115 @@
+"""``edgecls run`` as one library call: :class:`RunOptions` in, exit status out.
+
+:func:`run` loads the classifier, expands the SOURCE arguments, builds the outputs the options ask for,
+feeds everything through :func:`~edgecls.runtime.run.source_loop.run_sources` with SIGINT/SIGTERM turned
+into a clean stop, prints the summary line on stderr and returns the exit status:
+0 every input handled; 1 some input failed (each failure is an error row); 130 after Ctrl-C (SIGINT) and
+143 after SIGTERM, both after stopping the sources and flushing every output. A run that cannot start
+(model, contract, output folder) raises :class:`~edgecls.runtime.errors.EdgeclsError` (the CLI's exit 2).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgecls.runtime.classifier import Classifier
+from edgecls.runtime.contract_options import ContractOptions
+from edgecls.runtime.errors import EdgeclsError
+from edgecls.runtime.run.console_sinks import ConsoleSink, JsonLinesSink, StderrNotices
+from edgecls.runtime.run.csv_sink import CsvSink
+from edgecls.runtime.run.image_sinks import SaveSink, ShowSink
+from edgecls.runtime.run.live_capture import CaptureSettings, quiet_backend_logs
+from edgecls.runtime.run.sinks import MultiSink, Sink
+from edgecls.runtime.run.source_loop import LoopOptions, run_sources
+from edgecls.runtime.run.source_specs import expand_sources
+from edgecls.runtime.run.stop_signals import StopSignals
+from edgecls.runtime.session import parse_provider_options
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything one ``edgecls run`` needs (the command's flags, typed)."""
+
+    model: Path
+    sources: tuple[str, ...] = ()  # files, folders, globs, video files, URLs, /dev/videoN
+    cameras: tuple[int, ...] = ()  # --camera N
+    contract: ContractOptions = field(default_factory=ContractOptions)  # overrides / a foreign model's contract
+    provider: str = "auto"
+    provider_options: tuple[str, ...] = ()  # KEY=VALUE
+    strict: bool = False
+    threads: int | None = None
+    top_k: int = 3
+    batch_size: int = 8
+    workers: int | None = None  # image decode threads; None = a default for this machine
+    max_frames: int | None = None  # per video/camera/stream; None = until it ends
+    capture: CaptureSettings = field(default_factory=CaptureSettings)
+    json_lines: bool = False  # JSON Lines on stdout instead of the console table / live line
+    csv_path: Path | None = None
+    save_dir: Path | None = None
+    show: bool = False
+
+
+def load_classifier(options: RunOptions) -> Classifier:
+    """The model with its contract (overridden by the options'); onnxruntime's warnings become stderr lines."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        # No spinning: decode workers and capture threads need the cores between inferences
+        # (benchmarks/runtime_overhead.py measures what spinning costs a folder run).
+        clf = Classifier(
+            options.model,
+            provider=options.provider,
+            threads=options.threads,
+            strict=options.strict,
+            contract=options.contract.given() or None,
+            provider_options=parse_provider_options(options.provider_options),
+            spin=False,
+        )
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    return clf
+
+
+def build_sinks(options: RunOptions, stop: threading.Event) -> Sink:
+    """The outputs the options ask for, files first: a write error (full disk) then stops the run before
+    the record is printed elsewhere. ``--show`` refuses first, before any file is created."""
+    sinks: list[Sink] = []
+    if options.show:
+        sinks.append(ShowSink(stop))
+    if options.csv_path is not None:
+        sinks.append(CsvSink(options.csv_path))
+    if options.save_dir is not None:
+        sinks.append(SaveSink(options.save_dir))
+    sinks += [JsonLinesSink(), StderrNotices()] if options.json_lines else [ConsoleSink(options.top_k)]
+    return MultiSink(sinks)
+
+
+def run(options: RunOptions) -> int:
+    """Classify every source of ``options``; returns the exit status (0, 1, 130 or 143, see the module)."""
+    if not options.sources and not options.cameras:
+        raise EdgeclsError("nothing to classify: give SOURCE arguments and/or --camera N")
+    quiet_backend_logs()
+    stop = threading.Event()
+    loop = LoopOptions(
+        top_k=options.top_k,
+        batch_size=options.batch_size,
+        workers=options.workers,
+        capture=options.capture,
+        max_frames=options.max_frames,
+        keep_images=options.save_dir is not None or options.show,
+    )
+    with StopSignals() as signals:
+        try:
+            specs, problems = expand_sources(options.sources, options.cameras)
+            clf = load_classifier(options)
+            summary = run_sources(clf, specs, problems, build_sinks(options, stop), loop, stop)
+        except KeyboardInterrupt:  # before the loop started (model loading): nothing to flush
+            print("interrupted", file=sys.stderr)
+            return signals.exit_code
+    print(summary.line(), file=sys.stderr, flush=True)
+    if summary.interrupted:
+        return signals.exit_code
+    return 0 if summary.ok else 1
