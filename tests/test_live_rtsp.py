@@ -113,6 +113,6 @@ def test_rtsp_server_gone_for_good_ends_the_run_with_one_error_row(rtsp_server, 
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 1, err
     last = json.loads(out.splitlines()[-1])
-    assert last["source"] == server.url and "giving up after 2 reconnect attempt(s)" in last["error"]
+    assert last["source"] == server.url and last["error"].endswith("after 2 reconnect attempt(s); giving up")
     assert err.count("reconnecting in") == 2 and "reconnecting in 0.10 s" in err and "reconnecting in 0.20 s" in err
     assert "Traceback" not in err

@@ -45,7 +45,7 @@ class _Prepared:
 
 
 def default_workers() -> int:
-    """Decode threads: the cores onnxruntime is not busy with are few on edge boxes; 2-4 is the sweet spot."""
+    """Decode threads: 2 to 4, as many as the cores allow (benchmarks/runtime_overhead.py measures the folder run)."""
     return max(2, min(4, os.cpu_count() or 2))
 
 
