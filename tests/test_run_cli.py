@@ -121,6 +121,9 @@ def test_foreign_model_runs_with_contract_flags(runtime_models, runtime_images, 
     assert jsonl(r.stdout)[0]["top_k"][0]["label"] in {"cat", "dog", "bird"}
     r = invoke("run", str(runtime_models.foreign), img, "--json", "--labels", "a,b,c", "--input-size", "32")
     assert r.exit_code == 0, r.output
+    for old_spelling in ("--img-size", "--resize", "--crop"):  # one vocabulary: the contract's field names
+        r = invoke("run", str(runtime_models.foreign), img, "--labels", "a,b,c", old_spelling, "32")
+        assert r.exit_code == 2 and "No such option" in r.output, (old_spelling, r.output)
 
 
 def test_missing_camera_is_an_error_row(runtime_models):

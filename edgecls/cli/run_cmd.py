@@ -85,15 +85,10 @@ def run(
     from edgecls.runtime.run.live_capture import CaptureSettings
     from edgecls.runtime.run.main import RunOptions
     from edgecls.runtime.run.main import run as run_app
+    from edgecls.runtime.run.source_loop import LoopOptions
 
-    capture = CaptureSettings(
-        stride=stride,
-        realtime=realtime,
-        retries=retries,
-        backoff=backoff,
-        read_timeout=read_timeout,
-        open_timeout=max(read_timeout, 1.0),
-    )
+    capture = CaptureSettings(stride=stride, realtime=realtime, retries=retries, backoff=backoff,
+                              read_timeout=read_timeout, open_timeout=max(read_timeout, 1.0))
     options = RunOptions(
         model=model,
         sources=tuple(sources or ()),
@@ -103,11 +98,7 @@ def run(
         provider_options=tuple(provider_option or ()),
         strict=strict,
         threads=threads,
-        top_k=top_k,
-        batch_size=batch_size,
-        workers=workers,
-        max_frames=max_frames,
-        capture=capture,
+        loop=LoopOptions(top_k=top_k, batch_size=batch_size, workers=workers, capture=capture, max_frames=max_frames),
         json_lines=json_out,
         csv_path=csv_path,
         save_dir=save,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 import threading
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from edgecls.runtime.classifier import Classifier
@@ -22,7 +22,7 @@ from edgecls.runtime.errors import EdgeclsError
 from edgecls.runtime.run.console_sinks import ConsoleSink, JsonLinesSink, StderrNotices
 from edgecls.runtime.run.csv_sink import CsvSink
 from edgecls.runtime.run.image_sinks import SaveSink, ShowSink
-from edgecls.runtime.run.live_capture import CaptureSettings, quiet_backend_logs
+from edgecls.runtime.run.live_capture import quiet_backend_logs
 from edgecls.runtime.run.sinks import MultiSink, Sink
 from edgecls.runtime.run.source_loop import LoopOptions, run_sources
 from edgecls.runtime.run.source_specs import expand_sources
@@ -42,11 +42,7 @@ class RunOptions:
     provider_options: tuple[str, ...] = ()  # KEY=VALUE
     strict: bool = False
     threads: int | None = None
-    top_k: int = 3
-    batch_size: int = 8
-    workers: int | None = None  # image decode threads; None = a default for this machine
-    max_frames: int | None = None  # per video/camera/stream; None = until it ends
-    capture: CaptureSettings = field(default_factory=CaptureSettings)
+    loop: LoopOptions = field(default_factory=LoopOptions)  # top-k, batching, capture (keep_images is derived)
     json_lines: bool = False  # JSON Lines on stdout instead of the console table / live line
     csv_path: Path | None = None
     save_dir: Path | None = None
@@ -83,7 +79,7 @@ def build_sinks(options: RunOptions, stop: threading.Event) -> Sink:
         sinks.append(CsvSink(options.csv_path))
     if options.save_dir is not None:
         sinks.append(SaveSink(options.save_dir))
-    sinks += [JsonLinesSink(), StderrNotices()] if options.json_lines else [ConsoleSink(options.top_k)]
+    sinks += [JsonLinesSink(), StderrNotices()] if options.json_lines else [ConsoleSink(options.loop.top_k)]
     return MultiSink(sinks)
 
 
@@ -93,14 +89,7 @@ def run(options: RunOptions) -> int:
         raise EdgeclsError("nothing to classify: give SOURCE arguments and/or --camera N")
     quiet_backend_logs()
     stop = threading.Event()
-    loop = LoopOptions(
-        top_k=options.top_k,
-        batch_size=options.batch_size,
-        workers=options.workers,
-        capture=options.capture,
-        max_frames=options.max_frames,
-        keep_images=options.save_dir is not None or options.show,
-    )
+    loop = replace(options.loop, keep_images=options.save_dir is not None or options.show)
     with StopSignals() as signals:
         try:
             specs, problems = expand_sources(options.sources, options.cameras)

@@ -33,7 +33,7 @@ class LoopOptions:
 
     top_k: int = 5
     batch_size: int = 8
-    workers: int | None = None
+    workers: int | None = None  # image decode threads; None = image_batches.default_workers()
     capture: CaptureSettings = field(default_factory=CaptureSettings)
     max_frames: int | None = None  # per frame source; None = until it ends
     keep_images: bool = False  # sinks need the pixels (--save, --show)
