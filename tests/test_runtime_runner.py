@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 import threading
 import time
@@ -14,6 +15,7 @@ from edgecls.runtime.classifier import Classifier
 from edgecls.runtime.errors import EdgeclsError
 from edgecls.runtime.run.image_batches import classify_files, classify_files_sequential
 from edgecls.runtime.run.live_capture import CaptureSettings
+from edgecls.runtime.run.main import RunOptions, run
 from edgecls.runtime.run.records import ErrorRecord, Record, RunSummary
 from edgecls.runtime.run.source_loop import LoopOptions, run_sources
 from edgecls.runtime.run.source_specs import SourceSpec, expand_sources
@@ -149,3 +151,20 @@ def test_live_stream_with_a_slow_consumer_skips_frames_and_stays_current(mjpeg_s
     ages = [r.age_ms for r in sink.results]
     latency = statistics.median(r.latency_ms for r in sink.results)
     assert statistics.median(ages) < latency + 2 * interval_ms + 40, ages
+
+
+def test_run_library_call_returns_the_exit_status(runtime_models, runtime_images, tmp_path, capsys):
+    """What ``edgecls run`` calls: RunOptions in, exit status out, rows on stdout, the summary on stderr."""
+    good = str(runtime_images.good[0])
+    options = RunOptions(runtime_models.cnn, sources=(good,), loop=LoopOptions(top_k=2), json_lines=True)
+    assert run(options) == 0
+    out, err = capsys.readouterr()
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert len(rows) == 1 and rows[0]["source"] == good and len(rows[0]["top_k"]) == 2
+    assert "1 result(s), 0 error(s)" in err
+    missing = str(tmp_path / "missing.jpg")
+    assert run(RunOptions(runtime_models.cnn, sources=(good, missing), json_lines=True)) == 1
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert rows[0] == {"source": missing, "error": f"{missing}: no such file or directory"}  # problems first
+    with pytest.raises(EdgeclsError, match="nothing to classify"):
+        run(RunOptions(runtime_models.cnn))

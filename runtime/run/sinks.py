@@ -24,7 +24,6 @@ class Sink(Protocol):
     def close(self, summary: RunSummary) -> None: ...
 
 
-
 class QuietSink:
     """Default no-op hooks for sinks that care about only some events."""
 
