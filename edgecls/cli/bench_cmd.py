@@ -48,7 +48,6 @@ ProvidersOpt = Annotated[
         "available; `auto`: all, and mark the fastest correct one.",
     ),
 ]
-_FilePath = Annotated[Path | None, typer.Option()]
 
 
 def _int_list(text: str | None, flag: str) -> tuple[int, ...] | None:

@@ -14,8 +14,6 @@ from edgecls.runtime.bench.rows import BenchTarget
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.errors import EdgeclsError
 
-#: Providers listed by onnxruntime that do not execute graphs locally; ``all`` skips them.
-NON_COMPUTE_PROVIDERS = frozenset({"AzureExecutionProvider"})
 _VARIANT_RE = re.compile(r"(?:^|[._-])(int8|uint8|qdq|quant(?:ized)?|fp16|float16|half|fp32|float32)$", re.I)
 _VARIANT_NAMES = {
     "int8": "int8",
@@ -184,24 +182,12 @@ def model_targets(models: Sequence[str | os.PathLike[str] | BenchTarget]) -> lis
     ]
 
 
-def local_providers() -> list[str]:
-    """Every provider that can run a model here: onnxruntime's compute providers, plus ``openvino`` when
-    onnxruntime has no OpenVINO EP but OpenVINO's runtime is installed (the path ``--provider openvino`` takes)."""
-    from edgecls.runtime.errors import ProviderError
-    from edgecls.runtime.session import available_providers, openvino_route
-
-    names = [a for a in available_providers() if a not in NON_COMPUTE_PROVIDERS]
-    try:
-        if openvino_route() == "openvino":
-            names.append("openvino")
-    except ProviderError:
-        pass
-    return names
-
-
 def expand_providers(providers: Sequence[str]) -> list[str]:
-    """``cpu,openvino`` -> both; ``all`` and ``auto`` -> :func:`local_providers` (``auto`` then picks the fastest
-    correct one after measuring); other names are kept as typed (unknown ones become error rows)."""
+    """``cpu,openvino`` -> both; ``all`` and ``auto`` -> every provider that can run here (``local_providers``;
+    ``auto`` then picks the fastest correct one after measuring); other names are kept as typed (unknown ones
+    become error rows)."""
+    from edgecls.runtime.provider_catalog import local_providers
+
     out: list[str] = []
     for item in providers:
         for p in (x.strip() for x in item.split(",") if x.strip()):
