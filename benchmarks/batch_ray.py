@@ -122,7 +122,7 @@ def main() -> None:
         args.images, args.repeats = 120, 1
     import ray
 
-    from edgecls.runtime.bench_env import collect_environment
+    from edgecls.runtime.bench.env import collect_environment
 
     env = collect_environment()
     edgecls = _edgecls()

@@ -129,7 +129,7 @@ def main() -> None:
     ap.add_argument("--labelled", help="use this built-in set's test split (e.g. builtin:shapes) and report accuracy")
     args = ap.parse_args()
     from edgecls.runtime.atomic import atomic_write_text
-    from edgecls.runtime.bench_env import collect_environment, environment_slug
+    from edgecls.runtime.bench.env import collect_environment, environment_slug
     from edgecls.runtime.classifier import Classifier
     from edgecls.runtime.contract import ModelContract
 

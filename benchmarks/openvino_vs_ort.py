@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.prepare_only:
         return 0
     if args.interleaved:
-        from edgecls.runtime.bench_env import collect_environment
+        from edgecls.runtime.bench.env import collect_environment
 
         env = collect_environment()
         load_before = os.getloadavg()
@@ -174,9 +174,10 @@ def main(argv: list[str] | None = None) -> int:
         print(md)
         return 0
 
-    from edgecls.runtime.bench import run_benchmark
-    from edgecls.runtime.bench_env import collect_environment
-    from edgecls.runtime.bench_report import auto_pick_lines, to_markdown, write_json
+    from edgecls.runtime.bench.env import collect_environment
+    from edgecls.runtime.bench.report import auto_pick_lines, to_markdown
+    from edgecls.runtime.bench.result_files import write_json
+    from edgecls.runtime.bench.sweep import run_benchmark
 
     load_before = os.getloadavg()
     models = [d / n for d in dirs.values() for n in ("model.onnx", "model.int8.onnx")]

@@ -12,16 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgecls.runtime.bench import (
+from edgecls.runtime.bench.rows import (
     ENGINE_OPENCV,
     ENGINE_ORT,
     ENGINE_TORCH,
     BenchResult,
     BenchRow,
     compute_ratios,
-    family_of,
     is_reference,
 )
+from edgecls.runtime.bench.targets import family_of
 
 
 @dataclass

@@ -14,7 +14,7 @@ mobilenetv2_050; all at 224 px):
   trained network's); their accuracy is n/a. Both are exported by edgecls's own pipeline
   (``edgecls.export.export_checkpoint``: fp32 + parity, fp16, int8 QDQ; random-weight models skip the
   accuracy budget, which means nothing for them, and take the ISA's first int8 recipe).
-- Measurement: :func:`edgecls.runtime.bench.run_benchmark` - every configuration in a fresh process,
+- Measurement: :func:`edgecls.runtime.bench.sweep.run_benchmark` - every configuration in a fresh process,
   warm-up excluded, a fixed time budget per configuration (capped run count), OpenCV DNN on the fp32 model and
   PyTorch eager on the source checkpoint in the same table.
 - Repeats: the whole measurement ``--repeats`` times (default 3). Published rows are each configuration's
@@ -39,16 +39,13 @@ import numpy as np
 from repeat_summary import Family, headline, headline_markdown, median_rows, stability, stability_markdown
 
 from edgecls.runtime.atomic import atomic_write_text
-from edgecls.runtime.bench import (
-    BenchResult,
-    BenchRow,
-    compute_ratios,
-    model_targets,
-    run_benchmark,
-)
-from edgecls.runtime.bench_env import collect_environment, environment_slug
-from edgecls.runtime.bench_opencv import opencv_baselines
-from edgecls.runtime.bench_report import print_report, to_markdown, write_plot
+from edgecls.runtime.bench.baselines.opencv_dnn import opencv_baselines
+from edgecls.runtime.bench.env import collect_environment, environment_slug
+from edgecls.runtime.bench.plot import write_plot
+from edgecls.runtime.bench.report import print_report, to_markdown
+from edgecls.runtime.bench.rows import BenchResult, BenchRow, compute_ratios
+from edgecls.runtime.bench.sweep import run_benchmark
+from edgecls.runtime.bench.targets import model_targets
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_ARCHS = ("mobilenetv2", "resnet18", "mobilenetv2_050")
@@ -175,8 +172,8 @@ def write_test_split(checkpoint: Path, out: Path) -> Path:
 def trained_family(arch: str, source: Path, args: argparse.Namespace) -> Family:
     """A trained model: an export dir is measured as it is; a run dir / checkpoint is copied into the work
     dir and exported there by edgecls's pipeline with the default int8 accuracy budget (its own splits)."""
+    from edgecls.runtime.bench.baselines.torch_eager import find_checkpoint, sha256_file
     from edgecls.training.checkpoint import resolve_checkpoint_path
-    from edgecls.training.torch_baseline import find_checkpoint, sha256_file
 
     source = Path(source)
     export_dir = next((d for d in (source, source / "export") if (d / "model.onnx").is_file()), None)
@@ -222,7 +219,7 @@ def prepare_families(args: argparse.Namespace) -> list[Family]:
 # Measuring (one pass over every family; repeats and their summary: repeat_summary.py)
 # --------------------------------------------------------------------------------------------------------
 def measure_once(families: list[Family], args: argparse.Namespace, repeat: int) -> BenchResult:
-    from edgecls.training.torch_baseline import torch_baselines
+    from edgecls.runtime.bench.baselines.torch_eager import torch_baselines
 
     rows: list[BenchRow] = []
     result: BenchResult | None = None

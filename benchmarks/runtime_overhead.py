@@ -295,7 +295,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run, not for publishing)")
     args = ap.parse_args()
-    from edgecls.runtime.bench_env import collect_environment, environment_slug
+    from edgecls.runtime.bench.env import collect_environment, environment_slug
 
     env = collect_environment()
     with tempfile.TemporaryDirectory() as tmp:

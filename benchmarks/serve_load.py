@@ -252,7 +252,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="a smoke run with few requests (not for publishing)")
     ap.add_argument("--out", type=Path, help="results file (default: benchmarks/results/serve_load_<env>.json)")
     args = ap.parse_args()
-    from edgecls.runtime.bench_env import collect_environment, environment_slug
+    from edgecls.runtime.bench.env import collect_environment, environment_slug
 
     env = collect_environment()
     levels = [(int(c), int(n)) for c, n in (p.split(":") for p in args.levels.split(","))]

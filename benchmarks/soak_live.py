@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", type=Path, default=None, help="ONNX classifier (default: a small generated one).")
     p.add_argument("--out", type=Path, default=None, help="Result JSON (default: benchmarks/results/...).")
     args = p.parse_args(argv)
-    from edgecls.runtime.bench_env import collect_environment, environment_slug
+    from edgecls.runtime.bench.env import collect_environment, environment_slug
 
     work = Path("/tmp") / f"edgecls-soak-{free_port()}"
     work.mkdir(parents=True, exist_ok=True)

@@ -172,8 +172,8 @@ def _classify_samples(result: DemoResult, options: DemoOptions) -> list[dict[str
 
 
 def _bench(result: DemoResult, options: DemoOptions) -> Any:
-    from edgecls.runtime.bench import run_benchmark
-    from edgecls.training.torch_baseline import torch_baselines
+    from edgecls.runtime.bench.baselines.torch_eager import torch_baselines
+    from edgecls.runtime.bench.sweep import run_benchmark
 
     models = [
         p
@@ -184,7 +184,7 @@ def _bench(result: DemoResult, options: DemoOptions) -> Any:
         )
         if p.exists()
     ]
-    from edgecls.runtime.bench import model_targets
+    from edgecls.runtime.bench.targets import model_targets
 
     targets = model_targets(models)
     baselines, _notes = torch_baselines(targets, result.run_dir / "best.pt")
@@ -202,7 +202,7 @@ def _summarise(result: DemoResult, bench: Any, options: DemoOptions) -> list[Var
     from edgecls.evaluation.evaluate import evaluate
 
     summary = json.loads((result.run_dir / "summary.json").read_text())
-    from edgecls.runtime.bench import ENGINE_ORT, ENGINE_TORCH
+    from edgecls.runtime.bench.rows import ENGINE_ORT, ENGINE_TORCH
 
     rows = [r for r in bench.rows if r.ok]
     torch_row = next((r for r in rows if r.engine == ENGINE_TORCH), None)

@@ -13,7 +13,9 @@ from edgecls.runtime.atomic import atomic_write_text
 
 
 def write_report(result: DemoResult, bench: Any, options: DemoOptions) -> None:
-    from edgecls.runtime.bench_report import to_markdown, write_json, write_plot
+    from edgecls.runtime.bench.plot import write_plot
+    from edgecls.runtime.bench.report import to_markdown
+    from edgecls.runtime.bench.result_files import write_json
 
     out = result.out
     write_json(bench, out / "bench.json")

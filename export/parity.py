@@ -63,12 +63,11 @@ def onnx_logits(
     path: str | os.PathLike[str], inputs: np.ndarray, batch_size: int = 64, threads: int | None = None
 ) -> np.ndarray:
     """float32[N, 3, h, w] -> float32[N, C] on an onnxruntime CPU session (``create_session``)."""
+    from edgecls.runtime.batched_inference import session_outputs
     from edgecls.runtime.session import create_session
 
     sess, _ = create_session(path, provider="cpu", threads=threads)
-    name = sess.get_inputs()[0].name
-    outs = [sess.run(None, {name: inputs[i : i + batch_size]})[0] for i in range(0, len(inputs), batch_size)]
-    return np.concatenate(outs).astype(np.float32)
+    return session_outputs(sess, inputs, batch_size)
 
 
 def check_parity(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -56,14 +55,13 @@ def int8_logits(path: str | os.PathLike[str], inputs: np.ndarray, precise: bool 
         return onnx_logits(path, inputs)
     import onnxruntime as ort
 
+    from edgecls.runtime.batched_inference import session_outputs
     from edgecls.runtime.session import session_options
 
     so = session_options()
     so.add_session_config_entry(PRECISE_KERNELS_KEY, "1")
     sess = ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
-    outs = [sess.run(None, {name: inputs[i : i + 64]})[0] for i in range(0, len(inputs), 64)]
-    return np.concatenate(outs).astype(np.float32)
+    return session_outputs(sess, inputs)
 
 
 def measure_accuracy(
@@ -90,21 +88,13 @@ def latency_ms(
     warmup: int = 10,
     threads: int | None = None,
 ) -> dict[str, float]:
-    """Batch-1 latency of one session on this machine: p50/p90 in milliseconds, warm-up excluded."""
+    """Batch-1 latency of one session on this machine: p50/p90 in milliseconds, warm-up excluded (the bench's
+    harness, :mod:`edgecls.runtime.bench.latency`)."""
+    from edgecls.runtime.bench.latency import measure_latency
     from edgecls.runtime.session import create_session
 
     sess, _ = create_session(path, provider="cpu", threads=threads)
     name = sess.get_inputs()[0].name
     x = np.random.default_rng(0).standard_normal((1, *input_shape)).astype(np.float32)
-    for _ in range(warmup):
-        sess.run(None, {name: x})
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        sess.run(None, {name: x})
-        times.append((time.perf_counter() - t0) * 1e3)
-    return {
-        "p50_ms": float(np.percentile(times, 50)),
-        "p90_ms": float(np.percentile(times, 90)),
-        "runs": runs,
-    }
+    stats, _, _ = measure_latency(lambda: sess.run(None, {name: x}), runs=runs, warmup=warmup)
+    return {"p50_ms": stats.p50_ms, "p90_ms": stats.p90_ms, "runs": stats.runs}

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from edgecls.runtime.batched_inference import infer_in_batches
 from edgecls.runtime.contract import ModelContract, contract_from_metadata
 from edgecls.runtime.cpu_isa import int8_warnings
 from edgecls.runtime.decode import to_bgr_uint8
@@ -230,31 +231,22 @@ class Classifier:
     def logits_batch(self, x: np.ndarray) -> np.ndarray:
         """Raw model outputs for preprocessed inputs: ``float32[N, 3, h, w]`` -> ``float32[N, C]``.
 
-        Fixed-batch models get the batch in slices of their size (the last one zero-padded); a dynamic-batch
+        Fixed-batch models get the batch in slices of their size (the last one padded); a dynamic-batch
         model that fails on batches above one is run image by image from then on.
         """
         x = np.ascontiguousarray(x, dtype=self.input_dtype)
         n = x.shape[0]
         if n == 0:
             return np.empty((0, self.contract.num_classes), dtype=np.float32)
-        step = self.fixed_batch or (n if self._batching_ok else 1)
-        if step >= n and (self.fixed_batch is None or self.fixed_batch == n):
-            try:
-                return self._run(x).astype(np.float32, copy=False)
-            except InferenceError:
-                if n == 1 or self.fixed_batch is not None:
-                    raise
-                self._batching_ok = False  # e.g. a Reshape with the batch baked in: fall back to singles
-                step = 1
-        chunks = []
-        for start in range(0, n, step):
-            part = x[start : start + step]
-            if part.shape[0] < step:  # only for fixed-batch models: pad with zeros, drop the extra rows
-                pad = np.zeros((step - part.shape[0], *part.shape[1:]), dtype=part.dtype)
-                chunks.append(self._run(np.concatenate([part, pad]))[: part.shape[0]])
-            else:
-                chunks.append(self._run(part))
-        return np.concatenate(chunks).astype(np.float32, copy=False)
+        if self.fixed_batch is not None:
+            return infer_in_batches(self._run, x, self.fixed_batch, pad=True)
+        try:
+            return infer_in_batches(self._run, x, n if self._batching_ok else 1)
+        except InferenceError:
+            if n == 1 or not self._batching_ok:
+                raise
+            self._batching_ok = False  # e.g. a Reshape with the batch baked in: fall back to singles
+            return infer_in_batches(self._run, x, 1)
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         """Preprocessed ``float32[N, 3, h, w]`` -> class probabilities ``float32[N, C]``."""

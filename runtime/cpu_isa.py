@@ -53,9 +53,8 @@ def read_cpuinfo() -> str:
         return ""
 
 
-def detect_isa(cpuinfo: str | None = None, machine: str | None = None) -> IsaProfile:
-    """Read ``/proc/cpuinfo`` flags (Linux); other systems fall back to the machine name."""
-    machine = machine or platform.machine().lower()
+def cpu_flags(cpuinfo: str | None = None) -> frozenset[str]:
+    """The CPU's feature flags: x86 ``flags`` / ARM ``Features`` lines of ``/proc/cpuinfo`` (empty elsewhere)."""
     if cpuinfo is None:
         cpuinfo = read_cpuinfo()
     flags: set[str] = set()
@@ -63,6 +62,13 @@ def detect_isa(cpuinfo: str | None = None, machine: str | None = None) -> IsaPro
         key, _, value = line.partition(":")
         if key.strip().lower() in ("flags", "features"):
             flags.update(value.split())
+    return frozenset(flags)
+
+
+def detect_isa(cpuinfo: str | None = None, machine: str | None = None) -> IsaProfile:
+    """Read ``/proc/cpuinfo`` flags (Linux); other systems fall back to the machine name."""
+    machine = machine or platform.machine().lower()
+    flags = cpu_flags(cpuinfo)
     vnni = tuple(f for f in _X86_VNNI if f in flags)
     if vnni:
         return IsaProfile("x86-vnni", vnni, machine)

@@ -107,23 +107,34 @@ def _describe_openvino_runtime(rows: list[ProviderRow]) -> None:
     row.auto_rank = None  # `--provider auto` picks among onnxruntime's providers; `bench --provider auto` measures it
 
 
+#: Providers listed by onnxruntime that do not execute a local model's nodes (remote inference).
+NON_COMPUTE_PROVIDERS = frozenset({"AzureExecutionProvider"})
+
+
+def local_providers() -> list[str]:
+    """Every provider that can run a model here: onnxruntime's compute providers, plus ``openvino`` when
+    onnxruntime has no OpenVINO EP but OpenVINO's runtime is installed (the path ``--provider openvino`` takes)."""
+    names = [a for a in available_providers() if a not in NON_COMPUTE_PROVIDERS]
+    try:
+        if openvino_route() == "openvino":
+            names.append("openvino")
+    except ProviderError:
+        pass
+    return names
+
+
 def provider_paths() -> list[str]:
     """How each provider that can run here runs a model (``edgecls info``): onnxruntime's provider, or for
     ``openvino`` OpenVINO's runtime used directly. Cheap: imports no engine besides onnxruntime."""
-    lines = [
-        f"{'/'.join(sorted(k for k, v in PROVIDER_ALIASES.items() if v == p)) or p}: onnxruntime {ort.__version__} {p}"
-        for p in available_providers()
-        if p != "AzureExecutionProvider"  # a remote-inference EP: it runs no node of a local model
-    ]
-    try:
-        route = openvino_route()
-    except ProviderError:
-        return lines
-    if route == "openvino":
-        from edgecls.runtime.openvino_session import openvino_version
+    from edgecls.runtime.openvino_session import openvino_version
 
-        lines.append(
-            f"openvino: OpenVINO {openvino_version()} runtime, used directly "
-            "(onnxruntime's OpenVINO EP cannot run here)"
-        )
-    return lines
+    def path(p: str) -> str:
+        if p == "openvino":
+            return (
+                f"openvino: OpenVINO {openvino_version()} runtime, used directly "
+                "(onnxruntime's OpenVINO EP cannot run here)"
+            )
+        short = "/".join(sorted(k for k, v in PROVIDER_ALIASES.items() if v == p)) or p
+        return f"{short}: onnxruntime {ort.__version__} {p}"
+
+    return [path(p) for p in local_providers()]

@@ -1,4 +1,5 @@
-"""edgecls.runtime.bench: rows for every configuration, error rows, fallback, end-to-end stages, baselines.
+"""edgecls.runtime.bench (sweep, measuring process, targets, baselines): rows for every configuration, error
+rows, fallback, end-to-end stages, baselines.
 
 Behaviour only, never speed: tiny 32 px models, a handful of runs.
 """
@@ -14,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgecls.runtime.bench import (
+from edgecls.runtime.bench.baselines.opencv_dnn import opencv_baselines
+from edgecls.runtime.bench.rows import (
     CPU_PROVIDER,
     ENGINE_OPENCV,
     ENGINE_ORT,
@@ -22,12 +24,9 @@ from edgecls.runtime.bench import (
     BenchError,
     BenchRow,
     compute_ratios,
-    family_of,
-    model_targets,
-    run_benchmark,
-    variant_of,
 )
-from edgecls.runtime.bench_opencv import opencv_baselines
+from edgecls.runtime.bench.sweep import run_benchmark
+from edgecls.runtime.bench.targets import family_of, model_targets, variant_of
 
 FAST = {"runs": 5, "warmup": 2, "threads": [1]}
 
@@ -118,7 +117,7 @@ def test_provider_listed_but_running_no_node_counts_as_fallback(bench_models):
     """onnxruntime's Azure EP (in the stock wheel) loads, is listed by get_providers(), and runs no node."""
     import onnxruntime as ort
 
-    from edgecls.runtime.bench import load_onnxruntime
+    from edgecls.runtime.bench.onnxruntime_loader import load_onnxruntime
 
     if "AzureExecutionProvider" not in ort.get_available_providers():
         pytest.skip("this onnxruntime build has no Azure EP")
@@ -162,7 +161,7 @@ def test_e2e_without_data_times_synthetic_jpegs(bench_models):
 
 
 def test_baselines_share_the_table_and_ratios(bench_models):
-    from edgecls.training.torch_baseline import torch_baselines
+    from edgecls.runtime.bench.baselines.torch_eager import torch_baselines
 
     targets = model_targets([bench_models.fp32, bench_models.int8])
     torch_rows, notes = torch_baselines(targets)
@@ -182,7 +181,7 @@ def test_baselines_share_the_table_and_ratios(bench_models):
 
 
 def test_torch_checkpoint_is_found_only_when_known(bench_models, tmp_path):
-    from edgecls.training.torch_baseline import torch_baselines
+    from edgecls.runtime.bench.baselines.torch_eager import torch_baselines
 
     lone = tmp_path / "elsewhere" / "model.onnx"
     lone.parent.mkdir()
@@ -257,9 +256,10 @@ def test_variant_and_family_from_file_names(tmp_path):
 def test_runtime_side_never_imports_torch(bench_models):
     code = textwrap.dedent(f"""
         import sys
-        from edgecls.runtime.bench import run_benchmark
-        from edgecls.runtime import bench_env, bench_opencv, bench_report
-        bench_env.collect_environment()
+        from edgecls.runtime.bench.sweep import run_benchmark
+        from edgecls.runtime.bench import env, report
+        from edgecls.runtime.bench.baselines import opencv_dnn, torch_eager
+        env.collect_environment()
         r = run_benchmark([{str(bench_models.fp32)!r}], runs=2, warmup=1, threads=[1], isolate=False)
         assert r.rows[0].ok, r.rows[0].error
         assert "torch" not in sys.modules, "torch was imported"
@@ -270,7 +270,7 @@ def test_runtime_side_never_imports_torch(bench_models):
 
 
 def test_scan_images_labels_by_class_folder_and_prefers_the_test_split(tmp_path):
-    from edgecls.runtime.bench import scan_images
+    from edgecls.runtime.bench.images import scan_images
 
     for split in ("train", "test"):
         for cls in ("a", "b"):
@@ -279,9 +279,9 @@ def test_scan_images_labels_by_class_folder_and_prefers_the_test_split(tmp_path)
     (tmp_path / "test" / "loose.jpg").write_bytes(b"")
     items = scan_images(tmp_path)
     assert [(Path(p).relative_to(tmp_path).as_posix(), c) for p, c in items] == [
+        ("test/loose.jpg", None),
         ("test/a/x.png", "a"),
         ("test/b/x.png", "b"),
-        ("test/loose.jpg", None),
     ]
     (tmp_path / "empty").mkdir()
     with pytest.raises(BenchError, match="no images"):

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from edgecls.cli import app
-from edgecls.cli.bench_cmd import expand_models
+from edgecls.runtime.bench.targets import expand_models
 from edgecls.runtime.errors import EdgeclsError
 
 
@@ -28,7 +28,7 @@ def test_bench_an_export_directory_with_baselines_and_reports(bench_models, tmp_
         "1",
         "--data",
         str(bench_models.images),
-        "--json",
+        "--json-file",
         str(out / "b.json"),
         "--csv",
         str(out / "b.csv"),
@@ -70,3 +70,13 @@ def test_bad_options_are_one_line_errors(bench_models):
 def test_nothing_measurable_exits_nonzero(bench_models):
     result = CliRunner().invoke(app, ["bench", str(bench_models.broken), "--runs", "2", "--threads", "1"])
     assert result.exit_code == 1 and "cannot load" in result.output
+
+
+def test_json_prints_the_result_document_alone_on_stdout(bench_models):
+    args = ["bench", str(bench_models.fp32), "--runs", "2", "--warmup", "0", "--threads", "1", "--no-baselines",
+            "--no-compare", "--in-process", "--json"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    doc = json.loads(result.stdout)  # nothing but the document: no table, no progress
+    assert [(r["label"], r["runs"], r["error"]) for r in doc["rows"]] == [("model.onnx", 2, None)]
+    assert doc["environment"]["int8_isa"] and doc["settings"]["warmup"] == 0

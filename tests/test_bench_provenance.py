@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 import shutil
 
-from edgecls.cli.bench_cmd import _torch_targets, expand_models
-from edgecls.runtime.bench import model_targets, run_benchmark
+from edgecls.runtime.bench.baselines.torch_eager import installed_torch_baselines
+from edgecls.runtime.bench.sweep import run_benchmark
+from edgecls.runtime.bench.targets import expand_models, model_targets
 
 
 def test_export_out_elsewhere_still_finds_its_checkpoint(exported_tiny, tiny_run):
@@ -17,7 +18,7 @@ def test_export_out_elsewhere_still_finds_its_checkpoint(exported_tiny, tiny_run
     assert source and (tiny_run / "best.pt").resolve().samefile(source)
     assert not (exported_tiny.parent / "best.pt").exists()  # nothing beside the export to guess from
     files, checkpoints = expand_models([exported_tiny])
-    baselines, notes = _torch_targets(model_targets(files), None, checkpoints)
+    baselines, notes = installed_torch_baselines(model_targets(files), None, checkpoints)
     assert [b.label for b in baselines] == ["PyTorch eager (best.pt)"], notes
     assert not any("not found" in n for n in notes)
 

@@ -11,18 +11,12 @@ from pathlib import Path
 import onnxruntime as ort
 import pytest
 
-from edgecls.runtime.bench import BenchResult, BenchRow, compute_ratios, run_benchmark
-from edgecls.runtime.bench_env import collect_environment, environment_slug
-from edgecls.runtime.bench_report import (
-    CSV_FIELDS,
-    load_json,
-    print_report,
-    to_markdown,
-    write_csv,
-    write_json,
-    write_markdown,
-    write_plot,
-)
+from edgecls.runtime.bench.env import collect_environment, environment_slug
+from edgecls.runtime.bench.plot import write_plot
+from edgecls.runtime.bench.report import print_report, to_markdown, write_markdown
+from edgecls.runtime.bench.result_files import CSV_FIELDS, load_json, write_csv, write_json
+from edgecls.runtime.bench.rows import BenchResult, BenchRow, compute_ratios
+from edgecls.runtime.bench.sweep import run_benchmark
 from edgecls.runtime.errors import MissingExtraError
 
 
@@ -52,7 +46,8 @@ def test_environment_is_read_from_this_machine():
     assert set(env.isa) <= flags or not flags
     for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "asimddp"):
         assert (f in env.isa) == (f in flags)
-    assert env.int8_dot_product == bool({"avx512_vnni", "avx_vnni", "asimddp", "amx_int8"} & flags)
+    assert (env.int8_isa == "x86-vnni") == bool({"avx512_vnni", "avx_vnni", "amx_int8"} & flags)
+    assert (env.int8_isa == "x86-avx2") == ("avx2" in flags and not {"avx512_vnni", "avx_vnni", "amx_int8"} & flags)
     assert env.versions["onnxruntime"] == ort.__version__
     assert env.versions["torch"] == metadata.version("torch")
     assert env.versions["numpy"] and env.versions["opencv"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 _CHECK = "import sys; {body}; heavy = [m for m in ('torch', 'onnx') if m in sys.modules]; print(heavy)"
 
 
@@ -24,9 +26,23 @@ def test_import_runtime_does_not_import_torch_or_onnx() -> None:
     assert _heavy_modules_after(body) == "[]"
 
 
-def test_cli_help_does_not_import_torch() -> None:
+@pytest.mark.parametrize("args", [["--help"], ["bench", "--help"]])
+def test_cli_help_does_not_import_torch(args: list[str]) -> None:
     body = (
         "from edgecls.cli import app; from typer.testing import CliRunner; "
-        "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0, r.output"
+        f"r = CliRunner().invoke(app, {args!r}); assert r.exit_code == 0, r.output"
     )
     assert _heavy_modules_after(body) == "[]"
+
+
+def test_every_bench_module_imports_without_torch_or_onnx() -> None:
+    """The bench is part of the runtime, its baselines included: the PyTorch eager baseline imports torch only in
+    the measuring process that runs it."""
+    body = (
+        "import importlib, pkgutil, edgecls.runtime.bench as b; "
+        "names = [m.name for m in pkgutil.walk_packages(b.__path__, b.__name__ + '.')]; "
+        "assert 'edgecls.runtime.bench.baselines.torch_eager' in names and 'edgecls.runtime.bench.child' in names, "
+        "names; [importlib.import_module(n) for n in names]"
+    )
+    assert _heavy_modules_after(body) == "[]"
+

@@ -102,7 +102,7 @@ def test_bench_cpu_and_openvino_in_one_table(bench_models, tmp_path):
     out = tmp_path / "b.json"
     r = CliRunner().invoke(app, [
         "bench", str(bench_models.fp32), str(bench_models.int8), "--provider", "cpu,openvino", "--threads", "1",
-        "--runs", "3", "--warmup", "1", "--no-baselines", "--in-process", "--json", str(out),
+        "--runs", "3", "--warmup", "1", "--no-baselines", "--in-process", "--json-file", str(out),
     ])
     assert r.exit_code == 0, r.output + repr(r.exception)
     rows = json.loads(out.read_text())["rows"]

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from edgecls.cli import app
 from edgecls.runtime import session as S
-from edgecls.runtime.bench import run_benchmark
+from edgecls.runtime.bench.sweep import run_benchmark
 from edgecls.runtime.classifier import Classifier
 from edgecls.runtime.errors import ProviderError
 
@@ -105,7 +105,7 @@ def test_bench_measures_what_run_runs(runtime_models):
                            spins=[False, True])
     assert [r.spin for r in result.rows] == [False, True]
     assert result.rows[1].reference == result.rows[0].label and result.rows[1].speedup is not None
-    from edgecls.runtime.bench_report import threads_text
+    from edgecls.runtime.bench.report import threads_text
 
     assert [threads_text(r) for r in result.rows] == ["1", "1 spin"]
     default = run_benchmark([runtime_models.cnn], threads=[1], runs=2, warmup=0, isolate=False, compare=False)

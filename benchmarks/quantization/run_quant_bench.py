@@ -74,7 +74,7 @@ def environment() -> dict[str, Any]:
     import onnxruntime
     import torch
 
-    from edgecls.runtime.bench_env import collect_environment
+    from edgecls.runtime.bench.env import collect_environment
 
     cpu = collect_environment().cpu_model
     return {

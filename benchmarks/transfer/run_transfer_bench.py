@@ -28,7 +28,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from photo_task import write_task  # noqa: E402
 
-from edgecls.runtime.bench_env import collect_environment, environment_slug  # noqa: E402
+from edgecls.runtime.bench.env import collect_environment, environment_slug  # noqa: E402
 
 EDGECLS = [sys.executable, "-m", "edgecls"]
 
@@ -101,7 +101,8 @@ def export_and_measure(run_dir: Path, work: Path) -> dict[str, Any]:
     bench_json = work / "bench.json"
     cmd = [*EDGECLS, "bench", *(str(run_dir / "export" / v) for v in ("model.onnx", "model.int8.onnx")
                                 if (run_dir / "export" / v).is_file()),
-           "--batch", "1", "--threads", "2", "--runs", "200", "--warmup", "20", "--json", str(bench_json)]  # fmt: skip
+           "--batch", "1", "--threads", "2", "--runs", "200", "--warmup", "20",
+           "--json-file", str(bench_json)]  # fmt: skip
     subprocess.run(cmd, capture_output=True, text=True, check=True)
     result["bench"] = json.loads(bench_json.read_text())
     rows = [r for r in result["bench"]["rows"] if r["engine"] == "onnxruntime" and not r["spin"]]

@@ -1,18 +1,22 @@
-"""``edgecls bench``: a thin adapter over :func:`edgecls.runtime.bench.run_benchmark` and its reports.
+"""``edgecls bench``: options in, :func:`edgecls.runtime.bench.benchmark.benchmark` called, its report printed.
 
-The edgecls side of the benchmark lives here: expanding run/export directories into their ONNX variants,
-and plugging in the PyTorch eager baseline only when torch is importable (the runtime never imports it).
+Bench sweeps, so three of its options take lists where other commands take one value: ``--provider cpu,openvino``,
+``--batch 1,8``, ``--threads 1,2`` (one value means what it means everywhere). ``--strict`` and ``--json`` are the
+shared options of :mod:`edgecls.cli.options`; the JSON document goes to a file with ``--json-file``.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from edgecls.cli.options import JsonOpt, StrictOpt
+
 if TYPE_CHECKING:
-    from edgecls.runtime.bench import BenchTarget
+    from edgecls.runtime.bench.benchmark import BenchOptions
 
 BENCH_HELP = """Measure latency, throughput, cold start and memory of ONNX variants across providers.
 
@@ -32,218 +36,112 @@ error row.
 --data DIR (or --e2e, on synthetic JPEGs) adds decode/preprocess/infer/postprocess times per image, and
 top-1 accuracy when DIR has one sub-folder per class.
 
-Example:  edgecls bench runs/digits/export --batch 1,8 --threads 1,2 --json bench.json --plot bench.png
+Example:  edgecls bench runs/digits/export --batch 1,8 --threads 1,2 --json-file bench.json --plot bench.png
 """
 
-_VARIANT_ORDER = {"fp32": 0, "fp16": 1, "int8": 2}
+ProvidersOpt = Annotated[
+    list[str],
+    typer.Option(
+        "--provider",
+        "-p",
+        help="Execution providers, comma-separated or repeated: cpu, openvino, cuda, tensorrt, ...; `all` "
+        "available; `auto`: all, and mark the fastest correct one.",
+    ),
+]
 
 
-def _int_list(text: str | None, what: str) -> list[int]:
+def _int_list(text: str | None, flag: str) -> tuple[int, ...] | None:
+    """``"1,8"`` -> ``(1, 8)`` (duplicates dropped); None for None."""
     from edgecls.runtime.errors import EdgeclsError
 
+    if text is None:
+        return None
     try:
-        values = [int(x) for x in (text or "").replace(" ", "").split(",") if x]
+        values = [int(x) for x in text.replace(" ", "").split(",") if x]
     except ValueError as e:
-        raise EdgeclsError(f"--{what} takes comma-separated integers like 1,8; got {text!r}") from e
+        raise EdgeclsError(f"{flag} takes comma-separated integers like 1,8; got {text!r}") from e
     if not values or min(values) < 1:
-        raise EdgeclsError(f"--{what} values must be integers >= 1; got {text!r}")
-    return list(dict.fromkeys(values))
-
-
-def expand_models(paths: list[Path]) -> tuple[list[Path], list[Path]]:
-    """ONNX files to measure and checkpoints found in run directories (for the PyTorch baseline).
-
-    A directory means its ``*.onnx`` files, or those one level down (``run/export/``) when it has none.
-    """
-    from edgecls.runtime.errors import EdgeclsError
-
-    models: list[Path] = []
-    checkpoints: list[Path] = []
-    for p in paths:
-        if p.is_file():
-            models.append(p)
-            continue
-        if not p.is_dir():
-            raise EdgeclsError(f"{p}: no such model file or directory")
-        found = sorted(p.glob("*.onnx")) or sorted(p.glob("*/*.onnx"))
-        if not found:
-            raise EdgeclsError(f"{p}: no .onnx models in this directory or its sub-directories")
-        models += found
-        checkpoints += [c for c in (p / "best.pt", p.parent / "best.pt") if c.is_file()]
-        checkpoints += exported_from(p)
-    return list(dict.fromkeys(models)), list(dict.fromkeys(checkpoints))
-
-
-def exported_from(export_dir: Path) -> list[Path]:
-    """The checkpoint an export directory was made from, as its ``export_report.json`` records it.
-
-    ``export RUN --out DIR`` puts the models away from the run; the report is the export's own record of the
-    source. (torch_baselines still checks the checkpoint's SHA-256 against the models' provenance.)
-    """
-    import json
-
-    out: list[Path] = []
-    for report in (export_dir / "export_report.json", *sorted(export_dir.glob("*/export_report.json"))):
-        try:
-            source = json.loads(report.read_text()).get("source_checkpoint")
-        except (OSError, ValueError, AttributeError):
-            continue
-        if isinstance(source, str) and Path(source).is_file():
-            out.append(Path(source))
-    return out
-
-
-def _sorted_targets(targets: list[BenchTarget]) -> list[BenchTarget]:
-    return sorted(targets, key=lambda t: (t.family, _VARIANT_ORDER.get(t.variant, 9), t.label))
-
-
-def _torch_targets(
-    targets: list[BenchTarget], checkpoint: Path | None, found: list[Path]
-) -> tuple[list[BenchTarget], list[str]]:
-    import importlib.util
-
-    if importlib.util.find_spec("torch") is None:
-        return [], ["torch is not installed: no PyTorch eager baseline"]
-    from edgecls.training.torch_baseline import torch_baselines
-
-    baselines, notes = torch_baselines(targets, checkpoint)
-    if not baselines and checkpoint is None and found:
-        baselines, notes = torch_baselines(targets, found[0])
-    return baselines, notes
+        raise EdgeclsError(f"{flag} values must be integers >= 1; got {text!r}")
+    return tuple(dict.fromkeys(values))
 
 
 def bench_command(
-    models: Annotated[
-        list[Path], typer.Argument(help=".onnx files, or run/export directories (all variants).")
-    ],
-    provider: Annotated[
-        list[str],
-        typer.Option(
-            "--provider",
-            "-p",
-            help="Execution providers, comma-separated or repeated: cpu, openvino, cuda, tensorrt, ...; `all` "
-            "available; `auto`: all, and mark the fastest correct one.",
-        ),
-    ] = ["cpu"],  # noqa: B006
+    models: Annotated[list[Path], typer.Argument(help=".onnx files, or run/export directories (all variants).")],
+    provider: ProvidersOpt = ["cpu"],  # noqa: B006 - typer needs a list default for a repeatable option
     batch: Annotated[str, typer.Option(help="Batch sizes, comma-separated.")] = "1",
     threads: Annotated[
         str | None, typer.Option(help="Intra-op thread counts, comma-separated (default: physical cores).")
     ] = None,
-    runs: Annotated[
-        int | None, typer.Option(min=1, help="Timed runs per configuration (default 100).")
-    ] = None,
+    runs: Annotated[int | None, typer.Option(min=1, help="Timed runs per configuration (default 100).")] = None,
     time_budget: Annotated[
-        float | None,
-        typer.Option(min=0.01, help="Seconds of timed runs per configuration instead of a run count."),
+        float | None, typer.Option(min=0.01, help="Seconds of timed runs per configuration instead of a run count.")
     ] = None,
     warmup: Annotated[int, typer.Option(min=0, help="Untimed warm-up runs.")] = 10,
     data: Annotated[
-        Path | None,
-        typer.Option(help="Image folder for end-to-end stages (+ accuracy with class sub-folders)."),
+        Path | None, typer.Option(help="Image folder for end-to-end stages (+ accuracy with class sub-folders).")
     ] = None,
-    e2e: Annotated[
-        bool, typer.Option("--e2e", help="End-to-end stages (synthetic JPEGs without --data).")
-    ] = False,
-    json_out: Annotated[
-        Path | None, typer.Option("--json", help="Write {environment, rows} JSON here.")
-    ] = None,
-    csv_out: Annotated[Path | None, typer.Option("--csv", help="Write the rows as CSV here.")] = None,
+    e2e: Annotated[bool, typer.Option("--e2e", help="End-to-end stages (synthetic JPEGs without --data).")] = False,
+    json_out: JsonOpt = False,
+    json_file: Annotated[Path | None, typer.Option(help="Write the {environment, settings, rows} JSON here.")] = None,
+    csv: Annotated[Path | None, typer.Option(help="Write the rows as CSV here.")] = None,
     markdown: Annotated[Path | None, typer.Option(help="Write a Markdown table here.")] = None,
     plot: Annotated[Path | None, typer.Option(help="Latency distribution (+ speed/accuracy) PNG.")] = None,
-    checkpoint: Annotated[
-        Path | None, typer.Option(help="Source checkpoint for the PyTorch eager baseline.")
-    ] = None,
+    checkpoint: Annotated[Path | None, typer.Option(help="Source checkpoint for the PyTorch eager baseline.")] = None,
     baselines: Annotated[
         bool, typer.Option("--baselines/--no-baselines", help="OpenCV DNN and PyTorch eager rows.")
     ] = True,
-    strict: Annotated[
-        bool, typer.Option("--strict", help="A provider that falls back to CPU is an error row, not a flagged one.")
-    ] = False,
+    strict: StrictOpt = False,
     spin: Annotated[
         str,
-        typer.Option(
-            help="onnxruntime thread spinning: off (what `edgecls run` does), on, or both (rows say `spin`)."
-        ),
+        typer.Option(help="onnxruntime thread spinning: off (what `edgecls run` does), on, or both (rows say `spin`)."),
     ] = "off",
     compare: Annotated[
-        bool,
-        typer.Option("--compare/--no-compare", help="Agreement with onnxruntime CPU fp32 on the same inputs."),
+        bool, typer.Option("--compare/--no-compare", help="Agreement with onnxruntime CPU fp32 on the same inputs.")
     ] = True,
     in_process: Annotated[
         bool,
-        typer.Option(
-            "--in-process", help="Measure in this process (faster; cold start and peak RSS then accumulate)."
-        ),
+        typer.Option("--in-process", help="Measure in this process (faster; cold start and peak RSS then accumulate)."),
     ] = False,
 ) -> None:
+    from edgecls.runtime.bench.benchmark import BenchOptions
+
+    options = BenchOptions(
+        models=tuple(models), providers=tuple(provider), batches=_int_list(batch, "--batch") or (1,),
+        threads=_int_list(threads, "--threads"), runs=runs, time_budget=time_budget, warmup=warmup, data_dir=data,
+        e2e=e2e, baselines=baselines, checkpoint=checkpoint, strict=strict, spin=spin, compare=compare,
+        isolate=not in_process, json_path=json_file, csv_path=csv, markdown_path=markdown, plot_path=plot,
+    )
+    _run(options, json_out)
+
+
+def _run(options: BenchOptions, json_out: bool) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from edgecls.runtime.bench import model_targets, run_benchmark
-    from edgecls.runtime.bench_env import collect_environment
-    from edgecls.runtime.bench_opencv import opencv_baselines
-    from edgecls.runtime.bench_report import print_report, write_csv, write_json, write_markdown, write_plot
+    from edgecls.runtime.bench.benchmark import benchmark
+    from edgecls.runtime.bench.report import print_report
 
-    console = Console()
+    # With --json stdout holds the document alone: progress and notes go to stderr.
+    console = Console(stderr=json_out)
     if not console.is_terminal:  # piped or captured: long lines beat a table folded into 80 columns
-        console = Console(width=max(console.width, 200))
-    batches = _int_list(batch, "batch")
-    spins = {"off": [False], "on": [True], "both": [False, True]}.get(spin)
-    if spins is None:
-        from edgecls.runtime.errors import EdgeclsError
-
-        raise EdgeclsError(f"--spin takes off, on or both; got {spin!r}")
-    thread_list = _int_list(threads, "threads") if threads else [collect_environment().physical_cores]
-    files, found_checkpoints = expand_models(models)
-    targets = _sorted_targets(model_targets(files))
-    extra: list[BenchTarget] = []
-    if baselines:
-        extra += opencv_baselines(targets)
-        torch_rows, notes = _torch_targets(targets, checkpoint, found_checkpoints)
-        extra += torch_rows
-        for note in notes:
-            console.print(f"[yellow]note: {note}[/]", highlight=False)
-    with Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
+        console = Console(stderr=json_out, width=max(console.width, 200))
+    columns = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, TimeElapsedColumn(), console=console, transient=True) as bar:
         task = bar.add_task("measuring", total=None)
 
         def progress(done: int, total: int, what: str) -> None:
             bar.update(task, completed=done, total=total, description=f"measuring {what}")
 
-        result = run_benchmark(
-            targets,
-            providers=provider,
-            batches=batches,
-            threads=thread_list,
-            runs=runs,
-            time_budget=time_budget,
-            warmup=warmup,
-            data_dir=data,
-            e2e=e2e,
-            baselines=extra,
-            isolate=not in_process,
-            progress=progress,
-            spins=spins,
-            strict=strict,
-            compare=compare,
-        )
-    print_report(result, console)
-    for path, write in (
-        (json_out, write_json),
-        (csv_out, write_csv),
-        (markdown, write_markdown),
-        (plot, write_plot),
-    ):
-        if path is not None:
-            write(result, path)
-            console.print(f"wrote {path}", highlight=False)
-    if not any(r.ok for r in result.rows):
+        outcome = benchmark(options, progress)
+    for note in outcome.notes:
+        console.print(f"[yellow]note: {note}[/]", highlight=False)
+    if json_out:
+        typer.echo(json.dumps(outcome.result.to_dict()))
+    else:
+        print_report(outcome.result, console)
+    for path in outcome.written:
+        console.print(f"wrote {path}", highlight=False)
+    if not any(r.ok for r in outcome.result.rows):
         raise typer.Exit(1)
 
 

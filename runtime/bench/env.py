@@ -1,8 +1,9 @@
 """The environment a benchmark ran in, recorded beside every result so numbers can be compared honestly.
 
-CPU model and instruction-set flags are read at run time (``/proc/cpuinfo`` on Linux): int8 speed depends on
-VNNI / ARM dot-product support, so it is never assumed. Library versions come from ``importlib.metadata``;
-torch in particular is never imported here (the edge runtime must not import it, and importing it costs ~1 s).
+CPU model and instruction-set flags are read at run time (``/proc/cpuinfo`` through :mod:`edgecls.runtime.cpu_isa`,
+which also says whether int8 products saturate here): int8 speed depends on VNNI / ARM dot-product support, so it
+is never assumed. Library versions come from ``importlib.metadata``;
+torch in particular is never imported here (the edge runtime must not import it, and importing it is slow).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from edgecls.runtime.cpu_isa import read_cpuinfo
+from edgecls.runtime.cpu_isa import cpu_flags, detect_isa, read_cpuinfo
 
 # x86 and ARM feature flags that decide which int8/fp16 kernels a CPU can use.
 ISA_FLAGS: tuple[str, ...] = (
@@ -92,17 +93,12 @@ class Environment:
     cpu_governor: str | None
     load_average: list[float] | None  # 1/5/15 min load when the run started: a busy machine skews numbers
     timestamp: str  # UTC, ISO 8601
-    bench_settings: dict[str, Any] = field(
-        default_factory=dict
-    )  # filled by run_benchmark (threads, spinning..)
+    #: cpu_isa's verdict on the int8 kernels: x86-vnni, x86-avx2 (products saturate), arm-dotprod, arm, ...
+    int8_isa: str | None = None
+    bench_settings: dict[str, Any] = field(default_factory=dict)  # filled by run_benchmark (threads, spinning..)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-    @property
-    def int8_dot_product(self) -> bool:
-        """True when int8 products do not saturate (x86 VNNI or ARM dot-product): int8 gains are larger."""
-        return any(f in self.isa for f in ("avx512_vnni", "avx_vnni", "asimddp", "amx_int8"))
 
 
 def _cpu_model(cpuinfo: str) -> str:
@@ -114,9 +110,7 @@ def _cpu_model(cpuinfo: str) -> str:
 
 
 def _isa(cpuinfo: str) -> list[str]:
-    # x86 lists "flags", ARM lists "Features"; every core repeats them, the first line suffices.
-    m = re.search(r"^(?:flags|Features)\s*:\s*(.+)$", cpuinfo, re.MULTILINE)
-    present = set(m.group(1).split()) if m else set()
+    present = set(cpu_flags(cpuinfo))
     if not present and platform.machine().lower() in ("arm64", "aarch64"):
         present = {"neon", "asimd"}  # every 64-bit ARM core has Advanced SIMD
     return [f for f in ISA_FLAGS if f in present]
@@ -196,6 +190,7 @@ def collect_environment() -> Environment:
         cpu_model=_cpu_model(info),
         machine=platform.machine(),
         isa=_isa(info),
+        int8_isa=detect_isa(info).isa,
         logical_cores=logical,
         physical_cores=_physical_cores(info, logical),
         usable_cores=_usable_cores(logical),

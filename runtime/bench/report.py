@@ -1,25 +1,22 @@
-"""Benchmark reports: the terminal table, JSON (one document: environment + rows), CSV, Markdown and a plot.
+"""The bench's tables: the columns, the terminal report (rich) and the same table as Markdown.
 
 Ratios shown (``x fp32``) compare each row's p50 with the fp32 onnxruntime CPU row of the same model family,
 batch and threads (``BenchRow.speedup``, filled by ``compute_ratios``); ``ref`` marks that row itself.
-Every file is written atomically. matplotlib is imported only for ``--plot``.
+JSON/CSV files are :mod:`edgecls.runtime.bench.result_files`, the plot :mod:`edgecls.runtime.bench.plot`.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from edgecls.runtime.atomic import atomic_path, atomic_write_text
-from edgecls.runtime.bench import BenchResult, BenchRow, is_reference
-from edgecls.runtime.bench_agreement import agreement_inputs_line
-from edgecls.runtime.bench_env import Environment
-from edgecls.runtime.errors import MissingExtraError
+from edgecls.runtime.atomic import atomic_write_text
+from edgecls.runtime.bench.agreement import agreement_inputs_line
+from edgecls.runtime.bench.env import Environment
+from edgecls.runtime.bench.rows import ENGINE_ORT, BenchResult, BenchRow, is_reference
+from edgecls.runtime.openvino_session import is_openvino_runtime
 
 
 def _num(v: float | None, fmt: str = "{:.2f}") -> str:
@@ -30,9 +27,9 @@ def engine_provider(row: BenchRow) -> str:
     """``ort CPU``, ``ort CUDA -> CPU (fallback)``, ``openvino CPU (runtime)``, ``opencv-dnn``, ``pytorch-eager``;
     ``[auto]`` marks the row ``--provider auto`` picked."""
     pick = " [auto]" if row.auto_pick else ""
-    if row.engine != "onnxruntime":
+    if row.engine != ENGINE_ORT:
         return row.engine
-    if row.providers_used and row.providers_used[0].startswith("OpenVINO:"):
+    if is_openvino_runtime(row.providers_used):
         # OpenVINO's own runtime ran the file (onnxruntime's OpenVINO EP cannot run here): not an ORT row.
         return f"openvino {row.providers_used[0].split(':', 1)[1]} (runtime){pick}"
     short = row.provider.replace("ExecutionProvider", "")
@@ -192,93 +189,6 @@ def grouped_notes(rows: Sequence[BenchRow]) -> dict[tuple[str, str, bool], int]:
     return out
 
 
-# --------------------------------------------------------------------------------------------------------
-# Files
-# --------------------------------------------------------------------------------------------------------
-def write_json(result: BenchResult, path: str | os.PathLike[str]) -> Path:
-    """One JSON document ``{environment, settings, rows}`` (rows include every timed sample)."""
-    return atomic_write_text(path, json.dumps(result.to_dict(), indent=2) + "\n")
-
-
-def load_json(path: str | os.PathLike[str]) -> BenchResult:
-    return BenchResult.from_dict(json.loads(Path(path).read_text()))
-
-
-CSV_FIELDS: tuple[str, ...] = (
-    "label",
-    "model",
-    "variant",
-    "engine",
-    "provider",
-    "providers_used",
-    "fallback",
-    "batch",
-    "threads",
-    "spin",
-    "runs",
-    "warmup",
-    "p50_ms",
-    "p90_ms",
-    "p99_ms",
-    "mean_ms",
-    "std_ms",
-    "min_ms",
-    "max_ms",
-    "throughput_ips",
-    "speedup",
-    "reference",
-    "import_ms",
-    "session_create_ms",
-    "first_run_ms",
-    "peak_rss_mb",
-    "model_rss_mb",
-    "model_size_mb",
-    "accuracy",
-    "accuracy_delta",
-    "accuracy_images",
-    "agreement",
-    "max_abs_diff",
-    "agreement_inputs",
-    "auto_pick",
-    "e2e_images",
-    "e2e_decode_ms",
-    "e2e_preprocess_ms",
-    "e2e_infer_ms",
-    "e2e_postprocess_ms",
-    "e2e_total_ms",
-    "e2e_images_per_s",
-    "error",
-    "warnings",
-)
-
-
-def _csv_record(row: BenchRow) -> dict[str, Any]:
-    d = row.to_dict(samples=False)
-    d["providers_used"] = ";".join(row.providers_used)
-    d["warnings"] = " | ".join(row.warnings)
-    e = row.e2e
-    for k in (
-        "images",
-        "decode_ms",
-        "preprocess_ms",
-        "infer_ms",
-        "postprocess_ms",
-        "total_ms",
-        "images_per_s",
-    ):
-        d[f"e2e_{k}"] = getattr(e, k) if e else None
-    return {k: ("" if d.get(k) is None else d.get(k)) for k in CSV_FIELDS}
-
-
-def write_csv(result: BenchResult, path: str | os.PathLike[str]) -> Path:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(CSV_FIELDS))
-    writer.writeheader()
-    for row in result.rows:
-        writer.writerow(_csv_record(row))
-    return atomic_write_text(path, buf.getvalue())
-
-
 def _md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
@@ -318,76 +228,3 @@ def to_markdown(result: BenchResult) -> str:
 
 def write_markdown(result: BenchResult, path: str | os.PathLike[str]) -> Path:
     return atomic_write_text(path, to_markdown(result))
-
-
-# --------------------------------------------------------------------------------------------------------
-# Plot
-# --------------------------------------------------------------------------------------------------------
-def _pyplot() -> Any:
-    try:
-        import matplotlib
-    except ImportError as e:
-        raise MissingExtraError("--plot needs matplotlib: pip install matplotlib (or 'edgecls[train]')") from e
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _mpl_at_least(major: int, minor: int) -> bool:
-    import matplotlib
-
-    parts = [int(p) for p in matplotlib.__version__.split(".")[:2] if p.isdigit()]
-    return tuple(parts) >= (major, minor)
-
-
-def family_name(family: str) -> str:
-    """``runs/mnv2/export/model`` -> ``mnv2``: the folder that tells model families apart."""
-    parent = Path(family).parent
-    return parent.parent.name if parent.name == "export" and parent.parent.name else parent.name
-
-
-def _short_label(row: BenchRow, with_family: bool) -> str:
-    where = f"{family_name(row.family)}: " if with_family else ""
-    return f"{where}{row.label} | {engine_provider(row)} | b{row.batch} t{row.threads or 'def'}"
-
-
-def write_plot(result: BenchResult, path: str | os.PathLike[str], rows: Sequence[BenchRow] | None = None) -> Path:
-    """Latency distribution (ms per image) per configuration; beside it speed vs accuracy when known."""
-    plt = _pyplot()
-    ok = [r for r in (rows if rows is not None else result.rows) if r.ok and r.samples_ms and r.batch]
-    scored = [r for r in ok if r.accuracy is not None]
-    many = len({r.family for r in ok}) > 1
-    ncols = 2 if scored else 1
-    height = max(3.0, 0.35 * len(ok) + 1.5)
-    fig, axes = plt.subplots(1, ncols, figsize=(9 + 5 * (ncols - 1), height), squeeze=False)
-    ax = axes[0][0]
-    if ok:
-        data = [[s / r.batch for s in r.samples_ms] for r in ok]
-        horizontal = {"orientation": "horizontal"} if _mpl_at_least(3, 10) else {"vert": False}
-        ax.boxplot(data, showfliers=True, flierprops={"markersize": 2}, **horizontal)
-        ax.set_yticks(range(1, len(ok) + 1), [_short_label(r, many) for r in ok], fontsize=7)
-        ax.set_xscale("log")
-    ax.set_xlabel("latency per image, ms (log scale; box = p25-p75, whiskers 1.5 IQR)")
-    ax.set_title("latency distribution")
-    if scored:
-        ax2 = axes[0][1]
-        for r in scored:  # one legend entry per point: labels drawn beside points overlap
-            x, y = (r.p50_ms or 0) / r.batch, 100 * (r.accuracy or 0)
-            ax2.scatter([x], [y], s=25, label=f"{r.variant} {_short_label(r, many)}")
-        ax2.legend(fontsize=5, loc="best")
-        ax2.set_xscale("log")
-        ax2.set_xlabel("p50 latency per image, ms (log)")
-        ax2.set_ylabel("top-1 accuracy, %")
-        lo = min(100 * (r.accuracy or 0) for r in scored)
-        ax2.set_ylim(max(0.0, lo - max(2.0, 0.1 * (100 - lo))), 100.5)  # accuracy cannot pass 100%
-        ax2.set_title("speed vs accuracy")
-    import textwrap
-
-    # The environment line is long (CPU, ISA flags, versions): wrap it so it is not cut at the figure's edges.
-    fig.suptitle("\n".join(textwrap.wrap(environment_line(result.environment), 150)), fontsize=7)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=130, format=Path(path).suffix.lstrip(".") or "png")
-    plt.close(fig)
-    return Path(path)

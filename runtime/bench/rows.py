@@ -1,7 +1,7 @@
 """What a benchmark measures and reports: targets, rows, results and the ratios between rows.
 
-The data model shared by the measuring code (:mod:`edgecls.runtime.bench`), its reports
-(:mod:`edgecls.runtime.bench_report`) and the baseline loaders; numpy-free and torch-free.
+The data model shared by the measuring code (:mod:`edgecls.runtime.bench.measure`), its reports
+(:mod:`edgecls.runtime.bench.report`) and the baseline loaders; numpy-free and torch-free.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from edgecls.runtime.bench_env import Environment
+from edgecls.runtime.bench.env import Environment
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.errors import EdgeclsError
 
@@ -22,7 +22,7 @@ ENGINE_ORT = "onnxruntime"
 ENGINE_OPENCV = "opencv-dnn"
 ENGINE_TORCH = "pytorch-eager"
 CPU_PROVIDER = "CPUExecutionProvider"
-ORT_LOADER = "edgecls.runtime.bench_measure:load_onnxruntime"
+ORT_LOADER = "edgecls.runtime.bench.onnxruntime_loader:load_onnxruntime"
 
 
 class BenchError(EdgeclsError):

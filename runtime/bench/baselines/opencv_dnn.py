@@ -14,10 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from edgecls.runtime.bench import ENGINE_OPENCV, BenchTarget, LoadedRunner, file_size
+from edgecls.runtime.bench.rows import ENGINE_OPENCV, BenchTarget, LoadedRunner
+from edgecls.runtime.bench.targets import file_size
 from edgecls.runtime.errors import ModelLoadError
 
-OPENCV_LOADER = "edgecls.runtime.bench_opencv:load_opencv_dnn"
+OPENCV_LOADER = "edgecls.runtime.bench.baselines.opencv_dnn:load_opencv_dnn"
 
 
 def load_opencv_dnn(model: str, provider: str = "cpu", threads: int | None = None, **_: Any) -> LoadedRunner:

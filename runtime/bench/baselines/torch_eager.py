@@ -1,7 +1,8 @@
 """PyTorch eager baseline for ``edgecls bench``: the checkpoint an ONNX model came from, run by torch itself.
 
-The benchmark runtime never imports torch; the CLI adds these targets only when torch is importable, and the
-loader below runs inside the benchmark's measuring subprocess. The source checkpoint is found from
+Importing this module never imports torch (tests/test_imports.py checks it): torch and the training stage's
+checkpoint code are imported inside :func:`load_torch_eager`, which runs in the benchmark's measuring process,
+and the bench adds these targets only when torch is importable. The source checkpoint is found from
 (1) an explicit ``--checkpoint``, (2) the contract provenance of the ONNX model (a checkpoint path and/or its
 SHA-256), (3) a ``best.pt``/``last.pt``/``*.pt`` beside the model or one folder up (an export dir inside a
 run dir) whose SHA-256 matches the provenance, or - when the provenance records no hash - a ``best.pt``
@@ -16,9 +17,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from edgecls.runtime.bench import ENGINE_TORCH, BenchTarget, LoadedRunner
+from edgecls.runtime.bench.rows import ENGINE_TORCH, BenchTarget, LoadedRunner
 
-TORCH_LOADER = "edgecls.training.torch_baseline:load_torch_eager"
+TORCH_LOADER = "edgecls.runtime.bench.baselines.torch_eager:load_torch_eager"
 # Provenance keys export may use for the source checkpoint (path and hash).
 _PATH_KEYS = ("checkpoint", "checkpoint_path", "source_checkpoint")
 _SHA_KEYS = ("checkpoint_sha256", "source_checkpoint_sha256", "checkpoint_sha")
@@ -122,6 +123,23 @@ def torch_baselines(
         else:
             out.append(torch_baseline(t, found))
     return out, notes
+
+
+def installed_torch_baselines(
+    targets: Sequence[BenchTarget], checkpoint: str | os.PathLike[str] | None, found: Sequence[Path] = ()
+) -> tuple[list[BenchTarget], list[str]]:
+    """:func:`torch_baselines` when torch is installed (checked without importing it), else a note saying why not.
+
+    ``found``: checkpoints seen in the run directories given, tried when no model's provenance names one.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        return [], ["torch is not installed: no PyTorch eager baseline"]
+    baselines, notes = torch_baselines(targets, checkpoint)
+    if not baselines and checkpoint is None and found:
+        baselines, notes = torch_baselines(targets, found[0])
+    return baselines, notes
 
 
 def load_torch_eager(

@@ -1,10 +1,10 @@
 """Is a fast row also right? Every benchmarked configuration against onnxruntime CPU fp32 on the same inputs.
 
-The parent (:func:`edgecls.runtime.bench.run_benchmark`) builds, once per model family, the comparison inputs
-and the reference outputs of the family's fp32 model on onnxruntime's CPU provider, and writes them to an
-``.npz``; each measuring process runs its own engine on the same inputs and reports top-1 agreement and the
-largest absolute output difference (``BenchRow.agreement`` / ``max_abs_diff``). A provider that is fast but
-wrong shows it in its row.
+The parent (:func:`edgecls.runtime.bench.sweep.run_benchmark`, through :func:`family_comparisons`) builds,
+once per model family, the comparison inputs and the reference outputs of the family's fp32 model on
+onnxruntime's CPU provider, and writes them to an ``.npz``; each measuring process runs its own engine on the
+same inputs and reports top-1 agreement and the largest absolute output difference (``BenchRow.agreement`` /
+``max_abs_diff``). A provider that is fast but wrong shows it in its row.
 
 Inputs: with ``--data``, the first images of the folder through the runtime's own preprocessing (what the model
 sees in ``edgecls run``); otherwise seeded standard-normal tensors (outputs still must agree; agreement on noise
@@ -15,15 +15,19 @@ Shapes: inputs ``float32[M, 3, h, w]``; reference ``float32[M, C]``.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from edgecls.runtime.bench_rows import BenchResult, BenchTarget
+from edgecls.runtime.batched_inference import Infer, fixed_batch_of, infer_in_batches
+from edgecls.runtime.bench.rows import BenchResult, BenchTarget
 from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.scores import top1_agreement
 
 #: How many inputs each configuration is compared on (the images of a small --data folder, or noise tensors).
 COMPARE_IMAGES = 32
@@ -66,25 +70,13 @@ def comparison_inputs(
     return rng.standard_normal((COMPARE_NOISE, 3, *hw)).astype(np.float32), f"{COMPARE_NOISE} noise tensors"
 
 
-def run_in_batches(infer: Callable[[np.ndarray], np.ndarray], x: np.ndarray, batch: int, dtype: str) -> np.ndarray:
-    """``infer`` over ``x`` in calls of exactly ``batch`` inputs (the last one padded), outputs ``float32[M, C]``."""
-    outs = []
-    for start in range(0, len(x), batch):
-        part = x[start : start + batch]
-        n = len(part)
-        if n < batch:
-            part = np.concatenate([part, np.repeat(part[-1:], batch - n, axis=0)])
-        outs.append(np.asarray(infer(part.astype(dtype, copy=False)), dtype=np.float32)[:n])
-    return np.concatenate(outs)
-
-
 def reference_outputs(target: BenchTarget, x: np.ndarray) -> np.ndarray:
     """The family's fp32 model on onnxruntime's CPU provider (1 thread: the reference need not be fast)."""
-    from edgecls.runtime.bench_measure import load_onnxruntime
+    from edgecls.runtime.bench.onnxruntime_loader import load_onnxruntime
 
     runner = load_onnxruntime(target.model, "cpu", 1)
-    fixed = runner.input_shape[0] if isinstance(runner.input_shape[0], int) and runner.input_shape[0] > 0 else None
-    return run_in_batches(runner.infer, x, fixed or len(x), runner.input_dtype)
+    fixed = fixed_batch_of(runner.input_shape)
+    return infer_in_batches(runner.infer, x, fixed or len(x), pad=fixed is not None, dtype=runner.input_dtype)
 
 
 def write_comparison(path: str | os.PathLike[str], x: np.ndarray, reference: np.ndarray, what: str) -> Path:
@@ -92,17 +84,36 @@ def write_comparison(path: str | os.PathLike[str], x: np.ndarray, reference: np.
     return Path(path)
 
 
-def compare(
-    infer: Callable[[np.ndarray], np.ndarray], comparison: str | os.PathLike[str], batch: int, dtype: str
-) -> tuple[Agreement, str]:
-    """Run ``infer`` on the stored inputs and compare with the stored reference outputs."""
+def compare(infer: Infer, comparison: str | os.PathLike[str], batch: int, dtype: str) -> tuple[Agreement, str]:
+    """Run ``infer`` on the stored inputs in calls of exactly ``batch`` and compare with the stored outputs."""
     with np.load(comparison) as data:
         x, ref, what = data["inputs"], data["reference"], str(data["what"])
-    got = run_in_batches(infer, x, batch, dtype)
+    got = infer_in_batches(infer, x, batch, pad=True, dtype=dtype)
     if got.shape != ref.shape:
         return Agreement(0.0, float("inf"), len(x)), what
-    agree = float((got.argmax(axis=1) == ref.argmax(axis=1)).mean())
-    return Agreement(agree, float(np.abs(got - ref).max()), len(x)), what
+    return Agreement(top1_agreement(got, ref), float(np.abs(got - ref).max()), len(x)), what
+
+
+def family_comparisons(
+    targets: Sequence[BenchTarget], images: Sequence[tuple[str, str | None]] | None, stack: contextlib.ExitStack
+) -> dict[str, str]:
+    """family -> ``.npz`` of its comparison inputs and its fp32 onnxruntime CPU outputs (in a temporary folder
+    that ``stack`` removes); families without an fp32 file or a known input size are left out."""
+    tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="edgecls-bench-compare-")))
+    out: dict[str, str] = {}
+    for t in targets:
+        if t.is_baseline or t.load_error or t.variant != "fp32" or t.family in out:
+            continue
+        made = comparison_inputs(t.contract, None, images)
+        if made is None:  # a foreign model without a contract: its input size is unknown here
+            continue
+        x, what = made
+        try:
+            ref = reference_outputs(t, x)
+        except Exception:  # noqa: BLE001 - the fp32 row itself will carry the error
+            continue
+        out[t.family] = str(write_comparison(tmp / f"family_{len(out)}.npz", x, ref, what))
+    return out
 
 
 def agreement_inputs_line(result: BenchResult) -> str | None:

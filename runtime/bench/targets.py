@@ -1,19 +1,19 @@
-"""Benchmark targets from model files: variant (fp32/fp16/int8), model family, size, providers to try."""
+"""Benchmark targets from model paths: the ONNX files a path means, their variant (fp32/fp16/int8), model family
+and size, and the providers to try."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from edgecls.runtime.bench_rows import BenchTarget
+from edgecls.runtime.bench.rows import BenchTarget
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.errors import EdgeclsError
 
-#: Providers listed by onnxruntime that do not execute graphs locally; ``all`` skips them.
-NON_COMPUTE_PROVIDERS = frozenset({"AzureExecutionProvider"})
 _VARIANT_RE = re.compile(r"(?:^|[._-])(int8|uint8|qdq|quant(?:ized)?|fp16|float16|half|fp32|float32)$", re.I)
 _VARIANT_NAMES = {
     "int8": "int8",
@@ -27,6 +27,56 @@ _VARIANT_NAMES = {
     "fp32": "fp32",
     "float32": "fp32",
 }
+
+
+_VARIANT_ORDER = {"fp32": 0, "fp16": 1, "int8": 2}
+
+
+# --------------------------------------------------------------------------------------------------------
+# Model files from paths
+# --------------------------------------------------------------------------------------------------------
+def expand_models(paths: Sequence[Path]) -> tuple[list[Path], list[Path]]:
+    """ONNX files to measure and checkpoints found in run directories (for the PyTorch baseline).
+
+    A directory means its ``*.onnx`` files, or those one level down (``run/export/``) when it has none.
+    """
+    models: list[Path] = []
+    checkpoints: list[Path] = []
+    for p in paths:
+        if p.is_file():
+            models.append(p)
+            continue
+        if not p.is_dir():
+            raise EdgeclsError(f"{p}: no such model file or directory")
+        found = sorted(p.glob("*.onnx")) or sorted(p.glob("*/*.onnx"))
+        if not found:
+            raise EdgeclsError(f"{p}: no .onnx models in this directory or its sub-directories")
+        models += found
+        checkpoints += [c for c in (p / "best.pt", p.parent / "best.pt") if c.is_file()]
+        checkpoints += exported_from(p)
+    return list(dict.fromkeys(models)), list(dict.fromkeys(checkpoints))
+
+
+def exported_from(export_dir: Path) -> list[Path]:
+    """The checkpoint an export directory was made from, as its ``export_report.json`` records it.
+
+    ``export RUN --out DIR`` puts the models away from the run; the report is the export's own record of the
+    source. (The torch baseline still checks the checkpoint's SHA-256 against the models' provenance.)
+    """
+    out: list[Path] = []
+    for report in (export_dir / "export_report.json", *sorted(export_dir.glob("*/export_report.json"))):
+        try:
+            source = json.loads(report.read_text()).get("source_checkpoint")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(source, str) and Path(source).is_file():
+            out.append(Path(source))
+    return out
+
+
+def sorted_targets(targets: Sequence[BenchTarget]) -> list[BenchTarget]:
+    """Family by family, fp32 before fp16 before int8: the order of the report's rows."""
+    return sorted(targets, key=lambda t: (t.family, _VARIANT_ORDER.get(t.variant, 9), t.label))
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -132,24 +182,12 @@ def model_targets(models: Sequence[str | os.PathLike[str] | BenchTarget]) -> lis
     ]
 
 
-def local_providers() -> list[str]:
-    """Every provider that can run a model here: onnxruntime's compute providers, plus ``openvino`` when
-    onnxruntime has no OpenVINO EP but OpenVINO's runtime is installed (the path ``--provider openvino`` takes)."""
-    from edgecls.runtime.errors import ProviderError
-    from edgecls.runtime.session import available_providers, openvino_route
-
-    names = [a for a in available_providers() if a not in NON_COMPUTE_PROVIDERS]
-    try:
-        if openvino_route() == "openvino":
-            names.append("openvino")
-    except ProviderError:
-        pass
-    return names
-
-
 def expand_providers(providers: Sequence[str]) -> list[str]:
-    """``cpu,openvino`` -> both; ``all`` and ``auto`` -> :func:`local_providers` (``auto`` then picks the fastest
-    correct one after measuring); other names are kept as typed (unknown ones become error rows)."""
+    """``cpu,openvino`` -> both; ``all`` and ``auto`` -> every provider that can run here (``local_providers``;
+    ``auto`` then picks the fastest correct one after measuring); other names are kept as typed (unknown ones
+    become error rows)."""
+    from edgecls.runtime.provider_catalog import local_providers
+
     out: list[str] = []
     for item in providers:
         for p in (x.strip() for x in item.split(",") if x.strip()):

@@ -1,0 +1,92 @@
+"""What ``edgecls bench`` does, as one library call: model paths in, a measured :class:`BenchResult` and its
+report files out.
+
+:func:`benchmark` expands run/export directories into their ONNX variants, adds the baselines (OpenCV DNN on
+each fp32 file; PyTorch eager on the source checkpoint when torch is installed), runs the sweep
+(:func:`edgecls.runtime.bench.sweep.run_benchmark`) and writes the files the options name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgecls.runtime.bench.baselines.opencv_dnn import opencv_baselines
+from edgecls.runtime.bench.baselines.torch_eager import installed_torch_baselines
+from edgecls.runtime.bench.env import collect_environment
+from edgecls.runtime.bench.latency import DEFAULT_WARMUP
+from edgecls.runtime.bench.plot import write_plot
+from edgecls.runtime.bench.report import write_markdown
+from edgecls.runtime.bench.result_files import write_csv, write_json
+from edgecls.runtime.bench.rows import BenchError, BenchResult, BenchTarget
+from edgecls.runtime.bench.sweep import ProgressFn, run_benchmark
+from edgecls.runtime.bench.targets import expand_models, model_targets, sorted_targets
+
+#: ``--spin`` values -> the spinning settings measured.
+SPIN_MODES: dict[str, tuple[bool, ...]] = {"off": (False,), "on": (True,), "both": (False, True)}
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """Everything ``edgecls bench`` takes; ``threads`` None means one setting: the physical core count."""
+
+    models: tuple[Path, ...]
+    providers: tuple[str, ...] = ("cpu",)
+    batches: tuple[int, ...] = (1,)
+    threads: tuple[int, ...] | None = None
+    runs: int | None = None
+    time_budget: float | None = None
+    warmup: int = DEFAULT_WARMUP
+    data_dir: Path | None = None
+    e2e: bool = False
+    baselines: bool = True
+    checkpoint: Path | None = None
+    strict: bool = False
+    spin: str = "off"  # off | on | both
+    compare: bool = True
+    isolate: bool = True
+    json_path: Path | None = None
+    csv_path: Path | None = None
+    markdown_path: Path | None = None
+    plot_path: Path | None = None
+
+
+@dataclass
+class BenchOutcome:
+    """The measured result, notes for the user (baselines left out and why), and the files written."""
+
+    result: BenchResult
+    notes: list[str] = field(default_factory=list)
+    written: list[Path] = field(default_factory=list)
+
+
+def benchmark(options: BenchOptions, progress: ProgressFn | None = None) -> BenchOutcome:
+    """Measure ``options.models`` (files or run/export directories) as ``edgecls bench`` does; write its files."""
+    spins = SPIN_MODES.get(options.spin)
+    if spins is None:
+        raise BenchError(f"--spin takes {', '.join(SPIN_MODES)}; got {options.spin!r}")
+    threads = options.threads or (collect_environment().physical_cores,)
+    files, found_checkpoints = expand_models(list(options.models))
+    targets = sorted_targets(model_targets(files))
+    extra: list[BenchTarget] = []
+    notes: list[str] = []
+    if options.baselines:
+        extra += opencv_baselines(targets)
+        torch_rows, notes = installed_torch_baselines(targets, options.checkpoint, found_checkpoints)
+        extra += torch_rows
+    result = run_benchmark(
+        targets, providers=options.providers, batches=options.batches, threads=threads, runs=options.runs,
+        time_budget=options.time_budget, warmup=options.warmup, data_dir=options.data_dir, e2e=options.e2e,
+        baselines=extra, isolate=options.isolate, progress=progress, spins=spins, strict=options.strict,
+        compare=options.compare,
+    )
+    outcome = BenchOutcome(result, notes)
+    writers: list[tuple[Path | None, Callable[[BenchResult, Path], Path]]] = [
+        (options.json_path, write_json), (options.csv_path, write_csv),
+        (options.markdown_path, write_markdown), (options.plot_path, write_plot),
+    ]
+    for path, write in writers:
+        if path is not None:
+            outcome.written.append(write(result, path))
+    return outcome

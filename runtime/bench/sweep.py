@@ -1,0 +1,193 @@
+"""The bench's sweep: every model x provider x batch x threads x spin measured, one :class:`BenchRow` each.
+
+What the numbers mean:
+
+- Every configuration runs in a FRESH Python process (:mod:`edgecls.runtime.bench.child`), so the session
+  creation time is a real cold start and the peak resident memory (``VmHWM`` from ``/proc/self/status``;
+  ``getrusage`` ``ru_maxrss`` where there is no /proc) belongs to this configuration alone. The model file itself
+  is in the OS page cache after the first configuration, so cold start means "new process", not "cold disk".
+  ``isolate=False`` measures in-process instead (faster, for debugging; memory then is cumulative).
+- Latency (:mod:`edgecls.runtime.bench.latency`): ``warmup`` untimed calls (the first one timed separately as
+  ``first_run_ms``), then ``runs`` timed calls, or calls until ``time_budget`` seconds are spent (at least
+  ``MIN_RUNS``). Latency is per call (the whole batch); throughput is ``batch * calls / total time`` in images/s.
+- End-to-end mode (``data_dir`` or ``e2e``, :mod:`edgecls.runtime.bench.end_to_end`): every image through decode
+  -> preprocess -> inference -> postprocess, each stage timed; top-1 accuracy when the folder has one sub-folder
+  per class named like the model's labels. Without a folder, ``e2e`` uses synthetic 640x480 JPEGs.
+- Providers actually used come from :func:`edgecls.runtime.session.create_session`: a requested accelerator that
+  ends up on CPU is flagged ``fallback``, never hidden.
+- A configuration that fails (model cannot load, unknown/unavailable provider, a batch the model's fixed batch
+  dimension cannot take, a crashed child) becomes a row carrying ``error``; the rest is measured.
+
+Baselines (:mod:`edgecls.runtime.bench.baselines`) are :class:`BenchTarget` objects whose ``loader`` names a
+function imported in the measuring process, so this module never imports torch. Ratios (``speedup``) compare each
+row's p50 with the fp32 onnxruntime CPU row of the same model family, batch and threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+from collections.abc import Callable, Sequence
+
+from edgecls.runtime.bench.agreement import family_comparisons
+from edgecls.runtime.bench.auto_pick import mark_auto_picks
+from edgecls.runtime.bench.child import measure_in_child
+from edgecls.runtime.bench.env import collect_environment
+from edgecls.runtime.bench.images import bench_images
+from edgecls.runtime.bench.latency import DEFAULT_RUNS, DEFAULT_WARMUP
+from edgecls.runtime.bench.measure import measure
+from edgecls.runtime.bench.rows import BenchError, BenchResult, BenchRow, BenchTarget, compute_ratios
+from edgecls.runtime.bench.targets import expand_providers, model_targets, provider_display
+from edgecls.runtime.cpu_isa import int8_warnings
+
+ProgressFn = Callable[[int, int, str], None]  # (configurations done, total, what runs next)
+
+
+def _error_row(
+    target: BenchTarget, provider: str, batch: int | None, threads: int | None, error: str
+) -> BenchRow:
+    return BenchRow(
+        label=target.label,
+        model=target.model,
+        engine=target.engine,
+        variant=target.variant,
+        family=target.family,
+        provider=provider,
+        batch=batch,
+        threads=threads,
+        error=error,
+        model_size_mb=target.size_bytes / 2**20 if target.size_bytes else None,
+    )
+
+
+def run_benchmark(
+    models: Sequence[str | os.PathLike[str] | BenchTarget],
+    providers: Sequence[str] = ("cpu",),
+    batches: Sequence[int] = (1,),
+    threads: Sequence[int | None] = (None,),
+    runs: int | None = None,
+    time_budget: float | None = None,
+    warmup: int = DEFAULT_WARMUP,
+    data_dir: str | os.PathLike[str] | None = None,
+    e2e: bool = False,
+    baselines: Sequence[BenchTarget] = (),
+    isolate: bool = True,
+    progress: ProgressFn | None = None,
+    timeout: float = 900.0,
+    spins: Sequence[bool] = (False,),
+    strict: bool = False,
+    compare: bool = True,
+) -> BenchResult:
+    """Measure every model x provider x batch x threads x spin (baselines: x batch x threads on their engine).
+
+    ``runs`` timed calls per configuration (default :data:`DEFAULT_RUNS`), or calls until ``time_budget``
+    seconds (capped at ``runs`` when both are given). See the module docstring for what each number means.
+    ``spins``: onnxruntime thread spinning per row; the default (off) is what ``edgecls run`` uses.
+    ``strict``: a provider that falls back to CPU (or runs no node) is an error row instead of a flagged one.
+    ``compare``: every row's outputs against onnxruntime CPU fp32 on the same inputs (agreement, max |diff|).
+    ``providers`` containing ``auto`` measures every local provider and marks the fastest correct row.
+    """
+    if runs is not None and runs < 1:
+        raise BenchError(f"--runs must be >= 1, got {runs}")
+    if time_budget is not None and time_budget <= 0:
+        raise BenchError(f"--time-budget must be > 0 s, got {time_budget}")
+    if warmup < 0:
+        raise BenchError(f"--warmup must be >= 0, got {warmup}")
+    if not batches or any(int(b) < 1 for b in batches):
+        raise BenchError(f"batch sizes must be >= 1, got {list(batches)}")
+    if any(t is not None and int(t) < 1 for t in threads):
+        raise BenchError(f"thread counts must be >= 1, got {list(threads)}")
+    env = collect_environment()
+    targets = model_targets(models) + list(baselines)
+    provider_list = expand_providers(providers)
+    spin_list = list(dict.fromkeys(bool(x) for x in spins)) or [False]
+    if runs is None and time_budget is None:
+        runs = DEFAULT_RUNS
+    with contextlib.ExitStack() as stack:
+        images, synthetic = bench_images(data_dir, e2e, stack)
+        comparisons = family_comparisons(targets, images, stack) if compare else {}
+        plan: list[tuple[BenchTarget, str, int, int | None, bool]] = []
+        for t in targets:
+            provs = provider_list if not t.is_baseline else [t.options.get("device", "cpu")]
+            for p in provs:
+                # Spinning is onnxruntime's; baselines and OpenVINO's own runtime get one row, not a mislabelled twin.
+                spin_for = spin_list[:1] if t.is_baseline or _runs_outside_onnxruntime(p) else spin_list
+                plan += [(t, p, int(b), th, sp) for th in threads for sp in spin_for for b in batches]
+        rows: list[BenchRow] = []
+        seen_load_errors: set[str] = set()
+        for i, (target, provider, batch, th, spin) in enumerate(plan):
+            shown = provider_display(provider) if not target.is_baseline else provider
+            if progress:
+                progress(i, len(plan), f"{target.label} {shown} b{batch} t{th or 'default'}{' spin' * spin}")
+            if target.load_error:
+                if (
+                    target.model not in seen_load_errors
+                ):  # one row says the model cannot load, not one per config
+                    seen_load_errors.add(target.model)
+                    rows.append(_error_row(target, shown, None, None, target.load_error))
+                continue
+            task = {
+                "target": dataclasses.asdict(target),
+                "provider": provider,
+                "provider_display": shown,
+                "batch": batch,
+                "threads": th,
+                "warmup": warmup,
+                "runs": runs,
+                "time_budget": time_budget,
+                "images": images,
+                "synthetic": synthetic,
+                "isolated": isolate,
+                "spin": spin,
+                "strict": strict,
+                "comparison": comparisons.get(target.family),
+            }
+            result = measure_in_child(task, timeout) if isolate else measure(task)
+            if "label" not in result:  # the child died before it could report: keep the row, with the reason
+                rows.append(_error_row(target, shown, batch, th, result["error"]))
+                rows[-1].spin = spin
+            else:
+                row = BenchRow.from_dict(result)
+                if target.contract is not None:  # over-budget mark, int8 products that saturate on this CPU
+                    row.warnings += int8_warnings(target.contract.provenance)
+                if not isolate:
+                    row.warnings.append(
+                        "measured in-process: cold start and peak RSS include earlier configs"
+                    )
+                rows.append(row)
+        if progress:
+            progress(len(plan), len(plan), "done")
+    compute_ratios(rows)
+    picks = mark_auto_picks(rows) if any(p.strip() == "auto" for item in providers for p in item.split(",")) else []
+    env.bench_settings = {
+        "isolated_subprocess_per_config": isolate,
+        "warmup": warmup,
+        "runs": runs,
+        "time_budget_s": time_budget,
+        "batches": [int(b) for b in batches],
+        "threads": list(threads),
+        "providers": provider_list,
+        "ort_graph_optimization": "ORT_ENABLE_ALL",
+        "ort_execution_mode": "ORT_SEQUENTIAL",
+        "ort_inter_op_threads": 1,
+        "ort_spinning": spin_list,
+        "strict": strict,
+        "compared_with_ort_cpu_fp32": compare,
+        "auto_picks": picks,
+        "e2e_images": len(images) if images else 0,
+        "e2e_synthetic": synthetic,
+        "data_dir": str(data_dir) if data_dir else None,
+    }
+    return BenchResult(environment=env, rows=rows, settings=env.bench_settings)
+
+
+def _runs_outside_onnxruntime(provider: str) -> bool:
+    """``openvino`` where it runs through OpenVINO's runtime rather than onnxruntime's EP."""
+    from edgecls.runtime.errors import ProviderError
+    from edgecls.runtime.session import openvino_route
+
+    try:
+        return provider_display(provider) == "OpenVINOExecutionProvider" and openvino_route() == "openvino"
+    except ProviderError:
+        return False
