@@ -29,14 +29,14 @@ from edgecls.export.fp16 import convert_to_fp16
 from edgecls.export.golden import golden_path_for, make_golden, write_golden
 from edgecls.export.onnx_export import DEFAULT_OPSET, Exporter, export_to_onnx
 from edgecls.export.parity import FP32_ATOL, ParityError, ParityResult, check_parity
-from edgecls.export.quant_data import (
+from edgecls.export.quant.image_sets import (
     VALIDATION_SHARE,
     ImageList,
     images_from_run,
     load_role_images,
     split_disjoint,
 )
-from edgecls.export.quantize import DEFAULT_MAX_DROP, OverBudgetError, QuantizeOptions, quantize_model
+from edgecls.export.quant.pipeline import DEFAULT_MAX_DROP, OverBudgetError, QuantizeOptions, quantize_model
 from edgecls.export.run_data import DataRef, data_ref_of
 from edgecls.runtime.atomic import atomic_path, atomic_write_text
 from edgecls.runtime.contract import ModelContract
@@ -61,7 +61,7 @@ class ExportOptions:
     calib: str | None = None  # None: the run's train split
     val: str | None = None  # None: the run's val split
     max_drop: float = DEFAULT_MAX_DROP
-    target: str = "auto"  # the device the int8 file is made for (quant_isa.plan_target)
+    target: str = "auto"  # the device the int8 file is made for (quant.recipes.plan_target)
     allow_over_budget: bool = False
     parity_images: int = 32
     calib_images: int = 500

@@ -19,7 +19,7 @@ FIXTURE_QUANT = {**FAST_QUANT, "allow_over_budget": True}
 
 def fast_export_options(out: Path, **overrides: object) -> object:
     from edgecls.export.export_run import ExportOptions
-    from edgecls.export.quantize import QuantizeOptions
+    from edgecls.export.quant.pipeline import QuantizeOptions
 
     kw: dict[str, object] = {
         "out_dir": str(out),

@@ -18,9 +18,9 @@ from torch import nn
 from edgecls.export.metadata import read_contract_file
 from edgecls.export.onnx_export import export_to_onnx
 from edgecls.export.parity import onnx_logits
-from edgecls.export.quant_data import ImageList, load_role_images
-from edgecls.export.quant_isa import candidate_recipes, plan_target
-from edgecls.export.quantize import QuantizeOptions, quantize_model
+from edgecls.export.quant.image_sets import ImageList, load_role_images
+from edgecls.export.quant.recipes import candidate_recipes, plan_target
+from edgecls.export.quant.pipeline import QuantizeOptions, quantize_model
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.cpu_isa import detect_isa
 from edgecls.runtime.errors import ContractError, DataError
@@ -350,7 +350,7 @@ def test_quantize_without_contract_or_flags_is_a_contract_error(outlier_model, t
 
 
 def test_disjoint_split_is_seeded_and_shares_no_image():
-    from edgecls.export.quant_data import split_disjoint
+    from edgecls.export.quant.image_sets import split_disjoint
 
     images = ImageList("folder", _colour_images(20, 5), None, [])
     a, b = split_disjoint(images, 0.5, ("calibration", "validation"))
@@ -431,8 +431,8 @@ def _conv_output(path, x: np.ndarray) -> np.ndarray:
 
 
 def test_bias_correction_cancels_the_mean_error_of_rounded_weights(tmp_path):
-    from edgecls.export.quant_isa import QuantRecipe
-    from edgecls.export.quant_static import StaticQuantizer
+    from edgecls.export.quant.recipes import QuantRecipe
+    from edgecls.export.quant.static_quantizer import StaticQuantizer
 
     contract = ModelContract(
         labels=("a", "b"), input_size=(32, 32), resize_mode="stretch", mean=(0, 0, 0), std=(1, 1, 1)
@@ -473,7 +473,7 @@ def test_runtime_warns_where_the_file_would_saturate():
 
 
 def test_frontier_keeps_only_undominated_trials():
-    from edgecls.export.quant_frontier import frontier
+    from edgecls.export.quant.frontier import frontier
 
     trials = [
         {"recipe": "a", "drop_points": 0.0, "latency_p50_ms": 5.0},

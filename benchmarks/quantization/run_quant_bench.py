@@ -51,12 +51,12 @@ from edgecls.export.byo_model import PreprocessFlags, export_user_model  # noqa:
 from edgecls.export.export_run import ExportOptions, export_checkpoint  # noqa: E402
 from edgecls.export.metadata import read_contract_file  # noqa: E402
 from edgecls.export.parity import onnx_logits  # noqa: E402
-from edgecls.export.quant_data import ImageList, load_role_images  # noqa: E402
-from edgecls.export.quant_eval import agreement, int8_logits, latency_ms, relative_error  # noqa: E402
-from edgecls.export.quant_graph import fusion_counts  # noqa: E402
-from edgecls.export.quant_isa import QuantRecipe  # noqa: E402
-from edgecls.export.quant_static import StaticQuantizer  # noqa: E402
-from edgecls.export.quantize import OverBudgetError, QuantizeOptions, quantize_model  # noqa: E402
+from edgecls.export.quant.image_sets import ImageList, load_role_images  # noqa: E402
+from edgecls.export.quant.evaluate import agreement, int8_logits, latency_ms, relative_error  # noqa: E402
+from edgecls.export.quant.fused_graph import fusion_counts  # noqa: E402
+from edgecls.export.quant.recipes import QuantRecipe  # noqa: E402
+from edgecls.export.quant.static_quantizer import StaticQuantizer  # noqa: E402
+from edgecls.export.quant.pipeline import OverBudgetError, QuantizeOptions, quantize_model  # noqa: E402
 from edgecls.runtime.atomic import atomic_write_text  # noqa: E402
 from edgecls.runtime.contract import ModelContract  # noqa: E402
 from edgecls.runtime.cpu_isa import detect_isa  # noqa: E402

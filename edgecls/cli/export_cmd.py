@@ -218,8 +218,8 @@ def quantize_command(
     json_out: JsonOpt = False,
 ) -> None:
     from edgecls.export.byo_model import read_labels
-    from edgecls.export.quant_data import VALIDATION_SHARE, load_role_images, split_disjoint
-    from edgecls.export.quantize import QuantizeOptions, quantize_model, user_cache_dir
+    from edgecls.export.quant.image_sets import VALIDATION_SHARE, load_role_images, split_disjoint
+    from edgecls.export.quant.pipeline import QuantizeOptions, quantize_model, user_cache_dir
     from edgecls.runtime.errors import ModelLoadError
 
     if not model.is_file():

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import numpy as np
 import onnx
 
-from edgecls.export.quant_eval import relative_error
+from edgecls.export.quant.evaluate import relative_error
 
 
 def _float_copy(qdq: onnx.ModelProto, pre: onnx.ModelProto, name: str) -> bytes | None:

@@ -24,14 +24,14 @@ import onnx
 from edgecls.export.metadata import PRODUCER_NAME, contract_of, embed_contract
 from edgecls.export.onnx_export import lower_ir_version, write_model
 from edgecls.export.parity import onnx_logits
-from edgecls.export.quant_data import MIN_CALIBRATION_IMAGES, ImageList, split_disjoint
-from edgecls.export.quant_eval import Accuracy, latency_ms, measure_accuracy
-from edgecls.export.quant_frontier import frontier, plot_frontier
-from edgecls.export.quant_graph import float_compute_nodes, fusion_counts
-from edgecls.export.quant_isa import QuantRecipe, TargetPlan, candidate_recipes, plan_target
-from edgecls.export.quant_report import QuantReport, verdict_line, write_report
-from edgecls.export.quant_search import BudgetSearch, SearchResult
-from edgecls.export.quant_static import StaticQuantizer
+from edgecls.export.quant.image_sets import MIN_CALIBRATION_IMAGES, ImageList, split_disjoint
+from edgecls.export.quant.evaluate import Accuracy, latency_ms, measure_accuracy
+from edgecls.export.quant.frontier import frontier, plot_frontier
+from edgecls.export.quant.fused_graph import float_compute_nodes, fusion_counts
+from edgecls.export.quant.recipes import QuantRecipe, TargetPlan, candidate_recipes, plan_target
+from edgecls.export.quant.report import QuantReport, verdict_line, write_report
+from edgecls.export.quant.budget_search import BudgetSearch, SearchResult
+from edgecls.export.quant.static_quantizer import StaticQuantizer
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.cpu_isa import detect_isa
 from edgecls.runtime.errors import ContractError, EdgeclsError
