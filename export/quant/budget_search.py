@@ -7,8 +7,8 @@ the caller grades the chosen model again on held-out images the search never saw
 3. if over budget: per-node sensitivity - the logit error on a subset with one node computing in float
    (``sensitivity``, graph surgery on the QDQ graph), cached on disk when a cache folder is given - then
    keep the k most sensitive nodes in float, k = 1, 2, 4, ... until the budget holds, and bisect back.
-(Percentile calibration is not tried: onnxruntime's histogram calibration of EfficientNet-Lite0 on 320 images
-ran over 15 minutes on 2 busy cores, far beyond the 2-minute goal for the whole search.)
+(Percentile calibration is not tried: onnxruntime's histogram calibration alone took far longer than the whole
+search may; benchmarks/quantization/README.md gives the measurement.)
 Every trial's latency and its share of convs onnxruntime really runs in int8 are measured; a trial that runs
 mostly in float (under ``min_int8_fraction``) is never chosen. The same recipe is never run twice.
 """
@@ -32,6 +32,7 @@ from edgecls.export.quant.recipes import QuantRecipe
 from edgecls.export.quant.sensitivity import rank_nodes
 from edgecls.export.quant.static_quantizer import StaticQuantizer, float_units, quantized_compute_nodes
 from edgecls.export.run_data import evenly_spaced
+from edgecls.runtime.scores import top1_accuracy
 
 Log = Callable[[str], None]
 
@@ -90,7 +91,7 @@ class BudgetSearch:
 
     @property
     def fp32_score(self) -> float:
-        return float(np.mean(self.fp32_logits.argmax(1) == self.labels)) if self.labels is not None else 1.0
+        return top1_accuracy(self.fp32_logits, self.labels) if self.labels is not None else 1.0
 
     def _fits(self, trial: Trial) -> bool:
         return trial.drop_points <= self.max_drop + 1e-9

@@ -2,8 +2,8 @@
 
 ``StaticQuantizer`` runs ``quant_pre_process`` (shape inference + graph optimisation, BN folding) once,
 calibrates activation ranges once per calibration method (onnxruntime's calibration cache), and then writes
-an int8 QDQ model for any recipe (types, reduce_range, nodes kept in float) in about a second, so the
-accuracy-budget search can afford many variants. Calibration batches come from the runtime's
+an int8 QDQ model for any recipe (types, reduce_range, nodes kept in float) without calibrating again, so
+the accuracy-budget search can afford many variants. Calibration batches come from the runtime's
 ``preprocess_batch``; at most ``CALIB_STRIDE`` batches of activations are held in memory at a time.
 """
 
