@@ -5,6 +5,7 @@ correction, the frontier), sharing one module-scoped set of real exported models
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import sys
@@ -303,6 +304,32 @@ def test_quantize_foreign_model_needs_flags(outlier_model, tmp_path, capsys):
     assert q["max_drop"] == 1.0 and q["budget_met"] is (-q["accuracy_change_points"] <= 1.0)
     code, _, err = _cli([*argv[:-1], "--img-size", "32"], capsys)
     assert code == 2 and "No such option" in err  # the one contract vocabulary: old spellings are gone
+
+
+def test_quantize_file_is_the_command_as_a_library_call(outlier_model, tmp_path):
+    from edgecls.export.quant.options import Int8Images
+    from edgecls.export.quant.quantize_file import QuantizeFileOptions, quantize_file
+    from edgecls.runtime.contract_options import ContractOptions
+    from edgecls.runtime.errors import ModelLoadError
+
+    calib, val = _image_folder(tmp_path / "calib", 16, 0), _image_folder(tmp_path / "val", 16, 1)
+    options = QuantizeFileOptions(
+        images=Int8Images(calib=str(calib), val=str(val)),
+        out_dir=str(tmp_path / "q"),
+        contract=ContractOptions(jpeg_decode="full"),  # overrides one field of the file's contract
+        quantize=QuantizeOptions(allow_over_budget=True, **FAST_QUANT),
+    )
+    with pytest.raises(ModelLoadError, match="no such model file"):
+        quantize_file(tmp_path / "missing.onnx", options, log=lambda _m: None)
+    with pytest.raises(DataError, match="--calib"):
+        quantize_file(outlier_model, dataclasses.replace(options, images=Int8Images()), log=lambda _m: None)
+    assert not (tmp_path / "q").exists()  # refused before anything was written
+    report = quantize_file(outlier_model, options, log=lambda _m: None)
+    assert report.written and report.int8_model == str(tmp_path / "q" / "model.int8.onnx")
+    assert report.calibration["images"] == 16 and report.validation["images"] == 16  # --val given: no split
+    c = read_contract_file(tmp_path / "q" / "model.int8.onnx")
+    assert c.jpeg_decode == "full" and c.labels == CONTRACT.labels and c.resize_mode == CONTRACT.resize_mode
+    assert (tmp_path / "q" / "quantization_report.json").is_file()
 
 
 def test_calibration_folder_without_readable_images(tmp_path):
