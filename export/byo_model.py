@@ -74,10 +74,10 @@ def export_user_model(
 ) -> ExportReport:
     """``edgecls export --model ...``: the shared export pipeline for a user's torch classifier.
 
-    Parity images come from ``options.data``; ``--quantize`` needs ``--calib``, and with only ``--calib`` its
-    images are split (seeded, disjoint) into calibration and validation parts, the parity check using
-    validation images. Without ``--quantize`` or ``--data`` the parity check (ONNX vs PyTorch, not an
-    accuracy measurement) runs on edgecls's builtin:shapes images, and the log says so.
+    Parity images come from ``options.data``, or with ``--quantize`` from the validation images; ``--quantize``
+    needs ``--calib``, and with only ``--calib`` its images are split (seeded, disjoint) into calibration and
+    validation parts. Without ``--quantize`` or ``--data`` the parity check (ONNX vs PyTorch, not an accuracy
+    measurement) runs on edgecls's builtin:shapes images, and the log says so.
     """
     calib = options.int8_images.calib
     if options.quantize is not None and calib is None:
