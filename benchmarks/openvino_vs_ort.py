@@ -68,7 +68,7 @@ def prepare_effnet(work: Path, crops: Path) -> Path:
     labels = work / "imagenet_indices.txt"  # class names are not shipped; indices are enough for agreement
     labels.write_text("".join(f"class_{i}\n" for i in range(1000)))
     calib = write_crops(work / "effnet_calib", 160, seed=11)
-    _edgecls("export", "--model", f"{factory}:build", "--labels", str(labels), "--img-size", "224",
+    _edgecls("export", "--model", f"{factory}:build", "--labels", str(labels), "--input-size", "224",
              "--mean", "0.498,0.498,0.498", "--std", "0.502,0.502,0.502",
              "--out", str(out), "--data", str(crops), "--quantize", "--calib", str(calib), "--val", str(crops),
              "--max-drop", "100", "--allow-over-budget")

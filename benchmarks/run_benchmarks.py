@@ -113,6 +113,7 @@ def export_variants(checkpoint: Path, out_dir: Path, random_weights: bool, quick
     the run's own train (calibration) and val (budget) splits, default budget.
     """
     from edgecls.export.export_run import ExportOptions, export_checkpoint
+    from edgecls.export.quant.options import Int8Images, QuantizeOptions
 
     if all((out_dir / n).is_file() for n in ("model.onnx", "model.fp16.onnx", "model.int8.onnx")):
         return out_dir
@@ -120,16 +121,13 @@ def export_variants(checkpoint: Path, out_dir: Path, random_weights: bool, quick
     options = ExportOptions(
         out_dir=str(out_dir),
         fp16=True,
-        quantize=True,
+        quantize=QuantizeOptions(max_drop=100.0) if random_weights else QuantizeOptions(),
         data=spec,
-        calib=spec,
-        val=spec,
-        calib_images=64 if quick else 300,
-        val_images=64 if quick else 300,
+        int8_images=Int8Images(
+            calib=spec, val=spec, calib_images=64 if quick else 300, val_images=64 if quick else 300
+        ),
         parity_images=8 if quick else 32,
     )
-    if random_weights:
-        options.max_drop = 100.0
     export_checkpoint(checkpoint, options, log=lambda m: print(f"  export: {m}", flush=True))
     return out_dir
 

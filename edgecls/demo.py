@@ -112,11 +112,14 @@ def run_demo(options: DemoOptions, narrate: Narrate) -> DemoResult:
         "travels inside each file.",
     )
     from edgecls.export.export_run import ExportOptions, export_checkpoint
+    from edgecls.export.quant.options import QuantizeOptions
 
     export_checkpoint(
         result.run_dir,
         # The demo always shows its int8 model; over budget it is marked in its contract and its report says so.
-        ExportOptions(out_dir=str(result.export_dir), quantize=True, fp16=options.fp16, allow_over_budget=True),
+        ExportOptions(
+            out_dir=str(result.export_dir), fp16=options.fp16, quantize=QuantizeOptions(allow_over_budget=True)
+        ),
         log=lambda m: narrate("", m),
     )
     result.seconds["export"] = time.perf_counter() - t

@@ -4,76 +4,28 @@
 ``--model package.module:FACTORY`` imports the module. The factory returns an ``nn.Module`` mapping
 float32[N, 3, H, W] to float32[N, C] logits. ``--weights`` (optional) is a state dict (or a dict holding
 one under ``state_dict`` / ``model_state``) loaded strictly; ``--labels`` is a text file with one label
-per line (or a JSON list) and must have exactly C entries. The preprocessing the model expects is stated
-with flags and stored as the contract.
+per line (or a JSON list, or ``a,b,c``) and must have exactly C entries. The preprocessing the model expects is
+stated with the contract flags (:class:`~edgecls.runtime.contract_options.ContractOptions`) and stored as the
+contract.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from edgecls.export.export_run import ExportOptions, ExportReport, export_model, resolve_inputs
 from edgecls.models.user_model import ModelFactoryError, build_user_model, first_line
-from edgecls.runtime.contract import IMAGENET_MEAN, IMAGENET_STD, ModelContract
+from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.contract_options import ContractOptions, contract_from_options
 from edgecls.runtime.errors import ContractError, EdgeclsError
-
-
-def read_labels(path: str | os.PathLike[str]) -> list[str]:
-    """One label per non-empty line, or a JSON list of strings."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ContractError(f"--labels {p}: cannot read ({e.strerror or e})") from e
-    if text.lstrip().startswith("["):
-        try:
-            labels = [str(x) for x in json.loads(text)]
-        except json.JSONDecodeError as e:
-            raise ContractError(f"--labels {p}: invalid JSON list ({e})") from e
-    else:
-        labels = [line.strip() for line in text.splitlines() if line.strip()]
-    if len(labels) < 2:
-        raise ContractError(f"--labels {p}: needs at least 2 labels, found {len(labels)}")
-    return labels
-
-
-@dataclass
-class PreprocessFlags:
-    """The preprocessing flags of ``--model`` exports and of ``edgecls quantize`` on foreign ONNX files."""
-
-    img_size: int | tuple[int, int]
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
-    resize: str = "shorter_side_crop"
-    crop: float = 0.875
-    interpolation: str = "linear"
-    color_order: str = "RGB"
-    scale: float = 1.0 / 255.0
-    jpeg_decode: str = "reduced"  # "full" for a model whose accuracy was measured on fully decoded JPEGs
-
-    def contract(self, labels: list[str], provenance: dict[str, Any] | None = None) -> ModelContract:
-        size = (self.img_size, self.img_size) if isinstance(self.img_size, int) else self.img_size
-        return ModelContract(
-            labels=tuple(labels),
-            input_size=size,
-            color_order=self.color_order,  # type: ignore[arg-type]
-            scale=self.scale,
-            mean=self.mean,
-            std=self.std,
-            resize_mode=self.resize,  # type: ignore[arg-type]
-            crop_fraction=self.crop,
-            interpolation=self.interpolation,  # type: ignore[arg-type]
-            jpeg_decode=self.jpeg_decode,  # type: ignore[arg-type]
-            provenance=provenance or {},
-        )
 
 
 @torch.no_grad()
@@ -98,17 +50,16 @@ def check_output_size(model: nn.Module, contract: ModelContract, spec: str) -> N
 def prepare_user_model(
     spec: str,
     weights: str | os.PathLike[str] | None,
-    labels_path: str | os.PathLike[str],
-    flags: PreprocessFlags,
+    contract_options: ContractOptions,
 ) -> tuple[nn.Module, ModelContract]:
-    """Everything ``edgecls export --model`` needs before the shared pipeline: the module and its contract."""
-    labels = read_labels(labels_path)
+    """Everything ``edgecls export --model`` needs before the shared pipeline: the module and its contract
+    (``--labels`` and ``--input-size`` are required, the other contract fields default to ModelContract's)."""
     provenance: dict[str, Any] = {"arch": f"user:{spec}", "source": "byo"}
     if weights is not None:
         provenance["checkpoint_sha256"] = (
             hashlib.sha256(Path(weights).read_bytes()).hexdigest() if Path(weights).is_file() else None
         )
-    contract = flags.contract(labels, provenance)
+    contract = contract_from_options(contract_options, provenance=provenance)
     model = build_user_model(spec, weights)
     check_output_size(model, contract, spec)
     return model, contract
@@ -117,29 +68,28 @@ def prepare_user_model(
 def export_user_model(
     spec: str,
     weights: str | os.PathLike[str] | None,
-    labels_path: str | os.PathLike[str],
-    flags: PreprocessFlags,
-    options: Any,
+    contract_options: ContractOptions,
+    options: ExportOptions,
     log: Callable[[str], None] = print,
-) -> Any:
+) -> ExportReport:
     """``edgecls export --model ...``: the shared export pipeline for a user's torch classifier.
 
-    Parity images come from ``options.data``; ``--quantize`` needs ``--calib``, and with only ``--calib`` its
-    images are split (seeded, disjoint) into calibration and validation parts, the parity check using
-    validation images. Without ``--quantize`` or ``--data`` the parity check (ONNX vs PyTorch, not an
-    accuracy measurement) runs on edgecls's builtin:shapes images, and the log says so.
+    Parity images come from ``options.data``, or with ``--quantize`` from the validation images; ``--quantize``
+    needs ``--calib``, and with only ``--calib`` its images are split (seeded, disjoint) into calibration and
+    validation parts. Without ``--quantize`` or ``--data`` the parity check (ONNX vs PyTorch, not an accuracy
+    measurement) runs on edgecls's builtin:shapes images, and the log says so.
     """
-    from edgecls.export.export_run import export_model, resolve_inputs
-
-    if options.quantize and options.calib is None:
+    calib = options.int8_images.calib
+    if options.quantize is not None and calib is None:
         raise EdgeclsError("--quantize with --model needs --calib DATA (images like the ones the model will see)")
-    model, contract = prepare_user_model(spec, weights, labels_path, flags)
-    if options.data is None and not options.quantize:
-        options.data = "builtin:shapes"
+    model, contract = prepare_user_model(spec, weights, contract_options)
+    if options.data is None and options.quantize is None:
+        options = replace(options, data="builtin:shapes")
         log("parity check (ONNX vs PyTorch) on builtin:shapes images: pass --data for images of your domain")
-    if options.quantize and options.val is None and options.data is None and options.calib.startswith("builtin:"):
+    no_domain_images = options.int8_images.val is None and options.data is None
+    if options.quantize is not None and no_domain_images and calib is not None and calib.startswith("builtin:"):
         raise EdgeclsError(
-            f"--quantize with --model and --calib {options.calib}: pass --val DATA with images of the model's "
+            f"--quantize with --model and --calib {calib}: pass --val DATA with images of the model's "
             "domain (a built-in set is not your model's domain)"
         )
     inputs = resolve_inputs(options, contract, None, spec, log)

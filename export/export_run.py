@@ -19,7 +19,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +29,9 @@ from edgecls.export.fp16 import convert_to_fp16
 from edgecls.export.golden import golden_path_for, make_golden, write_golden
 from edgecls.export.onnx_export import DEFAULT_OPSET, Exporter, export_to_onnx
 from edgecls.export.parity import FP32_ATOL, ParityError, ParityResult, check_parity
-from edgecls.export.quant_data import (
-    VALIDATION_SHARE,
-    ImageList,
-    images_from_run,
-    load_role_images,
-    split_disjoint,
-)
-from edgecls.export.quantize import DEFAULT_MAX_DROP, OverBudgetError, QuantizeOptions, quantize_model
+from edgecls.export.quant.image_sets import ImageList, images_from_run, load_int8_images, load_role_images
+from edgecls.export.quant.options import Int8Images, QuantizeOptions
+from edgecls.export.quant.pipeline import OverBudgetError, quantize_model
 from edgecls.export.run_data import DataRef, data_ref_of
 from edgecls.runtime.atomic import atomic_path, atomic_write_text
 from edgecls.runtime.contract import ModelContract
@@ -50,23 +45,18 @@ FP16_NAME = "model.fp16.onnx"
 REPORT_NAME = "export_report.json"
 
 
-@dataclass
+@dataclass(frozen=True)
 class ExportOptions:
+    """What ``edgecls export`` writes and checks; the int8 step's own settings are in ``quantize``."""
+
     out_dir: str | None = None  # None: <run dir>/export
     opset: int = DEFAULT_OPSET
     exporter: Exporter = "auto"
     fp16: bool = False
-    quantize: bool = False
-    data: str | None = None  # images for the parity check; None: the run's val split
-    calib: str | None = None  # None: the run's train split
-    val: str | None = None  # None: the run's val split
-    max_drop: float = DEFAULT_MAX_DROP
-    target: str = "auto"  # the device the int8 file is made for (quant_isa.plan_target)
-    allow_over_budget: bool = False
+    data: str | None = None  # images for the parity check; None: the run's val split (or the validation images)
     parity_images: int = 32
-    calib_images: int = 500
-    val_images: int = 1000
-    quantize_options: QuantizeOptions | None = None
+    quantize: QuantizeOptions | None = None  # None: no int8 model
+    int8_images: Int8Images = Int8Images()  # read only with ``quantize``
 
 
 @dataclass
@@ -100,32 +90,26 @@ def resolve_inputs(
     options: ExportOptions, contract: ModelContract, ref: DataRef | None, origin: str, log: Log = print
 ) -> ExportInputs:
     """Load parity / calibration / validation images, failing before any file is written."""
+    if options.quantize is None:
+        return ExportInputs(_parity_images(options, contract, ref, origin))
+    sources = options.int8_images
+    if sources.val is None and options.data is not None:  # --data is the model's domain: grade int8 on it too
+        sources = replace(sources, val=options.data)
+    calibration, validation = load_int8_images(sources, contract, ref, origin, log)
+    if options.data is None and ref is None:  # no run data: the validation images are the model's domain
+        parity = ImageList(validation.source, validation.images[: options.parity_images], None, [])
+        log(f"the parity check uses {len(parity)} of the validation images")
+    else:
+        parity = _parity_images(options, contract, ref, origin)
+    return ExportInputs(parity, calibration, validation)
 
-    def from_spec_or_run(spec: str | None, split: str, role: str, limit: int) -> ImageList:
-        if spec is not None:
-            return load_role_images(spec, contract, role, limit, builtin_split=split)
-        if ref is None:
-            raise DataError(f"{origin}: cannot tell which data the model was trained on; pass --data/--calib/--val")
-        return images_from_run(ref, split, contract, limit)
 
-    own_images_only = ref is None and options.val is None and options.data is None
-    if options.quantize and own_images_only and options.calib and not options.calib.startswith("builtin:"):
-        # A model without run data and one image folder: a seeded disjoint split, never graded on its
-        # calibration images nor on a built-in set that is not its domain.
-        both = load_role_images(options.calib, contract, "calibration", options.calib_images + options.val_images)
-        calib, val = split_disjoint(both, VALIDATION_SHARE, ("calibration", "validation"))
-        parity = ImageList(val.source, val.images[: options.parity_images], None, [])
-        log(
-            f"no --val/--data: {options.calib} split (seeded, disjoint) into {len(calib)} calibration and "
-            f"{len(val)} validation images (the parity check uses {len(parity)} of the validation images)"
-        )
-        return ExportInputs(parity, calib, val)
-    parity = from_spec_or_run(options.data, "val", "the parity check", options.parity_images)
-    if not options.quantize:
-        return ExportInputs(parity)
-    calib = from_spec_or_run(options.calib, "train", "calibration", options.calib_images)
-    val = from_spec_or_run(options.val or options.data, "val", "validation", options.val_images)
-    return ExportInputs(parity, calib, val)
+def _parity_images(options: ExportOptions, contract: ModelContract, ref: DataRef | None, origin: str) -> ImageList:
+    if options.data is not None:
+        return load_role_images(options.data, contract, "the parity check", options.parity_images, "val")
+    if ref is None:
+        raise DataError(f"{origin}: cannot tell which data the model was trained on; pass --data")
+    return images_from_run(ref, "val", contract, options.parity_images)
 
 
 def default_out_dir(run_or_checkpoint: str | os.PathLike[str]) -> Path:
@@ -172,16 +156,12 @@ def export_model(
         parities.append(p16)
         files["fp16"] = str(fp16_path)
     quant = None
-    if options.quantize:
+    over_budget = None
+    if options.quantize is not None:
         assert inputs.calibration is not None and inputs.validation is not None
-        qopts = options.quantize_options or QuantizeOptions()
-        qopts.max_drop = options.max_drop
-        qopts.target = options.target
-        qopts.allow_over_budget = options.allow_over_budget or qopts.allow_over_budget
-        over_budget = None
         try:
             report = quantize_model(
-                fp32_path, out / INT8_NAME, inputs.calibration, inputs.validation, contract, qopts, log
+                fp32_path, out / INT8_NAME, inputs.calibration, inputs.validation, contract, options.quantize, log
             )
         except OverBudgetError as e:  # fp32 and the reports are written; the error says why int8 is not
             over_budget, report = e, e.report
@@ -204,7 +184,7 @@ def export_model(
     )
     atomic_write_text(out / REPORT_NAME, json.dumps(report_obj.to_dict(), indent=2) + "\n")
     files["report"] = str(out / REPORT_NAME)
-    if options.quantize and over_budget is not None:
+    if over_budget is not None:
         raise over_budget
     return report_obj
 

@@ -19,6 +19,7 @@ from torch import nn
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.errors import EdgeclsError
 from edgecls.runtime.preprocess import preprocess_batch
+from edgecls.runtime.scores import top1_agreement
 
 #: fp32 ONNX vs PyTorch: graph optimisations reorder float sums, nothing more is allowed.
 FP32_ATOL = 1e-4
@@ -87,6 +88,6 @@ def check_parity(
     if got.shape != expected.shape:
         raise ParityError(f"{onnx_path}: output shape {got.shape} differs from PyTorch's {expected.shape}")
     max_diff = float(np.max(np.abs(got - expected)))
-    mismatches = int(np.sum(got.argmax(1) != expected.argmax(1)))
+    mismatches = round(len(got) * (1.0 - top1_agreement(got, expected)))  # rows whose top-1 class differs
     passed = mismatches == 0 and (atol is None or max_diff <= atol)
     return ParityResult(variant, len(images), max_diff, mismatches, atol, passed)

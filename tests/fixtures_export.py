@@ -17,19 +17,18 @@ FAST_QUANT = {"latency_runs": 5, "latency_warmup": 2, "sensitivity_images": 32}
 FIXTURE_QUANT = {**FAST_QUANT, "allow_over_budget": True}
 
 
-def fast_export_options(out: Path, **overrides: object) -> object:
+def fast_export_options(out: Path, quantize: bool = False, **overrides: object) -> object:
+    """ExportOptions into ``out`` with few images; ``quantize``: with the fixture's int8 settings."""
     from edgecls.export.export_run import ExportOptions
-    from edgecls.export.quantize import QuantizeOptions
+    from edgecls.export.quant.options import Int8Images, QuantizeOptions
 
-    kw: dict[str, object] = {
-        "out_dir": str(out),
-        "parity_images": 16,
-        "calib_images": 64,
-        "val_images": 96,
-        "quantize_options": QuantizeOptions(**FIXTURE_QUANT),
-    }  # type: ignore[arg-type]
-    kw.update(overrides)
-    return ExportOptions(**kw)  # type: ignore[arg-type]
+    return ExportOptions(
+        out_dir=str(out),
+        parity_images=16,
+        int8_images=Int8Images(calib_images=64, val_images=96),
+        quantize=QuantizeOptions(**FIXTURE_QUANT) if quantize else None,  # type: ignore[arg-type]
+        **overrides,  # type: ignore[arg-type]
+    )
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ from edgecls.export.golden import read_golden
 from edgecls.export.metadata import contract_of, read_contract_file
 from edgecls.export.onnx_export import export_to_onnx
 from edgecls.export.parity import ParityError, check_parity
+from edgecls.export.quant.options import Int8Images, QuantizeOptions
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.errors import ContractError, DataError, EdgeclsError
 from edgecls.runtime.preprocess import preprocess_batch
@@ -133,7 +134,7 @@ class _ExportDiffers(nn.Module):
 
 def test_parity_failure_writes_nothing(tmp_path):
     from edgecls.export.export_run import ExportInputs, export_model
-    from edgecls.export.quant_data import ImageList
+    from edgecls.export.quant.image_sets import ImageList
 
     images = [np.full((32, 32, 3), v, np.uint8) for v in (10, 120, 240)]
     inputs = ExportInputs(ImageList("test", images, None, []))
@@ -161,8 +162,8 @@ def test_unreadable_calibration_folder_fails_before_writing(tiny_run, tmp_path):
     (junk / "b.png").write_bytes(b"")
     out = tmp_path / "out"
     with pytest.raises(DataError, match="no readable image for calibration"):
-        export_checkpoint(tiny_run, ExportOptions(out_dir=str(out), quantize=True, calib=str(junk)),
-                          log=lambda _m: None)
+        options = ExportOptions(out_dir=str(out), quantize=QuantizeOptions(), int8_images=Int8Images(calib=str(junk)))
+        export_checkpoint(tiny_run, options, log=lambda _m: None)
     assert _leftovers(out) == []
 
 
@@ -207,3 +208,12 @@ def test_bad_contract_json_in_model_is_a_contract_error(tmp_path):
             p.value = "{not json"
     with pytest.raises(ContractError):
         contract_of(model)
+
+
+def test_contract_flags_are_for_model_exports_only(tiny_run, tmp_path, capsys):
+    out = tmp_path / "o"
+    code, _, err = _cli(["export", str(tiny_run), "--input-size", "64", "--out", str(out)], capsys)
+    assert code == 2 and "contract flags describe a --model" in err  # a run keeps the contract it trained with
+    assert not out.exists()
+    code, _, err = _cli(["export", str(tiny_run), "--img-size", "64", "--out", str(out)], capsys)
+    assert code == 2 and "No such option" in err  # the old spelling is gone

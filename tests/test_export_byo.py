@@ -9,8 +9,9 @@ import pytest
 import torch
 from test_export import _cli, _leftovers
 
-from edgecls.export.byo_model import ModelFactoryError, PreprocessFlags, build_user_model, read_labels
+from edgecls.export.byo_model import ModelFactoryError, build_user_model, prepare_user_model
 from edgecls.export.metadata import read_contract_file
+from edgecls.runtime.contract_options import ContractOptions, read_labels
 from edgecls.runtime.errors import ContractError
 
 FACTORY = """
@@ -75,13 +76,13 @@ def test_byo_export_end_to_end(user_files, tmp_path, capsys):
             str(user_files["weights"]),
             "--labels",
             str(user_files["labels"]),
-            "--img-size",
+            "--input-size",
             "48",
             "--mean",
             "0.5,0.5,0.5",
             "--std",
             "0.25,0.25,0.25",
-            "--resize",
+            "--resize-mode",
             "stretch",
             "--interpolation",
             "area",
@@ -128,7 +129,7 @@ def test_bad_user_models_are_one_line_errors(user_files, capsys, model_arg, weig
         model_arg.format(dir=d),
         "--labels",
         str(d / labels),
-        "--img-size",
+        "--input-size",
         "32",
         "--out",
         str(out),
@@ -153,13 +154,16 @@ def test_labels_files(user_files, tmp_path):
     (tmp_path / "one.txt").write_text("only\n")
     with pytest.raises(ContractError, match="at least 2"):
         read_labels(tmp_path / "one.txt")
-    with pytest.raises(ContractError, match="cannot read"):
+    with pytest.raises(ContractError, match="no such file"):
         read_labels(tmp_path / "missing.txt")
 
 
-def test_module_factory_and_flags(tmp_path):
+def test_module_factory_and_contract_flags(user_files):
     with pytest.raises(ModelFactoryError):
         build_user_model("edgecls.models.simple_cnn:SimpleCNN")  # needs num_classes: calling fails
-    c = PreprocessFlags(img_size=64).contract(["a", "b"])
-    assert c.input_size == (64, 64) and c.resize_mode == "shorter_side_crop"
-    assert c.jpeg_decode == "reduced"
+    spec = f"{user_files['net']}:build"
+    with pytest.raises(ContractError, match="--input-size"):  # a torch model states no input size of its own
+        prepare_user_model(spec, None, ContractOptions(labels=str(user_files["labels"])))
+    _, c = prepare_user_model(spec, None, ContractOptions(labels="cat,dog,bird", input_size="40x32", scale=1.0))
+    assert c.labels == ("cat", "dog", "bird") and c.input_size == (40, 32) and c.scale == 1.0
+    assert c.provenance["arch"] == f"user:{spec}" and c.provenance["source"] == "byo"

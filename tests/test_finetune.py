@@ -140,8 +140,8 @@ def test_user_pretrained_model_fine_tunes_exports_to_int8_and_runs(
     assert contract["provenance"]["arch"] == "user"
     assert contract["provenance"]["arch_kwargs"] == {"model": f"{factory.resolve()}:build", "head": "fc"}
     assert contract["provenance"]["pretrained"]["sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
-    # the checkpoint alone rebuilds the network for export: no flags
-    code, _out, err = _cli(["export", str(run), "--quantize", "--max-drop", "100"], capsys)
+    # the checkpoint alone rebuilds the network for export: no flags (int8 written whatever its verdict)
+    code, _out, err = _cli(["export", str(run), "--quantize", "--allow-over-budget"], capsys)
     assert code == 0, err
     from edgecls.runtime.classifier import Classifier
 
@@ -150,6 +150,8 @@ def test_user_pretrained_model_fine_tunes_exports_to_int8_and_runs(
         clf = Classifier(str(run / "export" / name))
         assert clf.contract.provenance["pretrained"]["sha256"] == contract["provenance"]["pretrained"]["sha256"]
         assert clf.predict(image, top_k=1)[0].label in ("horizontal", "vertical")
+    q = Classifier(str(run / "export" / "model.int8.onnx")).contract.provenance["quantization"]
+    assert q["max_drop"] == 1.0 and q["budget_met"] is (-q["accuracy_change_points"] <= 1.0)
 
 
 def test_head_that_cannot_be_found_names_the_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

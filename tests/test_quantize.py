@@ -5,6 +5,7 @@ correction, the frontier), sharing one module-scoped set of real exported models
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import sys
@@ -18,9 +19,10 @@ from torch import nn
 from edgecls.export.metadata import read_contract_file
 from edgecls.export.onnx_export import export_to_onnx
 from edgecls.export.parity import onnx_logits
-from edgecls.export.quant_data import ImageList, load_role_images
-from edgecls.export.quant_isa import candidate_recipes, plan_target
-from edgecls.export.quantize import QuantizeOptions, quantize_model
+from edgecls.export.quant.image_sets import ImageList, load_role_images
+from edgecls.export.quant.options import QuantizeOptions
+from edgecls.export.quant.pipeline import quantize_model
+from edgecls.export.quant.recipes import candidate_recipes, plan_target
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.cpu_isa import detect_isa
 from edgecls.runtime.errors import ContractError, DataError
@@ -290,29 +292,44 @@ def test_quantize_foreign_model_needs_flags(outlier_model, tmp_path, capsys):
     assert code == 2 and "no edgecls contract" in err
     labels = tmp_path / "labels.txt"
     labels.write_text("a\nb\nc\nd\n")
-    code, _, err = _cli(
-        [
-            "quantize",
-            str(tmp_path / "foreign.onnx"),
-            "--calib",
-            str(folder),
-            "--labels",
-            str(labels),
-            "--img-size",
-            "32",
-            "--resize",
-            "stretch",
-            "--jpeg-decode",
-            "full",
-            "--max-drop",
-            "100",
-        ],
-        capsys,
-    )
+    flags = ["--labels", str(labels), "--input-size", "32", "--resize-mode", "stretch", "--jpeg-decode", "full"]
+    argv = ["quantize", str(tmp_path / "foreign.onnx"), "--calib", str(folder), *flags, "--allow-over-budget"]
+    code, _, err = _cli(argv, capsys)
     assert code == 0, err
     c = read_contract_file(tmp_path / "foreign.int8.onnx")
     assert c.labels == ("a", "b", "c", "d") and c.provenance["variant"] == "int8"
+    assert c.input_size == (32, 32) and c.resize_mode == "stretch"
     assert c.jpeg_decode == "full"  # measured elsewhere on fully decoded images: the contract keeps it
+    q = c.provenance["quantization"]  # written whatever the verdict; the verdict is the default budget's
+    assert q["max_drop"] == 1.0 and q["budget_met"] is (-q["accuracy_change_points"] <= 1.0)
+    code, _, err = _cli([*argv[:-1], "--img-size", "32"], capsys)
+    assert code == 2 and "No such option" in err  # the one contract vocabulary: old spellings are gone
+
+
+def test_quantize_file_is_the_command_as_a_library_call(outlier_model, tmp_path):
+    from edgecls.export.quant.options import Int8Images
+    from edgecls.export.quant.quantize_file import QuantizeFileOptions, quantize_file
+    from edgecls.runtime.contract_options import ContractOptions
+    from edgecls.runtime.errors import ModelLoadError
+
+    calib, val = _image_folder(tmp_path / "calib", 16, 0), _image_folder(tmp_path / "val", 16, 1)
+    options = QuantizeFileOptions(
+        images=Int8Images(calib=str(calib), val=str(val)),
+        out_dir=str(tmp_path / "q"),
+        contract=ContractOptions(jpeg_decode="full"),  # overrides one field of the file's contract
+        quantize=QuantizeOptions(allow_over_budget=True, **FAST_QUANT),
+    )
+    with pytest.raises(ModelLoadError, match="no such model file"):
+        quantize_file(tmp_path / "missing.onnx", options, log=lambda _m: None)
+    with pytest.raises(DataError, match="--calib"):
+        quantize_file(outlier_model, dataclasses.replace(options, images=Int8Images()), log=lambda _m: None)
+    assert not (tmp_path / "q").exists()  # refused before anything was written
+    report = quantize_file(outlier_model, options, log=lambda _m: None)
+    assert report.written and report.int8_model == str(tmp_path / "q" / "model.int8.onnx")
+    assert report.calibration["images"] == 16 and report.validation["images"] == 16  # --val given: no split
+    c = read_contract_file(tmp_path / "q" / "model.int8.onnx")
+    assert c.jpeg_decode == "full" and c.labels == CONTRACT.labels and c.resize_mode == CONTRACT.resize_mode
+    assert (tmp_path / "q" / "quantization_report.json").is_file()
 
 
 def test_calibration_folder_without_readable_images(tmp_path):
@@ -350,7 +367,7 @@ def test_quantize_without_contract_or_flags_is_a_contract_error(outlier_model, t
 
 
 def test_disjoint_split_is_seeded_and_shares_no_image():
-    from edgecls.export.quant_data import split_disjoint
+    from edgecls.export.quant.image_sets import split_disjoint
 
     images = ImageList("folder", _colour_images(20, 5), None, [])
     a, b = split_disjoint(images, 0.5, ("calibration", "validation"))
@@ -359,6 +376,13 @@ def test_disjoint_split_is_seeded_and_shares_no_image():
     assert len(a) == len(b) == 10 and not ids_a & ids_b and ids_a | ids_b == {id(x) for x in images.images}
     assert ids_a == {id(x) for x in again.images}  # same data, same split
     assert "calibration part: 10 of 20, seeded split 0" in a.source and "validation part" in b.source
+
+
+def _assert_budget_decided_the_outcome(code: int, err: str, report: dict, int8_path) -> None:
+    """The default 1-point budget, whichever way it went: met -> exit 0 and the int8 file; missed -> exit 3, none."""
+    assert report["max_drop"] == 1.0 and report["budget_met"] is (report["drop_points"] <= 1.0)
+    assert code == (0 if report["budget_met"] else 3), err
+    assert int8_path.is_file() is report["budget_met"]
 
 
 def test_byo_model_with_only_unlabelled_images_is_split_never_graded_on_shapes(tmp_path, capsys):
@@ -373,13 +397,13 @@ def test_byo_model_with_only_unlabelled_images_is_split_never_graded_on_shapes(t
     (tmp_path / "labels.txt").write_text("a\nb\nc\n")
     photos = _image_folder(tmp_path / "photos", 40, 7)
     export = ["export", "--model", f"{tmp_path / 'net.py'}:build", "--labels", str(tmp_path / "labels.txt")]
-    export += ["--img-size", "32", "--resize", "stretch", "--exporter", "torchscript", "--quantize"]
+    export += ["--input-size", "32", "--resize-mode", "stretch", "--exporter", "torchscript", "--quantize"]
     code, _, err = _cli([*export, "--calib", "builtin:shapes", "--out", str(tmp_path / "o1")], capsys)
     assert code == 2 and "--val DATA" in err  # a built-in set is not the user's domain: refused
-    code, _, err = _cli([*export, "--calib", str(photos), "--max-drop", "100", "--out", str(tmp_path / "o2")], capsys)
-    assert code == 0, err
-    assert "split (seeded, disjoint) into 20 calibration and 20 validation images" in err
+    code, _, err = _cli([*export, "--calib", str(photos), "--out", str(tmp_path / "o2")], capsys)
     report = json.loads((tmp_path / "o2" / "quantization_report.json").read_text())
+    _assert_budget_decided_the_outcome(code, err, report, tmp_path / "o2" / "model.int8.onnx")
+    assert "split (seeded, disjoint) into 20 calibration and 20 validation images" in err
     assert "calibration part" in report["calibration"]["source"] and report["calibration"]["images"] == 20
     assert "validation part" in report["validation"]["source"] and "shapes" not in json.dumps(report)
     export = json.loads((tmp_path / "o2" / "export_report.json").read_text())
@@ -392,10 +416,10 @@ def test_quantize_without_val_never_grades_on_its_calibration_images(outlier_mod
     src = tmp_path / "m.onnx"
     shutil.copy(outlier_model, src)
     folder = _image_folder(tmp_path / "imgs", 30, 9)
-    code, _, err = _cli(["quantize", str(src), "--calib", str(folder), "--max-drop", "100"], capsys)
-    assert code == 0, err
+    code, _, err = _cli(["quantize", str(src), "--calib", str(folder)], capsys)
     report = json.loads((tmp_path / "quantization_report.json").read_text())
-    assert report["calibration"]["images"] + report["validation"]["images"] == 30
+    _assert_budget_decided_the_outcome(code, err, report, tmp_path / "m.int8.onnx")
+    assert report["calibration"]["images"] == 15 and report["validation"]["images"] == 15
     assert "calibration part" in report["calibration"]["source"]
     assert "validation part" in report["validation"]["source"]
 
@@ -431,8 +455,8 @@ def _conv_output(path, x: np.ndarray) -> np.ndarray:
 
 
 def test_bias_correction_cancels_the_mean_error_of_rounded_weights(tmp_path):
-    from edgecls.export.quant_isa import QuantRecipe
-    from edgecls.export.quant_static import StaticQuantizer
+    from edgecls.export.quant.recipes import QuantRecipe
+    from edgecls.export.quant.static_quantizer import StaticQuantizer
 
     contract = ModelContract(
         labels=("a", "b"), input_size=(32, 32), resize_mode="stretch", mean=(0, 0, 0), std=(1, 1, 1)
@@ -473,7 +497,7 @@ def test_runtime_warns_where_the_file_would_saturate():
 
 
 def test_frontier_keeps_only_undominated_trials():
-    from edgecls.export.quant_frontier import frontier
+    from edgecls.export.quant.frontier import frontier
 
     trials = [
         {"recipe": "a", "drop_points": 0.0, "latency_p50_ms": 5.0},

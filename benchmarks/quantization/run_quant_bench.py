@@ -36,6 +36,7 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -47,19 +48,22 @@ sys.path.insert(0, str(HERE))
 
 from photo_data import PHOTOS, random_crops  # noqa: E402
 
-from edgecls.export.byo_model import PreprocessFlags, export_user_model  # noqa: E402
+from edgecls.export.byo_model import export_user_model  # noqa: E402
 from edgecls.export.export_run import ExportOptions, export_checkpoint  # noqa: E402
 from edgecls.export.metadata import read_contract_file  # noqa: E402
 from edgecls.export.parity import onnx_logits  # noqa: E402
-from edgecls.export.quant_data import ImageList, load_role_images  # noqa: E402
-from edgecls.export.quant_eval import agreement, int8_logits, latency_ms, relative_error  # noqa: E402
-from edgecls.export.quant_graph import fusion_counts  # noqa: E402
-from edgecls.export.quant_isa import QuantRecipe  # noqa: E402
-from edgecls.export.quant_static import StaticQuantizer  # noqa: E402
-from edgecls.export.quantize import OverBudgetError, QuantizeOptions, quantize_model  # noqa: E402
+from edgecls.export.quant.evaluate import int8_logits, latency_ms, relative_error  # noqa: E402
+from edgecls.export.quant.fused_graph import fusion_counts  # noqa: E402
+from edgecls.export.quant.image_sets import ImageList, load_role_images  # noqa: E402
+from edgecls.export.quant.options import QuantizeOptions  # noqa: E402
+from edgecls.export.quant.pipeline import OverBudgetError, quantize_model  # noqa: E402
+from edgecls.export.quant.recipes import QuantRecipe  # noqa: E402
+from edgecls.export.quant.static_quantizer import StaticQuantizer  # noqa: E402
 from edgecls.runtime.atomic import atomic_write_text  # noqa: E402
 from edgecls.runtime.contract import ModelContract  # noqa: E402
+from edgecls.runtime.contract_options import ContractOptions  # noqa: E402
 from edgecls.runtime.cpu_isa import detect_isa  # noqa: E402
+from edgecls.runtime.scores import top1_accuracy, top1_agreement  # noqa: E402
 
 THREADS = 2
 SEEDS = {"calibration": 11, "validation": 12, "test": 13}
@@ -180,13 +184,13 @@ def grade(
     for label, path in paths.items():
         logits = int8_logits(path, x, precise=label in precise) if label != "fp32" else ref
         row: dict[str, Any] = {
-            "agreement": agreement(logits, ref),
+            "agreement": top1_agreement(logits, ref),
             "relative_error": relative_error(logits, ref),
             "size_bytes": path.stat().st_size,
             "precise_kernels": label in precise,
         }
         if test.labels is not None:
-            row["top1"] = float(np.mean(logits.argmax(1) == test.labels))
+            row["top1"] = top1_accuracy(logits, test.labels)
         if label != "fp32":
             row["fusion"] = fusion_counts(path)
         rows[label] = row
@@ -270,14 +274,15 @@ def measure_latency(result: dict[str, Any], name: str, rounds: int, runs: int) -
 
 
 def export_byo(
-    name: str, spec: str, weights: str | None, labels: list[str], flags: PreprocessFlags, work: Path
+    name: str, spec: str, weights: str | None, labels: list[str], contract: ContractOptions, work: Path
 ) -> Path:
     out = work / name
     data = write_crops(work / f"{name}-parity", 16, 99, labelled=False)
     labels_file = work / f"{name}-labels.txt"
     labels_file.write_text("\n".join(labels) + "\n")
     log(f"[{name}] edgecls export --model {spec}")
-    export_user_model(spec, weights, labels_file, flags, ExportOptions(out_dir=str(out), data=str(data)), log=log)
+    contract = replace(contract, labels=str(labels_file))
+    export_user_model(spec, weights, contract, ExportOptions(out_dir=str(out), data=str(data)), log=log)
     return out / "model.onnx"
 
 
@@ -406,7 +411,7 @@ def main() -> None:
             f"{effnet_factory_file(work)}:build",
             None,
             [f"imagenet_{i:04d}" for i in range(1000)],
-            PreprocessFlags(img_size=224, mean=(0.498, 0.498, 0.498), std=(0.502, 0.502, 0.502)),
+            ContractOptions(input_size="224", mean="0.498,0.498,0.498", std="0.502,0.502,0.502"),
             work,
         )
         contract = read_contract_file(fp32)
@@ -422,7 +427,7 @@ def main() -> None:
             f"{HERE / 'photo_model.py'}:build",
             args.photo_weights,
             list(PHOTOS),
-            PreprocessFlags(img_size=224),
+            ContractOptions(input_size="224"),
             work,
         )
         contract = read_contract_file(fp32)

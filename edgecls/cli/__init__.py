@@ -10,7 +10,17 @@ import sys
 
 import typer
 
-from edgecls.cli import batch_cmd, bench_cmd, demo_cmd, export_cmd, run_cmd, serve_cmd, train_cmd
+from edgecls.cli import (
+    batch_cmd,
+    bench_cmd,
+    demo_cmd,
+    export_cmd,
+    info_cmd,
+    quantize_cmd,
+    run_cmd,
+    serve_cmd,
+    train_cmd,
+)
 
 app = typer.Typer(
     name="edgecls",
@@ -22,7 +32,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 
-for _module in (train_cmd, export_cmd, run_cmd, batch_cmd, serve_cmd, bench_cmd, demo_cmd):
+for _module in (train_cmd, export_cmd, quantize_cmd, info_cmd, run_cmd, batch_cmd, serve_cmd, bench_cmd, demo_cmd):
     _module.register(app)
 
 

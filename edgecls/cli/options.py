@@ -122,3 +122,11 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output o
 TopKOpt = Annotated[int, typer.Option("--top-k", "-k", min=1, help="Classes reported per input.")]
 BatchSizeOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Images per inference batch.")]
 OutDirOpt = Annotated[Path | None, typer.Option("--out", help="Output directory.")]
+
+
+def progress_log(json_out: bool) -> Callable[[str], None]:
+    """Where a command's progress messages go: stderr, or nowhere with ``--json`` (stdout holds the JSON)."""
+    from rich.console import Console
+
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    return (lambda _m: None) if json_out else (lambda m: console.print(m, markup=False))

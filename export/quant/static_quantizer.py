@@ -2,8 +2,8 @@
 
 ``StaticQuantizer`` runs ``quant_pre_process`` (shape inference + graph optimisation, BN folding) once,
 calibrates activation ranges once per calibration method (onnxruntime's calibration cache), and then writes
-an int8 QDQ model for any recipe (types, reduce_range, nodes kept in float) in about a second, so the
-accuracy-budget search can afford many variants. Calibration batches come from the runtime's
+an int8 QDQ model for any recipe (types, reduce_range, nodes kept in float) without calibrating again, so
+the accuracy-budget search can afford many variants. Calibration batches come from the runtime's
 ``preprocess_batch``; at most ``CALIB_STRIDE`` batches of activations are held in memory at a time.
 """
 
@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from edgecls.export.quant_bias import correct_biases
-from edgecls.export.quant_data import ImageList
-from edgecls.export.quant_isa import QuantRecipe
+from edgecls.export.quant.bias_correction import correct_biases
+from edgecls.export.quant.image_sets import ImageList
+from edgecls.export.quant.recipes import QuantRecipe
 from edgecls.export.run_data import evenly_spaced
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.errors import EdgeclsError
@@ -163,7 +163,7 @@ class StaticQuantizer:
         if recipe.calibrate_method == "Percentile":
             extra["CalibPercentile"] = 99.999
         if recipe.reduce_range and recipe.depthwise_full_range:
-            # 8-bit weights where the products cannot saturate (quant_isa.QuantRecipe.depthwise_full_range)
+            # 8-bit weights where the products cannot saturate (recipes.QuantRecipe.depthwise_full_range)
             extra["TensorQuantOverrides"] = {w: [{"axis": 0, "reduce_range": False}] for w in self.depthwise_weights}
         try:
             with _quiet():

@@ -9,16 +9,7 @@ from typing import Any
 import numpy as np
 
 from edgecls.export.parity import onnx_logits
-
-
-def top1(logits: np.ndarray, labels: np.ndarray) -> float:
-    """Fraction of rows of float32[N, C] whose argmax equals int64[N] labels."""
-    return float(np.mean(logits.argmax(1) == labels))
-
-
-def agreement(a: np.ndarray, b: np.ndarray) -> float:
-    """Fraction of images on which two models pick the same top-1 class."""
-    return float(np.mean(a.argmax(1) == b.argmax(1)))
+from edgecls.runtime.scores import top1_accuracy, top1_agreement
 
 
 def relative_error(q: np.ndarray, f: np.ndarray) -> float:
@@ -74,8 +65,8 @@ def measure_accuracy(
     """Run ``path`` on float32[N, 3, h, w] inputs -> (its Accuracy, its float32[N, C] logits)."""
     logits = int8_logits(path, inputs, precise)
     acc = Accuracy(
-        None if labels is None else top1(logits, labels),
-        agreement(logits, fp32_logits),
+        None if labels is None else top1_accuracy(logits, labels),
+        top1_agreement(logits, fp32_logits),
         relative_error(logits, fp32_logits),
     )
     return acc, logits

@@ -4,21 +4,26 @@ DATA arguments (``--calib``, ``--val``) are a folder or a built-in set:
 - ``builtin:NAME``: calibration uses its train split, validation its val split (labelled).
 - a folder whose sub-folders are named after the model's labels: labelled (top-1 accuracy is measured);
 - any other folder: every image under it, unlabelled (int8 is then judged by agreement with fp32).
+
+``load_int8_images`` turns ``--calib``/``--val`` (or a run's own splits) into the two image sets the search
+needs, for ``quantize`` and ``export --quantize`` alike.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from edgecls.export.quant.options import Int8Images
 from edgecls.export.run_data import DataRef, evenly_spaced, load_images, load_splits
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.decode import is_image_path
 from edgecls.runtime.errors import DataError, ImageDecodeError
+from edgecls.runtime.image_files import class_folders, walk_images
 from edgecls.runtime.preprocess import decode_for_contract, preprocess_batch
 
 #: Below this many calibration images activation ranges get noisy (ORT and NNCF docs suggest a few hundred).
@@ -44,10 +49,6 @@ class ImageList:
     def inputs_slice(self, contract: ModelContract, start: int, stop: int) -> np.ndarray:
         """float32[stop - start, 3, h, w] for images[start:stop] (calibration batches)."""
         return preprocess_batch(self.images[start:stop], contract)
-
-
-def _folder_files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file() and is_image_path(p))
 
 
 def _decode_files(
@@ -112,19 +113,18 @@ def load_role_images(
         return _require_images(_decode_files([root], None, text, contract), role)
     if not root.is_dir():
         raise DataError(f"{text}: no such folder or built-in set for {role}")
-    class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and _folder_files(d))
-    names = [d.name for d in class_dirs]
-    labelled = bool(class_dirs) and all(n in contract.labels for n in names)
+    class_files = {d.name: walk_images(d) for d in class_folders(root)}
+    class_files = {name: fs for name, fs in class_files.items() if fs}
+    labelled = bool(class_files) and all(n in contract.labels for n in class_files)
     if labelled:
         files, labels = [], []
-        for d in class_dirs:
-            fs = _folder_files(d)
+        for name, fs in class_files.items():
             files += fs
-            labels += [contract.labels.index(d.name)] * len(fs)
+            labels += [contract.labels.index(name)] * len(fs)
         idx = evenly_spaced(len(files), limit) if limit else range(len(files))
         result = _decode_files([files[i] for i in idx], [labels[i] for i in idx], text, contract)
     else:
-        files = _folder_files(root)
+        files = walk_images(root)
         idx = evenly_spaced(len(files), limit) if limit else range(len(files))
         result = _decode_files([files[i] for i in idx], None, text, contract)
     return _require_images(_subsample(result, limit), role)
@@ -157,3 +157,38 @@ def split_disjoint(
         source = f"{images.source} ({name} part: {len(idx)} of {n}, seeded split {seed})"
         parts.append(ImageList(source, [images.images[i] for i in idx], labels, images.skipped))
     return parts[0], parts[1]
+
+
+def load_int8_images(
+    sources: Int8Images,
+    contract: ModelContract,
+    ref: DataRef | None = None,
+    origin: str = "the model",
+    log: Callable[[str], None] = print,
+) -> tuple[ImageList, ImageList]:
+    """(calibration, validation) images for ``quantize_model``, loaded up front so bad data fails early.
+
+    ``ref`` is the run's own data (an export of a trained run): it fills in what ``sources`` leaves out. A model
+    without run data and one image folder (no ``val``) gets a seeded disjoint split of that folder, so no image
+    is graded that was calibrated on; a built-in ``calib`` set without ``val`` uses the set's val split.
+    """
+    calib, val = sources.calib, sources.val
+    if ref is None and val is None and calib is not None and not calib.startswith("builtin:"):
+        both = load_role_images(calib, contract, "calibration", sources.calib_images + sources.val_images)
+        calibration, validation = split_disjoint(both, VALIDATION_SHARE, ("calibration", "validation"))
+        log(
+            f"no --val: {calib} split (seeded, disjoint) into {len(calibration)} calibration and "
+            f"{len(validation)} validation images; pass --val for a separate held-out set"
+        )
+        return calibration, validation
+
+    def load(spec: str | None, split: str, role: str, limit: int) -> ImageList:
+        if spec is not None:
+            return load_role_images(spec, contract, role, limit, builtin_split=split)
+        if ref is None:
+            raise DataError(f"{origin}: cannot tell which data the model was trained on; pass --calib/--val")
+        return images_from_run(ref, split, contract, limit)
+
+    calibration = load(calib, "train", "calibration", sources.calib_images)
+    validation = load(val if val is not None or ref is not None else calib, "val", "validation", sources.val_images)
+    return calibration, validation

@@ -17,7 +17,7 @@ from typing import Any
 
 import onnx
 
-from edgecls.export.quant_static import SENSITIVE_OPS
+from edgecls.export.quant.static_quantizer import SENSITIVE_OPS
 
 #: Ops whose second input is a weight tensor (dequantized from int8 when the op is quantized).
 WEIGHTED_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})

@@ -2,13 +2,13 @@
 
 Steps (each trial measured on the *search* part of the validation images, against the fp32 model's score;
 the caller grades the chosen model again on held-out images the search never saw):
-1. the recipes the target suggests (``quant_isa.candidate_recipes``), MinMax calibration;
-2. the best of them with bias correction (``quant_bias``): kept only if it measures better;
+1. the recipes the target suggests (``recipes.candidate_recipes``), MinMax calibration;
+2. the best of them with bias correction (``bias_correction``): kept only if it measures better;
 3. if over budget: per-node sensitivity - the logit error on a subset with one node computing in float
-   (``quant_sensitivity``, graph surgery on the QDQ graph), cached on disk when a cache folder is given - then
+   (``sensitivity``, graph surgery on the QDQ graph), cached on disk when a cache folder is given - then
    keep the k most sensitive nodes in float, k = 1, 2, 4, ... until the budget holds, and bisect back.
-(Percentile calibration is not tried: onnxruntime's histogram calibration of EfficientNet-Lite0 on 320 images
-ran over 15 minutes on 2 busy cores, far beyond the 2-minute goal for the whole search.)
+(Percentile calibration is not tried: onnxruntime's histogram calibration alone took far longer than the whole
+search may; benchmarks/quantization/README.md gives the measurement.)
 Every trial's latency and its share of convs onnxruntime really runs in int8 are measured; a trial that runs
 mostly in float (under ``min_int8_fraction``) is never chosen. The same recipe is never run twice.
 """
@@ -26,12 +26,13 @@ from typing import Any
 
 import numpy as np
 
-from edgecls.export.quant_eval import Accuracy, latency_ms, measure_accuracy
-from edgecls.export.quant_graph import fusion_counts
-from edgecls.export.quant_isa import QuantRecipe
-from edgecls.export.quant_sensitivity import rank_nodes
-from edgecls.export.quant_static import StaticQuantizer, float_units, quantized_compute_nodes
+from edgecls.export.quant.evaluate import Accuracy, latency_ms, measure_accuracy
+from edgecls.export.quant.fused_graph import fusion_counts
+from edgecls.export.quant.recipes import QuantRecipe
+from edgecls.export.quant.sensitivity import rank_nodes
+from edgecls.export.quant.static_quantizer import StaticQuantizer, float_units, quantized_compute_nodes
 from edgecls.export.run_data import evenly_spaced
+from edgecls.runtime.scores import top1_accuracy
 
 Log = Callable[[str], None]
 
@@ -43,7 +44,7 @@ class Trial:
     drop_points: float  # fp32 score - int8 score on the search images, in percentage points
     path: Path  # scratch file
     latency_p50_ms: float
-    fusion: dict[str, Any]  # quant_graph.fusion_counts
+    fusion: dict[str, Any]  # fused_graph.fusion_counts
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -90,7 +91,7 @@ class BudgetSearch:
 
     @property
     def fp32_score(self) -> float:
-        return float(np.mean(self.fp32_logits.argmax(1) == self.labels)) if self.labels is not None else 1.0
+        return top1_accuracy(self.fp32_logits, self.labels) if self.labels is not None else 1.0
 
     def _fits(self, trial: Trial) -> bool:
         return trial.drop_points <= self.max_drop + 1e-9

@@ -1,12 +1,13 @@
 """int8 for any edgecls ONNX classifier: calibrate, quantize within an accuracy budget, measure, report.
 
-``quantize_model`` is what ``edgecls export --quantize`` and ``edgecls quantize`` both call. The validation
-images are split (seeded, disjoint) into a search part, on which the budget search chooses a model, and a
-held-out part, on which the chosen model is graded: the verdict and the exit status come from the held-out
-part, the report gives both. Within budget, the int8 model is written with the fp32 model's contract,
-``provenance.variant = "int8"`` and a ``quantization`` record (target, method, images, measured change, nodes
-read back from the written graph). Over budget, nothing is written at the int8 path unless
-``allow_over_budget``, and :class:`OverBudgetError` (exit status 3) carries the report.
+``quantize_model`` is what ``edgecls export --quantize`` and ``edgecls quantize`` (through ``quantize_file``)
+both call, with the images already loaded. The validation images are split (seeded, disjoint) into a search
+part, on which the budget search chooses a model, and a held-out part, on which the chosen model is graded:
+the verdict and the exit status come from the held-out part, the report gives both. Within budget, the int8
+model is written with the fp32 model's contract, ``provenance.variant = "int8"`` and a ``quantization`` record
+(target, method, images, measured change, nodes read back from the written graph). Over budget, nothing is
+written at the int8 path unless ``allow_over_budget``, and :class:`OverBudgetError` (exit status 3) carries
+the report.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
@@ -24,19 +24,20 @@ import onnx
 from edgecls.export.metadata import PRODUCER_NAME, contract_of, embed_contract
 from edgecls.export.onnx_export import lower_ir_version, write_model
 from edgecls.export.parity import onnx_logits
-from edgecls.export.quant_data import MIN_CALIBRATION_IMAGES, ImageList, split_disjoint
-from edgecls.export.quant_eval import Accuracy, latency_ms, measure_accuracy
-from edgecls.export.quant_frontier import frontier, plot_frontier
-from edgecls.export.quant_graph import float_compute_nodes, fusion_counts
-from edgecls.export.quant_isa import QuantRecipe, TargetPlan, candidate_recipes, plan_target
-from edgecls.export.quant_report import QuantReport, verdict_line, write_report
-from edgecls.export.quant_search import BudgetSearch, SearchResult
-from edgecls.export.quant_static import StaticQuantizer
+from edgecls.export.quant.budget_search import BudgetSearch, SearchResult
+from edgecls.export.quant.evaluate import Accuracy, latency_ms, measure_accuracy
+from edgecls.export.quant.frontier import frontier, plot_frontier
+from edgecls.export.quant.fused_graph import float_compute_nodes, fusion_counts
+from edgecls.export.quant.image_sets import MIN_CALIBRATION_IMAGES, ImageList, split_disjoint
+from edgecls.export.quant.options import QuantizeOptions
+from edgecls.export.quant.recipes import QuantRecipe, TargetPlan, candidate_recipes, plan_target
+from edgecls.export.quant.report import QuantReport, verdict_line, write_report
+from edgecls.export.quant.static_quantizer import StaticQuantizer
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.cpu_isa import detect_isa
 from edgecls.runtime.errors import ContractError, EdgeclsError
+from edgecls.runtime.scores import top1_accuracy
 
-DEFAULT_MAX_DROP = 1.0  # percentage points of top-1 (or of agreement with fp32 when unlabelled)
 HOLDOUT_FRACTION = 0.5  # share of the validation images the search never sees
 FRONTIER_PLOT = "quantization_frontier.png"
 
@@ -53,33 +54,13 @@ class OverBudgetError(EdgeclsError):
         self.report = report
 
 
-@dataclass
-class QuantizeOptions:
-    max_drop: float = DEFAULT_MAX_DROP
-    latency_runs: int = 50
-    latency_warmup: int = 10
-    sensitivity_images: int = 64
-    recipes: list[QuantRecipe] | None = None  # None: chosen for the target
-    report_dir: str | None = None  # None: beside the int8 model
-    target: str = "auto"  # auto (this CPU) | x86-vnni | x86-avx2 | arm64
-    allow_over_budget: bool = False  # write an over-budget model (marked in its contract)
-    trial_latency_runs: int = 20  # per trial of the search (the fastest model within budget is chosen)
-    cache_dir: str | None = None  # sensitivity rankings are cached here (None: not cached)
-
-
-def user_cache_dir() -> Path:
-    """Where the CLI caches sensitivity rankings: $XDG_CACHE_HOME/edgecls/quantize (default ~/.cache)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "edgecls" / "quantize"
-
-
 def _contract_for(fp32_path: Path, contract: ModelContract | None) -> ModelContract:
     if contract is not None:
         return contract
     found = contract_of(onnx.load(str(fp32_path), load_external_data=False))
     if found is None:
         raise ContractError(
-            f"{fp32_path}: model has no edgecls contract; pass --labels, --img-size and the preprocessing flags"
+            f"{fp32_path}: model has no edgecls contract; pass --labels, --input-size and the preprocessing flags"
         )
     return found
 
@@ -264,12 +245,10 @@ def _grade(
     search_images: int,
 ) -> QuantReport:
     """The chosen model on the held-out images (never used to choose it), its speed and its fused graph."""
-    import numpy as np
-
     best = result.best
     labels = holdout.labels
     acc, _ = measure_accuracy(best.path, holdout_inputs, labels, holdout_ref, plan.precise_kernels)  # type: ignore[arg-type]
-    fp32_top1 = None if labels is None else float(np.mean(holdout_ref.argmax(1) == labels))  # type: ignore[attr-defined]
+    fp32_top1 = None if labels is None else top1_accuracy(holdout_ref, labels)  # type: ignore[arg-type]
     fp32_acc = Accuracy(fp32_top1, 1.0, 0.0)
     drop = 100.0 * (fp32_acc.score - acc.score)
     met = drop <= opts.max_drop + 1e-9

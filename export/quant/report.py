@@ -63,9 +63,9 @@ class QuantReport:
     sensitivity_top: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
-    target: dict[str, Any] = field(default_factory=dict)  # quant_isa.TargetPlan.to_dict()
+    target: dict[str, Any] = field(default_factory=dict)  # recipes.TargetPlan.to_dict()
     search: dict[str, Any] = field(default_factory=dict)  # the chosen trial on the search images
-    fusion: dict[str, Any] = field(default_factory=dict)  # quant_graph.fusion_counts of the chosen model
+    fusion: dict[str, Any] = field(default_factory=dict)  # fused_graph.fusion_counts of the chosen model
     bias_correction: str = ""
     frontier: list[dict[str, Any]] = field(default_factory=list)
     frontier_plot: str | None = None

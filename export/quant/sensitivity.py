@@ -3,9 +3,8 @@
 For each quantized compute node, a copy of the QDQ graph is made in which only that node computes in float:
 its activation inputs read the float tensors before QuantizeLinear, its weights and bias are the float
 initializers of the pre-processed fp32 graph. The logit error of that copy on a subset of images says how much
-of the model's error the node's quantization causes. One copy costs a session and one pass over the subset
-(about a second for a 5M-parameter network on 2 cores), against several seconds for a full
-``quantize_static`` per node.
+of the model's error the node's quantization causes. One copy costs a session and one pass over the subset,
+far less than a full ``quantize_static`` per node.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 import onnx
 
-from edgecls.export.quant_eval import relative_error
+from edgecls.export.quant.evaluate import relative_error
 
 
 def _float_copy(qdq: onnx.ModelProto, pre: onnx.ModelProto, name: str) -> bytes | None:

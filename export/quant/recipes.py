@@ -31,7 +31,7 @@ class QuantRecipe:
     calibrate_method: str = "MinMax"  # onnxruntime.quantization.CalibrationMethod member names
     reason: str = ""
     nodes_to_exclude: tuple[str, ...] = field(default=())
-    bias_correction: bool = False  # empirical per-channel bias correction (quant_bias.py)
+    bias_correction: bool = False  # empirical per-channel bias correction (bias_correction.py)
     # With reduce_range: depthwise conv weights keep 8 bits. onnxruntime's depthwise kernels widen u8/s8 to
     # 16 bits before multiplying (no VPMADDUBSW pair sums), so only the GEMM-based convs need 7-bit weights.
     depthwise_full_range: bool = False

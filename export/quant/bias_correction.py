@@ -12,7 +12,7 @@ where ``E[x_patch[i, k]]`` is the mean over calibration images and output positi
 kernel offset k (zero padding included), measured once in the fp32 graph. Convs without a bias input (no
 BatchNorm folded into them) are left as they are. Linear in the weights, so one pass,
 no feedback: correcting activation errors by chasing per-channel output means made EfficientNet-Lite0 worse
-(measured: logit error 0.13 -> 10), because the activation ranges were calibrated before the shift.
+(benchmarks/quantization/README.md), because the activation ranges were calibrated before the shift.
 """
 
 from __future__ import annotations

@@ -1,0 +1,79 @@
+"""``edgecls info``: a thin adapter over edgecls.export.info (works with only onnxruntime installed).
+
+Only typer and the standard library are imported here; the model is read inside the command body.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from edgecls.cli.options import JsonOpt
+
+INFO_HELP = """Show a model's contract (labels, input size, preprocessing, provenance), inputs/outputs, size,
+parameter count and operator counts. Works with only onnxruntime installed (graph details need onnx).
+
+Example:  edgecls info runs/digits/export/model.int8.onnx
+"""
+
+
+def info_command(
+    model: Annotated[Path, typer.Argument(help="ONNX model.")],
+    json_out: JsonOpt = False,
+) -> None:
+    from edgecls.export.info import model_info
+    from edgecls.runtime.provider_catalog import provider_paths
+
+    info = model_info(model)
+    runs_here = provider_paths()  # which engine each --provider uses on this machine (OpenVINO: EP or runtime)
+    if json_out:
+        typer.echo(json.dumps({**info.to_dict(), "providers_here": runs_here}))
+        return
+    _print_info(info)
+    typer.echo("providers here: " + "; ".join(runs_here))
+
+
+def _print_info(info: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    head = Table(title=f"{info.path}", show_header=False, title_justify="left")
+    head.add_row("size", f"{info.size_bytes / 1e6:.2f} MB")
+    head.add_row("producer", info.producer or "-")
+    if info.source == "onnx":
+        head.add_row("opset / IR", f"{info.opset} / {info.ir_version}")
+        head.add_row("parameters", f"{info.parameters:,}")
+        head.add_row("quantized", "yes (QDQ/QLinear ops)" if info.quantized else "no")
+    for t in info.inputs:
+        head.add_row(f"input {t.name}", f"{t.dtype} {t.shape}")
+    for t in info.outputs:
+        head.add_row(f"output {t.name}", f"{t.dtype} {t.shape}")
+    console.print(head)
+    c = info.contract
+    if c is None:
+        console.print(info.contract_error or "no edgecls contract: give the preprocessing as flags when running it")
+    else:
+        ct = Table(title="contract", show_header=False, title_justify="left")
+        labels = ", ".join(c["labels"][:12]) + (f" ... ({len(c['labels'])} labels)" if len(c["labels"]) > 12 else "")
+        ct.add_row("labels", labels)
+        ct.add_row("input", f"{c['layout']} {c['input_size'][0]}x{c['input_size'][1]} {c['color_order']}")
+        ct.add_row("resize", f"{c['resize_mode']} (crop {c['crop_fraction']}), {c['interpolation']}")
+        ct.add_row("JPEG decode", str(c.get("jpeg_decode", "reduced")))
+        ct.add_row("values", f"x*{c['scale']:.6g}, mean {c['mean']}, std {c['std']}")
+        for key, value in c.get("provenance", {}).items():
+            ct.add_row(f"provenance.{key}", json.dumps(value) if isinstance(value, dict | list) else str(value))
+        console.print(ct)
+    for warning in info.int8_warnings:
+        console.print(f"warning: {warning}", style="bold red", markup=False)
+    if info.op_counts:
+        console.print("operators: " + ", ".join(f"{k} {v}" for k, v in info.op_counts.items()))
+    elif info.source == "onnxruntime":
+        console.print("operator and parameter counts need the onnx package (pip install 'edgecls[train]')")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("info", help=INFO_HELP)(info_command)

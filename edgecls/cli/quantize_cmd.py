@@ -1,0 +1,95 @@
+"""``edgecls quantize``: a thin adapter over edgecls.export.quant.quantize_file.
+
+Only typer and the standard library are imported here; onnx/onnxruntime load inside the command body.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from edgecls.cli.options import JsonOpt, OutDirOpt, contract_flags, progress_log
+from edgecls.runtime.contract_options import ContractOptions
+
+# The int8 step's flags; `edgecls export --quantize` takes the same ones.
+MaxDropOpt = Annotated[
+    float,
+    typer.Option("--max-drop", min=0.0, help="Accuracy budget: max top-1 drop in points (agreement if unlabelled)."),
+]
+TargetOpt = Annotated[
+    str,
+    typer.Option(
+        "--target",
+        help="Device the int8 file is made for: auto (this CPU), x86-vnni, x86-avx2 or arm64. Recorded in "
+        "the contract; run/bench/info warn on a CPU that would saturate its products.",
+    ),
+]
+AllowOverBudgetOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-over-budget",
+        help="Write the int8 model even when it misses the budget (marked in its contract; exit status 0).",
+    ),
+]
+
+QUANTIZE_HELP = """Make a static QDQ int8 model of any ONNX classifier, within an accuracy budget.
+
+Calibrates on --calib images through the runtime's preprocessing, measures top-1 (labelled --val folders
+named after the model's labels, or builtin sets) or agreement with fp32 (unlabelled images), and ships the
+fastest model whose drop is <= --max-drop points. Without --val, the --calib images are split (seeded,
+disjoint) into calibration and validation parts: no image is graded that was calibrated on. The validation
+images are split again: half choose the model, half grade it. Writes MODEL-stem.int8.onnx and
+quantization_report.json/.md (+ the accuracy/speed frontier plot) into --out (default: beside MODEL).
+
+The contract comes from the model file; the contract flags override its fields, and a file without one
+needs at least --labels and --input-size.
+
+Exit status: 0 within budget, 3 over budget (nothing written at the int8 name unless --allow-over-budget),
+2 could not run.
+
+Example:  edgecls quantize export/model.onnx --calib data/train --val data/val --max-drop 1
+"""
+
+
+@contract_flags
+def quantize_command(
+    model: Annotated[Path, typer.Argument(help="fp32 ONNX classifier.")],
+    calib: Annotated[str, typer.Option(help="Calibration images: a folder or builtin:NAME.")],
+    val: Annotated[
+        str | None,
+        typer.Option(help="Validation images (labelled class folders or builtin:NAME; default: part of --calib)."),
+    ] = None,
+    max_drop: MaxDropOpt = 1.0,
+    target: TargetOpt = "auto",
+    allow_over_budget: AllowOverBudgetOpt = False,
+    out: OutDirOpt = None,
+    calib_images: Annotated[int, typer.Option(min=1, help="Use at most this many calibration images.")] = 500,
+    val_images: Annotated[int, typer.Option(min=1, help="Use at most this many validation images.")] = 1000,
+    json_out: JsonOpt = False,
+    *,
+    contract_options: ContractOptions,
+) -> None:
+    from edgecls.export.quant.options import Int8Images, QuantizeOptions, user_cache_dir
+    from edgecls.export.quant.quantize_file import QuantizeFileOptions, quantize_file
+
+    options = QuantizeFileOptions(
+        images=Int8Images(calib=calib, val=val, calib_images=calib_images, val_images=val_images),
+        out_dir=str(out) if out else None,
+        contract=contract_options,
+        quantize=QuantizeOptions(
+            max_drop=max_drop,
+            target=target,
+            allow_over_budget=allow_over_budget,
+            cache_dir=str(user_cache_dir()),
+        ),
+    )
+    report = quantize_file(model, options, progress_log(json_out))
+    if json_out:
+        typer.echo(json.dumps(report.to_dict()))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("quantize", help=QUANTIZE_HELP)(quantize_command)

@@ -1,0 +1,70 @@
+"""``edgecls quantize MODEL.onnx`` as one library call: contract, images, budget search, files written.
+
+:func:`quantize_file` does everything the command does; the command only turns its flags into
+:class:`QuantizeFileOptions` and prints the result. The contract comes from the file (the contract flags
+override its fields) or, for a file without one, from the flags alone (``--labels`` and ``--input-size``
+required). Calibration and validation images are loaded before anything is written; with no ``--val`` a
+folder is split (seeded, disjoint) so no image is graded that was calibrated on. Writes ``STEM.int8.onnx`` and
+``quantization_report.json/.md`` (+ the frontier plot) into ``out_dir`` (default: beside the model); over
+budget, :class:`~edgecls.export.quant.pipeline.OverBudgetError` (exit status 3) carries the report.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgecls.export.metadata import read_contract_file
+from edgecls.export.quant.image_sets import load_int8_images
+from edgecls.export.quant.options import Int8Images, QuantizeOptions
+from edgecls.export.quant.pipeline import quantize_model
+from edgecls.export.quant.report import QuantReport
+from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.contract_options import ContractOptions, contract_from_options
+from edgecls.runtime.errors import DataError, ModelLoadError
+
+
+@dataclass(frozen=True)
+class QuantizeFileOptions:
+    """Everything ``edgecls quantize`` is told besides the model file."""
+
+    images: Int8Images  # ``calib`` is required: a model file carries no data of its own
+    out_dir: str | None = None  # None: beside the model
+    contract: ContractOptions = ContractOptions()  # fields to set (a file without a contract needs them)
+    quantize: QuantizeOptions = QuantizeOptions()  # ``report_dir`` None: ``out_dir`` too
+
+
+def int8_path_for(model_path: Path, out_dir: Path) -> Path:
+    """``model.onnx`` -> ``out_dir/model.int8.onnx``."""
+    stem = model_path.name[: -len(".onnx")] if model_path.name.endswith(".onnx") else model_path.stem
+    return out_dir / f"{stem}.int8.onnx"
+
+
+def file_contract(model_path: Path, options: ContractOptions) -> ModelContract:
+    """The file's contract with the given fields replaced; for a file without one, the fields alone."""
+    base = read_contract_file(model_path)
+    provenance = None if base is not None else {"source": "foreign-onnx", "arch": model_path.name}
+    return contract_from_options(options, base, provenance)
+
+
+def quantize_file(
+    model_path: str | os.PathLike[str], options: QuantizeFileOptions, log: Callable[[str], None] = print
+) -> QuantReport:
+    """Quantize the fp32 ONNX classifier at ``model_path`` within ``options.quantize.max_drop`` points.
+
+    Returns the report of a model written within budget (or over it with ``allow_over_budget``); raises
+    OverBudgetError after writing the report otherwise, and ModelLoadError/ContractError/DataError (exit
+    status 2) before writing anything when the model, its contract or the images are missing.
+    """
+    model = Path(model_path)
+    if not model.is_file():
+        raise ModelLoadError(f"{model}: no such model file")
+    if options.images.calib is None:
+        raise DataError("quantize needs calibration images: --calib DATA (a folder or builtin:NAME)")
+    contract = file_contract(model, options.contract)
+    calibration, validation = load_int8_images(options.images, contract, None, str(model), log)
+    out_dir = Path(options.out_dir) if options.out_dir else model.parent
+    out_path = int8_path_for(model, out_dir)
+    return quantize_model(model, out_path, calibration, validation, contract, options.quantize, log)
