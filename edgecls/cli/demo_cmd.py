@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from edgecls.cli.options import OutDirOpt
+
 DEMO_HELP = """Run the whole pipeline on built-in data, in a few minutes on a laptop CPU.
 
 Trains the default edge architecture (MobileNetV2) on scikit-learn's real handwritten digits, evaluates it,
@@ -14,14 +16,15 @@ exports fp32 + int8 + fp16 ONNX (parity-checked, int8 within a 1-point accuracy 
 images through the torch-free runtime, benchmarks every variant against PyTorch eager and writes
 report.md / report.html with the plots. Ends with the exact commands to try next.
 
+--out is the demo's folder: a previous demo there is replaced, any other folder is refused. It ends with
+report.md, report.html and summary.json (every variant's accuracy, size and latency, and the machine).
+
 Example:  edgecls demo --out demo_out
 """
 
 
 def demo_command(
-    out: Annotated[Path, typer.Option(help="Output folder (a previous demo there is replaced).")] = Path(
-        "demo_out"
-    ),
+    out: OutDirOpt = Path("demo_out"),
     data: Annotated[
         str, typer.Option(help="builtin:digits (real handwritten digits) or builtin:shapes.")
     ] = "builtin:digits",
