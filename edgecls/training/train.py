@@ -92,8 +92,8 @@ def _cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
 
 def at_chance_while_fitting(best_val_acc: float, train_acc: float, val_labels: np.ndarray) -> bool:
     """True when validation has never beaten the majority-class rate (+2 points) while training accuracy is
-    at least 90%: early stopping would ship a coin toss, so it waits (the issue's run jumped from 50% to 100%
-    validation after 23 epochs)."""
+    at least 90%: early stopping would ship a coin toss, so it waits (validation can leave chance late, e.g. on
+    the small folder benchmarks/transfer/small_gray_folder.py makes, trained with ``--batchnorm train``)."""
     if len(val_labels) == 0:
         return False
     majority = float(np.bincount(val_labels).max()) / len(val_labels)
