@@ -62,7 +62,7 @@ def demo_command(
     out_console.print(table)
     correct = sum(s["correct"] for s in result.samples)
     out_console.print(f"sample images classified by the int8 model: {correct}/{len(result.samples)} correct")
-    out_console.print(f"report: {result.report_html}  (and {result.report_md})")
+    out_console.print(f"report: {result.report_html}  (and {result.report_md}; numbers in {out / 'summary.json'})")
     out_console.print(f"finished in {time.perf_counter() - started:.0f} s. Next, try:")
     for cmd in next_commands(result):
         out_console.print(f"  {cmd}", markup=False, highlight=False)
