@@ -172,7 +172,7 @@ class Classifier:
         if "input_size" not in overrides:
             if None in self._graph_hw:
                 raise ContractError(
-                    f"{self.name}: model has no edgecls contract and a dynamic input size; give --img-size"
+                    f"{self.name}: model has no edgecls contract and a dynamic input size; give --input-size"
                 )
             overrides["input_size"] = self._graph_hw
         try:
