@@ -140,10 +140,11 @@ def run_demo(options: DemoOptions, narrate: Narrate) -> DemoResult:
     t = time.perf_counter()
     narrate("6/6 Report", "accuracy of every variant on the test split, plots and the summary table.")
     result.variants = _summarise(result, bench, options)
-    from edgecls.demo_report import write_report
+    from edgecls.demo_report import write_report, write_summary
 
     write_report(result, bench, options)
     result.seconds["report"] = time.perf_counter() - t
+    write_summary(result, bench, options, out / "summary.json")
     return result
 
 

@@ -1,8 +1,11 @@
 """The demo's report: report.md and report.html with the summary table, the int8 report, sample predictions,
-the benchmark and the plots (training curves, confusion matrix, latency, accuracy vs speed)."""
+the benchmark and the plots (training curves, confusion matrix, latency, accuracy vs speed), and summary.json,
+the same numbers machine-readable (written last by run_demo, with the report step's time; the file a result
+under benchmarks/results/ commits)."""
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 from pathlib import Path
@@ -65,6 +68,20 @@ def write_report(result: DemoResult, bench: Any, options: DemoOptions) -> None:
     ]
     result.report_md = atomic_write_text(out / "report.md", "\n".join(md))
     result.report_html = atomic_write_text(out / "report.html", _html(result, table, images, qreport))
+
+
+def write_summary(result: DemoResult, bench: Any, options: DemoOptions, path: Path) -> Path:
+    """summary.json: the options, every variant's accuracy/size/latency, the samples, seconds per step and the
+    machine (the benchmark's environment: CPU, ISA flags, versions, load average, UTC time)."""
+    summary = {
+        "options": {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(options).items()},
+        "epochs_trained": len(json.loads((result.run_dir / "history.json").read_text())),
+        "variants": [dataclasses.asdict(v) for v in result.variants],
+        "samples": result.samples,
+        "seconds": {**result.seconds, "total": sum(result.seconds.values())},
+        "environment": bench.environment.to_dict(),
+    }
+    return atomic_write_text(path, json.dumps(summary, indent=2) + "\n")
 
 
 def _plot_accuracy_vs_speed(variants: list[VariantSummary], path: Path) -> None:

@@ -25,7 +25,7 @@ def _tiny_run(root: Path, arch: str, data: str = "builtin:shapes", epochs: int =
 
     out = root / f"{arch}_{data.split(':')[-1]}"
     cfg = TrainConfig(
-        data=data, arch=arch, epochs=epochs, img_size=32, batch_size=32, out=str(out), warmup_epochs=0.3, **kw
+        data=data, arch=arch, epochs=epochs, input_size=32, batch_size=32, out=str(out), warmup_epochs=0.3, **kw
     )  # type: ignore[arg-type]
     return train(cfg, show_progress=False)
 

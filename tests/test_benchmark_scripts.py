@@ -7,19 +7,153 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from fixtures_runtime import RuntimeModels
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_decode_scale_measures_time_difference_and_agreement(runtime_models: RuntimeModels, tmp_path) -> None:
-    cmd = [sys.executable, str(REPO / "benchmarks" / "decode_scale.py"), "--images", "2", "--out", str(tmp_path),
-           "--model", str(runtime_models.cnn)]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+def test_decode_scale_measures_time_difference_and_agreement(exported_tiny: Path, tmp_path: Path) -> None:
+    cmd = [sys.executable, str(REPO / "benchmarks" / "decode_scale.py"), "--images", "8", "--out", str(tmp_path),
+           "--model", str(exported_tiny / "model.onnx"), "--labelled", "builtin:shapes"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
-    (path,) = tmp_path.glob("decode_scale_photos_*.json")
+    (path,) = tmp_path.glob("decode_scale_shapes_*.json")
     doc = json.loads(path.read_text())
     big = doc["sizes"]["4032x3024"]
-    assert big["images"] == 2 and big["reduced_decode_shape"] == [378, 504]  # floor 37 px: 1/8 scale
+    assert big["images"] == 8 and big["reduced_decode_shape"] == [378, 504]  # floor 37 px: 1/8 scale
     assert 0 < big["input_mean_abs_diff_reduced_vs_full"] < 0.2
-    assert 0.0 <= big["top1_agreement"] <= 1.0
+    assert big["reduced_decode_preprocess_ms_p50"] < big["full_decode_preprocess_ms_p50"]  # 1/64 of the pixels
+    # the trained model gives (nearly) the same answers on the reduced decode: what makes reduced the default
+    assert big["top1_agreement"] >= 7 / 8
+    assert abs(big["top1_accuracy_reduced_decode"] - big["top1_accuracy_full_decode"]) <= 1 / 8
+
+
+# Every script under benchmarks/ either has a smoke run here or is excluded below with its reason.
+EXCLUDED = {
+    "batch_ray.py": "starts a Ray cluster and runs each command as a fresh process on 2 sizes (minutes even with "
+    "--quick); the commands it times are tested in test_batch.py, in-process and on Ray",
+    "openvino_vs_ort.py": "exports a 224 px MobileNetV2 and the ImageNet EfficientNet-Lite0 and quantizes both "
+    "(minutes); the OpenVINO path itself is tested in test_openvino_provider.py",
+    "runtime_overhead.py": "exports two 224 px networks and times folders of up to 12 MP JPEGs, then writes into "
+    "benchmarks/results (no --out); minutes even with --quick",
+    "quantization/run_quant_bench.py": "needs 224 px trained weights (train_photo_mnv2.py's full run, or the "
+    "EfficientNet-Lite0 packages) and runs every quantization recipe on them: tens of minutes",
+    "transfer/run_transfer_bench.py": "trains several 224 px networks as separate processes: tens of minutes",
+    "repeat_summary.py": "a library of run_benchmarks.py (no command line), run by its smoke run below",
+    "quantization/photo_data.py": "a library (photo crops) used by the scripts below",
+    "quantization/photo_model.py": "a factory for `edgecls export --model`, used by train_photo_mnv2.py's test",
+}
+SMOKE_RUN = {"decode_scale.py", "soak_live.py", "serve_load.py", "run_benchmarks.py", "transfer/small_gray_folder.py",
+             "transfer/photo_task.py", "quantization/train_photo_mnv2.py"}  # each has a test below
+
+
+def test_every_benchmark_script_is_smoke_run_or_excluded_with_a_reason() -> None:
+    scripts = {p.relative_to(REPO / "benchmarks").as_posix() for p in (REPO / "benchmarks").rglob("*.py")}
+    assert scripts == SMOKE_RUN | set(EXCLUDED), "a new benchmark script needs a smoke run here (or a reason)"
+
+
+def _run(script: str, *args: str, timeout: float = 300, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    return done
+
+
+def test_small_gray_folder_writes_a_two_class_grayscale_tree(tmp_path: Path) -> None:
+    import cv2
+
+    from edgecls.data import load_data
+
+    _run("transfer/small_gray_folder.py", str(tmp_path / "gray"))
+    files = sorted((tmp_path / "gray").rglob("*.png"))
+    assert len(files) == 200 and {f.parent.name for f in files} == {"camera", "coins"}
+    image = cv2.imread(str(files[0]), cv2.IMREAD_UNCHANGED)
+    assert image.shape == (64, 64)  # one channel: grayscale, as its docstring's training commands expect
+    splits = load_data(str(tmp_path / "gray"))
+    assert splits.classes == ("camera", "coins") and len(splits.train) + len(splits.val) + len(splits.test) == 200
+
+
+def test_photo_task_keeps_test_crops_apart_and_edgecls_reads_its_folders(tmp_path: Path) -> None:
+    from edgecls.data import load_data
+
+    _run("transfer/photo_task.py", str(tmp_path / "task"))
+    splits = load_data(str(tmp_path / "task"))
+    assert splits.info["split"] == "folders" and len(splits.classes) == 10  # train/ val/ test/ used as they are
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (400, 100, 300)
+
+
+@pytest.mark.slow
+def test_run_benchmarks_int8_of_a_trained_model_keeps_its_accuracy(
+    exported_tiny: Path, tiny_run: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    export = tmp_path / "export"
+    shutil.copytree(exported_tiny, export)
+    shutil.copy2(tiny_run / "best.pt", export / "best.pt")  # found beside the export: the PyTorch eager row
+    _run("run_benchmarks.py", "--trained", str(export), "--archs", "mobilenetv2", "--img-size", "32",
+         "--batches", "1", "--threads", "1", "--time-budget", "0.05", "--max-runs", "5", "--warmup", "1",
+         "--repeats", "1", "--work", str(tmp_path / "work"), "--out", str(tmp_path / "out"), timeout=900)  # fmt: skip
+    (path,) = (tmp_path / "out").glob("bench_*.json")
+    rows = {r["label"]: r for r in json.loads(path.read_text())["rows"]}
+    assert not [r["error"] for r in rows.values() if r.get("error")]
+    fp32, int8, fp16 = rows["model.onnx"], rows["model.int8.onnx"], rows["model.fp16.onnx"]
+    eager = next(r for r in rows.values() if r["engine"] == "pytorch-eager")
+    run_top1 = json.loads((tiny_run / "summary.json").read_text())["test_top1"]
+    assert fp32["accuracy_images"] == 375  # the test split tiny_run held out, written as files and read back
+    assert abs(fp32["accuracy"] - run_top1) <= 1 / 375 and abs(eager["accuracy"] - fp32["accuracy"]) <= 1 / 375
+    # int8 keeps fp32's accuracy on the held-out images to within a few answers, and fp32's answers on nearly
+    # every agreement image (a broken scale or zero point changes most of them). The fixture's int8 may be over
+    # its 1-point budget (FIXTURE_QUANT) and tiny_run's weights vary with the thread count, hence the margins.
+    assert abs(int8["accuracy"] - fp32["accuracy"]) <= 0.02
+    assert int8["agreement"] >= 0.9 and fp16["agreement"] >= 0.95
+    assert abs(fp16["accuracy"] - fp32["accuracy"]) <= 2 / 375
+
+
+@pytest.mark.slow
+def test_train_photo_mnv2_writes_weights_export_can_load(tmp_path: Path) -> None:
+    import torch
+
+    weights = tmp_path / "photo.pt"
+    done = _run("quantization/train_photo_mnv2.py", "--out", str(weights), "--steps", "2", "--batch", "4")
+    assert "held-out crop accuracy" in done.stdout
+    sys.path.insert(0, str(REPO / "benchmarks" / "quantization"))
+    try:
+        from photo_model import build  # the factory `edgecls export --model photo_model.py:build` calls
+    finally:
+        sys.path.remove(str(REPO / "benchmarks" / "quantization"))
+    torch.manual_seed(0)  # the script's seed: the same initial weights
+    model = build()
+    state = torch.load(weights, map_location="cpu")
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(state, strict=True)  # every tensor fits the factory's network
+    assert any(not torch.equal(initial[k], v) for k, v in state.items() if v.is_floating_point())  # it trained
+
+
+@pytest.mark.stream
+def test_soak_live_script_counts_every_frame_through_server_restarts(tmp_path: Path) -> None:
+    import shutil
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg not installed: no loopback stream to soak")
+    out = tmp_path / "soak.json"
+    _run("soak_live.py", "--frames", "150", "--restart-every", "50", "--out", str(out))
+    doc = json.loads(out.read_text())
+    assert doc["results"] == 150 and doc["errors"] == []
+    assert doc["restarts"] == 2 and doc["reconnects"] >= doc["restarts"]  # each restart was reconnected to
+    assert len(doc["samples"]) >= 10 and doc["rss_max_mb"] >= doc["rss_end_mb"] > 0
+
+
+@pytest.mark.slow
+def test_serve_load_quick_answers_every_request_and_batches_concurrent_ones(
+    runtime_models: RuntimeModels, tmp_path: Path
+) -> None:
+    out = tmp_path / "serve_load.json"
+    _run("serve_load.py", "--quick", "--model", str(runtime_models.cnn), "--levels", "1:40,8:160", "--out", str(out))
+    doc = json.loads(out.read_text())
+    levels = {row["clients"]: row for row in doc["levels"]}
+    assert {c: row["requests"] for c, row in levels.items()} == {1: 40, 8: 160}
+    assert doc["goals"]["errors == 0"] == {"errors": 0, "met": True}
+    assert levels[1]["model_calls"] == 40  # one client: one request per model call
+    assert levels[8]["model_calls"] < 160 and levels[8]["mean_batch"] > 1  # eight clients: requests share calls

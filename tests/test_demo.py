@@ -27,6 +27,17 @@ def test_demo_runs_the_whole_pipeline(tmp_path: Path) -> None:
         assert variant in report
     assert "edgecls run" in result.output and "--camera 0" in result.output  # the next commands
     assert len(list((out / "samples").glob("*.png"))) == 8
+    # summary.json: the table's numbers, machine-readable, and the machine they came from
+    summary = json.loads((out / "summary.json").read_text())
+    variants = {v["name"]: v for v in summary["variants"]}
+    assert set(variants) == {"PyTorch eager", "ORT fp32", "ORT int8"}
+    for v in variants.values():
+        assert f"| {v['name']} | {100 * v['accuracy']:.2f} |" in report  # the same numbers as report.md
+    run_summary = json.loads((out / "run" / "summary.json").read_text())
+    assert variants["PyTorch eager"]["accuracy"] == run_summary["test_top1"]
+    assert summary["environment"]["cpu_model"] and summary["environment"]["isa"]
+    assert summary["seconds"]["total"] == sum(v for k, v in summary["seconds"].items() if k != "total")
+    assert summary["options"]["data"] == "builtin:shapes" and summary["epochs_trained"] == 1
     # a second demo replaces the first; a folder the demo did not make is refused
     other = tmp_path / "precious"
     other.mkdir()

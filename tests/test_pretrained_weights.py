@@ -96,7 +96,7 @@ def test_local_weights_file_and_clear_errors(tmp_path) -> None:
     assert weights.provenance["source"] == str(path) and len(weights.provenance["sha256"]) == 64
     with pytest.raises(Exception, match=r"--weights .*nope.pth: no such file"):
         load_pretrained("resnet18", str(tmp_path / "nope.pth"))
-    with pytest.raises(Exception, match="needs --img-size >= 96"):
+    with pytest.raises(Exception, match="needs --input-size >= 96"):
         load_pretrained("resnet18", str(path), img_size=32)
     with pytest.raises(Exception, match="no ImageNet weights for --arch cnn"):
         load_pretrained("cnn")

@@ -37,7 +37,7 @@ from edgecls.runtime.atomic import atomic_write_bytes
 from edgecls.runtime.errors import EdgeclsError
 from edgecls.training.checkpoint import load_checkpoint
 
-CONFIG = {"data": "builtin:shapes", "arch": "cnn", "epochs": 2, "img_size": 32, "batch_size": 32,
+CONFIG = {"data": "builtin:shapes", "arch": "cnn", "epochs": 2, "input_size": 32, "batch_size": 32,
           "max_train_batches": 2, "seed": 0, "warmup_epochs": 0.3}
 _TRAIN = ("import json, sys\nfrom edgecls.training.config import TrainConfig\n"
           "from edgecls.training.train import train\n"
@@ -166,7 +166,7 @@ def test_atomic_write_on_a_full_disk_keeps_the_old_file(full_disk: Path) -> None
 def test_train_onto_full_and_read_only_disks(full_disk: Path, read_only_dir: Path) -> None:
     fill(full_disk)
     cases = {full_disk / "run": "No space left on device", read_only_dir / "run": "Read-only file system"}
-    procs = {out: _start_cli("train", "builtin:shapes", "--arch", "cnn", "--img-size", "32", "--epochs", "1",
+    procs = {out: _start_cli("train", "builtin:shapes", "--arch", "cnn", "--input-size", "32", "--epochs", "1",
                              "--out", str(out)) for out in cases}
     for out, proc in procs.items():
         r = _finish(proc)

@@ -296,3 +296,13 @@ def test_decoding_in_the_model_thread_keeps_bad_uploads_to_themselves(colour_mod
     assert replies[-1].status_code == 200 and replies[-1].json()["top_k"][0]["label"] == "blue"
     assert [r.status_code for r in replies[1:-2]] == [400] * len(odd_images.bad)
     assert replies[-2].status_code == 413 and replies[-2].json()["kind"] == "too_many_pixels"
+
+
+def test_contract_flags_override_the_embedded_contract(colour_model, serve_process):
+    # --labels and --color-order reach the served Classifier: a red picture read as BGR lands on the third class.
+    server = serve_process(str(colour_model), "--labels", "rouge,vert,bleu", "--color-order", "bgr")
+    with server.client() as c:
+        model = c.get("/v1/model").json()
+        top = c.post("/v1/classify", content=jpeg((0, 0, 220)), headers={"Content-Type": "image/jpeg"}).json()
+    assert model["contract"]["labels"] == ["rouge", "vert", "bleu"] and model["contract"]["color_order"] == "BGR"
+    assert top["top_k"][0]["label"] == "bleu"

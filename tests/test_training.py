@@ -51,7 +51,7 @@ def _config(out: Path, epochs: int = 3, **kw: object) -> TrainConfig:
         data="builtin:shapes",
         arch="cnn",
         epochs=epochs,
-        img_size=32,
+        input_size=32,
         batch_size=32,
         out=str(out),
         max_train_batches=4,
@@ -117,7 +117,7 @@ def test_distributed_two_cpu_processes(tmp_path: Path) -> None:
         "cnn",
         "--epochs",
         "1",
-        "--img-size",
+        "--input-size",
         "32",
         "--batch-size",
         "64",
@@ -144,7 +144,7 @@ def test_unreadable_training_images_are_skipped_named_and_counted(
         (data / cls / "zz_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     messages: list[str] = []
     cfg = TrainConfig(
-        data=str(data), arch="cnn", epochs=1, img_size=32, batch_size=16, out=str(tmp_path / "run")
+        data=str(data), arch="cnn", epochs=1, input_size=32, batch_size=16, out=str(tmp_path / "run")
     )
     run = train(cfg, log=messages.append, show_progress=False)
     summary = json.loads((run / "summary.json").read_text())
@@ -162,3 +162,53 @@ def test_trainer_allocator_tuning_applies_on_glibc() -> None:
     from edgecls.training.allocator import keep_freed_memory_for_reuse
 
     assert keep_freed_memory_for_reuse() is (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc")
+
+
+def test_resume_trains_the_saved_config_and_a_new_run_merges_augmentation(tmp_path: Path) -> None:
+    from edgecls.data.augment import AugmentConfig
+    from edgecls.training.resume import AugmentOverrides, config_to_run
+
+    # a new run: the data's augmentation (digits: no flips) with only the given fields replaced
+    new = config_to_run(TrainConfig(data="builtin:digits", out=str(tmp_path / "new")), AugmentOverrides(noise_std=0.0))
+    default = TrainConfig(data="builtin:digits").resolved_augment()
+    assert new.augment == AugmentConfig(**{**default.__dict__, "noise_std": 0.0}) and new.augment.hflip is False
+    # resuming: the saved config wins over what is given (even from a config.json that says img_size)
+    run = tmp_path / "run"
+    run.mkdir()
+    saved = {**TrainConfig(data="builtin:shapes", arch="cnn", epochs=5, seed=3).to_dict(), "img_size": 40}
+    del saved["input_size"]
+    (run / "config.json").write_text(json.dumps(saved))
+    given = TrainConfig(data="builtin:digits", arch="resnet18", epochs=1, input_size=64, out=str(run), resume=True)
+    resumed = config_to_run(given, AugmentOverrides(hflip=False))
+    assert (resumed.data, resumed.arch, resumed.epochs, resumed.seed, resumed.input_size) == (
+        "builtin:shapes", "cnn", 5, 3, 40
+    )
+    assert resumed.resume and resumed.out == str(run) and resumed.augment.hflip is True  # shapes' saved default
+
+
+def test_training_input_size_is_square_and_bad_choices_fail_early() -> None:
+    from edgecls.training.config import square_input_size
+
+    assert square_input_size("48") == 48 and square_input_size("48x48") == 48 and square_input_size(None) is None
+    with pytest.raises(EdgeclsError, match="--input-size 48x64: training makes square inputs"):
+        square_input_size("48x64")
+    with pytest.raises(EdgeclsError, match="--optimizer must be adamw or sgd"):
+        TrainConfig(data="builtin:shapes", optimizer="adam")  # type: ignore[arg-type]
+    with pytest.raises(EdgeclsError, match="--head names the classifier of --model"):
+        TrainConfig(data="builtin:shapes", head="fc")
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--input-size", "32x48"], "error: --input-size 32x48: training makes square inputs"),
+        (["--img-size", "32"], "No such option: --img-size"),  # the old spelling is gone
+    ],
+)
+def test_train_cli_refuses_non_square_and_old_flags(tmp_path: Path, flags: list[str], message: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgecls", "train", "builtin:shapes", *flags, "--out", str(tmp_path / "o")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert not (tmp_path / "o").exists()

@@ -35,11 +35,11 @@ EDGECLS = [sys.executable, "-m", "edgecls"]
 #: name -> extra `edgecls train` arguments; all runs share the split, epochs, batch size and seed.
 RUNS: dict[str, list[str]] = {
     "efficientnet_lite0 pretrained, BN frozen": ["--arch", "efficientnet_lite0", "--pretrained"],
-    "mobilenetv2 from scratch": ["--arch", "mobilenetv2", "--img-size", "224"],
+    "mobilenetv2 from scratch": ["--arch", "mobilenetv2", "--input-size", "224"],
     "efficientnet_lite0 pretrained, BN re-estimated": [
         "--arch", "efficientnet_lite0", "--pretrained", "--batchnorm", "reestimate"
     ],  # fmt: skip
-    "efficientnet_lite0 from scratch": ["--arch", "efficientnet_lite0", "--img-size", "224"],
+    "efficientnet_lite0 from scratch": ["--arch", "efficientnet_lite0", "--input-size", "224"],
 }
 EXPORTED = "efficientnet_lite0 pretrained, BN frozen"
 

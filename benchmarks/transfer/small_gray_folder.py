@@ -1,8 +1,8 @@
 """The small-folder case where validation sat at chance: 200 grayscale 64 px crops of two scikit-image photos.
 
     python benchmarks/transfer/small_gray_folder.py /tmp/gray64
-    edgecls train /tmp/gray64 --img-size 64 --batchnorm train --out runs/gray-ema   # PyTorch's running statistics only
-    edgecls train /tmp/gray64 --img-size 64 --out runs/gray                         # re-estimated (the default)
+    edgecls train /tmp/gray64 --input-size 64 --batchnorm train --out runs/gray-ema  # PyTorch's running statistics
+    edgecls train /tmp/gray64 --input-size 64 --out runs/gray                        # re-estimated (the default)
 
 MobileNetV2, 140 training images, batch 64: 3 steps per epoch. With `--batchnorm train` validation stays at
 exactly 50% for the first ~20 epochs while training accuracy passes 95% (see edgecls/training/batchnorm.py).

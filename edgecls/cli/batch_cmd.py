@@ -8,37 +8,51 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
+from edgecls.cli.options import BatchSizeOpt, ProviderOpt, ThreadsOpt, TopKOpt
+
 
 def batch(
-    model: Path = typer.Argument(..., help="ONNX model (fp32, fp16 or int8) with an edgecls contract."),
-    inputs: list[str] = typer.Argument(
-        ..., help="Image files, folders (recursive), globs, or URIs pyarrow reads (s3://, gs://; with --ray)."
-    ),
-    out: str = typer.Option(..., "--out", "-o", help="Results folder (Parquet files); must not hold files yet."),
-    ray: str | None = typer.Option(
-        None, "--ray",
-        help="Run on Ray Data: 'local' (start a cluster on this machine), 'auto' (the cluster this node belongs "
-        "to) or an address (HOST:6379, ray://HOST:10001).",
-    ),
-    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Images per inference batch."),
-    concurrency: int | None = typer.Option(
-        None, "--concurrency", min=1,
-        help="Ray: Classifier actors (default: one per CPU). In-process: decode threads.",
-    ),
-    provider: str = typer.Option("auto", "--provider", "-p", help="auto, cpu, cuda, openvino, ..."),
-    threads: int | None = typer.Option(
-        None, "--threads", min=1, help="onnxruntime threads per Classifier (Ray: CPUs each actor reserves)."
-    ),
-    top_k: int = typer.Option(3, "--top-k", "-k", min=1, help="Classes kept per image."),
-    jsonl: bool = typer.Option(False, "--jsonl", help="Also write RESULTS.jsonl (one `run --json` object per line)."),
+    model: Annotated[Path, typer.Argument(help="ONNX model (fp32, fp16 or int8) with an edgecls contract.")],
+    inputs: Annotated[
+        list[str],
+        typer.Argument(
+            help="Image files, folders (recursive), globs, or URIs pyarrow reads (s3://, gs://; with --ray)."
+        ),
+    ],
+    out: Annotated[
+        str, typer.Option("--out", "-o", help="Results folder (Parquet files); must not hold files yet.")
+    ],
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            help="Run on Ray Data: 'local' (start a cluster on this machine), 'auto' (the cluster this node belongs "
+            "to) or an address (HOST:6379, ray://HOST:10001).",
+        ),
+    ] = None,
+    batch_size: BatchSizeOpt = 32,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            "--concurrency", min=1, help="Ray: Classifier actors (default: one per CPU). In-process: decode threads."
+        ),
+    ] = None,
+    provider: ProviderOpt = "auto",
+    threads: ThreadsOpt = None,
+    top_k: TopKOpt = 3,
+    jsonl: Annotated[
+        bool, typer.Option("--jsonl", help="Also write RESULTS.jsonl (one `run --json` object per line).")
+    ] = False,
 ) -> None:
     """Classify many image files into a Parquet table (the fields of `run --json`, plus error rows).
 
     Without --ray the job runs in this process; with --ray, Ray Data reads the files and a pool of
-    actors, each holding one Classifier, labels them. Both give the same table.
+    actors, each holding one Classifier, labels them. Both give the same table. With --ray, --threads is
+    also the number of CPUs each actor reserves.
 
     Examples:
       edgecls batch model.int8.onnx photos/ --out labels

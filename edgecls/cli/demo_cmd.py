@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from edgecls.cli.options import OutDirOpt
+
 DEMO_HELP = """Run the whole pipeline on built-in data, in a few minutes on a laptop CPU.
 
 Trains the default edge architecture (MobileNetV2) on scikit-learn's real handwritten digits, evaluates it,
@@ -14,14 +16,15 @@ exports fp32 + int8 + fp16 ONNX (parity-checked, int8 within a 1-point accuracy 
 images through the torch-free runtime, benchmarks every variant against PyTorch eager and writes
 report.md / report.html with the plots. Ends with the exact commands to try next.
 
+--out is the demo's folder: a previous demo there is replaced, any other folder is refused. It ends with
+report.md, report.html and summary.json (every variant's accuracy, size and latency, and the machine).
+
 Example:  edgecls demo --out demo_out
 """
 
 
 def demo_command(
-    out: Annotated[Path, typer.Option(help="Output folder (a previous demo there is replaced).")] = Path(
-        "demo_out"
-    ),
+    out: OutDirOpt = Path("demo_out"),
     data: Annotated[
         str, typer.Option(help="builtin:digits (real handwritten digits) or builtin:shapes.")
     ] = "builtin:digits",
@@ -59,7 +62,7 @@ def demo_command(
     out_console.print(table)
     correct = sum(s["correct"] for s in result.samples)
     out_console.print(f"sample images classified by the int8 model: {correct}/{len(result.samples)} correct")
-    out_console.print(f"report: {result.report_html}  (and {result.report_md})")
+    out_console.print(f"report: {result.report_html}  (and {result.report_md}; numbers in {out / 'summary.json'})")
     out_console.print(f"finished in {time.perf_counter() - started:.0f} s. Next, try:")
     for cmd in next_commands(result):
         out_console.print(f"  {cmd}", markup=False, highlight=False)

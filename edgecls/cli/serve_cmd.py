@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Annotated
 
 import typer
+
+from edgecls.cli.options import ProviderOpt, ThreadsOpt, TopKOpt, contract_flags
+from edgecls.runtime.contract_options import ContractOptions
 
 
 def _live_source(camera: int | None, source: str | None):  # -> SourceSpec | None (imported lazily)
@@ -31,39 +35,54 @@ def _live_source(camera: int | None, source: str | None):  # -> SourceSpec | Non
     return specs[0]
 
 
+@contract_flags
 def serve(
-    model: Path = typer.Argument(..., help="ONNX model (fp32, fp16 or int8) with an edgecls contract."),
-    camera: int | None = typer.Option(None, "--camera", help="Classify this camera continuously."),
-    source: str | None = typer.Option(
-        None, "--source", help="Classify this stream URL or video file continuously (files loop)."
-    ),
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; not loopback needs --token."),
-    port: int = typer.Option(8000, "--port", min=0, max=65535, help="TCP port (0: any free port)."),
-    provider: str = typer.Option("auto", "--provider", "-p", help="auto, cpu, cuda, tensorrt, openvino, ..."),
-    threads: int | None = typer.Option(None, "--threads", min=1, help="onnxruntime intra-op threads."),
-    token: str | None = typer.Option(
-        None, "--token", envvar="EDGECLS_TOKEN", help="Bearer token every /v1 route requires (or EDGECLS_TOKEN)."
-    ),
-    insecure: bool = typer.Option(False, "--insecure", help="Allow a non-loopback bind without a token."),
-    top_k: int = typer.Option(3, "--top-k", "-k", min=1, help="Classes per result unless ?top_k= asks."),
-    max_batch: int = typer.Option(8, "--max-batch", min=1, help="Images per model call."),
-    max_wait_ms: float = typer.Option(
-        2.0, "--max-wait-ms", min=0.0, help="How long a batch may wait for requests already arriving."
-    ),
-    max_queue: int = typer.Option(256, "--max-queue", min=1, help="Images waiting before requests get 503."),
-    max_body_mb: float = typer.Option(20.0, "--max-body-mb", min=0.001, help="Largest request body."),
-    max_pixels: int = typer.Option(
-        40_000_000, "--max-pixels", min=1, help="Largest declared width x height (checked before decoding)."
-    ),
-    request_timeout: float = typer.Option(30.0, "--request-timeout", min=0.01, help="Seconds per request."),
-    drain_timeout: float = typer.Option(30.0, "--drain-timeout", min=0.0, help="SIGTERM: seconds to finish."),
-    decode_threads: int = typer.Option(
-        2, "--decode-threads", min=0, help="Uploads decoded in parallel with inference (0: in the model's thread)."
-    ),
-    labels: str | None = typer.Option(None, "--labels", help="Labels for a model without a contract."),
-    input_size: str | None = typer.Option(None, "--input-size", help="Input size for a model without a contract."),
+    model: Annotated[Path, typer.Argument(help="ONNX model (fp32, fp16 or int8) with an edgecls contract.")],
+    contract_options: ContractOptions,
+    camera: Annotated[int | None, typer.Option("--camera", help="Classify this camera continuously.")] = None,
+    source: Annotated[
+        str | None, typer.Option("--source", help="Classify this stream URL or video file continuously (files loop).")
+    ] = None,
+    host: Annotated[str, typer.Option("--host", help="Address to bind; not loopback needs --token.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port (0: any free port).")] = 8000,
+    provider: ProviderOpt = "auto",
+    threads: ThreadsOpt = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token", envvar="EDGECLS_TOKEN", help="Bearer token every /v1 route requires (or EDGECLS_TOKEN)."
+        ),
+    ] = None,
+    insecure: Annotated[bool, typer.Option("--insecure", help="Allow a non-loopback bind without a token.")] = False,
+    top_k: TopKOpt = 3,
+    max_batch: Annotated[int, typer.Option("--max-batch", min=1, help="Images per model call.")] = 8,
+    max_wait_ms: Annotated[
+        float, typer.Option("--max-wait-ms", min=0.0, help="How long a batch may wait for requests already arriving.")
+    ] = 2.0,
+    max_queue: Annotated[
+        int, typer.Option("--max-queue", min=1, help="Images waiting before requests get 503.")
+    ] = 256,
+    max_body_mb: Annotated[float, typer.Option("--max-body-mb", min=0.001, help="Largest request body.")] = 20.0,
+    max_pixels: Annotated[
+        int, typer.Option("--max-pixels", min=1, help="Largest declared width x height (checked before decoding).")
+    ] = 40_000_000,
+    request_timeout: Annotated[
+        float, typer.Option("--request-timeout", min=0.01, help="Seconds per request.")
+    ] = 30.0,
+    drain_timeout: Annotated[
+        float, typer.Option("--drain-timeout", min=0.0, help="SIGTERM: seconds to finish.")
+    ] = 30.0,
+    decode_threads: Annotated[
+        int,
+        typer.Option(
+            "--decode-threads", min=0, help="Uploads decoded in parallel with inference (0: in the model's thread)."
+        ),
+    ] = 2,
 ) -> None:
     """Serve a model over HTTP: POST images to /v1/classify, open / for the live page.
+
+    --top-k is the default per result (a request's ?top_k= overrides it); the contract flags give a model without
+    an edgecls contract its labels, input size and preprocessing, or override the embedded ones.
 
     Routes: POST /v1/classify (raw image or multipart, ?top_k=), GET /v1/model, /v1/latest, /v1/stream (MJPEG),
     /v1/events (server-sent events), /healthz, /readyz, /metrics (Prometheus), / (the page).
@@ -91,7 +110,6 @@ def serve(
     import warnings
 
     from edgecls.runtime.classifier import Classifier
-    from edgecls.runtime.contract_options import ContractOptions
     from edgecls.runtime.run.live_capture import quiet_backend_logs
     from edgecls.runtime.serve.server import serve_forever
     from edgecls.runtime.serve.settings import ServeSettings, check_bind
@@ -109,8 +127,7 @@ def serve(
         warnings.simplefilter("always", RuntimeWarning)
         # No spinning: decode threads and the capture thread need the cores between model calls.
         clf = Classifier(model, provider=provider, threads=threads,
-                         contract=ContractOptions(labels=labels, input_size=input_size).given() or None,
-                         spin=False)
+                         contract=contract_options.given() or None, spin=False)
     for w in caught:
         typer.echo(f"warning: {w.message}", err=True)
     serve_forever(clf, settings, live)

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from edgecls.cli.options import BatchSizeOpt, JsonOpt, OutDirOpt, ProviderOpt
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -22,6 +24,7 @@ The run directory gets best.pt, last.pt (for --resume), config.json, contract.js
 contract export will embed), history.csv/json, curves.png and eval/ (test metrics, confusion matrix).
 
 Example:  edgecls train builtin:digits --out runs/digits
+          edgecls train my_photos --input-size 160 --resize-mode shorter_side_crop --out runs/photos
 
 Fine-tune a pretrained network (a few hundred photos are enough):
     edgecls train my_photos --arch efficientnet_lite0 --pretrained --epochs 6 --out runs/photos
@@ -33,9 +36,9 @@ Distributed:  torchrun --nproc-per-node 2 -m edgecls train DATA --out runs/ddp
 EVAL_HELP = """Evaluate a run directory, checkpoint or any .onnx variant (fp32, fp16, int8) on labelled data.
 
 Reports top-1 (and top-5 with more than 5 classes), per-class precision/recall/F1 and the confusion matrix
-(written as metrics.json and confusion.png under --out). DATA defaults to the data the model was trained on,
-and --split test is then the very split training held out. ONNX models are evaluated through the runtime
-(onnxruntime + OpenCV, no torch).
+(written as metrics.json and confusion.png under --out, default eval/ beside the model). DATA defaults to the
+data the model was trained on, and --split test is then the very split training held out. ONNX models are
+evaluated through the runtime (onnxruntime + OpenCV, no torch).
 
 Example:  edgecls eval runs/digits/export/model.int8.onnx builtin:digits --json
 """
@@ -50,10 +53,14 @@ def train_command(
         ),
     ] = "mobilenetv2",
     epochs: Annotated[int, typer.Option(min=1, help="Maximum epochs (early stopping may end sooner).")] = 30,
-    img_size: Annotated[
-        int | None, typer.Option(min=8, help="Input size; default 32 for built-in sets, 224 for folders.")
+    input_size: Annotated[
+        str | None,
+        typer.Option(
+            help="Input size S (square; S or SxS): the contract's input_size. Default: the pretrained weights' "
+            "size, else 32 for built-in sets and 224 for folders."
+        ),
     ] = None,
-    batch_size: Annotated[int, typer.Option(min=1)] = 64,
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per training step.")] = 64,
     out: Annotated[Path, typer.Option(help="Run directory.")] = Path("runs/exp"),
     seed: Annotated[int, typer.Option(help="Seeds the split, initialisation, order and augmentation.")] = 0,
     optimizer: Annotated[str, typer.Option(help="adamw or sgd.")] = "adamw",
@@ -64,13 +71,15 @@ def train_command(
     patience: Annotated[
         int, typer.Option(min=1, help="Early stop after this many epochs without validation improvement.")
     ] = 8,
-    resize_mode: Annotated[str | None, typer.Option(help="stretch or shorter_side_crop.")] = None,
+    resize_mode: Annotated[
+        str | None, typer.Option(help="stretch or shorter_side_crop (default: stretch built-in, crop folders).")
+    ] = None,
     workers: Annotated[int, typer.Option(min=0, help="DataLoader worker processes.")] = 0,
     hflip: Annotated[bool | None, typer.Option("--hflip/--no-hflip", help="Random horizontal flips.")] = None,
     noise: Annotated[float | None, typer.Option(help="Gaussian noise std (0-255 scale), 0 = off.")] = None,
     jitter: Annotated[float | None, typer.Option(help="Colour jitter strength, 0 = off.")] = None,
     resume: Annotated[
-        bool, typer.Option("--resume", help="Continue the run in --out from its last.pt.")
+        bool, typer.Option("--resume", help="Continue the run in --out from its last.pt (with its saved config).")
     ] = False,
     pretrained: Annotated[
         bool,
@@ -78,7 +87,7 @@ def train_command(
             "--pretrained",
             help="Fine-tune from ImageNet weights (efficientnet_lite0: from the pretrained extra, no network; "
             "mobilenetv2, resnet18: torchvision's, downloaded once into torch.hub's cache) or, with --model, from "
-            "the model's own weights. The contract's preprocessing and the default --img-size come from them.",
+            "the model's own weights. The contract's preprocessing and the default --input-size come from them.",
         ),
     ] = False,
     weights: Annotated[
@@ -108,51 +117,33 @@ def train_command(
         ),
     ] = None,
 ) -> None:
-    import dataclasses
+    from edgecls.training.config import TrainConfig, square_input_size
+    from edgecls.training.resume import AugmentOverrides, train_or_resume
 
-    from edgecls.runtime.errors import EdgeclsError
-    from edgecls.training.config import TrainConfig
-    from edgecls.training.train import train
-
-    if optimizer not in ("adamw", "sgd"):
-        raise EdgeclsError(f"--optimizer must be adamw or sgd, got {optimizer!r}")
-    if batchnorm not in (None, "frozen", "reestimate", "train"):
-        raise EdgeclsError(f"--batchnorm must be frozen, reestimate or train, got {batchnorm!r}")
-    if head is not None and model is None:
-        raise EdgeclsError("--head names the classifier of --model FILE.py:FACTORY; built-in architectures know theirs")
-    if resume and (out / "config.json").is_file():
-        config = TrainConfig.from_dict(json.loads((out / "config.json").read_text()))
-        config.resume, config.out = True, str(out)
-    else:
-        config = TrainConfig(
-            data=data,
-            arch=arch,
-            epochs=epochs,
-            img_size=img_size,
-            batch_size=batch_size,
-            out=str(out),
-            seed=seed,
-            optimizer=optimizer,
-            lr=lr,  # type: ignore[arg-type]
-            label_smoothing=label_smoothing,
-            patience=patience,
-            resize_mode=resize_mode,
-            workers=workers,
-            resume=resume,
-            pretrained=pretrained or weights is not None,
-            weights=str(weights) if weights is not None else None,
-            model=model,
-            head=head,
-            head_epochs=head_epochs,
-            backbone_lr_scale=backbone_lr_scale,
-            batchnorm=batchnorm,  # type: ignore[arg-type]
-        )
-        aug = config.resolved_augment()
-        overrides = {
-            k: v for k, v in (("hflip", hflip), ("noise_std", noise), ("jitter", jitter)) if v is not None
-        }
-        config.augment = dataclasses.replace(aug, **overrides)
-    train(config)
+    config = TrainConfig(
+        data=data,
+        arch=arch,
+        epochs=epochs,
+        input_size=square_input_size(input_size),
+        batch_size=batch_size,
+        out=str(out),
+        seed=seed,
+        optimizer=optimizer,  # type: ignore[arg-type]  (TrainConfig checks it)
+        lr=lr,
+        label_smoothing=label_smoothing,
+        patience=patience,
+        resize_mode=resize_mode,
+        workers=workers,
+        resume=resume,
+        pretrained=pretrained or weights is not None,
+        weights=str(weights) if weights is not None else None,
+        model=model,
+        head=head,
+        head_epochs=head_epochs,
+        backbone_lr_scale=backbone_lr_scale,
+        batchnorm=batchnorm,  # type: ignore[arg-type]  (TrainConfig checks it)
+    )
+    train_or_resume(config, AugmentOverrides(hflip=hflip, noise_std=noise, jitter=jitter))
 
 
 def eval_command(
@@ -163,12 +154,10 @@ def eval_command(
     ] = None,
     split: Annotated[str, typer.Option(help="train, val, test, or all (every image of DATA).")] = "test",
     seed: Annotated[int | None, typer.Option(help="Split seed (default: the training seed).")] = None,
-    out: Annotated[Path | None, typer.Option(help="Write metrics.json and confusion.png here.")] = None,
-    provider: Annotated[str, typer.Option(help="Execution provider for .onnx models.")] = "auto",
-    batch_size: Annotated[int, typer.Option(min=1)] = 64,
-    json_out: Annotated[
-        bool, typer.Option("--json", help="Print one JSON object instead of tables.")
-    ] = False,
+    out: OutDirOpt = None,
+    provider: ProviderOpt = "auto",
+    batch_size: BatchSizeOpt = 64,
+    json_out: JsonOpt = False,
 ) -> None:
     from rich.console import Console
 

@@ -1,4 +1,4 @@
-"""ImageFolder trees: one folder per class, optionally under train/ val/ test/."""
+"""ImageFolder trees: one folder per class, optionally under train/ val/ test/ (walked by runtime/image_files)."""
 
 from __future__ import annotations
 
@@ -6,24 +6,10 @@ import os
 from pathlib import Path
 
 from edgecls.data.imageset import FileImageSet
-from edgecls.runtime.decode import is_image_path
 from edgecls.runtime.errors import DataError
+from edgecls.runtime.image_files import class_folders, walk_images
 
 SPLIT_NAMES = ("train", "val", "test")
-
-
-def _class_dirs(root: Path) -> list[Path]:
-    return sorted(
-        (d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")), key=lambda d: d.name
-    )
-
-
-def _images_under(folder: Path) -> list[Path]:
-    found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        found += [Path(dirpath) / f for f in sorted(filenames) if not f.startswith(".") and is_image_path(f)]
-    return found
 
 
 def has_split_folders(root: Path) -> bool:
@@ -35,7 +21,7 @@ def load_image_folder(root: str | os.PathLike[str], classes: tuple[str, ...] | N
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: no such data folder")
-    dirs = _class_dirs(root)
+    dirs = class_folders(root)
     if not dirs:
         raise DataError(f"{root}: no class folders (expected one sub-folder of images per class)")
     names = tuple(d.name for d in dirs)
@@ -50,7 +36,7 @@ def load_image_folder(root: str | os.PathLike[str], classes: tuple[str, ...] | N
     targets: list[int] = []
     empty: list[str] = []
     for d in dirs:
-        files = _images_under(d)
+        files = walk_images(d)
         if not files:
             empty.append(d.name)
         paths += files

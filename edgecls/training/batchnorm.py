@@ -2,14 +2,14 @@
 
 In training mode BatchNorm normalises with each batch's statistics; evaluation and the exported model use the
 running statistics, an exponential moving average (PyTorch momentum 0.1) that starts at mean 0, variance 1.
-Measured on a 200-image two-class folder of 64 px grayscale photos (MobileNetV2, batch 64, so 3 steps per
-epoch): at initialisation 16 of the 52 BatchNorm layers see inputs with variance below 0.01 (the smallest
-5.9e-4), and the initial variance of 1 needs about 71 steps (0.9^71 < 5.9e-4), i.e. ~24 epochs, to fade. Until
-then evaluation divides those layers by a variance up to 1000x too large, the logits collapse onto one class,
-and validation sits at exactly 50% while training accuracy is above 95% (the same weights with re-estimated
-statistics scored 83-93% from epoch 1). Re-estimating the statistics with the current weights before
-validation ("precise BN", Wu & Johnson 2021, "Rethinking 'Batch' in BatchNorm") removes the dependence on the
-number of steps. Fine-tuning a pretrained network keeps the pretrained statistics instead (frozen BN).
+On a small folder with few steps per epoch (benchmarks/transfer/small_gray_folder.py makes one: 140 training
+images, batch 64, 3 steps per epoch) that average has not forgotten its start when validation begins: a layer
+whose inputs have variance v < 1 needs n steps with 0.9^n < v before the initial 1 stops dominating (v = 1e-3:
+66 steps, 22 epochs there). Until then evaluation divides such layers by a variance far too large, the logits
+collapse onto one class and validation sits at the majority-class rate while training accuracy climbs.
+Re-estimating the statistics with the current weights before validation ("precise BN", Wu & Johnson 2021,
+"Rethinking 'Batch' in BatchNorm") removes the dependence on the number of steps. Fine-tuning a pretrained
+network keeps the pretrained statistics instead (frozen BN).
 """
 
 from __future__ import annotations

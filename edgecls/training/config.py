@@ -1,4 +1,8 @@
-"""TrainConfig: every knob of a training run; saved as config.json and inside every checkpoint."""
+"""TrainConfig: every knob of a training run; saved as config.json and inside every checkpoint.
+
+Field names follow the contract where they set it (``input_size``, ``resize_mode``, ``interpolation``, ``mean``,
+``std``): the flag ``--input-size`` fills ``input_size``, which becomes ``ModelContract.input_size``.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,24 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from edgecls.data.augment import AugmentConfig
+from edgecls.runtime.contract_options import parse_input_size
+from edgecls.runtime.errors import EdgeclsError
+
+OPTIMIZERS = ("adamw", "sgd")
+BATCHNORM_MODES = ("frozen", "reestimate", "train")
+#: config.json files written before the field took the contract's name.
+_RENAMED = {"img_size": "input_size"}
+
+
+def square_input_size(text: str | int | None) -> int | None:
+    """``--input-size`` for training: ``S`` or ``SxS``. The built-in networks and the training pipeline make
+    square inputs only (random resized crops to S x S), so ``HxW`` with H != W is refused."""
+    if text is None:
+        return None
+    height, width = parse_input_size(text)
+    if height != width:
+        raise EdgeclsError(f"--input-size {text}: training makes square inputs; give one size S (e.g. {height})")
+    return height
 
 
 @dataclass
@@ -14,7 +36,7 @@ class TrainConfig:
     data: str  # ImageFolder path or builtin:shapes / builtin:digits
     arch: str = "mobilenetv2"
     epochs: int = 30
-    img_size: int | None = None  # None: the data's default (32 for built-in sets, 224 for folders)
+    input_size: int | None = None  # square side in px; None: the weights' size, else 32 built-in / 224 folders
     batch_size: int = 64
     out: str = "runs/exp"
     seed: int = 0
@@ -46,6 +68,18 @@ class TrainConfig:
     # reestimate: statistics recomputed over training images before every validation; train: PyTorch's EMA only.
     # None: frozen when fine-tuning, reestimate from scratch.
     batchnorm: Literal["frozen", "reestimate", "train"] | None = None
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise EdgeclsError(f"--optimizer must be {' or '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.batchnorm not in (None, *BATCHNORM_MODES):
+            raise EdgeclsError(f"--batchnorm must be {', '.join(BATCHNORM_MODES)}, got {self.batchnorm!r}")
+        if self.head is not None and self.model is None:
+            raise EdgeclsError(
+                "--head names the classifier of --model FILE.py:FACTORY; built-in architectures know theirs"
+            )
+        if self.input_size is not None and self.input_size < 8:
+            raise EdgeclsError(f"--input-size must be at least 8 px, got {self.input_size}")
 
     @property
     def fine_tuning(self) -> bool:
@@ -84,7 +118,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        d = dict(d)
+        d = {_RENAMED.get(k, k): v for k, v in d.items()}
         aug = d.get("augment")
         if isinstance(aug, dict):
             d["augment"] = AugmentConfig(

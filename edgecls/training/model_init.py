@@ -2,7 +2,7 @@
 user's own pretrained torch model with its classifier head replaced for the data's classes.
 
 Also what the weights decide about the contract: fine-tuning feeds the preprocessing the weights were trained
-with (mean/std, interpolation, crop) at their resolution unless ``--img-size`` says otherwise.
+with (mean/std, interpolation, crop) at their resolution unless ``--input-size`` says otherwise.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def weights_contract_fields(config: TrainConfig) -> dict[str, Any]:
     from edgecls.models.pretrained.sources import weights_spec
 
     spec = weights_spec(config.arch)
-    return {**spec.contract_fields(), "img_size": spec.img_size}
+    return {**spec.contract_fields(), "input_size": spec.img_size}
 
 
 def build_run_model(config: TrainConfig, num_classes: int, img_size: int, load_weights: bool) -> RunModel:

@@ -8,7 +8,6 @@ the uninterrupted run would have.
 from __future__ import annotations
 
 import math
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,19 +19,19 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
-from edgecls.data import DataSplits, load_data
-from edgecls.models.registry import USER_ARCH
-from edgecls.models.registry import arch_kwargs as full_arch_kwargs
-from edgecls.runtime.contract import ModelContract
-from edgecls.runtime.errors import DataError, EdgeclsError
+from edgecls.data import load_data
+from edgecls.runtime.errors import DataError
 from edgecls.training.allocator import keep_freed_memory_for_reuse
 from edgecls.training.batchnorm import reestimate_batchnorm_statistics
-from edgecls.training.checkpoint import load_checkpoint, save_checkpoint
+from edgecls.training.checkpoint import save_checkpoint
 from edgecls.training.config import TrainConfig
 from edgecls.training.distributed import DistContext, barrier, broadcast_flag, init_distributed, shutdown
 from edgecls.training.evaluate_run import Logger, finish_run, predict_logits
 from edgecls.training.finetune import lr_lambdas, optimizer_groups, set_training_mode
-from edgecls.training.model_init import build_run_model, weights_contract_fields
+from edgecls.training.model_init import build_run_model
+from edgecls.training.progress import log_to_stderr, make_progress
+from edgecls.training.resume import TrainingState, restore_training_state
+from edgecls.training.run_contract import make_contract
 from edgecls.training.run_dir import prepare_run_dir, write_history, write_json
 from edgecls.training.torch_data import ContractDataset, collate_skipping_broken
 
@@ -47,44 +46,11 @@ class EpochStats:
     n: int
 
 
-def make_contract(config: TrainConfig, splits: DataSplits) -> ModelContract:
-    """The preprocessing contract; pretrained weights fix mean/std, interpolation, crop and the default size."""
-    fixed = weights_contract_fields(config)
-    size = config.img_size or fixed.get("img_size") or splits.default_img_size
-    builtin = config.data.startswith("builtin:")
-    resize = fixed.get("resize_mode") or config.resize_mode or ("stretch" if builtin else "shorter_side_crop")
-    return ModelContract(
-        labels=splits.classes,
-        input_size=(size, size),
-        resize_mode=resize,  # type: ignore[arg-type]
-        crop_fraction=fixed.get("crop_fraction", 0.875),
-        interpolation=fixed.get("interpolation") or config.interpolation or ("area" if builtin else "linear"),
-        mean=fixed.get("mean", config.mean),
-        std=fixed.get("std", config.std),  # type: ignore[arg-type]
-        provenance={
-            "arch": config.arch if config.model is None else USER_ARCH,
-            "arch_kwargs": full_arch_kwargs(config.arch, **config.arch_kwargs) if config.model is None else {},
-            "data": config.data,
-            "seed": config.seed,
-        },
-    )
-
-
 def _optimizer(config: TrainConfig, model: nn.Module, head: str | None) -> torch.optim.Optimizer:
     groups = optimizer_groups(model, head, config.resolved_weight_decay())
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=config.resolved_lr(), momentum=0.9, nesterov=True)
-    if config.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=config.resolved_lr())
-    raise EdgeclsError(f"unknown optimizer {config.optimizer!r}; choose adamw or sgd")
-
-
-def _softmax_xent(logits: np.ndarray, labels: np.ndarray) -> float:
-    if len(labels) == 0:
-        return float("nan")
-    z = logits - logits.max(axis=1, keepdims=True)
-    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-    return float(-logp[np.arange(len(labels)), labels].mean())
+    return torch.optim.AdamW(groups, lr=config.resolved_lr())  # TrainConfig admits adamw or sgd only
 
 
 def _train_epoch(
@@ -117,24 +83,27 @@ def _train_epoch(
     return EpochStats(total_loss / max(seen, 1), correct / max(seen, 1), seen)
 
 
+def _cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Mean cross-entropy of float32[N, C] logits against int64[N] labels (NaN without images)."""
+    if len(labels) == 0:
+        return float("nan")
+    return float(nn.functional.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels)))
+
+
 def at_chance_while_fitting(best_val_acc: float, train_acc: float, val_labels: np.ndarray) -> bool:
     """True when validation has never beaten the majority-class rate (+2 points) while training accuracy is
-    at least 90%: early stopping would ship a coin toss, so it waits (the issue's run jumped from 50% to 100%
-    validation after 23 epochs)."""
+    at least 90%: early stopping would ship a coin toss, so it waits (validation can leave chance late, e.g. on
+    the small folder benchmarks/transfer/small_gray_folder.py makes, trained with ``--batchnorm train``)."""
     if len(val_labels) == 0:
         return False
     majority = float(np.bincount(val_labels).max()) / len(val_labels)
     return best_val_acc <= majority + 0.02 and train_acc >= 0.9
 
 
-def _default_logger(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
 def train(config: TrainConfig, log: Logger | None = None, show_progress: bool = True) -> Path:
     """Train per ``config``; returns the run directory (best.pt, last.pt, contract.json, curves.png, eval/)."""
     ctx = init_distributed()
-    log = log or _default_logger
+    log = log or log_to_stderr
     try:
         return _train(config, ctx, log if ctx.is_main else (lambda _m: None), show_progress and ctx.is_main)
     finally:
@@ -159,9 +128,9 @@ def _train(config: TrainConfig, ctx: DistContext, log: Logger, show_progress: bo
     contract = contract.with_provenance(arch=run_model.arch, arch_kwargs=run_model.arch_kwargs)
     if run_model.pretrained:
         contract = contract.with_provenance(pretrained=run_model.pretrained)
-    # NHWC is what oneDNN's CPU convolutions want: measured 1.25-1.5x per training step for every edgecls
-    # architecture at 32 px and 1.33x for MobileNetV2 at 224 px. The weights stay the same values; export
-    # rebuilds the model from the state dict, so the ONNX graph does not depend on this.
+    # NHWC (channels_last) is the layout oneDNN's CPU convolutions run fastest (PyTorch's "Channels Last Memory
+    # Format" tutorial). The weights stay the same values; export rebuilds the model from the state dict, so the
+    # ONNX graph does not depend on this.
     model = model.to(memory_format=torch.channels_last)
     keep_freed_memory_for_reuse()
     optimizer = _optimizer(config, model, head)
@@ -172,20 +141,14 @@ def _train(config: TrainConfig, ctx: DistContext, log: Logger, show_progress: bo
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambdas(config, steps_per_epoch))
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
 
-    history: list[dict[str, Any]] = []
-    start_epoch, best_acc, stale = 0, -1.0, 0
+    state = TrainingState()
     if config.resume:
-        ckpt = load_checkpoint(out / "last.pt")
-        model.load_state_dict(ckpt.model_state)
-        optimizer.load_state_dict(ckpt.raw["optimizer_state"])
-        scheduler.load_state_dict(ckpt.raw["scheduler_state"])
-        start_epoch = int(ckpt.raw["epoch"]) + 1
-        best_acc = float(ckpt.raw["best_metric"])
-        stale = int(ckpt.raw.get("stale_epochs", 0))
-        history = list(ckpt.raw.get("history", []))
-        if "pretrained" in ckpt.contract.provenance:
-            contract = contract.with_provenance(pretrained=ckpt.contract.provenance["pretrained"])
-        log(f"resuming {out} at epoch {start_epoch + 1}/{config.epochs} (best val acc {100 * best_acc:.2f}%)")
+        state = restore_training_state(out / "last.pt", model, optimizer, scheduler)
+        if state.pretrained is not None:
+            contract = contract.with_provenance(pretrained=state.pretrained)
+        log(f"resuming {out} at epoch {state.start_epoch + 1}/{config.epochs} "
+            f"(best val acc {100 * state.best_acc:.2f}%)")
+    start_epoch, best_acc, stale, history = state.start_epoch, state.best_acc, state.stale, state.history
 
     ddp_model: nn.Module = model
     if ctx.enabled:
@@ -226,7 +189,7 @@ def _train(config: TrainConfig, ctx: DistContext, log: Logger, show_progress: bo
                 f"{config.backbone_lr_scale:g} x the learning rate; BatchNorm {config.resolved_batchnorm()}"
             )
 
-    progress = _make_progress(show_progress)
+    progress = make_progress(show_progress)
     task = progress.add_task("train", total=steps_per_epoch, loss=0.0, acc=0.0) if progress else None
     if progress:
         progress.start()
@@ -269,16 +232,15 @@ def _train(config: TrainConfig, ctx: DistContext, log: Logger, show_progress: bo
                     "epoch": epoch,
                     "train_loss": stats.loss,
                     "train_acc": stats.acc,
-                    "val_loss": _softmax_xent(logits, labels),
+                    "val_loss": _cross_entropy(logits, labels),
                     "val_acc": val_acc,
                     "lr": optimizer.param_groups[-1]["lr"],  # the head's when fine-tuning
                     "seconds": round(time.perf_counter() - t0, 2),
                 }
                 history.append(row)
                 # Best = highest validation accuracy, ties going to the later epoch: on easy data the accuracy
-                # saturates early, and the later checkpoint has trained longer at a lower learning rate
-                # (measured on builtin:shapes: the first 99.73%-val checkpoint scored 98.9% on test, the
-                # last one 100%). A tie also keeps early stopping waiting.
+                # saturates early, and the later checkpoint has trained longer at a lower learning rate.
+                # A tie also keeps early stopping waiting.
                 improved = val_acc >= best_acc
                 if improved:
                     best_acc, stale = val_acc, 0
@@ -337,25 +299,3 @@ def _train(config: TrainConfig, ctx: DistContext, log: Logger, show_progress: bo
         finish_run(out, contract, splits, history, broken, log)
     barrier(ctx)
     return out
-
-
-def _make_progress(enabled: bool) -> Any:
-    if not enabled:
-        return None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.4f}  acc {task.fields[acc]:5.1f}%"),
-        TimeElapsedColumn(),
-        transient=True,
-        console=_stderr_console(),
-    )
-
-
-def _stderr_console() -> Any:
-    from rich.console import Console
-
-    return Console(stderr=True)

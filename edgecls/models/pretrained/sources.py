@@ -121,7 +121,7 @@ def load_pretrained(arch: str, file: str | None = None, img_size: int | None = N
     spec = weights_spec(arch)
     if img_size is not None and img_size < spec.min_img_size:
         raise EdgeclsError(
-            f"--pretrained {arch} needs --img-size >= {spec.min_img_size} (smaller inputs use another stem)"
+            f"--pretrained {arch} needs --input-size >= {spec.min_img_size} (smaller inputs use another stem)"
         )
     if file is not None:
         path, source = Path(file), str(file)
