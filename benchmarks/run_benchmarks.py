@@ -253,7 +253,7 @@ def measure_once(families: list[Family], args: argparse.Namespace, repeat: int) 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--archs", default=None, help=f"default {','.join(DEFAULT_ARCHS)} (--quick: mobilenetv2_050)")
-    ap.add_argument("--img-size", type=int, default=None, help="default 224 (--quick: 64)")
+    ap.add_argument("--input-size", dest="img_size", type=int, default=None, help="default 224 (--quick: 64)")
     ap.add_argument("--batches", default="1,8")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--time-budget", type=float, default=2.0, help="seconds of timed runs per configuration")

@@ -92,7 +92,7 @@ def test_run_benchmarks_int8_of_a_trained_model_keeps_its_accuracy(
     export = tmp_path / "export"
     shutil.copytree(exported_tiny, export)
     shutil.copy2(tiny_run / "best.pt", export / "best.pt")  # found beside the export: the PyTorch eager row
-    _run("run_benchmarks.py", "--trained", str(export), "--archs", "mobilenetv2", "--img-size", "32",
+    _run("run_benchmarks.py", "--trained", str(export), "--archs", "mobilenetv2", "--input-size", "32",
          "--batches", "1", "--threads", "1", "--time-budget", "0.05", "--max-runs", "5", "--warmup", "1",
          "--repeats", "1", "--work", str(tmp_path / "work"), "--out", str(tmp_path / "out"), timeout=900)  # fmt: skip
     (path,) = (tmp_path / "out").glob("bench_*.json")
