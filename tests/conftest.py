@@ -17,6 +17,9 @@ pytest_plugins = [
 
 # Keep the 2-core CI box responsive: torch would otherwise spin up a thread per core in every worker.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+# Idle OpenMP threads sleep instead of spinning: beside any other busy process, spinning torch threads slowed a
+# tiny training run by two orders of magnitude on this 2-core box, while on a quiet box the policy costs nothing.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def _tiny_run(root: Path, arch: str, data: str = "builtin:shapes", epochs: int = 3, **kw: object) -> Path:
