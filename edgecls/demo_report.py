@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from edgecls.demo import SUMMARY_HEADER, DemoOptions, DemoResult, VariantSummary, next_commands, summary_rows
+from edgecls.demo_results import SUMMARY_HEADER, DemoOptions, DemoResult, VariantSummary, next_commands, summary_rows
 from edgecls.runtime.atomic import atomic_write_text
 
 

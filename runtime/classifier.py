@@ -29,6 +29,7 @@ from edgecls.runtime.cpu_isa import int8_warnings
 from edgecls.runtime.decode import to_bgr_uint8
 from edgecls.runtime.errors import ContractError, EdgeclsError, ModelLoadError
 from edgecls.runtime.preprocess import decode_for_contract, preprocess_batch
+from edgecls.runtime.scores import to_probabilities
 from edgecls.runtime.session import SessionInfo, create_session
 
 _FLOAT_TYPES: dict[str, type[np.floating[Any]]] = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
@@ -48,14 +49,6 @@ class Prediction:
 
     def to_dict(self) -> dict[str, Any]:
         return {"label": self.label, "index": self.index, "score": round(self.score, 6)}
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise, numerically stable softmax: ``float32[N, C]`` -> ``float32[N, C]``."""
-    z = logits - logits.max(axis=1, keepdims=True)
-    np.exp(z, out=z)
-    z /= z.sum(axis=1, keepdims=True)
-    return z
 
 
 def top_k_predictions(probs: np.ndarray, labels: Sequence[str], k: int) -> list[list[Prediction]]:
@@ -250,10 +243,7 @@ class Classifier:
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         """Preprocessed ``float32[N, 3, h, w]`` -> class probabilities ``float32[N, C]``."""
-        y = self.logits_batch(x)
-        if self.contract.output_kind == "logits":
-            return softmax(y.astype(np.float32, copy=True))
-        return y
+        return to_probabilities(self.logits_batch(x), self.contract.output_kind)
 
     def classify(self, x: np.ndarray, top_k: int = 5) -> list[list[Prediction]]:
         """Preprocessed ``float32[N, 3, h, w]`` -> top-k predictions per image."""

@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgecls.runtime.classifier import Classifier, Prediction, softmax, top_k_predictions
+from edgecls.runtime.classifier import Classifier, Prediction, top_k_predictions
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.decode import decode_image
 from edgecls.runtime.errors import ContractError, ModelLoadError, ProviderError
 from edgecls.runtime.preprocess import preprocess_batch
+from edgecls.runtime.scores import softmax
 
 
 def check_golden(model_path: Path) -> None:

@@ -38,7 +38,8 @@ def demo_command(
     from rich.console import Console
     from rich.table import Table
 
-    from edgecls.demo import SUMMARY_HEADER, DemoOptions, next_commands, run_demo, summary_rows
+    from edgecls.demo import run_demo
+    from edgecls.demo_results import SUMMARY_HEADER, DemoOptions, next_commands, summary_rows
 
     console = Console(stderr=True)
     started = time.perf_counter()

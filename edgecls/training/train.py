@@ -30,10 +30,10 @@ from edgecls.training.evaluate_run import Logger, finish_run, predict_logits
 from edgecls.training.finetune import lr_lambdas, optimizer_groups, set_training_mode
 from edgecls.training.model_init import build_run_model
 from edgecls.training.progress import log_to_stderr, make_progress
-from edgecls.training.resume import TrainingState, restore_training_state
 from edgecls.training.run_contract import make_contract
 from edgecls.training.run_dir import prepare_run_dir, write_history, write_json
 from edgecls.training.torch_data import ContractDataset, collate_skipping_broken
+from edgecls.training.training_state import TrainingState, restore_training_state
 
 #: Training images whose un-augmented forward passes re-estimate BatchNorm's statistics before validation.
 BN_REESTIMATE_IMAGES = 512
