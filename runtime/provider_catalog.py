@@ -11,13 +11,9 @@ from dataclasses import dataclass
 import onnxruntime as ort
 
 from edgecls.runtime.errors import ProviderError
-from edgecls.runtime.session import (
-    AUTO_PREFERENCE,
-    PROVIDER_ALIASES,
-    available_providers,
-    openvino_route,
-    register_plugin_eps,
-)
+from edgecls.runtime.plugin_providers import register_plugin_eps
+from edgecls.runtime.provider_names import AUTO_PREFERENCE, PROVIDER_ALIASES
+from edgecls.runtime.session import available_providers, openvino_route
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""onnxruntime sessions: provider selection by short name, provider options, and honest fallback reporting.
+"""onnxruntime sessions: provider selection, session options and honest fallback reporting (provider names and
+options are provider_names.py's job, plugin EP registration plugin_providers.py's).
 
 ``create_session`` is the only place edgecls builds an ``InferenceSession`` (the Classifier, eval, bench and
 parity checks all come through here), so provider handling is consistent everywhere.
@@ -15,85 +16,8 @@ from typing import Any
 import onnxruntime as ort
 
 from edgecls.runtime.errors import ModelLoadError, ProviderError
-
-# Short names users type -> onnxruntime provider names.
-PROVIDER_ALIASES: dict[str, str] = {
-    "cpu": "CPUExecutionProvider",
-    "cuda": "CUDAExecutionProvider",
-    "tensorrt": "TensorrtExecutionProvider",
-    "trt": "TensorrtExecutionProvider",
-    "openvino": "OpenVINOExecutionProvider",
-    "coreml": "CoreMLExecutionProvider",
-    "directml": "DmlExecutionProvider",
-    "dml": "DmlExecutionProvider",
-    "rocm": "ROCMExecutionProvider",
-    "migraphx": "MIGraphXExecutionProvider",
-    "qnn": "QNNExecutionProvider",
-    "xnnpack": "XnnpackExecutionProvider",
-    "dnnl": "DnnlExecutionProvider",
-    "acl": "ACLExecutionProvider",
-    "armnn": "ArmNNExecutionProvider",
-    "nnapi": "NnapiExecutionProvider",
-    "webgpu": "WebGpuExecutionProvider",
-    "vitisai": "VitisAIExecutionProvider",
-    "cann": "CANNExecutionProvider",
-}
-
-# `auto` takes the first available of these; accelerators before the CPU.
-AUTO_PREFERENCE: tuple[str, ...] = (
-    "TensorrtExecutionProvider",
-    "CUDAExecutionProvider",
-    "MIGraphXExecutionProvider",
-    "ROCMExecutionProvider",
-    "OpenVINOExecutionProvider",
-    "DmlExecutionProvider",
-    "CoreMLExecutionProvider",
-    "QNNExecutionProvider",
-    "CPUExecutionProvider",
-)
-
-
-def resolve_provider_name(name: str) -> str:
-    """Map a short name (``cuda``) or a full name (``CUDAExecutionProvider``) to onnxruntime's name."""
-    key = name.strip()
-    if key.lower() in PROVIDER_ALIASES:
-        return PROVIDER_ALIASES[key.lower()]
-    for full in PROVIDER_ALIASES.values():
-        if key.lower() == full.lower():
-            return full
-    if key.endswith("ExecutionProvider"):
-        return key  # an EP this table does not know yet (plugin EPs); availability decides
-    raise ProviderError(
-        f"unknown execution provider {name!r}; known short names: {', '.join(sorted(PROVIDER_ALIASES))}"
-    )
-
-
-def default_provider_options(
-    provider: str, device_id: int = 0, cache_dir: str | None = None, threads: int | None = None
-) -> dict[str, Any]:
-    """Options that matter for each provider, under onnxruntime's documented option names.
-
-    tests/test_provider_truth.py checks every key against the names each provider documents.
-    """
-    if provider == "CUDAExecutionProvider":
-        return {"device_id": device_id, "cudnn_conv_algo_search": "HEURISTIC"}
-    if provider == "TensorrtExecutionProvider":
-        cache = cache_dir or os.path.join(os.path.expanduser("~"), ".cache", "edgecls", "trt")
-        return {
-            "device_id": device_id,
-            "trt_fp16_enable": True,
-            "trt_engine_cache_enable": True,
-            "trt_engine_cache_path": cache,
-            "trt_timing_cache_enable": True,
-        }
-    if provider == "OpenVINOExecutionProvider":
-        # The EP runs its own thread pool: intra_op_num_threads does not reach it, num_of_threads does.
-        return {"device_type": "CPU", **({"num_of_threads": int(threads)} if threads else {})}
-    if provider == "ROCMExecutionProvider" or provider == "MIGraphXExecutionProvider":
-        return {"device_id": device_id}
-    if provider == "DmlExecutionProvider":
-        return {"device_id": device_id}
-    return {}
+from edgecls.runtime.plugin_providers import plugin_provider_names
+from edgecls.runtime.provider_names import AUTO_PREFERENCE, default_provider_options, resolve_provider_name
 
 
 @dataclass
@@ -288,84 +212,3 @@ def create_session(
         info.warnings.append(msg)
         warnings.warn(msg, RuntimeWarning, stacklevel=2)
     return sess, info
-
-
-# --- provider options from the command line ------------------------------------------------------------
-def _coerce(value: str) -> Any:
-    low = value.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    for kind in (int, float):
-        try:
-            return kind(value)
-        except ValueError:
-            pass
-    return value
-
-
-def parse_provider_options(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
-    """``["device_id=1", "trt_fp16_enable=false"]`` -> ``{"device_id": 1, "trt_fp16_enable": False}``."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ProviderError(f"provider option {item!r} is not KEY=VALUE")
-        out[key.strip()] = _coerce(value.strip())
-    return out
-
-
-# --- plugin execution providers ----------------------------------------------------------------------------
-#: Python packages that ship a plugin EP library: module name -> provider name it registers. Each exposes
-#: ``get_library_path()`` (the onnxruntime packaging guidance); registration happens only when installed.
-PLUGIN_EP_PACKAGES: dict[str, str] = {
-    "onnxruntime_ep_openvino": "OpenVINOExecutionProvider",
-}
-_registered: dict[str, str] = {}  # module -> registration name, so each library is registered once
-
-
-@dataclass
-class PluginEP:
-    module: str
-    provider: str
-    library: str
-    error: str | None = None
-
-
-def register_plugin_eps() -> list[PluginEP]:
-    """Register the plugin EP library of every installed package in :data:`PLUGIN_EP_PACKAGES`.
-
-    Uses ``ort.register_execution_provider_library`` (onnxruntime >= 1.22); a package that fails to register
-    is reported in the result, not raised, so one broken plugin does not stop the CPU path.
-    """
-    import importlib
-    import importlib.util
-
-    found: list[PluginEP] = []
-    if not hasattr(ort, "register_execution_provider_library"):
-        return found
-    for module, provider in PLUGIN_EP_PACKAGES.items():
-        if importlib.util.find_spec(module) is None:
-            continue
-        entry = PluginEP(module=module, provider=provider, library="")
-        try:
-            mod = importlib.import_module(module)
-            entry.library = str(mod.get_library_path())
-            if hasattr(mod, "get_ep_name"):
-                entry.provider = str(mod.get_ep_name())
-            if module not in _registered:
-                ort.register_execution_provider_library(module, entry.library)
-                _registered[module] = module
-        except Exception as e:  # a broken plugin must not take the runtime down
-            entry.error = f"{type(e).__name__}: {e}".splitlines()[0]
-        found.append(entry)
-    return found
-
-
-def plugin_provider_names() -> set[str]:
-    """Providers that registered plugin libraries offer devices for (registers installed plugins first)."""
-    if not hasattr(ort, "get_ep_devices"):
-        return set()
-    plugins = register_plugin_eps()
-    if not plugins:
-        return set()
-    return {d.ep_name for d in ort.get_ep_devices()} - set(available_providers())

@@ -13,6 +13,7 @@ from fixtures_runtime import REPO
 from typer.testing import CliRunner
 
 from edgecls.cli import app
+from edgecls.runtime import provider_names
 from edgecls.runtime import session as S
 from edgecls.runtime.bench.sweep import run_benchmark
 from edgecls.runtime.classifier import Classifier
@@ -50,7 +51,7 @@ CUDNN_ALGO_SEARCH = {"EXHAUSTIVE", "HEURISTIC", "DEFAULT"}
 
 @pytest.mark.parametrize("provider", sorted(DOCUMENTED))
 def test_provider_options_are_documented_names(provider):
-    opts = S.default_provider_options(provider, device_id=0, threads=2)
+    opts = provider_names.default_provider_options(provider, device_id=0, threads=2)
     assert set(opts) <= DOCUMENTED[provider], set(opts) - DOCUMENTED[provider]
     if provider == "CUDAExecutionProvider":
         assert opts["cudnn_conv_algo_search"] in CUDNN_ALGO_SEARCH

@@ -9,7 +9,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from edgecls.runtime import provider_catalog
+from edgecls.runtime import plugin_providers, provider_catalog, provider_names
 from edgecls.runtime import session as S
 from edgecls.runtime.errors import ProviderError
 
@@ -20,10 +20,12 @@ def test_strict_cpu_session_is_allowed(runtime_models):
 
 
 def test_provider_options_parse_and_reach_the_session(runtime_models):
-    opts = S.parse_provider_options(["device_id=1", "trt_fp16_enable=false", "ratio=0.5", "device_type=GPU"])
+    opts = provider_names.parse_provider_options(
+        ["device_id=1", "trt_fp16_enable=false", "ratio=0.5", "device_type=GPU"]
+    )
     assert opts == {"device_id": 1, "trt_fp16_enable": False, "ratio": 0.5, "device_type": "GPU"}
     with pytest.raises(ProviderError, match="KEY=VALUE"):
-        S.parse_provider_options(["oops"])
+        provider_names.parse_provider_options(["oops"])
     # A real CPU EP option (arena) accepted by onnxruntime through our path.
     options = {"arena_extend_strategy": 1}
     _, info = S.create_session(runtime_models.cnn, provider="cpu", provider_options=options)
@@ -53,8 +55,8 @@ def test_broken_plugin_package_is_reported_not_raised(tmp_path, monkeypatch):
     )
     (tmp_path / "libnot_an_ep.so").write_bytes(b"not a shared library")
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setitem(S.PLUGIN_EP_PACKAGES, "fake_ep_pkg", "FakeExecutionProvider")
-    plugins = {p.module: p for p in S.register_plugin_eps()}
+    monkeypatch.setitem(plugin_providers.PLUGIN_EP_PACKAGES, "fake_ep_pkg", "FakeExecutionProvider")
+    plugins = {p.module: p for p in plugin_providers.register_plugin_eps()}
     fake = plugins["fake_ep_pkg"]
     assert fake.provider == "FakeExecutionProvider" and fake.error
     rows = {r.provider: r for r in provider_catalog.describe_providers()}

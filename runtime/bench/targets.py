@@ -198,7 +198,7 @@ def expand_providers(providers: Sequence[str]) -> list[str]:
 
 
 def provider_display(provider: str) -> str:
-    from edgecls.runtime.session import resolve_provider_name
+    from edgecls.runtime.provider_names import resolve_provider_name
 
     try:
         return resolve_provider_name(provider)

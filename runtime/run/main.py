@@ -19,6 +19,7 @@ from pathlib import Path
 from edgecls.runtime.classifier import Classifier
 from edgecls.runtime.contract_options import ContractOptions
 from edgecls.runtime.errors import EdgeclsError
+from edgecls.runtime.provider_names import parse_provider_options
 from edgecls.runtime.run.console_sinks import ConsoleSink, JsonLinesSink, StderrNotices
 from edgecls.runtime.run.csv_sink import CsvSink
 from edgecls.runtime.run.image_sinks import SaveSink, ShowSink
@@ -27,7 +28,6 @@ from edgecls.runtime.run.sinks import MultiSink, Sink
 from edgecls.runtime.run.source_loop import LoopOptions, run_sources
 from edgecls.runtime.run.source_specs import expand_sources
 from edgecls.runtime.run.stop_signals import StopSignals
-from edgecls.runtime.session import parse_provider_options
 
 
 @dataclass(frozen=True)
