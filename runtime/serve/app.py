@@ -3,7 +3,7 @@
 - ``POST /v1/classify[?top_k=K]``: a raw image body (``image/*``, ``application/octet-stream``) or multipart;
   returns the row ``edgecls run --json`` prints: ``{"source", "top_k": [{"label", "index", "score"}], "latency_ms"}``.
 - ``GET /v1/model``: contract, variant, providers requested and really used, limits, live source status.
-- ``GET /v1/latest``: the newest live result (``age_ms``: frame capture to now).
+- ``GET /v1/latest`` (live_routes.py): the newest live result (``age_ms``: frame capture to now).
 - ``GET /v1/stream``: MJPEG of the newest frames with the top-k drawn on them.
 - ``GET /v1/events``: server-sent events, one per live result (``age_ms``: frame capture to result).
 - ``GET /healthz``, ``/readyz`` (503 while draining), ``/metrics`` (Prometheus text), ``/`` (the page).
@@ -20,11 +20,9 @@ import asyncio
 import contextlib
 import functools
 import hmac
-import json
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -34,7 +32,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -43,35 +41,16 @@ from edgecls.runtime.run.records import Record
 from edgecls.runtime.run.source_specs import SourceSpec
 from edgecls.runtime.serve.batcher import DynamicBatcher, ServerBusy
 from edgecls.runtime.serve.live_feed import LiveFeed
+from edgecls.runtime.serve.live_routes import events, latest, stream
 from edgecls.runtime.serve.metrics import ServeMetrics
 from edgecls.runtime.serve.settings import ServeSettings
+from edgecls.runtime.serve.state import ServeState, error_response, serve_state
 from edgecls.runtime.serve.uploads import ApiError, parse_top_k, prepare_upload, read_upload
 
 ROUTES = ("/", "/v1/classify", "/v1/model", "/v1/latest", "/v1/stream", "/v1/events", "/healthz", "/readyz",
           "/metrics")
-MJPEG_BOUNDARY = "frame"
 
 
-@dataclass
-class ServeState:
-    """Everything the routes share; ``draining`` is set on SIGTERM so endless streams end."""
-
-    clf: Classifier
-    settings: ServeSettings
-    batcher: DynamicBatcher
-    metrics: ServeMetrics
-    decode_pool: ThreadPoolExecutor | None  # None: uploads are decoded in the model's thread
-    feed: LiveFeed | None = None
-    draining: bool = False
-    started: float = field(default_factory=time.monotonic)
-
-
-def _error(status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": message, "kind": kind}, status_code=status, headers=headers)
-
-
-def _state(request: Request) -> ServeState:
-    return request.app.state.serve
 
 
 class GuardAndCount:
@@ -107,8 +86,10 @@ class GuardAndCount:
         try:
             if path.startswith("/v1/") and self.token is not None and not self._authorized(scope):
                 self.state.metrics.errors.labels("unauthorized").inc()
-                response = _error(401, "unauthorized", "missing or wrong token: send 'Authorization: Bearer TOKEN'",
-                                  {"WWW-Authenticate": 'Bearer realm="edgecls"'})
+                response = error_response(
+                    401, "unauthorized", "missing or wrong token: send 'Authorization: Bearer TOKEN'",
+                    {"WWW-Authenticate": 'Bearer realm="edgecls"'},
+                )
                 await response(scope, receive, counting_send)
             else:
                 await self.app(scope, receive, counting_send)
@@ -144,7 +125,7 @@ async def _classify_one(state: ServeState, request: Request, top_k: int) -> dict
 
 
 async def classify(request: Request) -> Response:
-    state = _state(request)
+    state = serve_state(request)
     t0 = time.perf_counter()
     top_k = parse_top_k(request.query_params.get("top_k"), state.settings.top_k)
     state.metrics.in_flight.inc()
@@ -161,7 +142,7 @@ async def classify(request: Request) -> Response:
 
 # --- model and health ----------------------------------------------------------------------------------------
 async def model_info(request: Request) -> Response:
-    state = _state(request)
+    state = serve_state(request)
     clf, s = state.clf, state.settings
     contract = clf.contract
     return JSONResponse({
@@ -178,82 +159,21 @@ async def model_info(request: Request) -> Response:
 
 
 async def healthz(request: Request) -> Response:
-    return JSONResponse({"status": "ok", "uptime_s": round(time.monotonic() - _state(request).started, 3)})
+    return JSONResponse({"status": "ok", "uptime_s": round(time.monotonic() - serve_state(request).started, 3)})
 
 
 async def readyz(request: Request) -> Response:
-    state = _state(request)
+    state = serve_state(request)
     if state.draining:
-        return _error(503, "draining", "shutting down: finishing the requests in flight")
+        return error_response(503, "draining", "shutting down: finishing the requests in flight")
     if not state.batcher.alive:
-        return _error(503, "not_ready", "the model worker is not running")
+        return error_response(503, "not_ready", "the model worker is not running")
     return JSONResponse({"ready": True, "live": state.feed.status() if state.feed else None})
 
 
 async def metrics(request: Request) -> Response:
-    body, content_type = _state(request).metrics.render()
+    body, content_type = serve_state(request).metrics.render()
     return Response(body, media_type=content_type)
-
-
-# --- live source ---------------------------------------------------------------------------------------------
-def _feed(state: ServeState) -> LiveFeed:
-    if state.feed is None:
-        raise ApiError(404, "no_live_source", "this server has no live source (start it with --camera N or "
-                                              "--source URL|FILE)")
-    return state.feed
-
-
-async def latest(request: Request) -> Response:
-    state = _state(request)
-    feed = _feed(state)
-    result = feed.latest
-    if result is None:
-        why = f" ({feed.error})" if feed.error else ""
-        raise ApiError(503, "no_result_yet", f"{feed.spec.name}: no result yet{why}")
-    row = result.record.to_dict()
-    row["age_ms"] = round((time.monotonic() - result.captured) * 1e3, 3)  # how old the frame is as you read it
-    return JSONResponse(row)
-
-
-async def stream(request: Request) -> Response:
-    state = _state(request)
-    feed = _feed(state)
-
-    async def frames() -> AsyncIterator[bytes]:
-        seq = 0
-        loop = asyncio.get_running_loop()
-        while not state.draining:
-            result = await feed.wait_newer(seq, 1.0)
-            if result is None:
-                continue
-            seq = result.seq
-            jpeg = await loop.run_in_executor(None, feed.jpeg, result)
-            head = f"--{MJPEG_BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
-            yield head.encode() + jpeg + b"\r\n"
-
-    return StreamingResponse(frames(), media_type=f"multipart/x-mixed-replace; boundary={MJPEG_BOUNDARY}",
-                             headers={"Cache-Control": "no-store"})
-
-
-async def events(request: Request) -> Response:
-    state = _state(request)
-    feed = _feed(state)
-
-    async def results() -> AsyncIterator[bytes]:
-        seq, idle = 0, 0
-        yield b"retry: 1000\n\n"
-        while not state.draining:  # checked every second, so a drain is not held up by this stream
-            result = await feed.wait_newer(seq, 1.0)
-            if result is None:
-                idle += 1
-                if idle % 10 == 0:  # a comment line keeps proxies from closing a quiet stream
-                    yield b": keep-alive\n\n"
-                continue
-            seq, idle = result.seq, 0
-            yield f"id: {seq}\ndata: {json.dumps(result.record.to_dict())}\n\n".encode()
-
-    return StreamingResponse(results(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
 # --- the page --------------------------------------------------------------------------------------------------
@@ -267,15 +187,15 @@ async def page(request: Request) -> Response:
 # --- errors ----------------------------------------------------------------------------------------------------
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    _state(request).metrics.errors.labels(exc.kind).inc()
-    return _error(exc.status, exc.kind, str(exc))
+    serve_state(request).metrics.errors.labels(exc.kind).inc()
+    return error_response(exc.status, exc.kind, str(exc))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    _state(request).metrics.errors.labels(kind).inc()
-    return _error(exc.status_code, kind, f"{request.method} {request.url.path}: {exc.detail}")
+    serve_state(request).metrics.errors.labels(kind).inc()
+    return error_response(exc.status_code, kind, f"{request.method} {request.url.path}: {exc.detail}")
 
 
 def build_app(

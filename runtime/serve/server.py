@@ -18,8 +18,9 @@ import uvicorn
 from edgecls.runtime.classifier import Classifier
 from edgecls.runtime.errors import EdgeclsError
 from edgecls.runtime.run.source_specs import SourceSpec
-from edgecls.runtime.serve.app import ServeState, build_app
+from edgecls.runtime.serve.app import build_app
 from edgecls.runtime.serve.settings import ServeSettings
+from edgecls.runtime.serve.state import ServeState
 
 
 class _DrainingServer(uvicorn.Server):
