@@ -13,6 +13,9 @@ start for cameras and streams, counted across reconnects) and the monotonic time
 Cameras and streams that fail are reopened with exponential back-off (``retries`` attempts); the end of
 a video file ends its source; a read that hangs longer than ``read_timeout`` ends the source with an error.
 OpenCV backends: CAP_FFMPEG for files and URLs (with open/read timeouts), CAP_V4L2 then CAP_ANY for cameras.
+
+A little over 300 lines on purpose: the capture thread, its reconnect loop and both delivery modes share one
+lock and one set of counters, and splitting them would hand that state across modules.
 """
 
 from __future__ import annotations
