@@ -1,0 +1,89 @@
+"""One int8 trial measured with one onnxruntime session: accuracy, batch-1 latency and the fused graph.
+
+Measuring them separately (``quant_eval.measure_accuracy``, ``quant_eval.latency_ms``,
+``quant_graph.fusion_counts``) builds three sessions of the same file, and building a session of a QDQ graph
+(its fusions and layout transforms) costs about as much as running the search images through it. Here the
+session that computes the accuracy also writes its optimised graph (``optimized_model_filepath``) and is then
+timed. Only when accuracy is graded with onnxruntime's exact kernels (a target that is not this CPU) does
+speed need a second, ordinary session.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from edgecls.export.quant_eval import PRECISE_KERNELS_KEY, Accuracy, agreement, relative_error, top1
+from edgecls.export.quant_graph import count_fused_ops
+
+BATCH = 64
+
+
+@dataclass
+class TrialMeasurement:
+    accuracy: Accuracy
+    latency_p50_ms: float
+    fusion: dict[str, Any]  # quant_graph.count_fused_ops
+
+
+def _session(path: Path, precise: bool, optimized: Path | None) -> Any:
+    import onnxruntime as ort
+
+    from edgecls.runtime.session import session_options
+
+    so = session_options()
+    if precise:
+        so.add_session_config_entry(PRECISE_KERNELS_KEY, "1")
+    if optimized is not None:
+        so.optimized_model_filepath = str(optimized)
+    return ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
+
+
+def _p50_ms(sess: Any, x: np.ndarray, runs: int, warmup: int) -> float:
+    name = sess.get_inputs()[0].name
+    for _ in range(warmup):
+        sess.run(None, {name: x})
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        sess.run(None, {name: x})
+        times.append((time.perf_counter() - t0) * 1e3)
+    return float(np.percentile(times, 50))
+
+
+def measure_trial(
+    path: str | os.PathLike[str],
+    inputs: np.ndarray,
+    labels: np.ndarray | None,
+    fp32_logits: np.ndarray,
+    precise: bool = False,
+    latency_runs: int = 20,
+    latency_warmup: int = 5,
+) -> TrialMeasurement:
+    """``path`` on float32[N, 3, h, w] ``inputs`` against the fp32 model's float32[N, C] logits, its p50 batch-1
+    latency on this machine, and its op counts after onnxruntime's optimisation."""
+    path = Path(path)
+    with tempfile.TemporaryDirectory(prefix="edgecls-trial-") as tmp:
+        optimized = Path(tmp) / "optimized.onnx"
+        sess = _session(path, precise, None if precise else optimized)
+        name = sess.get_inputs()[0].name
+        logits = np.concatenate(
+            [sess.run(None, {name: inputs[i : i + BATCH]})[0] for i in range(0, len(inputs), BATCH)]
+        ).astype(np.float32)
+        if precise:  # speed and fusions are those of the ordinary kernels
+            sess = _session(path, False, optimized)
+        p50 = _p50_ms(sess, inputs[:1], latency_runs, latency_warmup)
+        fusion = count_fused_ops(onnx.load(str(optimized), load_external_data=False))
+    acc = Accuracy(
+        None if labels is None else top1(logits, labels),
+        agreement(logits, fp32_logits),
+        relative_error(logits, fp32_logits),
+    )
+    return TrialMeasurement(acc, p50, fusion)
