@@ -75,12 +75,16 @@ def measure_accuracy(
 ) -> tuple[Accuracy, np.ndarray]:
     """Run ``path`` on float32[N, 3, h, w] inputs -> (its Accuracy, its float32[N, C] logits)."""
     logits = int8_logits(path, inputs, precise)
-    acc = Accuracy(
+    return score_logits(logits, labels, fp32_logits), logits
+
+
+def score_logits(logits: np.ndarray, labels: np.ndarray | None, fp32_logits: np.ndarray) -> Accuracy:
+    """float32[N, C] logits of a variant against int64[N] labels (or None) and the fp32 model's logits."""
+    return Accuracy(
         None if labels is None else top1(logits, labels),
         agreement(logits, fp32_logits),
         relative_error(logits, fp32_logits),
     )
-    return acc, logits
 
 
 def latency_ms(
@@ -94,8 +98,13 @@ def latency_ms(
     from edgecls.runtime.session import create_session
 
     sess, _ = create_session(path, provider="cpu", threads=threads)
-    name = sess.get_inputs()[0].name
     x = np.random.default_rng(0).standard_normal((1, *input_shape)).astype(np.float32)
+    return session_latency_ms(sess, x, runs, warmup)
+
+
+def session_latency_ms(sess: Any, x: np.ndarray, runs: int = 50, warmup: int = 10) -> dict[str, float]:
+    """p50/p90 milliseconds of ``sess.run`` on the float32[1, 3, h, w] input ``x``, warm-up excluded."""
+    name = sess.get_inputs()[0].name
     for _ in range(warmup):
         sess.run(None, {name: x})
     times = []

@@ -107,7 +107,11 @@ class BudgetSearch:
         path = self.workdir / f"trial-{len(self.trials):03d}.onnx"
         self.quantizer.quantize(recipe, path)
         got = measure_trial(
-            path, self.inputs, self.labels, self.fp32_logits, self.precise, self.latency_runs, self.latency_warmup
+            path,
+            self.inputs,
+            (self.labels, self.fp32_logits),
+            precise=self.precise,
+            latency=(self.latency_runs, self.latency_warmup),
         )
         acc, p50 = got.accuracy, got.latency_p50_ms
         trial = Trial(recipe, acc, 100.0 * (self.fp32_score - acc.score), path, p50, got.fusion)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from edgecls.export.quant_eval import PRECISE_KERNELS_KEY, Accuracy, agreement, relative_error, top1
+from edgecls.export.quant_eval import PRECISE_KERNELS_KEY, Accuracy, score_logits, session_latency_ms
 from edgecls.export.quant_graph import count_fused_ops
 
 BATCH = 64
@@ -46,29 +45,18 @@ def _session(path: Path, precise: bool, optimized: Path | None) -> Any:
     return ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
 
 
-def _p50_ms(sess: Any, x: np.ndarray, runs: int, warmup: int) -> float:
-    name = sess.get_inputs()[0].name
-    for _ in range(warmup):
-        sess.run(None, {name: x})
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        sess.run(None, {name: x})
-        times.append((time.perf_counter() - t0) * 1e3)
-    return float(np.percentile(times, 50))
-
-
 def measure_trial(
     path: str | os.PathLike[str],
     inputs: np.ndarray,
-    labels: np.ndarray | None,
-    fp32_logits: np.ndarray,
+    reference: tuple[np.ndarray | None, np.ndarray],
+    *,
     precise: bool = False,
-    latency_runs: int = 20,
-    latency_warmup: int = 5,
+    latency: tuple[int, int] = (20, 5),
 ) -> TrialMeasurement:
-    """``path`` on float32[N, 3, h, w] ``inputs`` against the fp32 model's float32[N, C] logits, its p50 batch-1
-    latency on this machine, and its op counts after onnxruntime's optimisation."""
+    """``path`` on float32[N, 3, h, w] ``inputs`` against ``reference`` = (int64[N] labels or None, the fp32
+    model's float32[N, C] logits), its p50 batch-1 latency on this machine (``latency`` = (runs, warm-up)),
+    and its op counts after onnxruntime's optimisation."""
+    labels, fp32_logits = reference
     path = Path(path)
     with tempfile.TemporaryDirectory(prefix="edgecls-trial-") as tmp:
         optimized = Path(tmp) / "optimized.onnx"
@@ -79,11 +67,6 @@ def measure_trial(
         ).astype(np.float32)
         if precise:  # speed and fusions are those of the ordinary kernels
             sess = _session(path, False, optimized)
-        p50 = _p50_ms(sess, inputs[:1], latency_runs, latency_warmup)
+        p50 = session_latency_ms(sess, inputs[:1], *latency)["p50_ms"]
         fusion = count_fused_ops(onnx.load(str(optimized), load_external_data=False))
-    acc = Accuracy(
-        None if labels is None else top1(logits, labels),
-        agreement(logits, fp32_logits),
-        relative_error(logits, fp32_logits),
-    )
-    return TrialMeasurement(acc, p50, fusion)
+    return TrialMeasurement(score_logits(logits, labels, fp32_logits), p50, fusion)

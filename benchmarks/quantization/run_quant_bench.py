@@ -283,6 +283,9 @@ def export_byo(
     name: str, spec: str, weights: str | None, labels: list[str], flags: PreprocessFlags, work: Path
 ) -> Path:
     out = work / name
+    if (out / "model.onnx").is_file():  # a --work folder of an earlier run: the same export, reused
+        log(f"[{name}] reusing {out / 'model.onnx'}")
+        return out / "model.onnx"
     data = write_crops(work / f"{name}-parity", 16, 99, labelled=False)
     labels_file = work / f"{name}-labels.txt"
     labels_file.write_text("\n".join(labels) + "\n")
@@ -447,11 +450,12 @@ def main() -> None:
         name, _, rest = item.partition("=")
         run_dir, _, data_dir = rest.partition(":")
         out_dir = work / name
-        export_checkpoint(
-            run_dir,
-            ExportOptions(out_dir=str(out_dir), data=str(write_crops(work / f"{name}-parity", 16, 99, False))),
-            log=log,
-        )
+        if not (out_dir / "model.onnx").is_file():  # reused from an earlier run's --work folder
+            export_checkpoint(
+                run_dir,
+                ExportOptions(out_dir=str(out_dir), data=str(write_crops(work / f"{name}-parity", 16, 99, False))),
+                log=log,
+            )
         fp32 = out_dir / "model.onnx"
         contract = read_contract_file(fp32)
         labelled = set(contract.labels) <= set(PHOTOS)
