@@ -1,10 +1,12 @@
 """onnxruntime static QDQ quantization, prepared once and repeatable per recipe.
 
 ``StaticQuantizer`` runs ``quant_pre_process`` (shape inference + graph optimisation, BN folding) once,
-calibrates activation ranges once per calibration method (onnxruntime's calibration cache), and then writes
-an int8 QDQ model for any recipe (types, reduce_range, nodes kept in float) in about a second, so the
-accuracy-budget search can afford many variants. Calibration batches come from the runtime's
-``preprocess_batch``; at most ``CALIB_STRIDE`` batches of activations are held in memory at a time.
+takes activation ranges from one statistics pass shared by every recipe (``quant_sources``: MinMax, the
+per-tensor method choice, the cross-layer equalised graph; other onnxruntime methods calibrate once each
+through its calibration cache), and then writes an int8 QDQ model for any recipe (types, reduce_range,
+equalisation, nodes kept in float), so the accuracy-budget search can afford many variants. Calibration
+batches come from the runtime's ``preprocess_batch``; at most ``CALIB_STRIDE`` batches of activations are held
+in memory at a time by onnxruntime's calibrators.
 """
 
 from __future__ import annotations

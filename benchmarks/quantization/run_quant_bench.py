@@ -403,6 +403,7 @@ def main() -> None:
     work = Path(args.work or tempfile.mkdtemp(prefix="edgecls-qbench-"))
     work.mkdir(parents=True, exist_ok=True)
     out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     partial = work / "accuracy_phase.json"
     if args.phase == "latency":
         results = json.loads(partial.read_text())
