@@ -158,6 +158,10 @@ def test_budget_search_keeps_the_responsible_nodes_in_float(outlier_model, tmp_p
     assert saved["nodes_kept_float"] == report.nodes_kept_float
     assert "within budget" in (tmp_path / "q" / "quantization_report.md").read_text()
     assert any("sensitivity" in m for m in messages)
+    # equalisation and the per-tensor calibration method were measured, each kept or not by what it measured
+    assert [n.split(" ")[0] for n in report.refinements[:2]] == ["cross-layer", "per-tensor"]
+    assert any("equalized" in t["recipe"] for t in report.trials)
+    assert any("PerTensor" in t["recipe"] for t in report.trials)
     # no trial twice; graded on held-out images the search did not see, both scores reported
     keys = [(t["recipe"], t["bias_correction"]) for t in report.trials]
     assert len(keys) == len(set(keys))

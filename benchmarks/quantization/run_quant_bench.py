@@ -154,6 +154,16 @@ def single_recipes(fp32: Path, calib: ImageList, contract: ModelContract, work: 
             "dw8-bc", reduce_range=True, depthwise_full_range=True, bias_correction=True
         ),
         "full-range u8s8 + bias correction, nothing float": QuantRecipe("u8s8-bc", bias_correction=True),
+        "depthwise 8-bit + bias correction + cross-layer equalisation, nothing float": QuantRecipe(
+            "dw8-bc-eq", reduce_range=True, depthwise_full_range=True, bias_correction=True, equalize=True
+        ),
+        "depthwise 8-bit + bias correction + per-tensor calibration method, nothing float": QuantRecipe(
+            "dw8-bc-pt",
+            reduce_range=True,
+            depthwise_full_range=True,
+            bias_correction=True,
+            calibrate_method="PerTensor",
+        ),
     }
     return {label: quantizer.quantize(r, work / f"single-{i}.onnx") for i, (label, r) in enumerate(recipes.items())}
 
@@ -277,6 +287,9 @@ def export_byo(
     name: str, spec: str, weights: str | None, labels: list[str], contract: ContractOptions, work: Path
 ) -> Path:
     out = work / name
+    if (out / "model.onnx").is_file():  # a --work folder of an earlier run: the same export, reused
+        log(f"[{name}] reusing {out / 'model.onnx'}")
+        return out / "model.onnx"
     data = write_crops(work / f"{name}-parity", 16, 99, labelled=False)
     labels_file = work / f"{name}-labels.txt"
     labels_file.write_text("\n".join(labels) + "\n")
@@ -346,14 +359,15 @@ def markdown(results: dict[str, Any]) -> str:
             )
         lines += ["", "edgecls's own reports (search and held-out halves of the validation crops):", ""]
         lines += [
-            "| run | verdict | search drop | held-out drop | nodes float | bias correction | trials | seconds |",
+            "| run | verdict | search drop | held-out drop | nodes float | ingredients measured | trials | seconds |",
             "|---|---|---|---|---|---|---|---|",
         ]
         for label, rep in r["reports"].items():
             lines.append(
                 f"| {label} | {rep['verdict']} ({'met' if rep['budget_met'] else 'NOT met'}) | "
                 f"{rep['search']['drop_points']:+.2f} | {rep['drop_points']:+.2f} | {len(rep['nodes_kept_float'])} | "
-                f"{rep['bias_correction']} | {len(rep['trials'])} | {rep['wall_seconds']} |"
+                f"{'; '.join([rep['bias_correction'], *rep.get('refinements', [])])} | {len(rep['trials'])} | "
+                f"{rep['wall_seconds']} |"
             )
         for label, rep in r["reports"].items():
             if rep.get("frontier_plot"):
@@ -379,6 +393,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=50)
     ap.add_argument("--note", action="append", default=[], help="extra note for the results file")
     ap.add_argument("--merge", action="store_true", help="add to today's results file")
+    ap.add_argument("--name-suffix", default="", help="appended to the results file name (a second run on one day)")
     ap.add_argument("--crops", type=float, default=1.0, help="scale the number of crops (0.1 for a smoke run)")
     ap.add_argument(
         "--phase",
@@ -393,13 +408,14 @@ def main() -> None:
     work = Path(args.work or tempfile.mkdtemp(prefix="edgecls-qbench-"))
     work.mkdir(parents=True, exist_ok=True)
     out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     partial = work / "accuracy_phase.json"
     if args.phase == "latency":
         results = json.loads(partial.read_text())
         results["environment"]["latency_phase_loadavg_start"] = os.getloadavg()
         for name, r in results["cases"].items():
             measure_latency(r, name, args.rounds, args.runs)
-        write_results(results, out, args.merge)
+        write_results(results, out, args.merge, args.name_suffix)
         return
     results: dict[str, Any] = {"environment": environment(), "cases": {}, "notes": {"general": list(args.note)}}
     t0 = time.time()
@@ -440,11 +456,12 @@ def main() -> None:
         name, _, rest = item.partition("=")
         run_dir, _, data_dir = rest.partition(":")
         out_dir = work / name
-        export_checkpoint(
-            run_dir,
-            ExportOptions(out_dir=str(out_dir), data=str(write_crops(work / f"{name}-parity", 16, 99, False))),
-            log=log,
-        )
+        if not (out_dir / "model.onnx").is_file():  # reused from an earlier run's --work folder
+            export_checkpoint(
+                run_dir,
+                ExportOptions(out_dir=str(out_dir), data=str(write_crops(work / f"{name}-parity", 16, 99, False))),
+                log=log,
+            )
         fp32 = out_dir / "model.onnx"
         contract = read_contract_file(fp32)
         labelled = set(contract.labels) <= set(PHOTOS)
@@ -461,13 +478,13 @@ def main() -> None:
         return
     for name, r in results["cases"].items():
         measure_latency(r, name, args.rounds, args.runs)
-    write_results(results, out, args.merge)
+    write_results(results, out, args.merge, args.name_suffix)
 
 
-def write_results(results: dict[str, Any], out: Path, merge: bool) -> None:
+def write_results(results: dict[str, Any], out: Path, merge: bool, suffix: str = "") -> None:
     env = results["environment"]
     cpu = re.sub(r"[^A-Za-z0-9]+", "-", env["cpu"]).strip("-") + f"_{env['isa']['isa']}"
-    name = f"RESULTS_{cpu}_ort{env['onnxruntime']}_{env['date']}"
+    name = f"RESULTS_{cpu}_ort{env['onnxruntime']}_{env['date']}{suffix}"
     json_path, md_path = out / f"{name}.json", out / f"{name}.md"
     if merge and json_path.is_file():
         earlier = json.loads(json_path.read_text())

@@ -96,22 +96,15 @@ def _dequantize(inits: dict[str, onnx.TensorProto], dq: onnx.NodeProto) -> np.nd
     return (q - np.reshape(zp, shape)) * np.reshape(scale, shape)
 
 
-def correct_biases(int8_path: str | os.PathLike[str], fp32: onnx.ModelProto, inputs: np.ndarray) -> dict[str, float]:
-    """Correct the QDQ model at ``int8_path`` in place, from the fp32 graph ``fp32`` (same node names) run on
-    float32[N, 3, h, w] calibration ``inputs``. Returns a summary for the report."""
+def _input_means(
+    fp32: onnx.ModelProto, nodes: list[onnx.NodeProto], inits: dict[str, onnx.TensorProto], inputs: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Per node: float64[C, kh, kw] patch means of its input (Conv) or float64[K] input means (Gemm)."""
     import onnxruntime as ort
 
     from edgecls.runtime.session import session_options
 
-    path = Path(int8_path)
-    model = onnx.load(str(path))
-    inits = {i.name: i for i in model.graph.initializer}
-    fp32_nodes = {n.name: n for n in fp32.graph.node}
-    fp32_inits = {i.name: i for i in fp32.graph.initializer}
-    sites = [s for s in _sites(model) if s[0].name in fp32_nodes and fp32_nodes[s[0].name].input[1] in fp32_inits]
-    if not sites:
-        return {"layers": 0.0}
-    x_names = sorted({fp32_nodes[n.name].input[0] for n, _, _ in sites})
+    x_names = sorted({f.input[0] for f in nodes})
     sess = ort.InferenceSession(
         _with_outputs(fp32, x_names), sess_options=session_options(), providers=["CPUExecutionProvider"]
     )
@@ -120,21 +113,43 @@ def correct_biases(int8_path: str | os.PathLike[str], fp32: onnx.ModelProto, inp
     batches = 0
     for i in range(0, len(inputs), BATCH):
         xs = dict(zip(x_names, sess.run(x_names, {input_name: inputs[i : i + BATCH]}), strict=True))
-        for node, _, _ in sites:
-            f = fp32_nodes[node.name]
+        for f in nodes:
             x = xs[f.input[0]]
-            if node.op_type == "Conv":
-                w = fp32_inits[f.input[1]]
+            if f.op_type == "Conv":
+                w = inits[f.input[1]]
                 stat = _patch_means(x, f, (w.dims[2], w.dims[3]))  # float64[C, kh, kw]
             else:
                 stat = x.reshape(x.shape[0], -1).mean(axis=0, dtype=np.float64)  # float64[K]
-            sums[node.name] = sums.get(node.name, 0.0) + stat
+            sums[f.name] = sums.get(f.name, 0.0) + stat
         batches += 1
+    return {name: total / batches for name, total in sums.items()}
+
+
+def correct_biases(
+    int8_path: str | os.PathLike[str],
+    fp32: onnx.ModelProto,
+    inputs: np.ndarray,
+    means: dict[str, np.ndarray] | None = None,
+) -> dict[str, float]:
+    """Correct the QDQ model at ``int8_path`` in place, from the fp32 graph ``fp32`` (same node names) run on
+    float32[N, 3, h, w] calibration ``inputs``. ``means``: a cache of the fp32 input statistics per node, filled
+    on first use and reused by later calls for the same graph and inputs. Returns a summary for the report."""
+    path = Path(int8_path)
+    model = onnx.load(str(path))
+    inits = {i.name: i for i in model.graph.initializer}
+    fp32_nodes = {n.name: n for n in fp32.graph.node}
+    fp32_inits = {i.name: i for i in fp32.graph.initializer}
+    sites = [s for s in _sites(model) if s[0].name in fp32_nodes and fp32_nodes[s[0].name].input[1] in fp32_inits]
+    if not sites:
+        return {"layers": 0.0}
+    means = {} if means is None else means
+    if not all(n.name in means for n, _, _ in sites):
+        means.update(_input_means(fp32, [fp32_nodes[n.name] for n, _, _ in sites], fp32_inits, inputs))
     shifts = []
     for node, wdq, bdq in sites:
         f = fp32_nodes[node.name]
         err = numpy_helper.to_array(fp32_inits[f.input[1]]).astype(np.float64) - _dequantize(inits, wdq)
-        m = sums[node.name] / batches
+        m = means[node.name]
         if node.op_type == "Conv":  # err: [O, C/g, kh, kw]; m: [C, kh, kw]
             group = int(_attrs(f).get("group", 1))
             per_group = err.shape[1]

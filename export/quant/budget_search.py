@@ -3,12 +3,14 @@
 Steps (each trial measured on the *search* part of the validation images, against the fp32 model's score;
 the caller grades the chosen model again on held-out images the search never saw):
 1. the recipes the target suggests (``recipes.candidate_recipes``), MinMax calibration;
-2. the best of them with bias correction (``bias_correction``): kept only if it measures better;
+2. the best of them with bias correction (``bias_correction``), then with cross-layer equalisation
+   (``equalize``), then with a per-tensor choice of calibration method (``range_choice``): each
+   kept only if it measures better;
 3. if over budget: per-node sensitivity - the logit error on a subset with one node computing in float
    (``sensitivity``, graph surgery on the QDQ graph), cached on disk when a cache folder is given - then
    keep the k most sensitive nodes in float, k = 1, 2, 4, ... until the budget holds, and bisect back.
-(Percentile calibration is not tried: onnxruntime's histogram calibration alone took far longer than the whole
-search may; benchmarks/quantization/README.md gives the measurement.)
+(onnxruntime's own Percentile/Entropy calibrators are not run: their histogram pass over every tensor is slower
+than the whole 2-minute goal; percentile clips come from the shared statistics pass instead, per tensor.)
 Every trial's latency and its share of convs onnxruntime really runs in int8 are measured; a trial that runs
 mostly in float (under ``min_int8_fraction``) is never chosen. The same recipe is never run twice.
 """
@@ -26,11 +28,11 @@ from typing import Any
 
 import numpy as np
 
-from edgecls.export.quant.evaluate import Accuracy, latency_ms, measure_accuracy
-from edgecls.export.quant.fused_graph import fusion_counts
+from edgecls.export.quant.evaluate import Accuracy
 from edgecls.export.quant.recipes import QuantRecipe
 from edgecls.export.quant.sensitivity import rank_nodes
 from edgecls.export.quant.static_quantizer import StaticQuantizer, float_units, quantized_compute_nodes
+from edgecls.export.quant.trial_eval import measure_trial
 from edgecls.export.run_data import evenly_spaced
 from edgecls.runtime.scores import top1_accuracy
 
@@ -67,6 +69,7 @@ class SearchResult:
     trials: list[Trial]
     sensitivity: list[tuple[str, float]] = field(default_factory=list)  # (node, logit error with it in float)
     bias_correction: str = ""  # what the bias-correction comparison found
+    refinements: list[str] = field(default_factory=list)  # equalisation, per-tensor calibration: what was found
 
 
 @dataclass
@@ -78,7 +81,7 @@ class BudgetSearch:
     max_drop: float  # percentage points
     workdir: Path
     log: Log = print
-    sensitivity_images: int = 64
+    sensitivity_images: int = 16
     precise: bool = False  # accuracy with onnxruntime's exact kernels (the target is not this CPU)
     latency_runs: int = 20
     latency_warmup: int = 5
@@ -104,10 +107,15 @@ class BudgetSearch:
             return self._by_key[recipe.key()]
         path = self.workdir / f"trial-{len(self.trials):03d}.onnx"
         self.quantizer.quantize(recipe, path)
-        acc, _ = measure_accuracy(path, self.inputs, self.labels, self.fp32_logits, self.precise)
-        shape = tuple(self.inputs.shape[1:])
-        p50 = latency_ms(path, shape, self.latency_runs, self.latency_warmup)["p50_ms"]  # type: ignore[arg-type]
-        trial = Trial(recipe, acc, 100.0 * (self.fp32_score - acc.score), path, p50, fusion_counts(path))
+        got = measure_trial(
+            path,
+            self.inputs,
+            (self.labels, self.fp32_logits),
+            precise=self.precise,
+            latency=(self.latency_runs, self.latency_warmup),
+        )
+        acc, p50 = got.accuracy, got.latency_p50_ms
+        trial = Trial(recipe, acc, 100.0 * (self.fp32_score - acc.score), path, p50, got.fusion)
         self.trials.append(trial)
         self._by_key[recipe.key()] = trial
         what = "top-1" if self.labels is not None else "agreement"
@@ -135,34 +143,38 @@ class BudgetSearch:
             return (fastest if fastest.latency_p50_ms < 0.9 * accurate.latency_p50_ms else accurate), True
         return min(eligible, key=lambda t: (round(t.drop_points, 6), t.accuracy.relative_error)), False
 
+    def _refine(self, best: Trial, what: str, suffix: str, **change: Any) -> tuple[Trial, str]:
+        """``best`` with one ingredient changed, kept only if it measures better on the search images."""
+        trial = self._try(dataclasses.replace(best.recipe, name=f"{best.recipe.name}-{suffix}", **change))
+        better = (trial.drop_points, trial.accuracy.relative_error) < (best.drop_points, best.accuracy.relative_error)
+        note = (
+            f"{what} {'kept' if better else 'not kept'}: drop {best.drop_points:+.2f} -> {trial.drop_points:+.2f} "
+            f"pts, logit error {best.accuracy.relative_error:.4g} -> {trial.accuracy.relative_error:.4g} "
+            f"({best.recipe.describe()})"
+        )
+        self.log(f"  {note}")
+        return (trial if better else best), note
+
     def run(self, candidates: list[QuantRecipe]) -> SearchResult:
         for recipe in candidates:
             self._try(recipe)
-        base = self._lowest_drop()
-        corrected = self._try(dataclasses.replace(base.recipe, name=f"{base.recipe.name}-bc", bias_correction=True))
-        better = (corrected.drop_points, corrected.accuracy.relative_error) < (
-            base.drop_points,
-            base.accuracy.relative_error,
-        )
-        bc_note = (
-            f"bias correction {'kept' if better else 'not kept'}: drop {base.drop_points:+.2f} -> "
-            f"{corrected.drop_points:+.2f} pts, logit error {base.accuracy.relative_error:.4g} -> "
-            f"{corrected.accuracy.relative_error:.4g} ({base.recipe.describe()})"
-        )
-        self.log(f"  {bc_note}")
-        best = corrected if better else base
+        best, bc_note = self._refine(self._lowest_drop(), "bias correction", "bc", bias_correction=True)
+        # Cross-layer equalisation, then the per-tensor choice of calibration method: each kept only if better.
+        best, eq_note = self._refine(best, "cross-layer equalisation", "eq", equalize=True)
+        best, pt_note = self._refine(best, "per-tensor calibration method", "pt", calibrate_method="PerTensor")
+        refinements = [eq_note, pt_note]
         chosen, met = self.choose()
         if met:
-            return SearchResult(chosen, True, self.trials, bias_correction=bc_note)
+            return SearchResult(chosen, True, self.trials, bias_correction=bc_note, refinements=refinements)
         ranking = self.sensitivity(best)
         self._fewest_float_nodes(best.recipe, [name for name, _ in ranking])
         chosen, met = self.choose()
-        return SearchResult(chosen, met, self.trials, ranking, bc_note)
+        return SearchResult(chosen, met, self.trials, ranking, bc_note, refinements)
 
     def _cache_file(self, recipe: QuantRecipe, sub_inputs: np.ndarray) -> Path | None:
         if self.cache_dir is None:
             return None
-        h = hashlib.sha256(Path(self.quantizer.pre_path).read_bytes())
+        h = hashlib.sha256(Path(self.quantizer.float_path(recipe)).read_bytes())
         h.update(repr(recipe.key()).encode())
         h.update(np.ascontiguousarray(sub_inputs).tobytes())
         h.update(hashlib.sha256(repr([i.shape for i in self.quantizer.calibration.images]).encode()).digest())
@@ -182,7 +194,7 @@ class BudgetSearch:
             self.log(f"  over budget: sensitivity of {len(scored)} nodes read from the cache {cache}")
             return scored
         self.log(f"  over budget: measuring the sensitivity of {len(nodes)} quantized nodes on {len(idx)} images")
-        scored = rank_nodes(base.path, self.quantizer.pre_path, nodes, sub_inputs, sub_ref)
+        scored = rank_nodes(base.path, self.quantizer.float_path(recipe), nodes, sub_inputs, sub_ref)
         if cache is not None:
             cache.parent.mkdir(parents=True, exist_ok=True)
             cache.write_text(json.dumps(scored))
@@ -205,12 +217,9 @@ class BudgetSearch:
                 kept = dataclasses.replace(
                     recipe, name=f"{recipe.name}-float{k}", nodes_to_exclude=self._exclusion(ranked, k)
                 )
-                trial = self._try(kept)
-                if recipe.bias_correction and not self._fits(trial):
-                    # Bias correction was chosen for the all-int8 model; with float nodes it may no longer help.
-                    plain = self._try(dataclasses.replace(kept, bias_correction=False))
-                    trial = min((trial, plain), key=lambda t: (t.drop_points, t.accuracy.relative_error))
-                results[k] = trial
+                # The ingredients (bias correction, equalisation, ranges) were chosen on the all-int8 model and
+                # are kept: trying each k without them too doubled the search's time for no measured gain.
+                results[k] = self._try(kept)
             return results[k]
 
         lo, k = 0, 1

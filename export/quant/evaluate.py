@@ -64,12 +64,16 @@ def measure_accuracy(
 ) -> tuple[Accuracy, np.ndarray]:
     """Run ``path`` on float32[N, 3, h, w] inputs -> (its Accuracy, its float32[N, C] logits)."""
     logits = int8_logits(path, inputs, precise)
-    acc = Accuracy(
+    return score_logits(logits, labels, fp32_logits), logits
+
+
+def score_logits(logits: np.ndarray, labels: np.ndarray | None, fp32_logits: np.ndarray) -> Accuracy:
+    """float32[N, C] logits of a variant against int64[N] labels (or None) and the fp32 model's logits."""
+    return Accuracy(
         None if labels is None else top1_accuracy(logits, labels),
         top1_agreement(logits, fp32_logits),
         relative_error(logits, fp32_logits),
     )
-    return acc, logits
 
 
 def latency_ms(
@@ -81,11 +85,18 @@ def latency_ms(
 ) -> dict[str, float]:
     """Batch-1 latency of one session on this machine: p50/p90 in milliseconds, warm-up excluded (the bench's
     harness, :mod:`edgecls.runtime.bench.latency`)."""
-    from edgecls.runtime.bench.latency import measure_latency
     from edgecls.runtime.session import create_session
 
     sess, _ = create_session(path, provider="cpu", threads=threads)
-    name = sess.get_inputs()[0].name
     x = np.random.default_rng(0).standard_normal((1, *input_shape)).astype(np.float32)
+    return session_latency_ms(sess, x, runs, warmup)
+
+
+def session_latency_ms(sess: Any, x: np.ndarray, runs: int = 50, warmup: int = 10) -> dict[str, float]:
+    """p50/p90 milliseconds of ``sess.run`` on the float32[1, 3, h, w] input ``x``, warm-up excluded (the bench's
+    timing loop, runtime/bench/latency.py)."""
+    from edgecls.runtime.bench.latency import measure_latency
+
+    name = sess.get_inputs()[0].name
     stats, _, _ = measure_latency(lambda: sess.run(None, {name: x}), runs=runs, warmup=warmup)
     return {"p50_ms": stats.p50_ms, "p90_ms": stats.p90_ms, "runs": stats.runs}

@@ -57,8 +57,12 @@ def fusion_counts(int8_path: str | os.PathLike[str]) -> dict[str, Any]:
         so = session_options()
         so.optimized_model_filepath = str(optimized)
         ort.InferenceSession(str(int8_path), sess_options=so, providers=["CPUExecutionProvider"])
-        model = onnx.load(str(optimized), load_external_data=False)
-    ops = Counter(n.op_type for n in model.graph.node)
+        return count_fused_ops(onnx.load(str(optimized), load_external_data=False))
+
+
+def count_fused_ops(optimized: onnx.ModelProto) -> dict[str, Any]:
+    """``fusion_counts`` of a graph onnxruntime has already optimised (``optimized_model_filepath``)."""
+    ops = Counter(n.op_type for n in optimized.graph.node)
     int8 = sum(v for k, v in ops.items() if k in INT8_CONV_OPS)
     flt = sum(v for k, v in ops.items() if k in CONV_OPS)
     return {

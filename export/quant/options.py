@@ -23,7 +23,7 @@ class QuantizeOptions:
     max_drop: float = DEFAULT_MAX_DROP
     latency_runs: int = 50
     latency_warmup: int = 10
-    sensitivity_images: int = 64
+    sensitivity_images: int = 16
     recipes: tuple[QuantRecipe, ...] | None = None  # None: chosen for the target
     report_dir: str | None = None  # None: beside the int8 model
     target: str = "auto"  # auto (this CPU) | x86-vnni | x86-avx2 | arm64

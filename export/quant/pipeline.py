@@ -112,6 +112,7 @@ def _quantization_record(
         "reduce_range": recipe.reduce_range,
         "calibrate_method": recipe.calibrate_method,
         "bias_correction": recipe.bias_correction,
+        "equalize": recipe.equalize,
         "calibration": calibration.source,
         "images": len(calibration),
         "isa": plan.host.isa,
@@ -205,6 +206,9 @@ def quantize_model(
         report.warnings = warnings_
         report.metric = metric
         report.bias_correction = result.bias_correction
+        report.refinements = result.refinements + [
+            n for n in (quantizer.sources.equalize_note,) if n and result.best.recipe.equalize
+        ]
         written = report.budget_met or opts.allow_over_budget
         report.nodes_kept_float = float_compute_nodes(result.best.path)  # what the graph runs in float
         record = _quantization_record(result.best.recipe, plan, calibration, report)

@@ -28,13 +28,15 @@ class QuantRecipe:
     weight_type: str = "QInt8"
     reduce_range: bool = False
     per_channel: bool = True
-    calibrate_method: str = "MinMax"  # onnxruntime.quantization.CalibrationMethod member names
+    # onnxruntime.quantization.CalibrationMethod member names, or "PerTensor" (quant_range_choice.py)
+    calibrate_method: str = "MinMax"
     reason: str = ""
     nodes_to_exclude: tuple[str, ...] = field(default=())
     bias_correction: bool = False  # empirical per-channel bias correction (bias_correction.py)
     # With reduce_range: depthwise conv weights keep 8 bits. onnxruntime's depthwise kernels widen u8/s8 to
     # 16 bits before multiplying (no VPMADDUBSW pair sums), so only the GEMM-based convs need 7-bit weights.
     depthwise_full_range: bool = False
+    equalize: bool = False  # cross-layer equalisation of the float graph first (quant_equalize.py)
 
     def key(self) -> tuple[Any, ...]:
         """What makes two recipes the same model (the name and reason do not): no trial is run twice."""
@@ -47,6 +49,7 @@ class QuantRecipe:
             tuple(sorted(self.nodes_to_exclude)),
             self.bias_correction,
             self.reduce_range and self.depthwise_full_range,
+            self.equalize,
         )
 
     def describe(self) -> str:
@@ -59,6 +62,8 @@ class QuantRecipe:
         ]
         if self.reduce_range:
             parts.append("reduce_range (depthwise 8-bit)" if self.depthwise_full_range else "reduce_range")
+        if self.equalize:
+            parts.append("equalized")
         if self.bias_correction:
             parts.append("bias-corrected")
         if self.nodes_to_exclude:

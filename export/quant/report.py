@@ -67,6 +67,7 @@ class QuantReport:
     search: dict[str, Any] = field(default_factory=dict)  # the chosen trial on the search images
     fusion: dict[str, Any] = field(default_factory=dict)  # fused_graph.fusion_counts of the chosen model
     bias_correction: str = ""
+    refinements: list[str] = field(default_factory=list)  # equalisation / per-tensor calibration comparisons
     frontier: list[dict[str, Any]] = field(default_factory=list)
     frontier_plot: str | None = None
     written: bool = True  # False: over budget, nothing at the int8 path
@@ -116,6 +117,7 @@ class QuantReport:
             f"- onnxruntime's optimised graph: {self.fusion.get('int8_convs')} int8 convs, "
             f"{self.fusion.get('float_convs')} float convs ({100 * self.fusion.get('int8_fraction', 0):.0f}% int8)",
             f"- {self.bias_correction}",
+            *(f"- {note}" for note in self.refinements),
             "",
             "| variant | top-1 | agreement with fp32 | size | p50 latency (batch 1) |",
             "|---|---|---|---|---|",

@@ -1,10 +1,12 @@
 """onnxruntime static QDQ quantization, prepared once and repeatable per recipe.
 
 ``StaticQuantizer`` runs ``quant_pre_process`` (shape inference + graph optimisation, BN folding) once,
-calibrates activation ranges once per calibration method (onnxruntime's calibration cache), and then writes
-an int8 QDQ model for any recipe (types, reduce_range, nodes kept in float) without calibrating again, so
-the accuracy-budget search can afford many variants. Calibration batches come from the runtime's
-``preprocess_batch``; at most ``CALIB_STRIDE`` batches of activations are held in memory at a time.
+takes activation ranges from one statistics pass shared by every recipe (``range_sources``: MinMax, the
+per-tensor method choice, the cross-layer equalised graph; other onnxruntime methods calibrate once each
+through its calibration cache), and then writes an int8 QDQ model for any recipe (types, reduce_range,
+equalisation, nodes kept in float), so the accuracy-budget search can afford many variants. Calibration
+batches come from the runtime's ``preprocess_batch``; at most ``CALIB_STRIDE`` batches of activations are held
+in memory at a time by onnxruntime's calibrators.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import onnx
 
 from edgecls.export.quant.bias_correction import correct_biases
 from edgecls.export.quant.image_sets import ImageList
+from edgecls.export.quant.range_sources import OWN_METHODS, TrialSources
 from edgecls.export.quant.recipes import QuantRecipe
 from edgecls.export.run_data import evenly_spaced
 from edgecls.runtime.contract import ModelContract
@@ -121,6 +124,16 @@ class StaticQuantizer:
         self._bias_inputs_cache: np.ndarray | None = None  # float32[n, 3, h, w]
         self.depthwise_weights = depthwise_weight_names(model)
         self.bias_notes: dict[str, dict[str, float]] = {}  # recipe description -> correction summary
+        self.sources = TrialSources(self.pre_path, self.workdir, self._calibration_batches)
+        self._bias_means: dict[str, dict[str, np.ndarray]] = {}  # float graph -> conv input statistics
+
+    def _calibration_batches(self) -> Iterator[np.ndarray]:
+        for i in range(0, len(self.calibration), CALIB_BATCH):
+            yield self.calibration.inputs_slice(self.contract, i, i + CALIB_BATCH)  # float32[B, 3, h, w]
+
+    def float_path(self, recipe: QuantRecipe) -> Path:
+        """The float graph ``recipe`` quantizes (same node names as ``pre_path``)."""
+        return self.sources.source(recipe.equalize)
 
     def _bias_inputs(self) -> np.ndarray:
         """float32[n, 3, h, w]: an evenly spread subset of the calibration images."""
@@ -130,8 +143,11 @@ class StaticQuantizer:
     def _bias_correct(self, path: Path, recipe: QuantRecipe) -> None:
         if self._bias_inputs_cache is None:
             self._bias_inputs_cache = self._bias_inputs()
-        pre = onnx.load(str(self.pre_path))
-        self.bias_notes[recipe.describe()] = correct_biases(path, pre, self._bias_inputs_cache)
+        source = self.float_path(recipe)
+        means = self._bias_means.setdefault(str(source), {})  # the same float graph: its statistics once
+        self.bias_notes[recipe.describe()] = correct_biases(
+            path, onnx.load(str(source)), self._bias_inputs_cache, means
+        )
 
     def _pre_process(self, fp32_path: Path) -> str:
         """quant_pre_process (symbolic shape inference + ORT basic optimisation); names every node."""
@@ -157,7 +173,11 @@ class StaticQuantizer:
         """Write the int8 QDQ model for ``recipe`` (scratch path; the caller publishes it atomically)."""
         from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-        cache = self.workdir / f"ranges-{recipe.calibrate_method}.json"
+        source = self.float_path(recipe)
+        if recipe.calibrate_method in OWN_METHODS:  # ranges from the one shared statistics pass
+            cache = self.sources.range_cache(recipe.calibrate_method, recipe.equalize)
+        else:
+            cache = self.workdir / f"ranges-{recipe.calibrate_method}.json"
         reader = _calibration_reader(self.calibration, self.contract, self.input_name)
         extra = {"CalibStridedMinMax": _stride(len(reader))}  # strided collection works for every method
         if recipe.calibrate_method == "Percentile":
@@ -168,7 +188,7 @@ class StaticQuantizer:
         try:
             with _quiet():
                 quantize_static(
-                    str(self.pre_path),
+                    str(source),
                     str(out_path),
                     calibration_data_reader=reader,
                     quant_format=QuantFormat.QDQ,
@@ -177,7 +197,9 @@ class StaticQuantizer:
                     activation_type=QuantType[recipe.activation_type],
                     weight_type=QuantType[recipe.weight_type],
                     nodes_to_exclude=list(recipe.nodes_to_exclude) or None,
-                    calibrate_method=CalibrationMethod[recipe.calibrate_method],
+                    calibrate_method=CalibrationMethod[
+                        "MinMax" if recipe.calibrate_method in OWN_METHODS else recipe.calibrate_method
+                    ],
                     extra_options=extra,
                     calibration_cache_path=str(cache),
                 )
