@@ -54,6 +54,7 @@ from edgecls.runtime.contract import ModelContract
 from edgecls.training.batchnorm import BatchNormTypes, freeze_batchnorm_statistics
 from edgecls.training.finetune import cosine_with_warmup, optimizer_groups
 from edgecls.training.torch_data import ContractDataset, collate_skipping_broken
+from edgecls.training.train import train_epoch
 
 Log = Callable[[str], None]
 #: Activations onnxruntime's QDQ quantizer removes by folding them into the preceding op's quantized range.
@@ -273,25 +274,11 @@ def quantization_aware_finetune(
         dataset.epoch = epoch
         sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(config.seed * 7919 + epoch))
         loader = DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, collate_fn=collate_skipping_broken)
-        loss_sum, correct, seen = 0.0, 0, 0
-        for step, (x, y, _bad) in enumerate(loader):
-            if step >= steps:
-                break
-            if len(y) == 0:
-                continue
-            optimizer.zero_grad(set_to_none=True)
-            out = model(x)  # [B, C] logits of the simulated int8 model
-            loss = criterion(out, y)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            loss_sum += loss.item() * len(y)
-            correct += int((out.argmax(1) == y).sum())
-            seen += len(y)
+        stats = train_epoch(model, loader, optimizer, scheduler, criterion, steps, set(), lambda *_: None)
         row = {
             "epoch": epoch,
-            "loss": loss_sum / max(seen, 1),
-            "acc": correct / max(seen, 1),
+            "loss": stats.loss,
+            "acc": stats.acc,  # of the simulated int8 model, on augmented training images
             "lr": optimizer.param_groups[0]["lr"],
             "seconds": round(time.perf_counter() - e0, 1),
         }
