@@ -5,11 +5,12 @@ Steps:
 1. post-training quantization (``quantize_model``), exactly as without ``--qat``; within budget, that is the
    result and nothing is fine-tuned;
 2. otherwise its files move to ``OUT/ptq/`` and the run's checkpoint is fine-tuned on the run's training split
-   under fake quantization that simulates the post-training recipe's arithmetic
-   (``edgecls.training.qat``: BatchNorm folded, per-channel symmetric weights with the recipe's bit width,
+   under fake quantization that simulates the target's first recipe (``simulated_recipe``;
+   ``edgecls.training.qat``: BatchNorm folded, per-channel symmetric weights with the recipe's bit width,
    MinMax-calibrated uint8 activations from the same calibration images);
-3. the fine-tuned float model is exported to ONNX (parity-checked against PyTorch) and quantized by the same
-   ``quantize_model`` with that recipe (the search still tries bias correction and float nodes), graded against
+3. the fine-tuned float model is exported to ONNX (``OUT/qat/model.qat-fp32.onnx``, parity-checked against
+   PyTorch) and quantized by the same ``quantize_model`` with that recipe (the search still tries bias
+   correction and float nodes), graded against
    the *original* fp32 model on the same seeded search/held-out halves of the validation images: the verdict,
    the exit status and the published ``model.int8.onnx`` (a plain QDQ file, so ``run``/``bench``/``info`` need
    nothing new) are QAT's.
@@ -22,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,16 +33,19 @@ import numpy as np
 from edgecls.export.onnx_export import DEFAULT_OPSET, Exporter, export_to_onnx
 from edgecls.export.parity import ParityError, check_parity
 from edgecls.export.quant_data import ImageList
-from edgecls.export.quant_isa import QuantRecipe
+from edgecls.export.quant_isa import QuantRecipe, candidate_recipes, plan_target
 from edgecls.export.quant_report import REPORT_JSON, REPORT_MD, QuantReport, write_report
 from edgecls.export.quantize import FRONTIER_PLOT, OverBudgetError, QuantizeOptions, quantize_model
 from edgecls.export.run_data import DataRef, load_splits
 from edgecls.runtime.atomic import atomic_write_text
 from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.cpu_isa import detect_isa
 from edgecls.runtime.errors import EdgeclsError
 
 Log = Callable[[str], None]
 PTQ_DIR = "ptq"
+QAT_DIR = "qat"
+QAT_FP32_NAME = "model.qat-fp32.onnx"
 QAT_REPORT_JSON = "qat_report.json"
 QAT_REPORT_MD = "qat_report.md"
 CALIB_BATCH = 16
@@ -88,12 +91,14 @@ def fake_quant_spec(recipe: QuantRecipe) -> Any:
     )
 
 
-def _all_int8(recipe_dict: dict[str, Any]) -> QuantRecipe:
-    """The post-training recipe's arithmetic with nothing kept in float (QAT aims for the all-int8 model)."""
-    names = {f.name for f in dataclasses.fields(QuantRecipe)}
-    kw = {k: v for k, v in recipe_dict.items() if k in names}
-    kw.update(name="qat", nodes_to_exclude=(), bias_correction=False, reason="fine-tuned with fake int8 (QAT)")
-    return QuantRecipe(**kw)
+def simulated_recipe(target: str) -> QuantRecipe:
+    """The recipe QAT simulates and then quantizes with: the target's first choice, nothing kept in float.
+
+    Not post-training's pick: on x86 without VNNI that may be full-range u8s8, whose saturating pair sums
+    (VPMADDUBSW) the fake quantization does not model; the target's first recipe (7-bit weights in GEMM convs,
+    8-bit depthwise on x86-avx2; u8s8 on VNNI; s8s8 on ARM) computes exactly what is simulated."""
+    first = candidate_recipes(plan_target(target, detect_isa()))[0]
+    return dataclasses.replace(first, name="qat", reason=f"fine-tuned with fake int8 (QAT); {first.reason}")
 
 
 def _qat_config(checkpoint: Any, epochs: int, recipe: QuantRecipe, lr: float | None, max_batches: int | None) -> Any:
@@ -238,7 +243,7 @@ def quantize_with_qat(
         write_qat_report(record, out_dir)
         return QatOutcome(ptq, record, ptq_error)
     ptq_dir = _move_ptq_files(ptq, out_dir, int8_path.name)
-    recipe = _all_int8(ptq.recipe)
+    recipe = simulated_recipe(options.target)
     config = _qat_config(source.checkpoint, epochs, recipe, lr, max_batches)
     log(f"post-training int8: {ptq.verdict}{'' if ptq.budget_met else ' (missed)'}; fine-tuning with fake int8")
     model = source.checkpoint.build_model()
@@ -254,22 +259,23 @@ def quantize_with_qat(
         "simulated": recipe.describe(),
     }
     qat_contract = contract.with_provenance(qat={k: v for k, v in training.items() if k != "history"})
-    with tempfile.TemporaryDirectory(prefix="edgecls-qat-") as tmp:
-        qat_fp32 = Path(tmp) / "model.qat.onnx"
-        export_to_onnx(trained.model, contract, qat_fp32, opset=opset, exporter=exporter)
-        parity_images = calibration.images[:PARITY_IMAGES]
-        parity = check_parity(trained.model, qat_fp32, parity_images, contract, variant="qat-fp32")
-        log(f"parity {parity.describe()}")
-        if not parity.passed:
-            raise ParityError(f"the fine-tuned model's ONNX export does not match PyTorch: {parity.describe()}")
-        qat_options = dataclasses.replace(options, recipes=[recipe])
-        try:
-            qat = quantize_model(
-                qat_fp32, int8_path, calibration, validation, qat_contract, qat_options, log, reference=fp32_path
-            )
-            qat_error = None
-        except OverBudgetError as e:
-            qat, qat_error = e.report, e
+    qat_dir = out_dir / QAT_DIR
+    qat_dir.mkdir(parents=True, exist_ok=True)
+    qat_fp32 = qat_dir / QAT_FP32_NAME  # kept: the fine-tuned float weights the int8 file was made from
+    export_to_onnx(trained.model, contract, qat_fp32, opset=opset, exporter=exporter)
+    parity_images = calibration.images[:PARITY_IMAGES]
+    parity = check_parity(trained.model, qat_fp32, parity_images, contract, variant="qat-fp32")
+    log(f"parity {parity.describe()}")
+    if not parity.passed:
+        raise ParityError(f"the fine-tuned model's ONNX export does not match PyTorch: {parity.describe()}")
+    qat_options = dataclasses.replace(options, recipes=[recipe])
+    try:
+        qat = quantize_model(
+            qat_fp32, int8_path, calibration, validation, qat_contract, qat_options, log, reference=fp32_path
+        )
+        qat_error = None
+    except OverBudgetError as e:
+        qat, qat_error = e.report, e
     record = {
         "ran": True,
         "epochs": epochs,
@@ -277,6 +283,7 @@ def quantize_with_qat(
         "qat": _side(qat),
         "training": training,
         "ptq_dir": str(ptq_dir),
+        "qat_fp32": str(qat_fp32),
         "published": "qat" if qat.written else None,
         "gain_points": round(ptq.drop_points - qat.drop_points, 3),
         "verdict": _verdict(ptq, qat),
