@@ -32,6 +32,7 @@ from edgecls.export.parity import FP32_ATOL, ParityError, ParityResult, check_pa
 from edgecls.export.quant.image_sets import ImageList, images_from_run, load_int8_images, load_role_images
 from edgecls.export.quant.options import Int8Images, QuantizeOptions
 from edgecls.export.quant.pipeline import OverBudgetError, quantize_model
+from edgecls.export.quant.qat_export import QatSource, QatUnavailableError, quantize_with_qat, require_qat_source
 from edgecls.export.run_data import DataRef, data_ref_of
 from edgecls.runtime.atomic import atomic_path, atomic_write_text
 from edgecls.runtime.contract import ModelContract
@@ -57,6 +58,8 @@ class ExportOptions:
     parity_images: int = 32
     quantize: QuantizeOptions | None = None  # None: no int8 model
     int8_images: Int8Images = Int8Images()  # read only with ``quantize``
+    qat_epochs: int = 0  # --qat: quantization-aware fine-tuning when post-training int8 misses (edgecls runs only)
+    qat_lr: float | None = None  # None: edgecls.training.qat.LR_SCALE x the run's learning rate
 
 
 @dataclass
@@ -72,6 +75,7 @@ class ExportReport:
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
     source_checkpoint: str | None = None  # the checkpoint exported (absolute): `bench DIR` finds it here
+    qat: dict[str, Any] | None = None  # --qat: post-training and QAT int8 side by side (quant/qat_export.py)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -125,9 +129,19 @@ def export_model(
     options: ExportOptions,
     log: Log = print,
     source_checkpoint: str | None = None,
+    qat_source: QatSource | None = None,
 ) -> ExportReport:
-    """Export ``model`` with ``contract`` into ``out_dir``: fp32, parity, golden, then fp16/int8."""
+    """Export ``model`` with ``contract`` into ``out_dir``: fp32, parity, golden, then fp16/int8.
+
+    ``qat_source`` (an edgecls run's checkpoint and data) is required by ``options.qat_epochs``."""
     t0 = time.perf_counter()
+    if options.qat_epochs and not options.quantize:
+        raise QatUnavailableError("--qat fine-tunes for int8: it needs --quantize")
+    if options.qat_epochs and qat_source is None:
+        raise QatUnavailableError(
+            "--qat fine-tunes an edgecls training run (it needs the run's checkpoint and training data); "
+            "a --model model is quantized post-training only: drop --qat"
+        )
     out = Path(out_dir)
     fp32_path = out / FP32_NAME
     contract = contract.with_provenance(variant="fp32")
@@ -155,14 +169,23 @@ def export_model(
             warnings.append(f"fp16 changes the top-1 class on {p16.top1_mismatches}/{p16.images} parity images")
         parities.append(p16)
         files["fp16"] = str(fp16_path)
-    quant = None
+    quant, qat_record = None, None
     over_budget = None
     if options.quantize is not None:
         assert inputs.calibration is not None and inputs.validation is not None
         try:
-            report = quantize_model(
-                fp32_path, out / INT8_NAME, inputs.calibration, inputs.validation, contract, options.quantize, log
-            )
+            if options.qat_epochs:
+                assert qat_source is not None
+                outcome = quantize_with_qat(
+                    qat_source, fp32_path, out / INT8_NAME, inputs.calibration, inputs.validation, contract,
+                    options.quantize, options.qat_epochs, log, lr=options.qat_lr, opset=options.opset,
+                    exporter=options.exporter,
+                )  # fmt: skip
+                report, qat_record, over_budget = outcome.report, outcome.record, outcome.over_budget
+            else:
+                report = quantize_model(
+                    fp32_path, out / INT8_NAME, inputs.calibration, inputs.validation, contract, options.quantize, log
+                )
         except OverBudgetError as e:  # fp32 and the reports are written; the error says why int8 is not
             over_budget, report = e, e.report
         if report.written:
@@ -181,6 +204,7 @@ def export_model(
         warnings=warnings,
         seconds=round(time.perf_counter() - t0, 1),
         source_checkpoint=source_checkpoint,
+        qat=qat_record,
     )
     atomic_write_text(out / REPORT_NAME, json.dumps(report_obj.to_dict(), indent=2) + "\n")
     files["report"] = str(out / REPORT_NAME)
@@ -205,9 +229,13 @@ def export_checkpoint(
         checkpoint=ckpt.path.name,
         metrics=ckpt.contract.provenance.get("metrics", ckpt.raw.get("metrics", {})),
     )
-    inputs = resolve_inputs(options, contract, data_ref_of(ckpt.raw, ckpt.path), str(ckpt.path), log)
+    ref = data_ref_of(ckpt.raw, ckpt.path)
+    qat = require_qat_source(ckpt, ref, str(ckpt.path)) if options.qat_epochs else None
+    inputs = resolve_inputs(options, contract, ref, str(ckpt.path), log)
     out = Path(options.out_dir) if options.out_dir else default_out_dir(run_or_checkpoint)
-    return export_model(model, contract, out, inputs, options, log, source_checkpoint=str(ckpt.path.resolve()))
+    return export_model(
+        model, contract, out, inputs, options, log, source_checkpoint=str(ckpt.path.resolve()), qat_source=qat
+    )
 
 
 __all__ = ["ExportOptions", "ExportReport", "FP32_ATOL", "export_checkpoint", "export_model"]

@@ -3,6 +3,11 @@
 The result plays the part of "a pretrained depthwise network edgecls did not train": its weights come from
 this script, it enters edgecls through ``edgecls export --model photo_model.py:build --weights ...``.
 
+Before evaluating and saving, BatchNorm's running statistics are re-estimated over training crops with the
+final weights (edgecls.training.batchnorm): a run this short (tens of steps) otherwise evaluates with
+statistics still close to their initial mean 0 / variance 1, and the 50-step run of 2026-11-30 collapsed onto
+one class (6% held-out accuracy = chance) that way.
+
     flock /tmp/edgecls-cpu.lock python benchmarks/quantization/train_photo_mnv2.py --out WEIGHTS.pt
 """
 
@@ -23,6 +28,7 @@ from photo_model import CONTRACT_FLAGS, build  # noqa: E402
 
 from edgecls.runtime.contract import ModelContract  # noqa: E402
 from edgecls.runtime.preprocess import preprocess_batch  # noqa: E402
+from edgecls.training.batchnorm import reestimate_batchnorm_statistics  # noqa: E402
 
 
 def main() -> None:
@@ -30,6 +36,7 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--steps", type=int, default=120)
     ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--bn-images", type=int, default=256, help="training crops that re-estimate BatchNorm")
     args = ap.parse_args()
     torch.manual_seed(0)
     contract = ModelContract(labels=PHOTOS, input_size=(224, 224), **CONTRACT_FLAGS)
@@ -49,6 +56,11 @@ def main() -> None:
         sched.step()
         if step % 10 == 0 or step == args.steps - 1:
             print(f"step {step:4d} loss {loss.item():.3f} ({time.time() - t0:.0f}s)", flush=True)
+    bn_batches = (random_crops(args.batch, seed=500_000 + i)[0] for i in range(max(1, args.bn_images // args.batch)))
+    seen = reestimate_batchnorm_statistics(
+        model, (torch.from_numpy(preprocess_batch(crops, contract)) for crops in bn_batches)
+    )
+    print(f"BatchNorm statistics re-estimated over {seen} training crops", flush=True)
     model.eval()
     crops, labels = random_crops(320, seed=7)  # held-out crops (other seeds than training)
     with torch.no_grad():

@@ -45,6 +45,16 @@ def export_command(
     max_drop: MaxDropOpt = 1.0,
     target: TargetOpt = "auto",
     allow_over_budget: AllowOverBudgetOpt = False,
+    qat: Annotated[
+        int,
+        typer.Option(
+            "--qat",
+            min=0,
+            metavar="EPOCHS",
+            help="With --quantize, on an edgecls run: when post-training int8 misses the budget, fine-tune EPOCHS "
+            "epochs with int8 rounding in the loop and quantize that (qat_report.md compares both).",
+        ),
+    ] = 0,
     opset: Annotated[int, typer.Option(min=13, help="ONNX opset.")] = 17,
     exporter: Annotated[str, typer.Option(help="auto (dynamo, falling back to torchscript), dynamo, torchscript.")] = (
         "auto"
@@ -71,6 +81,7 @@ def export_command(
         if quantize
         else None,
         int8_images=Int8Images(calib=calib, val=val),
+        qat_epochs=qat,
     )
     log = progress_log(json_out)
     if model is not None:

@@ -53,20 +53,21 @@ def _optimizer(config: TrainConfig, model: nn.Module, head: str | None) -> torch
     return torch.optim.AdamW(groups, lr=config.resolved_lr())  # TrainConfig admits adamw or sgd only
 
 
-def _train_epoch(
+def train_epoch(
     model: nn.Module,
     loader: DataLoader,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     criterion: nn.Module,
-    config: TrainConfig,
+    max_batches: int | None,
     broken: set[str],
     on_batch: Callable[[int, float, float], None],
 ) -> EpochStats:
+    """One pass over ``loader`` (at most ``max_batches`` batches): one optimizer and scheduler step per batch."""
     total_loss, correct, seen = 0.0, 0, 0
     for step, (x, y, bad) in enumerate(loader):
         broken.update(bad)
-        if config.max_train_batches is not None and step >= config.max_train_batches:
+        if max_batches is not None and step >= max_batches:
             break
         if len(y) == 0:
             continue
@@ -221,7 +222,9 @@ def _train(config: TrainConfig, ctx: DistContext, log: Logger, show_progress: bo
                     progress.update(task, completed=step + 1, loss=loss, acc=100 * acc)
 
             set_training_mode(model, head, config, epoch)
-            stats = _train_epoch(ddp_model, loader, optimizer, scheduler, criterion, config, broken, on_batch)
+            stats = train_epoch(
+                ddp_model, loader, optimizer, scheduler, criterion, config.max_train_batches, broken, on_batch
+            )
             stop = False
             if ctx.is_main:
                 if config.resolved_batchnorm() == "reestimate":

@@ -150,14 +150,19 @@ def quantize_model(
     contract: ModelContract | None = None,
     options: QuantizeOptions | None = None,
     log: Log = print,
+    reference: str | os.PathLike[str] | None = None,
 ) -> QuantReport:
     """Write the int8 QDQ model of ``fp32_path`` to ``out_path`` and its report beside it.
+
+    ``reference``: the fp32 model the int8 one is graded and timed against (default ``fp32_path``); QAT
+    quantizes its fine-tuned copy of a model but is judged against the original.
 
     Raises :class:`OverBudgetError` (after writing the report) when the held-out drop exceeds the budget and
     ``allow_over_budget`` is off; nothing is then written at ``out_path``."""
     t0 = time.perf_counter()
     opts = options or QuantizeOptions()
     fp32_path, out_path = Path(fp32_path), Path(out_path)
+    ref_path = Path(reference) if reference is not None else fp32_path
     contract = _contract_for(fp32_path, contract)
     plan = plan_target(opts.target, detect_isa())
     candidates = opts.recipes or candidate_recipes(plan)
@@ -170,8 +175,8 @@ def quantize_model(
     metric = "top1" if labels is not None else "agreement"
     search_inputs = search_part.inputs(contract)  # float32[N, 3, h, w], computed once for every trial
     holdout_inputs = holdout.inputs(contract)
-    search_ref = onnx_logits(fp32_path, search_inputs)
-    holdout_ref = onnx_logits(fp32_path, holdout_inputs)
+    search_ref = onnx_logits(ref_path, search_inputs)
+    holdout_ref = onnx_logits(ref_path, holdout_inputs)
     with tempfile.TemporaryDirectory(prefix="edgecls-quant-") as tmp:
         quantizer = StaticQuantizer(fp32_path, calibration, contract, tmp)
         search = BudgetSearch(
@@ -188,7 +193,7 @@ def quantize_model(
             cache_dir=Path(opts.cache_dir) if opts.cache_dir else None,
         )
         result = search.run(candidates)
-        report = _grade(result, fp32_path, out_path, holdout, holdout_inputs, holdout_ref, plan, opts, len(search_part))
+        report = _grade(result, ref_path, out_path, holdout, holdout_inputs, holdout_ref, plan, opts, len(search_part))
         report.calibration = {
             "source": calibration.source,
             "images": len(calibration),
@@ -217,7 +222,7 @@ def quantize_model(
             report.nodes_kept_float = _publish(result.best.path, out_path, contract, record)
         report.written = written
         report.int8_model = str(out_path) if written else ""
-        report.size_bytes = {"fp32": fp32_path.stat().st_size, "int8": result.best.path.stat().st_size}
+        report.size_bytes = {"fp32": ref_path.stat().st_size, "int8": result.best.path.stat().st_size}
         plot = plot_frontier(
             report.trials,
             report.latency["fp32"]["p50_ms"],
