@@ -36,7 +36,13 @@ from edgecls.export.run_data import data_ref_of  # noqa: E402
 from edgecls.runtime.atomic import atomic_write_text  # noqa: E402
 from edgecls.training.checkpoint import load_checkpoint  # noqa: E402
 
-LABELS = {"fp32": "fp32", "ptq": "int8 post-training (edgecls, 1-point budget)", "qat": "int8 QAT (edgecls --qat)"}
+LABELS = {
+    "fp32": "fp32",
+    "ptq": "int8 post-training (edgecls, 1-point budget)",
+    "qat_fp32": "fp32 weights after QAT (not shipped; what the QAT int8 file was made from)",
+    "qat": "int8 QAT (edgecls --qat)",
+}
+TIMED = ("fp32", "ptq", "qat")
 
 
 def quantize_phase(name: str, run: Path, work: Path, epochs: int) -> dict[str, Any]:
@@ -59,6 +65,7 @@ def quantize_phase(name: str, run: Path, work: Path, epochs: int) -> dict[str, A
     ptq = Path(outcome.record["ptq_dir"]) / "model.int8.onnx"
     paths = {"fp32": fp32, "ptq": ptq, "qat": case_dir / "model.int8.onnx"}
     graded = grade(paths, set(), test, contract, fp32)
+    graded["qat_fp32"] = grade({"qat_fp32": Path(outcome.record["qat_fp32"])}, set(), test, contract, fp32)["qat_fp32"]
     result = {
         "run": str(run),
         "arch": ckpt.arch,
@@ -75,7 +82,7 @@ def quantize_phase(name: str, run: Path, work: Path, epochs: int) -> dict[str, A
 
 
 def latency_phase(result: dict[str, Any], rounds: int, runs: int) -> None:
-    paths = {k: Path(v) for k, v in result["paths"].items()}
+    paths = {k: Path(v) for k, v in result["paths"].items() if k in TIMED}
     start = os.getloadavg()
     result["latency"] = interleaved_latency(paths, tuple(result["input_size"]), rounds, runs)
     result["latency_loadavg"] = {"start": start, "end": os.getloadavg()}
@@ -120,12 +127,14 @@ def markdown(results: dict[str, Any]) -> str:
             "|---|---|---|---|---|---|---|---|",
         ]
         for key, label in LABELS.items():
+            if key not in r["test"]:
+                continue
             t = r["test"][key]
             fusion = t.get("fusion")
-            side = rec.get(key) if key != "fp32" else None
+            side = rec.get(key) if key in ("ptq", "qat") else None
             verdict = "-" if side is None else f"{side['verdict']} ({'met' if side['budget_met'] else 'missed'})"
             ms = speed = "-"
-            if lat:
+            if lat and key in lat:
                 ms = f"{lat[key]['p50_ms']:.2f} [{lat[key]['min_ms']:.2f}-{lat[key]['max_ms']:.2f}]"
                 speed = f"{lat['fp32']['p50_ms'] / lat[key]['p50_ms']:.2f}x"
             convs = "-" if fusion is None else f"{fusion['int8_convs']} / {fusion['float_convs']}"
