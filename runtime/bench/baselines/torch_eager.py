@@ -1,8 +1,9 @@
 """PyTorch eager baseline for ``edgecls bench``: the checkpoint an ONNX model came from, run by torch itself.
 
-Importing this module never imports torch (tests/test_imports.py checks it): torch and the training stage's
-checkpoint code are imported inside :func:`load_torch_eager`, which runs in the benchmark's measuring process,
-and the bench adds these targets only when torch is importable. The source checkpoint is found from
+Nothing here imports torch (tests/test_imports.py checks it): the runner that does,
+``edgecls.training.eager_runner.load_torch_eager``, is named by :data:`TORCH_LOADER` and imported only in the
+benchmark's measuring process, and the bench adds these targets only when torch is importable.
+The source checkpoint is found from
 (1) an explicit ``--checkpoint``, (2) the contract provenance of the ONNX model (a checkpoint path and/or its
 SHA-256), (3) a ``best.pt``/``last.pt``/``*.pt`` beside the model or one folder up (an export dir inside a
 run dir) whose SHA-256 matches the provenance, or - when the provenance records no hash - a ``best.pt``
@@ -17,9 +18,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from edgecls.runtime.bench.rows import ENGINE_TORCH, BenchTarget, LoadedRunner
+from edgecls.runtime.bench.rows import ENGINE_TORCH, BenchTarget
 
-TORCH_LOADER = "edgecls.runtime.bench.baselines.torch_eager:load_torch_eager"
+# The loader lives with the training stage (it needs torch); the measuring process imports it by this path.
+TORCH_LOADER = "edgecls.training.eager_runner:load_torch_eager"
 # Provenance keys export may use for the source checkpoint (path and hash).
 _PATH_KEYS = ("checkpoint", "checkpoint_path", "source_checkpoint")
 _SHA_KEYS = ("checkpoint_sha256", "source_checkpoint_sha256", "checkpoint_sha")
@@ -140,34 +142,3 @@ def installed_torch_baselines(
     if not baselines and checkpoint is None and found:
         baselines, notes = torch_baselines(targets, found[0])
     return baselines, notes
-
-
-def load_torch_eager(
-    model: str, provider: str = "torch-cpu", threads: int | None = None, **_: Any
-) -> LoadedRunner:
-    """Rebuild the checkpoint's model; ``infer`` maps ``float32[N, 3, h, w]`` -> ``float32[N, C]`` logits."""
-    import numpy as np
-    import torch
-
-    from edgecls.training.checkpoint import load_checkpoint
-
-    if threads:
-        torch.set_num_threads(int(threads))
-    ckpt = load_checkpoint(model)
-    net = ckpt.build_model()
-    size = sum(p.numel() * p.element_size() for p in net.parameters())
-    size += sum(b.numel() * b.element_size() for b in net.buffers())
-
-    def infer(batch: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return net(torch.from_numpy(np.ascontiguousarray(batch))).numpy()
-
-    h, w = ckpt.contract.input_size
-    return LoadedRunner(
-        infer=infer,
-        input_shape=(None, 3, h, w),
-        input_dtype="float32",
-        providers_used=[f"torch {torch.__version__} CPU ({torch.get_num_threads()} threads)"],
-        contract=ckpt.contract,
-        size_bytes=size,
-    )
