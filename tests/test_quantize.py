@@ -1,14 +1,14 @@
-"""int8: ISA-aware defaults, calibration through the runtime's preprocessing, and the accuracy budget.
+"""int8: calibration through the runtime's preprocessing, and the accuracy budget.
 
-One file for the quantize command's contract (recipes per target, honest grading, exit statuses, bias
-correction, the frontier), sharing one module-scoped set of real exported models so they are built once."""
+One file for the quantize command's contract (honest grading, exit statuses, bias correction, the frontier),
+sharing one module-scoped set of real exported models so they are built once. The recipes per target and the
+runtime's saturation warnings, which need no model, are tests/test_quant_recipes.py."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import shutil
-import sys
 
 import numpy as np
 import pytest
@@ -22,72 +22,8 @@ from edgecls.export.parity import onnx_logits
 from edgecls.export.quant.image_sets import ImageList, load_role_images
 from edgecls.export.quant.options import QuantizeOptions
 from edgecls.export.quant.pipeline import quantize_model
-from edgecls.export.quant.recipes import candidate_recipes, plan_target
 from edgecls.runtime.contract import ModelContract
-from edgecls.runtime.cpu_isa import detect_isa
 from edgecls.runtime.errors import ContractError, DataError
-
-FLAGS = "fpu sse sse2 avx avx2 fma"
-
-
-@pytest.mark.parametrize(
-    ("cpuinfo", "machine", "isa", "act", "reduce_range"),
-    [
-        (f"flags\t: {FLAGS} avx512f avx512_vnni\n", "x86_64", "x86-vnni", "QUInt8", False),
-        (f"flags\t: {FLAGS} avx_vnni\n", "x86_64", "x86-vnni", "QUInt8", False),
-        (f"flags\t: {FLAGS}\n", "x86_64", "x86-avx2", "QUInt8", True),
-        ("Features\t: fp asimd evtstrm aes crc32 asimddp\n", "aarch64", "arm-dotprod", "QInt8", False),
-        ("Features\t: fp asimd\n", "aarch64", "arm", "QInt8", False),
-    ],
-)
-def test_isa_detection_picks_the_recipe(cpuinfo, machine, isa, act, reduce_range):
-    profile = detect_isa(cpuinfo, machine)
-    assert profile.isa == isa
-    plan = plan_target("auto", profile)
-    assert not plan.precise_kernels  # auto = this CPU: measured as it runs
-    first = candidate_recipes(plan)[0]
-    assert first.activation_type == act and first.weight_type == "QInt8" and first.reduce_range == reduce_range
-    assert first.per_channel and first.reason
-    if isa == "x86-avx2":  # both saturation remedies are measured, not assumed
-        assert [r.reduce_range for r in candidate_recipes(plan)] == [True, True, False]
-
-
-AVX2_HOST = detect_isa(f"flags\t: {FLAGS}\n", "x86_64")
-VNNI_HOST = detect_isa(f"flags\t: {FLAGS} avx512_vnni\n", "x86_64")
-ARM_HOST = detect_isa("Features\t: fp asimd asimddp\n", "aarch64")
-
-
-@pytest.mark.parametrize(
-    ("target", "host", "act", "reduce_ranges", "precise"),
-    [
-        # made for a VNNI CPU on an AVX2 box: full range, accuracy with the exact kernels standing in
-        ("x86-vnni", AVX2_HOST, "QUInt8", [False], True),
-        # made for AVX2 on a VNNI box: its saturation cannot be measured there, so only 7-bit weights
-        ("x86-avx2", VNNI_HOST, "QUInt8", [True, True], False),
-        ("x86-avx2", AVX2_HOST, "QUInt8", [True, True, False], False),
-        ("arm64", AVX2_HOST, "QInt8", [False], True),
-        ("arm64", ARM_HOST, "QInt8", [False], False),
-        ("x86-vnni", ARM_HOST, "QUInt8", [False], False),
-    ],
-)
-def test_the_recipe_is_for_the_target_not_the_host(target, host, act, reduce_ranges, precise):
-    plan = plan_target(target, host)
-    recipes = candidate_recipes(plan)
-    assert plan.target == target and plan.precise_kernels is precise
-    assert [r.reduce_range for r in recipes] == reduce_ranges
-    assert {r.activation_type for r in recipes} == {act}
-    assert ("speed measured here is not the target's" in plan.note) is (host.target != target)
-
-
-def test_unknown_target_is_refused():
-    from edgecls.runtime.errors import EdgeclsError
-
-    with pytest.raises(EdgeclsError, match="--target must be"):
-        plan_target("x86-sse", AVX2_HOST)
-
-
-def test_this_machine_is_detected():
-    assert detect_isa().isa != "unknown" or sys.platform != "linux"
 
 
 class _Outlier(nn.Module):
@@ -475,29 +411,6 @@ def test_bias_correction_cancels_the_mean_error_of_rounded_weights(tmp_path):
         path = quantizer.quantize(QuantRecipe("u8s8", bias_correction=bc), tmp_path / f"bc{bc}.onnx")
         errors[bc] = float(np.abs((_conv_output(path, x) - ref).mean(axis=(0, 2, 3))).mean())
     assert quantizer.bias_notes and errors[True] < 0.25 * errors[False]
-
-
-def test_runtime_warns_where_the_file_would_saturate():
-    from edgecls.runtime.cpu_isa import int8_warnings
-
-    vnni_file = {
-        "quantization": {
-            "activation_type": "QUInt8",
-            "weight_type": "QInt8",
-            "reduce_range": False,
-            "target": "x86-vnni",
-            "budget_met": True,
-        }
-    }
-    avx2_file = {"quantization": {**vnni_file["quantization"], "reduce_range": True, "target": "x86-avx2"}}
-    assert any("saturate" in w for w in int8_warnings(vnni_file, AVX2_HOST))
-    assert int8_warnings(vnni_file, VNNI_HOST) == [] and int8_warnings(vnni_file, ARM_HOST) == []
-    assert int8_warnings(avx2_file, AVX2_HOST) == []
-    over = {"quantization": {**avx2_file["quantization"], "budget_met": False, "verdict": "top-1 fell 3.0 points"}}
-    assert int8_warnings(over, AVX2_HOST) == [
-        "int8 OVER BUDGET: top-1 fell 3.0 points (written with --allow-over-budget)"
-    ]
-    assert int8_warnings({"variant": "fp32"}, AVX2_HOST) == []
 
 
 def test_frontier_keeps_only_undominated_trials():
