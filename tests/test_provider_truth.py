@@ -1,15 +1,12 @@
 """Providers that tell the truth, each claim checked for real on this CPU-only machine (no mocked sessions):
 the options edgecls passes are the documented ones, --strict raises on a provider that loads but runs no node,
-bench measures what `edgecls run` runs, `--provider auto` picks the fastest correct provider, and the README's
-bench/run flags exist."""
+bench measures what `edgecls run` runs, and `--provider auto` picks the fastest correct provider (the flags the docs
+show are checked for every command by tests/test_docs.py)."""
 
 from __future__ import annotations
 
-import re
-
 import onnxruntime as ort
 import pytest
-from fixtures_runtime import REPO
 from typer.testing import CliRunner
 
 from edgecls.cli import app
@@ -123,23 +120,3 @@ def test_provider_auto_marks_the_fastest_correct_row(bench_models):
     assert "CPUExecutionProvider" in measured
     if S.openvino_route() == "openvino":
         assert "OpenVINOExecutionProvider" in measured
-
-
-def test_readme_bench_and_run_flags_exist():
-    """Every `--flag` the README shows after `edgecls bench` / `edgecls run` (up to the next command named on the
-    line) is a real option of that command."""
-    helps = {cmd: CliRunner().invoke(app, [cmd, "--help"], terminal_width=200).output for cmd in ("bench", "run")}
-    text = (REPO / "README.md").read_text()
-    commands = r"edgecls (train|export|eval|quantize|info|serve|batch|run|bench|providers|demo)\b"
-    checked = 0
-    for line in text.splitlines():
-        marks = list(re.finditer(commands, line))
-        for i, mark in enumerate(marks):
-            if mark.group(1) not in helps:
-                continue
-            segment = line[mark.start() : marks[i + 1].start() if i + 1 < len(marks) else len(line)]
-            spans = re.findall(r"`([^`]*)`", "`" + segment if segment.count("`") % 2 else segment)
-            for flag in (f for span in spans for f in re.findall(r"--[a-z][a-z0-9-]*", span)):
-                checked += 1
-                assert flag in helps[mark.group(1)], f"README: `edgecls {mark.group(1)}` with {flag}: {segment[:120]}"
-    assert checked > 3
