@@ -1,0 +1,164 @@
+"""Folders other programs fill (issue #20, item 5): pipes, devices, dangling links and huge files never stall or
+exhaust ``edgecls run``; each is an error row naming the file, and SIGTERM still ends the run at once.
+
+Real FIFOs, real links to ``/dev/zero`` and real ``python -m edgecls run`` processes, each watched with a
+timeout and an RSS limit (fixtures_folders.watch), because the failure being defended against is a hang or a
+read without end.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from fixtures_folders import HOSTILE, colour_model, hostile_folder, start, watch, write_images
+from fixtures_reliability import jsonl
+
+from edgecls.runtime.errors import ImageDecodeError
+from edgecls.runtime.file_guard import read_regular_file
+from edgecls.runtime.image_files import walk_images
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return colour_model(tmp_path_factory.mktemp("model") / "colour.onnx")
+
+
+def _errors_by_name(rows: list[dict]) -> dict[str, str]:
+    return {Path(r["source"]).name: r["error"] for r in rows if "error" in r}
+
+
+def test_run_on_a_folder_with_a_fifo_and_dev_zero_gives_error_rows_fast_and_small(model: Path, tmp_path: Path):
+    folder = hostile_folder(tmp_path / "drop")
+    # Goal from the issue: under 5 s and 500 MB. The time limit here leaves room for a loaded CI box (the
+    # interpreter and onnxruntime start take most of it); the measured time is in docs/RELIABILITY.md.
+    got = watch("run", str(model), str(folder), "--json", timeout=20, rss_limit_mb=500)
+    assert got.killed is None, f"{got.killed}; stderr: {got.stderr[-2000:]}"
+    assert got.returncode == 1, got.stderr  # 1: some inputs are error rows
+    assert got.peak_rss_mb < 500
+    rows = jsonl(got.stdout)
+    errors = _errors_by_name(rows)
+    assert set(errors) == set(HOSTILE)
+    for name, words in HOSTILE.items():
+        assert words in errors[name] and name in errors[name], errors[name]
+    assert sum("top_k" in r for r in rows) == 2  # the real images are classified all the same
+    assert "Traceback" not in got.stderr
+
+
+def test_sigterm_ends_a_run_whose_folder_holds_a_fifo(model: Path, tmp_path: Path):
+    """The pipe sorts first; a reader blocked in open() on it once kept the process alive past SIGTERM."""
+    folder = tmp_path / "drop"
+    write_images(folder, 400)
+    os.mkfifo(folder / "0pipe.jpg")
+    proc = start("run", str(model), str(folder), "--json", "--batch-size", "1", "--workers", "1")
+    try:
+        sel = selectors.DefaultSelector()
+        assert proc.stdout is not None
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        sel.select(timeout=20)  # the first row (or nothing, if the run is stuck): signal it either way
+        proc.send_signal(signal.SIGTERM)
+        t0 = time.perf_counter()
+        code = proc.wait(timeout=10)
+        assert time.perf_counter() - t0 < 5
+    finally:
+        proc.kill()
+        out, err = proc.communicate()
+    assert code in (143, 1), err  # 143: stopped by the signal; 1: had finished first (error rows)
+    rows = jsonl(out)
+    assert rows and _errors_by_name(rows).get("0pipe.jpg", "").endswith("(only regular files are read)")
+
+
+def test_explicit_arguments_and_globs_get_the_same_guard_and_the_cap_is_a_flag(model: Path, tmp_path: Path):
+    folder = hostile_folder(tmp_path / "drop")
+    # A real image over 1 MB: noise does not compress.
+    import cv2
+    import numpy as np
+
+    noisy = folder / "noisy.png"
+    cv2.imwrite(str(noisy), np.random.default_rng(0).integers(0, 256, (800, 800, 3), dtype=np.uint8))
+    assert noisy.stat().st_size > 1_000_000
+    args = ["run", str(model), str(folder / "huge.jpg"), str(folder / "zero.jpg"), str(noisy),
+            str(folder / "0*.jpg"), "--json"]
+    default = watch(*args)
+    capped = watch(*args, "--max-file-mb", "1")
+    assert default.killed is None and capped.killed is None
+    d, c = _errors_by_name(jsonl(default.stdout)), _errors_by_name(jsonl(capped.stdout))
+    assert "larger than the file size limit (100 MB)" in d["huge.jpg"]
+    assert "not a regular file" in d["zero.jpg"]
+    assert "0pipe.jpg" in d and "not a regular file" in d["0pipe.jpg"]  # matched by the glob: named, not skipped
+    assert "noisy.png" not in d  # classified under the default cap
+    assert "larger than the file size limit (1 MB)" in c["noisy.png"]
+
+
+def _in_thread(fn, timeout: float = 5.0):
+    """Call ``fn`` in a daemon thread: a call that blocks forever fails the test instead of hanging it."""
+    result: dict[str, object] = {}
+
+    def target() -> None:
+        try:
+            result["value"] = fn()
+        except Exception as e:  # noqa: BLE001  (the test inspects it)
+            result["error"] = e
+
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+    t.join(timeout)
+    assert not t.is_alive(), "blocked"
+    return result
+
+
+def test_the_descriptor_is_checked_not_the_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A pipe swapped in after the path was checked (simulated: stat claims a regular file) is still refused,
+    and opening it does not block (O_NONBLOCK)."""
+    import stat as stat_module
+
+    from edgecls.runtime import file_guard
+
+    fifo = tmp_path / "swapped.jpg"
+    os.mkfifo(fifo)
+    regular = os.stat(__file__)
+    real_stat = os.stat
+    monkeypatch.setattr(file_guard.os, "stat", lambda p, *a, **k: regular if str(p) == str(fifo) else real_stat(p))
+    assert stat_module.S_ISREG(file_guard.os.stat(fifo).st_mode)
+    got = _in_thread(lambda: read_regular_file(fifo))
+    assert isinstance(got.get("error"), ImageDecodeError) and "named pipe" in str(got["error"])
+
+
+def test_the_cap_counts_bytes_read_not_the_size_the_file_claims():
+    # /proc files report size 0 yet hold data: only reading cap + 1 bytes catches them.
+    assert os.stat("/proc/self/maps").st_size == 0
+    with pytest.raises(ImageDecodeError, match="larger than the file size limit"):
+        read_regular_file("/proc/self/maps", max_bytes=16)
+    assert len(read_regular_file("/proc/self/maps", max_bytes=10_000_000)) > 16
+
+
+def test_training_and_calibration_readers_refuse_a_fifo_without_blocking(tmp_path: Path):
+    """quantize/eval/train share the walk and the decoder: their reads go through the same guard."""
+    from edgecls.data.imageset import FileImageSet
+    from edgecls.export.quant.image_sets import load_role_images
+    from edgecls.runtime.contract import ModelContract
+
+    folder = hostile_folder(tmp_path / "calib", images=3)
+    files = walk_images(folder)
+    assert {p.name for p in files} >= set(HOSTILE)
+    fifo = files.index(folder / "0pipe.jpg")
+    got = _in_thread(lambda: FileImageSet(("a",), files, [0] * len(files)).load(fifo))
+    assert isinstance(got.get("error"), ImageDecodeError)
+    contract = ModelContract(labels=("a", "b"), input_size=(32, 32))
+    got = _in_thread(lambda: load_role_images(folder, contract, "calibration"))
+    images = got["value"]
+    assert len(images) == 3 and len(images.skipped) == len(HOSTILE)
+
+
+def test_the_followed_walk_survives_a_link_loop(tmp_path: Path):
+    """Calibration and training folders are walked following links: a link back up must not loop forever."""
+    folder = tmp_path / "data"
+    write_images(folder / "a", 2)
+    (folder / "a" / "up").symlink_to(folder)
+    got = _in_thread(lambda: walk_images(folder))
+    assert [p.name for p in got["value"]] == ["img_000.png", "img_001.jpg"]
