@@ -99,20 +99,30 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
-def start(*args: str, stdin: int | None = None) -> subprocess.Popen[str]:
+def _popen(argv: list[str], stdin: int | None = None) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("DISPLAY", None)
-    return subprocess.Popen([sys.executable, "-m", "edgecls", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, cwd=REPO, stdin=stdin)
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO,
+                            stdin=stdin)
+
+
+def start(*args: str) -> subprocess.Popen[str]:
+    """``python -m edgecls ARGS`` in the background."""
+    return _popen([sys.executable, "-m", "edgecls", *args])
 
 
 def watch(*args: str, timeout: float = 30.0, rss_limit_mb: float = 500.0) -> Watched:
-    """Run ``python -m edgecls ARGS``; kill it past ``timeout`` or ``rss_limit_mb`` (polled every 20 ms).
+    """Run ``python -m edgecls ARGS`` under :func:`watch_argv`."""
+    return watch_argv([sys.executable, "-m", "edgecls", *args], timeout, rss_limit_mb)
+
+
+def watch_argv(argv: list[str], timeout: float = 30.0, rss_limit_mb: float = 500.0) -> Watched:
+    """Run ``argv``; kill it past ``timeout`` or ``rss_limit_mb`` (polled every 20 ms).
 
     The peak RSS is the kernel's own count for this child (``wait4``), not a sample.
     """
     t0 = time.perf_counter()
-    proc = start(*args, stdin=subprocess.DEVNULL)
+    proc = _popen(argv, stdin=subprocess.DEVNULL)
     out: dict[str, str] = {}
     readers = [threading.Thread(target=lambda k=k, s=s: out.__setitem__(k, s.read()), daemon=True)
                for k, s in (("stdout", proc.stdout), ("stderr", proc.stderr))]

@@ -11,12 +11,13 @@ from __future__ import annotations
 import os
 import selectors
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from fixtures_folders import HOSTILE, colour_model, hostile_folder, start, watch, write_images
+from fixtures_folders import HOSTILE, colour_model, hostile_folder, start, watch, watch_argv, write_images
 from fixtures_reliability import jsonl
 
 from edgecls.runtime.errors import ImageDecodeError
@@ -137,22 +138,42 @@ def test_the_cap_counts_bytes_read_not_the_size_the_file_claims():
     assert len(read_regular_file("/proc/self/maps", max_bytes=10_000_000)) > 16
 
 
-def test_training_and_calibration_readers_refuse_a_fifo_without_blocking(tmp_path: Path):
-    """quantize/eval/train share the walk and the decoder: their reads go through the same guard."""
-    from edgecls.data.imageset import FileImageSet
-    from edgecls.export.quant.image_sets import load_role_images
-    from edgecls.runtime.contract import ModelContract
+_CALIBRATION = """
+import sys
+from edgecls.data.imageset import FileImageSet
+from edgecls.export.quant.image_sets import load_role_images
+from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.errors import ImageDecodeError
+from edgecls.runtime.image_files import walk_images
 
+folder = sys.argv[1]
+files = walk_images(folder)
+training = FileImageSet(("a",), files, [0] * len(files))
+for i, p in enumerate(files):
+    try:
+        training.load(i)
+        print("read", p.name)
+    except ImageDecodeError as e:
+        print("refused", p.name, e)
+images = load_role_images(folder, ModelContract(labels=("a", "b"), input_size=(32, 32)), "calibration")
+print("calibration", len(images), len(images.skipped))
+"""
+
+
+def test_training_and_calibration_readers_refuse_pipes_and_devices(tmp_path: Path):
+    """quantize/eval/train share the walk and the decoder: their reads go through the same guard.
+
+    In a watched process of its own: a regression that reads /dev/zero must not exhaust the test runner.
+    """
     folder = hostile_folder(tmp_path / "calib", images=3)
-    files = walk_images(folder)
-    assert {p.name for p in files} >= set(HOSTILE)
-    fifo = files.index(folder / "0pipe.jpg")
-    got = _in_thread(lambda: FileImageSet(("a",), files, [0] * len(files)).load(fifo))
-    assert isinstance(got.get("error"), ImageDecodeError)
-    contract = ModelContract(labels=("a", "b"), input_size=(32, 32))
-    got = _in_thread(lambda: load_role_images(folder, contract, "calibration"))
-    images = got["value"]
-    assert len(images) == 3 and len(images.skipped) == len(HOSTILE)
+    got = watch_argv([sys.executable, "-c", _CALIBRATION, str(folder)], timeout=30)
+    assert got.killed is None and got.returncode == 0, (got.killed, got.stderr[-2000:])
+    lines = got.stdout.splitlines()
+    refused = {line.split()[1]: line for line in lines if line.startswith("refused")}
+    assert set(refused) == set(HOSTILE)
+    assert all(words in refused[name] for name, words in HOSTILE.items()), refused
+    assert sum(line.startswith("read") for line in lines) == 3
+    assert lines[-1] == f"calibration 3 {len(HOSTILE)}"
 
 
 def test_the_followed_walk_survives_a_link_loop(tmp_path: Path):
