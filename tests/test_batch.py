@@ -224,8 +224,8 @@ def test_unreadable_files_are_error_rows_on_both_paths_and_the_tables_agree(
 ):
     """A dangling link (or a pipe, a device, a file over the cap) once failed the whole Ray job with a
     traceback (Ray Data's read_binary_files), where the in-process path wrote an error row."""
-    local = run_edgecls("batch", str(colour_model), str(hostile), "--out", str(tmp_path / "local"), timeout=60)
-    assert local.returncode == 1 and "Traceback" not in local.stderr, local.stderr
+    local = watch("batch", str(colour_model), str(hostile), "--out", str(tmp_path / "local"), timeout=60)
+    assert local.killed is None and local.returncode == 1 and "Traceback" not in local.stderr, local.stderr
     context, _ = ray_cluster
     on_ray = run_edgecls("batch", str(colour_model), str(hostile), "--out", str(tmp_path / "ray"),
                          "--ray", context.address_info["address"], timeout=120)
