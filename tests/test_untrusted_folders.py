@@ -183,3 +183,29 @@ def test_the_followed_walk_survives_a_link_loop(tmp_path: Path):
     (folder / "a" / "up").symlink_to(folder)
     got = _in_thread(lambda: walk_images(folder))
     assert [p.name for p in got["value"]] == ["img_000.png", "img_001.jpg"]
+
+
+def test_batch_read_tasks_keep_every_failure_as_a_row(tmp_path: Path):
+    """What ``batch --ray``'s read tasks return: bytes or an error per input, in order, through the local guard
+    and through a pyarrow filesystem (the URI path; a local one stands in for a bucket)."""
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.fs as pafs
+
+    from edgecls.runtime.batch.reads import read_inputs
+
+    folder = hostile_folder(tmp_path / "drop", images=1)
+    (folder / "small.jpg").write_bytes(b"x" * 10)
+    names = sorted(str(p) for p in folder.iterdir())
+    local = _in_thread(lambda: read_inputs(pa.table({"path": names}), 100_000_000)).get("value")
+    assert local is not None and local.column("path").to_pylist() == names
+    errors = {Path(n).name: e for n, e in zip(names, local.column("error").to_pylist(), strict=True)}
+    assert {n for n, e in errors.items() if e} == set(HOSTILE)
+    assert all(words in errors[name] for name, words in HOSTILE.items())
+    small = names.index(str(folder / "small.jpg"))
+    assert local.column("bytes")[small].as_py() == b"x" * 10
+    regular = [str(folder / "small.jpg"), str(folder / "img_000.png"), str(folder / "gone.png")]
+    via_fs = read_inputs(pa.table({"path": ["fs://" + n for n in regular]}), 100, pafs.LocalFileSystem(), "fs://")
+    assert via_fs.column("bytes")[0].as_py() == b"x" * 10
+    fs_errors = via_fs.column("error").to_pylist()
+    assert fs_errors[0] is None and "larger than the file size limit" in fs_errors[1]
+    assert fs_errors[2].startswith(f"fs://{folder}/gone.png: cannot read")
