@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 
 from edgecls.runtime.errors import ImageDecodeError
+from edgecls.runtime.file_guard import DEFAULT_MAX_FILE_MB, MB, read_regular_file
 
 IMAGE_SUFFIXES: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pbm", ".pnm"}
@@ -52,18 +53,9 @@ def is_image_path(path: str | os.PathLike[str]) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
-def read_bytes(path: str | os.PathLike[str]) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except FileNotFoundError as e:
-        raise ImageDecodeError(f"{path}: no such file") from e
-    except IsADirectoryError as e:
-        raise ImageDecodeError(f"{path}: is a directory") from e
-    except PermissionError as e:
-        raise ImageDecodeError(f"{path}: permission denied") from e
-    except OSError as e:
-        raise ImageDecodeError(f"{path}: cannot read ({e.strerror or e})") from e
+def read_bytes(path: str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_FILE_MB * MB) -> bytes:
+    """A regular file's bytes, at most ``max_bytes`` (pipes, devices, oversized files: ImageDecodeError)."""
+    return read_regular_file(path, max_bytes)
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,23 @@ def walk_images(folder: str | os.PathLike[str], follow_links: bool = True) -> li
     """Images under ``folder``, recursively, sorted by path; hidden entries skipped.
 
     ``follow_links=False`` is for user-given trees that may link back into themselves (``edgecls run DIR``).
+    Followed links are walked once each: a link back up the tree would otherwise be walked again down to the
+    kernel's link limit (40 levels), listing every image 40 times. Entries are listed by name only: pipes,
+    devices and dangling links with an image suffix are listed too, and refused by the reader
+    (:mod:`edgecls.runtime.file_guard`), so each becomes an error row naming it instead of vanishing.
     """
     found: list[Path] = []
+    seen: set[tuple[int, int]] = set()  # (device, inode) of every folder walked
     for root, dirs, files in os.walk(folder, followlinks=follow_links):
+        try:
+            st = os.stat(root)
+        except OSError:
+            dirs[:] = []
+            continue
+        if (st.st_dev, st.st_ino) in seen:
+            dirs[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         found.extend(Path(root) / f for f in files if not f.startswith(".") and is_image_path(f))
     return sorted(found)

@@ -14,6 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from fixtures_folders import HOSTILE, hostile_folder, watch
+from fixtures_folders import colour_model as make_colour_model
 from fixtures_runtime import REPO, run_edgecls
 
 from edgecls.runtime.batch.job import BatchJob
@@ -62,27 +64,8 @@ N_IMAGES = len(PHOTOS) * 37 + len(BAD)
 
 @pytest.fixture(scope="module")
 def colour_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real 32 px ONNX classifier whose answer is the photo's dominant colour channel.
-
-    ``float32[N, 3, 32, 32]`` -> GlobalAveragePool -> Flatten -> Gemm(8 * I) -> ``float32[N, 3]`` logits, so the
-    labels vary across real photos and the scores depend on every step of the preprocessing.
-    """
-    from fixtures_runtime import LABELS, add_contract, make_onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    from edgecls.runtime.contract import ModelContract
-
-    path = tmp_path_factory.mktemp("colour") / "colour.onnx"
-    make_onnx(
-        path,
-        [helper.make_node("GlobalAveragePool", ["input"], ["gap"]), helper.make_node("Flatten", ["gap"], ["flat"]),
-         helper.make_node("Gemm", ["flat", "w"], ["logits"], transB=1)],
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, 32, 32])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 3])],
-        [numpy_helper.from_array(8 * np.eye(3, dtype=np.float32), "w")],
-    )
-    add_contract(path, ModelContract(labels=LABELS, input_size=(32, 32)))
-    return path
+    """A real 32 px ONNX classifier whose answer is the photo's dominant colour channel (fixtures_folders)."""
+    return make_colour_model(tmp_path_factory.mktemp("colour") / "colour.onnx")
 
 
 @pytest.fixture(scope="module")
@@ -220,3 +203,43 @@ def test_uri_inputs_are_listed_through_pyarrow_like_folders(photo_folder: Path):
     assert sorted(as_uri.files) == sorted(as_folder.files) and len(as_folder.files) == N_IMAGES
     assert [p.error.split(": ", 1)[1] for p in as_uri.problems] == [
         "no such file or prefix", "a stream; edgecls batch reads files (use edgecls run)"]
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two real images beside a FIFO, a /dev/zero link, a dangling link and a sparse 150 MB file."""
+    return hostile_folder(tmp_path_factory.mktemp("hostile") / "drop")
+
+
+def _assert_hostile_rows(rows: list[dict]) -> None:
+    errors = {Path(r["source"]).name: r["error"] for r in rows if r["error"] is not None}
+    assert set(errors) == set(HOSTILE)
+    assert all(words in errors[name] for name, words in HOSTILE.items()), errors
+    assert sum(r["error"] is None for r in rows) == 2
+
+
+@pytest.mark.slow  # Ray's cluster + worker start
+def test_unreadable_files_are_error_rows_on_both_paths_and_the_tables_agree(
+    ray_cluster, colour_model, hostile: Path, tmp_path: Path
+):
+    """A dangling link (or a pipe, a device, a file over the cap) once failed the whole Ray job with a
+    traceback (Ray Data's read_binary_files), where the in-process path wrote an error row."""
+    local = watch("batch", str(colour_model), str(hostile), "--out", str(tmp_path / "local"), timeout=60)
+    assert local.killed is None and local.returncode == 1 and "Traceback" not in local.stderr, local.stderr
+    context, _ = ray_cluster
+    on_ray = run_edgecls("batch", str(colour_model), str(hostile), "--out", str(tmp_path / "ray"),
+                         "--ray", context.address_info["address"], timeout=120)
+    assert on_ray.returncode == 1 and "Traceback" not in on_ray.stderr, on_ray.stderr[-3000:]
+    assert f"6 image(s), {len(HOSTILE)} error(s)" in on_ray.stderr.splitlines()[-1]
+    local_rows, ray_rows = _sorted_rows(tmp_path / "local"), _sorted_rows(tmp_path / "ray")
+    _assert_hostile_rows(local_rows)
+    _assert_same_table(ray_rows, local_rows)
+
+
+def test_the_in_process_table_names_each_unreadable_file(colour_model, hostile: Path, tmp_path: Path):
+    # A process of its own, watched: a regression reading /dev/zero must not take the test runner down.
+    got = watch("batch", str(colour_model), str(hostile), "--out", str(tmp_path / "t"), timeout=30)
+    assert got.killed is None and got.returncode == 1, (got.killed, got.stderr)
+    assert got.peak_rss_mb < 500
+    assert f"6 image(s), {len(HOSTILE)} error(s)" in got.stderr.splitlines()[-1]
+    _assert_hostile_rows(_sorted_rows(tmp_path / "t"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import sys
 import threading
 import time
 
@@ -99,7 +100,7 @@ def test_max_frames_and_stop_event(runtime_models, tmp_path):
 
 def test_annotate_and_save_names(tmp_path):
     from edgecls.runtime.classifier import Prediction
-    from edgecls.runtime.run.image_sinks import SaveSink, annotate, display_available
+    from edgecls.runtime.run.image_sinks import SaveSink, annotate
 
     img = np.zeros((120, 160, 3), np.uint8)
     out = annotate(img, [Prediction("cat", 0, 0.9)], fps=12.5)
@@ -109,7 +110,23 @@ def test_annotate_and_save_names(tmp_path):
     for src in ("a/x.png", "b/x.png", "c/y.tif"):
         sink.result(Record(src, preds, 1.0, image=img))
     assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["x.png", "x_1.png", "y.png"]
-    assert display_available() is None or "DISPLAY" in display_available()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the DISPLAY check is Linux's")
+def test_show_without_a_display_is_refused_with_one_line(monkeypatch):
+    from edgecls.runtime.run.image_sinks import ShowSink, display_available
+
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    why = display_available()
+    assert why is not None and "DISPLAY" in why
+    with pytest.raises(EdgeclsError, match="--show needs a display: no display"):
+        ShowSink(threading.Event())
+    monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")
+    assert display_available() is None
+    monkeypatch.delenv("WAYLAND_DISPLAY")
+    monkeypatch.setenv("DISPLAY", ":0")
+    assert display_available() is None
 
 
 def test_frame_sources_share_batches_fairly(runtime_models, tmp_path):

@@ -1,7 +1,8 @@
 """``edgecls batch``: label a large collection of image files into a Parquet table, here or on a Ray cluster.
 
 Exit status: 0 every file classified; 1 some files became error rows (the table is written all the same);
-2 the job could not start or did not finish (nothing is published at RESULTS); 130 after Ctrl-C.
+2 the job could not start or did not finish (nothing is published at RESULTS: among others RESULTS is a
+symbolic link, already holds a table without --overwrite, or another job is writing it); 130 after Ctrl-C.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from edgecls.cli.options import BatchSizeOpt, ProviderOpt, ThreadsOpt, TopKOpt
+from edgecls.cli.options import BatchSizeOpt, MaxFileMbOpt, ProviderOpt, ThreadsOpt, TopKOpt
 
 
 def batch(
@@ -24,7 +25,10 @@ def batch(
         ),
     ],
     out: Annotated[
-        str, typer.Option("--out", "-o", help="Results folder (Parquet files); must not hold files yet.")
+        str,
+        typer.Option(
+            "--out", "-o", help="Results folder (Parquet files); must not hold files yet (see --overwrite)."
+        ),
     ],
     ray: Annotated[
         str | None,
@@ -47,6 +51,13 @@ def batch(
     jsonl: Annotated[
         bool, typer.Option("--jsonl", help="Also write RESULTS.jsonl (one `run --json` object per line).")
     ] = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite", help="Replace an earlier table at RESULTS (a folder of *.parquet only) and RESULTS.jsonl."
+        ),
+    ] = False,
+    max_file_mb: MaxFileMbOpt = 100,
 ) -> None:
     """Classify many image files into a Parquet table (the fields of `run --json`, plus error rows).
 
@@ -66,10 +77,12 @@ def batch(
     except ImportError as e:
         raise MissingExtraError("edgecls batch needs pyarrow: pip install 'edgecls[ray]'") from e
     from edgecls.runtime.batch.job import BatchJob
+    from edgecls.runtime.file_guard import max_file_bytes
 
     job = BatchJob(
         model=model, inputs=tuple(inputs), out=out.removeprefix("file://"), top_k=top_k, batch_size=batch_size,
         concurrency=concurrency, provider=provider, threads=threads, jsonl=jsonl,
+        max_file_bytes=max_file_bytes(max_file_mb), overwrite=overwrite,
     )
     if ray is None:
         from edgecls.runtime.batch.local import classify_in_process

@@ -121,6 +121,13 @@ StrictOpt = Annotated[bool, typer.Option("--strict", help="Fail instead of warni
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout (JSON / JSON Lines).")]
 TopKOpt = Annotated[int, typer.Option("--top-k", "-k", min=1, help="Classes reported per input.")]
 BatchSizeOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Images per inference batch.")]
+MaxFileMbOpt = Annotated[
+    int,
+    typer.Option(
+        "--max-file-mb", min=1,
+        help="Image files larger than this many MB become error rows (so do pipes and devices: never read).",
+    ),
+]
 OutDirOpt = Annotated[Path | None, typer.Option("--out", help="Output directory.")]
 
 

@@ -12,7 +12,16 @@ from typing import Annotated
 
 import typer
 
-from edgecls.cli.options import BatchSizeOpt, JsonOpt, ProviderOpt, StrictOpt, ThreadsOpt, TopKOpt, contract_flags
+from edgecls.cli.options import (
+    BatchSizeOpt,
+    JsonOpt,
+    MaxFileMbOpt,
+    ProviderOpt,
+    StrictOpt,
+    ThreadsOpt,
+    TopKOpt,
+    contract_flags,
+)
 from edgecls.runtime.contract_options import ContractOptions
 
 _LIVE = "Videos, cameras and streams"
@@ -43,6 +52,7 @@ def run(
     threads: ThreadsOpt = None,
     batch_size: BatchSizeOpt = 8,
     workers: Annotated[int | None, typer.Option("--workers", min=1, help="Image decode threads.")] = None,
+    max_file_mb: MaxFileMbOpt = 100,
     stride: Annotated[
         int, typer.Option("--stride", min=1, help="Video files: classify every N-th frame.", rich_help_panel=_LIVE)
     ] = 1,
@@ -82,6 +92,7 @@ def run(
       edgecls run model.onnx rtsp://127.0.0.1:8554/cam --provider cuda --strict --save annotated/
       edgecls run foreign.onnx img.jpg --labels labels.txt --input-size 224 --resize-mode shorter_side_crop
     """
+    from edgecls.runtime.file_guard import max_file_bytes
     from edgecls.runtime.run.live_capture import CaptureSettings
     from edgecls.runtime.run.main import RunOptions
     from edgecls.runtime.run.main import run as run_app
@@ -98,7 +109,8 @@ def run(
         provider_options=tuple(provider_option or ()),
         strict=strict,
         threads=threads,
-        loop=LoopOptions(top_k=top_k, batch_size=batch_size, workers=workers, capture=capture, max_frames=max_frames),
+        loop=LoopOptions(top_k=top_k, batch_size=batch_size, workers=workers, capture=capture, max_frames=max_frames,
+                         max_file_bytes=max_file_bytes(max_file_mb)),
         json_lines=json_out,
         csv_path=csv_path,
         save_dir=save,

@@ -5,5 +5,7 @@
 - :mod:`edgecls.runtime.batch.table`: the result table's schema and rows (``run --json`` fields + error rows).
 - :mod:`edgecls.runtime.batch.local`: in-process, through the runtime's runner (no Ray import).
 - :mod:`edgecls.runtime.batch.on_ray`: Ray Data reads the bytes, an actor pool of Classifiers labels them.
-- :mod:`edgecls.runtime.batch.writers`: Parquet (and JSON Lines) writing, published whole.
+- :mod:`edgecls.runtime.batch.reads`: Ray's read tasks: each input's bytes through the guarded reader, or its error.
+- :mod:`edgecls.runtime.batch.writers`: Parquet (and JSON Lines) writing.
+- :mod:`edgecls.runtime.batch.output`: RESULTS checked, locked while a job runs, published whole.
 """

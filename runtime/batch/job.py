@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgecls.runtime.file_guard import DEFAULT_MAX_FILE_MB, MB
+
 
 @dataclass(frozen=True)
 class BatchJob:
@@ -15,6 +17,8 @@ class BatchJob:
     number of Ray actors (None: one per CPU of the cluster) or, in-process, the number of decode threads.
     ``threads`` is onnxruntime's intra-op threads per Classifier (None: in-process onnxruntime's default,
     on Ray one per CPU the actor reserves, so actors on one node do not fight over cores).
+    ``max_file_bytes``: larger files (and any non-regular file) are error rows, never read whole.
+    ``overwrite``: replace an earlier table at ``out`` (and its ``.jsonl``) instead of refusing.
     """
 
     model: str | os.PathLike[str]
@@ -27,3 +31,5 @@ class BatchJob:
     threads: int | None = None
     contract_overrides: dict[str, Any] = field(default_factory=dict)
     jsonl: bool = False
+    max_file_bytes: int = DEFAULT_MAX_FILE_MB * MB
+    overwrite: bool = False

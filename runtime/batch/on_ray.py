@@ -1,14 +1,17 @@
 """``edgecls batch --ray``: Ray Data reads the files, a pool of actors each holding one Classifier labels them.
 
-    read_binary_files(files, include_paths=True)      {path: string, bytes: binary} blocks, read by tasks
+    from_items(files)                                 {path: string} blocks
+      -> map_batches(read_inputs)                     {path, bytes, error}, read by tasks (runtime/batch/reads.py)
       -> map_batches(ClassifyImages, concurrency=N)   actor pool; the model is loaded once per actor
       -> union(error rows of the arguments that found no file)
       -> write_parquet(RESULTS)                       one file per >= 50k rows, written by the workers
 
 Each actor decodes and preprocesses with the runtime's own code
 (:func:`edgecls.runtime.run.image_batches.classify_encoded`: the same reduced JPEG decoding and error messages as
-``edgecls run``), so a file's row is the same as the in-process path's. A file that cannot be decoded is an
-error row, never a failed task.
+``edgecls run``), so a file's row is the same as the in-process path's. A file that cannot be read (a dangling
+link, a pipe, over ``--max-file-mb``) or decoded is an error row, never a failed task: the files are read by
+:func:`edgecls.runtime.batch.reads.read_inputs` through the runtime's guarded reader, not by Ray Data's
+``read_binary_files``, which fails the whole job on one unreadable file and reads pipes and devices.
 
 Fault tolerance is Ray's: an actor whose process dies is restarted (``max_restarts``) and the batch it held
 is re-run on the pool (``max_task_retries``); a batch's rows exist only once its task returned, so a retried
@@ -32,6 +35,8 @@ import numpy as np
 
 from edgecls.runtime.batch.inputs import list_inputs
 from edgecls.runtime.batch.job import BatchJob
+from edgecls.runtime.batch.output import claimed_output, published_dir
+from edgecls.runtime.batch.reads import read_inputs
 from edgecls.runtime.batch.table import (
     BatchSummary,
     check_complete,
@@ -39,7 +44,7 @@ from edgecls.runtime.batch.table import (
     row_from_result,
     rows_to_table,
 )
-from edgecls.runtime.batch.writers import count_rows, jsonl_path, published_dir, write_jsonl
+from edgecls.runtime.batch.writers import count_rows, jsonl_path, write_jsonl
 from edgecls.runtime.classifier import Classifier
 from edgecls.runtime.errors import EdgeclsError, MissingExtraError
 from edgecls.runtime.run.image_batches import classify_encoded
@@ -47,6 +52,7 @@ from edgecls.runtime.run.records import ErrorRecord
 
 if TYPE_CHECKING:
     import pyarrow as pa
+    import pyarrow.fs as pafs
 
 ACTOR_MAX_RESTARTS = 4  # per actor: process deaths survived before Ray gives up on it
 ACTOR_MAX_TASK_RETRIES = 4  # per batch: re-runs after the actor running it died
@@ -61,7 +67,7 @@ _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 
 
 class ClassifyImages:
-    """Ray Data callable class: ``{path, bytes}`` batches -> table rows, with one Classifier per actor."""
+    """Ray Data callable class: ``{path, bytes, error}`` batches -> table rows, with one Classifier per actor."""
 
     def __init__(
         self,
@@ -70,17 +76,21 @@ class ClassifyImages:
         provider: str,
         threads: int,
         contract_overrides: dict[str, Any],
-        name_prefix: str,
     ) -> None:
         self.classifier = Classifier(
             model, provider=provider, threads=threads, contract=contract_overrides or None, spin=False
         )
         self.top_k = top_k
-        self.name_prefix = name_prefix  # Ray's paths carry no scheme: "bucket/key" -> "s3://bucket/key"
 
     def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
-        items = [(self.name_prefix + str(p), bytes(b)) for p, b in zip(batch["path"], batch["bytes"], strict=True)]
-        rows = [row_from_result(r) for r in classify_encoded(self.classifier, items, self.top_k)]
+        names = [str(p) for p in batch["path"]]
+        unread = {i: str(e) for i, e in enumerate(batch["error"]) if e is not None}  # read_inputs' error rows
+        items = [(n, bytes(b)) for i, (n, b) in enumerate(zip(names, batch["bytes"], strict=True)) if i not in unread]
+        classified = iter(classify_encoded(self.classifier, items, self.top_k))
+        rows = [
+            row_from_json(ErrorRecord(n, unread[i]).to_dict()) if i in unread else row_from_result(next(classified))
+            for i, n in enumerate(names)
+        ]
         _crash_once_if_armed()
         return rows_to_table(rows)
 
@@ -135,8 +145,23 @@ def _name_prefix(files: list[str]) -> str:
     return f"{scheme}://" if scheme else ""
 
 
+def _filesystem(uri: str) -> pafs.FileSystem:
+    """The pyarrow filesystem of the job's URIs (one for all: see ``_name_prefix``), shipped to the read tasks."""
+    import pyarrow.fs as pafs
+
+    try:
+        return pafs.FileSystem.from_uri(uri)[0]
+    except (OSError, ValueError) as e:
+        raise EdgeclsError(f"{uri}: cannot open its filesystem ({str(e).splitlines()[0]})") from e
+
+
 def classify_on_ray(job: BatchJob, address: str = "local") -> BatchSummary:
     """Classify every input on a Ray cluster (``local``: one started in this process) into ``job.out``."""
+    with claimed_output(job.out, job.jsonl, job.overwrite):  # before Ray starts: a refusal costs nothing
+        return _classify(job, address)
+
+
+def _classify(job: BatchJob, address: str) -> BatchSummary:
     started = _start_ray(address)
     import ray
 
@@ -157,8 +182,15 @@ def classify_on_ray(job: BatchJob, address: str = "local") -> BatchSummary:
             # read or write task waiting for a CPU an actor holds would stall the pipeline (it does on 2 cores).
             # Without a CPU to wait for, Ray would start a worker process per read task at once (14 for 240
             # files, 50 s on a busy 2-core box), so reads run READS_PER_NODE at a time per node.
-            files = ray.data.read_binary_files(
-                inputs.files, include_paths=True, num_cpus=0, concurrency=READS_PER_NODE * _alive_nodes()
+            prefix = _name_prefix(inputs.files)
+            filesystem = _filesystem(inputs.files[0]) if prefix else None
+            files = ray.data.from_items([{"path": f} for f in inputs.files]).map_batches(
+                read_inputs,
+                fn_kwargs={"max_bytes": job.max_file_bytes, "filesystem": filesystem, "prefix": prefix},
+                batch_size=job.batch_size,
+                batch_format="pyarrow",
+                num_cpus=0,
+                concurrency=READS_PER_NODE * _alive_nodes(),
             )
             with warnings.catch_warnings():
                 # Ray 2.60 warns that remote kwargs passed to map_batches are deprecated, yet has no named
@@ -172,7 +204,6 @@ def classify_on_ray(job: BatchJob, address: str = "local") -> BatchSummary:
                         "provider": job.provider,
                         "threads": cpus_per_actor,
                         "contract_overrides": dict(job.contract_overrides),
-                        "name_prefix": _name_prefix(inputs.files),
                     },
                     batch_size=job.batch_size,
                     batch_format="numpy",
@@ -186,7 +217,7 @@ def classify_on_ray(job: BatchJob, address: str = "local") -> BatchSummary:
             problem_rows = [row_from_json(ErrorRecord(p.name, p.error).to_dict()) for p in inputs.problems]
             parts.append(ray.data.from_arrow(rows_to_table(problem_rows)))
         table = parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]
-        with published_dir(job.out) as folder:
+        with published_dir(job.out, job.overwrite) as folder:
             table.write_parquet(folder, min_rows_per_file=MIN_ROWS_PER_FILE, ray_remote_args={"num_cpus": 0})
         images, errors = count_rows(job.out)
         check_complete(images, len(inputs.files) + len(inputs.problems))

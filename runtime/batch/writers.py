@@ -3,8 +3,8 @@
 RESULTS is a folder of Parquet files in both paths (Ray writes one file per block from the workers; the
 in-process path writes ``part-00000.parquet``), so ``pyarrow.parquet.read_table(RESULTS)`` or
 ``pandas.read_parquet(RESULTS)`` reads either. A local RESULTS is written under a hidden temporary sibling
-and renamed into place when the job finishes: an interrupted or failed job leaves no half table. A URI
-(``s3://...``) is written in place (object stores have no rename).
+and renamed into place when the job finishes (:mod:`edgecls.runtime.batch.output`): an interrupted or failed
+job leaves no half table. A URI (``s3://...``) is written in place (object stores have no rename).
 
 JSON Lines (``--jsonl``) go to ``RESULTS.jsonl`` (beside the folder, so Parquet readers of the folder never
 meet them), one ``run --json`` object per line, streamed from the written Parquet by the driver.
@@ -12,19 +12,13 @@ meet them), one ``run --json`` object per line, streamed from the written Parque
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-import shutil
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from edgecls.runtime.atomic import atomic_path
 from edgecls.runtime.batch.table import arrow_schema, json_from_row, row_from_json, rows_to_table
-from edgecls.runtime.errors import EdgeclsError
 from edgecls.runtime.run.records import ErrorRecord, Record, RunSummary
 
 _URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
@@ -38,32 +32,6 @@ def jsonl_path(out: str) -> str:
     """Where ``--jsonl`` writes: ``RESULTS.jsonl`` (``results.parquet`` -> ``results.jsonl``)."""
     base = out.rstrip("/")
     return (base[: -len(".parquet")] if base.endswith(".parquet") else base) + ".jsonl"
-
-
-@contextlib.contextmanager
-def published_dir(out: str) -> Iterator[str]:
-    """Yield the folder to write the table into; a local one appears at ``out`` only on success.
-
-    Refuses an ``out`` that already holds files, so a re-run never mixes two jobs' parts.
-    """
-    if is_uri(out):
-        yield out.rstrip("/")
-        return
-    target = Path(out.removeprefix("file://")).expanduser().absolute()
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise EdgeclsError(f"--out {out}: already exists; remove it or choose another path")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent))
-    except OSError as e:
-        raise EdgeclsError(f"--out {out}: cannot create ({e.strerror or e})") from e
-    try:
-        yield str(tmp)
-        if target.exists():
-            target.rmdir()  # empty (checked above)
-        os.rename(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 class ParquetSink:

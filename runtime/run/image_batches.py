@@ -19,7 +19,8 @@ import numpy as np
 from edgecls.runtime.classifier import Classifier, Prediction
 from edgecls.runtime.decode import decode_bytes
 from edgecls.runtime.errors import EdgeclsError
-from edgecls.runtime.preprocess import decode_floor, decode_for_contract, preprocess
+from edgecls.runtime.file_guard import DEFAULT_MAX_FILE_MB, MB, read_regular_file
+from edgecls.runtime.preprocess import decode_floor, preprocess
 
 
 @dataclass
@@ -49,8 +50,13 @@ def default_workers() -> int:
     return max(2, min(4, os.cpu_count() or 2))
 
 
-def _prepare(path: str, classifier: Classifier, keep_image: bool) -> _Prepared:
-    return _prepare_with(path, lambda: decode_for_contract(path, classifier.contract), classifier, keep_image)
+def _prepare(path: str, classifier: Classifier, keep_image: bool, max_bytes: int) -> _Prepared:
+    # Regular files of at most max_bytes only: a pipe or a /dev/zero link in the folder is an error row,
+    # never a thread blocked in open() or a read without end (runtime/file_guard.py).
+    floor = decode_floor(classifier.contract)
+    return _prepare_with(
+        path, lambda: decode_bytes(read_regular_file(path, max_bytes), path, floor), classifier, keep_image
+    )
 
 
 def _prepare_with(
@@ -83,10 +89,12 @@ def classify_files(
     batch_size: int = 8,
     workers: int | None = None,
     keep_images: bool = False,
+    max_bytes: int = DEFAULT_MAX_FILE_MB * MB,
 ) -> Iterator[ImageResult]:
     """Classify image files in order, ``batch_size`` at a time, decoding with ``workers`` threads.
 
-    Unreadable files yield an :class:`ImageResult` with ``error`` set; the rest go on.
+    Unreadable files (missing, not regular, over ``max_bytes``, undecodable) yield an :class:`ImageResult`
+    with ``error`` set; the rest go on.
     """
     if batch_size < 1:
         raise EdgeclsError(f"--batch-size must be >= 1, got {batch_size}")
@@ -102,7 +110,7 @@ def classify_files(
                 path = next(todo, None)
                 if path is None:
                     return
-                pending.append(pool.submit(_prepare, path, classifier, keep_images))
+                pending.append(pool.submit(_prepare, path, classifier, keep_images, max_bytes))
 
         refill()
         while pending:
@@ -149,9 +157,9 @@ def classify_encoded(
 
 
 def classify_files_sequential(
-    classifier: Classifier, paths: Sequence[str], top_k: int = 5
+    classifier: Classifier, paths: Sequence[str], top_k: int = 5, max_bytes: int = DEFAULT_MAX_FILE_MB * MB
 ) -> Iterator[ImageResult]:
     """The one-by-one loop (decode, preprocess, infer, repeat): the baseline the benchmark compares with."""
     for path in paths:
-        p = _prepare(path, classifier, False)
+        p = _prepare(path, classifier, False, max_bytes)
         yield from _classify_ready(classifier, [p], top_k)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edgecls.runtime.classifier import Classifier
+from edgecls.runtime.file_guard import DEFAULT_MAX_FILE_MB, MB
 from edgecls.runtime.preprocess import preprocess
 from edgecls.runtime.run.image_batches import classify_files
 from edgecls.runtime.run.live_capture import CaptureSettings, Frame, FrameSource
@@ -37,6 +38,7 @@ class LoopOptions:
     capture: CaptureSettings = field(default_factory=CaptureSettings)
     max_frames: int | None = None  # per frame source; None = until it ends
     keep_images: bool = False  # sinks need the pixels (--save, --show)
+    max_file_bytes: int = DEFAULT_MAX_FILE_MB * MB  # image files larger than this are error rows (--max-file-mb)
 
 
 class _Run:
@@ -64,7 +66,8 @@ class _Run:
     # --- image files -----------------------------------------------------------------------------------
     def images(self, paths: Sequence[str]) -> None:
         for r in classify_files(
-            self.clf, paths, self.opt.top_k, self.opt.batch_size, self.opt.workers, self.opt.keep_images
+            self.clf, paths, self.opt.top_k, self.opt.batch_size, self.opt.workers, self.opt.keep_images,
+            self.opt.max_file_bytes,
         ):
             if r.error is not None:
                 self.fail(ErrorRecord(r.source, r.error))

@@ -142,7 +142,9 @@ def expand_one(arg: str) -> tuple[list[SourceSpec], list[SourceProblem]]:
             specs.extend(SourceSpec("image", str(q), str(q)) for q in walk_images(p, follow_links=False))
         elif p.is_file():
             specs.append(_file_source(p, m))
-    if not specs:
+        else:  # a pipe, socket, device or dangling link the pattern matched: named, never opened
+            problems.append(SourceProblem(m, f"{m}: not a regular file or folder"))
+    if not specs and not problems:
         problems.append(SourceProblem(arg, f"{arg}: matches contain no images or videos"))
     return specs, problems
 
