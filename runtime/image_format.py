@@ -15,7 +15,7 @@ FLOAT_FORMATS: tuple[str, ...] = ("HDR", "PFM")
 
 
 def sniff_format(data: bytes) -> str | None:
-    """The format named by the first bytes, or None when it is none of the served or float formats."""
+    """The format named by the first bytes, or None when it is none of the served formats, PFM, HDR or PAM."""
     head = data[:16]
     if head.startswith(b"\xff\xd8\xff"):
         return "JPEG"
@@ -33,6 +33,8 @@ def sniff_format(data: bytes) -> str | None:
         return "PPM"  # PBM/PGM/PPM, ASCII or binary (Pillow names them all PPM); P7 is PAM
     if head.startswith((b"PF", b"Pf")) and head[2:3].isspace():
         return "PFM"
+    if head.startswith(b"P7") and head[2:3].isspace():
+        return "PAM"  # OpenCV decodes it, Pillow cannot size it
     if head.startswith((b"#?RADIANCE", b"#?RGBE")):
         return "HDR"
     return None

@@ -135,7 +135,7 @@ def test_a_body_that_stalls_times_out_with_a_504(live_server):
 
     host, port = live_server.url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(b"POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+        sock.sendall(b"POST /v1/classify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/jpeg\r\n"
                      b"Content-Length: 100000\r\n\r\n" + b"\xff\xd8" * 10)  # then nothing more
         t0 = time.monotonic()
         reply = b""
