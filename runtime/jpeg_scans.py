@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from edgecls.runtime.errors import ImageDecodeError
 
 MAX_JPEG_SCANS = 100  # libjpeg's default progression has 10 scans (6 for grey); mozjpeg's searched ones ~20
-# Scans x pixels: the work of a progressive decode (every scan visits every block) and, with the pixel count,
-# the size of the coefficient buffer it keeps (2 bytes per coefficient per component). 100 scans of 40 Mpx.
-MAX_SCAN_PIXELS = 4_000_000_000
+# Scans x pixels, the work of a progressive decode (every scan visits every block), may not exceed max_scans
+# scans of this many pixels: a 100 Mpx JPEG gets 40 of the 100 scans a 40 Mpx one may have.
+PIXELS_PER_SCAN = 40_000_000
 
 _SOS, _EOI = 0xDA, 0xD9
 _STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})  # TEM and restart markers: no length field
@@ -73,14 +73,15 @@ def count_jpeg_scans(data: bytes, first_sos: int, stop_at: int) -> ScanCount:
 
 
 def check_jpeg_cost(
-    data: bytes, name: str, first_sos: int, size: tuple[int, int] | None,
-    max_scans: int = MAX_JPEG_SCANS, max_scan_pixels: int = MAX_SCAN_PIXELS,
+    data: bytes, name: str, first_sos: int, size: tuple[int, int] | None, max_scans: int = MAX_JPEG_SCANS
 ) -> None:
-    """Refuse a JPEG with more than ``max_scans`` scans, or whose scans x pixels exceed ``max_scan_pixels``.
+    """Refuse a JPEG with more than ``max_scans`` scans, or whose scans x pixels exceed ``max_scans`` x
+    :data:`PIXELS_PER_SCAN`.
 
     ``first_sos`` and ``size`` ((height, width) from the start-of-frame) come from the header walk.
     """
     pixels = size[0] * size[1] if size else 0
+    max_scan_pixels = max_scans * PIXELS_PER_SCAN
     # The most scans the pixel budget allows for this frame (a baseline image has one per component, <= 4).
     by_pixels = max_scan_pixels // pixels if pixels else max_scans
     limit = max(1, min(max_scans, by_pixels))

@@ -37,13 +37,14 @@ class DecodePool:
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._abandoned = 0  # decodes still running for requests that gave up
+        self._running = 0  # decodes running now
         self._closed = False
         for _ in range(threads):
             self._spawn()
 
     @property
-    def abandoned(self) -> int:
-        return self._abandoned
+    def running(self) -> int:
+        return self._running
 
     def _spawn(self) -> None:
         threading.Thread(target=self._work, name=self._name, daemon=True).start()
@@ -52,11 +53,14 @@ class DecodePool:
         while (job := self._jobs.get()) is not None:
             if not job.future.set_running_or_notify_cancel():
                 continue  # its request gave up while it was queued
+            with self._lock:
+                self._running += 1
             try:
                 job.future.set_result(job.fn())
             except BaseException as e:  # the request's own failure (ApiError, ...), delivered to it
                 job.future.set_exception(e)
             with self._lock:
+                self._running -= 1
                 if job.abandoned:  # a replacement took this thread's place: end it
                     self._abandoned -= 1
                     return
