@@ -1,4 +1,5 @@
-"""Connection limits uvicorn's httptools protocol lacks: a header timeout, a header size limit, a connection cap.
+"""Connection limits uvicorn's httptools protocol lacks: a header timeout, a header size limit, a connection cap
+(and its refusals of malformed requests as JSON, like every other refusal of the server).
 
 Measured before this module: under a 300-descriptor limit (``RLIMIT_NOFILE``), 400 sockets opened to the
 server and left silent (no token needed) made every new request fail, because uvicorn 0.54 arms its
@@ -45,10 +46,11 @@ def connection_cap(max_connections: int) -> int:
     return max(1, min(max_connections, soft - DESCRIPTORS_RESERVED))
 
 
-def _431(message: str) -> bytes:
-    body = json.dumps({"error": message, "kind": "headers_too_large"}).encode()
-    return (b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
-            b"connection: close\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+def _refusal(status: bytes, kind: str, message: str) -> bytes:
+    """A whole HTTP response in the app's refusal shape, written by the protocol itself (no app involved)."""
+    body = json.dumps({"error": message, "kind": kind}).encode()
+    return (b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\nconnection: close\r\n"
+            b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
 
 
 def guarded_protocol(limits: ConnectionLimits) -> type[asyncio.Protocol]:
@@ -92,8 +94,14 @@ def guarded_protocol(limits: ConnectionLimits) -> type[asyncio.Protocol]:
                 return
             self._header_bytes += len(data)
             if self._header_bytes > limits.max_header_bytes and not self.transport.is_closing():
-                self.transport.write(_431(f"request line and headers exceed {limits.max_header_bytes} bytes"))
+                self.transport.write(_refusal(b"431 Request Header Fields Too Large", "headers_too_large",
+                                              f"request line and headers exceed {limits.max_header_bytes} bytes"))
                 self.transport.close()
+
+        def send_400_response(self, msg: str) -> None:
+            # uvicorn's own answer to a request the parser rejects is plain text; every refusal here is JSON.
+            self.transport.write(_refusal(b"400 Bad Request", "bad_request", f"malformed HTTP request ({msg})"))
+            self.transport.close()
 
         def on_message_complete(self) -> None:
             self._in_headers, self._header_bytes = True, 0  # the parser now expects the next request
