@@ -35,6 +35,11 @@ def _live_source(camera: int | None, source: str | None):  # -> SourceSpec | Non
     return specs[0]
 
 
+_SCANS_HELP = "JPEGs with more scans are refused (413) before decoding (scan bombs)."
+_CONNECTIONS_HELP = "Open connections (lowered to fit the descriptor limit); beyond it the longest-idle one closes."
+_HOST_HELP = "Another Host name to answer when bound to loopback (repeatable; others get 421: DNS rebinding)."
+
+
 @contract_flags
 def serve(
     model: Annotated[Path, typer.Argument(help="ONNX model (fp32, fp16 or int8) with an edgecls contract.")],
@@ -78,26 +83,11 @@ def serve(
             "--decode-threads", min=0, help="Uploads decoded in parallel with inference (0: in the model's thread)."
         ),
     ] = 2,
-    max_jpeg_scans: Annotated[
-        int, typer.Option("--max-jpeg-scans", min=1, help="JPEGs with more scans are refused (413) before decoding.")
-    ] = 100,
-    max_connections: Annotated[
-        int,
-        typer.Option("--max-connections", min=1,
-                     help="Open connections (lowered to fit the file-descriptor limit); beyond it the longest-idle "
-                          "one is closed."),
-    ] = 256,
-    header_timeout: Annotated[
-        float, typer.Option("--header-timeout", min=0.01, help="Seconds a connection has to send a request's headers.")
-    ] = 10.0,
-    keep_alive: Annotated[
-        float, typer.Option("--keep-alive", min=0.01, help="Seconds an idle kept-alive connection stays open.")
-    ] = 5.0,
-    allow_host: Annotated[
-        list[str] | None,
-        typer.Option("--allow-host", help="Another Host name to answer when bound to loopback (repeatable; "
-                                          "others get 421, against DNS rebinding)."),
-    ] = None,
+    max_jpeg_scans: Annotated[int, typer.Option(min=1, help=_SCANS_HELP)] = 100,
+    max_connections: Annotated[int, typer.Option(min=1, help=_CONNECTIONS_HELP)] = 256,
+    header_timeout: Annotated[float, typer.Option(min=0.01, help="Seconds a connection has for its headers.")] = 10.0,
+    keep_alive: Annotated[float, typer.Option(min=0.01, help="Seconds an idle kept-alive connection lives.")] = 5.0,
+    allow_host: Annotated[list[str] | None, typer.Option(help=_HOST_HELP)] = None,
 ) -> None:
     """Serve a model over HTTP: POST images to /v1/classify, open / for the live page.
 

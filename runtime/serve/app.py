@@ -183,7 +183,9 @@ async def model_info(request: Request) -> Response:
         "batch": clf.fixed_batch or "dynamic",
         "serving": {"max_batch": s.max_batch, "max_wait_ms": s.max_wait_ms, "max_queue": s.max_queue,
                     "max_body_bytes": s.max_body_bytes, "max_pixels": s.max_pixels,
-                    "request_timeout_s": s.request_timeout_s, "top_k": s.top_k, "auth": s.token is not None},
+                    "request_timeout_s": s.request_timeout_s, "top_k": s.top_k, "auth": s.token is not None,
+                    "max_jpeg_scans": s.max_jpeg_scans, "header_timeout_s": s.header_timeout_s,
+                    "keep_alive_s": s.keep_alive_s, "max_connections": s.max_connections},
         "live": state.feed.status() if state.feed else None,
     })
 
