@@ -155,6 +155,25 @@ def test_header_timeout_and_size_close_idle_trickling_and_oversized_requests(col
                 reply += chunk
     head, body = reply.split(b"\r\n\r\n", 1)
     assert head.startswith(b"HTTP/1.1 431") and json.loads(body)["kind"] == "headers_too_large"
+    # A whole request read in one chunk, its body over the header limit: the body is not header bytes. The
+    # server is stopped while the request is sent, so the kernel holds all of it for the server's first read.
+    noise = np.random.default_rng(0).integers(0, 256, (250, 330, 3), dtype=np.uint8)
+    picture = cv2.imencode(".jpg", noise, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
+    assert 64 * 1024 < len(picture) < 120 * 1024  # over the limit, within one read and the socket's buffer
+    request = (b"POST /v1/classify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/jpeg\r\nConnection: close\r\n"
+               b"Content-Length: " + str(len(picture)).encode() + b"\r\n\r\n" + picture)
+    server.proc.send_signal(signal.SIGSTOP)
+    try:
+        one_read = socket.create_connection(address)
+        one_read.sendall(request)
+    finally:
+        server.proc.send_signal(signal.SIGCONT)
+    with one_read:
+        one_read.settimeout(10)
+        reply = b""
+        while chunk := one_read.recv(65536):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 200"), reply[:300]
     with server.client() as c:  # the server is unharmed
         assert c.get("/healthz").status_code == 200
 

@@ -61,6 +61,7 @@ def guarded_protocol(limits: ConnectionLimits) -> type[asyncio.Protocol]:
         _header_timer: asyncio.TimerHandle | None = None
         _header_bytes = 0  # bytes received since the parser began expecting a request line
         _in_headers = True  # the parser expects a request line or headers (not a body)
+        _heads = 0  # request heads completed on this connection
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
@@ -88,9 +89,9 @@ def guarded_protocol(limits: ConnectionLimits) -> type[asyncio.Protocol]:
         def data_received(self, data: bytes) -> None:
             # Counted only when the whole chunk went to a request line or headers: a chunk that ends the previous
             # body (a refused upload still arriving) or starts a body is not header bytes.
-            counted = self._in_headers
+            counted, heads = self._in_headers, self._heads
             super().data_received(data)
-            if not (counted and self._in_headers):
+            if not (counted and self._in_headers and heads == self._heads):  # a whole request may fit in one chunk
                 return
             self._header_bytes += len(data)
             if self._header_bytes > limits.max_header_bytes and not self.transport.is_closing():
@@ -109,6 +110,7 @@ def guarded_protocol(limits: ConnectionLimits) -> type[asyncio.Protocol]:
 
         def on_headers_complete(self) -> None:
             self._in_headers = False
+            self._heads += 1
             self._awaiting_since = None
             if self._header_timer is not None:
                 self._header_timer.cancel()
