@@ -162,6 +162,7 @@ def test_serve_load_quick_answers_every_request_and_batches_concurrent_ones(
     assert levels[8]["model_calls"] < 160 and levels[8]["mean_batch"] > 1  # eight clients: requests share calls
 
 
+@pytest.mark.slow  # three servers, 3 s of uploads beside bombs, 400 sockets, a drain: ~40 s under load
 def test_serve_attacks_measures_bombs_idle_sockets_and_the_drain(colour_model: Path, tmp_path: Path) -> None:
     pytest.importorskip("httpx", reason="needs the dev extra")
     out = tmp_path / "attacks.json"

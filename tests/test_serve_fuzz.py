@@ -55,6 +55,7 @@ def _check(status: int, body: bytes) -> None:
         assert "Traceback" not in doc["error"] and ".cpp" not in doc["error"], doc
 
 
+@pytest.mark.slow  # 100 uploads through a real server: ~15 s at load average ~20 on 2 cores
 @UPLOADS
 @given(data=st.one_of(st.binary(max_size=2048), mutated_images(), st.sampled_from(UNSERVED), st.sampled_from(SEEDS)),
        content_type=st.sampled_from(CONTENT_TYPES), multipart=st.booleans(),
