@@ -132,9 +132,14 @@ def _closed_within(sock: socket.socket, seconds: float) -> float:
     return time.monotonic() - t0
 
 
-def test_header_timeout_and_size_close_idle_trickling_and_oversized_requests(colour_model, serve_process):
-    server = serve_process(str(colour_model), "--header-timeout", "1")
+def test_keep_alive_header_timeout_and_size_close_idle_trickling_and_oversized_requests(colour_model, serve_process):
+    server = serve_process(str(colour_model), "--header-timeout", "1", "--keep-alive", "0.5")
     address = host_port(server.url)
+    with socket.create_connection(address) as kept:  # answered, then idle on keep-alive: closed after 0.5 s
+        kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        kept.settimeout(5)
+        assert kept.recv(65536).startswith(b"HTTP/1.1 200")
+        assert _closed_within(kept, 5) < 0.9
     with socket.create_connection(address) as idle:
         assert 0.5 < _closed_within(idle, 5) < 3
     with socket.create_connection(address) as trickle:  # slowloris: a byte every 0.2 s, never the whole head
