@@ -76,9 +76,11 @@ def test_a_decode_past_its_timeout_does_not_hold_the_decode_thread(colour_model,
         t0 = time.monotonic()
         good = c.post("/v1/classify", content=photo(), headers=JPEG)
         good_s = time.monotonic() - t0
+        abandoned = metric(c, "edgecls_decodes_abandoned_total")
     assert slow.status_code == 504 and slow.json()["kind"] == "timeout", slow.text
     # The bomb still decodes for ~2.5 s on its own thread; a fresh thread serves this one meanwhile.
     assert good.status_code == 200 and good_s < 0.9, (good.text, good_s)
+    assert abandoned == 1
 
 
 def test_sigterm_past_the_drain_timeout_answers_503_and_exits_in_time(colour_model, serve_process, bomb):
@@ -115,6 +117,9 @@ def test_idle_sockets_under_a_300_descriptor_limit_cannot_keep_a_new_request_out
             r = c.post("/v1/classify", content=photo(), headers=JPEG)
         assert r.status_code == 200 and time.monotonic() - t0 < 10, r.text
         assert "up to 236 connections" in "".join(server.stderr)  # 300 descriptors - 64 kept for the rest
+        with httpx.Client(base_url=server.url, timeout=10) as c:
+            evicted = metric(c, 'edgecls_connections_closed_total{reason="evicted"}')
+        assert evicted >= len(idle) - 236, evicted  # each connection past the cap closed the longest-idle one
     finally:
         for s in idle:
             s.close()

@@ -244,7 +244,8 @@ def build_app(
     batcher = DynamicBatcher(clf, settings.max_batch, settings.max_wait_ms / 1e3, settings.max_queue,
                              on_batch=metrics_.observe_batch)
     metrics_.watch_queue(lambda: batcher.depth)
-    pool = DecodePool(settings.decode_threads) if settings.decode_threads > 0 else None
+    pool = (DecodePool(settings.decode_threads, on_abandon=metrics_.decodes_abandoned.inc)
+            if settings.decode_threads > 0 else None)
     state = ServeState(clf, settings, batcher, metrics_, pool)
     if live is not None:
         state.feed = LiveFeed(live, clf.contract, batcher, metrics_, top_k=settings.top_k)

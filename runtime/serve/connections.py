@@ -23,7 +23,8 @@ from __future__ import annotations
 import asyncio
 import json
 import resource
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -36,6 +37,8 @@ class ConnectionLimits:
     cap: int
     header_timeout_s: float
     max_header_bytes: int
+    # Called with the reason of each close by limit: "header_timeout", "evicted", "refused", "headers_too_large".
+    on_close: Callable[[str], Any] = field(default=lambda reason: None)
 
 
 def connection_cap(max_connections: int) -> int:
@@ -78,12 +81,14 @@ def guarded_protocol(limits: ConnectionLimits) -> type[asyncio.Protocol]:
         def _header_timeout(self) -> None:
             self._header_timer = None
             if not self.transport.is_closing():
+                limits.on_close("header_timeout")
                 self.transport.close()
 
         def _make_room(self) -> None:
             waiting = [c for c in self.connections if isinstance(c, GuardedHttpToolsProtocol)
                        and c is not self and c._awaiting_since is not None and not c.transport.is_closing()]
             victim = min(waiting, key=lambda c: c._awaiting_since) if waiting else self  # type: ignore[arg-type, return-value]
+            limits.on_close("evicted" if waiting else "refused")
             victim.transport.close()
 
         def data_received(self, data: bytes) -> None:
@@ -95,6 +100,7 @@ def guarded_protocol(limits: ConnectionLimits) -> type[asyncio.Protocol]:
                 return
             self._header_bytes += len(data)
             if self._header_bytes > limits.max_header_bytes and not self.transport.is_closing():
+                limits.on_close("headers_too_large")
                 self.transport.write(_refusal(b"431 Request Header Fields Too Large", "headers_too_large",
                                               f"request line and headers exceed {limits.max_header_bytes} bytes"))
                 self.transport.close()

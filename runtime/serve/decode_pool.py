@@ -31,8 +31,9 @@ class _Job:
 
 
 class DecodePool:
-    def __init__(self, threads: int, name: str = "edgecls decode") -> None:
+    def __init__(self, threads: int, name: str = "edgecls decode", on_abandon: Callable[[], Any] | None = None) -> None:
         self.threads = threads
+        self._on_abandon = on_abandon
         self._name = name
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
@@ -83,6 +84,8 @@ class DecodePool:
             job.abandoned = True
             self._abandoned += 1
         self._spawn()
+        if self._on_abandon is not None:
+            self._on_abandon()
 
     def shutdown(self) -> None:
         """Drop the queued jobs and let the threads end; never waits for a running decode."""

@@ -59,7 +59,8 @@ def serve_forever(clf: Classifier, settings: ServeSettings, live: SourceSpec | N
     sock = bind(settings.host, settings.port)
     host, port = sock.getsockname()[:2]
     limits = ConnectionLimits(connection_cap(settings.max_connections), settings.header_timeout_s,
-                              settings.max_header_bytes)
+                              settings.max_header_bytes,
+                              on_close=lambda reason: state.metrics.connections_closed.labels(reason).inc())
     config = uvicorn.Config(
         app, log_level="warning", access_log=False, server_header=False, lifespan="on",
         http=guarded_protocol(limits),
