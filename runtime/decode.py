@@ -19,6 +19,12 @@ Decisions (the same in training, export calibration and the runtime, since all o
   like an area filter, so the picture is if anything less aliased than full decode + linear resize.
   Evaluation, calibration, export checks and the runtime all pass the same ``min_size``; training crops for
   augmentation decode in full (a small random crop needs the full resolution).
+- Bounded work: a JPEG with more scans than libjpeg reasonably needs (a progressive-JPEG scan bomb: every
+  scan costs a pass over every block) is refused before decoding, see :mod:`edgecls.runtime.jpeg_scans`.
+  Floating-point formats (PFM, Radiance HDR) are refused: OpenCV squeezes their light values into 0-255
+  without tone mapping, and a nearly black picture would be classified silently.
+- Error messages never carry OpenCV's internals (its assertion text and build paths): they name the file
+  and say what is wrong in one line.
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ import numpy as np
 
 from edgecls.runtime.errors import ImageDecodeError
 from edgecls.runtime.file_guard import DEFAULT_MAX_FILE_MB, MB, read_regular_file
+from edgecls.runtime.image_format import FLOAT_FORMATS, sniff_format
+from edgecls.runtime.jpeg_scans import MAX_JPEG_SCANS, check_jpeg_cost
 
 IMAGE_SUFFIXES: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pbm", ".pnm"}
@@ -117,10 +125,13 @@ def reduced_decode_flag(size: tuple[int, int], min_size: tuple[int, int]) -> int
     return cv2.IMREAD_COLOR
 
 
-def decode_bytes(data: bytes, name: str = "<bytes>", min_size: tuple[int, int] | None = None) -> np.ndarray:
+def decode_bytes(
+    data: bytes, name: str = "<bytes>", min_size: tuple[int, int] | None = None, max_jpeg_scans: int = MAX_JPEG_SCANS
+) -> np.ndarray:
     """Encoded image bytes -> ``uint8[H, W, 3]`` BGR, or :class:`ImageDecodeError` naming ``name``.
 
     ``min_size``: ``(h, w)`` the consumer needs at least; large JPEGs are then decoded at a reduced scale.
+    ``max_jpeg_scans``: JPEGs with more scans are refused (:class:`~edgecls.runtime.jpeg_scans.ImageTooCostlyError`).
     """
     if len(data) == 0:
         raise ImageDecodeError(f"{name}: empty file (0 bytes)")
@@ -129,16 +140,27 @@ def decode_bytes(data: bytes, name: str = "<bytes>", min_size: tuple[int, int] |
         header = read_jpeg_header(data)
         if jpeg_is_truncated(data, header):
             raise ImageDecodeError(f"{name}: truncated JPEG (no end-of-image marker)")
+        if header.walkable and header.scan_pos is not None:
+            check_jpeg_cost(data, name, header.scan_pos, header.size, max_jpeg_scans)
         if header.size is not None and min_size is not None:
             flag = reduced_decode_flag(header.size, min_size)
+    elif (kind := sniff_format(data)) in FLOAT_FORMATS:
+        raise ImageDecodeError(f"{name}: {kind} holds floating-point light values; only 8/16-bit images are read")
     buf = np.frombuffer(data, dtype=np.uint8)
     try:
         image = cv2.imdecode(buf, flag)
     except cv2.error as e:  # OpenCV raises for some malformed headers instead of returning None
-        raise ImageDecodeError(f"{name}: not a decodable image ({str(e).strip().splitlines()[-1]})") from e
+        raise ImageDecodeError(f"{name}: {_opencv_refusal(e)}") from e
     if image is None or image.size == 0:
         raise ImageDecodeError(f"{name}: not a decodable image (corrupt, truncated or unsupported format)")
     return to_bgr_uint8(image, name)
+
+
+def _opencv_refusal(error: cv2.error) -> str:
+    """One line for an OpenCV decode exception, without its source paths, line numbers or assertion text."""
+    if "CV_IO_MAX_IMAGE_PIXELS" in str(error) or "validateInputImageSize" in str(error):
+        return "image is larger than the decoder's pixel limit (OPENCV_IO_MAX_IMAGE_PIXELS)"
+    return "not a decodable image (the decoder refused its header)"
 
 
 def decode_image(path: str | os.PathLike[str], min_size: tuple[int, int] | None = None) -> np.ndarray:

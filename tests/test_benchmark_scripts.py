@@ -46,7 +46,8 @@ EXCLUDED = {
     "quantization/photo_data.py": "a library (photo crops) used by the scripts below",
     "quantization/photo_model.py": "a factory for `edgecls export --model`, used by train_photo_mnv2.py's test",
 }
-SMOKE_RUN = {"decode_scale.py", "soak_live.py", "serve_load.py", "run_benchmarks.py", "transfer/small_gray_folder.py",
+SMOKE_RUN = {"decode_scale.py", "soak_live.py", "serve_load.py", "serve_attacks.py", "run_benchmarks.py",
+             "transfer/small_gray_folder.py",
              "transfer/photo_task.py", "quantization/train_photo_mnv2.py"}  # each has a test below
 
 
@@ -159,3 +160,16 @@ def test_serve_load_quick_answers_every_request_and_batches_concurrent_ones(
     assert doc["goals"]["errors == 0"] == {"errors": 0, "met": True}
     assert levels[1]["model_calls"] == 40  # one client: one request per model call
     assert levels[8]["model_calls"] < 160 and levels[8]["mean_batch"] > 1  # eight clients: requests share calls
+
+
+@pytest.mark.slow  # three servers, 3 s of uploads beside bombs, 400 sockets, a drain: ~40 s under load
+def test_serve_attacks_measures_bombs_idle_sockets_and_the_drain(colour_model: Path, tmp_path: Path) -> None:
+    pytest.importorskip("httpx", reason="needs the dev extra")
+    out = tmp_path / "attacks.json"
+    _run("serve_attacks.py", "--model", str(colour_model), "--seconds", "3", "--out", str(out), timeout=300)
+    doc = json.loads(out.read_text())
+    bombs = doc["scan_bombs_beside_good_uploads"]
+    assert bombs["good"]["count"] >= 2 and bombs["good"]["statuses"] == {"200": bombs["good"]["count"]}
+    assert set(bombs["bombs"]["statuses"]) == {"413 too_costly"}
+    assert doc["idle_sockets"]["idle_sockets_opened"] >= 300 and doc["idle_sockets"]["goals"]
+    assert doc["drain_past_timeout"]["in_flight_reply"][0] == 503

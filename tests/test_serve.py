@@ -135,7 +135,7 @@ def test_a_body_that_stalls_times_out_with_a_504(live_server):
 
     host, port = live_server.url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(b"POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+        sock.sendall(b"POST /v1/classify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/jpeg\r\n"
                      b"Content-Length: 100000\r\n\r\n" + b"\xff\xd8" * 10)  # then nothing more
         t0 = time.monotonic()
         reply = b""
@@ -258,27 +258,37 @@ def test_sigterm_finishes_the_requests_in_flight(batching_model, serve_process):
     server = serve_process(str(batching_model), "--max-batch", "1", "--threads", "1")
     picture = jpeg((10, 10, 200), size=(96, 96))
     results: list[int] = []
-    started = threading.Barrier(7)
+    release = threading.Event()
+
+    def body():  # half the picture, then the rest only after SIGTERM: the request cannot finish before it
+        yield picture[: len(picture) // 2]
+        release.wait(30)
+        yield picture[len(picture) // 2 :]
 
     def post() -> None:
         with server.client() as c:
-            started.wait()
-            results.append(c.post("/v1/classify", content=picture, headers={"Content-Type": "image/jpeg"})
+            results.append(c.post("/v1/classify", content=body(), headers={"Content-Type": "image/jpeg"})
                            .status_code)
 
     threads = [threading.Thread(target=post) for _ in range(6)]
     for t in threads:
         t.start()
-    started.wait()
-    time.sleep(0.1)  # all six sent; one model call at a time (batch 1), so most are still queued
+    with server.client() as c:  # all six are being received: in flight for certain
+        deadline = time.monotonic() + 10
+        while "edgecls_classify_in_flight 6.0" not in c.get("/metrics").text:
+            assert time.monotonic() < deadline, "the six requests never arrived"
+            time.sleep(0.02)
     server.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)  # the server has begun its drain (it refuses new connections) with six requests open
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(server.url + "/healthz")
+    release.set()
     for t in threads:
         t.join(30)
     assert server.proc.wait(30) == 0
     assert results == [200] * 6
-    assert any("stopped after" in line for line in server.stderr), server.stderr
-    with pytest.raises(httpx.ConnectError):
-        httpx.get(server.url + "/healthz")
+    assert any("stopped after" in line and "in-flight requests were finished" in line for line in server.stderr), \
+        server.stderr
 
 
 def test_decoding_in_the_model_thread_keeps_bad_uploads_to_themselves(colour_model, serve_process, odd_images):

@@ -35,6 +35,11 @@ def _live_source(camera: int | None, source: str | None):  # -> SourceSpec | Non
     return specs[0]
 
 
+_SCANS_HELP = "JPEGs with more scans are refused (413) before decoding (scan bombs)."
+_CONNECTIONS_HELP = "Open connections (lowered to fit the descriptor limit); beyond it the longest-idle one closes."
+_HOST_HELP = "Another Host name to answer when bound to loopback (repeatable; others get 421: DNS rebinding)."
+
+
 @contract_flags
 def serve(
     model: Annotated[Path, typer.Argument(help="ONNX model (fp32, fp16 or int8) with an edgecls contract.")],
@@ -78,6 +83,11 @@ def serve(
             "--decode-threads", min=0, help="Uploads decoded in parallel with inference (0: in the model's thread)."
         ),
     ] = 2,
+    max_jpeg_scans: Annotated[int, typer.Option(min=1, help=_SCANS_HELP)] = 100,
+    max_connections: Annotated[int, typer.Option(min=1, help=_CONNECTIONS_HELP)] = 256,
+    header_timeout: Annotated[float, typer.Option(min=0.01, help="Seconds a connection has for its headers.")] = 10.0,
+    keep_alive: Annotated[float, typer.Option(min=0.01, help="Seconds an idle kept-alive connection lives.")] = 5.0,
+    allow_host: Annotated[list[str] | None, typer.Option(help=_HOST_HELP)] = None,
 ) -> None:
     """Serve a model over HTTP: POST images to /v1/classify, open / for the live page.
 
@@ -86,6 +96,9 @@ def serve(
 
     Routes: POST /v1/classify (raw image or multipart, ?top_k=), GET /v1/model, /v1/latest, /v1/stream (MJPEG),
     /v1/events (server-sent events), /healthz, /readyz, /metrics (Prometheus), / (the page).
+
+    Uploads: JPEG, PNG, GIF, BMP, WebP, TIFF and PNM (PBM/PGM/PPM), whose size is read from the header before
+    decoding; other formats (HDR, PFM, PAM, AVIF, ...) get 415.
 
     Examples:
       edgecls serve model.int8.onnx
@@ -118,7 +131,8 @@ def serve(
         host=host, port=port, token=token, insecure=insecure, top_k=top_k, max_batch=max_batch,
         max_wait_ms=max_wait_ms, max_queue=max_queue, max_body_bytes=int(max_body_mb * 1024 * 1024),
         max_pixels=max_pixels, request_timeout_s=request_timeout, drain_timeout_s=drain_timeout,
-        decode_threads=decode_threads,
+        decode_threads=decode_threads, max_jpeg_scans=max_jpeg_scans, max_connections=max_connections,
+        header_timeout_s=header_timeout, keep_alive_s=keep_alive, allowed_hosts=tuple(allow_host or ()),
     )
     check_bind(settings)  # before the model loads: a refused bind costs nothing
     live = _live_source(camera, source)

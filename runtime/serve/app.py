@@ -22,7 +22,6 @@ import functools
 import hmac
 import time
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -40,10 +39,11 @@ from edgecls.runtime.classifier import Classifier, InferenceError
 from edgecls.runtime.run.records import Record
 from edgecls.runtime.run.source_specs import SourceSpec
 from edgecls.runtime.serve.batcher import DynamicBatcher, ServerBusy
+from edgecls.runtime.serve.decode_pool import DecodePool
 from edgecls.runtime.serve.live_feed import LiveFeed
 from edgecls.runtime.serve.live_routes import events, latest, stream
 from edgecls.runtime.serve.metrics import ServeMetrics
-from edgecls.runtime.serve.settings import ServeSettings
+from edgecls.runtime.serve.settings import ServeSettings, accepted_hosts, host_name
 from edgecls.runtime.serve.state import ServeState, error_response, serve_state
 from edgecls.runtime.serve.uploads import ApiError, parse_top_k, prepare_upload, read_upload
 
@@ -54,13 +54,25 @@ ROUTES = ("/", "/v1/classify", "/v1/model", "/v1/latest", "/v1/stream", "/v1/eve
 
 
 class GuardAndCount:
-    """Pure ASGI middleware: the bearer token on /v1 routes, and the request counter by route and status."""
+    """Pure ASGI middleware: the Host rule (loopback binds), the bearer token on /v1 routes, and the request
+    counter by route and status."""
 
     def __init__(self, app: ASGIApp, state: ServeState) -> None:
         self.app = app
         self.state = state
         token = state.settings.token
         self.token = token.encode() if token else None
+        self.hosts = accepted_hosts(state.settings)
+
+    def _wrong_host(self, scope: Scope) -> str | None:
+        """The Host header's value when this loopback-bound server must not answer it (DNS rebinding)."""
+        if self.hosts is None:
+            return None
+        for key, value in scope.get("headers", []):
+            if key == b"host":
+                text = value.decode("latin-1")
+                return None if host_name(text) in self.hosts else text
+        return None  # HTTP/1.0 without Host: not a browser, nothing to rebind
 
     def _authorized(self, scope: Scope) -> bool:
         assert self.token is not None
@@ -84,7 +96,13 @@ class GuardAndCount:
             await send(message)
 
         try:
-            if path.startswith("/v1/") and self.token is not None and not self._authorized(scope):
+            if (wrong := self._wrong_host(scope)) is not None:
+                self.state.metrics.errors.labels("wrong_host").inc()
+                response = error_response(
+                    421, "wrong_host", f"Host {wrong[:100]!r} is not this server's: it is bound to loopback and "
+                    "answers only localhost names (--allow-host NAME adds one)")
+                await response(scope, receive, counting_send)
+            elif path.startswith("/v1/") and self.token is not None and not self._authorized(scope):
                 self.state.metrics.errors.labels("unauthorized").inc()
                 response = error_response(
                     401, "unauthorized", "missing or wrong token: send 'Authorization: Bearer TOKEN'",
@@ -103,13 +121,14 @@ async def _classify_one(state: ServeState, request: Request, top_k: int) -> dict
     expectation = state.batcher.expect()  # lets a forming batch wait for this request (see batcher)
     try:
         name, data = await read_upload(request, state.settings.max_body_bytes)
-        prepare = functools.partial(prepare_upload, data, name, state.clf.contract, state.settings.max_pixels)
+        s = state.settings
+        prepare = functools.partial(prepare_upload, data, name, state.clf.contract, s.max_pixels, s.max_jpeg_scans)
         t0 = time.perf_counter()
         if state.decode_pool is None:
             x: np.ndarray | Callable[[], np.ndarray] = prepare  # decoded by the model's thread (see batcher)
             prep_ms = 0.0
         else:
-            x = await asyncio.get_running_loop().run_in_executor(state.decode_pool, prepare)
+            x = await state.decode_pool.run(prepare)
             prep_ms = (time.perf_counter() - t0) * 1e3
         try:
             future = state.batcher.submit(x, top_k, expectation)
@@ -129,12 +148,23 @@ async def classify(request: Request) -> Response:
     t0 = time.perf_counter()
     top_k = parse_top_k(request.query_params.get("top_k"), state.settings.top_k)
     state.metrics.in_flight.inc()
+    timeout = state.settings.request_timeout_s
+    work = asyncio.ensure_future(asyncio.wait_for(_classify_one(state, request, top_k), timeout))
     try:
-        row = await asyncio.wait_for(_classify_one(state, request, top_k), state.settings.request_timeout_s)
+        # Racing the drain cut: past --drain-timeout after SIGTERM this request is answered 503 and its work
+        # cancelled (a decode running on a thread is abandoned, see decode_pool), so the process can exit.
+        waiting = {work} if state.drain_cut is None else {work, state.drain_cut}
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        if not work.done():
+            state.cut_requests += 1
+            raise ApiError(503, "shutting_down", "the server is shutting down and this request did not finish "
+                                                 f"within --drain-timeout ({state.settings.drain_timeout_s:g} s)")
+        row = work.result()
     except asyncio.TimeoutError as e:
         raise ApiError(504, "timeout", f"no result within {state.settings.request_timeout_s:g} s "
                                        "(--request-timeout)") from e
     finally:
+        work.cancel()  # no-op when done; else the drain cut or our own cancellation
         state.metrics.in_flight.dec()
     state.metrics.latency.observe(time.perf_counter() - t0)
     return JSONResponse(row)
@@ -153,7 +183,9 @@ async def model_info(request: Request) -> Response:
         "batch": clf.fixed_batch or "dynamic",
         "serving": {"max_batch": s.max_batch, "max_wait_ms": s.max_wait_ms, "max_queue": s.max_queue,
                     "max_body_bytes": s.max_body_bytes, "max_pixels": s.max_pixels,
-                    "request_timeout_s": s.request_timeout_s, "top_k": s.top_k, "auth": s.token is not None},
+                    "request_timeout_s": s.request_timeout_s, "top_k": s.top_k, "auth": s.token is not None,
+                    "max_jpeg_scans": s.max_jpeg_scans, "header_timeout_s": s.header_timeout_s,
+                    "keep_alive_s": s.keep_alive_s, "max_connections": s.max_connections},
         "live": state.feed.status() if state.feed else None,
     })
 
@@ -212,7 +244,7 @@ def build_app(
     batcher = DynamicBatcher(clf, settings.max_batch, settings.max_wait_ms / 1e3, settings.max_queue,
                              on_batch=metrics_.observe_batch)
     metrics_.watch_queue(lambda: batcher.depth)
-    pool = (ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="edgecls decode")
+    pool = (DecodePool(settings.decode_threads, on_abandon=metrics_.decodes_abandoned.inc)
             if settings.decode_threads > 0 else None)
     state = ServeState(clf, settings, batcher, metrics_, pool)
     if live is not None:
@@ -226,15 +258,19 @@ def build_app(
         for n in sorted({1, settings.max_batch}):
             clf.probabilities(np.zeros((n, 3, h, w), dtype=np.float32))
         batcher.start()
+        state.loop = asyncio.get_running_loop()
+        state.drain_cut = state.loop.create_future()
         if state.feed is not None:
-            state.feed.start(asyncio.get_running_loop())
+            state.feed.start(state.loop)
         yield
         state.draining = True
         if state.feed is not None:
             state.feed.stop()
-        batcher.stop()
+        # Requests still waiting were answered (finished or cut) before the lifespan ends: what the batcher
+        # still holds belongs to nobody, and a model call or decode in progress is not waited for long.
+        batcher.stop(timeout=0.5)
         if state.decode_pool is not None:
-            state.decode_pool.shutdown(wait=True)
+            state.decode_pool.shutdown()
 
     app = Starlette(
         routes=[

@@ -29,6 +29,12 @@ class ServeMetrics:
         self.in_flight = Gauge("edgecls_classify_in_flight", "Classify requests being handled.", registry=r)
         self.frame_age = Histogram("edgecls_frame_age_seconds", "Live source: frame capture to its result.",
                                    buckets=AGE_BUCKETS, registry=r)
+        self.decodes_abandoned = Counter(
+            "edgecls_decodes_abandoned", "Decodes still running when their request gave up (a thread took over).",
+            registry=r)
+        self.connections_closed = Counter(
+            "edgecls_connections_closed", "Connections the server closed by limit (header_timeout, evicted, ...).",
+            ["reason"], registry=r)
         self.last_frame_age = Gauge("edgecls_last_frame_age_seconds", "Live source: age of the newest result.",
                                     registry=r)
 

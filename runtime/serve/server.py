@@ -1,13 +1,18 @@
 """Run the app under uvicorn on a socket we bind ourselves, and drain on SIGTERM/SIGINT.
 
 Binding first gives a one-line error for a busy port and lets ``--port 0`` pick a free port that is then
-printed. On SIGTERM or Ctrl-C uvicorn stops accepting connections and waits up to ``drain_timeout_s`` for the
-requests in flight; the app's endless responses (MJPEG, server-sent events) see ``draining`` and end, so they do
-not hold the drain up; then the batcher finishes its queue and the live capture stops.
+printed. On SIGTERM or Ctrl-C uvicorn stops accepting connections and waits for the requests in flight; the
+app's endless responses (MJPEG, server-sent events) see ``draining`` and end, so they do not hold the drain up.
+``drain_timeout_s`` after the signal the app answers every request still in flight with a JSON 503 (see
+``ServeState.begin_drain``), uvicorn's own graceful-shutdown timeout being only a backstop half a second later
+(it would cancel the tasks: a bare 500 and tracebacks); decodes and model calls still running are not waited
+for, so the process ends within the drain timeout plus about a second, and its last line says how many
+requests were cut. Connections get the limits of :mod:`edgecls.runtime.serve.connections`.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import sys
@@ -19,6 +24,7 @@ from edgecls.runtime.classifier import Classifier
 from edgecls.runtime.errors import EdgeclsError
 from edgecls.runtime.run.source_specs import SourceSpec
 from edgecls.runtime.serve.app import build_app
+from edgecls.runtime.serve.connections import ConnectionLimits, connection_cap, guarded_protocol
 from edgecls.runtime.serve.settings import ServeSettings
 from edgecls.runtime.serve.state import ServeState
 
@@ -29,7 +35,7 @@ class _DrainingServer(uvicorn.Server):
         self.state = state
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        self.state.draining = True
+        self.state.begin_drain()
         super().handle_exit(sig, frame)
 
 
@@ -52,16 +58,23 @@ def serve_forever(clf: Classifier, settings: ServeSettings, live: SourceSpec | N
     app, state = build_app(clf, settings, live)
     sock = bind(settings.host, settings.port)
     host, port = sock.getsockname()[:2]
+    limits = ConnectionLimits(connection_cap(settings.max_connections), settings.header_timeout_s,
+                              settings.max_header_bytes,
+                              on_close=lambda reason: state.metrics.connections_closed.labels(reason).inc())
     config = uvicorn.Config(
         app, log_level="warning", access_log=False, server_header=False, lifespan="on",
-        timeout_graceful_shutdown=int(settings.drain_timeout_s), timeout_keep_alive=5,
+        http=guarded_protocol(limits),
+        # A backstop only: the app answers what is still in flight at drain_timeout_s itself (503).
+        timeout_graceful_shutdown=settings.drain_timeout_s + 0.5,  # type: ignore[arg-type]  (a float works)
+        timeout_keep_alive=settings.keep_alive_s,  # type: ignore[arg-type]
     )
     server = _DrainingServer(config, state)
     url_host = f"[{host}]" if ":" in host else host
     print(
         f"edgecls serve: http://{url_host}:{port}/  model {clf.name} ({', '.join(clf.providers)}), batches of up "
         f"to {settings.max_batch} within {settings.max_wait_ms:g} ms"
-        + (f", live source {live.name}" if live else "") + (", token required" if settings.token else ""),
+        + (f", live source {live.name}" if live else "") + (", token required" if settings.token else "")
+        + f", up to {limits.cap} connections",
         file=sys.stderr, flush=True,
     )
     received: list[int] = []
@@ -82,6 +95,16 @@ def serve_forever(clf: Classifier, settings: ServeSettings, live: SourceSpec | N
         sock.close()
     served = sum(s.value for m in state.metrics.registry.collect() for s in m.samples
                  if s.name == "edgecls_http_requests_total")
-    print(f"edgecls serve: stopped after {int(served)} request(s); in-flight requests were finished",
-          file=sys.stderr, flush=True)
+    if state.cut_requests:
+        ending = (f"{state.cut_requests} request(s) still in flight after --drain-timeout "
+                  f"{settings.drain_timeout_s:g} s were answered 503 (shutting_down)")
+    else:
+        ending = "in-flight requests were finished"
+    print(f"edgecls serve: stopped after {int(served)} request(s); {ending}", file=sys.stderr, flush=True)
+    if state.decode_pool is not None and state.decode_pool.running:
+        # A decode cut at the drain timeout still runs inside cv2.imdecode, which cannot be interrupted, and the
+        # interpreter's exit would wait for it (measured: 1.2 s after this line for a scan bomb). Everything is
+        # answered and flushed: end the process now, as the drain timeout promises.
+        sys.stdout.flush()
+        os._exit(0)
     return received[0] if received else None

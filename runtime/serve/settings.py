@@ -1,4 +1,4 @@
-"""What ``edgecls serve`` allows: bind address and token rule, body/pixel limits, batching and timeouts."""
+"""What ``edgecls serve`` allows: bind address, token and Host rules, body/pixel/scan limits, connections, timeouts."""
 
 from __future__ import annotations
 
@@ -23,12 +23,20 @@ class ServeSettings:
     request_timeout_s: float = 30.0  # receive + decode + queue + inference, per request
     drain_timeout_s: float = 30.0  # SIGTERM: how long in-flight requests may take to finish
     decode_threads: int = 2  # uploads decoded in parallel with inference; 0: in the model's thread, per batch
+    max_jpeg_scans: int = 100  # JPEG scans (start-of-scan markers), counted before decoding: scan bombs
+    header_timeout_s: float = 10.0  # a connection must deliver a request's headers within this (idle sockets)
+    keep_alive_s: float = 5.0  # an idle kept-alive connection is closed after this
+    max_connections: int = 256  # open connections; lowered to fit the process's file-descriptor limit
+    max_header_bytes: int = 64 * 1024  # request line + headers (httptools has no limit of its own)
+    allowed_hosts: tuple[str, ...] = ()  # extra Host names accepted when bound to loopback (e.g. a proxy's)
 
     def __post_init__(self) -> None:
         if self.max_batch < 1 or self.max_queue < 1 or self.max_body_bytes < 1 or self.max_pixels < 1:
             raise EdgeclsError("--max-batch, --max-queue, --max-body-mb and --max-pixels must be positive")
         if self.max_wait_ms < 0 or self.request_timeout_s <= 0 or self.decode_threads < 0:
             raise EdgeclsError("--max-wait-ms must be >= 0, --request-timeout > 0, --decode-threads >= 0")
+        if self.max_jpeg_scans < 1 or self.max_connections < 1 or self.header_timeout_s <= 0 or self.keep_alive_s <= 0:
+            raise EdgeclsError("--max-jpeg-scans, --max-connections, --header-timeout, --keep-alive must be positive")
         if self.token is not None and not self.token.strip():
             raise EdgeclsError("--token must not be empty")
 
@@ -51,3 +59,27 @@ def check_bind(settings: ServeSettings) -> None:
         f"--host {settings.host} is reachable from other machines: give --token TOKEN (or set EDGECLS_TOKEN; "
         "clients then send 'Authorization: Bearer TOKEN'), or --insecure to serve without one"
     )
+
+
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def accepted_hosts(settings: ServeSettings) -> frozenset[str] | None:
+    """Host header names a loopback-bound server answers (any port); None: any (a non-loopback bind).
+
+    DNS rebinding: a web page can point its own name at 127.0.0.1 and read a token-less server through the
+    visitor's browser, which then sends that name as Host. A server bound to loopback answers only the
+    loopback names (plus ``--allow-host`` ones, e.g. the name a local reverse proxy forwards).
+    """
+    if not is_loopback(settings.host):
+        return None
+    names = {*LOOPBACK_NAMES, settings.host.strip("[]").lower(), *(h.lower() for h in settings.allowed_hosts)}
+    return frozenset(names)
+
+
+def host_name(header: str) -> str:
+    """The name part of a Host header: ``[::1]:8000`` -> ``::1``, ``Example.org:80`` -> ``example.org``."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:].split("]", 1)[0]
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header

@@ -1,11 +1,13 @@
 """From an HTTP request to a model input: body limits, content types, multipart, pixel limits, decode.
 
 Every refusal is an :class:`ApiError` (HTTP status, a short ``kind`` for metrics and clients, one line naming
-the problem), never a 500. Order of checks, cheapest first: ``Content-Length`` against the body limit, the
-bytes actually received against it (a missing or lying header), the content type, the multipart structure,
-the image's *declared* width x height read from its header by Pillow (no pixel decoded), and only then the
-runtime's decoder (:func:`edgecls.runtime.decode.decode_bytes`: truncated JPEGs refused, large JPEGs decoded
-at reduced scale) and the contract's preprocessing.
+the problem), never a 500, and never a decoder's internals. Order of checks, cheapest first: ``Content-Length``
+against the body limit, the bytes actually received against it (a missing or lying header), the content type,
+the multipart structure, the image format from its signature (only :data:`SERVED_FORMATS`, whose size Pillow
+reads from the header: 415 for the others), the image's *declared* width x height read by Pillow (no pixel
+decoded), and only then the runtime's decoder (:func:`edgecls.runtime.decode.decode_bytes`: JPEG scans
+counted and scan bombs refused with 413, truncated JPEGs refused, large JPEGs decoded at reduced scale) and the
+contract's preprocessing.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from starlette.requests import ClientDisconnect, Request
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.decode import decode_bytes
 from edgecls.runtime.errors import EdgeclsError, ImageDecodeError
+from edgecls.runtime.image_format import SERVED_FORMATS, sniff_format
+from edgecls.runtime.jpeg_scans import MAX_JPEG_SCANS, ImageTooCostlyError
 from edgecls.runtime.preprocess import decode_floor, preprocess
 
 RAW_IMAGE_TYPES = ("application/octet-stream",)  # plus every image/* type
@@ -104,21 +108,49 @@ async def read_upload(request: Request, limit: int) -> tuple[str, bytes]:
     return name, data
 
 
-def check_declared_pixels(data: bytes, name: str, max_pixels: int) -> None:
+def _pillow_format(data: bytes) -> str | None:
+    """The format Pillow identifies from the header (no pixel decoded), or None."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return im.format
+    except Exception:  # Pillow's plugins raise many types on odd headers; identifying is all we ask
+        return None
+
+
+def check_format(data: bytes, name: str) -> str:
+    """The served format of ``data``; 415 for image formats that are not served, 400 for what is no image."""
+    kind = sniff_format(data)
+    if kind in SERVED_FORMATS:
+        return kind
+    kind = kind or _pillow_format(data)  # e.g. ICO, TGA, AVIF: Pillow knows them, we do not serve them
+    served = ", ".join(SERVED_FORMATS).replace("PPM", "PNM")
+    if kind is not None:
+        raise ApiError(415, "unsupported_format",
+                       f"{name}: {kind} images are not served (their size cannot be checked before decoding, or "
+                       f"they do not decode to 8-bit pictures); send one of {served}")
+    raise ApiError(400, "bad_image", f"{name}: not an image in a served format ({served})")
+
+
+def check_declared_pixels(data: bytes, name: str, max_pixels: int, kind: str) -> None:
     """Refuse an image whose header declares more than ``max_pixels`` before any pixel is decoded.
 
-    Pillow's ``Image.open`` reads only the header. Formats Pillow cannot identify are left to OpenCV, whose own
-    limit (``OPENCV_IO_MAX_IMAGE_PIXELS``, set by ``edgecls serve`` to the same value) applies to them.
+    Pillow's ``Image.open`` reads only the header; it must identify the same format as the signature did
+    (``kind``), so the size checked is the size OpenCV will decode. A header Pillow cannot size is refused.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     try:
         with Image.open(io.BytesIO(data)) as im:
             width, height = im.size
+            pillow_kind = "JPEG" if im.format == "MPO" else im.format  # camera multi-picture files are JPEGs
     except Image.DecompressionBombError as e:  # Pillow's own ceiling is above ours: still over the limit
         raise ApiError(413, "too_many_pixels", f"{name}: image declares more than {max_pixels} pixels") from e
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-        return  # not readable by Pillow: the decoder decides (and names the problem)
+    except Exception as e:  # UnidentifiedImageError, OSError, ValueError, SyntaxError, ... from a broken header
+        raise ApiError(400, "bad_image", f"{name}: broken {kind} header (its size cannot be read)") from e
+    if pillow_kind != kind:
+        raise ApiError(400, "bad_image", f"{name}: broken {kind} header (its size cannot be read)")
     if width * height > max_pixels:
         raise ApiError(
             413, "too_many_pixels",
@@ -126,11 +158,15 @@ def check_declared_pixels(data: bytes, name: str, max_pixels: int) -> None:
         )
 
 
-def prepare_upload(data: bytes, name: str, contract: ModelContract, max_pixels: int) -> np.ndarray:
+def prepare_upload(
+    data: bytes, name: str, contract: ModelContract, max_pixels: int, max_jpeg_scans: int = MAX_JPEG_SCANS
+) -> np.ndarray:
     """Encoded bytes -> ``float32[3, h, w]`` per the contract (runs in a decode thread)."""
-    check_declared_pixels(data, name, max_pixels)
+    check_declared_pixels(data, name, max_pixels, check_format(data, name))
     try:
-        image = decode_bytes(data, name, decode_floor(contract))
+        image = decode_bytes(data, name, decode_floor(contract), max_jpeg_scans)
         return preprocess(image, contract)
+    except ImageTooCostlyError as e:
+        raise ApiError(413, "too_costly", str(e)) from e
     except ImageDecodeError as e:
         raise ApiError(400, "bad_image", str(e)) from e
