@@ -122,6 +122,15 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output o
 TopKOpt = Annotated[int, typer.Option("--top-k", "-k", min=1, help="Classes reported per input.")]
 BatchSizeOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Images per inference batch.")]
 OutDirOpt = Annotated[Path | None, typer.Option("--out", help="Output directory.")]
+# Checkpoints load as plain tensors and data (torch weights_only); this is the only way past that (docs/SECURITY.md).
+TrustCheckpointOpt = Annotated[
+    bool,
+    typer.Option(
+        "--trust-checkpoint",
+        help="Load a legacy or foreign checkpoint that needs more than tensors and plain data: runs code from the "
+        "file, so only for files whose source you trust.",
+    ),
+]
 
 
 def progress_log(json_out: bool) -> Callable[[str], None]:
