@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from fixtures_reliability import assert_one_clean_error, run_cli
 
 from edgecls.runtime.errors import EdgeclsError
 from edgecls.training.checkpoint import load_checkpoint, save_checkpoint
-from fixtures_reliability import assert_one_clean_error, run_cli
 
 
 class _RunsCommand:
