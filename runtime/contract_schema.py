@@ -6,9 +6,10 @@ range and size is checked here, declaratively, and a bad one is refused with one
 protect: the text's length (:data:`MAX_CONTRACT_CHARS`) and the nesting depth of its brackets
 (:data:`MAX_NESTING`; 100k nested lists would otherwise exhaust the parser's recursion).
 
-Why msgspec: it is a small C extension (imports in about a millisecond, beside ~100 ms for jsonschema with its
-Rust dependency or pydantic), decodes and validates in one pass, names the failing field by path, and ships
-manylinux wheels for x86-64 and aarch64; the edge runtime reads a contract on every ``edgecls run`` cold start.
+Why msgspec: the edge runtime reads a contract on every ``edgecls run`` cold start, and msgspec is a small C
+extension whose import cost about 1/7 of jsonschema's or pydantic's (median 19 ms against 133 and 141 ms, 9
+alternating cold imports each on a 2-core Xeon at load average 18); it decodes and validates in one pass, names
+the failing field by path, and ships manylinux wheels for x86-64 and aarch64 (cp311 included).
 Cross-field rules (unique labels, float32-finite normalisation) stay in :class:`ModelContract`.
 """
 
@@ -115,8 +116,8 @@ def _check_version(raw: dict[str, Any]) -> None:
     version = raw.get("schema_version")
     if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
         raise ContractError(
-            f"model contract schema_version {version} is newer than this edgecls understands "
-            f"(up to {SCHEMA_VERSION}); upgrade edgecls to read this model"
+            f"model contract schema version {version} is newer than this edgecls understands "
+            f"(field schema_version, up to {SCHEMA_VERSION}); upgrade edgecls to read this model"
         )
 
 

@@ -40,7 +40,7 @@ CASES: dict[str, tuple[str, str]] = {
     "nested_100k": (_with()[:-1] + ', "provenance": {"x": ' + "[" * DEEP + "]" * DEEP + "}}", "nested"),
     "input_size_string": (_with(input_size="32"), "input_size"),
     "negative_schema_version": (_with(schema_version=-1), "schema_version"),
-    "future_schema_version": (_with(schema_version=99), "schema_version 99 is newer"),
+    "future_schema_version": (_with(schema_version=99), "schema version 99 is newer"),
 }
 
 
