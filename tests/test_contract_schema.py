@@ -18,10 +18,11 @@ import cv2
 import numpy as np
 import pytest
 from fixtures_reliability import assert_one_clean_error, run_cli
+from fixtures_runtime import set_contract_metadata
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edgecls.runtime.contract import METADATA_KEY, ModelContract
+from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.contract_schema import MAX_CONTRACT_CHARS, MAX_LABELS, MAX_NESTING, nesting_depth
 from edgecls.runtime.errors import ContractError
 
@@ -44,21 +45,10 @@ CASES: dict[str, tuple[str, str]] = {
 }
 
 
-def _set_metadata(src: Path, dest: Path, text: str) -> Path:
-    import onnx
-
-    m = onnx.load(str(src))
-    del m.metadata_props[:]
-    entry = m.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, text
-    onnx.save(m, str(dest))
-    return dest
-
-
 @pytest.fixture(scope="module")
 def bad_models(colour_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("bad_contracts")
-    return {name: _set_metadata(colour_model, root / f"{name}.onnx", text) for name, (text, _) in CASES.items()}
+    return {name: set_contract_metadata(colour_model, root / f"{name}.onnx", text) for name, (text, _) in CASES.items()}
 
 
 @pytest.fixture(scope="module")
