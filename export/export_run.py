@@ -214,13 +214,16 @@ def export_model(
 
 
 def export_checkpoint(
-    run_or_checkpoint: str | os.PathLike[str], options: ExportOptions | None = None, log: Log = print
+    run_or_checkpoint: str | os.PathLike[str],
+    options: ExportOptions | None = None,
+    log: Log = print,
+    trust_checkpoint: bool = False,
 ) -> ExportReport:
     """``edgecls export RUN_OR_CHECKPOINT``: rebuild the trained model and export it with its contract."""
     from edgecls.training.checkpoint import load_checkpoint
 
     options = options or ExportOptions()
-    ckpt = load_checkpoint(run_or_checkpoint)
+    ckpt = load_checkpoint(run_or_checkpoint, trust=trust_checkpoint)
     model = ckpt.build_model()
     contract = ckpt.contract.with_provenance(
         arch=ckpt.arch,

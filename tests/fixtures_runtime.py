@@ -55,6 +55,18 @@ def add_contract(path: Path, contract: ModelContract | None) -> None:
     onnx.save(m, str(path))
 
 
+def set_contract_metadata(src: Path, dst: Path, text: str) -> Path:
+    """Copy ``src`` to ``dst`` with the contract entry replaced by ``text`` (raw, possibly invalid JSON)."""
+    import onnx
+
+    model = onnx.load(str(src))
+    del model.metadata_props[:]
+    entry = model.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, text
+    onnx.save(model, str(dst))
+    return dst
+
+
 def export_torch(model, path: Path, size: int, batch: int | None) -> None:
     """Export an eval-mode torch module; ``batch=None`` gives a dynamic batch dimension."""
     import torch

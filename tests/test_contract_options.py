@@ -46,7 +46,8 @@ def test_contract_from_options_parses_each_spelling(tmp_path: Path) -> None:
         (ContractOptions(input_size="32"), "--labels"),
         (ContractOptions(labels="a,b", input_size="32x"), "--input-size must be S or HxW"),
         (ContractOptions(labels="a,b", input_size="32", mean="1,2"), "--mean needs 3"),
-        (ContractOptions(labels="a,b", input_size="32", resize_mode="squash"), "resize_mode must be one of"),
+        (ContractOptions(labels="a,b", input_size="32", resize_mode="squash"),
+         "resize_mode: must be one of stretch, shorter_side_crop, got 'squash'"),
         (ContractOptions(labels="nofile", input_size="32"), "no such file"),
     ],
 )

@@ -77,8 +77,12 @@ def test_fp32_graph_has_dynamic_batch_and_requested_opset(exported_tiny):
     for n in (1, 5):
         out = sess.run(None, {"input": np.zeros((n, 3, 32, 32), np.float32)})[0]
         assert out.shape == (n, 5)
-    report = json.loads((exported_tiny / "export_report.json").read_text())
-    assert all(p["passed"] for p in report["parity"] if p["variant"].startswith("fp32"))
+    # The recorded parity numbers, against bounds tighter than the export's own gate (it raises past 1e-4):
+    # fp32 onnxruntime vs PyTorch on a small CNN differs by float32 rounding (~1e-6), fp16 keeps every top-1.
+    parity = {p["variant"]: p for p in json.loads((exported_tiny / "export_report.json").read_text())["parity"]}
+    fp32, fp16 = parity["fp32"], parity["fp16"]
+    assert fp32["images"] >= 8 and fp32["top1_mismatches"] == 0 and 0 <= fp32["max_abs_diff"] < 1e-5, fp32
+    assert fp16["images"] == fp32["images"] and fp16["top1_mismatches"] == 0 and fp16["max_abs_diff"] < 0.05, fp16
 
 
 def test_golden_file_format(exported_tiny):

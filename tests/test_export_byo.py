@@ -98,7 +98,9 @@ def test_byo_export_end_to_end(user_files, tmp_path, capsys):
     )
     assert code == 0, err
     report = json.loads(stdout.strip().splitlines()[-1])
-    assert all(p["passed"] for p in report["parity"])
+    # Recorded fp32 parity against a bound tighter than the export's gate (which raises past 1e-4).
+    (fp32,) = [p for p in report["parity"] if p["variant"] == "fp32"]
+    assert fp32["images"] >= 8 and fp32["top1_mismatches"] == 0 and 0 <= fp32["max_abs_diff"] < 1e-5, fp32
     c = read_contract_file(out / "model.onnx")
     assert c.labels == ("cat", "dog", "bird") and c.input_size == (48, 48) and c.color_order == "BGR"
     assert c.mean == (0.5, 0.5, 0.5) and c.std == (0.25, 0.25, 0.25) and c.interpolation == "area"

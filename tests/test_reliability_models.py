@@ -10,24 +10,13 @@ from pathlib import Path
 
 import pytest
 from fixtures_reliability import assert_one_clean_error, run_cli
+from fixtures_runtime import set_contract_metadata
 
 from edgecls.runtime.classifier import Classifier
-from edgecls.runtime.contract import METADATA_KEY, SCHEMA_VERSION
+from edgecls.runtime.contract import SCHEMA_VERSION
 from edgecls.runtime.errors import ContractError, EdgeclsError, ModelLoadError
 
 NOT_ONNX = "cannot load model (not an ONNX model: protobuf parsing failed)"
-
-
-def _set_metadata(src: Path, dst: Path, text: str) -> Path:
-    """Copy ``src`` to ``dst`` with the contract entry replaced by ``text`` (raw, possibly invalid JSON)."""
-    import onnx
-
-    model = onnx.load(str(src))
-    del model.metadata_props[:]
-    entry = model.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, text
-    onnx.save(model, str(dst))
-    return dst
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +29,9 @@ def bad_models(runtime_models, tmp_path_factory: pytest.TempPathFactory) -> dict
     (d / "truncated.onnx").write_bytes(valid[: len(valid) // 2])
     shutil.copy(Path(__file__), d / "script.onnx")  # text with a model's name
     newer_contract = json.dumps({**contract, "schema_version": SCHEMA_VERSION + 1})
-    newer = _set_metadata(good, d / "newer_schema.onnx", newer_contract)
-    labels = _set_metadata(good, d / "five_labels.onnx", json.dumps({**contract, "labels": list("abcde")}))
-    garbage = _set_metadata(good, d / "garbage_contract.onnx", "{labels: [oops")
+    newer = set_contract_metadata(good, d / "newer_schema.onnx", newer_contract)
+    labels = set_contract_metadata(good, d / "five_labels.onnx", json.dumps({**contract, "labels": list("abcde")}))
+    garbage = set_contract_metadata(good, d / "garbage_contract.onnx", "{labels: [oops")
     return {
         "random_bytes": (runtime_models.corrupt, ModelLoadError, NOT_ONNX),
         "zero_bytes": (runtime_models.empty, ModelLoadError, "empty model file"),

@@ -21,6 +21,7 @@ from edgecls.cli import (
     serve_cmd,
     train_cmd,
 )
+from edgecls.runtime.redact import redact
 
 app = typer.Typer(
     name="edgecls",
@@ -44,7 +45,7 @@ def main() -> None:
     try:
         app()
     except EdgeclsError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {redact(str(e))}", file=sys.stderr)  # messages may quote a stream URL's password
         sys.exit(getattr(e, "exit_status", 2))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

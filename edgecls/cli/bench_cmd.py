@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from edgecls.cli.options import JsonOpt, StrictOpt
+from edgecls.cli.options import JsonOpt, StrictOpt, TrustCheckpointOpt
 
 if TYPE_CHECKING:
     from edgecls.runtime.bench.benchmark import BenchOptions
@@ -102,13 +102,15 @@ def bench_command(
         bool,
         typer.Option("--in-process", help="Measure in this process (faster; cold start and peak RSS then accumulate)."),
     ] = False,
+    trust_checkpoint: TrustCheckpointOpt = False,
 ) -> None:
     from edgecls.runtime.bench.benchmark import BenchOptions
 
     options = BenchOptions(
         models=tuple(models), providers=tuple(provider), batches=_int_list(batch, "--batch") or (1,),
         threads=_int_list(threads, "--threads"), runs=runs, time_budget=time_budget, warmup=warmup, data_dir=data,
-        e2e=e2e, baselines=baselines, checkpoint=checkpoint, strict=strict, spin=spin, compare=compare,
+        e2e=e2e, baselines=baselines, checkpoint=checkpoint, trust_checkpoint=trust_checkpoint, strict=strict,
+        spin=spin, compare=compare,
         isolate=not in_process, json_path=json_file, csv_path=csv, markdown_path=markdown, plot_path=plot,
     )
     _run(options, json_out)

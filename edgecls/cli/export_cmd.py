@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from edgecls.cli.options import JsonOpt, OutDirOpt, contract_flags, progress_log
+from edgecls.cli.options import JsonOpt, OutDirOpt, TrustCheckpointOpt, contract_flags, progress_log
 from edgecls.cli.quantize_cmd import AllowOverBudgetOpt, MaxDropOpt, TargetOpt
 from edgecls.runtime.contract_options import ContractOptions
 
@@ -59,9 +59,16 @@ def export_command(
     exporter: Annotated[str, typer.Option(help="auto (dynamo, falling back to torchscript), dynamo, torchscript.")] = (
         "auto"
     ),
-    model: Annotated[str | None, typer.Option(help="Your own model: FILE.py:FACTORY or module:FACTORY.")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Your own model: FILE.py:FACTORY or module:FACTORY. Runs FILE.py (or imports the module) as "
+            "Python code, by design: give only code you trust."
+        ),
+    ] = None,
     weights: Annotated[Path | None, typer.Option(help="State dict for --model.")] = None,
     json_out: JsonOpt = False,
+    trust_checkpoint: TrustCheckpointOpt = False,
     *,
     contract_options: ContractOptions,
 ) -> None:
@@ -97,7 +104,7 @@ def export_command(
             "the contract flags describe a --model; a trained run exports the contract it was trained with"
         )
     else:
-        report = export_checkpoint(run, options, log)
+        report = export_checkpoint(run, options, log, trust_checkpoint=trust_checkpoint)
     if json_out:
         typer.echo(json.dumps(report.to_dict()))
     else:

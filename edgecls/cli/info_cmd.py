@@ -31,9 +31,14 @@ def info_command(
     runs_here = provider_paths()  # which engine each --provider uses on this machine (OpenVINO: EP or runtime)
     if json_out:
         typer.echo(json.dumps({**info.to_dict(), "providers_here": runs_here}))
-        return
-    _print_info(info)
-    typer.echo("providers here: " + "; ".join(runs_here))
+    else:
+        _print_info(info)
+        typer.echo("providers here: " + "; ".join(runs_here))
+    if info.contract_error:
+        # The rest of the model is still described above; the refusal is the one error line (exit 2), as in run.
+        from edgecls.runtime.errors import ContractError
+
+        raise ContractError(info.contract_error)
 
 
 def _print_info(info: Any) -> None:
@@ -55,7 +60,8 @@ def _print_info(info: Any) -> None:
     console.print(head)
     c = info.contract
     if c is None:
-        console.print(info.contract_error or "no edgecls contract: give the preprocessing as flags when running it")
+        console.print("contract: unreadable (below)" if info.contract_error
+                      else "no edgecls contract: give the preprocessing as flags when running it")
     else:
         ct = Table(title="contract", show_header=False, title_justify="left")
         labels = ", ".join(c["labels"][:12]) + (f" ... ({len(c['labels'])} labels)" if len(c["labels"]) > 12 else "")

@@ -129,6 +129,15 @@ MaxFileMbOpt = Annotated[
     ),
 ]
 OutDirOpt = Annotated[Path | None, typer.Option("--out", help="Output directory.")]
+# Checkpoints load as plain tensors and data (torch weights_only); this is the only way past that (docs/SECURITY.md).
+TrustCheckpointOpt = Annotated[
+    bool,
+    typer.Option(
+        "--trust-checkpoint",
+        help="Load a legacy or foreign checkpoint that needs more than tensors and plain data: runs code from the "
+        "file, so only for files whose source you trust.",
+    ),
+]
 
 
 def progress_log(json_out: bool) -> Callable[[str], None]:

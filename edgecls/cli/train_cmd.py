@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from edgecls.cli.options import BatchSizeOpt, JsonOpt, OutDirOpt, ProviderOpt
+from edgecls.cli.options import BatchSizeOpt, JsonOpt, OutDirOpt, ProviderOpt, TrustCheckpointOpt
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -96,7 +96,10 @@ def train_command(
     ] = None,
     model: Annotated[
         str | None,
-        typer.Option(help="Your own torch network, FILE.py:FACTORY or module:FACTORY, instead of --arch."),
+        typer.Option(
+            help="Your own torch network, FILE.py:FACTORY or module:FACTORY, instead of --arch. Runs FILE.py (or "
+            "imports the module) as Python code, by design: give only code you trust."
+        ),
     ] = None,
     head: Annotated[
         str | None,
@@ -116,6 +119,7 @@ def train_command(
             "before each validation; default from scratch) or train (moving average only)."
         ),
     ] = None,
+    trust_checkpoint: TrustCheckpointOpt = False,
 ) -> None:
     from edgecls.training.config import TrainConfig, square_input_size
     from edgecls.training.resume import AugmentOverrides, train_or_resume
@@ -143,7 +147,9 @@ def train_command(
         backbone_lr_scale=backbone_lr_scale,
         batchnorm=batchnorm,  # type: ignore[arg-type]  (TrainConfig checks it)
     )
-    train_or_resume(config, AugmentOverrides(hflip=hflip, noise_std=noise, jitter=jitter))
+    train_or_resume(
+        config, AugmentOverrides(hflip=hflip, noise_std=noise, jitter=jitter), trust_checkpoint=trust_checkpoint
+    )
 
 
 def eval_command(
@@ -158,6 +164,7 @@ def eval_command(
     provider: ProviderOpt = "auto",
     batch_size: BatchSizeOpt = 64,
     json_out: JsonOpt = False,
+    trust_checkpoint: TrustCheckpointOpt = False,
 ) -> None:
     from rich.console import Console
 
@@ -165,7 +172,8 @@ def eval_command(
 
     out_dir = out if out is not None else _default_eval_dir(Path(model))
     result = evaluate(
-        model, data, split=split, seed=seed, out_dir=out_dir, provider=provider, batch_size=batch_size
+        model, data, split=split, seed=seed, out_dir=out_dir, provider=provider, batch_size=batch_size,
+        trust_checkpoint=trust_checkpoint,
     )
     if json_out:
         typer.echo(json.dumps(result.to_dict()))

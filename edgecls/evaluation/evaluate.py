@@ -43,13 +43,15 @@ def evaluate(
     batch_size: int = 64,
     on_start: Callable[[int], None] | None = None,
     on_batch: Callable[[int], None] | None = None,
+    trust_checkpoint: bool = False,
 ) -> EvalResult:
     """Evaluate ``model`` (run dir, checkpoint or .onnx) on ``split`` of ``data``.
 
     ``data`` defaults to the data the model was trained on; with that data the default seed is the training
-    seed, so ``test`` is the very split training held out.
+    seed, so ``test`` is the very split training held out. ``trust_checkpoint`` lets a checkpoint run code
+    while it loads (``--trust-checkpoint``).
     """
-    pred = load_predictor(model, provider=provider)
+    pred = load_predictor(model, provider=provider, trust_checkpoint=trust_checkpoint)
     from edgecls.runtime.errors import DataError
 
     spec = data or pred.source.get("data")

@@ -26,11 +26,14 @@ class LoadedPredictor:
     source: dict  # how the model was trained (data spec, seed), when known
 
 
-def load_predictor(model: str | Path, provider: str = "auto", threads: int | None = None) -> LoadedPredictor:
+def load_predictor(
+    model: str | Path, provider: str = "auto", threads: int | None = None, trust_checkpoint: bool = False
+) -> LoadedPredictor:
+    """``trust_checkpoint`` lets a checkpoint run code while it loads (``--trust-checkpoint``)."""
     path = Path(model)
     if path.suffix.lower() == ".onnx":
         return _onnx_predictor(path, provider, threads)
-    return _checkpoint_predictor(path)
+    return _checkpoint_predictor(path, trust_checkpoint)
 
 
 def _onnx_predictor(path: Path, provider: str, threads: int | None) -> LoadedPredictor:
@@ -43,12 +46,12 @@ def _onnx_predictor(path: Path, provider: str, threads: int | None) -> LoadedPre
     return LoadedPredictor(clf.contract, clf.logits_batch, "onnx", source)
 
 
-def _checkpoint_predictor(path: Path) -> LoadedPredictor:
+def _checkpoint_predictor(path: Path, trust: bool) -> LoadedPredictor:
     import torch
 
     from edgecls.training.checkpoint import load_checkpoint
 
-    ckpt = load_checkpoint(path)
+    ckpt = load_checkpoint(path, trust=trust)
     model = ckpt.build_model()
 
     @torch.no_grad()

@@ -7,17 +7,28 @@ Layout of a checkpoint (``torch.save`` of a dict):
     optimizer_state, scheduler_state, rng_state (for --resume), data (how to rebuild the split).
 A run directory holds ``best.pt`` (best validation accuracy), ``last.pt`` (for resume), ``config.json``,
 ``contract.json``, ``split.json``, ``history.csv``/``history.json``, ``curves.png`` and ``eval/``.
+
+Loading never runs code from the file unless the caller says it trusts the file: a pickle can name any
+function to call while it loads (``os.system`` included), so checkpoints load with torch's
+``weights_only=True`` unpickler, which rebuilds only tensors and plain containers/numbers/strings. Everything
+edgecls writes is such a dict (:func:`plain` enforces it at save time); a legacy or foreign file that needs
+more is refused with one line naming the object it wanted, unless ``trust=True`` (``--trust-checkpoint``).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import hashlib
 import io
 import os
+import pickle
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -27,6 +38,10 @@ from edgecls.runtime.errors import EdgeclsError
 
 FORMAT = "edgecls.checkpoint"
 FORMAT_VERSION = 1
+#: What the refusal tells the user to pass; the CLI flags share the name.
+TRUST_FLAG = "--trust-checkpoint"
+# Leaves torch's weights_only unpickler rebuilds without running code from the file.
+_LEAVES = (str, int, float, bool, type(None), torch.Tensor, torch.dtype, torch.Size, torch.device)
 
 
 @dataclass
@@ -50,10 +65,39 @@ class Checkpoint:
         return model.eval()
 
 
+def plain(obj: Any, where: str = "checkpoint") -> Any:
+    """``obj`` as tensors inside dicts/lists/tuples of str/int/float/bool/None, which load with ``weights_only``.
+
+    Paths become strings, dataclasses dicts, enums their values and numpy scalars/arrays Python numbers/tensors
+    (exactly: float64 -> float, int64 -> int), so a resumed run continues from the same numbers. Anything else
+    is a programming error, raised here rather than written into a file no one could load safely.
+    """
+    if isinstance(obj, np.generic):  # first: numpy's float64 is a float subclass, yet pickles as numpy
+        return obj.item()
+    if isinstance(obj, _LEAVES):
+        return obj
+    if isinstance(obj, dict):
+        return {plain(k, where): plain(v, f"{where}[{k!r}]") for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        items = [plain(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+        return items if isinstance(obj, list) else tuple(items)
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if isinstance(obj, enum.Enum):
+        return plain(obj.value, where)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return plain(dataclasses.asdict(obj), where)
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(obj))
+    if isinstance(obj, (set, frozenset)):
+        return sorted(plain(v, where) for v in obj)
+    raise TypeError(f"{where}: {type(obj).__name__} cannot be saved in a checkpoint (not plain data)")
+
+
 def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> Path:
-    """Atomically write a checkpoint dict (``format`` fields are added)."""
+    """Atomically write a checkpoint dict (``format`` fields are added) that loads with ``weights_only=True``."""
     buf = io.BytesIO()
-    torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, **payload}, buf)
+    torch.save(plain({"format": FORMAT, "format_version": FORMAT_VERSION, **payload}), buf)
     return atomic_write_bytes(path, buf.getvalue())
 
 
@@ -70,18 +114,40 @@ def resolve_checkpoint_path(run_or_checkpoint: str | os.PathLike[str]) -> Path:
     return p
 
 
-def load_checkpoint(run_or_checkpoint: str | os.PathLike[str]) -> Checkpoint:
+def _needs_code(error: pickle.UnpicklingError) -> str | None:
+    """What a weights-only load refused to rebuild (e.g. ``posix.system``), or None for a corrupt pickle."""
+    text = str(error)
+    if "weights only" not in text.lower() and "weights_only" not in text:
+        return None
+    found = re.search(r"GLOBAL ([\w.]+)", text)  # torch names the function or class the pickle asked for
+    return found.group(1) if found else None
+
+
+def _unpickle(path: Path, data: bytes, trust: bool) -> Any:
+    try:
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=not trust)
+    except pickle.UnpicklingError as e:
+        wanted = None if trust else _needs_code(e)
+        if wanted is not None:
+            raise EdgeclsError(
+                f"{path}: refused: the checkpoint needs {wanted} to load, and loading it would run code from the "
+                f"file (a legacy or foreign checkpoint?); pass {TRUST_FLAG} only if you trust its source"
+            ) from None
+        raise EdgeclsError(f"{path}: not a readable checkpoint (corrupt or truncated: UnpicklingError)") from None
+    except Exception as e:  # torch raises many types for corrupt archives
+        raise EdgeclsError(
+            f"{path}: not a readable checkpoint (corrupt or truncated: {type(e).__name__})"
+        ) from e
+
+
+def load_checkpoint(run_or_checkpoint: str | os.PathLike[str], trust: bool = False) -> Checkpoint:
+    """The checkpoint in a run directory or file; ``trust`` lets the file run code while it loads (opt-in)."""
     path = resolve_checkpoint_path(run_or_checkpoint)
     try:
         data = path.read_bytes()
     except OSError as e:
         raise EdgeclsError(f"{path}: cannot read checkpoint ({e.strerror or e})") from e
-    try:
-        raw = torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
-    except Exception as e:  # torch raises many types for corrupt archives
-        raise EdgeclsError(
-            f"{path}: not a readable checkpoint (corrupt or truncated: {type(e).__name__})"
-        ) from e
+    raw = _unpickle(path, data, trust)
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise EdgeclsError(
             f"{path}: not an edgecls checkpoint (use `edgecls export --model` for other models)"

@@ -16,12 +16,14 @@ from edgecls.training.checkpoint import load_checkpoint
 
 
 def load_torch_eager(
-    model: str, provider: str = "torch-cpu", threads: int | None = None, **_: Any
+    model: str, provider: str = "torch-cpu", threads: int | None = None, trust_checkpoint: bool = False, **_: Any
 ) -> LoadedRunner:
-    """Rebuild the checkpoint's model; ``infer`` maps ``float32[N, 3, h, w]`` -> ``float32[N, C]`` logits."""
+    """Rebuild the checkpoint's model; ``infer`` maps ``float32[N, 3, h, w]`` -> ``float32[N, C]`` logits.
+
+    ``trust_checkpoint`` (bench ``--trust-checkpoint``) lets the checkpoint run code while it loads."""
     if threads:
         torch.set_num_threads(int(threads))
-    ckpt = load_checkpoint(model)
+    ckpt = load_checkpoint(model, trust=trust_checkpoint)
     net = ckpt.build_model()
     size = sum(p.numel() * p.element_size() for p in net.parameters())
     size += sum(b.numel() * b.element_size() for b in net.buffers())

@@ -40,9 +40,17 @@ def config_to_run(config: TrainConfig, augment: AugmentOverrides | None = None) 
 
 
 def train_or_resume(
-    config: TrainConfig, augment: AugmentOverrides | None = None, log: Logger | None = None, show_progress: bool = True
+    config: TrainConfig,
+    augment: AugmentOverrides | None = None,
+    log: Logger | None = None,
+    show_progress: bool = True,
+    trust_checkpoint: bool = False,
 ) -> Path:
-    """What ``edgecls train`` does: train (or resume) the run :func:`config_to_run` describes; -> run directory."""
+    """What ``edgecls train`` does: train (or resume) the run :func:`config_to_run` describes; -> run directory.
+
+    ``trust_checkpoint`` lets a resumed ``last.pt`` run code while it loads (``--trust-checkpoint``)."""
     from edgecls.training.train import train
 
-    return train(config_to_run(config, augment), log=log, show_progress=show_progress)
+    return train(
+        config_to_run(config, augment), log=log, show_progress=show_progress, trust_checkpoint=trust_checkpoint
+    )

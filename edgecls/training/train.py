@@ -101,17 +101,23 @@ def at_chance_while_fitting(best_val_acc: float, train_acc: float, val_labels: n
     return best_val_acc <= majority + 0.02 and train_acc >= 0.9
 
 
-def train(config: TrainConfig, log: Logger | None = None, show_progress: bool = True) -> Path:
-    """Train per ``config``; returns the run directory (best.pt, last.pt, contract.json, curves.png, eval/)."""
+def train(
+    config: TrainConfig, log: Logger | None = None, show_progress: bool = True, trust_checkpoint: bool = False
+) -> Path:
+    """Train per ``config``; returns the run directory (best.pt, last.pt, contract.json, curves.png, eval/).
+
+    ``trust_checkpoint`` lets a resumed ``last.pt`` run code while it loads (``--trust-checkpoint``)."""
     ctx = init_distributed()
     log = log or log_to_stderr
     try:
-        return _train(config, ctx, log if ctx.is_main else (lambda _m: None), show_progress and ctx.is_main)
+        return _train(
+            config, ctx, log if ctx.is_main else (lambda _m: None), show_progress and ctx.is_main, trust_checkpoint
+        )
     finally:
         shutdown(ctx)
 
 
-def _train(config: TrainConfig, ctx: DistContext, log: Logger, show_progress: bool) -> Path:
+def _train(config: TrainConfig, ctx: DistContext, log: Logger, show_progress: bool, trust_checkpoint: bool) -> Path:
     out = Path(config.out)
     if ctx.is_main:
         prepare_run_dir(out, config.resume)
@@ -144,7 +150,7 @@ def _train(config: TrainConfig, ctx: DistContext, log: Logger, show_progress: bo
 
     state = TrainingState()
     if config.resume:
-        state = restore_training_state(out / "last.pt", model, optimizer, scheduler)
+        state = restore_training_state(out / "last.pt", model, optimizer, scheduler, trust=trust_checkpoint)
         if state.pretrained is not None:
             contract = contract.with_provenance(pretrained=state.pretrained)
         log(f"resuming {out} at epoch {state.start_epoch + 1}/{config.epochs} "

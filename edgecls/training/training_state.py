@@ -29,10 +29,16 @@ class TrainingState:
 
 
 def restore_training_state(
-    last: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler
+    last: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    trust: bool = False,
 ) -> TrainingState:
-    """Load ``last.pt``'s weights, optimizer and scheduler state in place; -> the loop's state."""
-    ckpt = load_checkpoint(last)
+    """Load ``last.pt``'s weights, optimizer and scheduler state in place; -> the loop's state.
+
+    ``trust`` lets the file run code while it loads (``--trust-checkpoint``)."""
+    ckpt = load_checkpoint(last, trust=trust)
     model.load_state_dict(ckpt.model_state)
     optimizer.load_state_dict(ckpt.raw["optimizer_state"])
     scheduler.load_state_dict(ckpt.raw["scheduler_state"])

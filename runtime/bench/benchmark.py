@@ -42,6 +42,7 @@ class BenchOptions:
     e2e: bool = False
     baselines: bool = True
     checkpoint: Path | None = None
+    trust_checkpoint: bool = False  # the eager baseline may run code from the checkpoint (--trust-checkpoint)
     strict: bool = False
     spin: str = "off"  # off | on | both
     compare: bool = True
@@ -73,7 +74,9 @@ def benchmark(options: BenchOptions, progress: ProgressFn | None = None) -> Benc
     notes: list[str] = []
     if options.baselines:
         extra += opencv_baselines(targets)
-        torch_rows, notes = installed_torch_baselines(targets, options.checkpoint, found_checkpoints)
+        torch_rows, notes = installed_torch_baselines(
+            targets, options.checkpoint, found_checkpoints, trust=options.trust_checkpoint
+        )
         extra += torch_rows
     result = run_benchmark(
         targets, providers=options.providers, batches=options.batches, threads=threads, runs=options.runs,

@@ -33,6 +33,7 @@ import numpy as np
 
 from edgecls.runtime.decode import to_bgr_uint8
 from edgecls.runtime.errors import EdgeclsError, SourceError
+from edgecls.runtime.redact import redact
 from edgecls.runtime.run.source_specs import SourceSpec
 
 EventCallback = Callable[[str, str], None]  # (source name, message)
@@ -194,14 +195,14 @@ class FrameSource:
     # --- capture thread ------------------------------------------------------------------------------
     def _event(self, message: str) -> None:
         if self._on_event is not None:
-            self._on_event(self.spec.name, message)
+            self._on_event(self.spec.name, redact(message))
 
     def _finish(self, error: str | None = None) -> None:
         with self._lock:
             if not self._ended:
                 self._ended = True
                 if error and self.error is None:
-                    self.error = error
+                    self.error = redact(error)  # library messages may quote the URL opened, password included
             self._space.notify_all()
         self.wakeup.set()
 

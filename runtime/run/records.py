@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from edgecls.runtime.classifier import Prediction
+from edgecls.runtime.redact import redact
 
 
 @dataclass
@@ -25,6 +26,10 @@ class Record:
     frame: int | None = None
     age_ms: float | None = None  # capture -> result, for video files, cameras and streams
     image: np.ndarray | None = None  # uint8[H, W, 3] BGR, only when a sink needs pixels (--save, --show)
+
+    def __post_init__(self) -> None:
+        # Every sink (JSON Lines, CSV, console, batch tables, serve's live feed) shows rows built here.
+        self.source = redact(self.source)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"source": self.source}
@@ -44,6 +49,10 @@ class ErrorRecord:
     source: str
     error: str
     frame: int | None = None
+
+    def __post_init__(self) -> None:
+        # Library messages (OpenCV, FFmpeg) may quote the URL they were given, password included.
+        self.source, self.error = redact(self.source), redact(self.error)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"source": self.source, "error": self.error}

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 from edgecls.runtime.image_files import walk_images
+from edgecls.runtime.redact import redact
 
 SourceKind = Literal["image", "video", "camera", "stream"]
 
@@ -63,7 +64,10 @@ _DEV_VIDEO = re.compile(r"^/dev/video(\d+)$")
 
 @dataclass(frozen=True)
 class SourceSpec:
-    """One input: ``target`` is what OpenCV opens (path, URL or camera index), ``name`` what output shows."""
+    """One input: ``target`` is what OpenCV opens (path, URL or camera index), ``name`` what output shows.
+
+    A stream's ``name`` is its URL without credentials (:func:`~edgecls.runtime.redact.redact`); only
+    ``target`` holds the password, and nothing shows ``target``."""
 
     kind: SourceKind
     target: str
@@ -119,9 +123,10 @@ def expand_one(arg: str) -> tuple[list[SourceSpec], list[SourceProblem]]:
     url = _URL.match(arg)
     if url:
         if url.group(1).lower() in STREAM_SCHEMES:
-            return [SourceSpec("stream", arg, arg)], []
+            return [SourceSpec("stream", arg, redact(arg))], []
         if url.group(1).lower() != "file":
-            return [], [SourceProblem(arg, f"{arg}: unsupported URL scheme {url.group(1)!r}")]
+            shown = redact(arg)
+            return [], [SourceProblem(shown, f"{shown}: unsupported URL scheme {url.group(1)!r}")]
         arg = arg[len("file://") :]
     dev = _DEV_VIDEO.match(arg)
     if dev:

@@ -21,6 +21,7 @@ import numpy as np
 
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.preprocess import preprocess
+from edgecls.runtime.redact import redact
 from edgecls.runtime.run.image_sinks import annotate
 from edgecls.runtime.run.live_capture import CaptureSettings, FrameSource
 from edgecls.runtime.run.records import Record
@@ -117,7 +118,7 @@ class LiveFeed:
             "frames_read": src.frames_read if src else 0,
             "frames_skipped": src.frames_dropped if src else 0,
             "reconnects": (src.reconnects if src else 0) + self.reopened,
-            "error": self.error,
+            "error": redact(self.error) if self.error else None,  # unauthenticated /readyz shows it
         }
 
     # --- feed thread --------------------------------------------------------------------------------------

@@ -73,8 +73,10 @@ def find_checkpoint(target: BenchTarget) -> Path | None:
     return None
 
 
-def torch_baseline(target: BenchTarget, checkpoint: str | os.PathLike[str]) -> BenchTarget:
-    """The PyTorch eager row for ``checkpoint``, compared with ``target``'s family (its fp32 ORT row)."""
+def torch_baseline(target: BenchTarget, checkpoint: str | os.PathLike[str], trust: bool = False) -> BenchTarget:
+    """The PyTorch eager row for ``checkpoint``, compared with ``target``'s family (its fp32 ORT row).
+
+    ``trust`` reaches the loader (as ``trust_checkpoint``): only then may the checkpoint run code as it loads."""
     ckpt = Path(checkpoint)
     return BenchTarget(
         label=f"PyTorch eager ({ckpt.name})",
@@ -84,13 +86,13 @@ def torch_baseline(target: BenchTarget, checkpoint: str | os.PathLike[str]) -> B
         family=target.family,
         loader=TORCH_LOADER,
         contract_json=target.contract_json,
-        options={"device": "torch-cpu"},
+        options={"device": "torch-cpu", **({"trust_checkpoint": True} if trust else {})},
         imports=("torch", "edgecls.training.checkpoint"),
     )
 
 
 def torch_baselines(
-    targets: Sequence[BenchTarget], checkpoint: str | os.PathLike[str] | None = None
+    targets: Sequence[BenchTarget], checkpoint: str | os.PathLike[str] | None = None, trust: bool = False
 ) -> tuple[list[BenchTarget], list[str]]:
     """One PyTorch eager baseline per model family whose checkpoint is known; plus notes for the user.
 
@@ -117,18 +119,21 @@ def torch_baselines(
                 notes.append(
                     f"{ckpt.name} is not the checkpoint {matching[0].label} records; compared anyway"
                 )
-        return [torch_baseline(t, ckpt) for t in matching], notes
+        return [torch_baseline(t, ckpt, trust) for t in matching], notes
     for t in families.values():
         found = find_checkpoint(t)
         if found is None:
             notes.append(f"{t.label}: source checkpoint not found (give --checkpoint); no PyTorch baseline")
         else:
-            out.append(torch_baseline(t, found))
+            out.append(torch_baseline(t, found, trust))
     return out, notes
 
 
 def installed_torch_baselines(
-    targets: Sequence[BenchTarget], checkpoint: str | os.PathLike[str] | None, found: Sequence[Path] = ()
+    targets: Sequence[BenchTarget],
+    checkpoint: str | os.PathLike[str] | None,
+    found: Sequence[Path] = (),
+    trust: bool = False,
 ) -> tuple[list[BenchTarget], list[str]]:
     """:func:`torch_baselines` when torch is installed (checked without importing it), else a note saying why not.
 
@@ -138,7 +143,7 @@ def installed_torch_baselines(
 
     if importlib.util.find_spec("torch") is None:
         return [], ["torch is not installed: no PyTorch eager baseline"]
-    baselines, notes = torch_baselines(targets, checkpoint)
+    baselines, notes = torch_baselines(targets, checkpoint, trust)
     if not baselines and checkpoint is None and found:
-        baselines, notes = torch_baselines(targets, found[0])
+        baselines, notes = torch_baselines(targets, found[0], trust)
     return baselines, notes
