@@ -15,6 +15,7 @@ from typing import Any
 
 import onnxruntime as ort
 
+from edgecls.runtime.engine_errors import short_engine_message
 from edgecls.runtime.errors import ModelLoadError, ProviderError
 from edgecls.runtime.plugin_providers import plugin_provider_names
 from edgecls.runtime.provider_names import AUTO_PREFERENCE, default_provider_options, resolve_provider_name
@@ -30,6 +31,14 @@ class SessionInfo:
     warnings: list[str] = field(default_factory=list)
     node_placement: dict[str, int] | None = None  # provider -> nodes it runs, when onnxruntime reports it
     engine: str = "onnxruntime"  # or "openvino <version>" when OpenVINO's runtime runs the model itself
+    # The precision the engine computes in, read back from it: OpenVINO's compiled INFERENCE_PRECISION_HINT
+    # (f32/bf16/f16); None for onnxruntime, which runs each tensor in the type the file stores.
+    precision: str | None = None
+
+    def engine_line(self) -> str:
+        """``openvino 2026.4.1 on CPU, precision f32``: what runs the model, for banners and reports."""
+        used = ", ".join(self.used)
+        return f"{self.engine} on {used}" + (f", precision {self.precision}" if self.precision else "")
 
 
 def available_providers() -> list[str]:
@@ -136,21 +145,52 @@ def _model_name_and_path(model: str | os.PathLike[str] | bytes) -> tuple[str, st
     return str(model), str(path)
 
 
+def load_error(message: str, cause: BaseException) -> ModelLoadError:
+    """A :class:`ModelLoadError` whose line keeps the engine's cause; the full text rides along as ``detail``
+    (printed by the CLI with ``--verbose``)."""
+    err = ModelLoadError(message)
+    err.detail = str(cause).strip()  # type: ignore[attr-defined]
+    return err
+
+
+#: The provider option edgecls itself reads (``--precision``): what OpenVINO computes in.
+PRECISION_OPTION = "precision"
+
+
+def _pop_precision(provider_options: dict[str, Any] | None) -> tuple[str | None, dict[str, Any]]:
+    rest = dict(provider_options or {})
+    return (str(rest.pop(PRECISION_OPTION)) if PRECISION_OPTION in rest else None), rest
+
+
 def _create_openvino_session(
-    model: str | bytes, name: str, threads: int | None, provider_options: dict[str, Any] | None
+    model: str | bytes, name: str, threads: int | None, provider_options: dict[str, Any], precision: str | None
 ) -> tuple[Any, SessionInfo]:
-    from edgecls.runtime.openvino_session import OpenVINOSession
+    from edgecls.runtime.openvino_session import DEFAULT_PRECISION, OpenVINOSession
 
     try:
-        sess = OpenVINOSession(model, threads, dict(provider_options or {}))
+        sess = OpenVINOSession(model, threads, provider_options, precision or DEFAULT_PRECISION)
+    except ProviderError:
+        raise  # a precision this device lacks: already one plain line
     except Exception as e:  # openvino raises its own (private) exception types
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ModelLoadError(f"{name}: OpenVINO cannot load model ({msg})") from e
+        raise load_error(f"{name}: OpenVINO cannot load model ({short_engine_message(e)})", e) from e
     info = SessionInfo(
         requested=["OpenVINOExecutionProvider"], used=sess.get_providers(), fallback=False,
-        engine=f"openvino {sess.version}",
+        engine=f"openvino {sess.version}", precision=sess.precision,
     )
     return sess, info
+
+
+def _refuse_precision(precision: str | None, provider: str) -> None:
+    """onnxruntime runs each tensor in the type the file stores: only f32 (a no-op) can be asked of it."""
+    if precision is None:
+        return
+    from edgecls.runtime.openvino_session import DEFAULT_PRECISION, precision_name
+
+    if precision_name(precision) != DEFAULT_PRECISION:
+        raise ProviderError(
+            f"--precision {precision} is an OpenVINO setting (--provider openvino); onnxruntime's {provider} runs "
+            "the types the file stores (export --fp16 or --quantize for another precision)"
+        )
 
 
 def create_session(
@@ -169,12 +209,16 @@ def create_session(
 
     ``openvino`` runs through onnxruntime's OpenVINO EP where it can run here, otherwise through OpenVINO's own
     runtime (:mod:`edgecls.runtime.openvino_session`, same session calls; ``SessionInfo.engine`` says which).
+    ``provider_options["precision"]`` (``--precision``): f32 (default), bf16 or f16 for OpenVINO; onnxruntime
+    refuses anything but f32 (it runs the file's own types).
     """
     name, source = _model_name_and_path(model)
+    precision, provider_options = _pop_precision(provider_options)
     if provider != "auto" and resolve_provider_name(provider) == "OpenVINOExecutionProvider":
         if openvino_route() == "openvino":
-            return _create_openvino_session(source, name, threads, provider_options)
+            return _create_openvino_session(source, name, threads, provider_options, precision)
     providers = select_providers(provider)
+    _refuse_precision(precision, providers[0])
     primary = providers[0]
     on_cpu = primary == "CPUExecutionProvider"
     if strict and not on_cpu:
@@ -190,13 +234,13 @@ def create_session(
     try:
         sess = ort.InferenceSession(source, sess_options=so, **kwargs)
     except Exception as e:  # onnxruntime raises several private exception types
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        msg = short_engine_message(e)
         if "INVALID_PROTOBUF" in msg or "Protobuf parsing failed" in msg:
             msg = "not an ONNX model: protobuf parsing failed"
         if strict and "fallback to CPU EP has been explicitly disabled" in msg:
             # The provider loaded but cannot run (some of) the graph; strict mode forbids the CPU taking over.
             raise ProviderError(f"{name}: --strict: {primary} cannot run this model without CPU fallback") from e
-        raise ModelLoadError(f"{name}: cannot load model ({msg})") from e
+        raise load_error(f"{name}: cannot load model ({msg})", e) from e
     used = list(sess.get_providers())
     placement = graph_placement(sess) if not on_cpu else None
     info = SessionInfo(requested=providers, used=used, fallback=False, node_placement=placement)

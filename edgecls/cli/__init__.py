@@ -45,6 +45,9 @@ def main() -> None:
         app()
     except EdgeclsError as e:
         print(f"error: {e}", file=sys.stderr)
+        detail = getattr(e, "detail", None)  # an engine's full message (runtime.session.load_error)
+        if detail and "--verbose" in sys.argv[1:]:
+            print(detail, file=sys.stderr)
         sys.exit(getattr(e, "exit_status", 2))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
