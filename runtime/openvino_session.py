@@ -151,6 +151,15 @@ def device_capabilities(core: Any, device: str) -> list[str]:
         return []
 
 
+def cpu_precisions() -> list[str]:
+    """The precisions OpenVINO's CPU device has kernels for here (``f32``, plus ``bf16``/``f16`` where its
+    ``OPTIMIZATION_CAPABILITIES`` lists them). Imports openvino."""
+    import openvino as ov
+
+    caps = device_capabilities(ov.Core(), "CPU")
+    return [p for p, cap in _CAPABILITY.items() if cap in caps]
+
+
 def default_cache_dir() -> str:
     """Where compiled models are cached (OpenVINO's ``CACHE_DIR``), like the TensorRT engine cache."""
     return os.path.join(os.path.expanduser("~"), ".cache", "edgecls", "openvino")
