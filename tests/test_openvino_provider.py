@@ -103,6 +103,7 @@ def test_bench_cpu_and_openvino_in_one_table(bench_models, tmp_path):
     r = CliRunner().invoke(app, [
         "bench", str(bench_models.fp32), str(bench_models.int8), "--provider", "cpu,openvino", "--threads", "1",
         "--runs", "3", "--warmup", "1", "--no-baselines", "--in-process", "--json-file", str(out),
+        "--data", str(bench_models.images), "--precision", "f32",
     ])
     assert r.exit_code == 0, r.output + repr(r.exception)
     rows = json.loads(out.read_text())["rows"]
@@ -111,7 +112,9 @@ def test_bench_cpu_and_openvino_in_one_table(bench_models, tmp_path):
     ]
     ov_rows = [row for row in rows if row["provider"] == "OpenVINOExecutionProvider"]
     assert all(row["providers_used"] == ["OpenVINO:CPU"] and row["error"] is None for row in ov_rows)
+    assert all(row["precision"] == "f32" for row in ov_rows)
     assert ov_rows[0]["agreement"] == 1.0 and ov_rows[0]["max_abs_diff"] < 1e-4  # fp32 vs ORT CPU fp32
+    assert ov_rows[0]["agreement_images"] == 9  # every decodable image of --data (one is corrupt)
     assert all(row["speedup"] is not None for row in rows)  # every row compared with ORT CPU fp32
     assert "openvino" in r.output and "(runtime)" in r.output and "agree" in r.output  # table cells may fold
 
