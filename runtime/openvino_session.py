@@ -24,13 +24,15 @@ an Intel Xeon with AMX. So ``INFERENCE_PRECISION_HINT`` is always set: ``f32`` u
 asks otherwise (refused where the device's ``OPTIMIZATION_CAPABILITIES`` lacks it), and the precision the
 compiled model really uses is read back from it (:attr:`OpenVINOSession.precision`) for every report.
 
-openvino is imported only when this path is used; the module itself imports nothing heavy.
+openvino is imported only when this path is used (:func:`import_openvino`, without its model-conversion tools);
+the module itself imports nothing heavy.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,25 @@ PIP_HINT = "pip install 'edgecls[openvino]'"
 
 # OpenVINO element type names -> the onnxruntime type strings the Classifier/bench check.
 _TYPE_NAMES = {"f32": "tensor(float)", "f16": "tensor(float16)", "f64": "tensor(double)", "u8": "tensor(uint8)"}
+
+
+def import_openvino() -> Any:
+    """``import openvino``, minus ``openvino.tools.ovc`` (the model converter, which brings its telemetry and
+    urllib/http): ``openvino/__init__.py`` imports it only to re-export ``convert_model`` and skips it on an
+    ImportError. edgecls reads ONNX files directly and never converts, and the converter was ~70% of the import
+    (0.12 -> 0.04 s of CPU on an Intel Xeon; benchmarks/results/cold_start_*). The block is lifted right after,
+    so ``from openvino.tools.ovc import convert_model`` still works later in the same process."""
+    if "openvino" in sys.modules:
+        return sys.modules["openvino"]
+    blocked = "openvino.tools.ovc" not in sys.modules
+    if blocked:
+        sys.modules["openvino.tools.ovc"] = None  # type: ignore[assignment]  # makes its import raise ImportError
+    try:
+        import openvino
+    finally:
+        if blocked and sys.modules.get("openvino.tools.ovc", False) is None:
+            del sys.modules["openvino.tools.ovc"]
+    return openvino
 
 
 def openvino_version() -> str | None:
@@ -154,9 +175,7 @@ def device_capabilities(core: Any, device: str) -> list[str]:
 def cpu_precisions() -> list[str]:
     """The precisions OpenVINO's CPU device has kernels for here (``f32``, plus ``bf16``/``f16`` where its
     ``OPTIMIZATION_CAPABILITIES`` lists them). Imports openvino."""
-    import openvino as ov
-
-    caps = device_capabilities(ov.Core(), "CPU")
+    caps = device_capabilities(import_openvino().Core(), "CPU")
     return [p for p, cap in _CAPABILITY.items() if cap in caps]
 
 
@@ -212,8 +231,7 @@ class OpenVINOSession:
         options: dict[str, Any],
         precision: str = DEFAULT_PRECISION,
     ) -> None:
-        import openvino as ov
-
+        ov = import_openvino()
         self._core = ov.Core()
         self.device, self.properties = compile_properties(threads, options, precision)
         asked = str(self.properties[PRECISION_HINT])

@@ -7,18 +7,24 @@ parity checks all come through here), so provider handling is consistent everywh
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import onnxruntime as ort
+from typing import TYPE_CHECKING, Any
 
 from edgecls.runtime.engine_errors import short_engine_message
 from edgecls.runtime.errors import ModelLoadError, ProviderError
 from edgecls.runtime.plugin_providers import plugin_provider_names
 from edgecls.runtime.provider_names import AUTO_PREFERENCE, default_provider_options, resolve_provider_name
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
+
+# onnxruntime is imported by the functions that use it, not here: ``--provider openvino`` on OpenVINO's own
+# runtime never needs it, and its import is a tenth of a second of that path's cold start.
 
 
 @dataclass
@@ -42,6 +48,8 @@ class SessionInfo:
 
 
 def available_providers() -> list[str]:
+    import onnxruntime as ort
+
     return list(ort.get_available_providers())
 
 
@@ -73,6 +81,8 @@ def select_providers(provider: str = "auto") -> list[str]:
 def session_options(
     threads: int | None = None, strict: bool = False, spin: bool = True, record_placement: bool = False
 ) -> ort.SessionOptions:
+    import onnxruntime as ort
+
     so = ort.SessionOptions()
     # Int8 QDQ kernels fuse only at EXTENDED or higher; ALL adds layout transforms that help conv nets.
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -95,6 +105,8 @@ def session_options(
 
 def _attach_plugin_provider(so: ort.SessionOptions, provider: str, options: dict[str, Any]) -> None:
     """Add a plugin EP to ``so`` through its ``OrtEpDevice`` entries (plugin EPs have no name-based path)."""
+    import onnxruntime as ort
+
     devices = [d for d in ort.get_ep_devices() if d.ep_name == provider]
     if not devices:
         raise ProviderError(f"execution provider {provider} is registered but lists no device here")
@@ -124,7 +136,7 @@ def openvino_route() -> str:
     Raises :class:`ProviderError` naming the pip command when neither exists.
     """
     full = "OpenVINOExecutionProvider"
-    if full in available_providers() or full in plugin_provider_names():
+    if _onnxruntime_may_run_openvino() and (full in available_providers() or full in plugin_provider_names()):
         return "onnxruntime"
     from edgecls.runtime.openvino_session import PIP_HINT, openvino_version
 
@@ -134,6 +146,27 @@ def openvino_route() -> str:
         "execution provider 'openvino' is not available: this onnxruntime build has no OpenVINO EP (a plugin EP "
         f"lists only Intel devices) and the openvino package is not installed; {PIP_HINT}"
     )
+
+
+#: Distributions of onnxruntime built with its OpenVINO EP, and the module of the OpenVINO plugin EP.
+_ORT_OPENVINO_DISTRIBUTIONS = ("onnxruntime-openvino",)
+_OPENVINO_PLUGIN_MODULE = "onnxruntime_ep_openvino"
+
+
+def _onnxruntime_may_run_openvino() -> bool:
+    """Whether onnxruntime could have an OpenVINO EP here, answered without importing it when it is not loaded
+    yet: only a build that includes the EP (``onnxruntime-openvino``) or the plugin package can."""
+    if "onnxruntime" in sys.modules or importlib.util.find_spec(_OPENVINO_PLUGIN_MODULE) is not None:
+        return True
+    from importlib.metadata import PackageNotFoundError, version
+
+    for dist in _ORT_OPENVINO_DISTRIBUTIONS:
+        try:
+            version(dist)
+            return True
+        except PackageNotFoundError:
+            continue
+    return False
 
 
 def _model_name_and_path(model: str | os.PathLike[str] | bytes) -> tuple[str, str | bytes]:
@@ -217,6 +250,8 @@ def create_session(
     if provider != "auto" and resolve_provider_name(provider) == "OpenVINOExecutionProvider":
         if openvino_route() == "openvino":
             return _create_openvino_session(source, name, threads, provider_options, precision)
+    import onnxruntime as ort
+
     providers = select_providers(provider)
     _refuse_precision(precision, providers[0])
     primary = providers[0]
