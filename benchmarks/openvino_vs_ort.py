@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from edgecls.runtime.bench.env import collect_environment
-    from edgecls.runtime.bench.report import auto_pick_lines, to_markdown
+    from edgecls.runtime.bench.report import to_markdown
     from edgecls.runtime.bench.result_files import write_json
     from edgecls.runtime.bench.sweep import run_benchmark
 
@@ -266,14 +266,14 @@ def main(argv: list[str] | None = None) -> int:
     load_after = os.getloadavg()
     env = collect_environment()
     name = (
-        f"openvino_vs_ort_{env.cpu_model.lower().replace(' ', '-')}-{'avx512' if 'avx512f' in env.isa else 'avx2'}"
+        f"openvino_vs_ort_{cpu_kind(env)}"
         f"_ort{env.versions.get('onnxruntime')}_ov{env.versions.get('openvino')}_{env.timestamp[:10]}"
     )
     result.settings["load_average_before_after"] = [load_before, load_after]
     result.settings["models"] = {k: str(v) for k, v in dirs.items()}
     args.results.mkdir(parents=True, exist_ok=True)
     write_json(result, args.results / f"{name}.json")
-    md = to_markdown(result) + "\n" + "\n".join(f"- {line}" for line in auto_pick_lines(result)) + "\n"
+    md = to_markdown(result)  # its auto lines included
     md += f"\nLoad average (1/5/15 min) before {load_before}, after {load_after}.\n"
     (args.results / f"{name}.md").write_text(md)
     print(md)

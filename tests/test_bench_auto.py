@@ -17,7 +17,7 @@ from fixtures_runtime import LABELS, golden_images
 
 from edgecls.runtime.bench.auto_pick import AUTO_MAX_DROP, mark_auto_picks, unjudged_line
 from edgecls.runtime.bench.benchmark import BenchOptions, benchmark
-from edgecls.runtime.bench.report import agreement_text, auto_pick_lines, engine_provider
+from edgecls.runtime.bench.report import agreement_text, auto_pick_lines, engine_provider, to_markdown
 from edgecls.runtime.bench.rows import CPU_PROVIDER, BenchRow
 from edgecls.runtime.bench.sweep import run_benchmark
 
@@ -94,7 +94,7 @@ def test_auto_with_images_picks_a_correct_row_and_says_on_how_many(bench_models,
     picked = [r for r in result.rows if r.auto_pick]
     assert len(picked) == 1 and picked[0].agreement_images == 40
     line = auto_pick_lines(result)[0]
-    assert "on 40 images (budget 1 pt)" in line
+    assert "on 40 images (budget 1 pt)" in line and f"- {line}" in to_markdown(result)
 
 
 def test_openvino_rows_per_precision_labelled_by_engine(bench_models, tmp_path):

@@ -239,6 +239,9 @@ def to_markdown(result: BenchResult) -> str:
     noise_line = agreement_inputs_line(result)
     if noise_line:
         lines += ["", noise_line]
+    picks = auto_pick_lines(result)
+    if picks:
+        lines += [""] + [f"- {line}" for line in picks]
     return "\n".join(lines) + "\n"
 
 
