@@ -125,3 +125,28 @@ def test_info_says_how_openvino_runs_here(bench_models):
     paths = json.loads(r.stdout)["providers_here"]
     assert any(p.startswith("cpu: onnxruntime") for p in paths)
     assert any(p.startswith("openvino: ") for p in paths)
+
+
+def test_openvino_path_imports_neither_onnxruntime_nor_openvinos_converter(bench_models):
+    """Cold start (issue #22): OpenVINO's own runtime needs neither onnxruntime (imported only to ask whether it
+    has an OpenVINO EP) nor ``openvino.tools.ovc`` (the model converter with its telemetry, ~70% of
+    ``import openvino``); the converter still imports afterwards for whoever wants it."""
+    import importlib.util
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        version("onnxruntime-openvino")
+        pytest.skip("this onnxruntime build includes the OpenVINO EP: onnxruntime decides the route")
+    except PackageNotFoundError:
+        pass
+    if importlib.util.find_spec("onnxruntime_ep_openvino") is not None:
+        pytest.skip("the OpenVINO plugin EP is installed: onnxruntime decides the route")
+    code = (
+        "import sys; from edgecls.runtime.classifier import Classifier; "
+        f"c = Classifier({str(bench_models.fp32)!r}, provider='openvino'); assert c.info.precision == 'f32'; "
+        "assert 'onnxruntime' not in sys.modules, 'onnxruntime imported'; "
+        "assert 'openvino.tools.ovc' not in sys.modules, 'converter imported'; "
+        "from openvino.tools.ovc import convert_model"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert r.returncode == 0, r.stderr
