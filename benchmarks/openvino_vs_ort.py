@@ -75,29 +75,77 @@ def prepare_effnet(work: Path, crops: Path) -> Path:
     return out
 
 
+#: (variant file, provider, OpenVINO precision) timed side by side; bf16 is OpenVINO's CPU default where the CPU
+#: has bf16 (AMX / AVX512-BF16), f32 what edgecls asks for unless told otherwise.
+CONFIGS: tuple[tuple[str, str, str | None], ...] = (
+    ("fp32", "cpu", None), ("fp32", "openvino", "f32"), ("fp32", "openvino", "bf16"),
+    ("int8", "cpu", None), ("int8", "openvino", "f32"), ("int8", "openvino", "bf16"),
+)
+FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+
+
+def config_key(variant: str, provider: str, precision: str | None) -> str:
+    return f"{variant} {provider}" + (f" {precision}" if precision else "")
+
+
+def load_configs(d: Path, threads: int) -> tuple[dict[str, object], dict[str, str]]:
+    """Classifiers for every config that loads here (OpenVINO's cache off: every compile is real), and the
+    load error of each one that does not (bf16 on a CPU without it, an int8 file bf16 cannot compile...)."""
+    from edgecls.runtime.classifier import Classifier
+    from edgecls.runtime.errors import EdgeclsError
+
+    loaded: dict[str, object] = {}
+    errors: dict[str, str] = {}
+    for variant, prov, precision in CONFIGS:
+        key = config_key(variant, prov, precision)
+        try:
+            loaded[key] = Classifier(d / FILES[variant], provider=prov, threads=threads, spin=False,
+                                     precision=precision, provider_options={"CACHE_DIR": ""} if precision else None)
+        except EdgeclsError as e:
+            errors[key] = str(e)
+    return loaded, errors
+
+
+def agreement(loaded: dict[str, object], crops: list[Path]) -> dict[str, float]:
+    """Top-1 agreement of every config with onnxruntime CPU fp32 on the real photo crops (decoded and
+    preprocessed by each model's own contract, 50 at a time)."""
+    import numpy as np
+
+    from edgecls.runtime.decode import decode_image
+    from edgecls.runtime.scores import top1_agreement
+
+    ref_clf = loaded["fp32 cpu"]
+    images = [decode_image(str(p)) for p in crops]
+    outs: dict[str, list[np.ndarray]] = {k: [] for k in loaded}
+    for i in range(0, len(images), 50):
+        x = ref_clf.preprocess(images[i : i + 50])  # type: ignore[attr-defined]
+        for key, clf in loaded.items():
+            outs[key].append(clf.logits_batch(x))  # type: ignore[attr-defined]
+    ref = np.concatenate(outs["fp32 cpu"])
+    return {k: float(top1_agreement(np.concatenate(v), ref)) for k, v in outs.items()}
+
+
 def interleaved(
-    dirs: dict[str, Path], batches: list[int], threads: list[int], rounds: int, calls: int
+    dirs: dict[str, Path], batches: list[int], threads: list[int], rounds: int, calls: int,
+    crops: list[Path] | None = None,
 ) -> list[dict[str, object]]:
-    """fp32/int8 x onnxruntime CPU/OpenVINO of one model, timed in turns in one process (``rounds`` x ``calls``
-    each), so a shared box's drift hits all four alike; ratios are taken round by round against ORT fp32."""
+    """Every config of :data:`CONFIGS` (fp32/int8 x onnxruntime CPU / OpenVINO f32 / OpenVINO bf16) of one
+    model, timed in turns in one process (``rounds`` x ``calls`` each), so a shared box's drift hits all alike;
+    ratios are taken round by round against ORT fp32. With ``crops``: each config's top-1 agreement with ORT
+    fp32 on them, and the precision read back from OpenVINO's compiled model."""
     import time
 
     import numpy as np
 
-    from edgecls.runtime.session import create_session
-
     out: list[dict[str, object]] = []
     for fam, d in dirs.items():
         for th in threads:
+            loaded, errors = load_configs(d, th)
+            agree = agreement(loaded, crops) if crops else {}
             for b in batches:
                 x = np.random.default_rng(0).standard_normal((b, 3, 224, 224)).astype(np.float32)
-                runners = {}
-                for variant, name in (("fp32", "model.onnx"), ("int8", "model.int8.onnx")):
-                    for prov in ("cpu", "openvino"):
-                        sess, _ = create_session(d / name, provider=prov, threads=th, spin=False,
-                                                 provider_options={"CACHE_DIR": ""} if prov == "openvino" else None)
-                        inp, outp = sess.get_inputs()[0].name, sess.get_outputs()[0].name
-                        runners[f"{variant} {prov}"] = (sess, inp, outp)
+                runners = {k: (clf.session, clf.input_name, clf.output_name)  # type: ignore[attr-defined]
+                           for k, clf in loaded.items()}
                 for sess, inp, outp in runners.values():
                     for _ in range(3):
                         sess.run([outp], {inp: x})
@@ -111,24 +159,50 @@ def interleaved(
                             samples.append((time.perf_counter() - t0) * 1000)
                         per_round[key].append(float(np.median(samples)))
                 ref = np.array(per_round["fp32 cpu"])
-                row: dict[str, object] = {"model": fam, "batch": b, "threads": th, "load": os.getloadavg()[0]}
+                row: dict[str, object] = {"model": fam, "batch": b, "threads": th, "load": os.getloadavg()[0],
+                                          "agreement_images": len(crops or [])}
                 for key, values in per_round.items():
                     ratios = ref / np.array(values)
                     row[key] = {"p50_ms": float(np.median(values)), "x_ort_fp32": float(np.median(ratios)),
-                                "ratio_spread": float((ratios.max() - ratios.min()) / np.median(ratios))}
+                                "ratio_spread": float((ratios.max() - ratios.min()) / np.median(ratios)),
+                                "precision": loaded[key].info.precision,  # type: ignore[attr-defined]
+                                "agreement": agree.get(key)}
+                for key, err in errors.items():
+                    row[key] = {"error": err}
                 print(json.dumps(row), flush=True)
                 out.append(row)
     return out
 
 
 def interleaved_markdown(rows: list[dict[str, object]]) -> str:
-    keys = ("fp32 cpu", "fp32 openvino", "int8 cpu", "int8 openvino")
-    lines = ["| model | batch | threads | " + " | ".join(f"{k} p50 ms (x ORT fp32)" for k in keys) + " | load |",
-             "|---|---:|---:|" + "---:|" * len(keys) + "---:|"]
+    keys = [config_key(*c) for c in CONFIGS]
+    lines = ["| model | batch | threads | " + " | ".join(f"{k}: p50 ms (x ORT fp32), agree %" for k in keys)
+             + " | load |", "|---|---:|---:|" + "---:|" * len(keys) + "---:|"]
     for r in rows:
-        cells = [f"{r[k]['p50_ms']:.2f} ({r[k]['x_ort_fp32']:.2f}x)" for k in keys]  # type: ignore[index]
+        cells = []
+        for k in keys:
+            c = r.get(k)
+            if not isinstance(c, dict):
+                cells.append("-")
+            elif "error" in c:
+                cells.append("does not load: " + str(c["error"]).split("(", 1)[-1].rstrip(")")[:90])
+            else:
+                agree = "-" if c.get("agreement") is None else f"{100 * c['agreement']:.2f}"
+                cells.append(f"{c['p50_ms']:.2f} ({c['x_ort_fp32']:.2f}x), {agree}")
         lines.append(f"| {r['model']} | {r['batch']} | {r['threads']} | " + " | ".join(cells) + f" | {r['load']:.1f} |")
     return "\n".join(lines) + "\n"
+
+
+def cpu_kind(env: object) -> str:
+    """``intel-xeon-avx512-vnni-amx-bf16`` / ``amd-epyc-avx2``: the CPU and the ISA that decides int8/bf16 speed."""
+    isa = set(env.isa)  # type: ignore[attr-defined]
+    flags = ["avx512" if "avx512f" in isa else "avx2"]
+    flags += [f for f, names in (("vnni", ("avx512_vnni", "avx_vnni")), ("amx", ("amx_tile", "amx_int8", "amx_bf16")),
+                                 ("bf16", ("avx512_bf16", "amx_bf16"))) if isa & set(names)]
+    import re
+
+    cpu = re.sub(r"\((r|tm)\)|\bprocessor\b|\bcpu\b", "", env.cpu_model.lower())  # type: ignore[attr-defined]
+    return "-".join(cpu.split()[:3] + flags)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--calls", type=int, default=10)
     ap.add_argument("--results", type=Path, default=HERE / "results")
+    ap.add_argument("--agreement-crops", type=int, default=300,
+                    help="real photo crops (seed 13) every config is compared with ORT fp32 on (--interleaved)")
     args = ap.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     crops = write_crops(args.work / "photo_crops", 32, seed=12)
@@ -160,11 +236,12 @@ def main(argv: list[str] | None = None) -> int:
 
         env = collect_environment()
         load_before = os.getloadavg()
+        agree_dir = write_crops(args.work / "agreement_crops", args.agreement_crops, seed=13)
+        crops = sorted(agree_dir.glob("crop_*.png"))[: args.agreement_crops]
         rows = interleaved(dirs, [int(b) for b in args.batches.split(",")], [int(t) for t in args.threads.split(",")],
-                           args.rounds, args.calls)
-        name = (f"openvino_vs_ort_interleaved_{env.cpu_model.lower().replace(' ', '-')}-"
-                f"{'avx512' if 'avx512f' in env.isa else 'avx2'}_ort{env.versions.get('onnxruntime')}"
-                f"_ov{env.versions.get('openvino')}_{env.timestamp[:10]}")
+                           args.rounds, args.calls, crops)
+        name = f"openvino_vs_ort_interleaved_{cpu_kind(env)}_ort{env.versions.get('onnxruntime')}" \
+               f"_ov{env.versions.get('openvino')}_{env.timestamp[:10]}"
         doc = {"environment": env.to_dict(), "rounds": args.rounds, "calls": args.calls, "rows": rows,
                "load_average_before_after": [load_before, os.getloadavg()]}
         args.results.mkdir(parents=True, exist_ok=True)
@@ -175,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from edgecls.runtime.bench.env import collect_environment
-    from edgecls.runtime.bench.report import auto_pick_lines, to_markdown
+    from edgecls.runtime.bench.report import to_markdown
     from edgecls.runtime.bench.result_files import write_json
     from edgecls.runtime.bench.sweep import run_benchmark
 
@@ -189,14 +266,14 @@ def main(argv: list[str] | None = None) -> int:
     load_after = os.getloadavg()
     env = collect_environment()
     name = (
-        f"openvino_vs_ort_{env.cpu_model.lower().replace(' ', '-')}-{'avx512' if 'avx512f' in env.isa else 'avx2'}"
+        f"openvino_vs_ort_{cpu_kind(env)}"
         f"_ort{env.versions.get('onnxruntime')}_ov{env.versions.get('openvino')}_{env.timestamp[:10]}"
     )
     result.settings["load_average_before_after"] = [load_before, load_after]
     result.settings["models"] = {k: str(v) for k, v in dirs.items()}
     args.results.mkdir(parents=True, exist_ok=True)
     write_json(result, args.results / f"{name}.json")
-    md = to_markdown(result) + "\n" + "\n".join(f"- {line}" for line in auto_pick_lines(result)) + "\n"
+    md = to_markdown(result)  # its auto lines included
     md += f"\nLoad average (1/5/15 min) before {load_before}, after {load_after}.\n"
     (args.results / f"{name}.md").write_text(md)
     print(md)

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import onnxruntime as ort
-
 #: Python packages that ship a plugin EP library: module name -> provider name it registers. Each exposes
 #: ``get_library_path()`` (the onnxruntime packaging guidance); registration happens only when installed.
 PLUGIN_EP_PACKAGES: dict[str, str] = {
@@ -34,6 +32,8 @@ def register_plugin_eps() -> list[PluginEP]:
     import importlib
     import importlib.util
 
+    import onnxruntime as ort
+
     found: list[PluginEP] = []
     if not hasattr(ort, "register_execution_provider_library"):
         return found
@@ -57,6 +57,8 @@ def register_plugin_eps() -> list[PluginEP]:
 
 def plugin_provider_names() -> set[str]:
     """Providers that registered plugin libraries offer devices for (registers installed plugins first)."""
+    import onnxruntime as ort
+
     if not hasattr(ort, "get_ep_devices"):
         return set()
     plugins = register_plugin_eps()

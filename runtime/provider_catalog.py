@@ -88,15 +88,13 @@ def _describe_openvino_runtime(rows: list[ProviderRow]) -> None:
     row = next((r for r in rows if r.provider == "OpenVINOExecutionProvider"), None)
     if row is None or row.available:
         return
-    from edgecls.runtime.openvino_session import PIP_HINT, openvino_version
+    from edgecls.runtime.openvino_session import PIP_HINT, import_openvino, openvino_version
 
     version = openvino_version()
     if version is None:
         row.source += f"; OpenVINO runtime not installed ({PIP_HINT})"
         return
-    import openvino as ov
-
-    core = ov.Core()
+    core = import_openvino().Core()
     row.available = True
     row.devices = [f"{d} {core.get_property(d, 'FULL_DEVICE_NAME')} (OpenVINO)" for d in core.available_devices]
     row.source = f"openvino {version} runtime, used directly (onnxruntime's OpenVINO EP cannot run here)"

@@ -7,17 +7,24 @@ parity checks all come through here), so provider handling is consistent everywh
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import onnxruntime as ort
-
+from edgecls.runtime.engine_errors import short_engine_message
 from edgecls.runtime.errors import ModelLoadError, ProviderError
 from edgecls.runtime.plugin_providers import plugin_provider_names
 from edgecls.runtime.provider_names import AUTO_PREFERENCE, default_provider_options, resolve_provider_name
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
+
+# onnxruntime is imported by the functions that use it, not here: ``--provider openvino`` on OpenVINO's own
+# runtime never needs it, and its import is a tenth of a second of that path's cold start.
 
 
 @dataclass
@@ -30,9 +37,19 @@ class SessionInfo:
     warnings: list[str] = field(default_factory=list)
     node_placement: dict[str, int] | None = None  # provider -> nodes it runs, when onnxruntime reports it
     engine: str = "onnxruntime"  # or "openvino <version>" when OpenVINO's runtime runs the model itself
+    # The precision the engine computes in, read back from it: OpenVINO's compiled INFERENCE_PRECISION_HINT
+    # (f32/bf16/f16); None for onnxruntime, which runs each tensor in the type the file stores.
+    precision: str | None = None
+
+    def engine_line(self) -> str:
+        """``openvino 2026.4.1 on CPU, precision f32``: what runs the model, for banners and reports."""
+        used = ", ".join(self.used)
+        return f"{self.engine} on {used}" + (f", precision {self.precision}" if self.precision else "")
 
 
 def available_providers() -> list[str]:
+    import onnxruntime as ort
+
     return list(ort.get_available_providers())
 
 
@@ -64,6 +81,8 @@ def select_providers(provider: str = "auto") -> list[str]:
 def session_options(
     threads: int | None = None, strict: bool = False, spin: bool = True, record_placement: bool = False
 ) -> ort.SessionOptions:
+    import onnxruntime as ort
+
     so = ort.SessionOptions()
     # Int8 QDQ kernels fuse only at EXTENDED or higher; ALL adds layout transforms that help conv nets.
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -86,6 +105,8 @@ def session_options(
 
 def _attach_plugin_provider(so: ort.SessionOptions, provider: str, options: dict[str, Any]) -> None:
     """Add a plugin EP to ``so`` through its ``OrtEpDevice`` entries (plugin EPs have no name-based path)."""
+    import onnxruntime as ort
+
     devices = [d for d in ort.get_ep_devices() if d.ep_name == provider]
     if not devices:
         raise ProviderError(f"execution provider {provider} is registered but lists no device here")
@@ -115,7 +136,7 @@ def openvino_route() -> str:
     Raises :class:`ProviderError` naming the pip command when neither exists.
     """
     full = "OpenVINOExecutionProvider"
-    if full in available_providers() or full in plugin_provider_names():
+    if _onnxruntime_may_run_openvino() and (full in available_providers() or full in plugin_provider_names()):
         return "onnxruntime"
     from edgecls.runtime.openvino_session import PIP_HINT, openvino_version
 
@@ -127,6 +148,27 @@ def openvino_route() -> str:
     )
 
 
+#: Distributions of onnxruntime built with its OpenVINO EP, and the module of the OpenVINO plugin EP.
+_ORT_OPENVINO_DISTRIBUTIONS = ("onnxruntime-openvino",)
+_OPENVINO_PLUGIN_MODULE = "onnxruntime_ep_openvino"
+
+
+def _onnxruntime_may_run_openvino() -> bool:
+    """Whether onnxruntime could have an OpenVINO EP here, answered without importing it when it is not loaded
+    yet: only a build that includes the EP (``onnxruntime-openvino``) or the plugin package can."""
+    if "onnxruntime" in sys.modules or importlib.util.find_spec(_OPENVINO_PLUGIN_MODULE) is not None:
+        return True
+    from importlib.metadata import PackageNotFoundError, version
+
+    for dist in _ORT_OPENVINO_DISTRIBUTIONS:
+        try:
+            version(dist)
+            return True
+        except PackageNotFoundError:
+            continue
+    return False
+
+
 def _model_name_and_path(model: str | os.PathLike[str] | bytes) -> tuple[str, str | bytes]:
     if isinstance(model, bytes):
         return "<bytes>", model
@@ -136,21 +178,52 @@ def _model_name_and_path(model: str | os.PathLike[str] | bytes) -> tuple[str, st
     return str(model), str(path)
 
 
+def load_error(message: str, cause: BaseException) -> ModelLoadError:
+    """A :class:`ModelLoadError` whose line keeps the engine's cause; the full text rides along as ``detail``
+    (printed by the CLI with ``--verbose``)."""
+    err = ModelLoadError(message)
+    err.detail = str(cause).strip()  # type: ignore[attr-defined]
+    return err
+
+
+#: The provider option edgecls itself reads (``--precision``): what OpenVINO computes in.
+PRECISION_OPTION = "precision"
+
+
+def _pop_precision(provider_options: dict[str, Any] | None) -> tuple[str | None, dict[str, Any]]:
+    rest = dict(provider_options or {})
+    return (str(rest.pop(PRECISION_OPTION)) if PRECISION_OPTION in rest else None), rest
+
+
 def _create_openvino_session(
-    model: str | bytes, name: str, threads: int | None, provider_options: dict[str, Any] | None
+    model: str | bytes, name: str, threads: int | None, provider_options: dict[str, Any], precision: str | None
 ) -> tuple[Any, SessionInfo]:
-    from edgecls.runtime.openvino_session import OpenVINOSession
+    from edgecls.runtime.openvino_session import DEFAULT_PRECISION, OpenVINOSession
 
     try:
-        sess = OpenVINOSession(model, threads, dict(provider_options or {}))
+        sess = OpenVINOSession(model, threads, provider_options, precision or DEFAULT_PRECISION)
+    except ProviderError:
+        raise  # a precision this device lacks: already one plain line
     except Exception as e:  # openvino raises its own (private) exception types
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ModelLoadError(f"{name}: OpenVINO cannot load model ({msg})") from e
+        raise load_error(f"{name}: OpenVINO cannot load model ({short_engine_message(e)})", e) from e
     info = SessionInfo(
         requested=["OpenVINOExecutionProvider"], used=sess.get_providers(), fallback=False,
-        engine=f"openvino {sess.version}",
+        engine=f"openvino {sess.version}", precision=sess.precision,
     )
     return sess, info
+
+
+def _refuse_precision(precision: str | None, provider: str) -> None:
+    """onnxruntime runs each tensor in the type the file stores: only f32 (a no-op) can be asked of it."""
+    if precision is None:
+        return
+    from edgecls.runtime.openvino_session import DEFAULT_PRECISION, precision_name
+
+    if precision_name(precision) != DEFAULT_PRECISION:
+        raise ProviderError(
+            f"--precision {precision} is an OpenVINO setting (--provider openvino); onnxruntime's {provider} runs "
+            "the types the file stores (export --fp16 or --quantize for another precision)"
+        )
 
 
 def create_session(
@@ -169,12 +242,18 @@ def create_session(
 
     ``openvino`` runs through onnxruntime's OpenVINO EP where it can run here, otherwise through OpenVINO's own
     runtime (:mod:`edgecls.runtime.openvino_session`, same session calls; ``SessionInfo.engine`` says which).
+    ``provider_options["precision"]`` (``--precision``): f32 (default), bf16 or f16 for OpenVINO; onnxruntime
+    refuses anything but f32 (it runs the file's own types).
     """
     name, source = _model_name_and_path(model)
+    precision, provider_options = _pop_precision(provider_options)
     if provider != "auto" and resolve_provider_name(provider) == "OpenVINOExecutionProvider":
         if openvino_route() == "openvino":
-            return _create_openvino_session(source, name, threads, provider_options)
+            return _create_openvino_session(source, name, threads, provider_options, precision)
+    import onnxruntime as ort
+
     providers = select_providers(provider)
+    _refuse_precision(precision, providers[0])
     primary = providers[0]
     on_cpu = primary == "CPUExecutionProvider"
     if strict and not on_cpu:
@@ -190,13 +269,13 @@ def create_session(
     try:
         sess = ort.InferenceSession(source, sess_options=so, **kwargs)
     except Exception as e:  # onnxruntime raises several private exception types
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        msg = short_engine_message(e)
         if "INVALID_PROTOBUF" in msg or "Protobuf parsing failed" in msg:
             msg = "not an ONNX model: protobuf parsing failed"
         if strict and "fallback to CPU EP has been explicitly disabled" in msg:
             # The provider loaded but cannot run (some of) the graph; strict mode forbids the CPU taking over.
             raise ProviderError(f"{name}: --strict: {primary} cannot run this model without CPU fallback") from e
-        raise ModelLoadError(f"{name}: cannot load model ({msg})") from e
+        raise load_error(f"{name}: cannot load model ({msg})", e) from e
     used = list(sess.get_providers())
     placement = graph_placement(sess) if not on_cpu else None
     info = SessionInfo(requested=providers, used=used, fallback=False, node_placement=placement)

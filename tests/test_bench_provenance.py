@@ -28,11 +28,11 @@ def test_int8_in_another_folder_is_compared_with_its_fp32(bench_models, tmp_path
     other.mkdir(parents=True)
     int8 = shutil.copy(bench_models.int8, other / "model.int8.onnx")
     fp32 = shutil.copy(bench_models.fp32, tmp_path / "fp32.onnx")
-    result = run_benchmark([fp32, int8], threads=[1], runs=3, warmup=1, isolate=False)
+    result = run_benchmark([fp32, int8], threads=[1], runs=3, warmup=1, isolate=False, data_dir=bench_models.images)
     by_label = {r.label: r for r in result.rows}
     assert by_label["model.int8.onnx"].family == by_label["fp32.onnx"].family
     assert by_label["model.int8.onnx"].speedup is not None
     assert by_label["model.int8.onnx"].reference == "fp32.onnx"
-    # and agreement with the fp32 file on onnxruntime CPU, measured on the same inputs
+    # and agreement with the fp32 file on onnxruntime CPU, measured on the same (real) images
     assert by_label["fp32.onnx"].agreement == 1.0 and by_label["fp32.onnx"].max_abs_diff == 0.0
     assert by_label["model.int8.onnx"].agreement is not None and by_label["model.int8.onnx"].max_abs_diff > 0

@@ -103,6 +103,7 @@ def test_bench_cpu_and_openvino_in_one_table(bench_models, tmp_path):
     r = CliRunner().invoke(app, [
         "bench", str(bench_models.fp32), str(bench_models.int8), "--provider", "cpu,openvino", "--threads", "1",
         "--runs", "3", "--warmup", "1", "--no-baselines", "--in-process", "--json-file", str(out),
+        "--data", str(bench_models.images), "--precision", "f32",
     ])
     assert r.exit_code == 0, r.output + repr(r.exception)
     rows = json.loads(out.read_text())["rows"]
@@ -111,7 +112,9 @@ def test_bench_cpu_and_openvino_in_one_table(bench_models, tmp_path):
     ]
     ov_rows = [row for row in rows if row["provider"] == "OpenVINOExecutionProvider"]
     assert all(row["providers_used"] == ["OpenVINO:CPU"] and row["error"] is None for row in ov_rows)
+    assert all(row["precision"] == "f32" for row in ov_rows)
     assert ov_rows[0]["agreement"] == 1.0 and ov_rows[0]["max_abs_diff"] < 1e-4  # fp32 vs ORT CPU fp32
+    assert ov_rows[0]["agreement_images"] == 9  # every decodable image of --data (one is corrupt)
     assert all(row["speedup"] is not None for row in rows)  # every row compared with ORT CPU fp32
     assert "openvino" in r.output and "(runtime)" in r.output and "agree" in r.output  # table cells may fold
 
@@ -122,3 +125,28 @@ def test_info_says_how_openvino_runs_here(bench_models):
     paths = json.loads(r.stdout)["providers_here"]
     assert any(p.startswith("cpu: onnxruntime") for p in paths)
     assert any(p.startswith("openvino: ") for p in paths)
+
+
+def test_openvino_path_imports_neither_onnxruntime_nor_openvinos_converter(bench_models):
+    """Cold start (issue #22): OpenVINO's own runtime needs neither onnxruntime (imported only to ask whether it
+    has an OpenVINO EP) nor ``openvino.tools.ovc`` (the model converter with its telemetry, ~70% of
+    ``import openvino``); the converter still imports afterwards for whoever wants it."""
+    import importlib.util
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        version("onnxruntime-openvino")
+        pytest.skip("this onnxruntime build includes the OpenVINO EP: onnxruntime decides the route")
+    except PackageNotFoundError:
+        pass
+    if importlib.util.find_spec("onnxruntime_ep_openvino") is not None:
+        pytest.skip("the OpenVINO plugin EP is installed: onnxruntime decides the route")
+    code = (
+        "import sys; from edgecls.runtime.classifier import Classifier; "
+        f"c = Classifier({str(bench_models.fp32)!r}, provider='openvino'); assert c.info.precision == 'f32'; "
+        "assert 'onnxruntime' not in sys.modules, 'onnxruntime imported'; "
+        "assert 'openvino.tools.ovc' not in sys.modules, 'converter imported'; "
+        "from openvino.tools.ovc import convert_model"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert r.returncode == 0, r.stderr

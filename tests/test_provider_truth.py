@@ -111,7 +111,8 @@ def test_bench_measures_what_run_runs(runtime_models):
 
 
 def test_provider_auto_marks_the_fastest_correct_row(bench_models):
-    result = run_benchmark([bench_models.fp32], providers=["auto"], threads=[1], runs=5, warmup=1, isolate=False)
+    result = run_benchmark([bench_models.fp32], providers=["auto"], threads=[1], runs=5, warmup=1, isolate=False,
+                           data_dir=bench_models.images)  # correctness is judged on real images only
     picked = [r for r in result.rows if r.auto_pick]
     assert len(picked) == 1 and result.settings["auto_picks"][0]["provider"] == picked[0].provider
     correct = [r for r in result.rows if r.ok and not r.fallback and r.agreement == 1.0]

@@ -34,7 +34,12 @@ adds onnxruntime's spinning threads (marked "spin"). --strict turns a provider t
 error row.
 
 --data DIR (or --e2e, on synthetic JPEGs) adds decode/preprocess/infer/postprocess times per image, and
-top-1 accuracy when DIR has one sub-folder per class.
+top-1 accuracy when DIR has one sub-folder per class. Without --data, a run's export is compared on the run's
+test split (split.json); with no images at all there is no `agree %` (noise says nothing about int8).
+
+OpenVINO rows come in f32 and, where the CPU has it, bf16 (--precision f32,bf16 to choose): each with its
+agreement, so what bf16 buys and costs shows. --provider auto picks the fastest row whose top-1 agreement with
+onnxruntime CPU fp32 on every image is within --max-drop points (default 1, as quantize); it needs images.
 
 Example:  edgecls bench runs/digits/export --batch 1,8 --threads 1,2 --json-file bench.json --plot bench.png
 """
@@ -98,6 +103,14 @@ def bench_command(
     compare: Annotated[
         bool, typer.Option("--compare/--no-compare", help="Agreement with onnxruntime CPU fp32 on the same inputs.")
     ] = True,
+    precision: Annotated[
+        str | None,
+        typer.Option(help="OpenVINO precisions, comma-separated: f32, bf16, f16 (default: f32, and bf16 where the "
+                     "CPU has it)."),
+    ] = None,
+    max_drop: Annotated[
+        float, typer.Option(min=0.0, help="--provider auto: points of top-1 agreement a provider may lose.")
+    ] = 1.0,
     in_process: Annotated[
         bool,
         typer.Option("--in-process", help="Measure in this process (faster; cold start and peak RSS then accumulate)."),
@@ -111,6 +124,8 @@ def bench_command(
         threads=_int_list(threads, "--threads"), runs=runs, time_budget=time_budget, warmup=warmup, data_dir=data,
         e2e=e2e, baselines=baselines, checkpoint=checkpoint, trust_checkpoint=trust_checkpoint, strict=strict,
         spin=spin, compare=compare,
+        precisions=tuple(x.strip() for x in precision.split(",") if x.strip()) if precision else None,
+        max_drop=max_drop,
         isolate=not in_process, json_path=json_file, csv_path=csv, markdown_path=markdown, plot_path=plot,
     )
     _run(options, json_out)

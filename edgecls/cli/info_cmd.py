@@ -11,10 +11,13 @@ from typing import Annotated, Any
 
 import typer
 
-from edgecls.cli.options import JsonOpt
+from edgecls.cli.options import JsonOpt, PrecisionOpt
 
 INFO_HELP = """Show a model's contract (labels, input size, preprocessing, provenance), inputs/outputs, size,
 parameter count and operator counts. Works with only onnxruntime installed (graph details need onnx).
+
+--provider openvino [--precision bf16] also loads the model on that engine and shows what it really runs
+(the precision is read back from OpenVINO's compiled model).
 
 Example:  edgecls info runs/digits/export/model.int8.onnx
 """
@@ -23,22 +26,40 @@ Example:  edgecls info runs/digits/export/model.int8.onnx
 def info_command(
     model: Annotated[Path, typer.Argument(help="ONNX model.")],
     json_out: JsonOpt = False,
+    provider: Annotated[
+        str | None, typer.Option("--provider", "-p", help="Also load the model on this provider and show its engine.")
+    ] = None,
+    precision: PrecisionOpt = None,
 ) -> None:
     from edgecls.export.info import model_info
     from edgecls.runtime.provider_catalog import provider_paths
 
     info = model_info(model)
     runs_here = provider_paths()  # which engine each --provider uses on this machine (OpenVINO: EP or runtime)
+    engine = _engine_on(model, provider, precision) if (provider or precision) and not info.contract_error else None
     if json_out:
-        typer.echo(json.dumps({**info.to_dict(), "providers_here": runs_here}))
+        typer.echo(json.dumps({**info.to_dict(), "providers_here": runs_here, "engine": engine}))
     else:
         _print_info(info)
         typer.echo("providers here: " + "; ".join(runs_here))
+        if engine is not None:
+            typer.echo(f"engine: {engine['line']}")
     if info.contract_error:
         # The rest of the model is still described above; the refusal is the one error line (exit 2), as in run.
         from edgecls.runtime.errors import ContractError
 
         raise ContractError(info.contract_error)
+
+
+def _engine_on(model: Path, provider: str | None, precision: str | None) -> dict[str, Any]:
+    """What runs ``model`` with ``--provider``/``--precision``: the engine, providers used and the precision read
+    back from the compiled model (OpenVINO), from a real session."""
+    from edgecls.runtime.session import PRECISION_OPTION, create_session
+
+    options = {PRECISION_OPTION: precision} if precision else {}
+    _, session = create_session(model, provider=provider or "auto", threads=1, provider_options=options)
+    return {"engine": session.engine, "used": session.used, "precision": session.precision,
+            "line": session.engine_line()}
 
 
 def _print_info(info: Any) -> None:

@@ -116,6 +116,15 @@ ProviderOpt = Annotated[
         "--provider", "-p", help="Execution provider: auto, cpu, openvino, cuda, tensorrt, ... (edgecls providers)."
     ),
 ]
+PrecisionOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--precision",
+        help="What OpenVINO computes in: f32 (default, as onnxruntime), bf16 or f16 where the CPU has it "
+        "(faster, may move top-1). onnxruntime runs the file's own types.",
+    ),
+]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", help="On an engine error, print its full message too.")]
 ThreadsOpt = Annotated[int | None, typer.Option("--threads", min=1, help="Intra-op threads (default: the engine's).")]
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Fail instead of warning when a provider falls back to CPU.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout (JSON / JSON Lines).")]

@@ -16,10 +16,12 @@ from edgecls.cli.options import (
     BatchSizeOpt,
     JsonOpt,
     MaxFileMbOpt,
+    PrecisionOpt,
     ProviderOpt,
     StrictOpt,
     ThreadsOpt,
     TopKOpt,
+    VerboseOpt,
     contract_flags,
 )
 from edgecls.runtime.contract_options import ContractOptions
@@ -49,6 +51,7 @@ def run(
         typer.Option("--provider-option", help="KEY=VALUE for the provider (repeatable), e.g. device_id=1."),
     ] = None,
     strict: StrictOpt = False,
+    precision: PrecisionOpt = None,
     threads: ThreadsOpt = None,
     batch_size: BatchSizeOpt = 8,
     workers: Annotated[int | None, typer.Option("--workers", min=1, help="Image decode threads.")] = None,
@@ -80,6 +83,7 @@ def run(
         float,
         typer.Option("--read-timeout", min=0.1, help="Seconds without a frame = stalled.", rich_help_panel=_LIVE),
     ] = 10.0,
+    verbose: VerboseOpt = False,  # read by edgecls.cli.main when an error carries an engine's full text
 ) -> None:
     """Classify images, folders, videos, cameras and streams with an ONNX model (no PyTorch needed).
 
@@ -106,7 +110,8 @@ def run(
         cameras=tuple(camera or ()),
         contract=contract_options,
         provider=provider,
-        provider_options=tuple(provider_option or ()),
+        # --precision rides as the provider option edgecls itself reads (runtime.session.PRECISION_OPTION).
+        provider_options=tuple(provider_option or ()) + ((f"precision={precision}",) if precision else ()),
         strict=strict,
         threads=threads,
         loop=LoopOptions(top_k=top_k, batch_size=batch_size, workers=workers, capture=capture, max_frames=max_frames,

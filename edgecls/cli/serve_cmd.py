@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from edgecls.cli.options import ProviderOpt, ThreadsOpt, TopKOpt, contract_flags
+from edgecls.cli.options import PrecisionOpt, ProviderOpt, ThreadsOpt, TopKOpt, contract_flags
 from edgecls.runtime.contract_options import ContractOptions
 
 
@@ -51,6 +51,7 @@ def serve(
     host: Annotated[str, typer.Option("--host", help="Address to bind; not loopback needs --token.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port (0: any free port).")] = 8000,
     provider: ProviderOpt = "auto",
+    precision: PrecisionOpt = None,
     threads: ThreadsOpt = None,
     token: Annotated[
         str | None,
@@ -140,7 +141,7 @@ def serve(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
         # No spinning: decode threads and the capture thread need the cores between model calls.
-        clf = Classifier(model, provider=provider, threads=threads,
+        clf = Classifier(model, provider=provider, threads=threads, precision=precision,
                          contract=contract_options.given() or None, spin=False)
     for w in caught:
         typer.echo(f"warning: {w.message}", err=True)

@@ -3,7 +3,8 @@ report files out.
 
 :func:`benchmark` expands run/export directories into their ONNX variants, adds the baselines (OpenCV DNN on
 each fp32 file; PyTorch eager on the source checkpoint when torch is installed), runs the sweep
-(:func:`edgecls.runtime.bench.sweep.run_benchmark`) and writes the files the options name.
+(:func:`edgecls.runtime.bench.sweep.run_benchmark`) and writes the files the options name. Without ``--data``,
+a run's export is compared on the run's own test split (:mod:`edgecls.runtime.bench.run_split`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgecls.runtime.bench.auto_pick import AUTO_MAX_DROP
 from edgecls.runtime.bench.baselines.opencv_dnn import opencv_baselines
 from edgecls.runtime.bench.baselines.torch_eager import installed_torch_baselines
 from edgecls.runtime.bench.env import collect_environment
@@ -20,8 +22,9 @@ from edgecls.runtime.bench.plot import write_plot
 from edgecls.runtime.bench.report import write_markdown
 from edgecls.runtime.bench.result_files import write_csv, write_json
 from edgecls.runtime.bench.rows import BenchError, BenchResult, BenchTarget
+from edgecls.runtime.bench.run_split import run_test_split
 from edgecls.runtime.bench.sweep import ProgressFn, run_benchmark
-from edgecls.runtime.bench.targets import expand_models, model_targets, sorted_targets
+from edgecls.runtime.bench.targets import expand_models, exported_from, model_targets, sorted_targets
 
 #: ``--spin`` values -> the spinning settings measured.
 SPIN_MODES: dict[str, tuple[bool, ...]] = {"off": (False,), "on": (True,), "both": (False, True)}
@@ -46,6 +49,8 @@ class BenchOptions:
     strict: bool = False
     spin: str = "off"  # off | on | both
     compare: bool = True
+    precisions: tuple[str, ...] | None = None  # OpenVINO rows; None: f32, plus bf16 where the CPU has it
+    max_drop: float = AUTO_MAX_DROP  # --provider auto: points of agreement a provider may lose
     isolate: bool = True
     json_path: Path | None = None
     csv_path: Path | None = None
@@ -62,6 +67,15 @@ class BenchOutcome:
     written: list[Path] = field(default_factory=list)
 
 
+def _run_checkpoints(files: list[Path], found: list[Path]) -> list[Path]:
+    """Checkpoints the models may come from: those found in run/export folders, and for model files the run
+    around their folder (``RUN/export/model.onnx`` -> ``RUN/best.pt``) or their export report's source."""
+    out = list(found)
+    for f in files:
+        out += exported_from(f.parent) + [c for c in (f.parent / "best.pt", f.parent.parent / "best.pt") if c.is_file()]
+    return out
+
+
 def benchmark(options: BenchOptions, progress: ProgressFn | None = None) -> BenchOutcome:
     """Measure ``options.models`` (files or run/export directories) as ``edgecls bench`` does; write its files."""
     spins = SPIN_MODES.get(options.spin)
@@ -72,6 +86,9 @@ def benchmark(options: BenchOptions, progress: ProgressFn | None = None) -> Benc
     targets = sorted_targets(model_targets(files))
     extra: list[BenchTarget] = []
     notes: list[str] = []
+    split = None if options.data_dir is not None else run_test_split(_run_checkpoints(files, found_checkpoints))
+    if split is not None:
+        notes.append(split.note)
     if options.baselines:
         extra += opencv_baselines(targets)
         torch_rows, notes = installed_torch_baselines(
@@ -82,8 +99,11 @@ def benchmark(options: BenchOptions, progress: ProgressFn | None = None) -> Benc
         targets, providers=options.providers, batches=options.batches, threads=threads, runs=options.runs,
         time_budget=options.time_budget, warmup=options.warmup, data_dir=options.data_dir, e2e=options.e2e,
         baselines=extra, isolate=options.isolate, progress=progress, spins=spins, strict=options.strict,
-        compare=options.compare,
+        compare=options.compare, precisions=options.precisions, max_drop=options.max_drop,
+        images=split.images if split is not None else None,
     )
+    if split is not None:
+        result.settings["data_dir"] = str(split.source)
     outcome = BenchOutcome(result, notes)
     writers: list[tuple[Path | None, Callable[[BenchResult, Path], Path]]] = [
         (options.json_path, write_json), (options.csv_path, write_csv),

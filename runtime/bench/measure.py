@@ -23,6 +23,7 @@ from edgecls.runtime.bench.end_to_end import end_to_end
 from edgecls.runtime.bench.latency import LatencyStats, time_calls, warm_up
 from edgecls.runtime.bench.rows import BenchError, BenchRow, BenchTarget, LoadedRunner
 from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.engine_errors import short_engine_message
 from edgecls.runtime.errors import EdgeclsError
 
 
@@ -92,6 +93,8 @@ def measure(task: dict[str, Any]) -> dict[str, Any]:
         batch=task["batch"],
         threads=task["threads"],
         spin=bool(task.get("spin", False)),
+        engine_runtime=task.get("engine_runtime"),
+        precision=task.get("precision"),
         warmup=task["warmup"],
         isolated=task.get("isolated", True),
     )
@@ -106,9 +109,12 @@ def measure(task: dict[str, Any]) -> dict[str, Any]:
         t0 = time.perf_counter()
         # Session settings of the task (spin, strict) reach every loader; baselines ignore what they cannot use.
         session = {"spin": task.get("spin", False), "strict": task.get("strict", False)}
+        if task.get("precision"):  # OpenVINO's --precision, as the provider option create_session reads
+            session["provider_options"] = {**target.options.get("provider_options", {}), "precision": task["precision"]}
         runner = loader(target.model, task["provider"], task["threads"], **{**target.options, **session})
         row.session_create_ms = (time.perf_counter() - t0) * 1000.0
         row.providers_used, row.fallback = list(runner.providers_used), runner.fallback
+        row.precision = runner.precision or row.precision  # what the compiled model really runs in
         row.node_placement = runner.node_placement
         row.warnings += runner.warnings
         if runner.size_bytes:
@@ -123,9 +129,10 @@ def measure(task: dict[str, Any]) -> dict[str, Any]:
             from edgecls.runtime.bench.agreement import compare
 
             agreement, row.agreement_inputs = compare(
-                runner.infer, task["comparison"], task["batch"], runner.input_dtype
+                runner.infer, task["comparison"], task["batch"], runner.input_dtype, target.model, contract
             )
             row.agreement, row.max_abs_diff = agreement.agreement, agreement.max_abs_diff
+            row.agreement_images = agreement.images
         images = task.get("images")
         if images:
             if contract is None:
@@ -140,8 +147,7 @@ def measure(task: dict[str, Any]) -> dict[str, Any]:
     except EdgeclsError as e:
         row.error = str(e)
     except Exception as e:  # noqa: BLE001 - engines raise private types; the row must carry it, not crash
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        row.error = f"{type(e).__name__}: {msg}"[:500]
+        row.error = f"{type(e).__name__}: {short_engine_message(e)}"
     _, row.peak_rss_mb = _memory_mb()
     return row.to_dict()
 

@@ -40,4 +40,5 @@ def load_onnxruntime(model: str, provider: str = "cpu", threads: int | None = No
         warnings=list(info.warnings),
         contract=contract_from_metadata(sess.get_modelmeta().custom_metadata_map),
         size_bytes=file_size(model),
+        precision=info.precision,
     )

@@ -14,6 +14,7 @@ from typing import Any
 
 from edgecls.runtime.atomic import atomic_write_text
 from edgecls.runtime.bench.agreement import agreement_inputs_line
+from edgecls.runtime.bench.auto_pick import AUTO_MAX_DROP, unjudged_line
 from edgecls.runtime.bench.env import Environment
 from edgecls.runtime.bench.rows import ENGINE_ORT, BenchResult, BenchRow, is_reference
 from edgecls.runtime.openvino_session import is_openvino_runtime
@@ -29,9 +30,11 @@ def engine_provider(row: BenchRow) -> str:
     pick = " [auto]" if row.auto_pick else ""
     if row.engine != ENGINE_ORT:
         return row.engine
-    if is_openvino_runtime(row.providers_used):
-        # OpenVINO's own runtime ran the file (onnxruntime's OpenVINO EP cannot run here): not an ORT row.
-        return f"openvino {row.providers_used[0].split(':', 1)[1]} (runtime){pick}"
+    if row.engine_runtime == "openvino" or is_openvino_runtime(row.providers_used):
+        # OpenVINO's own runtime ran (or failed to load) the file: not an ORT row, even when it errored.
+        device = row.providers_used[0].split(":", 1)[1] if is_openvino_runtime(row.providers_used) else "CPU"
+        precision = f" {row.precision}" if row.precision else ""
+        return f"openvino {device}{precision} (runtime){pick}"
     short = row.provider.replace("ExecutionProvider", "")
     if row.fallback:
         used = ",".join(p.replace("ExecutionProvider", "") for p in row.providers_used) or "CPU"
@@ -46,7 +49,11 @@ def threads_text(row: BenchRow) -> str:
 
 
 def agreement_text(row: BenchRow) -> str:
-    return "-" if row.agreement is None else f"{100 * row.agreement:.1f}"
+    """``95.33 (n=300)``: top-1 agreement with onnxruntime CPU fp32 and over how many real images."""
+    if row.agreement is None:
+        return "-"
+    n = f" (n={row.agreement_images})" if row.agreement_images else ""
+    return f"{100 * row.agreement:.2f}{n}"
 
 
 def max_diff_text(row: BenchRow) -> str:
@@ -163,17 +170,25 @@ def print_report(result: BenchResult, console: Any = None) -> None:
 
 
 def auto_pick_lines(result: BenchResult) -> list[str]:
-    """One line per ``--provider auto`` decision: the fastest correct provider and the ones it ruled out."""
+    """One line per ``--provider auto`` decision: the fastest correct provider and the ones it ruled out; or
+    why nothing was picked (no real images to judge correctness on)."""
+    if result.settings.get("auto_max_drop_points") is None:
+        return []  # not an auto run
+    unjudged = unjudged_line(result.rows)
+    if unjudged:
+        return [unjudged]
     lines = []
     for pick in result.settings.get("auto_picks", []):
-        agree = "-" if pick["agreement"] is None else f"{100 * pick['agreement']:.1f}%"
+        agree = "-" if pick["agreement"] is None else f"{100 * pick['agreement']:.2f}%"
         ruled_out = f"; not correct: {', '.join(pick['rejected'])}" if pick["rejected"] else ""
         label = pick.get("label") or Path(pick["model"]).name
+        precision = f" {pick['precision']}" if pick.get("precision") else ""
         lines.append(
             f"auto: {label} batch {pick['batch']} threads {pick['threads'] or 'default'}"
             f"{' spin' if pick.get('spin') else ''} -> "
-            f"{pick['provider']} ({', '.join(pick['providers_used'])}), p50 {pick['p50_ms']:.2f} ms, "
-            f"agreement with ORT CPU fp32 {agree}{ruled_out}"
+            f"{pick['provider']}{precision} ({', '.join(pick['providers_used'])}), p50 {pick['p50_ms']:.2f} ms, "
+            f"agreement with ORT CPU fp32 {agree} on {pick.get('images')} images (budget "
+            f"{pick.get('max_drop', AUTO_MAX_DROP):g} pt){ruled_out}"
         )
     return lines
 
@@ -217,12 +232,16 @@ def to_markdown(result: BenchResult) -> str:
         "",
         "Latency is per call (one batch); `x fp32` = p50 of the fp32 onnxruntime CPU row of the same "
         "model, batch and threads divided by this row's p50; top-1 in %, (change vs fp32 in points); "
-        "`agree %` / `max |d|`: top-1 agreement and largest output difference with onnxruntime CPU fp32 on the "
-        "same inputs; `spin`: onnxruntime worker threads spinning (edgecls run does not spin).",
+        "`agree %` / `max |d|`: top-1 agreement (over n real images) and largest output difference with "
+        "onnxruntime CPU fp32 on the same inputs; `openvino CPU bf16`: OpenVINO's compiled "
+        "precision; `spin`: onnxruntime worker threads spinning (edgecls run does not spin).",
     ]
     noise_line = agreement_inputs_line(result)
     if noise_line:
         lines += ["", noise_line]
+    picks = auto_pick_lines(result)
+    if picks:
+        lines += [""] + [f"- {line}" for line in picks]
     return "\n".join(lines) + "\n"
 
 

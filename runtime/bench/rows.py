@@ -49,6 +49,7 @@ class LoadedRunner:
     warnings: list[str] = field(default_factory=list)
     contract: ModelContract | None = None  # overrides the target's contract (e.g. from a torch checkpoint)
     size_bytes: int | None = None
+    precision: str | None = None  # what the engine computes in, read back from it (OpenVINO: f32/bf16/f16)
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,10 @@ class BenchRow:
     batch: int | None
     threads: int | None  # None = the engine's default
     spin: bool = False  # onnxruntime worker threads spin between calls (`edgecls run` turns spinning off)
+    # OpenVINO's own runtime runs this row (``openvino``), or None (onnxruntime): known before loading, so an
+    # error row is labelled by the engine that failed.
+    engine_runtime: str | None = None
+    precision: str | None = None  # OpenVINO's compiled INFERENCE_PRECISION_HINT (read back); requested on errors
     providers_used: list[str] = field(default_factory=list)
     fallback: bool = False
     node_placement: dict[str, int] | None = None
@@ -129,7 +134,8 @@ class BenchRow:
     reference: str | None = None  # label of the reference row
     agreement: float | None = None  # top-1 agreement with onnxruntime CPU fp32 on the same inputs, 0..1
     max_abs_diff: float | None = None  # max |output - onnxruntime CPU fp32 output| on those inputs
-    agreement_inputs: str | None = None  # what they were: "32 images" or "16 noise tensors"
+    agreement_inputs: str | None = None  # what they were: "300 images" or "16 noise tensors"
+    agreement_images: int | None = None  # n: how many real images the agreement is over (None: no images)
     auto_pick: bool = False  # `--provider auto`: the fastest correct provider for this model, batch, threads
     isolated: bool = True
     error: str | None = None
@@ -188,7 +194,10 @@ class BenchResult:
 
 def is_reference(row: BenchRow) -> bool:
     """The row ratios are computed against: fp32 on onnxruntime's CPU provider, measured without error."""
-    return row.ok and row.engine == ENGINE_ORT and row.variant == "fp32" and row.provider == CPU_PROVIDER
+    return (
+        row.ok and row.engine == ENGINE_ORT and row.variant == "fp32" and row.provider == CPU_PROVIDER
+        and row.engine_runtime is None
+    )
 
 
 def reference_row(rows: Sequence[BenchRow], row: BenchRow) -> BenchRow | None:

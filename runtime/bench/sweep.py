@@ -13,6 +13,9 @@ What the numbers mean:
 - End-to-end mode (``data_dir`` or ``e2e``, :mod:`edgecls.runtime.bench.end_to_end`): every image through decode
   -> preprocess -> inference -> postprocess, each stage timed; top-1 accuracy when the folder has one sub-folder
   per class named like the model's labels. Without a folder, ``e2e`` uses synthetic 640x480 JPEGs.
+- OpenVINO's own runtime gets one row per precision (``precisions``; by default f32, plus bf16 for float files
+  where the device's ``OPTIMIZATION_CAPABILITIES`` has it), each with its agreement, so what bf16 buys and costs is two
+  rows apart; the precision shown is read back from the compiled model.
 - Providers actually used come from :func:`edgecls.runtime.session.create_session`: a requested accelerator that
   ends up on CPU is flagged ``fallback``, never hidden.
 - A configuration that fails (model cannot load, unknown/unavailable provider, a batch the model's fixed batch
@@ -31,7 +34,7 @@ import os
 from collections.abc import Callable, Sequence
 
 from edgecls.runtime.bench.agreement import family_comparisons
-from edgecls.runtime.bench.auto_pick import mark_auto_picks
+from edgecls.runtime.bench.auto_pick import AUTO_MAX_DROP, mark_auto_picks
 from edgecls.runtime.bench.child import measure_in_child
 from edgecls.runtime.bench.env import collect_environment
 from edgecls.runtime.bench.images import bench_images
@@ -78,6 +81,9 @@ def run_benchmark(
     spins: Sequence[bool] = (False,),
     strict: bool = False,
     compare: bool = True,
+    precisions: Sequence[str] | None = None,
+    max_drop: float = AUTO_MAX_DROP,
+    images: Sequence[tuple[str, str | None]] | None = None,
 ) -> BenchResult:
     """Measure every model x provider x batch x threads x spin (baselines: x batch x threads on their engine).
 
@@ -86,7 +92,10 @@ def run_benchmark(
     ``spins``: onnxruntime thread spinning per row; the default (off) is what ``edgecls run`` uses.
     ``strict``: a provider that falls back to CPU (or runs no node) is an error row instead of a flagged one.
     ``compare``: every row's outputs against onnxruntime CPU fp32 on the same inputs (agreement, max |diff|).
-    ``providers`` containing ``auto`` measures every local provider and marks the fastest correct row.
+    ``providers`` containing ``auto`` measures every local provider and marks the fastest correct row: top-1
+    agreement with onnxruntime CPU fp32 on every image within ``max_drop`` points (no pick without images).
+    ``precisions``: OpenVINO runtime rows per precision (None: f32, and bf16 where the device has it).
+    ``images``: ``(path, class)`` items to use instead of scanning ``data_dir`` (a run's test split).
     """
     if runs is not None and runs < 1:
         raise BenchError(f"--runs must be >= 1, got {runs}")
@@ -105,21 +114,33 @@ def run_benchmark(
     if runs is None and time_budget is None:
         runs = DEFAULT_RUNS
     with contextlib.ExitStack() as stack:
-        images, synthetic = bench_images(data_dir, e2e, stack)
+        if images is not None:
+            images, synthetic = list(images), False
+        else:
+            images, synthetic = bench_images(data_dir, e2e, stack)
         comparisons = family_comparisons(targets, images, stack) if compare else {}
-        plan: list[tuple[BenchTarget, str, int, int | None, bool]] = []
+        ov_precisions = _openvino_precisions(provider_list, precisions)
+        plan: list[tuple[BenchTarget, str, int, int | None, bool, str | None]] = []
         for t in targets:
             provs = provider_list if not t.is_baseline else [t.options.get("device", "cpu")]
             for p in provs:
+                outside = not t.is_baseline and _runs_outside_onnxruntime(p)
                 # Spinning is onnxruntime's; baselines and OpenVINO's own runtime get one row, not a mislabelled twin.
-                spin_for = spin_list[:1] if t.is_baseline or _runs_outside_onnxruntime(p) else spin_list
-                plan += [(t, p, int(b), th, sp) for th in threads for sp in spin_for for b in batches]
+                spin_for = spin_list[:1] if t.is_baseline or outside else spin_list
+                precs: list[str | None] = [None]
+                if outside:  # by default bf16 is measured on float files: int8 convolutions stay int8 anyway,
+                    # and OpenVINO's bf16 mode refuses some int8 files ("No suitable implementations")
+                    precs = [x for x in ov_precisions if precisions or t.variant != "int8" or x == "f32"]
+                plan += [
+                    (t, p, int(b), th, sp, pr) for th in threads for sp in spin_for for pr in precs for b in batches
+                ]
         rows: list[BenchRow] = []
         seen_load_errors: set[str] = set()
-        for i, (target, provider, batch, th, spin) in enumerate(plan):
+        for i, (target, provider, batch, th, spin, precision) in enumerate(plan):
             shown = provider_display(provider) if not target.is_baseline else provider
             if progress:
-                progress(i, len(plan), f"{target.label} {shown} b{batch} t{th or 'default'}{' spin' * spin}")
+                progress(i, len(plan), f"{target.label} {shown}{' ' + precision if precision else ''} b{batch} "
+                         f"t{th or 'default'}{' spin' * spin}")
             if target.load_error:
                 if (
                     target.model not in seen_load_errors
@@ -142,11 +163,14 @@ def run_benchmark(
                 "spin": spin,
                 "strict": strict,
                 "comparison": comparisons.get(target.family),
+                "precision": precision,
+                "engine_runtime": "openvino" if precision else None,
             }
             result = measure_in_child(task, timeout) if isolate else measure(task)
             if "label" not in result:  # the child died before it could report: keep the row, with the reason
                 rows.append(_error_row(target, shown, batch, th, result["error"]))
-                rows[-1].spin = spin
+                rows[-1].spin, rows[-1].precision = spin, precision
+                rows[-1].engine_runtime = "openvino" if precision else None
             else:
                 row = BenchRow.from_dict(result)
                 if target.contract is not None:  # over-budget mark, int8 products that saturate on this CPU
@@ -159,7 +183,8 @@ def run_benchmark(
         if progress:
             progress(len(plan), len(plan), "done")
     compute_ratios(rows)
-    picks = mark_auto_picks(rows) if any(p.strip() == "auto" for item in providers for p in item.split(",")) else []
+    auto = any(p.strip() == "auto" for item in providers for p in item.split(","))
+    picks = mark_auto_picks(rows, max_drop) if auto else []
     env.bench_settings = {
         "isolated_subprocess_per_config": isolate,
         "warmup": warmup,
@@ -175,11 +200,28 @@ def run_benchmark(
         "strict": strict,
         "compared_with_ort_cpu_fp32": compare,
         "auto_picks": picks,
+        "auto_max_drop_points": max_drop if auto else None,
+        "openvino_precisions": list(ov_precisions),
         "e2e_images": len(images) if images else 0,
         "e2e_synthetic": synthetic,
         "data_dir": str(data_dir) if data_dir else None,
+        "agreement_images": max((r.agreement_images or 0 for r in rows), default=0),
     }
     return BenchResult(environment=env, rows=rows, settings=env.bench_settings)
+
+
+def _openvino_precisions(providers: Sequence[str], asked: Sequence[str] | None) -> list[str]:
+    """The precisions OpenVINO runtime rows are measured in: ``asked`` (normalised), or by default f32 plus
+    bf16 where OpenVINO's CPU device lists BF16 (what bf16 buys and costs, side by side); [] without OpenVINO."""
+    if not any(_runs_outside_onnxruntime(p) for p in providers):
+        if asked and any(str(p).strip().lower() not in ("f32", "fp32", "float32") for p in asked):
+            raise BenchError(f"--precision {','.join(asked)} is OpenVINO's setting: add --provider openvino")
+        return []
+    from edgecls.runtime.openvino_session import DEFAULT_PRECISION, cpu_precisions, precision_name
+
+    if asked:
+        return list(dict.fromkeys(precision_name(p) for p in asked))
+    return [DEFAULT_PRECISION] + [p for p in cpu_precisions() if p == "bf16"]
 
 
 def _runs_outside_onnxruntime(provider: str) -> bool:

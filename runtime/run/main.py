@@ -66,6 +66,8 @@ def load_classifier(options: RunOptions) -> Classifier:
         )
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
+    if clf.info.precision is not None:  # an engine with a choice of precision says which one runs
+        print(f"engine: {clf.info.engine_line()}", file=sys.stderr)
     return clf
 
 

@@ -180,6 +180,8 @@ async def model_info(request: Request) -> Response:
         "variant": contract.provenance.get("variant"),
         "contract": contract.to_dict(),
         "providers": {"requested": clf.info.requested, "used": clf.info.used, "fallback": clf.info.fallback},
+        "engine": clf.info.engine,
+        "precision": clf.info.precision,  # OpenVINO's compiled precision (f32/bf16/f16); None on onnxruntime
         "batch": clf.fixed_batch or "dynamic",
         "serving": {"max_batch": s.max_batch, "max_wait_ms": s.max_wait_ms, "max_queue": s.max_queue,
                     "max_body_bytes": s.max_body_bytes, "max_pixels": s.max_pixels,
