@@ -162,7 +162,7 @@ def test_over_budget_is_exit_3_with_a_plain_verdict_and_nothing_written(tied_mod
     code, _, err = _cli(argv, capsys)
     assert code == 3, err
     line = err.strip().splitlines()[-1]
-    assert line.startswith("error: int8 OVER BUDGET: agreement with fp32 fell ") and ", budget 1 " in line
+    assert line.startswith("error: int8 OVER BUDGET: agreement with fp32 fell ") and ", budget 1," in line
     assert "one held-out image is worth 4.17 points, more than the budget" in err
     assert not (tmp_path / "m.int8.onnx").exists()  # nothing at the normal name
     saved = json.loads((tmp_path / "quantization_report.json").read_text())
