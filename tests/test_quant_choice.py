@@ -57,7 +57,7 @@ def models(tmp_path_factory):
     d = tmp_path_factory.mktemp("choice")
     return {
         "fp32": _export(_net((16, 16)), d / "fp32.onnx"),
-        "heavy": _export(_net((96, 96, 96, 96, 96)), d / "heavy.onnx"),
+        "heavy": _export(_net((64, 64, 64, 64)), d / "heavy.onnx"),
         "light": _export(_net((4,)), d / "light.onnx"),
     }
 

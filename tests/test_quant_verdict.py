@@ -44,7 +44,8 @@ def test_wilson_interval_matches_its_closed_form():
     lo, hi = wilson_interval(0, 20)
     assert lo == 0.0 and hi == pytest.approx(z2 / (20 + z2))  # no failure seen in 20: up to 16%
     lo, hi = wilson_interval(10, 20)
-    assert (lo + hi) / 2 == pytest.approx(0.5) and hi - lo == pytest.approx(2 * math.sqrt(z2 * 0.25 / 20 + z2**2 / 1600) / (1 + z2 / 20))
+    half = math.sqrt(z2 * 0.25 / 20 + z2**2 / 1600) / (1 + z2 / 20)
+    assert (lo + hi) / 2 == pytest.approx(0.5) and hi - lo == pytest.approx(2 * half)
 
 
 def test_paired_interval_contains_the_difference_and_flips_with_the_models():
