@@ -123,9 +123,7 @@ def test_the_report_counts_float_nodes_once_from_the_written_graph(models, tmp_p
     conv = next(n.name for n in model.graph.node if n.op_type == "Conv")
     relu = next(n.name for n in model.graph.node if n.op_type == "Relu")
     recipe = QuantRecipe("u8s8", nodes_to_exclude=(conv, relu))
-    opts = dataclasses.replace(
-        QuantizeOptions(**FAST_QUANT), max_drop=100.0, recipes=(recipe,), allow_over_budget=True
-    )
+    opts = dataclasses.replace(QuantizeOptions(**FAST_QUANT), max_drop=100.0, recipes=(recipe,), allow_over_budget=True)
     calib, val = ImageList("x", _images(32, 0), None, []), ImageList("x", _images(16, 1), None, [])
     report = quantize_model(models["fp32"], tmp_path / "m.int8.onnx", calib, val, CONTRACT, opts, lambda _m: None)
     assert report.nodes_kept_float == [conv]  # the Relu is no compute node

@@ -369,10 +369,7 @@ def markdown(results: dict[str, Any]) -> str:
             n = t.get("images")
             lo, hi = wilson_interval(round(t["agreement"] * n), n) if n else (None, None)
             agree = pct(t["agreement"]) + (f" [{pct(lo)}-{pct(hi)}]" if n else "")
-            lines.append(
-                f"| {label} | {pct(t.get('top1'))} | {agree} | {t['relative_error']:.4f} | "
-                f"{conv} | {speed} |"
-            )
+            lines.append(f"| {label} | {pct(t.get('top1'))} | {agree} | {t['relative_error']:.4f} | {conv} | {speed} |")
         lines += ["", "edgecls's own reports (search and held-out halves of the validation crops):", ""]
         lines += [
             "| run | verdict | search drop | held-out drop | nodes float | ingredients measured | trials | seconds |",

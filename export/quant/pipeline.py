@@ -142,7 +142,7 @@ def _quantization_record(
         "budget_met": report.budget_met,
         "status": report.status,  # "within budget" | "unverified" | "over budget"
         "interval_points": report.interval_points,
-        "verdict": f"{report.status}: {report.verdict}",
+        "verdict": report.verdict,  # says "unverified" and why, when it is
         "int8_conv_fraction": report.fusion.get("int8_fraction"),
         "nodes_kept_float": report.nodes_kept_float,
     }
@@ -235,6 +235,8 @@ def quantize_model(
             n for n in (quantizer.sources.equalize_note,) if n and result.best.recipe.equalize
         ]
         report.choice = result.choice
+        for note in result.choice:
+            log(f"  choice: {note}")
         report.slower_than_fp32 = result.slower_than_fp32
         if test is not None:
             report.test = _grade_test(result.best.path, ref_path, test, contract, plan, opts.max_drop)

@@ -108,7 +108,7 @@ class QuantReport:
         fp32 = "" if t.get("fp32_top1") is None else f" ({100 * t['fp32_top1']:.2f}% -> {100 * t['int8_top1']:.2f}%)"
         lo, hi = t["interval_points"]
         return (
-            f"on the run's test split ({t['images']} images, reported, never used to choose): {what} changed by "
+            f"on the test split ({t['images']} images, reported, never used to choose): {what} changed by "
             f"{-t['drop_points']:+.1f} points{fp32} (95% interval of the drop {lo:+.1f} to {hi:+.1f})"
         )
 

@@ -103,19 +103,13 @@ class Verdict:
             text += ": unverified, " + "; ".join(self.reasons)
         return text
 
-    def text(self) -> str:
-        """The outcome in words, then the line: what the contract's ``verdict`` holds."""
-        return f"{self.status}: {self.line()}"
-
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["interval_points"] = [round(x, 3) for x in self.interval_points]
         return d
 
 
-def judge(
-    int8_logits: np.ndarray, fp32_logits: np.ndarray, labels: np.ndarray | None, max_drop: float
-) -> Verdict:
+def judge(int8_logits: np.ndarray, fp32_logits: np.ndarray, labels: np.ndarray | None, max_drop: float) -> Verdict:
     """Grade float32[N, C] int8 logits against the fp32 model's on the same images (int64[N] labels or None)."""
     int8_top, fp32_top = np.argmax(int8_logits, axis=1), np.argmax(fp32_logits, axis=1)
     n = len(fp32_top)
