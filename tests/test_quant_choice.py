@@ -133,3 +133,14 @@ def test_the_report_counts_float_nodes_once_from_the_written_graph(models, tmp_p
     assert "1 nodes kept float" in method and listed and listed.group(1) == "1"
     assert report.recipe["description"].endswith("1 nodes kept float")
     assert all(t["nodes_kept_float"] == 1 for t in report.trials)
+
+
+def test_the_frontier_does_not_rank_trials_of_one_graph_by_their_timings():
+    from edgecls.export.quant.frontier import frontier
+
+    trials = [
+        {"recipe": "minmax", "drop_points": 10.0, "latency_p50_ms": 7.88, "graph": "g"},
+        {"recipe": "equalized, bias-corrected", "drop_points": 6.0, "latency_p50_ms": 17.33, "graph": "g"},
+        {"recipe": "2 nodes float", "drop_points": 2.0, "latency_p50_ms": 25.0, "graph": "h"},
+    ]
+    assert [t["recipe"] for t in frontier(trials)] == ["equalized, bias-corrected", "2 nodes float"]
