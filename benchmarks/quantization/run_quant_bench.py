@@ -382,6 +382,14 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{'; '.join([rep['bias_correction'], *rep.get('refinements', [])])} | {len(rep['trials'])} | "
                 f"{rep['wall_seconds']} |"
             )
+        lines += ["", "How each run picked its model, and its pick on the test crops (its own report's words):", ""]
+        for label, rep in r["reports"].items():
+            lines.append(f"- {label}: picked {rep['recipe']['description']}")
+            lines += [f"  - {note}" for note in rep.get("choice", [])]
+            if rep.get("test"):
+                lo, hi = rep["test"]["interval_points"]
+                drop = rep["test"]["drop_points"]
+                lines.append(f"  - test crops: drop {drop:+.2f} points (95% interval {lo:+.1f} to {hi:+.1f})")
         for label, rep in r["reports"].items():
             if rep.get("frontier_plot"):
                 lines += ["", f"Frontier, {label}:", "", f"![frontier]({rep['frontier_plot']})"]
