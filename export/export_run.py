@@ -88,6 +88,7 @@ class ExportInputs:
     parity: ImageList
     calibration: ImageList | None = None
     validation: ImageList | None = None
+    test: ImageList | None = None  # a run's test split: int8 is reported on it, never chosen on it
 
 
 def resolve_inputs(
@@ -105,7 +106,17 @@ def resolve_inputs(
         log(f"the parity check uses {len(parity)} of the validation images")
     else:
         parity = _parity_images(options, contract, ref, origin)
-    return ExportInputs(parity, calibration, validation)
+    test = _run_test_images(ref, contract, sources.val_images, log) if ref is not None else None
+    return ExportInputs(parity, calibration, validation, test)
+
+
+def _run_test_images(ref: DataRef, contract: ModelContract, limit: int, log: Log) -> ImageList | None:
+    """The run's test split for the int8 report (None when the run has none)."""
+    try:
+        return images_from_run(ref, "test", contract, limit)
+    except DataError as e:
+        log(f"int8: no test split to report on ({e})")
+        return None
 
 
 def _parity_images(options: ExportOptions, contract: ModelContract, ref: DataRef | None, origin: str) -> ImageList:
@@ -184,8 +195,9 @@ def export_model(
                 report, qat_record, over_budget = outcome.report, outcome.record, outcome.over_budget
             else:
                 report = quantize_model(
-                    fp32_path, out / INT8_NAME, inputs.calibration, inputs.validation, contract, options.quantize, log
-                )
+                    fp32_path, out / INT8_NAME, inputs.calibration, inputs.validation, contract, options.quantize, log,
+                    test=inputs.test,
+                )  # fmt: skip
         except OverBudgetError as e:  # fp32 and the reports are written; the error says why int8 is not
             over_budget, report = e, e.report
         if report.written:

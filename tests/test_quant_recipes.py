@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 
 from edgecls.export.quant.recipes import candidate_recipes, plan_target
@@ -18,6 +16,8 @@ FLAGS = "fpu sse sse2 avx avx2 fma"
     [
         (f"flags\t: {FLAGS} avx512f avx512_vnni\n", "x86_64", "x86-vnni", "QUInt8", False),
         (f"flags\t: {FLAGS} avx_vnni\n", "x86_64", "x86-vnni", "QUInt8", False),
+        # the Xeon issue 22 was measured on: AVX-512 VNNI, AMX and bf16
+        (f"flags\t: {FLAGS} avx512_vnni avx512_bf16 amx_bf16 amx_int8\n", "x86_64", "x86-vnni", "QUInt8", False),
         (f"flags\t: {FLAGS}\n", "x86_64", "x86-avx2", "QUInt8", True),
         ("Features\t: fp asimd evtstrm aes crc32 asimddp\n", "aarch64", "arm-dotprod", "QInt8", False),
         ("Features\t: fp asimd\n", "aarch64", "arm", "QInt8", False),
@@ -33,6 +33,9 @@ def test_isa_detection_picks_the_recipe(cpuinfo, machine, isa, act, reduce_range
     assert first.per_channel and first.reason
     if isa == "x86-avx2":  # both saturation remedies are measured, not assumed
         assert [r.reduce_range for r in candidate_recipes(plan)] == [True, True, False]
+    if isa == "x86-vnni":  # issue 22 item 8: 7-bit weights measured better there too (94% vs 90%): tried
+        tried = [(r.reduce_range, r.depthwise_full_range) for r in candidate_recipes(plan)]
+        assert tried == [(False, False), (True, True)]
 
 
 AVX2_HOST = detect_isa(f"flags\t: {FLAGS}\n", "x86_64")
@@ -43,14 +46,14 @@ ARM_HOST = detect_isa("Features\t: fp asimd asimddp\n", "aarch64")
 @pytest.mark.parametrize(
     ("target", "host", "act", "reduce_ranges", "precise"),
     [
-        # made for a VNNI CPU on an AVX2 box: full range, accuracy with the exact kernels standing in
-        ("x86-vnni", AVX2_HOST, "QUInt8", [False], True),
+        # made for a VNNI CPU on an AVX2 box: full range and 7-bit weights, exact kernels standing in
+        ("x86-vnni", AVX2_HOST, "QUInt8", [False, True], True),
         # made for AVX2 on a VNNI box: its saturation cannot be measured there, so only 7-bit weights
         ("x86-avx2", VNNI_HOST, "QUInt8", [True, True], False),
         ("x86-avx2", AVX2_HOST, "QUInt8", [True, True, False], False),
         ("arm64", AVX2_HOST, "QInt8", [False], True),
         ("arm64", ARM_HOST, "QInt8", [False], False),
-        ("x86-vnni", ARM_HOST, "QUInt8", [False], False),
+        ("x86-vnni", ARM_HOST, "QUInt8", [False, True], False),
     ],
 )
 def test_the_recipe_is_for_the_target_not_the_host(target, host, act, reduce_ranges, precise):
@@ -67,10 +70,6 @@ def test_unknown_target_is_refused():
 
     with pytest.raises(EdgeclsError, match="--target must be"):
         plan_target("x86-sse", AVX2_HOST)
-
-
-def test_this_machine_is_detected():
-    assert detect_isa().isa != "unknown" or sys.platform != "linux"
 
 
 def test_runtime_warns_where_the_file_would_saturate():

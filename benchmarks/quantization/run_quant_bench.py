@@ -57,8 +57,9 @@ from edgecls.export.quant.fused_graph import fusion_counts  # noqa: E402
 from edgecls.export.quant.image_sets import ImageList, load_role_images  # noqa: E402
 from edgecls.export.quant.options import QuantizeOptions  # noqa: E402
 from edgecls.export.quant.pipeline import OverBudgetError, quantize_model  # noqa: E402
-from edgecls.export.quant.recipes import QuantRecipe  # noqa: E402
+from edgecls.export.quant.recipes import QuantRecipe, plan_target  # noqa: E402
 from edgecls.export.quant.static_quantizer import StaticQuantizer  # noqa: E402
+from edgecls.export.quant.verdict import wilson_interval  # noqa: E402
 from edgecls.runtime.atomic import atomic_write_text  # noqa: E402
 from edgecls.runtime.contract import ModelContract  # noqa: E402
 from edgecls.runtime.contract_options import ContractOptions  # noqa: E402
@@ -68,6 +69,9 @@ from edgecls.runtime.scores import top1_accuracy, top1_agreement  # noqa: E402
 THREADS = 2
 SEEDS = {"calibration": 11, "validation": 12, "test": 13}
 CROPS = {"calibration": 320, "validation": 320, "test": 200}  # --crops scales these (smoke runs)
+#: The edgecls runs per case: (label, quantize options); --targets picks the targets.
+BUDGETS = (("default 1-point budget", 1.0), ("--max-drop 10", 10.0))
+TARGETS = ["auto", "x86-vnni"]
 
 
 def log(msg: str) -> None:
@@ -169,14 +173,21 @@ def single_recipes(fp32: Path, calib: ImageList, contract: ModelContract, work: 
 
 
 def run_edgecls(
-    fp32: Path, calib: ImageList, val: ImageList, contract: ModelContract, out: Path, name: str, **kw: Any
+    fp32: Path,
+    calib: ImageList,
+    val: ImageList,
+    contract: ModelContract,
+    out: Path,
+    name: str,
+    test: ImageList | None = None,
+    **kw: Any,
 ) -> tuple[Path, dict[str, Any]]:
     """``edgecls quantize`` as a library call; over-budget models are written (marked) so they can be measured."""
     dest = out / name
     t0 = time.perf_counter()
     opts = QuantizeOptions(report_dir=str(dest), allow_over_budget=True, cache_dir=str(out / "cache"), **kw)
     try:
-        report = quantize_model(fp32, dest / "model.int8.onnx", calib, val, contract, opts, log)
+        report = quantize_model(fp32, dest / "model.int8.onnx", calib, val, contract, opts, log, test=test)
     except OverBudgetError as e:  # not raised with allow_over_budget; kept for clarity
         report = e.report
     d = report.to_dict()
@@ -195,6 +206,7 @@ def grade(
         logits = int8_logits(path, x, precise=label in precise) if label != "fp32" else ref
         row: dict[str, Any] = {
             "agreement": top1_agreement(logits, ref),
+            "images": len(test),
             "relative_error": relative_error(logits, ref),
             "size_bytes": path.stat().st_size,
             "precise_kernels": label in precise,
@@ -241,22 +253,21 @@ def case(
     result: dict[str, Any] = {"metric": "top1" if val.labels is not None else "agreement", "reports": {}}
     paths: dict[str, Path] = {"fp32": fp32}
     precise: set[str] = set()
-    for label, kw in (
-        ("edgecls quantize, default 1-point budget", {"max_drop": 1.0}),
-        ("edgecls quantize --max-drop 10", {"max_drop": 10.0}),
-        ("edgecls quantize --target x86-vnni (exact kernels stand in for VNNI)", {"target": "x86-vnni"}),
-    ):
-        log(f"[{name}] {label}")
-        slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")[:40]
-        path, report = run_edgecls(fp32, calib, val, contract, work, f"{name}-{slug}", **kw)
-        result["reports"][label] = report
-        paths[label] = path
-        if "x86-vnni" in label:
-            precise.add(label)
-        plot = Path(report.get("frontier_plot") or "")
-        if plot.is_file():
-            shutil.copyfile(plot, out / f"{name}_{slug}_frontier.png")
-            report["frontier_plot"] = f"{name}_{slug}_frontier.png"
+    for target in TARGETS:
+        for budget_label, max_drop in BUDGETS:
+            label = f"edgecls quantize --target {target}, {budget_label}"
+            kw = {"max_drop": max_drop, "target": target}
+            log(f"[{name}] {label}")
+            slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")[:60]
+            path, report = run_edgecls(fp32, calib, val, contract, work, f"{name}-{slug}", test=test, **kw)
+            result["reports"][label] = report
+            paths[label] = path
+            if plan_target(target, detect_isa()).precise_kernels:
+                precise.add(label)
+            plot = Path(report.get("frontier_plot") or "")
+            if plot.is_file():
+                shutil.copyfile(plot, out / f"{name}_{slug}_frontier.png")
+                report["frontier_plot"] = f"{name}_{slug}_frontier.png"
     variants = work / f"{name}-variants"  # kept: the latency phase measures these files
     log(f"[{name}] single recipes and plain onnxruntime")
     singles = single_recipes(fp32, calib, contract, variants)
@@ -319,14 +330,16 @@ def pct(x: Any) -> str:
 
 def markdown(results: dict[str, Any]) -> str:
     env = results["environment"]
+    crops = env.get("crops", {"calibration": 320, "validation": 320, "test": 200})
     lines = [
         f"# int8 on {env['cpu']} ({env['isa']['isa']}), onnxruntime {env['onnxruntime']}, {env['date']}",
         "",
         f"{env['cores']} cores, {THREADS} threads, batch 1; torch {env['torch']}; load average at start "
         f"{[round(v, 2) for v in env['loadavg_start']]}, at end {[round(v, 2) for v in env['loadavg_end']]}. "
-        "Accuracy on 200 test crops (seed 13) that neither calibration (320 crops, seed 11) nor the search "
-        "(320 validation crops, seed 12, split into search and held-out halves) saw. Latency: median of the "
-        "rounds' p50 (range in brackets), all variants interleaved in one process.",
+        f"Accuracy on {crops['test']} test crops (seed 13) that neither calibration ({crops['calibration']} "
+        f"crops, seed 11) nor the search ({crops['validation']} validation crops, seed 12, split into search and "
+        "held-out parts) saw; agreement with its 95% Wilson interval. Latency: median of the rounds' p50 (range "
+        "in brackets), all variants interleaved in one process.",
         "",
     ]
     for name, r in results["cases"].items():
@@ -353,10 +366,10 @@ def markdown(results: dict[str, Any]) -> str:
                 if lat
                 else "- | not this CPU's speed"
             )
-            lines.append(
-                f"| {label} | {pct(t.get('top1'))} | {pct(t['agreement'])} | {t['relative_error']:.4f} | "
-                f"{conv} | {speed} |"
-            )
+            n = t.get("images")
+            lo, hi = wilson_interval(round(t["agreement"] * n), n) if n else (None, None)
+            agree = pct(t["agreement"]) + (f" [{pct(lo)}-{pct(hi)}]" if n else "")
+            lines.append(f"| {label} | {pct(t.get('top1'))} | {agree} | {t['relative_error']:.4f} | {conv} | {speed} |")
         lines += ["", "edgecls's own reports (search and held-out halves of the validation crops):", ""]
         lines += [
             "| run | verdict | search drop | held-out drop | nodes float | ingredients measured | trials | seconds |",
@@ -364,11 +377,19 @@ def markdown(results: dict[str, Any]) -> str:
         ]
         for label, rep in r["reports"].items():
             lines.append(
-                f"| {label} | {rep['verdict']} ({'met' if rep['budget_met'] else 'NOT met'}) | "
+                f"| {label} | {rep.get('status', '')}: {rep['verdict']} | "
                 f"{rep['search']['drop_points']:+.2f} | {rep['drop_points']:+.2f} | {len(rep['nodes_kept_float'])} | "
                 f"{'; '.join([rep['bias_correction'], *rep.get('refinements', [])])} | {len(rep['trials'])} | "
                 f"{rep['wall_seconds']} |"
             )
+        lines += ["", "How each run picked its model, and its pick on the test crops (its own report's words):", ""]
+        for label, rep in r["reports"].items():
+            lines.append(f"- {label}: picked {rep['recipe']['description']}")
+            lines += [f"  - {note}" for note in rep.get("choice", [])]
+            if rep.get("test"):
+                lo, hi = rep["test"]["interval_points"]
+                drop = rep["test"]["drop_points"]
+                lines.append(f"  - test crops: drop {drop:+.2f} points (95% interval {lo:+.1f} to {hi:+.1f})")
         for label, rep in r["reports"].items():
             if rep.get("frontier_plot"):
                 lines += ["", f"Frontier, {label}:", "", f"![frontier]({rep['frontier_plot']})"]
@@ -394,6 +415,13 @@ def main() -> None:
     ap.add_argument("--note", action="append", default=[], help="extra note for the results file")
     ap.add_argument("--merge", action="store_true", help="add to today's results file")
     ap.add_argument("--name-suffix", default="", help="appended to the results file name (a second run on one day)")
+    ap.add_argument(
+        "--targets", default="auto,x86-vnni", help="comma-separated --target values edgecls quantize runs for"
+    )
+    ap.add_argument(
+        "--validation-crops", type=int, default=None, help="validation crops (search + held-out; default 320)"
+    )
+    ap.add_argument("--test-crops", type=int, default=None, help="unseen test crops (default 200)")
     ap.add_argument("--crops", type=float, default=1.0, help="scale the number of crops (0.1 for a smoke run)")
     ap.add_argument(
         "--phase",
@@ -405,6 +433,9 @@ def main() -> None:
     args = ap.parse_args()
     for role in CROPS:
         CROPS[role] = max(8, round(CROPS[role] * args.crops))
+    CROPS["validation"] = args.validation_crops or CROPS["validation"]
+    CROPS["test"] = args.test_crops or CROPS["test"]
+    TARGETS[:] = args.targets.split(",")
     work = Path(args.work or tempfile.mkdtemp(prefix="edgecls-qbench-"))
     work.mkdir(parents=True, exist_ok=True)
     out = Path(args.out)
@@ -418,6 +449,7 @@ def main() -> None:
         write_results(results, out, args.merge, args.name_suffix)
         return
     results: dict[str, Any] = {"environment": environment(), "cases": {}, "notes": {"general": list(args.note)}}
+    results["environment"]["crops"] = dict(CROPS)
     t0 = time.time()
     if args.thirdparty:
         sys.path.insert(0, args.thirdparty)

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from edgecls.cli.options import JsonOpt, OutDirOpt, TrustCheckpointOpt, contract_flags, progress_log
-from edgecls.cli.quantize_cmd import AllowOverBudgetOpt, MaxDropOpt, TargetOpt
+from edgecls.cli.quantize_cmd import AllowOverBudgetOpt, MaxDropOpt, RequireVerifiedOpt, TargetOpt
 from edgecls.runtime.contract_options import ContractOptions
 
 EXPORT_HELP = """Export a trained run or checkpoint to ONNX with its contract, checked against PyTorch.
@@ -45,6 +45,7 @@ def export_command(
     max_drop: MaxDropOpt = 1.0,
     target: TargetOpt = "auto",
     allow_over_budget: AllowOverBudgetOpt = False,
+    require_verified: RequireVerifiedOpt = False,
     qat: Annotated[
         int,
         typer.Option(
@@ -84,7 +85,9 @@ def export_command(
         exporter=exporter,  # type: ignore[arg-type]
         fp16=fp16,
         data=data,
-        quantize=QuantizeOptions(max_drop=max_drop, target=target, allow_over_budget=allow_over_budget)
+        quantize=QuantizeOptions(
+            max_drop=max_drop, target=target, allow_over_budget=allow_over_budget, require_verified=require_verified
+        )
         if quantize
         else None,
         int8_images=Int8Images(calib=calib, val=val),

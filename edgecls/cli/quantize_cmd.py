@@ -34,6 +34,14 @@ AllowOverBudgetOpt = Annotated[
         help="Write the int8 model even when it misses the budget (marked in its contract; exit status 0).",
     ),
 ]
+RequireVerifiedOpt = Annotated[
+    bool,
+    typer.Option(
+        "--require-verified",
+        help="Exit 4 when the verdict is 'unverified' (the held-out images cannot resolve the budget); "
+        "without it such a run exits 0 and says 'unverified'.",
+    ),
+]
 
 QUANTIZE_HELP = """Make a static QDQ int8 model of any ONNX classifier, within an accuracy budget.
 
@@ -47,8 +55,12 @@ quantization_report.json/.md (+ the accuracy/speed frontier plot) into --out (de
 The contract comes from the model file; the contract flags override its fields, and a file without one
 needs at least --labels and --input-size.
 
-Exit status: 0 within budget, 3 over budget (nothing written at the int8 name unless --allow-over-budget),
-2 could not run.
+The verdict prints the 95% interval of the drop. It is "unverified" when the held-out images cannot resolve
+the budget (one image is worth more than it, fp32 gets every labelled image right, or the interval is wider
+than the budget): the file is written, but nothing shows it is within budget.
+
+Exit status: 0 within budget or unverified (4 with --require-verified), 3 over budget (nothing written at the
+int8 name unless --allow-over-budget), 2 could not run.
 
 Example:  edgecls quantize export/model.onnx --calib data/train --val data/val --max-drop 1
 """
@@ -65,6 +77,7 @@ def quantize_command(
     max_drop: MaxDropOpt = 1.0,
     target: TargetOpt = "auto",
     allow_over_budget: AllowOverBudgetOpt = False,
+    require_verified: RequireVerifiedOpt = False,
     out: OutDirOpt = None,
     calib_images: Annotated[int, typer.Option(min=1, help="Use at most this many calibration images.")] = 500,
     val_images: Annotated[int, typer.Option(min=1, help="Use at most this many validation images.")] = 1000,
@@ -83,6 +96,7 @@ def quantize_command(
             max_drop=max_drop,
             target=target,
             allow_over_budget=allow_over_budget,
+            require_verified=require_verified,
             cache_dir=str(user_cache_dir()),
         ),
     )

@@ -13,6 +13,12 @@ the caller grades the chosen model again on held-out images the search never saw
 than the whole 2-minute goal; percentile clips come from the shared statistics pass instead, per tensor.)
 Every trial's latency and its share of convs onnxruntime really runs in int8 are measured; a trial that runs
 mostly in float (under ``min_int8_fraction``) is never chosen. The same recipe is never run twice.
+
+Choosing (``choose``): trials whose fused graphs are identical (``fused_graph.graph_signature``: same kernels,
+same shapes, only weight values differ) run at the same speed, so among them only accuracy ranks. Between
+different graphs, the faster one wins only when interleaved repeated timing (``paired_timing``) shows a gap
+that noise cannot cross; otherwise the more accurate one wins. An int8 model slower than its fp32 model is
+never the answer: the search says so and offers the frontier's fastest point instead.
 """
 
 from __future__ import annotations
@@ -29,10 +35,13 @@ from typing import Any
 import numpy as np
 
 from edgecls.export.quant.evaluate import Accuracy
+from edgecls.export.quant.fused_graph import float_compute_nodes
+from edgecls.export.quant.paired_timing import time_ratio
 from edgecls.export.quant.recipes import QuantRecipe
 from edgecls.export.quant.sensitivity import rank_nodes
 from edgecls.export.quant.static_quantizer import StaticQuantizer, float_units, quantized_compute_nodes
 from edgecls.export.quant.trial_eval import measure_trial
+from edgecls.export.quant.verdict import within_budget
 from edgecls.export.run_data import evenly_spaced
 from edgecls.runtime.scores import top1_accuracy
 
@@ -46,15 +55,26 @@ class Trial:
     drop_points: float  # fp32 score - int8 score on the search images, in percentage points
     path: Path  # scratch file
     latency_p50_ms: float
-    fusion: dict[str, Any]  # fused_graph.fusion_counts
+    fusion: dict[str, Any]  # fused_graph.fusion_counts (with its "graph" signature)
+    float_nodes: list[str] = field(default_factory=list)  # compute nodes in float, read back from ``path``
+
+    @property
+    def label(self) -> str:
+        """The recipe's description with the float-node count of the written graph (the one count reported)."""
+        return self.recipe.describe(len(self.float_nodes))
+
+    @property
+    def graph(self) -> str:
+        return str(self.fusion.get("graph", self.path))
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "recipe": self.recipe.describe(),
+            "recipe": self.label,
             "calibrate_method": self.recipe.calibrate_method,
             "reduce_range": self.recipe.reduce_range,
             "bias_correction": self.recipe.bias_correction,
-            "nodes_kept_float": len(self.recipe.nodes_to_exclude),
+            "nodes_kept_float": len(self.float_nodes),
+            "graph": self.graph,
             "drop_points": round(self.drop_points, 3),
             "latency_p50_ms": round(self.latency_p50_ms, 3),
             "int8_conv_fraction": self.fusion["int8_fraction"],
@@ -70,6 +90,8 @@ class SearchResult:
     sensitivity: list[tuple[str, float]] = field(default_factory=list)  # (node, logit error with it in float)
     bias_correction: str = ""  # what the bias-correction comparison found
     refinements: list[str] = field(default_factory=list)  # equalisation, per-tensor calibration: what was found
+    choice: list[str] = field(default_factory=list)  # how the pick was made: graphs compared, timed, vs fp32
+    slower_than_fp32: bool = False  # the pick (within budget, nothing faster fits) is slower than fp32
 
 
 @dataclass
@@ -88,6 +110,7 @@ class BudgetSearch:
     min_int8_fraction: float = 0.5  # a model whose convs mostly run in float is never chosen
     max_float_fraction: float = 0.5  # never keep more than this share of the quantized nodes in float
     cache_dir: Path | None = None  # sensitivity rankings, keyed by model, recipe and images
+    fp32_path: Path | None = None  # the reference: no int8 pick slower than it (None: not checked)
     trials: list[Trial] = field(default_factory=list)
     units: dict[str, tuple[str, ...]] = field(default_factory=dict)  # node -> nodes excluded with it
     _by_key: dict[tuple[Any, ...], Trial] = field(default_factory=dict)
@@ -97,7 +120,7 @@ class BudgetSearch:
         return top1_accuracy(self.fp32_logits, self.labels) if self.labels is not None else 1.0
 
     def _fits(self, trial: Trial) -> bool:
-        return trial.drop_points <= self.max_drop + 1e-9
+        return within_budget(trial.drop_points, self.max_drop)
 
     def _eligible(self, trial: Trial) -> bool:
         return trial.fusion["int8_fraction"] >= self.min_int8_fraction
@@ -115,12 +138,14 @@ class BudgetSearch:
             latency=(self.latency_runs, self.latency_warmup),
         )
         acc, p50 = got.accuracy, got.latency_p50_ms
-        trial = Trial(recipe, acc, 100.0 * (self.fp32_score - acc.score), path, p50, got.fusion)
+        trial = Trial(
+            recipe, acc, 100.0 * (self.fp32_score - acc.score), path, p50, got.fusion, float_compute_nodes(path)
+        )
         self.trials.append(trial)
         self._by_key[recipe.key()] = trial
         what = "top-1" if self.labels is not None else "agreement"
         self.log(
-            f"  {recipe.describe()}: {what} {100 * acc.score:.2f}% (drop {trial.drop_points:+.2f} pts), "
+            f"  {trial.label}: {what} {100 * acc.score:.2f}% (drop {trial.drop_points:+.2f} pts), "
             f"p50 {p50:.2f} ms, {trial.fusion['int8_convs']} int8 / {trial.fusion['float_convs']} float convs"
         )
         return trial
@@ -132,16 +157,68 @@ class BudgetSearch:
             key=lambda t: (round(t.drop_points, 6), t.accuracy.relative_error, len(t.recipe.nodes_to_exclude)),
         )
 
-    def choose(self) -> tuple[Trial, bool]:
-        """The fastest eligible trial within budget; else the most accurate eligible one (budget missed)."""
+    @staticmethod
+    def _accuracy_key(t: Trial) -> tuple[float, float, int]:
+        return round(t.drop_points, 6), t.accuracy.relative_error, len(t.float_nodes)
+
+    def _per_graph(self, trials: list[Trial]) -> list[Trial]:
+        """The most accurate trial of each distinct fused graph, most accurate first."""
+        best: dict[str, Trial] = {}
+        for t in sorted(trials, key=self._accuracy_key):
+            best.setdefault(t.graph, t)
+        return list(best.values())
+
+    def _ratio(self, a: Path, b: Path) -> Any:
+        return time_ratio(a, b, self.inputs[:1])
+
+    def choose(self) -> tuple[Trial, bool, list[str], bool]:
+        """(pick, within budget on the search images, how it was chosen, pick slower than fp32).
+
+        Within budget: the most accurate trial, unless a trial of a *different* fused graph is faster by a margin
+        interleaved timing confirms. Over budget: the most accurate eligible trial, unless it is slower than fp32;
+        then the frontier's fastest point (an int8 file slower than fp32 is never the answer)."""
         eligible = [t for t in self.trials if self._eligible(t)] or self.trials
         fitting = [t for t in eligible if self._fits(t)]
+        notes: list[str] = []
+        graphs = self._per_graph(fitting or eligible)
+        pick = graphs[0]
+        if len(graphs) < len(fitting or eligible):
+            notes.append(
+                f"{len(fitting or eligible)} candidate trials run {len(graphs)} distinct fused graph(s): trials of "
+                "one graph differ only in weight values and are ranked by accuracy, never by their timings"
+            )
         if fitting:
-            # The fastest, unless it is within timing noise (10%) of the most accurate: then the most accurate.
-            accurate = min(fitting, key=lambda t: (round(t.drop_points, 6), t.accuracy.relative_error))
-            fastest = min(fitting, key=lambda t: t.latency_p50_ms)
-            return (fastest if fastest.latency_p50_ms < 0.9 * accurate.latency_p50_ms else accurate), True
-        return min(eligible, key=lambda t: (round(t.drop_points, 6), t.accuracy.relative_error)), False
+            rival = min(graphs, key=lambda t: t.latency_p50_ms)
+            if rival is not pick:
+                r = self._ratio(rival.path, pick.path)
+                faster = r.a_faster()
+                notes.append(
+                    f"interleaved timing: {rival.label} runs at {r.median:.2f}x the time of {pick.label} "
+                    f"(rounds {r.low:.2f}-{r.high:.2f}): "
+                    + ("faster beyond the noise margin, chosen" if faster else "not faster beyond noise, not chosen")
+                )
+                pick = rival if faster else pick
+        slower = False
+        if self.fp32_path is not None:
+            r = self._ratio(pick.path, self.fp32_path)
+            slower = r.median >= 1.0
+            if slower and not fitting:
+                fastest = min(eligible, key=lambda t: t.latency_p50_ms)
+                notes.append(
+                    f"the most accurate int8 model ({pick.label}, drop {pick.drop_points:+.2f}) runs at "
+                    f"{1 / r.median:.2f}x fp32's speed: slower than fp32, so never the answer; offered instead: the "
+                    f"frontier's fastest point, {fastest.label} (drop {fastest.drop_points:+.2f})"
+                )
+                if fastest is not pick:
+                    pick = fastest
+                    r = self._ratio(pick.path, self.fp32_path)
+                    slower = r.median >= 1.0
+            elif slower:
+                notes.append(
+                    f"the pick runs at {1 / r.median:.2f}x fp32's speed: slower than fp32, which is within budget "
+                    "by definition; keep fp32"
+                )
+        return pick, bool(fitting), notes, slower
 
     def _refine(self, best: Trial, what: str, suffix: str, **change: Any) -> tuple[Trial, str]:
         """``best`` with one ingredient changed, kept only if it measures better on the search images."""
@@ -150,7 +227,7 @@ class BudgetSearch:
         note = (
             f"{what} {'kept' if better else 'not kept'}: drop {best.drop_points:+.2f} -> {trial.drop_points:+.2f} "
             f"pts, logit error {best.accuracy.relative_error:.4g} -> {trial.accuracy.relative_error:.4g} "
-            f"({best.recipe.describe()})"
+            f"({best.label})"
         )
         self.log(f"  {note}")
         return (trial if better else best), note
@@ -163,13 +240,13 @@ class BudgetSearch:
         best, eq_note = self._refine(best, "cross-layer equalisation", "eq", equalize=True)
         best, pt_note = self._refine(best, "per-tensor calibration method", "pt", calibrate_method="PerTensor")
         refinements = [eq_note, pt_note]
-        chosen, met = self.choose()
-        if met:
-            return SearchResult(chosen, True, self.trials, bias_correction=bc_note, refinements=refinements)
+        if any(self._fits(t) for t in [t for t in self.trials if self._eligible(t)] or self.trials):
+            chosen, met, notes, slower = self.choose()
+            return SearchResult(chosen, met, self.trials, [], bc_note, refinements, notes, slower)
         ranking = self.sensitivity(best)
         self._fewest_float_nodes(best.recipe, [name for name, _ in ranking])
-        chosen, met = self.choose()
-        return SearchResult(chosen, met, self.trials, ranking, bc_note, refinements)
+        chosen, met, notes, slower = self.choose()
+        return SearchResult(chosen, met, self.trials, ranking, bc_note, refinements, notes, slower)
 
     def _cache_file(self, recipe: QuantRecipe, sub_inputs: np.ndarray) -> Path | None:
         if self.cache_dir is None:

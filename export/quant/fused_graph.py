@@ -9,6 +9,7 @@ from the file onnxruntime writes with ``SessionOptions.optimized_model_filepath`
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections import Counter
@@ -60,8 +61,21 @@ def fusion_counts(int8_path: str | os.PathLike[str]) -> dict[str, Any]:
         return count_fused_ops(onnx.load(str(optimized), load_external_data=False))
 
 
+def graph_signature(optimized: onnx.ModelProto) -> str:
+    """A short hash of the optimised graph's structure - each node's op, domain and arity in order, and the data
+    types and shapes of its initializers - without any weight values: two trials with equal signatures run the
+    same kernels on the same shapes, so their speed differs only by noise (and only accuracy can rank them)."""
+    h = hashlib.sha256()
+    for n in optimized.graph.node:
+        h.update(f"{n.domain}:{n.op_type}:{len(n.input)}:{len(n.output)};".encode())
+    for t in sorted(optimized.graph.initializer, key=lambda t: t.name):
+        h.update(f"{t.data_type}{tuple(t.dims)};".encode())
+    return h.hexdigest()[:16]
+
+
 def count_fused_ops(optimized: onnx.ModelProto) -> dict[str, Any]:
-    """``fusion_counts`` of a graph onnxruntime has already optimised (``optimized_model_filepath``)."""
+    """``fusion_counts`` of a graph onnxruntime has already optimised (``optimized_model_filepath``), with its
+    ``graph_signature``."""
     ops = Counter(n.op_type for n in optimized.graph.node)
     int8 = sum(v for k, v in ops.items() if k in INT8_CONV_OPS)
     flt = sum(v for k, v in ops.items() if k in CONV_OPS)
@@ -71,4 +85,5 @@ def count_fused_ops(optimized: onnx.ModelProto) -> dict[str, Any]:
         "int8_fraction": round(int8 / max(int8 + flt, 1), 4),
         "dequantize_linear": ops.get("DequantizeLinear", 0),
         "other_int8_ops": sum(v for k, v in ops.items() if k.startswith("QLinear") and k not in INT8_CONV_OPS),
+        "graph": graph_signature(optimized),
     }

@@ -145,14 +145,25 @@ def split_disjoint(
     images: ImageList, second_fraction: float, names: tuple[str, str], seed: int = SPLIT_SEED
 ) -> tuple[ImageList, ImageList]:
     """A seeded random split of ``images`` into two disjoint parts (no image in both), the second holding
-    ``second_fraction`` of them (at least one each when there are two or more images)."""
+    ``second_fraction`` of them (at least one each when there are two or more images). Labelled images are split
+    class by class (stratified), so both parts see every class in the same proportion."""
     n = len(images)
     if n < 2:
         raise DataError(f"{images.source}: {n} image(s) cannot be split into {names[0]} and {names[1]} parts")
     order = np.random.default_rng(seed).permutation(n)
     n_second = min(n - 1, max(1, round(n * second_fraction)))
+    if images.labels is None:
+        second = order[:n_second]
+    else:
+        # Stable sort of the shuffled order by label: each class's images stay shuffled, classes contiguous;
+        # then every k-th position goes to the second part, so each class gives it its share (+-1 image).
+        by_class = order[np.argsort(images.labels[order], kind="stable")]
+        picks = np.floor(np.arange(n_second) * n / n_second + (n / n_second) / 2).astype(int)
+        second = by_class[np.minimum(picks, n - 1)]
+    mask = np.zeros(n, bool)
+    mask[second] = True
     parts = []
-    for name, idx in zip(names, (np.sort(order[n_second:]), np.sort(order[:n_second])), strict=True):
+    for name, idx in zip(names, (np.flatnonzero(~mask), np.flatnonzero(mask)), strict=True):
         labels = None if images.labels is None else images.labels[idx]
         source = f"{images.source} ({name} part: {len(idx)} of {n}, seeded split {seed})"
         parts.append(ImageList(source, [images.images[i] for i in idx], labels, images.skipped))

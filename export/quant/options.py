@@ -28,6 +28,7 @@ class QuantizeOptions:
     report_dir: str | None = None  # None: beside the int8 model
     target: str = "auto"  # auto (this CPU) | x86-vnni | x86-avx2 | arm64
     allow_over_budget: bool = False  # write an over-budget model (marked in its contract)
+    require_verified: bool = False  # an "unverified" verdict is an error (exit status 4) instead of exit 0
     trial_latency_runs: int = 20  # per trial of the search (the fastest model within budget is chosen)
     cache_dir: str | None = None  # sensitivity rankings are cached here (None: not cached)
 

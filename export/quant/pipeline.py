@@ -3,11 +3,15 @@
 ``quantize_model`` is what ``edgecls export --quantize`` and ``edgecls quantize`` (through ``quantize_file``)
 both call, with the images already loaded. The validation images are split (seeded, disjoint) into a search
 part, on which the budget search chooses a model, and a held-out part, on which the chosen model is graded:
-the verdict and the exit status come from the held-out part, the report gives both. Within budget, the int8
-model is written with the fp32 model's contract, ``provenance.variant = "int8"`` and a ``quantization`` record
-(target, method, images, measured change, nodes read back from the written graph). Over budget, nothing is
-written at the int8 path unless ``allow_over_budget``, and :class:`OverBudgetError` (exit status 3) carries
-the report.
+the verdict and the exit status come from the held-out part, the report gives both. The split is stratified
+over the labels when there are labels, and the search part is capped (``MAX_SEARCH_IMAGES``): the images beyond
+it all grade. The verdict (``verdict.judge``) carries the 95% interval of the drop and is "unverified" when the
+held-out images cannot resolve the budget. Within budget (verified or not), the int8 model is written with the
+fp32 model's contract, ``provenance.variant = "int8"`` and a ``quantization`` record (target, method, images,
+measured change, status, nodes read back from the written graph). Over budget, nothing is written at the int8
+path unless ``allow_over_budget``, and :class:`OverBudgetError` (exit status 3) carries the report. Unverified
+exits 0 unless ``require_verified`` (:class:`UnverifiedError`, exit status 4, the file is written).
+A ``test`` image set (a run's test split) is graded too: reported, never used to choose.
 """
 
 from __future__ import annotations
@@ -31,14 +35,18 @@ from edgecls.export.quant.fused_graph import float_compute_nodes, fusion_counts
 from edgecls.export.quant.image_sets import MIN_CALIBRATION_IMAGES, ImageList, split_disjoint
 from edgecls.export.quant.options import QuantizeOptions
 from edgecls.export.quant.recipes import QuantRecipe, TargetPlan, candidate_recipes, plan_target
-from edgecls.export.quant.report import QuantReport, verdict_line, write_report
+from edgecls.export.quant.report import QuantReport, write_report
 from edgecls.export.quant.static_quantizer import StaticQuantizer
+from edgecls.export.quant.verdict import OVER, UNVERIFIED, judge
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.cpu_isa import detect_isa
 from edgecls.runtime.errors import ContractError, EdgeclsError
 from edgecls.runtime.scores import top1_accuracy
 
-HOLDOUT_FRACTION = 0.5  # share of the validation images the search never sees
+HOLDOUT_FRACTION = 0.5  # share of the validation images the search never sees (at least)
+#: The search part never takes more: the search overfits the images it chooses on (96-100% there became 88-90%
+#: held out on EfficientNet-Lite0), so images beyond this go to the grade, where they narrow the interval.
+MAX_SEARCH_IMAGES = 200
 FRONTIER_PLOT = "quantization_frontier.png"
 
 Log = Callable[[str], None]
@@ -52,6 +60,12 @@ class OverBudgetError(EdgeclsError):
     def __init__(self, report: QuantReport) -> None:
         super().__init__(report.headline())
         self.report = report
+
+
+class UnverifiedError(OverBudgetError):
+    """``require_verified`` and the held-out images cannot resolve the budget (exit status 4; the file is written)."""
+
+    exit_status = 4
 
 
 def _contract_for(fp32_path: Path, contract: ModelContract | None) -> ModelContract:
@@ -91,7 +105,8 @@ def _split_validation(validation: ImageList, log: Log) -> tuple[ImageList, Image
             validation,
             [f"only {len(validation)} validation images: the search and the final grade use the same images"],
         )
-    search, holdout = split_disjoint(validation, HOLDOUT_FRACTION, ("search", "held-out"))
+    share = max(HOLDOUT_FRACTION, 1.0 - MAX_SEARCH_IMAGES / len(validation))
+    search, holdout = split_disjoint(validation, share, ("search", "held-out"))
     log(f"int8: {len(search)} validation images choose the model, {len(holdout)} held-out images grade it")
     return search, holdout, []
 
@@ -103,7 +118,7 @@ def _quantization_record(
     report: QuantReport,
 ) -> dict[str, object]:
     return {
-        "method": recipe.describe(),
+        "method": recipe.describe(len(report.nodes_kept_float)),
         "format": "QDQ",
         "target": plan.target,
         "activation_type": recipe.activation_type,
@@ -125,7 +140,9 @@ def _quantization_record(
         "search_drop_points": report.search.get("drop_points"),
         "max_drop": report.max_drop,
         "budget_met": report.budget_met,
-        "verdict": report.verdict,
+        "status": report.status,  # "within budget" | "unverified" | "over budget"
+        "interval_points": report.interval_points,
+        "verdict": report.verdict,  # says "unverified" and why, when it is
         "int8_conv_fraction": report.fusion.get("int8_fraction"),
         "nodes_kept_float": report.nodes_kept_float,
     }
@@ -151,11 +168,13 @@ def quantize_model(
     options: QuantizeOptions | None = None,
     log: Log = print,
     reference: str | os.PathLike[str] | None = None,
+    test: ImageList | None = None,
 ) -> QuantReport:
     """Write the int8 QDQ model of ``fp32_path`` to ``out_path`` and its report beside it.
 
     ``reference``: the fp32 model the int8 one is graded and timed against (default ``fp32_path``); QAT
-    quantizes its fine-tuned copy of a model but is judged against the original.
+    quantizes its fine-tuned copy of a model but is judged against the original. ``test``: a run's test split,
+    graded too and reported (never used to choose).
 
     Raises :class:`OverBudgetError` (after writing the report) when the held-out drop exceeds the budget and
     ``allow_over_budget`` is off; nothing is then written at ``out_path``."""
@@ -191,6 +210,7 @@ def quantize_model(
             precise=plan.precise_kernels,
             latency_runs=opts.trial_latency_runs,
             cache_dir=Path(opts.cache_dir) if opts.cache_dir else None,
+            fp32_path=ref_path,
         )
         result = search.run(candidates)
         report = _grade(result, ref_path, out_path, holdout, holdout_inputs, holdout_ref, plan, opts, len(search_part))
@@ -214,12 +234,20 @@ def quantize_model(
         report.refinements = result.refinements + [
             n for n in (quantizer.sources.equalize_note,) if n and result.best.recipe.equalize
         ]
+        report.choice = result.choice
+        for note in result.choice:
+            log(f"  choice: {note}")
+        report.slower_than_fp32 = result.slower_than_fp32
+        if test is not None:
+            report.test = _grade_test(result.best.path, ref_path, test, contract, plan, opts.max_drop)
         written = report.budget_met or opts.allow_over_budget
         report.nodes_kept_float = float_compute_nodes(result.best.path)  # what the graph runs in float
         record = _quantization_record(result.best.recipe, plan, calibration, report)
         report_dir = Path(opts.report_dir or out_path.parent)
         if written:  # read back from the published file: the report describes what was written
             report.nodes_kept_float = _publish(result.best.path, out_path, contract, record)
+        # The one count of float nodes: the graph's (the method line and the list say the same).
+        report.recipe = result.best.recipe.to_dict(len(report.nodes_kept_float))
         report.written = written
         report.int8_model = str(out_path) if written else ""
         report.size_bytes = {"fp32": ref_path.stat().st_size, "int8": result.best.path.stat().st_size}
@@ -227,7 +255,7 @@ def quantize_model(
             report.trials,
             report.latency["fp32"]["p50_ms"],
             opts.max_drop,
-            result.best.recipe.describe(),
+            result.best.label,
             tmp + "/" + FRONTIER_PLOT,
             metric,
         )
@@ -237,9 +265,33 @@ def quantize_model(
     report.seconds = round(time.perf_counter() - t0, 1)
     write_report(report, report_dir)
     log(report.headline())
+    if line := report.test_line():
+        log(f"int8 {line}")
     if not written:
         raise OverBudgetError(report)
+    if report.status == UNVERIFIED and opts.require_verified:
+        raise UnverifiedError(report)
     return report
+
+
+def _grade_test(
+    int8_path: Path, fp32_path: Path, test: ImageList, contract: ModelContract, plan: TargetPlan, max_drop: float
+) -> dict[str, object]:
+    """The chosen int8 model against fp32 on a run's test split (reported, never used to choose)."""
+    inputs = test.inputs(contract)
+    ref = onnx_logits(fp32_path, inputs)
+    acc, logits = measure_accuracy(int8_path, inputs, test.labels, ref, plan.precise_kernels)
+    v = judge(logits, ref, test.labels, max_drop)
+    return {
+        "source": test.source,
+        "images": len(test),
+        "metric": v.metric,
+        "fp32_top1": None if test.labels is None else top1_accuracy(ref, test.labels),
+        "int8_top1": acc.top1,
+        "agreement": acc.agreement,
+        "drop_points": round(v.drop_points, 3),
+        "interval_points": [round(x, 3) for x in v.interval_points],
+    }
 
 
 def _grade(
@@ -256,11 +308,11 @@ def _grade(
     """The chosen model on the held-out images (never used to choose it), its speed and its fused graph."""
     best = result.best
     labels = holdout.labels
-    acc, _ = measure_accuracy(best.path, holdout_inputs, labels, holdout_ref, plan.precise_kernels)  # type: ignore[arg-type]
+    acc, logits = measure_accuracy(best.path, holdout_inputs, labels, holdout_ref, plan.precise_kernels)  # type: ignore[arg-type]
     fp32_top1 = None if labels is None else top1_accuracy(holdout_ref, labels)  # type: ignore[arg-type]
     fp32_acc = Accuracy(fp32_top1, 1.0, 0.0)
-    drop = 100.0 * (fp32_acc.score - acc.score)
-    met = drop <= opts.max_drop + 1e-9
+    verdict = judge(logits, holdout_ref, labels, opts.max_drop)  # type: ignore[arg-type]
+    drop = verdict.drop_points
     shape = tuple(holdout_inputs.shape[1:])  # type: ignore[attr-defined]
     latency = {
         name: latency_ms(p, shape, opts.latency_runs, opts.latency_warmup)  # type: ignore[arg-type]
@@ -271,7 +323,7 @@ def _grade(
         fp32_model=str(fp32_path),
         int8_model=str(out_path),
         isa=plan.host.to_dict(),
-        recipe=best.recipe.to_dict(),
+        recipe=best.recipe.to_dict(len(best.float_nodes)),
         metric="",
         calibration={},
         validation={},
@@ -279,7 +331,7 @@ def _grade(
         int8=acc.to_dict(),
         drop_points=round(drop, 3),
         max_drop=opts.max_drop,
-        budget_met=met,
+        budget_met=verdict.status != OVER,
         nodes_kept_float=[],
         size_bytes={},
         latency=latency,
@@ -296,5 +348,7 @@ def _grade(
         },
         fusion=fusion_counts(best.path),
         frontier=frontier(trials),
-        verdict=verdict_line("top1" if labels is not None else "agreement", drop, opts.max_drop, len(holdout)),
+        verdict=verdict.line(),
+        status=verdict.status,
+        interval_points=[round(x, 3) for x in verdict.interval_points],
     )

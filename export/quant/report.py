@@ -21,6 +21,8 @@ SUMMARY_KEYS = (
     "drop_points",
     "max_drop",
     "budget_met",
+    "status",
+    "interval_points",
     "nodes_kept_float",
     "size_bytes",
     "latency",
@@ -30,14 +32,8 @@ SUMMARY_KEYS = (
     "fusion",
     "verdict",
     "written",
+    "test",
 )
-
-
-def verdict_line(metric: str, drop: float, max_drop: float, images: int) -> str:
-    """One plain line: what fell, by how much, against which budget, on how many held-out images."""
-    what = "top-1" if metric == "top1" else "agreement with fp32"
-    moved = f"fell {drop:.1f} points" if drop >= 0 else f"rose {-drop:.1f} points"
-    return f"{what} {moved}, budget {max_drop:g} (on {images} held-out images)"
 
 
 @dataclass
@@ -53,7 +49,7 @@ class QuantReport:
     int8: dict[str, Any]
     drop_points: float
     max_drop: float
-    budget_met: bool
+    budget_met: bool  # the measured held-out drop is within budget (``status`` says whether the images can tell)
     nodes_kept_float: list[str]
     size_bytes: dict[str, int]
     latency: dict[str, dict[str, float]]  # variant -> {p50_ms, p90_ms, runs}
@@ -71,7 +67,13 @@ class QuantReport:
     frontier: list[dict[str, Any]] = field(default_factory=list)
     frontier_plot: str | None = None
     written: bool = True  # False: over budget, nothing at the int8 path
-    verdict: str = ""
+    verdict: str = ""  # verdict.Verdict.line(): the measured change, its 95% interval, and why unverified
+    status: str = ""  # "within budget" | "unverified" | "over budget" (verdict.py)
+    interval_points: list[float] = field(default_factory=list)  # 95% interval of the held-out drop
+    choice: list[str] = field(default_factory=list)  # how the search picked among its trials (budget_search)
+    slower_than_fp32: bool = False  # the pick runs slower than fp32 (then fp32 is the better file)
+    # The run's test split (export of a trained run): int8 against fp32 there, reported, never used to choose.
+    test: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -83,14 +85,35 @@ class QuantReport:
     def headline(self) -> str:
         """The verdict with what was written: the line the command prints last."""
         speed = f"{self.speedup_p50:.2f}x vs fp32, {len(self.nodes_kept_float)} nodes in float"
-        if self.budget_met:
+        if self.slower_than_fp32:
+            speed += "; slower than fp32: keep fp32"
+        if self.status == "within budget":
             return f"int8 within budget: {self.verdict} ({speed})"
+        if self.status == "unverified":
+            why = "within budget as measured; the held-out images cannot tell"
+            return f"int8 UNVERIFIED ({why}): {self.verdict} ({speed})"
         where = (
             f"written anyway to {self.int8_model} (--allow-over-budget), marked in its contract"
             if self.written
             else "nothing written at the int8 name (--allow-over-budget writes it, marked)"
         )
         return f"int8 OVER BUDGET: {self.verdict} ({speed}); {where}"
+
+    def test_line(self) -> str | None:
+        """int8 against fp32 on the run's test split, or None without one."""
+        if not self.test:
+            return None
+        t = self.test
+        what = "top-1" if t["metric"] == "top1" else "agreement with fp32"
+        fp32 = "" if t.get("fp32_top1") is None else f" ({100 * t['fp32_top1']:.2f}% -> {100 * t['int8_top1']:.2f}%)"
+        lo, hi = t["interval_points"]
+        return (
+            f"on the test split ({t['images']} images, reported, never used to choose): {what} changed by "
+            f"{-t['drop_points']:+.1f} points{fp32} (95% interval of the drop {lo:+.1f} to {hi:+.1f})"
+        )
+
+    def _interval(self) -> str:
+        return " to ".join(f"{x:+.1f}" for x in self.interval_points) or "-"
 
     def to_markdown(self) -> str:
         def pct(x: float | None) -> str:
@@ -113,7 +136,10 @@ class QuantReport:
             f"- target: {self.target.get('target')} ({self.target.get('note')})",
             f"- search images: drop {self.search.get('drop_points', 0):+.2f} pts on {self.search.get('images')} "
             f"images; held-out images (graded, never used to choose): drop {self.drop_points:+.2f} pts on "
-            f"{self.validation.get('holdout_images')} images",
+            f"{self.validation.get('holdout_images')} images (95% interval of the drop "
+            f"{self._interval()})",
+            *([f"- {line}"] if (line := self.test_line()) else []),
+            *(f"- choice: {note}" for note in self.choice),
             f"- onnxruntime's optimised graph: {self.fusion.get('int8_convs')} int8 convs, "
             f"{self.fusion.get('float_convs')} float convs ({100 * self.fusion.get('int8_fraction', 0):.0f}% int8)",
             f"- {self.bias_correction}",
