@@ -20,10 +20,10 @@ import cv2
 import numpy as np
 from torch import nn
 
-from edgecls.export.parity import torch_logits
 from edgecls.runtime.atomic import atomic_write_bytes
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.preprocess import preprocess_batch
+from edgecls.training.torch_inference import torch_logits
 
 GOLDEN_IMAGE_SIZE = 64
 GOLDEN_COUNT = 8
