@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from edgecls.data.augment import AugmentConfig
+from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.contract_options import parse_input_size
 from edgecls.runtime.errors import EdgeclsError
 
@@ -91,6 +92,8 @@ class TrainConfig:
             )
         if self.input_size is not None and self.input_size < 8:
             raise EdgeclsError(f"--input-size must be at least 8 px, got {self.input_size}")
+        # The contract flags fail here, before the data is read, with ModelContract's own rules and words.
+        ModelContract(labels=("a", "b"), **self.contract_fields() | {"input_size": (8, 8)})
 
     @property
     def fine_tuning(self) -> bool:
