@@ -37,12 +37,13 @@ def _arch_help_names() -> list[str]:
 
 
 def _registered_in(path: Path) -> list[str]:
-    """Names of the ``register(ArchitectureSpec(name=...))`` calls in a model file's source."""
+    """Names given in the ``register(ArchitectureSpec(name=...))`` (or ``register(replace(SPEC, name=...))``)
+    calls of a model file's source."""
     names = []
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "register":
             spec = node.args[0]
-            assert isinstance(spec, ast.Call) and getattr(spec.func, "id", None) == "ArchitectureSpec"
+            assert isinstance(spec, ast.Call) and getattr(spec.func, "id", None) in ("ArchitectureSpec", "replace")
             names += [kw.value.value for kw in spec.keywords if kw.arg == "name"]  # type: ignore[attr-defined]
     return names
 

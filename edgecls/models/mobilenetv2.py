@@ -6,6 +6,8 @@ The default edge model. For small inputs (< 96 px, e.g. the 32 px built-in sets)
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import nn
 
@@ -74,7 +76,7 @@ class MobileNetV2(nn.Module):
         return self.classifier(self.pool(self.features(x)))
 
 
-register(
+MOBILENETV2 = register(
     ArchitectureSpec(
         name="mobilenetv2",
         description="MobileNetV2 width 1.0: inverted residuals, depthwise convs (default edge model)",
@@ -90,12 +92,9 @@ register(
         ),
     )
 )
+# The same network at half the width: no published weights fit it.
 register(
-    ArchitectureSpec(
-        name="mobilenetv2_050",
-        description="MobileNetV2 width 0.5",
-        build=MobileNetV2,
-        head="classifier.2",
-        defaults={"width": 0.5},
+    replace(
+        MOBILENETV2, name="mobilenetv2_050", description="MobileNetV2 width 0.5", defaults={"width": 0.5}, weights=None
     )
 )

@@ -5,6 +5,8 @@ For small inputs (< 96 px) the stem is a single stride-1 3x3 conv without max-po
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import nn
 
@@ -62,16 +64,7 @@ class ResNet(nn.Module):
         return self.fc(torch.flatten(self.pool(self.stages(self.stem(x))), 1))
 
 
-register(
-    ArchitectureSpec(
-        name="resnet10",
-        description="ResNet-10: BasicBlocks [1,1,1,1], width 32",
-        build=ResNet,
-        head="fc",
-        defaults={"layers": (1, 1, 1, 1), "width": 32},
-    )
-)
-register(
+RESNET18 = register(
     ArchitectureSpec(
         name="resnet18",
         description="ResNet-18: BasicBlocks [2,2,2,2], width 64",
@@ -86,5 +79,15 @@ register(
             url=torchvision_imagenet.URLS["resnet18"],
             min_input_size=96,  # below it the stem is a stride-1 3x3 conv: the 7x7 weights do not fit
         ),
+    )
+)
+# Half the blocks at half the width: no published weights fit it.
+register(
+    replace(
+        RESNET18,
+        name="resnet10",
+        description="ResNet-10: BasicBlocks [1,1,1,1], width 32",
+        defaults={"layers": (1, 1, 1, 1), "width": 32},
+        weights=None,
     )
 )
