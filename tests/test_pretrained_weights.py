@@ -15,8 +15,9 @@ import torch
 
 from edgecls.models import build_model
 from edgecls.models.pretrained.mapping import TensorMap, WeightMappingError, load_mapped, map_state_dict
-from edgecls.models.pretrained.sources import WEIGHTS, load_pretrained
+from edgecls.models.pretrained.sources import load_pretrained
 from edgecls.models.pretrained.torchvision_imagenet import mobilenetv2_table, resnet18_table
+from edgecls.models.registry import architecture
 
 
 def published_layout(table: list[TensorMap], with_counters: bool = True) -> dict[str, torch.Tensor]:
@@ -46,7 +47,7 @@ def test_every_published_tensor_lands_exactly_once(arch, table, published_tensor
     assert sum(not r.optional for r in rows) == published_tensors
     source = published_layout(rows, with_counters)
     model = build_model(arch, 5, 224)
-    spec = WEIGHTS[arch]
+    spec = architecture(arch)
     load_mapped(model, map_state_dict(source, rows, arch), arch, head_keys=spec.head_keys)
     state = model.state_dict()
     landed: dict[str, str] = {}
@@ -83,7 +84,7 @@ def test_mapping_errors_name_the_first_bad_tensor() -> None:
     mapped = map_state_dict(good, rows, "mnv2")
     del mapped["features.5.block.1.1.bias"]
     with pytest.raises(WeightMappingError, match="'features.5.block.1.1.bias' gets no value"):
-        load_mapped(build_model("mobilenetv2", 3, 224), mapped, "mnv2", head_keys=WEIGHTS["mobilenetv2"].head_keys)
+        load_mapped(build_model("mobilenetv2", 3, 224), mapped, "mnv2", head_keys=architecture("mobilenetv2").head_keys)
     # the right file for another architecture
     with pytest.raises(WeightMappingError, match="not in the key/shape table|missing"):
         map_state_dict(published_layout(resnet18_table()), rows, "mnv2")
@@ -92,12 +93,12 @@ def test_mapping_errors_name_the_first_bad_tensor() -> None:
 def test_local_weights_file_and_clear_errors(tmp_path) -> None:
     path = tmp_path / "resnet18-local.pth"
     torch.save(published_layout(resnet18_table(), with_counters=False), path)
-    weights = load_pretrained("resnet18", str(path), img_size=224)
+    weights = load_pretrained("resnet18", str(path), input_size=224)
     assert weights.provenance["source"] == str(path) and len(weights.provenance["sha256"]) == 64
     with pytest.raises(Exception, match=r"--weights .*nope.pth: no such file"):
         load_pretrained("resnet18", str(tmp_path / "nope.pth"))
     with pytest.raises(Exception, match="needs --input-size >= 96"):
-        load_pretrained("resnet18", str(path), img_size=32)
+        load_pretrained("resnet18", str(path), input_size=32)
     with pytest.raises(Exception, match="no ImageNet weights for --arch cnn"):
         load_pretrained("cnn")
 
@@ -120,9 +121,8 @@ def test_efficientnet_lite0_equals_the_reference_model_with_the_real_weights() -
     from edgecls.runtime.contract import ModelContract
     from edgecls.runtime.preprocess import preprocess_batch
 
-    spec = WEIGHTS["efficientnet_lite0"]
-    fields = spec.contract_fields()
-    contract = ModelContract(labels=[str(i) for i in range(1000)], input_size=(224, 224), **fields)
+    fields = architecture("efficientnet_lite0").contract.fields()  # the spec's partial contract
+    contract = ModelContract(labels=[str(i) for i in range(1000)], **fields)
     photos = [cv2.cvtColor(getattr(skimage.data, n)(), cv2.COLOR_RGB2BGR) for n in ("chelsea", "coffee")]
     x = torch.from_numpy(preprocess_batch(photos, contract))  # float32[2, 3, 224, 224]
     with torch.no_grad():

@@ -12,4 +12,4 @@ CONTRACT_FLAGS = {"resize_mode": "shorter_side_crop", "crop_fraction": 0.875, "i
 
 
 def build() -> nn.Module:
-    return MobileNetV2(NUM_CLASSES, width=1.0, img_size=224)
+    return MobileNetV2(NUM_CLASSES, width=1.0, input_size=224)

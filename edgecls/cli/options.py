@@ -89,23 +89,37 @@ def contract_flags(command: _Command) -> _Command:
     The wrapper's signature is the command's own (without ``contract_options``) plus one keyword-only
     parameter per entry of :data:`CONTRACT_FLAGS`, which is what typer reads to build the options.
     """
+    return _with_flags(command, CONTRACT_FLAGS)
+
+
+def contract_flags_for(*names: str) -> Callable[[_Command], _Command]:
+    """:func:`contract_flags` with only the flags ``names`` (ModelContract field names), for a command where
+    the others have no meaning (``train``: the data's folders are the labels, and it makes logits)."""
+    unknown = set(names) - set(CONTRACT_FLAGS)
+    if unknown:
+        raise ValueError(f"not contract flags: {sorted(unknown)}")
+    flags = {name: annotation for name, annotation in CONTRACT_FLAGS.items() if name in names}
+    return lambda command: _with_flags(command, flags)
+
+
+def _with_flags(command: _Command, flags: dict[str, Any]) -> _Command:
     signature = inspect.signature(command, eval_str=True)  # resolve `from __future__ import annotations` strings
     own = [p for name, p in signature.parameters.items() if name != "contract_options"]
     added = [
         inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
-        for name, annotation in CONTRACT_FLAGS.items()
+        for name, annotation in flags.items()
     ]
 
     @functools.wraps(command)
     def with_contract_flags(*args: Any, **kwargs: Any) -> Any:
-        given = {name: kwargs.pop(name, None) for name in CONTRACT_FLAGS}
+        given = {name: kwargs.pop(name, None) for name in flags}
         return command(*args, contract_options=ContractOptions(**given), **kwargs)
 
     # typer reads parameters from __signature__ and annotations from get_type_hints(): both must list the flags.
     with_contract_flags.__signature__ = signature.replace(parameters=[*own, *added])  # type: ignore[attr-defined]
     with_contract_flags.__annotations__ = {
         k: v for k, v in getattr(command, "__annotations__", {}).items() if k != "contract_options"
-    } | CONTRACT_FLAGS
+    } | flags
     return with_contract_flags  # type: ignore[return-value]
 
 

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from edgecls.cli.options import BatchSizeOpt, JsonOpt, OutDirOpt, ProviderOpt, TrustCheckpointOpt
+from edgecls.cli.options import BatchSizeOpt, JsonOpt, OutDirOpt, ProviderOpt, TrustCheckpointOpt, contract_flags_for
+from edgecls.runtime.contract_options import ContractOptions
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -25,6 +26,10 @@ contract export will embed), history.csv/json, curves.png and eval/ (test metric
 
 Example:  edgecls train builtin:digits --out runs/digits
           edgecls train my_photos --input-size 160 --resize-mode shorter_side_crop --out runs/photos
+
+The contract flags set the preprocessing the model is trained with (and that export embeds). Each one not given
+comes from the pretrained weights (--pretrained: their size, mean/std, interpolation and crop), else from the
+data: 32 px, stretch and area for built-in sets; 224 px, shorter_side_crop and linear for folders.
 
 Fine-tune a pretrained network (a few hundred photos are enough):
     edgecls train my_photos --arch efficientnet_lite0 --pretrained --epochs 6 --out runs/photos
@@ -44,6 +49,9 @@ Example:  edgecls eval runs/digits/export/model.int8.onnx builtin:digits --json
 """
 
 
+@contract_flags_for(
+    "input_size", "mean", "std", "scale", "resize_mode", "crop_fraction", "interpolation", "color_order", "jpeg_decode"
+)
 def train_command(
     data: Annotated[str, typer.Argument(help="ImageFolder path, or builtin:shapes / builtin:digits.")],
     arch: Annotated[
@@ -53,13 +61,6 @@ def train_command(
         ),
     ] = "mobilenetv2",
     epochs: Annotated[int, typer.Option(min=1, help="Maximum epochs (early stopping may end sooner).")] = 30,
-    input_size: Annotated[
-        str | None,
-        typer.Option(
-            help="Input size S (square; S or SxS): the contract's input_size. Default: the pretrained weights' "
-            "size, else 32 for built-in sets and 224 for folders."
-        ),
-    ] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Images per training step.")] = 64,
     out: Annotated[Path, typer.Option(help="Run directory.")] = Path("runs/exp"),
     seed: Annotated[int, typer.Option(help="Seeds the split, initialisation, order and augmentation.")] = 0,
@@ -71,9 +72,6 @@ def train_command(
     patience: Annotated[
         int, typer.Option(min=1, help="Early stop after this many epochs without validation improvement.")
     ] = 8,
-    resize_mode: Annotated[
-        str | None, typer.Option(help="stretch or shorter_side_crop (default: stretch built-in, crop folders).")
-    ] = None,
     workers: Annotated[int, typer.Option(min=0, help="DataLoader worker processes.")] = 0,
     hflip: Annotated[bool | None, typer.Option("--hflip/--no-hflip", help="Random horizontal flips.")] = None,
     noise: Annotated[float | None, typer.Option(help="Gaussian noise std (0-255 scale), 0 = off.")] = None,
@@ -120,6 +118,8 @@ def train_command(
         ),
     ] = None,
     trust_checkpoint: TrustCheckpointOpt = False,
+    *,
+    contract_options: ContractOptions,
 ) -> None:
     from edgecls.training.config import TrainConfig, square_input_size
     from edgecls.training.resume import AugmentOverrides, train_or_resume
@@ -128,7 +128,7 @@ def train_command(
         data=data,
         arch=arch,
         epochs=epochs,
-        input_size=square_input_size(input_size),
+        input_size=square_input_size(contract_options.input_size),  # square only: HxW with H != W is refused
         batch_size=batch_size,
         out=str(out),
         seed=seed,
@@ -136,7 +136,6 @@ def train_command(
         lr=lr,
         label_smoothing=label_smoothing,
         patience=patience,
-        resize_mode=resize_mode,
         workers=workers,
         resume=resume,
         pretrained=pretrained or weights is not None,
@@ -146,6 +145,7 @@ def train_command(
         head_epochs=head_epochs,
         backbone_lr_scale=backbone_lr_scale,
         batchnorm=batchnorm,  # type: ignore[arg-type]  (TrainConfig checks it)
+        **{k: v for k, v in contract_options.given().items() if k != "input_size"},
     )
     train_or_resume(
         config, AugmentOverrides(hflip=hflip, noise_std=noise, jitter=jitter), trust_checkpoint=trust_checkpoint

@@ -47,16 +47,14 @@ def _onnx_predictor(path: Path, provider: str, threads: int | None) -> LoadedPre
 
 
 def _checkpoint_predictor(path: Path, trust: bool) -> LoadedPredictor:
-    import torch
-
+    from edgecls.training import torch_inference
     from edgecls.training.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(path, trust=trust)
     model = ckpt.build_model()
 
-    @torch.no_grad()
     def logits(x: np.ndarray) -> np.ndarray:
-        return model(torch.from_numpy(x)).float().numpy()
+        return torch_inference.torch_logits(model, x, batch_size=None)  # x is already one batch
 
     data = ckpt.raw.get("data", {})
     return LoadedPredictor(

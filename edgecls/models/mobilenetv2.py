@@ -6,10 +6,16 @@ The default edge model. For small inputs (< 96 px, e.g. the 32 px built-in sets)
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import nn
 
 from edgecls.models.layers import ConvBNAct, init_weights, make_divisible
+from edgecls.models.pretrained import torchvision_imagenet
+from edgecls.models.registry import register
+from edgecls.models.spec import ArchitectureSpec, PartialContract, WeightsSpec
+from edgecls.runtime.contract import IMAGENET_MEAN, IMAGENET_STD
 
 # (expansion t, output channels c, repeats n, first stride s), from the paper's Table 2.
 _SETTINGS: list[tuple[int, int, int, int]] = [
@@ -46,10 +52,10 @@ class InvertedResidual(nn.Module):
 
 class MobileNetV2(nn.Module):
     def __init__(
-        self, num_classes: int, width: float = 1.0, img_size: int = 224, dropout: float = 0.2
+        self, num_classes: int, width: float = 1.0, input_size: int = 224, dropout: float = 0.2
     ) -> None:
         super().__init__()
-        small = img_size < 96
+        small = input_size < 96
         stem = make_divisible(32 * width)
         last = make_divisible(1280 * max(1.0, width))
         layers: list[nn.Module] = [ConvBNAct(3, stem, stride=1 if small else 2, act=nn.ReLU6)]
@@ -68,3 +74,27 @@ class MobileNetV2(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # [N,3,S,S] -> features [N,last,S/32,S/32] (S/16 for small inputs) -> [N,last] -> [N,classes]
         return self.classifier(self.pool(self.features(x)))
+
+
+MOBILENETV2 = register(
+    ArchitectureSpec(
+        name="mobilenetv2",
+        description="MobileNetV2 width 1.0: inverted residuals, depthwise convs (default edge model)",
+        build=MobileNetV2,
+        head="classifier.2",
+        defaults={"width": 1.0},
+        weights=WeightsSpec(
+            name="MobileNetV2 ImageNet (torchvision IMAGENET1K_V1)",
+            # torchvision's ImageNet eval transform: Resize(256, bilinear) + CenterCrop(224), ImageNet mean/std
+            contract=PartialContract(224, IMAGENET_MEAN, IMAGENET_STD, interpolation="linear"),
+            table=torchvision_imagenet.mobilenetv2_table,
+            url=torchvision_imagenet.URLS["mobilenetv2"],
+        ),
+    )
+)
+# The same network at half the width: no published weights fit it.
+register(
+    replace(
+        MOBILENETV2, name="mobilenetv2_050", description="MobileNetV2 width 0.5", defaults={"width": 0.5}, weights=None
+    )
+)

@@ -5,10 +5,16 @@ For small inputs (< 96 px) the stem is a single stride-1 3x3 conv without max-po
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import nn
 
 from edgecls.models.layers import ConvBNAct
+from edgecls.models.pretrained import torchvision_imagenet
+from edgecls.models.registry import register
+from edgecls.models.spec import ArchitectureSpec, PartialContract, WeightsSpec
+from edgecls.runtime.contract import IMAGENET_MEAN, IMAGENET_STD
 
 
 class BasicBlock(nn.Module):
@@ -30,10 +36,10 @@ class BasicBlock(nn.Module):
 
 class ResNet(nn.Module):
     def __init__(
-        self, num_classes: int, layers: tuple[int, ...] = (2, 2, 2, 2), width: int = 64, img_size: int = 224
+        self, num_classes: int, layers: tuple[int, ...] = (2, 2, 2, 2), width: int = 64, input_size: int = 224
     ) -> None:
         super().__init__()
-        if img_size < 96:
+        if input_size < 96:
             self.stem: nn.Module = ConvBNAct(3, width)
         else:
             self.stem = nn.Sequential(
@@ -56,3 +62,32 @@ class ResNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # [N,3,S,S] -> [N,8w,S/32,S/32] -> [N,8w] -> [N,classes]
         return self.fc(torch.flatten(self.pool(self.stages(self.stem(x))), 1))
+
+
+RESNET18 = register(
+    ArchitectureSpec(
+        name="resnet18",
+        description="ResNet-18: BasicBlocks [2,2,2,2], width 64",
+        build=ResNet,
+        head="fc",
+        defaults={"layers": (2, 2, 2, 2), "width": 64},
+        weights=WeightsSpec(
+            name="ResNet-18 ImageNet (torchvision IMAGENET1K_V1)",
+            # torchvision's ImageNet eval transform: Resize(256, bilinear) + CenterCrop(224), ImageNet mean/std
+            contract=PartialContract(224, IMAGENET_MEAN, IMAGENET_STD, interpolation="linear"),
+            table=torchvision_imagenet.resnet18_table,
+            url=torchvision_imagenet.URLS["resnet18"],
+            min_input_size=96,  # below it the stem is a stride-1 3x3 conv: the 7x7 weights do not fit
+        ),
+    )
+)
+# Half the blocks at half the width: no published weights fit it.
+register(
+    replace(
+        RESNET18,
+        name="resnet10",
+        description="ResNet-10: BasicBlocks [1,1,1,1], width 32",
+        defaults={"layers": (1, 1, 1, 1), "width": 32},
+        weights=None,
+    )
+)

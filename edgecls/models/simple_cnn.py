@@ -6,6 +6,8 @@ import torch
 from torch import nn
 
 from edgecls.models.layers import ConvBNAct
+from edgecls.models.registry import register
+from edgecls.models.spec import ArchitectureSpec
 
 
 class SimpleCNN(nn.Module):
@@ -32,3 +34,15 @@ class SimpleCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.pool(self.features(x)))
+
+
+register(
+    ArchitectureSpec(
+        name="cnn",
+        description="classic CNN: 3 conv-ReLU-pool blocks + 2 fully-connected layers",
+        build=SimpleCNN,
+        head="classifier.4",
+        defaults={"width": 32},
+        sized=False,  # the adaptive pool makes it size-independent
+    )
+)

@@ -161,7 +161,7 @@ def replace_head(model: nn.Module, head: str, num_classes: int) -> nn.Module:
 
 
 def user_classifier(
-    spec: str, num_classes: int, head: str | None, img_size: int, weights: str | os.PathLike[str] | None = None
+    spec: str, num_classes: int, head: str | None, input_size: int, weights: str | os.PathLike[str] | None = None
 ) -> tuple[nn.Module, str, dict[str, Any]]:
     """The user's model with its head replaced for ``num_classes``.
 
@@ -174,10 +174,10 @@ def user_classifier(
     replace_head(model, name, num_classes)
     try:
         with torch.no_grad():
-            out = model.eval()(torch.zeros(2, 3, img_size, img_size))
+            out = model.eval()(torch.zeros(2, 3, input_size, input_size))
     except Exception as e:
         raise ModelFactoryError(
-            f"--model {spec}: forward pass on a [2, 3, {img_size}, {img_size}] batch failed after replacing "
+            f"--model {spec}: forward pass on a [2, 3, {input_size}, {input_size}] batch failed after replacing "
             f"{name!r} ({first_line(e)}); name the classifier with --head MODULE"
         ) from e
     if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[1] != num_classes:

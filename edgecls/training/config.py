@@ -1,7 +1,9 @@
 """TrainConfig: every knob of a training run; saved as config.json and inside every checkpoint.
 
-Field names follow the contract where they set it (``input_size``, ``resize_mode``, ``interpolation``, ``mean``,
-``std``): the flag ``--input-size`` fills ``input_size``, which becomes ``ModelContract.input_size``.
+Field names follow the contract where they set it (``input_size``, ``mean``, ``std``, ``scale``, ``resize_mode``,
+``crop_fraction``, ``interpolation``, ``color_order``, ``jpeg_decode``): the flag ``--input-size`` fills
+``input_size``, which becomes ``ModelContract.input_size``. None means "not given": the pretrained weights' value
+(their architecture spec's partial contract), else the data's default (training/run_contract.py).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from edgecls.data.augment import AugmentConfig
+from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.contract_options import parse_input_size
 from edgecls.runtime.errors import EdgeclsError
 
@@ -18,6 +21,10 @@ OPTIMIZERS = ("adamw", "sgd")
 BATCHNORM_MODES = ("frozen", "reestimate", "train")
 #: config.json files written before the field took the contract's name.
 _RENAMED = {"img_size": "input_size"}
+#: 2: contract fields are None unless given, and given ones win over the pretrained weights' (version 1, unmarked:
+#: mean/std were always stored, ImageNet's by default, and the weights' preprocessing won over the config's).
+CONFIG_VERSION = 2
+_WEIGHTS_WON_IN_V1 = ("mean", "std", "interpolation", "resize_mode")
 
 
 def square_input_size(text: str | int | None) -> int | None:
@@ -49,10 +56,15 @@ class TrainConfig:
     val_fraction: float = 0.15
     test_fraction: float = 0.15
     workers: int = 0  # DataLoader worker processes; 0 decodes in the main process
+    # The contract's preprocessing (None: the pretrained weights' value, else the data's default).
     resize_mode: str | None = None  # None: stretch for built-in sets, shorter_side_crop for folders
     interpolation: str | None = None  # None: area for built-in sets (pure downscaling), linear for folders
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    mean: tuple[float, float, float] | None = None  # None: ImageNet's
+    std: tuple[float, float, float] | None = None  # None: ImageNet's
+    crop_fraction: float | None = None  # None: 0.875
+    scale: float | None = None  # None: 1/255
+    color_order: str | None = None  # None: RGB
+    jpeg_decode: str | None = None  # None: reduced
     augment: AugmentConfig | None = None  # None: data-dependent default (no flips for digits)
     arch_kwargs: dict[str, Any] = field(default_factory=dict)
     resume: bool = False
@@ -80,6 +92,8 @@ class TrainConfig:
             )
         if self.input_size is not None and self.input_size < 8:
             raise EdgeclsError(f"--input-size must be at least 8 px, got {self.input_size}")
+        # The contract flags fail here, before the data is read, with ModelContract's own rules and words.
+        ModelContract(labels=("a", "b"), **self.contract_fields() | {"input_size": (8, 8)})
 
     @property
     def fine_tuning(self) -> bool:
@@ -109,8 +123,16 @@ class TrainConfig:
             return AugmentConfig(crop_scale=(0.8, 1.0), hflip=True, jitter=0.2, noise_std=4.0)
         return AugmentConfig()
 
+    def contract_fields(self) -> dict[str, Any]:
+        """The contract fields this config sets (given ones only), as ModelContract keywords."""
+        names = ("mean", "std", "scale", "resize_mode", "crop_fraction", "interpolation", "color_order", "jpeg_decode")
+        given = {name: getattr(self, name) for name in names if getattr(self, name) is not None}
+        if self.input_size is not None:
+            given["input_size"] = (self.input_size, self.input_size)
+        return given
+
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
+        d = {"config_version": CONFIG_VERSION, **dataclasses.asdict(self)}
         d["augment"] = dataclasses.asdict(self.resolved_augment())
         d["head_epochs"] = self.resolved_head_epochs()  # the recipe as run, so --resume/export need no flags
         d["batchnorm"] = self.resolved_batchnorm()
@@ -118,14 +140,19 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        """A saved config (config.json, a checkpoint's train_config), from any edgecls version."""
         d = {_RENAMED.get(k, k): v for k, v in d.items()}
+        fine_tuned = bool(d.get("pretrained") or d.get("weights")) and not d.get("model")
+        if int(d.get("config_version", 1)) < 2 and fine_tuned:
+            # Version 1 stored these but the weights' preprocessing won: keep what the run really fed.
+            d = {k: v for k, v in d.items() if k not in _WEIGHTS_WON_IN_V1}
         aug = d.get("augment")
         if isinstance(aug, dict):
             d["augment"] = AugmentConfig(
                 **{k: tuple(v) if isinstance(v, list) else v for k, v in aug.items()}
             )
         for key in ("mean", "std"):
-            if key in d:
+            if d.get(key) is not None:
                 d[key] = tuple(d[key])
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 from edgecls.data import DataSplits
 from edgecls.evaluation.metrics import classification_metrics
 from edgecls.runtime.contract import ModelContract
+from edgecls.training import torch_inference
 from edgecls.training.checkpoint import load_checkpoint, save_checkpoint
 from edgecls.training.run_dir import write_json
 from edgecls.training.torch_data import ContractDataset, collate_skipping_broken
@@ -26,15 +27,13 @@ from edgecls.training.torch_data import ContractDataset, collate_skipping_broken
 Logger = Callable[[str], None]
 
 
-@torch.no_grad()
 def predict_logits(model: nn.Module, loader: DataLoader, broken: set[str]) -> tuple[np.ndarray, np.ndarray]:
-    """-> (float32[N, C] logits, int64[N] labels) over the loader, skipping broken files."""
-    model.eval()
+    """-> (float32[N, C] logits, int64[N] labels) over the loader, skipping broken files (model left in eval)."""
     logits, labels = [], []
     for x, y, bad in loader:
         broken.update(bad)
         if len(y):
-            logits.append(model(x.contiguous(memory_format=torch.channels_last)).float().numpy())
+            logits.append(torch_inference.torch_logits(model, x.numpy(), batch_size=None))  # the loader batches
             labels.append(y.numpy())
     if not logits:
         return np.zeros((0, 0), np.float32), np.zeros(0, np.int64)
