@@ -181,7 +181,7 @@ def test_train_takes_the_contract_flags_that_mean_something_for_training(
     monkeypatch.undo()  # the real training command: the value is refused before any data is read
     out = tmp_path / "bad"
     code, _out, err = _cli(["train", str(data), "--interpolation", "bilinear", "--out", str(out)], capsys)
-    assert code == 2 and "interpolation must be one of" in err and "Traceback" not in err and not out.exists()
+    assert code == 2 and "interpolation: must be one of" in err and "Traceback" not in err and not out.exists()
 
 
 def _v1(config: dict) -> dict:
