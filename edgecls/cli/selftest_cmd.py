@@ -7,6 +7,7 @@ model matches its golden file, 1 on a mismatch, 2 when nothing could be checked.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -44,7 +45,8 @@ def _print_table(rows: list) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    # A log or a pipe (a service's journal, install.sh's output) gets the whole table, not 80 squeezed columns.
+    console = Console(width=None if sys.stdout.isatty() else 200)
     table = Table(title="selftest: outputs here vs the golden file", title_justify="left")
     for name in ("model", "variant", "provider", "ISA found", "max |d|", "agreement", "ms/image", "result"):
         table.add_column(name, justify="right" if name in ("max |d|", "agreement", "ms/image") else "left")
