@@ -28,7 +28,7 @@ from typing import Any
 
 from edgecls.deploy.bundle_files import INSTALL_SH, README, SERVICE_UNIT
 from edgecls.deploy.platforms import DeviceTarget, device_target, python_tag
-from edgecls.deploy.wheelhouse import build_edgecls_wheel, checkout_root, download_wheels
+from edgecls.deploy.wheelhouse import build_edgecls_wheel, checkout_root, download_wheels, wheel_requirements
 from edgecls.runtime.atomic import atomic_write_text
 from edgecls.runtime.contract import contract_from_metadata
 from edgecls.runtime.cpu_isa import IsaProfile, target_mismatch
@@ -177,6 +177,7 @@ def pack(options: PackOptions, log: Log = print) -> PackResult:
         wheels = download_wheels(
             [f"edgecls{extras}=={version}"], wheelhouse, device, py_version, abi, constraints,
             (wheelhouse, *map(Path, options.find_links)), options.no_index,
+            probe=wheel_requirements(own, options.extras),
         )
         major, minor = py_version.split(".")
         (stage / "install.sh").write_text(
@@ -206,7 +207,7 @@ def pack(options: PackOptions, log: Log = print) -> PackResult:
     tarball = None
     if options.tarball:
         tarball = out.with_name(out.name + ".tar.gz")
-        with tarfile.open(tarball, "w:gz") as tar:
+        with tarfile.open(tarball, "w:gz", compresslevel=1) as tar:  # wheels are zip files already
             tar.add(out, arcname=out.name)
     return PackResult(
         str(out), str(tarball) if tarball else None, device.name, py_version, names,
