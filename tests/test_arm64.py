@@ -184,7 +184,7 @@ def test_arm64_answers_match_x86_and_arm64_int8_agrees_with_fp32(installed: dict
           f", int8 {acc['model.int8.onnx']:.2%} (ARM kernels, qemu cortex-a76)")
     assert agree >= 0.99
     # The same arm64 file on this x86 box: run says what it costs.
-    warn = subprocess.run([sys.executable, "-m", "edgecls", "run", str(installed["work"] / "venv/models/model.int8.onnx"),
-                           str(next(test_images.glob("*.png"))), "--json"], capture_output=True, text=True,
-                          timeout=300)
+    int8 = installed["work"] / "venv/models/model.int8.onnx"
+    warn = subprocess.run([sys.executable, "-m", "edgecls", "run", str(int8), str(next(test_images.glob("*.png"))),
+                           "--json"], capture_output=True, text=True, timeout=300)
     assert warn.returncode == 0 and "int8 made for arm64 runs on x86" in warn.stderr
