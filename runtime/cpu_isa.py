@@ -176,6 +176,6 @@ def target_mismatch(provenance: Mapping[str, Any], isa: IsaProfile | None = None
     if isa.isa == "unknown" or made_for == here or (made_for, here) not in _MISMATCH_COST:
         return None
     return (
-        f"int8 made for {made_for} runs on {isa.isa} ({isa.machine}) here: "
+        f"int8 made for {made_for} runs on {isa.isa} ({isa.machine}): "
         f"slower or less accurate than a file made for this CPU: {_MISMATCH_COST[(made_for, here)]}"
     )
