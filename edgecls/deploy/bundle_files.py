@@ -20,8 +20,16 @@ if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] != ({py_major}, {py
   echo "error: this bundle's wheels are for Python {python}; $PYTHON is $("$PYTHON" -V 2>&1) (set PYTHON=...)" >&2
   exit 2
 fi
-"$PYTHON" -m venv "$PREFIX"
-"$PREFIX/bin/python" -m pip install -q --no-index --find-links "$HERE/wheelhouse" "{requirement}"
+# The system's pip installs into a venv made without one when it can (pip >= 22.3: --python): on a slow board
+# ensurepip is a large share of the install. --no-compile: the selftest below compiles what the runtime imports.
+if "$PYTHON" -m venv --without-pip "$PREFIX" && "$PYTHON" -m pip --python "$PREFIX/bin/python" --version \
+    >/dev/null 2>&1; then
+  "$PYTHON" -m pip --python "$PREFIX/bin/python" install -q --no-compile --no-index --find-links \
+    "$HERE/wheelhouse" "{requirement}"
+else
+  "$PYTHON" -m venv "$PREFIX"
+  "$PREFIX/bin/python" -m pip install -q --no-compile --no-index --find-links "$HERE/wheelhouse" "{requirement}"
+fi
 mkdir -p "$PREFIX/models"
 cp "$HERE"/models/* "$PREFIX/models/"
 sed -e "s#@PREFIX@#$PREFIX#g" "$HERE/edgecls.service" > "$PREFIX/edgecls.service"
