@@ -74,8 +74,13 @@ def test_x86_64_pack_installs_offline_headless_and_passes_its_selftest(exported_
     (so,) = [p for p in cv2_dir.glob("cv2*.so")]
     ldd = subprocess.run(["ldd", str(so)], capture_output=True, text=True).stdout
     assert "libxcb" not in ldd and "libX11" not in ldd and "libGL" not in ldd, ldd
-    dists = subprocess.run([py, "-m", "pip", "list", "--format=json"], capture_output=True, text=True, env=env)
-    installed = {d["name"].lower() for d in json.loads(dists.stdout)}
+    # (the venv may have no pip of its own: install.sh installs with the system's pip when it can)
+    dists = subprocess.run(
+        [py, "-c", "import importlib.metadata as m, json; "
+         "print(json.dumps([d.metadata['Name'] for d in m.distributions()]))"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    installed = {name.lower() for name in json.loads(dists.stdout)}
     assert "opencv-python-headless" in installed and "opencv-python" not in installed
     show = subprocess.run([str(prefix / "bin" / "edgecls"), "run", str(prefix / "models" / "model.onnx"),
                            str(out / "README.md"), "--show"], capture_output=True, text=True,
