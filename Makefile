@@ -6,18 +6,27 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 DEMO_OUT ?= demo_out
 
-.PHONY: install install-dev demo test lint stream-tools bench clean
+.PHONY: install install-dev demo test lint stream-tools device-root bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
+# opencv-python (GUI) and opencv-python-headless install the same cv2 package; a venv made before the base install
+# became headless holds both, and removing either later breaks cv2. These venvs get exactly one: the headless build
+# a board without a screen runs (`pip install 'edgecls[gui]'` is the GUI build, for --show windows).
+ONE_CV2 = $(PIP) show -q opencv-python >/dev/null 2>&1 && { $(PIP) uninstall -q -y opencv-python && \
+  $(PIP) install -q --force-reinstall --no-deps -c constraints.txt opencv-python-headless; } ; \
+  $(BIN)/python -c "import cv2"
+
 $(VENV)/.installed-train: $(BIN)/python pyproject.toml constraints.txt
 	$(PIP) install -q -c constraints.txt -e '.[train]'
+	@$(ONE_CV2)
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed-train
 	$(PIP) install -q -c constraints.txt -e '.[train,dev,pretrained,openvino,serve,ray]'
+	@$(ONE_CV2)
 	touch $@
 
 install: $(VENV)/.installed-train
@@ -50,7 +59,15 @@ stream-tools:
 demo: install
 	$(BIN)/edgecls demo --out $(DEMO_OUT)
 
-test: install-dev
+# The arm64 tests (tests/test_arm64*.py) install a pack into an arm64 Debian bookworm root run under qemu-user.
+# This builds that root once per machine (19 min on a loaded 2-core box), cached outside the checkout with the
+# wheels the pack tests read (/var/cache/edgecls, or the EDGECLS_DEVICE_CACHE variable); without root, apt,
+# binfmt_misc or network it says why and those tests skip. It never fails the build.
+device-root: install-dev
+	@tests/device/prepare_arm64_root.sh || echo "note: arm64 root not prepared; the arm64 tests will be skipped"
+	@PYTHON=$(BIN)/python tests/device/prepare_wheels.sh || echo "note: wheel cache not prepared; pack tests will skip"
+
+test: install-dev device-root
 	$(BIN)/python -m pytest -q
 
 lint: install-dev

@@ -26,7 +26,7 @@ from typing import Any
 from torch import nn
 
 from edgecls.export.fp16 import convert_to_fp16
-from edgecls.export.golden import golden_path_for, make_golden, write_golden
+from edgecls.export.golden import make_golden, write_golden
 from edgecls.export.onnx_export import DEFAULT_OPSET, Exporter, export_to_onnx
 from edgecls.export.parity import FP32_ATOL, ParityError, ParityResult, check_parity
 from edgecls.export.quant.image_sets import ImageList, images_from_run, load_int8_images, load_role_images
@@ -37,6 +37,7 @@ from edgecls.export.run_data import DataRef, data_ref_of
 from edgecls.runtime.atomic import atomic_path, atomic_write_text
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.errors import DataError
+from edgecls.runtime.golden_file import golden_path_for
 
 Log = Callable[[str], None]
 

@@ -1,6 +1,7 @@
 """The golden file: inputs and expected logits that let the runtime's tests check a model without torch.
 
-Format (``<stem>.golden.npz`` next to the fp32 model, e.g. ``model.golden.npz`` for ``model.onnx``):
+Format (``<stem>.golden.npz`` next to the fp32 model, e.g. ``model.golden.npz`` for ``model.onnx``; found and
+read torch-free by :mod:`edgecls.runtime.golden_file`, as ``edgecls selftest`` does on the device):
 
 - ``images``  uint8[N, 64, 64, 3] BGR: real decoded images, each resized with ``cv2.INTER_AREA`` to 64x64
   so they stack (the resize happens before the contract's preprocessing, which then runs on these).
@@ -29,11 +30,6 @@ GOLDEN_IMAGE_SIZE = 64
 GOLDEN_COUNT = 8
 
 
-def golden_path_for(onnx_path: str | os.PathLike[str]) -> Path:
-    p = Path(onnx_path)
-    return p.with_name(f"{p.stem}.golden.npz")
-
-
 def make_golden(
     images: Sequence[np.ndarray], contract: ModelContract, model: nn.Module
 ) -> dict[str, np.ndarray]:
@@ -55,8 +51,3 @@ def write_golden(path: str | os.PathLike[str], arrays: dict[str, np.ndarray]) ->
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     return atomic_write_bytes(path, buf.getvalue())
-
-
-def read_golden(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}

@@ -25,7 +25,7 @@ import numpy as np
 
 from edgecls.runtime.batched_inference import infer_in_batches
 from edgecls.runtime.contract import ModelContract, contract_from_metadata
-from edgecls.runtime.cpu_isa import int8_warnings
+from edgecls.runtime.cpu_isa import int8_warnings, target_mismatch
 from edgecls.runtime.decode import to_bgr_uint8
 from edgecls.runtime.errors import ContractError, EdgeclsError, ModelLoadError
 from edgecls.runtime.preprocess import decode_for_contract, preprocess_batch
@@ -141,7 +141,8 @@ class Classifier:
         self._graph_classes = _static(out.shape[1])
         self.contract: ModelContract = self._resolve_contract(contract)
         self._check_contract()
-        for message in int8_warnings(self.contract.provenance):  # e.g. made for VNNI, running on AVX2
+        mismatch = target_mismatch(self.contract.provenance)  # e.g. an x86 file on ARM
+        for message in int8_warnings(self.contract.provenance) + ([mismatch] if mismatch else []):
             warnings.warn(f"{self.name}: {message}", RuntimeWarning, stacklevel=2)
         self._batching_ok = True  # cleared if a "dynamic" batch turns out to fail above 1
 

@@ -9,12 +9,18 @@ Why it matters (onnxruntime's MLAS kernels):
   exact u8u8 kernels; 7-bit weights (``reduce_range``) avoid the overflow in the fast kernels.
 - ARM with the dot-product extension (``asimddp``): int8 x int8 is the native path.
 
+On an arm64 process the ARM flags decide, never x86 ones: under qemu-user (an arm64 root on an x86 box)
+``/proc/cpuinfo`` is the host's x86 text, so the flags then come from the kernel's ELF auxiliary vector
+(``getauxval(AT_HWCAP)``), which qemu fills for the CPU it emulates and which onnxruntime's own CPU detection reads.
+
 Torch- and onnx-free: the runtime uses it to warn when a file made for another CPU runs here.
 """
 
 from __future__ import annotations
 
+import ctypes
 import platform
+import sys
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -65,10 +71,39 @@ def cpu_flags(cpuinfo: str | None = None) -> frozenset[str]:
     return frozenset(flags)
 
 
+_ARM_MACHINES = ("aarch64", "arm64")
+# Linux's arm64 HWCAP bits (arch/arm64/include/uapi/asm/hwcap.h): the names /proc/cpuinfo's Features line uses.
+_AT_HWCAP = 16
+_ARM64_HWCAP_BITS = {"fp": 0, "asimd": 1, "asimdhp": 10, "asimddp": 20, "sve": 22}
+
+
+def arm64_hwcap_flags() -> frozenset[str]:
+    """The arm64 feature names set in ``getauxval(AT_HWCAP)`` (empty off Linux or when libc cannot say)."""
+    if not sys.platform.startswith("linux") or platform.machine().lower() not in _ARM_MACHINES:
+        return frozenset()  # other architectures number their HWCAP bits differently
+    try:
+        getauxval = ctypes.CDLL(None).getauxval
+    except (OSError, AttributeError):
+        return frozenset()
+    getauxval.restype, getauxval.argtypes = ctypes.c_ulong, [ctypes.c_ulong]
+    hwcap = int(getauxval(_AT_HWCAP))
+    return frozenset(name for name, bit in _ARM64_HWCAP_BITS.items() if hwcap >> bit & 1)
+
+
 def detect_isa(cpuinfo: str | None = None, machine: str | None = None) -> IsaProfile:
-    """Read ``/proc/cpuinfo`` flags (Linux); other systems fall back to the machine name."""
+    """Read ``/proc/cpuinfo`` flags (Linux); other systems fall back to the machine name. On an arm64 machine
+    only ARM features count; without a Features line in ``/proc/cpuinfo`` (qemu-user shows the host's) this
+    process's HWCAP gives them."""
+    live = cpuinfo is None and machine is None  # this process: its auxiliary vector may be read
     machine = machine or platform.machine().lower()
     flags = cpu_flags(cpuinfo)
+    if machine in _ARM_MACHINES:
+        arm = {f for f in flags if f.startswith("asimd") or f in _ARM64_HWCAP_BITS}
+        if not arm and live:
+            arm = set(arm64_hwcap_flags())
+        if "asimddp" in arm:
+            return IsaProfile("arm-dotprod", ("asimddp",), machine)
+        return IsaProfile("arm", tuple(f for f in ("asimd",) if f in arm), machine)
     vnni = tuple(f for f in _X86_VNNI if f in flags)
     if vnni:
         return IsaProfile("x86-vnni", vnni, machine)
@@ -76,7 +111,7 @@ def detect_isa(cpuinfo: str | None = None, machine: str | None = None) -> IsaPro
         return IsaProfile("x86-avx2", ("avx2",), machine)
     if "asimddp" in flags:
         return IsaProfile("arm-dotprod", ("asimddp",), machine)
-    if machine in ("aarch64", "arm64") or machine.startswith("arm") or "asimd" in flags:
+    if machine.startswith("arm") or "asimd" in flags:
         return IsaProfile("arm", tuple(f for f in ("asimd",) if f in flags), machine)
     if machine in ("x86_64", "amd64", "i686", "x86"):
         return IsaProfile("x86", (), machine)
@@ -112,3 +147,35 @@ def int8_warnings(provenance: Mapping[str, Any], isa: IsaProfile | None = None) 
             "here: its products saturate and accuracy drops; re-quantize with --target x86-avx2"
         )
     return out
+
+
+# What running an int8 file on a CPU it was not made for costs (the contract records ``quantization.target``).
+# A VNNI file on AVX2 is int8_warnings' saturation warning (accuracy); these are the other mismatches.
+_MISMATCH_COST = {
+    ("x86-vnni", "arm64"): "its u8 activations miss ARM's s8s8 dot-product path (asimddp); re-quantize with "
+    "--target arm64",
+    ("x86-avx2", "arm64"): "its u8 activations miss ARM's s8s8 dot-product path (asimddp) and its 7-bit weights "
+    "give up accuracy this CPU does not need to; re-quantize with --target arm64",
+    ("arm64", "x86-vnni"): "its s8 activations miss the u8s8 kernels x86 int8 is built on (VPDPBUSD); re-quantize "
+    "with --target x86-vnni",
+    ("arm64", "x86-avx2"): "its s8 activations miss the u8s8 kernels x86 int8 is built on; re-quantize with "
+    "--target x86-avx2",
+    ("x86-avx2", "x86-vnni"): "its 7-bit weights give up accuracy a VNNI CPU does not need to (no saturation "
+    "here); re-quantize with --target x86-vnni",
+}
+
+
+def target_mismatch(provenance: Mapping[str, Any], isa: IsaProfile | None = None) -> str | None:
+    """A warning when the int8 file's recorded ``--target`` is not this CPU's, with what it costs; None when it
+    matches, when the file records no target, or when the CPU is unknown."""
+    q = provenance.get("quantization")
+    if not isinstance(q, Mapping) or q.get("target") not in TARGETS:
+        return None
+    isa = isa or detect_isa()
+    made_for, here = str(q["target"]), isa.target
+    if isa.isa == "unknown" or made_for == here or (made_for, here) not in _MISMATCH_COST:
+        return None
+    return (
+        f"int8 made for {made_for} runs on {isa.isa} ({isa.machine}): "
+        f"slower or less accurate than a file made for this CPU: {_MISMATCH_COST[(made_for, here)]}"
+    )

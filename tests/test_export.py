@@ -14,13 +14,13 @@ from fixtures_export import fast_export_options
 from torch import nn
 
 from edgecls.export.export_run import ExportOptions, export_checkpoint
-from edgecls.export.golden import read_golden
 from edgecls.export.metadata import contract_of, read_contract_file
 from edgecls.export.onnx_export import export_to_onnx
 from edgecls.export.parity import ParityError, check_parity
 from edgecls.export.quant.options import Int8Images, QuantizeOptions
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.errors import ContractError, DataError, EdgeclsError
+from edgecls.runtime.golden_file import read_golden
 from edgecls.runtime.preprocess import preprocess_batch
 from edgecls.runtime.session import create_session
 from edgecls.training.checkpoint import load_checkpoint

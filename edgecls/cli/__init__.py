@@ -16,8 +16,10 @@ from edgecls.cli import (
     demo_cmd,
     export_cmd,
     info_cmd,
+    pack_cmd,
     quantize_cmd,
     run_cmd,
+    selftest_cmd,
     serve_cmd,
     train_cmd,
 )
@@ -33,7 +35,11 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 
-for _module in (train_cmd, export_cmd, quantize_cmd, info_cmd, run_cmd, batch_cmd, serve_cmd, bench_cmd, demo_cmd):
+_COMMANDS = (
+    train_cmd, export_cmd, quantize_cmd, info_cmd, run_cmd, batch_cmd, serve_cmd, bench_cmd, demo_cmd, pack_cmd,
+    selftest_cmd,
+)
+for _module in _COMMANDS:
     _module.register(app)
 
 

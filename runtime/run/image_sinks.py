@@ -103,10 +103,26 @@ class SaveSink(QuietSink):
             self.source_done(source)
 
 
+def opencv_gui_backend(build_information: str | None = None) -> str:
+    """The GUI backend OpenCV was built with (``GUI:`` line of its build information): ``NONE`` for
+    opencv-python-headless, the base install's build (a board without a screen has no X libraries)."""
+    info = cv2.getBuildInformation() if build_information is None else build_information
+    for line in info.splitlines():
+        key, _, value = line.strip().partition(":")
+        if key.strip() == "GUI":
+            return value.strip() or "NONE"
+    return "NONE"
+
+
 def display_available() -> str | None:
     """None when a window can be shown, else why not."""
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         return "no display (DISPLAY and WAYLAND_DISPLAY are not set)"
+    if opencv_gui_backend() == "NONE":
+        return (
+            "this OpenCV is a headless build (opencv-python-headless, the base install): "
+            "pip install 'edgecls[gui]' for windows"
+        )
     return None
 
 
@@ -116,7 +132,9 @@ class ShowSink(QuietSink):
     def __init__(self, stop: threading.Event) -> None:
         why = display_available()
         if why is not None:
-            raise EdgeclsError(f"--show needs a display: {why}; use --save DIR to write annotated output")
+            raise EdgeclsError(
+                f"--show needs a display and a GUI OpenCV: {why}; use --save DIR to write annotated output"
+            )
         self.stop = stop
         self.fps = FpsMeter(smoothing=0.9)
         self._windows: set[str] = set()

@@ -1,0 +1,69 @@
+"""``edgecls selftest DIR|MODEL``: the on-device parity check (numpy, OpenCV, onnxruntime only).
+
+A thin adapter over :func:`edgecls.runtime.selftest.selftest`: a table (or JSON Lines), exit 0 when every
+model matches its golden file, 1 on a mismatch, 2 when nothing could be checked.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from edgecls.cli.options import JsonOpt, ProviderOpt, ThreadsOpt
+
+SELFTEST_HELP = """Check on this device that each model computes what the exporting machine computed: run its
+golden inputs (the golden file written by export, packed beside it by `edgecls pack`) with the providers here and
+compare with the golden outputs: fp32 tight (max |d| <= 1e-3 of the logit scale), fp16 and int8 by top-1 agreement
+and a bound. Prints model, provider, ISA found, max |d|, agreement, ms; exit 1 on a mismatch.
+
+Example:  edgecls selftest bundle/models      (or one file: edgecls selftest model.int8.onnx)
+"""
+
+
+def selftest_command(
+    target: Annotated[Path, typer.Argument(help="A model (.onnx) or a folder of them (a pack, an export dir).")],
+    provider: ProviderOpt = "auto",
+    threads: ThreadsOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    from edgecls.runtime.selftest import selftest
+
+    rows = selftest(target, provider=provider, threads=threads)
+    if json_out:
+        for row in rows:
+            typer.echo(json.dumps(row.to_dict()))
+    else:
+        _print_table(rows)
+    raise typer.Exit(0 if all(r.passed for r in rows) else 1)
+
+
+def _print_table(rows: list) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    # A log or a pipe (a service's journal, install.sh's output) gets the whole table, not 80 squeezed columns.
+    console = Console(width=None if sys.stdout.isatty() else 200)
+    table = Table(title="selftest: outputs here vs the golden file", title_justify="left")
+    for name in ("model", "variant", "provider", "ISA found", "max |d|", "agreement", "ms/image", "result"):
+        table.add_column(name, justify="right" if name in ("max |d|", "agreement", "ms/image") else "left")
+    for r in rows:
+        table.add_row(
+            Path(r.model).name, r.variant, r.provider, r.isa, f"{r.max_abs_diff:.2g}", f"{r.agreement:.0%}",
+            f"{r.ms_per_image:.2f}", "[green]ok[/green]" if r.passed else "[bold red]MISMATCH[/bold red]",
+        )
+    console.print(table)
+    for r in rows:
+        for w in r.warnings:
+            console.print(f"warning: {Path(r.model).name}: {w}", style="yellow", markup=False)
+        for p in r.problems:
+            console.print(f"mismatch: {Path(r.model).name}: {p}", style="bold red", markup=False)
+    ok = sum(r.passed for r in rows)
+    console.print(f"{ok} of {len(rows)} models match their golden outputs", markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("selftest", help=SELFTEST_HELP)(selftest_command)

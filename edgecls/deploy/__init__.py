@@ -1,0 +1,1 @@
+"""Getting models and the runtime onto a device: ``edgecls pack`` (host side: pip, and torch when it exports)."""
