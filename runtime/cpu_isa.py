@@ -130,7 +130,8 @@ def saturates_here(quantization: Mapping[str, Any], isa: IsaProfile) -> bool:
 
 
 def int8_warnings(provenance: Mapping[str, Any], isa: IsaProfile | None = None) -> list[str]:
-    """What a user running an int8 file here must know: an over-budget mark, saturation on this CPU."""
+    """What a user running an int8 file here must know: an over-budget or unverified mark, saturation on this
+    CPU."""
     q = provenance.get("quantization")
     if not isinstance(q, Mapping):
         return []
@@ -140,6 +141,12 @@ def int8_warnings(provenance: Mapping[str, Any], isa: IsaProfile | None = None) 
         out.append(
             f"int8 OVER BUDGET: {q.get('verdict') or 'this file missed its accuracy budget'} "
             "(written with --allow-over-budget)"
+        )
+    elif q.get("status") == "unverified":
+        # Within budget as measured, but on too few held-out images to tell (the verdict says why).
+        out.append(
+            f"int8 UNVERIFIED: {q.get('verdict') or 'its held-out images could not resolve the accuracy budget'}; "
+            "check it on test images of your own (edgecls eval MODEL DATA)"
         )
     if saturates_here(q, isa):
         out.append(

@@ -92,4 +92,10 @@ def test_runtime_warns_where_the_file_would_saturate():
     assert int8_warnings(over, AVX2_HOST) == [
         "int8 OVER BUDGET: top-1 fell 3.0 points (written with --allow-over-budget)"
     ]
+    unverified = {"quantization": {**avx2_file["quantization"], "status": "unverified",
+                                   "verdict": "top-1 fell 0.0 points: unverified, one image is worth 5.0 points"}}
+    assert int8_warnings(unverified, AVX2_HOST) == [
+        "int8 UNVERIFIED: top-1 fell 0.0 points: unverified, one image is worth 5.0 points; check it on test images "
+        "of your own (edgecls eval MODEL DATA)"
+    ]
     assert int8_warnings({"variant": "fp32"}, AVX2_HOST) == []
