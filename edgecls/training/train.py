@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
-from edgecls.data import load_data
+from edgecls.data import describe_split, load_data
 from edgecls.runtime.errors import DataError
 from edgecls.training.allocator import keep_freed_memory_for_reuse
 from edgecls.training.batchnorm import reestimate_batchnorm_statistics
@@ -31,7 +32,7 @@ from edgecls.training.finetune import lr_lambdas, optimizer_groups, set_training
 from edgecls.training.model_init import build_run_model
 from edgecls.training.progress import log_to_stderr, make_progress
 from edgecls.training.run_contract import make_contract
-from edgecls.training.run_dir import prepare_run_dir, write_history, write_json
+from edgecls.training.run_dir import prepare_run_dir, removed_if_failed, write_history, write_json
 from edgecls.training.torch_data import ContractDataset, collate_skipping_broken
 from edgecls.training.training_state import TrainingState, restore_training_state
 
@@ -91,6 +92,19 @@ def _cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(nn.functional.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels)))
 
 
+def is_better(val_acc: float, val_loss: float, best_acc: float, best_loss: float) -> bool:
+    """Whether an epoch beats the best so far: higher validation accuracy, or the same accuracy at a lower
+    (or equal: the later epoch trained longer at a lower learning rate) validation loss.
+
+    The loss breaks ties because a small validation set saturates: at 8 images per class every fine-tuning
+    epoch may score 100%, and accuracy alone can neither pick the checkpoint nor tell early stopping whether
+    the model still improves. The loss keeps measuring how confidently right the model is.
+    """
+    if val_acc != best_acc:
+        return val_acc > best_acc
+    return not val_loss > best_loss  # NaN (no loss) counts as a tie, which the later epoch wins
+
+
 def at_chance_while_fitting(best_val_acc: float, train_acc: float, val_labels: np.ndarray) -> bool:
     """True when validation has never beaten the majority-class rate (+2 points) while training accuracy is
     at least 90%: early stopping would ship a coin toss, so it waits (validation can leave chance late, e.g. on
@@ -106,7 +120,9 @@ def train(config: TrainConfig, log: Logger | None = None, show_progress: bool = 
     ctx = init_distributed()
     log = log or log_to_stderr
     try:
-        return _train(config, ctx, log if ctx.is_main else (lambda _m: None), show_progress and ctx.is_main)
+        cleanup = removed_if_failed(Path(config.out), config.resume) if ctx.is_main else nullcontext()
+        with cleanup:
+            return _train(config, ctx, log if ctx.is_main else (lambda _m: None), show_progress and ctx.is_main)
     finally:
         shutdown(ctx)
 
@@ -149,7 +165,8 @@ def _train(config: TrainConfig, ctx: DistContext, log: Logger, show_progress: bo
             contract = contract.with_provenance(pretrained=state.pretrained)
         log(f"resuming {out} at epoch {state.start_epoch + 1}/{config.epochs} "
             f"(best val acc {100 * state.best_acc:.2f}%)")
-    start_epoch, best_acc, stale, history = state.start_epoch, state.best_acc, state.stale, state.history
+    start_epoch, best_acc, best_loss = state.start_epoch, state.best_acc, state.best_loss
+    stale, history = state.stale, state.history
 
     ddp_model: nn.Module = model
     if ctx.enabled:
@@ -180,8 +197,8 @@ def _train(config: TrainConfig, ctx: DistContext, log: Logger, show_progress: bo
         write_json(out / "split.json", splits.info)
         log(
             f"training {config.arch} on {config.data}: {len(splits.train)} train / {len(splits.val)} val / "
-            f"{len(splits.test)} test images, {contract.num_classes} classes, {contract.input_size[0]} px"
-            + (f", {ctx.world_size} processes (DDP)" if ctx.enabled else "")
+            f"{len(splits.test)} test images, {contract.num_classes} classes, {contract.input_size[0]} px; "
+            f"{describe_split(splits.info)}" + (f"; {ctx.world_size} processes (DDP)" if ctx.enabled else "")
         )
         if run_model.pretrained:
             log(
@@ -241,12 +258,9 @@ def _train(config: TrainConfig, ctx: DistContext, log: Logger, show_progress: bo
                     "seconds": round(time.perf_counter() - t0, 2),
                 }
                 history.append(row)
-                # Best = highest validation accuracy, ties going to the later epoch: on easy data the accuracy
-                # saturates early, and the later checkpoint has trained longer at a lower learning rate.
-                # A tie also keeps early stopping waiting.
-                improved = val_acc >= best_acc
+                improved = is_better(val_acc, row["val_loss"], best_acc, best_loss)
                 if improved:
-                    best_acc, stale = val_acc, 0
+                    best_acc, best_loss, stale = val_acc, row["val_loss"], 0
                 else:
                     stale += 1
                 payload = {
@@ -257,6 +271,7 @@ def _train(config: TrainConfig, ctx: DistContext, log: Logger, show_progress: bo
                     "model_state": model.state_dict(),
                     "epoch": epoch,
                     "best_metric": best_acc,
+                    "best_val_loss": best_loss,
                     "stale_epochs": stale,
                     "metrics": row,
                     "history": history,
@@ -283,7 +298,7 @@ def _train(config: TrainConfig, ctx: DistContext, log: Logger, show_progress: bo
                     progress.console.print(msg)
                 else:
                     log(msg)
-                stop = stale >= config.patience
+                stop = stale >= config.patience and epoch + 1 >= config.resolved_min_epochs()
                 if stop and at_chance_while_fitting(best_acc, stats.acc, labels):
                     stop, stale = False, 0
                     log(
