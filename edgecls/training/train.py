@@ -36,6 +36,18 @@ from edgecls.training.run_dir import prepare_run_dir, removed_if_failed, write_h
 from edgecls.training.torch_data import ContractDataset, collate_skipping_broken
 from edgecls.training.training_state import TrainingState, restore_training_state
 
+#: Pixels one forward/backward pass holds at most (16 images at 224 px). Larger batches are split into
+#: micro-batches whose gradients add up to the batch's (gradient accumulation): the activations kept for the
+#: backward pass grow with images x pixels, and EfficientNet-Lite0 at 224 px in training mode, batch 64 in one
+#: pass, peaked at 6.5-8 GB RSS (issue 25) - over an 8 GB laptop. 32 px inputs are never split.
+MICRO_BATCH_PIXELS = 16 * 224 * 224
+
+
+def micro_batch_size(batch_size: int, input_size: int) -> int:
+    """Images per forward/backward pass for ``batch_size`` images of ``input_size`` x ``input_size`` px."""
+    return max(1, min(batch_size, MICRO_BATCH_PIXELS // (input_size * input_size)))
+
+
 #: Training images whose un-augmented forward passes re-estimate BatchNorm's statistics before validation.
 BN_REESTIMATE_IMAGES = 512
 
@@ -63,8 +75,14 @@ def train_epoch(
     max_batches: int | None,
     broken: set[str],
     on_batch: Callable[[int, float, float], None],
+    micro_batch: int | None = None,
 ) -> EpochStats:
-    """One pass over ``loader`` (at most ``max_batches`` batches): one optimizer and scheduler step per batch."""
+    """One pass over ``loader`` (at most ``max_batches`` batches): one optimizer and scheduler step per batch.
+
+    ``micro_batch``: images per forward/backward pass; a batch is split into chunks whose losses are weighted
+    by their share of the batch, so the summed gradients are the batch's mean-loss gradient (exactly, except
+    for BatchNorm layers in training mode, which normalise each chunk with its own statistics).
+    """
     total_loss, correct, seen = 0.0, 0, 0
     for step, (x, y, bad) in enumerate(loader):
         broken.update(bad)
@@ -73,13 +91,16 @@ def train_epoch(
         if len(y) == 0:
             continue
         optimizer.zero_grad(set_to_none=True)
-        out = model(x.contiguous(memory_format=torch.channels_last))  # [B, C] logits
-        loss = criterion(out, y)
-        loss.backward()
+        # balanced chunks (33 images, micro 16 -> 17 + 16): none of 1 image, which training BatchNorm rejects
+        chunks = math.ceil(len(y) / (micro_batch or len(y)))
+        for xs, ys in zip(torch.tensor_split(x, chunks), torch.tensor_split(y, chunks), strict=True):
+            out = model(xs.contiguous(memory_format=torch.channels_last))  # [b, C] logits
+            loss = criterion(out, ys)
+            (loss * (len(ys) / len(y))).backward()  # frees this chunk's activations before the next
+            total_loss += loss.item() * len(ys)
+            correct += int((out.argmax(1) == ys).sum())
         optimizer.step()
         scheduler.step()
-        total_loss += loss.item() * len(y)
-        correct += int((out.argmax(1) == y).sum())
         seen += len(y)
         on_batch(step, total_loss / seen, correct / seen)
     return EpochStats(total_loss / max(seen, 1), correct / max(seen, 1), seen)
@@ -240,7 +261,8 @@ def _train(config: TrainConfig, ctx: DistContext, log: Logger, show_progress: bo
 
             set_training_mode(model, head, config, epoch)
             stats = train_epoch(
-                ddp_model, loader, optimizer, scheduler, criterion, config.max_train_batches, broken, on_batch
+                ddp_model, loader, optimizer, scheduler, criterion, config.max_train_batches, broken, on_batch,
+                micro_batch_size(config.batch_size, contract.input_size[0]),
             )
             stop = False
             if ctx.is_main:
