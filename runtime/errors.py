@@ -6,6 +6,8 @@ bug. Kept in the runtime package because every stage (train, export, runtime) ma
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class EdgeclsError(Exception):
     """Base class: the message names the file or source and says what is wrong."""
@@ -36,4 +38,32 @@ class DataError(EdgeclsError):
 
 
 class MissingExtraError(EdgeclsError):
-    """A command needs an optional dependency group (e.g. ``pip install 'edgecls[train]'``)."""
+    """A command needs an optional dependency group: ``MissingExtraError("edgecls serve needs ...", "serve")``
+    reads "edgecls serve needs ...: " + :func:`install_hint` ``("serve")``."""
+
+    def __init__(self, message: str, extra: str | None = None) -> None:
+        super().__init__(f"{message}: {install_hint(extra)}" if extra else message)
+        self.extra = extra
+
+
+#: The repository root when edgecls runs from a source checkout (runtime/ is mapped to edgecls.runtime and
+#: sits beside pyproject.toml and constraints.txt); in an installed wheel this folder is site-packages/edgecls.
+_CHECKOUT = Path(__file__).resolve().parents[1]
+
+
+def source_checkout() -> Path | None:
+    """The clone edgecls runs from (an editable install), or None for an installed wheel."""
+    if (_CHECKOUT / "constraints.txt").is_file() and (_CHECKOUT / "pyproject.toml").is_file():
+        return _CHECKOUT
+    return None
+
+
+def install_hint(extra: str) -> str:
+    """How to install an extra, both ways: PyPI's ``pip install 'edgecls[X]'`` and, in a clone, the form that
+    installs the versions the project tested (constraints.txt). The form that fits this install comes first."""
+    pypi = f"pip install 'edgecls[{extra}]'"
+    clone = f"pip install -c constraints.txt -e '.[{extra}]'"
+    root = source_checkout()
+    if root is not None:
+        return f"{clone} (in {root}, the tested versions; from PyPI: {pypi})"
+    return f"{pypi} (in a clone of the repository, with the tested versions: {clone})"

@@ -39,12 +39,12 @@ from typing import Any
 
 import numpy as np
 
-from edgecls.runtime.errors import ProviderError
+from edgecls.runtime.errors import ProviderError, install_hint
 
 #: What ``SessionInfo.used`` / ``get_providers()`` say for this path: the engine and its device, never an
 #: onnxruntime provider name (nothing of onnxruntime runs the model here).
 ENGINE_PREFIX = "OpenVINO"
-PIP_HINT = "pip install 'edgecls[openvino]'"
+PIP_HINT = install_hint("openvino")
 
 # OpenVINO element type names -> the onnxruntime type strings the Classifier/bench check.
 _TYPE_NAMES = {"f32": "tensor(float)", "f16": "tensor(float16)", "f64": "tensor(double)", "u8": "tensor(uint8)"}

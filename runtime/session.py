@@ -19,6 +19,7 @@ from edgecls.runtime.engine_errors import short_engine_message
 from edgecls.runtime.errors import ModelLoadError, ProviderError
 from edgecls.runtime.plugin_providers import plugin_provider_names
 from edgecls.runtime.provider_names import AUTO_PREFERENCE, default_provider_options, resolve_provider_name
+from edgecls.runtime.training_artifacts import export_first_hint
 
 if TYPE_CHECKING:
     import onnxruntime as ort
@@ -173,6 +174,9 @@ def _model_name_and_path(model: str | os.PathLike[str] | bytes) -> tuple[str, st
     if isinstance(model, bytes):
         return "<bytes>", model
     path = Path(model)
+    hint = export_first_hint(path)
+    if hint is not None:  # the run folder or its .pt where the exported .onnx belongs
+        raise ModelLoadError(hint)
     if not path.is_file():
         raise ModelLoadError(f"{path}: no such model file")
     return str(model), str(path)

@@ -52,7 +52,12 @@ def test_explicit_train_val_test_folders(tmp_path: Path, shapes_folder: Path) ->
     for split in ("train", "test"):
         shutil.copytree(shapes_folder, tmp_path / split)
     s = load_data(tmp_path)
-    assert s.info["split"] == "folders" and len(s.train) == 150 and len(s.test) == 150
+    # no val/: validation is carved from train/ (15% of 30 per class), never taken from test/
+    assert s.info["split"] == "folders, val carved from train/" and len(s.test) == 150
+    assert len(s.val) == 5 * 4 and len(s.train) == 150 - 20
+    shutil.copytree(shapes_folder, tmp_path / "val")
+    s = load_data(tmp_path)
+    assert s.info["split"] == "folders" and len(s.train) == len(s.val) == len(s.test) == 150
 
 
 @pytest.mark.parametrize(

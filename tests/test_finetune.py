@@ -147,12 +147,28 @@ def test_user_pretrained_model_fine_tunes_exports_to_int8_and_runs(
     code, _out, err = _cli(["export", str(run), "--quantize", "--allow-over-budget"], capsys)
     assert code == 0, err
     from edgecls.runtime.classifier import Classifier
+    from edgecls.runtime.preprocess import decode_for_contract, preprocess
+    from edgecls.runtime.scores import softmax
+    from edgecls.training.checkpoint import load_checkpoint
 
-    image = str(next((data / "vertical").glob("*.png")))
-    for name in ("model.onnx", "model.int8.onnx"):
-        clf = Classifier(str(run / "export" / name))
+    # Both exports answer as the fine-tuned checkpoint does (a label that is merely one of the two classes
+    # proved nothing): fp32 to float precision, int8 within quantization error of fp32's probability.
+    best = load_checkpoint(run / "best.pt")
+    net = best.build_model().eval()
+    images = sorted((data / "vertical").glob("*.png"))[:3] + sorted((data / "horizontal").glob("*.png"))[:3]
+    fp32 = Classifier(str(run / "export" / "model.onnx"))
+    int8 = Classifier(str(run / "export" / "model.int8.onnx"))
+    for clf in (fp32, int8):
         assert clf.contract.provenance["pretrained"]["sha256"] == contract["provenance"]["pretrained"]["sha256"]
-        assert clf.predict(image, top_k=1)[0].label in ("horizontal", "vertical")
+    for image in images:
+        x = preprocess(decode_for_contract(str(image), fp32.contract), fp32.contract)  # float32[3, h, w]
+        with torch.no_grad():
+            probs = softmax(net(torch.from_numpy(x)[None]).numpy())[0]  # float32[2], the checkpoint's answer
+        want = best.contract.labels[int(probs.argmax())]
+        got = fp32.predict(str(image), top_k=2)
+        assert got[0].label == want and abs(got[0].score - float(probs.max())) < 1e-4, (image, got, probs)
+        q = {p.label: p.score for p in int8.predict(str(image), top_k=2)}
+        assert abs(q[want] - float(probs.max())) < 0.1, (image, q, probs)
     q = Classifier(str(run / "export" / "model.int8.onnx")).contract.provenance["quantization"]
     assert q["max_drop"] == 1.0 and q["budget_met"] is (-q["accuracy_change_points"] <= 1.0)
 

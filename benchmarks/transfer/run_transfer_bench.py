@@ -40,6 +40,9 @@ RUNS: dict[str, list[str]] = {
         "--arch", "efficientnet_lite0", "--pretrained", "--batchnorm", "reestimate"
     ],  # fmt: skip
     "efficientnet_lite0 from scratch": ["--arch", "efficientnet_lite0", "--input-size", "224"],
+    # What README's quick start recommends, on edgecls's own defaults (with --default-stopping).
+    "efficientnet_lite0 pretrained, defaults": ["--arch", "efficientnet_lite0", "--pretrained"],
+    "mobilenetv2 from scratch, defaults": ["--arch", "mobilenetv2"],
 }
 EXPORTED = "efficientnet_lite0 pretrained, BN frozen"
 
@@ -58,10 +61,13 @@ def timed(cmd: list[str], log: Path) -> dict[str, float]:
     return {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1)}
 
 
-def train_run(name: str, extra: list[str], data: Path, work: Path, epochs: int, batch: int) -> dict[str, Any]:
+def train_run(
+    name: str, extra: list[str], data: Path, work: Path, epochs: int, batch: int, default_stopping: bool
+) -> dict[str, Any]:
     out = work / name.replace(" ", "_").replace(",", "").replace("-", "")
+    stopping = [] if default_stopping else ["--patience", str(epochs)]  # else: no early stopping
     cmd = [*EDGECLS, "train", str(data), *extra, "--epochs", str(epochs), "--batch-size", str(batch),
-           "--patience", str(epochs), "--out", str(out)]  # fmt: skip
+           *stopping, "--out", str(out)]  # fmt: skip
     cost = timed(cmd, work / f"{out.name}.log")
     summary = json.loads((out / "summary.json").read_text())
     history = json.loads((out / "history.json").read_text())
@@ -73,7 +79,8 @@ def train_run(name: str, extra: list[str], data: Path, work: Path, epochs: int, 
         **cost,
         "test_top1": summary["test_top1"],
         "val_top1_best": summary["val_top1"],
-        "best_epoch": summary["best_epoch"] + 1,
+        "best_epoch": summary["best_epoch"],
+        "epochs_run": summary["epochs_run"],
         "val_acc_per_epoch": [round(h["val_acc"], 4) for h in history],
         "train_acc_per_epoch": [round(h["train_acc"], 4) for h in history],
         "recipe": {k: config[k] for k in ("pretrained", "head_epochs", "backbone_lr_scale", "batchnorm", "lr")},
@@ -119,21 +126,29 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--runs", default=";".join(RUNS), help="';'-separated subset of: " + "; ".join(RUNS))
     ap.add_argument("--no-export", action="store_true")
+    ap.add_argument("--classes", type=int, default=10, help="the first N photos of photo_task.CLASSES")
+    ap.add_argument("--per-class", default="40,10,30", help="train,val,test crops per class")
+    ap.add_argument(
+        "--default-stopping", action="store_true", help="edgecls's early stopping (else every run trains --epochs)"
+    )
+    ap.add_argument("--tag", default="", help="added to the results file name (e.g. small-val)")
     ap.add_argument("--out-dir", type=Path, default=Path(__file__).resolve().parent)
     args = ap.parse_args()
     env = collect_environment()
     args.work.mkdir(parents=True, exist_ok=True)
-    task = write_task(args.work / "photos")
+    n_train, n_val, n_test = (int(v) for v in args.per_class.split(","))
+    task = write_task(args.work / "photos", n_train, n_val, n_test, classes=args.classes)
     results: dict[str, Any] = {
         "environment": {**env.__dict__, "load_average_start": os.getloadavg()},
         "task": task,
         "epochs": args.epochs,
         "batch_size": args.batch_size,
+        "early_stopping": "edgecls defaults" if args.default_stopping else "off (patience = epochs)",
         "runs": {},
     }
     isa = "vnni" if any("vnni" in f for f in env.isa) else ("avx2" if "avx2" in env.isa else env.machine)
     cpu, rest = environment_slug(env).split("_", 1)
-    stem = args.out_dir / f"transfer_{cpu}_{isa}_{rest}"
+    stem = args.out_dir / f"transfer{'_' + args.tag if args.tag else ''}_{cpu}_{isa}_{rest}"
 
     def save() -> None:  # after every step: an interrupted benchmark keeps what it measured
         results["environment"]["load_average_end"] = os.getloadavg()
@@ -143,7 +158,7 @@ def main() -> None:
     for name in [n.strip() for n in args.runs.split(";") if n.strip()]:
         print(f"== {name}", flush=True)
         results["runs"][name] = train_run(name, RUNS[name], args.work / "photos", args.work, args.epochs,
-                                          args.batch_size)  # fmt: skip
+                                          args.batch_size, args.default_stopping)  # fmt: skip
         print(json.dumps({k: results["runs"][name][k] for k in ("test_top1", "wall_s", "cpu_s")}), flush=True)
         save()
         if name == EXPORTED and not args.no_export:  # first, so the fine-tuned model is available early
@@ -160,17 +175,19 @@ def markdown(r: dict[str, Any]) -> str:
         f"{env['timestamp'][:10]}",
         "",
         f"Task: {r['task']['source']}; {len(r['task']['classes'])} classes; per class "
-        f"{r['task']['per_class']}; {r['task']['regions']}. {r['epochs']} epochs, batch {r['batch_size']}, "
+        f"{r['task']['per_class']}; {r['task']['regions']}. At most {r['epochs']} epochs, early stopping "
+        f"{r.get('early_stopping', 'off (patience = epochs)')}, batch {r['batch_size']}, "
         f"same split for every run. Load average at start {env['load_average_start']}, end "
         f"{env['load_average_end']} (shared 2-core machine).",
         "",
-        "| run | test top-1 | wall | CPU time | val top-1 per epoch |",
-        "|---|---:|---:|---:|---|",
+        "| run | test top-1 | best / run epochs | wall | CPU time | val top-1 per epoch |",
+        "|---|---:|---:|---:|---:|---|",
     ]
     for name, run in r["runs"].items():
         per_epoch = " ".join(f"{100 * v:.0f}" for v in run["val_acc_per_epoch"])
         lines.append(
-            f"| {name} | {100 * run['test_top1']:.2f}% | {run['wall_s']:.0f} s | {run['cpu_s']:.0f} s | {per_epoch} |"
+            f"| {name} | {100 * run['test_top1']:.2f}% | {run['best_epoch']} / {len(run['val_acc_per_epoch'])} "
+            f"| {run['wall_s']:.0f} s | {run['cpu_s']:.0f} s | {per_epoch} |"
         )
     ex = r.get("export")
     if ex:

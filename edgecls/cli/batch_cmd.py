@@ -75,7 +75,7 @@ def batch(
     try:
         import pyarrow  # noqa: F401  (both paths write Parquet)
     except ImportError as e:
-        raise MissingExtraError("edgecls batch needs pyarrow: pip install 'edgecls[ray]'") from e
+        raise MissingExtraError("edgecls batch needs pyarrow", "ray") from e
     from edgecls.runtime.batch.job import BatchJob
     from edgecls.runtime.file_guard import max_file_bytes
 

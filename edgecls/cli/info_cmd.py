@@ -99,7 +99,9 @@ def _print_info(info: Any) -> None:
     if info.op_counts:
         console.print("operators: " + ", ".join(f"{k} {v}" for k, v in info.op_counts.items()))
     elif info.source == "onnxruntime":
-        console.print("operator and parameter counts need the onnx package (pip install 'edgecls[train]')")
+        from edgecls.runtime.errors import install_hint
+
+        console.print(f"operator and parameter counts need the onnx package: {install_hint('train')}", markup=False)
 
 
 def register(app: typer.Typer) -> None:

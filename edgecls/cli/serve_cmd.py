@@ -116,8 +116,7 @@ def serve(
         import starlette  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError as e:
-        raise MissingExtraError(f"edgecls serve needs the serve extra ({e.name} is missing): "
-                                "pip install 'edgecls[serve]'") from e
+        raise MissingExtraError(f"edgecls serve needs the serve extra ({e.name} is missing)", "serve") from e
     # OpenCV reads its pixel ceiling when it loads: formats Pillow cannot size get the same limit from it.
     os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(max_pixels))
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecls.data.builtin import BUILTIN_SETS, builtin_set
-from edgecls.data.folders import SPLIT_NAMES, has_split_folders, load_image_folder
+from edgecls.data.folders import SPLIT_NAMES, check_class_layout, has_split_folders, load_image_folder
 from edgecls.data.imageset import ImageSet
 from edgecls.data.splits import stratified_split
 from edgecls.runtime.errors import DataError
@@ -56,22 +56,8 @@ def load_data(
     if not root.is_dir():
         raise DataError(f"{spec}: not a data folder nor a built-in set (builtin:shapes, builtin:digits)")
     if has_split_folders(root):
-        train = load_image_folder(root / "train")
-        parts = {}
-        for split in ("val", "test"):
-            parts[split] = (
-                load_image_folder(root / split, classes=train.classes) if (root / split).is_dir() else None
-            )
-        val = parts["val"] or parts["test"]
-        test = parts["test"] or parts["val"]
-        assert val is not None and test is not None
-        info = {
-            "spec": spec,
-            "kind": "folders",
-            "split": "folders",
-            "sizes": [len(train), len(val), len(test)],
-        }
-        return DataSplits(train, val, test, train.classes, DEFAULT_IMG_SIZE, info)
+        return _given_splits(root, spec, seed, val_fraction, test_fraction)
+    check_class_layout(root)
     full = load_image_folder(root)
     tr, va, te = stratified_split(full.labels(), val_fraction, test_fraction, seed)
     if not tr or not va:
@@ -91,6 +77,62 @@ def load_data(
         },
     }
     return DataSplits(full.subset(tr), full.subset(va), full.subset(te), full.classes, DEFAULT_IMG_SIZE, info)
+
+
+def _given_splits(
+    root: Path, spec: str, seed: int, val_fraction: float, test_fraction: float
+) -> DataSplits:
+    """``train/`` plus ``val/`` and/or ``test/``. A missing part is carved from train/ (stratified, seeded),
+    never borrowed from the other: validating on test/ would select the checkpoint (and stop early) on the very
+    images that then report the score; testing on val/ would report the score selection was made on."""
+    check_class_layout(root / "train")
+    given = load_image_folder(root / "train")
+    parts = {
+        split: load_image_folder(root / split, classes=given.classes) if (root / split).is_dir() else None
+        for split in ("val", "test")
+    }
+    carve_val = val_fraction if parts["val"] is None else 0.0
+    carve_test = test_fraction if parts["test"] is None else 0.0
+    tr, va, te = stratified_split(given.labels(), carve_val, carve_test, seed)
+    train = given.subset(tr)
+    val = parts["val"] if parts["val"] is not None else given.subset(va)
+    test = parts["test"] if parts["test"] is not None else given.subset(te)
+    if len(val) == 0 or len(test) == 0:
+        missing = "val" if len(val) == 0 else "test"
+        raise DataError(f"{root}/train: too few images to carve a {missing} split (give a {missing}/ folder)")
+    carved = {k: idx for k, idx in (("val", va), ("test", te)) if parts[k] is None}
+    info: dict[str, Any] = {
+        "spec": spec,
+        "kind": "folders",
+        "split": "folders" if not carved else f"folders, {' and '.join(carved)} carved from train/",
+        "sizes": [len(train), len(val), len(test)],
+    }
+    if carved:
+        info.update(
+            seed=seed,
+            val_fraction=carve_val,
+            test_fraction=carve_test,
+            carved_from_train=sorted(carved),
+            files={
+                "train": [given.name(i) for i in tr],
+                **{k: [given.name(i) for i in v] for k, v in carved.items()},
+            },
+        )
+    return DataSplits(train, val, test, given.classes, DEFAULT_IMG_SIZE, info)
+
+
+def describe_split(info: dict[str, Any]) -> str:
+    """How the validation images were chosen, for the first line of ``edgecls train``."""
+    if "val" in info.get("carved_from_train", ()):
+        return (
+            f"validation: {100 * info['val_fraction']:g}% of train/ per class (seed {info['seed']}, no val/ folder; "
+            "test/ only scores the final model)"
+        )
+    if info.get("kind") == "folders":
+        return "validation: the val/ folder" + (
+            "; test: carved from train/" if "test" in info.get("carved_from_train", ()) else ""
+        )
+    return f"a seeded stratified split (seed {info.get('seed')}), saved as split.json"
 
 
 def load_eval_set(

@@ -103,7 +103,7 @@ def digits_set() -> ArrayImageSet:
     try:
         from sklearn.datasets import load_digits
     except ImportError as e:
-        raise MissingExtraError("builtin:digits needs scikit-learn: pip install 'edgecls[train]'") from e
+        raise MissingExtraError("builtin:digits needs scikit-learn", "train") from e
     digits = load_digits()
     images = []
     for img in digits.images:  # float 0..16, 8x8

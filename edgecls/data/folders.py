@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 
 from edgecls.data.imageset import FileImageSet
@@ -14,6 +15,37 @@ SPLIT_NAMES = ("train", "val", "test")
 
 def has_split_folders(root: Path) -> bool:
     return (root / "train").is_dir() and ((root / "val").is_dir() or (root / "test").is_dir())
+
+
+def check_class_layout(root: Path) -> None:
+    """Refuse trees whose class folders are really something else (each walk would mislabel them silently).
+
+    - ``cat/train/...``, ``cat/test/...``: split folders inside each class folder. Walked as classes they would
+      be pooled and reshuffled into a new random split, so the given test images leak into training.
+    - a single folder (``all/``) holding the class folders: one level too deep, "only one class".
+    """
+    dirs = class_folders(root)
+    nested = [d.name for d in dirs if any((d / s).is_dir() for s in SPLIT_NAMES)]
+    if dirs and len(nested) == len(dirs):
+        splits = [s for s in SPLIT_NAMES if any((d / s).is_dir() for d in dirs)]
+        example = dirs[0].name
+        dest = root.resolve().parent / f"{root.name}_by_split"
+        move = (
+            f"cd {shlex.quote(str(root))} && for c in */; do for s in {' '.join(splits)}; do "
+            f'mkdir -p {shlex.quote(str(dest))}/$s && mv "$c$s" {shlex.quote(str(dest))}/$s/"${{c%/}}"; done; done'
+        )
+        raise DataError(
+            f"{root}: every class folder holds {'/, '.join(splits)}/ ({example}/{splits[0]}/...), which edgecls "
+            f"would pool and reshuffle; it reads {splits[0]}/{example}/... instead: reorganise with  {move}  "
+            f"then train on {dest}"
+        )
+    if len(dirs) == 1:
+        inner = class_folders(dirs[0])
+        if len(inner) >= 2 and all(walk_images(d) for d in inner):
+            raise DataError(
+                f"{root}: only one class ({dirs[0].name}), whose sub-folders {', '.join(d.name for d in inner[:4])}"
+                f"{', ...' if len(inner) > 4 else ''} look like the classes: train on {dirs[0]} instead"
+            )
 
 
 def load_image_folder(root: str | os.PathLike[str], classes: tuple[str, ...] | None = None) -> FileImageSet:

@@ -19,6 +19,9 @@ from edgecls.runtime.errors import EdgeclsError
 
 OPTIMIZERS = ("adamw", "sgd")
 BATCHNORM_MODES = ("frozen", "reestimate", "train")
+#: Fine-tuning's default ``min_epochs``: pretrained features make a small validation set (e.g. 8 images per
+#: class) saturate at 100% from the first epoch, before the unfrozen backbone has adapted to the data.
+FINETUNE_MIN_EPOCHS = 12
 #: config.json files written before the field took the contract's name.
 _RENAMED = {"img_size": "input_size"}
 #: 2: contract fields are None unless given, and given ones win over the pretrained weights' (version 1, unmarked:
@@ -52,7 +55,10 @@ class TrainConfig:
     weight_decay: float | None = None  # None: 0.05 for AdamW, 5e-4 for SGD
     label_smoothing: float = 0.1
     warmup_epochs: float = 1.0
-    patience: int = 8  # early stopping: epochs without val-accuracy improvement
+    patience: int = 8  # early stopping: epochs without improvement (val accuracy, ties broken by val loss)
+    # Early stopping cannot fire before this many epochs. None: FINETUNE_MIN_EPOCHS when fine-tuning (a small
+    # validation set saturates at 100% from the first epoch, long before the backbone has adapted), 0 from scratch.
+    min_epochs: int | None = None
     val_fraction: float = 0.15
     test_fraction: float = 0.15
     workers: int = 0  # DataLoader worker processes; 0 decodes in the main process
@@ -102,6 +108,11 @@ class TrainConfig:
     def resolved_head_epochs(self) -> float:
         return self.head_epochs if self.head_epochs is not None else (1.0 if self.fine_tuning else 0.0)
 
+    def resolved_min_epochs(self) -> int:
+        if self.min_epochs is not None:
+            return self.min_epochs
+        return min(self.epochs, FINETUNE_MIN_EPOCHS) if self.fine_tuning else 0
+
     def resolved_batchnorm(self) -> str:
         return self.batchnorm or ("frozen" if self.fine_tuning else "reestimate")
 
@@ -136,6 +147,7 @@ class TrainConfig:
         d["augment"] = dataclasses.asdict(self.resolved_augment())
         d["head_epochs"] = self.resolved_head_epochs()  # the recipe as run, so --resume/export need no flags
         d["batchnorm"] = self.resolved_batchnorm()
+        d["min_epochs"] = self.resolved_min_epochs()
         return d
 
     @classmethod

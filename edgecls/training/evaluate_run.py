@@ -62,7 +62,7 @@ def finish_run(
         "test_top1": metrics.top1,
         "test_top5": metrics.top5,
         "val_top1": best.raw["best_metric"],
-        "best_epoch": int(best.raw["epoch"]),
+        "best_epoch": int(best.raw["epoch"]) + 1,  # 1-based, as the log's "epoch 3/30"
         "epochs_run": len(history),
         "test_images": metrics.n,
         "skipped_images": len(broken),
@@ -92,6 +92,6 @@ def finish_run(
     if broken:
         log(f"warning: {len(broken)} unreadable image(s) skipped")
     log(
-        f"test top-1 {100 * metrics.top1:.2f}% on {metrics.n} images (best epoch {summary['best_epoch'] + 1}); "
+        f"test top-1 {100 * metrics.top1:.2f}% on {metrics.n} images (best epoch {summary['best_epoch']}); "
         f"run saved in {out}"
     )

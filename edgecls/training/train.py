@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
-from edgecls.data import load_data
+from edgecls.data import describe_split, load_data
 from edgecls.runtime.errors import DataError
 from edgecls.training.allocator import keep_freed_memory_for_reuse
 from edgecls.training.batchnorm import reestimate_batchnorm_statistics
@@ -31,9 +32,21 @@ from edgecls.training.finetune import lr_lambdas, optimizer_groups, set_training
 from edgecls.training.model_init import build_run_model
 from edgecls.training.progress import log_to_stderr, make_progress
 from edgecls.training.run_contract import make_contract
-from edgecls.training.run_dir import prepare_run_dir, write_history, write_json
+from edgecls.training.run_dir import prepare_run_dir, removed_if_failed, write_history, write_json
 from edgecls.training.torch_data import ContractDataset, collate_skipping_broken
 from edgecls.training.training_state import TrainingState, restore_training_state
+
+#: Pixels one forward/backward pass holds at most (16 images at 224 px). Larger batches are split into
+#: micro-batches whose gradients add up to the batch's (gradient accumulation): the activations kept for the
+#: backward pass grow with images x pixels, and EfficientNet-Lite0 at 224 px in training mode, batch 64 in one
+#: pass, peaked at 6.5-8 GB RSS (issue 25) - over an 8 GB laptop. 32 px inputs are never split.
+MICRO_BATCH_PIXELS = 16 * 224 * 224
+
+
+def micro_batch_size(batch_size: int, input_size: int) -> int:
+    """Images per forward/backward pass for ``batch_size`` images of ``input_size`` x ``input_size`` px."""
+    return max(1, min(batch_size, MICRO_BATCH_PIXELS // (input_size * input_size)))
+
 
 #: Training images whose un-augmented forward passes re-estimate BatchNorm's statistics before validation.
 BN_REESTIMATE_IMAGES = 512
@@ -62,8 +75,14 @@ def train_epoch(
     max_batches: int | None,
     broken: set[str],
     on_batch: Callable[[int, float, float], None],
+    micro_batch: int | None = None,
 ) -> EpochStats:
-    """One pass over ``loader`` (at most ``max_batches`` batches): one optimizer and scheduler step per batch."""
+    """One pass over ``loader`` (at most ``max_batches`` batches): one optimizer and scheduler step per batch.
+
+    ``micro_batch``: images per forward/backward pass; a batch is split into chunks whose losses are weighted
+    by their share of the batch, so the summed gradients are the batch's mean-loss gradient (exactly, except
+    for BatchNorm layers in training mode, which normalise each chunk with its own statistics).
+    """
     total_loss, correct, seen = 0.0, 0, 0
     for step, (x, y, bad) in enumerate(loader):
         broken.update(bad)
@@ -72,13 +91,16 @@ def train_epoch(
         if len(y) == 0:
             continue
         optimizer.zero_grad(set_to_none=True)
-        out = model(x.contiguous(memory_format=torch.channels_last))  # [B, C] logits
-        loss = criterion(out, y)
-        loss.backward()
+        # balanced chunks (33 images, micro 16 -> 17 + 16): none of 1 image, which training BatchNorm rejects
+        chunks = math.ceil(len(y) / (micro_batch or len(y)))
+        for xs, ys in zip(torch.tensor_split(x, chunks), torch.tensor_split(y, chunks), strict=True):
+            out = model(xs.contiguous(memory_format=torch.channels_last))  # [b, C] logits
+            loss = criterion(out, ys)
+            (loss * (len(ys) / len(y))).backward()  # frees this chunk's activations before the next
+            total_loss += loss.item() * len(ys)
+            correct += int((out.argmax(1) == ys).sum())
         optimizer.step()
         scheduler.step()
-        total_loss += loss.item() * len(y)
-        correct += int((out.argmax(1) == y).sum())
         seen += len(y)
         on_batch(step, total_loss / seen, correct / seen)
     return EpochStats(total_loss / max(seen, 1), correct / max(seen, 1), seen)
@@ -89,6 +111,19 @@ def _cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
     if len(labels) == 0:
         return float("nan")
     return float(nn.functional.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels)))
+
+
+def is_better(val_acc: float, val_loss: float, best_acc: float, best_loss: float) -> bool:
+    """Whether an epoch beats the best so far: higher validation accuracy, or the same accuracy at a lower
+    (or equal: the later epoch trained longer at a lower learning rate) validation loss.
+
+    The loss breaks ties because a small validation set saturates: at 8 images per class every fine-tuning
+    epoch may score 100%, and accuracy alone can neither pick the checkpoint nor tell early stopping whether
+    the model still improves. The loss keeps measuring how confidently right the model is.
+    """
+    if val_acc != best_acc:
+        return val_acc > best_acc
+    return not val_loss > best_loss  # NaN (no loss) counts as a tie, which the later epoch wins
 
 
 def at_chance_while_fitting(best_val_acc: float, train_acc: float, val_labels: np.ndarray) -> bool:
@@ -110,9 +145,10 @@ def train(
     ctx = init_distributed()
     log = log or log_to_stderr
     try:
-        return _train(
-            config, ctx, log if ctx.is_main else (lambda _m: None), show_progress and ctx.is_main, trust_checkpoint
-        )
+        cleanup = removed_if_failed(Path(config.out), config.resume) if ctx.is_main else nullcontext()
+        with cleanup:
+            return _train(config, ctx, log if ctx.is_main else (lambda _m: None), show_progress and ctx.is_main,
+                          trust_checkpoint)
     finally:
         shutdown(ctx)
 
@@ -155,7 +191,8 @@ def _train(config: TrainConfig, ctx: DistContext, log: Logger, show_progress: bo
             contract = contract.with_provenance(pretrained=state.pretrained)
         log(f"resuming {out} at epoch {state.start_epoch + 1}/{config.epochs} "
             f"(best val acc {100 * state.best_acc:.2f}%)")
-    start_epoch, best_acc, stale, history = state.start_epoch, state.best_acc, state.stale, state.history
+    start_epoch, best_acc, best_loss = state.start_epoch, state.best_acc, state.best_loss
+    stale, history = state.stale, state.history
 
     ddp_model: nn.Module = model
     if ctx.enabled:
@@ -186,8 +223,8 @@ def _train(config: TrainConfig, ctx: DistContext, log: Logger, show_progress: bo
         write_json(out / "split.json", splits.info)
         log(
             f"training {config.arch} on {config.data}: {len(splits.train)} train / {len(splits.val)} val / "
-            f"{len(splits.test)} test images, {contract.num_classes} classes, {contract.input_size[0]} px"
-            + (f", {ctx.world_size} processes (DDP)" if ctx.enabled else "")
+            f"{len(splits.test)} test images, {contract.num_classes} classes, {contract.input_size[0]} px; "
+            f"{describe_split(splits.info)}" + (f"; {ctx.world_size} processes (DDP)" if ctx.enabled else "")
         )
         if run_model.pretrained:
             log(
@@ -229,7 +266,8 @@ def _train(config: TrainConfig, ctx: DistContext, log: Logger, show_progress: bo
 
             set_training_mode(model, head, config, epoch)
             stats = train_epoch(
-                ddp_model, loader, optimizer, scheduler, criterion, config.max_train_batches, broken, on_batch
+                ddp_model, loader, optimizer, scheduler, criterion, config.max_train_batches, broken, on_batch,
+                micro_batch_size(config.batch_size, contract.input_size[0]),
             )
             stop = False
             if ctx.is_main:
@@ -247,12 +285,9 @@ def _train(config: TrainConfig, ctx: DistContext, log: Logger, show_progress: bo
                     "seconds": round(time.perf_counter() - t0, 2),
                 }
                 history.append(row)
-                # Best = highest validation accuracy, ties going to the later epoch: on easy data the accuracy
-                # saturates early, and the later checkpoint has trained longer at a lower learning rate.
-                # A tie also keeps early stopping waiting.
-                improved = val_acc >= best_acc
+                improved = is_better(val_acc, row["val_loss"], best_acc, best_loss)
                 if improved:
-                    best_acc, stale = val_acc, 0
+                    best_acc, best_loss, stale = val_acc, row["val_loss"], 0
                 else:
                     stale += 1
                 payload = {
@@ -263,6 +298,7 @@ def _train(config: TrainConfig, ctx: DistContext, log: Logger, show_progress: bo
                     "model_state": model.state_dict(),
                     "epoch": epoch,
                     "best_metric": best_acc,
+                    "best_val_loss": best_loss,
                     "stale_epochs": stale,
                     "metrics": row,
                     "history": history,
@@ -289,7 +325,7 @@ def _train(config: TrainConfig, ctx: DistContext, log: Logger, show_progress: bo
                     progress.console.print(msg)
                 else:
                     log(msg)
-                stop = stale >= config.patience
+                stop = stale >= config.patience and epoch + 1 >= config.resolved_min_epochs()
                 if stop and at_chance_while_fitting(best_acc, stats.acc, labels):
                     stop, stale = False, 0
                     log(

@@ -7,6 +7,7 @@ whether a run continues, :mod:`edgecls.training.train` runs the loop from the st
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ class TrainingState:
 
     start_epoch: int = 0
     best_acc: float = -1.0
+    best_loss: float = math.inf  # the best epoch's validation loss (breaks accuracy ties)
     stale: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
     pretrained: dict[str, Any] | None = None  # provenance of the weights the run started from
@@ -45,6 +47,7 @@ def restore_training_state(
     return TrainingState(
         start_epoch=int(ckpt.raw["epoch"]) + 1,
         best_acc=float(ckpt.raw["best_metric"]),
+        best_loss=float(ckpt.raw.get("best_val_loss", math.inf)),  # older runs: the next tie wins, as it did
         stale=int(ckpt.raw.get("stale_epochs", 0)),
         history=list(ckpt.raw.get("history", [])),
         pretrained=ckpt.contract.provenance.get("pretrained"),

@@ -115,7 +115,7 @@ def _start_ray(address: str) -> bool:
     try:
         import ray
     except ImportError as e:
-        raise MissingExtraError("edgecls batch --ray needs Ray: pip install 'edgecls[ray]'") from e
+        raise MissingExtraError("edgecls batch --ray needs Ray", "ray") from e
     if ray.is_initialized():
         return False
     import logging

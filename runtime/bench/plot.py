@@ -20,7 +20,7 @@ def _pyplot() -> Any:
     try:
         import matplotlib
     except ImportError as e:
-        raise MissingExtraError("--plot needs matplotlib: pip install matplotlib (or 'edgecls[train]')") from e
+        raise MissingExtraError("--plot needs matplotlib (pip install matplotlib, or the train extra)", "train") from e
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -77,7 +77,7 @@ class ConsoleSink(StderrNotices):
             if len(self.rows) > self.TABLE_LIMIT:
                 self._flush_rows_as_lines()
             return
-        fps = self.fps.tick(record.source)
+        fps = self.fps.tick(record.source, at=record.done)
         age = f"  age {record.age_ms:.0f} ms" if record.age_ms is not None else ""
         line = (
             f"{record.source} #{record.frame}: {format_predictions(record.predictions, self.top_k)}"

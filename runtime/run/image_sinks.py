@@ -136,13 +136,13 @@ class ShowSink(QuietSink):
                 f"--show needs a display and a GUI OpenCV: {why}; use --save DIR to write annotated output"
             )
         self.stop = stop
-        self.fps = FpsMeter(smoothing=0.9)
+        self.fps = FpsMeter()
         self._windows: set[str] = set()
 
     def result(self, record: Record) -> None:
         if record.image is None:
             return
-        fps = self.fps.tick(record.source)
+        fps = self.fps.tick(record.source, at=record.done)
         try:
             if record.source not in self._windows:
                 cv2.namedWindow(record.source, cv2.WINDOW_NORMAL)

@@ -26,6 +26,7 @@ class Record:
     frame: int | None = None
     age_ms: float | None = None  # capture -> result, for video files, cameras and streams
     image: np.ndarray | None = None  # uint8[H, W, 3] BGR, only when a sink needs pixels (--save, --show)
+    done: float | None = None  # time.monotonic() when its batch finished: one value per batch (FpsMeter)
 
     def __post_init__(self) -> None:
         # Every sink (JSON Lines, CSV, console, batch tables, serve's live feed) shows rows built here.

@@ -146,6 +146,7 @@ class _Run:
                     frame=frame.index,
                     age_ms=(now - frame.captured) * 1e3,
                     image=frame.image if self.opt.keep_images else None,
+                    done=now,
                 )
             )
 

