@@ -96,52 +96,44 @@ def test_the_time_budget_is_honoured(skewed):
 def test_learned_int8_beats_post_training_on_a_run_built_to_miss(skewed, tmp_path, capsys):
     _, _, run = skewed
     out = tmp_path / "export"
-    argv = ["export", str(run), "--quantize", "--out", str(out), "--time-budget", "20"]
+    # --distill on: the search's later steps (equalisation, 2 nodes in float) can bring post-training within
+    # budget here; forced, both sides are measured and compared recipe for recipe
+    argv = ["export", str(run), "--quantize", "--out", str(out), "--time-budget", "20", "--distill", "on"]
     code, _, err = _cli(argv, capsys)
     record = json.loads((out / "distill_report.json").read_text())
-    assert record["ran"] and not record["ptq"]["budget_met"], err  # auto: post-training missed, so it learned
+    assert record["ran"] and record["mode"] == "on", err
     assert record["ptq"]["fp32"] == record["learned"]["fp32"]  # both graded against the original fp32 model
-    assert record["learned"]["int8"]["agreement"] > record["ptq"]["int8"]["agreement"], record
     assert record["learning"]["after"]["kl"] < record["learning"]["before"]["kl"]
     md = (out / "distill_report.md").read_text()
     assert "| post-training |" in md and "| learned (distillation) |" in md
     # learned with the same recipe, nothing in float: its first trial vs post-training's of the same recipe
-    ptq_trials = json.loads((out / "ptq" / "quantization_report.json").read_text())["trials"]
-    learned_first = json.loads((out / "quantization_report.json").read_text())["trials"][0]
+    ptq_trials = json.loads((Path(record["ptq_dir"]) / "quantization_report.json").read_text())["trials"]
+    learned_first = json.loads((Path(record["learned_dir"]) / "quantization_report.json").read_text())["trials"][0]
     same = next(t for t in ptq_trials if t["recipe"] == learned_first["recipe"])
-    assert learned_first["relative_error"] < 0.7 * same["relative_error"], (same, learned_first)
-    assert code == (0 if record["learned"]["budget_met"] else 3)
+    assert learned_first["nodes_kept_float"] == same["nodes_kept_float"] == 0
+    assert learned_first["relative_error"] < 0.5 * same["relative_error"], (same, learned_first)
+    assert learned_first["agreement"] > same["agreement"] + 0.2, (same, learned_first)
+    published = {"learned": record["learned"], "post-training": record["ptq"]}[record["published"]]
+    assert code == (0 if published["budget_met"] else 3)
+    assert record["published"] == ("learned" if record["gain_points"] >= 0 else "post-training")
+    int8 = out / "model.int8.onnx"
     if record["published"] == "learned":
-        int8 = out / "model.int8.onnx"
         graph = onnx.load(str(int8))
         assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= {n.op_type for n in graph.graph.node}
         weights = [i for i in graph.graph.initializer if i.data_type == onnx.TensorProto.INT8 and len(i.dims) == 4]
         assert len(weights) == 6 - len(record["learned"]["nodes_kept_float"]) > 0
-        sess = ort.InferenceSession(str(int8), providers=["CPUExecutionProvider"])
-        logits = sess.run(None, {sess.get_inputs()[0].name: np.zeros((2, 3, 32, 32), np.float32)})[0]
-        assert logits.shape[0] == 2
+    sess = ort.InferenceSession(str(int8), providers=["CPUExecutionProvider"])
+    logits = sess.run(None, {sess.get_inputs()[0].name: np.zeros((2, 3, 32, 32), np.float32)})[0]
+    assert logits.shape[0] == 2
 
 
 def test_distill_off_keeps_post_training_and_on_without_a_torch_model_is_refused(skewed, tmp_path, capsys):
     _, _, run = skewed
     out = tmp_path / "off"
     code, _, err = _cli(["export", str(run), "--quantize", "--out", str(out), "--distill", "off"], capsys)
-    assert code == 3, err  # post-training misses; nothing learned
-    assert not (out / "distill_report.json").exists() and not (out / "ptq").exists()
+    assert code in (0, 3), err
+    assert not (out / "distill_report.json").exists() and not (out / "ptq").exists()  # nothing learned
     code, _, err = _cli(["quantize", str(out / "model.onnx"), "--calib", "builtin:shapes", "--distill", "on"], capsys)
     assert code == 2 and "--distill on learns from the torch model" in err and "Traceback" not in err
     code, _, err = _cli(["export", str(run), "--quantize", "--out", str(out), "--distill", "maybe"], capsys)
     assert code == 2 and "--distill must be one of auto, on, off" in err
-
-
-@pytest.mark.slow
-def test_distill_on_forces_learning_even_within_budget(tiny_run, tmp_path, capsys):
-    out = tmp_path / "on"
-    argv = ["export", str(tiny_run), "--quantize", "--out", str(out), "--distill", "on", "--time-budget", "5"]
-    argv += ["--max-drop", "100"]  # post-training is within this budget: only "on" makes it learn
-    code, _, err = _cli(argv, capsys)
-    assert code == 0, err
-    record = json.loads((out / "distill_report.json").read_text())
-    assert record["ran"] and record["ptq"]["budget_met"] and record["mode"] == "on"
-    assert record["published"] in ("learned", "post-training")
-    assert (out / "model.int8.onnx").is_file()

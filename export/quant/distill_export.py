@@ -32,9 +32,9 @@ from edgecls.export.onnx_export import DEFAULT_OPSET, Exporter, export_to_onnx
 from edgecls.export.parity import ParityError, check_parity
 from edgecls.export.quant.image_sets import ImageList
 from edgecls.export.quant.options import QuantizeOptions
-from edgecls.export.quant.pipeline import OverBudgetError, quantize_model
+from edgecls.export.quant.pipeline import FRONTIER_PLOT, OverBudgetError, quantize_model
 from edgecls.export.quant.qat_export import PTQ_DIR, _move_ptq_files, _side, fake_quant_spec, simulated_recipe
-from edgecls.export.quant.report import QuantReport
+from edgecls.export.quant.report import REPORT_JSON, REPORT_MD, QuantReport, write_report
 from edgecls.runtime.atomic import atomic_write_text
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.errors import EdgeclsError
@@ -162,14 +162,24 @@ def write_distill_report(record: dict[str, Any], out_dir: Path) -> None:
     atomic_write_text(out_dir / DISTILL_REPORT_MD, _markdown(record))
 
 
-def _restore_ptq(ptq: QuantReport, out_dir: Path, int8_path: Path) -> None:
-    """Post-training measured better than the learned file: its files go back to the normal names."""
-    ptq_dir = out_dir / PTQ_DIR
+def _restore_ptq(ptq: QuantReport, learned: QuantReport, out_dir: Path, int8_path: Path) -> None:
+    """Post-training measured better than the learned file: the learned search's files move to OUT/distill/ and
+    post-training's come back to the normal names."""
+    learned_dir, ptq_dir = out_dir / DISTILL_DIR, out_dir / PTQ_DIR
+    for name in (REPORT_JSON, REPORT_MD, FRONTIER_PLOT, int8_path.name):
+        if (out_dir / name).exists():
+            os.replace(out_dir / name, learned_dir / name)
+    if learned.written:
+        learned.int8_model = str(learned_dir / int8_path.name)
+    write_report(learned, learned_dir)
     for f in ptq_dir.iterdir():
         os.replace(f, out_dir / f.name)
     ptq_dir.rmdir()
     if ptq.written:
         ptq.int8_model = str(int8_path)
+    if ptq.frontier_plot:
+        ptq.frontier_plot = str(out_dir / FRONTIER_PLOT)
+    write_report(ptq, out_dir)
 
 
 def quantize_with_distillation(
@@ -254,12 +264,11 @@ def quantize_with_distillation(
     learning["search_seconds"] = round(time.perf_counter() - t0, 1)
     # Post-training back only if it measured better on the held-out half (possible when forced with --distill on).
     ptq_wins = (ptq.drop_points, not ptq.budget_met) < (learned.drop_points, not learned.budget_met)
+    learned_dir = out_dir
     if ptq_wins and (ptq.written or not learned.written):
-        if learned.written:
-            int8_path.unlink(missing_ok=True)
-        _restore_ptq(ptq, out_dir, int8_path)
+        _restore_ptq(ptq, learned, out_dir, int8_path)
         published, report, error = ("post-training" if ptq.written else None), ptq, ptq_error
-        ptq_dir = out_dir
+        ptq_dir, learned_dir = out_dir, student_dir
     else:
         published, report, error = ("learned" if learned.written else None), learned, learned_error
     record = {
@@ -268,7 +277,8 @@ def quantize_with_distillation(
         "ptq": _side(ptq),
         "learned": _side(learned),
         "learning": learning,
-        "ptq_dir": str(ptq_dir),
+        "ptq_dir": str(ptq_dir),  # post-training's quantization_report (and int8 file when written)
+        "learned_dir": str(learned_dir),  # the learned search's
         "student_fp32": str(student_fp32),
         "published": published,
         "gain_points": round(ptq.drop_points - learned.drop_points, 3),
