@@ -137,3 +137,25 @@ def test_distill_off_keeps_post_training_and_on_without_a_torch_model_is_refused
     assert code == 2 and "--distill on learns from the torch model" in err and "Traceback" not in err
     code, _, err = _cli(["export", str(run), "--quantize", "--out", str(out), "--distill", "maybe"], capsys)
     assert code == 2 and "--distill must be one of auto, on, off" in err
+
+
+@pytest.mark.parametrize(
+    ("mode", "met", "allow", "images", "runs"),
+    [
+        ("auto", False, False, 256, True),  # post-training missed: learn
+        ("auto", True, False, 256, False),  # within budget: nothing to learn
+        ("auto", False, True, 256, False),  # --allow-over-budget accepts the miss
+        ("auto", False, False, 20, False),  # too few images to learn a domain from
+        ("on", True, True, 20, True),  # forced
+        ("off", False, False, 256, False),
+    ],
+)
+def test_when_int8_is_learned(mode, met, allow, images, runs):
+    from types import SimpleNamespace
+
+    from edgecls.export.quant.distill_export import DistillOptions, should_distill
+    from edgecls.export.quant.options import QuantizeOptions
+
+    ptq = SimpleNamespace(budget_met=met)
+    why = should_distill(ptq, DistillOptions(mode=mode), QuantizeOptions(allow_over_budget=allow), images)  # type: ignore[arg-type]
+    assert bool(why) is runs

@@ -47,6 +47,7 @@ DISTILL_REPORT_JSON = "distill_report.json"
 DISTILL_REPORT_MD = "distill_report.md"
 PARITY_IMAGES = 16
 DEFAULT_TIME_BUDGET = 600.0  # seconds of learning
+MIN_AUTO_IMAGES = 64  # --distill auto learns from at least this many calibration images
 
 
 class DistillUnavailableError(EdgeclsError):
@@ -80,12 +81,15 @@ class DistillOutcome:
     over_budget: OverBudgetError | None
 
 
-def should_distill(ptq: QuantReport, options: DistillOptions, quantize: QuantizeOptions) -> bool:
-    """``on``: always. ``auto``: when post-training missed the budget, unless ``--allow-over-budget`` says a miss
-    is acceptable (then the time budget is not spent; ``--distill on`` still forces it)."""
+def should_distill(ptq: QuantReport, options: DistillOptions, quantize: QuantizeOptions, images: int) -> str:
+    """Why learning runs (``--distill on``; ``auto`` and post-training missed), or "" with why not in the log:
+    ``auto`` does not spend the time budget when ``--allow-over-budget`` says a miss is acceptable, or on fewer
+    than ``MIN_AUTO_IMAGES`` calibration images (a student would learn those few images, not the domain)."""
     if options.mode == "on":
-        return True
-    return options.mode == "auto" and not ptq.budget_met and not quantize.allow_over_budget
+        return "forced (--distill on)"
+    if options.mode != "auto" or ptq.budget_met or quantize.allow_over_budget or images < MIN_AUTO_IMAGES:
+        return ""
+    return "post-training int8 missed the budget"
 
 
 def _config(options: DistillOptions, recipe: Any) -> Any:
@@ -206,7 +210,15 @@ def quantize_with_distillation(
         ptq_error = None
     except OverBudgetError as e:
         ptq, ptq_error = e.report, e
-    if not should_distill(ptq, distill_options, options):
+    why = should_distill(ptq, distill_options, options, len(calibration))
+    if not why:
+        if not ptq.budget_met and distill_options.mode == "auto":
+            log(
+                "int8 not learned from the float model: "
+                + ("--allow-over-budget accepts the miss" if options.allow_over_budget else
+                   f"only {len(calibration)} calibration images (--distill auto needs {MIN_AUTO_IMAGES}; "
+                   "--distill on forces it)")
+            )  # fmt: skip
         record = {"ran": False, "mode": distill_options.mode, "ptq": _side(ptq), "learned": None}
         record["verdict"] = _verdict(ptq, None, None)
         write_distill_report(record, out_dir)
@@ -216,7 +228,7 @@ def quantize_with_distillation(
         simulated_recipe(options.target), name="distill", reason="learned from the float model (distillation)"
     )
     log(
-        f"post-training int8: {ptq.verdict}{'' if ptq.budget_met else ' (missed)'}; learning int8 from the float "
+        f"{why}: post-training {ptq.verdict}; learning int8 from the float "
         f"model on {len(calibration)} unlabelled calibration images (up to {distill_options.time_budget:.0f} s)"
     )
     load0 = os.getloadavg()
