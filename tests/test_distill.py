@@ -159,3 +159,35 @@ def test_when_int8_is_learned(mode, met, allow, images, runs):
     ptq = SimpleNamespace(budget_met=met)
     why = should_distill(ptq, DistillOptions(mode=mode), QuantizeOptions(allow_over_budget=allow), images)  # type: ignore[arg-type]
     assert bool(why) is runs
+
+
+NET = (
+    "import torch\nfrom torch import nn\n\n"
+    "def build(seed=0):\n    torch.manual_seed(seed)\n"
+    "    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU6(), nn.Conv2d(8, 8, 1),\n"
+    "                         nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 3)).eval()\n\n"
+    "def other():\n    return build(1)\n"
+)
+
+
+def test_quantize_learns_from_the_torch_model_the_file_came_from(tmp_path, capsys):
+    from test_quantize import _image_folder
+
+    (tmp_path / "net.py").write_text(NET)
+    (tmp_path / "labels.txt").write_text("a\nb\nc\n")
+    photos = _image_folder(tmp_path / "photos", 24, 3)
+    argv = ["export", "--model", f"{tmp_path / 'net.py'}:build", "--labels", str(tmp_path / "labels.txt")]
+    argv += ["--input-size", "32", "--resize-mode", "stretch", "--exporter", "torchscript", "--data", str(photos)]
+    code, _, err = _cli([*argv, "--out", str(tmp_path / "fp32")], capsys)
+    assert code == 0, err
+    onnx_file = tmp_path / "fp32" / "model.onnx"
+    quantize = ["quantize", str(onnx_file), "--calib", str(photos), "--out", str(tmp_path / "q")]
+    code, _, err = _cli([*quantize, "--model", f"{tmp_path / 'net.py'}:other"], capsys)
+    assert code == 2 and "does not compute what" in err and "Traceback" not in err  # not the file's model
+    learn = ["--model", f"{tmp_path / 'net.py'}:build", "--distill", "on", "--time-budget", "3"]
+    code, _, err = _cli([*quantize, *learn], capsys)
+    assert code in (0, 3), err
+    record = json.loads((tmp_path / "q" / "distill_report.json").read_text())
+    assert record["ran"] and record["learning"]["steps"] > 0 and record["learning"]["seconds"] < 3 + 30
+    assert record["learning"]["folded_batchnorms"] == 1 and record["learning"]["fused_activations"] == 2
+    assert (tmp_path / "q" / "distill" / "model.distill-fp32.onnx").is_file()
