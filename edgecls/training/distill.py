@@ -267,17 +267,19 @@ class _Schedule:
 
 
 def _progress_bar(enabled: bool) -> Any:
+    """Steps done of the planned steps, the running KL, elapsed time and rich's estimate of the time left."""
     if not enabled:
         return None
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("KL {task.fields[loss]:.4f}  ~{task.fields[left]:.0f} s left"),
-        TimeElapsedColumn(),
+        TextColumn("KL {task.fields[loss]:.4f}"),
+        TextColumn("left"),
+        TimeRemainingColumn(),
         transient=True,
         console=Console(stderr=True),
     )
@@ -330,7 +332,7 @@ def distill(
     use_features = config.feature_weight > 0 and len(hooks) == 2
     schedule = _Schedule(config.time_budget, config.max_steps)
     bar = _progress_bar(progress)
-    task = bar.add_task("distill int8", total=config.max_steps, loss=0.0, left=config.time_budget) if bar else None
+    task = bar.add_task("learning int8", total=config.max_steps, loss=0.0) if bar else None
     step, running = 0, 0.0
     try:
         if bar:
@@ -359,11 +361,7 @@ def distill(
                 recalibrate()  # the weights moved: onnxruntime will calibrate the exported weights afresh
                 result.history.append({"step": step, "loss": round(running, 6), "s": round(schedule.elapsed(), 1)})
             if bar is not None:
-                left = max(
-                    0.0,
-                    min(config.time_budget - schedule.elapsed(), (schedule.planned - step) * schedule.elapsed() / step),
-                )
-                bar.update(task, completed=step, total=schedule.planned, loss=running, left=left)
+                bar.update(task, completed=step, total=schedule.planned, loss=running)
     finally:
         if bar is not None:
             bar.stop()
