@@ -6,7 +6,6 @@ exported learned file agrees with fp32 better than post-training's, is plain QDQ
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -84,12 +83,10 @@ def test_no_label_reaches_the_loop(skewed, tiny_run):
 
 def test_the_time_budget_is_honoured(skewed):
     model, x, _ = skewed
-    t0 = time.perf_counter()
     result = distill(model, x, DistillConfig(**{**FAST, "max_steps": 10**6, "time_budget": 3.0}), log=lambda _m: None)
-    loop = time.perf_counter() - t0
     assert result.stopped_by == "time budget" and 0 < result.steps < 10**6
-    # the steps run within the budget; preparation and the final measurement add a little (seconds on a busy box)
-    assert loop < 3.0 + 15.0, loop
+    # no step starts after the budget: at most the last one ends past it (however loaded the box)
+    assert result.loop_seconds <= 3.0 + result.loop_seconds / result.steps, result.to_dict()
 
 
 @pytest.mark.slow

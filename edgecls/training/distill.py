@@ -83,6 +83,7 @@ class DistillResult:
     steps: int = 0
     seconds: float = 0.0
     cpu_seconds: float = 0.0  # process CPU time of the loop (the box is shared: wall time alone misleads)
+    loop_seconds: float = 0.0  # the training steps alone (what --time-budget bounds)
     stopped_by: str = ""  # "time budget" | "max steps"
     before: dict[str, float] = field(default_factory=dict)  # fake-int8 student vs teacher on the probe images
     after: dict[str, float] = field(default_factory=dict)
@@ -367,6 +368,7 @@ def distill(
             bar.stop()
         for h in hooks:
             h.remove()
+    result.loop_seconds = round(schedule.elapsed(), 3)
     result.stopped_by = "max steps" if step >= config.max_steps else "time budget"
     recalibrate()
     result.after = _probe(student, probe_teacher, probe, config.temperature)
