@@ -25,8 +25,9 @@ calibrator will measure them on the exported weights) every ``recalibrate_every`
 because ``quantize_static`` recalibrates the exported model anyway and a learned range would be thrown away.
 
 The loop is bounded by wall time (``time_budget`` seconds) and ``max_steps``; the learning rate follows a cosine
-over the steps the budget is estimated to fit (from the first steps' rate), so stopping at the budget is the
-planned end of the schedule, not a cut, and with the same steps the result does not depend on timing.
+over the steps the budget is estimated to fit (from the rate so far, re-estimated as the machine's load
+changes), so stopping at the budget is the planned end of the schedule, not a cut; when the budget cannot be
+reached (tests), the plan is ``max_steps`` and the result does not depend on timing.
 """
 
 from __future__ import annotations
@@ -244,21 +245,25 @@ def _probe(student: nn.Module, teacher_logits: torch.Tensor, inputs: torch.Tenso
 
 class _Schedule:
     """Cosine learning-rate factor over a planned number of steps: ``max_steps``, or fewer when the time budget
-    will not fit them (estimated from the first ``WARMUP_STEPS`` steps' rate, then fixed, so the schedule is a
-    function of the step alone); the time budget stays a hard stop."""
+    will not fit them, estimated from the rate so far after ``WARMUP_STEPS`` steps and again every
+    ``replan_every`` steps (on a shared machine the rate changes with the load: a plan made while it was high
+    would end the loop early); the time budget stays a hard stop. With a budget the steps cannot reach, the plan
+    is ``max_steps`` and the schedule is a function of the step alone."""
 
     WARMUP_STEPS = 3
 
-    def __init__(self, budget: float, max_steps: int) -> None:
-        self.budget, self.max_steps, self.t0 = budget, max_steps, time.perf_counter()
+    def __init__(self, budget: float, max_steps: int, replan_every: int) -> None:
+        self.budget, self.max_steps, self.replan_every = budget, max_steps, replan_every
+        self.t0 = time.perf_counter()
         self.planned = max_steps
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.t0
 
     def observe(self, step: int) -> None:
-        if step == self.WARMUP_STEPS:
-            self.planned = max(step + 1, min(self.max_steps, int(step * self.budget / max(self.elapsed(), 1e-9))))
+        if step == self.WARMUP_STEPS or (step > self.WARMUP_STEPS and step % self.replan_every == 0):
+            fit = int(step * self.budget / max(self.elapsed(), 1e-9))
+            self.planned = min(self.max_steps, max(step + 1, fit))
 
     def factor(self, step: int) -> float:
         return 0.5 * (1 + math.cos(math.pi * min(1.0, step / self.planned)))
@@ -331,7 +336,7 @@ def distill(
     s_feats: dict[str, torch.Tensor] = {}
     hooks = [h for h in (_classifier_input(teacher, t_feats), _classifier_input(student, s_feats)) if h is not None]
     use_features = config.feature_weight > 0 and len(hooks) == 2
-    schedule = _Schedule(config.time_budget, config.max_steps)
+    schedule = _Schedule(config.time_budget, config.max_steps, max(1, config.recalibrate_every // 4))
     bar = _progress_bar(progress)
     task = bar.add_task("learning int8", total=config.max_steps, loss=0.0) if bar else None
     step, running = 0, 0.0
