@@ -29,6 +29,7 @@ from edgecls.export.fp16 import convert_to_fp16
 from edgecls.export.golden import make_golden, write_golden
 from edgecls.export.onnx_export import DEFAULT_OPSET, Exporter, export_to_onnx
 from edgecls.export.parity import FP32_ATOL, ParityError, ParityResult, check_parity
+from edgecls.export.quant.distill_export import DistillOptions, quantize_with_distillation
 from edgecls.export.quant.image_sets import ImageList, images_from_run, load_int8_images, load_role_images
 from edgecls.export.quant.options import Int8Images, QuantizeOptions
 from edgecls.export.quant.pipeline import OverBudgetError, quantize_model
@@ -61,6 +62,7 @@ class ExportOptions:
     int8_images: Int8Images = Int8Images()  # read only with ``quantize``
     qat_epochs: int = 0  # --qat: quantization-aware fine-tuning when post-training int8 misses (edgecls runs only)
     qat_lr: float | None = None  # None: edgecls.training.qat.LR_SCALE x the run's learning rate
+    distill: DistillOptions | None = None  # --distill: learn int8 from the float model when post-training misses
 
 
 @dataclass
@@ -77,6 +79,7 @@ class ExportReport:
     seconds: float = 0.0
     source_checkpoint: str | None = None  # the checkpoint exported (absolute): `bench DIR` finds it here
     qat: dict[str, Any] | None = None  # --qat: post-training and QAT int8 side by side (quant/qat_export.py)
+    distill: dict[str, Any] | None = None  # --distill: post-training and learned int8 (quant/distill_export.py)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -149,6 +152,8 @@ def export_model(
     t0 = time.perf_counter()
     if options.qat_epochs and not options.quantize:
         raise QatUnavailableError("--qat fine-tunes for int8: it needs --quantize")
+    if options.qat_epochs and options.distill is not None and options.distill.mode == "on":
+        raise QatUnavailableError("--qat and --distill on are two ways to learn int8: choose one")
     if options.qat_epochs and qat_source is None:
         raise QatUnavailableError(
             "--qat fine-tunes an edgecls training run (it needs the run's checkpoint and training data); "
@@ -181,7 +186,7 @@ def export_model(
             warnings.append(f"fp16 changes the top-1 class on {p16.top1_mismatches}/{p16.images} parity images")
         parities.append(p16)
         files["fp16"] = str(fp16_path)
-    quant, qat_record = None, None
+    quant, qat_record, distill_record = None, None, None
     over_budget = None
     if options.quantize is not None:
         assert inputs.calibration is not None and inputs.validation is not None
@@ -194,6 +199,12 @@ def export_model(
                     exporter=options.exporter,
                 )  # fmt: skip
                 report, qat_record, over_budget = outcome.report, outcome.record, outcome.over_budget
+            elif options.distill is not None and options.distill.mode != "off":
+                learned = quantize_with_distillation(
+                    model, fp32_path, out / INT8_NAME, inputs.calibration, inputs.validation, contract,
+                    options.quantize, options.distill, log, opset=options.opset, exporter=options.exporter,
+                )  # fmt: skip
+                report, distill_record, over_budget = learned.report, learned.record, learned.over_budget
             else:
                 report = quantize_model(
                     fp32_path, out / INT8_NAME, inputs.calibration, inputs.validation, contract, options.quantize, log,
@@ -218,6 +229,7 @@ def export_model(
         seconds=round(time.perf_counter() - t0, 1),
         source_checkpoint=source_checkpoint,
         qat=qat_record,
+        distill=distill_record,
     )
     atomic_write_text(out / REPORT_NAME, json.dumps(report_obj.to_dict(), indent=2) + "\n")
     files["report"] = str(out / REPORT_NAME)

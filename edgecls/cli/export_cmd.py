@@ -12,7 +12,15 @@ from typing import Annotated
 import typer
 
 from edgecls.cli.options import JsonOpt, OutDirOpt, TrustCheckpointOpt, contract_flags, progress_log
-from edgecls.cli.quantize_cmd import AllowOverBudgetOpt, MaxDropOpt, RequireVerifiedOpt, TargetOpt
+from edgecls.cli.quantize_cmd import (
+    DEFAULT_TIME_BUDGET,
+    AllowOverBudgetOpt,
+    DistillOpt,
+    MaxDropOpt,
+    RequireVerifiedOpt,
+    TargetOpt,
+    TimeBudgetOpt,
+)
 from edgecls.runtime.contract_options import ContractOptions
 
 EXPORT_HELP = """Export a trained run or checkpoint to ONNX with its contract, checked against PyTorch.
@@ -56,6 +64,8 @@ def export_command(
             "epochs with int8 rounding in the loop and quantize that (qat_report.md compares both).",
         ),
     ] = 0,
+    distill: DistillOpt = "off",
+    time_budget: TimeBudgetOpt = DEFAULT_TIME_BUDGET,
     opset: Annotated[int, typer.Option(min=13, help="ONNX opset.")] = 17,
     exporter: Annotated[str, typer.Option(help="auto (dynamo, falling back to torchscript), dynamo, torchscript.")] = (
         "auto"
@@ -74,6 +84,7 @@ def export_command(
     contract_options: ContractOptions,
 ) -> None:
     from edgecls.export.export_run import ExportOptions, export_checkpoint
+    from edgecls.export.quant.distill_export import DistillOptions
     from edgecls.export.quant.options import Int8Images, QuantizeOptions
     from edgecls.runtime.errors import EdgeclsError
 
@@ -92,6 +103,7 @@ def export_command(
         else None,
         int8_images=Int8Images(calib=calib, val=val),
         qat_epochs=qat,
+        distill=DistillOptions(mode=distill, time_budget=time_budget, progress=not json_out),
     )
     log = progress_log(json_out)
     if model is not None:

@@ -42,6 +42,21 @@ RequireVerifiedOpt = Annotated[
         "without it such a run exits 0 and says 'unverified'.",
     ),
 ]
+DistillOpt = Annotated[
+    str,
+    typer.Option(
+        "--distill",
+        help="Learn int8 from the float torch model on the calibration images (no labels): auto = when "
+        "post-training int8 misses the budget (not with --allow-over-budget), on = always, off = never "
+        "(default: it is published only when it beats post-training on the held-out images, which it has not "
+        "yet done on a third-party depthwise model). distill_report.md puts both side by side.",
+    ),
+]
+TimeBudgetOpt = Annotated[
+    float,
+    typer.Option("--time-budget", min=1.0, help="Seconds the int8 learning (--distill) may take."),
+]
+DEFAULT_TIME_BUDGET = 600.0  # = edgecls.export.quant.distill_export.DEFAULT_TIME_BUDGET (kept import-free here)
 
 QUANTIZE_HELP = """Make a static QDQ int8 model of any ONNX classifier, within an accuracy budget.
 
@@ -58,6 +73,9 @@ needs at least --labels and --input-size.
 The verdict prints the 95% interval of the drop. It is "unverified" when the held-out images cannot resolve
 the budget (one image is worth more than it, fp32 gets every labelled image right, or the interval is wider
 than the budget): the file is written, but nothing shows it is within budget.
+
+With --model FILE.py:FACTORY (the torch model MODEL was exported from, --weights for its state dict), int8
+that misses the budget is learned from the float model on the --calib images (--distill, --time-budget).
 
 Exit status: 0 within budget or unverified (4 with --require-verified), 3 over budget (nothing written at the
 int8 name unless --allow-over-budget), 2 could not run.
@@ -81,6 +99,13 @@ def quantize_command(
     out: OutDirOpt = None,
     calib_images: Annotated[int, typer.Option(min=1, help="Use at most this many calibration images.")] = 500,
     val_images: Annotated[int, typer.Option(min=1, help="Use at most this many validation images.")] = 1000,
+    torch_model: Annotated[
+        str | None,
+        typer.Option("--model", help="The torch model MODEL was exported from (FILE.py:FACTORY or module:FACTORY)."),
+    ] = None,
+    weights: Annotated[Path | None, typer.Option(help="State dict for --model.")] = None,
+    distill: DistillOpt = "off",
+    time_budget: TimeBudgetOpt = DEFAULT_TIME_BUDGET,
     json_out: JsonOpt = False,
     *,
     contract_options: ContractOptions,
@@ -100,7 +125,15 @@ def quantize_command(
             cache_dir=str(user_cache_dir()),
         ),
     )
-    report = quantize_file(model, options, progress_log(json_out))
+    from edgecls.export.quant.distill_export import DistillOptions, DistillUnavailableError, quantize_file_learning
+
+    learn = DistillOptions(mode=distill, time_budget=time_budget, progress=not json_out)
+    if torch_model is not None and learn.mode != "off":
+        report = quantize_file_learning(model, options, torch_model, weights, learn, progress_log(json_out))
+    elif learn.mode == "on":
+        raise DistillUnavailableError("--distill on learns from the torch model: give it with --model FILE.py:FACTORY")
+    else:
+        report = quantize_file(model, options, progress_log(json_out))
     if json_out:
         typer.echo(json.dumps(report.to_dict()))
 

