@@ -95,7 +95,10 @@ def test_learned_int8_beats_post_training_on_a_run_built_to_miss(skewed, tmp_pat
     out = tmp_path / "export"
     # --distill on: the search's later steps (equalisation, 2 nodes in float) can bring post-training within
     # budget here; forced, both sides are measured and compared recipe for recipe
-    argv = ["export", str(run), "--quantize", "--out", str(out), "--time-budget", "20", "--distill", "on"]
+    # --allow-over-budget: the held-out grade may put both files over the 1-point budget; a file is published
+    # all the same (marked), so what was published and why can be checked
+    argv = ["export", str(run), "--quantize", "--out", str(out), "--time-budget", "20", "--distill", "on",
+            "--allow-over-budget"]
     code, _, err = _cli(argv, capsys)
     record = json.loads((out / "distill_report.json").read_text())
     assert record["ran"] and record["mode"] == "on", err
@@ -111,7 +114,7 @@ def test_learned_int8_beats_post_training_on_a_run_built_to_miss(skewed, tmp_pat
     assert learned_first["relative_error"] < 0.5 * same["relative_error"], (same, learned_first)
     assert learned_first["agreement"] > same["agreement"] + 0.2, (same, learned_first)
     published = {"learned": record["learned"], "post-training": record["ptq"]}[record["published"]]
-    assert code == (0 if published["budget_met"] else 3)
+    assert code == 0 and published["written"], err  # within budget, or written over budget as asked
     assert record["published"] == ("learned" if record["gain_points"] >= 0 else "post-training")
     int8 = out / "model.int8.onnx"
     if record["published"] == "learned":

@@ -43,13 +43,14 @@ RequireVerifiedOpt = Annotated[
     ),
 ]
 DistillOpt = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--distill",
         help="Learn int8 from the float torch model on the calibration images (no labels): auto = when "
         "post-training int8 misses the budget (not with --allow-over-budget), on = always, off = never "
         "(default: it is published only when it beats post-training on the held-out images, which it has not "
-        "yet done on a third-party depthwise model). distill_report.md puts both side by side.",
+        "yet done on a third-party depthwise model; quantize with --model: auto). distill_report.md puts both "
+        "side by side.",
     ),
 ]
 TimeBudgetOpt = Annotated[
@@ -104,7 +105,7 @@ def quantize_command(
         typer.Option("--model", help="The torch model MODEL was exported from (FILE.py:FACTORY or module:FACTORY)."),
     ] = None,
     weights: Annotated[Path | None, typer.Option(help="State dict for --model.")] = None,
-    distill: DistillOpt = "off",
+    distill: DistillOpt = None,
     time_budget: TimeBudgetOpt = DEFAULT_TIME_BUDGET,
     json_out: JsonOpt = False,
     *,
@@ -127,7 +128,9 @@ def quantize_command(
     )
     from edgecls.export.quant.distill_export import DistillOptions, DistillUnavailableError, quantize_file_learning
 
-    learn = DistillOptions(mode=distill, time_budget=time_budget, progress=not json_out)
+    # A torch model given with --model is there to learn from: auto unless told otherwise.
+    mode = distill or ("auto" if torch_model is not None else "off")
+    learn = DistillOptions(mode=mode, time_budget=time_budget, progress=not json_out)
     if torch_model is not None and learn.mode != "off":
         report = quantize_file_learning(model, options, torch_model, weights, learn, progress_log(json_out))
     elif learn.mode == "on":
