@@ -89,10 +89,11 @@ class Watched:
     killed: str | None  # why the watch killed it
 
 
-def _rss_mb(pid: int) -> float:
+def _status_mb(pid: int, field: str) -> float:
+    """``VmRSS`` (now) or ``VmHWM`` (the peak so far) of ``pid``'s own memory, in MB; 0 once it is gone."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     except (OSError, ValueError):
         pass
@@ -119,7 +120,9 @@ def watch(*args: str, timeout: float = 30.0, rss_limit_mb: float = 500.0) -> Wat
 def watch_argv(argv: list[str], timeout: float = 30.0, rss_limit_mb: float = 500.0) -> Watched:
     """Run ``argv``; kill it past ``timeout`` or ``rss_limit_mb`` (polled every 20 ms).
 
-    The peak RSS is the kernel's own count for this child (``wait4``), not a sample.
+    The peak RSS is the kernel's high-water mark of the child's own memory (``VmHWM``), read at every poll.
+    Not ``wait4``'s ``ru_maxrss``: the forked child starts as a copy of this process, and exec keeps that copy's
+    peak in ``ru_maxrss``, so inside a test process that has grown to 2 GB every child would "use" 2 GB.
     """
     t0 = time.perf_counter()
     proc = _popen(argv, stdin=subprocess.DEVNULL)
@@ -129,22 +132,25 @@ def watch_argv(argv: list[str], timeout: float = 30.0, rss_limit_mb: float = 500
     for r in readers:
         r.start()
     killed = None
+    peak_mb = 0.0
     while killed is None:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        peak_mb = max(peak_mb, _status_mb(proc.pid, "VmHWM"))
+        pid, status, _ = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             break
         if time.perf_counter() - t0 > timeout:
             killed = f"still running after {timeout:g} s"
-        elif _rss_mb(proc.pid) > rss_limit_mb:
+        elif _status_mb(proc.pid, "VmRSS") > rss_limit_mb:
             killed = f"RSS over {rss_limit_mb:g} MB"
         else:
             time.sleep(0.02)
             continue
+        peak_mb = max(peak_mb, _status_mb(proc.pid, "VmHWM"))
         os.kill(proc.pid, signal.SIGKILL)
-        pid, status, usage = os.wait4(proc.pid, 0)
+        pid, status, _ = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait again
     for r in readers:
         r.join(5)
     return Watched(None if killed else proc.returncode, out.get("stdout", ""), out.get("stderr", ""), wall,
-                   usage.ru_maxrss / 1024, killed)
+                   peak_mb, killed)
