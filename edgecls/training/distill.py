@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from torch import fx, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
+from edgecls.training.progress import make_progress
 from edgecls.training.qat import FOLDED_ACTIVATIONS, WEIGHTED, FakeQuantizedModel, FakeQuantSpec
 
 Log = Callable[[str], None]
@@ -272,23 +273,6 @@ class _Schedule:
         return step >= self.planned or self.elapsed() >= self.budget
 
 
-def _progress_bar(enabled: bool) -> Any:
-    """Steps done of the planned steps, the running KL, elapsed time and rich's estimate of the time left."""
-    if not enabled:
-        return None
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("KL {task.fields[loss]:.4f}"),
-        TextColumn("left"),
-        TimeRemainingColumn(),
-        transient=True,
-        console=Console(stderr=True),
-    )
 
 
 def distill(
@@ -337,7 +321,7 @@ def distill(
     hooks = [h for h in (_classifier_input(teacher, t_feats), _classifier_input(student, s_feats)) if h is not None]
     use_features = config.feature_weight > 0 and len(hooks) == 2
     schedule = _Schedule(config.time_budget, config.max_steps, max(1, config.recalibrate_every // 4))
-    bar = _progress_bar(progress)
+    bar = make_progress(progress, "KL {task.fields[loss]:.4f}", time_left=True)
     task = bar.add_task("learning int8", total=config.max_steps, loss=0.0) if bar else None
     step, running = 0, 0.0
     try:

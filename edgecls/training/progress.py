@@ -11,19 +11,30 @@ def log_to_stderr(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def make_progress(enabled: bool) -> Any:
-    """A transient rich Progress (epoch, batches done, running loss and accuracy) on stderr; None if disabled."""
+def make_progress(
+    enabled: bool, metrics: str = "loss {task.fields[loss]:.4f}  acc {task.fields[acc]:5.1f}%", time_left: bool = False
+) -> Any:
+    """A transient rich Progress on stderr (description, bar, steps done, ``metrics`` from the task's fields, and
+    the time elapsed or, with ``time_left``, rich's estimate of the time left); None if disabled."""
     if not enabled:
         return None
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
+    clock = [TextColumn("left"), TimeRemainingColumn()] if time_left else [TimeElapsedColumn()]
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.4f}  acc {task.fields[acc]:5.1f}%"),
-        TimeElapsedColumn(),
+        TextColumn(metrics),
+        *clock,
         transient=True,
         console=Console(stderr=True),
     )

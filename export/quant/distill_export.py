@@ -33,7 +33,8 @@ from edgecls.export.parity import ParityError, check_parity
 from edgecls.export.quant.image_sets import ImageList
 from edgecls.export.quant.options import QuantizeOptions
 from edgecls.export.quant.pipeline import FRONTIER_PLOT, OverBudgetError, quantize_model
-from edgecls.export.quant.qat_export import PTQ_DIR, _move_ptq_files, _side, fake_quant_spec, simulated_recipe
+from edgecls.export.quant.ptq_aside import PTQ_DIR, compared_verdict, move_ptq_files, report_side
+from edgecls.export.quant.qat_export import fake_quant_spec, simulated_recipe
 from edgecls.export.quant.report import REPORT_JSON, REPORT_MD, QuantReport, write_report
 from edgecls.runtime.atomic import atomic_write_text
 from edgecls.runtime.contract import ModelContract
@@ -150,15 +151,6 @@ def _markdown(record: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _verdict(ptq: QuantReport, learned: QuantReport | None, published: str | None) -> str:
-    if learned is None:
-        return f"post-training int8: {ptq.verdict}; no learning needed"
-    gained = ptq.drop_points - learned.drop_points
-    state = "within budget" if learned.budget_met else "still OVER BUDGET"
-    return (
-        f"learned int8 {state}: {learned.verdict}; post-training: {ptq.verdict}; learning "
-        f"{'recovered' if gained >= 0 else 'lost'} {abs(gained):.1f} points; published: {published or 'nothing'}"
-    )
 
 
 def write_distill_report(record: dict[str, Any], out_dir: Path) -> None:
@@ -219,11 +211,11 @@ def quantize_with_distillation(
                    f"only {len(calibration)} calibration images (--distill auto needs {MIN_AUTO_IMAGES}; "
                    "--distill on forces it)")
             )  # fmt: skip
-        record = {"ran": False, "mode": distill_options.mode, "ptq": _side(ptq), "learned": None}
-        record["verdict"] = _verdict(ptq, None, None)
+        record = {"ran": False, "mode": distill_options.mode, "ptq": report_side(ptq), "learned": None}
+        record["verdict"] = compared_verdict("learning", ptq, None)
         write_distill_report(record, out_dir)
         return DistillOutcome(ptq, record, ptq_error)
-    ptq_dir = _move_ptq_files(ptq, out_dir, int8_path.name)
+    ptq_dir = move_ptq_files(ptq, out_dir, int8_path.name)
     recipe = dataclasses.replace(
         simulated_recipe(options.target), name="distill", reason="learned from the float model (distillation)"
     )
@@ -286,15 +278,15 @@ def quantize_with_distillation(
     record = {
         "ran": True,
         "mode": distill_options.mode,
-        "ptq": _side(ptq),
-        "learned": _side(learned),
+        "ptq": report_side(ptq),
+        "learned": report_side(learned),
         "learning": learning,
         "ptq_dir": str(ptq_dir),  # post-training's quantization_report (and int8 file when written)
         "learned_dir": str(learned_dir),  # the learned search's
         "student_fp32": str(student_fp32),
         "published": published,
         "gain_points": round(ptq.drop_points - learned.drop_points, 3),
-        "verdict": _verdict(ptq, learned, published),
+        "verdict": compared_verdict("learning", ptq, learned, published or "nothing"),
     }
     write_distill_report(record, out_dir)
     log(record["verdict"])

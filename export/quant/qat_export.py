@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,9 +33,10 @@ from edgecls.export.onnx_export import DEFAULT_OPSET, Exporter, export_to_onnx
 from edgecls.export.parity import ParityError, check_parity
 from edgecls.export.quant.image_sets import ImageList
 from edgecls.export.quant.options import QuantizeOptions
-from edgecls.export.quant.pipeline import FRONTIER_PLOT, OverBudgetError, quantize_model
+from edgecls.export.quant.pipeline import OverBudgetError, quantize_model
+from edgecls.export.quant.ptq_aside import compared_verdict, move_ptq_files, report_side
 from edgecls.export.quant.recipes import QuantRecipe, candidate_recipes, plan_target
-from edgecls.export.quant.report import REPORT_JSON, REPORT_MD, QuantReport, write_report
+from edgecls.export.quant.report import QuantReport
 from edgecls.export.run_data import DataRef, load_splits
 from edgecls.runtime.atomic import atomic_write_text
 from edgecls.runtime.contract import ModelContract
@@ -44,7 +44,6 @@ from edgecls.runtime.cpu_isa import detect_isa
 from edgecls.runtime.errors import EdgeclsError
 
 Log = Callable[[str], None]
-PTQ_DIR = "ptq"
 QAT_DIR = "qat"
 QAT_FP32_NAME = "model.qat-fp32.onnx"
 QAT_REPORT_JSON = "qat_report.json"
@@ -121,19 +120,6 @@ def _qat_config(checkpoint: Any, epochs: int, recipe: QuantRecipe, lr: float | N
     )
 
 
-def _move_ptq_files(report: QuantReport, out_dir: Path, int8_name: str) -> Path:
-    """PTQ's report (and its over-budget model, if one was written) -> OUT/ptq/, so QAT's take the normal names."""
-    ptq = out_dir / PTQ_DIR
-    ptq.mkdir(parents=True, exist_ok=True)
-    for name in (REPORT_JSON, REPORT_MD, FRONTIER_PLOT, int8_name):
-        if (out_dir / name).exists():
-            os.replace(out_dir / name, ptq / name)
-    if report.frontier_plot:
-        report.frontier_plot = str(ptq / FRONTIER_PLOT)
-    if report.written:
-        report.int8_model = str(ptq / int8_name)
-    write_report(report, ptq)
-    return ptq
 
 
 def _calibration_batches(images: ImageList, contract: ModelContract) -> Callable[[], Iterator[np.ndarray]]:
@@ -144,8 +130,6 @@ def _calibration_batches(images: ImageList, contract: ModelContract) -> Callable
     return batches
 
 
-def _side(report: QuantReport) -> dict[str, Any]:
-    return {**report.summary(), "holdout_images": report.validation.get("holdout_images")}
 
 
 def _markdown(record: dict[str, Any]) -> str:
@@ -194,15 +178,6 @@ def _markdown(record: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _verdict(ptq: QuantReport, qat: QuantReport | None) -> str:
-    if qat is None:
-        return f"post-training int8 within budget ({ptq.verdict}); no fine-tuning needed"
-    gained = ptq.drop_points - qat.drop_points
-    state = "within budget" if qat.budget_met else "still OVER BUDGET"
-    return (
-        f"QAT {state}: {qat.verdict}; post-training: {ptq.verdict}; QAT "
-        f"{'recovered' if gained >= 0 else 'lost'} {abs(gained):.1f} points"
-    )
 
 
 def write_qat_report(record: dict[str, Any], out_dir: Path) -> None:
@@ -240,10 +215,11 @@ def quantize_with_qat(
     except OverBudgetError as e:
         ptq, ptq_error = e.report, e
     if (ptq.budget_met and not always) or epochs <= 0:
-        record = {"ran": False, "epochs": epochs, "ptq": _side(ptq), "qat": None, "verdict": _verdict(ptq, None)}
+        record = {"ran": False, "epochs": epochs, "ptq": report_side(ptq), "qat": None,
+                  "verdict": compared_verdict("QAT", ptq, None)}
         write_qat_report(record, out_dir)
         return QatOutcome(ptq, record, ptq_error)
-    ptq_dir = _move_ptq_files(ptq, out_dir, int8_path.name)
+    ptq_dir = move_ptq_files(ptq, out_dir, int8_path.name)
     recipe = simulated_recipe(options.target)
     config = _qat_config(source.checkpoint, epochs, recipe, lr, max_batches)
     log(f"post-training int8: {ptq.verdict}{'' if ptq.budget_met else ' (missed)'}; fine-tuning with fake int8")
@@ -280,14 +256,14 @@ def quantize_with_qat(
     record = {
         "ran": True,
         "epochs": epochs,
-        "ptq": _side(ptq),
-        "qat": _side(qat),
+        "ptq": report_side(ptq),
+        "qat": report_side(qat),
         "training": training,
         "ptq_dir": str(ptq_dir),
         "qat_fp32": str(qat_fp32),
         "published": "qat" if qat.written else None,
         "gain_points": round(ptq.drop_points - qat.drop_points, 3),
-        "verdict": _verdict(ptq, qat),
+        "verdict": compared_verdict("QAT", ptq, qat),
     }
     write_qat_report(record, out_dir)
     log(record["verdict"])
