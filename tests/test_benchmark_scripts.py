@@ -41,6 +41,8 @@ EXCLUDED = {
     "EfficientNet-Lite0 packages) and runs every quantization recipe on them: tens of minutes",
     "quantization/run_qat_bench.py": "fine-tunes 224 px photo runs with fake int8 and quantizes each twice (post-"
     "training and QAT): tens of minutes; `export --quantize --qat` itself is tested in test_qat.py",
+    "quantization/run_distill_bench.py": "exports the ImageNet EfficientNet-Lite0 and learns its int8 for a "
+    "time budget of minutes; `export/quantize --distill` itself is tested in test_distill.py",
     "transfer/run_transfer_bench.py": "trains several 224 px networks as separate processes: tens of minutes",
     "repeat_summary.py": "a library of run_benchmarks.py (no command line), run by its smoke run below",
     "quantization/photo_data.py": "a library (photo crops) used by the scripts below",
