@@ -20,7 +20,7 @@ from edgecls.export.quant.budget_search import BudgetSearch, Trial
 from edgecls.export.quant.evaluate import Accuracy
 from edgecls.export.quant.image_sets import ImageList
 from edgecls.export.quant.options import QuantizeOptions
-from edgecls.export.quant.paired_timing import time_ratio
+from edgecls.export.quant.paired_timing import TimeRatio, time_ratio
 from edgecls.export.quant.pipeline import quantize_model
 from edgecls.export.quant.recipes import QuantRecipe
 from edgecls.export.quant.static_quantizer import StaticQuantizer
@@ -93,8 +93,14 @@ def test_the_same_file_timed_against_itself_is_never_called_faster(models):
     x = ImageList("x", _images(1, 2), None, []).inputs(CONTRACT)
     r = time_ratio(models["fp32"], models["fp32"], x)
     assert not r.a_faster() and not r.b_faster()
+    # A file slow enough to time (the tiny fp32 file runs in tens of microseconds, below what is resolvable):
+    # against itself it is not faster either, and its ratios stay near 1.
+    same = time_ratio(models["heavy"], models["heavy"], x)
+    assert same.resolvable and not same.a_faster() and not same.b_faster() and 0.8 < same.median < 1.25
     heavy_vs_fp32 = time_ratio(models["heavy"], models["fp32"], x)
     assert heavy_vs_fp32.b_faster() and heavy_vs_fp32.median > 2
+    # Two tiny files whose ratios claim a 1.4x gap are not ranked: below MIN_RESOLVABLE_MS nothing is.
+    assert not TimeRatio((1.4,) * 7, slower_ms=0.04).b_faster() and TimeRatio((1.4,) * 7, slower_ms=0.5).b_faster()
 
 
 def test_an_over_budget_pick_slower_than_fp32_gives_way_to_the_fastest_point(models, tmp_path):

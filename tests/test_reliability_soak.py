@@ -32,5 +32,7 @@ def test_short_soak_with_server_restarts_keeps_memory_flat(tmp_path: Path) -> No
     model = soak_live.tiny_classifier(tmp_path / "soak.onnx")
     result = soak_live.soak(model, frames=400, restart_every=150, sample_every=20)
     assert result.results == 400 and result.errors == []
-    assert result.restarts == 2 and result.reconnects >= 2
+    # Two restarts 150 frames apart can be ~0.15 s apart at this stream's rate: the second may fall inside the
+    # first reconnect's back-off, and then one reopen covers both (seen once in a full CI run).
+    assert result.restarts == 2 and result.reconnects >= 1
     assert result.growth_mb < 8, result.samples  # a per-frame leak of 230 kB (one 320x240 frame) = +75 MB
