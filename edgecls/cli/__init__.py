@@ -43,11 +43,20 @@ for _module in _COMMANDS:
     _module.register(app)
 
 
+def _warning_line(message: Warning | str, category: type[Warning], filename: str, lineno: int, file=None,
+                  line=None) -> None:
+    """A warning is one line on stderr, as errors are: ``warning: <message>`` (not Python's file:line + source)."""
+    print(f"warning: {redact(str(message))}", file=sys.stderr)
+
+
 def main() -> None:
     """Console entry point: edgecls errors become one line on stderr (exit 2, or the error's own
-    ``exit_status``: 3 for an int8 model over its accuracy budget); Ctrl-C exits 130."""
+    ``exit_status``: 3 for an int8 model over its accuracy budget), warnings one line each; Ctrl-C exits 130."""
+    import warnings
+
     from edgecls.runtime.errors import EdgeclsError
 
+    warnings.showwarning = _warning_line  # set by the console entry point only: importing edgecls changes nothing
     try:
         app()
     except EdgeclsError as e:
