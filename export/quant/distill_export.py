@@ -305,29 +305,21 @@ def quantize_file_learning(
     int8 can be learned from it. ``options`` is a ``QuantizeFileOptions``. The torch model must compute what the
     ONNX file computes (checked on calibration images before anything is written): it is the teacher, and the
     learned int8 file is graded against the ONNX file."""
-    from edgecls.export.quant.image_sets import load_int8_images
-    from edgecls.export.quant.quantize_file import file_contract, int8_path_for
+    from edgecls.export.quant.quantize_file import file_inputs
     from edgecls.models.user_model import build_user_model
-    from edgecls.runtime.errors import DataError, ModelLoadError
 
-    path = Path(model_path)
-    if not path.is_file():
-        raise ModelLoadError(f"{path}: no such model file")
-    if options.images.calib is None:
-        raise DataError("quantize needs calibration images: --calib DATA (a folder or builtin:NAME)")
-    contract = file_contract(path, options.contract)
-    calibration, validation = load_int8_images(options.images, contract, None, str(path), log)
+    got = file_inputs(model_path, options, log)
+    path = got.model
     model = build_user_model(torch_model, weights)
-    parity = check_parity(model, path, calibration.images[:PARITY_IMAGES], contract, variant="torch-vs-file")
+    parity = check_parity(model, path, got.calibration.images[:PARITY_IMAGES], got.contract, variant="torch-vs-file")
     if not parity.passed:
         raise DistillUnavailableError(
             f"--model {torch_model} does not compute what {path} computes ({parity.describe()}): give the torch "
             "model the ONNX file was exported from"
         )
-    out_dir = Path(options.out_dir) if options.out_dir else path.parent
-    out_dir.mkdir(parents=True, exist_ok=True)
+    got.out_path.parent.mkdir(parents=True, exist_ok=True)
     outcome = quantize_with_distillation(
-        model, path, int8_path_for(path, out_dir), calibration, validation, contract, options.quantize,
+        model, path, got.out_path, got.calibration, got.validation, got.contract, options.quantize,
         distill_options, log,
     )  # fmt: skip
     if outcome.over_budget is not None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgecls.export.metadata import read_contract_file
-from edgecls.export.quant.image_sets import load_int8_images
+from edgecls.export.quant.image_sets import ImageList, load_int8_images
 from edgecls.export.quant.options import Int8Images, QuantizeOptions
 from edgecls.export.quant.pipeline import quantize_model
 from edgecls.export.quant.report import QuantReport
@@ -49,6 +49,33 @@ def file_contract(model_path: Path, options: ContractOptions) -> ModelContract:
     return contract_from_options(options, base, provenance)
 
 
+@dataclass(frozen=True)
+class FileInputs:
+    """What quantizing a model file needs, all loaded before anything is written."""
+
+    model: Path
+    contract: ModelContract
+    calibration: ImageList
+    validation: ImageList
+    out_path: Path  # out_dir/STEM.int8.onnx
+
+
+def file_inputs(
+    model_path: str | os.PathLike[str], options: QuantizeFileOptions, log: Callable[[str], None] = print
+) -> FileInputs:
+    """The model file, its contract and the images: ModelLoadError/ContractError/DataError (exit status 2) when
+    one is missing, before anything is written."""
+    model = Path(model_path)
+    if not model.is_file():
+        raise ModelLoadError(f"{model}: no such model file")
+    if options.images.calib is None:
+        raise DataError("quantize needs calibration images: --calib DATA (a folder or builtin:NAME)")
+    contract = file_contract(model, options.contract)
+    calibration, validation = load_int8_images(options.images, contract, None, str(model), log)
+    out_dir = Path(options.out_dir) if options.out_dir else model.parent
+    return FileInputs(model, contract, calibration, validation, int8_path_for(model, out_dir))
+
+
 def quantize_file(
     model_path: str | os.PathLike[str], options: QuantizeFileOptions, log: Callable[[str], None] = print
 ) -> QuantReport:
@@ -58,13 +85,6 @@ def quantize_file(
     OverBudgetError after writing the report otherwise, and ModelLoadError/ContractError/DataError (exit
     status 2) before writing anything when the model, its contract or the images are missing.
     """
-    model = Path(model_path)
-    if not model.is_file():
-        raise ModelLoadError(f"{model}: no such model file")
-    if options.images.calib is None:
-        raise DataError("quantize needs calibration images: --calib DATA (a folder or builtin:NAME)")
-    contract = file_contract(model, options.contract)
-    calibration, validation = load_int8_images(options.images, contract, None, str(model), log)
-    out_dir = Path(options.out_dir) if options.out_dir else model.parent
-    out_path = int8_path_for(model, out_dir)
-    return quantize_model(model, out_path, calibration, validation, contract, options.quantize, log)
+    got = file_inputs(model_path, options, log)
+    return quantize_model(got.model, got.out_path, got.calibration, got.validation, got.contract, options.quantize,
+                          log)  # fmt: skip
