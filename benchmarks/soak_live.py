@@ -93,6 +93,12 @@ class SoakSink:
     samples: list[tuple[int, float, float]] = field(default_factory=list)  # (results, seconds, RSS MB)
     _t0: float = field(default_factory=time.perf_counter)
     _proc: Any = field(default_factory=psutil.Process)
+    _noticed: threading.Condition = field(default_factory=threading.Condition)
+
+    def wait_for_notice(self, seen: int, timeout: float) -> bool:
+        """Block until more than ``seen`` notices (reconnects) have arrived; False on timeout."""
+        with self._noticed:
+            return self._noticed.wait_for(lambda: len(self.notices) > seen, timeout)
 
     def sample(self) -> None:
         self.samples.append((self.results, time.perf_counter() - self._t0, self._proc.memory_info().rss / 2**20))
@@ -107,8 +113,10 @@ class SoakSink:
     def error(self, record: ErrorRecord) -> None:
         self.errors.append(record.error)
 
-    def notice(self, source: str, message: str) -> None:
-        self.notices.append(message)
+    def notice(self, source: str, message: str) -> None:  # called on the capture thread
+        with self._noticed:
+            self.notices.append(message)
+            self._noticed.notify_all()
 
     def source_done(self, source: str) -> None:
         pass
@@ -150,10 +158,16 @@ def soak(model: Path, frames: int, restart_every: int | None = None, sample_ever
         nonlocal restarts
         if restart_every and n % restart_every == 0 and n < frames:
             with lock:  # the camera "reboots": connection dropped, back on the same port
+                seen = len(sink.notices)
                 server[0].kill()
                 server[0].wait()
                 server[0] = serve(port)
                 restarts += 1
+                # The socket can hold a couple of hundred frames of the dead server's stream; without this wait the
+                # next restart can kill a server the reader never reached, and two restarts show as one reconnect.
+                # The capture thread drains those frames, meets EOF and says "reconnecting" while this result waits.
+                if not sink.wait_for_notice(seen, timeout=60):
+                    sink.errors.append(f"restart {restarts}: the reader never noticed the lost stream in 60 s")
 
     sink = SoakSink(sample_every, on_result=maybe_restart)
     clf = Classifier(model, spin=False, threads=1)
