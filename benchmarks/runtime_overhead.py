@@ -211,7 +211,11 @@ def folder_throughput(model: Path, paths: list[Path], repeats: int) -> dict:
     from edgecls.runtime.classifier import Classifier
     from edgecls.runtime.decode import decode_image
     from edgecls.runtime.preprocess import decode_for_contract, preprocess
-    from edgecls.runtime.run.image_batches import classify_files, classify_files_sequential, default_workers
+    from edgecls.runtime.sources.image_batches import (
+        classify_files,
+        classify_files_sequential,
+        default_workers,
+    )
 
     default = Classifier(model, provider="cpu")
     nospin = Classifier(model, provider="cpu", spin=False)  # what `edgecls run` uses

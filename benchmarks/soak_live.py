@@ -31,10 +31,10 @@ import numpy as np
 import psutil
 
 from edgecls.runtime.classifier import Classifier
-from edgecls.runtime.run.live_capture import CaptureSettings, quiet_backend_logs
-from edgecls.runtime.run.records import ErrorRecord, Record, RunSummary
-from edgecls.runtime.run.source_loop import LoopOptions, run_sources
-from edgecls.runtime.run.source_specs import SourceSpec
+from edgecls.runtime.sources.live_capture import CaptureSettings, quiet_backend_logs
+from edgecls.runtime.sources.records import ErrorRecord, Record, RunSummary
+from edgecls.runtime.sources.source_loop import LoopOptions, run_sources
+from edgecls.runtime.sources.source_specs import SourceSpec
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -1,7 +1,7 @@
 """Secrets out of anything shown: the one place a source or message loses its URL credentials.
 
 A stream URL may carry a user name and password (``rtsp://admin:hunter2@cam/stream``). OpenCV/FFmpeg need
-the URL as given, so :class:`~edgecls.runtime.run.source_specs.SourceSpec` keeps it in ``target`` for opening;
+the URL as given, so :class:`~edgecls.runtime.sources.source_specs.SourceSpec` keeps it in ``target`` for opening;
 everything that *shows* a source or a message that may quote one (result rows, error rows, CSV tables, the
 console, serve's replies and banner, the CLI's error line) passes it through :func:`redact` first.
 """

@@ -36,13 +36,14 @@ def test_cli_help_does_not_import_torch(args: list[str]) -> None:
 
 
 def test_every_runtime_module_imports_without_torch_or_onnx() -> None:
-    """Every module of the runtime (core, run, bench with its baselines, batch, serve) imports without torch or
-    onnx: the PyTorch eager baseline imports torch only in the measuring process that runs it."""
+    """Every module of the runtime (core, sources, run, bench with its baselines, batch, serve) imports without
+    torch or onnx: the PyTorch eager baseline imports torch only in the measuring process that runs it."""
     body = (
         "import importlib, pkgutil, edgecls.runtime as r; "
         "names = [m.name for m in pkgutil.walk_packages(r.__path__, r.__name__ + '.')]; "
         "expected = {'edgecls.runtime.bench.baselines.torch_eager', 'edgecls.runtime.bench.child', "
-        "'edgecls.runtime.run.live_capture', 'edgecls.runtime.serve.app', 'edgecls.runtime.batch.on_ray'}; "
+        "'edgecls.runtime.sources.live_capture', 'edgecls.runtime.run.main', 'edgecls.runtime.serve.app', "
+        "'edgecls.runtime.batch.on_ray'}; "
         "assert expected <= set(names), names; [importlib.import_module(n) for n in names]"
     )
     assert _heavy_modules_after(body) == "[]"

@@ -12,8 +12,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edgecls.runtime.run.live_capture import CaptureSettings, FrameSource
-from edgecls.runtime.run.source_specs import SourceSpec, camera_source
+from edgecls.runtime.sources.live_capture import CaptureSettings, FrameSource
+from edgecls.runtime.sources.source_specs import SourceSpec, camera_source
 
 
 def write_video(path: Path, frames: int = 30, fps: float = 30.0, size: int = 64) -> Path:

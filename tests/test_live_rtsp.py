@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from fixtures_runtime import run_edgecls, start_edgecls
 
-from edgecls.runtime.run.live_capture import CaptureSettings, Frame, FrameSource, quiet_backend_logs
-from edgecls.runtime.run.source_specs import SourceSpec, expand_one
+from edgecls.runtime.sources.live_capture import CaptureSettings, Frame, FrameSource, quiet_backend_logs
+from edgecls.runtime.sources.source_specs import SourceSpec, expand_one
 
 pytestmark = pytest.mark.stream
 

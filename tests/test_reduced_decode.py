@@ -21,7 +21,7 @@ from edgecls.runtime.classifier import Classifier
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.decode import decode_bytes, decode_image, read_jpeg_header, reduced_decode_flag
 from edgecls.runtime.preprocess import decode_floor, decode_for_contract, preprocess
-from edgecls.runtime.run.image_batches import classify_files, classify_files_sequential
+from edgecls.runtime.sources.image_batches import classify_files, classify_files_sequential
 
 CONTRACT_224 = ModelContract(labels=("a", "b"), input_size=(224, 224), interpolation="linear")
 

@@ -20,7 +20,7 @@ from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.decode import decode_bytes, decode_image, jpeg_is_truncated
 from edgecls.runtime.errors import ImageDecodeError
 from edgecls.runtime.preprocess import preprocess, resize_to_contract
-from edgecls.runtime.run.image_batches import classify_files
+from edgecls.runtime.sources.image_batches import classify_files
 
 
 def test_decoder_gives_bgr_uint8_for_every_valid_odd_file(odd_images: OddImages) -> None:

@@ -25,8 +25,8 @@ import numpy as np
 import pytest
 from fixtures_reliability import edgecls_cmd, edgecls_env, jsonl, run_cli
 
-from edgecls.runtime.run.live_capture import CaptureSettings, FrameSource, quiet_backend_logs
-from edgecls.runtime.run.source_specs import SourceSpec
+from edgecls.runtime.sources.live_capture import CaptureSettings, FrameSource, quiet_backend_logs
+from edgecls.runtime.sources.source_specs import SourceSpec
 
 BOUNDARY = b"edgeclsframe"
 

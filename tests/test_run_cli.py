@@ -196,7 +196,8 @@ def test_full_run_never_imports_torch_or_onnx(runtime_models, runtime_images):
             "-c",
             "import sys; import edgecls.runtime; "
             "from edgecls.runtime.classifier import Classifier; "
-            "import edgecls.runtime.run.main, edgecls.runtime.run.console_sinks, edgecls.runtime.run.live_capture; "
+            "import edgecls.runtime.run.main, edgecls.runtime.run.console_sinks, "
+            "edgecls.runtime.sources.live_capture; "
             "print([m for m in ('torch', 'onnx') if m in sys.modules])",
         ],
         capture_output=True,

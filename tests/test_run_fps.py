@@ -13,7 +13,7 @@ from pathlib import Path
 from fixtures_runtime import run_edgecls
 from test_live import write_video
 
-from edgecls.runtime.run.sinks import FpsMeter
+from edgecls.runtime.run.fps_meter import FpsMeter
 
 FRAMES = 160
 

@@ -14,12 +14,12 @@ from test_live import write_video
 
 from edgecls.runtime.classifier import Classifier
 from edgecls.runtime.errors import EdgeclsError
-from edgecls.runtime.run.image_batches import classify_files, classify_files_sequential
-from edgecls.runtime.run.live_capture import CaptureSettings
 from edgecls.runtime.run.main import RunOptions, run
-from edgecls.runtime.run.records import ErrorRecord, Record, RunSummary
-from edgecls.runtime.run.source_loop import LoopOptions, run_sources
-from edgecls.runtime.run.source_specs import SourceSpec, expand_sources
+from edgecls.runtime.sources.image_batches import classify_files, classify_files_sequential
+from edgecls.runtime.sources.live_capture import CaptureSettings
+from edgecls.runtime.sources.records import ErrorRecord, Record, RunSummary
+from edgecls.runtime.sources.source_loop import LoopOptions, run_sources
+from edgecls.runtime.sources.source_specs import SourceSpec, expand_sources
 
 
 class Collect:
@@ -99,8 +99,9 @@ def test_max_frames_and_stop_event(runtime_models, tmp_path):
 
 
 def test_annotate_and_save_names(tmp_path):
+    from edgecls.runtime.annotate import annotate
     from edgecls.runtime.classifier import Prediction
-    from edgecls.runtime.run.image_sinks import SaveSink, annotate
+    from edgecls.runtime.run.image_sinks import SaveSink
 
     img = np.zeros((120, 160, 3), np.uint8)
     out = annotate(img, [Prediction("cat", 0, 0.9)], fps=12.5)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgecls.runtime.run.source_specs import camera_source, expand_one, expand_sources
+from edgecls.runtime.sources.source_specs import camera_source, expand_one, expand_sources
 
 
 def _tree(root: Path) -> Path:

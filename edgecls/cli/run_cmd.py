@@ -97,10 +97,10 @@ def run(
       edgecls run foreign.onnx img.jpg --labels labels.txt --input-size 224 --resize-mode shorter_side_crop
     """
     from edgecls.runtime.file_guard import max_file_bytes
-    from edgecls.runtime.run.live_capture import CaptureSettings
     from edgecls.runtime.run.main import RunOptions
     from edgecls.runtime.run.main import run as run_app
-    from edgecls.runtime.run.source_loop import LoopOptions
+    from edgecls.runtime.sources.live_capture import CaptureSettings
+    from edgecls.runtime.sources.source_loop import LoopOptions
 
     capture = CaptureSettings(stride=stride, realtime=realtime, retries=retries, backoff=backoff,
                               read_timeout=read_timeout, open_timeout=max(read_timeout, 1.0))

@@ -18,7 +18,7 @@ from edgecls.runtime.contract_options import ContractOptions
 
 def _live_source(camera: int | None, source: str | None):  # -> SourceSpec | None (imported lazily)
     from edgecls.runtime.errors import EdgeclsError
-    from edgecls.runtime.run.source_specs import camera_source, expand_one
+    from edgecls.runtime.sources.source_specs import camera_source, expand_one
 
     if camera is not None and source is not None:
         raise EdgeclsError("give either --camera N or --source URL|FILE, not both")
@@ -123,9 +123,9 @@ def serve(
     import warnings
 
     from edgecls.runtime.classifier import Classifier
-    from edgecls.runtime.run.live_capture import quiet_backend_logs
     from edgecls.runtime.serve.server import serve_forever
     from edgecls.runtime.serve.settings import ServeSettings, check_bind
+    from edgecls.runtime.sources.live_capture import quiet_backend_logs
 
     settings = ServeSettings(
         host=host, port=port, token=token, insecure=insecure, top_k=top_k, max_batch=max_batch,

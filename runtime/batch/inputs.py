@@ -1,7 +1,7 @@
 """Expanding ``edgecls batch`` INPUT arguments into one sorted list of image files, once, on the driver.
 
-Local folders, files and globs are expanded by :func:`edgecls.runtime.run.source_specs.expand_sources`, the same
-rules as ``edgecls run`` (recursive, hidden entries skipped, image suffixes only inside folders). URIs
+Local folders, files and globs are expanded by :func:`edgecls.runtime.sources.source_specs.expand_sources`,
+the same rules as ``edgecls run`` (recursive, hidden entries skipped, image suffixes only inside folders). URIs
 (``s3://bucket/prefix``, ``gs://...``, ``file:///...``) are listed through pyarrow's filesystems with the
 same filter (no globs there); ``file://`` results are named by their local path. Both execution paths
 classify exactly this list, so their tables have the same rows.
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from edgecls.runtime.decode import is_image_path
-from edgecls.runtime.run.source_specs import STREAM_SCHEMES, SourceProblem, expand_sources
+from edgecls.runtime.sources.source_specs import STREAM_SCHEMES, SourceProblem, expand_sources
 
 _URI = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 

@@ -13,8 +13,8 @@ from edgecls.runtime.batch.table import BatchSummary, check_complete
 from edgecls.runtime.batch.writers import ParquetSink, count_rows, is_uri, jsonl_path, write_jsonl
 from edgecls.runtime.classifier import Classifier
 from edgecls.runtime.errors import EdgeclsError
-from edgecls.runtime.run.source_loop import LoopOptions, run_sources
-from edgecls.runtime.run.source_specs import SourceSpec
+from edgecls.runtime.sources.source_loop import LoopOptions, run_sources
+from edgecls.runtime.sources.source_specs import SourceSpec
 
 
 def classify_in_process(job: BatchJob) -> BatchSummary:

@@ -7,9 +7,9 @@
       -> write_parquet(RESULTS)                       one file per >= 50k rows, written by the workers
 
 Each actor decodes and preprocesses with the runtime's own code
-(:func:`edgecls.runtime.run.image_batches.classify_encoded`: the same reduced JPEG decoding and error messages as
-``edgecls run``), so a file's row is the same as the in-process path's. A file that cannot be read (a dangling
-link, a pipe, over ``--max-file-mb``) or decoded is an error row, never a failed task: the files are read by
+(:func:`edgecls.runtime.sources.image_batches.classify_encoded`: the same reduced JPEG decoding and error
+messages as ``edgecls run``), so a file's row is the same as the in-process path's. A file that cannot be read (a
+dangling link, a pipe, over ``--max-file-mb``) or decoded is an error row, never a failed task: the files are read by
 :func:`edgecls.runtime.batch.reads.read_inputs` through the runtime's guarded reader, not by Ray Data's
 ``read_binary_files``, which fails the whole job on one unreadable file and reads pipes and devices.
 
@@ -47,8 +47,8 @@ from edgecls.runtime.batch.table import (
 from edgecls.runtime.batch.writers import count_rows, jsonl_path, write_jsonl
 from edgecls.runtime.classifier import Classifier
 from edgecls.runtime.errors import EdgeclsError, MissingExtraError
-from edgecls.runtime.run.image_batches import classify_encoded
-from edgecls.runtime.run.records import ErrorRecord
+from edgecls.runtime.sources.image_batches import classify_encoded
+from edgecls.runtime.sources.records import ErrorRecord
 
 if TYPE_CHECKING:
     import pyarrow as pa

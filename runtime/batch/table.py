@@ -1,7 +1,7 @@
 """The batch result table: one row per input file, the fields of ``edgecls run --json`` plus error rows.
 
 Both paths (in-process and Ray) build their rows here from the runtime's own records
-(:meth:`edgecls.runtime.run.records.Record.to_dict` / :meth:`ErrorRecord.to_dict`), so a row holds exactly what
+(:meth:`edgecls.runtime.sources.records.Record.to_dict` / :meth:`ErrorRecord.to_dict`), so a row holds exactly what
 ``run --json`` prints for that file, with the fields the other kind of row has set to null:
 
     source      string                                        absolute path or URI of the file
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from edgecls.runtime.errors import EdgeclsError
-from edgecls.runtime.run.image_batches import ImageResult
-from edgecls.runtime.run.records import ErrorRecord, Record
+from edgecls.runtime.sources.image_batches import ImageResult
+from edgecls.runtime.sources.records import ErrorRecord, Record
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -19,7 +19,7 @@ from typing import Any
 
 from edgecls.runtime.atomic import atomic_path
 from edgecls.runtime.batch.table import arrow_schema, json_from_row, row_from_json, rows_to_table
-from edgecls.runtime.run.records import ErrorRecord, Record, RunSummary
+from edgecls.runtime.sources.records import ErrorRecord, Record, RunSummary
 
 _URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 

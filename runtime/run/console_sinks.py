@@ -18,8 +18,9 @@ import threading
 from typing import IO, Any
 
 from edgecls.runtime.classifier import Prediction
-from edgecls.runtime.run.records import ErrorRecord, Record, RunSummary
-from edgecls.runtime.run.sinks import FpsMeter, QuietSink
+from edgecls.runtime.run.fps_meter import FpsMeter
+from edgecls.runtime.sources.records import ErrorRecord, Record, RunSummary
+from edgecls.runtime.sources.sinks import QuietSink
 
 
 def format_predictions(preds: list[Prediction], limit: int = 3) -> str:

@@ -15,8 +15,8 @@ from typing import Any
 
 from edgecls.runtime.atomic import atomic_path
 from edgecls.runtime.errors import EdgeclsError
-from edgecls.runtime.run.records import ErrorRecord, Record, RunSummary
-from edgecls.runtime.run.sinks import QuietSink
+from edgecls.runtime.sources.records import ErrorRecord, Record, RunSummary
+from edgecls.runtime.sources.sinks import QuietSink
 
 
 class CsvSink(QuietSink):

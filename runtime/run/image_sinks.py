@@ -1,7 +1,6 @@
 """Pixel outputs of ``edgecls run``: annotated files (``--save DIR``) and a window per source (``--show``).
 
-- :func:`annotate`: a copy of a frame with the top labels, scores and FPS in its corner (also what
-  ``edgecls serve``'s live feed shows).
+- Both draw with :func:`edgecls.runtime.annotate.annotate` (also what ``edgecls serve``'s live feed shows).
 - :class:`SaveSink`: annotated images (``DIR/<name>``) and annotated videos (``DIR/<source>.avi``, MJPG),
   each published atomically.
 - :class:`ShowSink`: an OpenCV window per source with label, score and FPS; refuses without a display.
@@ -17,31 +16,13 @@ import threading
 from pathlib import Path
 
 import cv2
-import numpy as np
 
+from edgecls.runtime.annotate import annotate
 from edgecls.runtime.atomic import atomic_path, atomic_write_bytes
-from edgecls.runtime.classifier import Prediction
 from edgecls.runtime.errors import EdgeclsError
-from edgecls.runtime.run.records import Record, RunSummary
-from edgecls.runtime.run.sinks import FpsMeter, QuietSink
-
-
-def annotate(image: np.ndarray, preds: list[Prediction], fps: float | None = None, lines: int = 1) -> np.ndarray:
-    """A copy of ``uint8[H, W, 3]`` BGR with the best ``lines`` labels and scores (and FPS) in the corner."""
-    out = image.copy()
-    h, w = out.shape[:2]
-    scale = max(0.4, min(w, h) / 640.0)
-    thick = max(1, int(round(scale * 2)))
-    texts = [f"{p.label} {p.score:.2f}" for p in preds[:lines]]
-    if fps is not None:
-        texts.append(f"{fps:.1f} FPS")
-    y = 0
-    for text in texts:
-        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
-        y += th + base + 4
-        cv2.rectangle(out, (0, y - th - base - 4), (tw + 8, y + 2), (0, 0, 0), -1)
-        cv2.putText(out, text, (4, y - base), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
-    return out
+from edgecls.runtime.run.fps_meter import FpsMeter
+from edgecls.runtime.sources.records import Record, RunSummary
+from edgecls.runtime.sources.sinks import QuietSink
 
 
 def _safe_name(name: str) -> str:

@@ -1,7 +1,7 @@
 """``edgecls run`` as one library call: :class:`RunOptions` in, exit status out.
 
 :func:`run` loads the classifier, expands the SOURCE arguments, builds the outputs the options ask for,
-feeds everything through :func:`~edgecls.runtime.run.source_loop.run_sources` with SIGINT/SIGTERM turned
+feeds everything through :func:`~edgecls.runtime.sources.source_loop.run_sources` with SIGINT/SIGTERM turned
 into a clean stop, prints the summary line on stderr and returns the exit status:
 0 every input handled; 1 some input failed (each failure is an error row); 130 after Ctrl-C (SIGINT) and
 143 after SIGTERM, both after stopping the sources and flushing every output. A run that cannot start
@@ -23,11 +23,11 @@ from edgecls.runtime.provider_names import parse_provider_options
 from edgecls.runtime.run.console_sinks import ConsoleSink, JsonLinesSink, StderrNotices
 from edgecls.runtime.run.csv_sink import CsvSink
 from edgecls.runtime.run.image_sinks import SaveSink, ShowSink
-from edgecls.runtime.run.live_capture import quiet_backend_logs
-from edgecls.runtime.run.sinks import MultiSink, Sink
-from edgecls.runtime.run.source_loop import LoopOptions, run_sources
-from edgecls.runtime.run.source_specs import expand_sources
 from edgecls.runtime.run.stop_signals import StopSignals
+from edgecls.runtime.sources.live_capture import quiet_backend_logs
+from edgecls.runtime.sources.sinks import MultiSink, Sink
+from edgecls.runtime.sources.source_loop import LoopOptions, run_sources
+from edgecls.runtime.sources.source_specs import expand_sources
 
 
 @dataclass(frozen=True)

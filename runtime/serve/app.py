@@ -36,8 +36,6 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edgecls.runtime.classifier import Classifier, InferenceError
-from edgecls.runtime.run.records import Record
-from edgecls.runtime.run.source_specs import SourceSpec
 from edgecls.runtime.serve.batcher import DynamicBatcher, ServerBusy
 from edgecls.runtime.serve.decode_pool import DecodePool
 from edgecls.runtime.serve.live_feed import LiveFeed
@@ -46,6 +44,8 @@ from edgecls.runtime.serve.metrics import ServeMetrics
 from edgecls.runtime.serve.settings import ServeSettings, accepted_hosts, host_name
 from edgecls.runtime.serve.state import ServeState, error_response, serve_state
 from edgecls.runtime.serve.uploads import ApiError, parse_top_k, prepare_upload, read_upload
+from edgecls.runtime.sources.records import Record
+from edgecls.runtime.sources.source_specs import SourceSpec
 
 ROUTES = ("/", "/v1/classify", "/v1/model", "/v1/latest", "/v1/stream", "/v1/events", "/healthz", "/readyz",
           "/metrics")

@@ -1,10 +1,12 @@
 """A live source classified continuously for the server: newest frame in, newest result out.
 
-The capture is :class:`edgecls.runtime.run.live_capture.FrameSource` in its newest-frame mode (video files play at their
-frame rate and start again at the end), so a result is never older than one frame interval plus one model call.
+The capture is :class:`edgecls.runtime.sources.live_capture.FrameSource` in its newest-frame mode (video files
+play at their frame rate and start again at the end), so a result is never older than one frame interval plus one
+model call.
 A feed thread takes the newest frame, preprocesses it, sends it through the server's
 :class:`~edgecls.runtime.serve.batcher.DynamicBatcher` (the model is shared with uploads and called from one
-thread only) and publishes a :class:`edgecls.runtime.run.records.Record`, the row ``edgecls run --json`` prints.
+thread only) and publishes a :class:`edgecls.runtime.sources.records.Record`, the row ``edgecls run --json``
+prints.
 A source that ends or gives up reconnecting is opened again after ``reopen_s``; its last error stays visible
 in :meth:`LiveFeed.status` until frames come back.
 """
@@ -19,15 +21,15 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from edgecls.runtime.annotate import annotate
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.preprocess import preprocess
 from edgecls.runtime.redact import redact
-from edgecls.runtime.run.image_sinks import annotate
-from edgecls.runtime.run.live_capture import CaptureSettings, FrameSource
-from edgecls.runtime.run.records import Record
-from edgecls.runtime.run.source_specs import SourceSpec
 from edgecls.runtime.serve.batcher import DynamicBatcher, ServerBusy
 from edgecls.runtime.serve.metrics import ServeMetrics
+from edgecls.runtime.sources.live_capture import CaptureSettings, FrameSource
+from edgecls.runtime.sources.records import Record
+from edgecls.runtime.sources.source_specs import SourceSpec
 
 
 @dataclass(frozen=True)

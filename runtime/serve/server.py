@@ -22,11 +22,11 @@ import uvicorn
 
 from edgecls.runtime.classifier import Classifier
 from edgecls.runtime.errors import EdgeclsError
-from edgecls.runtime.run.source_specs import SourceSpec
 from edgecls.runtime.serve.app import build_app
 from edgecls.runtime.serve.connections import ConnectionLimits, connection_cap, guarded_protocol
 from edgecls.runtime.serve.settings import ServeSettings
 from edgecls.runtime.serve.state import ServeState
+from edgecls.runtime.sources.source_specs import SourceSpec
 
 
 class _DrainingServer(uvicorn.Server):

@@ -34,7 +34,7 @@ import numpy as np
 from edgecls.runtime.decode import to_bgr_uint8
 from edgecls.runtime.errors import EdgeclsError, SourceError
 from edgecls.runtime.redact import redact
-from edgecls.runtime.run.source_specs import SourceSpec
+from edgecls.runtime.sources.source_specs import SourceSpec
 
 EventCallback = Callable[[str, str], None]  # (source name, message)
 

@@ -21,11 +21,11 @@ import numpy as np
 from edgecls.runtime.classifier import Classifier
 from edgecls.runtime.file_guard import DEFAULT_MAX_FILE_MB, MB
 from edgecls.runtime.preprocess import preprocess
-from edgecls.runtime.run.image_batches import classify_files
-from edgecls.runtime.run.live_capture import CaptureSettings, Frame, FrameSource
-from edgecls.runtime.run.records import ErrorRecord, Record, RunSummary, SourceStats
-from edgecls.runtime.run.sinks import Sink
-from edgecls.runtime.run.source_specs import SourceProblem, SourceSpec
+from edgecls.runtime.sources.image_batches import classify_files
+from edgecls.runtime.sources.live_capture import CaptureSettings, Frame, FrameSource
+from edgecls.runtime.sources.records import ErrorRecord, Record, RunSummary, SourceStats
+from edgecls.runtime.sources.sinks import Sink
+from edgecls.runtime.sources.source_specs import SourceProblem, SourceSpec
 
 
 @dataclass(frozen=True)
