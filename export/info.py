@@ -60,7 +60,7 @@ def _dims(shape: Any) -> list[int | str | None]:
 
 
 def _from_session(path: Path) -> ModelInfo:
-    from edgecls.runtime.session import create_session
+    from edgecls.runtime.providers.session import create_session
 
     sess, _ = create_session(path, provider="cpu", threads=1)
     meta = sess.get_modelmeta()

@@ -45,7 +45,7 @@ def contract_of(model: onnx.ModelProto) -> ModelContract | None:
 
 def read_contract_file(path: str | os.PathLike[str]) -> ModelContract | None:
     """The contract stored in an ONNX file, read with onnxruntime only (no ``onnx`` import)."""
-    from edgecls.runtime.session import create_session
+    from edgecls.runtime.providers.session import create_session
 
     sess, _ = create_session(path, provider="cpu", threads=1)
     return contract_from_metadata(dict(sess.get_modelmeta().custom_metadata_map))

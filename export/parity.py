@@ -54,7 +54,7 @@ def onnx_logits(
 ) -> np.ndarray:
     """float32[N, 3, h, w] -> float32[N, C] on an onnxruntime CPU session (``create_session``)."""
     from edgecls.runtime.batched_inference import session_outputs
-    from edgecls.runtime.session import create_session
+    from edgecls.runtime.providers.session import create_session
 
     sess, _ = create_session(path, provider="cpu", threads=threads)
     return session_outputs(sess, inputs, batch_size)

@@ -1,6 +1,6 @@
 """The device-side classifier: an ONNX model plus its contract, numpy + OpenCV + onnxruntime only.
 
-``Classifier(path)`` creates the session through :func:`edgecls.runtime.session.create_session`, reads the
+``Classifier(path)`` creates the session through :func:`edgecls.runtime.providers.session.create_session`, reads the
 contract from ``session.get_modelmeta().custom_metadata_map`` (no ``onnx`` package needed), checks that the
 graph really is an image classifier that matches the contract, and then classifies ``uint8[H, W, 3]`` BGR
 images with the single preprocessing implementation (:mod:`edgecls.runtime.preprocess`).
@@ -29,8 +29,8 @@ from edgecls.runtime.cpu_isa import int8_warnings, target_mismatch
 from edgecls.runtime.decode import to_bgr_uint8
 from edgecls.runtime.errors import ContractError, EdgeclsError, ModelLoadError
 from edgecls.runtime.preprocess import decode_for_contract, preprocess_batch
+from edgecls.runtime.providers.session import PRECISION_OPTION, SessionInfo, create_session
 from edgecls.runtime.scores import to_probabilities
-from edgecls.runtime.session import PRECISION_OPTION, SessionInfo, create_session
 
 _FLOAT_TYPES: dict[str, type[np.floating[Any]]] = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 

@@ -131,7 +131,7 @@ def test_provider_listed_but_running_no_node_counts_as_fallback(bench_models):
 def test_end_to_end_stages_and_top1_accuracy(bench_models, tmp_path):
     from edgecls.runtime.decode import decode_image
     from edgecls.runtime.preprocess import preprocess_batch
-    from edgecls.runtime.session import create_session
+    from edgecls.runtime.providers.session import create_session
 
     data = tmp_path / "data"
     shutil.copytree(bench_models.images, data)

@@ -99,7 +99,7 @@ def test_auto_with_images_picks_a_correct_row_and_says_on_how_many(bench_models,
 
 def test_openvino_rows_per_precision_labelled_by_engine(bench_models, tmp_path):
     pytest.importorskip("openvino")
-    from edgecls.runtime.openvino_session import cpu_precisions
+    from edgecls.runtime.providers.openvino import cpu_precisions
 
     _write_folder(tmp_path / "data", 12)
     result = run_benchmark([bench_models.fp32, bench_models.int8], providers=["cpu", "openvino"],
@@ -125,7 +125,7 @@ def test_bf16_refusing_an_int8_file_is_an_openvino_row_with_the_cause(bench_mode
     from fixtures_bench import _RandomCalibration
     from onnxruntime.quantization import quantize_static
 
-    from edgecls.runtime.openvino_session import cpu_precisions
+    from edgecls.runtime.providers.openvino import cpu_precisions
 
     model = tmp_path / "default.int8.onnx"
     quantize_static(str(bench_models.fp32), str(model), _RandomCalibration())

@@ -22,7 +22,7 @@ from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.errors import ContractError, DataError, EdgeclsError
 from edgecls.runtime.golden_file import read_golden
 from edgecls.runtime.preprocess import preprocess_batch
-from edgecls.runtime.session import create_session
+from edgecls.runtime.providers.session import create_session
 from edgecls.training.checkpoint import load_checkpoint
 
 CONTRACT = ModelContract(labels=("a", "b", "c"), input_size=(32, 32), resize_mode="stretch")

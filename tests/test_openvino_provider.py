@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from edgecls.cli import app
 from edgecls.runtime.classifier import Classifier
-from edgecls.runtime.session import openvino_route
+from edgecls.runtime.providers.session import openvino_route
 
 pytest.importorskip("openvino", reason="the openvino extra is not installed: pip install 'edgecls[openvino]'")
 

@@ -10,11 +10,11 @@ import pytest
 from typer.testing import CliRunner
 
 from edgecls.cli import app
-from edgecls.runtime import provider_names
-from edgecls.runtime import session as S
 from edgecls.runtime.bench.sweep import run_benchmark
 from edgecls.runtime.classifier import Classifier
 from edgecls.runtime.errors import ProviderError
+from edgecls.runtime.providers import names
+from edgecls.runtime.providers import session as S
 
 # Option names as onnxruntime documents them (the provider pages under
 # https://onnxruntime.ai/docs/execution-providers/ and each provider's *_execution_provider_info.cc parser,
@@ -48,7 +48,7 @@ CUDNN_ALGO_SEARCH = {"EXHAUSTIVE", "HEURISTIC", "DEFAULT"}
 
 @pytest.mark.parametrize("provider", sorted(DOCUMENTED))
 def test_provider_options_are_documented_names(provider):
-    opts = provider_names.default_provider_options(provider, device_id=0, threads=2)
+    opts = names.default_provider_options(provider, device_id=0, threads=2)
     assert set(opts) <= DOCUMENTED[provider], set(opts) - DOCUMENTED[provider]
     if provider == "CUDAExecutionProvider":
         assert opts["cudnn_conv_algo_search"] in CUDNN_ALGO_SEARCH
@@ -58,7 +58,7 @@ def test_provider_options_are_documented_names(provider):
 
 def test_openvino_runtime_properties_are_ones_openvino_supports():
     ov = pytest.importorskip("openvino")
-    _, props = __import__("edgecls.runtime.openvino_session", fromlist=["x"]).compile_properties(2, {})
+    _, props = __import__("edgecls.runtime.providers.openvino", fromlist=["x"]).compile_properties(2, {})
     # CACHE_DIR is a Core-level property (model cache), named by openvino's own properties module.
     supported = set(ov.Core().get_property("CPU", "SUPPORTED_PROPERTIES")) | {ov.properties.cache_dir()}
     assert set(props) <= supported, set(props) - supported

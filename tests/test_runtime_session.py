@@ -9,9 +9,9 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from edgecls.runtime import plugin_providers, provider_catalog, provider_names
-from edgecls.runtime import session as S
 from edgecls.runtime.errors import ProviderError
+from edgecls.runtime.providers import catalog, names, plugins
+from edgecls.runtime.providers import session as S
 
 
 def test_strict_cpu_session_is_allowed(runtime_models):
@@ -20,12 +20,12 @@ def test_strict_cpu_session_is_allowed(runtime_models):
 
 
 def test_provider_options_parse_and_reach_the_session(runtime_models):
-    opts = provider_names.parse_provider_options(
+    opts = names.parse_provider_options(
         ["device_id=1", "trt_fp16_enable=false", "ratio=0.5", "device_type=GPU"]
     )
     assert opts == {"device_id": 1, "trt_fp16_enable": False, "ratio": 0.5, "device_type": "GPU"}
     with pytest.raises(ProviderError, match="KEY=VALUE"):
-        provider_names.parse_provider_options(["oops"])
+        names.parse_provider_options(["oops"])
     # A real CPU EP option (arena) accepted by onnxruntime through our path.
     options = {"arena_extend_strategy": 1}
     _, info = S.create_session(runtime_models.cnn, provider="cpu", provider_options=options)
@@ -55,19 +55,19 @@ def test_broken_plugin_package_is_reported_not_raised(tmp_path, monkeypatch):
     )
     (tmp_path / "libnot_an_ep.so").write_bytes(b"not a shared library")
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setitem(plugin_providers.PLUGIN_EP_PACKAGES, "fake_ep_pkg", "FakeExecutionProvider")
-    plugins = {p.module: p for p in plugin_providers.register_plugin_eps()}
-    fake = plugins["fake_ep_pkg"]
+    monkeypatch.setitem(plugins.PLUGIN_EP_PACKAGES, "fake_ep_pkg", "FakeExecutionProvider")
+    registered = {p.module: p for p in plugins.register_plugin_eps()}
+    fake = registered["fake_ep_pkg"]
     assert fake.provider == "FakeExecutionProvider" and fake.error
-    rows = {r.provider: r for r in provider_catalog.describe_providers()}
+    rows = {r.provider: r for r in catalog.describe_providers()}
     assert rows["FakeExecutionProvider"].source.startswith("plugin fake_ep_pkg (error:")
     assert not rows["FakeExecutionProvider"].available
     sys.modules.pop("fake_ep_pkg", None)
 
 
 def test_describe_providers_and_devices():
-    rows = provider_catalog.describe_providers()
+    rows = catalog.describe_providers()
     cpu = next(r for r in rows if r.provider == "CPUExecutionProvider")
     assert cpu.available and cpu.short_names == ["cpu"] and cpu.devices
     assert rows[0].available  # available ones first
-    assert any(d.provider == "CPUExecutionProvider" for d in provider_catalog.ep_devices())
+    assert any(d.provider == "CPUExecutionProvider" for d in catalog.ep_devices())

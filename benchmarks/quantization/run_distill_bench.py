@@ -62,7 +62,7 @@ LEARNED = "edgecls learned from fp32 (--distill), default 1-point budget"
 
 def openvino_agreement(int8: Path, fp32: Path, test: ImageList, contract: ModelContract) -> dict[str, Any]:
     """The int8 file on OpenVINO (2 threads), graded against OpenVINO's own fp32 on the same crops."""
-    from edgecls.runtime.openvino_session import OpenVINOSession
+    from edgecls.runtime.providers.openvino import OpenVINOSession
 
     x = test.inputs(contract)
 

@@ -61,7 +61,7 @@ def main() -> None:
         app()
     except EdgeclsError as e:
         print(f"error: {redact(str(e))}", file=sys.stderr)  # messages may quote a stream URL's password
-        detail = getattr(e, "detail", None)  # an engine's full message (runtime.session.load_error)
+        detail = getattr(e, "detail", None)  # an engine's full message (runtime.providers.session.load_error)
         if detail and "--verbose" in sys.argv[1:]:
             print(redact(detail), file=sys.stderr)
         sys.exit(getattr(e, "exit_status", 2))

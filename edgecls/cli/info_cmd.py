@@ -32,7 +32,7 @@ def info_command(
     precision: PrecisionOpt = None,
 ) -> None:
     from edgecls.export.info import model_info
-    from edgecls.runtime.provider_catalog import provider_paths
+    from edgecls.runtime.providers.catalog import provider_paths
 
     info = model_info(model)
     runs_here = provider_paths()  # which engine each --provider uses on this machine (OpenVINO: EP or runtime)
@@ -54,7 +54,7 @@ def info_command(
 def _engine_on(model: Path, provider: str | None, precision: str | None) -> dict[str, Any]:
     """What runs ``model`` with ``--provider``/``--precision``: the engine, providers used and the precision read
     back from the compiled model (OpenVINO), from a real session."""
-    from edgecls.runtime.session import PRECISION_OPTION, create_session
+    from edgecls.runtime.providers.session import PRECISION_OPTION, create_session
 
     options = {PRECISION_OPTION: precision} if precision else {}
     _, session = create_session(model, provider=provider or "auto", threads=1, provider_options=options)

@@ -110,7 +110,7 @@ def run(
         cameras=tuple(camera or ()),
         contract=contract_options,
         provider=provider,
-        # --precision rides as the provider option edgecls itself reads (runtime.session.PRECISION_OPTION).
+        # --precision rides as the provider option edgecls itself reads (runtime.providers.session.PRECISION_OPTION).
         provider_options=tuple(provider_option or ()) + ((f"precision={precision}",) if precision else ()),
         strict=strict,
         threads=threads,
@@ -136,7 +136,7 @@ def providers(json_out: JsonOpt = False) -> None:
 
     import onnxruntime as ort
 
-    from edgecls.runtime.provider_catalog import describe_providers
+    from edgecls.runtime.providers.catalog import describe_providers
 
     rows = describe_providers()
     if json_out:

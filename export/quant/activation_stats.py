@@ -129,7 +129,7 @@ def collect_stats(
     statistics of ``names`` (default: every activation tensor)."""
     import onnxruntime as ort
 
-    from edgecls.runtime.session import session_options
+    from edgecls.runtime.providers.session import session_options
 
     model = onnx.shape_inference.infer_shapes(onnx.load(str(model_path)))  # shapes say how to sample each tensor
     blob, outputs = _augmented(model, names or activation_tensors(model))

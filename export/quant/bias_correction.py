@@ -102,7 +102,7 @@ def _input_means(
     """Per node: float64[C, kh, kw] patch means of its input (Conv) or float64[K] input means (Gemm)."""
     import onnxruntime as ort
 
-    from edgecls.runtime.session import session_options
+    from edgecls.runtime.providers.session import session_options
 
     x_names = sorted({f.input[0] for f in nodes})
     sess = ort.InferenceSession(

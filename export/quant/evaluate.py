@@ -47,7 +47,7 @@ def int8_logits(path: str | os.PathLike[str], inputs: np.ndarray, precise: bool 
     import onnxruntime as ort
 
     from edgecls.runtime.batched_inference import session_outputs
-    from edgecls.runtime.session import session_options
+    from edgecls.runtime.providers.session import session_options
 
     so = session_options()
     so.add_session_config_entry(PRECISE_KERNELS_KEY, "1")
@@ -85,7 +85,7 @@ def latency_ms(
 ) -> dict[str, float]:
     """Batch-1 latency of one session on this machine: p50/p90 in milliseconds, warm-up excluded (the bench's
     harness, :mod:`edgecls.runtime.bench.latency`)."""
-    from edgecls.runtime.session import create_session
+    from edgecls.runtime.providers.session import create_session
 
     sess, _ = create_session(path, provider="cpu", threads=threads)
     x = np.random.default_rng(0).standard_normal((1, *input_shape)).astype(np.float32)

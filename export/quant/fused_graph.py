@@ -51,7 +51,7 @@ def fusion_counts(int8_path: str | os.PathLike[str]) -> dict[str, Any]:
     DequantizeLinear when the fusion broke); ``int8_fraction``: int8 / (int8 + float) of the weighted ops."""
     import onnxruntime as ort
 
-    from edgecls.runtime.session import session_options
+    from edgecls.runtime.providers.session import session_options
 
     with tempfile.TemporaryDirectory(prefix="edgecls-fused-") as tmp:
         optimized = Path(tmp) / "optimized.onnx"

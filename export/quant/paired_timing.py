@@ -69,7 +69,7 @@ def time_ratio(
 ) -> TimeRatio:
     """Interleaved batch-1 timing of files ``a`` and ``b`` on the float32[1, 3, h, w] input ``x``."""
     from edgecls.export.quant.evaluate import session_latency_ms
-    from edgecls.runtime.session import create_session
+    from edgecls.runtime.providers.session import create_session
 
     sessions = [create_session(p, provider="cpu")[0] for p in (a, b)]
     for s in sessions:  # warm both before any round so neither pays for first-run allocations

@@ -71,7 +71,7 @@ def rank_nodes(
     ``inputs``: float32[N, 3, h, w]; ``reference``: the fp32 model's float32[N, C] logits on them."""
     import onnxruntime as ort
 
-    from edgecls.runtime.session import session_options
+    from edgecls.runtime.providers.session import session_options
 
     qdq = onnx.load(str(qdq_path))
     pre = onnx.load(str(pre_path))

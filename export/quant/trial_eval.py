@@ -35,7 +35,7 @@ class TrialMeasurement:
 def _session(path: Path, precise: bool, optimized: Path | None) -> Any:
     import onnxruntime as ort
 
-    from edgecls.runtime.session import session_options
+    from edgecls.runtime.providers.session import session_options
 
     so = session_options()
     if precise:

@@ -23,8 +23,8 @@ from edgecls.runtime.bench.end_to_end import end_to_end
 from edgecls.runtime.bench.latency import LatencyStats, time_calls, warm_up
 from edgecls.runtime.bench.rows import BenchError, BenchRow, BenchTarget, LoadedRunner
 from edgecls.runtime.contract import ModelContract
-from edgecls.runtime.engine_errors import short_engine_message
 from edgecls.runtime.errors import EdgeclsError
+from edgecls.runtime.providers.engine_errors import short_engine_message
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ def load_onnxruntime(model: str, provider: str = "cpu", threads: int | None = No
     ``openvino`` may come back as OpenVINO's own runtime (same session calls); ``providers_used`` says so.
     """
     from edgecls.runtime.contract import contract_from_metadata
-    from edgecls.runtime.session import create_session
+    from edgecls.runtime.providers.session import create_session
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # the fallback warning is reported in the row instead

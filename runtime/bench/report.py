@@ -17,7 +17,7 @@ from edgecls.runtime.bench.agreement import agreement_inputs_line
 from edgecls.runtime.bench.auto_pick import AUTO_MAX_DROP, unjudged_line
 from edgecls.runtime.bench.env import Environment
 from edgecls.runtime.bench.rows import ENGINE_ORT, BenchResult, BenchRow, is_reference
-from edgecls.runtime.openvino_session import is_openvino_runtime
+from edgecls.runtime.providers.openvino import is_openvino_runtime
 
 
 def _num(v: float | None, fmt: str = "{:.2f}") -> str:

@@ -16,8 +16,8 @@ What the numbers mean:
 - OpenVINO's own runtime gets one row per precision (``precisions``; by default f32, plus bf16 for float files
   where the device's ``OPTIMIZATION_CAPABILITIES`` has it), each with its agreement, so what bf16 buys and costs is two
   rows apart; the precision shown is read back from the compiled model.
-- Providers actually used come from :func:`edgecls.runtime.session.create_session`: a requested accelerator that
-  ends up on CPU is flagged ``fallback``, never hidden.
+- Providers actually used come from :func:`edgecls.runtime.providers.session.create_session`: a requested
+  accelerator that ends up on CPU is flagged ``fallback``, never hidden.
 - A configuration that fails (model cannot load, unknown/unavailable provider, a batch the model's fixed batch
   dimension cannot take, a crashed child) becomes a row carrying ``error``; the rest is measured.
 
@@ -217,7 +217,7 @@ def _openvino_precisions(providers: Sequence[str], asked: Sequence[str] | None) 
         if asked and any(str(p).strip().lower() not in ("f32", "fp32", "float32") for p in asked):
             raise BenchError(f"--precision {','.join(asked)} is OpenVINO's setting: add --provider openvino")
         return []
-    from edgecls.runtime.openvino_session import DEFAULT_PRECISION, cpu_precisions, precision_name
+    from edgecls.runtime.providers.openvino import DEFAULT_PRECISION, cpu_precisions, precision_name
 
     if asked:
         return list(dict.fromkeys(precision_name(p) for p in asked))
@@ -227,7 +227,7 @@ def _openvino_precisions(providers: Sequence[str], asked: Sequence[str] | None) 
 def _runs_outside_onnxruntime(provider: str) -> bool:
     """``openvino`` where it runs through OpenVINO's runtime rather than onnxruntime's EP."""
     from edgecls.runtime.errors import ProviderError
-    from edgecls.runtime.session import openvino_route
+    from edgecls.runtime.providers.session import openvino_route
 
     try:
         return provider_display(provider) == "OpenVINOExecutionProvider" and openvino_route() == "openvino"

@@ -122,7 +122,7 @@ def family_of(path: Path) -> str:
 def inspect_model(path: str | os.PathLike[str]) -> BenchTarget:
     """A :class:`BenchTarget` for one ONNX file (contract, variant, family, size) or its ``load_error``."""
     from edgecls.runtime.contract import contract_from_metadata
-    from edgecls.runtime.session import create_session
+    from edgecls.runtime.providers.session import create_session
 
     p = Path(path)
     label = p.name
@@ -186,7 +186,7 @@ def expand_providers(providers: Sequence[str]) -> list[str]:
     """``cpu,openvino`` -> both; ``all`` and ``auto`` -> every provider that can run here (``local_providers``;
     ``auto`` then picks the fastest correct one after measuring); other names are kept as typed (unknown ones
     become error rows)."""
-    from edgecls.runtime.provider_catalog import local_providers
+    from edgecls.runtime.providers.catalog import local_providers
 
     out: list[str] = []
     for item in providers:
@@ -198,7 +198,7 @@ def expand_providers(providers: Sequence[str]) -> list[str]:
 
 
 def provider_display(provider: str) -> str:
-    from edgecls.runtime.provider_names import resolve_provider_name
+    from edgecls.runtime.providers.names import resolve_provider_name
 
     try:
         return resolve_provider_name(provider)

@@ -19,7 +19,7 @@ from pathlib import Path
 from edgecls.runtime.classifier import Classifier
 from edgecls.runtime.contract_options import ContractOptions
 from edgecls.runtime.errors import EdgeclsError
-from edgecls.runtime.provider_names import parse_provider_options
+from edgecls.runtime.providers.names import parse_provider_options
 from edgecls.runtime.run.console_sinks import ConsoleSink, JsonLinesSink, StderrNotices
 from edgecls.runtime.run.csv_sink import CsvSink
 from edgecls.runtime.run.image_sinks import SaveSink, ShowSink

@@ -1,7 +1,7 @@
 """Execution provider names and options: short names users type, the order ``auto`` prefers, each provider's
 default options under onnxruntime's documented option names, and ``KEY=VALUE`` options from the command line.
 
-Pure data and parsing: nothing here creates a session (runtime/session.py does).
+Pure data and parsing: nothing here creates a session (runtime/providers/session.py does).
 """
 
 from __future__ import annotations

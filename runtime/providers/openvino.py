@@ -5,7 +5,7 @@ cannot run with the pinned onnxruntime. The plugin EP (``onnxruntime-ep-openvino
 device: its factory skips every hardware device whose PCI vendor id is not Intel's 0x8086
 (``OpenVINOEpPluginFactory::GetSupportedDevices`` in onnxruntime/core/providers/openvino/ov_factory.cc), and an
 AMD CPU reports 0x1022. ``onnxruntime-openvino`` does run on AMD, but it replaces the ``onnxruntime`` module with
-an older build. So where onnxruntime's EP cannot run, :func:`edgecls.runtime.session.create_session` opens the
+an older build. So where onnxruntime's EP cannot run, :func:`edgecls.runtime.providers.session.create_session` opens the
 same ``.onnx`` file with the ``openvino`` package (``pip install 'edgecls[openvino]'``) through this module.
 
 :class:`OpenVINOSession` answers the calls edgecls makes on an ``onnxruntime.InferenceSession``

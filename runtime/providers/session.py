@@ -1,5 +1,5 @@
 """onnxruntime sessions: provider selection, session options and honest fallback reporting (provider names and
-options are provider_names.py's job, plugin EP registration plugin_providers.py's).
+options are names.py's job, plugin EP registration plugins.py's).
 
 ``create_session`` is the only place edgecls builds an ``InferenceSession`` (the Classifier, eval, bench and
 parity checks all come through here), so provider handling is consistent everywhere.
@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgecls.runtime.engine_errors import short_engine_message
 from edgecls.runtime.errors import ModelLoadError, ProviderError
-from edgecls.runtime.plugin_providers import plugin_provider_names
-from edgecls.runtime.provider_names import AUTO_PREFERENCE, default_provider_options, resolve_provider_name
+from edgecls.runtime.providers.engine_errors import short_engine_message
+from edgecls.runtime.providers.names import AUTO_PREFERENCE, default_provider_options, resolve_provider_name
+from edgecls.runtime.providers.plugins import plugin_provider_names
 from edgecls.runtime.training_artifacts import export_first_hint
 
 if TYPE_CHECKING:
@@ -139,7 +139,7 @@ def openvino_route() -> str:
     full = "OpenVINOExecutionProvider"
     if _onnxruntime_may_run_openvino() and (full in available_providers() or full in plugin_provider_names()):
         return "onnxruntime"
-    from edgecls.runtime.openvino_session import PIP_HINT, openvino_version
+    from edgecls.runtime.providers.openvino import PIP_HINT, openvino_version
 
     if openvino_version() is not None:
         return "openvino"
@@ -202,7 +202,7 @@ def _pop_precision(provider_options: dict[str, Any] | None) -> tuple[str | None,
 def _create_openvino_session(
     model: str | bytes, name: str, threads: int | None, provider_options: dict[str, Any], precision: str | None
 ) -> tuple[Any, SessionInfo]:
-    from edgecls.runtime.openvino_session import DEFAULT_PRECISION, OpenVINOSession
+    from edgecls.runtime.providers.openvino import DEFAULT_PRECISION, OpenVINOSession
 
     try:
         sess = OpenVINOSession(model, threads, provider_options, precision or DEFAULT_PRECISION)
@@ -221,7 +221,7 @@ def _refuse_precision(precision: str | None, provider: str) -> None:
     """onnxruntime runs each tensor in the type the file stores: only f32 (a no-op) can be asked of it."""
     if precision is None:
         return
-    from edgecls.runtime.openvino_session import DEFAULT_PRECISION, precision_name
+    from edgecls.runtime.providers.openvino import DEFAULT_PRECISION, precision_name
 
     if precision_name(precision) != DEFAULT_PRECISION:
         raise ProviderError(
@@ -245,7 +245,7 @@ def create_session(
     ``session.disable_cpu_ep_fallback`` so nodes cannot leak to the CPU).
 
     ``openvino`` runs through onnxruntime's OpenVINO EP where it can run here, otherwise through OpenVINO's own
-    runtime (:mod:`edgecls.runtime.openvino_session`, same session calls; ``SessionInfo.engine`` says which).
+    runtime (:mod:`edgecls.runtime.providers.openvino`, same session calls; ``SessionInfo.engine`` says which).
     ``provider_options["precision"]`` (``--precision``): f32 (default), bf16 or f16 for OpenVINO; onnxruntime
     refuses anything but f32 (it runs the file's own types).
     """

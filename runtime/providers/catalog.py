@@ -1,7 +1,7 @@
 """What can run a model on this machine: execution providers, their devices, and which engine each
 ``--provider`` name uses (``edgecls providers``, ``edgecls info``).
 
-Kept apart from :mod:`edgecls.runtime.session`, which builds sessions: this module only describes, for people.
+Kept apart from :mod:`edgecls.runtime.providers.session`, which builds sessions: this module only describes, for people.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from dataclasses import dataclass
 import onnxruntime as ort
 
 from edgecls.runtime.errors import ProviderError
-from edgecls.runtime.plugin_providers import register_plugin_eps
-from edgecls.runtime.provider_names import AUTO_PREFERENCE, PROVIDER_ALIASES
-from edgecls.runtime.session import available_providers, openvino_route
+from edgecls.runtime.providers.names import AUTO_PREFERENCE, PROVIDER_ALIASES
+from edgecls.runtime.providers.plugins import register_plugin_eps
+from edgecls.runtime.providers.session import available_providers, openvino_route
 
 
 @dataclass
@@ -88,7 +88,7 @@ def _describe_openvino_runtime(rows: list[ProviderRow]) -> None:
     row = next((r for r in rows if r.provider == "OpenVINOExecutionProvider"), None)
     if row is None or row.available:
         return
-    from edgecls.runtime.openvino_session import PIP_HINT, import_openvino, openvino_version
+    from edgecls.runtime.providers.openvino import PIP_HINT, import_openvino, openvino_version
 
     version = openvino_version()
     if version is None:
@@ -120,7 +120,7 @@ def local_providers() -> list[str]:
 def provider_paths() -> list[str]:
     """How each provider that can run here runs a model (``edgecls info``): onnxruntime's provider, or for
     ``openvino`` OpenVINO's runtime used directly. Cheap: imports no engine besides onnxruntime."""
-    from edgecls.runtime.openvino_session import openvino_version
+    from edgecls.runtime.providers.openvino import openvino_version
 
     def path(p: str) -> str:
         if p == "openvino":
