@@ -26,11 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from edgecls.runtime.bench.latency import LatencyStats, measure_latency
 from edgecls.runtime.classifier import Classifier
 from edgecls.runtime.cpu_isa import detect_isa
 from edgecls.runtime.errors import EdgeclsError
 from edgecls.runtime.golden_file import find_golden, read_golden
+from edgecls.runtime.latency import LatencyStats, measure_latency
 from edgecls.runtime.scores import top1_agreement
 
 FP32_RTOL = 1e-3

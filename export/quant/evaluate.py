@@ -84,7 +84,7 @@ def latency_ms(
     threads: int | None = None,
 ) -> dict[str, float]:
     """Batch-1 latency of one session on this machine: p50/p90 in milliseconds, warm-up excluded (the bench's
-    harness, :mod:`edgecls.runtime.bench.latency`)."""
+    harness, :mod:`edgecls.runtime.latency`)."""
     from edgecls.runtime.providers.session import create_session
 
     sess, _ = create_session(path, provider="cpu", threads=threads)
@@ -94,8 +94,8 @@ def latency_ms(
 
 def session_latency_ms(sess: Any, x: np.ndarray, runs: int = 50, warmup: int = 10) -> dict[str, float]:
     """p50/p90 milliseconds of ``sess.run`` on the float32[1, 3, h, w] input ``x``, warm-up excluded (the bench's
-    timing loop, runtime/bench/latency.py)."""
-    from edgecls.runtime.bench.latency import measure_latency
+    timing loop, runtime/latency.py)."""
+    from edgecls.runtime.latency import measure_latency
 
     name = sess.get_inputs()[0].name
     stats, _, _ = measure_latency(lambda: sess.run(None, {name: x}), runs=runs, warmup=warmup)

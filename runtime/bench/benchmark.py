@@ -17,7 +17,6 @@ from edgecls.runtime.bench.auto_pick import AUTO_MAX_DROP
 from edgecls.runtime.bench.baselines.opencv_dnn import opencv_baselines
 from edgecls.runtime.bench.baselines.torch_eager import installed_torch_baselines
 from edgecls.runtime.bench.env import collect_environment
-from edgecls.runtime.bench.latency import DEFAULT_WARMUP
 from edgecls.runtime.bench.plot import write_plot
 from edgecls.runtime.bench.report import write_markdown
 from edgecls.runtime.bench.result_files import write_csv, write_json
@@ -25,6 +24,7 @@ from edgecls.runtime.bench.rows import BenchError, BenchResult, BenchTarget
 from edgecls.runtime.bench.run_split import run_test_split
 from edgecls.runtime.bench.sweep import ProgressFn, run_benchmark
 from edgecls.runtime.bench.targets import expand_models, exported_from, model_targets, sorted_targets
+from edgecls.runtime.latency import DEFAULT_WARMUP
 
 #: ``--spin`` values -> the spinning settings measured.
 SPIN_MODES: dict[str, tuple[bool, ...]] = {"off": (False,), "on": (True,), "both": (False, True)}
