@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import statistics
 import sys
@@ -133,14 +134,30 @@ def test_show_without_a_display_is_refused_with_one_line(monkeypatch):
 
 
 def test_frame_sources_share_batches_fairly(runtime_models, tmp_path):
-    a = write_video(tmp_path / "a.avi", frames=40)
+    """Two videos, batch 8: each batch gives a source at most half the slots, and the two interleave.
+
+    The share rule is checked per batch (``done`` is one value per batch), which does not depend on timing; the
+    interleaving check gives the second video's capture thread ample time to open (the first video is four
+    times longer and each result takes 5 ms to handle), since under load opening a file can take 100 ms or more.
+    """
+    a = write_video(tmp_path / "a.avi", frames=160)
     b = write_video(tmp_path / "b.avi", frames=40)
     specs, _ = expand_sources([str(a), str(b)])
-    sink = Collect()
+    sink = SlowSink(delay=0.005)
     run_sources(Classifier(runtime_models.cnn), specs, [], sink, LoopOptions(batch_size=8))
-    first_half = {r.source for r in sink.results[:40]}
-    assert first_half == {str(a), str(b)}  # neither video waits for the other to finish
-    assert len(sink.results) == 80
+    assert len(sink.results) == 200
+    batches: dict[float, collections.Counter] = collections.defaultdict(collections.Counter)
+    for r in sink.results:
+        batches[r.done][r.source] += 1
+    b_done = max(r.done for r in sink.results if r.source == str(b))
+    while_both = [counts for done, counts in batches.items() if done <= b_done]
+    assert max(n for counts in while_both for n in counts.values()) <= 4  # a half share while both run
+    # Alone again, the long video fills whole batches (its reader decodes far faster than 5 ms a result).
+    assert any(max(counts.values()) > 4 for done, counts in batches.items() if done > b_done)
+    first_b = next(i for i, r in enumerate(sink.results) if r.source == str(b))
+    last_a = max(i for i, r in enumerate(sink.results) if r.source == str(a))
+    assert first_b < last_a  # neither video waits for the other to finish
+    assert any(len(counts) == 2 for counts in batches.values())  # some batch carried both
 
 
 class SlowSink(Collect):
