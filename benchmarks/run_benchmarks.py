@@ -228,6 +228,7 @@ def family_options(fam: Family, args: argparse.Namespace) -> BenchOptions:
         warmup=args.warmup,
         data_dir=fam.test_dir,
         checkpoint=fam.checkpoint,
+        isolate=not args.in_process,
         run_split=False,
     )
 
@@ -273,6 +274,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     ap.add_argument("--out", type=Path, default=HERE / "results")
     ap.add_argument("--quick", action="store_true", help="smoke run: mobilenetv2_050 at 64 px, 0.3 s, 1 repeat")
+    ap.add_argument("--in-process", action="store_true",
+                    help="measure in this process, as `edgecls bench --in-process` (cold start, peak RSS accumulate)")
     args = ap.parse_args(argv)
     if args.quick:
         args.time_budget = 0.3
