@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import importlib.util
 import json
 import subprocess
 import sys
@@ -58,6 +59,7 @@ def test_the_timing_scripts_use_the_shared_loop_and_no_clock_of_their_own() -> N
         assert not clocks, clocks
         loop = {m for name, m in _imports(path).items() if name in ("time_calls", "measure_latency")}
         assert loop and all(m.endswith(".latency") for m in loop), (script, loop)  # runtime/bench/ or runtime/
+        assert all(importlib.util.find_spec(m) for m in loop), f"{script} imports the timing loop from {loop}"
 
 
 def _differences(options: BenchOptions) -> dict[str, object]:
