@@ -18,7 +18,7 @@ top-1 agreement / max |logit difference| against onnxruntime CPU fp32 on 32 real
 sample photos). Results: ``results/openvino_vs_ort_<cpu>_ort<v>_ov<v>_<date>.{json,md}``.
 
 ``--interleaved`` times every variant in turns in one process instead, each turn with the project's timing loop
-(:func:`edgecls.runtime.bench.latency.time_calls`), so a shared box's drift hits all of them alike.
+(``latency.time_calls``, as ``edgecls bench``), so a shared box's drift hits all of them alike.
 """
 
 from __future__ import annotations

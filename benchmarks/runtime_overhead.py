@@ -14,7 +14,7 @@ the default edge model; images: crops of scikit-image's sample photos saved as 6
 
     flock /tmp/edgecls-cpu.lock python benchmarks/runtime_overhead.py [--quick]
 
-Every timing goes through the project's timing loop (:mod:`edgecls.runtime.bench.latency`: ``warm_up``,
+Every timing goes through the project's one timing loop (the ``latency`` module's ``warm_up`` and
 ``time_calls``), as ``edgecls bench`` does; a timed call here may be a whole process or a whole folder.
 
 Writes ``benchmarks/results/runtime_<cpu>_ort<version>_<date>.json`` and prints a summary.
