@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from edgecls.demo_results import DemoOptions, DemoResult
 from edgecls.runtime.bench.benchmark import BenchOptions
 
@@ -89,6 +91,7 @@ def test_the_demo_benches_as_edgecls_bench_does_but_for_what_it_says(bench_model
     }
 
 
+@pytest.mark.slow  # 7-15 s on the loaded 2-core box: torch, OpenCV and onnxruntime in two processes
 def test_run_benchmarks_gives_the_rows_edgecls_bench_gives_with_the_same_options(bench_models, monkeypatch) -> None:
     """One family measured by the script and by `edgecls bench` with the same flags: the same rows (baselines
     included), the same agreement and accuracy on the same images, the same settings."""
