@@ -11,15 +11,20 @@ Models (prepared once in --work, outside the lock's timing):
 Both get an int8 QDQ file from ``edgecls export --quantize`` with the recipe edgecls picks for this CPU and no
 accuracy search (``--max-drop 100``): the first recipe, kept whatever it costs, so its agreement is reported as is.
 
-Measured: ``run_benchmark`` with ``providers=["auto"]`` (onnxruntime CPU and OpenVINO, the fastest correct one
-marked), batch 1 and 8, threads 1 and 2, no thread spinning (as ``edgecls run``), each configuration in a fresh
-process, and every row's top-1 agreement / max |logit difference| against onnxruntime CPU fp32 on 32 real photo
-crops (scikit-image's sample photos). Results: ``results/openvino_vs_ort_<cpu>_ort<v>_ov<v>_<date>.{json,md}``.
+Measured: :func:`edgecls.runtime.bench.benchmark.benchmark` (what ``edgecls bench`` runs) with
+``--provider auto`` (onnxruntime CPU and OpenVINO, the fastest correct one marked) and no baselines, batch 1 and 8,
+threads 1 and 2, no thread spinning (as ``edgecls run``), each configuration in a fresh process, and every row's
+top-1 agreement / max |logit difference| against onnxruntime CPU fp32 on 32 real photo crops (scikit-image's
+sample photos). Results: ``results/openvino_vs_ort_<cpu>_ort<v>_ov<v>_<date>.{json,md}``.
+
+``--interleaved`` times every variant in turns in one process instead, each turn with the project's timing loop
+(``latency.time_calls``, as ``edgecls bench``), so a shared box's drift hits all of them alike.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import subprocess
@@ -133,9 +138,9 @@ def interleaved(
     model, timed in turns in one process (``rounds`` x ``calls`` each), so a shared box's drift hits all alike;
     ratios are taken round by round against ORT fp32. With ``crops``: each config's top-1 agreement with ORT
     fp32 on them, and the precision read back from OpenVINO's compiled model."""
-    import time
-
     import numpy as np
+
+    from edgecls.runtime.bench.latency import time_calls, warm_up
 
     out: list[dict[str, object]] = []
     for fam, d in dirs.items():
@@ -144,20 +149,14 @@ def interleaved(
             agree = agreement(loaded, crops) if crops else {}
             for b in batches:
                 x = np.random.default_rng(0).standard_normal((b, 3, 224, 224)).astype(np.float32)
-                runners = {k: (clf.session, clf.input_name, clf.output_name)  # type: ignore[attr-defined]
-                           for k, clf in loaded.items()}
-                for sess, inp, outp in runners.values():
-                    for _ in range(3):
-                        sess.run([outp], {inp: x})
-                per_round: dict[str, list[float]] = {k: [] for k in runners}
+                runs = {k: functools.partial(clf.session.run, [clf.output_name], {clf.input_name: x})  # type: ignore[attr-defined]
+                        for k, clf in loaded.items()}
+                for run in runs.values():
+                    warm_up(run, 3)
+                per_round: dict[str, list[float]] = {k: [] for k in runs}
                 for _ in range(rounds):
-                    for key, (sess, inp, outp) in runners.items():
-                        samples = []
-                        for _ in range(calls):
-                            t0 = time.perf_counter()
-                            sess.run([outp], {inp: x})
-                            samples.append((time.perf_counter() - t0) * 1000)
-                        per_round[key].append(float(np.median(samples)))
+                    for key, run in runs.items():
+                        per_round[key].append(float(np.median(time_calls(run, calls))))
                 ref = np.array(per_round["fp32 cpu"])
                 row: dict[str, object] = {"model": fam, "batch": b, "threads": th, "load": os.getloadavg()[0],
                                           "agreement_images": len(crops or [])}
@@ -251,18 +250,18 @@ def main(argv: list[str] | None = None) -> int:
         print(md)
         return 0
 
+    from edgecls.runtime.bench.benchmark import BenchOptions, benchmark
     from edgecls.runtime.bench.env import collect_environment
     from edgecls.runtime.bench.report import to_markdown
     from edgecls.runtime.bench.result_files import write_json
-    from edgecls.runtime.bench.sweep import run_benchmark
 
     load_before = os.getloadavg()
-    models = [d / n for d in dirs.values() for n in ("model.onnx", "model.int8.onnx")]
-    result = run_benchmark(
-        models, providers=["auto"], batches=[int(b) for b in args.batches.split(",")],
-        threads=[int(t) for t in args.threads.split(",")], time_budget=args.time_budget, runs=300,
-        data_dir=crops, progress=lambda i, n, what: print(f"[{i}/{n}] {what}", flush=True),
+    options = BenchOptions(
+        models=tuple(d / n for d in dirs.values() for n in ("model.onnx", "model.int8.onnx")), providers=("auto",),
+        batches=tuple(int(b) for b in args.batches.split(",")), threads=tuple(int(t) for t in args.threads.split(",")),
+        time_budget=args.time_budget, runs=300, data_dir=crops, baselines=False,
     )
+    result = benchmark(options, lambda i, n, what: print(f"[{i}/{n}] {what}", flush=True)).result
     load_after = os.getloadavg()
     env = collect_environment()
     name = (

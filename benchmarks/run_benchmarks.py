@@ -14,9 +14,10 @@ mobilenetv2_050; all at 224 px):
   trained network's); their accuracy is n/a. Both are exported by edgecls's own pipeline
   (``edgecls.export.export_checkpoint``: fp32 + parity, fp16, int8 QDQ; random-weight models skip the
   accuracy budget, which means nothing for them, and take the ISA's first int8 recipe).
-- Measurement: :func:`edgecls.runtime.bench.sweep.run_benchmark` - every configuration in a fresh process,
-  warm-up excluded, a fixed time budget per configuration (capped run count), OpenCV DNN on the fp32 model and
-  PyTorch eager on the source checkpoint in the same table.
+- Measurement: :func:`edgecls.runtime.bench.benchmark.benchmark`, what ``edgecls bench`` runs, one call per
+  architecture (:func:`family_options`) - every configuration in a fresh process, warm-up excluded, a fixed time
+  budget per configuration (capped run count), OpenCV DNN on the fp32 model and PyTorch eager on the source
+  checkpoint in the same table.
 - Repeats: the whole measurement ``--repeats`` times (default 3). Published rows are each configuration's
   median-p50 repeat; the stability section gives, per ratio, the spread (max - min) / median over repeats.
 
@@ -39,12 +40,11 @@ import numpy as np
 from repeat_summary import Family, headline, headline_markdown, median_rows, stability, stability_markdown
 
 from edgecls.runtime.atomic import atomic_write_text
-from edgecls.runtime.bench.baselines.opencv_dnn import opencv_baselines
+from edgecls.runtime.bench.benchmark import BenchOptions, benchmark
 from edgecls.runtime.bench.env import collect_environment, environment_slug
 from edgecls.runtime.bench.plot import write_plot
 from edgecls.runtime.bench.report import print_report, to_markdown
 from edgecls.runtime.bench.rows import BenchResult, BenchRow, compute_ratios
-from edgecls.runtime.bench.sweep import run_benchmark
 from edgecls.runtime.bench.targets import model_targets
 
 HERE = Path(__file__).resolve().parent
@@ -216,32 +216,35 @@ def prepare_families(args: argparse.Namespace) -> list[Family]:
 # --------------------------------------------------------------------------------------------------------
 # Measuring (one pass over every family; repeats and their summary: repeat_summary.py)
 # --------------------------------------------------------------------------------------------------------
-def measure_once(families: list[Family], args: argparse.Namespace, repeat: int) -> BenchResult:
-    from edgecls.runtime.bench.baselines.torch_eager import torch_baselines
+def family_options(fam: Family, args: argparse.Namespace) -> BenchOptions:
+    """``edgecls bench`` options for one family: its variants with both baselines (PyTorch eager on its
+    checkpoint), compared on its test images (trained models; random weights have none)."""
+    return BenchOptions(
+        models=tuple(sorted(fam.export_dir.glob("model*.onnx"))),
+        batches=tuple(args.batches),
+        threads=tuple(args.threads),
+        runs=args.max_runs,
+        time_budget=args.time_budget,
+        warmup=args.warmup,
+        data_dir=fam.test_dir,
+        checkpoint=fam.checkpoint,
+        isolate=not args.in_process,
+        run_split=False,
+    )
 
+
+def measure_once(families: list[Family], args: argparse.Namespace, repeat: int) -> BenchResult:
+    """Every family through :func:`edgecls.runtime.bench.benchmark.benchmark`, the rows in one result."""
     rows: list[BenchRow] = []
     result: BenchResult | None = None
     for fam in families:
-        models = sorted(fam.export_dir.glob("model*.onnx"))
-        targets = model_targets(models)
-        baselines = opencv_baselines(targets) + torch_baselines(targets, fam.checkpoint)[0]
         t0 = time.perf_counter()
 
         def progress(done: int, total: int, what: str, arch: str = fam.arch) -> None:
             if done < total:
                 print(f"  [repeat {repeat + 1}] {arch} {done + 1}/{total} {what}", flush=True)
 
-        result = run_benchmark(
-            targets,
-            batches=args.batches,
-            threads=args.threads,
-            runs=args.max_runs,
-            time_budget=args.time_budget,
-            warmup=args.warmup,
-            data_dir=fam.test_dir,
-            baselines=baselines,
-            progress=progress,
-        )
+        result = benchmark(family_options(fam, args), progress).result
         print(f"  [repeat {repeat + 1}] {fam.arch}: {len(result.rows)} rows in {time.perf_counter() - t0:.0f} s")
         rows += result.rows
     assert result is not None
@@ -271,6 +274,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     ap.add_argument("--out", type=Path, default=HERE / "results")
     ap.add_argument("--quick", action="store_true", help="smoke run: mobilenetv2_050 at 64 px, 0.3 s, 1 repeat")
+    ap.add_argument("--in-process", action="store_true",
+                    help="measure in this process, as `edgecls bench --in-process` (cold start, peak RSS accumulate)")
     args = ap.parse_args(argv)
     if args.quick:
         args.time_budget = 0.3

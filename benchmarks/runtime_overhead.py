@@ -14,6 +14,9 @@ the default edge model; images: crops of scikit-image's sample photos saved as 6
 
     flock /tmp/edgecls-cpu.lock python benchmarks/runtime_overhead.py [--quick]
 
+Every timing goes through the project's one timing loop (the ``latency`` module's ``warm_up`` and
+``time_calls``), as ``edgecls bench`` does; a timed call here may be a whole process or a whole folder.
+
 Writes ``benchmarks/results/runtime_<cpu>_ort<version>_<date>.json`` and prints a summary.
 """
 
@@ -26,12 +29,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from edgecls.runtime.bench.latency import measure_latency, time_calls, warm_up
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -100,21 +105,20 @@ def cold_start(model: Path, image: Path, runs: int) -> dict:
     out: dict = {"command": " ".join([*cmd_base, "run", "MODEL", "IMAGE"])}
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "0"}
     for mode, extra in (("table", []), ("json", ["--json"])):
-        times = []
-        for i in range(runs + 1):
-            t0 = time.perf_counter()
+
+        def run_once(extra: list[str] = extra) -> None:
             r = subprocess.run(
                 [*cmd_base, "run", str(model), str(image), *extra], capture_output=True, text=True, env=env
             )
-            dt = time.perf_counter() - t0
             if r.returncode != 0:
                 raise SystemExit(f"edgecls run failed: {r.stderr}")
-            if i > 0:  # the first run warms the page cache (.pyc, shared libraries)
-                times.append(dt)
+
+        # The first run only warms the page cache (.pyc, shared libraries): a warm-up call, not a sample.
+        stats, _, _ = measure_latency(run_once, runs=runs, warmup=1)
         out[mode] = {
-            "median_s": round(statistics.median(times), 4),
-            "min_s": round(min(times), 4),
-            "max_s": round(max(times), 4),
+            "median_s": round(stats.p50_ms / 1e3, 4),
+            "min_s": round(stats.min_ms / 1e3, 4),
+            "max_s": round(stats.max_ms / 1e3, 4),
             "runs": runs,
         }
     # Where the time goes: import cost of the heavy modules on the `run` path (-X importtime, cumulative us).
@@ -159,23 +163,15 @@ def classifier_overhead(model: Path, image: Path, rounds: int, per_round: int) -
     x = clf.preprocess([img])
     feed = {clf.input_name: x}
     names = [clf.output_name]
-    for _ in range(20):
-        clf.session.run(names, feed)
-        clf.classify(x, top_k=5)
-
-    def timed(fn) -> list[float]:
-        ts = []
-        for _ in range(per_round):
-            t0 = time.perf_counter()
-            fn()
-            ts.append((time.perf_counter() - t0) * 1e3)
-        return ts
-
+    # The bare call goes through a lambda like the other two: the loop's own cost is the same in all three, so the
+    # differences are the wrapper's alone.
+    calls = (lambda: clf.session.run(names, feed), lambda: clf.classify(x, top_k=5), lambda: clf.predict(img, top_k=5))
+    for call in calls[:2]:
+        warm_up(call, 20)
     bare, wrapped, full = [], [], []
     for _ in range(rounds):  # interleaved blocks, so drift on a shared machine hits all three alike
-        bare += timed(lambda: clf.session.run(names, feed))
-        wrapped += timed(lambda: clf.classify(x, top_k=5))
-        full += timed(lambda: clf.predict(img, top_k=5))
+        for samples, call in zip((bare, wrapped, full), calls, strict=True):
+            samples.extend(time_calls(call, per_round))
     b, w, f = (statistics.median(v) for v in (bare, wrapped, full))
     return {
         "input": "1x3x224x224 float32, batch 1, CPUExecutionProvider, default threads",
@@ -191,10 +187,14 @@ def classifier_overhead(model: Path, image: Path, rounds: int, per_round: int) -
 
 
 # --- 3. folder throughput ---------------------------------------------------------------------------------
-def _rate(fn, n: int) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return n / (time.perf_counter() - t0)
+def _once_ms(fn: Callable[[], object]) -> float:
+    """Milliseconds of one call of ``fn`` (a whole folder, a batch), timed by the project's loop."""
+    return time_calls(fn, runs=1)[0]
+
+
+def _rate(fn: Callable[[], object], n: int) -> float:
+    """Images per second of one pass of ``fn`` over ``n`` images."""
+    return n * 1e3 / _once_ms(fn)
 
 
 def folder_throughput(model: Path, paths: list[Path], repeats: int) -> dict:
@@ -240,16 +240,13 @@ def folder_throughput(model: Path, paths: list[Path], repeats: int) -> dict:
 
     # Components, single-threaded decode as in the loops: ms per image.
     sample = files[: min(len(files), 16)]
-    t0 = time.perf_counter()
-    x1 = [preprocess(decode_for_contract(f, nospin.contract), nospin.contract) for f in sample]
-    dec = (time.perf_counter() - t0) * 1e3 / len(sample)
-    t0 = time.perf_counter()
-    for f in sample:
-        preprocess(decode_image(f), nospin.contract)
-    dec_full = (time.perf_counter() - t0) * 1e3 / len(sample)
+    x1: list[np.ndarray] = []  # float32[3, S, S] per image, kept for the inference timings below
+    dec = _once_ms(lambda: x1.extend(preprocess(decode_for_contract(f, nospin.contract), nospin.contract)
+                                     for f in sample)) / len(sample)
+    dec_full = _once_ms(lambda: [preprocess(decode_image(f), nospin.contract) for f in sample]) / len(sample)
     batch8 = np.stack((x1 * 8)[:8])
-    inf1 = statistics.median(_ms(lambda: nospin.classify(batch8[:1], 5)) for _ in range(20))
-    inf8 = statistics.median(_ms(lambda: nospin.classify(batch8, 5)) for _ in range(8)) / 8
+    inf1 = statistics.median(time_calls(lambda: nospin.classify(batch8[:1], 5), runs=20))
+    inf8 = statistics.median(time_calls(lambda: nospin.classify(batch8, 5), runs=8)) / 8
     cores = os.cpu_count() or 1
     threads = min(cores, 2)
     # Perfect overlap: every core busy, spread over decode + batched inference (threads x its time).
@@ -273,12 +270,6 @@ def folder_throughput(model: Path, paths: list[Path], repeats: int) -> dict:
         "perfect_overlap_bound_vs_one_by_one": round(bound, 3),
         "repeats": repeats,
     }
-
-
-def _ms(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return (time.perf_counter() - t0) * 1e3
 
 
 def write_resized(paths: list[Path], folder: Path, size: tuple[int, int]) -> list[Path]:

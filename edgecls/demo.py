@@ -2,7 +2,8 @@
 
 train -> evaluate -> export fp32 + int8 (+ fp16) with parity and the accuracy budget -> classify sample images
 through the runtime -> bench the variants against PyTorch eager -> report (Markdown + HTML with plots) ->
-summary table and the next commands to try. Each step calls the same library function as its command.
+summary table and the next commands to try. Each step calls the same library function as its command: the bench
+step is :func:`edgecls.runtime.bench.benchmark.benchmark`, as ``edgecls bench`` runs it, with :func:`bench_options`.
 """
 
 from __future__ import annotations
@@ -12,11 +13,15 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 
 from edgecls.demo_results import DemoOptions, DemoResult, VariantSummary
+
+if TYPE_CHECKING:
+    from edgecls.runtime.bench.benchmark import BenchOptions
+    from edgecls.runtime.bench.rows import BenchResult
 
 _MARKER = ".edgecls-demo"
 
@@ -100,7 +105,9 @@ def run_demo(options: DemoOptions, narrate: Narrate) -> DemoResult:
 
     t = time.perf_counter()
     narrate("5/6 Bench", "latency of every variant against PyTorch eager, warm-up excluded, batch 1.")
-    bench = _bench(result, options)
+    from edgecls.runtime.bench.benchmark import benchmark
+
+    bench = benchmark(bench_options(result, options)).result
     result.seconds["bench"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -141,34 +148,24 @@ def _classify_samples(result: DemoResult, options: DemoOptions) -> list[dict[str
     return rows
 
 
-def _bench(result: DemoResult, options: DemoOptions) -> Any:
-    from edgecls.runtime.bench.baselines.torch_eager import torch_baselines
-    from edgecls.runtime.bench.sweep import run_benchmark
+def bench_options(result: DemoResult, options: DemoOptions) -> BenchOptions:
+    """The demo's bench as ``edgecls bench`` options: every exported variant on onnxruntime CPU, batch 1, the
+    session's own thread count, ``--bench-runs`` timed runs, against PyTorch eager on the run's checkpoint (no
+    OpenCV DNN row, no images: the summary table compares speed; accuracy comes from evaluating each file)."""
+    from edgecls.runtime.bench.benchmark import BenchOptions
 
-    models = [
-        p
-        for p in (
-            result.export_dir / "model.onnx",
-            result.export_dir / "model.int8.onnx",
-            result.export_dir / "model.fp16.onnx",
-        )
-        if p.exists()
-    ]
-    from edgecls.runtime.bench.targets import model_targets
-
-    targets = model_targets(models)
-    baselines, _notes = torch_baselines(targets, result.run_dir / "best.pt")
-    return run_benchmark(
-        targets,
-        providers=("cpu",),
-        batches=(1,),
+    variants = ("model.onnx", "model.int8.onnx", "model.fp16.onnx")
+    return BenchOptions(
+        models=tuple(p for p in (result.export_dir / v for v in variants) if p.exists()),
         threads=(None,),
         runs=options.bench_runs,
-        baselines=baselines,
+        opencv=False,
+        checkpoint=result.run_dir / "best.pt",
+        run_split=False,
     )
 
 
-def _summarise(result: DemoResult, bench: Any, options: DemoOptions) -> list[VariantSummary]:
+def _summarise(result: DemoResult, bench: BenchResult, options: DemoOptions) -> list[VariantSummary]:
     from edgecls.evaluation.evaluate import evaluate
 
     summary = json.loads((result.run_dir / "summary.json").read_text())

@@ -1,10 +1,14 @@
-"""What ``edgecls bench`` does, as one library call: model paths in, a measured :class:`BenchResult` and its
-report files out.
+"""The bench pipeline, assembled once: model paths in, a measured :class:`BenchResult` and its report files out.
 
-:func:`benchmark` expands run/export directories into their ONNX variants, adds the baselines (OpenCV DNN on
-each fp32 file; PyTorch eager on the source checkpoint when torch is installed), runs the sweep
-(:func:`edgecls.runtime.bench.sweep.run_benchmark`) and writes the files the options name. Without ``--data``,
-a run's export is compared on the run's own test split (:mod:`edgecls.runtime.bench.run_split`).
+:func:`benchmark` expands run/export directories into their ONNX variants (targets), adds the baselines (OpenCV
+DNN on each fp32 file; PyTorch eager on the source checkpoint when torch is installed), runs the sweep
+(:func:`edgecls.runtime.bench.sweep.run_benchmark`: sessions, timing, agreement, rows) and writes the files the
+options name. Without ``--data``, a run's export is compared on the run's own test split
+(:mod:`edgecls.runtime.bench.run_split`).
+
+``edgecls bench``, ``edgecls demo`` (its bench step) and ``benchmarks/run_benchmarks.py`` /
+``benchmarks/openvino_vs_ort.py`` all call :func:`benchmark`, each with its own :class:`BenchOptions`, so a
+change to the pipeline reaches every number edgecls publishes.
 """
 
 from __future__ import annotations
@@ -32,18 +36,24 @@ SPIN_MODES: dict[str, tuple[bool, ...]] = {"off": (False,), "on": (True,), "both
 
 @dataclass(frozen=True)
 class BenchOptions:
-    """Everything ``edgecls bench`` takes; ``threads`` None means one setting: the physical core count."""
+    """Everything ``edgecls bench`` takes, and what its other callers choose differently.
+
+    ``threads`` None means one setting: the physical core count; a None inside the tuple leaves the thread count
+    to onnxruntime (the demo's rows). ``opencv`` (with ``baselines``) adds the OpenCV DNN rows; ``run_split``
+    compares a run's export on the run's test split when no ``data_dir`` is given.
+    """
 
     models: tuple[Path, ...]
     providers: tuple[str, ...] = ("cpu",)
     batches: tuple[int, ...] = (1,)
-    threads: tuple[int, ...] | None = None
+    threads: tuple[int | None, ...] | None = None
     runs: int | None = None
     time_budget: float | None = None
     warmup: int = DEFAULT_WARMUP
     data_dir: Path | None = None
     e2e: bool = False
     baselines: bool = True
+    opencv: bool = True  # OpenCV DNN rows among the baselines (the demo compares with PyTorch eager alone)
     checkpoint: Path | None = None
     trust_checkpoint: bool = False  # the eager baseline may run code from the checkpoint (--trust-checkpoint)
     strict: bool = False
@@ -52,6 +62,7 @@ class BenchOptions:
     precisions: tuple[str, ...] | None = None  # OpenVINO rows; None: f32, plus bf16 where the CPU has it
     max_drop: float = AUTO_MAX_DROP  # --provider auto: points of agreement a provider may lose
     isolate: bool = True
+    run_split: bool = True  # without data_dir: a run's test split, where the run recorded one
     json_path: Path | None = None
     csv_path: Path | None = None
     markdown_path: Path | None = None
@@ -86,11 +97,13 @@ def benchmark(options: BenchOptions, progress: ProgressFn | None = None) -> Benc
     targets = sorted_targets(model_targets(files))
     extra: list[BenchTarget] = []
     notes: list[str] = []
-    split = None if options.data_dir is not None else run_test_split(_run_checkpoints(files, found_checkpoints))
+    split = None
+    if options.data_dir is None and options.run_split:
+        split = run_test_split(_run_checkpoints(files, found_checkpoints))
     if split is not None:
         notes.append(split.note)
     if options.baselines:
-        extra += opencv_baselines(targets)
+        extra += opencv_baselines(targets) if options.opencv else []
         torch_rows, notes = installed_torch_baselines(
             targets, options.checkpoint, found_checkpoints, trust=options.trust_checkpoint
         )
