@@ -140,7 +140,7 @@ def interleaved(
     fp32 on them, and the precision read back from OpenVINO's compiled model."""
     import numpy as np
 
-    from edgecls.runtime.bench.latency import time_calls, warm_up
+    from edgecls.runtime.latency import time_calls, warm_up
 
     out: list[dict[str, object]] = []
     for fam, d in dirs.items():

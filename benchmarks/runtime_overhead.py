@@ -36,7 +36,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgecls.runtime.bench.latency import measure_latency, time_calls, warm_up
+from edgecls.runtime.latency import measure_latency, time_calls, warm_up
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
