@@ -115,7 +115,7 @@ def run_demo(options: DemoOptions, narrate: Narrate) -> DemoResult:
 
 
 def _classify_samples(result: DemoResult, options: DemoOptions) -> list[dict[str, Any]]:
-    from edgecls.data import load_data
+    from edgecls.data.load import load_data
     from edgecls.runtime.classifier import Classifier
 
     splits = load_data(options.data, seed=options.seed)

@@ -21,7 +21,7 @@ def _heavy_modules_after(body: str) -> str:
 def test_import_runtime_does_not_import_torch_or_onnx() -> None:
     body = (
         "import edgecls.runtime; from edgecls.runtime import contract, decode, preprocess, session; "
-        "from edgecls.data import load_data; from edgecls.evaluation import metrics"
+        "from edgecls.data.load import load_data; from edgecls.evaluation import metrics"
     )
     assert _heavy_modules_after(body) == "[]"
 

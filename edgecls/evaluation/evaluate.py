@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgecls.data import load_eval_set
+from edgecls.data.eval_set import load_eval_set
 from edgecls.evaluation.metrics import ClassificationMetrics, classification_metrics
 from edgecls.evaluation.predictors import load_predictor, predict_imageset
 from edgecls.runtime.atomic import atomic_write_text

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from edgecls.data import DataSplits
+from edgecls.data.load import DataSplits
 from edgecls.models.registry import USER_ARCH
 from edgecls.models.registry import arch_kwargs as full_arch_kwargs
 from edgecls.runtime.contract import ModelContract

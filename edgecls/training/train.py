@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
-from edgecls.data import describe_split, load_data
+from edgecls.data.load import describe_split, load_data
 from edgecls.runtime.errors import DataError
 from edgecls.training.allocator import keep_freed_memory_for_reuse
 from edgecls.training.batchnorm import reestimate_batchnorm_statistics
