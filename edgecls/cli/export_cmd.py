@@ -11,8 +11,7 @@ from typing import Annotated
 
 import typer
 
-from edgecls.cli.options import JsonOpt, OutDirOpt, TrustCheckpointOpt, contract_flags, progress_log
-from edgecls.cli.quantize_cmd import (
+from edgecls.cli.int8_options import (
     DEFAULT_TIME_BUDGET,
     AllowOverBudgetOpt,
     DistillOpt,
@@ -21,6 +20,7 @@ from edgecls.cli.quantize_cmd import (
     TargetOpt,
     TimeBudgetOpt,
 )
+from edgecls.cli.options import JsonOpt, OutDirOpt, TrustCheckpointOpt, contract_flags, progress_log
 from edgecls.runtime.contract_options import ContractOptions
 
 EXPORT_HELP = """Export a trained run or checkpoint to ONNX with its contract, checked against PyTorch.
