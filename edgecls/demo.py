@@ -169,7 +169,7 @@ def _bench(result: DemoResult, options: DemoOptions) -> Any:
 
 
 def _summarise(result: DemoResult, bench: Any, options: DemoOptions) -> list[VariantSummary]:
-    from edgecls.evaluation.evaluate import evaluate
+    from edgecls.evaluation.evaluate import EvalOptions, evaluate
 
     summary = json.loads((result.run_dir / "summary.json").read_text())
     from edgecls.runtime.bench.rows import ENGINE_ORT, ENGINE_TORCH
@@ -201,7 +201,7 @@ def _summarise(result: DemoResult, bench: Any, options: DemoOptions) -> list[Var
         path = result.export_dir / fname
         if not path.exists():
             continue
-        ev = evaluate(path, options.data, split="test", seed=options.seed, provider="cpu")
+        ev = evaluate(EvalOptions(path, options.data, split="test", seed=options.seed, provider="cpu"))
         row = next((r for r in rows if r.engine == ENGINE_ORT and Path(r.model).name == fname), None)
         note = "for GPU/NPU" if "fp16" in fname else ""
         variants.append(
