@@ -1,4 +1,4 @@
-"""``edgecls export``: a thin adapter over edgecls.export.export_run and edgecls.export.byo_model.
+"""``edgecls export``: parses the flags into ExportSource + ExportOptions for edgecls.export.export_source.
 
 Only typer and the standard library are imported here; torch/onnx load inside the command body.
 """
@@ -37,9 +37,6 @@ Examples:
   edgecls export runs/digits --quantize
   edgecls export --model net.py:build --weights net.pt --labels labels.txt --input-size 224 --out export/
 """
-
-EXPORTERS = ("auto", "dynamo", "torchscript")
-
 
 @contract_flags
 def export_command(
@@ -83,17 +80,15 @@ def export_command(
     *,
     contract_options: ContractOptions,
 ) -> None:
-    from edgecls.export.export_run import ExportOptions, export_checkpoint
+    from edgecls.export.export_run import ExportOptions
+    from edgecls.export.export_source import ExportSource, export_source
     from edgecls.export.quant.distill_export import DistillOptions
     from edgecls.export.quant.options import Int8Images, QuantizeOptions
-    from edgecls.runtime.errors import EdgeclsError
 
-    if exporter not in EXPORTERS:
-        raise EdgeclsError(f"--exporter must be {', '.join(EXPORTERS)}, got {exporter!r}")
     options = ExportOptions(
         out_dir=str(out) if out else None,
         opset=opset,
-        exporter=exporter,  # type: ignore[arg-type]
+        exporter=exporter,  # type: ignore[arg-type]  (ExportOptions checks it)
         fp16=fp16,
         data=data,
         quantize=QuantizeOptions(
@@ -105,21 +100,11 @@ def export_command(
         qat_epochs=qat,
         distill=DistillOptions(mode=distill, time_budget=time_budget, progress=not json_out),
     )
+    source = ExportSource(
+        run=run, model=model, weights=weights, contract=contract_options, trust_checkpoint=trust_checkpoint
+    )
     log = progress_log(json_out)
-    if model is not None:
-        from edgecls.export.byo_model import export_user_model
-
-        if run is not None:
-            raise EdgeclsError("give either a run/checkpoint or --model, not both")
-        report = export_user_model(model, weights, contract_options, options, log)
-    elif run is None:
-        raise EdgeclsError("nothing to export: give a run directory or checkpoint, or --model FILE.py:FACTORY")
-    elif contract_options:
-        raise EdgeclsError(
-            "the contract flags describe a --model; a trained run exports the contract it was trained with"
-        )
-    else:
-        report = export_checkpoint(run, options, log, trust_checkpoint=trust_checkpoint)
+    report = export_source(source, options, log)
     if json_out:
         typer.echo(json.dumps(report.to_dict()))
     else:
