@@ -1,4 +1,4 @@
-"""``edgecls quantize``: a thin adapter over edgecls.export.quant.quantize_file.
+"""``edgecls quantize``: parses the flags into QuantizeFileOptions + TorchSource for export.quant.quantize_source.
 
 Only typer and the standard library are imported here; onnx/onnxruntime load inside the command body.
 """
@@ -76,7 +76,8 @@ def quantize_command(
     contract_options: ContractOptions,
 ) -> None:
     from edgecls.export.quant.options import Int8Images, QuantizeOptions, user_cache_dir
-    from edgecls.export.quant.quantize_file import QuantizeFileOptions, quantize_file
+    from edgecls.export.quant.quantize_file import QuantizeFileOptions
+    from edgecls.export.quant.quantize_source import TorchSource, quantize_source
 
     options = QuantizeFileOptions(
         images=Int8Images(calib=calib, val=val, calib_images=calib_images, val_images=val_images),
@@ -90,17 +91,10 @@ def quantize_command(
             cache_dir=str(user_cache_dir()),
         ),
     )
-    from edgecls.export.quant.distill_export import DistillOptions, DistillUnavailableError, quantize_file_learning
-
-    # A torch model given with --model is there to learn from: auto unless told otherwise.
-    mode = distill or ("auto" if torch_model is not None else "off")
-    learn = DistillOptions(mode=mode, time_budget=time_budget, progress=not json_out)
-    if torch_model is not None and learn.mode != "off":
-        report = quantize_file_learning(model, options, torch_model, weights, learn, progress_log(json_out))
-    elif learn.mode == "on":
-        raise DistillUnavailableError("--distill on learns from the torch model: give it with --model FILE.py:FACTORY")
-    else:
-        report = quantize_file(model, options, progress_log(json_out))
+    torch_source = TorchSource(
+        model=torch_model, weights=weights, distill=distill, time_budget=time_budget, progress=not json_out
+    )
+    report = quantize_source(model, options, torch_source, progress_log(json_out))
     if json_out:
         typer.echo(json.dumps(report.to_dict()))
 
