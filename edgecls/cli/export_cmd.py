@@ -11,15 +11,7 @@ from typing import Annotated
 
 import typer
 
-from edgecls.cli.int8_options import (
-    DEFAULT_TIME_BUDGET,
-    AllowOverBudgetOpt,
-    DistillOpt,
-    MaxDropOpt,
-    RequireVerifiedOpt,
-    TargetOpt,
-    TimeBudgetOpt,
-)
+from edgecls.cli import int8_options as int8
 from edgecls.cli.options import JsonOpt, OutDirOpt, TrustCheckpointOpt, contract_flags, progress_log
 from edgecls.runtime.contract_options import ContractOptions
 
@@ -47,10 +39,10 @@ def export_command(
     calib: Annotated[str | None, typer.Option(help="Calibration images (default: the run's train split).")] = None,
     val: Annotated[str | None, typer.Option(help="Validation images (default: the run's val split).")] = None,
     data: Annotated[str | None, typer.Option(help="Images for the parity check (default: run's val split).")] = None,
-    max_drop: MaxDropOpt = 1.0,
-    target: TargetOpt = "auto",
-    allow_over_budget: AllowOverBudgetOpt = False,
-    require_verified: RequireVerifiedOpt = False,
+    max_drop: int8.MaxDropOpt = 1.0,
+    target: int8.TargetOpt = "auto",
+    allow_over_budget: int8.AllowOverBudgetOpt = False,
+    require_verified: int8.RequireVerifiedOpt = False,
     qat: Annotated[
         int,
         typer.Option(
@@ -61,8 +53,8 @@ def export_command(
             "epochs with int8 rounding in the loop and quantize that (qat_report.md compares both).",
         ),
     ] = 0,
-    distill: DistillOpt = "off",
-    time_budget: TimeBudgetOpt = DEFAULT_TIME_BUDGET,
+    distill: int8.DistillOpt = "off",
+    time_budget: int8.TimeBudgetOpt = int8.DEFAULT_TIME_BUDGET,
     opset: Annotated[int, typer.Option(min=13, help="ONNX opset.")] = 17,
     exporter: Annotated[str, typer.Option(help="auto (dynamo, falling back to torchscript), dynamo, torchscript.")] = (
         "auto"

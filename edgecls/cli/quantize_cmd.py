@@ -11,15 +11,7 @@ from typing import Annotated
 
 import typer
 
-from edgecls.cli.int8_options import (
-    DEFAULT_TIME_BUDGET,
-    AllowOverBudgetOpt,
-    DistillOpt,
-    MaxDropOpt,
-    RequireVerifiedOpt,
-    TargetOpt,
-    TimeBudgetOpt,
-)
+from edgecls.cli import int8_options as int8
 from edgecls.cli.options import JsonOpt, OutDirOpt, contract_flags, progress_log
 from edgecls.runtime.contract_options import ContractOptions
 
@@ -57,10 +49,10 @@ def quantize_command(
         str | None,
         typer.Option(help="Validation images (labelled class folders or builtin:NAME; default: part of --calib)."),
     ] = None,
-    max_drop: MaxDropOpt = 1.0,
-    target: TargetOpt = "auto",
-    allow_over_budget: AllowOverBudgetOpt = False,
-    require_verified: RequireVerifiedOpt = False,
+    max_drop: int8.MaxDropOpt = 1.0,
+    target: int8.TargetOpt = "auto",
+    allow_over_budget: int8.AllowOverBudgetOpt = False,
+    require_verified: int8.RequireVerifiedOpt = False,
     out: OutDirOpt = None,
     calib_images: Annotated[int, typer.Option(min=1, help="Use at most this many calibration images.")] = 500,
     val_images: Annotated[int, typer.Option(min=1, help="Use at most this many validation images.")] = 1000,
@@ -69,8 +61,8 @@ def quantize_command(
         typer.Option("--model", help="The torch model MODEL was exported from (FILE.py:FACTORY or module:FACTORY)."),
     ] = None,
     weights: Annotated[Path | None, typer.Option(help="State dict for --model.")] = None,
-    distill: DistillOpt = None,
-    time_budget: TimeBudgetOpt = DEFAULT_TIME_BUDGET,
+    distill: int8.DistillOpt = None,
+    time_budget: int8.TimeBudgetOpt = int8.DEFAULT_TIME_BUDGET,
     json_out: JsonOpt = False,
     *,
     contract_options: ContractOptions,
