@@ -17,3 +17,12 @@ def test_each_command_module_registers_exactly_its_own_command() -> None:
         module.register(app)
         names = [c.name for c in app.registered_commands]
         assert names == [module.__name__.rsplit(".", 1)[1].removesuffix("_cmd")], (module.__name__, names)
+
+
+def test_the_int8_flags_default_to_the_library_defaults() -> None:
+    """cli/int8_options.py keeps its defaults import-free (``edgecls --help`` loads no torch): they must still be
+    the library's."""
+    from edgecls.cli import int8_options
+    from edgecls.export.quant.distill_export import DEFAULT_TIME_BUDGET
+
+    assert int8_options.DEFAULT_TIME_BUDGET == DEFAULT_TIME_BUDGET
