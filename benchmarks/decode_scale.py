@@ -42,7 +42,7 @@ def source_images(count: int, seed: int, labelled: str | None, labels: tuple[str
 
         crops, _ = random_crops(count, seed=seed, min_frac=0.5, max_frac=1.0)
         return crops, [-1] * len(crops)
-    from edgecls.data import load_data
+    from edgecls.data.load import load_data
 
     test = load_data(labelled).test  # the same seeded split training held out
     idx = np.linspace(0, len(test) - 1, min(count, len(test))).astype(int)

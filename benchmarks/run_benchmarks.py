@@ -57,7 +57,7 @@ DATA_SPEC = "builtin:shapes"
 # --------------------------------------------------------------------------------------------------------
 def _shapes_inputs(img_size: int, n: int, contract: Any) -> np.ndarray:
     """``float32[n, 3, S, S]``: builtin:shapes training images through the runtime's preprocessing."""
-    from edgecls.data import load_data
+    from edgecls.data.load import load_data
     from edgecls.runtime.preprocess import preprocess_batch
 
     train = load_data(DATA_SPEC, seed=0).train

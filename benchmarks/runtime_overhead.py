@@ -48,7 +48,7 @@ def export_mobilenetv2(path: Path, size: int = 224, arch: str = "mobilenetv2") -
     import onnx
     import torch
 
-    from edgecls.models import build_model
+    from edgecls.models.registry import build_model
     from edgecls.runtime.contract import METADATA_KEY, ModelContract
 
     torch.manual_seed(0)

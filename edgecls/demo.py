@@ -122,7 +122,7 @@ def run_demo(options: DemoOptions, narrate: Narrate) -> DemoResult:
 
 
 def _classify_samples(result: DemoResult, options: DemoOptions) -> list[dict[str, Any]]:
-    from edgecls.data import load_data
+    from edgecls.data.load import load_data
     from edgecls.runtime.classifier import Classifier
 
     splits = load_data(options.data, seed=options.seed)
@@ -166,7 +166,7 @@ def bench_options(result: DemoResult, options: DemoOptions) -> BenchOptions:
 
 
 def _summarise(result: DemoResult, bench: BenchResult, options: DemoOptions) -> list[VariantSummary]:
-    from edgecls.evaluation.evaluate import evaluate
+    from edgecls.evaluation.evaluate import EvalOptions, evaluate
 
     summary = json.loads((result.run_dir / "summary.json").read_text())
     from edgecls.runtime.bench.rows import ENGINE_ORT, ENGINE_TORCH
@@ -198,7 +198,7 @@ def _summarise(result: DemoResult, bench: BenchResult, options: DemoOptions) -> 
         path = result.export_dir / fname
         if not path.exists():
             continue
-        ev = evaluate(path, options.data, split="test", seed=options.seed, provider="cpu")
+        ev = evaluate(EvalOptions(path, options.data, split="test", seed=options.seed, provider="cpu"))
         row = next((r for r in rows if r.engine == ENGINE_ORT and Path(r.model).name == fname), None)
         note = "for GPU/NPU" if "fp16" in fname else ""
         variants.append(

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 
-@dataclass
+@dataclass(frozen=True)
 class DemoOptions:
     out: Path = Path("demo_out")
     data: str = "builtin:digits"

@@ -27,7 +27,7 @@ from torch import nn
 
 from edgecls.export.fp16 import convert_to_fp16
 from edgecls.export.golden import make_golden, write_golden
-from edgecls.export.onnx_export import DEFAULT_OPSET, Exporter, export_to_onnx
+from edgecls.export.onnx_export import DEFAULT_OPSET, EXPORTERS, Exporter, export_to_onnx
 from edgecls.export.parity import FP32_ATOL, ParityError, ParityResult, check_parity
 from edgecls.export.quant.distill_export import DistillOptions, quantize_with_distillation
 from edgecls.export.quant.image_sets import ImageList, images_from_run, load_int8_images, load_role_images
@@ -37,7 +37,7 @@ from edgecls.export.quant.qat_export import QatSource, QatUnavailableError, quan
 from edgecls.export.run_data import DataRef, data_ref_of
 from edgecls.runtime.atomic import atomic_path, atomic_write_text
 from edgecls.runtime.contract import ModelContract
-from edgecls.runtime.errors import DataError
+from edgecls.runtime.errors import DataError, EdgeclsError
 from edgecls.runtime.golden_file import golden_path_for
 
 Log = Callable[[str], None]
@@ -63,6 +63,10 @@ class ExportOptions:
     qat_epochs: int = 0  # --qat: quantization-aware fine-tuning when post-training int8 misses (edgecls runs only)
     qat_lr: float | None = None  # None: edgecls.training.qat.LR_SCALE x the run's learning rate
     distill: DistillOptions | None = None  # --distill: learn int8 from the float model when post-training misses
+
+    def __post_init__(self) -> None:
+        if self.exporter not in EXPORTERS:
+            raise EdgeclsError(f"--exporter must be {', '.join(EXPORTERS)}, got {self.exporter!r}")
 
 
 @dataclass

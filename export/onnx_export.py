@@ -38,6 +38,7 @@ OUTPUT_NAME = "logits"
 BATCH_DIM = "batch"
 
 Exporter = Literal["auto", "dynamo", "torchscript"]
+EXPORTERS: tuple[Exporter, ...] = ("auto", "dynamo", "torchscript")
 
 
 class ExportError(EdgeclsError):

@@ -51,8 +51,8 @@ def data_ref_of(raw: dict[str, Any], checkpoint_path: Path) -> DataRef | None:
 
 
 def load_splits(ref: DataRef) -> Any:
-    """``edgecls.data.DataSplits`` for ``ref`` (raises DataError naming the spec when it is gone)."""
-    from edgecls.data import load_data
+    """``edgecls.data.load.DataSplits`` for ``ref`` (raises DataError naming the spec when it is gone)."""
+    from edgecls.data.load import load_data
 
     try:
         return load_data(

@@ -1,6 +1,9 @@
 """The edge runtime: numpy, OpenCV and onnxruntime only. Never imports torch or onnx (a test proves it).
 
-Public API is imported lazily so ``import edgecls.runtime`` stays cheap on a device.
+``from edgecls.runtime import Classifier`` (with Prediction and ModelContract) is edgecls's one documented
+Python API (docs/contract.md#python-api); the only package ``__init__`` that re-exports. The names load lazily:
+``import edgecls.runtime`` imports neither OpenCV nor onnxruntime until Classifier is touched
+(tests/test_public_api.py checks both that and the documented example).
 """
 
 from __future__ import annotations

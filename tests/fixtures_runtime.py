@@ -198,7 +198,7 @@ def _odd_models(d: Path) -> dict[str, Path]:
 def runtime_models(tmp_path_factory: pytest.TempPathFactory) -> RuntimeModels:
     import torch
 
-    from edgecls.models import build_model
+    from edgecls.models.registry import build_model
 
     d = tmp_path_factory.mktemp("runtime_models")
     contract = ModelContract(labels=LABELS, input_size=(32, 32), provenance={"arch": "cnn"})

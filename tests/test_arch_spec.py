@@ -166,7 +166,7 @@ def test_train_takes_the_contract_flags_that_mean_something_for_training(
              "--jpeg-decode", "full"]  # fmt: skip
     code, _out, err = _cli(["train", str(data), "--arch", "cnn", *flags, "--out", str(tmp_path / "r")], capsys)
     assert code == 0, err
-    from edgecls.data import load_data
+    from edgecls.data.load import load_data
 
     c = make_contract(seen[0], load_data(str(data), seed=0))
     assert c.input_size == (48, 48) and c.mean == (0.5, 0.5, 0.5) and c.std == (0.25, 0.5, 1.0) and c.scale == 0.5
@@ -223,7 +223,7 @@ def test_an_old_config_with_img_size_still_resumes(tmp_path: Path) -> None:
 def test_an_old_fine_tuning_config_keeps_the_weights_preprocessing(tiny_arch: str, tmp_path: Path) -> None:
     """Version 1 stored ImageNet's mean/std in every config while the weights' won: resuming such a run must
     feed what it was trained with, not the stored defaults that now would win."""
-    from edgecls.data import load_data
+    from edgecls.data.load import load_data
     from edgecls.training.resume import config_to_run
     from edgecls.training.run_contract import make_contract
 

@@ -99,7 +99,7 @@ def test_images(digits_run: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     """The digits test split (the run's seeded split) as PNG files: the demo's test images."""
     import cv2
 
-    from edgecls.data import load_data
+    from edgecls.data.load import load_data
 
     test = load_data("builtin:digits").test
     folder = tmp_path_factory.mktemp("digits-test")

@@ -68,7 +68,7 @@ def _run(script: str, *args: str, timeout: float = 300, cwd: Path | None = None)
 def test_small_gray_folder_writes_a_two_class_grayscale_tree(tmp_path: Path) -> None:
     import cv2
 
-    from edgecls.data import load_data
+    from edgecls.data.load import load_data
 
     _run("transfer/small_gray_folder.py", str(tmp_path / "gray"))
     files = sorted((tmp_path / "gray").rglob("*.png"))
@@ -80,7 +80,7 @@ def test_small_gray_folder_writes_a_two_class_grayscale_tree(tmp_path: Path) -> 
 
 
 def test_photo_task_keeps_test_crops_apart_and_edgecls_reads_its_folders(tmp_path: Path) -> None:
-    from edgecls.data import load_data
+    from edgecls.data.load import load_data
 
     _run("transfer/photo_task.py", str(tmp_path / "task"))
     splits = load_data(str(tmp_path / "task"))

@@ -7,8 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgecls.data import load_data, load_eval_set, load_image_folder
 from edgecls.data.augment import AugmentConfig, augment
+from edgecls.data.eval_set import load_eval_set
+from edgecls.data.folders import load_image_folder
+from edgecls.data.load import load_data
 from edgecls.data.splits import stratified_split
 from edgecls.runtime.errors import DataError
 

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 from fixtures_runtime import REPO, _cli_env
 
-from edgecls.data import load_data, load_eval_set
+from edgecls.data.eval_set import load_eval_set
+from edgecls.data.load import load_data
 from edgecls.runtime.errors import DataError
 
 

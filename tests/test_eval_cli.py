@@ -37,7 +37,7 @@ def _accuracy_of_checkpoint(run: Path) -> float:
     import numpy as np
     import torch
 
-    from edgecls.data import load_data
+    from edgecls.data.load import load_data
     from edgecls.runtime.preprocess import preprocess_batch
     from edgecls.training.checkpoint import load_checkpoint
 

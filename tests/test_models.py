@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from edgecls.models import ARCHITECTURES, build_model
+from edgecls.models.registry import ARCHITECTURES, build_model
 from edgecls.runtime.errors import EdgeclsError
 
 _ALLOWED = (

@@ -13,11 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from edgecls.models import build_model
 from edgecls.models.pretrained.mapping import TensorMap, WeightMappingError, load_mapped, map_state_dict
 from edgecls.models.pretrained.sources import load_pretrained
 from edgecls.models.pretrained.torchvision_imagenet import mobilenetv2_table, resnet18_table
-from edgecls.models.registry import architecture
+from edgecls.models.registry import architecture, build_model
 
 
 def published_layout(table: list[TensorMap], with_counters: bool = True) -> dict[str, torch.Tensor]:

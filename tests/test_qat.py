@@ -55,7 +55,7 @@ def test_activation_fake_quant_is_onnxruntime_minmax_uint8():
 
 
 def test_folding_batchnorm_keeps_the_function():
-    from edgecls.models import build_model
+    from edgecls.models.registry import build_model
 
     model = build_model("mobilenetv2_050", 4, 32).eval()
     gen = torch.Generator().manual_seed(1)

@@ -19,7 +19,7 @@ def test_exported_golden_file_checks_without_torch(exported_tiny):
 # for that; a wrong scale, zero point or cast changes most answers.
 @pytest.mark.parametrize(("variant", "min_agreement"), [("model.fp16.onnx", 0.99), ("model.int8.onnx", 0.90)])
 def test_exported_variants_load_and_agree_with_fp32(exported_tiny, variant, min_agreement):
-    from edgecls.data import load_data
+    from edgecls.data.load import load_data
 
     path = exported_tiny / variant
     assert path.exists(), f"export did not write {variant}"

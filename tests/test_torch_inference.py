@@ -12,7 +12,7 @@ import torch
 from fixtures_runtime import export_torch
 from torch.utils.data import DataLoader
 
-from edgecls.data import load_data
+from edgecls.data.load import load_data
 from edgecls.runtime.preprocess import preprocess_batch
 from edgecls.training import torch_inference
 from edgecls.training.checkpoint import load_checkpoint

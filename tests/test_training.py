@@ -212,3 +212,18 @@ def test_train_cli_refuses_non_square_and_old_flags(tmp_path: Path, flags: list[
     )  # fmt: skip
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_run_options_cannot_change_under_the_run() -> None:
+    """TrainConfig (saved into every checkpoint) and DemoOptions are frozen: code derives a new one with
+    dataclasses.replace (as config_to_run does) instead of editing the one the caller holds."""
+    import dataclasses
+
+    from edgecls.demo_results import DemoOptions
+
+    config = TrainConfig(data="builtin:shapes")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.epochs = 3  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        DemoOptions().epochs = 3  # type: ignore[misc]
+    assert dataclasses.replace(config, epochs=3).epochs == 3 and config.epochs == 30

@@ -14,9 +14,11 @@ from edgecls.cli import (
     batch_cmd,
     bench_cmd,
     demo_cmd,
+    eval_cmd,
     export_cmd,
     info_cmd,
     pack_cmd,
+    providers_cmd,
     quantize_cmd,
     run_cmd,
     selftest_cmd,
@@ -35,9 +37,10 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 
+# Registration order is the order `edgecls --help` lists the commands in.
 _COMMANDS = (
-    train_cmd, export_cmd, quantize_cmd, info_cmd, run_cmd, batch_cmd, serve_cmd, bench_cmd, demo_cmd, pack_cmd,
-    selftest_cmd,
+    train_cmd, eval_cmd, export_cmd, quantize_cmd, info_cmd, run_cmd, providers_cmd, batch_cmd, serve_cmd, bench_cmd,
+    demo_cmd, pack_cmd, selftest_cmd,
 )
 for _module in _COMMANDS:
     _module.register(app)

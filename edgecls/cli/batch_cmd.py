@@ -70,12 +70,7 @@ def batch(
       edgecls batch model.int8.onnx photos/ --out labels --ray local --jsonl
       edgecls batch model.int8.onnx s3://bucket/photos/ --out s3://bucket/labels --ray auto   (on the head node)
     """
-    from edgecls.runtime.errors import MissingExtraError
-
-    try:
-        import pyarrow  # noqa: F401  (both paths write Parquet)
-    except ImportError as e:
-        raise MissingExtraError("edgecls batch needs pyarrow", "ray") from e
+    from edgecls.runtime.batch.classify import classify_batch
     from edgecls.runtime.batch.job import BatchJob
     from edgecls.runtime.file_guard import max_file_bytes
 
@@ -84,14 +79,7 @@ def batch(
         concurrency=concurrency, provider=provider, threads=threads, jsonl=jsonl,
         max_file_bytes=max_file_bytes(max_file_mb), overwrite=overwrite,
     )
-    if ray is None:
-        from edgecls.runtime.batch.local import classify_in_process
-
-        summary = classify_in_process(job)
-    else:
-        from edgecls.runtime.batch.on_ray import classify_on_ray
-
-        summary = classify_on_ray(job, ray)
+    summary = classify_batch(job, ray)
     print(summary.line(), file=sys.stderr, flush=True)
     if summary.errors:
         raise typer.Exit(1)

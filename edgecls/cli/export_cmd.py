@@ -1,4 +1,4 @@
-"""``edgecls export``: a thin adapter over edgecls.export.export_run and edgecls.export.byo_model.
+"""``edgecls export``: parses the flags into ExportSource + ExportOptions for edgecls.export.export_source.
 
 Only typer and the standard library are imported here; torch/onnx load inside the command body.
 """
@@ -11,16 +11,8 @@ from typing import Annotated
 
 import typer
 
+from edgecls.cli import int8_options as int8
 from edgecls.cli.options import JsonOpt, OutDirOpt, TrustCheckpointOpt, contract_flags, progress_log
-from edgecls.cli.quantize_cmd import (
-    DEFAULT_TIME_BUDGET,
-    AllowOverBudgetOpt,
-    DistillOpt,
-    MaxDropOpt,
-    RequireVerifiedOpt,
-    TargetOpt,
-    TimeBudgetOpt,
-)
 from edgecls.runtime.contract_options import ContractOptions
 
 EXPORT_HELP = """Export a trained run or checkpoint to ONNX with its contract, checked against PyTorch.
@@ -38,9 +30,6 @@ Examples:
   edgecls export --model net.py:build --weights net.pt --labels labels.txt --input-size 224 --out export/
 """
 
-EXPORTERS = ("auto", "dynamo", "torchscript")
-
-
 @contract_flags
 def export_command(
     run: Annotated[Path | None, typer.Argument(help="Run directory or checkpoint (.pt).")] = None,
@@ -50,10 +39,10 @@ def export_command(
     calib: Annotated[str | None, typer.Option(help="Calibration images (default: the run's train split).")] = None,
     val: Annotated[str | None, typer.Option(help="Validation images (default: the run's val split).")] = None,
     data: Annotated[str | None, typer.Option(help="Images for the parity check (default: run's val split).")] = None,
-    max_drop: MaxDropOpt = 1.0,
-    target: TargetOpt = "auto",
-    allow_over_budget: AllowOverBudgetOpt = False,
-    require_verified: RequireVerifiedOpt = False,
+    max_drop: int8.MaxDropOpt = 1.0,
+    target: int8.TargetOpt = "auto",
+    allow_over_budget: int8.AllowOverBudgetOpt = False,
+    require_verified: int8.RequireVerifiedOpt = False,
     qat: Annotated[
         int,
         typer.Option(
@@ -64,8 +53,8 @@ def export_command(
             "epochs with int8 rounding in the loop and quantize that (qat_report.md compares both).",
         ),
     ] = 0,
-    distill: DistillOpt = "off",
-    time_budget: TimeBudgetOpt = DEFAULT_TIME_BUDGET,
+    distill: int8.DistillOpt = "off",
+    time_budget: int8.TimeBudgetOpt = int8.DEFAULT_TIME_BUDGET,
     opset: Annotated[int, typer.Option(min=13, help="ONNX opset.")] = 17,
     exporter: Annotated[str, typer.Option(help="auto (dynamo, falling back to torchscript), dynamo, torchscript.")] = (
         "auto"
@@ -83,17 +72,15 @@ def export_command(
     *,
     contract_options: ContractOptions,
 ) -> None:
-    from edgecls.export.export_run import ExportOptions, export_checkpoint
+    from edgecls.export.export_run import ExportOptions
+    from edgecls.export.export_source import ExportSource, export_source
     from edgecls.export.quant.distill_export import DistillOptions
     from edgecls.export.quant.options import Int8Images, QuantizeOptions
-    from edgecls.runtime.errors import EdgeclsError
 
-    if exporter not in EXPORTERS:
-        raise EdgeclsError(f"--exporter must be {', '.join(EXPORTERS)}, got {exporter!r}")
     options = ExportOptions(
         out_dir=str(out) if out else None,
         opset=opset,
-        exporter=exporter,  # type: ignore[arg-type]
+        exporter=exporter,  # type: ignore[arg-type]  (ExportOptions checks it)
         fp16=fp16,
         data=data,
         quantize=QuantizeOptions(
@@ -105,21 +92,11 @@ def export_command(
         qat_epochs=qat,
         distill=DistillOptions(mode=distill, time_budget=time_budget, progress=not json_out),
     )
+    source = ExportSource(
+        run=run, model=model, weights=weights, contract=contract_options, trust_checkpoint=trust_checkpoint
+    )
     log = progress_log(json_out)
-    if model is not None:
-        from edgecls.export.byo_model import export_user_model
-
-        if run is not None:
-            raise EdgeclsError("give either a run/checkpoint or --model, not both")
-        report = export_user_model(model, weights, contract_options, options, log)
-    elif run is None:
-        raise EdgeclsError("nothing to export: give a run directory or checkpoint, or --model FILE.py:FACTORY")
-    elif contract_options:
-        raise EdgeclsError(
-            "the contract flags describe a --model; a trained run exports the contract it was trained with"
-        )
-    else:
-        report = export_checkpoint(run, options, log, trust_checkpoint=trust_checkpoint)
+    report = export_source(source, options, log)
     if json_out:
         typer.echo(json.dumps(report.to_dict()))
     else:

@@ -1,4 +1,4 @@
-"""``edgecls quantize``: a thin adapter over edgecls.export.quant.quantize_file.
+"""``edgecls quantize``: parses the flags into QuantizeFileOptions + TorchSource for export.quant.quantize_source.
 
 Only typer and the standard library are imported here; onnx/onnxruntime load inside the command body.
 """
@@ -11,53 +11,9 @@ from typing import Annotated
 
 import typer
 
+from edgecls.cli import int8_options as int8
 from edgecls.cli.options import JsonOpt, OutDirOpt, contract_flags, progress_log
 from edgecls.runtime.contract_options import ContractOptions
-
-# The int8 step's flags; `edgecls export --quantize` takes the same ones.
-MaxDropOpt = Annotated[
-    float,
-    typer.Option("--max-drop", min=0.0, help="Accuracy budget: max top-1 drop in points (agreement if unlabelled)."),
-]
-TargetOpt = Annotated[
-    str,
-    typer.Option(
-        "--target",
-        help="Device the int8 file is made for: auto (this CPU), x86-vnni, x86-avx2 or arm64. Recorded in "
-        "the contract; run/bench/info warn on a CPU that would saturate its products.",
-    ),
-]
-AllowOverBudgetOpt = Annotated[
-    bool,
-    typer.Option(
-        "--allow-over-budget",
-        help="Write the int8 model even when it misses the budget (marked in its contract; exit status 0).",
-    ),
-]
-RequireVerifiedOpt = Annotated[
-    bool,
-    typer.Option(
-        "--require-verified",
-        help="Exit 4 when the verdict is 'unverified' (the held-out images cannot resolve the budget); "
-        "without it such a run exits 0 and says 'unverified'.",
-    ),
-]
-DistillOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--distill",
-        help="Learn int8 from the float torch model on the calibration images (no labels): auto = when "
-        "post-training int8 misses the budget (not with --allow-over-budget), on = always, off = never "
-        "(default: it is published only when it beats post-training on the held-out images, which it has not "
-        "yet done on a third-party depthwise model; quantize with --model: auto). distill_report.md puts both "
-        "side by side.",
-    ),
-]
-TimeBudgetOpt = Annotated[
-    float,
-    typer.Option("--time-budget", min=1.0, help="Seconds the int8 learning (--distill) may take."),
-]
-DEFAULT_TIME_BUDGET = 600.0  # = edgecls.export.quant.distill_export.DEFAULT_TIME_BUDGET (kept import-free here)
 
 QUANTIZE_HELP = """Make a static QDQ int8 model of any ONNX classifier, within an accuracy budget.
 
@@ -93,10 +49,10 @@ def quantize_command(
         str | None,
         typer.Option(help="Validation images (labelled class folders or builtin:NAME; default: part of --calib)."),
     ] = None,
-    max_drop: MaxDropOpt = 1.0,
-    target: TargetOpt = "auto",
-    allow_over_budget: AllowOverBudgetOpt = False,
-    require_verified: RequireVerifiedOpt = False,
+    max_drop: int8.MaxDropOpt = 1.0,
+    target: int8.TargetOpt = "auto",
+    allow_over_budget: int8.AllowOverBudgetOpt = False,
+    require_verified: int8.RequireVerifiedOpt = False,
     out: OutDirOpt = None,
     calib_images: Annotated[int, typer.Option(min=1, help="Use at most this many calibration images.")] = 500,
     val_images: Annotated[int, typer.Option(min=1, help="Use at most this many validation images.")] = 1000,
@@ -105,14 +61,15 @@ def quantize_command(
         typer.Option("--model", help="The torch model MODEL was exported from (FILE.py:FACTORY or module:FACTORY)."),
     ] = None,
     weights: Annotated[Path | None, typer.Option(help="State dict for --model.")] = None,
-    distill: DistillOpt = None,
-    time_budget: TimeBudgetOpt = DEFAULT_TIME_BUDGET,
+    distill: int8.DistillOpt = None,
+    time_budget: int8.TimeBudgetOpt = int8.DEFAULT_TIME_BUDGET,
     json_out: JsonOpt = False,
     *,
     contract_options: ContractOptions,
 ) -> None:
     from edgecls.export.quant.options import Int8Images, QuantizeOptions, user_cache_dir
-    from edgecls.export.quant.quantize_file import QuantizeFileOptions, quantize_file
+    from edgecls.export.quant.quantize_file import QuantizeFileOptions
+    from edgecls.export.quant.quantize_source import TorchSource, quantize_source
 
     options = QuantizeFileOptions(
         images=Int8Images(calib=calib, val=val, calib_images=calib_images, val_images=val_images),
@@ -126,17 +83,10 @@ def quantize_command(
             cache_dir=str(user_cache_dir()),
         ),
     )
-    from edgecls.export.quant.distill_export import DistillOptions, DistillUnavailableError, quantize_file_learning
-
-    # A torch model given with --model is there to learn from: auto unless told otherwise.
-    mode = distill or ("auto" if torch_model is not None else "off")
-    learn = DistillOptions(mode=mode, time_budget=time_budget, progress=not json_out)
-    if torch_model is not None and learn.mode != "off":
-        report = quantize_file_learning(model, options, torch_model, weights, learn, progress_log(json_out))
-    elif learn.mode == "on":
-        raise DistillUnavailableError("--distill on learns from the torch model: give it with --model FILE.py:FACTORY")
-    else:
-        report = quantize_file(model, options, progress_log(json_out))
+    torch_source = TorchSource(
+        model=torch_model, weights=weights, distill=distill, time_budget=time_budget, progress=not json_out
+    )
+    report = quantize_source(model, options, torch_source, progress_log(json_out))
     if json_out:
         typer.echo(json.dumps(report.to_dict()))
 

@@ -1,4 +1,4 @@
-"""``edgecls run`` and ``edgecls providers``: the device-side commands (numpy, OpenCV, onnxruntime only).
+"""``edgecls run``: classify files, folders, videos, cameras and streams (numpy, OpenCV, onnxruntime only).
 
 ``run`` turns its flags into one :class:`~edgecls.runtime.run.main.RunOptions` and exits with what
 :func:`edgecls.runtime.run.main.run` returns: 0 every input handled, 1 some failed (error rows), 130 after
@@ -14,7 +14,6 @@ import typer
 
 from edgecls.cli.options import (
     BatchSizeOpt,
-    JsonOpt,
     MaxFileMbOpt,
     PrecisionOpt,
     ProviderOpt,
@@ -126,36 +125,5 @@ def run(
         raise typer.Exit(status)
 
 
-def providers(json_out: JsonOpt = False) -> None:
-    """Execution providers and devices available here (plugin EPs are registered when installed).
-
-    Example:  edgecls providers --json
-    """
-    import dataclasses
-    import json
-
-    import onnxruntime as ort
-
-    from edgecls.runtime.providers.catalog import describe_providers
-
-    rows = describe_providers()
-    if json_out:
-        for r in rows:
-            print(json.dumps(dataclasses.asdict(r)))
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"onnxruntime {ort.__version__} execution providers", show_edge=False)
-    table.add_column("provider", no_wrap=True)
-    for col in ("short name", "available", "devices", "source"):
-        table.add_column(col)
-    for r in rows:
-        available = "yes" if r.available else "no"
-        table.add_row(r.provider, ", ".join(r.short_names), available, "; ".join(r.devices), r.source)
-    Console().print(table)
-
-
 def register(app: typer.Typer) -> None:
     app.command("run", no_args_is_help=True)(run)
-    app.command("providers")(providers)

@@ -1,12 +1,14 @@
 """``edgecls serve``: the Classifier as a small HTTP service with a live page (needs the ``serve`` extra).
 
+The flags become one :class:`~edgecls.runtime.serve.launch.ServeOptions`; everything else (extras, bind
+check, Classifier, server) is :func:`edgecls.runtime.serve.launch.serve_model`'s.
+
 Exit status: 0 after a clean stop (SIGTERM or Ctrl-C: no new connections, requests in flight finished),
 2 when it could not start (model, flags, a non-loopback bind without --token, a busy port).
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -14,26 +16,6 @@ import typer
 
 from edgecls.cli.options import PrecisionOpt, ProviderOpt, ThreadsOpt, TopKOpt, contract_flags
 from edgecls.runtime.contract_options import ContractOptions
-
-
-def _live_source(camera: int | None, source: str | None):  # -> SourceSpec | None (imported lazily)
-    from edgecls.runtime.errors import EdgeclsError
-    from edgecls.runtime.sources.source_specs import camera_source, expand_one
-
-    if camera is not None and source is not None:
-        raise EdgeclsError("give either --camera N or --source URL|FILE, not both")
-    if camera is not None:
-        return camera_source(camera)
-    if source is None:
-        return None
-    specs, problems = expand_one(source)
-    if problems:
-        raise EdgeclsError(problems[0].error)
-    if len(specs) != 1 or specs[0].kind == "image":
-        raise EdgeclsError(f"--source {source}: needs one video file, camera or stream URL (post images to "
-                           "/v1/classify instead)")
-    return specs[0]
-
 
 _SCANS_HELP = "JPEGs with more scans are refused (413) before decoding (scan bombs)."
 _CONNECTIONS_HELP = "Open connections (lowered to fit the descriptor limit); beyond it the longest-idle one closes."
@@ -107,25 +89,8 @@ def serve(
       edgecls serve model.int8.onnx --source rtsp://127.0.0.1:8554/cam --host 0.0.0.0 --token "$TOKEN"
       curl -H 'Content-Type: image/jpeg' --data-binary @photo.jpg http://127.0.0.1:8000/v1/classify
     """
-    from edgecls.runtime.errors import MissingExtraError
-
-    try:
-        import multipart  # noqa: F401  (python-multipart)
-        import PIL  # noqa: F401
-        import prometheus_client  # noqa: F401
-        import starlette  # noqa: F401
-        import uvicorn  # noqa: F401
-    except ImportError as e:
-        raise MissingExtraError(f"edgecls serve needs the serve extra ({e.name} is missing)", "serve") from e
-    # OpenCV reads its pixel ceiling when it loads: formats Pillow cannot size get the same limit from it.
-    os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(max_pixels))
-
-    import warnings
-
-    from edgecls.runtime.classifier import Classifier
-    from edgecls.runtime.serve.server import serve_forever
-    from edgecls.runtime.serve.settings import ServeSettings, check_bind
-    from edgecls.runtime.sources.live_capture import quiet_backend_logs
+    from edgecls.runtime.serve.launch import ServeOptions, serve_model
+    from edgecls.runtime.serve.settings import ServeSettings
 
     settings = ServeSettings(
         host=host, port=port, token=token, insecure=insecure, top_k=top_k, max_batch=max_batch,
@@ -134,17 +99,10 @@ def serve(
         decode_threads=decode_threads, max_jpeg_scans=max_jpeg_scans, max_connections=max_connections,
         header_timeout_s=header_timeout, keep_alive_s=keep_alive, allowed_hosts=tuple(allow_host or ()),
     )
-    check_bind(settings)  # before the model loads: a refused bind costs nothing
-    live = _live_source(camera, source)
-    quiet_backend_logs()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", RuntimeWarning)
-        # No spinning: decode threads and the capture thread need the cores between model calls.
-        clf = Classifier(model, provider=provider, threads=threads, precision=precision,
-                         contract=contract_options.given() or None, spin=False)
-    for w in caught:
-        typer.echo(f"warning: {w.message}", err=True)
-    serve_forever(clf, settings, live)
+    serve_model(
+        ServeOptions(model=model, settings=settings, contract=contract_options, camera=camera, source=source,
+                     provider=provider, precision=precision, threads=threads)
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -1,20 +1,14 @@
-"""``edgecls train`` and ``edgecls eval``: thin adapters over edgecls.training.train and edgecls.evaluation."""
+"""``edgecls train``: parses the flags into one TrainConfig for edgecls.training.resume.train_or_resume."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-from edgecls.cli.options import BatchSizeOpt, JsonOpt, OutDirOpt, ProviderOpt, TrustCheckpointOpt, contract_flags_for
+from edgecls.cli.options import TrustCheckpointOpt, contract_flags_for
 from edgecls.runtime.contract_options import ContractOptions
-
-if TYPE_CHECKING:
-    from rich.console import Console
-
-    from edgecls.evaluation.evaluate import EvalResult
 
 TRAIN_HELP = """Train a CNN classifier on an ImageFolder tree or a built-in set.
 
@@ -37,17 +31,6 @@ Fine-tune a pretrained network (a few hundred photos are enough):
 
 Distributed:  torchrun --nproc-per-node 2 -m edgecls train DATA --out runs/ddp
 """
-
-EVAL_HELP = """Evaluate a run directory, checkpoint or any .onnx variant (fp32, fp16, int8) on labelled data.
-
-Reports top-1 (and top-5 with more than 5 classes), per-class precision/recall/F1 and the confusion matrix
-(written as metrics.json and confusion.png under --out, default eval/ beside the model). DATA defaults to the
-data the model was trained on, and --split test is then the very split training held out. ONNX models are
-evaluated through the runtime (onnxruntime + OpenCV, no torch).
-
-Example:  edgecls eval runs/digits/export/model.int8.onnx builtin:digits --json
-"""
-
 
 @contract_flags_for(
     "input_size", "mean", "std", "scale", "resize_mode", "crop_fraction", "interpolation", "color_order", "jpeg_decode"
@@ -166,59 +149,5 @@ def train_command(
     )
 
 
-def eval_command(
-    model: Annotated[str, typer.Argument(help="Run directory, checkpoint (.pt) or .onnx model.")],
-    data: Annotated[
-        str | None,
-        typer.Argument(help="Labelled data (folder or builtin:NAME); default: the model's training data."),
-    ] = None,
-    split: Annotated[str, typer.Option(help="train, val, test, or all (every image of DATA).")] = "test",
-    seed: Annotated[int | None, typer.Option(help="Split seed (default: the training seed).")] = None,
-    out: OutDirOpt = None,
-    provider: ProviderOpt = "auto",
-    batch_size: BatchSizeOpt = 64,
-    json_out: JsonOpt = False,
-    trust_checkpoint: TrustCheckpointOpt = False,
-) -> None:
-    from rich.console import Console
-
-    from edgecls.evaluation.evaluate import evaluate
-
-    out_dir = out if out is not None else _default_eval_dir(Path(model))
-    result = evaluate(
-        model, data, split=split, seed=seed, out_dir=out_dir, provider=provider, batch_size=batch_size,
-        trust_checkpoint=trust_checkpoint,
-    )
-    if json_out:
-        typer.echo(json.dumps(result.to_dict()))
-        return
-    _print_eval(Console(), result)
-
-
-def _default_eval_dir(model: Path) -> Path:
-    if model.is_dir():
-        return model / "eval"
-    return model.parent / "eval" / model.name.replace(".", "_")
-
-
-def _print_eval(console: Console, result: EvalResult) -> None:
-    from rich.table import Table
-
-    m = result.metrics
-    table = Table(title=f"{result.model} on {result.data} [{result.split}]: {m.n} images")
-    for col in ("class", "precision", "recall", "F1", "support"):
-        table.add_column(col, justify="left" if col == "class" else "right")
-    for i, c in enumerate(m.classes):
-        table.add_row(c, f"{m.precision[i]:.3f}", f"{m.recall[i]:.3f}", f"{m.f1[i]:.3f}", str(m.support[i]))
-    console.print(table)
-    line = f"top-1 {100 * m.top1:.2f}%" + (f"   top-5 {100 * m.top5:.2f}%" if m.top5 is not None else "")
-    console.print(f"[bold]{line}[/bold]")
-    if result.skipped:
-        console.print(f"[yellow]{len(result.skipped)} unreadable image(s) skipped[/yellow]")
-    if result.out_dir:
-        console.print(f"metrics and confusion matrix written to {result.out_dir}")
-
-
 def register(app: typer.Typer) -> None:
     app.command("train", help=TRAIN_HELP)(train_command)
-    app.command("eval", help=EVAL_HELP)(eval_command)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgecls.data import load_eval_set
+from edgecls.data.eval_set import load_eval_set
 from edgecls.evaluation.metrics import ClassificationMetrics, classification_metrics
 from edgecls.evaluation.predictors import load_predictor, predict_imageset
 from edgecls.runtime.atomic import atomic_write_text
@@ -33,25 +33,40 @@ class EvalResult:
         }
 
 
+@dataclass(frozen=True)
+class EvalOptions:
+    """What ``edgecls eval`` evaluates, on what, and where the metrics go (its flags, one field each)."""
+
+    model: str | Path  # run directory, checkpoint (.pt) or .onnx variant
+    data: str | None = None  # None: the data the model was trained on
+    split: str = "test"  # train, val, test or all
+    seed: int | None = None  # None: the training seed when data is the training data, else 0
+    out_dir: Path | None = None  # metrics.json + confusion.png; None writes nothing (see default_eval_dir)
+    provider: str = "auto"  # ONNX models only
+    batch_size: int = 64
+    trust_checkpoint: bool = False  # let a checkpoint run code while it loads (--trust-checkpoint)
+
+
+def default_eval_dir(model: Path) -> Path:
+    """Where ``edgecls eval`` writes without --out: RUN/eval, or eval/<file_name> beside a model file."""
+    if model.is_dir():
+        return model / "eval"
+    return model.parent / "eval" / model.name.replace(".", "_")
+
+
 def evaluate(
-    model: str | Path,
-    data: str | None = None,
-    split: str = "test",
-    seed: int | None = None,
-    out_dir: Path | None = None,
-    provider: str = "auto",
-    batch_size: int = 64,
+    options: EvalOptions,
     on_start: Callable[[int], None] | None = None,
     on_batch: Callable[[int], None] | None = None,
-    trust_checkpoint: bool = False,
 ) -> EvalResult:
-    """Evaluate ``model`` (run dir, checkpoint or .onnx) on ``split`` of ``data``.
+    """Evaluate ``options.model`` (run dir, checkpoint or .onnx) on ``options.split`` of ``options.data``.
 
     ``data`` defaults to the data the model was trained on; with that data the default seed is the training
-    seed, so ``test`` is the very split training held out. ``trust_checkpoint`` lets a checkpoint run code
-    while it loads (``--trust-checkpoint``).
+    seed, so ``test`` is the very split training held out. ``on_start`` gets the image count, ``on_batch``
+    each batch's size (progress bars).
     """
-    pred = load_predictor(model, provider=provider, trust_checkpoint=trust_checkpoint)
+    model, data, split, seed, out_dir = options.model, options.data, options.split, options.seed, options.out_dir
+    pred = load_predictor(model, provider=options.provider, trust_checkpoint=options.trust_checkpoint)
     from edgecls.runtime.errors import DataError
 
     spec = data or pred.source.get("data")
@@ -62,7 +77,7 @@ def evaluate(
     images = load_eval_set(spec, split=split, seed=seed, classes=pred.contract.labels)
     if on_start:
         on_start(len(images))
-    logits, labels, broken = predict_imageset(pred, images, batch_size=batch_size, on_batch=on_batch)
+    logits, labels, broken = predict_imageset(pred, images, batch_size=options.batch_size, on_batch=on_batch)
     metrics = classification_metrics(logits, labels, pred.contract.labels)
     result = EvalResult(str(model), str(spec), split, metrics, broken, out_dir)
     if out_dir is not None:

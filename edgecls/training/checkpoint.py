@@ -56,7 +56,7 @@ class Checkpoint:
 
     def build_model(self) -> nn.Module:
         """The trained model in eval mode, on CPU."""
-        from edgecls.models import build_model
+        from edgecls.models.registry import build_model
 
         model = build_model(
             self.arch, self.contract.num_classes, self.contract.input_size[0], **self.arch_kwargs

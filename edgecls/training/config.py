@@ -41,7 +41,7 @@ def square_input_size(text: str | int | None) -> int | None:
     return height
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
     data: str  # ImageFolder path or builtin:shapes / builtin:digits
     arch: str = "mobilenetv2"

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from edgecls.data import DataSplits
+from edgecls.data.load import DataSplits
 from edgecls.evaluation.metrics import classification_metrics
 from edgecls.runtime.contract import ModelContract
 from edgecls.training import torch_inference

@@ -16,6 +16,7 @@ from torch import nn
 
 from edgecls.models.registry import USER_ARCH, architecture, build_model
 from edgecls.models.registry import arch_kwargs as full_arch_kwargs
+from edgecls.models.spec import ArchitectureSpec, WeightsSpec
 from edgecls.training.config import TrainConfig
 
 
@@ -36,43 +37,65 @@ def absolute_factory_spec(spec: str) -> str:
     return spec
 
 
-def weights_contract_fields(config: TrainConfig) -> dict[str, Any]:
-    """ModelContract fields the pretrained weights of a built-in architecture imply (its spec's partial
-    contract; ``input_size`` as (S, S)); empty from scratch or for ``--model``."""
-    if not config.fine_tuning or config.model is not None:
-        return {}
+@dataclass(frozen=True)
+class ModelChoice:
+    """The network a config names, looked up once: the registry and the weights' spec are read here and the
+    result passed on (the contract and the model builder both need it)."""
+
+    arch: str  # registry name, or USER_ARCH for --model
+    spec: ArchitectureSpec | None  # the registry's entry; None for --model
+    weights: WeightsSpec | None  # the ImageNet weights a built-in architecture fine-tunes from; None otherwise
+    factory: str | None  # --model FILE.py:FACTORY with an absolute path; None for a built-in architecture
+
+    def contract_fields(self) -> dict[str, Any]:
+        """ModelContract fields the pretrained weights imply (their spec's partial contract; ``input_size`` as
+        (S, S)); empty from scratch or for ``--model``."""
+        return self.weights.contract.fields() if self.weights is not None else {}
+
+
+def choose_model(config: TrainConfig) -> ModelChoice:
+    """``config``'s network: ``--model``, or ``--arch`` (with its ImageNet weights when fine-tuning)."""
+    if config.model is not None:
+        return ModelChoice(USER_ARCH, None, None, absolute_factory_spec(config.model))
+    spec = architecture(config.arch)
+    if not config.fine_tuning:
+        return ModelChoice(spec.name, spec, None, None)
     from edgecls.models.pretrained.sources import weights_spec
 
-    return weights_spec(config.arch).contract.fields()
+    return ModelChoice(spec.name, spec, weights_spec(spec), None)
 
 
-def build_run_model(config: TrainConfig, num_classes: int, input_size: int, load_weights: bool) -> RunModel:
-    """The model to train. ``load_weights=False`` (resume) builds the same network without reading weights:
-    the checkpoint supplies them."""
-    if config.model is not None:
-        return _user_model(config, num_classes, input_size, load_weights)
-    model = build_model(config.arch, num_classes, input_size, **config.arch_kwargs)
-    kwargs = full_arch_kwargs(config.arch, **config.arch_kwargs)
-    if not config.fine_tuning:
-        return RunModel(model, config.arch, kwargs, None, None)
-    from edgecls.models.pretrained.sources import load_pretrained
-
-    head = architecture(config.arch).head
+def build_run_model(
+    config: TrainConfig, num_classes: int, input_size: int, load_weights: bool, choice: ModelChoice | None = None
+) -> RunModel:
+    """The model to train (``choice``: :func:`choose_model`'s, looked up again when not given).
+    ``load_weights=False`` (resume) builds the same network without reading weights: the checkpoint supplies
+    them."""
+    choice = choice or choose_model(config)
+    if choice.spec is None:
+        return _user_model(config, choice, num_classes, input_size, load_weights)
+    model = build_model(choice.arch, num_classes, input_size, **config.arch_kwargs)
+    kwargs = full_arch_kwargs(choice.arch, **config.arch_kwargs)
+    if choice.weights is None:
+        return RunModel(model, choice.arch, kwargs, None, None)
     if not load_weights:
-        return RunModel(model, config.arch, kwargs, head, None)
-    weights = load_pretrained(config.arch, config.weights, input_size)
+        return RunModel(model, choice.arch, kwargs, choice.spec.head, None)
+    from edgecls.models.pretrained.sources import load_arch_weights
+
+    weights = load_arch_weights(choice.spec, config.weights, input_size)
     weights.load_into(model)
-    return RunModel(model, config.arch, kwargs, head, weights.provenance)
+    return RunModel(model, choice.arch, kwargs, choice.spec.head, weights.provenance)
 
 
-def _user_model(config: TrainConfig, num_classes: int, input_size: int, load_weights: bool) -> RunModel:
+def _user_model(
+    config: TrainConfig, choice: ModelChoice, num_classes: int, input_size: int, load_weights: bool
+) -> RunModel:
     from edgecls.models.user_model import user_classifier
 
-    assert config.model is not None
-    spec = absolute_factory_spec(config.model)
+    assert choice.factory is not None
     # On resume the factory's own weights are replaced by the checkpoint's; --weights is not read again.
     model, head, provenance = user_classifier(
-        spec, num_classes, config.head, input_size, config.weights if load_weights else None
+        choice.factory, num_classes, config.head, input_size, config.weights if load_weights else None
     )
-    kwargs = {"model": spec, "head": head}
+    kwargs = {"model": choice.factory, "head": head}
     return RunModel(model, USER_ARCH, kwargs, head, provenance if load_weights else None)

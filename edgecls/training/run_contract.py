@@ -10,12 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from edgecls.data import DataSplits
-from edgecls.models.registry import USER_ARCH
-from edgecls.models.registry import arch_kwargs as full_arch_kwargs
+from edgecls.data.load import DataSplits
 from edgecls.runtime.contract import ModelContract
 from edgecls.training.config import TrainConfig
-from edgecls.training.model_init import weights_contract_fields
+from edgecls.training.model_init import ModelChoice, choose_model
 
 
 def data_contract_defaults(config: TrainConfig, splits: DataSplits) -> dict[str, Any]:
@@ -26,16 +24,10 @@ def data_contract_defaults(config: TrainConfig, splits: DataSplits) -> dict[str,
     return {"input_size": (size, size), "resize_mode": "shorter_side_crop", "interpolation": "linear"}
 
 
-def make_contract(config: TrainConfig, splits: DataSplits) -> ModelContract:
-    """The preprocessing contract: the config's fields, else the pretrained weights', else the data's."""
-    fields = {**data_contract_defaults(config, splits), **weights_contract_fields(config), **config.contract_fields()}
-    return ModelContract(
-        labels=splits.classes,
-        **fields,
-        provenance={
-            "arch": config.arch if config.model is None else USER_ARCH,
-            "arch_kwargs": full_arch_kwargs(config.arch, **config.arch_kwargs) if config.model is None else {},
-            "data": config.data,
-            "seed": config.seed,
-        },
-    )
+def make_contract(config: TrainConfig, splits: DataSplits, choice: ModelChoice | None = None) -> ModelContract:
+    """The preprocessing contract: the config's fields, else the pretrained weights' (``choice``, looked up when
+    not given), else the data's. The network's provenance (arch, arch_kwargs, weights) is added by whoever
+    builds it: only the built model knows a ``--model``'s head."""
+    weights_fields = (choice or choose_model(config)).contract_fields()
+    fields = {**data_contract_defaults(config, splits), **weights_fields, **config.contract_fields()}
+    return ModelContract(labels=splits.classes, **fields, provenance={"data": config.data, "seed": config.seed})

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
-from edgecls.data import describe_split, load_data
+from edgecls.data.load import describe_split, load_data
 from edgecls.runtime.errors import DataError
 from edgecls.training.allocator import keep_freed_memory_for_reuse
 from edgecls.training.batchnorm import reestimate_batchnorm_statistics
@@ -29,7 +29,7 @@ from edgecls.training.config import TrainConfig
 from edgecls.training.distributed import DistContext, barrier, broadcast_flag, init_distributed, shutdown
 from edgecls.training.evaluate_run import Logger, finish_run, predict_logits
 from edgecls.training.finetune import lr_lambdas, optimizer_groups, set_training_mode
-from edgecls.training.model_init import build_run_model
+from edgecls.training.model_init import build_run_model, choose_model
 from edgecls.training.progress import log_to_stderr, make_progress
 from edgecls.training.run_contract import make_contract
 from edgecls.training.run_dir import prepare_run_dir, removed_if_failed, write_history, write_json
@@ -163,9 +163,12 @@ def _train(config: TrainConfig, ctx: DistContext, log: Logger, show_progress: bo
     )
     if len(splits.train) == 0 or len(splits.val) == 0:
         raise DataError(f"{config.data}: the split left no training or validation images")
-    contract = make_contract(config, splits)
+    choice = choose_model(config)  # the registry and the weights' spec are looked up once, here
+    contract = make_contract(config, splits, choice)
     torch.manual_seed(config.seed)
-    run_model = build_run_model(config, contract.num_classes, contract.input_size[0], load_weights=not config.resume)
+    run_model = build_run_model(
+        config, contract.num_classes, contract.input_size[0], load_weights=not config.resume, choice=choice
+    )
     model = run_model.model
     head = run_model.head if config.fine_tuning else None
     contract = contract.with_provenance(arch=run_model.arch, arch_kwargs=run_model.arch_kwargs)

@@ -24,7 +24,7 @@ from torch import nn
 
 from edgecls.models.pretrained.mapping import load_mapped, map_state_dict
 from edgecls.models.registry import ARCHITECTURES, architecture
-from edgecls.models.spec import WeightsSpec
+from edgecls.models.spec import ArchitectureSpec, WeightsSpec
 from edgecls.models.user_model import read_state_dict
 from edgecls.runtime.errors import EdgeclsError
 
@@ -41,24 +41,30 @@ class PretrainedWeights:
         load_mapped(model, self.state, self.spec.name, head_keys=self.head_keys)
 
 
-def weights_spec(arch: str) -> WeightsSpec:
-    """The ImageNet weights of ``--arch arch`` (its spec's ``weights``)."""
-    weights = architecture(arch).weights
-    if weights is None:
+def weights_spec(arch: ArchitectureSpec) -> WeightsSpec:
+    """The ImageNet weights of ``--arch`` (its spec's ``weights``; one plain error line when it has none)."""
+    if arch.weights is None:
         available = [name for name, spec in ARCHITECTURES.items() if spec.weights is not None]
         raise EdgeclsError(
-            f"--pretrained: no ImageNet weights for --arch {arch}; available for {', '.join(available)} "
+            f"--pretrained: no ImageNet weights for --arch {arch.name}; available for {', '.join(available)} "
             "(your own pretrained network: --model FILE.py:FACTORY --pretrained)"
         )
-    return weights
+    return arch.weights
 
 
 def load_pretrained(arch: str, file: str | None = None, input_size: int | None = None) -> PretrainedWeights:
-    """Read ``arch``'s ImageNet weights (``file``: a local copy) and map them into edgecls's layout."""
+    """Read ``--arch arch``'s ImageNet weights (``file``: a local copy) and map them into edgecls's layout."""
+    return load_arch_weights(architecture(arch), file, input_size)
+
+
+def load_arch_weights(
+    arch: ArchitectureSpec, file: str | None = None, input_size: int | None = None
+) -> PretrainedWeights:
+    """:func:`load_pretrained` for an architecture already looked up (training resolves it once)."""
     spec = weights_spec(arch)
     if input_size is not None and input_size < spec.min_input_size:
         raise EdgeclsError(
-            f"--pretrained {arch} needs --input-size >= {spec.min_input_size} (smaller inputs use another stem)"
+            f"--pretrained {arch.name} needs --input-size >= {spec.min_input_size} (smaller inputs use another stem)"
         )
     if file is not None:
         path, source = Path(file), str(file)
@@ -71,7 +77,7 @@ def load_pretrained(arch: str, file: str | None = None, input_size: int | None =
     state, sha256 = read_state_dict(path, "--weights" if file is not None else "--pretrained")
     mapped = map_state_dict(state, spec.table(), f"{spec.name} ({path})")
     provenance = {"weights": spec.name, "source": source, "sha256": sha256}
-    return PretrainedWeights(spec, architecture(arch).head_keys, mapped, provenance)
+    return PretrainedWeights(spec, arch.head_keys, mapped, provenance)
 
 
 def _hub_cached(url: str) -> Path:

@@ -1,0 +1,55 @@
+"""The int8 step's flags, declared once: ``edgecls quantize`` and ``edgecls export --quantize`` both take them.
+
+Only typer here (``edgecls --help`` stays torch-free); the values land in
+edgecls.export.quant.options.QuantizeOptions and edgecls.export.quant.distill_export.DistillOptions.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+MaxDropOpt = Annotated[
+    float,
+    typer.Option("--max-drop", min=0.0, help="Accuracy budget: max top-1 drop in points (agreement if unlabelled)."),
+]
+TargetOpt = Annotated[
+    str,
+    typer.Option(
+        "--target",
+        help="Device the int8 file is made for: auto (this CPU), x86-vnni, x86-avx2 or arm64. Recorded in "
+        "the contract; run/bench/info warn on a CPU that would saturate its products.",
+    ),
+]
+AllowOverBudgetOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-over-budget",
+        help="Write the int8 model even when it misses the budget (marked in its contract; exit status 0).",
+    ),
+]
+RequireVerifiedOpt = Annotated[
+    bool,
+    typer.Option(
+        "--require-verified",
+        help="Exit 4 when the verdict is 'unverified' (the held-out images cannot resolve the budget); "
+        "without it such a run exits 0 and says 'unverified'.",
+    ),
+]
+DistillOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--distill",
+        help="Learn int8 from the float torch model on the calibration images (no labels): auto = when "
+        "post-training int8 misses the budget (not with --allow-over-budget), on = always, off = never "
+        "(default: it is published only when it beats post-training on the held-out images, which it has not "
+        "yet done on a third-party depthwise model; quantize with --model: auto). distill_report.md puts both "
+        "side by side.",
+    ),
+]
+TimeBudgetOpt = Annotated[
+    float,
+    typer.Option("--time-budget", min=1.0, help="Seconds the int8 learning (--distill) may take."),
+]
+DEFAULT_TIME_BUDGET = 600.0  # = edgecls.export.quant.distill_export.DEFAULT_TIME_BUDGET (kept import-free here)

@@ -1,0 +1,24 @@
+"""What ``edgecls batch`` does: check that Parquet can be written, then run the job here or on Ray."""
+
+from __future__ import annotations
+
+from edgecls.runtime.batch.job import BatchJob
+from edgecls.runtime.batch.table import BatchSummary
+from edgecls.runtime.errors import MissingExtraError
+
+
+def classify_batch(job: BatchJob, ray: str | None = None) -> BatchSummary:
+    """Classify ``job`` in this process (``ray`` None) or on the Ray cluster at ``ray`` (local, auto, an address).
+
+    pyarrow is checked first: both paths write Parquet, and a missing extra should cost nothing."""
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError as e:
+        raise MissingExtraError("edgecls batch needs pyarrow", "ray") from e
+    if ray is None:
+        from edgecls.runtime.batch.local import classify_in_process
+
+        return classify_in_process(job)
+    from edgecls.runtime.batch.on_ray import classify_on_ray
+
+    return classify_on_ray(job, ray)

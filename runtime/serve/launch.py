@@ -1,0 +1,100 @@
+"""Starting ``edgecls serve``: extras checked, bind refused early, the live source and the Classifier made.
+
+The order matters and is the command's promise: a missing extra or a refused bind (non-loopback without a
+token) fails before the model loads, so it costs nothing; OpenCV's pixel ceiling is set in the environment
+before anything imports cv2 (it reads it once, when it loads). Only the standard library is imported at module
+level: the serve extra may be missing, and saying so is this module's first job.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from edgecls.runtime.contract_options import ContractOptions
+from edgecls.runtime.errors import EdgeclsError, MissingExtraError
+from edgecls.runtime.serve.settings import ServeSettings, check_bind
+
+if TYPE_CHECKING:
+    from edgecls.runtime.sources.source_specs import SourceSpec
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """Everything ``edgecls serve`` is given: the model and how to run it, a live source, the server's limits."""
+
+    model: Path
+    settings: ServeSettings = field(default_factory=ServeSettings)
+    contract: ContractOptions = field(default_factory=ContractOptions)  # flags over (or instead of) the embedded one
+    camera: int | None = None  # classify this camera continuously...
+    source: str | None = None  # ...or this stream URL / video file (not both)
+    provider: str = "auto"
+    precision: str | None = None  # OpenVINO's f32/bf16/f16
+    threads: int | None = None
+
+
+def check_serve_extra() -> None:
+    """Raise MissingExtraError naming the first package of the ``serve`` extra that is not installed."""
+    try:
+        import multipart  # noqa: F401  (python-multipart)
+        import PIL  # noqa: F401
+        import prometheus_client  # noqa: F401
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as e:
+        raise MissingExtraError(f"edgecls serve needs the serve extra ({e.name} is missing)", "serve") from e
+
+
+def live_source(camera: int | None, source: str | None) -> SourceSpec | None:
+    """The one camera, video file or stream ``--camera`` / ``--source`` name (None: uploads only)."""
+    from edgecls.runtime.sources.source_specs import camera_source, expand_one
+
+    if camera is not None and source is not None:
+        raise EdgeclsError("give either --camera N or --source URL|FILE, not both")
+    if camera is not None:
+        return camera_source(camera)
+    if source is None:
+        return None
+    specs, problems = expand_one(source)
+    if problems:
+        raise EdgeclsError(problems[0].error)
+    if len(specs) != 1 or specs[0].kind == "image":
+        raise EdgeclsError(f"--source {source}: needs one video file, camera or stream URL (post images to "
+                           "/v1/classify instead)")
+    return specs[0]
+
+
+def _warn_stderr(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def serve_model(options: ServeOptions, warn: Callable[[str], None] = _warn_stderr) -> None:
+    """What ``edgecls serve`` does: check, load, then serve until SIGTERM/Ctrl-C (in flight requests drained).
+
+    ``warn`` gets each RuntimeWarning the Classifier raised while loading (a provider fallback, an int8 file
+    made for another CPU), every time, as one line.
+    """
+    check_serve_extra()
+    # OpenCV reads its pixel ceiling when it loads: formats Pillow cannot size get the same limit from it.
+    os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(options.settings.max_pixels))
+
+    from edgecls.runtime.classifier import Classifier
+    from edgecls.runtime.serve.server import serve_forever
+    from edgecls.runtime.sources.live_capture import quiet_backend_logs
+
+    check_bind(options.settings)  # before the model loads: a refused bind costs nothing
+    live = live_source(options.camera, options.source)
+    quiet_backend_logs()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        # No spinning: decode threads and the capture thread need the cores between model calls.
+        clf = Classifier(options.model, provider=options.provider, threads=options.threads,
+                         precision=options.precision, contract=options.contract.given() or None, spin=False)
+    for w in caught:
+        warn(str(w.message))
+    serve_forever(clf, options.settings, live)

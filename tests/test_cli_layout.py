@@ -1,0 +1,28 @@
+"""The command line's layout as docs/layout.md states it: one module per command, named after it."""
+
+from __future__ import annotations
+
+import pkgutil
+
+import typer
+
+import edgecls.cli as cli
+
+
+def test_each_command_module_registers_exactly_its_own_command() -> None:
+    modules = {m.name for m in pkgutil.iter_modules(cli.__path__) if m.name.endswith("_cmd")}
+    assert {m.__name__.rsplit(".", 1)[1] for m in cli._COMMANDS} == modules  # every *_cmd module is registered
+    for module in cli._COMMANDS:
+        app = typer.Typer()
+        module.register(app)
+        names = [c.name for c in app.registered_commands]
+        assert names == [module.__name__.rsplit(".", 1)[1].removesuffix("_cmd")], (module.__name__, names)
+
+
+def test_the_int8_flags_default_to_the_library_defaults() -> None:
+    """cli/int8_options.py keeps its defaults import-free (``edgecls --help`` loads no torch): they must still be
+    the library's."""
+    from edgecls.cli import int8_options
+    from edgecls.export.quant.distill_export import DEFAULT_TIME_BUDGET
+
+    assert int8_options.DEFAULT_TIME_BUDGET == DEFAULT_TIME_BUDGET
