@@ -283,8 +283,8 @@ def test_sigterm_finishes_the_requests_in_flight(batching_model, serve_process):
     while True:  # wait until the drain has begun (new connections refused), not a guessed sleep
         try:
             httpx.get(server.url + "/healthz", timeout=1)
-        except httpx.ConnectError:
-            break
+        except (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError):
+            break  # refused, or reset: a connect that raced the listening socket's close lands in its backlog
         assert time.monotonic() < deadline, "SIGTERM never stopped new connections"
         time.sleep(0.02)
     # Draining, not gone: the process waits for the six held-open requests, which have not finished.
