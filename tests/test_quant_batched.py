@@ -1,15 +1,17 @@
 """The int8 search's measurements run their images through runtime/batched_inference like every other caller:
 a model exported with a fixed batch dimension is measured (not refused by onnxruntime) and measures the same
-as the same network with a dynamic batch."""
+as the same network with a dynamic batch. The search as a whole (calibration in batches of 8, single-image
+timing) still needs a dynamic batch: ``edgecls quantize`` says so in one line before doing anything."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import onnx
 import pytest
-from fixtures_runtime import golden_images
+from fixtures_runtime import golden_images, run_edgecls
 
 from edgecls.export.parity import onnx_logits
 from edgecls.export.quant.sensitivity import rank_nodes
@@ -72,3 +74,19 @@ def test_sensitivity_ranks_the_nodes_of_a_fixed_batch_model_as_of_its_dynamic_tw
     assert len(ranked["dynamic"]) == len(convs) >= 2  # every conv was put back in float and scored
     assert [n for n, _ in ranked["fixed"]] == [n for n, _ in ranked["dynamic"]]
     np.testing.assert_allclose([e for _, e in ranked["fixed"]], [e for _, e in ranked["dynamic"]], rtol=1e-5)
+
+
+def test_quantize_refuses_a_fixed_batch_model_in_one_line_before_writing(runtime_models, tmp_path):
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    for i, image in enumerate(golden_images(12)):
+        cv2.imwrite(str(calib / f"{i}.png"), image)
+    out = tmp_path / "out"
+    proc = run_edgecls("quantize", str(runtime_models.fixed2), "--calib", str(calib), "--out", str(out))
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"error: {runtime_models.fixed2}: input 'input' has a fixed batch size of 2; int8 quantization needs a "
+        "dynamic batch dimension: export the model again with one (torch.onnx.export(..., "
+        "dynamic_axes={'input': {0: 'batch'}}))"
+    ]
+    assert not out.exists() or not any(out.iterdir())
