@@ -9,7 +9,7 @@ from pathlib import Path
 from edgecls.data.imageset import FileImageSet
 from edgecls.runtime.class_labels import label_indices
 from edgecls.runtime.errors import DataError
-from edgecls.runtime.image_files import class_folders, read_class_tree, walk_images
+from edgecls.runtime.image_files import class_folders, read_class_tree
 
 SPLIT_NAMES = ("train", "val", "test")
 
@@ -41,11 +41,11 @@ def check_class_layout(root: Path) -> None:
             f"then train on {dest}"
         )
     if len(dirs) == 1:
-        inner = class_folders(dirs[0])
-        if len(inner) >= 2 and all(walk_images(d) for d in inner):
+        inner = read_class_tree(dirs[0])  # one level down: two or more folders, each with images, are the classes
+        if len(inner.classes) >= 2 and not inner.empty:
             raise DataError(
-                f"{root}: only one class ({dirs[0].name}), whose sub-folders {', '.join(d.name for d in inner[:4])}"
-                f"{', ...' if len(inner) > 4 else ''} look like the classes: train on {dirs[0]} instead"
+                f"{root}: only one class ({dirs[0].name}), whose sub-folders {', '.join(inner.classes[:4])}"
+                f"{', ...' if len(inner.classes) > 4 else ''} look like the classes: train on {dirs[0]} instead"
             )
 
 
