@@ -1,5 +1,7 @@
 """The images a run was trained on, found again from its checkpoint, for parity checks and calibration.
 
+Only where they are: ``export/quant/image_sets`` samples, decodes and labels them like any other DATA argument.
+
 A checkpoint's ``raw["data"]`` (or its run directory's ``config.json``) says how the split was made:
 ``{"spec": "builtin:digits" | folder, "seed", "val_fraction", "test_fraction"}``. Rebuilding the split with
 the same arguments gives the same train/val/test images (the split is seeded).
@@ -8,16 +10,11 @@ the same arguments gives the same train/val/test images (the split is seeded).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from edgecls.runtime.contract import ModelContract
-from edgecls.runtime.errors import DataError, EdgeclsError, ImageDecodeError
-from edgecls.runtime.preprocess import decode_floor
+from edgecls.runtime.errors import DataError, EdgeclsError
 
 
 @dataclass(frozen=True)
@@ -62,36 +59,3 @@ def load_splits(ref: DataRef) -> Any:
         raise
     except OSError as e:
         raise DataError(f"{ref.spec}: cannot read the run's data ({e.strerror or e})") from e
-
-
-def evenly_spaced(n_total: int, n: int) -> list[int]:
-    """``n`` indices spread over ``range(n_total)`` (deterministic; covers every class of a sorted set)."""
-    if n_total <= n:
-        return list(range(n_total))
-    return [int(i) for i in np.linspace(0, n_total - 1, n).round().astype(int)]
-
-
-@dataclass
-class LoadedImages:
-    images: list[np.ndarray]  # each uint8[H, W, 3] BGR
-    labels: list[int]  # class index per image (-1 when unknown)
-    names: list[str]
-    skipped: list[str]  # "name: reason" for images that could not be decoded
-
-
-def load_images(
-    imageset: Any, contract: ModelContract, indices: Sequence[int] | None = None
-) -> LoadedImages:
-    """Decode ``imageset[i]`` for each index as the runtime would, skipping (and recording) unreadable files."""
-    out = LoadedImages([], [], [], [])
-    floor = decode_floor(contract)
-    for i in range(len(imageset)) if indices is None else indices:
-        try:
-            image = imageset.load(i, floor)
-        except ImageDecodeError as e:
-            out.skipped.append(str(e))
-            continue
-        out.images.append(image)
-        out.labels.append(int(imageset.label(i)))
-        out.names.append(imageset.name(i))
-    return out

@@ -1,7 +1,9 @@
 """Inputs -> outputs in batches: the one loop that runs ``float32[N, 3, h, w]`` through a model.
 
 Everything that needs a model's outputs for many preprocessed inputs comes through here: the Classifier,
-the bench (its agreement check and end-to-end pass), export's parity check and the int8 evaluation.
+the bench (its agreement check and end-to-end pass), export's parity check and the int8 search (each trial's
+accuracy, the per-node sensitivity ranking). Not here: the int8 steps that fetch intermediate tensors
+(activation statistics, bias correction), which read many outputs per call.
 A model with a fixed batch dimension gets exactly that many inputs per call (the last call padded by
 repeating the last input, the padded rows dropped); a dynamic-batch model gets ``batch_size`` per call.
 Outputs come back as ``float32[N, C]``. Torch-free: part of the edge runtime.

@@ -1,12 +1,17 @@
 """Finding images on disk: the one folder walk behind training sets, calibration images, bench data and run.
 
 Every caller sees the same files in the same order: sorted, recursive, hidden files and folders (``.git``,
-macOS ``._x``) skipped, image suffixes per ``decode.is_image_path``. Torch-free: part of the edge runtime.
+macOS ``._x``) skipped, image suffixes per ``decode.is_image_path``. The labelled layout (one sub-folder of
+images per class, the ImageFolder tree) is read by :func:`read_class_tree` alone: training
+(``edgecls.data.folders``), int8 calibration and validation (``export/quant/image_sets``) and the bench
+(:func:`labelled_images`) build on it, so one folder gives all three the same files and classes.
+Torch-free: part of the edge runtime.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from edgecls.runtime.decode import is_image_path
@@ -43,14 +48,45 @@ def class_folders(root: str | os.PathLike[str]) -> list[Path]:
     return sorted((d for d in Path(root).iterdir() if d.is_dir() and not d.name.startswith(".")), key=lambda d: d.name)
 
 
+@dataclass(frozen=True)
+class ClassTree:
+    """An ImageFolder tree read once: its class folders, sorted by name, and each one's images (walk order).
+
+    Images directly in ``root`` belong to no class and are not listed here (see :func:`labelled_images`)."""
+
+    root: Path
+    files: dict[str, list[Path]]  # class name -> its images, recursively; empty class folders included
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """Every class folder's name, empty ones included, sorted."""
+        return tuple(self.files)
+
+    @property
+    def empty(self) -> list[str]:
+        """The class folders without a single image."""
+        return [name for name, files in self.files.items() if not files]
+
+    def images(self) -> list[tuple[Path, str]]:
+        """``(path, class name)`` for every image, class by class in name order."""
+        return [(path, name) for name, files in self.files.items() for path in files]
+
+
+def read_class_tree(root: str | os.PathLike[str]) -> ClassTree:
+    """The class folders of ``root`` and their images (``root`` must be a folder; callers say what else is
+    wrong in their own words: no class folders, an empty one, a class the model does not know)."""
+    root = Path(root)
+    return ClassTree(root, {d.name: walk_images(d) for d in class_folders(root)})
+
+
 def labelled_images(root: str | os.PathLike[str]) -> list[tuple[Path, str | None]]:
     """``(path, class name or None)`` for every image under ``root``: the class is the first-level folder.
 
-    Images directly in ``root`` are unlabelled (None); images in a class folder's sub-folders belong to it.
+    Images directly in ``root`` are unlabelled (None) and come first; images in a class folder's sub-folders
+    belong to it.
     """
     root = Path(root)
     loose = sorted(p for p in root.iterdir() if p.is_file() and not p.name.startswith(".") and is_image_path(p))
     items: list[tuple[Path, str | None]] = [(p, None) for p in loose]
-    for d in class_folders(root):
-        items.extend((p, d.name) for p in walk_images(d))
+    items.extend(read_class_tree(root).images())
     return items

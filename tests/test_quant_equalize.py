@@ -12,7 +12,7 @@ from torch import nn
 from edgecls.export.onnx_export import export_to_onnx
 from edgecls.export.parity import onnx_logits
 from edgecls.export.quant.activation_stats import collect_stats
-from edgecls.export.quant.equalize import equalize, find_pairs, weight_range_spread
+from edgecls.export.quant.equalize import equalize, equalized_range, find_pairs, weight_range_spread
 from edgecls.runtime.contract import ModelContract
 
 CONTRACT = ModelContract(
@@ -78,3 +78,23 @@ def test_relu6_pairs_are_left_alone_without_calibration_maxima(separable):
     _, scales = equalize(model, None)
     relu6 = next(p for p in find_pairs(model) if p.clip_max is not None)
     assert relu6.pre_act not in scales and scales  # only the ReLU pair is equalised
+
+
+def test_the_equalised_graphs_ranges_come_from_the_float_graphs_statistics(separable, tmp_path):
+    """range_sources never calibrates the equalised graph: its MinMax ranges are the float graph's per-channel
+    extremes divided by the scales. Calibrating the equalised graph itself must give the same ranges."""
+    path, calib, _ = separable
+    batches = [calib[i : i + 8] for i in range(0, len(calib), 8)]
+    stats = collect_stats(path, batches)
+    maxima = {k: v.channel_max for k, v in stats.tensors.items() if v.channel_axis == 1}
+    equalized, scales = equalize(onnx.load(str(path)), maxima)
+    onnx.save(equalized, str(tmp_path / "eq.onnx"))
+    measured = collect_stats(tmp_path / "eq.onnx", batches).tensors
+    assert len(scales) == 4  # both pairs: conv outputs and activation outputs
+    moved = []
+    for name, s in scales.items():
+        derived = equalized_range(stats.tensors[name].channel_min, stats.tensors[name].channel_max, s)
+        assert derived == pytest.approx(measured[name].range, rel=1e-4, abs=1e-5), name
+        if derived != pytest.approx(stats.tensors[name].range, rel=1e-2):
+            moved.append(name)
+    assert len(moved) >= 2  # the scales really moved ranges (the ReLU6 output keeps its clip at 6)

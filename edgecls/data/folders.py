@@ -1,4 +1,4 @@
-"""ImageFolder trees: one folder per class, optionally under train/ val/ test/ (walked by runtime/image_files)."""
+"""ImageFolder trees: one folder per class, optionally under train/ val/ test/ (read by runtime/image_files)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import shlex
 from pathlib import Path
 
 from edgecls.data.imageset import FileImageSet
+from edgecls.runtime.class_labels import label_indices
 from edgecls.runtime.errors import DataError
-from edgecls.runtime.image_files import class_folders, walk_images
+from edgecls.runtime.image_files import class_folders, read_class_tree
 
 SPLIT_NAMES = ("train", "val", "test")
 
@@ -40,11 +41,11 @@ def check_class_layout(root: Path) -> None:
             f"then train on {dest}"
         )
     if len(dirs) == 1:
-        inner = class_folders(dirs[0])
-        if len(inner) >= 2 and all(walk_images(d) for d in inner):
+        inner = read_class_tree(dirs[0])  # one level down: two or more folders, each with images, are the classes
+        if len(inner.classes) >= 2 and not inner.empty:
             raise DataError(
-                f"{root}: only one class ({dirs[0].name}), whose sub-folders {', '.join(d.name for d in inner[:4])}"
-                f"{', ...' if len(inner) > 4 else ''} look like the classes: train on {dirs[0]} instead"
+                f"{root}: only one class ({dirs[0].name}), whose sub-folders {', '.join(inner.classes[:4])}"
+                f"{', ...' if len(inner.classes) > 4 else ''} look like the classes: train on {dirs[0]} instead"
             )
 
 
@@ -53,32 +54,20 @@ def load_image_folder(root: str | os.PathLike[str], classes: tuple[str, ...] | N
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: no such data folder")
-    dirs = class_folders(root)
-    if not dirs:
+    tree = read_class_tree(root)
+    names = tree.classes
+    if not names:
         raise DataError(f"{root}: no class folders (expected one sub-folder of images per class)")
-    names = tuple(d.name for d in dirs)
-    if classes is not None:
-        unknown = [n for n in names if n not in classes]
-        if unknown:
-            raise DataError(f"{root}: class folder(s) {', '.join(unknown)} are not labels of the model")
-        order = classes
-    else:
-        order = names
-    paths: list[Path] = []
-    targets: list[int] = []
-    empty: list[str] = []
-    for d in dirs:
-        files = walk_images(d)
-        if not files:
-            empty.append(d.name)
-        paths += files
-        targets += [order.index(d.name)] * len(files)
-    if not paths:
+    order = classes if classes is not None else names
+    # Every class folder must be a label (an empty one too), and each gets its index among them.
+    index = dict(zip(names, label_indices(names, order, str(root), "class folder(s)").tolist(), strict=True))
+    images = tree.images()
+    if not images:
         raise DataError(
             f"{root}: no images found (looked for {', '.join(sorted({'.jpg', '.png', '.bmp', '.webp', '.tiff'}))})"
         )
-    if empty and classes is None:
-        raise DataError(f"{root}: class folder(s) without images: {', '.join(empty)}")
+    if tree.empty and classes is None:
+        raise DataError(f"{root}: class folder(s) without images: {', '.join(tree.empty)}")
     if classes is None and len(names) < 2:
         raise DataError(f"{root}: only one class ({names[0]}); a classifier needs at least two class folders")
-    return FileImageSet(classes=tuple(order), paths=paths, targets=targets)
+    return FileImageSet(classes=tuple(order), paths=[p for p, _ in images], targets=[index[c] for _, c in images])

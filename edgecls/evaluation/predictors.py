@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecls.data.imageset import ImageSet
+from edgecls.runtime.class_labels import label_indices
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.errors import DataError, ImageDecodeError
 from edgecls.runtime.preprocess import decode_floor, preprocess_batch
@@ -62,17 +63,6 @@ def _checkpoint_predictor(path: Path, trust: bool) -> LoadedPredictor:
     )
 
 
-def label_map(data_classes: tuple[str, ...], model_labels: tuple[str, ...], where: str) -> np.ndarray:
-    """int64[len(data_classes)]: data class index -> model output index, matched by name."""
-    missing = [c for c in data_classes if c not in model_labels]
-    if missing:
-        raise DataError(
-            f"{where}: class(es) {', '.join(missing)} are not among the model's labels "
-            f"({', '.join(model_labels)})"
-        )
-    return np.asarray([model_labels.index(c) for c in data_classes], dtype=np.int64)
-
-
 def iter_batches(
     images: ImageSet, contract: ModelContract, batch_size: int, broken: list[str]
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -101,7 +91,7 @@ def predict_imageset(
     on_batch: Callable[[int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """-> (float32[N, C] logits, int64[N] labels in the model's label space, unreadable files)."""
-    mapping = label_map(images.classes, pred.contract.labels, "evaluation data")
+    mapping = label_indices(images.classes, pred.contract.labels, "evaluation data")  # data class -> model output
     broken: list[str] = []
     all_logits, all_labels = [], []
     for x, y in iter_batches(images, pred.contract, batch_size, broken):

@@ -36,13 +36,13 @@ import numpy as np
 
 from edgecls.export.quant.evaluate import Accuracy
 from edgecls.export.quant.fused_graph import float_compute_nodes
+from edgecls.export.quant.image_sets import evenly_spaced
 from edgecls.export.quant.paired_timing import time_ratio
 from edgecls.export.quant.recipes import QuantRecipe
 from edgecls.export.quant.sensitivity import rank_nodes
 from edgecls.export.quant.static_quantizer import StaticQuantizer, float_units, quantized_compute_nodes
 from edgecls.export.quant.trial_eval import measure_trial
 from edgecls.export.quant.verdict import within_budget
-from edgecls.export.run_data import evenly_spaced
 from edgecls.runtime.scores import top1_accuracy
 
 Log = Callable[[str], None]

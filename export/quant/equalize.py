@@ -195,16 +195,15 @@ def equalize(
     return m, scales
 
 
-def equalized_ranges(
-    stats_min: Mapping[str, np.ndarray], stats_max: Mapping[str, np.ndarray], scales: Mapping[str, np.ndarray]
-) -> dict[str, tuple[float, float]]:
-    """Per-tensor (min, max) after equalisation from per-channel float[C] minima/maxima before it: channel c of a
-    rescaled tensor is divided by its s_c (> 0, so minima stay minima)."""
-    out = {}
-    for name, s in scales.items():
-        if name in stats_min:
-            out[name] = (float((stats_min[name] / s).min()), float((stats_max[name] / s).max()))
-    return out
+def equalized_range(
+    channel_min: np.ndarray, channel_max: np.ndarray, scale: np.ndarray | None = None
+) -> tuple[float, float]:
+    """A tensor's (min, max) after equalisation from its float[C] per-channel minima and maxima before it:
+    channel c of a rescaled tensor is divided by its s_c (> 0, so minima stay minima); ``scale`` None: a tensor
+    equalisation did not touch (its plain MinMax range). Why the equalised graph is never calibrated again."""
+    if scale is not None:
+        channel_min, channel_max = channel_min / scale, channel_max / scale
+    return float(channel_min.min()), float(channel_max.max())
 
 
 def weight_range_spread(model: onnx.ModelProto, pairs: list[Pair] | None = None) -> float:

@@ -6,7 +6,10 @@ DATA arguments (``--calib``, ``--val``) are a folder or a built-in set:
 - any other folder: every image under it, unlabelled (int8 is then judged by agreement with fp32).
 
 ``load_int8_images`` turns ``--calib``/``--val`` (or a run's own splits) into the two image sets the search
-needs, for ``quantize`` and ``export --quantize`` alike.
+needs, for ``quantize`` and ``export --quantize`` alike. The flow is one way: a DATA argument becomes an
+``ImageSet`` (a folder read by ``runtime/image_files``, or a split of a built-in set or of the run's data from
+``export/run_data``), then one loop samples, decodes and labels it (class names -> the contract's label indices
+through ``runtime/class_labels``).
 """
 
 from __future__ import annotations
@@ -18,13 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
+from edgecls.data.imageset import FileImageSet, ImageSet
 from edgecls.export.quant.options import Int8Images
-from edgecls.export.run_data import DataRef, evenly_spaced, load_images, load_splits
+from edgecls.export.run_data import DataRef, load_splits
+from edgecls.runtime.class_labels import UnknownClassesError, label_indices
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.decode import is_image_path
 from edgecls.runtime.errors import DataError, ImageDecodeError
-from edgecls.runtime.image_files import class_folders, walk_images
-from edgecls.runtime.preprocess import decode_for_contract, preprocess_batch
+from edgecls.runtime.image_files import read_class_tree, walk_images
+from edgecls.runtime.preprocess import decode_floor, preprocess_batch
 
 #: Below this many calibration images activation ranges get noisy (ORT and NNCF docs suggest a few hundred).
 MIN_CALIBRATION_IMAGES = 300
@@ -51,19 +56,56 @@ class ImageList:
         return preprocess_batch(self.images[start:stop], contract)
 
 
-def _decode_files(
-    files: Sequence[Path], labels: Sequence[int] | None, source: str, contract: ModelContract
-) -> ImageList:
-    images, kept, skipped = [], [], []
-    for i, path in enumerate(files):
+def evenly_spaced(n_total: int, n: int) -> list[int]:
+    """``n`` indices spread over ``range(n_total)`` (deterministic; covers every class of a sorted set)."""
+    if n_total <= n:
+        return list(range(n_total))
+    return [int(i) for i in np.linspace(0, n_total - 1, n).round().astype(int)]
+
+
+def _contract_labels(names: Sequence[str], contract: ModelContract, source: str) -> np.ndarray | None:
+    """int64[N] contract label indices of the images' class names; None (unlabelled) when there are none or one
+    is not a label of the model."""
+    if not names:
+        return None
+    try:
+        return label_indices(names, contract.labels, source)
+    except UnknownClassesError:
+        return None
+
+
+def _decode(imageset: ImageSet, source: str, contract: ModelContract, limit: int | None) -> ImageList:
+    """At most ``limit`` images of ``imageset`` (evenly spaced), decoded as the runtime would (large JPEGs at
+    reduced scale); unreadable ones are skipped and recorded. A set without classes is unlabelled."""
+    labelled = bool(imageset.classes)
+    floor = decode_floor(contract)
+    images, names, skipped = [], [], []
+    for i in evenly_spaced(len(imageset), limit) if limit else range(len(imageset)):
         try:
-            images.append(decode_for_contract(path, contract))
+            images.append(imageset.load(i, floor))
         except ImageDecodeError as e:
             skipped.append(str(e))
             continue
-        kept.append(i)
-    lab = None if labels is None else np.asarray([labels[i] for i in kept], dtype=np.int64)
-    return ImageList(source, images, lab, skipped)
+        if labelled:
+            names.append(imageset.classes[imageset.label(i)])
+    return ImageList(source, images, _contract_labels(names, contract, source) if labelled else None, skipped)
+
+
+def _folder_set(root: Path, contract: ModelContract) -> FileImageSet:
+    """The folder's images: its class folders' when every non-empty class folder is a label of the model
+    (labelled with the contract's indices), else every image under it, unlabelled (top-1 cannot be measured)."""
+    images = read_class_tree(root).images()  # empty class folders give none
+    try:
+        targets = label_indices([name for _, name in images], contract.labels, str(root)).tolist()
+    except UnknownClassesError:
+        images = []
+    if images:
+        return FileImageSet(tuple(contract.labels), [path for path, _ in images], targets)
+    return _unlabelled(walk_images(root))
+
+
+def _unlabelled(files: list[Path]) -> FileImageSet:
+    return FileImageSet((), files, [-1] * len(files))  # no classes: label() is never asked
 
 
 def _require_images(images: ImageList, role: str) -> ImageList:
@@ -73,28 +115,9 @@ def _require_images(images: ImageList, role: str) -> ImageList:
     return images
 
 
-def _subsample(images: ImageList, limit: int | None) -> ImageList:
-    if limit is None or len(images) <= limit:
-        return images
-    idx = evenly_spaced(len(images), limit)
-    labels = None if images.labels is None else images.labels[idx]
-    return ImageList(images.source, [images.images[i] for i in idx], labels, images.skipped)
-
-
 def _split_images(ref: DataRef, split: str, contract: ModelContract, limit: int | None) -> ImageList:
-    splits = load_splits(ref)
-    imageset = getattr(splits, split)
-    loaded = load_images(imageset, contract, evenly_spaced(len(imageset), limit) if limit else None)
-    labels = _map_labels([imageset.classes[i] for i in loaded.labels], contract)
-    return ImageList(f"{ref.spec} ({split} split)", loaded.images, labels, loaded.skipped)
-
-
-def _map_labels(names: Sequence[str], contract: ModelContract) -> np.ndarray | None:
-    """Class names -> contract label indices; None when the names are not the model's labels."""
-    index = {name: i for i, name in enumerate(contract.labels)}
-    if not names or any(n not in index for n in names):
-        return None
-    return np.asarray([index[n] for n in names], dtype=np.int64)
+    imageset = getattr(load_splits(ref), split)
+    return _decode(imageset, f"{ref.spec} ({split} split)", contract, limit)
 
 
 def load_role_images(
@@ -110,24 +133,10 @@ def load_role_images(
         return _require_images(_split_images(DataRef(text), builtin_split, contract, limit), role)
     root = Path(text)
     if root.is_file() and is_image_path(root):
-        return _require_images(_decode_files([root], None, text, contract), role)
+        return _require_images(_decode(_unlabelled([root]), text, contract, None), role)
     if not root.is_dir():
         raise DataError(f"{text}: no such folder or built-in set for {role}")
-    class_files = {d.name: walk_images(d) for d in class_folders(root)}
-    class_files = {name: fs for name, fs in class_files.items() if fs}
-    labelled = bool(class_files) and all(n in contract.labels for n in class_files)
-    if labelled:
-        files, labels = [], []
-        for name, fs in class_files.items():
-            files += fs
-            labels += [contract.labels.index(name)] * len(fs)
-        idx = evenly_spaced(len(files), limit) if limit else range(len(files))
-        result = _decode_files([files[i] for i in idx], [labels[i] for i in idx], text, contract)
-    else:
-        files = walk_images(root)
-        idx = evenly_spaced(len(files), limit) if limit else range(len(files))
-        result = _decode_files([files[i] for i in idx], None, text, contract)
-    return _require_images(_subsample(result, limit), role)
+    return _require_images(_decode(_folder_set(root, contract), text, contract, limit), role)
 
 
 def images_from_run(ref: DataRef, split: str, contract: ModelContract, limit: int | None) -> ImageList:

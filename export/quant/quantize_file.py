@@ -21,6 +21,7 @@ from edgecls.export.quant.image_sets import ImageList, load_int8_images
 from edgecls.export.quant.options import Int8Images, QuantizeOptions
 from edgecls.export.quant.pipeline import quantize_model
 from edgecls.export.quant.report import QuantReport
+from edgecls.runtime.batched_inference import fixed_batch_of
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.contract_options import ContractOptions, contract_from_options
 from edgecls.runtime.errors import DataError, ModelLoadError
@@ -49,6 +50,24 @@ def file_contract(model_path: Path, options: ContractOptions) -> ModelContract:
     return contract_from_options(options, base, provenance)
 
 
+def _refuse_fixed_batch(model: Path) -> None:
+    """ModelLoadError when the model's input has a fixed batch size: the search calibrates in batches of 8 and
+    times single images, which onnxruntime refuses for such a graph (a traceback midway, files half written)."""
+    import onnx
+
+    graph = onnx.load(str(model), load_external_data=False).graph
+    inits = {i.name for i in graph.initializer}
+    first = next(i for i in graph.input if i.name not in inits)
+    dims = first.type.tensor_type.shape.dim
+    fixed = fixed_batch_of([d.dim_value if d.HasField("dim_value") else d.dim_param for d in dims])
+    if fixed is not None:
+        raise ModelLoadError(
+            f"{model}: input {first.name!r} has a fixed batch size of {fixed}; int8 quantization needs a dynamic "
+            f"batch dimension: export the model again with one (torch.onnx.export(..., dynamic_axes="
+            f"{{{first.name!r}: {{0: 'batch'}}}}))"
+        )
+
+
 @dataclass(frozen=True)
 class FileInputs:
     """What quantizing a model file needs, all loaded before anything is written."""
@@ -71,6 +90,7 @@ def file_inputs(
     if options.images.calib is None:
         raise DataError("quantize needs calibration images: --calib DATA (a folder or builtin:NAME)")
     contract = file_contract(model, options.contract)
+    _refuse_fixed_batch(model)
     calibration, validation = load_int8_images(options.images, contract, None, str(model), log)
     out_dir = Path(options.out_dir) if options.out_dir else model.parent
     return FileInputs(model, contract, calibration, validation, int8_path_for(model, out_dir))

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from edgecls.export.quant.activation_stats import TensorStats
+from edgecls.export.quant.equalize import equalized_range
 
 #: Candidate calibration methods: name -> upper percentile of the values kept (100 = MinMax).
 CANDIDATES: dict[str, float] = {"MinMax": 100.0, "Percentile 99.999": 99.999, "Percentile 99.99": 99.99}
@@ -63,8 +64,7 @@ def choose_ranges(
     methods: dict[str, str] = {}
     for name, st in tensors.items():
         if scales and name in scales:
-            s = scales[name]
-            ranges[name] = (float((st.channel_min / s).min()), float((st.channel_max / s).max()))
+            ranges[name] = equalized_range(st.channel_min, st.channel_max, scales[name])
             methods[name] = "MinMax"
             continue
         cands = candidate_ranges(st)

@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 
 from edgecls.export.quant.activation_stats import ActivationStats, collect_stats, write_range_cache
-from edgecls.export.quant.equalize import equalize, find_pairs, weight_range_spread
+from edgecls.export.quant.equalize import equalize, equalized_range, find_pairs, weight_range_spread
 from edgecls.export.quant.range_choice import choose_ranges
 
 #: Calibration methods computed here from the shared statistics (others go to onnxruntime's calibrators).
@@ -75,9 +75,8 @@ class TrialSources:
                 counts[m] = counts.get(m, 0) + 1
             self.method_counts[f"{method}-{equalized}"] = counts
         else:
-            ranges = {}
-            for name, st in self.stats.tensors.items():
-                s = scales.get(name)
-                lo, hi = (st.channel_min, st.channel_max) if s is None else (st.channel_min / s, st.channel_max / s)
-                ranges[name] = (float(lo.min()), float(hi.max()))
+            ranges = {
+                name: equalized_range(st.channel_min, st.channel_max, scales.get(name))
+                for name, st in self.stats.tensors.items()
+            }
         return write_range_cache(ranges, path)

@@ -21,6 +21,10 @@ import numpy as np
 import onnx
 
 from edgecls.export.quant.evaluate import relative_error
+from edgecls.runtime.batched_inference import session_outputs
+
+#: Images per call of a float copy (a model with a fixed batch dimension gets its own size).
+BATCH = 32
 
 
 def _float_copy(qdq: onnx.ModelProto, pre: onnx.ModelProto, name: str) -> bytes | None:
@@ -75,7 +79,6 @@ def rank_nodes(
 
     qdq = onnx.load(str(qdq_path))
     pre = onnx.load(str(pre_path))
-    name_in = next(i.name for i in qdq.graph.input if i.name not in {x.name for x in qdq.graph.initializer})
     so = session_options()
     scored = []
     for k, name in enumerate(nodes):
@@ -83,7 +86,7 @@ def rank_nodes(
         if blob is None:
             continue
         sess = ort.InferenceSession(blob, sess_options=so, providers=["CPUExecutionProvider"])
-        logits = np.concatenate([sess.run(None, {name_in: inputs[i : i + 32]})[0] for i in range(0, len(inputs), 32)])
+        logits = session_outputs(sess, inputs, BATCH)  # float32[N, C]
         scored.append((name, relative_error(logits, reference)))
         if progress:
             progress(k + 1, len(nodes))

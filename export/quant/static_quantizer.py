@@ -23,10 +23,9 @@ import numpy as np
 import onnx
 
 from edgecls.export.quant.bias_correction import correct_biases
-from edgecls.export.quant.image_sets import ImageList
+from edgecls.export.quant.image_sets import ImageList, evenly_spaced
 from edgecls.export.quant.range_sources import OWN_METHODS, TrialSources
 from edgecls.export.quant.recipes import QuantRecipe
-from edgecls.export.run_data import evenly_spaced
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.errors import EdgeclsError
 

@@ -1,11 +1,12 @@
 """One int8 trial measured with one onnxruntime session: accuracy, batch-1 latency and the fused graph.
 
-Measuring them separately (``quant_eval.measure_accuracy``, ``quant_eval.latency_ms``,
-``quant_graph.fusion_counts``) builds three sessions of the same file, and building a session of a QDQ graph
+Measuring them separately (``evaluate.measure_accuracy``, ``evaluate.latency_ms``,
+``fused_graph.fusion_counts``) builds three sessions of the same file, and building a session of a QDQ graph
 (its fusions and layout transforms) costs about as much as running the search images through it. Here the
 session that computes the accuracy also writes its optimised graph (``optimized_model_filepath``) and is then
 timed. Only when accuracy is graded with onnxruntime's exact kernels (a target that is not this CPU) does
-speed need a second, ordinary session.
+speed need a second, ordinary session. The images go through :mod:`edgecls.runtime.batched_inference`, so a
+model with a fixed batch dimension gets calls of exactly that size.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import onnx
 
 from edgecls.export.quant.evaluate import PRECISE_KERNELS_KEY, Accuracy, score_logits, session_latency_ms
 from edgecls.export.quant.fused_graph import count_fused_ops
+from edgecls.runtime.batched_inference import fixed_batch_of, session_outputs
 
 BATCH = 64
 
@@ -29,7 +31,7 @@ BATCH = 64
 class TrialMeasurement:
     accuracy: Accuracy
     latency_p50_ms: float
-    fusion: dict[str, Any]  # quant_graph.count_fused_ops
+    fusion: dict[str, Any]  # fused_graph.count_fused_ops
 
 
 def _session(path: Path, precise: bool, optimized: Path | None) -> Any:
@@ -54,19 +56,18 @@ def measure_trial(
     latency: tuple[int, int] = (20, 5),
 ) -> TrialMeasurement:
     """``path`` on float32[N, 3, h, w] ``inputs`` against ``reference`` = (int64[N] labels or None, the fp32
-    model's float32[N, C] logits), its p50 batch-1 latency on this machine (``latency`` = (runs, warm-up)),
-    and its op counts after onnxruntime's optimisation."""
+    model's float32[N, C] logits), its p50 latency of one call on this machine (batch 1, or the model's fixed
+    batch; ``latency`` = (runs, warm-up)), and its op counts after onnxruntime's optimisation."""
     labels, fp32_logits = reference
     path = Path(path)
     with tempfile.TemporaryDirectory(prefix="edgecls-trial-") as tmp:
         optimized = Path(tmp) / "optimized.onnx"
         sess = _session(path, precise, None if precise else optimized)
-        name = sess.get_inputs()[0].name
-        logits = np.concatenate(
-            [sess.run(None, {name: inputs[i : i + BATCH]})[0] for i in range(0, len(inputs), BATCH)]
-        ).astype(np.float32)
+        logits = session_outputs(sess, inputs, BATCH)
         if precise:  # speed and fusions are those of the ordinary kernels
             sess = _session(path, False, optimized)
-        p50 = session_latency_ms(sess, inputs[:1], *latency)["p50_ms"]
+        # float32[b, 3, h, w]: the smallest call the model takes (b = 1, or its fixed batch), first image repeated
+        one_call = np.repeat(inputs[:1], fixed_batch_of(sess.get_inputs()[0].shape) or 1, axis=0)
+        p50 = session_latency_ms(sess, one_call, *latency)["p50_ms"]
         fusion = count_fused_ops(onnx.load(str(optimized), load_external_data=False))
     return TrialMeasurement(score_logits(logits, labels, fp32_logits), p50, fusion)
