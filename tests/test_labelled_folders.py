@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from fixtures_runtime import LABELS, run_edgecls
 
-from edgecls.data import load_image_folder
+from edgecls.data.folders import load_image_folder
 from edgecls.export.quant.image_sets import load_role_images
 from edgecls.runtime.bench.images import scan_images
 from edgecls.runtime.bench.rows import BenchError
