@@ -67,7 +67,7 @@ def prepare_effnet(work: Path, crops: Path) -> Path:
     out = work / "effnet"
     if (out / "model.int8.onnx").is_file():
         return out
-    from run_quant_bench import effnet_factory_file  # the same factory the quantization study exports
+    from case_models import effnet_factory_file  # the same factory the quantization study exports
 
     factory = effnet_factory_file(work)
     labels = work / "imagenet_indices.txt"  # class names are not shipped; indices are enough for agreement
