@@ -2,7 +2,8 @@
 
 edgecls decodes a JPEG at 1/2, 1/4 or 1/8 scale when it stays at least the contract's resize floor (256 px
 for a 224 px model with crop 0.875). This script measures, per photo size:
-- decode + preprocess time, full decode vs reduced (single thread, median of the images);
+- decode + preprocess time, full decode vs reduced (single thread): every image once per mode through the shared
+  timing loop (edgecls.runtime.latency, one timed call per image, no warm-up), the median over the images;
 - the mean absolute difference of the model input (normalised units) against full decode + linear resize,
   and against full decode + area resize (the least aliased reference);
 - with ``--model`` (an edgecls .onnx, ideally a real ImageNet network): top-1 agreement and the mean
@@ -24,11 +25,14 @@ import argparse
 import json
 import statistics
 import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
+
+from edgecls.runtime.latency import LatencyStats, measure_latency
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks" / "quantization"))
@@ -60,39 +64,41 @@ def make_jpegs(crops: list[np.ndarray], size: tuple[int, int], seed: int) -> lis
     return out
 
 
+def timed_pass(jpegs: list[bytes], decode_one: Callable[[bytes], Any]) -> tuple[LatencyStats, list[Any]]:
+    """Every JPEG through ``decode_one`` once, each call timed by the shared timing loop: one sample per image (no
+    warm-up: each image is new to the decoder, as a camera's or an upload's is), and what each call returned."""
+    outputs: list[Any] = []
+    pending = iter(jpegs)
+
+    def call() -> None:
+        outputs.append(decode_one(next(pending)))
+
+    stats, _, _ = measure_latency(call, runs=len(jpegs), warmup=0)
+    return stats, outputs
+
+
 def measure(jpegs: list[bytes], labels: list[int], contract, classifier) -> dict:
     from edgecls.runtime.decode import decode_bytes
     from edgecls.runtime.preprocess import decode_floor, preprocess
 
     floor = decode_floor(contract)
     area = type(contract).from_dict({**contract.to_dict(), "interpolation": "area"})
-    t_full, t_red, d_full, d_area_full, d_area_red = [], [], [], [], []
-    x_full, x_red, x_area = [], [], []
-    reduced_shape = None
-    for data in jpegs:
-        t0 = time.perf_counter()
-        full = decode_bytes(data)
-        a = preprocess(full, contract)
-        t1 = time.perf_counter()
-        img = decode_bytes(data, "photo.jpg", floor)
-        b = preprocess(img, contract)
-        t2 = time.perf_counter()
-        reduced_shape = img.shape[:2]
-        ref = preprocess(full, area)
-        t_full.append((t1 - t0) * 1e3)
-        t_red.append((t2 - t1) * 1e3)
-        d_full.append(float(np.abs(a - b).mean()))
-        d_area_full.append(float(np.abs(a - ref).mean()))
-        d_area_red.append(float(np.abs(b - ref).mean()))
-        x_full.append(a)
-        x_red.append(b)
-        x_area.append(ref)
+    # float32[3, H, W] model inputs: full decode + the contract's resize, reduced decode + the same resize
+    full_stats, x_full = timed_pass(jpegs, lambda data: preprocess(decode_bytes(data), contract))
+    red_stats, reduced = timed_pass(jpegs, lambda data: _reduced_input(data, floor, contract))
+    x_red = [x for x, _ in reduced]
+    reduced_shape = reduced[-1][1] if reduced else None
+    # the least aliased reference: full decode + area resize (untimed; decoded again so 12 MP frames are not kept)
+    x_area = [preprocess(decode_bytes(data), area) for data in jpegs]
+    d_full = [float(np.abs(a - b).mean()) for a, b in zip(x_full, x_red, strict=True)]
+    d_area_full = [float(np.abs(a - ref).mean()) for a, ref in zip(x_full, x_area, strict=True)]
+    d_area_red = [float(np.abs(b - ref).mean()) for b, ref in zip(x_red, x_area, strict=True)]
     row = {
         "images": len(jpegs),
         "reduced_decode_shape": list(reduced_shape or ()),
-        "full_decode_preprocess_ms_p50": round(statistics.median(t_full), 2),
-        "reduced_decode_preprocess_ms_p50": round(statistics.median(t_red), 2),
-        "speedup": round(statistics.median(t_full) / statistics.median(t_red), 2),
+        "full_decode_preprocess_ms_p50": round(full_stats.p50_ms, 2),
+        "reduced_decode_preprocess_ms_p50": round(red_stats.p50_ms, 2),
+        "speedup": round(full_stats.p50_ms / red_stats.p50_ms, 2),
         "input_mean_abs_diff_reduced_vs_full": round(statistics.mean(d_full), 4),
         "input_mean_abs_diff_vs_area_reference": {
             "full_decode_linear": round(statistics.mean(d_area_full), 4),
@@ -114,6 +120,15 @@ def measure(jpegs: list[bytes], labels: list[int], contract, classifier) -> dict
             row["top1_accuracy_full_decode"] = round(float((top_full == y).mean()), 4)
             row["top1_accuracy_reduced_decode"] = round(float((p_red.argmax(1) == y).mean()), 4)
     return row
+
+
+def _reduced_input(data: bytes, floor: tuple[int, int] | None, contract) -> tuple[np.ndarray, tuple[int, int]]:
+    """The model input from a reduced-scale decode, and the decoded (H, W)."""
+    from edgecls.runtime.decode import decode_bytes
+    from edgecls.runtime.preprocess import preprocess
+
+    img = decode_bytes(data, "photo.jpg", floor)
+    return preprocess(img, contract), img.shape[:2]
 
 
 def _probabilities(classifier, inputs: list[np.ndarray]) -> np.ndarray:

@@ -67,7 +67,7 @@ def prepare_effnet(work: Path, crops: Path) -> Path:
     out = work / "effnet"
     if (out / "model.int8.onnx").is_file():
         return out
-    from run_quant_bench import effnet_factory_file  # the same factory the quantization study exports
+    from case_models import effnet_factory_file  # the same factory the quantization study exports
 
     factory = effnet_factory_file(work)
     labels = work / "imagenet_indices.txt"  # class names are not shipped; indices are enough for agreement
@@ -192,18 +192,6 @@ def interleaved_markdown(rows: list[dict[str, object]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def cpu_kind(env: object) -> str:
-    """``intel-xeon-avx512-vnni-amx-bf16`` / ``amd-epyc-avx2``: the CPU and the ISA that decides int8/bf16 speed."""
-    isa = set(env.isa)  # type: ignore[attr-defined]
-    flags = ["avx512" if "avx512f" in isa else "avx2"]
-    flags += [f for f, names in (("vnni", ("avx512_vnni", "avx_vnni")), ("amx", ("amx_tile", "amx_int8", "amx_bf16")),
-                                 ("bf16", ("avx512_bf16", "amx_bf16"))) if isa & set(names)]
-    import re
-
-    cpu = re.sub(r"\((r|tm)\)|\bprocessor\b|\bcpu\b", "", env.cpu_model.lower())  # type: ignore[attr-defined]
-    return "-".join(cpu.split()[:3] + flags)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", type=Path, default=Path("runs/benchmarks/openvino"))
@@ -231,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.prepare_only:
         return 0
     if args.interleaved:
-        from edgecls.runtime.bench.env import collect_environment
+        from edgecls.runtime.bench.env import collect_environment, cpu_slug, isa_slug
 
         env = collect_environment()
         load_before = os.getloadavg()
@@ -239,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         crops = sorted(agree_dir.glob("crop_*.png"))[: args.agreement_crops]
         rows = interleaved(dirs, [int(b) for b in args.batches.split(",")], [int(t) for t in args.threads.split(",")],
                            args.rounds, args.calls, crops)
-        name = f"openvino_vs_ort_interleaved_{cpu_kind(env)}_ort{env.versions.get('onnxruntime')}" \
+        name = f"openvino_vs_ort_interleaved_{cpu_slug(env)}-{isa_slug(env)}_ort{env.versions.get('onnxruntime')}" \
                f"_ov{env.versions.get('openvino')}_{env.timestamp[:10]}"
         doc = {"environment": env.to_dict(), "rounds": args.rounds, "calls": args.calls, "rows": rows,
                "load_average_before_after": [load_before, os.getloadavg()]}
@@ -251,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from edgecls.runtime.bench.benchmark import BenchOptions, benchmark
-    from edgecls.runtime.bench.env import collect_environment
+    from edgecls.runtime.bench.env import collect_environment, cpu_slug, isa_slug
     from edgecls.runtime.bench.report import to_markdown
     from edgecls.runtime.bench.result_files import write_json
 
@@ -265,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     load_after = os.getloadavg()
     env = collect_environment()
     name = (
-        f"openvino_vs_ort_{cpu_kind(env)}"
+        f"openvino_vs_ort_{cpu_slug(env)}-{isa_slug(env)}"
         f"_ort{env.versions.get('onnxruntime')}_ov{env.versions.get('openvino')}_{env.timestamp[:10]}"
     )
     result.settings["load_average_before_after"] = [load_before, load_after]

@@ -2,7 +2,9 @@
 
 With the ``onnx`` package (train extra) the graph itself is read: opset, parameter count, operator counts.
 On a device with only onnxruntime the same command reports what a session exposes (inputs, outputs,
-metadata, contract) and says the rest needs ``onnx``.
+metadata, contract) and says the rest needs ``onnx``. :func:`describe` is the command as a library call: the
+model's description, the engine each provider uses here and, with a provider or precision, the engine a real
+session on it runs.
 """
 
 from __future__ import annotations
@@ -16,6 +18,15 @@ from typing import Any
 from edgecls.runtime.contract import METADATA_KEY, ModelContract, contract_from_metadata
 from edgecls.runtime.cpu_isa import int8_warnings
 from edgecls.runtime.errors import ContractError, ModelLoadError
+
+
+@dataclass(frozen=True)
+class InfoOptions:
+    """What ``edgecls info`` describes (its flags, one field each)."""
+
+    model: Path
+    provider: str | None = None  # also load the model on this provider and report the engine it runs
+    precision: str | None = None  # OpenVINO inference precision for that session (implies provider auto)
 
 
 @dataclass
@@ -148,3 +159,42 @@ def model_info(path: str | os.PathLike[str], use_onnx: bool | None = None) -> Mo
     if info.contract is not None:
         info.int8_warnings = int8_warnings(info.contract.get("provenance", {}))
     return info
+
+
+@dataclass
+class InfoReport:
+    """``edgecls info``'s answer: the model, the engine per provider here, the engine a session ran (or None)."""
+
+    model: ModelInfo
+    providers_here: list[str]  # which engine each --provider uses on this machine (OpenVINO: EP or runtime)
+    engine: dict[str, Any] | None = None  # engine, providers used, precision read back, one-line summary
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.model.to_dict(), "providers_here": self.providers_here, "engine": self.engine}
+
+
+def describe(options: InfoOptions) -> InfoReport:
+    """Describe ``options.model``; with a provider or precision, also load it on a real session and report the
+    engine (not tried when the contract is unreadable: the caller reports that refusal instead)."""
+    from edgecls.runtime.providers.catalog import provider_paths
+
+    info = model_info(options.model)
+    providers_here = provider_paths()
+    wants_engine = (options.provider or options.precision) and not info.contract_error
+    engine = engine_on(options.model, options.provider, options.precision) if wants_engine else None
+    return InfoReport(info, providers_here, engine)
+
+
+def engine_on(model: Path, provider: str | None, precision: str | None) -> dict[str, Any]:
+    """What runs ``model`` with ``--provider``/``--precision``: the engine, providers used and the precision read
+    back from the compiled model (OpenVINO), from a real session."""
+    from edgecls.runtime.providers.session import PRECISION_OPTION, create_session
+
+    provider_options = {PRECISION_OPTION: precision} if precision else {}
+    _, session = create_session(model, provider=provider or "auto", threads=1, provider_options=provider_options)
+    return {
+        "engine": session.engine,
+        "used": session.used,
+        "precision": session.precision,
+        "line": session.engine_line(),
+    }

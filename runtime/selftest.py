@@ -152,12 +152,21 @@ def _per_image(stats: LatencyStats, n: int) -> float:
     return stats.p50_ms / max(1, n)
 
 
-def selftest(target: str | os.PathLike[str], provider: str = "auto", threads: int | None = None) -> list[SelftestRow]:
-    """Every model of ``target`` checked here; a model that cannot load is a failed row, not an abort."""
+@dataclass(frozen=True)
+class SelftestOptions:
+    """What ``edgecls selftest`` checks and how (its flags, one field each)."""
+
+    target: str | os.PathLike[str]  # a model (.onnx) or a folder of them (a pack, an export dir)
+    provider: str = "auto"
+    threads: int | None = None  # None: onnxruntime's default
+
+
+def selftest(options: SelftestOptions) -> list[SelftestRow]:
+    """Every model of ``options.target`` checked here; a model that cannot load is a failed row, not an abort."""
     rows = []
-    for model in models_in(target):
+    for model in models_in(options.target):
         try:
-            rows.append(check_model(model, provider=provider, threads=threads))
+            rows.append(check_model(model, provider=options.provider, threads=options.threads))
         except EdgeclsError as e:
             rows.append(
                 SelftestRow(str(model), "?", "-", detect_isa().isa, 0, float("nan"), 0.0, float("nan"), 0.0, {},

@@ -13,7 +13,7 @@ import pytest
 #: Small but real settings: every stage runs, in a few seconds.
 FAST_QUANT = {"latency_runs": 5, "latency_warmup": 2, "sensitivity_images": 32}
 #: The shared export fixture must always write model.int8.onnx: a tiny run's 48 held-out images make one changed
-#: answer worth 2 points, over the 1-point budget (the over-budget path has its own tests in test_quantize.py).
+#: answer worth 2 points, over the 1-point budget (the over-budget path has its own tests in test_quantize_command.py).
 FIXTURE_QUANT = {**FAST_QUANT, "allow_over_budget": True}
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import onnxruntime as ort
 import pytest
 
-from edgecls.runtime.bench.env import collect_environment, environment_slug
+from edgecls.runtime.bench.env import collect_environment, cpu_slug, environment_slug, isa_slug
 from edgecls.runtime.bench.plot import write_plot
 from edgecls.runtime.bench.report import print_report, to_markdown, write_markdown
 from edgecls.runtime.bench.result_files import CSV_FIELDS, load_json, write_csv, write_json
@@ -54,6 +54,25 @@ def test_environment_is_read_from_this_machine():
     assert "CPUExecutionProvider" in env.onnxruntime_providers
     slug = environment_slug(env)
     assert f"_ort{ort.__version__}_" in slug and slug.endswith(env.timestamp[:10]) and " " not in slug
+
+
+@pytest.mark.parametrize(
+    ("cpu_model", "isa", "machine", "expected"),
+    [
+        ("Intel(R) Xeon(R) Processor", ["avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_int8"], "x86_64",
+         "intel-xeon-avx512-vnni-amx-bf16"),
+        ("AMD EPYC Processor", ["avx2", "fma"], "x86_64", "amd-epyc-avx2"),
+        ("Intel(R) Core(TM) i5-1235U @ 1.30GHz", ["avx2", "avx_vnni"], "x86_64", "intel-core-i5-1235u-avx2-vnni"),
+        ("", ["neon", "asimd", "asimddp"], "aarch64", "aarch64-neon-dotprod"),
+    ],
+)
+def test_cpu_and_isa_slugs_name_results_files(cpu_model, isa, machine, expected):
+    """One naming for every results file: the CPU, then the ISA that decides int8/bf16 speed."""
+    import dataclasses
+
+    env = dataclasses.replace(collect_environment(), cpu_model=cpu_model, isa=isa, machine=machine)
+    assert f"{cpu_slug(env)}-{isa_slug(env)}" == expected
+    assert environment_slug(env).startswith(f"{cpu_slug(env)}_ort")
 
 
 def test_json_csv_markdown_and_plot_are_written(measured, tmp_path):

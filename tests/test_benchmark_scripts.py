@@ -46,6 +46,11 @@ EXCLUDED = {
     "transfer/run_transfer_bench.py": "trains several 224 px networks as separate processes: tens of minutes",
     "repeat_summary.py": "a library of run_benchmarks.py (no command line), run by its smoke run below",
     "quantization/photo_data.py": "a library (photo crops) used by the scripts below",
+    "quantization/study_env.py": "a library of the quantization studies (threads, machine record, log lines)",
+    "quantization/case_models.py": "a library of run_quant_bench.py and run_distill_bench.py (the fp32 exports)",
+    "quantization/quant_variants.py": "a library of run_quant_bench.py and run_distill_bench.py (int8 variants)",
+    "quantization/measure_variants.py": "a library of the quantization studies (grading and interleaved timing)",
+    "quantization/quant_results.py": "a library of run_quant_bench.py (its results file)",
     "quantization/photo_model.py": "a factory for `edgecls export --model`, used by train_photo_mnv2.py's test",
 }
 SMOKE_RUN = {"decode_scale.py", "soak_live.py", "serve_load.py", "serve_attacks.py", "run_benchmarks.py",

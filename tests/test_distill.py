@@ -171,11 +171,11 @@ NET = (
 
 
 def test_quantize_learns_from_the_torch_model_the_file_came_from(tmp_path, capsys):
-    from test_quantize import _image_folder
+    from fixtures_quant import image_folder
 
     (tmp_path / "net.py").write_text(NET)
     (tmp_path / "labels.txt").write_text("a\nb\nc\n")
-    photos = _image_folder(tmp_path / "photos", 24, 3)
+    photos = image_folder(tmp_path / "photos", 24, 3)
     argv = ["export", "--model", f"{tmp_path / 'net.py'}:build", "--labels", str(tmp_path / "labels.txt")]
     argv += ["--input-size", "32", "--resize-mode", "stretch", "--exporter", "torchscript", "--data", str(photos)]
     code, _, err = _cli([*argv, "--out", str(tmp_path / "fp32")], capsys)

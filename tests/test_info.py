@@ -64,3 +64,21 @@ def test_info_on_corrupt_files(tmp_path, content, capsys):
     assert code == 2 and err.startswith("error: ") and "Traceback" not in err
     code, _, err = _cli(["info", str(tmp_path / "missing.onnx")], capsys)
     assert code == 2 and "no such model file" in err
+
+
+def test_describe_is_the_command_as_a_library_call(exported_tiny, capsys):
+    import dataclasses
+
+    from edgecls.export.info import InfoOptions, describe
+
+    model = exported_tiny / "model.int8.onnx"
+    plain = describe(InfoOptions(model=model))
+    assert plain.engine is None and plain.providers_here and plain.model.contract["provenance"]["variant"] == "int8"
+    on_cpu = describe(InfoOptions(model=model, provider="cpu"))
+    assert on_cpu.engine["used"][0] == "CPUExecutionProvider" and on_cpu.engine["line"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        InfoOptions(model=model).provider = "cpu"  # type: ignore[misc]
+    # the command prints exactly the library's report
+    code, out, err = _cli(["info", str(model), "--provider", "cpu", "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(out) == json.loads(json.dumps(on_cpu.to_dict()))

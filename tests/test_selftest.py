@@ -31,6 +31,14 @@ def bundle(exported_tiny: Path, tmp_path: Path) -> Path:
     return out
 
 
+def test_selftest_library_call_checks_every_model_of_the_folder(bundle: Path):
+    from edgecls.runtime.selftest import SelftestOptions, selftest
+
+    found = selftest(SelftestOptions(target=bundle, provider="cpu", threads=1))
+    assert sorted(Path(r.model).name for r in found) == ["model.fp16.onnx", "model.int8.onnx", "model.onnx"]
+    assert all(r.passed and r.provider.startswith("CPU") for r in found), [r.problems for r in found]
+
+
 def test_selftest_passes_for_fp32_fp16_int8_and_prints_the_table(bundle: Path):
     r = run_edgecls("selftest", str(bundle), "--json")
     assert r.returncode == 0, r.stdout + r.stderr

@@ -1,6 +1,6 @@
 """Real photo crops from scikit-image's sample photos (shipped in the scikit-image wheel, no download).
 
-Used by the quantization benchmark in two ways: as a 16-class "which photo is this crop from" task to train a
+Used by the quantization benchmarks in two ways: as a 16-class "which photo is this crop from" task to train a
 MobileNetV2 outside edgecls's training loop, and as realistic unlabelled inputs on which int8 must agree
 with fp32. Crops are ``uint8[H, W, 3]`` BGR of varying size and aspect, like camera frames.
 """
@@ -8,6 +8,7 @@ with fp32. Crops are ``uint8[H, W, 3]`` BGR of varying size and aspect, like cam
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -31,6 +32,9 @@ PHOTOS = (
     "rocket",
     "text",
 )
+
+#: The quantization studies' crop sets: one seed per role, so no step of a method sees the crops it is graded on.
+SEEDS = {"calibration": 11, "validation": 12, "test": 13}
 
 
 @functools.lru_cache(maxsize=1)
@@ -70,3 +74,13 @@ def random_crops(
         crops.append(np.ascontiguousarray(crop))
         labels.append(label)
     return crops, np.asarray(labels, dtype=np.int64)
+
+
+def write_crops(folder: Path, n: int, seed: int, labelled: bool) -> Path:
+    """Photo crops as real PNG files (class sub-folders when labelled), so the CLI data path is exercised."""
+    crops, labels = random_crops(n, seed)
+    for i, (crop, label) in enumerate(zip(crops, labels, strict=True)):
+        sub = folder / PHOTOS[label] if labelled else folder
+        sub.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(sub / f"crop_{i:04d}.png"), crop)
+    return folder

@@ -33,17 +33,11 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from run_quant_bench import (  # noqa: E402
-    SEEDS,
-    effnet_factory_file,
-    environment,
-    export_byo,
-    grade,
-    interleaved_latency,
-    log,
-    naive_ort,
-    write_crops,
-)
+from case_models import effnet_factory_file, export_byo  # noqa: E402
+from measure_variants import grade, interleaved_latency  # noqa: E402
+from photo_data import SEEDS, write_crops  # noqa: E402
+from quant_variants import naive_ort  # noqa: E402
+from study_env import environment, log  # noqa: E402
 
 from edgecls.export.metadata import read_contract_file  # noqa: E402
 from edgecls.export.quant.distill_export import DistillOptions, quantize_with_distillation  # noqa: E402

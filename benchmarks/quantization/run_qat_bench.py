@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from run_quant_bench import environment, grade, interleaved_latency, log  # noqa: E402
+from measure_variants import grade, interleaved_latency  # noqa: E402
+from study_env import environment, log  # noqa: E402
 
 from edgecls.export.export_run import ExportOptions, export_checkpoint  # noqa: E402
 from edgecls.export.metadata import read_contract_file  # noqa: E402

@@ -1,4 +1,4 @@
-"""``edgecls info``: a thin adapter over edgecls.export.info (works with only onnxruntime installed).
+"""``edgecls info``: the flags become one InfoOptions for edgecls.export.info.describe; this prints its report.
 
 Only typer and the standard library are imported here; the model is read inside the command body.
 """
@@ -31,35 +31,22 @@ def info_command(
     ] = None,
     precision: PrecisionOpt = None,
 ) -> None:
-    from edgecls.export.info import model_info
-    from edgecls.runtime.providers.catalog import provider_paths
+    from edgecls.export.info import InfoOptions, describe
 
-    info = model_info(model)
-    runs_here = provider_paths()  # which engine each --provider uses on this machine (OpenVINO: EP or runtime)
-    engine = _engine_on(model, provider, precision) if (provider or precision) and not info.contract_error else None
+    report = describe(InfoOptions(model=model, provider=provider, precision=precision))
+    info = report.model
     if json_out:
-        typer.echo(json.dumps({**info.to_dict(), "providers_here": runs_here, "engine": engine}))
+        typer.echo(json.dumps(report.to_dict()))
     else:
         _print_info(info)
-        typer.echo("providers here: " + "; ".join(runs_here))
-        if engine is not None:
-            typer.echo(f"engine: {engine['line']}")
+        typer.echo("providers here: " + "; ".join(report.providers_here))
+        if report.engine is not None:
+            typer.echo(f"engine: {report.engine['line']}")
     if info.contract_error:
         # The rest of the model is still described above; the refusal is the one error line (exit 2), as in run.
         from edgecls.runtime.errors import ContractError
 
         raise ContractError(info.contract_error)
-
-
-def _engine_on(model: Path, provider: str | None, precision: str | None) -> dict[str, Any]:
-    """What runs ``model`` with ``--provider``/``--precision``: the engine, providers used and the precision read
-    back from the compiled model (OpenVINO), from a real session."""
-    from edgecls.runtime.providers.session import PRECISION_OPTION, create_session
-
-    options = {PRECISION_OPTION: precision} if precision else {}
-    _, session = create_session(model, provider=provider or "auto", threads=1, provider_options=options)
-    return {"engine": session.engine, "used": session.used, "precision": session.precision,
-            "line": session.engine_line()}
 
 
 def _print_info(info: Any) -> None:

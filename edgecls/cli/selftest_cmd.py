@@ -1,7 +1,8 @@
 """``edgecls selftest DIR|MODEL``: the on-device parity check (numpy, OpenCV, onnxruntime only).
 
-A thin adapter over :func:`edgecls.runtime.selftest.selftest`: a table (or JSON Lines), exit 0 when every
-model matches its golden file, 1 on a mismatch, 2 when nothing could be checked.
+The flags become one :class:`~edgecls.runtime.selftest.SelftestOptions` for
+:func:`edgecls.runtime.selftest.selftest`; this prints a table (or JSON Lines) and exits 0 when every model
+matches its golden file, 1 on a mismatch, 2 when nothing could be checked.
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ def selftest_command(
     threads: ThreadsOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    from edgecls.runtime.selftest import selftest
+    from edgecls.runtime.selftest import SelftestOptions, selftest
 
-    rows = selftest(target, provider=provider, threads=threads)
+    rows = selftest(SelftestOptions(target=target, provider=provider, threads=threads))
     if json_out:
         for row in rows:
             typer.echo(json.dumps(row.to_dict()))

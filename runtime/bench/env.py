@@ -206,8 +206,35 @@ def collect_environment() -> Environment:
     )
 
 
+def cpu_slug(env: Environment) -> str:
+    """``intel-xeon`` / ``amd-epyc``: the CPU model for result file names (trademarks, "CPU", "Processor" and the
+    clock dropped; the machine type when the model is unknown)."""
+    cpu = re.sub(r"\((?:r|tm)\)|cpu|processor|@.*$", "", env.cpu_model, flags=re.IGNORECASE)
+    return re.sub(r"[^a-z0-9]+", "-", cpu.lower()).strip("-")[:40] or env.machine.lower()
+
+
+#: Name parts for the instructions that decide int8 and bf16 speed, and the ISA_FLAGS that show each.
+_SPEED_ISA = (
+    ("vnni", {"avx512_vnni", "avx_vnni"}),
+    ("amx", {"amx_int8"}),
+    ("dotprod", {"asimddp"}),
+    ("i8mm", {"i8mm"}),
+    ("bf16", {"avx512_bf16", "bf16"}),
+)
+
+
+def isa_slug(env: Environment) -> str:
+    """``avx512-vnni-amx-bf16`` / ``avx2`` / ``neon-dotprod``: the vector unit and the int8/bf16 instructions."""
+    isa = set(env.isa)
+    if "avx512f" in isa:
+        width = "avx512"
+    elif "avx2" in isa:
+        width = "avx2"
+    else:
+        width = "neon" if isa & {"neon", "asimd"} else env.machine.lower()
+    return "-".join([width, *(part for part, flags in _SPEED_ISA if isa & flags)])
+
+
 def environment_slug(env: Environment) -> str:
     """``<cpu>_ort<version>_<date>`` for result file names, e.g. ``amd-epyc_ort1.32.0_2026-11-24``."""
-    cpu = re.sub(r"\((?:r|tm)\)|cpu|processor|@.*$", "", env.cpu_model, flags=re.IGNORECASE)
-    cpu = re.sub(r"[^a-z0-9]+", "-", cpu.lower()).strip("-")[:40] or env.machine.lower()
-    return f"{cpu}_ort{env.versions.get('onnxruntime') or 'none'}_{env.timestamp[:10]}"
+    return f"{cpu_slug(env)}_ort{env.versions.get('onnxruntime') or 'none'}_{env.timestamp[:10]}"

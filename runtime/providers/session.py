@@ -19,7 +19,7 @@ from edgecls.runtime.errors import ModelLoadError, ProviderError
 from edgecls.runtime.providers.engine_errors import short_engine_message
 from edgecls.runtime.providers.names import AUTO_PREFERENCE, default_provider_options, resolve_provider_name
 from edgecls.runtime.providers.plugins import plugin_provider_names
-from edgecls.runtime.training_artifacts import export_first_hint
+from edgecls.runtime.providers.training_artifacts import export_first_hint
 
 if TYPE_CHECKING:
     import onnxruntime as ort

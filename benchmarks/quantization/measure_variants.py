@@ -1,0 +1,68 @@
+"""Grading and timing the study's int8 variants against their fp32 model.
+
+Accuracy (``grade``) is load-independent and runs in the quantize phase; latency (``interleaved_latency``,
+``measure_latency``) is the timing phase, run under the CPU lock, every variant once per round so a change of
+load hits all of them alike.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from study_env import THREADS, log
+
+from edgecls.export.parity import onnx_logits
+from edgecls.export.quant.evaluate import int8_logits, latency_ms, relative_error
+from edgecls.export.quant.fused_graph import fusion_counts
+from edgecls.export.quant.image_sets import ImageList
+from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.scores import top1_accuracy, top1_agreement
+
+
+def grade(
+    paths: dict[str, Path], precise: set[str], test: ImageList, contract: ModelContract, fp32: Path
+) -> dict[str, dict[str, Any]]:
+    """Every variant on the test crops: agreement with fp32, top-1 when labelled, logit error, fused graph."""
+    x = test.inputs(contract)
+    ref = onnx_logits(fp32, x)
+    rows = {}
+    for label, path in paths.items():
+        logits = int8_logits(path, x, precise=label in precise) if label != "fp32" else ref
+        row: dict[str, Any] = {
+            "agreement": top1_agreement(logits, ref),
+            "images": len(test),
+            "relative_error": relative_error(logits, ref),
+            "size_bytes": path.stat().st_size,
+            "precise_kernels": label in precise,
+        }
+        if test.labels is not None:
+            row["top1"] = top1_accuracy(logits, test.labels)
+        if label != "fp32":
+            row["fusion"] = fusion_counts(path)
+        rows[label] = row
+    return rows
+
+
+def interleaved_latency(paths: dict[str, Path], size: tuple[int, int], rounds: int, runs: int) -> dict[str, Any]:
+    """Round by round, every variant once: the median of the rounds' p50 and their range (ms)."""
+    p50s: dict[str, list[float]] = {k: [] for k in paths}
+    for r in range(rounds):
+        for label, path in paths.items():
+            p50s[label].append(latency_ms(path, (3, *size), runs, 10, threads=THREADS)["p50_ms"])
+        log(f"  latency round {r + 1}/{rounds}: " + ", ".join(f"{k[:24]} {v[-1]:.2f}" for k, v in p50s.items()))
+    return {
+        k: {"p50_ms": float(np.median(v)), "min_ms": float(np.min(v)), "max_ms": float(np.max(v)), "rounds": v}
+        for k, v in p50s.items()
+    }
+
+
+def measure_latency(result: dict[str, Any], name: str, rounds: int, runs: int) -> None:
+    """The timing phase (run it under the CPU lock): every variant file, interleaved round by round."""
+    log(f"[{name}] latency, {rounds} rounds x {runs} runs, interleaved (load {os.getloadavg()})")
+    paths = {k: Path(v) for k, v in result["speed_paths"].items()}
+    result["latency_loadavg_start"] = os.getloadavg()
+    result["latency"] = interleaved_latency(paths, tuple(result["input_size"]), rounds, runs)
+    result["latency_loadavg_end"] = os.getloadavg()
