@@ -15,7 +15,7 @@ import cv2
 import pytest
 from fixtures_runtime import LABELS, golden_images
 
-from edgecls.runtime.bench.auto_pick import AUTO_MAX_DROP, mark_auto_picks, unjudged_line
+from edgecls.runtime.bench.auto_pick import mark_auto_picks, unjudged_line
 from edgecls.runtime.bench.benchmark import BenchOptions, benchmark
 from edgecls.runtime.bench.report import agreement_text, auto_pick_lines, engine_provider, to_markdown
 from edgecls.runtime.bench.rows import CPU_PROVIDER, BenchRow
@@ -82,10 +82,26 @@ def test_auto_rejects_what_loses_more_than_the_budget_on_all_images():
     assert not sample.auto_pick
 
 
-def test_auto_budget_is_quantizes_default():
-    from edgecls.export.quant.options import DEFAULT_MAX_DROP
+def test_bench_auto_and_quantize_share_one_budget_default_and_rule():
+    """bench --provider auto, quantize and export --quantize default to the same budget, applied by one rule."""
+    import inspect
 
-    assert AUTO_MAX_DROP == DEFAULT_MAX_DROP
+    from edgecls.cli import bench_cmd, export_cmd, quantize_cmd
+    from edgecls.export.quant.options import QuantizeOptions
+    from edgecls.runtime.accuracy_budget import DEFAULT_MAX_DROP
+    from edgecls.runtime.bench.benchmark import BenchOptions
+
+    for module, name in ((bench_cmd, "bench"), (quantize_cmd, "quantize"), (export_cmd, "export")):
+        command = getattr(module, f"{name}_command")
+        assert inspect.signature(command).parameters["max_drop"].default == DEFAULT_MAX_DROP, name
+    assert QuantizeOptions().max_drop == BenchOptions(models=()).max_drop == DEFAULT_MAX_DROP
+    # The rule at its edge: 93 of 100 against 92 of 100 is a drop of 1.0000000000000009 points, within 1.
+    cpu, edge = _row(CPU_PROVIDER, 0.93, 100, 10.0), _row(OV, 0.92, 100, 1.0)
+    mark_auto_picks([cpu, edge], max_drop=1.0)
+    assert edge.auto_pick
+    cpu, over = _row(CPU_PROVIDER, 0.93, 100, 10.0), _row(OV, 0.9199, 100, 1.0)
+    mark_auto_picks([cpu, over], max_drop=1.0)
+    assert not over.auto_pick and cpu.auto_pick
 
 
 def test_auto_with_images_picks_a_correct_row_and_says_on_how_many(bench_models, tmp_path):

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from edgecls.cli.options import JsonOpt, StrictOpt, TrustCheckpointOpt
+from edgecls.runtime.accuracy_budget import DEFAULT_MAX_DROP
 
 if TYPE_CHECKING:
     from edgecls.runtime.bench.benchmark import BenchOptions
@@ -110,7 +111,7 @@ def bench_command(
     ] = None,
     max_drop: Annotated[
         float, typer.Option(min=0.0, help="--provider auto: points of top-1 agreement a provider may lose.")
-    ] = 1.0,
+    ] = DEFAULT_MAX_DROP,
     in_process: Annotated[
         bool,
         typer.Option("--in-process", help="Measure in this process (faster; cold start and peak RSS then accumulate)."),

@@ -13,6 +13,7 @@ import typer
 
 from edgecls.cli import int8_options as int8
 from edgecls.cli.options import JsonOpt, OutDirOpt, TrustCheckpointOpt, contract_flags, progress_log
+from edgecls.runtime.accuracy_budget import DEFAULT_MAX_DROP
 from edgecls.runtime.contract_options import ContractOptions
 
 EXPORT_HELP = """Export a trained run or checkpoint to ONNX with its contract, checked against PyTorch.
@@ -39,7 +40,7 @@ def export_command(
     calib: Annotated[str | None, typer.Option(help="Calibration images (default: the run's train split).")] = None,
     val: Annotated[str | None, typer.Option(help="Validation images (default: the run's val split).")] = None,
     data: Annotated[str | None, typer.Option(help="Images for the parity check (default: run's val split).")] = None,
-    max_drop: int8.MaxDropOpt = 1.0,
+    max_drop: int8.MaxDropOpt = DEFAULT_MAX_DROP,
     target: int8.TargetOpt = "auto",
     allow_over_budget: int8.AllowOverBudgetOpt = False,
     require_verified: int8.RequireVerifiedOpt = False,

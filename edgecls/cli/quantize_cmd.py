@@ -13,6 +13,7 @@ import typer
 
 from edgecls.cli import int8_options as int8
 from edgecls.cli.options import JsonOpt, OutDirOpt, contract_flags, progress_log
+from edgecls.runtime.accuracy_budget import DEFAULT_MAX_DROP
 from edgecls.runtime.contract_options import ContractOptions
 
 QUANTIZE_HELP = """Make a static QDQ int8 model of any ONNX classifier, within an accuracy budget.
@@ -49,7 +50,7 @@ def quantize_command(
         str | None,
         typer.Option(help="Validation images (labelled class folders or builtin:NAME; default: part of --calib)."),
     ] = None,
-    max_drop: int8.MaxDropOpt = 1.0,
+    max_drop: int8.MaxDropOpt = DEFAULT_MAX_DROP,
     target: int8.TargetOpt = "auto",
     allow_over_budget: int8.AllowOverBudgetOpt = False,
     require_verified: int8.RequireVerifiedOpt = False,

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgecls.export.quant.recipes import QuantRecipe
-
-DEFAULT_MAX_DROP = 1.0  # percentage points of top-1 (or of agreement with fp32 when unlabelled)
+from edgecls.runtime.accuracy_budget import DEFAULT_MAX_DROP
 
 
 @dataclass(frozen=True)

@@ -25,17 +25,12 @@ from typing import Any
 
 import numpy as np
 
+from edgecls.runtime.accuracy_budget import BUDGET_EPS, within_budget
+
 #: Two-sided 95% normal quantile.
 Z95 = 1.959963984540054
-#: Float tolerance of the budget comparison (drops are computed from image counts).
-BUDGET_EPS = 1e-9
 
 WITHIN, UNVERIFIED, OVER = "within budget", "unverified", "over budget"
-
-
-def within_budget(drop_points: float, max_drop: float) -> bool:
-    """The budget rule, the only one: a drop (percentage points, positive = worse) meets ``max_drop``."""
-    return drop_points <= max_drop + BUDGET_EPS
 
 
 def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:

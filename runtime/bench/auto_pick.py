@@ -13,11 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from edgecls.runtime.accuracy_budget import DEFAULT_MAX_DROP, within_budget
 from edgecls.runtime.bench.rows import CPU_PROVIDER, ENGINE_ORT, BenchRow
-
-#: Points of top-1 agreement a provider may lose against onnxruntime CPU: quantize's default ``--max-drop``
-#: (edgecls.export.quant.options.DEFAULT_MAX_DROP; tests/test_bench_auto.py keeps the two equal).
-AUTO_MAX_DROP = 1.0
 
 
 def _is_cpu_reference(r: BenchRow) -> bool:
@@ -29,7 +26,7 @@ def row_choice(r: BenchRow) -> str:
     return r.provider + (f" {r.precision}" if r.precision else "")
 
 
-def mark_auto_picks(rows: Sequence[BenchRow], max_drop: float = AUTO_MAX_DROP) -> list[dict[str, Any]]:
+def mark_auto_picks(rows: Sequence[BenchRow], max_drop: float = DEFAULT_MAX_DROP) -> list[dict[str, Any]]:
     """For each model file x batch x threads x spin: the fastest correct provider (``BenchRow.auto_pick``)."""
     groups: dict[tuple[str, int | None, int | None, bool], list[BenchRow]] = {}
     for r in rows:
@@ -45,7 +42,7 @@ def mark_auto_picks(rows: Sequence[BenchRow], max_drop: float = AUTO_MAX_DROP) -
         def correct(r: BenchRow, base: float = cpu.agreement, n: int = n) -> bool:
             if r.fallback or r.agreement is None or r.agreement_images != n:
                 return False  # not the provider it claims to be, or not judged on every image
-            return 100.0 * (base - r.agreement) <= max_drop + 1e-9
+            return within_budget(100.0 * (base - r.agreement), max_drop)
 
         ok = [r for r in group if correct(r)]
         if not ok:

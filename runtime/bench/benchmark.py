@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgecls.runtime.bench.auto_pick import AUTO_MAX_DROP
+from edgecls.runtime.accuracy_budget import DEFAULT_MAX_DROP
 from edgecls.runtime.bench.baselines.opencv_dnn import opencv_baselines
 from edgecls.runtime.bench.baselines.torch_eager import installed_torch_baselines
 from edgecls.runtime.bench.env import collect_environment
@@ -60,7 +60,7 @@ class BenchOptions:
     spin: str = "off"  # off | on | both
     compare: bool = True
     precisions: tuple[str, ...] | None = None  # OpenVINO rows; None: f32, plus bf16 where the CPU has it
-    max_drop: float = AUTO_MAX_DROP  # --provider auto: points of agreement a provider may lose
+    max_drop: float = DEFAULT_MAX_DROP  # --provider auto: points of agreement a provider may lose
     isolate: bool = True
     run_split: bool = True  # without data_dir: a run's test split, where the run recorded one
     json_path: Path | None = None

@@ -12,9 +12,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from edgecls.runtime.accuracy_budget import DEFAULT_MAX_DROP
 from edgecls.runtime.atomic import atomic_write_text
 from edgecls.runtime.bench.agreement import agreement_inputs_line
-from edgecls.runtime.bench.auto_pick import AUTO_MAX_DROP, unjudged_line
+from edgecls.runtime.bench.auto_pick import unjudged_line
 from edgecls.runtime.bench.env import Environment
 from edgecls.runtime.bench.rows import ENGINE_ORT, BenchResult, BenchRow, is_reference
 from edgecls.runtime.providers.openvino import is_openvino_runtime
@@ -188,7 +189,7 @@ def auto_pick_lines(result: BenchResult) -> list[str]:
             f"{' spin' if pick.get('spin') else ''} -> "
             f"{pick['provider']}{precision} ({', '.join(pick['providers_used'])}), p50 {pick['p50_ms']:.2f} ms, "
             f"agreement with ORT CPU fp32 {agree} on {pick.get('images')} images (budget "
-            f"{pick.get('max_drop', AUTO_MAX_DROP):g} pt){ruled_out}"
+            f"{pick.get('max_drop', DEFAULT_MAX_DROP):g} pt){ruled_out}"
         )
     return lines
 

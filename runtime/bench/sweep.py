@@ -33,8 +33,9 @@ import dataclasses
 import os
 from collections.abc import Callable, Sequence
 
+from edgecls.runtime.accuracy_budget import DEFAULT_MAX_DROP
 from edgecls.runtime.bench.agreement import family_comparisons
-from edgecls.runtime.bench.auto_pick import AUTO_MAX_DROP, mark_auto_picks
+from edgecls.runtime.bench.auto_pick import mark_auto_picks
 from edgecls.runtime.bench.child import measure_in_child
 from edgecls.runtime.bench.env import collect_environment
 from edgecls.runtime.bench.images import bench_images
@@ -82,7 +83,7 @@ def run_benchmark(
     strict: bool = False,
     compare: bool = True,
     precisions: Sequence[str] | None = None,
-    max_drop: float = AUTO_MAX_DROP,
+    max_drop: float = DEFAULT_MAX_DROP,
     images: Sequence[tuple[str, str | None]] | None = None,
 ) -> BenchResult:
     """Measure every model x provider x batch x threads x spin (baselines: x batch x threads on their engine).

@@ -1,0 +1,18 @@
+"""The accuracy budget: how many points a cheaper variant may lose, and the one rule that applies it.
+
+``edgecls quantize`` (an int8 file against fp32) and ``edgecls bench --provider auto`` (a provider against the CPU
+reference) judge with this rule and this default, so a file that meets the budget in one meets it in the other.
+Import-free on purpose: the CLI reads the default without importing numpy or onnxruntime.
+"""
+
+from __future__ import annotations
+
+#: Percentage points of top-1 (or of agreement with fp32 when unlabelled) a variant may lose by default.
+DEFAULT_MAX_DROP = 1.0
+#: Float tolerance of the comparison: drops are differences of image-count ratios (100 * (0.93 - 0.92) > 1.0).
+BUDGET_EPS = 1e-9
+
+
+def within_budget(drop_points: float, max_drop: float) -> bool:
+    """The budget rule, the only one: a drop (percentage points, positive = worse) meets ``max_drop``."""
+    return drop_points <= max_drop + BUDGET_EPS
