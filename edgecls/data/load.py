@@ -26,7 +26,7 @@ class DataSplits:
     val: ImageSet
     test: ImageSet
     classes: tuple[str, ...]
-    default_img_size: int
+    default_input_size: int
     info: dict[str, Any] = field(default_factory=dict)  # saved as split.json: how the split was made
 
 

@@ -18,7 +18,7 @@ from edgecls.training.model_init import ModelChoice, choose_model
 
 def data_contract_defaults(config: TrainConfig, splits: DataSplits) -> dict[str, Any]:
     """What the data suggests: small built-in sets are stretched with area downscaling, photos centre-cropped."""
-    size = splits.default_img_size
+    size = splits.default_input_size
     if config.data.startswith("builtin:"):
         return {"input_size": (size, size), "resize_mode": "stretch", "interpolation": "area"}
     return {"input_size": (size, size), "resize_mode": "shorter_side_crop", "interpolation": "linear"}
