@@ -35,6 +35,7 @@ from edgecls.export.quant.options import QuantizeOptions
 from edgecls.export.quant.pipeline import FRONTIER_PLOT, OverBudgetError, quantize_model
 from edgecls.export.quant.ptq_aside import PTQ_DIR, compared_verdict, move_ptq_files, report_side
 from edgecls.export.quant.qat_export import fake_quant_spec, simulated_recipe
+from edgecls.export.quant.recipes import QuantRecipe
 from edgecls.export.quant.report import REPORT_JSON, REPORT_MD, QuantReport, write_report
 from edgecls.runtime.atomic import atomic_write_text
 from edgecls.runtime.contract import ModelContract
@@ -93,6 +94,18 @@ def should_distill(ptq: QuantReport, options: DistillOptions, quantize: Quantize
     return "post-training int8 missed the budget"
 
 
+def distill_recipe(target: str) -> QuantRecipe:
+    """The recipe the student simulates and its int8 search starts from: the target's first (as QAT's), with
+    bias correction, which the student's simulation includes (``edgecls.training.bias_correction_sim``): without
+    it the student starts below post-training, and correcting learned weights afterwards corrects them twice."""
+    return dataclasses.replace(
+        simulated_recipe(target),
+        name="distill",
+        bias_correction=True,
+        reason="learned from the float model (distillation)",
+    )
+
+
 def _config(options: DistillOptions, recipe: Any) -> Any:
     from edgecls.training.distill import DistillConfig
 
@@ -104,6 +117,7 @@ def _config(options: DistillOptions, recipe: Any) -> Any:
         temperature=options.temperature,
         feature_weight=options.feature_weight,
         spec=fake_quant_spec(recipe),
+        bias_correction=recipe.bias_correction,
     )
 
 
@@ -216,9 +230,7 @@ def quantize_with_distillation(
         write_distill_report(record, out_dir)
         return DistillOutcome(ptq, record, ptq_error)
     ptq_dir = move_ptq_files(ptq, out_dir, int8_path.name)
-    recipe = dataclasses.replace(
-        simulated_recipe(options.target), name="distill", reason="learned from the float model (distillation)"
-    )
+    recipe = distill_recipe(options.target)
     log(
         f"{why}: post-training {ptq.verdict}; learning int8 from the float "
         f"model on {len(calibration)} unlabelled calibration images (up to {distill_options.time_budget:.0f} s)"
