@@ -6,10 +6,12 @@ Steps (``quantize_with_distillation``; ``edgecls export --quantize`` and ``edgec
    forced with ``--distill on``) that is the result;
 2. otherwise its files move to ``OUT/ptq/`` and a fake-int8 copy of the model is trained to match the float model
    on augmented views of the *calibration* images (``edgecls.training.distill``: KL on temperature-softened
-   logits, the rounding of the target's first recipe as ``--qat`` simulates it, no labels, ``--time-budget``);
+   logits, the rounding of the target's first recipe as ``--qat`` simulates it plus the search's bias
+   correction, so that the student starts where post-training int8 is; no labels, ``--time-budget``);
 3. the student's float weights (BatchNorm folded) are exported to ``OUT/distill/model.distill-fp32.onnx``
-   (parity-checked against PyTorch) and quantized by the same ``quantize_model`` with that recipe (the search
-   still tries bias correction, equalisation and float nodes), graded against the *original* fp32 model on the
+   (parity-checked against PyTorch) and quantized by the same ``quantize_model`` with that recipe, bias
+   correction included (``distill_recipe``; the search still tries equalisation, per-tensor ranges and float
+   nodes), graded against the *original* fp32 model on the
    same seeded search/held-out halves of the validation images;
 4. the learned file is published (``model.int8.onnx``, plain QDQ: ``run``/``bench``/``info`` need nothing new)
    unless post-training was better on the held-out half, in which case post-training's files come back.
