@@ -24,6 +24,9 @@ from edgecls.runtime.scores import top1_agreement
 from edgecls.training.checkpoint import load_checkpoint
 from edgecls.training.distill import DistillConfig, FakeInt8Student
 
+# the tests take under a second; their fixture trains the tiny MobileNetV2 run (~20-40 s on 2 shared cores)
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def mnv2_int8(tiny_run_mnv2: Path, tmp_path_factory: pytest.TempPathFactory):
