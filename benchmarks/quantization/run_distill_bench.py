@@ -70,7 +70,8 @@ def openvino_agreement(int8: Path, fp32: Path, test: ImageList, contract: ModelC
 
 
 def quantize_phase(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    sys.path.insert(0, args.thirdparty)
+    if args.thirdparty:
+        sys.path.insert(0, args.thirdparty)
     sys.path.insert(0, str(work))
     spec = f"{effnet_factory_file(work)}:build"
     contract_flags = ContractOptions(input_size="224", mean="0.498,0.498,0.498", std="0.502,0.502,0.502")
@@ -86,7 +87,7 @@ def quantize_phase(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     paths[ORT_DEFAULTS] = naive_ort(fp32, calib, contract, work / "distill-ort")[ORT_DEFAULTS]
     out = work / "distill-edgecls"
     options = QuantizeOptions(target=args.target, allow_over_budget=True, cache_dir=str(work / "cache"))
-    learn = DistillOptions(mode="on", time_budget=args.time_budget, progress=False)
+    learn = DistillOptions(mode="on", time_budget=args.time_budget, lr=args.lr, progress=False)
     t0, cpu0, load0 = time.perf_counter(), time.process_time(), os.getloadavg()
     outcome = quantize_with_distillation(
         build_user_model(spec), fp32, out / "model.int8.onnx", calib, val, contract, options, learn, log
@@ -167,10 +168,10 @@ def markdown(r: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(r: dict[str, Any], out: Path) -> None:
+def write(r: dict[str, Any], out: Path, suffix: str = "") -> None:
     env = r["environment"]
     cpu = re.sub(r"[^A-Za-z0-9]+", "-", env["cpu"]).strip("-") + f"_{env['isa']['isa']}"
-    name = f"RESULTS-DISTILL_{cpu}_ort{env['onnxruntime']}_{env['date']}"
+    name = f"RESULTS-DISTILL_{cpu}_ort{env['onnxruntime']}_{env['date']}{suffix}"
     atomic_write_text(out / f"{name}.json", json.dumps(r, indent=2, default=str) + "\n")
     atomic_write_text(out / f"{name}.md", markdown(r))
     log(f"wrote {out / name}.md and .json")
@@ -184,6 +185,8 @@ def main() -> None:
     ap.add_argument("--phase", choices=("quantize", "latency"), default="quantize")
     ap.add_argument("--target", default="auto")
     ap.add_argument("--time-budget", type=float, default=600.0)
+    ap.add_argument("--lr", type=float, default=DistillOptions.lr, help="peak learning rate of the distillation")
+    ap.add_argument("--suffix", default="", help="appended to the results file name (e.g. _biascorr)")
     ap.add_argument("--calib-crops", type=int, default=256)
     ap.add_argument("--val-crops", type=int, default=320)
     ap.add_argument("--test-crops", type=int, default=200)
@@ -202,7 +205,7 @@ def main() -> None:
         paths = {k: Path(v) for k, v in r["paths"].items()}
         r["latency"] = interleaved_latency(paths, tuple(r["input_size"]), args.rounds, args.runs)
         r["latency_loadavg"]["end"] = os.getloadavg()
-    write(r, out)
+    write(r, out, args.suffix)
 
 
 if __name__ == "__main__":

@@ -6,10 +6,12 @@ Steps (``quantize_with_distillation``; ``edgecls export --quantize`` and ``edgec
    forced with ``--distill on``) that is the result;
 2. otherwise its files move to ``OUT/ptq/`` and a fake-int8 copy of the model is trained to match the float model
    on augmented views of the *calibration* images (``edgecls.training.distill``: KL on temperature-softened
-   logits, the rounding of the target's first recipe as ``--qat`` simulates it, no labels, ``--time-budget``);
+   logits, the rounding of the target's first recipe as ``--qat`` simulates it plus the search's bias
+   correction, so that the student starts where post-training int8 is; no labels, ``--time-budget``);
 3. the student's float weights (BatchNorm folded) are exported to ``OUT/distill/model.distill-fp32.onnx``
-   (parity-checked against PyTorch) and quantized by the same ``quantize_model`` with that recipe (the search
-   still tries bias correction, equalisation and float nodes), graded against the *original* fp32 model on the
+   (parity-checked against PyTorch) and quantized by the same ``quantize_model`` with that recipe, bias
+   correction included (``distill_recipe``; the search still tries equalisation, per-tensor ranges and float
+   nodes), graded against the *original* fp32 model on the
    same seeded search/held-out halves of the validation images;
 4. the learned file is published (``model.int8.onnx``, plain QDQ: ``run``/``bench``/``info`` need nothing new)
    unless post-training was better on the held-out half, in which case post-training's files come back.
@@ -35,6 +37,7 @@ from edgecls.export.quant.options import QuantizeOptions
 from edgecls.export.quant.pipeline import FRONTIER_PLOT, OverBudgetError, quantize_model
 from edgecls.export.quant.ptq_aside import PTQ_DIR, compared_verdict, move_ptq_files, report_side
 from edgecls.export.quant.qat_export import fake_quant_spec, simulated_recipe
+from edgecls.export.quant.recipes import QuantRecipe
 from edgecls.export.quant.report import REPORT_JSON, REPORT_MD, QuantReport, write_report
 from edgecls.runtime.atomic import atomic_write_text
 from edgecls.runtime.contract import ModelContract
@@ -93,6 +96,18 @@ def should_distill(ptq: QuantReport, options: DistillOptions, quantize: Quantize
     return "post-training int8 missed the budget"
 
 
+def distill_recipe(target: str) -> QuantRecipe:
+    """The recipe the student simulates and its int8 search starts from: the target's first (as QAT's), with
+    bias correction, which the student's simulation includes (``edgecls.training.bias_correction_sim``): without
+    it the student starts below post-training, and correcting learned weights afterwards corrects them twice."""
+    return dataclasses.replace(
+        simulated_recipe(target),
+        name="distill",
+        bias_correction=True,
+        reason="learned from the float model (distillation)",
+    )
+
+
 def _config(options: DistillOptions, recipe: Any) -> Any:
     from edgecls.training.distill import DistillConfig
 
@@ -104,6 +119,7 @@ def _config(options: DistillOptions, recipe: Any) -> Any:
         temperature=options.temperature,
         feature_weight=options.feature_weight,
         spec=fake_quant_spec(recipe),
+        bias_correction=recipe.bias_correction,
     )
 
 
@@ -216,9 +232,7 @@ def quantize_with_distillation(
         write_distill_report(record, out_dir)
         return DistillOutcome(ptq, record, ptq_error)
     ptq_dir = move_ptq_files(ptq, out_dir, int8_path.name)
-    recipe = dataclasses.replace(
-        simulated_recipe(options.target), name="distill", reason="learned from the float model (distillation)"
-    )
+    recipe = distill_recipe(options.target)
     log(
         f"{why}: post-training {ptq.verdict}; learning int8 from the float "
         f"model on {len(calibration)} unlabelled calibration images (up to {distill_options.time_budget:.0f} s)"
