@@ -57,6 +57,21 @@ def test_budget_search_keeps_the_responsible_nodes_in_float(outlier_model, tmp_p
     assert contract.provenance["quantization"]["target"] == report.target["target"]
 
 
+
+def test_a_recipe_already_bias_corrected_is_not_tried_again(outlier_model, tmp_path):
+    """The learned int8 search starts from a bias-corrected recipe: its refinement step must not rerun it."""
+    import dataclasses
+
+    from edgecls.export.quant.recipes import QuantRecipe
+
+    calib = ImageList("colours", colour_images(64, 0), None, [])
+    val = ImageList("colours", colour_images(96, 1), None, [])
+    corrected = QuantRecipe("start", bias_correction=True)
+    options = dataclasses.replace(QuantizeOptions(max_drop=100.0, **FAST_QUANT), recipes=(corrected,))
+    report = quantize_model(outlier_model, tmp_path / "m.int8.onnx", calib, val, None, options, lambda _m: None)
+    assert not any(t["recipe"].endswith("-bc") for t in report.trials), [t["recipe"] for t in report.trials]
+    assert report.bias_correction.startswith("bias correction: already in the recipe")
+
 class _Depthwise(nn.Module):
     """A depthwise 3x3 conv whose weights round the same way in every channel (eight at 0.0104 next to one at
     1.0: 8-bit per-channel steps of 1/127 round each down by 0.0025), on bright inputs: the rounding shifts every

@@ -222,6 +222,11 @@ class BudgetSearch:
 
     def _refine(self, best: Trial, what: str, suffix: str, **change: Any) -> tuple[Trial, str]:
         """``best`` with one ingredient changed, kept only if it measures better on the search images."""
+        if all(getattr(best.recipe, key) == value for key, value in change.items()):
+            # The learned search starts bias-corrected: the same recipe again would cost a trial and say nothing.
+            note = f"{what}: already in the recipe ({best.label})"
+            self.log(f"  {note}")
+            return best, note
         trial = self._try(dataclasses.replace(best.recipe, name=f"{best.recipe.name}-{suffix}", **change))
         better = (trial.drop_points, trial.accuracy.relative_error) < (best.drop_points, best.accuracy.relative_error)
         note = (
