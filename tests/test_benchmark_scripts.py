@@ -29,6 +29,32 @@ def test_decode_scale_measures_time_difference_and_agreement(exported_tiny: Path
     assert abs(big["top1_accuracy_reduced_decode"] - big["top1_accuracy_full_decode"]) <= 1 / 8
 
 
+
+def test_agreement_floor_splits_int8_agreement_by_fp32s_own_stability(exported_tiny: Path, tmp_path: Path) -> None:
+    import cv2
+    import numpy as np
+
+    crops = tmp_path / "crops"
+    crops.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(12):  # smooth blobs and noise: some answers survive one grey level of noise, some may not
+        image = cv2.GaussianBlur(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8), (0, 0), 1 + i % 4)
+        cv2.imwrite(str(crops / f"crop_{i:02d}.png"), image)
+    out = tmp_path / "out"
+    cmd = [sys.executable, str(REPO / "benchmarks" / "quantization" / "agreement_floor.py"),
+           "--fp32", str(exported_tiny / "model.onnx"), "--crops", str(crops), "--draws", "2", "--out", str(out),
+           "--int8", f"int8={exported_tiny / 'model.int8.onnx'}", "--int8", f"itself={exported_tiny / 'model.onnx'}"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    (path,) = out.glob("AGREEMENT-FLOOR_*.json")
+    floor = json.loads(path.read_text())["floor"]
+    assert floor["crops"] == 12 and len(floor["noise_agreement"]) == 2 and 0 <= floor["stable"] <= 12
+    files = {f["name"]: f for f in floor["files"]}
+    assert files["itself"]["all_crops"] == 100.0 and files["itself"]["path"] == "model.onnx"  # relative paths only
+    for f in files.values():  # the split adds up: all crops = stable and unstable crops, weighted by their counts
+        parts = [(f["stable_crops"], floor["stable"]), (f["unstable_crops"], 12 - floor["stable"])]
+        assert abs(f["all_crops"] * 12 - sum(pct * n for pct, n in parts if pct is not None)) < 0.1 * 12
+
 # Every script under benchmarks/ either has a smoke run here or is excluded below with its reason.
 EXCLUDED = {
     "batch_ray.py": "starts a Ray cluster and runs each command as a fresh process on 2 sizes (minutes even with "
@@ -53,7 +79,8 @@ EXCLUDED = {
     "quantization/quant_results.py": "a library of run_quant_bench.py (its results file)",
     "quantization/photo_model.py": "a factory for `edgecls export --model`, used by train_photo_mnv2.py's test",
 }
-SMOKE_RUN = {"decode_scale.py", "soak_live.py", "serve_load.py", "serve_attacks.py", "run_benchmarks.py",
+SMOKE_RUN = {"decode_scale.py", "quantization/agreement_floor.py",
+             "soak_live.py", "serve_load.py", "serve_attacks.py", "run_benchmarks.py",
              "transfer/small_gray_folder.py",
              "transfer/photo_task.py", "quantization/train_photo_mnv2.py"}  # each has a test below
 
