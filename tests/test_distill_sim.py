@@ -20,7 +20,6 @@ from edgecls.export.quant.image_sets import images_from_run
 from edgecls.export.quant.qat_export import fake_quant_spec
 from edgecls.export.quant.static_quantizer import StaticQuantizer
 from edgecls.export.run_data import data_ref_of
-from edgecls.runtime.scores import top1_agreement
 from edgecls.training.checkpoint import load_checkpoint
 from edgecls.training.distill import DistillConfig, FakeInt8Student
 
@@ -62,9 +61,8 @@ def test_the_untrained_student_reproduces_the_post_training_int8_file(mnv2_int8)
     sim = _simulated(model, x_calib, x_test, bias_correction=True)
     # measured: 0.024 of 0.090 (0.057 for a student simulated without the search's bias correction)
     assert relative_error(sim, int8) < 0.4 * file_error, (relative_error(sim, int8), file_error)
-    # Closer to the file than the float model is, in answers too (measured 93.8% vs fp32's 79.2% on 48 images; one
-    # full-suite run trained a tiny run whose student agreed 87.5%: 48 images are too few for a fixed bar).
-    assert top1_agreement(sim, int8) > top1_agreement(fp32, int8)
+    # No top-1 bar: on 48 images of this 5-class tiny run, agreement swings by 3 images between trainings of the
+    # fixture (93.8% alone; 87.5% in full-suite runs, where fp32 itself once agreed 89.6%): the logits are the claim.
 
 
 def test_the_learned_float_weights_carry_no_correction(mnv2_int8):
