@@ -16,7 +16,8 @@ import torch
 from test_export import _cli
 from test_qat import _skewed_copy
 
-from edgecls.training.distill import DistillConfig, distill, prepare_student
+from edgecls.training.distill import DistillConfig, distill
+from edgecls.training.student_graph import prepare_student
 
 FAST = {"max_steps": 60, "time_budget": 1e6, "batch_size": 16, "lr": 1e-4, "recalibrate_every": 20}
 

@@ -210,7 +210,8 @@ def quantize_with_distillation(
     """Post-training int8 of ``fp32_path`` (the export of the torch ``model``); if it misses the budget (or
     ``--distill on``), distillation and int8 of the student. Never raises :class:`OverBudgetError`: the outcome
     carries it for the caller to raise after writing its own reports."""
-    from edgecls.training.distill import StudentPreparationError, distill
+    from edgecls.training.distill import distill
+    from edgecls.training.student_graph import StudentPreparationError
 
     out_dir = int8_path.parent
     try:
