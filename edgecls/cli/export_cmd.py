@@ -41,6 +41,7 @@ def export_command(
     val: Annotated[str | None, typer.Option(help="Validation images (default: the run's val split).")] = None,
     data: Annotated[str | None, typer.Option(help="Images for the parity check (default: run's val split).")] = None,
     max_drop: int8.MaxDropOpt = DEFAULT_MAX_DROP,
+    agreement_on: int8.AgreementOnOpt = int8.AgreementOn.decisive,
     target: int8.TargetOpt = "auto",
     allow_over_budget: int8.AllowOverBudgetOpt = False,
     require_verified: int8.RequireVerifiedOpt = False,
@@ -85,7 +86,11 @@ def export_command(
         fp16=fp16,
         data=data,
         quantize=QuantizeOptions(
-            max_drop=max_drop, target=target, allow_over_budget=allow_over_budget, require_verified=require_verified
+            max_drop=max_drop,
+            agreement_on=agreement_on.value,
+            target=target,
+            allow_over_budget=allow_over_budget,
+            require_verified=require_verified,
         )
         if quantize
         else None,

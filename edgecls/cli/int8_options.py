@@ -6,6 +6,7 @@ edgecls.export.quant.options.QuantizeOptions and edgecls.export.quant.distill_ex
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Annotated
 
 import typer
@@ -13,6 +14,24 @@ import typer
 MaxDropOpt = Annotated[
     float,
     typer.Option("--max-drop", min=0.0, help="Accuracy budget: max top-1 drop in points (agreement if unlabelled)."),
+]
+
+
+class AgreementOn(str, Enum):
+    """Where unlabelled validation images grade agreement (edgecls.export.quant.decisive.AGREEMENT_ON)."""
+
+    decisive = "decisive"
+    all = "all"
+
+
+AgreementOnOpt = Annotated[
+    AgreementOn,
+    typer.Option(
+        "--agreement-on",
+        help="Unlabelled validation images: grade agreement with fp32 on the images fp32 decides (its answer "
+        "survives +-1 grey level of noise and a JPEG q95 re-encode; the agreement on every image is reported "
+        "beside it) or on all.",
+    ),
 ]
 TargetOpt = Annotated[
     str,

@@ -19,8 +19,9 @@ from edgecls.runtime.contract_options import ContractOptions
 QUANTIZE_HELP = """Make a static QDQ int8 model of any ONNX classifier, within an accuracy budget.
 
 Calibrates on --calib images through the runtime's preprocessing, measures top-1 (labelled --val folders
-named after the model's labels, or builtin sets) or agreement with fp32 (unlabelled images), and ships the
-fastest model whose drop is <= --max-drop points. Without --val, the --calib images are split (seeded,
+named after the model's labels, or builtin sets) or agreement with fp32 (unlabelled images: on the images whose fp32
+answer survives +-1 grey level of noise and a JPEG q95 re-encode, --agreement-on), and ships the fastest
+model whose drop is <= --max-drop points. Without --val, the --calib images are split (seeded,
 disjoint) into calibration and validation parts: no image is graded that was calibrated on. The validation
 images are split again: half choose the model, half grade it. Writes MODEL-stem.int8.onnx and
 quantization_report.json/.md (+ the accuracy/speed frontier plot) into --out (default: beside MODEL).
@@ -51,6 +52,7 @@ def quantize_command(
         typer.Option(help="Validation images (labelled class folders or builtin:NAME; default: part of --calib)."),
     ] = None,
     max_drop: int8.MaxDropOpt = DEFAULT_MAX_DROP,
+    agreement_on: int8.AgreementOnOpt = int8.AgreementOn.decisive,
     target: int8.TargetOpt = "auto",
     allow_over_budget: int8.AllowOverBudgetOpt = False,
     require_verified: int8.RequireVerifiedOpt = False,
@@ -78,6 +80,7 @@ def quantize_command(
         contract=contract_options,
         quantize=QuantizeOptions(
             max_drop=max_drop,
+            agreement_on=agreement_on.value,
             target=target,
             allow_over_budget=allow_over_budget,
             require_verified=require_verified,

@@ -111,6 +111,7 @@ class BudgetSearch:
     max_float_fraction: float = 0.5  # never keep more than this share of the quantized nodes in float
     cache_dir: Path | None = None  # sensitivity rankings, keyed by model, recipe and images
     fp32_path: Path | None = None  # the reference: no int8 pick slower than it (None: not checked)
+    decisive: np.ndarray | None = None  # bool[N]: unlabelled images fp32 decides, on which agreement is scored
     trials: list[Trial] = field(default_factory=list)
     units: dict[str, tuple[str, ...]] = field(default_factory=dict)  # node -> nodes excluded with it
     _by_key: dict[tuple[Any, ...], Trial] = field(default_factory=dict)
@@ -136,6 +137,7 @@ class BudgetSearch:
             (self.labels, self.fp32_logits),
             precise=self.precise,
             latency=(self.latency_runs, self.latency_warmup),
+            decisive=self.decisive,
         )
         acc, p50 = got.accuracy, got.latency_p50_ms
         trial = Trial(
@@ -143,7 +145,7 @@ class BudgetSearch:
         )
         self.trials.append(trial)
         self._by_key[recipe.key()] = trial
-        what = "top-1" if self.labels is not None else "agreement"
+        what = "top-1" if self.labels is not None else "agreement" if self.decisive is None else "decisive agreement"
         self.log(
             f"  {trial.label}: {what} {100 * acc.score:.2f}% (drop {trial.drop_points:+.2f} pts), "
             f"p50 {p50:.2f} ms, {trial.fusion['int8_convs']} int8 / {trial.fusion['float_convs']} float convs"

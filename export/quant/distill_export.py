@@ -32,6 +32,7 @@ from typing import Any
 
 from edgecls.export.onnx_export import DEFAULT_OPSET, Exporter, export_to_onnx
 from edgecls.export.parity import ParityError, check_parity
+from edgecls.export.quant.evaluate import graded_score
 from edgecls.export.quant.image_sets import ImageList
 from edgecls.export.quant.options import QuantizeOptions
 from edgecls.export.quant.pipeline import FRONTIER_PLOT, OverBudgetError, quantize_model
@@ -124,8 +125,7 @@ def _config(options: DistillOptions, recipe: Any) -> Any:
 
 
 def _score(side: dict[str, Any]) -> str:
-    acc = side["int8"]
-    value = acc.get("top1") if side["metric"] == "top1" else acc.get("agreement")
+    value = graded_score(side["int8"])
     return "-" if value is None else f"{100 * value:.2f}%"
 
 

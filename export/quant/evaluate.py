@@ -24,15 +24,27 @@ class Accuracy:
     """One variant on the validation images; ``score`` is what the budget compares (top-1 or agreement)."""
 
     top1: float | None  # None when the images are unlabelled
-    agreement: float  # with fp32
+    agreement: float  # with fp32, on every image
     relative_error: float  # vs fp32 logits
+    decisive_agreement: float | None = None  # with fp32, on the images fp32 decides (decisive.py); None: not asked
 
     @property
     def score(self) -> float:
-        return self.top1 if self.top1 is not None else self.agreement
+        """What the budget compares: top-1 when labelled, else agreement (on decisive images when asked)."""
+        if self.top1 is not None:
+            return self.top1
+        return self.agreement if self.decisive_agreement is None else self.decisive_agreement
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def graded_score(accuracy: dict[str, Any]) -> float | None:
+    """``Accuracy.score`` of an ``Accuracy.to_dict()`` as reports keep it: what the verdict judged."""
+    for key in ("top1", "decisive_agreement", "agreement"):
+        if accuracy.get(key) is not None:
+            return float(accuracy[key])
+    return None
 
 
 #: onnxruntime's kOrtSessionOptionsAvx2PrecisionMode: exact u8u8 kernels instead of saturating u8s8 on x86
@@ -61,18 +73,26 @@ def measure_accuracy(
     labels: np.ndarray | None,
     fp32_logits: np.ndarray,
     precise: bool = False,
+    decisive: np.ndarray | None = None,
 ) -> tuple[Accuracy, np.ndarray]:
     """Run ``path`` on float32[N, 3, h, w] inputs -> (its Accuracy, its float32[N, C] logits)."""
     logits = int8_logits(path, inputs, precise)
-    return score_logits(logits, labels, fp32_logits), logits
+    return score_logits(logits, labels, fp32_logits, decisive), logits
 
 
-def score_logits(logits: np.ndarray, labels: np.ndarray | None, fp32_logits: np.ndarray) -> Accuracy:
-    """float32[N, C] logits of a variant against int64[N] labels (or None) and the fp32 model's logits."""
+def score_logits(
+    logits: np.ndarray, labels: np.ndarray | None, fp32_logits: np.ndarray, decisive: np.ndarray | None = None
+) -> Accuracy:
+    """float32[N, C] logits of a variant against int64[N] labels (or None) and the fp32 model's logits;
+    ``decisive`` (bool[N], unlabelled images only) adds the agreement on the images fp32 decides."""
+    on_decisive = None
+    if labels is None and decisive is not None:
+        on_decisive = top1_agreement(logits[decisive], fp32_logits[decisive]) if decisive.any() else 1.0
     return Accuracy(
         None if labels is None else top1_accuracy(logits, labels),
         top1_agreement(logits, fp32_logits),
         relative_error(logits, fp32_logits),
+        on_decisive,
     )
 
 

@@ -30,6 +30,8 @@ class QuantizeOptions:
     require_verified: bool = False  # an "unverified" verdict is an error (exit status 4) instead of exit 0
     trial_latency_runs: int = 20  # per trial of the search (the fastest model within budget is chosen)
     cache_dir: str | None = None  # sensitivity rankings are cached here (None: not cached)
+    # Unlabelled images: grade agreement on the images fp32 decides ("decisive", decisive.py) or on "all".
+    agreement_on: str = "decisive"
 
 
 @dataclass(frozen=True)

@@ -23,13 +23,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import onnx
 
 from edgecls.export.metadata import PRODUCER_NAME, contract_of, embed_contract
 from edgecls.export.onnx_export import lower_ir_version, write_model
 from edgecls.export.parity import onnx_logits
 from edgecls.export.quant.budget_search import BudgetSearch, SearchResult
-from edgecls.export.quant.evaluate import Accuracy, latency_ms, measure_accuracy
+from edgecls.export.quant.decisive import DecisiveImages, decisive_parts
+from edgecls.export.quant.evaluate import Accuracy, graded_score, latency_ms, measure_accuracy
 from edgecls.export.quant.frontier import frontier, plot_frontier
 from edgecls.export.quant.fused_graph import float_compute_nodes, fusion_counts
 from edgecls.export.quant.image_sets import MIN_CALIBRATION_IMAGES, ImageList, split_disjoint
@@ -133,9 +135,11 @@ def _quantization_record(
         "isa": plan.host.isa,
         "metric": report.metric,
         "accuracy_fp32": report.fp32.get("top1") if report.metric == "top1" else 1.0,
-        "accuracy_int8": report.int8.get("top1") if report.metric == "top1" else report.int8.get("agreement"),
+        "accuracy_int8": graded_score(report.int8),
         "accuracy_change_points": -report.drop_points,
-        "agreement": report.int8.get("agreement"),
+        "agreement": report.int8.get("agreement"),  # on every held-out image
+        "agreement_on": report.validation.get("agreement_on"),
+        "decisive_images": report.validation.get("decisive_holdout_images"),
         "validation_images": report.validation.get("holdout_images"),
         "search_drop_points": report.search.get("drop_points"),
         "max_drop": report.max_drop,
@@ -196,6 +200,13 @@ def quantize_model(
     holdout_inputs = holdout.inputs(contract)
     search_ref = onnx_logits(ref_path, search_inputs)
     holdout_ref = onnx_logits(ref_path, holdout_inputs)
+    search_decisive, holdout_decisive = (
+        (None, None)
+        if labels is not None
+        else decisive_parts(
+            ref_path, (search_part.images, holdout.images), (search_ref, holdout_ref), contract, opts.agreement_on, log
+        )
+    )
     with tempfile.TemporaryDirectory(prefix="edgecls-quant-") as tmp:
         quantizer = StaticQuantizer(fp32_path, calibration, contract, tmp)
         search = BudgetSearch(
@@ -211,9 +222,19 @@ def quantize_model(
             latency_runs=opts.trial_latency_runs,
             cache_dir=Path(opts.cache_dir) if opts.cache_dir else None,
             fp32_path=ref_path,
+            decisive=None if search_decisive is None else search_decisive.mask,
         )
         result = search.run(candidates)
-        report = _grade(result, ref_path, out_path, holdout, holdout_inputs, holdout_ref, plan, opts, len(search_part))
+        report = _grade(
+            result,
+            ref_path,
+            out_path,
+            holdout,
+            (holdout_inputs, holdout_ref, holdout_decisive),
+            plan,
+            opts,
+            len(search_part),
+        )
         report.calibration = {
             "source": calibration.source,
             "images": len(calibration),
@@ -226,6 +247,9 @@ def quantize_model(
             "search_images": len(search_part),
             "holdout_images": len(holdout),
             "split": f"seeded disjoint split: {search_part.source}; {holdout.source}",
+            "agreement_on": "all" if holdout_decisive is None else "decisive",
+            "decisive_search_images": None if search_decisive is None else search_decisive.count,
+            "decisive_holdout_images": None if holdout_decisive is None else holdout_decisive.count,
         }
         report.preprocess = quantizer.preprocess_note
         report.warnings = warnings_
@@ -299,21 +323,24 @@ def _grade(
     fp32_path: Path,
     out_path: Path,
     holdout: ImageList,
-    holdout_inputs: object,
-    holdout_ref: object,
+    graded: tuple[np.ndarray, np.ndarray, DecisiveImages | None],
     plan: TargetPlan,
     opts: QuantizeOptions,
     search_images: int,
 ) -> QuantReport:
-    """The chosen model on the held-out images (never used to choose it), its speed and its fused graph."""
+    """The chosen model on the held-out images (never used to choose it), its speed and its fused graph.
+    ``graded``: the held-out float32[N, 3, h, w] inputs, fp32's float32[N, C] logits on them, and the images fp32
+    decides (None: agreement on every image, or labelled)."""
     best = result.best
     labels = holdout.labels
-    acc, logits = measure_accuracy(best.path, holdout_inputs, labels, holdout_ref, plan.precise_kernels)  # type: ignore[arg-type]
-    fp32_top1 = None if labels is None else top1_accuracy(holdout_ref, labels)  # type: ignore[arg-type]
-    fp32_acc = Accuracy(fp32_top1, 1.0, 0.0)
-    verdict = judge(logits, holdout_ref, labels, opts.max_drop)  # type: ignore[arg-type]
+    holdout_inputs, holdout_ref, decisive = graded
+    mask = None if decisive is None else decisive.mask
+    acc, logits = measure_accuracy(best.path, holdout_inputs, labels, holdout_ref, plan.precise_kernels, mask)
+    fp32_top1 = None if labels is None else top1_accuracy(holdout_ref, labels)
+    fp32_acc = Accuracy(fp32_top1, 1.0, 0.0, None if mask is None else 1.0)
+    verdict = judge(logits, holdout_ref, labels, opts.max_drop, mask)
     drop = verdict.drop_points
-    shape = tuple(holdout_inputs.shape[1:])  # type: ignore[attr-defined]
+    shape = tuple(holdout_inputs.shape[1:])
     latency = {
         name: latency_ms(p, shape, opts.latency_runs, opts.latency_warmup)  # type: ignore[arg-type]
         for name, p in (("fp32", fp32_path), ("int8", best.path))

@@ -31,6 +31,7 @@ import numpy as np
 
 from edgecls.export.onnx_export import DEFAULT_OPSET, Exporter, export_to_onnx
 from edgecls.export.parity import ParityError, check_parity
+from edgecls.export.quant.evaluate import graded_score
 from edgecls.export.quant.image_sets import ImageList
 from edgecls.export.quant.options import QuantizeOptions
 from edgecls.export.quant.pipeline import OverBudgetError, quantize_model
@@ -138,7 +139,7 @@ def _markdown(record: dict[str, Any]) -> str:
     what = "top-1" if metric == "top1" else "agreement with fp32"
 
     def score(acc: dict[str, Any]) -> str:
-        value = acc.get("top1") if metric == "top1" else acc.get("agreement")
+        value = graded_score(acc)
         return "-" if value is None else f"{100 * value:.2f}%"
 
     lines = [

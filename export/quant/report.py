@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgecls.export.quant.evaluate import graded_score
 from edgecls.runtime.atomic import atomic_write_text
 
 REPORT_JSON = "quantization_report.json"
@@ -112,6 +113,15 @@ class QuantReport:
             f"{-t['drop_points']:+.1f} points{fp32} (95% interval of the drop {lo:+.1f} to {hi:+.1f})"
         )
 
+    def _decisive_note(self) -> str:
+        if self.validation.get("agreement_on") != "decisive":
+            return ""
+        return (
+            f", graded on the images fp32 decides: {self.validation.get('decisive_search_images')} search and "
+            f"{self.validation.get('decisive_holdout_images')} held-out images, whose fp32 answer survives +-1 grey "
+            "level of noise and a JPEG q95 re-encode"
+        )
+
     def _interval(self) -> str:
         return " to ".join(f"{x:+.1f}" for x in self.interval_points) or "-"
 
@@ -131,7 +141,7 @@ class QuantReport:
             f"- method: {self.recipe.get('description')} - {self.recipe.get('reason')}",
             f"- calibration: {self.calibration.get('images')} images from {self.calibration.get('source')}",
             f"- validation: {self.validation.get('images')} images from {self.validation.get('source')} "
-            f"(metric: {self.metric})",
+            f"(metric: {self.metric}{self._decisive_note()})",
             f"- graph preparation: {self.preprocess}",
             f"- target: {self.target.get('target')} ({self.target.get('note')})",
             f"- search images: drop {self.search.get('drop_points', 0):+.2f} pts on {self.search.get('images')} "
@@ -145,14 +155,16 @@ class QuantReport:
             f"- {self.bias_correction}",
             *(f"- {note}" for note in self.refinements),
             "",
-            "| variant | top-1 | agreement with fp32 | size | p50 latency (batch 1) |",
-            "|---|---|---|---|---|",
+            "| variant | top-1 | agreement with fp32 (all held-out) | on the images fp32 decides | size | "
+            "p50 latency (batch 1) |",
+            "|---|---|---|---|---|---|",
         ]
         for name in ("fp32", "int8"):
             acc = getattr(self, name)
             lines.append(
                 f"| {name} | {pct(acc.get('top1'))} | {pct(acc.get('agreement'))} | "
-                f"{self.size_bytes[name] / 1e6:.2f} MB | {self.latency[name]['p50_ms']:.2f} ms |"
+                f"{pct(acc.get('decisive_agreement'))} | {self.size_bytes[name] / 1e6:.2f} MB | "
+                f"{self.latency[name]['p50_ms']:.2f} ms |"
             )
         lines += [
             "",
@@ -170,7 +182,7 @@ class QuantReport:
         ]
         on_front = {t["recipe"] for t in self.frontier}
         for t in self.trials:
-            score = t.get("top1") if t.get("top1") is not None else t.get("agreement")
+            score = graded_score(t)
             mark = " *" if t["recipe"] in on_front else ""
             lines.append(
                 f"| {t['recipe']}{mark} | {pct(score)} | {t['drop_points']:+.2f} | {pct(t['agreement'])} | "

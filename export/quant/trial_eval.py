@@ -54,10 +54,12 @@ def measure_trial(
     *,
     precise: bool = False,
     latency: tuple[int, int] = (20, 5),
+    decisive: np.ndarray | None = None,
 ) -> TrialMeasurement:
     """``path`` on float32[N, 3, h, w] ``inputs`` against ``reference`` = (int64[N] labels or None, the fp32
     model's float32[N, C] logits), its p50 latency of one call on this machine (batch 1, or the model's fixed
-    batch; ``latency`` = (runs, warm-up)), and its op counts after onnxruntime's optimisation."""
+    batch; ``latency`` = (runs, warm-up)), and its op counts after onnxruntime's optimisation. ``decisive``:
+    bool[N], the unlabelled images fp32 decides (agreement is then scored on them, ``decisive.py``)."""
     labels, fp32_logits = reference
     path = Path(path)
     with tempfile.TemporaryDirectory(prefix="edgecls-trial-") as tmp:
@@ -70,4 +72,4 @@ def measure_trial(
         one_call = np.repeat(inputs[:1], fixed_batch_of(sess.get_inputs()[0].shape) or 1, axis=0)
         p50 = session_latency_ms(sess, one_call, *latency)["p50_ms"]
         fusion = count_fused_ops(onnx.load(str(optimized), load_external_data=False))
-    return TrialMeasurement(score_logits(logits, labels, fp32_logits), p50, fusion)
+    return TrialMeasurement(score_logits(logits, labels, fp32_logits, decisive), p50, fusion)

@@ -10,7 +10,8 @@ Three outcomes (``Verdict.status``):
 
 The interval of the drop (percentage points, positive = int8 worse):
 - agreement with fp32 (unlabelled images): the Wilson score interval of the share of images whose top-1 class
-  changed (Wilson 1927; the drop *is* that share);
+  changed (Wilson 1927; the drop *is* that share), counted on the images fp32 decides when they are given
+  (``decisive.py``: its answer survives invisible changes of the pixels), with the change on every image beside it;
 - top-1 change (labelled): Newcombe's interval for a difference of paired proportions (Newcombe 1998,
   "Improved confidence intervals for the difference between binomial proportions based on paired data",
   Statistics in Medicine 17:2635-2650, method 10), built from the two Wilson intervals and the correlation of
@@ -75,8 +76,10 @@ class Verdict:
     drop_points: float
     interval_points: tuple[float, float]  # 95% interval of the drop
     max_drop: float
-    images: int
+    images: int  # the images graded (the decisive ones, when agreement is graded on them)
     reasons: list[str] = field(default_factory=list)  # why the images cannot resolve the budget
+    all_images: int | None = None  # agreement graded on decisive images: every held-out image, and
+    all_drop_points: float | None = None  # the drop on every one of them (reported, not judged)
 
     @property
     def budget_met(self) -> bool:
@@ -94,6 +97,11 @@ class Verdict:
             f"{what} {moved} (95% interval {lo:+.1f} to {hi:+.1f}), budget {self.max_drop:g}, "
             f"on {self.images} held-out images"
         )
+        if self.all_images is not None and self.all_drop_points is not None:
+            text += (
+                f" that fp32 decides (of {self.all_images}; on all {self.all_images}: "
+                f"{self.all_drop_points:+.1f} points)"
+            )
         if self.reasons:
             text += ": unverified, " + "; ".join(self.reasons)
         return text
@@ -104,14 +112,28 @@ class Verdict:
         return d
 
 
-def judge(int8_logits: np.ndarray, fp32_logits: np.ndarray, labels: np.ndarray | None, max_drop: float) -> Verdict:
-    """Grade float32[N, C] int8 logits against the fp32 model's on the same images (int64[N] labels or None)."""
+def judge(
+    int8_logits: np.ndarray,
+    fp32_logits: np.ndarray,
+    labels: np.ndarray | None,
+    max_drop: float,
+    decisive: np.ndarray | None = None,
+) -> Verdict:
+    """Grade float32[N, C] int8 logits against the fp32 model's on the same images (int64[N] labels or None).
+    ``decisive`` (bool[N], unlabelled only): grade agreement on the images fp32 decides, report all beside it."""
     int8_top, fp32_top = np.argmax(int8_logits, axis=1), np.argmax(fp32_logits, axis=1)
     n = len(fp32_top)
     reasons = []
+    all_images = all_drop = None
     if labels is None:
         metric = "agreement"
-        changed = int(np.sum(int8_top != fp32_top))
+        moved = int8_top != fp32_top
+        if decisive is not None:
+            all_images, all_drop = n, 100.0 * int(moved.sum()) / max(n, 1)
+            moved, n = moved[decisive], int(decisive.sum())
+            if n == 0:
+                reasons.append("fp32 decides none of the held-out images (its answers move under invisible noise)")
+        changed = int(np.sum(moved))
         drop = 100.0 * changed / max(n, 1)
         lo, hi = wilson_interval(changed, n)
         interval = (100.0 * lo, 100.0 * hi)
@@ -131,4 +153,4 @@ def judge(int8_logits: np.ndarray, fp32_logits: np.ndarray, labels: np.ndarray |
         status, reasons = OVER, []
     else:
         status = UNVERIFIED if reasons else WITHIN
-    return Verdict(status, metric, drop, interval, max_drop, n, reasons)
+    return Verdict(status, metric, drop, interval, max_drop, n, reasons, all_images, all_drop)
