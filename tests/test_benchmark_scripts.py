@@ -75,6 +75,8 @@ EXCLUDED = {
     "quantization/study_env.py": "a library of the quantization studies (threads, machine record, log lines)",
     "quantization/case_models.py": "a library of run_quant_bench.py and run_distill_bench.py (the fp32 exports)",
     "quantization/quant_variants.py": "a library of run_quant_bench.py and run_distill_bench.py (int8 variants)",
+    "quantization/nncf_peers.py": "a library (NNCF's int8 rows; nncf is not an edgecls dependency, so it is not "
+    "installed here): its import without nncf is tested below",
     "quantization/measure_variants.py": "a library of the quantization studies (grading and interleaved timing)",
     "quantization/quant_results.py": "a library of run_quant_bench.py (its results file)",
     "quantization/photo_model.py": "a factory for `edgecls export --model`, used by train_photo_mnv2.py's test",
@@ -88,6 +90,22 @@ SMOKE_RUN = {"decode_scale.py", "quantization/agreement_floor.py",
 def test_every_benchmark_script_is_smoke_run_or_excluded_with_a_reason() -> None:
     scripts = {p.relative_to(REPO / "benchmarks").as_posix() for p in (REPO / "benchmarks").rglob("*.py")}
     assert scripts == SMOKE_RUN | set(EXCLUDED), "a new benchmark script needs a smoke run here (or a reason)"
+
+
+def test_nncf_peers_imports_without_nncf_and_names_the_install_command() -> None:
+    # NNCF is installed for the benchmark only (requirements-peers.txt): blocked here whether installed or not
+    code = (
+        "import sys; sys.modules['nncf'] = None; import nncf_peers\n"
+        "try:\n    nncf_peers.import_nncf()\nexcept nncf_peers.NNCFMissingError as e:\n    print(e)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=REPO / "benchmarks" / "quantization")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "-r benchmarks/quantization/requirements-peers.txt" in done.stdout  # the one install command
+    pins = (REPO / "benchmarks" / "quantization" / "requirements-peers.txt").read_text()
+    assert "nncf==3.4.0" in pins
+    for dependency_file in ("pyproject.toml", "constraints.txt"):
+        assert "nncf" not in (REPO / dependency_file).read_text().lower()
 
 
 def _run(script: str, *args: str, timeout: float = 300, cwd: Path | None = None) -> subprocess.CompletedProcess:
