@@ -15,7 +15,8 @@ import numpy as np
 from study_env import THREADS, log
 
 from edgecls.export.parity import onnx_logits
-from edgecls.export.quant.evaluate import int8_logits, latency_ms, relative_error
+from edgecls.export.quant.decisive import onnx_decisive_images
+from edgecls.export.quant.evaluate import int8_logits, latency_ms, relative_error, session_latency_ms
 from edgecls.export.quant.fused_graph import fusion_counts
 from edgecls.export.quant.image_sets import ImageList
 from edgecls.runtime.contract import ModelContract
@@ -25,25 +26,52 @@ from edgecls.runtime.scores import top1_accuracy, top1_agreement
 def grade(
     paths: dict[str, Path], precise: set[str], test: ImageList, contract: ModelContract, fp32: Path
 ) -> dict[str, dict[str, Any]]:
-    """Every variant on the test crops: agreement with fp32, top-1 when labelled, logit error, fused graph."""
+    """Every variant on the test crops: agreement with fp32 (on every crop, and on the crops fp32 decides:
+    ``decisive.py``), top-1 when labelled, logit error, fused graph. A ``.xml`` file (OpenVINO IR, a
+    peer's) runs on OpenVINO at f32 (``logits_of``)."""
     x = test.inputs(contract)
     ref = onnx_logits(fp32, x)
+    decisive = onnx_decisive_images(fp32, test.images, ref, contract).mask  # reported for labelled crops too
     rows = {}
     for label, path in paths.items():
-        logits = int8_logits(path, x, precise=label in precise) if label != "fp32" else ref
+        logits = ref if label == "fp32" else logits_of(path, x, precise=label in precise)
         row: dict[str, Any] = {
             "agreement": top1_agreement(logits, ref),
+            "decisive_agreement": top1_agreement(logits[decisive], ref[decisive]),
+            "decisive_images": int(decisive.sum()),
             "images": len(test),
             "relative_error": relative_error(logits, ref),
-            "size_bytes": path.stat().st_size,
+            "size_bytes": sum(f.stat().st_size for f in (path, path.with_suffix(".bin")) if f.is_file()),
             "precise_kernels": label in precise,
         }
         if test.labels is not None:
             row["top1"] = top1_accuracy(logits, test.labels)
-        if label != "fp32":
+        if label != "fp32" and path.suffix == ".onnx":
             row["fusion"] = fusion_counts(path)
         rows[label] = row
     return rows
+
+
+def logits_of(path: Path, x: np.ndarray, precise: bool = False) -> np.ndarray:
+    """float32[N, 3, h, w] -> float32[N, C] of an ONNX file on onnxruntime (``precise``: its exact int8 kernels) or
+    of a peer's OpenVINO IR (``.xml``) on OpenVINO in f32 (``nncf_peers.peer_logits``)."""
+    if path.suffix == ".xml":
+        from nncf_peers import peer_logits
+
+        return peer_logits(path, x)
+    return int8_logits(path, x, precise=precise)
+
+
+def file_latency_ms(path: Path, size: tuple[int, int], runs: int) -> float:
+    """Batch-1 p50 (ms) of one file, 10 warm-up calls: an ONNX file on onnxruntime, an ``.xml`` (OpenVINO IR) on
+    OpenVINO in f32, both with ``THREADS`` threads."""
+    if path.suffix != ".xml":
+        return latency_ms(path, (3, *size), runs, 10, threads=THREADS)["p50_ms"]
+    from edgecls.runtime.providers.openvino import OpenVINOSession
+
+    session = OpenVINOSession(path, THREADS, {"CACHE_DIR": ""}, precision="f32")
+    x = np.random.default_rng(0).standard_normal((1, 3, *size)).astype(np.float32)
+    return session_latency_ms(session, x, runs, 10)["p50_ms"]
 
 
 def interleaved_latency(paths: dict[str, Path], size: tuple[int, int], rounds: int, runs: int) -> dict[str, Any]:
@@ -51,7 +79,7 @@ def interleaved_latency(paths: dict[str, Path], size: tuple[int, int], rounds: i
     p50s: dict[str, list[float]] = {k: [] for k in paths}
     for r in range(rounds):
         for label, path in paths.items():
-            p50s[label].append(latency_ms(path, (3, *size), runs, 10, threads=THREADS)["p50_ms"])
+            p50s[label].append(file_latency_ms(path, size, runs))
         log(f"  latency round {r + 1}/{rounds}: " + ", ".join(f"{k[:24]} {v[-1]:.2f}" for k, v in p50s.items()))
     return {
         k: {"p50_ms": float(np.median(v)), "min_ms": float(np.min(v)), "max_ms": float(np.max(v)), "rounds": v}

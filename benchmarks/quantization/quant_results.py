@@ -47,9 +47,9 @@ def markdown(results: dict[str, Any]) -> str:
                 "",
             ]
         lines += [
-            "| method | top-1 | agreement with fp32 | logit rel. error | int8 / float convs (fused graph) "
-            "| p50 ms | speed vs fp32 |",
-            "|---|---|---|---|---|---|---|",
+            "| method | top-1 | agreement with fp32 | on the crops fp32 decides | logit rel. error | "
+            "int8 / float convs (fused graph) | p50 ms | speed vs fp32 |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for label, t in r["test"].items():
             lat = r["latency"].get(label)
@@ -63,7 +63,11 @@ def markdown(results: dict[str, Any]) -> str:
             n = t.get("images")
             lo, hi = wilson_interval(round(t["agreement"] * n), n) if n else (None, None)
             agree = pct(t["agreement"]) + (f" [{pct(lo)}-{pct(hi)}]" if n else "")
-            lines.append(f"| {label} | {pct(t.get('top1'))} | {agree} | {t['relative_error']:.4f} | {conv} | {speed} |")
+            decides = f"{pct(t.get('decisive_agreement'))} of {t.get('decisive_images', '-')}"
+            lines.append(
+                f"| {label} | {pct(t.get('top1'))} | {agree} | {decides} | {t['relative_error']:.4f} | {conv} | "
+                f"{speed} |"
+            )
         lines += ["", "edgecls's own reports (search and held-out halves of the validation crops):", ""]
         lines += [
             "| run | verdict | search drop | held-out drop | nodes float | ingredients measured | trials | seconds |",

