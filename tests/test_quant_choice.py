@@ -16,7 +16,7 @@ from torch import nn
 
 from edgecls.export.onnx_export import export_to_onnx
 from edgecls.export.parity import onnx_logits
-from edgecls.export.quant.budget_search import BudgetSearch, Trial
+from edgecls.export.quant.budget_search import BudgetSearch, Trial, clearly_less_accurate
 from edgecls.export.quant.evaluate import Accuracy
 from edgecls.export.quant.image_sets import ImageList
 from edgecls.export.quant.options import QuantizeOptions
@@ -150,3 +150,32 @@ def test_the_frontier_does_not_rank_trials_of_one_graph_by_their_timings():
         {"recipe": "2 nodes float", "drop_points": 2.0, "latency_p50_ms": 25.0, "graph": "h"},
     ]
     assert [t["recipe"] for t in frontier(trials)] == ["equalized, bias-corrected", "2 nodes float"]
+
+
+def _scored(name: str, misses: list[int], n: int, relative_error: float) -> Trial:
+    """A trial whose per-image outcomes miss the images ``misses`` of ``n`` (score = agreement on them)."""
+    outcomes = np.ones(n, bool)
+    outcomes[misses] = False
+    drop = 100.0 * len(misses) / n
+    acc = Accuracy(None, float(outcomes.mean()), relative_error)
+    return Trial(QuantRecipe(name), acc, drop, None, 1.0, {"int8_fraction": 1.0, "graph": "g"}, [], outcomes)  # type: ignore[arg-type]
+
+
+def test_a_drop_the_search_images_cannot_resolve_does_not_outrank_the_logit_error(models, tmp_path):
+    """Lite0 (issue 23): on 143 search images MinMax missed 2 and a per-tensor calibration 5, with a 26% lower
+    logit error; ranked by the drop, per-tensor was dropped, and on 254 unseen crops it was the better file."""
+    search = _search(tmp_path, models["fp32"], 1.0)
+    minmax = _scored("minmax", [3, 40], 143, 0.0093)
+    per_tensor = _scored("per-tensor", [3, 17, 60, 90, 121], 143, 0.0068)
+    assert not clearly_less_accurate(per_tensor, minmax)  # 5 vs 2 of 143: chance explains it
+    assert search._ranked([minmax, per_tensor])[0] is per_tensor
+    search.trials = [minmax, per_tensor]
+    pick, met, _, _ = search.choose()
+    assert pick is per_tensor and not met  # both over the 1-point budget; the better file is still the pick
+    # 25 misses against 2 is no chance: then the drop decides, whatever the logit error says.
+    much_worse = _scored("much-worse", list(range(25)), 143, 0.001)
+    assert clearly_less_accurate(much_worse, minmax)
+    assert search._ranked([much_worse, minmax, per_tensor]) == [per_tensor, minmax, much_worse]
+    # Trials without per-image outcomes are ranked by their drop, as before.
+    old = [dataclasses.replace(t, outcomes=None) for t in (minmax, per_tensor)]
+    assert search._ranked(old)[0] is old[0]

@@ -39,6 +39,18 @@ class Accuracy:
         return asdict(self)
 
 
+def scored_outcomes(
+    logits: np.ndarray, labels: np.ndarray | None, fp32_logits: np.ndarray, decisive: np.ndarray | None = None
+) -> np.ndarray:
+    """bool[M], one per image the score averages: top-1 right (labelled, M = N), else fp32's answer kept (on the
+    ``decisive`` images when given, M = their count; else M = N). ``score_logits(...).score`` is its mean."""
+    top = logits.argmax(axis=1)
+    if labels is not None:
+        return top == labels
+    same = top == fp32_logits.argmax(axis=1)
+    return same if decisive is None else same[decisive]
+
+
 def graded_score(accuracy: dict[str, Any]) -> float | None:
     """``Accuracy.score`` of an ``Accuracy.to_dict()`` as reports keep it: what the verdict judged."""
     for key in ("top1", "decisive_agreement", "agreement"):

@@ -20,7 +20,13 @@ from typing import Any
 import numpy as np
 import onnx
 
-from edgecls.export.quant.evaluate import PRECISE_KERNELS_KEY, Accuracy, score_logits, session_latency_ms
+from edgecls.export.quant.evaluate import (
+    PRECISE_KERNELS_KEY,
+    Accuracy,
+    score_logits,
+    scored_outcomes,
+    session_latency_ms,
+)
 from edgecls.export.quant.fused_graph import count_fused_ops
 from edgecls.runtime.batched_inference import fixed_batch_of, session_outputs
 
@@ -32,6 +38,7 @@ class TrialMeasurement:
     accuracy: Accuracy
     latency_p50_ms: float
     fusion: dict[str, Any]  # fused_graph.count_fused_ops
+    outcomes: np.ndarray  # bool[M]: per image, what accuracy.score averages (evaluate.scored_outcomes)
 
 
 def _session(path: Path, precise: bool, optimized: Path | None) -> Any:
@@ -72,4 +79,5 @@ def measure_trial(
         one_call = np.repeat(inputs[:1], fixed_batch_of(sess.get_inputs()[0].shape) or 1, axis=0)
         p50 = session_latency_ms(sess, one_call, *latency)["p50_ms"]
         fusion = count_fused_ops(onnx.load(str(optimized), load_external_data=False))
-    return TrialMeasurement(score_logits(logits, labels, fp32_logits, decisive), p50, fusion)
+    outcomes = scored_outcomes(logits, labels, fp32_logits, decisive)
+    return TrialMeasurement(score_logits(logits, labels, fp32_logits, decisive), p50, fusion, outcomes)
