@@ -30,6 +30,7 @@ import os
 import re
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,7 @@ from edgecls.export.quant.decisive import onnx_decisive_images  # noqa: E402
 from edgecls.export.quant.distill_export import DistillOptions, quantize_with_distillation  # noqa: E402
 from edgecls.export.quant.image_sets import ImageList, load_role_images  # noqa: E402
 from edgecls.export.quant.options import QuantizeOptions  # noqa: E402
+from edgecls.export.quant.pipeline import quantize_model  # noqa: E402
 from edgecls.models.user_model import build_user_model  # noqa: E402
 from edgecls.runtime.atomic import atomic_write_text  # noqa: E402
 from edgecls.runtime.contract import ModelContract  # noqa: E402
@@ -60,6 +62,7 @@ from edgecls.runtime.scores import top1_agreement  # noqa: E402
 ORT_DEFAULTS = "onnxruntime quantize_static defaults"
 PTQ = "edgecls post-training, default 1-point budget"
 LEARNED = "edgecls learned from fp32 (--distill), default 1-point budget"
+ALL_INT8 = "edgecls post-training, every conv int8 (--max-drop 100: no node kept float)"
 
 
 def openvino_agreement(
@@ -122,9 +125,14 @@ def quantize_phase(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     ptq_file = Path(record["ptq_dir"]) / "model.int8.onnx"
     learned_file = Path(record["learned_dir"]) / "model.int8.onnx"
     paths[PTQ], paths[LEARNED] = ptq_file, learned_file
+    # The goal is about every conv in int8: with a budget nothing misses, the search keeps no node float
+    # and picks the most accurate all-int8 recipe (what `edgecls quantize --max-drop 100` writes).
+    every = replace(options, max_drop=100.0)
+    quantize_model(fp32, work / "distill-all-int8" / "model.int8.onnx", calib, val, contract, every, log)
+    paths[ALL_INT8] = work / "distill-all-int8" / "model.int8.onnx"
     tested = grade(paths, set(), test, contract, fp32)
     decisive = onnx_decisive_images(fp32, test.images, onnx_logits(fp32, test.inputs(contract)), contract).mask
-    for label in (PTQ, LEARNED):
+    for label in (PTQ, ALL_INT8, LEARNED):
         tested[label]["openvino"] = openvino_agreement(paths[label], fp32, test, contract, decisive)
     return {
         "environment": environment(),

@@ -199,7 +199,8 @@ class BudgetSearch:
 
         Within budget: the most accurate trial, unless a trial of a *different* fused graph is faster by a margin
         interleaved timing confirms. Over budget: the most accurate eligible trial, unless it is slower than fp32;
-        then the frontier's fastest point (an int8 file slower than fp32 is never the answer)."""
+        then the most accurate trial of another fused graph that is faster than fp32, else the frontier's fastest
+        point (an int8 file slower than fp32 is never the answer)."""
         eligible = [t for t in self.trials if self._eligible(t)] or self.trials
         fitting = [t for t in eligible if self._fits(t)]
         notes: list[str] = []
@@ -226,22 +227,47 @@ class BudgetSearch:
             r = self._ratio(pick.path, self.fp32_path)
             slower = r.median >= 1.0
             if slower and not fitting:
-                fastest = min(eligible, key=lambda t: t.latency_p50_ms)
-                notes.append(
-                    f"the most accurate int8 model ({pick.label}, drop {pick.drop_points:+.2f}) runs at "
-                    f"{1 / r.median:.2f}x fp32's speed: slower than fp32, so never the answer; offered instead: the "
-                    f"frontier's fastest point, {fastest.label} (drop {fastest.drop_points:+.2f})"
-                )
-                if fastest is not pick:
-                    pick = fastest
-                    r = self._ratio(pick.path, self.fp32_path)
-                    slower = r.median >= 1.0
+                pick, slower, note = self._faster_than_fp32(pick, graphs[1:], eligible, 1 / r.median)
+                notes.append(note)
             elif slower:
                 notes.append(
                     f"the pick runs at {1 / r.median:.2f}x fp32's speed: slower than fp32, which is within budget "
                     "by definition; keep fp32"
                 )
         return pick, bool(fitting), notes, slower
+
+    def _faster_than_fp32(
+        self, pick: Trial, others: list[Trial], eligible: list[Trial], speed: float
+    ) -> tuple[Trial, bool, str]:
+        """Over budget, ``pick`` (the most accurate) runs slower than fp32 (``speed`` x): the most accurate of the
+        other fused graphs (``others``, most accurate first) that interleaved timing finds faster than fp32, else
+        the frontier's fastest point. Returns (new pick, still slower than fp32, what was said)."""
+        said = (
+            f"the most accurate int8 model ({pick.label}, drop {pick.drop_points:+.2f}) runs at {speed:.2f}x fp32's "
+            "speed: slower than fp32, so never the answer; offered instead: "
+        )
+        assert self.fp32_path is not None
+        for other in others:  # a graph as fast as another is no reason to ship its least accurate weights
+            r = self._ratio(other.path, self.fp32_path)
+            if r.median < 1.0:
+                return (
+                    other,
+                    False,
+                    (
+                        f"{said}the most accurate trial faster than fp32, {other.label} (drop {other.drop_points:+.2f}, "
+                        f"{1 / r.median:.2f}x fp32's speed)"
+                    ),
+                )
+        fastest = min(eligible, key=lambda t: t.latency_p50_ms)
+        r = self._ratio(fastest.path, self.fp32_path)
+        return (
+            fastest,
+            r.median >= 1.0,
+            (
+                f"{said}no other graph is faster than fp32; the frontier's fastest point, {fastest.label} "
+                f"(drop {fastest.drop_points:+.2f})"
+            ),
+        )
 
     def _refine(self, best: Trial, what: str, suffix: str, **change: Any) -> tuple[Trial, str]:
         """``best`` with one ingredient changed, kept only if it measures better on the search images."""
