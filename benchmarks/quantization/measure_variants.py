@@ -24,14 +24,20 @@ from edgecls.runtime.scores import top1_accuracy, top1_agreement
 
 
 def grade(
-    paths: dict[str, Path], precise: set[str], test: ImageList, contract: ModelContract, fp32: Path
+    paths: dict[str, Path],
+    precise: set[str],
+    test: ImageList,
+    contract: ModelContract,
+    fp32: Path,
+    decisive: np.ndarray | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Every variant on the test crops: agreement with fp32 (on every crop, and on the crops fp32 decides:
     ``decisive.py``), top-1 when labelled, logit error, fused graph. A ``.xml`` file (OpenVINO IR, a
-    peer's) runs on OpenVINO at f32 (``logits_of``)."""
+    peer's) runs on OpenVINO at f32 (``logits_of``). ``decisive``: the crops fp32 decides, when already known."""
     x = test.inputs(contract)
     ref = onnx_logits(fp32, x)
-    decisive = onnx_decisive_images(fp32, test.images, ref, contract).mask  # reported for labelled crops too
+    if decisive is None:  # bool[N], reported for labelled crops too
+        decisive = onnx_decisive_images(fp32, test.images, ref, contract).mask
     rows = {}
     for label, path in paths.items():
         logits = ref if label == "fp32" else logits_of(path, x, precise=label in precise)

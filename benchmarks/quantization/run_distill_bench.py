@@ -130,8 +130,8 @@ def quantize_phase(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     every = replace(options, max_drop=100.0)
     quantize_model(fp32, work / "distill-all-int8" / "model.int8.onnx", calib, val, contract, every, log)
     paths[ALL_INT8] = work / "distill-all-int8" / "model.int8.onnx"
-    tested = grade(paths, set(), test, contract, fp32)
     decisive = onnx_decisive_images(fp32, test.images, onnx_logits(fp32, test.inputs(contract)), contract).mask
+    tested = grade(paths, set(), test, contract, fp32, decisive)
     for label in (PTQ, ALL_INT8, LEARNED):
         tested[label]["openvino"] = openvino_agreement(paths[label], fp32, test, contract, decisive)
     return {
