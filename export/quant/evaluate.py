@@ -98,8 +98,8 @@ def score_logits(
     """float32[N, C] logits of a variant against int64[N] labels (or None) and the fp32 model's logits;
     ``decisive`` (bool[N], unlabelled images only) adds the agreement on the images fp32 decides."""
     on_decisive = None
-    if labels is None and decisive is not None:
-        on_decisive = top1_agreement(logits[decisive], fp32_logits[decisive]) if decisive.any() else 1.0
+    if labels is None and decisive is not None:  # no decisive image: nothing changed where fp32 has an answer
+        on_decisive = float(scored_outcomes(logits, None, fp32_logits, decisive).mean()) if decisive.any() else 1.0
     return Accuracy(
         None if labels is None else top1_accuracy(logits, labels),
         top1_agreement(logits, fp32_logits),
