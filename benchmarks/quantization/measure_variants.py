@@ -8,6 +8,7 @@ load hits all of them alike.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,25 @@ from edgecls.export.quant.decisive import onnx_decisive_images
 from edgecls.export.quant.evaluate import int8_logits, latency_ms, relative_error, session_latency_ms
 from edgecls.export.quant.fused_graph import fusion_counts
 from edgecls.export.quant.image_sets import ImageList
+from edgecls.runtime.batched_inference import session_outputs
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.scores import top1_accuracy, top1_agreement
+
+
+@dataclass(frozen=True)
+class GradedCrops:
+    """The test crops as every row is graded on them, computed once: float32[N, 3, h, w] inputs, fp32's
+    float32[N, C] logits on onnxruntime, and bool[N] the crops fp32 decides (``decisive.py``)."""
+
+    inputs: np.ndarray
+    fp32_logits: np.ndarray
+    decisive: np.ndarray
+
+
+def graded_crops(test: ImageList, contract: ModelContract, fp32: Path) -> GradedCrops:
+    x = test.inputs(contract)
+    ref = onnx_logits(fp32, x)
+    return GradedCrops(x, ref, onnx_decisive_images(fp32, test.images, ref, contract).mask)
 
 
 def grade(
@@ -29,24 +47,22 @@ def grade(
     test: ImageList,
     contract: ModelContract,
     fp32: Path,
-    decisive: np.ndarray | None = None,
+    reference: GradedCrops | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Every variant on the test crops: agreement with fp32 (on every crop, and on the crops fp32 decides:
-    ``decisive.py``), top-1 when labelled, logit error, fused graph. A ``.xml`` file (OpenVINO IR, a
-    peer's) runs on OpenVINO at f32 (``logits_of``). ``decisive``: the crops fp32 decides, when already known."""
-    x = test.inputs(contract)
-    ref = onnx_logits(fp32, x)
-    if decisive is None:  # bool[N], reported for labelled crops too
-        decisive = onnx_decisive_images(fp32, test.images, ref, contract).mask
+    """Every variant on the test crops: agreement with fp32 (on every crop, and on the crops fp32 decides, for
+    labelled crops too), top-1 when labelled, logit error, fused graph. A ``.xml`` file (OpenVINO IR, a peer's)
+    runs on OpenVINO at f32 (``logits_of``). ``reference``: ``test_reference`` when the caller already has it."""
+    ref = reference or graded_crops(test, contract, fp32)
+    x, decisive = ref.inputs, ref.decisive
     rows = {}
     for label, path in paths.items():
-        logits = ref if label == "fp32" else logits_of(path, x, precise=label in precise)
+        logits = ref.fp32_logits if label == "fp32" else logits_of(path, x, precise=label in precise)
         row: dict[str, Any] = {
-            "agreement": top1_agreement(logits, ref),
-            "decisive_agreement": top1_agreement(logits[decisive], ref[decisive]),
+            "agreement": top1_agreement(logits, ref.fp32_logits),
+            "decisive_agreement": top1_agreement(logits[decisive], ref.fp32_logits[decisive]),
             "decisive_images": int(decisive.sum()),
             "images": len(test),
-            "relative_error": relative_error(logits, ref),
+            "relative_error": relative_error(logits, ref.fp32_logits),
             "size_bytes": sum(f.stat().st_size for f in (path, path.with_suffix(".bin")) if f.is_file()),
             "precise_kernels": label in precise,
         }
@@ -58,13 +74,22 @@ def grade(
     return rows
 
 
+def openvino_f32_session(path: Path, threads: int = THREADS) -> Any:
+    """An ONNX file or an OpenVINO IR (``.xml``) compiled by OpenVINO's CPU plugin at f32 inference precision,
+    read back (this CPU's bf16 default would add its own error), compiled-model cache off (files are per run)."""
+    from edgecls.runtime.providers.openvino import OpenVINOSession
+
+    session = OpenVINOSession(path, threads, {"CACHE_DIR": ""}, precision="f32")
+    if session.precision != "f32":
+        raise RuntimeError(f"{path}: OpenVINO compiled it in {session.precision}, not f32")
+    return session
+
+
 def logits_of(path: Path, x: np.ndarray, precise: bool = False) -> np.ndarray:
     """float32[N, 3, h, w] -> float32[N, C] of an ONNX file on onnxruntime (``precise``: its exact int8 kernels) or
-    of a peer's OpenVINO IR (``.xml``) on OpenVINO in f32 (``nncf_peers.peer_logits``)."""
+    of a peer's OpenVINO IR (``.xml``) on OpenVINO in f32."""
     if path.suffix == ".xml":
-        from nncf_peers import peer_logits
-
-        return peer_logits(path, x)
+        return session_outputs(openvino_f32_session(path), x)
     return int8_logits(path, x, precise=precise)
 
 
@@ -73,11 +98,8 @@ def file_latency_ms(path: Path, size: tuple[int, int], runs: int) -> float:
     OpenVINO in f32, both with ``THREADS`` threads."""
     if path.suffix != ".xml":
         return latency_ms(path, (3, *size), runs, 10, threads=THREADS)["p50_ms"]
-    from edgecls.runtime.providers.openvino import OpenVINOSession
-
-    session = OpenVINOSession(path, THREADS, {"CACHE_DIR": ""}, precision="f32")
     x = np.random.default_rng(0).standard_normal((1, 3, *size)).astype(np.float32)
-    return session_latency_ms(session, x, runs, 10)["p50_ms"]
+    return session_latency_ms(openvino_f32_session(path), x, runs, 10)["p50_ms"]
 
 
 def interleaved_latency(paths: dict[str, Path], size: tuple[int, int], rounds: int, runs: int) -> dict[str, Any]:

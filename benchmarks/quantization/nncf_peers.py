@@ -40,9 +40,9 @@ Telemetry: nncf sends usage events through ``openvino-telemetry`` unless ``NNCF_
 imported (``nncf/telemetry/wrapper.py``); :func:`import_nncf` sets it and refuses an nncf imported without it.
 
 The IR is saved with ``compress_to_fp16=False`` (``openvino.save_model`` would otherwise store the constants left
-in float, e.g. biases, as fp16), so the file holds exactly what NNCF produced. :func:`peer_logits` runs an IR on
-OpenVINO in f32 (``INFERENCE_PRECISION_HINT=f32``, through edgecls's ``OpenVINOSession``): on a CPU with AMX or
-AVX-512 BF16 OpenVINO would otherwise run what stays float in bf16, and the row would measure that as well.
+in float, e.g. biases, as fp16), so the file holds exactly what NNCF produced. The study runs an IR on OpenVINO
+in f32 (``measure_variants.openvino_f32_session``): on a CPU with AMX or AVX-512 BF16 OpenVINO would otherwise
+run what stays float in bf16, and the row would measure that as well.
 """
 
 from __future__ import annotations
@@ -51,9 +51,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from quant_variants import onnx_input_name
-from study_env import THREADS, log
+from study_env import log
 
 from edgecls.export.quant.image_sets import ImageList
 from edgecls.runtime.contract import ModelContract
@@ -143,24 +142,3 @@ def _has_constant_bias(op: Any) -> bool:
     """An ``Add`` of a constant right after the op: the only bias NNCF's OpenVINO backend corrects."""
     adds = [t.get_node() for t in op.output(0).get_target_inputs() if t.get_node().get_type_name() == "Add"]
     return any(add.input_value(1).get_node().get_type_name() == "Constant" for add in adds)
-
-
-def peer_logits(path: Path, inputs: np.ndarray, threads: int = THREADS) -> np.ndarray:
-    """float32[N, 3, h, w] -> float32[N, C]: an ``.xml`` on OpenVINO's CPU in f32, an ``.onnx`` on onnxruntime CPU.
-
-    The ``.onnx`` path is the study's own (``onnx_logits``, what ``grade`` uses), so NNCF's ONNX file is graded
-    exactly like every other ONNX row. OpenVINO's compiled-model cache is off: these files are made per run.
-    """
-    from edgecls.export.parity import onnx_logits
-
-    if path.suffix == ".onnx":
-        return onnx_logits(path, inputs, threads=threads)
-    if path.suffix != ".xml":
-        raise ValueError(f"{path}: expected an OpenVINO IR .xml or an .onnx file")
-    from edgecls.runtime.batched_inference import session_outputs
-    from edgecls.runtime.providers.openvino import OpenVINOSession
-
-    session = OpenVINOSession(path, threads, {"CACHE_DIR": ""}, precision="f32")
-    if session.precision != "f32":  # read back from the compiled model, not assumed
-        raise RuntimeError(f"{path}: OpenVINO compiled it in {session.precision}, not f32")
-    return session_outputs(session, inputs)

@@ -34,28 +34,30 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from case_models import effnet_factory_file, export_byo  # noqa: E402
-from measure_variants import grade, interleaved_latency  # noqa: E402
+from measure_variants import (  # noqa: E402
+    GradedCrops,
+    grade,
+    graded_crops,
+    interleaved_latency,
+    openvino_f32_session,
+)
 from nncf_peers import NNCFMissingError, nncf_variants, peer_versions  # noqa: E402
 from photo_data import SEEDS, write_crops  # noqa: E402
 from quant_variants import naive_ort  # noqa: E402
 from study_env import environment, log  # noqa: E402
 
 from edgecls.export.metadata import read_contract_file  # noqa: E402
-from edgecls.export.parity import onnx_logits  # noqa: E402
-from edgecls.export.quant.decisive import onnx_decisive_images  # noqa: E402
 from edgecls.export.quant.distill_export import DistillOptions, quantize_with_distillation  # noqa: E402
-from edgecls.export.quant.image_sets import ImageList, load_role_images  # noqa: E402
+from edgecls.export.quant.image_sets import load_role_images  # noqa: E402
 from edgecls.export.quant.options import QuantizeOptions  # noqa: E402
 from edgecls.export.quant.pipeline import quantize_model  # noqa: E402
 from edgecls.models.user_model import build_user_model  # noqa: E402
 from edgecls.runtime.atomic import atomic_write_text  # noqa: E402
-from edgecls.runtime.contract import ModelContract  # noqa: E402
+from edgecls.runtime.batched_inference import session_outputs  # noqa: E402
 from edgecls.runtime.contract_options import ContractOptions  # noqa: E402
 from edgecls.runtime.scores import top1_agreement  # noqa: E402
 
@@ -65,25 +67,17 @@ LEARNED = "edgecls learned from fp32 (--distill), default 1-point budget"
 ALL_INT8 = "edgecls post-training, every conv int8 (--max-drop 100: no node kept float)"
 
 
-def openvino_agreement(
-    int8: Path, fp32: Path, test: ImageList, contract: ModelContract, decisive: np.ndarray
-) -> dict[str, Any]:
+def openvino_agreement(int8: Path, fp32: Path, reference: GradedCrops) -> dict[str, Any]:
     """The int8 file on OpenVINO (2 threads, f32 inference precision), graded against OpenVINO's own fp32 on the
-    same crops: on every crop and on the bool[N] ``decisive`` ones."""
-    from edgecls.runtime.providers.openvino import OpenVINOSession
-
-    x = test.inputs(contract)
-
-    def logits(path: Path) -> np.ndarray:
-        sess = OpenVINOSession(path, 2, {})
-        name = sess.get_inputs()[0].name
-        return np.concatenate([sess.run(None, {name: x[i : i + 1]})[0] for i in range(len(x))])
-
-    ref, got = logits(fp32), logits(int8)
+    same crops: on every crop and on the ones fp32 decides."""
+    fp32_session = openvino_f32_session(fp32, 2)
+    ref = session_outputs(fp32_session, reference.inputs)
+    got = session_outputs(openvino_f32_session(int8, 2), reference.inputs)
+    decisive = reference.decisive
     return {
         "agreement": top1_agreement(got, ref),
         "decisive_agreement": top1_agreement(got[decisive], ref[decisive]),
-        "version": OpenVINOSession(fp32, 2, {}).version,
+        "version": fp32_session.version,
     }
 
 
@@ -130,10 +124,10 @@ def quantize_phase(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     every = replace(options, max_drop=100.0)
     quantize_model(fp32, work / "distill-all-int8" / "model.int8.onnx", calib, val, contract, every, log)
     paths[ALL_INT8] = work / "distill-all-int8" / "model.int8.onnx"
-    decisive = onnx_decisive_images(fp32, test.images, onnx_logits(fp32, test.inputs(contract)), contract).mask
-    tested = grade(paths, set(), test, contract, fp32, decisive)
+    reference = graded_crops(test, contract, fp32)
+    tested = grade(paths, set(), test, contract, fp32, reference)
     for label in (PTQ, ALL_INT8, LEARNED):
-        tested[label]["openvino"] = openvino_agreement(paths[label], fp32, test, contract, decisive)
+        tested[label]["openvino"] = openvino_agreement(paths[label], fp32, reference)
     return {
         "environment": environment(),
         "images": {role: f"{n} crops, seed {SEEDS[role]}" for role, n in counts.items()},
