@@ -250,14 +250,8 @@ class BudgetSearch:
         for other in others:  # a graph as fast as another is no reason to ship its least accurate weights
             r = self._ratio(other.path, self.fp32_path)
             if r.median < 1.0:
-                return (
-                    other,
-                    False,
-                    (
-                        f"{said}the most accurate trial faster than fp32, {other.label} (drop {other.drop_points:+.2f}, "
-                        f"{1 / r.median:.2f}x fp32's speed)"
-                    ),
-                )
+                faster = f"{other.label} (drop {other.drop_points:+.2f}, {1 / r.median:.2f}x fp32's speed)"
+                return other, False, f"{said}the most accurate trial faster than fp32, {faster}"
         fastest = min(eligible, key=lambda t: t.latency_p50_ms)
         r = self._ratio(fastest.path, self.fp32_path)
         return (

@@ -90,10 +90,12 @@ def decisive_images(
 def onnx_decisive_images(
     fp32_path: str | os.PathLike[str], images: list[np.ndarray], fp32_logits: np.ndarray, contract: ModelContract
 ) -> DecisiveImages:
-    """``decisive_images`` with the fp32 ONNX file run on onnxruntime's CPU provider."""
-    from edgecls.export.parity import onnx_logits
+    """``decisive_images`` with the fp32 ONNX file run on one onnxruntime CPU session (built once, not per change)."""
+    from edgecls.runtime.batched_inference import session_outputs
+    from edgecls.runtime.providers.session import create_session
 
-    return decisive_images(lambda x: onnx_logits(fp32_path, x), images, fp32_logits, contract)
+    session, _ = create_session(fp32_path, provider="cpu")
+    return decisive_images(lambda x: session_outputs(session, x), images, fp32_logits, contract)
 
 
 def decisive_parts(

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgecls.export.quant.decisive import DESCRIPTION
 from edgecls.export.quant.evaluate import graded_score
 from edgecls.runtime.atomic import atomic_write_text
 
@@ -118,8 +119,7 @@ class QuantReport:
             return ""
         return (
             f", graded on the images fp32 decides: {self.validation.get('decisive_search_images')} search and "
-            f"{self.validation.get('decisive_holdout_images')} held-out images, whose fp32 answer survives +-1 grey "
-            "level of noise and a JPEG q95 re-encode"
+            f"{self.validation.get('decisive_holdout_images')} held-out images ({DESCRIPTION})"
         )
 
     def _interval(self) -> str:
