@@ -18,36 +18,21 @@ no feedback: correcting activation errors by chasing per-channel output means ma
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from edgecls.export.quant.qdq_sites import dequantize, node_attrs, quantized_sites, with_outputs
+
 BATCH = 8
-CORRECTED_OPS = ("Conv", "Gemm")
-
-
-def _with_outputs(model: onnx.ModelProto, names: Iterable[str]) -> bytes:
-    """Serialized copy of ``model`` whose graph also outputs the tensors ``names`` (type float, any shape)."""
-    m = onnx.ModelProto()
-    m.CopyFrom(model)
-    existing = {o.name for o in m.graph.output}
-    for name in names:
-        if name not in existing:
-            m.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
-    return m.SerializeToString()
-
-
-def _attrs(node: onnx.NodeProto) -> dict[str, object]:
-    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
 
 
 def _patch_means(x: np.ndarray, node: onnx.NodeProto, kernel: tuple[int, int]) -> np.ndarray:
     """float64[C, kh, kw]: mean over images and output positions of the (zero-padded) input seen at each
     kernel offset of a 2-D Conv; ``x`` is float32[B, C, H, W]."""
-    a = _attrs(node)
+    a = node_attrs(node)
     kh, kw = kernel
     sh, sw = a.get("strides", [1, 1])
     dh, dw = a.get("dilations", [1, 1])
@@ -69,33 +54,6 @@ def _patch_means(x: np.ndarray, node: onnx.NodeProto, kernel: tuple[int, int]) -
     return out
 
 
-def _sites(model: onnx.ModelProto) -> list[tuple[onnx.NodeProto, onnx.NodeProto, onnx.NodeProto]]:
-    """(node, DequantizeLinear of its weight, DequantizeLinear of its int32 bias) per quantized Conv/Gemm."""
-    producer = {o: n for n in model.graph.node for o in n.output}
-    inits = {i.name: i for i in model.graph.initializer}
-    sites = []
-    for node in model.graph.node:
-        if node.op_type not in CORRECTED_OPS or len(node.input) < 3 or not node.input[2]:
-            continue
-        if node.op_type == "Gemm" and (_attrs(node).get("transA", 0) or not _attrs(node).get("transB", 0)):
-            continue  # only y = x W^T + b (what torch's Linear exports)
-        wdq, bdq = producer.get(node.input[1]), producer.get(node.input[2])
-        if any(d is None or d.op_type != "DequantizeLinear" or d.input[0] not in inits for d in (wdq, bdq)):
-            continue
-        if inits[bdq.input[0]].data_type == onnx.TensorProto.INT32:
-            sites.append((node, wdq, bdq))  # type: ignore[arg-type]
-    return sites
-
-
-def _dequantize(inits: dict[str, onnx.TensorProto], dq: onnx.NodeProto) -> np.ndarray:
-    """The float value of a DequantizeLinear over initializers (per-tensor or per-channel along axis 0)."""
-    q = numpy_helper.to_array(inits[dq.input[0]]).astype(np.float64)
-    scale = numpy_helper.to_array(inits[dq.input[1]]).astype(np.float64)
-    zp = numpy_helper.to_array(inits[dq.input[2]]).astype(np.float64) if len(dq.input) > 2 else 0.0
-    shape = (-1,) + (1,) * (q.ndim - 1) if np.ndim(scale) == 1 else ()
-    return (q - np.reshape(zp, shape)) * np.reshape(scale, shape)
-
-
 def _input_means(
     fp32: onnx.ModelProto, nodes: list[onnx.NodeProto], inits: dict[str, onnx.TensorProto], inputs: np.ndarray
 ) -> dict[str, np.ndarray]:
@@ -106,7 +64,7 @@ def _input_means(
 
     x_names = sorted({f.input[0] for f in nodes})
     sess = ort.InferenceSession(
-        _with_outputs(fp32, x_names), sess_options=session_options(), providers=["CPUExecutionProvider"]
+        with_outputs(fp32, x_names), sess_options=session_options(), providers=["CPUExecutionProvider"]
     )
     input_name = sess.get_inputs()[0].name
     sums: dict[str, np.ndarray] = {}
@@ -139,7 +97,9 @@ def correct_biases(
     inits = {i.name: i for i in model.graph.initializer}
     fp32_nodes = {n.name: n for n in fp32.graph.node}
     fp32_inits = {i.name: i for i in fp32.graph.initializer}
-    sites = [s for s in _sites(model) if s[0].name in fp32_nodes and fp32_nodes[s[0].name].input[1] in fp32_inits]
+    sites = [
+        s for s in quantized_sites(model) if s[0].name in fp32_nodes and fp32_nodes[s[0].name].input[1] in fp32_inits
+    ]
     if not sites:
         return {"layers": 0.0}
     means = {} if means is None else means
@@ -148,10 +108,10 @@ def correct_biases(
     shifts = []
     for node, wdq, bdq in sites:
         f = fp32_nodes[node.name]
-        err = numpy_helper.to_array(fp32_inits[f.input[1]]).astype(np.float64) - _dequantize(inits, wdq)
+        err = numpy_helper.to_array(fp32_inits[f.input[1]]).astype(np.float64) - dequantize(inits, wdq)
         m = means[node.name]
         if node.op_type == "Conv":  # err: [O, C/g, kh, kw]; m: [C, kh, kw]
-            group = int(_attrs(f).get("group", 1))
+            group = int(node_attrs(f).get("group", 1))
             per_group = err.shape[1]
             m_g = m.reshape(group, per_group, *m.shape[1:])  # [g, C/g, kh, kw]
             o_per_group = err.shape[0] // group
