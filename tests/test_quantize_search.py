@@ -44,6 +44,11 @@ def test_budget_search_keeps_the_responsible_nodes_in_float(outlier_model, tmp_p
     assert any("sensitivity" in m for m in messages)
     # equalisation and the per-tensor calibration method were measured, each kept or not by what it measured
     assert [n.split(" ")[0] for n in report.refinements[:2]] == ["cross-layer", "per-tensor"]
+    # post-training missed the budget, so layer-wise reconstruction ran (auto); the nodes kept float were searched
+    # from the recipe without it, ranked by their sensitivity in that graph
+    assert report.refinements[2].startswith("layer-wise reconstruction")
+    assert any(t["reconstruct"] for t in report.trials)
+    assert not any(t["reconstruct"] and t["nodes_kept_float"] for t in report.trials)
     assert any("equalized" in t["recipe"] for t in report.trials)
     assert any("PerTensor" in t["recipe"] for t in report.trials)
     # no trial twice; graded on held-out images the search did not see, both scores reported

@@ -33,6 +33,24 @@ AgreementOnOpt = Annotated[
         "beside it) or on all.",
     ),
 ]
+class Reconstruct(str, Enum):
+    """When the int8 file's layers are reconstructed (edgecls.export.quant.reconstruct)."""
+
+    auto = "auto"
+    on = "on"
+    off = "off"
+
+
+ReconstructOpt = Annotated[
+    Reconstruct,
+    typer.Option(
+        "--reconstruct",
+        help="Learn each quantized layer's weight rounding and bias from the float model's outputs on the "
+        "calibration images (AdaRound, layer by layer; no labels, no torch model needed): auto = when "
+        "post-training int8 misses the budget, on = always, off = never. Kept only when it measures better; "
+        "bounded by --time-budget (about 5 minutes for EfficientNet-Lite0 on 2 cores).",
+    ),
+]
 TargetOpt = Annotated[
     str,
     typer.Option(
@@ -69,6 +87,8 @@ DistillOpt = Annotated[
 ]
 TimeBudgetOpt = Annotated[
     float,
-    typer.Option("--time-budget", min=1.0, help="Seconds the int8 learning (--distill) may take."),
+    typer.Option(
+        "--time-budget", min=1.0, help="Seconds each int8 learning step (--reconstruct, --distill) may take."
+    ),
 ]
 DEFAULT_TIME_BUDGET = 600.0  # = edgecls.export.quant.distill_export.DEFAULT_TIME_BUDGET (kept import-free here)

@@ -53,6 +53,7 @@ def quantize_command(
     ] = None,
     max_drop: int8.MaxDropOpt = DEFAULT_MAX_DROP,
     agreement_on: int8.AgreementOnOpt = int8.AgreementOn.decisive,
+    reconstruct: int8.ReconstructOpt = int8.Reconstruct.auto,
     target: int8.TargetOpt = "auto",
     allow_over_budget: int8.AllowOverBudgetOpt = False,
     require_verified: int8.RequireVerifiedOpt = False,
@@ -81,6 +82,8 @@ def quantize_command(
         quantize=QuantizeOptions(
             max_drop=max_drop,
             agreement_on=agreement_on.value,
+            reconstruct=reconstruct.value,
+            reconstruct_seconds=time_budget,
             target=target,
             allow_over_budget=allow_over_budget,
             require_verified=require_verified,

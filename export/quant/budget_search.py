@@ -89,6 +89,7 @@ class Trial:
             "calibrate_method": self.recipe.calibrate_method,
             "reduce_range": self.recipe.reduce_range,
             "bias_correction": self.recipe.bias_correction,
+            "reconstruct": self.recipe.reconstruct,
             "nodes_kept_float": len(self.float_nodes),
             "graph": self.graph,
             "drop_points": round(self.drop_points, 3),
@@ -128,6 +129,8 @@ class BudgetSearch:
     cache_dir: Path | None = None  # sensitivity rankings, keyed by model, recipe and images
     fp32_path: Path | None = None  # the reference: no int8 pick slower than it (None: not checked)
     decisive: np.ndarray | None = None  # bool[N]: unlabelled images fp32 decides, on which agreement is scored
+    # Layer-wise reconstruction of the best recipe (reconstruct.py): "auto" = when it misses the budget, "on", "off"
+    reconstruct: str = "auto"
     trials: list[Trial] = field(default_factory=list)
     units: dict[str, tuple[str, ...]] = field(default_factory=dict)  # node -> nodes excluded with it
     _by_key: dict[tuple[Any, ...], Trial] = field(default_factory=dict)
@@ -288,13 +291,35 @@ class BudgetSearch:
         best, eq_note = self._refine(best, "cross-layer equalisation", "eq", equalize=True)
         best, pt_note = self._refine(best, "per-tensor calibration method", "pt", calibrate_method="PerTensor")
         refinements = [eq_note, pt_note]
+        # Over budget, the nodes to keep in float are searched from the recipe without reconstruction: each of
+        # that search's trials would learn every layer again, and its sensitivity must be measured on the
+        # graph it edits.
+        base = best
+        if self.reconstruct == "on" or (self.reconstruct == "auto" and not self._fits(best)):
+            self.log("  layer-wise reconstruction of the best recipe (learned rounding and biases)")
+            _, rc_note = self._refine(best, "layer-wise reconstruction", "rc", reconstruct=True)
+            refinements.append(rc_note + self._reconstruct_summary())
         if any(self._fits(t) for t in [t for t in self.trials if self._eligible(t)] or self.trials):
             chosen, met, notes, slower = self.choose()
             return SearchResult(chosen, met, self.trials, [], bc_note, refinements, notes, slower)
-        ranking = self.sensitivity(best)
-        self._fewest_float_nodes(best.recipe, [name for name, _ in ranking])
+        ranking = self.sensitivity(base)
+        self._fewest_float_nodes(base.recipe, [name for name, _ in ranking])
         chosen, met, notes, slower = self.choose()
         return SearchResult(chosen, met, self.trials, ranking, bc_note, refinements, notes, slower)
+
+    def _reconstruct_summary(self) -> str:
+        """What the last reconstruction did, for its refinement note ("" when none ran)."""
+        notes = list(self.quantizer.reconstruct_notes.values())
+        if not notes:
+            return ""
+        r = notes[-1]
+        text = (
+            f"; {r['improved']:.0f} of {r['layers']:.0f} layers improved on held-aside calibration images, "
+            f"median layer error x{r['median_error_ratio']:.2f}, {r['seconds']:.0f} s on {r['images']:.0f} images"
+        )
+        if r["not_reached"]:
+            text += f", {r['not_reached']:.0f} layers not reached in the time budget"
+        return text
 
     def _cache_file(self, recipe: QuantRecipe, sub_inputs: np.ndarray) -> Path | None:
         if self.cache_dir is None:

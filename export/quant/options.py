@@ -32,6 +32,10 @@ class QuantizeOptions:
     cache_dir: str | None = None  # sensitivity rankings are cached here (None: not cached)
     # Unlabelled images: grade agreement on the images fp32 decides ("decisive", decisive.py) or on "all".
     agreement_on: str = "decisive"
+    # Layer-wise reconstruction (reconstruct.py): "auto" = when post-training int8 misses the budget, "on", "off";
+    # reconstruct_seconds bounds it (layers not reached keep post-training's rounding).
+    reconstruct: str = "auto"
+    reconstruct_seconds: float = 600.0
 
 
 @dataclass(frozen=True)

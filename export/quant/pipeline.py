@@ -37,6 +37,7 @@ from edgecls.export.quant.fused_graph import float_compute_nodes, fusion_counts
 from edgecls.export.quant.image_sets import MIN_CALIBRATION_IMAGES, ImageList, split_disjoint
 from edgecls.export.quant.options import QuantizeOptions
 from edgecls.export.quant.recipes import QuantRecipe, TargetPlan, candidate_recipes, plan_target
+from edgecls.export.quant.reconstruct import ReconstructSettings
 from edgecls.export.quant.report import QuantReport, write_report
 from edgecls.export.quant.static_quantizer import StaticQuantizer
 from edgecls.export.quant.verdict import OVER, UNVERIFIED, judge
@@ -208,7 +209,15 @@ def quantize_model(
         )
     )
     with tempfile.TemporaryDirectory(prefix="edgecls-quant-") as tmp:
-        quantizer = StaticQuantizer(fp32_path, calibration, contract, tmp)
+        quantizer = StaticQuantizer(
+            fp32_path,
+            calibration,
+            contract,
+            tmp,
+            ReconstructSettings(seconds=opts.reconstruct_seconds),
+            precise=plan.precise_kernels,
+            log=log,
+        )
         search = BudgetSearch(
             quantizer,
             search_inputs,
@@ -223,6 +232,7 @@ def quantize_model(
             cache_dir=Path(opts.cache_dir) if opts.cache_dir else None,
             fp32_path=ref_path,
             decisive=None if search_decisive is None else search_decisive.mask,
+            reconstruct=opts.reconstruct,
         )
         result = search.run(candidates)
         report = _grade(

@@ -38,6 +38,7 @@ class QuantRecipe:
     # 16 bits before multiplying (no VPMADDUBSW pair sums), so only the GEMM-based convs need 7-bit weights.
     depthwise_full_range: bool = False
     equalize: bool = False  # cross-layer equalisation of the float graph first (quant_equalize.py)
+    reconstruct: bool = False  # weights' rounding and biases learned layer by layer (reconstruct.py)
 
     def key(self) -> tuple[Any, ...]:
         """What makes two recipes the same model (the name and reason do not): no trial is run twice."""
@@ -51,6 +52,7 @@ class QuantRecipe:
             self.bias_correction,
             self.reduce_range and self.depthwise_full_range,
             self.equalize,
+            self.reconstruct,
         )
 
     def describe(self, kept_float: int | None = None) -> str:
@@ -70,6 +72,8 @@ class QuantRecipe:
             parts.append("equalized")
         if self.bias_correction:
             parts.append("bias-corrected")
+        if self.reconstruct:
+            parts.append("layer-wise reconstructed")
         count = len(self.nodes_to_exclude) if kept_float is None else kept_float
         if count:
             parts.append(f"{count} nodes kept float")

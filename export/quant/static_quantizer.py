@@ -16,7 +16,7 @@ import io
 import logging
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,7 @@ from edgecls.export.quant.bias_correction import correct_biases
 from edgecls.export.quant.image_sets import ImageList, evenly_spaced
 from edgecls.export.quant.range_sources import OWN_METHODS, TrialSources
 from edgecls.export.quant.recipes import QuantRecipe
+from edgecls.export.quant.reconstruct import ReconstructSettings, reconstruct_layers
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.errors import EdgeclsError
 
@@ -110,8 +111,16 @@ class StaticQuantizer:
         calibration: ImageList,
         contract: ModelContract,
         workdir: str | os.PathLike[str],
+        reconstruction: ReconstructSettings | None = None,
+        precise: bool = False,
+        log: Callable[[str], None] | None = None,
     ) -> None:
+        """``reconstruction``: how recipes with ``reconstruct`` learn their layers; ``precise``: the int8 graph's
+        tensors that drive it are computed with onnxruntime's exact kernels (the target is not this CPU)."""
         self.workdir = Path(workdir)
+        self.reconstruction = reconstruction or ReconstructSettings()
+        self.precise = precise
+        self.log = log
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.calibration = calibration
         self.contract = contract
@@ -123,6 +132,7 @@ class StaticQuantizer:
         self._bias_inputs_cache: np.ndarray | None = None  # float32[n, 3, h, w]
         self.depthwise_weights = depthwise_weight_names(model)
         self.bias_notes: dict[str, dict[str, float]] = {}  # recipe description -> correction summary
+        self.reconstruct_notes: dict[str, dict[str, float]] = {}  # recipe description -> reconstruction summary
         self.sources = TrialSources(self.pre_path, self.workdir, self._calibration_batches)
         self._bias_means: dict[str, dict[str, np.ndarray]] = {}  # float graph -> conv input statistics
 
@@ -134,18 +144,24 @@ class StaticQuantizer:
         """The float graph ``recipe`` quantizes (same node names as ``pre_path``)."""
         return self.sources.source(recipe.equalize)
 
-    def _bias_inputs(self) -> np.ndarray:
+    def _calibration_subset(self, n: int) -> np.ndarray:
         """float32[n, 3, h, w]: an evenly spread subset of the calibration images."""
-        idx = evenly_spaced(len(self.calibration), BIAS_CORRECTION_IMAGES)
+        idx = evenly_spaced(len(self.calibration), n)
         return ImageList("", [self.calibration.images[i] for i in idx], None, []).inputs(self.contract)
 
     def _bias_correct(self, path: Path, recipe: QuantRecipe) -> None:
         if self._bias_inputs_cache is None:
-            self._bias_inputs_cache = self._bias_inputs()
+            self._bias_inputs_cache = self._calibration_subset(BIAS_CORRECTION_IMAGES)
         source = self.float_path(recipe)
         means = self._bias_means.setdefault(str(source), {})  # the same float graph: its statistics once
         self.bias_notes[recipe.describe()] = correct_biases(
             path, onnx.load(str(source)), self._bias_inputs_cache, means
+        )
+
+    def _reconstruct(self, path: Path, recipe: QuantRecipe) -> None:
+        inputs = self._calibration_subset(self.reconstruction.images)
+        self.reconstruct_notes[recipe.describe()] = reconstruct_layers(
+            path, onnx.load(str(self.float_path(recipe))), inputs, self.reconstruction, self.precise, self.log
         )
 
     def _pre_process(self, fp32_path: Path) -> str:
@@ -207,6 +223,8 @@ class StaticQuantizer:
             raise QuantizationError(f"onnxruntime could not quantize the model ({recipe.describe()}): {msg}") from e
         if recipe.bias_correction:
             self._bias_correct(Path(out_path), recipe)
+        if recipe.reconstruct:
+            self._reconstruct(Path(out_path), recipe)
         return Path(out_path)
 
 
