@@ -119,6 +119,24 @@ def test_no_time_left_leaves_the_file_as_post_training_wrote_it(mobile_onnx, tmp
     assert all(np.array_equal(q, plain[name]) for name, q in _integers(path).items())
 
 
+def test_a_layer_too_big_for_the_memory_bound_learns_from_fewer_images(mobile_onnx, tmp_path):
+    from edgecls.export.quant.reconstruct import _Runner
+
+    x = ImageList("colours", colour_images(48, 0), None, []).inputs(CONTRACT)
+    model = onnx.load(str(mobile_onnx))
+    name = next(n.output[0] for n in model.graph.node if n.op_type == "Conv")
+    runner = _Runner(x, precise=False)
+    assert len(runner.tensor(model, name, np.inf)) == 48
+    assert len(runner.tensor(model, name, 1)) == 16  # one batch at least, then the bound stops it
+    assert len(runner.tensor(model, name, np.inf, images=20)) == 20
+    quantizer = _quantizer(mobile_onnx, tmp_path, ReconstructSettings(images=48, steps=50, batch=8, max_bytes=1))
+    path = quantizer.quantize(QuantRecipe("u8s8", reconstruct=True), tmp_path / "small.onnx")
+    note = next(iter(quantizer.reconstruct_notes.values()))
+    assert note["not_reached"] == 0 and note["layers"] == 5
+    plain = quantizer.quantize(QuantRecipe("u8s8"), tmp_path / "plain.onnx")
+    assert fusion_counts(path)["int8_convs"] == fusion_counts(plain)["int8_convs"] == 5
+
+
 def test_the_search_reconstructs_when_asked_and_reports_it(mobile_onnx, tmp_path):
     calib = ImageList("colours", colour_images(48, 0), None, [])
     val = ImageList("colours", colour_images(96, 1), None, [])

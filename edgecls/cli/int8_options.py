@@ -48,7 +48,7 @@ ReconstructOpt = Annotated[
         help="Learn each quantized layer's weight rounding and bias from the float model's outputs on the "
         "calibration images (AdaRound, layer by layer; no labels, no torch model needed): auto = when "
         "post-training int8 misses the budget, on = always, off = never. Kept only when it measures better; "
-        "bounded by --time-budget (about 5 minutes for EfficientNet-Lite0 on 2 cores).",
+        "bounded by --time-budget (about 8 minutes for EfficientNet-Lite0 on 2 cores).",
     ),
 ]
 TargetOpt = Annotated[
