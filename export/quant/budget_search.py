@@ -298,7 +298,7 @@ class BudgetSearch:
         if self.reconstruct == "on" or (self.reconstruct == "auto" and not self._fits(best)):
             self.log("  layer-wise reconstruction of the best recipe (learned rounding and biases)")
             _, rc_note = self._refine(best, "layer-wise reconstruction", "rc", reconstruct=True)
-            refinements.append(rc_note + self._reconstruct_summary())
+            refinements.append(rc_note + self._reconstruct_summary(dataclasses.replace(best.recipe, reconstruct=True)))
         if any(self._fits(t) for t in [t for t in self.trials if self._eligible(t)] or self.trials):
             chosen, met, notes, slower = self.choose()
             return SearchResult(chosen, met, self.trials, [], bc_note, refinements, notes, slower)
@@ -307,12 +307,11 @@ class BudgetSearch:
         chosen, met, notes, slower = self.choose()
         return SearchResult(chosen, met, self.trials, ranking, bc_note, refinements, notes, slower)
 
-    def _reconstruct_summary(self) -> str:
-        """What the last reconstruction did, for its refinement note ("" when none ran)."""
-        notes = list(self.quantizer.reconstruct_notes.values())
-        if not notes:
+    def _reconstruct_summary(self, recipe: QuantRecipe) -> str:
+        """What the reconstruction of ``recipe`` did, for its refinement note ("" when it did not run)."""
+        r = self.quantizer.reconstruct_notes.get(recipe.describe())
+        if r is None:
             return ""
-        r = notes[-1]
         text = (
             f"; {r['improved']:.0f} of {r['layers']:.0f} layers improved on held-aside calibration images, "
             f"median layer error x{r['median_error_ratio']:.2f}, {r['seconds']:.0f} s on {r['images']:.0f} images"
