@@ -64,6 +64,16 @@ def graded_score(accuracy: dict[str, Any]) -> float | None:
 PRECISE_KERNELS_KEY = "session.x64quantprecision"
 
 
+def int8_session_options(precise: bool) -> Any:
+    """The runtime's session options; ``precise``: onnxruntime's exact int8 kernels (the target is not this CPU)."""
+    from edgecls.runtime.providers.session import session_options
+
+    so = session_options()
+    if precise:
+        so.add_session_config_entry(PRECISE_KERNELS_KEY, "1")
+    return so
+
+
 def int8_logits(path: str | os.PathLike[str], inputs: np.ndarray, precise: bool = False) -> np.ndarray:
     """float32[N, 3, h, w] -> float32[N, C]; ``precise`` runs onnxruntime's exact int8 kernels."""
     if not precise:
@@ -71,11 +81,8 @@ def int8_logits(path: str | os.PathLike[str], inputs: np.ndarray, precise: bool 
     import onnxruntime as ort
 
     from edgecls.runtime.batched_inference import session_outputs
-    from edgecls.runtime.providers.session import session_options
 
-    so = session_options()
-    so.add_session_config_entry(PRECISE_KERNELS_KEY, "1")
-    sess = ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(str(path), sess_options=int8_session_options(True), providers=["CPUExecutionProvider"])
     return session_outputs(sess, inputs)
 
 

@@ -133,12 +133,9 @@ class _Runner:
         """The tensor on the first ``images`` inputs (None: all), stopping before it holds ``max_bytes``."""
         import onnxruntime as ort
 
-        from edgecls.export.quant.evaluate import PRECISE_KERNELS_KEY
-        from edgecls.runtime.providers.session import session_options
+        from edgecls.export.quant.evaluate import int8_session_options
 
-        so = session_options()
-        if self.precise:
-            so.add_session_config_entry(PRECISE_KERNELS_KEY, "1")
+        so = int8_session_options(self.precise)
         sess = ort.InferenceSession(with_outputs(model, [name]), sess_options=so, providers=["CPUExecutionProvider"])
         input_name = sess.get_inputs()[0].name
         inputs = self.inputs[:images]

@@ -21,8 +21,8 @@ import numpy as np
 import onnx
 
 from edgecls.export.quant.evaluate import (
-    PRECISE_KERNELS_KEY,
     Accuracy,
+    int8_session_options,
     score_logits,
     scored_outcomes,
     session_latency_ms,
@@ -44,11 +44,7 @@ class TrialMeasurement:
 def _session(path: Path, precise: bool, optimized: Path | None) -> Any:
     import onnxruntime as ort
 
-    from edgecls.runtime.providers.session import session_options
-
-    so = session_options()
-    if precise:
-        so.add_session_config_entry(PRECISE_KERNELS_KEY, "1")
+    so = int8_session_options(precise)
     if optimized is not None:
         so.optimized_model_filepath = str(optimized)
     return ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
