@@ -102,17 +102,15 @@ def check_model(model: Path, provider: str = "auto", threads: int | None = None,
     golden_path = find_golden(model)
     if golden_path is None:
         raise EdgeclsError(f"{model}: no golden file beside it (model.golden.npz, written by edgecls export)")
-    try:
-        golden = read_golden(golden_path)
-        images, inputs, expected = golden["images"], golden["inputs"], golden["logits"]
-    except (OSError, ValueError, KeyError) as e:
-        raise EdgeclsError(f"{golden_path}: not a readable golden file ({e})") from e
     with warnings.catch_warnings(record=True) as caught:  # target mismatch, saturation, silent fallback
         warnings.simplefilter("always")
         clf = Classifier(model, provider=provider, threads=threads, spin=False)
+    # Checked against this model's input size and classes before any array is read (a hostile file is refused).
+    golden = read_golden(golden_path, clf.contract)
+    images, inputs, expected = golden.images, golden.inputs, golden.logits
     variant = str(clf.contract.provenance.get("variant", "fp32"))
     problems: list[str] = []
-    if tuple(str(x) for x in golden.get("labels", clf.labels)) != tuple(clf.labels):
+    if golden.labels != tuple(clf.labels):
         problems.append(f"labels differ from the golden file's ({golden_path.name})")
     got = clf.logits_batch(inputs).astype(np.float32)
     if got.shape != expected.shape:
