@@ -32,6 +32,7 @@ def info_command(
     precision: PrecisionOpt = None,
 ) -> None:
     from edgecls.export.info import InfoOptions, describe
+    from edgecls.runtime.terminal_text import plain
 
     report = describe(InfoOptions(model=model, provider=provider, precision=precision))
     info = report.model
@@ -39,9 +40,9 @@ def info_command(
         typer.echo(json.dumps(report.to_dict()))
     else:
         _print_info(info)
-        typer.echo("providers here: " + "; ".join(report.providers_here))
+        typer.echo(plain("providers here: " + "; ".join(report.providers_here)))
         if report.engine is not None:
-            typer.echo(f"engine: {report.engine['line']}")
+            typer.echo(plain(f"engine: {report.engine['line']}"))
     if info.contract_error:
         # The rest of the model is still described above; the refusal is the one error line (exit 2), as in run.
         from edgecls.runtime.errors import ContractError
@@ -53,18 +54,22 @@ def _print_info(info: Any) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from edgecls.runtime.terminal_text import rich_text
+
+    # Every name and value below comes from the model file (its graph, its contract): cells are rich_text, never
+    # markup, with control characters made visible (a label "[/]" or "\x1b[2J" prints as written).
     console = Console()
-    head = Table(title=f"{info.path}", show_header=False, title_justify="left")
+    head = Table(title=rich_text(info.path), show_header=False, title_justify="left")
     head.add_row("size", f"{info.size_bytes / 1e6:.2f} MB")
-    head.add_row("producer", info.producer or "-")
+    head.add_row("producer", rich_text(info.producer or "-"))
     if info.source == "onnx":
         head.add_row("opset / IR", f"{info.opset} / {info.ir_version}")
         head.add_row("parameters", f"{info.parameters:,}")
         head.add_row("quantized", "yes (QDQ/QLinear ops)" if info.quantized else "no")
     for t in info.inputs:
-        head.add_row(f"input {t.name}", f"{t.dtype} {t.shape}")
+        head.add_row(rich_text(f"input {t.name}"), rich_text(f"{t.dtype} {t.shape}"))
     for t in info.outputs:
-        head.add_row(f"output {t.name}", f"{t.dtype} {t.shape}")
+        head.add_row(rich_text(f"output {t.name}"), rich_text(f"{t.dtype} {t.shape}"))
     console.print(head)
     c = info.contract
     if c is None:
@@ -73,18 +78,19 @@ def _print_info(info: Any) -> None:
     else:
         ct = Table(title="contract", show_header=False, title_justify="left")
         labels = ", ".join(c["labels"][:12]) + (f" ... ({len(c['labels'])} labels)" if len(c["labels"]) > 12 else "")
-        ct.add_row("labels", labels)
-        ct.add_row("input", f"{c['layout']} {c['input_size'][0]}x{c['input_size'][1]} {c['color_order']}")
-        ct.add_row("resize", f"{c['resize_mode']} (crop {c['crop_fraction']}), {c['interpolation']}")
-        ct.add_row("JPEG decode", str(c.get("jpeg_decode", "reduced")))
-        ct.add_row("values", f"x*{c['scale']:.6g}, mean {c['mean']}, std {c['std']}")
+        ct.add_row("labels", rich_text(labels))
+        ct.add_row("input", rich_text(f"{c['layout']} {c['input_size'][0]}x{c['input_size'][1]} {c['color_order']}"))
+        ct.add_row("resize", rich_text(f"{c['resize_mode']} (crop {c['crop_fraction']}), {c['interpolation']}"))
+        ct.add_row("JPEG decode", rich_text(c.get("jpeg_decode", "reduced")))
+        ct.add_row("values", rich_text(f"x*{c['scale']:.6g}, mean {c['mean']}, std {c['std']}"))
         for key, value in c.get("provenance", {}).items():
-            ct.add_row(f"provenance.{key}", json.dumps(value) if isinstance(value, dict | list) else str(value))
+            shown = json.dumps(value) if isinstance(value, dict | list) else str(value)
+            ct.add_row(rich_text(f"provenance.{key}"), rich_text(shown))
         console.print(ct)
     for warning in info.int8_warnings:
-        console.print(f"warning: {warning}", style="bold red", markup=False)
+        console.print(rich_text(f"warning: {warning}", style="bold red"))
     if info.op_counts:
-        console.print("operators: " + ", ".join(f"{k} {v}" for k, v in info.op_counts.items()))
+        console.print(rich_text("operators: " + ", ".join(f"{k} {v}" for k, v in info.op_counts.items())))
     elif info.source == "onnxruntime":
         from edgecls.runtime.errors import install_hint
 

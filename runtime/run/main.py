@@ -28,6 +28,7 @@ from edgecls.runtime.sources.live_capture import quiet_backend_logs
 from edgecls.runtime.sources.sinks import MultiSink, Sink
 from edgecls.runtime.sources.source_loop import LoopOptions, run_sources
 from edgecls.runtime.sources.source_specs import expand_sources
+from edgecls.runtime.terminal_text import plain
 
 
 @dataclass(frozen=True)
@@ -65,9 +66,9 @@ def load_classifier(options: RunOptions) -> Classifier:
             spin=False,
         )
     for w in caught:
-        print(f"warning: {w.message}", file=sys.stderr)
+        print(plain(f"warning: {w.message}"), file=sys.stderr)
     if clf.info.precision is not None:  # an engine with a choice of precision says which one runs
-        print(f"engine: {clf.info.engine_line()}", file=sys.stderr)
+        print(plain(f"engine: {clf.info.engine_line()}"), file=sys.stderr)
     return clf
 
 

@@ -70,7 +70,9 @@ def live_source(camera: int | None, source: str | None) -> SourceSpec | None:
 
 
 def _warn_stderr(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)
+    from edgecls.runtime.terminal_text import plain
+
+    print(plain(f"warning: {message}"), file=sys.stderr)
 
 
 def serve_model(options: ServeOptions, warn: Callable[[str], None] = _warn_stderr) -> None:
