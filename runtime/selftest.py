@@ -31,6 +31,7 @@ from edgecls.runtime.cpu_isa import detect_isa
 from edgecls.runtime.errors import EdgeclsError
 from edgecls.runtime.golden_file import find_golden, read_golden
 from edgecls.runtime.latency import LatencyStats, measure_latency
+from edgecls.runtime.notice_memory import lines_to_print
 from edgecls.runtime.scores import top1_agreement
 
 FP32_RTOL = 1e-3
@@ -142,7 +143,7 @@ def check_model(model: Path, provider: str = "auto", threads: int | None = None,
         tolerance=asdict(tol),
         passed=not problems,
         problems=problems,
-        warnings=[str(w.message) for w in caught],
+        warnings=lines_to_print(caught),  # a model file's int8 notices once per file and user
     )
 
 

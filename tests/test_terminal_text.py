@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from fixtures_runtime import REPO, RuntimeModels, _cli_env, run_edgecls, set_contract_metadata
+from fixtures_runtime import REPO, RuntimeModels, _cli_env, edgecls_in_process, run_edgecls, set_contract_metadata
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -80,27 +80,6 @@ def test_rich_text_and_markup_print_markup_as_written():
     assert out.getvalue().splitlines() == ["[bold red]b.png", "[/] x["]
 
 
-def _cli(*args: str) -> tuple[int, str]:
-    """``edgecls ARGS`` in this process through the console entry point; (exit status, stdout + stderr)."""
-    import warnings
-
-    from edgecls.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    argv, hook = sys.argv, warnings.showwarning
-    sys.argv = ["edgecls", *args]
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                main()
-                status = 0
-            except SystemExit as e:
-                status = e.code if isinstance(e.code, int) else 1
-    finally:
-        sys.argv, warnings.showwarning = argv, hook
-    return status, out.getvalue() + err.getvalue()
-
-
 # --- the reported attacks, through the real command line -------------------------------------------------------
 def test_a_folder_named_x_bracket_holding_bracket_y_png_is_a_row_not_a_markup_error(runtime_models, tmp_path):
     _image(tmp_path / "x[" / "]y.png")
@@ -120,10 +99,10 @@ def test_markup_in_labels_and_variant_prints_as_written_in_run_info_and_selftest
     assert run.returncode == 0, run.stderr
     _assert_clean(run.stdout, run.stderr)
     assert "[bold red]b.png" in run.stdout and "[/] 0." in run.stdout and "[bold red]sq 0." in run.stdout
-    status, info = _cli("info", str(model))
+    status, info = edgecls_in_process("info", str(model))
     assert status == 0, info
     assert "[/], [bold red]sq, tri" in info and "[link=http://evil/]x" in info
-    status, selftest = _cli("selftest", str(model))
+    status, selftest = edgecls_in_process("selftest", str(model))
     assert status == 1  # the golden file's labels are the fixture's: a mismatch row, not a crash
     assert re.search(r"│ \[/\]\s+│", selftest), selftest  # the variant column
     _assert_clean(info, selftest)
@@ -140,7 +119,7 @@ def test_control_characters_in_labels_or_provenance_are_refused_with_one_line(ru
     image = str(_image(tmp_path / "one.png"))
     for name, changes in attacks.items():
         model = str(_model_with(runtime_models, tmp_path, name, **changes))
-        for status, text in (_cli("run", model, image), _cli("info", model)):
+        for status, text in (edgecls_in_process("run", model, image), edgecls_in_process("info", model)):
             assert status == 2, (name, text)
             _assert_clean(text)
             errors = [line for line in text.splitlines() if line.startswith("error:")]
@@ -210,7 +189,7 @@ def test_any_file_or_folder_name_reaches_the_terminal_escaped(runtime_models, tm
     root = tmp_path_factory.mktemp("names")
     for name in names:
         _image(root / folder / f"{name}.png")
-    status, text = _cli("run", str(runtime_models.cnn), str(root))
+    status, text = edgecls_in_process("run", str(runtime_models.cnn), str(root))
     assert status == 0, text
     _assert_clean(text)
     for name in names:
@@ -229,7 +208,7 @@ def test_any_label_or_variant_reaches_the_terminal_escaped_or_is_refused(runtime
     model = _model_with(runtime_models, root, "m", labels=labels, provenance={"variant": variant})
     image = _image(root / "one.png")
     for args in (["run", str(model), str(image)], ["info", str(model)], ["selftest", str(model)]):
-        status, text = _cli(*args)
+        status, text = edgecls_in_process(*args)
         _assert_clean(text)
         assert status in (0, 1, 2), (args, text)
         if status == 2:  # refused (control characters, duplicate or empty labels): one error line

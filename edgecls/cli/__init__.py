@@ -49,8 +49,13 @@ for _module in _COMMANDS:
 
 def _warning_line(message: Warning | str, category: type[Warning], filename: str, lineno: int, file=None,
                   line=None) -> None:
-    """A warning is one line on stderr, as errors are: ``warning: <message>`` (not Python's file:line + source)."""
-    print(f"warning: {plain(redact(str(message)))}", file=sys.stderr)
+    """A warning is one line on stderr, as errors are: ``warning: <message>`` (not Python's file:line + source);
+    a model file's int8 notices once per file and user (eval, batch: runtime.notice_memory)."""
+    from edgecls.runtime.notice_memory import line_to_print
+
+    text = line_to_print(message)
+    if text is not None:
+        print(f"warning: {plain(redact(text))}", file=sys.stderr)
 
 
 def main() -> None:

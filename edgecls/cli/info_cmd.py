@@ -30,16 +30,24 @@ def info_command(
         str | None, typer.Option("--provider", "-p", help="Also load the model on this provider and show its engine.")
     ] = None,
     precision: PrecisionOpt = None,
+    acknowledge: Annotated[
+        bool,
+        typer.Option(
+            "--acknowledge", "--ack",
+            help="Record that you have read this file's int8 notices (its verdict, the CPU it was made for): run, "
+            "serve, selftest, bench and eval print each once per file anyway; after this, not even once.",
+        ),
+    ] = False,
 ) -> None:
     from edgecls.export.info import InfoOptions, describe
     from edgecls.runtime.terminal_text import plain
 
-    report = describe(InfoOptions(model=model, provider=provider, precision=precision))
+    report = describe(InfoOptions(model=model, provider=provider, precision=precision, acknowledge=acknowledge))
     info = report.model
     if json_out:
         typer.echo(json.dumps(report.to_dict()))
     else:
-        _print_info(info)
+        _print_info(info, acknowledge)
         typer.echo(plain("providers here: " + "; ".join(report.providers_here)))
         if report.engine is not None:
             typer.echo(plain(f"engine: {report.engine['line']}"))
@@ -50,7 +58,7 @@ def info_command(
         raise ContractError(info.contract_error)
 
 
-def _print_info(info: Any) -> None:
+def _print_info(info: Any, acknowledge: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -89,12 +97,25 @@ def _print_info(info: Any) -> None:
         console.print(ct)
     for warning in info.int8_warnings:
         console.print(rich_text(f"warning: {warning}", style="bold red"))
+    if info.notices_told:
+        console.print(_notices_line(info.notices_told))
+    elif acknowledge:
+        console.print("nothing to acknowledge: this file has no int8 notices")
     if info.op_counts:
         console.print(rich_text("operators: " + ", ".join(f"{k} {v}" for k, v in info.op_counts.items())))
     elif info.source == "onnxruntime":
         from edgecls.runtime.errors import install_hint
 
         console.print(f"operator and parameter counts need the onnx package: {install_hint('train')}", markup=False)
+
+
+def _notices_line(told: dict[str, str]) -> str:
+    """What run/serve/selftest/bench/eval do with the notices above (runtime.notice_memory)."""
+    if all(state == "acknowledged" for state in told.values()):
+        return "acknowledged: no command prints these notices again for you"
+    seen = "already printed once for you" if all(s != "not shown" for s in told.values()) else "not printed yet"
+    return (f"run, serve, selftest, bench and eval print these once per file and user ({seen}); "
+            "--acknowledge records them as read")
 
 
 def register(app: typer.Typer) -> None:
