@@ -76,7 +76,7 @@ def accuracy_text(row: BenchRow) -> str:
 
 def note_text(row: BenchRow) -> str:
     if row.error:
-        return f"ERROR: {row.error}"
+        return f"error: {row.error}"
     return "; ".join(row.warnings)
 
 
@@ -200,7 +200,7 @@ def grouped_notes(rows: Sequence[BenchRow]) -> dict[tuple[str, str, bool], int]:
     """(model label, note, is error) -> how many rows carry it: the same note is printed once per model."""
     out: dict[tuple[str, str, bool], int] = {}
     for row in rows:
-        notes = [f"ERROR: {row.error}"] if row.error else list(row.warnings)
+        notes = [f"error: {row.error}"] if row.error else list(row.warnings)
         for note in notes:
             key = (row.label, note, row.error is not None)
             out[key] = out.get(key, 0) + 1
