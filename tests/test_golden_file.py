@@ -168,3 +168,16 @@ def test_selftest_refuses_the_16000_row_golden_file_without_its_memory(runtime_m
     assert good_row["passed"] and not hostile_row["passed"]
     assert any("not a valid golden file: inputs: declares" in p for p in hostile_row["problems"])
     assert hostile_peak - good_peak < 100 * 1024, (good_peak, hostile_peak)  # kB: the 196 MB were never allocated
+
+
+def test_export_fits_the_golden_file_of_a_large_model_in_what_the_reader_accepts(tmp_path):
+    import torch
+
+    from edgecls.export.golden import make_golden, write_golden
+    from edgecls.runtime.contract import ModelContract
+
+    contract = ModelContract(labels=("a", "b"), input_size=(1200, 1200))  # 8 inputs would be 132 MB
+    model = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(3, 2)).eval()
+    images = [np.full((80, 80, 3), 30 * i, np.uint8) for i in range(8)]
+    golden = read_golden(write_golden(tmp_path / "m.golden.npz", make_golden(images, contract, model)), contract)
+    assert 1 <= len(golden.inputs) < 8 and golden.inputs.shape[1:] == (3, 1200, 1200)
