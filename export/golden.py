@@ -23,6 +23,7 @@ from torch import nn
 
 from edgecls.runtime.atomic import atomic_write_bytes
 from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.golden_file import MAX_GOLDEN_BYTES
 from edgecls.runtime.preprocess import preprocess_batch
 from edgecls.training import torch_inference
 
@@ -33,10 +34,14 @@ GOLDEN_COUNT = 8
 def make_golden(
     images: Sequence[np.ndarray], contract: ModelContract, model: nn.Module
 ) -> dict[str, np.ndarray]:
-    """Arrays of the golden file from decoded ``uint8[H, W, 3]`` BGR images (the first GOLDEN_COUNT)."""
+    """Arrays of the golden file from decoded ``uint8[H, W, 3]`` BGR images (the first GOLDEN_COUNT, fewer for a
+    model so large that 8 of its inputs pass the 64 MiB the device's reader accepts)."""
     side = GOLDEN_IMAGE_SIZE
+    h, w = contract.input_size
+    per_image = side * side * 3 + 3 * h * w * 4 + len(contract.labels) * 4  # image + input + logits, in bytes
+    count = max(1, min(GOLDEN_COUNT, MAX_GOLDEN_BYTES // per_image))
     stacked = np.stack(
-        [cv2.resize(im, (side, side), interpolation=cv2.INTER_AREA) for im in list(images)[:GOLDEN_COUNT]]
+        [cv2.resize(im, (side, side), interpolation=cv2.INTER_AREA) for im in list(images)[:count]]
     ).astype(np.uint8)
     inputs = preprocess_batch(list(stacked), contract)
     return {

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from edgecls.runtime.contract import METADATA_KEY, ModelContract, contract_from_metadata
-from edgecls.runtime.cpu_isa import int8_warnings
 from edgecls.runtime.errors import ContractError, ModelLoadError
+from edgecls.runtime.int8_notices import int8_notices
+from edgecls.runtime.notice_memory import ACKNOWLEDGED, remember, told
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class InfoOptions:
     model: Path
     provider: str | None = None  # also load the model on this provider and report the engine it runs
     precision: str | None = None  # OpenVINO inference precision for that session (implies provider auto)
+    acknowledge: bool = False  # record the int8 notices as read: no command prints them again for this user
 
 
 @dataclass
@@ -52,7 +54,9 @@ class ModelInfo:
     op_counts: dict[str, int] = field(default_factory=dict)
     quantized: bool | None = None  # QDQ / QLinear ops present
     metadata: dict[str, str] = field(default_factory=dict)  # other metadata_props entries
-    int8_warnings: list[str] = field(default_factory=list)  # over-budget mark, saturation on this CPU
+    int8_warnings: list[str] = field(default_factory=list)  # int8 notices in full: verdict, this CPU vs its target
+    # each notice's kind -> what this user was told: "not shown" | "shown" | "acknowledged" (runtime.notice_memory)
+    notices_told: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -157,7 +161,11 @@ def model_info(path: str | os.PathLike[str], use_onnx: bool | None = None) -> Mo
     else:
         info = _from_session(p)
     if info.contract is not None:
-        info.int8_warnings = int8_warnings(info.contract.get("provenance", {}))
+        # All of them, in full, every time: info is where the one-line notices of the other commands point.
+        notices = int8_notices(info.contract.get("provenance", {}))
+        info.int8_warnings = [n.detail for n in notices]
+        already = told(p)
+        info.notices_told = {n.kind: already.get(n.kind, "not shown") for n in notices}
     return info
 
 
@@ -179,6 +187,9 @@ def describe(options: InfoOptions) -> InfoReport:
     from edgecls.runtime.providers.catalog import provider_paths
 
     info = model_info(options.model)
+    if options.acknowledge and info.notices_told:
+        remember(options.model, info.notices_told, ACKNOWLEDGED)  # EdgeclsError (one line) when it cannot
+        info.notices_told = dict.fromkeys(info.notices_told, ACKNOWLEDGED)
     providers_here = provider_paths()
     wants_engine = (options.provider or options.precision) and not info.contract_error
     engine = engine_on(options.model, options.provider, options.precision) if wants_engine else None

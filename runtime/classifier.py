@@ -25,9 +25,9 @@ import numpy as np
 
 from edgecls.runtime.batched_inference import infer_in_batches
 from edgecls.runtime.contract import ModelContract, contract_from_metadata
-from edgecls.runtime.cpu_isa import int8_warnings, target_mismatch
 from edgecls.runtime.decode import to_bgr_uint8
 from edgecls.runtime.errors import ContractError, EdgeclsError, ModelLoadError
+from edgecls.runtime.int8_notices import ModelNotice, int8_notices
 from edgecls.runtime.preprocess import decode_for_contract, preprocess_batch
 from edgecls.runtime.providers.session import PRECISION_OPTION, SessionInfo, create_session
 from edgecls.runtime.scores import to_probabilities
@@ -141,9 +141,10 @@ class Classifier:
         self._graph_classes = _static(out.shape[1])
         self.contract: ModelContract = self._resolve_contract(contract)
         self._check_contract()
-        mismatch = target_mismatch(self.contract.provenance)  # e.g. an x86 file on ARM
-        for message in int8_warnings(self.contract.provenance) + ([mismatch] if mismatch else []):
-            warnings.warn(f"{self.name}: {message}", RuntimeWarning, stacklevel=2)
+        # Verdict and target notices (an unverified file, an arm64 file tried on x86): warnings the commands print
+        # once per file and user (runtime.notice_memory), `edgecls info` every time.
+        for notice in int8_notices(self.contract.provenance):
+            warnings.warn(ModelNotice(self.name, notice), stacklevel=2)
         self._batching_ok = True  # cleared if a "dynamic" batch turns out to fail above 1
 
     # --- construction helpers ------------------------------------------------------------------------

@@ -11,6 +11,10 @@ extension whose import cost about 1/7 of jsonschema's or pydantic's (median 19 m
 alternating cold imports each on a 2-core Xeon at load average 18); it decodes and validates in one pass, names
 the failing field by path, and ships manylinux wheels for x86-64 and aarch64 (cp311 included).
 Cross-field rules (unique labels, float32-finite normalisation) stay in :class:`ModelContract`.
+
+Text is printed: labels on every result row, provenance by ``edgecls info`` and ``selftest``. A control character
+(C0, DEL, C1: ESC sequences, newlines) in a label or in any string of ``provenance`` (keys included) is refused
+like any other malformed field; what is accepted is still shown through :mod:`edgecls.runtime.terminal_text`.
 """
 
 from __future__ import annotations
@@ -41,7 +45,10 @@ MAX_MAGNITUDE = 1e30
 _Side = Annotated[int, Meta(ge=1, le=MAX_INPUT_SIDE)]
 _Finite = Annotated[float, Meta(ge=-MAX_MAGNITUDE, le=MAX_MAGNITUDE)]
 _Positive = Annotated[float, Meta(gt=0, le=MAX_MAGNITUDE)]
-_Label = Annotated[str, Meta(max_length=MAX_LABEL_CHARS)]
+#: Unicode category Cc: C0 controls, DEL and C1 controls (a regex msgspec checks, and the provenance walk below).
+CONTROL_CHARACTER = r"[\x00-\x1f\x7f-\x9f]"
+_NO_CONTROL = f"\\A[^{CONTROL_CHARACTER[1:-1]}]*\\Z"  # \Z: "$" would let a final newline through
+_Label = Annotated[str, Meta(max_length=MAX_LABEL_CHARS, pattern=_NO_CONTROL)]
 
 
 class ContractDoc(msgspec.Struct, kw_only=True):
@@ -83,6 +90,8 @@ def _refusal(error: msgspec.ValidationError | msgspec.DecodeError) -> ContractEr
         what, name = m.group("what").replace("`", ""), m.group("field")
         if what.startswith("Invalid enum value") and name in _CHOICES:
             what = f"must be one of {', '.join(_CHOICES[name])}, got {what.rsplit(' ', 1)[-1]}"
+        elif "matching regex" in what:  # the one pattern of the schema: text without control characters
+            what = _CONTROL_REFUSAL
         text = f"{name or 'contract'}: {what[0].lower()}{what[1:]}"
     elif text.startswith("Object missing required field"):
         text = f"{text.rsplit(' ', 1)[-1]}: required field missing"
@@ -121,17 +130,47 @@ def _check_version(raw: dict[str, Any]) -> None:
         )
 
 
+_CONTROL_REFUSAL = "contains a control character (escape codes, newlines and tabs are not allowed)"
+_CONTROL = re.compile(CONTROL_CHARACTER)
+
+
+def _text_with_control(value: Any, where: str) -> str | None:
+    """The path of the first string (key or value) in ``value`` holding a control character, or None."""
+    if isinstance(value, str):
+        return where if _CONTROL.search(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and _CONTROL.search(key):
+                return f"{where} (a key)"
+            found = _text_with_control(item, f"{where}.{key}")
+            if found:
+                return found
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _text_with_control(item, f"{where}[{i}]")
+            if found:
+                return found
+    return None
+
+
 def validate_contract_dict(raw: object) -> ContractDoc:
     """``raw`` (a dict from JSON or a checkpoint) checked against the schema; ContractError names the field."""
     if not isinstance(raw, dict):
         raise ContractError(f"invalid model contract: must be a JSON object, got {type(raw).__name__}")
     _check_version(raw)
     try:
-        return msgspec.convert(raw, ContractDoc, strict=True)
+        doc = msgspec.convert(raw, ContractDoc, strict=True)
+        where = _text_with_control(doc.provenance, "provenance")
     except msgspec.ValidationError as e:
         raise _refusal(e) from None
     except RecursionError:  # a dict built in Python (not parsed from text) nested past the interpreter's limit
         raise ContractError(f"invalid model contract: nested more than the {MAX_NESTING} levels allowed") from None
+    if where:
+        # The key path is the file's own text: made visible, so the refusal stays one printable line.
+        from edgecls.runtime.terminal_text import plain
+
+        raise ContractError(f"invalid model contract: {plain(where)}: {_CONTROL_REFUSAL}")
+    return doc
 
 
 def parse_contract_json(text: str) -> ContractDoc:

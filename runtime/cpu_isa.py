@@ -13,7 +13,7 @@ On an arm64 process the ARM flags decide, never x86 ones: under qemu-user (an ar
 ``/proc/cpuinfo`` is the host's x86 text, so the flags then come from the kernel's ELF auxiliary vector
 (``getauxval(AT_HWCAP)``), which qemu fills for the CPU it emulates and which onnxruntime's own CPU detection reads.
 
-Torch- and onnx-free: the runtime uses it to warn when a file made for another CPU runs here.
+Torch- and onnx-free: the runtime's int8 notices and ``pack`` use it to say when a file was made for another CPU.
 """
 
 from __future__ import annotations
@@ -129,35 +129,8 @@ def saturates_here(quantization: Mapping[str, Any], isa: IsaProfile) -> bool:
     return full_range_u8s8 and isa.target == "x86-avx2" and isa.isa != "unknown"
 
 
-def int8_warnings(provenance: Mapping[str, Any], isa: IsaProfile | None = None) -> list[str]:
-    """What a user running an int8 file here must know: an over-budget or unverified mark, saturation on this
-    CPU."""
-    q = provenance.get("quantization")
-    if not isinstance(q, Mapping):
-        return []
-    isa = isa or detect_isa()
-    out = []
-    if q.get("budget_met") is False:
-        out.append(
-            f"int8 OVER BUDGET: {q.get('verdict') or 'this file missed its accuracy budget'} "
-            "(written with --allow-over-budget)"
-        )
-    elif q.get("status") == "unverified":
-        # Within budget as measured, but on too few held-out images to tell (the verdict says why).
-        out.append(
-            f"int8 UNVERIFIED: {q.get('verdict') or 'its held-out images could not resolve the accuracy budget'}; "
-            "check it on test images of your own (edgecls eval MODEL DATA)"
-        )
-    if saturates_here(q, isa):
-        out.append(
-            f"int8 made for {q.get('target', 'a VNNI CPU')} (full-range u8s8) runs on an AVX2 CPU without VNNI "
-            "here: its products saturate and accuracy drops; re-quantize with --target x86-avx2"
-        )
-    return out
-
-
 # What running an int8 file on a CPU it was not made for costs (the contract records ``quantization.target``).
-# A VNNI file on AVX2 is int8_warnings' saturation warning (accuracy); these are the other mismatches.
+# A VNNI file on AVX2 is the saturation notice (accuracy, runtime/int8_notices.py); these are the other mismatches.
 _MISMATCH_COST = {
     ("x86-vnni", "arm64"): "its u8 activations miss ARM's s8s8 dot-product path (asimddp); re-quantize with "
     "--target arm64",
@@ -172,17 +145,27 @@ _MISMATCH_COST = {
 }
 
 
-def target_mismatch(provenance: Mapping[str, Any], isa: IsaProfile | None = None) -> str | None:
-    """A warning when the int8 file's recorded ``--target`` is not this CPU's, with what it costs; None when it
-    matches, when the file records no target, or when the CPU is unknown."""
+def made_for_other_cpu(provenance: Mapping[str, Any], isa: IsaProfile) -> tuple[str, str] | None:
+    """(the ``--target`` the int8 file was made for, what that costs on ``isa``) when that is not ``isa``'s;
+    None when it matches, when the file records no target, or when the CPU is unknown."""
     q = provenance.get("quantization")
     if not isinstance(q, Mapping) or q.get("target") not in TARGETS:
         return None
-    isa = isa or detect_isa()
     made_for, here = str(q["target"]), isa.target
     if isa.isa == "unknown" or made_for == here or (made_for, here) not in _MISMATCH_COST:
         return None
+    return made_for, _MISMATCH_COST[(made_for, here)]
+
+
+def target_mismatch(provenance: Mapping[str, Any], isa: IsaProfile | None = None) -> str | None:
+    """For ``pack``, where ``isa`` is the device the bundle is for: a warning when the int8 file was made for
+    another CPU, with what it costs and the ``--target`` to quantize with. (Running a file here is another
+    matter: a file made for a device and tried on this machine is not wrong, see runtime/int8_notices.py.)"""
+    isa = isa or detect_isa()
+    other = made_for_other_cpu(provenance, isa)
+    if other is None:
+        return None
     return (
-        f"int8 made for {made_for} runs on {isa.isa} ({isa.machine}): "
-        f"slower or less accurate than a file made for this CPU: {_MISMATCH_COST[(made_for, here)]}"
+        f"int8 made for {other[0]} runs on {isa.isa} ({isa.machine}): "
+        f"slower or less accurate than a file made for this CPU: {other[1]}"
     )

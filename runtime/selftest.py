@@ -31,6 +31,7 @@ from edgecls.runtime.cpu_isa import detect_isa
 from edgecls.runtime.errors import EdgeclsError
 from edgecls.runtime.golden_file import find_golden, read_golden
 from edgecls.runtime.latency import LatencyStats, measure_latency
+from edgecls.runtime.notice_memory import lines_to_print
 from edgecls.runtime.scores import top1_agreement
 
 FP32_RTOL = 1e-3
@@ -102,17 +103,15 @@ def check_model(model: Path, provider: str = "auto", threads: int | None = None,
     golden_path = find_golden(model)
     if golden_path is None:
         raise EdgeclsError(f"{model}: no golden file beside it (model.golden.npz, written by edgecls export)")
-    try:
-        golden = read_golden(golden_path)
-        images, inputs, expected = golden["images"], golden["inputs"], golden["logits"]
-    except (OSError, ValueError, KeyError) as e:
-        raise EdgeclsError(f"{golden_path}: not a readable golden file ({e})") from e
     with warnings.catch_warnings(record=True) as caught:  # target mismatch, saturation, silent fallback
         warnings.simplefilter("always")
         clf = Classifier(model, provider=provider, threads=threads, spin=False)
+    # Checked against this model's input size and classes before any array is read (a hostile file is refused).
+    golden = read_golden(golden_path, clf.contract)
+    images, inputs, expected = golden.images, golden.inputs, golden.logits
     variant = str(clf.contract.provenance.get("variant", "fp32"))
     problems: list[str] = []
-    if tuple(str(x) for x in golden.get("labels", clf.labels)) != tuple(clf.labels):
+    if golden.labels != tuple(clf.labels):
         problems.append(f"labels differ from the golden file's ({golden_path.name})")
     got = clf.logits_batch(inputs).astype(np.float32)
     if got.shape != expected.shape:
@@ -144,7 +143,7 @@ def check_model(model: Path, provider: str = "auto", threads: int | None = None,
         tolerance=asdict(tol),
         passed=not problems,
         problems=problems,
-        warnings=[str(w.message) for w in caught],
+        warnings=lines_to_print(caught),  # a model file's int8 notices once per file and user
     )
 
 

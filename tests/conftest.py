@@ -22,6 +22,15 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
+@pytest.fixture(autouse=True)
+def own_state_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test its own XDG_STATE_HOME (subprocesses inherit it): what one test's run remembers (an int8 file's
+    notices are printed once per file and user) must not silence another test's, nor touch the user's own."""
+    state = tmp_path_factory.mktemp("state")
+    monkeypatch.setenv("XDG_STATE_HOME", str(state))
+    return state
+
+
 def _tiny_run(root: Path, arch: str, data: str = "builtin:shapes", epochs: int = 3, **kw: object) -> Path:
     from edgecls.training.config import TrainConfig
     from edgecls.training.train import train

@@ -86,15 +86,15 @@ def test_fp32_graph_has_dynamic_batch_and_requested_opset(exported_tiny):
 
 
 def test_golden_file_format(exported_tiny):
-    g = read_golden(exported_tiny / "model.golden.npz")
     contract = contract_of(onnx.load(str(exported_tiny / "model.onnx")))
-    assert g["images"].dtype == np.uint8 and g["images"].shape[1:] == (64, 64, 3) and len(g["images"]) == 8
-    assert g["inputs"].dtype == np.float32 and g["inputs"].shape == (8, 3, 32, 32)
-    assert g["logits"].dtype == np.float32 and g["logits"].shape == (8, 5)
-    assert tuple(g["labels"]) == contract.labels
-    np.testing.assert_array_equal(g["inputs"], preprocess_batch(list(g["images"]), contract))
+    g = read_golden(exported_tiny / "model.golden.npz", contract)  # the runtime's checked reader accepts it
+    assert g.images.dtype == np.uint8 and g.images.shape[1:] == (64, 64, 3) and len(g.images) == 8
+    assert g.inputs.dtype == np.float32 and g.inputs.shape == (8, 3, 32, 32)
+    assert g.logits.dtype == np.float32 and g.logits.shape == (8, 5)
+    assert g.labels == contract.labels
+    np.testing.assert_array_equal(g.inputs, preprocess_batch(list(g.images), contract))
     sess, _ = create_session(exported_tiny / "model.onnx", provider="cpu")
-    np.testing.assert_allclose(sess.run(None, {"input": g["inputs"]})[0], g["logits"], atol=1e-4, rtol=0)
+    np.testing.assert_allclose(sess.run(None, {"input": g.inputs})[0], g.logits, atol=1e-4, rtol=0)
 
 
 class _DataDependent(nn.Module):

@@ -73,7 +73,10 @@ def test_unknown_target_is_refused():
 
 
 def test_runtime_warns_where_the_file_would_saturate():
-    from edgecls.runtime.cpu_isa import int8_warnings
+    from edgecls.runtime.int8_notices import int8_notices
+
+    def int8_warnings(provenance: dict, host) -> list[str]:  # what `info` shows, less the other-device notice
+        return [n.detail for n in int8_notices(provenance, host) if n.kind != "other_target"]
 
     vnni_file = {
         "quantization": {

@@ -26,6 +26,7 @@ from edgecls.cli import (
     train_cmd,
 )
 from edgecls.runtime.redact import redact
+from edgecls.runtime.terminal_text import plain
 
 app = typer.Typer(
     name="edgecls",
@@ -48,8 +49,13 @@ for _module in _COMMANDS:
 
 def _warning_line(message: Warning | str, category: type[Warning], filename: str, lineno: int, file=None,
                   line=None) -> None:
-    """A warning is one line on stderr, as errors are: ``warning: <message>`` (not Python's file:line + source)."""
-    print(f"warning: {redact(str(message))}", file=sys.stderr)
+    """A warning is one line on stderr, as errors are: ``warning: <message>`` (not Python's file:line + source);
+    a model file's int8 notices once per file and user (eval, batch: runtime.notice_memory)."""
+    from edgecls.runtime.notice_memory import line_to_print
+
+    text = line_to_print(message)
+    if text is not None:
+        print(f"warning: {plain(redact(text))}", file=sys.stderr)
 
 
 def main() -> None:
@@ -63,10 +69,12 @@ def main() -> None:
     try:
         app()
     except EdgeclsError as e:
-        print(f"error: {redact(str(e))}", file=sys.stderr)  # messages may quote a stream URL's password
+        # The one place `error: ...` is printed. Messages quote file names, labels and URLs: no password, and no
+        # control character or newline of theirs reaches the terminal (a name cannot forge a second line).
+        print(f"error: {plain(redact(str(e)))}", file=sys.stderr)
         detail = getattr(e, "detail", None)  # an engine's full message (runtime.providers.session.load_error)
         if detail and "--verbose" in sys.argv[1:]:
-            print(redact(detail), file=sys.stderr)
+            print("\n".join(plain(line) for line in redact(detail).splitlines()), file=sys.stderr)
         sys.exit(getattr(e, "exit_status", 2))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -138,6 +138,7 @@ def _run(options: BenchOptions, json_out: bool) -> None:
 
     from edgecls.runtime.bench.benchmark import benchmark
     from edgecls.runtime.bench.report import print_report
+    from edgecls.runtime.terminal_text import markup, rich_text
 
     # With --json stdout holds the document alone: progress and notes go to stderr.
     console = Console(stderr=json_out)
@@ -148,17 +149,18 @@ def _run(options: BenchOptions, json_out: bool) -> None:
         task = bar.add_task("measuring", total=None)
 
         def progress(done: int, total: int, what: str) -> None:
-            bar.update(task, completed=done, total=total, description=f"measuring {what}")
+            # The description is rendered as markup: ``what`` names a model file.
+            bar.update(task, completed=done, total=total, description=f"measuring {markup(what)}")
 
         outcome = benchmark(options, progress)
     for note in outcome.notes:
-        console.print(f"[yellow]note: {note}[/]", highlight=False)
+        console.print(f"[yellow]note: {markup(note)}[/]", highlight=False)
     if json_out:
         typer.echo(json.dumps(outcome.result.to_dict()))
     else:
         print_report(outcome.result, console)
     for path in outcome.written:
-        console.print(f"wrote {path}", highlight=False)
+        console.print(rich_text(f"wrote {path}"), highlight=False)
     if not any(r.ok for r in outcome.result.rows):
         raise typer.Exit(1)
 

@@ -40,33 +40,35 @@ def demo_command(
 
     from edgecls.demo import run_demo
     from edgecls.demo_results import SUMMARY_HEADER, DemoOptions, next_commands, summary_rows
+    from edgecls.runtime.terminal_text import markup, plain, rich_text
 
     console = Console(stderr=True)
     started = time.perf_counter()
 
     def narrate(title: str, detail: str) -> None:
         if title:
-            console.rule(f"[bold cyan]{title}")
-            console.print(detail)
+            console.rule(f"[bold cyan]{markup(title)}")
+            console.print(rich_text(detail))  # details quote paths and the data's class names
         else:
-            console.print(f"  [dim]{detail}[/dim]")
+            console.print(f"  [dim]{markup(detail)}[/dim]")
 
     result = run_demo(
         DemoOptions(out=out, data=data, arch=arch, epochs=epochs, fp16=fp16, bench_runs=bench_runs), narrate
     )
-    table = Table(title=f"edgecls demo: {arch} on {data}")
+    table = Table(title=rich_text(f"edgecls demo: {arch} on {data}"))
     for h in SUMMARY_HEADER:
         table.add_column(h, justify="left" if h in ("variant", "note") else "right")
     for row in summary_rows(result.variants):
-        table.add_row(*row)
+        table.add_row(*map(rich_text, row))
     out_console = Console()
     out_console.print(table)
     correct = sum(s["correct"] for s in result.samples)
     out_console.print(f"sample images classified by the int8 model: {correct}/{len(result.samples)} correct")
-    out_console.print(f"report: {result.report_html}  (and {result.report_md}; numbers in {out / 'summary.json'})")
+    report = f"report: {result.report_html}  (and {result.report_md}; numbers in {out / 'summary.json'})"
+    out_console.print(rich_text(report))
     out_console.print(f"finished in {time.perf_counter() - started:.0f} s. Next, try:")
     for cmd in next_commands(result):
-        out_console.print(f"  {cmd}", markup=False, highlight=False)
+        out_console.print(plain(f"  {cmd}"), markup=False, highlight=False)
 
 
 def register(app: typer.Typer) -> None:

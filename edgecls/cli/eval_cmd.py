@@ -65,19 +65,22 @@ def eval_command(
 def _print_eval(console: Console, result: EvalResult) -> None:
     from rich.table import Table
 
+    from edgecls.runtime.terminal_text import rich_text
+
     m = result.metrics
-    table = Table(title=f"{result.model} on {result.data} [{result.split}]: {m.n} images")
+    # Model path, data argument and class names (folder names) are outside text: never markup.
+    table = Table(title=rich_text(f"{result.model} on {result.data} [{result.split}]: {m.n} images"))
     for col in ("class", "precision", "recall", "F1", "support"):
         table.add_column(col, justify="left" if col == "class" else "right")
     for i, c in enumerate(m.classes):
-        table.add_row(c, f"{m.precision[i]:.3f}", f"{m.recall[i]:.3f}", f"{m.f1[i]:.3f}", str(m.support[i]))
+        table.add_row(rich_text(c), f"{m.precision[i]:.3f}", f"{m.recall[i]:.3f}", f"{m.f1[i]:.3f}", str(m.support[i]))
     console.print(table)
     line = f"top-1 {100 * m.top1:.2f}%" + (f"   top-5 {100 * m.top5:.2f}%" if m.top5 is not None else "")
     console.print(f"[bold]{line}[/bold]")
     if result.skipped:
         console.print(f"[yellow]{len(result.skipped)} unreadable image(s) skipped[/yellow]")
     if result.out_dir:
-        console.print(f"metrics and confusion matrix written to {result.out_dir}")
+        console.print(rich_text(f"metrics and confusion matrix written to {result.out_dir}"))
 
 
 def register(app: typer.Typer) -> None:

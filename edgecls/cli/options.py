@@ -167,5 +167,8 @@ def progress_log(json_out: bool) -> Callable[[str], None]:
     """Where a command's progress messages go: stderr, or nowhere with ``--json`` (stdout holds the JSON)."""
     from rich.console import Console
 
+    from edgecls.runtime.terminal_text import plain
+
     console = Console(stderr=True, highlight=False, soft_wrap=True)
-    return (lambda _m: None) if json_out else (lambda m: console.print(m, markup=False))
+    # Messages quote paths, class names and contract fields: shown as text, control characters made visible.
+    return (lambda _m: None) if json_out else (lambda m: console.print(plain(m), markup=False))

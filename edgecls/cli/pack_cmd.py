@@ -60,15 +60,17 @@ def pack_command(
         edgecls_wheel=str(edgecls_wheel) if edgecls_wheel else None, find_links=tuple(find_links or ()),
         no_index=no_index,
     )
-    result = pack(options, log=lambda m: print(m, file=sys.stderr))
+    from edgecls.runtime.terminal_text import plain
+
+    result = pack(options, log=lambda m: print(plain(m), file=sys.stderr))  # messages quote model file names
     if json_out:
         typer.echo(json.dumps(result.to_dict()))
         return
-    typer.echo(
+    typer.echo(plain(
         f"packed {len(result.models)} model(s) and {len(result.wheels)} wheels for {result.target} "
         f"(Python {result.python}) into {result.out}" + (f" and {result.tarball}" if result.tarball else "")
         + f" in {result.seconds:.0f} s; on the device: sh install.sh"
-    )
+    ))
 
 
 def register(app: typer.Typer) -> None:

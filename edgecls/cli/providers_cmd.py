@@ -27,13 +27,17 @@ def providers(json_out: JsonOpt = False) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from edgecls.runtime.terminal_text import rich_text
+
     table = Table(title=f"onnxruntime {ort.__version__} execution providers", show_edge=False)
     table.add_column("provider", no_wrap=True)
     for col in ("short name", "available", "devices", "source"):
         table.add_column(col)
     for r in rows:
         available = "yes" if r.available else "no"
-        table.add_row(r.provider, ", ".join(r.short_names), available, "; ".join(r.devices), r.source)
+        # Device names and plugin paths come from drivers and the environment: text, never markup.
+        cells = (r.provider, ", ".join(r.short_names), available, "; ".join(r.devices), r.source)
+        table.add_row(*map(rich_text, cells))
     Console().print(table)
 
 

@@ -46,22 +46,26 @@ def _print_table(rows: list) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from edgecls.runtime.terminal_text import plain, rich_text
+
     # A log or a pipe (a service's journal, install.sh's output) gets the whole table, not 80 squeezed columns.
     console = Console(width=None if sys.stdout.isatty() else 200)
     table = Table(title="selftest: outputs here vs the golden file", title_justify="left")
     for name in ("model", "variant", "provider", "ISA found", "max |d|", "agreement", "ms/image", "result"):
         table.add_column(name, justify="right" if name in ("max |d|", "agreement", "ms/image") else "left")
     for r in rows:
+        # The model's file name and its contract's variant come from the files checked: text, never markup.
         table.add_row(
-            Path(r.model).name, r.variant, r.provider, r.isa, f"{r.max_abs_diff:.2g}", f"{r.agreement:.0%}",
-            f"{r.ms_per_image:.2f}", "[green]ok[/green]" if r.passed else "[bold red]MISMATCH[/bold red]",
+            rich_text(Path(r.model).name), rich_text(r.variant), rich_text(r.provider), rich_text(r.isa),
+            f"{r.max_abs_diff:.2g}", f"{r.agreement:.0%}", f"{r.ms_per_image:.2f}",
+            "[green]ok[/green]" if r.passed else "[bold red]MISMATCH[/bold red]",
         )
     console.print(table)
     for r in rows:
         for w in r.warnings:
-            console.print(f"warning: {Path(r.model).name}: {w}", style="yellow", markup=False)
+            console.print(plain(f"warning: {Path(r.model).name}: {w}"), style="yellow", markup=False)
         for p in r.problems:
-            console.print(f"mismatch: {Path(r.model).name}: {p}", style="bold red", markup=False)
+            console.print(plain(f"mismatch: {Path(r.model).name}: {p}"), style="bold red", markup=False)
     ok = sum(r.passed for r in rows)
     console.print(f"{ok} of {len(rows)} models match their golden outputs", markup=False)
 

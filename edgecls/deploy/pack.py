@@ -33,7 +33,7 @@ from edgecls.runtime.atomic import atomic_write_text
 from edgecls.runtime.contract import contract_from_metadata
 from edgecls.runtime.cpu_isa import IsaProfile, target_mismatch
 from edgecls.runtime.errors import EdgeclsError
-from edgecls.runtime.golden_file import find_golden
+from edgecls.runtime.golden_file import find_golden, read_golden
 
 Log = Callable[[str], None]
 
@@ -133,6 +133,7 @@ def _copy_models(models: Sequence[Path], dest: Path, device: DeviceTarget) -> tu
         meta = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]).get_modelmeta()
         contract = contract_from_metadata(meta.custom_metadata_map)
         if contract is not None:
+            read_golden(golden, contract)  # the device's selftest reads it the same way: refuse a bad one here
             mismatch = target_mismatch(contract.provenance, _device_isa(device))
             if mismatch:
                 warnings.append(f"{model.name}: {mismatch}")

@@ -5,10 +5,12 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from edgecls.runtime.terminal_text import plain
+
 
 def log_to_stderr(msg: str) -> None:
     """The default logger: one line per message, flushed (training logs survive a crash mid-epoch)."""
-    print(msg, file=sys.stderr, flush=True)
+    print(plain(msg), file=sys.stderr, flush=True)  # messages quote paths and class names
 
 
 def make_progress(

@@ -76,7 +76,7 @@ def accuracy_text(row: BenchRow) -> str:
 
 def note_text(row: BenchRow) -> str:
     if row.error:
-        return f"ERROR: {row.error}"
+        return f"error: {row.error}"
     return "; ".join(row.warnings)
 
 
@@ -135,8 +135,9 @@ def environment_line(env: Environment) -> str:
 def print_report(result: BenchResult, console: Any = None) -> None:
     """The rich table (and the end-to-end stage table when measured), then errors/fallbacks as notes."""
     from rich.console import Console
-    from rich.markup import escape
     from rich.table import Table
+
+    from edgecls.runtime.terminal_text import markup, rich_text
 
     if console is None:
         console = Console()
@@ -147,7 +148,8 @@ def print_report(result: BenchResult, console: Any = None) -> None:
         table.add_column(header, justify="right" if right else "left", overflow="fold")
     for row in result.rows:
         style = "red" if row.error else ("yellow" if row.fallback else ("bold" if is_reference(row) else None))
-        table.add_row(*[f(row) for _, f, _ in COLUMNS], style=style)
+        # Cells quote model file names and engine messages: text, never markup (and the " [auto]" mark shows).
+        table.add_row(*[rich_text(f(row)) for _, f, _ in COLUMNS], style=style)
     console.print(table)
     e2e_rows = [r for r in result.rows if r.e2e]
     if e2e_rows:
@@ -158,16 +160,16 @@ def print_report(result: BenchResult, console: Any = None) -> None:
         for header, _ in E2E_COLUMNS:
             t2.add_column(header, justify="left" if header in ("model", "engine / provider") else "right")
         for row in e2e_rows:
-            t2.add_row(*[f(row) for _, f in E2E_COLUMNS])
+            t2.add_row(*[rich_text(f(row)) for _, f in E2E_COLUMNS])
         console.print(t2)
     noise_line = agreement_inputs_line(result)
     if noise_line:
-        console.print(f"[yellow]{escape(noise_line)}[/]", highlight=False)
+        console.print(f"[yellow]{markup(noise_line)}[/]", highlight=False)
     for (label, note, is_error), count in grouped_notes(result.rows).items():
         rows = f" ({count} configurations)" if count > 1 else ""
-        console.print(f"[{'red' if is_error else 'yellow'}]{escape(label)}{rows}: {escape(note)}[/]", highlight=False)
+        console.print(f"[{'red' if is_error else 'yellow'}]{markup(label)}{rows}: {markup(note)}[/]", highlight=False)
     for line in auto_pick_lines(result):
-        console.print(escape(line), highlight=False)
+        console.print(rich_text(line), highlight=False)
 
 
 def auto_pick_lines(result: BenchResult) -> list[str]:
@@ -198,7 +200,7 @@ def grouped_notes(rows: Sequence[BenchRow]) -> dict[tuple[str, str, bool], int]:
     """(model label, note, is error) -> how many rows carry it: the same note is printed once per model."""
     out: dict[tuple[str, str, bool], int] = {}
     for row in rows:
-        notes = [f"ERROR: {row.error}"] if row.error else list(row.warnings)
+        notes = [f"error: {row.error}"] if row.error else list(row.warnings)
         for note in notes:
             key = (row.label, note, row.error is not None)
             out[key] = out.get(key, 0) + 1

@@ -42,8 +42,9 @@ from edgecls.runtime.bench.images import bench_images
 from edgecls.runtime.bench.measure import measure
 from edgecls.runtime.bench.rows import BenchError, BenchResult, BenchRow, BenchTarget, compute_ratios
 from edgecls.runtime.bench.targets import expand_providers, model_targets, provider_display
-from edgecls.runtime.cpu_isa import int8_warnings
+from edgecls.runtime.int8_notices import int8_notices
 from edgecls.runtime.latency import DEFAULT_RUNS, DEFAULT_WARMUP
+from edgecls.runtime.notice_memory import first_time
 
 ProgressFn = Callable[[int, int, str], None]  # (configurations done, total, what runs next)
 
@@ -174,8 +175,9 @@ def run_benchmark(
                 rows[-1].engine_runtime = "openvino" if precision else None
             else:
                 row = BenchRow.from_dict(result)
-                if target.contract is not None:  # over-budget mark, int8 products that saturate on this CPU
-                    row.warnings += int8_warnings(target.contract.provenance)
+                if target.contract is not None:  # verdict and target notices, once per file and user
+                    row.warnings += [n.line for n in int8_notices(target.contract.provenance)
+                                     if first_time(target.model, n.kind)]
                 if not isolate:
                     row.warnings.append(
                         "measured in-process: cold start and peak RSS include earlier configs"

@@ -7,7 +7,8 @@
   status line per source that rewrites itself on a terminal; errors go to stderr at once.
 - :class:`StderrNotices`: errors and notices as lines on stderr (beside ``--json``).
 
-rich is imported only by the console sink, so ``--json`` runs never pay for it.
+rich is imported only by the console sink, so ``--json`` runs never pay for it. Sources and labels come from
+outside (file names, a model's contract): every line and cell shows them through :mod:`edgecls.runtime.terminal_text`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from edgecls.runtime.classifier import Prediction
 from edgecls.runtime.run.fps_meter import FpsMeter
 from edgecls.runtime.sources.records import ErrorRecord, Record, RunSummary
 from edgecls.runtime.sources.sinks import QuietSink
+from edgecls.runtime.terminal_text import plain, rich_text
 
 
 def format_predictions(preds: list[Prediction], limit: int = 3) -> str:
@@ -34,10 +36,10 @@ class StderrNotices(QuietSink):
         self.stream = stream or sys.stderr
 
     def error(self, record: ErrorRecord) -> None:
-        print(f"error: {record.error}", file=self.stream, flush=True)
+        print(f"error: {plain(record.error)}", file=self.stream, flush=True)
 
     def notice(self, source: str, message: str) -> None:
-        print(f"note: {message}", file=self.stream, flush=True)
+        print(f"note: {plain(message)}", file=self.stream, flush=True)
 
 
 class JsonLinesSink(QuietSink):
@@ -80,7 +82,7 @@ class ConsoleSink(StderrNotices):
             return
         fps = self.fps.tick(record.source, at=record.done)
         age = f"  age {record.age_ms:.0f} ms" if record.age_ms is not None else ""
-        line = (
+        line = plain(
             f"{record.source} #{record.frame}: {format_predictions(record.predictions, self.top_k)}"
             f"  {record.latency_ms:.1f} ms{age}" + (f"  {fps:.1f} fps" if fps else "")
         )
@@ -93,7 +95,7 @@ class ConsoleSink(StderrNotices):
     def _flush_rows_as_lines(self) -> None:
         for r in self.rows:
             self.console.print(
-                f"{r.source}: {format_predictions(r.predictions, self.top_k)}  {r.latency_ms:.1f} ms",
+                plain(f"{r.source}: {format_predictions(r.predictions, self.top_k)}  {r.latency_ms:.1f} ms"),
                 markup=False,
             )
         self.rows.clear()
@@ -115,7 +117,7 @@ class ConsoleSink(StderrNotices):
                 table.add_column("top-1" if i == 0 else f"#{i + 1}")
             table.add_column("ms", justify="right")
             for r in self.rows:
-                cells = [f"{p.label} {p.score:.3f}" for p in r.predictions[: self.top_k]]
-                cells += [""] * (self.top_k - len(cells))
-                table.add_row(r.source, *cells, f"{r.latency_ms:.1f}")
+                cells = [rich_text(f"{p.label} {p.score:.3f}") for p in r.predictions[: self.top_k]]
+                cells += [rich_text("")] * (self.top_k - len(cells))
+                table.add_row(rich_text(r.source), *cells, f"{r.latency_ms:.1f}")
             self.console.print(table)

@@ -19,6 +19,7 @@ from pathlib import Path
 from edgecls.runtime.classifier import Classifier
 from edgecls.runtime.contract_options import ContractOptions
 from edgecls.runtime.errors import EdgeclsError
+from edgecls.runtime.notice_memory import lines_to_print
 from edgecls.runtime.providers.names import parse_provider_options
 from edgecls.runtime.run.console_sinks import ConsoleSink, JsonLinesSink, StderrNotices
 from edgecls.runtime.run.csv_sink import CsvSink
@@ -28,6 +29,7 @@ from edgecls.runtime.sources.live_capture import quiet_backend_logs
 from edgecls.runtime.sources.sinks import MultiSink, Sink
 from edgecls.runtime.sources.source_loop import LoopOptions, run_sources
 from edgecls.runtime.sources.source_specs import expand_sources
+from edgecls.runtime.terminal_text import plain
 
 
 @dataclass(frozen=True)
@@ -64,10 +66,10 @@ def load_classifier(options: RunOptions) -> Classifier:
             provider_options=parse_provider_options(options.provider_options),
             spin=False,
         )
-    for w in caught:
-        print(f"warning: {w.message}", file=sys.stderr)
+    for line in lines_to_print(caught):  # a model file's int8 notices once per file and user
+        print(plain(f"warning: {line}"), file=sys.stderr)
     if clf.info.precision is not None:  # an engine with a choice of precision says which one runs
-        print(f"engine: {clf.info.engine_line()}", file=sys.stderr)
+        print(plain(f"engine: {clf.info.engine_line()}"), file=sys.stderr)
     return clf
 
 

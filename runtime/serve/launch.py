@@ -70,14 +70,16 @@ def live_source(camera: int | None, source: str | None) -> SourceSpec | None:
 
 
 def _warn_stderr(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)
+    from edgecls.runtime.terminal_text import plain
+
+    print(plain(f"warning: {message}"), file=sys.stderr)
 
 
 def serve_model(options: ServeOptions, warn: Callable[[str], None] = _warn_stderr) -> None:
     """What ``edgecls serve`` does: check, load, then serve until SIGTERM/Ctrl-C (in flight requests drained).
 
-    ``warn`` gets each RuntimeWarning the Classifier raised while loading (a provider fallback, an int8 file
-    made for another CPU), every time, as one line.
+    ``warn`` gets each RuntimeWarning the Classifier raised while loading (a provider fallback, every time; an
+    int8 file's notices, once per file and user: runtime.notice_memory), as one line.
     """
     check_serve_extra()
     # OpenCV reads its pixel ceiling when it loads: formats Pillow cannot size get the same limit from it.
@@ -95,6 +97,8 @@ def serve_model(options: ServeOptions, warn: Callable[[str], None] = _warn_stder
         # No spinning: decode threads and the capture thread need the cores between model calls.
         clf = Classifier(options.model, provider=options.provider, threads=options.threads,
                          precision=options.precision, contract=options.contract.given() or None, spin=False)
-    for w in caught:
-        warn(str(w.message))
+    from edgecls.runtime.notice_memory import lines_to_print
+
+    for line in lines_to_print(caught):  # a model file's int8 notices once per file and user, not every restart
+        warn(line)
     serve_forever(clf, options.settings, live)

@@ -70,11 +70,13 @@ def serve_forever(clf: Classifier, settings: ServeSettings, live: SourceSpec | N
     )
     server = _DrainingServer(config, state)
     url_host = f"[{host}]" if ":" in host else host
-    print(
+    from edgecls.runtime.terminal_text import plain
+
+    print(plain(
         f"edgecls serve: http://{url_host}:{port}/  model {clf.name} ({', '.join(clf.providers)}), batches of up "
         f"to {settings.max_batch} within {settings.max_wait_ms:g} ms"
         + (f", live source {live.name}" if live else "") + (", token required" if settings.token else "")
-        + f", up to {limits.cap} connections",
+        + f", up to {limits.cap} connections"),  # the model's path and the live source's name: outside text
         file=sys.stderr, flush=True,
     )
     received: list[int] = []
