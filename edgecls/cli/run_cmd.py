@@ -38,7 +38,14 @@ def run(
             help="Image files, folders (recursive), globs, video files, rtsp/http URLs.", show_default=False
         ),
     ] = None,
-    camera: Annotated[list[int] | None, typer.Option("--camera", help="Camera index (repeatable).")] = None,
+    camera: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--camera",
+            help="Camera (repeatable): N for V4L2 /dev/videoN (on a Raspberry Pi whose /dev/videoN is the CSI "
+            "camera's, read through Picamera2), or pi:N for Picamera2 camera N.",
+        ),
+    ] = None,
     top_k: TopKOpt = 3,
     json_out: Annotated[bool, typer.Option("--json", help="JSON Lines on stdout, one object per image/frame.")] = False,
     csv_path: Annotated[Path | None, typer.Option("--csv", help="Also write results to this CSV file.")] = None,
@@ -91,6 +98,8 @@ def run(
 
     Examples:
       edgecls run model.int8.onnx --camera 0
+      edgecls run model.int8.onnx --camera pi:0                      (Raspberry Pi camera through Picamera2)
+      edgecls run model.int8.onnx tcp://127.0.0.1:8888               (rpicam-vid ... --listen -o tcp://...)
       edgecls run model.int8.onnx photos/ clip.mp4 "shots/*.jpg" --json > results.jsonl
       edgecls run model.onnx rtsp://127.0.0.1:8554/cam --provider cuda --strict --save annotated/
       edgecls run foreign.onnx img.jpg --labels labels.txt --input-size 224 --resize-mode shorter_side_crop

@@ -36,7 +36,7 @@ class RunOptions:
 
     model: Path
     sources: tuple[str, ...] = ()  # files, folders, globs, video files, URLs, /dev/videoN
-    cameras: tuple[int, ...] = ()  # --camera N
+    cameras: tuple[int | str, ...] = ()  # --camera N | pi:N (source_specs.parse_camera)
     contract: ContractOptions = field(default_factory=ContractOptions)  # overrides / a foreign model's contract
     provider: str = "auto"
     provider_options: tuple[str, ...] = ()  # KEY=VALUE
@@ -88,7 +88,7 @@ def build_sinks(options: RunOptions, stop: threading.Event) -> Sink:
 def run(options: RunOptions) -> int:
     """Classify every source of ``options``; returns the exit status (0, 1, 130 or 143, see the module)."""
     if not options.sources and not options.cameras:
-        raise EdgeclsError("nothing to classify: give SOURCE arguments and/or --camera N")
+        raise EdgeclsError("nothing to classify: give SOURCE arguments and/or --camera N|pi:N")
     quiet_backend_logs()
     stop = threading.Event()
     loop = replace(options.loop, keep_images=options.save_dir is not None or options.show)
