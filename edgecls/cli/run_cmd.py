@@ -23,7 +23,9 @@ from edgecls.cli.options import (
     VerboseOpt,
     contract_flags,
 )
+from edgecls.cli.watch_options import MoveDoneOpt, SettleOpt, WatchOpt, watch_settings
 from edgecls.runtime.contract_options import ContractOptions
+from edgecls.runtime.sources.watch_options import DEFAULT_SETTLE_S
 
 _LIVE = "Videos, cameras and streams"
 
@@ -89,6 +91,9 @@ def run(
         float,
         typer.Option("--read-timeout", min=0.1, help="Seconds without a frame = stalled.", rich_help_panel=_LIVE),
     ] = 10.0,
+    watch: WatchOpt = False,
+    settle: SettleOpt = DEFAULT_SETTLE_S,
+    move_done: MoveDoneOpt = None,
     verbose: VerboseOpt = False,  # read by edgecls.cli.main when an error carries an engine's full text
 ) -> None:
     """Classify images, folders, videos, cameras and streams with an ONNX model (no PyTorch needed).
@@ -103,6 +108,7 @@ def run(
       edgecls run model.int8.onnx photos/ clip.mp4 "shots/*.jpg" --json > results.jsonl
       edgecls run model.onnx rtsp://127.0.0.1:8554/cam --provider cuda --strict --save annotated/
       edgecls run foreign.onnx img.jpg --labels labels.txt --input-size 224 --resize-mode shorter_side_crop
+      edgecls run model.int8.onnx drop/ --watch --csv labels.csv --move-done done/
     """
     from edgecls.runtime.file_guard import max_file_bytes
     from edgecls.runtime.run.main import RunOptions
@@ -128,6 +134,7 @@ def run(
         csv_path=csv_path,
         save_dir=save,
         show=show,
+        watch=watch_settings(watch, settle, move_done),
     )
     status = run_app(options)
     if status:
