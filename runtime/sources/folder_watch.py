@@ -7,7 +7,10 @@ A file is taken once its writer has finished, judged two ways:
 - **Not open for writing** (Linux, files this user owns): a read lease (``fcntl F_SETLEASE F_RDLCK``) is refused
   with EAGAIN while any process has the file open for writing (fcntl(2)), so a writer that pauses longer than the
   settle interval but keeps its file open is still waited for. Where leases are refused for another reason (a file
-  owned by someone else, a filesystem without leases) the settle interval alone decides.
+  owned by someone else, a filesystem without leases) the settle interval alone decides. The lease is held for
+  the two calls of the probe; a writer opening the file in between waits for its release, and the kernel tells
+  the lease holder with a signal: SIGIO by default, whose default action ends the process, so the probe asks for
+  SIGURG instead (``F_SETSIG``; ignored by default).
 
 Files are found by the folder walk ``run DIR`` uses (:func:`edgecls.runtime.image_files.walk_images`: recursive,
 image suffixes only, hidden entries skipped), so a writer that writes ``.name.tmp`` or ``name.part`` and renames it
@@ -54,12 +57,14 @@ def open_for_writing(path: str) -> bool | None:
         return None
     import errno
     import fcntl
+    import signal
 
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
     except OSError:
         return None
     try:
+        fcntl.fcntl(fd, fcntl.F_SETSIG, int(signal.SIGURG))  # a lease break must not be SIGIO (see the module)
         fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
     except OSError as e:
         return True if e.errno == errno.EAGAIN else None  # EACCES (not ours), EINVAL (no leases here)
