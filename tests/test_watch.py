@@ -312,3 +312,14 @@ def test_run_watch_classifies_arrivals_once_and_resumes(runtime_models, tmp_path
     assert proc.returncode == 130 and [json.loads(line)["source"] for line in stdout.splitlines()] == [
         str(drop / "late.png")]
     assert sorted(r["source"] for r in rows()) == sorted([*got, str(drop / "late.png")])
+
+
+def test_watch_console_prints_each_file_as_it_comes(capsys):
+    """A watch never ends by itself: the console prints each row at once instead of holding a table for the end."""
+    from edgecls.runtime.run.console_sinks import ConsoleSink
+
+    held, streamed = ConsoleSink(2), ConsoleSink(2, stream_rows=True)
+    held.result(_record("/drop/a.png"))
+    assert capsys.readouterr().out == ""
+    streamed.result(_record("/drop/b.png"))
+    assert capsys.readouterr().out.startswith("/drop/b.png: circle 0.900  square 0.100")

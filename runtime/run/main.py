@@ -90,7 +90,10 @@ def build_sinks(options: RunOptions, stop: threading.Event, csv_record: Sink | N
         sinks.append(CsvSink(options.csv_path))
     if options.save_dir is not None:
         sinks.append(SaveSink(options.save_dir))
-    sinks += [JsonLinesSink(), StderrNotices()] if options.json_lines else [ConsoleSink(options.loop.top_k)]
+    if options.json_lines:
+        sinks += [JsonLinesSink(), StderrNotices()]
+    else:  # a watch never ends by itself: its rows are printed as they come, not held for a table at the end
+        sinks.append(ConsoleSink(options.loop.top_k, stream_rows=options.watch is not None))
     return MultiSink(sinks)
 
 
