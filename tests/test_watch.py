@@ -323,3 +323,44 @@ def test_watch_console_prints_each_file_as_it_comes(capsys):
     assert capsys.readouterr().out == ""
     streamed.result(_record("/drop/b.png"))
     assert capsys.readouterr().out.startswith("/drop/b.png: circle 0.900  square 0.100")
+
+
+def test_move_done_of_a_file_already_gone_is_no_error(tmp_path):
+    root = tmp_path / "in"
+    a = write_image(root / "a.png")
+    a.unlink()  # deleted by someone else after it was classified
+    assert move_done(a, root, tmp_path / "done") is None
+
+
+def test_restart_moves_what_was_done_but_not_moved_and_classifies_a_new_file_of_that_name(runtime_models, tmp_path):
+    """Killed after a file's row was durable but before it was moved: the restart moves it without a second row.
+    A file that reuses the name of one moved earlier (another size/mtime) is new: it is classified."""
+    import threading
+
+    from edgecls.runtime.classifier import Classifier
+    from edgecls.runtime.run.csv_watch_sink import WatchCsvSink
+    from edgecls.runtime.sources.sinks import MultiSink
+    from edgecls.runtime.sources.source_loop import LoopOptions
+    from edgecls.runtime.sources.watch_loop import watch_folders
+    from edgecls.runtime.sources.watch_options import WatchOptions
+
+    root, done, out = tmp_path / "in", tmp_path / "done", tmp_path / "out.csv"
+    a, b = write_image(root / "a.png"), write_image(root / "b.png", seed=1)
+    first = WatchCsvSink(out)  # the killed run: a's row durable, a not moved yet; b's row for an older version
+    first.expect([key_of(a), FileKey(str(b), 1, 1)])
+    first.result(_record(str(a)))
+    first.result(_record(str(b)))
+    first.commit()
+    first._file.close()
+    record, stop = WatchCsvSink(out), threading.Event()
+    clf = Classifier(str(runtime_models.cnn))
+    thread = threading.Thread(target=watch_folders, args=(clf, [root], record, MultiSink([record]), LoopOptions(),
+                                                          WatchOptions(settle_s=0.1, move_done=done), stop))
+    thread.start()
+    wait_for(lambda: not b.exists())
+    stop.set()
+    thread.join(timeout=30)
+    rows = list(csv.DictReader(out.open(newline="")))
+    assert [r["source"] for r in rows] == [str(a), str(b), str(b)]  # a once; b's new version once more
+    assert rows[2]["file_size"] == str(key_of(done / "b.png").size)
+    assert sorted(p.name for p in done.iterdir()) == ["a.png", "b.png"] and list(root.iterdir()) == []

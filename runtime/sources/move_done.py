@@ -27,13 +27,18 @@ def free_name(target: Path) -> Path:
     return candidate
 
 
-def move_done(path: Path, root: Path, done_dir: Path) -> Path:
-    """Move ``path`` (found under ``root``) to the same relative place under ``done_dir``; returns where it went."""
+def move_done(path: Path, root: Path, done_dir: Path) -> Path | None:
+    """Move ``path`` (found under ``root``) to the same relative place under ``done_dir``; returns where it went,
+    or None when it is gone already (deleted or moved by someone else after it was classified)."""
     target = free_name(done_dir / path.relative_to(root))
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         os.rename(path, target)
         return target
+    except FileNotFoundError:
+        if not os.path.lexists(path):
+            return None
+        raise EdgeclsError(f"--move-done: cannot create {target.parent}") from None
     except OSError as e:
         if e.errno != errno.EXDEV:
             raise EdgeclsError(f"--move-done: cannot move {path} to {target} ({e.strerror or e})") from e

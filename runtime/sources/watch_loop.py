@@ -48,10 +48,13 @@ class _Watch:
         """Files whose rows were committed before a kill but which were not moved yet."""
         if self.options.move_done is None:
             return
-        done = {k.path: k for k in self.watcher.done}
         for root, p in self.watcher.present():
-            key = done.get(str(p))
-            if key is not None:
+            try:
+                st = p.stat()
+            except OSError:
+                continue
+            key = FileKey(str(p), st.st_size, st.st_mtime_ns)
+            if key in self.watcher.done:  # the very version that has a row; a new file of that name waits its turn
                 self.roots[key.path] = root
                 self._move([key])
 
