@@ -273,6 +273,7 @@ def test_watch_flags_refuse_what_cannot_work(runtime_models, tmp_path):
     assert r.returncode == 2 and r.stderr.startswith("error: --watch needs --csv FILE") and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 def test_run_watch_classifies_arrivals_once_and_resumes(runtime_models, tmp_path):
     """A file written slowly is classified once, after its writer finished, with the scores ``run`` gives the
     finished file; SIGTERM ends the watch (143) with every row in the CSV; a restart classifies only what is new."""
