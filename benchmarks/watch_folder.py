@@ -170,7 +170,10 @@ def soak(command: str, model: Path, work: Path, files: int, seconds: float, writ
 
     dropper = threading.Thread(target=drop.run, args=(seconds, writers, progress))
     dropper.start()
+    drop_end = None
     while (dropper.is_alive() or len(seen) < files) and time.monotonic() - t0 < timeout:
+        if drop_end is None and not dropper.is_alive():
+            drop_end = time.monotonic() - t0
         if proc.poll() is not None and proc.returncode != -signal.SIGKILL:
             raise SystemExit(f"the watcher exited ({proc.returncode}): {proc.stderr.read().decode().strip()}")
         now = time.monotonic()
@@ -200,6 +203,7 @@ def soak(command: str, model: Path, work: Path, files: int, seconds: float, writ
         "settle_s": settle_s,
         "slow_writer_pause_s": pause_s,
         "drop_seconds": seconds,
+        "drop_took_seconds": round(drop_end, 2) if drop_end is not None else None,  # slow files hold a writer
         "kills_after_files": killed,
         "rows": len(rows),
         "duplicates": sum(n - 1 for n in counts.values() if n > 1),
