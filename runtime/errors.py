@@ -33,6 +33,10 @@ class SourceError(EdgeclsError):
     """A video file, camera or stream could not be opened or read."""
 
 
+class NoSuchCamera(SourceError):
+    """The camera is not there (no device, no camera of that number, no library to read it): retrying cannot help."""
+
+
 class DataError(EdgeclsError):
     """A dataset is unusable: no images, a single class, an empty class folder, a bad split."""
 

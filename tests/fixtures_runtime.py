@@ -282,21 +282,13 @@ def have_ffmpeg() -> bool:
     return shutil.which("ffmpeg") is not None
 
 
-class MjpegServer:
-    """``ffmpeg`` serving a synthetic 60 fps MJPEG stream on ``http://127.0.0.1:PORT/x.mjpg`` (one client).
+class FfmpegServer:
+    """An ``ffmpeg`` process listening on ``127.0.0.1:port`` (one client); :meth:`kill` ends it."""
 
-    ``pattern``: another lavfi source graph instead of ffmpeg's ``testsrc2`` test card.
-    """
-
-    def __init__(self, fps: int = 60, size: str = "320x240", seconds: int = 30, pattern: str | None = None) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/x.mjpg"
-        self.proc = subprocess.Popen(
-            ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i",
-             pattern or f"testsrc2=size={size}:rate={fps}", "-t", str(seconds), "-q:v", "5", "-f", "mpjpeg",
-             "-listen", "1", self.url],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
+    def __init__(self, port: int, args: list[str]) -> None:
+        self.port = port
+        self.proc = subprocess.Popen(["ffmpeg", "-hide_banner", "-loglevel", "error", *args],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self._wait_listening()
 
     def _wait_listening(self, timeout: float = 5.0) -> None:
@@ -314,6 +306,48 @@ class MjpegServer:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait(timeout=5)
+
+
+class MjpegServer(FfmpegServer):
+    """``ffmpeg`` serving a synthetic 60 fps MJPEG stream on ``http://127.0.0.1:PORT/x.mjpg`` (one client).
+
+    ``pattern``: another lavfi source graph instead of ffmpeg's ``testsrc2`` test card.
+    """
+
+    def __init__(self, fps: int = 60, size: str = "320x240", seconds: int = 30, pattern: str | None = None) -> None:
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}/x.mjpg"
+        super().__init__(port, ["-re", "-f", "lavfi", "-i", pattern or f"testsrc2=size={size}:rate={fps}",
+                                "-t", str(seconds), "-q:v", "5", "-f", "mpjpeg", "-listen", "1", self.url])
+
+
+class H264TcpServer(FfmpegServer):
+    """``ffmpeg`` sending a raw H.264 stream of a still ``image`` to the first client of ``tcp://127.0.0.1:PORT``:
+    what ``rpicam-vid -n -t 0 --inline --listen -o tcp://127.0.0.1:PORT`` serves on a Pi (libx264 here instead of
+    the Pi's encoder; SPS/PPS before every key frame, as --inline asks)."""
+
+    def __init__(self, image: Path, fps: int = 30, seconds: int = 30) -> None:
+        port = free_port()
+        self.url = f"tcp://127.0.0.1:{port}"
+        super().__init__(port, ["-re", "-loop", "1", "-framerate", str(fps), "-i", str(image), "-t", str(seconds),
+                                "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-pix_fmt",
+                                "yuv420p", "-g", str(fps), "-bsf:v", "dump_extra", "-f", "h264",
+                                f"{self.url}?listen=1"])
+
+
+@pytest.fixture
+def h264_tcp_server():
+    if not have_ffmpeg():
+        pytest.skip("ffmpeg not installed (make stream-tools installs it from Debian)")
+    servers: list[H264TcpServer] = []
+
+    def start(image: Path, **kw) -> H264TcpServer:
+        servers.append(H264TcpServer(image, **kw))
+        return servers[-1]
+
+    yield start
+    for s in servers:
+        s.kill()
 
 
 def _listening(port: int) -> bool:

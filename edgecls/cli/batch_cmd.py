@@ -3,6 +3,7 @@
 Exit status: 0 every file classified; 1 some files became error rows (the table is written all the same);
 2 the job could not start or did not finish (nothing is published at RESULTS: among others RESULTS is a
 symbolic link, already holds a table without --overwrite, or another job is writing it); 130 after Ctrl-C.
+With --watch the job runs until SIGINT (130) or SIGTERM (143), the table growing as files arrive.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Annotated
 import typer
 
 from edgecls.cli.options import BatchSizeOpt, MaxFileMbOpt, ProviderOpt, ThreadsOpt, TopKOpt
+from edgecls.cli.watch_options import MoveDoneOpt, SettleOpt, WatchOpt, watch_settings
+from edgecls.runtime.sources.watch_options import DEFAULT_SETTLE_S
 
 
 def batch(
@@ -58,6 +61,9 @@ def batch(
         ),
     ] = False,
     max_file_mb: MaxFileMbOpt = 100,
+    watch: WatchOpt = False,
+    settle: SettleOpt = DEFAULT_SETTLE_S,
+    move_done: MoveDoneOpt = None,
 ) -> None:
     """Classify many image files into a Parquet table (the fields of `run --json`, plus error rows).
 
@@ -69,6 +75,7 @@ def batch(
       edgecls batch model.int8.onnx photos/ --out labels
       edgecls batch model.int8.onnx photos/ --out labels --ray local --jsonl
       edgecls batch model.int8.onnx s3://bucket/photos/ --out s3://bucket/labels --ray auto   (on the head node)
+      edgecls batch model.int8.onnx drop/ --out labels --watch --move-done done/
     """
     from edgecls.runtime.batch.classify import classify_batch
     from edgecls.runtime.batch.job import BatchJob
@@ -78,9 +85,12 @@ def batch(
         model=model, inputs=tuple(inputs), out=out.removeprefix("file://"), top_k=top_k, batch_size=batch_size,
         concurrency=concurrency, provider=provider, threads=threads, jsonl=jsonl,
         max_file_bytes=max_file_bytes(max_file_mb), overwrite=overwrite,
+        watch=watch_settings(watch, settle, move_done),
     )
     summary = classify_batch(job, ray)
     print(summary.line(), file=sys.stderr, flush=True)
+    if summary.stopped_by:
+        raise typer.Exit(summary.stopped_by)
     if summary.errors:
         raise typer.Exit(1)
 

@@ -23,7 +23,9 @@ from edgecls.cli.options import (
     VerboseOpt,
     contract_flags,
 )
+from edgecls.cli.watch_options import MoveDoneOpt, SettleOpt, WatchOpt, watch_settings
 from edgecls.runtime.contract_options import ContractOptions
+from edgecls.runtime.sources.watch_options import DEFAULT_SETTLE_S
 
 _LIVE = "Videos, cameras and streams"
 
@@ -38,7 +40,14 @@ def run(
             help="Image files, folders (recursive), globs, video files, rtsp/http URLs.", show_default=False
         ),
     ] = None,
-    camera: Annotated[list[int] | None, typer.Option("--camera", help="Camera index (repeatable).")] = None,
+    camera: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--camera",
+            help="Camera (repeatable): N for V4L2 /dev/videoN (on a Raspberry Pi whose /dev/videoN is the CSI "
+            "camera's, read through Picamera2), or pi:N for Picamera2 camera N.",
+        ),
+    ] = None,
     top_k: TopKOpt = 3,
     json_out: Annotated[bool, typer.Option("--json", help="JSON Lines on stdout, one object per image/frame.")] = False,
     csv_path: Annotated[Path | None, typer.Option("--csv", help="Also write results to this CSV file.")] = None,
@@ -82,6 +91,9 @@ def run(
         float,
         typer.Option("--read-timeout", min=0.1, help="Seconds without a frame = stalled.", rich_help_panel=_LIVE),
     ] = 10.0,
+    watch: WatchOpt = False,
+    settle: SettleOpt = DEFAULT_SETTLE_S,
+    move_done: MoveDoneOpt = None,
     verbose: VerboseOpt = False,  # read by edgecls.cli.main when an error carries an engine's full text
 ) -> None:
     """Classify images, folders, videos, cameras and streams with an ONNX model (no PyTorch needed).
@@ -91,9 +103,12 @@ def run(
 
     Examples:
       edgecls run model.int8.onnx --camera 0
+      edgecls run model.int8.onnx --camera pi:0                      (Raspberry Pi camera through Picamera2)
+      edgecls run model.int8.onnx tcp://127.0.0.1:8888               (rpicam-vid ... --listen -o tcp://...)
       edgecls run model.int8.onnx photos/ clip.mp4 "shots/*.jpg" --json > results.jsonl
       edgecls run model.onnx rtsp://127.0.0.1:8554/cam --provider cuda --strict --save annotated/
       edgecls run foreign.onnx img.jpg --labels labels.txt --input-size 224 --resize-mode shorter_side_crop
+      edgecls run model.int8.onnx drop/ --watch --csv labels.csv --move-done done/
     """
     from edgecls.runtime.file_guard import max_file_bytes
     from edgecls.runtime.run.main import RunOptions
@@ -119,6 +134,7 @@ def run(
         csv_path=csv_path,
         save_dir=save,
         show=show,
+        watch=watch_settings(watch, settle, move_done),
     )
     status = run_app(options)
     if status:

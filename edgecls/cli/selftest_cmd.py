@@ -2,7 +2,9 @@
 
 The flags become one :class:`~edgecls.runtime.selftest.SelftestOptions` for
 :func:`edgecls.runtime.selftest.selftest`; this prints a table (or JSON Lines) and exits 0 when every model
-matches its golden file, 1 on a mismatch, 2 when nothing could be checked.
+matches its golden file, 1 on a mismatch, 2 when nothing could be checked. ``--camera SPEC`` also (or only)
+grabs ``--frames`` frames from a camera, stream or video file (:mod:`edgecls.runtime.sources.grab_check`): one
+line (or one JSON object) with the frame size and rate, exit 1 when it cannot grab them.
 """
 
 from __future__ import annotations
@@ -21,25 +23,58 @@ golden inputs (the golden file written by export, packed beside it by `edgecls p
 compare with the golden outputs: fp32 tight (max |d| <= 1e-3 of the logit scale), fp16 and int8 by top-1 agreement
 and a bound. Prints model, provider, ISA found, max |d|, agreement, ms; exit 1 on a mismatch.
 
+With --camera, also grab --frames frames from a camera (N, pi:N), stream URL or video file and print the
+frame size and rate (exit 1 when it cannot).
+
 Example:  edgecls selftest bundle/models      (or one file: edgecls selftest model.int8.onnx)
+          edgecls selftest --camera pi:0 --frames 60
 """
 
 
 def selftest_command(
-    target: Annotated[Path, typer.Argument(help="A model (.onnx) or a folder of them (a pack, an export dir).")],
+    target: Annotated[
+        Path | None,
+        typer.Argument(help="A model (.onnx) or a folder of them (a pack, an export dir).", show_default=False),
+    ] = None,
     provider: ProviderOpt = "auto",
     threads: ThreadsOpt = None,
     json_out: JsonOpt = False,
+    camera: Annotated[
+        str | None,
+        typer.Option(
+            "--camera", help="Also grab frames from this camera (N, pi:N), stream URL or video file.",
+            show_default=False,
+        ),
+    ] = None,
+    frames: Annotated[int, typer.Option("--frames", min=1, help="Frames --camera grabs.")] = 30,
 ) -> None:
-    from edgecls.runtime.selftest import SelftestOptions, selftest
+    from edgecls.runtime.errors import EdgeclsError
 
-    rows = selftest(SelftestOptions(target=target, provider=provider, threads=threads))
-    if json_out:
-        for row in rows:
-            typer.echo(json.dumps(row.to_dict()))
-    else:
-        _print_table(rows)
-    raise typer.Exit(0 if all(r.passed for r in rows) else 1)
+    if target is None and camera is None:
+        raise EdgeclsError("nothing to check: give a model or folder of models, and/or --camera SPEC")
+    passed = _check_camera(camera, frames, json_out) if camera is not None else True
+    if target is not None:
+        from edgecls.runtime.selftest import SelftestOptions, selftest
+
+        rows = selftest(SelftestOptions(target=target, provider=provider, threads=threads))
+        if json_out:
+            for row in rows:
+                typer.echo(json.dumps(row.to_dict()))
+        else:
+            _print_table(rows)
+        passed = passed and all(r.passed for r in rows)
+    raise typer.Exit(0 if passed else 1)
+
+
+def _check_camera(spec: str, frames: int, json_out: bool) -> bool:
+    """Grab ``frames`` frames from ``spec``; one line (or JSON object) on stdout, notes on stderr."""
+    from edgecls.runtime.sources.grab_check import grab_frames, grab_source
+    from edgecls.runtime.sources.live_capture import quiet_backend_logs
+
+    quiet_backend_logs()
+    report = grab_frames(grab_source(spec), frames, on_event=lambda _s, m: typer.echo(f"note: {m}", err=True))
+    typer.echo(json.dumps(report.to_dict()) if json_out else report.line())
+    return report.ok
 
 
 def _print_table(rows: list) -> None:

@@ -9,4 +9,6 @@
 - :mod:`edgecls.runtime.batch.reads`: Ray's read tasks: each input's bytes through the guarded reader, or its error.
 - :mod:`edgecls.runtime.batch.writers`: Parquet (and JSON Lines) writing.
 - :mod:`edgecls.runtime.batch.output`: RESULTS checked, locked while a job runs, published whole.
+- :mod:`edgecls.runtime.batch.watch`, :mod:`edgecls.runtime.batch.watch_parts`: ``--watch``, the table grown a
+  Parquet part at a time as files arrive.
 """

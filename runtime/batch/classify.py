@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from edgecls.runtime.batch.job import BatchJob
 from edgecls.runtime.batch.table import BatchSummary
-from edgecls.runtime.errors import MissingExtraError
+from edgecls.runtime.errors import EdgeclsError, MissingExtraError
 
 
 def classify_batch(job: BatchJob, ray: str | None = None) -> BatchSummary:
@@ -15,6 +15,12 @@ def classify_batch(job: BatchJob, ray: str | None = None) -> BatchSummary:
         import pyarrow  # noqa: F401
     except ImportError as e:
         raise MissingExtraError("edgecls batch needs pyarrow", "ray") from e
+    if job.watch is not None:
+        if ray is not None:
+            raise EdgeclsError("--watch runs in this process: leave out --ray")
+        from edgecls.runtime.batch.watch import watch_in_process
+
+        return watch_in_process(job)
     if ray is None:
         from edgecls.runtime.batch.local import classify_in_process
 

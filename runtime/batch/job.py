@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgecls.runtime.file_guard import DEFAULT_MAX_FILE_MB, MB
+from edgecls.runtime.sources.watch_options import WatchOptions
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,7 @@ class BatchJob:
     on Ray one per CPU the actor reserves, so actors on one node do not fight over cores).
     ``max_file_bytes``: larger files (and any non-regular file) are error rows, never read whole.
     ``overwrite``: replace an earlier table at ``out`` (and its ``.jsonl``) instead of refusing.
+    ``watch``: keep watching the input folders (in-process only; :mod:`edgecls.runtime.batch.watch`).
     """
 
     model: str | os.PathLike[str]
@@ -33,3 +35,4 @@ class BatchJob:
     jsonl: bool = False
     max_file_bytes: int = DEFAULT_MAX_FILE_MB * MB
     overwrite: bool = False
+    watch: WatchOptions | None = None

@@ -38,22 +38,33 @@ def _is_earlier_table(folder: Path) -> bool:
     return all(e.is_file(follow_symlinks=False) and e.name.endswith(".parquet") for e in os.scandir(folder))
 
 
-def check_target(out: str, overwrite: bool) -> None:
-    """Refuse a RESULTS folder that cannot be (re)written safely; see the module for the rules."""
+def _folder_or_nothing(out: str) -> Path:
+    """RESULTS as a path that is a folder or does not exist yet (a link or a file there is refused)."""
     target = local_target(out)
     if target.is_symlink():
         where = "a dangling symbolic link" if not target.exists() else f"a symbolic link to {os.readlink(target)}"
         raise EdgeclsError(f"--out {out}: is {where}; give the folder's real path")
-    if not target.exists():
-        return
-    if not target.is_dir():
+    if target.exists() and not target.is_dir():
         raise EdgeclsError(f"--out {out}: exists and is not a folder; remove it or choose another path")
-    if not any(target.iterdir()):
+    return target
+
+
+def check_target(out: str, overwrite: bool) -> None:
+    """Refuse a RESULTS folder that cannot be (re)written safely; see the module for the rules."""
+    target = _folder_or_nothing(out)
+    if not target.exists() or not any(target.iterdir()):
         return
     if not overwrite:
         raise EdgeclsError(f"--out {out}: already exists; remove it, choose another path or add --overwrite")
     if not _is_earlier_table(target):
         raise EdgeclsError(f"--out {out}: holds files other than a batch table's *.parquet; not replacing it")
+
+
+def check_resumable(out: str) -> None:
+    """``batch --watch``: RESULTS may hold the table an earlier watch wrote (it resumes from it), nothing else."""
+    target = _folder_or_nothing(out)
+    if target.is_dir() and not _is_earlier_table(target):
+        raise EdgeclsError(f"--out {out}: holds files other than a batch table's *.parquet; not writing there")
 
 
 def check_jsonl(out: str, overwrite: bool) -> None:
@@ -71,8 +82,9 @@ def lock_path(out: str) -> Path:
 
 
 @contextlib.contextmanager
-def claimed_output(out: str, jsonl: bool = False, overwrite: bool = False) -> Iterator[None]:
-    """Hold the job's lock on RESULTS for the block, after checking RESULTS (and its .jsonl) can be written."""
+def claimed_output(out: str, jsonl: bool = False, overwrite: bool = False, resume: bool = False) -> Iterator[None]:
+    """Hold the job's lock on RESULTS for the block, after checking RESULTS (and its .jsonl) can be written;
+    ``resume`` (``--watch``): RESULTS may hold an earlier watch's table (:func:`check_resumable`)."""
     if is_uri(out):
         yield
         return
@@ -84,7 +96,7 @@ def claimed_output(out: str, jsonl: bool = False, overwrite: bool = False) -> It
         raise EdgeclsError(f"--out {out}: cannot create its lock file {lock} ({e.strerror or e})") from e
     try:
         _lock_or_refuse(fd, out, lock)
-        check_target(out, overwrite)
+        check_resumable(out) if resume else check_target(out, overwrite)
         if jsonl:
             check_jsonl(out, overwrite)
         yield

@@ -80,6 +80,7 @@ class BatchSummary:
     images: int  # rows in the table: classified images + error rows
     errors: int
     elapsed_s: float  # listing + classification + writing (not the start of a Ray cluster)
+    stopped_by: int | None = None  # --watch: the exit status of the signal that ended it (130, 143)
 
     @property
     def images_per_s(self) -> float:

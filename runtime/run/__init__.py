@@ -3,6 +3,5 @@
 
 - ``console_sinks``, ``csv_sink``, ``image_sinks``: where results go (console or JSON Lines, CSV, annotated
   files and windows); ``fps_meter``: the smoothed results-per-second the console line and the window show.
-- ``stop_signals``: SIGINT/SIGTERM end a run cleanly, with the exit status that names the signal.
 - ``main``: :class:`~edgecls.runtime.run.main.RunOptions` in, exit status out (what the command calls).
 """

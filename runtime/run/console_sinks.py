@@ -64,20 +64,20 @@ class ConsoleSink(StderrNotices):
 
     TABLE_LIMIT = 200  # beyond this many image rows, stream lines instead of holding a table
 
-    def __init__(self, top_k: int) -> None:
+    def __init__(self, top_k: int, stream_rows: bool = False) -> None:
         super().__init__()
         from rich.console import Console
 
         self.console = Console(highlight=False)
         self.top_k = top_k
         self.rows: list[Record] = []
-        self.streamed = False
+        self.streamed = stream_rows  # --watch: a line per file as it comes, never a table held back to the end
         self.fps = FpsMeter()
 
     def result(self, record: Record) -> None:
         if record.frame is None:
             self.rows.append(record)
-            if len(self.rows) > self.TABLE_LIMIT:
+            if self.streamed or len(self.rows) > self.TABLE_LIMIT:
                 self._flush_rows_as_lines()
             return
         fps = self.fps.tick(record.source, at=record.done)

@@ -18,6 +18,28 @@ from edgecls.runtime.errors import EdgeclsError
 from edgecls.runtime.sources.records import ErrorRecord, Record, RunSummary
 from edgecls.runtime.sources.sinks import QuietSink
 
+FIELDS = ("source", "frame", "label", "index", "score", "top_k", "latency_ms", "age_ms", "error")
+
+
+def result_row(record: Record) -> dict[str, Any]:
+    """A result as a CSV row: the best class in its own columns, all k as JSON in ``top_k``."""
+    best = record.predictions[0]
+    return {
+        "source": record.source,
+        "frame": "" if record.frame is None else record.frame,
+        "label": best.label,
+        "index": best.index,
+        "score": f"{best.score:.6f}",
+        "top_k": json.dumps([p.to_dict() for p in record.predictions]),
+        "latency_ms": f"{record.latency_ms:.3f}",
+        "age_ms": "" if record.age_ms is None else f"{record.age_ms:.3f}",
+        "error": "",
+    }
+
+
+def error_row(record: ErrorRecord) -> dict[str, Any]:
+    return {"source": record.source, "frame": "" if record.frame is None else record.frame, "error": record.error}
+
 
 class CsvSink(QuietSink):
     """``source,frame,label,index,score,top_k,latency_ms,age_ms,error``; top_k holds all k as JSON.
@@ -26,7 +48,7 @@ class CsvSink(QuietSink):
     is published) and one :class:`EdgeclsError` naming the file ends the run.
     """
 
-    FIELDS = ("source", "frame", "label", "index", "score", "top_k", "latency_ms", "age_ms", "error")
+    FIELDS = FIELDS
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
@@ -56,23 +78,10 @@ class CsvSink(QuietSink):
             self._abort(e)
 
     def result(self, record: Record) -> None:
-        best = record.predictions[0]
-        row = {
-            "source": record.source,
-            "frame": "" if record.frame is None else record.frame,
-            "label": best.label,
-            "index": best.index,
-            "score": f"{best.score:.6f}",
-            "top_k": json.dumps([p.to_dict() for p in record.predictions]),
-            "latency_ms": f"{record.latency_ms:.3f}",
-            "age_ms": "" if record.age_ms is None else f"{record.age_ms:.3f}",
-            "error": "",
-        }
-        self._write(self._writer.writerow, row)
+        self._write(self._writer.writerow, result_row(record))
 
     def error(self, record: ErrorRecord) -> None:
-        row = {"source": record.source, "frame": "" if record.frame is None else record.frame, "error": record.error}
-        self._write(self._writer.writerow, row)
+        self._write(self._writer.writerow, error_row(record))
 
     def close(self, summary: RunSummary) -> None:
         if self._failed:

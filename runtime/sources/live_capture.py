@@ -12,7 +12,8 @@ Each :class:`Frame` carries its index in the source (file position for videos; f
 start for cameras and streams, counted across reconnects) and the monotonic time the read returned.
 Cameras and streams that fail are reopened with exponential back-off (``retries`` attempts); the end of
 a video file ends its source; a read that hangs longer than ``read_timeout`` ends the source with an error.
-OpenCV backends: CAP_FFMPEG for files and URLs (with open/read timeouts), CAP_V4L2 then CAP_ANY for cameras.
+OpenCV backends: CAP_FFMPEG for files and URLs (with open/read timeouts); cameras are V4L2 through OpenCV or
+Raspberry Pi cameras through Picamera2 (:mod:`edgecls.runtime.sources.cameras`).
 
 A little over 300 lines on purpose: the capture thread, its reconnect loop and both delivery modes share one
 lock and one set of counters, and splitting them would hand that state across modules.
@@ -21,26 +22,21 @@ lock and one set of counters, and splitting them would hand that state across mo
 from __future__ import annotations
 
 import collections
-import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
 
 from edgecls.runtime.decode import to_bgr_uint8
-from edgecls.runtime.errors import EdgeclsError, SourceError
+from edgecls.runtime.errors import EdgeclsError, NoSuchCamera, SourceError
 from edgecls.runtime.redact import redact
+from edgecls.runtime.sources.cameras import FrameReader, NoteCallback, open_camera
 from edgecls.runtime.sources.source_specs import SourceSpec
 
 EventCallback = Callable[[str, str], None]  # (source name, message)
-
-
-class NoSuchCamera(SourceError):
-    """The camera device does not exist at all: retrying cannot help."""
 
 
 @dataclass(frozen=True)
@@ -86,19 +82,10 @@ def quiet_backend_logs() -> None:
         pass
 
 
-def open_capture(spec: SourceSpec, settings: CaptureSettings) -> cv2.VideoCapture:
-    """Open ``spec`` with the right OpenCV backend or raise :class:`SourceError` naming it."""
+def open_capture(spec: SourceSpec, settings: CaptureSettings, note: NoteCallback | None = None) -> FrameReader:
+    """Open ``spec`` with the right backend or raise :class:`SourceError` naming it (cameras: :mod:`.cameras`)."""
     if spec.kind == "camera":
-        index = spec.camera_index
-        if sys.platform.startswith("linux") and not Path(f"/dev/video{index}").exists():
-            raise NoSuchCamera(f"{spec.name}: no such camera (/dev/video{index} does not exist)")
-        apis = (cv2.CAP_V4L2, cv2.CAP_ANY) if sys.platform.startswith("linux") else (cv2.CAP_ANY,)
-        for api in apis:
-            cap = cv2.VideoCapture(index, api)
-            if cap.isOpened():
-                return cap
-            cap.release()
-        raise SourceError(f"{spec.name}: cannot open camera (busy, no permission or not a capture device)")
+        return open_camera(spec, settings.read_timeout, note)
     params = [
         cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
         int(settings.open_timeout * 1000),
@@ -146,6 +133,7 @@ class FrameSource:
         self.reconnects = 0
         self.fps: float | None = None
         self._last_activity = time.monotonic()
+        self._noted: set[str] = set()
 
     # --- consumer side -------------------------------------------------------------------------------
     def start(self) -> FrameSource:
@@ -196,6 +184,12 @@ class FrameSource:
     def _event(self, message: str) -> None:
         if self._on_event is not None:
             self._on_event(self.spec.name, redact(message))
+
+    def _note_once(self, message: str) -> None:
+        """A note that would repeat on every reconnect (which backend a camera uses) is said once."""
+        if message not in self._noted:
+            self._noted.add(message)
+            self._event(message)
 
     def _finish(self, error: str | None = None) -> None:
         with self._lock:
@@ -269,11 +263,11 @@ class FrameSource:
     def _run_live(self) -> None:
         index = 0
         attempt = 0
-        cap: cv2.VideoCapture | None = None
+        cap: FrameReader | None = None
         while not self._stop.is_set():
             if cap is None:
                 try:
-                    cap = open_capture(self.spec, self.settings)
+                    cap = open_capture(self.spec, self.settings, self._note_once)
                     with self._lock:
                         self._last_activity = time.monotonic()
                 except NoSuchCamera as e:
@@ -286,9 +280,10 @@ class FrameSource:
                     continue
             ok, image = cap.read()
             if not ok or image is None:
+                reason = getattr(cap, "failure", None) or f"{self.spec.name}: stream lost"
                 cap.release()
                 cap = None
-                if not self._backoff(attempt, f"{self.spec.name}: stream lost"):
+                if not self._backoff(attempt, reason):
                     return
                 attempt += 1
                 continue

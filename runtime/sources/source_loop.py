@@ -5,7 +5,7 @@ parallel decode), then all frame sources together (video files, cameras, streams
 from each source's capture thread and batching whatever frames are ready.
 
 A failing input never stops the run: it becomes an :class:`ErrorRecord`. A stop request (``stop`` event,
-set on SIGINT/SIGTERM by :mod:`edgecls.runtime.run.stop_signals` or by a ``--show`` window) ends the run
+set on SIGINT/SIGTERM by :mod:`edgecls.runtime.sources.stop_signals` or by a ``--show`` window) ends the run
 cleanly with what was done.
 """
 
@@ -41,7 +41,11 @@ class LoopOptions:
     max_file_bytes: int = DEFAULT_MAX_FILE_MB * MB  # image files larger than this are error rows (--max-file-mb)
 
 
-class _Run:
+class SourceRun:
+    """One run's state (classifier, options, sink, stop event, counts) and the per-input paths: :meth:`images`
+    (image files: the guarded reader, batched) and :meth:`frames` (frame sources). ``run_sources`` and the
+    watch loop (:mod:`edgecls.runtime.sources.watch_loop`) both classify through it."""
+
     def __init__(
         self, classifier: Classifier, options: LoopOptions, sink: Sink, stop: threading.Event
     ) -> None:
@@ -164,7 +168,7 @@ def run_sources(
     A ``KeyboardInterrupt`` (Ctrl-C, or SIGTERM turned into one by ``StopSignals``) ends the run cleanly:
     capture threads stop, the sink is closed (files flushed and published) and the summary says so.
     """
-    run = _Run(classifier, options or LoopOptions(), sink, stop or threading.Event())
+    run = SourceRun(classifier, options or LoopOptions(), sink, stop or threading.Event())
     t0 = time.perf_counter()
     run.summary.sources = len(sources) + len(problems)
     try:

@@ -1,9 +1,11 @@
 """Expanding ``edgecls run`` SOURCE arguments into concrete sources.
 
 A SOURCE is an image file, a folder (walked recursively for images, hidden entries skipped), a glob
-(``'photos/**/*.jpg'``, expanded here so quoting works on every shell), a video file, an rtsp/http(s)/...
-URL, or a ``/dev/videoN`` device; ``--camera N`` adds camera N. Arguments that match nothing become
-problems (reported as error records by the caller) instead of stopping the run.
+(``'photos/**/*.jpg'``, expanded here so quoting works on every shell), a video file, an rtsp/http(s)/tcp/...
+URL, or a ``/dev/videoN`` device. ``--camera`` adds cameras: ``N`` (V4L2 index N, ``/dev/videoN``; on a
+Raspberry Pi whose ``/dev/videoN`` belongs to libcamera it is read through Picamera2, see
+:mod:`edgecls.runtime.sources.cameras`) or ``pi:N`` (Picamera2 camera N, always). Arguments that match nothing
+become problems (reported as error records by the caller) instead of stopping the run.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from edgecls.runtime.errors import EdgeclsError
 from edgecls.runtime.image_files import walk_images
 from edgecls.runtime.redact import redact
 
@@ -60,6 +63,9 @@ STREAM_SCHEMES: tuple[str, ...] = (
 _URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 _GLOB_CHARS = re.compile(r"[*?\[]")
 _DEV_VIDEO = re.compile(r"^/dev/video(\d+)$")
+_CAMERA = re.compile(r"^(?:(?P<pi>pi:)?(?P<index>\d+)|/dev/video(?P<dev>\d+))$")
+#: The prefix of a Picamera2 camera's target and name (``pi:0``).
+PICAMERA_PREFIX = "pi:"
 
 
 @dataclass(frozen=True)
@@ -80,7 +86,12 @@ class SourceSpec:
 
     @property
     def camera_index(self) -> int:
-        return int(self.target)
+        return int(self.target.removeprefix(PICAMERA_PREFIX))
+
+    @property
+    def picamera(self) -> bool:
+        """A camera read through Picamera2 (``--camera pi:N``) rather than V4L2."""
+        return self.kind == "camera" and self.target.startswith(PICAMERA_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -96,7 +107,23 @@ def is_video_path(path: str | os.PathLike[str]) -> bool:
 
 
 def camera_source(index: int) -> SourceSpec:
+    """V4L2 camera ``index`` (``/dev/videoN``), shown as ``camera:N``."""
     return SourceSpec("camera", str(int(index)), f"camera:{int(index)}")
+
+
+def picamera_source(index: int) -> SourceSpec:
+    """Picamera2 camera ``index`` (the numbering of ``rpicam-hello --list-cameras``), shown as ``pi:N``."""
+    return SourceSpec("camera", f"{PICAMERA_PREFIX}{int(index)}", f"{PICAMERA_PREFIX}{int(index)}")
+
+
+def parse_camera(text: str | int) -> SourceSpec:
+    """One ``--camera`` value: ``N``, ``/dev/videoN`` (V4L2) or ``pi:N`` (Picamera2); EdgeclsError otherwise."""
+    m = _CAMERA.match(str(text).strip())
+    if m is None:
+        raise EdgeclsError(f"--camera {text}: expected N (V4L2 /dev/videoN), /dev/videoN or pi:N (Picamera2)")
+    if m.group("pi"):
+        return picamera_source(int(m.group("index")))
+    return camera_source(int(m.group("index") or m.group("dev")))
 
 
 def _file_source(path: Path, name: str) -> SourceSpec:
@@ -155,16 +182,17 @@ def expand_one(arg: str) -> tuple[list[SourceSpec], list[SourceProblem]]:
 
 
 def expand_sources(
-    args: Sequence[str], cameras: Iterable[int] = ()
+    args: Sequence[str], cameras: Iterable[int | str] = ()
 ) -> tuple[list[SourceSpec], list[SourceProblem]]:
-    """All SOURCE arguments plus ``--camera`` indices -> (sources in order without duplicates, problems)."""
+    """All SOURCE arguments plus ``--camera`` values (:func:`parse_camera`) -> (sources in order without
+    duplicates, problems)."""
     specs: list[SourceSpec] = []
     problems: list[SourceProblem] = []
     for arg in args:
         s, p = expand_one(arg)
         specs.extend(s)
         problems.extend(p)
-    specs.extend(camera_source(i) for i in cameras)
+    specs.extend(parse_camera(c) for c in cameras)
     seen: set[tuple[str, str]] = set()
     unique: list[SourceSpec] = []
     for s in specs:

@@ -1,4 +1,5 @@
-"""SIGINT and SIGTERM end an ``edgecls run`` cleanly, and the exit status says which one it was.
+"""SIGINT and SIGTERM end an ``edgecls run`` (or a watching ``edgecls batch``) cleanly, and the exit status says
+which one it was.
 
 The first signal becomes a ``KeyboardInterrupt`` in the main thread: the source loop catches it, stops the
 capture threads and closes every sink (files flushed and published). A second signal while that cleanup runs
