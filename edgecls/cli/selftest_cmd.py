@@ -70,10 +70,11 @@ def _check_camera(spec: str, frames: int, json_out: bool) -> bool:
     """Grab ``frames`` frames from ``spec``; one line (or JSON object) on stdout, notes on stderr."""
     from edgecls.runtime.sources.grab_check import grab_frames, grab_source
     from edgecls.runtime.sources.live_capture import quiet_backend_logs
+    from edgecls.runtime.terminal_text import plain
 
     quiet_backend_logs()
-    report = grab_frames(grab_source(spec), frames, on_event=lambda _s, m: typer.echo(f"note: {m}", err=True))
-    typer.echo(json.dumps(report.to_dict()) if json_out else report.line())
+    report = grab_frames(grab_source(spec), frames, on_event=lambda _s, m: typer.echo(plain(f"note: {m}"), err=True))
+    typer.echo(json.dumps(report.to_dict()) if json_out else plain(report.line()))
     return report.ok
 
 
