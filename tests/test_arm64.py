@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_pack import wheel_cache
+from fixtures_deploy import wheel_cache
 
 CACHE = Path(os.environ.get("EDGECLS_DEVICE_CACHE", "/var/cache/edgecls"))
 ROOT = CACHE / "arm64-bookworm-root"

@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import pytest
 from fixtures_runtime import REPO, run_edgecls, start_edgecls
+from fixtures_video import write_video
 from typer.testing import CliRunner
 
 from edgecls.cli import app
@@ -91,8 +92,6 @@ def test_folder_csv_and_save(runtime_models, runtime_images, tmp_path):
 
 
 def test_video_file_frames_and_saved_video(runtime_models, tmp_path):
-    from test_live import write_video
-
     clip = write_video(tmp_path / "clip.avi", frames=20)
     save = tmp_path / "saved"
     r = invoke("run", str(runtime_models.cnn), str(clip), "--json", "--stride", "5", "--save", str(save))
@@ -279,8 +278,6 @@ def test_stream_killed_gives_retries_then_error_row(mjpeg_server, runtime_models
 
 def test_sigterm_stops_a_realtime_video_cleanly(runtime_models, tmp_path):
     """SIGTERM while a video plays at real-time pace: exit 143, complete JSON lines, summary on stderr."""
-    from test_live import write_video
-
     clip = write_video(tmp_path / "long.avi", frames=300, fps=30)  # 10 s of video
     proc = start_edgecls("run", str(runtime_models.cnn), str(clip), "--realtime", "--json")
     first = proc.stdout.readline()

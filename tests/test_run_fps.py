@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 from fixtures_runtime import run_edgecls
-from test_live import write_video
+from fixtures_video import write_video
 
 from edgecls.runtime.run.fps_meter import FpsMeter
 

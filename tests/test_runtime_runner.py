@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 import pytest
-from test_live import write_video
+from fixtures_video import write_video
 
 from edgecls.runtime.classifier import Classifier
 from edgecls.runtime.errors import EdgeclsError
