@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from fixtures_training import tiny_config
 
 _HERE = Path(__file__).parent
 pytest_plugins = [
@@ -22,27 +23,26 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
-def _tiny_run(root: Path, arch: str, data: str = "builtin:shapes", epochs: int = 3, **kw: object) -> Path:
-    from edgecls.training.config import TrainConfig
-    from edgecls.training.train import train
-
-    out = root / f"{arch}_{data.split(':')[-1]}"
-    cfg = TrainConfig(
-        data=data, arch=arch, epochs=epochs, input_size=32, batch_size=32, out=str(out), warmup_epochs=0.3, **kw
-    )  # type: ignore[arg-type]
-    return train(cfg, show_progress=False)
+@pytest.fixture(scope="session")
+def tiny_run_config(tmp_path_factory: pytest.TempPathFactory):  # -> TrainConfig
+    """The options ``tiny_run`` is trained with (the object the trainer was handed)."""
+    return tiny_config(tmp_path_factory.mktemp("runs"), "cnn")
 
 
 @pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_run(tiny_run_config) -> Path:
     """A real training run in a few seconds: classic CNN, builtin:shapes, 32 px, 3 epochs (well above chance)."""
-    return _tiny_run(tmp_path_factory.mktemp("runs"), "cnn")
+    from edgecls.training.train import train
+
+    return train(tiny_run_config, show_progress=False)
 
 
 @pytest.fixture(scope="session")
 def tiny_run_mnv2(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The default edge architecture (width 0.5), builtin:shapes, 32 px, 3 epochs."""
-    return _tiny_run(tmp_path_factory.mktemp("runs"), "mobilenetv2_050")
+    from edgecls.training.train import train
+
+    return train(tiny_config(tmp_path_factory.mktemp("runs"), "mobilenetv2_050"), show_progress=False)
 
 
 @pytest.fixture(scope="session")
