@@ -21,14 +21,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from fixtures_interrupt import HOLD_AT_WRITE, DirWatch, held_edgecls_cmd, held_env, kill_now
 from fixtures_reliability import (
-    DirWatch,
     assert_one_clean_error,
     check_artifacts,
-    edgecls_cmd,
-    edgecls_env,
     is_temporary,
-    kill_now,
     run_cli,
     tmpfs,
 )
@@ -44,16 +41,17 @@ _TRAIN = ("import json, sys\nfrom edgecls.training.config import TrainConfig\n"
           "train(TrainConfig(**json.loads(sys.argv[1])), show_progress=False)\n")
 
 
-def start_training(out: Path) -> subprocess.Popen:
-    """The library's train() in its own process (the CLI has no --max-train-batches; config.json keeps it)."""
-    return subprocess.Popen([sys.executable, "-c", _TRAIN, json.dumps({**CONFIG, "out": str(out)})],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=edgecls_env())
+def start_training(out: Path, after: str | None = None) -> subprocess.Popen:
+    """The library's train() in its own process (the CLI has no --max-train-batches; config.json keeps it),
+    held for good once it has published the file named ``after`` (fixtures_reliability.HOLD_AT_WRITE)."""
+    return subprocess.Popen([sys.executable, "-c", HOLD_AT_WRITE + _TRAIN, json.dumps({**CONFIG, "out": str(out)})],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=held_env(after=after))
 
 
-def start_resume(out: Path) -> subprocess.Popen:
-    """What a user types after a crash: ``edgecls train DATA --out RUN --resume``."""
-    return subprocess.Popen(edgecls_cmd("train", "builtin:shapes", "--out", str(out), "--resume"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=edgecls_env())
+def start_resume(out: Path, before: str | None = None) -> subprocess.Popen:
+    """What a user types after a crash: ``edgecls train DATA --out RUN --resume``; held for good just before it
+    publishes the file named ``before``."""
+    return _start_cli("train", "builtin:shapes", "--out", str(out), "--resume", before=before)
 
 
 @dataclass
@@ -81,15 +79,15 @@ def kill_story(tmp_path_factory: pytest.TempPathFactory) -> KillStory:
     run.mkdir()
     ref_proc = start_training(reference)
 
-    # 1. SIGKILL mid-epoch: history.json is published at the end of epoch 1, so epoch 2 has just begun.
+    # 1. SIGKILL mid-epoch: history.json is published at the end of epoch 1 (held there: nothing of epoch 2 written).
     watch = DirWatch(run)
-    proc = start_training(run)
+    proc = start_training(run, after="history.json")
     watch.wait_for(lambda name: name == "history.json", proc)
     status_1 = kill_now(proc)
     after_1, epoch_1 = check_artifacts(run), _last_epoch(run)
 
-    # 2. Resume, and SIGKILL the instant last.pt's temporary file is created (mid checkpoint write).
-    proc = start_resume(run)
+    # 2. Resume, and SIGKILL once last.pt's temporary file is created (mid checkpoint write: held before the rename).
+    proc = start_resume(run, before="last.pt")
     written = watch.wait_for(lambda name: name.startswith(".last.pt.") and is_temporary(name), proc)
     status_2 = kill_now(proc)
     after_2, epoch_2 = check_artifacts(run), _last_epoch(run)
@@ -185,9 +183,10 @@ class ExportStory:
     outs: dict[str, Path]
 
 
-def _start_cli(*args: str) -> subprocess.Popen:
-    return subprocess.Popen(edgecls_cmd(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=edgecls_env())
+def _start_cli(*args: str, before: str | None = None) -> subprocess.Popen:
+    """``edgecls ARGS`` in the background; held for good just before it publishes the file named ``before``."""
+    return subprocess.Popen(held_edgecls_cmd(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=held_env(before=before))
 
 
 def _finish(proc: subprocess.Popen, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -197,13 +196,13 @@ def _finish(proc: subprocess.Popen, timeout: float = 300) -> subprocess.Complete
 
 @pytest.fixture(scope="module")
 def export_story(kill_story: KillStory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExportStory]:
-    """SIGKILL an export the instant model.onnx's temporary appears; then, side by side (each export pays
-    its own interpreter and torch start, so running them together saves wall time): export again into
-    the same folder, export onto a full disk, export into a read-only folder."""
+    """SIGKILL an export once model.onnx's temporary appears (held before its rename); then, side by side
+    (each export pays its own interpreter and torch start, so running them together saves wall time): export
+    again into the same folder, export onto a full disk, export into a read-only folder."""
     out = tmp_path_factory.mktemp("export") / "export"
     out.mkdir()
     watch = DirWatch(out)
-    proc = _start_cli("export", str(kill_story.reference), "--out", str(out))
+    proc = _start_cli("export", str(kill_story.reference), "--out", str(out), before="model.onnx")
     try:
         watch.wait_for(lambda name: name.startswith(".model.onnx.") and is_temporary(name), proc, timeout=120)
     finally:

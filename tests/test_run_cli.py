@@ -231,9 +231,9 @@ def test_sigint_stops_a_live_run_cleanly(mjpeg_server, runtime_models, tmp_path)
     proc = start_edgecls("run", str(runtime_models.cnn), server.url, "--json", "--csv", str(out_csv))
     first = proc.stdout.readline()  # wait for the first result
     assert json.loads(first)["frame"] >= 0
-    time.sleep(0.5)
+    first += proc.stdout.readline()  # ... and a second: two complete rows before the signal, whatever the load
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=10)
+    out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     rows = jsonl(first + out)
     assert len(rows) >= 2 and all("top_k" in row for row in rows)
@@ -246,13 +246,15 @@ def test_stream_through_cli_reports_frames_and_age(mjpeg_server, runtime_models)
     """Live rows carry the stream's frame index and their age; frame skipping itself is proven with a
     deliberately slow consumer in test_runtime_runner (the model's speed is not something a test controls)."""
     server = mjpeg_server(fps=30)
-    r = run_edgecls("run", str(runtime_models.cnn), server.url, "--json", "--max-frames", "10", timeout=30)
+    t0 = time.monotonic()
+    r = run_edgecls("run", str(runtime_models.cnn), server.url, "--json", "--max-frames", "10", timeout=120)
+    run_ms = (time.monotonic() - t0) * 1e3
     assert r.returncode == 0, r.stderr
     rows = jsonl(r.stdout)
     assert len(rows) == 10 and all(row["source"] == server.url and row["top_k"] for row in rows)
     frames = [row["frame"] for row in rows]
     assert frames == sorted(set(frames))
-    assert all(0 <= row["age_ms"] < 2000 for row in rows)
+    assert all(0 <= row["age_ms"] <= run_ms for row in rows)  # a frame of this run, not from before it started
     assert "10 result(s), 0 error(s)" in r.stderr
 
 
@@ -273,7 +275,7 @@ def test_stream_killed_gives_retries_then_error_row(mjpeg_server, runtime_models
     )
     assert json.loads(proc.stdout.readline())["frame"] >= 0
     server.kill()
-    out, err = proc.communicate(timeout=15)
+    out, err = proc.communicate(timeout=120)  # two retries and 2 s read timeouts; generous for a loaded box
     assert proc.returncode == 1
     last = jsonl(out)[-1]
     assert last["source"] == server.url and "giving up" in last["error"]
@@ -285,10 +287,9 @@ def test_sigterm_stops_a_realtime_video_cleanly(runtime_models, tmp_path):
     """SIGTERM while a video plays at real-time pace: exit 143, complete JSON lines, summary on stderr."""
     clip = write_video(tmp_path / "long.avi", frames=300, fps=30)  # 10 s of video
     proc = start_edgecls("run", str(runtime_models.cnn), str(clip), "--realtime", "--json")
-    first = proc.stdout.readline()
-    time.sleep(0.3)
+    first = proc.stdout.readline()  # playing: at real-time pace the 10 s clip is far from its end
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=10)
+    out, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, err
     rows = jsonl(first + out)
     assert rows and all(row["source"] == str(clip) and "age_ms" in row for row in rows)
