@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from fixtures_training import tiny_config
 
+from edgecls.training.config import TrainConfig
+
 _HERE = Path(__file__).parent
 pytest_plugins = [
     name
@@ -24,13 +26,13 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 @pytest.fixture(scope="session")
-def tiny_run_config(tmp_path_factory: pytest.TempPathFactory):  # -> TrainConfig
+def tiny_run_config(tmp_path_factory: pytest.TempPathFactory) -> TrainConfig:
     """The options ``tiny_run`` is trained with (the object the trainer was handed)."""
     return tiny_config(tmp_path_factory.mktemp("runs"), "cnn")
 
 
 @pytest.fixture(scope="session")
-def tiny_run(tiny_run_config) -> Path:
+def tiny_run(tiny_run_config: TrainConfig) -> Path:
     """A real training run in a few seconds: classic CNN, builtin:shapes, 32 px, 3 epochs (well above chance)."""
     from edgecls.training.train import train
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edgecls.training.config import TrainConfig  # torch-free: importing it here costs nothing
 
-def tiny_config(root: Path, arch: str, data: str = "builtin:shapes", epochs: int = 3, **kw: object):  # -> TrainConfig
+
+def tiny_config(root: Path, arch: str, data: str = "builtin:shapes", epochs: int = 3, **kw: object) -> TrainConfig:
     """The settings of the session's tiny runs (conftest.py): a real run in a few seconds, 32 px, well above chance."""
-    from edgecls.training.config import TrainConfig
-
     out = root / f"{arch}_{data.split(':')[-1]}"
     return TrainConfig(
         data=data, arch=arch, epochs=epochs, input_size=32, batch_size=32, out=str(out), warmup_epochs=0.3, **kw
