@@ -120,6 +120,7 @@ def tiny_arch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     return spec.name
 
 
+@pytest.mark.slow  # trains and exports: 9.5 s at load 5-13
 def test_a_specs_partial_contract_and_trains_flags_reach_the_exported_contract(
     tiny_arch: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

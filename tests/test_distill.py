@@ -47,6 +47,7 @@ def test_student_rewrite_keeps_the_function_and_exposes_every_layer(skewed):
         torch.testing.assert_close(student(torch.from_numpy(x)), model(torch.from_numpy(x)), atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.slow  # a distillation loop: 21 s at load 5-13
 def test_distillation_lowers_the_kl_of_the_fake_int8_student(skewed):
     model, x, _ = skewed
     before = [p.detach().clone() for p in model.parameters()]
@@ -58,6 +59,7 @@ def test_distillation_lowers_the_kl_of_the_fake_int8_student(skewed):
         assert torch.equal(p, q)
 
 
+@pytest.mark.slow  # a distillation loop: 7 s at load 5-13
 def test_no_label_reaches_the_loop(skewed, tiny_run):
     """The pipeline passes images only: wrong labels, or none, give bit-identical learned weights."""
     from edgecls.export.quant.image_sets import ImageList, images_from_run
@@ -82,6 +84,7 @@ def test_no_label_reaches_the_loop(skewed, tiny_run):
             assert torch.equal(a, b)
 
 
+@pytest.mark.slow  # a distillation loop that runs out its 3 s budget
 def test_the_time_budget_is_honoured(skewed):
     model, x, _ = skewed
     result = distill(model, x, DistillConfig(**{**FAST, "max_steps": 10**6, "time_budget": 3.0}), log=lambda _m: None)
@@ -133,6 +136,7 @@ def test_learned_int8_beats_post_training_on_a_run_built_to_miss(skewed, tmp_pat
     assert logits.shape[0] == 2
 
 
+@pytest.mark.slow  # quantize's int8 search three times: 374 s at load 5-13
 def test_distill_off_keeps_post_training_and_on_without_a_torch_model_is_refused(skewed, tmp_path, capsys):
     _, _, run = skewed
     out = tmp_path / "off"
@@ -177,6 +181,7 @@ NET = (
 )
 
 
+@pytest.mark.slow  # a distillation loop and the int8 search: 16 s at load 5-13
 def test_quantize_learns_from_the_torch_model_the_file_came_from(tmp_path, capsys):
     from fixtures_quant import image_folder
 

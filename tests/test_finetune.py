@@ -99,6 +99,7 @@ def test_weights_unavailable_are_one_line_errors(
     assert code == 2 and "--weights" in err and "no such file" in err and "Traceback" not in err
 
 
+@pytest.mark.slow  # fine-tunes, exports and quantizes: 7 s at load 5-13
 def test_user_pretrained_model_fine_tunes_exports_to_int8_and_runs(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -59,6 +59,7 @@ def tied_model(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow  # int8 searches: 38 s at load 5-13
 def test_over_budget_is_exit_3_with_a_plain_verdict_and_nothing_written(tied_model, tmp_path, capsys):
 
     src = tmp_path / "m.onnx"
@@ -110,6 +111,7 @@ def test_quantize_cli_on_a_model_with_contract(exported_tiny, tmp_path, shapes_f
     assert onnx_logits(tmp_path / "m.int8.onnx", x).shape == (2, 5)
 
 
+@pytest.mark.slow  # int8 search: 14 s at load 5-13
 def test_quantize_foreign_model_needs_flags(outlier_model, tmp_path, capsys):
     import onnx
 
@@ -140,6 +142,7 @@ def test_quantize_foreign_model_needs_flags(outlier_model, tmp_path, capsys):
     assert code == 2 and "No such option" in err  # the one contract vocabulary: old spellings are gone
 
 
+@pytest.mark.slow  # int8 search: 13 s at load 5-13
 def test_quantize_file_is_the_command_as_a_library_call(outlier_model, tmp_path):
     from edgecls.export.quant.options import Int8Images
     from edgecls.export.quant.quantize_file import QuantizeFileOptions, quantize_file

@@ -112,6 +112,7 @@ def test_byo_model_with_only_unlabelled_images_is_split_never_graded_on_shapes(t
     assert "validation part" in export["parity_images"]
 
 
+@pytest.mark.slow  # int8 search: 13 s at load 5-13
 def test_quantize_without_val_never_grades_on_its_calibration_images(outlier_model, tmp_path, capsys):
 
     src = tmp_path / "m.onnx"

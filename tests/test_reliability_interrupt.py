@@ -102,6 +102,7 @@ def kill_story(tmp_path_factory: pytest.TempPathFactory) -> KillStory:
     return KillStory(reference, run, after_1, epoch_1, after_2, epoch_2, written, err, (status_1, status_2))
 
 
+@pytest.mark.slow  # kill_story: three training processes, 51 s at load 5-13
 def test_kill_mid_epoch_leaves_only_complete_artifacts(kill_story: KillStory) -> None:
     assert kill_story.kill_status[0] == -9
     files = kill_story.after_mid_epoch_kill
@@ -110,6 +111,7 @@ def test_kill_mid_epoch_leaves_only_complete_artifacts(kill_story: KillStory) ->
     assert kill_story.epoch_after_mid_epoch_kill == 0  # the resume point is the last finished epoch
 
 
+@pytest.mark.slow  # kill_story
 def test_kill_during_checkpoint_write_keeps_the_previous_checkpoint(kill_story: KillStory) -> None:
     assert kill_story.kill_status[1] == -9
     files = kill_story.after_write_kill
@@ -118,6 +120,7 @@ def test_kill_during_checkpoint_write_keeps_the_previous_checkpoint(kill_story: 
     assert kill_story.epoch_after_write_kill == 0
 
 
+@pytest.mark.slow  # kill_story
 def test_resume_matches_an_uninterrupted_run_of_the_same_seed(kill_story: KillStory) -> None:
     assert "resuming" in kill_story.final_stderr
     a, b = load_checkpoint(kill_story.reference / "last.pt"), load_checkpoint(kill_story.run / "last.pt")
@@ -130,6 +133,7 @@ def test_resume_matches_an_uninterrupted_run_of_the_same_seed(kill_story: KillSt
     assert best_a.raw["epoch"] == load_checkpoint(kill_story.run / "best.pt").raw["epoch"]
 
 
+@pytest.mark.slow  # kill_story
 def test_finished_run_has_no_leftovers(kill_story: KillStory) -> None:
     """The re-run's writes removed the temporary files the killed processes could not."""
     files = check_artifacts(kill_story.run)
@@ -161,6 +165,7 @@ def test_atomic_write_on_a_full_disk_keeps_the_old_file(full_disk: Path) -> None
     assert sorted(p.name for p in full_disk.iterdir()) == ["report.json"]  # the temporary file is gone
 
 
+@pytest.mark.slow  # two training processes: 16 s at load 5-13
 def test_train_onto_full_and_read_only_disks(full_disk: Path, read_only_dir: Path) -> None:
     fill(full_disk)
     cases = {full_disk / "run": "No space left on device", read_only_dir / "run": "Read-only file system"}
@@ -219,12 +224,14 @@ def export_story(kill_story: KillStory, tmp_path_factory: pytest.TempPathFactory
     assert not any(leftovers.values()), leftovers
 
 
+@pytest.mark.slow  # export_story: four export processes, 56 s at load 5-13
 def test_kill_mid_export_leaves_no_model(export_story: ExportStory) -> None:
     assert export_story.kill_status == -9
     files = export_story.after_kill
     assert "model.onnx" not in files and any(kind == "temporary" for kind in files.values()), files
 
 
+@pytest.mark.slow  # export_story
 def test_export_again_after_the_kill(export_story: ExportStory, kill_story: KillStory) -> None:
     r = export_story.results["again"]
     assert r.returncode == 0, r.stderr[-3000:]
@@ -238,6 +245,7 @@ def test_export_again_after_the_kill(export_story: ExportStory, kill_story: Kill
 
 @pytest.mark.parametrize(("case", "why"), [("full", "No space left on device"),
                                            ("read_only", "Read-only file system")])
+@pytest.mark.slow  # export_story
 def test_export_onto_a_disk_that_cannot_take_it(export_story: ExportStory, case: str, why: str) -> None:
     r = export_story.results[case]
     assert r.returncode == 2, r.stderr[-2000:]

@@ -60,6 +60,7 @@ def _config(out: Path, epochs: int = 3, **kw: object) -> TrainConfig:
     )  # type: ignore[arg-type]
 
 
+@pytest.mark.slow  # three training runs: 27 s at load 5-13
 def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path: Path) -> None:
     train(_config(tmp_path / "full"), show_progress=False)
 
@@ -80,6 +81,7 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path: Path) -> N
         assert torch.equal(value, b.model_state[key]), key
 
 
+@pytest.mark.slow  # two training runs: 10 s at load 5-13
 def test_seeded_runs_are_identical(tmp_path: Path) -> None:
     train(_config(tmp_path / "a", epochs=1), show_progress=False)
     train(_config(tmp_path / "b", epochs=1), show_progress=False)
@@ -100,6 +102,7 @@ def test_unwritable_output_is_a_clear_error(tmp_path: Path) -> None:
         train(_config(out), show_progress=False)
 
 
+@pytest.mark.slow  # two DDP training processes: 41 s at load 5-13
 def test_distributed_two_cpu_processes(tmp_path: Path) -> None:
     """torchrun with 2 processes (gloo): only rank 0 writes, and the run is complete."""
     out = tmp_path / "ddp"
