@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 DEMO_OUT ?= demo_out
 
-.PHONY: install install-dev demo test lint stream-tools device-root bench clean
+.PHONY: install install-dev demo test test-fast lint stream-tools device-root bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,11 @@ device-root: install-dev
 
 test: install-dev device-root
 	$(BIN)/python -m pytest -q
+
+# The fast tier for every edit: the same suite without the tests marked slow (pyproject.toml describes the marker),
+# and without preparing the device root (the arm64 and pack tests it serves are all slow).
+test-fast: install-dev
+	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: install-dev
 	$(BIN)/ruff check edgecls export runtime tests benchmarks

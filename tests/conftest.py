@@ -6,6 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
+from fixtures_training import tiny_config
+
+from edgecls.training.config import TrainConfig
 
 _HERE = Path(__file__).parent
 pytest_plugins = [
@@ -31,27 +34,26 @@ def own_state_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     return state
 
 
-def _tiny_run(root: Path, arch: str, data: str = "builtin:shapes", epochs: int = 3, **kw: object) -> Path:
-    from edgecls.training.config import TrainConfig
-    from edgecls.training.train import train
-
-    out = root / f"{arch}_{data.split(':')[-1]}"
-    cfg = TrainConfig(
-        data=data, arch=arch, epochs=epochs, input_size=32, batch_size=32, out=str(out), warmup_epochs=0.3, **kw
-    )  # type: ignore[arg-type]
-    return train(cfg, show_progress=False)
+@pytest.fixture(scope="session")
+def tiny_run_config(tmp_path_factory: pytest.TempPathFactory) -> TrainConfig:
+    """The options ``tiny_run`` is trained with (the object the trainer was handed)."""
+    return tiny_config(tmp_path_factory.mktemp("runs"), "cnn")
 
 
 @pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_run(tiny_run_config: TrainConfig) -> Path:
     """A real training run in a few seconds: classic CNN, builtin:shapes, 32 px, 3 epochs (well above chance)."""
-    return _tiny_run(tmp_path_factory.mktemp("runs"), "cnn")
+    from edgecls.training.train import train
+
+    return train(tiny_run_config, show_progress=False)
 
 
 @pytest.fixture(scope="session")
 def tiny_run_mnv2(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The default edge architecture (width 0.5), builtin:shapes, 32 px, 3 epochs."""
-    return _tiny_run(tmp_path_factory.mktemp("runs"), "mobilenetv2_050")
+    from edgecls.training.train import train
+
+    return train(tiny_config(tmp_path_factory.mktemp("runs"), "mobilenetv2_050"), show_progress=False)
 
 
 @pytest.fixture(scope="session")

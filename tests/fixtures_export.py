@@ -17,6 +17,37 @@ FAST_QUANT = {"latency_runs": 5, "latency_warmup": 2, "sensitivity_images": 32}
 FIXTURE_QUANT = {**FAST_QUANT, "allow_over_budget": True}
 
 
+#: A user's own model file (``net.py``) for --model net.py:FACTORY: a depthwise conv net and broken factories.
+USER_NET_PY = """
+import torch
+from torch import nn
+
+class Net(nn.Module):
+    def __init__(self, classes=3):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                                  nn.Conv2d(8, 8, 3, stride=2, groups=8, padding=1), nn.ReLU(),
+                                  nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.fc = nn.Linear(8, classes)
+
+    def forward(self, x):
+        return self.fc(self.body(x))
+
+def build():
+    torch.manual_seed(0)
+    return Net().eval()
+
+def build_five():
+    return Net(5)
+
+def not_a_module():
+    return {"weights": 1}
+
+def explodes():
+    raise RuntimeError("factory exploded")
+"""
+
+
 def fast_export_options(out: Path, quantize: bool = False, **overrides: object) -> object:
     """ExportOptions into ``out`` with few images; ``quantize``: with the fixture's int8 settings."""
     from edgecls.export.export_run import ExportOptions

@@ -112,13 +112,14 @@ def start(*args: str) -> subprocess.Popen[str]:
     return _popen([sys.executable, "-m", "edgecls", *args])
 
 
-def watch(*args: str, timeout: float = 30.0, rss_limit_mb: float = 500.0) -> Watched:
+def watch(*args: str, timeout: float = 120.0, rss_limit_mb: float = 500.0) -> Watched:
     """Run ``python -m edgecls ARGS`` under :func:`watch_argv`."""
     return watch_argv([sys.executable, "-m", "edgecls", *args], timeout, rss_limit_mb)
 
 
-def watch_argv(argv: list[str], timeout: float = 30.0, rss_limit_mb: float = 500.0) -> Watched:
-    """Run ``argv``; kill it past ``timeout`` or ``rss_limit_mb`` (polled every 20 ms).
+def watch_argv(argv: list[str], timeout: float = 120.0, rss_limit_mb: float = 500.0) -> Watched:
+    """Run ``argv``; kill it past ``timeout`` or ``rss_limit_mb`` (polled every 20 ms). The timeout catches a run
+    that never ends (a read blocked on a fifo), so it is generous: a loaded box only makes a run slower.
 
     The peak RSS is the kernel's high-water mark of the child's own memory (``VmHWM``), read at every poll.
     Not ``wait4``'s ``ru_maxrss``: the forked child starts as a copy of this process, and exec keeps that copy's

@@ -2,11 +2,12 @@
 
 ``outlier_model`` -> model.onnx of ``_Outlier`` (4 classes, 32 px, contract ``CONTRACT``), whose plain int8 breaks
 until two named convs stay float; ``colour_images`` / ``image_folder`` -> seeded flat-colour images, in memory
-or as PNG files.
+or as PNG files; ``skewed_copy`` -> a training run whose post-training int8 misses (QAT and distillation).
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -74,3 +75,26 @@ def outlier_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("outlier") / "model.onnx"
     export_to_onnx(_Outlier().eval(), CONTRACT, path, exporter="torchscript")
     return path
+
+
+def skewed_copy(run: Path, dst: Path, factor: float) -> Path:
+    """A copy of a SimpleCNN run computing the same function, but with channel 0 of every conv block ``factor``
+    times larger after its ReLU (undone by the next layer's weights): per-tensor activation ranges are then set
+    by one channel, and post-training int8 rounds the others to a few levels."""
+    from edgecls.training.checkpoint import load_checkpoint, save_checkpoint
+
+    shutil.copytree(run, dst, ignore=shutil.ignore_patterns("export*"))
+    ckpt = load_checkpoint(dst / "best.pt")
+    model = ckpt.build_model()
+    blocks = [m for m in model.features if isinstance(m, nn.Sequential)]
+    consumers = [b[0] for b in blocks[1:]] + [model.classifier[1]]
+    with torch.no_grad():
+        for block, consumer in zip(blocks, consumers, strict=True):
+            block[1].weight[0] *= factor
+            block[1].bias[0] *= factor
+            per_channel = consumer.weight.shape[1] // block[1].num_features  # Linear: 16 pooled positions each
+            consumer.weight[:, :per_channel] /= factor
+    raw = {k: v for k, v in ckpt.raw.items() if k not in ("format", "format_version")}
+    save_checkpoint(dst / "best.pt", {**raw, "model_state": model.state_dict()})
+    (dst / "last.pt").unlink(missing_ok=True)
+    return dst

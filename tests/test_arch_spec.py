@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_export import _cli  # the real console entry point, in-process
-from test_finetune import _stripes
+from fixtures_cli import cli_in_process
+from fixtures_training import stripes_folder
 from torch import nn
 
 import edgecls.models
@@ -120,6 +120,7 @@ def tiny_arch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     return spec.name
 
 
+@pytest.mark.slow  # trains and exports: 9.5 s at load 5-13
 def test_a_specs_partial_contract_and_trains_flags_reach_the_exported_contract(
     tiny_arch: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -128,11 +129,12 @@ def test_a_specs_partial_contract_and_trains_flags_reach_the_exported_contract(
     from edgecls.export.export_run import export_checkpoint
     from edgecls.export.metadata import read_contract_file
 
-    data = _stripes(tmp_path / "data", per_class=8)
+    data = stripes_folder(tmp_path / "data", per_class=8)
     run = tmp_path / "run"
     common = ["train", str(data), "--arch", tiny_arch, "--pretrained", "--epochs", "1", "--batch-size", "8"]
     # flags override two of the weights' fields; the others (size 40, mean/std) come from the spec
-    code, _out, err = _cli([*common, "--interpolation", "nearest", "--crop-fraction", "0.9", "--out", str(run)], capsys)
+    flags = ["--interpolation", "nearest", "--crop-fraction", "0.9", "--out", str(run)]
+    code, _out, err = cli_in_process([*common, *flags], capsys)
     assert code == 0, err
     export_checkpoint(run, fast_export_options(tmp_path / "export"), log=lambda _m: None)  # type: ignore[arg-type]
     exported = read_contract_file(tmp_path / "export" / "model.onnx")
@@ -152,7 +154,7 @@ def test_train_takes_the_contract_flags_that_mean_something_for_training(
     import edgecls.training.resume as resume
     from edgecls.training.run_contract import make_contract
 
-    data = _stripes(tmp_path / "data", per_class=4)
+    data = stripes_folder(tmp_path / "data", per_class=4)
     # every given flag lands in the config (parsed as the other commands parse it) and wins in the contract
     seen: list[TrainConfig] = []
 
@@ -164,7 +166,8 @@ def test_train_takes_the_contract_flags_that_mean_something_for_training(
     flags = ["--input-size", "48", "--mean", "0.5", "--std", "0.25,0.5,1", "--scale", "0.5", "--resize-mode",
              "stretch", "--crop-fraction", "0.8", "--interpolation", "cubic", "--color-order", "bgr",
              "--jpeg-decode", "full"]  # fmt: skip
-    code, _out, err = _cli(["train", str(data), "--arch", "cnn", *flags, "--out", str(tmp_path / "r")], capsys)
+    argv = ["train", str(data), "--arch", "cnn", *flags, "--out", str(tmp_path / "r")]
+    code, _out, err = cli_in_process(argv, capsys)
     assert code == 0, err
     from edgecls.data.load import load_data
 
@@ -175,12 +178,12 @@ def test_train_takes_the_contract_flags_that_mean_something_for_training(
     )
     # labels come from the data and training makes logits: those two flags are not offered
     for flag, value in (("--labels", "a,b"), ("--output-kind", "probabilities")):
-        code, _out, err = _cli(["train", str(data), flag, value], capsys)
+        code, _out, err = cli_in_process(["train", str(data), flag, value], capsys)
         assert code == 2 and "No such option" in err, err
     # a bad value is one line naming the field, before any training
     monkeypatch.undo()  # the real training command: the value is refused before any data is read
     out = tmp_path / "bad"
-    code, _out, err = _cli(["train", str(data), "--interpolation", "bilinear", "--out", str(out)], capsys)
+    code, _out, err = cli_in_process(["train", str(data), "--interpolation", "bilinear", "--out", str(out)], capsys)
     assert code == 2 and "interpolation: must be one of" in err and "Traceback" not in err and not out.exists()
 
 
@@ -227,7 +230,7 @@ def test_an_old_fine_tuning_config_keeps_the_weights_preprocessing(tiny_arch: st
     from edgecls.training.resume import config_to_run
     from edgecls.training.run_contract import make_contract
 
-    data = _stripes(tmp_path / "data", per_class=4)
+    data = stripes_folder(tmp_path / "data", per_class=4)
     run = tmp_path / "run"
     run.mkdir()
     new = TrainConfig(data=str(data), arch=tiny_arch, pretrained=True, out=str(run))

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_pack import wheel_cache
+from fixtures_deploy import wheel_cache
 
 CACHE = Path(os.environ.get("EDGECLS_DEVICE_CACHE", "/var/cache/edgecls"))
 ROOT = CACHE / "arm64-bookworm-root"
@@ -127,6 +127,7 @@ def installed(aarch64_bundle: Path, test_images: Path) -> Iterator[dict]:
         shutil.rmtree(work, ignore_errors=True)
 
 
+@pytest.mark.slow  # trains, exports and packs for aarch64: 61 s at load 5-13
 def test_pack_makes_the_int8_model_for_the_device_not_for_this_box(aarch64_bundle: Path):
     from edgecls.runtime.classifier import Classifier
 

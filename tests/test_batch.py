@@ -224,7 +224,7 @@ def test_unreadable_files_are_error_rows_on_both_paths_and_the_tables_agree(
 ):
     """A dangling link (or a pipe, a device, a file over the cap) once failed the whole Ray job with a
     traceback (Ray Data's read_binary_files), where the in-process path wrote an error row."""
-    local = watch("batch", str(colour_model), str(hostile), "--out", str(tmp_path / "local"), timeout=60)
+    local = watch("batch", str(colour_model), str(hostile), "--out", str(tmp_path / "local"), timeout=120)
     assert local.killed is None and local.returncode == 1 and "Traceback" not in local.stderr, local.stderr
     context, _ = ray_cluster
     on_ray = run_edgecls("batch", str(colour_model), str(hostile), "--out", str(tmp_path / "ray"),
@@ -238,7 +238,7 @@ def test_unreadable_files_are_error_rows_on_both_paths_and_the_tables_agree(
 
 def test_the_in_process_table_names_each_unreadable_file(colour_model, hostile: Path, tmp_path: Path):
     # A process of its own, watched: a regression reading /dev/zero must not take the test runner down.
-    got = watch("batch", str(colour_model), str(hostile), "--out", str(tmp_path / "t"), timeout=30)
+    got = watch("batch", str(colour_model), str(hostile), "--out", str(tmp_path / "t"), timeout=120)
     assert got.killed is None and got.returncode == 1, (got.killed, got.stderr)
     assert got.peak_rss_mb < 500
     assert f"6 image(s), {len(HOSTILE)} error(s)" in got.stderr.splitlines()[-1]

@@ -66,6 +66,7 @@ def test_an_existing_jsonl_is_kept_unless_overwrite(model: Path, photos: Path, t
     assert len((tmp_path / "results.jsonl").read_text().splitlines()) == N
 
 
+@pytest.mark.slow  # batch subprocesses: 16 s at load 5-13
 def test_overwrite_replaces_an_earlier_table_but_never_other_files(model: Path, photos: Path, tmp_path: Path):
     out = tmp_path / "results"
     assert _batch(model, photos, out).returncode == 0

@@ -161,6 +161,7 @@ def test_e2e_without_data_times_synthetic_jpegs(bench_models):
     assert row.accuracy is None
 
 
+@pytest.mark.slow  # PyTorch and OpenCV baselines: 20 s at load 5-13
 def test_baselines_share_the_table_and_ratios(bench_models):
     from edgecls.runtime.bench.baselines.torch_eager import torch_baselines
 

@@ -13,6 +13,7 @@ from edgecls.runtime.bench.targets import expand_models
 from edgecls.runtime.errors import EdgeclsError
 
 
+@pytest.mark.slow  # a process per configuration, baselines: 23 s at load 5-13
 def test_bench_an_export_directory_with_baselines_and_reports(bench_models, tmp_path):
     out = tmp_path / "reports"
     args = [

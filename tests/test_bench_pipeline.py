@@ -35,17 +35,85 @@ def _imports(path: Path) -> dict[str, str]:
     return {a.name: node.module or "" for node in found for a in node.names}
 
 
-def test_only_benchmark_assembles_the_pipeline_and_every_bench_caller_calls_it() -> None:
-    assembling = {
-        f"{path.relative_to(REPO).as_posix()}: {name}"
+def _sources() -> dict[str, ast.Module]:
+    """``{repo-relative path: syntax tree}`` of every Python file of the library and the benchmark scripts."""
+    return {
+        path.relative_to(REPO).as_posix(): ast.parse(path.read_text(), filename=str(path))
         for d in SOURCE_DIRS
-        for path in (REPO / d).rglob("*.py")
-        for name in ASSEMBLY_STEPS & set(_imports(path))
-        if path != REPO / "runtime" / "bench" / "benchmark.py"
+        for path in sorted((REPO / d).rglob("*.py"))
     }
-    assert not assembling, "bench pipeline steps put together outside runtime/bench/benchmark.py"
+
+
+def _step_mentions(tree: ast.Module) -> list[tuple[int, str]]:
+    """Every place ``tree`` names a pipeline step, however spelled: imported (aliased or not), as a name, as
+    ``module.step`` (called or passed around) or as the string of a ``getattr``."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            found += [(node.lineno, a.name) for a in node.names if a.name in ASSEMBLY_STEPS]
+        elif isinstance(node, ast.Name) and node.id in ASSEMBLY_STEPS:
+            found.append((node.lineno, node.id))
+        elif isinstance(node, ast.Attribute) and node.attr in ASSEMBLY_STEPS:
+            found.append((node.lineno, node.attr))
+        elif isinstance(node, ast.Constant) and node.value in ASSEMBLY_STEPS:
+            found.append((node.lineno, node.value))
+    return found
+
+
+def _bound_names(tree: ast.Module) -> dict[str, str]:
+    """``{local name: dotted target}`` of the file's imports: ``import a.b as c`` -> c: a.b, ``import a.b`` -> a: a,
+    ``from a import b as c`` -> c: a.b."""
+    bound = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                bound[a.asname or a.name.split(".")[0]] = a.name if a.asname else a.name.split(".")[0]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            for a in node.names:
+                bound[a.asname or a.name] = f"{node.module}.{a.name}"
+    return bound
+
+
+def _called(tree: ast.Module) -> set[str]:
+    """The dotted targets of every call in ``tree`` whose callee is an imported name or an attribute of one."""
+    bound = _bound_names(tree)
+    called = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        parts, func = [], node.func
+        while isinstance(func, ast.Attribute):
+            parts.insert(0, func.attr)
+            func = func.value
+        if isinstance(func, ast.Name) and func.id in bound:
+            called.add(".".join([bound[func.id], *parts]))
+    return called
+
+
+def test_only_benchmark_assembles_the_pipeline_and_every_bench_caller_calls_it() -> None:
+    sources = _sources()
+    homes = {  # where each step is defined: the only other file that may name it (its own helpers call it)
+        node.name: path
+        for path, tree in sources.items()
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef) and node.name in ASSEMBLY_STEPS
+    }
+    assert set(homes) == ASSEMBLY_STEPS, f"pipeline steps not found (renamed?): {ASSEMBLY_STEPS - set(homes)}"
+    assembler = "runtime/bench/benchmark.py"
+    assembling = [
+        f"{path}:{line} {name}"
+        for path, tree in sources.items()
+        if path != assembler
+        for line, name in _step_mentions(tree)
+        if homes[name] != path
+    ]
+    assert not assembling, f"bench pipeline steps put together outside {assembler}: {assembling}"
+    # ... and each step is used: by the assembler, or (torch_baselines) by a sibling in its own module
+    used = {name for _, name in _step_mentions(sources[assembler])}
+    used |= {name for home in set(homes.values()) for _, name in _step_mentions(sources[home]) if homes[name] == home}
+    assert used == ASSEMBLY_STEPS, f"pipeline steps nothing calls: {ASSEMBLY_STEPS - used}"
     for caller in BENCH_CALLERS:
-        assert _imports(REPO / caller).get("benchmark") == "edgecls.runtime.bench.benchmark", caller
+        assert "edgecls.runtime.bench.benchmark.benchmark" in _called(sources[caller]), f"{caller} never calls it"
 
 
 def test_the_timing_scripts_use_the_shared_loop_and_no_clock_of_their_own() -> None:
@@ -64,31 +132,45 @@ def test_the_timing_scripts_use_the_shared_loop_and_no_clock_of_their_own() -> N
         assert all(importlib.util.find_spec(m) for m in loop), f"{script} imports the timing loop from {loop}"
 
 
-def _differences(options: BenchOptions) -> dict[str, object]:
-    """The fields ``options`` sets away from what ``edgecls bench MODELS`` (the same models) would use."""
-    bench = BenchOptions(models=options.models)
-    return {
-        f.name: getattr(options, f.name)
-        for f in dataclasses.fields(BenchOptions)
-        if getattr(options, f.name) != getattr(bench, f.name)
-    }
+def _edgecls_bench_options(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> BenchOptions:
+    """The BenchOptions ``edgecls bench ARGV`` builds from its command line (the command's own parsing and
+    defaults), caught where the command hands them to the benchmark."""
+    from typer.testing import CliRunner
+
+    from edgecls.cli import app, bench_cmd
+
+    seen: list[BenchOptions] = []
+    monkeypatch.setattr(bench_cmd, "_run", lambda options, _json: seen.append(options))
+    result = CliRunner().invoke(app, ["bench", *argv])
+    assert result.exit_code == 0 and len(seen) == 1, result.output
+    return seen[0]
 
 
-def test_the_demo_benches_as_edgecls_bench_does_but_for_what_it_says(bench_models, tmp_path: Path) -> None:
-    """A default of bench that changes (warm-up, spinning, agreement, isolation...) reaches the demo too; the
-    demo's own choices are these, and its docstring says why."""
+def test_the_demo_benches_as_edgecls_bench_does_but_for_what_it_says(bench_models, tmp_path: Path, monkeypatch):
+    """The demo's bench is ``edgecls bench`` on the exported variants with ``--runs`` and the run's
+    ``--checkpoint``, as the command parses them (a default of the command that changes reaches the demo too),
+    but for three choices the command line cannot make, each doing what bench_options' docstring says."""
     from edgecls.demo import bench_options
+    from edgecls.runtime.bench.benchmark import benchmark
+    from edgecls.runtime.bench.rows import ENGINE_ORT, ENGINE_TORCH
 
-    result = DemoResult(out=tmp_path, run_dir=tmp_path / "run", export_dir=bench_models.export_dir)
-    options = bench_options(result, DemoOptions(out=tmp_path, bench_runs=7))
-    assert options.models == (bench_models.fp32, bench_models.int8)  # the variants exported (no fp16 here)
-    assert _differences(options) == {
-        "threads": (None,),  # onnxruntime's own thread count, as the demo's summary always measured
-        "runs": 7,
-        "opencv": False,
-        "checkpoint": tmp_path / "run" / "best.pt",
-        "run_split": False,
-    }
+    run_dir = bench_models.export_dir  # holds best.pt, the checkpoint the variants came from
+    result = DemoResult(out=tmp_path, run_dir=run_dir, export_dir=bench_models.export_dir)
+    demo = bench_options(result, DemoOptions(out=tmp_path, bench_runs=3))
+    assert demo.models == (bench_models.fp32, bench_models.int8)  # the variants exported (no fp16 here)
+    command = _edgecls_bench_options(
+        [*map(str, demo.models), "--runs", "3", "--checkpoint", str(run_dir / "best.pt")], monkeypatch
+    )
+    # The demo's own choices: onnxruntime's thread count, no OpenCV DNN row, no run test split.
+    assert dataclasses.replace(command, threads=(None,), opencv=False, run_split=False) == demo
+    # ... and what they do, measured for real (in this process: isolation decides where, not which rows).
+    rows = benchmark(dataclasses.replace(demo, isolate=False, warmup=1)).result.rows
+    assert sorted((r.engine, Path(r.model).name) for r in rows if r.engine == ENGINE_ORT) == [
+        (ENGINE_ORT, "model.int8.onnx"), (ENGINE_ORT, "model.onnx")
+    ]
+    assert {r.engine for r in rows} == {ENGINE_ORT, ENGINE_TORCH}  # PyTorch eager from the checkpoint, no OpenCV
+    assert all(r.ok and r.runs == 3 and r.accuracy is None for r in rows), [r.to_dict() for r in rows]
+    assert all(r.threads is None for r in rows if r.engine == ENGINE_ORT)  # the session chose its thread count
 
 
 @pytest.mark.slow  # 7-15 s on the loaded 2-core box: torch, OpenCV and onnxruntime in two processes

@@ -13,6 +13,7 @@ from fixtures_runtime import RuntimeModels
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow  # decodes 12 MP photos in every mode: 118 s at load 5-13
 def test_decode_scale_measures_time_difference_and_agreement(exported_tiny: Path, tmp_path: Path) -> None:
     cmd = [sys.executable, str(REPO / "benchmarks" / "decode_scale.py"), "--images", "8", "--out", str(tmp_path),
            "--model", str(exported_tiny / "model.onnx"), "--labelled", "builtin:shapes"]
@@ -92,6 +93,7 @@ def test_every_benchmark_script_is_smoke_run_or_excluded_with_a_reason() -> None
     assert scripts == SMOKE_RUN | set(EXCLUDED), "a new benchmark script needs a smoke run here (or a reason)"
 
 
+@pytest.mark.slow  # 29 s at load 5-13
 def test_nncf_peers_imports_without_nncf_and_names_the_install_command() -> None:
     # NNCF is installed for the benchmark only (requirements-peers.txt): blocked here whether installed or not
     code = (
@@ -129,6 +131,7 @@ def test_small_gray_folder_writes_a_two_class_grayscale_tree(tmp_path: Path) -> 
     assert splits.classes == ("camera", "coins") and len(splits.train) + len(splits.val) + len(splits.test) == 200
 
 
+@pytest.mark.slow  # 17 s at load 5-13
 def test_photo_task_keeps_test_crops_apart_and_edgecls_reads_its_folders(tmp_path: Path) -> None:
     from edgecls.data.load import load_data
 

@@ -61,21 +61,25 @@ def _refused(proc, marker: Path) -> None:
     assert not marker.exists(), "the checkpoint ran code"
 
 
+@pytest.mark.slow  # export subprocesses: 20 s at load 5-13
 def test_export_refuses_a_checkpoint_that_runs_code(hostile_run, tmp_path):
     run, marker = hostile_run
     _refused(run_cli("export", str(run), "--out", str(tmp_path / "out")), marker)
 
 
+@pytest.mark.slow  # eval subprocesses: 17 s at load 5-13
 def test_eval_refuses_a_checkpoint_that_runs_code(hostile_run):
     run, marker = hostile_run
     _refused(run_cli("eval", str(run / "best.pt"), "builtin:shapes"), marker)
 
 
+@pytest.mark.slow  # trains in a subprocess: 40 s at load 5-13
 def test_train_resume_refuses_a_last_pt_that_runs_code(hostile_run):
     run, marker = hostile_run
     _refused(run_cli("train", "builtin:shapes", "--out", str(run), "--resume"), marker)
 
 
+@pytest.mark.slow  # bench with its PyTorch baseline: 25 s at load 5-13
 def test_bench_eager_baseline_refuses_a_checkpoint_that_runs_code(bench_models, tmp_path):
     marker = tmp_path / "PWNED"
     evil = _malicious_copy(bench_models.checkpoint, tmp_path / "evil.pt", marker)
@@ -95,6 +99,7 @@ def test_bench_eager_baseline_refuses_a_checkpoint_that_runs_code(bench_models, 
     assert marker.exists()
 
 
+@pytest.mark.slow  # export and eval subprocesses: 12 s at load 5-13
 def test_trust_checkpoint_is_the_way_around(hostile_run):
     run, marker = hostile_run
     proc = run_cli("eval", str(run / "best.pt"), "builtin:shapes", "--json", "--trust-checkpoint")

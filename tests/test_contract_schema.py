@@ -45,6 +45,12 @@ CASES: dict[str, tuple[str, str]] = {
 }
 
 
+def _cases(names: list[str], fast: str) -> list:
+    """``names`` as parameters: the fast tier (``-m "not slow"``) runs ``fast`` alone, ``make test`` every one;
+    each case costs two CLI processes."""
+    return [pytest.param(name, marks=() if name == fast else pytest.mark.slow) for name in names]
+
+
 @pytest.fixture(scope="module")
 def bad_models(colour_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("bad_contracts")
@@ -58,7 +64,7 @@ def one_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("case", _cases(sorted(CASES), fast="nested_100k"))
 def test_run_and_info_refuse_a_malformed_contract_in_one_line(case, bad_models, one_image):
     field = CASES[case][1]
     for args in (("info", str(bad_models[case])), ("run", str(bad_models[case]), str(one_image / "red.png"))):
@@ -67,7 +73,9 @@ def test_run_and_info_refuse_a_malformed_contract_in_one_line(case, bad_models, 
         assert_one_clean_error(proc.stderr, field)
 
 
-@pytest.mark.parametrize("case", ["provenance_string", "nested_100k", "input_size_string"])
+@pytest.mark.parametrize(
+    "case", _cases(["provenance_string", "nested_100k", "input_size_string"], fast="input_size_string")
+)
 def test_serve_and_batch_refuse_a_malformed_contract_in_one_line(case, bad_models, one_image, tmp_path):
     field = CASES[case][1]
     proc = run_cli("serve", str(bad_models[case]), "--port", "0", timeout=60)

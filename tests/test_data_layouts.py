@@ -65,6 +65,7 @@ def test_train_and_val_without_test_carves_test_from_train(shapes_folder: Path, 
     assert all("/val/" in splits.val.name(i) for i in range(len(splits.val)))
 
 
+@pytest.mark.slow  # trains in subprocesses: 33 s at load 5-13
 def test_train_says_where_validation_comes_from_in_its_first_line(shapes_folder: Path, tmp_path: Path) -> None:
     root = _split_tree(shapes_folder, tmp_path / "photos", {"train": slice(0, 12), "test": slice(12, 18)})
     run = tmp_path / "run"
@@ -78,6 +79,7 @@ def test_train_says_where_validation_comes_from_in_its_first_line(shapes_folder:
     assert not any("/test/" in f for f in split["files"]["val"])
 
 
+@pytest.mark.slow  # train subprocesses: 11 s at load 5-13
 def test_split_folders_inside_class_folders_are_refused_with_commands_that_fix_it(
     shapes_folder: Path, tmp_path: Path
 ) -> None:
@@ -101,6 +103,7 @@ def test_split_folders_inside_class_folders_are_refused_with_commands_that_fix_i
     assert all("/test/" in fixed.test.name(i) for i in range(len(fixed.test)))
 
 
+@pytest.mark.slow  # train subprocesses: 13 s at load 5-13
 def test_one_level_too_deep_names_the_folder_to_train_on(shapes_folder: Path, tmp_path: Path) -> None:
     deep = tmp_path / "photos"
     shutil.copytree(shapes_folder, deep / "all")
@@ -111,6 +114,7 @@ def test_one_level_too_deep_names_the_folder_to_train_on(shapes_folder: Path, tm
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow  # train subprocesses: 13 s at load 5-13
 def test_failed_train_removes_only_what_it_created(tmp_path: Path) -> None:
     empty = tmp_path / "nothing"
     empty.mkdir()

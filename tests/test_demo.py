@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from edgecls.cli import app
 
 
+@pytest.mark.slow  # the whole demo: 63 s at load 5-13
 def test_demo_runs_the_whole_pipeline(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     result = CliRunner().invoke(app, ["demo", "--out", str(out), "--data", "builtin:shapes", "--arch", "cnn",

@@ -13,8 +13,8 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from test_export import _cli
-from test_qat import _skewed_copy
+from fixtures_cli import cli_in_process
+from fixtures_quant import skewed_copy
 
 from edgecls.training.distill import DistillConfig, distill
 from edgecls.training.student_graph import prepare_student
@@ -30,7 +30,7 @@ def skewed(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[to
     from edgecls.export.run_data import data_ref_of
     from edgecls.training.checkpoint import load_checkpoint
 
-    run = _skewed_copy(tiny_run, tmp_path_factory.mktemp("distill") / "run", 100.0)
+    run = skewed_copy(tiny_run, tmp_path_factory.mktemp("distill") / "run", 100.0)
     ckpt = load_checkpoint(run / "best.pt")
     ref = data_ref_of(ckpt.raw, ckpt.path)
     assert ref is not None
@@ -47,6 +47,7 @@ def test_student_rewrite_keeps_the_function_and_exposes_every_layer(skewed):
         torch.testing.assert_close(student(torch.from_numpy(x)), model(torch.from_numpy(x)), atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.slow  # a distillation loop: 21 s at load 5-13
 def test_distillation_lowers_the_kl_of_the_fake_int8_student(skewed):
     model, x, _ = skewed
     before = [p.detach().clone() for p in model.parameters()]
@@ -58,6 +59,7 @@ def test_distillation_lowers_the_kl_of_the_fake_int8_student(skewed):
         assert torch.equal(p, q)
 
 
+@pytest.mark.slow  # a distillation loop: 7 s at load 5-13
 def test_no_label_reaches_the_loop(skewed, tiny_run):
     """The pipeline passes images only: wrong labels, or none, give bit-identical learned weights."""
     from edgecls.export.quant.image_sets import ImageList, images_from_run
@@ -82,6 +84,7 @@ def test_no_label_reaches_the_loop(skewed, tiny_run):
             assert torch.equal(a, b)
 
 
+@pytest.mark.slow  # a distillation loop that runs out its 3 s budget
 def test_the_time_budget_is_honoured(skewed):
     model, x, _ = skewed
     result = distill(model, x, DistillConfig(**{**FAST, "max_steps": 10**6, "time_budget": 3.0}), log=lambda _m: None)
@@ -100,7 +103,7 @@ def test_learned_int8_beats_post_training_on_a_run_built_to_miss(skewed, tmp_pat
     # all the same (marked), so what was published and why can be checked
     argv = ["export", str(run), "--quantize", "--out", str(out), "--time-budget", "20", "--distill", "on",
             "--allow-over-budget"]
-    code, _, err = _cli(argv, capsys)
+    code, _, err = cli_in_process(argv, capsys)
     record = json.loads((out / "distill_report.json").read_text())
     assert record["ran"] and record["mode"] == "on", err
     assert record["ptq"]["fp32"] == record["learned"]["fp32"]  # both graded against the original fp32 model
@@ -133,15 +136,17 @@ def test_learned_int8_beats_post_training_on_a_run_built_to_miss(skewed, tmp_pat
     assert logits.shape[0] == 2
 
 
+@pytest.mark.slow  # quantize's int8 search three times: 374 s at load 5-13
 def test_distill_off_keeps_post_training_and_on_without_a_torch_model_is_refused(skewed, tmp_path, capsys):
     _, _, run = skewed
     out = tmp_path / "off"
-    code, _, err = _cli(["export", str(run), "--quantize", "--out", str(out), "--distill", "off"], capsys)
+    code, _, err = cli_in_process(["export", str(run), "--quantize", "--out", str(out), "--distill", "off"], capsys)
     assert code in (0, 3), err
     assert not (out / "distill_report.json").exists() and not (out / "ptq").exists()  # nothing learned
-    code, _, err = _cli(["quantize", str(out / "model.onnx"), "--calib", "builtin:shapes", "--distill", "on"], capsys)
+    argv = ["quantize", str(out / "model.onnx"), "--calib", "builtin:shapes", "--distill", "on"]
+    code, _, err = cli_in_process(argv, capsys)
     assert code == 2 and "--distill on learns from the torch model" in err and "Traceback" not in err
-    code, _, err = _cli(["export", str(run), "--quantize", "--out", str(out), "--distill", "maybe"], capsys)
+    code, _, err = cli_in_process(["export", str(run), "--quantize", "--out", str(out), "--distill", "maybe"], capsys)
     assert code == 2 and "--distill must be one of auto, on, off" in err
 
 
@@ -176,6 +181,7 @@ NET = (
 )
 
 
+@pytest.mark.slow  # a distillation loop and the int8 search: 16 s at load 5-13
 def test_quantize_learns_from_the_torch_model_the_file_came_from(tmp_path, capsys):
     from fixtures_quant import image_folder
 
@@ -184,14 +190,14 @@ def test_quantize_learns_from_the_torch_model_the_file_came_from(tmp_path, capsy
     photos = image_folder(tmp_path / "photos", 24, 3)
     argv = ["export", "--model", f"{tmp_path / 'net.py'}:build", "--labels", str(tmp_path / "labels.txt")]
     argv += ["--input-size", "32", "--resize-mode", "stretch", "--exporter", "torchscript", "--data", str(photos)]
-    code, _, err = _cli([*argv, "--out", str(tmp_path / "fp32")], capsys)
+    code, _, err = cli_in_process([*argv, "--out", str(tmp_path / "fp32")], capsys)
     assert code == 0, err
     onnx_file = tmp_path / "fp32" / "model.onnx"
     quantize = ["quantize", str(onnx_file), "--calib", str(photos), "--out", str(tmp_path / "q")]
-    code, _, err = _cli([*quantize, "--model", f"{tmp_path / 'net.py'}:other"], capsys)
+    code, _, err = cli_in_process([*quantize, "--model", f"{tmp_path / 'net.py'}:other"], capsys)
     assert code == 2 and "does not compute what" in err and "Traceback" not in err  # not the file's model
     learn = ["--model", f"{tmp_path / 'net.py'}:build", "--distill", "on", "--time-budget", "3"]
-    code, _, err = _cli([*quantize, *learn], capsys)
+    code, _, err = cli_in_process([*quantize, *learn], capsys)
     assert code in (0, 3), err
     record = json.loads((tmp_path / "q" / "distill_report.json").read_text())
     assert record["ran"] and record["learning"]["steps"] > 0 and record["learning"]["seconds"] < 3 + 30

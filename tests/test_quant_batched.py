@@ -76,6 +76,7 @@ def test_sensitivity_ranks_the_nodes_of_a_fixed_batch_model_as_of_its_dynamic_tw
     np.testing.assert_allclose([e for _, e in ranked["fixed"]], [e for _, e in ranked["dynamic"]], rtol=1e-5)
 
 
+@pytest.mark.slow  # quantize subprocesses: 12 s at load 5-13
 def test_quantize_refuses_a_fixed_batch_model_in_one_line_before_writing(runtime_models, tmp_path):
     calib = tmp_path / "calib"
     calib.mkdir()

@@ -71,6 +71,7 @@ def _integers(path) -> dict[str, np.ndarray]:
     return {n.name: inits[w.input[0]] for n, w, _ in quantized_sites(model)}
 
 
+@pytest.mark.slow  # reconstruction: 9 s at load 5-13
 def test_reconstruction_lowers_the_error_on_unseen_images_and_keeps_the_grid(mobile_onnx, tmp_path):
     quantizer = _quantizer(mobile_onnx, tmp_path)
     plain = quantizer.quantize(QuantRecipe("u8s8"), tmp_path / "plain.onnx")
@@ -137,6 +138,7 @@ def test_a_layer_too_big_for_the_memory_bound_learns_from_fewer_images(mobile_on
     assert fusion_counts(path)["int8_convs"] == fusion_counts(plain)["int8_convs"] == 5
 
 
+@pytest.mark.slow  # reconstruction inside the int8 search: 53 s at load 5-13
 def test_the_search_reconstructs_when_asked_and_reports_it(mobile_onnx, tmp_path):
     calib = ImageList("colours", colour_images(48, 0), None, [])
     val = ImageList("colours", colour_images(96, 1), None, [])

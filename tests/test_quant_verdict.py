@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from fixtures_cli import cli_in_process
 from torch import nn
 
 from edgecls.export.metadata import read_contract_file
@@ -145,14 +146,13 @@ def _colour_folder(folder, n: int, seed: int):
 
 def test_quantize_on_too_few_held_out_images_says_unverified_everywhere(tmp_path, capsys):
     """Issue 25 item 3: in words, in the contract and in the report; exit 0, or 4 with --require-verified."""
-    from test_export import _cli
 
     src = tmp_path / "m.onnx"
     contract = ModelContract(labels=("b", "g", "r"), input_size=(32, 32), resize_mode="stretch")
     export_to_onnx(_Confident().eval(), contract, src, exporter="torchscript")
     calib, val = _colour_folder(tmp_path / "calib", 24, 0), _colour_folder(tmp_path / "val", 16, 1)
     argv = ["quantize", str(src), "--calib", str(calib), "--val", str(val), "--out", str(tmp_path / "q")]
-    code, out, err = _cli(argv, capsys)
+    code, out, err = cli_in_process(argv, capsys)
     assert code == 0, err
     assert "int8 UNVERIFIED" in out + err and "within budget:" not in out + err
     assert "one image is worth 12.50 points" in out + err and "95% interval" in out + err
@@ -162,5 +162,5 @@ def test_quantize_on_too_few_held_out_images_says_unverified_everywhere(tmp_path
     report = json.loads((tmp_path / "q" / "quantization_report.json").read_text())
     assert report["status"] == UNVERIFIED and report["drop_points"] == 0.0
     assert "UNVERIFIED" in (tmp_path / "q" / "quantization_report.md").read_text()
-    code, _, err = _cli([*argv, "--require-verified"], capsys)
+    code, _, err = cli_in_process([*argv, "--require-verified"], capsys)
     assert code == 4 and "error: int8 UNVERIFIED" in err

@@ -10,6 +10,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from fixtures_cli import cli_in_process
 from fixtures_export import FAST_QUANT
 from fixtures_quant import CONTRACT, colour_images, image_folder
 from torch import nn
@@ -58,14 +59,14 @@ def tied_model(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow  # int8 searches: 38 s at load 5-13
 def test_over_budget_is_exit_3_with_a_plain_verdict_and_nothing_written(tied_model, tmp_path, capsys):
-    from test_export import _cli
 
     src = tmp_path / "m.onnx"
     shutil.copy(tied_model, src)
     calib, val = image_folder(tmp_path / "calib", 24, 0), image_folder(tmp_path / "val", 48, 1)
     argv = ["quantize", str(src), "--calib", str(calib), "--val", str(val), "--max-drop", "1"]
-    code, _, err = _cli(argv, capsys)
+    code, _, err = cli_in_process(argv, capsys)
     assert code == 3, err
     line = err.strip().splitlines()[-1]
     assert line.startswith("error: int8 OVER BUDGET: agreement with fp32 fell ") and ", budget 1," in line
@@ -74,22 +75,21 @@ def test_over_budget_is_exit_3_with_a_plain_verdict_and_nothing_written(tied_mod
     saved = json.loads((tmp_path / "quantization_report.json").read_text())
     assert saved["written"] is False and saved["budget_met"] is False and saved["drop_points"] > 1
 
-    code, _, err = _cli([*argv, "--allow-over-budget"], capsys)
+    code, _, err = cli_in_process([*argv, "--allow-over-budget"], capsys)
     assert code == 0, err
     q = read_contract_file(tmp_path / "m.int8.onnx").provenance["quantization"]
     assert q["budget_met"] is False and "fell" in q["verdict"]
-    code, out, _ = _cli(["info", str(tmp_path / "m.int8.onnx")], capsys)
+    code, out, _ = cli_in_process(["info", str(tmp_path / "m.int8.onnx")], capsys)
     assert code == 0 and "OVER BUDGET" in out
-    code, _, err = _cli(["run", str(tmp_path / "m.int8.onnx"), str(val / "000.png")], capsys)
+    code, _, err = cli_in_process(["run", str(tmp_path / "m.int8.onnx"), str(val / "000.png")], capsys)
     assert code == 0 and "warning:" in err and "OVER BUDGET" in err
 
 
 def test_quantize_cli_on_a_model_with_contract(exported_tiny, tmp_path, shapes_folder, capsys):
-    from test_export import _cli
 
     src = tmp_path / "m.onnx"
     shutil.copy(exported_tiny / "model.onnx", src)
-    code, out, err = _cli(
+    code, out, err = cli_in_process(
         [
             "quantize",
             str(src),
@@ -111,9 +111,9 @@ def test_quantize_cli_on_a_model_with_contract(exported_tiny, tmp_path, shapes_f
     assert onnx_logits(tmp_path / "m.int8.onnx", x).shape == (2, 5)
 
 
+@pytest.mark.slow  # int8 search: 14 s at load 5-13
 def test_quantize_foreign_model_needs_flags(outlier_model, tmp_path, capsys):
     import onnx
-    from test_export import _cli
 
     bare = onnx.load(str(outlier_model))
     del bare.metadata_props[:]
@@ -124,13 +124,13 @@ def test_quantize_foreign_model_needs_flags(outlier_model, tmp_path, capsys):
 
     for i, im in enumerate(colour_images(12, 3)):
         cv2.imwrite(str(folder / f"{i}.png"), im)
-    code, _, err = _cli(["quantize", str(tmp_path / "foreign.onnx"), "--calib", str(folder)], capsys)
+    code, _, err = cli_in_process(["quantize", str(tmp_path / "foreign.onnx"), "--calib", str(folder)], capsys)
     assert code == 2 and "no edgecls contract" in err
     labels = tmp_path / "labels.txt"
     labels.write_text("a\nb\nc\nd\n")
     flags = ["--labels", str(labels), "--input-size", "32", "--resize-mode", "stretch", "--jpeg-decode", "full"]
     argv = ["quantize", str(tmp_path / "foreign.onnx"), "--calib", str(folder), *flags, "--allow-over-budget"]
-    code, _, err = _cli(argv, capsys)
+    code, _, err = cli_in_process(argv, capsys)
     assert code == 0, err
     c = read_contract_file(tmp_path / "foreign.int8.onnx")
     assert c.labels == ("a", "b", "c", "d") and c.provenance["variant"] == "int8"
@@ -138,10 +138,11 @@ def test_quantize_foreign_model_needs_flags(outlier_model, tmp_path, capsys):
     assert c.jpeg_decode == "full"  # measured elsewhere on fully decoded images: the contract keeps it
     q = c.provenance["quantization"]  # written whatever the verdict; the verdict is the default budget's
     assert q["max_drop"] == 1.0 and q["budget_met"] is (-q["accuracy_change_points"] <= 1.0)
-    code, _, err = _cli([*argv[:-1], "--img-size", "32"], capsys)
+    code, _, err = cli_in_process([*argv[:-1], "--img-size", "32"], capsys)
     assert code == 2 and "No such option" in err  # the one contract vocabulary: old spellings are gone
 
 
+@pytest.mark.slow  # int8 search: 13 s at load 5-13
 def test_quantize_file_is_the_command_as_a_library_call(outlier_model, tmp_path):
     from edgecls.export.quant.options import Int8Images
     from edgecls.export.quant.quantize_file import QuantizeFileOptions, quantize_file

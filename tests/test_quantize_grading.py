@@ -8,6 +8,7 @@ import shutil
 
 import numpy as np
 import pytest
+from fixtures_cli import cli_in_process
 from fixtures_quant import CONTRACT, colour_images, image_folder
 
 from edgecls.export.metadata import read_contract_file
@@ -88,7 +89,6 @@ def _assert_budget_decided_the_outcome(code: int, err: str, report: dict, int8_p
 
 
 def test_byo_model_with_only_unlabelled_images_is_split_never_graded_on_shapes(tmp_path, capsys):
-    from test_export import _cli
 
     (tmp_path / "net.py").write_text(
         "import torch\nfrom torch import nn\n\n"
@@ -100,9 +100,9 @@ def test_byo_model_with_only_unlabelled_images_is_split_never_graded_on_shapes(t
     photos = image_folder(tmp_path / "photos", 40, 7)
     export = ["export", "--model", f"{tmp_path / 'net.py'}:build", "--labels", str(tmp_path / "labels.txt")]
     export += ["--input-size", "32", "--resize-mode", "stretch", "--exporter", "torchscript", "--quantize"]
-    code, _, err = _cli([*export, "--calib", "builtin:shapes", "--out", str(tmp_path / "o1")], capsys)
+    code, _, err = cli_in_process([*export, "--calib", "builtin:shapes", "--out", str(tmp_path / "o1")], capsys)
     assert code == 2 and "--val DATA" in err  # a built-in set is not the user's domain: refused
-    code, _, err = _cli([*export, "--calib", str(photos), "--out", str(tmp_path / "o2")], capsys)
+    code, _, err = cli_in_process([*export, "--calib", str(photos), "--out", str(tmp_path / "o2")], capsys)
     report = json.loads((tmp_path / "o2" / "quantization_report.json").read_text())
     _assert_budget_decided_the_outcome(code, err, report, tmp_path / "o2" / "model.int8.onnx")
     assert "split (seeded, disjoint) into 20 calibration and 20 validation images" in err
@@ -112,13 +112,13 @@ def test_byo_model_with_only_unlabelled_images_is_split_never_graded_on_shapes(t
     assert "validation part" in export["parity_images"]
 
 
+@pytest.mark.slow  # int8 search: 13 s at load 5-13
 def test_quantize_without_val_never_grades_on_its_calibration_images(outlier_model, tmp_path, capsys):
-    from test_export import _cli
 
     src = tmp_path / "m.onnx"
     shutil.copy(outlier_model, src)
     folder = image_folder(tmp_path / "imgs", 30, 9)
-    code, _, err = _cli(["quantize", str(src), "--calib", str(folder)], capsys)
+    code, _, err = cli_in_process(["quantize", str(src), "--calib", str(folder)], capsys)
     report = json.loads((tmp_path / "quantization_report.json").read_text())
     _assert_budget_decided_the_outcome(code, err, report, tmp_path / "m.int8.onnx")
     assert report["calibration"]["images"] == 15 and report["validation"]["images"] == 15

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 from fixtures_export import FAST_QUANT
 from fixtures_quant import colour_images
@@ -26,6 +27,7 @@ def _quantize(src, out, max_drop, log=lambda _m: None):
     return quantize_model(src, out, calib, val, None, QuantizeOptions(max_drop=max_drop, **FAST_QUANT), log)
 
 
+@pytest.mark.slow  # int8 search: 13 s at load 5-13
 def test_budget_search_keeps_the_responsible_nodes_in_float(outlier_model, tmp_path):
     messages: list[str] = []
     report = _quantize(outlier_model, tmp_path / "q" / "model.int8.onnx", 5.0, messages.append)

@@ -21,14 +21,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from fixtures_interrupt import HOLD_AT_WRITE, DirWatch, held_edgecls_cmd, held_env, kill_now
 from fixtures_reliability import (
-    DirWatch,
     assert_one_clean_error,
     check_artifacts,
-    edgecls_cmd,
-    edgecls_env,
     is_temporary,
-    kill_now,
     run_cli,
     tmpfs,
 )
@@ -44,16 +41,17 @@ _TRAIN = ("import json, sys\nfrom edgecls.training.config import TrainConfig\n"
           "train(TrainConfig(**json.loads(sys.argv[1])), show_progress=False)\n")
 
 
-def start_training(out: Path) -> subprocess.Popen:
-    """The library's train() in its own process (the CLI has no --max-train-batches; config.json keeps it)."""
-    return subprocess.Popen([sys.executable, "-c", _TRAIN, json.dumps({**CONFIG, "out": str(out)})],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=edgecls_env())
+def start_training(out: Path, after: str | None = None) -> subprocess.Popen:
+    """The library's train() in its own process (the CLI has no --max-train-batches; config.json keeps it),
+    held for good once it has published the file named ``after`` (fixtures_reliability.HOLD_AT_WRITE)."""
+    return subprocess.Popen([sys.executable, "-c", HOLD_AT_WRITE + _TRAIN, json.dumps({**CONFIG, "out": str(out)})],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=held_env(after=after))
 
 
-def start_resume(out: Path) -> subprocess.Popen:
-    """What a user types after a crash: ``edgecls train DATA --out RUN --resume``."""
-    return subprocess.Popen(edgecls_cmd("train", "builtin:shapes", "--out", str(out), "--resume"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=edgecls_env())
+def start_resume(out: Path, before: str | None = None) -> subprocess.Popen:
+    """What a user types after a crash: ``edgecls train DATA --out RUN --resume``; held for good just before it
+    publishes the file named ``before``."""
+    return _start_cli("train", "builtin:shapes", "--out", str(out), "--resume", before=before)
 
 
 @dataclass
@@ -81,15 +79,15 @@ def kill_story(tmp_path_factory: pytest.TempPathFactory) -> KillStory:
     run.mkdir()
     ref_proc = start_training(reference)
 
-    # 1. SIGKILL mid-epoch: history.json is published at the end of epoch 1, so epoch 2 has just begun.
+    # 1. SIGKILL mid-epoch: history.json is published at the end of epoch 1 (held there: nothing of epoch 2 written).
     watch = DirWatch(run)
-    proc = start_training(run)
+    proc = start_training(run, after="history.json")
     watch.wait_for(lambda name: name == "history.json", proc)
     status_1 = kill_now(proc)
     after_1, epoch_1 = check_artifacts(run), _last_epoch(run)
 
-    # 2. Resume, and SIGKILL the instant last.pt's temporary file is created (mid checkpoint write).
-    proc = start_resume(run)
+    # 2. Resume, and SIGKILL once last.pt's temporary file is created (mid checkpoint write: held before the rename).
+    proc = start_resume(run, before="last.pt")
     written = watch.wait_for(lambda name: name.startswith(".last.pt.") and is_temporary(name), proc)
     status_2 = kill_now(proc)
     after_2, epoch_2 = check_artifacts(run), _last_epoch(run)
@@ -104,6 +102,7 @@ def kill_story(tmp_path_factory: pytest.TempPathFactory) -> KillStory:
     return KillStory(reference, run, after_1, epoch_1, after_2, epoch_2, written, err, (status_1, status_2))
 
 
+@pytest.mark.slow  # kill_story: three training processes, 51 s at load 5-13
 def test_kill_mid_epoch_leaves_only_complete_artifacts(kill_story: KillStory) -> None:
     assert kill_story.kill_status[0] == -9
     files = kill_story.after_mid_epoch_kill
@@ -112,6 +111,7 @@ def test_kill_mid_epoch_leaves_only_complete_artifacts(kill_story: KillStory) ->
     assert kill_story.epoch_after_mid_epoch_kill == 0  # the resume point is the last finished epoch
 
 
+@pytest.mark.slow  # kill_story
 def test_kill_during_checkpoint_write_keeps_the_previous_checkpoint(kill_story: KillStory) -> None:
     assert kill_story.kill_status[1] == -9
     files = kill_story.after_write_kill
@@ -120,6 +120,7 @@ def test_kill_during_checkpoint_write_keeps_the_previous_checkpoint(kill_story: 
     assert kill_story.epoch_after_write_kill == 0
 
 
+@pytest.mark.slow  # kill_story
 def test_resume_matches_an_uninterrupted_run_of_the_same_seed(kill_story: KillStory) -> None:
     assert "resuming" in kill_story.final_stderr
     a, b = load_checkpoint(kill_story.reference / "last.pt"), load_checkpoint(kill_story.run / "last.pt")
@@ -132,6 +133,7 @@ def test_resume_matches_an_uninterrupted_run_of_the_same_seed(kill_story: KillSt
     assert best_a.raw["epoch"] == load_checkpoint(kill_story.run / "best.pt").raw["epoch"]
 
 
+@pytest.mark.slow  # kill_story
 def test_finished_run_has_no_leftovers(kill_story: KillStory) -> None:
     """The re-run's writes removed the temporary files the killed processes could not."""
     files = check_artifacts(kill_story.run)
@@ -163,6 +165,7 @@ def test_atomic_write_on_a_full_disk_keeps_the_old_file(full_disk: Path) -> None
     assert sorted(p.name for p in full_disk.iterdir()) == ["report.json"]  # the temporary file is gone
 
 
+@pytest.mark.slow  # two training processes: 16 s at load 5-13
 def test_train_onto_full_and_read_only_disks(full_disk: Path, read_only_dir: Path) -> None:
     fill(full_disk)
     cases = {full_disk / "run": "No space left on device", read_only_dir / "run": "Read-only file system"}
@@ -185,9 +188,10 @@ class ExportStory:
     outs: dict[str, Path]
 
 
-def _start_cli(*args: str) -> subprocess.Popen:
-    return subprocess.Popen(edgecls_cmd(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=edgecls_env())
+def _start_cli(*args: str, before: str | None = None) -> subprocess.Popen:
+    """``edgecls ARGS`` in the background; held for good just before it publishes the file named ``before``."""
+    return subprocess.Popen(held_edgecls_cmd(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=held_env(before=before))
 
 
 def _finish(proc: subprocess.Popen, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -197,13 +201,13 @@ def _finish(proc: subprocess.Popen, timeout: float = 300) -> subprocess.Complete
 
 @pytest.fixture(scope="module")
 def export_story(kill_story: KillStory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExportStory]:
-    """SIGKILL an export the instant model.onnx's temporary appears; then, side by side (each export pays
-    its own interpreter and torch start, so running them together saves wall time): export again into
-    the same folder, export onto a full disk, export into a read-only folder."""
+    """SIGKILL an export once model.onnx's temporary appears (held before its rename); then, side by side
+    (each export pays its own interpreter and torch start, so running them together saves wall time): export
+    again into the same folder, export onto a full disk, export into a read-only folder."""
     out = tmp_path_factory.mktemp("export") / "export"
     out.mkdir()
     watch = DirWatch(out)
-    proc = _start_cli("export", str(kill_story.reference), "--out", str(out))
+    proc = _start_cli("export", str(kill_story.reference), "--out", str(out), before="model.onnx")
     try:
         watch.wait_for(lambda name: name.startswith(".model.onnx.") and is_temporary(name), proc, timeout=120)
     finally:
@@ -220,12 +224,14 @@ def export_story(kill_story: KillStory, tmp_path_factory: pytest.TempPathFactory
     assert not any(leftovers.values()), leftovers
 
 
+@pytest.mark.slow  # export_story: four export processes, 56 s at load 5-13
 def test_kill_mid_export_leaves_no_model(export_story: ExportStory) -> None:
     assert export_story.kill_status == -9
     files = export_story.after_kill
     assert "model.onnx" not in files and any(kind == "temporary" for kind in files.values()), files
 
 
+@pytest.mark.slow  # export_story
 def test_export_again_after_the_kill(export_story: ExportStory, kill_story: KillStory) -> None:
     r = export_story.results["again"]
     assert r.returncode == 0, r.stderr[-3000:]
@@ -239,6 +245,7 @@ def test_export_again_after_the_kill(export_story: ExportStory, kill_story: Kill
 
 @pytest.mark.parametrize(("case", "why"), [("full", "No space left on device"),
                                            ("read_only", "Read-only file system")])
+@pytest.mark.slow  # export_story
 def test_export_onto_a_disk_that_cannot_take_it(export_story: ExportStory, case: str, why: str) -> None:
     r = export_story.results[case]
     assert r.returncode == 2, r.stderr[-2000:]

@@ -149,14 +149,15 @@ def test_stream_dies_and_comes_back(controlled_server) -> None:
     server = controlled_server(fps=30)
     src, events = _watch_stream(server, "door-cam", retries=6)
     try:
-        before = _collect(src, lambda f: len(f) >= 5, timeout=10)
+        before = _collect(src, lambda f: len(f) >= 5, timeout=60)
         assert len(before) >= 5, src.error
         server.die()  # connection reset and connects refused: the camera rebooted
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 60  # two back-offs (0.1 + 0.2 s); generous for a loaded box
         while len(events) < 2 and time.monotonic() < deadline:
             time.sleep(0.02)
+        assert len(events) >= 2, events  # both attempts failed while it was down: revived only now
         server.revive()  # back on the same port
-        after = _collect(src, lambda f: len(f) >= 5, timeout=15)
+        after = _collect(src, lambda f: len(f) >= 5, timeout=60)
     finally:
         src.stop()
     assert len(after) >= 5, (events, src.error)
@@ -172,40 +173,37 @@ def test_stream_that_stalls_mid_way_times_out_and_reconnects(controlled_server) 
     server = controlled_server(fps=30)
     src, events = _watch_stream(server, "stall", retries=3)
     try:
-        assert len(_collect(src, lambda f: len(f) >= 3, timeout=10)) >= 3, src.error
+        assert len(_collect(src, lambda f: len(f) >= 3, timeout=60)) >= 3, src.error
         server.mode = "stall"  # TCP stays open, no more bytes
         t0 = time.monotonic()
-        deadline = t0 + 10
+        deadline = t0 + 60  # a hang never produces the event; the 1 s read timeout does, however loaded the box
         while not events and time.monotonic() < deadline:
             src.take()
             time.sleep(0.02)
         waited = time.monotonic() - t0
         server.mode = "serve"
-        resumed = _collect(src, lambda f: len(f) >= 3, timeout=10)
+        resumed = _collect(src, lambda f: len(f) >= 3, timeout=60)
     finally:
         src.stop()
     assert events and "stream lost" in events[0], events
-    assert 0.5 < waited < 6  # the 1 s read timeout, not a hang
+    assert waited > 0.5  # the read timeout's doing (a hang would have left ``events`` empty)
     assert len(resumed) >= 3 and server.connections >= 2
 
 
 def test_server_that_never_answers_is_a_bounded_error_row(controlled_server, runtime_models) -> None:
     server = controlled_server(mode="silent")
-    t0 = time.monotonic()
+    # Bounded: run_cli fails the test if the run has not ended after 120 s (1 s timeouts, one retry end it).
     r = run_cli("run", str(runtime_models.cnn), server.url, "--json", "--read-timeout", "1", "--retries", "1",
-                "--backoff", "0.1", timeout=60)
-    elapsed = time.monotonic() - t0
+                "--backoff", "0.1")
     assert r.returncode == 1, r.stderr
     rows = jsonl(r.stdout)
     assert len(rows) == 1 and rows[0]["source"] == server.url and server.url in rows[0]["error"], rows
-    assert "Traceback" not in r.stderr and elapsed < 20
+    assert "Traceback" not in r.stderr and r.stderr.count("reconnecting in") == 1
 
 
 def test_missing_camera_is_one_error_row_at_once(runtime_models, odd_images) -> None:
     image = str(odd_images.good["jpeg"])
-    t0 = time.monotonic()
-    r = run_cli("run", str(runtime_models.cnn), image, "--camera", "7", "--json")
-    assert time.monotonic() - t0 < 20
+    r = run_cli("run", str(runtime_models.cnn), image, "--camera", "7", "--json")  # at once: no retry (below)
     assert r.returncode == 1
     rows = jsonl(r.stdout)
     assert rows[0]["source"] == image and "top_k" in rows[0]  # the rest of the work was done
@@ -223,10 +221,9 @@ def test_signal_stops_a_live_run_cleanly(mjpeg_server, runtime_models, tmp_path,
         edgecls_cmd("run", str(runtime_models.cnn), server.url, "--json", "--csv", str(out_csv)),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=edgecls_env(),
     )
-    first = proc.stdout.readline()  # the run is live
-    time.sleep(0.3)
+    first = proc.stdout.readline() + proc.stdout.readline()  # live: two rows written, whatever the load
     proc.send_signal(sig)
-    out, err = proc.communicate(timeout=15)
+    out, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err
     rows = jsonl(first + out)
     assert len(rows) >= 2 and all("top_k" in row for row in rows)

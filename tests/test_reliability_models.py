@@ -62,6 +62,7 @@ def test_python_api_raises_one_typed_line(bad_models, case: str) -> None:
     assert str(path) in message and fragment in message and "\n" not in message, message
 
 
+@pytest.mark.slow  # a subprocess per bad model: 16 s at load 5-13
 def test_cli_each_bad_model_is_one_error_line(bad_models, odd_images) -> None:
     """One subprocess per model, all started at once (each pays the interpreter start, not the others')."""
     import subprocess

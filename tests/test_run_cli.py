@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import pytest
 from fixtures_runtime import REPO, run_edgecls, start_edgecls
+from fixtures_video import write_video
 from typer.testing import CliRunner
 
 from edgecls.cli import app
@@ -91,8 +92,6 @@ def test_folder_csv_and_save(runtime_models, runtime_images, tmp_path):
 
 
 def test_video_file_frames_and_saved_video(runtime_models, tmp_path):
-    from test_live import write_video
-
     clip = write_video(tmp_path / "clip.avi", frames=20)
     save = tmp_path / "saved"
     r = invoke("run", str(runtime_models.cnn), str(clip), "--json", "--stride", "5", "--save", str(save))
@@ -145,12 +144,17 @@ def test_missing_camera_is_an_error_row(runtime_models):
     ]
 
 
-def test_show_refuses_without_display(runtime_models, runtime_images, monkeypatch):
-    monkeypatch.delenv("DISPLAY", raising=False)
-    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-    r = invoke("run", str(runtime_models.cnn), str(runtime_images.good[0]), "--show")
-    if sys.platform.startswith("linux"):
-        assert "--show needs a display" in str(r.exception)
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="DISPLAY/WAYLAND_DISPLAY name a screen on Linux "
+                    "only; elsewhere a window needs no variable, so there is nothing to refuse on")
+def test_show_refuses_without_display(runtime_models, runtime_images):
+    """Without DISPLAY and WAYLAND_DISPLAY (run_edgecls removes both), --show is refused up front for that reason,
+    whatever OpenCV build is installed: one error line, exit 2, nothing classified."""
+    r = run_edgecls("run", str(runtime_models.cnn), str(runtime_images.good[0]), "--show", "--json")
+    assert r.returncode == 2 and r.stdout == "", (r.returncode, r.stdout)
+    assert r.stderr.strip().splitlines() == [
+        "error: --show needs a display and a GUI OpenCV: no display (DISPLAY and WAYLAND_DISPLAY are not set); "
+        "use --save DIR to write annotated output"
+    ]
 
 
 def test_provider_selection_and_options(runtime_models, runtime_images):
@@ -227,9 +231,9 @@ def test_sigint_stops_a_live_run_cleanly(mjpeg_server, runtime_models, tmp_path)
     proc = start_edgecls("run", str(runtime_models.cnn), server.url, "--json", "--csv", str(out_csv))
     first = proc.stdout.readline()  # wait for the first result
     assert json.loads(first)["frame"] >= 0
-    time.sleep(0.5)
+    first += proc.stdout.readline()  # ... and a second: two complete rows before the signal, whatever the load
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=10)
+    out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     rows = jsonl(first + out)
     assert len(rows) >= 2 and all("top_k" in row for row in rows)
@@ -242,13 +246,15 @@ def test_stream_through_cli_reports_frames_and_age(mjpeg_server, runtime_models)
     """Live rows carry the stream's frame index and their age; frame skipping itself is proven with a
     deliberately slow consumer in test_runtime_runner (the model's speed is not something a test controls)."""
     server = mjpeg_server(fps=30)
-    r = run_edgecls("run", str(runtime_models.cnn), server.url, "--json", "--max-frames", "10", timeout=30)
+    t0 = time.monotonic()
+    r = run_edgecls("run", str(runtime_models.cnn), server.url, "--json", "--max-frames", "10", timeout=120)
+    run_ms = (time.monotonic() - t0) * 1e3
     assert r.returncode == 0, r.stderr
     rows = jsonl(r.stdout)
     assert len(rows) == 10 and all(row["source"] == server.url and row["top_k"] for row in rows)
     frames = [row["frame"] for row in rows]
     assert frames == sorted(set(frames))
-    assert all(0 <= row["age_ms"] < 2000 for row in rows)
+    assert all(0 <= row["age_ms"] <= run_ms for row in rows)  # a frame of this run, not from before it started
     assert "10 result(s), 0 error(s)" in r.stderr
 
 
@@ -269,7 +275,7 @@ def test_stream_killed_gives_retries_then_error_row(mjpeg_server, runtime_models
     )
     assert json.loads(proc.stdout.readline())["frame"] >= 0
     server.kill()
-    out, err = proc.communicate(timeout=15)
+    out, err = proc.communicate(timeout=120)  # two retries and 2 s read timeouts; generous for a loaded box
     assert proc.returncode == 1
     last = jsonl(out)[-1]
     assert last["source"] == server.url and "giving up" in last["error"]
@@ -279,14 +285,11 @@ def test_stream_killed_gives_retries_then_error_row(mjpeg_server, runtime_models
 
 def test_sigterm_stops_a_realtime_video_cleanly(runtime_models, tmp_path):
     """SIGTERM while a video plays at real-time pace: exit 143, complete JSON lines, summary on stderr."""
-    from test_live import write_video
-
     clip = write_video(tmp_path / "long.avi", frames=300, fps=30)  # 10 s of video
     proc = start_edgecls("run", str(runtime_models.cnn), str(clip), "--realtime", "--json")
-    first = proc.stdout.readline()
-    time.sleep(0.3)
+    first = proc.stdout.readline()  # playing: at real-time pace the 10 s clip is far from its end
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=10)
+    out, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, err
     rows = jsonl(first + out)
     assert rows and all(row["source"] == str(clip) and "age_ms" in row for row in rows)

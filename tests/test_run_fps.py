@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 from fixtures_runtime import run_edgecls
-from test_live import write_video
+from fixtures_video import write_video
 
 from edgecls.runtime.run.fps_meter import FpsMeter
 
@@ -31,9 +31,11 @@ def test_video_fps_per_line_agrees_with_the_summary(runtime_models, tmp_path: Pa
     assert int(summary.group(1)) == FRAMES
     overall = FRAMES / float(summary.group(2))  # includes start-up: the steady rate is somewhat higher
     assert len(fps) >= FRAMES // 2, lines[:5]
-    # the old meter's figures ran to 10-100 x the overall rate (1 / microseconds between records of a batch)
-    assert max(fps) < 4 * overall, (max(fps), overall, fps[:20])
-    assert min(fps[len(fps) // 2 :]) > overall / 4, (overall, fps[-20:])
+    # The old meter's figures reached 33 x the overall rate (8,819 fps at 267: 1 / microseconds within a batch).
+    # Both rates come from the same run, so load scales them alike, but a loaded box also makes the rate uneven
+    # (a stall of a second, then a burst): the bounds leave a factor of 10 for that, well inside the old error.
+    assert max(fps) < 10 * overall, (max(fps), overall, fps[:20])
+    assert min(fps[len(fps) // 2 :]) > overall / 10, (overall, fps[-20:])
 
 
 def test_meter_counts_bursts_by_completion_instant() -> None:

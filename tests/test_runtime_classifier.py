@@ -8,30 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fixtures_golden import check_golden
 
 from edgecls.runtime.classifier import Classifier, Prediction, top_k_predictions
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.decode import decode_image
 from edgecls.runtime.errors import ContractError, ModelLoadError, ProviderError
-from edgecls.runtime.preprocess import preprocess_batch
 from edgecls.runtime.scores import softmax
-
-
-def check_golden(model_path: Path) -> None:
-    """The check any golden file must pass: same preprocessing, same logits as PyTorch, same argmax."""
-    golden = np.load(model_path.with_name(model_path.stem + ".golden.npz"))
-    clf = Classifier(model_path, provider="cpu")
-    assert tuple(str(x) for x in golden["labels"]) == clf.labels
-    images = golden["images"]
-    assert images.dtype == np.uint8 and images.ndim == 4 and images.shape[3] == 3
-    inputs = preprocess_batch(list(images), clf.contract)
-    np.testing.assert_allclose(inputs, golden["inputs"], atol=1e-6, rtol=0)
-    logits = clf.logits_batch(golden["inputs"])
-    np.testing.assert_allclose(logits, golden["logits"], atol=1e-4, rtol=0)
-    assert (logits.argmax(1) == golden["logits"].argmax(1)).all()
-    # The image path gives the same answer as the preprocessed path.
-    preds = clf.predict_batch(list(images), top_k=1)
-    assert [p[0].index for p in preds] == list(golden["logits"].argmax(1))
 
 
 def test_golden_parity_without_torch(runtime_models):
@@ -42,7 +25,7 @@ def test_golden_check_runs_in_a_torch_free_process(runtime_models):
     code = (
         "import sys, pathlib\n"
         "sys.path.insert(0, 'tests')\n"
-        "from test_runtime_classifier import check_golden\n"
+        "from fixtures_golden import check_golden\n"
         f"check_golden(pathlib.Path({str(runtime_models.cnn)!r}))\n"
         "bad = [m for m in ('torch', 'onnx') if m in sys.modules]\n"
         "assert not bad, bad\n"

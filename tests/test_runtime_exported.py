@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_runtime_classifier import check_golden
+from fixtures_golden import check_golden
 
 from edgecls.runtime.classifier import Classifier
 

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 import pytest
-from test_live import write_video
+from fixtures_video import write_video
 
 from edgecls.runtime.classifier import Classifier
 from edgecls.runtime.errors import EdgeclsError
@@ -184,10 +184,12 @@ def test_live_stream_with_a_slow_consumer_skips_frames_and_stays_current(mjpeg_s
     assert len(frames) == 12 and frames == sorted(set(frames)), (frames, sink.errors)
     assert max(np.diff(frames)) >= 2 and summary.per_source["cam"].dropped > 0
     assert "live frame(s) skipped to stay current" in summary.line()
-    # Each classified frame was captured about a frame interval before its turn, not 0.1 s per frame earlier.
+    # Each classified frame is the newest when its turn comes: ages stay level. A queue's would grow by 100 ms -
+    # 1 frame interval per result, 750 ms from the first three results to the last three. (An absolute bound on
+    # the ages would measure the box's load, not the loop.)
     ages = [r.age_ms for r in sink.results]
-    latency = statistics.median(r.latency_ms for r in sink.results)
-    assert statistics.median(ages) < latency + 2 * interval_ms + 40, ages
+    growth = statistics.median(ages[-3:]) - statistics.median(ages[:3])
+    assert growth < 9 * (100 - interval_ms) / 2, (growth, ages)  # half of what a queue's would be
 
 
 def test_run_library_call_returns_the_exit_status(runtime_models, runtime_images, tmp_path, capsys):

@@ -17,10 +17,10 @@ import socket
 import cv2
 import numpy as np
 import pytest
+from fixtures_fuzz import EXAMPLES, SEEDS, mutated_images
 from fixtures_serve import ServeProcess
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from test_reliability_fuzz import EXAMPLES, SEEDS, mutated_images
 
 httpx = pytest.importorskip("httpx", reason="the serve tests need the dev extra (httpx)")
 pytest.importorskip("starlette", reason="edgecls serve needs the serve extra: pip install 'edgecls[serve]'")

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from fixtures_runtime import REPO, _cli_env
 from torch import nn
@@ -18,6 +19,7 @@ from edgecls.training.config import FINETUNE_MIN_EPOCHS, TrainConfig
 from edgecls.training.train import is_better, micro_batch_size, train_epoch
 
 
+@pytest.mark.slow  # trains in a subprocess: 53 s at load 5-13
 def test_summary_best_epoch_is_the_log_epoch_marked_best(tmp_path: Path) -> None:
     run = tmp_path / "run"
     proc = subprocess.run(
