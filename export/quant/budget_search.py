@@ -41,12 +41,14 @@ import numpy as np
 from edgecls.export.quant.evaluate import Accuracy
 from edgecls.export.quant.fused_graph import float_compute_nodes
 from edgecls.export.quant.image_sets import evenly_spaced
-from edgecls.export.quant.paired_timing import time_ratio
+from edgecls.export.quant.paired_timing import RUNS_PER_BLOCK, time_ratio
 from edgecls.export.quant.recipes import QuantRecipe
 from edgecls.export.quant.sensitivity import rank_nodes
+from edgecls.export.quant.speed_vs_fp32 import SpeedVsFp32
 from edgecls.export.quant.static_quantizer import StaticQuantizer, float_units, quantized_compute_nodes
 from edgecls.export.quant.trial_eval import measure_trial
 from edgecls.export.quant.verdict import paired_difference_interval, within_budget
+from edgecls.runtime.latency import DEFAULT_WARMUP
 from edgecls.runtime.scores import top1_accuracy
 
 Log = Callable[[str], None]
@@ -108,7 +110,12 @@ class SearchResult:
     bias_correction: str = ""  # what the bias-correction comparison found
     refinements: list[str] = field(default_factory=list)  # equalisation, per-tensor calibration: what was found
     choice: list[str] = field(default_factory=list)  # how the pick was made: graphs compared, timed, vs fp32
-    slower_than_fp32: bool = False  # the pick (within budget, nothing faster fits) is slower than fp32
+    speed: SpeedVsFp32 | None = None  # the pick against fp32: the one timing the report and the advice rest on
+
+    @property
+    def slower_than_fp32(self) -> bool:
+        """The pick (within budget, nothing faster fits) is slower than fp32 beyond noise."""
+        return self.speed is not None and self.speed.slower
 
 
 @dataclass
@@ -122,8 +129,10 @@ class BudgetSearch:
     log: Log = print
     sensitivity_images: int = 16
     precise: bool = False  # accuracy with onnxruntime's exact kernels (the target is not this CPU)
-    latency_runs: int = 20
+    latency_runs: int = 20  # each trial's own p50 (the frontier's speed axis)
     latency_warmup: int = 5
+    # Interleaved timing (paired_timing): timed calls per block, warm-up calls per session
+    paired_timing: tuple[int, int] = (RUNS_PER_BLOCK, DEFAULT_WARMUP)
     min_int8_fraction: float = 0.5  # a model whose convs mostly run in float is never chosen
     max_float_fraction: float = 0.5  # never keep more than this share of the quantized nodes in float
     cache_dir: Path | None = None  # sensitivity rankings, keyed by model, recipe and images
@@ -195,10 +204,16 @@ class BudgetSearch:
         return list(best.values())
 
     def _ratio(self, a: Path, b: Path) -> Any:
-        return time_ratio(a, b, self.inputs[:1])
+        runs, warmup = self.paired_timing
+        return time_ratio(a, b, runs=runs, warmup=warmup)
 
-    def choose(self) -> tuple[Trial, bool, list[str], bool]:
-        """(pick, within budget on the search images, how it was chosen, pick slower than fp32).
+    def _versus_fp32(self, path: Path) -> SpeedVsFp32:
+        assert self.fp32_path is not None
+        return SpeedVsFp32(self._ratio(path, self.fp32_path))
+
+    def choose(self) -> tuple[Trial, bool, list[str], SpeedVsFp32 | None]:
+        """(pick, within budget on the search images, how it was chosen, its timing against fp32 (None: no fp32
+        file to time against)).
 
         Within budget: the most accurate trial, unless a trial of a *different* fused graph is faster by a margin
         interleaved timing confirms. Over budget: the most accurate eligible trial, unless it is slower than fp32;
@@ -225,41 +240,36 @@ class BudgetSearch:
                     + ("faster beyond the noise margin, chosen" if faster else "not faster beyond noise, not chosen")
                 )
                 pick = rival if faster else pick
-        slower = False
+        speed = None
         if self.fp32_path is not None:
-            r = self._ratio(pick.path, self.fp32_path)
-            slower = r.median >= 1.0
-            if slower and not fitting:
-                pick, slower, note = self._faster_than_fp32(pick, graphs[1:], eligible, 1 / r.median)
+            speed = self._versus_fp32(pick.path)
+            if speed.slower and not fitting:
+                pick, speed, note = self._faster_than_fp32(pick, graphs[1:], eligible, speed)
                 notes.append(note)
-            elif slower:
-                notes.append(
-                    f"the pick runs at {1 / r.median:.2f}x fp32's speed: slower than fp32, which is within budget "
-                    "by definition; keep fp32"
-                )
-        return pick, bool(fitting), notes, slower
+            else:
+                notes.append(f"against fp32 the pick runs at {speed.line()}: {speed.advice()}")
+        return pick, bool(fitting), notes, speed
 
     def _faster_than_fp32(
-        self, pick: Trial, others: list[Trial], eligible: list[Trial], speed: float
-    ) -> tuple[Trial, bool, str]:
-        """Over budget, ``pick`` (the most accurate) runs slower than fp32 (``speed`` x): the most accurate of the
-        other fused graphs (``others``, most accurate first) that interleaved timing finds faster than fp32, else
-        the frontier's fastest point. Returns (new pick, still slower than fp32, what was said)."""
+        self, pick: Trial, others: list[Trial], eligible: list[Trial], speed: SpeedVsFp32
+    ) -> tuple[Trial, SpeedVsFp32, str]:
+        """Over budget, ``pick`` (the most accurate) runs slower than fp32 (``speed``): the most accurate of the
+        other fused graphs (``others``, most accurate first) that interleaved timing does not find slower than
+        fp32, else the frontier's fastest point. Returns (new pick, its speed against fp32, what was said)."""
         said = (
-            f"the most accurate int8 model ({pick.label}, drop {pick.drop_points:+.2f}) runs at {speed:.2f}x fp32's "
-            "speed: slower than fp32, so never the answer; offered instead: "
+            f"the most accurate int8 model ({pick.label}, drop {pick.drop_points:+.2f}) runs at {speed.line()}: "
+            "slower than fp32, so never the answer; offered instead: "
         )
         assert self.fp32_path is not None
         for other in others:  # a graph as fast as another is no reason to ship its least accurate weights
-            r = self._ratio(other.path, self.fp32_path)
-            if r.median < 1.0:
-                faster = f"{other.label} (drop {other.drop_points:+.2f}, {1 / r.median:.2f}x fp32's speed)"
-                return other, False, f"{said}the most accurate trial faster than fp32, {faster}"
+            theirs = self._versus_fp32(other.path)
+            if not theirs.slower:
+                faster = f"{other.label} (drop {other.drop_points:+.2f}, {theirs.line()})"
+                return other, theirs, f"{said}the most accurate trial no slower than fp32, {faster}"
         fastest = min(eligible, key=lambda t: t.latency_p50_ms)
-        r = self._ratio(fastest.path, self.fp32_path)
         return (
             fastest,
-            r.median >= 1.0,
+            speed if fastest is pick else self._versus_fp32(fastest.path),
             (
                 f"{said}no other graph is faster than fp32; the frontier's fastest point, {fastest.label} "
                 f"(drop {fastest.drop_points:+.2f})"
@@ -300,12 +310,12 @@ class BudgetSearch:
             _, rc_note = self._refine(best, "layer-wise reconstruction", "rc", reconstruct=True)
             refinements.append(rc_note + self._reconstruct_summary(dataclasses.replace(best.recipe, reconstruct=True)))
         if any(self._fits(t) for t in [t for t in self.trials if self._eligible(t)] or self.trials):
-            chosen, met, notes, slower = self.choose()
-            return SearchResult(chosen, met, self.trials, [], bc_note, refinements, notes, slower)
+            chosen, met, notes, speed = self.choose()
+            return SearchResult(chosen, met, self.trials, [], bc_note, refinements, notes, speed)
         ranking = self.sensitivity(base)
         self._fewest_float_nodes(base.recipe, [name for name, _ in ranking])
-        chosen, met, notes, slower = self.choose()
-        return SearchResult(chosen, met, self.trials, ranking, bc_note, refinements, notes, slower)
+        chosen, met, notes, speed = self.choose()
+        return SearchResult(chosen, met, self.trials, ranking, bc_note, refinements, notes, speed)
 
     def _reconstruct_summary(self, recipe: QuantRecipe) -> str:
         """What the reconstruction of ``recipe`` did, for its refinement note ("" when it did not run)."""
