@@ -22,7 +22,9 @@ Choosing (``choose``): trials whose fused graphs are identical (``fused_graph.gr
 same shapes, only weight values differ) run at the same speed, so among them only accuracy ranks. Between
 different graphs, the faster one wins only when interleaved repeated timing (``paired_timing``) shows a gap
 that noise cannot cross; otherwise the more accurate one wins. An int8 model slower than its fp32 model is
-never the answer: the search says so and offers the frontier's fastest point instead.
+never the answer: the search says so and offers the frontier's fastest point instead. Within budget, the speed
+step (``speed_step``) then keeps float what the profiler finds slower in int8, when that measures faster.
+The pick's one timing against fp32 (``speed_vs_fp32``) is what the report and the advice use.
 """
 
 from __future__ import annotations
@@ -38,13 +40,15 @@ from typing import Any
 
 import numpy as np
 
+from edgecls.export.quant.conv_counts import ConvCounts
 from edgecls.export.quant.evaluate import Accuracy
 from edgecls.export.quant.fused_graph import float_compute_nodes
 from edgecls.export.quant.image_sets import evenly_spaced
-from edgecls.export.quant.paired_timing import RUNS_PER_BLOCK, time_ratio
+from edgecls.export.quant.paired_timing import RUNS_PER_BLOCK, TimeRatio, time_ratio
 from edgecls.export.quant.recipes import QuantRecipe
 from edgecls.export.quant.sensitivity import rank_nodes
-from edgecls.export.quant.speed_vs_fp32 import SpeedVsFp32
+from edgecls.export.quant.speed_step import SpeedStep, faster_int8
+from edgecls.export.quant.speed_vs_fp32 import SpeedVsFp32, offer_instead
 from edgecls.export.quant.static_quantizer import StaticQuantizer, float_units, quantized_compute_nodes
 from edgecls.export.quant.trial_eval import measure_trial
 from edgecls.export.quant.verdict import paired_difference_interval, within_budget
@@ -75,6 +79,7 @@ class Trial:
     float_nodes: list[str] = field(default_factory=list)  # compute nodes in float, read back from ``path``
     # bool[M]: per search image, what the score averages (evaluate.scored_outcomes); None: compared by drop only
     outcomes: np.ndarray | None = field(default=None, repr=False)
+    convs: ConvCounts | None = None  # the fused counts with why (the file's float convs vs this CPU's fusions)
 
     @property
     def label(self) -> str:
@@ -97,6 +102,7 @@ class Trial:
             "drop_points": round(self.drop_points, 3),
             "latency_p50_ms": round(self.latency_p50_ms, 3),
             "int8_conv_fraction": self.fusion["int8_fraction"],
+            **({"convs": self.convs.line()} if self.convs else {}),
             **self.accuracy.to_dict(),
         }
 
@@ -111,6 +117,7 @@ class SearchResult:
     refinements: list[str] = field(default_factory=list)  # equalisation, per-tensor calibration: what was found
     choice: list[str] = field(default_factory=list)  # how the pick was made: graphs compared, timed, vs fp32
     speed: SpeedVsFp32 | None = None  # the pick against fp32: the one timing the report and the advice rest on
+    speed_step: SpeedStep | None = None  # what the speed step tried (None: it did not run)
 
     @property
     def slower_than_fp32(self) -> bool:
@@ -140,6 +147,8 @@ class BudgetSearch:
     decisive: np.ndarray | None = None  # bool[N]: unlabelled images fp32 decides, on which agreement is scored
     # Layer-wise reconstruction of the best recipe (reconstruct.py): "auto" = when it misses the budget, "on", "off"
     reconstruct: str = "auto"
+    # The speed step (speed_step.py): only where speed measured here is the target's
+    tune_speed: bool = True
     trials: list[Trial] = field(default_factory=list)
     units: dict[str, tuple[str, ...]] = field(default_factory=dict)  # node -> nodes excluded with it
     _by_key: dict[tuple[Any, ...], Trial] = field(default_factory=dict)
@@ -169,13 +178,13 @@ class BudgetSearch:
         )
         acc, p50 = got.accuracy, got.latency_p50_ms
         drop = 100.0 * (self.fp32_score - acc.score)
-        trial = Trial(recipe, acc, drop, path, p50, got.fusion, float_compute_nodes(path), got.outcomes)
+        trial = Trial(recipe, acc, drop, path, p50, got.fusion, float_compute_nodes(path), got.outcomes, got.convs)
         self.trials.append(trial)
         self._by_key[recipe.key()] = trial
         what = "top-1" if self.labels is not None else "agreement" if self.decisive is None else "decisive agreement"
         self.log(
             f"  {trial.label}: {what} {100 * acc.score:.2f}% (drop {trial.drop_points:+.2f} pts), "
-            f"p50 {p50:.2f} ms, {trial.fusion['int8_convs']} int8 / {trial.fusion['float_convs']} float convs"
+            f"p50 {p50:.2f} ms, {got.convs.line()}"
         )
         return trial
 
@@ -203,13 +212,14 @@ class BudgetSearch:
             best.setdefault(t.graph, t)
         return list(best.values())
 
-    def _ratio(self, a: Path, b: Path) -> Any:
+    def ratio(self, a: Path, b: Path) -> TimeRatio:
+        """Interleaved timing of two files (``time(a) / time(b)`` per round)."""
         runs, warmup = self.paired_timing
         return time_ratio(a, b, runs=runs, warmup=warmup)
 
     def _versus_fp32(self, path: Path) -> SpeedVsFp32:
         assert self.fp32_path is not None
-        return SpeedVsFp32(self._ratio(path, self.fp32_path))
+        return SpeedVsFp32(self.ratio(path, self.fp32_path))
 
     def choose(self) -> tuple[Trial, bool, list[str], SpeedVsFp32 | None]:
         """(pick, within budget on the search images, how it was chosen, its timing against fp32 (None: no fp32
@@ -232,7 +242,7 @@ class BudgetSearch:
         if fitting:
             rival = min(graphs, key=lambda t: t.latency_p50_ms)
             if rival is not pick:
-                r = self._ratio(rival.path, pick.path)
+                r = self.ratio(rival.path, pick.path)
                 faster = r.a_faster()
                 notes.append(
                     f"interleaved timing: {rival.label} runs at {r.median:.2f}x the time of {pick.label} "
@@ -244,37 +254,9 @@ class BudgetSearch:
         if self.fp32_path is not None:
             speed = self._versus_fp32(pick.path)
             if speed.slower and not fitting:
-                pick, speed, note = self._faster_than_fp32(pick, graphs[1:], eligible, speed)
+                pick, speed, note = offer_instead(pick, speed, graphs[1:], eligible, self._versus_fp32)
                 notes.append(note)
-            else:
-                notes.append(f"against fp32 the pick runs at {speed.line()}: {speed.advice()}")
         return pick, bool(fitting), notes, speed
-
-    def _faster_than_fp32(
-        self, pick: Trial, others: list[Trial], eligible: list[Trial], speed: SpeedVsFp32
-    ) -> tuple[Trial, SpeedVsFp32, str]:
-        """Over budget, ``pick`` (the most accurate) runs slower than fp32 (``speed``): the most accurate of the
-        other fused graphs (``others``, most accurate first) that interleaved timing does not find slower than
-        fp32, else the frontier's fastest point. Returns (new pick, its speed against fp32, what was said)."""
-        said = (
-            f"the most accurate int8 model ({pick.label}, drop {pick.drop_points:+.2f}) runs at {speed.line()}: "
-            "slower than fp32, so never the answer; offered instead: "
-        )
-        assert self.fp32_path is not None
-        for other in others:  # a graph as fast as another is no reason to ship its least accurate weights
-            theirs = self._versus_fp32(other.path)
-            if not theirs.slower:
-                faster = f"{other.label} (drop {other.drop_points:+.2f}, {theirs.line()})"
-                return other, theirs, f"{said}the most accurate trial no slower than fp32, {faster}"
-        fastest = min(eligible, key=lambda t: t.latency_p50_ms)
-        return (
-            fastest,
-            speed if fastest is pick else self._versus_fp32(fastest.path),
-            (
-                f"{said}no other graph is faster than fp32; the frontier's fastest point, {fastest.label} "
-                f"(drop {fastest.drop_points:+.2f})"
-            ),
-        )
 
     def _refine(self, best: Trial, what: str, suffix: str, **change: Any) -> tuple[Trial, str]:
         """``best`` with one ingredient changed, kept only if it measures better on the search images."""
@@ -309,13 +291,27 @@ class BudgetSearch:
             self.log("  layer-wise reconstruction of the best recipe (learned rounding and biases)")
             _, rc_note = self._refine(best, "layer-wise reconstruction", "rc", reconstruct=True)
             refinements.append(rc_note + self._reconstruct_summary(dataclasses.replace(best.recipe, reconstruct=True)))
-        if any(self._fits(t) for t in [t for t in self.trials if self._eligible(t)] or self.trials):
-            chosen, met, notes, speed = self.choose()
-            return SearchResult(chosen, met, self.trials, [], bc_note, refinements, notes, speed)
-        ranking = self.sensitivity(base)
-        self._fewest_float_nodes(base.recipe, [name for name, _ in ranking])
+        ranking: list[tuple[str, float]] = []
+        if not any(self._fits(t) for t in [t for t in self.trials if self._eligible(t)] or self.trials):
+            ranking = self.sensitivity(base)
+            self._fewest_float_nodes(base.recipe, [name for name, _ in ranking])
         chosen, met, notes, speed = self.choose()
-        return SearchResult(chosen, met, self.trials, ranking, bc_note, refinements, notes, speed)
+        step = None
+        if met and self.tune_speed and speed is not None and speed.ratio.resolvable:
+            step = faster_int8(self, chosen)
+            if step.pick is not chosen:
+                chosen, speed = step.pick, self._versus_fp32(step.pick.path)
+        if speed is not None:
+            notes.append(f"against fp32 the pick runs at {speed.line()}: {speed.advice()}")
+        return SearchResult(chosen, met, self.trials, ranking, bc_note, refinements, notes, speed, step)
+
+    def try_recipe(self, recipe: QuantRecipe) -> Trial:
+        """Quantize ``recipe`` and measure it on the search images (once per distinct recipe)."""
+        return self._try(recipe)
+
+    def acceptable(self, trial: Trial) -> bool:
+        """Within budget on the search images, and mostly int8 as onnxruntime runs it."""
+        return self._fits(trial) and self._eligible(trial)
 
     def _reconstruct_summary(self, recipe: QuantRecipe) -> str:
         """What the reconstruction of ``recipe`` did, for its refinement note ("" when it did not run)."""

@@ -38,6 +38,8 @@ class QuantizeOptions:
     # reconstruct_seconds bounds it (layers not reached keep post-training's rounding).
     reconstruct: str = "auto"
     reconstruct_seconds: float = 600.0
+    # The speed step (speed_step.py): profile the pick per node and keep float what runs faster so, within budget
+    tune_speed: bool = True
 
 
 @dataclass(frozen=True)

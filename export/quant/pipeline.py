@@ -30,10 +30,11 @@ from edgecls.export.metadata import PRODUCER_NAME, contract_of, embed_contract
 from edgecls.export.onnx_export import lower_ir_version, write_model
 from edgecls.export.parity import onnx_logits
 from edgecls.export.quant.budget_search import BudgetSearch, SearchResult
+from edgecls.export.quant.conv_counts import fusion_record
 from edgecls.export.quant.decisive import DecisiveImages, decisive_parts
 from edgecls.export.quant.evaluate import Accuracy, graded_score, measure_accuracy
 from edgecls.export.quant.frontier import frontier, plot_frontier
-from edgecls.export.quant.fused_graph import float_compute_nodes, fusion_counts
+from edgecls.export.quant.fused_graph import float_compute_nodes
 from edgecls.export.quant.image_sets import MIN_CALIBRATION_IMAGES, ImageList, split_disjoint
 from edgecls.export.quant.options import QuantizeOptions
 from edgecls.export.quant.recipes import QuantRecipe, TargetPlan, candidate_recipes, plan_target
@@ -235,6 +236,7 @@ def quantize_model(
             fp32_path=ref_path,
             decisive=None if search_decisive is None else search_decisive.mask,
             reconstruct=opts.reconstruct,
+            tune_speed=opts.tune_speed and plan.target == plan.host.target,  # speed here is the target's
         )
         result = search.run(candidates)
         report = _grade(
@@ -273,6 +275,10 @@ def quantize_model(
         report.choice = result.choice
         for note in result.choice:
             log(f"  choice: {note}")
+        if result.speed_step is not None:
+            report.speed_step, report.node_speed = result.speed_step.notes, result.speed_step.kinds
+            for line in result.speed_step.summary():
+                log(line)
         if test is not None:
             report.test = _grade_test(result.best.path, ref_path, test, contract, plan, opts.max_drop)
         written = report.budget_met or opts.allow_over_budget
@@ -383,7 +389,7 @@ def _grade(
             "budget_met": result.budget_met,
             **best.accuracy.to_dict(),
         },
-        fusion=fusion_counts(best.path),
+        fusion=fusion_record(best.path),
         frontier=frontier(trials),
         verdict=verdict.line(),
         status=verdict.status,

@@ -77,6 +77,9 @@ class QuantReport:
     slower_than_fp32: bool = False  # the pick runs slower than fp32 beyond noise (then fp32 is the better file)
     # speed_vs_fp32.SpeedVsFp32.to_dict(): the one timing against fp32 that latency, speedup_p50 and the advice use
     speed: dict[str, Any] = field(default_factory=dict)
+    # The speed step (speed_step.py): what it tried, and per node kind the pick's int8 time vs fp32's (profiler)
+    speed_step: list[str] = field(default_factory=list)
+    node_speed: list[dict[str, Any]] = field(default_factory=list)
     # The run's test split (export of a trained run): int8 against fp32 there, reported, never used to choose.
     test: dict[str, Any] | None = None
 
@@ -129,6 +132,12 @@ class QuantReport:
             f"{self.validation.get('decisive_holdout_images')} held-out images ({DESCRIPTION})"
         )
 
+    def _conv_line(self) -> str:
+        """``conv_counts.ConvCounts.line`` of the pick (kept in ``fusion``)."""
+        f = self.fusion
+        line = f.get("line") or f"{f.get('int8_convs')} int8 / {f.get('float_convs')} float convs"
+        return f"{line} ({100 * f.get('int8_fraction', 0):.0f}% int8)"
+
     def _interval(self) -> str:
         return " to ".join(f"{x:+.1f}" for x in self.interval_points) or "-"
 
@@ -159,8 +168,7 @@ class QuantReport:
             *(f"- choice: {note}" for note in self.choice),
             *([f"- speed against fp32 (the one timing the verdict uses): {self.speed_line()}: {self.speed['advice']}"]
               if self.speed else []),
-            f"- onnxruntime's optimised graph: {self.fusion.get('int8_convs')} int8 convs, "
-            f"{self.fusion.get('float_convs')} float convs ({100 * self.fusion.get('int8_fraction', 0):.0f}% int8)",
+            f"- onnxruntime's optimised graph: {self._conv_line()}",
             f"- {self.bias_correction}",
             *(f"- {note}" for note in self.refinements),
             "",
@@ -207,9 +215,28 @@ class QuantReport:
                 "",
             ]
             lines += [f"- `{s['node']}`: {s['relative_error']:.4g}" for s in self.sensitivity_top]
+        lines += self._node_speed_lines()
         if self.warnings:
             lines += ["", "## Warnings", ""] + [f"- {w}" for w in self.warnings]
         return "\n".join(lines) + "\n"
+
+
+    def _node_speed_lines(self) -> list[str]:
+        if not self.node_speed and not self.speed_step:
+            return []
+        lines = [
+            "",
+            "## Where the time goes (onnxruntime's profiler on this CPU, median per call)",
+            "",
+            "| node kind | int8 ms | fp32 ms | convs (slower in int8) |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {k['kind']} | {k['int8_us'] / 1000:.3f} | {k['fp32_us'] / 1000:.3f} | "
+            + (f"{k['convs']} ({k['int8_slower']}) |" if k["convs"] else "- |")
+            for k in self.node_speed
+        ]
+        return lines + [""] + [f"- speed step: {note}" for note in self.speed_step]
 
 
 def write_report(report: QuantReport, out_dir: str | os.PathLike[str]) -> tuple[Path, Path]:

@@ -1,0 +1,172 @@
+"""The search's speed step: with a pick within budget, try what may run faster on this CPU and keep only what the
+interleaved timing (``paired_timing``) finds faster than the current pick beyond noise, within the budget.
+
+Candidates, each a change of the pick's recipe (issue 32):
+- the convs whose int8 kernel is slower here than the fp32 model's kernel for the same conv (onnxruntime's
+  profiler, ``node_profile.compare``), kept in float: DequantizeLinear -> float conv -> QuantizeLinear; and, when
+  a whole kind of conv (depthwise, 1x1, ...) is slower in int8 in total, every conv of that kind;
+- what the int8 kernels may favour: s8s8 instead of u8s8 activations, and symmetric activations (zero point 0).
+A candidate is first quantized and timed against the pick (seconds); only one that is faster beyond noise is
+graded on the search images (``BudgetSearch.try_recipe``) and kept when it fits the budget. Accuracy stays the budget
+search's decision: the step never trades it away.
+
+The step runs only where speed measured here is the target's (the file is made for this CPU) and where the
+files are slow enough to time (``paired_timing.MIN_RESOLVABLE_MS``): the demo's 32 px model skips it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edgecls.export.quant.fused_graph import int8_kernel_sources, optimized_graph
+from edgecls.export.quant.node_profile import compare, kind_totals, profile_nodes
+from edgecls.export.quant.recipes import QuantRecipe
+from edgecls.export.quant.static_quantizer import QuantizationError
+
+if TYPE_CHECKING:
+    from edgecls.export.quant.budget_search import BudgetSearch, Trial
+
+#: A conv counts as slower in int8 only when its kernel takes this much longer than fp32's (profiler noise).
+SLOWER_BY = 1.10
+
+
+@dataclass
+class SpeedStep:
+    """What the speed step tried and found: ``kinds``: per node kind, int8 and fp32 microseconds per call
+    (profiles of the final pick and of the fp32 model); ``notes``: each candidate and its timing."""
+
+    pick: Trial
+    notes: list[str] = field(default_factory=list)
+    kinds: list[dict[str, Any]] = field(default_factory=list)
+
+    def summary(self) -> list[str]:
+        """Per node kind, int8 vs fp32 time: the lines the command prints."""
+
+        def ms(us: float) -> str:
+            return f"{us / 1000:.2f} ms" if us else "-"
+
+        return ["  int8 vs fp32 per node kind (onnxruntime's profiler, median per call on this CPU):"] + [
+            f"    {k['kind']}: int8 {ms(k['int8_us'])} vs fp32 {ms(k['fp32_us'])}"
+            + (f" ({k['convs']} convs, {k['int8_slower']} slower in int8)" if k.get("convs") else "")
+            for k in self.kinds
+        ]
+
+
+def kind_table(int8_path: Any, fp32_path: Any) -> tuple[list[dict[str, Any]], list[Any]]:
+    """(per node kind: int8 vs fp32 time, the conv-by-conv comparison) of two files, profiled here."""
+    int8, fp32 = profile_nodes(int8_path), profile_nodes(fp32_path)
+    convs = compare(int8, fp32)
+    totals = {"int8": kind_totals(int8), "fp32": kind_totals(fp32)}
+    rows = []
+    for kind in dict.fromkeys([*totals["int8"], *totals["fp32"]]):
+        mine = [c for c in convs if c.kind == kind]
+        rows.append(
+            {
+                "kind": kind,
+                "int8_us": round(totals["int8"].get(kind, 0.0), 1),
+                "fp32_us": round(totals["fp32"].get(kind, 0.0), 1),
+                "convs": len(mine),
+                "int8_slower": sum(c.int8_us > SLOWER_BY * c.fp32_us for c in mine),
+            }
+        )
+    return rows, convs
+
+
+def _float_candidates(
+    recipe: QuantRecipe, rows: list[dict[str, Any]], convs: list[Any]
+) -> list[tuple[QuantRecipe, str]]:
+    """(the pick's recipe with more convs kept float, which): the convs slower in int8 here; and every conv of each
+    kind slower in int8 in total."""
+    slower = tuple(c.conv for c in convs if c.int8_us > SLOWER_BY * c.fp32_us)
+    groups = [("slower-convs", slower, f"the {len(slower)} convs slower in int8 here kept float")]
+    for row in rows:
+        if row["convs"] and row["int8_us"] > SLOWER_BY * row["fp32_us"]:
+            nodes = tuple(c.conv for c in convs if c.kind == row["kind"])
+            groups.append((f"float-{row['kind'].replace(' ', '-')}", nodes, f"every {row['kind']} kept float"))
+    out, seen = [], set()
+    for name, nodes, why in groups:
+        if nodes and frozenset(nodes) not in seen:
+            seen.add(frozenset(nodes))
+            excluded = tuple(dict.fromkeys([*recipe.nodes_to_exclude, *nodes]))
+            out.append((dataclasses.replace(recipe, name=f"{recipe.name}-{name}", nodes_to_exclude=excluded), why))
+    return out
+
+
+def _kernel_candidates(recipe: QuantRecipe) -> list[tuple[QuantRecipe, str]]:
+    """s8s8 activations (when u8) and symmetric activations: what onnxruntime's int8 kernels may favour here."""
+    out = []
+    if recipe.activation_type == "QUInt8":
+        out.append((dataclasses.replace(recipe, name=f"{recipe.name}-s8s8", activation_type="QInt8"), "s8 activations"))
+    if not recipe.activation_symmetric:
+        symmetric = dataclasses.replace(recipe, name=f"{recipe.name}-symmetric", activation_symmetric=True)
+        out.append((symmetric, "symmetric activations (zero point 0)"))
+    return out
+
+
+def runs_float(search: BudgetSearch, recipe: QuantRecipe, kept: tuple[str, ...], scratch: Path) -> tuple[
+    QuantRecipe | None, str
+]:
+    """``recipe`` written to ``scratch`` with only those of its float convs that onnxruntime really runs in float:
+    a conv kept float between DequantizeLinear and QuantizeLinear is re-quantized by onnxruntime's
+    WeightBiasQuantization (per-tensor int8 weights), so asking for it buys no float kernel. Returns (the recipe, or
+    None when none of its convs can run float; what was dropped)."""
+    dropped: set[str] = set()
+    for _ in range(3):  # dropping one may expose another; a few rounds settle it
+        search.quantizer.quantize(recipe, scratch)
+        again = set(recipe.nodes_to_exclude) & int8_kernel_sources(optimized_graph(scratch)) - set(kept)
+        if not again:
+            break
+        dropped |= again
+        rest = tuple(n for n in recipe.nodes_to_exclude if n not in again)
+        if len(rest) == len(kept):
+            return None, f"{len(dropped)} convs: onnxruntime would re-quantize them all (per-tensor int8 weights)"
+        recipe = dataclasses.replace(recipe, nodes_to_exclude=rest)
+    note = f" ({len(dropped)} more left int8: onnxruntime would re-quantize them)" if dropped else ""
+    return recipe, note
+
+
+def faster_int8(search: BudgetSearch, pick: Trial) -> SpeedStep:
+    """Try the speed candidates of ``pick`` (within budget) in turn; each is timed against the current pick."""
+    assert search.fp32_path is not None
+    step = SpeedStep(pick)
+    rows, convs = kind_table(pick.path, search.fp32_path)
+    floats = _float_candidates(pick.recipe, rows, convs)
+    for recipe, why in floats + _kernel_candidates(pick.recipe):
+        scratch = search.workdir / f"speed-{recipe.name}.onnx"
+        dropped = ""
+        if (recipe, why) in floats:
+            changed, dropped = runs_float(search, recipe, step.pick.recipe.nodes_to_exclude, scratch)
+            if changed is None:
+                step.notes.append(f"{why}: not tried, {dropped}")
+                continue
+            recipe = changed
+        else:
+            try:
+                search.quantizer.quantize(recipe, scratch)
+            except QuantizationError as e:  # onnxruntime cannot write every type pair
+                step.notes.append(f"{why}: not tried ({e})")
+                continue
+        r = search.ratio(scratch, step.pick.path)
+        what = f"{why}{dropped}: {r.median:.2f}x the time of the pick (rounds {r.low:.2f}-{r.high:.2f})"
+        if not r.a_faster():
+            verdict = "slower" if r.b_faster() else "not faster beyond noise"
+            step.notes.append(f"{what}: {verdict}, not kept")
+            continue
+        trial = search.try_recipe(recipe)
+        mostly_float = trial.fusion["int8_fraction"] < search.min_int8_fraction
+        keep = search.acceptable(trial)
+        step.notes.append(
+            f"{what}: faster; drop {trial.drop_points:+.2f} pts on the search images: "
+            + ("kept" if keep else "mostly float, not kept" if mostly_float else "over budget, not kept")
+        )
+        if keep:
+            step.pick = trial
+    if step.pick is not pick:  # the profile of what ships
+        rows, _ = kind_table(step.pick.path, search.fp32_path)
+    step.kinds = rows
+    for note in step.notes:
+        search.log(f"  speed: {note}")
+    return step
