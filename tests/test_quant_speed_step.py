@@ -91,7 +91,7 @@ def test_the_speed_step_keeps_float_what_measures_faster_and_reports_per_kind(ta
     kinds = {k["kind"]: k for k in step.kinds}
     assert kinds["3x3 conv"]["convs"] == 5 and kinds["depthwise conv"]["convs"] == 6
     assert kinds["quantize/dequantize"]["int8_us"] > 0 and kinds["quantize/dequantize"]["fp32_us"] == 0
-    assert step.pick is not pick and step.pick.recipe.name.endswith("float-3x3-conv")
+    assert step.pick is not pick and "float-3x3-conv" in step.pick.recipe.name  # (a kernel option may follow)
     assert len(step.pick.float_nodes) == 5 and tail_search.acceptable(step.pick)
     # nearly every conv is slower in u8u8: all of them float is faster, but no longer an int8 file
     assert any(re.match(r"the \d+ convs slower", n) and "mostly float, not kept" in n for n in step.notes)

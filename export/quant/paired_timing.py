@@ -126,11 +126,12 @@ def bench_input(sess: Any) -> np.ndarray:
     return _input_of(runner)[0]
 
 
-def timed_call(path: str | os.PathLike[str], threads: int) -> tuple[Callable[[], Any], int]:
-    """One call of ``path`` as the bench makes it (its loader, no spinning, its input); returns it and its batch."""
+def timed_call(path: str | os.PathLike[str], threads: int, provider: str = "cpu") -> tuple[Callable[[], Any], int]:
+    """One call of ``path`` as the bench makes it (its loader, no spinning, its input); returns it and its batch.
+    ``provider``: as ``--provider`` names it (the int8 search times on ``cpu``; studies time ``openvino`` too)."""
     from edgecls.runtime.bench.onnxruntime_loader import load_onnxruntime
 
-    runner = load_onnxruntime(str(path), "cpu", threads, spin=False)
+    runner = load_onnxruntime(str(path), provider, threads, spin=False)
     x, batch = _input_of(runner)
     return (lambda: runner.infer(x)), batch
 
@@ -149,11 +150,13 @@ def time_ratio(
     runs: int = RUNS_PER_BLOCK,
     max_rounds: int = MAX_ROUNDS,
     warmup: int = DEFAULT_WARMUP,
+    providers: tuple[str, str] = ("cpu", "cpu"),
 ) -> TimeRatio:
     """Interleaved timing of files ``a`` and ``b`` as ``edgecls bench`` times them (batch 1, physical cores, no
-    spinning): at least ``rounds`` rounds, more while neither is faster, at most ``max_rounds``."""
+    spinning): at least ``rounds`` rounds, more while neither is faster, at most ``max_rounds``. ``providers``:
+    what runs ``a`` and ``b``."""
     threads = timing_threads()
-    (call_a, batch), (call_b, _) = timed_call(a, threads), timed_call(b, threads)
+    (call_a, batch), (call_b, _) = timed_call(a, threads, providers[0]), timed_call(b, threads, providers[1])
     ta, tb = _Timed(call_a, []), _Timed(call_b, [])
     for t in (ta, tb):  # warm both before any round so neither pays for first-run allocations
         measure_latency(t.call, runs=1, warmup=warmup)
@@ -168,7 +171,7 @@ def time_ratio(
         ratios.append(p50[id(ta)] / max(p50[id(tb)], 1e-9))
         settings = {
             "batch": batch, "threads": threads, "spin": False, "warmup": warmup, "runs_per_block": runs,
-            "rounds": len(ratios),
+            "rounds": len(ratios), "providers": list(providers),
         }
         result = TimeRatio(tuple(ratios), LatencyStats.of(ta.samples), LatencyStats.of(tb.samples), settings)
         if len(ratios) >= rounds and (result.decided() or not result.resolvable):

@@ -128,42 +128,46 @@ def runs_float(search: BudgetSearch, recipe: QuantRecipe, kept: tuple[str, ...],
     return recipe, note
 
 
+def _time_and_keep(search: BudgetSearch, step: SpeedStep, recipe: QuantRecipe, scratch: Path, why: str) -> None:
+    """Time ``scratch`` (``recipe`` written) against the current pick; grade it only when faster; keep it when
+    within budget and mostly int8. What it measured goes to ``step.notes``."""
+    r = search.ratio(scratch, step.pick.path)
+    what = f"{why}: {r.median:.2f}x the time of the pick (rounds {r.low:.2f}-{r.high:.2f})"
+    if not r.a_faster():
+        step.notes.append(f"{what}: {'slower' if r.b_faster() else 'not faster beyond noise'}, not kept")
+        return
+    trial = search.try_recipe(recipe)
+    keep = search.acceptable(trial)
+    why_not = "mostly float" if trial.fusion["int8_fraction"] < search.min_int8_fraction else "over budget"
+    step.notes.append(
+        f"{what}: faster; drop {trial.drop_points:+.2f} pts on the search images: "
+        + ("kept" if keep else f"{why_not}, not kept")
+    )
+    if keep:
+        step.pick = trial
+
+
 def faster_int8(search: BudgetSearch, pick: Trial) -> SpeedStep:
-    """Try the speed candidates of ``pick`` (within budget) in turn; each is timed against the current pick."""
+    """Try the speed candidates of ``pick`` (within budget) in turn; each is timed against the current pick: the
+    float candidates of ``pick``, then the kernel options of what they left."""
     assert search.fp32_path is not None
     step = SpeedStep(pick)
     rows, convs = kind_table(pick.path, search.fp32_path)
-    floats = _float_candidates(pick.recipe, rows, convs)
-    for recipe, why in floats + _kernel_candidates(pick.recipe):
+    for recipe, why in _float_candidates(pick.recipe, rows, convs):
         scratch = search.workdir / f"speed-{recipe.name}.onnx"
-        dropped = ""
-        if (recipe, why) in floats:
-            changed, dropped = runs_float(search, recipe, step.pick.recipe.nodes_to_exclude, scratch)
-            if changed is None:
-                step.notes.append(f"{why}: not tried, {dropped}")
-                continue
-            recipe = changed
+        really, dropped = runs_float(search, recipe, pick.recipe.nodes_to_exclude, scratch)
+        if really is None:
+            step.notes.append(f"{why}: not tried, {dropped}")
         else:
-            try:
-                search.quantizer.quantize(recipe, scratch)
-            except QuantizationError as e:  # onnxruntime cannot write every type pair
-                step.notes.append(f"{why}: not tried ({e})")
-                continue
-        r = search.ratio(scratch, step.pick.path)
-        what = f"{why}{dropped}: {r.median:.2f}x the time of the pick (rounds {r.low:.2f}-{r.high:.2f})"
-        if not r.a_faster():
-            verdict = "slower" if r.b_faster() else "not faster beyond noise"
-            step.notes.append(f"{what}: {verdict}, not kept")
+            _time_and_keep(search, step, really, scratch, why + dropped)
+    for recipe, why in _kernel_candidates(step.pick.recipe):
+        scratch = search.workdir / f"speed-{recipe.name}.onnx"
+        try:
+            search.quantizer.quantize(recipe, scratch)
+        except QuantizationError as e:  # onnxruntime cannot write every type pair
+            step.notes.append(f"{why}: not tried ({e})")
             continue
-        trial = search.try_recipe(recipe)
-        mostly_float = trial.fusion["int8_fraction"] < search.min_int8_fraction
-        keep = search.acceptable(trial)
-        step.notes.append(
-            f"{what}: faster; drop {trial.drop_points:+.2f} pts on the search images: "
-            + ("kept" if keep else "mostly float, not kept" if mostly_float else "over budget, not kept")
-        )
-        if keep:
-            step.pick = trial
+        _time_and_keep(search, step, recipe, scratch, why)
     if step.pick is not pick:  # the profile of what ships
         rows, _ = kind_table(step.pick.path, search.fp32_path)
     step.kinds = rows
