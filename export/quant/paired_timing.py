@@ -157,23 +157,21 @@ def time_ratio(
     what runs ``a`` and ``b``."""
     threads = timing_threads()
     (call_a, batch), (call_b, _) = timed_call(a, threads, providers[0]), timed_call(b, threads, providers[1])
-    ta, tb = _Timed(call_a, []), _Timed(call_b, [])
-    for t in (ta, tb):  # warm both before any round so neither pays for first-run allocations
+    timed = {"a": _Timed(call_a, []), "b": _Timed(call_b, [])}
+    for t in timed.values():  # warm both before any round so neither pays for first-run allocations
         measure_latency(t.call, runs=1, warmup=warmup)
-    ta.samples.clear()
-    tb.samples.clear()
     ratios: list[float] = []
     result = TimeRatio(())
     for r in range(max(rounds, max_rounds)):
-        first, second = (ta, tb) if r % 2 == 0 else (tb, ta)  # alternate who goes first
-        p50 = {id(first): _block(first, runs)}
-        p50[id(second)] = _block(second, runs)
-        ratios.append(p50[id(ta)] / max(p50[id(tb)], 1e-9))
+        p50 = {name: _block(timed[name], runs) for name in ("ab" if r % 2 == 0 else "ba")}  # alternate who is first
+        ratios.append(p50["a"] / max(p50["b"], 1e-9))
         settings = {
             "batch": batch, "threads": threads, "spin": False, "warmup": warmup, "runs_per_block": runs,
             "rounds": len(ratios), "providers": list(providers),
         }
-        result = TimeRatio(tuple(ratios), LatencyStats.of(ta.samples), LatencyStats.of(tb.samples), settings)
+        result = TimeRatio(
+            tuple(ratios), LatencyStats.of(timed["a"].samples), LatencyStats.of(timed["b"].samples), settings
+        )
         if len(ratios) >= rounds and (result.decided() or not result.resolvable):
             break
     return result
