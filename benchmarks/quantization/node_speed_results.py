@@ -21,14 +21,26 @@ def _kind_rows(kinds: dict[str, dict[str, float]]) -> list[str]:
     return rows
 
 
+#: Node kinds that are convolutions or matmuls (node_profile.node_kind).
+CONV_KINDS = ("1x1 conv", "depthwise conv", "3x3 conv", "5x5 conv", "conv", "gemm")
+
+
+def conv_kernel_ratio(kinds: dict[str, dict[str, float]]) -> float:
+    """fp32's conv/matmul time over int8's: what the int8 kernels alone buy, before any quantize/dequantize,
+    transpose or reorder node."""
+    fp32, int8 = (sum(v for k, v in kinds[label].items() if k in CONV_KINDS) for label in ("fp32", "u8s8"))
+    return fp32 / max(int8, 1e-9)
+
+
 def markdown(env: dict[str, Any], cases: dict[str, Any]) -> str:
     lines = [
         f"# int8 speed per node on {env['cpu']} ({env['isa']['isa']}), onnxruntime {env['onnxruntime']}, {env['date']}",
         "",
         f"{env['cores']} cores, batch 1, sessions as `edgecls bench` makes them (physical cores, no spinning); "
         f"load average at start {[round(v, 2) for v in env['loadavg_start']]}, at end "
-        f"{[round(v, 2) for v in env['loadavg_end']]}. Speed-ups: the int8 search's interleaved timing "
-        "(`paired_timing.time_ratio`) against onnxruntime fp32, median of the rounds (range of the rounds).",
+        f"{[round(v, 2) for v in env['loadavg_end']]}; timing phase scheduled {env.get('scheduling', 'normal')} "
+        "under the CPU lock. Speed-ups: the int8 search's interleaved timing (`paired_timing.time_ratio`) against "
+        "onnxruntime fp32, median of the rounds (range of the rounds).",
         "",
     ]
     for name, c in cases.items():
@@ -43,12 +55,15 @@ def markdown(env: dict[str, Any], cases: dict[str, Any]) -> str:
         lines += [
             "",
             f"Session creation (median of 5): {c['session_create_ms']}. Profiled sums per call: "
-            f"{c['profile_sum_ms']} ms. If every node of the int8 graph but its convs took no time, int8 would run "
-            f"at most {c['conv_only_ceiling']:.2f}x fp32 (fp32's profiled total over int8's conv time).",
+            f"{c['profile_sum_ms']} ms (the profiler adds a little per node). The int8 conv kernels alone run "
+            f"{conv_kernel_ratio(c['node_kinds_us']):.2f}x fp32's conv kernels; if every other node of the int8 graph "
+            f"took no time, int8 would run at most {c['conv_only_ceiling']:.2f}x fp32 (fp32's profiled total over "
+            "int8's conv time).",
             "",
             *_kind_rows(c["node_kinds_us"]),
             "",
-            "The search's speed step on the u8s8 file:",
+            "The search's speed step on the u8s8 file (run in the quantize phase, outside the lock, load "
+            f"{c.get('quantize_loadavg', '-')}):",
             "",
             *(f"- {n}" for n in c["speed_step"]),
             "",

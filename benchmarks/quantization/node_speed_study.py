@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from case_models import effnet_lite0_case, export_byo
-from node_speed_results import write_results
+from node_speed_results import CONV_KINDS, write_results
 from photo_data import PHOTOS, random_crops
 from study_env import environment, log
 
@@ -52,7 +52,6 @@ KERNEL_RECIPES = (
     QuantRecipe("u8s8-symmetric", activation_symmetric=True),
     QuantRecipe("s8s8-symmetric", activation_type="QInt8", activation_symmetric=True),
 )
-CONV_KINDS = ("1x1 conv", "depthwise conv", "3x3 conv", "5x5 conv", "conv", "gemm")
 
 
 def _export(name: str, work: Path, thirdparty: str) -> Path:
@@ -92,7 +91,10 @@ def quantize_phase(name: str, work: Path, thirdparty: str) -> dict[str, Any]:
     search = BudgetSearch(quantizer, x, None, onnx_logits(fp32, x), 100.0, work / f"{name}-q", log=log, fp32_path=fp32)
     step = faster_int8(search, search.try_recipe(KERNEL_RECIPES[0]))
     files["speed-step pick"] = step.pick.path
-    return {"files": {k: str(v) for k, v in files.items()}, "speed_step": step.notes, "speed_step_kinds": step.kinds}
+    return {
+        "files": {k: str(v) for k, v in files.items()}, "speed_step": step.notes, "speed_step_kinds": step.kinds,
+        "quantize_loadavg": [round(v, 2) for v in os.getloadavg()],
+    }
 
 
 def _session_ms(path: Path, repeats: int = 5) -> float:
@@ -159,6 +161,7 @@ def main() -> None:
         return
     cases = json.loads(state.read_text())
     env = environment()
+    env["scheduling"] = "SCHED_RR (chrt -r 1)" if os.sched_getscheduler(0) == os.SCHED_RR else "normal"
     for name, case in cases.items():
         log(f"[{name}] timing (load {os.getloadavg()})")
         case.update(time_phase(case))

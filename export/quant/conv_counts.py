@@ -79,4 +79,5 @@ def fusion_record(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The report's ``fusion``: onnxruntime's op counts of ``path`` here, and its conv counts with why."""
     graph = optimized_graph(path)
     counts = conv_counts(path, graph)
-    return {**count_fused_ops(graph), **counts.to_dict(), "line": counts.line()}
+    extra = {k: v for k, v in counts.to_dict().items() if k not in ("int8", "float")}  # count_fused_ops has them
+    return {**count_fused_ops(graph), **extra, "line": counts.line()}
