@@ -2,7 +2,9 @@
 
 ``outlier_model`` -> model.onnx of ``_Outlier`` (4 classes, 32 px, contract ``CONTRACT``), whose plain int8 breaks
 until two named convs stay float; ``colour_images`` / ``image_folder`` -> seeded flat-colour images, in memory
-or as PNG files; ``skewed_copy`` -> a training run whose post-training int8 misses (QAT and distillation).
+or as PNG files; ``skewed_copy`` -> a training run whose post-training int8 misses (QAT and distillation);
+``speed_models`` -> 224 px files whose int8 is certainly faster (``wide``) or, with unsigned
+weights, certainly slower (``depthwise``) than fp32 (contract ``CONTRACT_224``).
 """
 
 from __future__ import annotations
@@ -98,3 +100,76 @@ def skewed_copy(run: Path, dst: Path, factor: float) -> Path:
     save_checkpoint(dst / "best.pt", {**raw, "model_state": model.state_dict()})
     (dst / "last.pt").unlink(missing_ok=True)
     return dst
+
+
+#: The int8 speed tests' models: 224 px, 4 classes (speed needs a real input size; accuracy is not their point).
+CONTRACT_224 = ModelContract(labels=("a", "b", "c", "d"), input_size=(224, 224), resize_mode="stretch")
+
+
+class _WideConvs(nn.Module):
+    """Seven wide 3x3 convs down to 28x28 (32-128 channels): GEMM work that onnxruntime's int8 kernels run 2-2.5x
+    faster than fp32 on VNNI (measured 2.37x at load 5) - certainly faster in int8."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        c = 3
+        for w, stride in ((32, 2), (64, 2), (64, 1), (64, 1), (128, 2), (128, 1), (128, 1)):
+            layers += [nn.Conv2d(c, w, 3, stride, 1), nn.ReLU()]
+            c = w
+        self.body, self.head = nn.Sequential(*layers), nn.Linear(c, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x).mean((2, 3)))
+
+
+class _Depthwise(nn.Module):
+    """Eight 3x3 depthwise convs at 112x112 with ReLU6: cheap in fp32 (NCHWc kernels), and in int8 with 8-bit
+    unsigned weights (u8u8) onnxruntime has no fast kernel (measured 8x slower per conv in its profiler)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 32, 3, 2, 1)
+        self.depthwise = nn.ModuleList(nn.Conv2d(32, 32, 3, 1, 1, groups=32) for _ in range(8))
+        self.head = nn.Linear(32, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        for conv in self.depthwise:
+            x = torch.clamp(conv(x), 0, 6)
+        return self.head(x.mean((2, 3)))
+
+
+class _ConvsThenDepthwise(nn.Module):
+    """A 3x3 stem and four 3x3 convs (32 channels, 112x112), then six depthwise convs: with 8-bit unsigned weights
+    (u8u8) every conv runs slower in int8 than in fp32 here, the 3x3 ones by 3 ms in all; kept float together (a
+    float region: onnxruntime cannot re-quantize them) they measured 0.70x the all-int8 file's time, and the six
+    int8 depthwise convs keep more than half the weighted ops int8."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 32, 3, 2, 1)
+        self.convs = nn.ModuleList(nn.Conv2d(32, 32, 3, 1, 1) for _ in range(4))
+        self.depthwise = nn.ModuleList(nn.Conv2d(32, 32, 3, 1, 1, groups=32) for _ in range(6))
+        self.head = nn.Linear(32, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.stem(x))
+        for conv in self.convs:
+            x = torch.relu(conv(x))
+        for conv in self.depthwise:
+            x = torch.clamp(conv(x), 0, 6)
+        return self.head(x.mean((2, 3)))
+
+
+@pytest.fixture(scope="session")
+def speed_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """fp32 files (``CONTRACT_224``): ``wide`` of ``_WideConvs``, ``depthwise`` of ``_Depthwise``, ``tail`` of
+    ``_ConvsThenDepthwise``."""
+    folder = tmp_path_factory.mktemp("speed")
+    out = {}
+    for name, build in (("wide", _WideConvs), ("depthwise", _Depthwise), ("tail", _ConvsThenDepthwise)):
+        torch.manual_seed(0)
+        out[name] = folder / f"{name}.onnx"
+        export_to_onnx(build().eval(), CONTRACT_224, out[name], exporter="torchscript")
+    return out

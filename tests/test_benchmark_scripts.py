@@ -80,6 +80,10 @@ EXCLUDED = {
     "installed here): its import without nncf is tested below",
     "quantization/measure_variants.py": "a library of the quantization studies (grading and interleaved timing)",
     "quantization/quant_results.py": "a library of run_quant_bench.py (its results file)",
+    "quantization/node_speed_study.py": "exports a 224 px MobileNetV2 and the ImageNet EfficientNet-Lite0 and "
+    "quantizes each five ways (minutes); the timing, profiling and speed step it calls are tested in "
+    "test_quant_speed_advice.py and test_quant_speed_step.py",
+    "quantization/node_speed_results.py": "a library of node_speed_study.py (its results file)",
     "quantization/photo_model.py": "a factory for `edgecls export --model`, used by train_photo_mnv2.py's test",
 }
 SMOKE_RUN = {"decode_scale.py", "quantization/agreement_floor.py",

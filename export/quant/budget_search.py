@@ -22,7 +22,9 @@ Choosing (``choose``): trials whose fused graphs are identical (``fused_graph.gr
 same shapes, only weight values differ) run at the same speed, so among them only accuracy ranks. Between
 different graphs, the faster one wins only when interleaved repeated timing (``paired_timing``) shows a gap
 that noise cannot cross; otherwise the more accurate one wins. An int8 model slower than its fp32 model is
-never the answer: the search says so and offers the frontier's fastest point instead.
+never the answer: the search says so and offers the frontier's fastest point instead. Within budget, the speed
+step (``speed_step``) then keeps float what the profiler finds slower in int8, when that measures faster.
+The pick's one timing against fp32 (``speed_vs_fp32``) is what the report and the advice use.
 """
 
 from __future__ import annotations
@@ -38,15 +40,19 @@ from typing import Any
 
 import numpy as np
 
+from edgecls.export.quant.conv_counts import ConvCounts
 from edgecls.export.quant.evaluate import Accuracy
 from edgecls.export.quant.fused_graph import float_compute_nodes
 from edgecls.export.quant.image_sets import evenly_spaced
-from edgecls.export.quant.paired_timing import time_ratio
+from edgecls.export.quant.paired_timing import RUNS_PER_BLOCK, TimeRatio, time_ratio
 from edgecls.export.quant.recipes import QuantRecipe
 from edgecls.export.quant.sensitivity import rank_nodes
+from edgecls.export.quant.speed_step import SpeedStep, faster_int8
+from edgecls.export.quant.speed_vs_fp32 import SpeedVsFp32, offer_instead
 from edgecls.export.quant.static_quantizer import StaticQuantizer, float_units, quantized_compute_nodes
 from edgecls.export.quant.trial_eval import measure_trial
 from edgecls.export.quant.verdict import paired_difference_interval, within_budget
+from edgecls.runtime.latency import DEFAULT_WARMUP
 from edgecls.runtime.scores import top1_accuracy
 
 Log = Callable[[str], None]
@@ -73,6 +79,7 @@ class Trial:
     float_nodes: list[str] = field(default_factory=list)  # compute nodes in float, read back from ``path``
     # bool[M]: per search image, what the score averages (evaluate.scored_outcomes); None: compared by drop only
     outcomes: np.ndarray | None = field(default=None, repr=False)
+    convs: ConvCounts | None = None  # the fused counts with why (the file's float convs vs this CPU's fusions)
 
     @property
     def label(self) -> str:
@@ -95,6 +102,7 @@ class Trial:
             "drop_points": round(self.drop_points, 3),
             "latency_p50_ms": round(self.latency_p50_ms, 3),
             "int8_conv_fraction": self.fusion["int8_fraction"],
+            **({"convs": self.convs.line()} if self.convs else {}),
             **self.accuracy.to_dict(),
         }
 
@@ -108,7 +116,13 @@ class SearchResult:
     bias_correction: str = ""  # what the bias-correction comparison found
     refinements: list[str] = field(default_factory=list)  # equalisation, per-tensor calibration: what was found
     choice: list[str] = field(default_factory=list)  # how the pick was made: graphs compared, timed, vs fp32
-    slower_than_fp32: bool = False  # the pick (within budget, nothing faster fits) is slower than fp32
+    speed: SpeedVsFp32 | None = None  # the pick against fp32: the one timing the report and the advice rest on
+    speed_step: SpeedStep | None = None  # what the speed step tried (None: it did not run)
+
+    @property
+    def slower_than_fp32(self) -> bool:
+        """The pick (within budget, nothing faster fits) is slower than fp32 beyond noise."""
+        return self.speed is not None and self.speed.slower
 
 
 @dataclass
@@ -122,8 +136,10 @@ class BudgetSearch:
     log: Log = print
     sensitivity_images: int = 16
     precise: bool = False  # accuracy with onnxruntime's exact kernels (the target is not this CPU)
-    latency_runs: int = 20
+    latency_runs: int = 20  # each trial's own p50 (the frontier's speed axis)
     latency_warmup: int = 5
+    # Interleaved timing (paired_timing): timed calls per block, warm-up calls per session
+    paired_timing: tuple[int, int] = (RUNS_PER_BLOCK, DEFAULT_WARMUP)
     min_int8_fraction: float = 0.5  # a model whose convs mostly run in float is never chosen
     max_float_fraction: float = 0.5  # never keep more than this share of the quantized nodes in float
     cache_dir: Path | None = None  # sensitivity rankings, keyed by model, recipe and images
@@ -131,6 +147,8 @@ class BudgetSearch:
     decisive: np.ndarray | None = None  # bool[N]: unlabelled images fp32 decides, on which agreement is scored
     # Layer-wise reconstruction of the best recipe (reconstruct.py): "auto" = when it misses the budget, "on", "off"
     reconstruct: str = "auto"
+    # The speed step (speed_step.py): only where speed measured here is the target's
+    tune_speed: bool = True
     trials: list[Trial] = field(default_factory=list)
     units: dict[str, tuple[str, ...]] = field(default_factory=dict)  # node -> nodes excluded with it
     _by_key: dict[tuple[Any, ...], Trial] = field(default_factory=dict)
@@ -160,13 +178,13 @@ class BudgetSearch:
         )
         acc, p50 = got.accuracy, got.latency_p50_ms
         drop = 100.0 * (self.fp32_score - acc.score)
-        trial = Trial(recipe, acc, drop, path, p50, got.fusion, float_compute_nodes(path), got.outcomes)
+        trial = Trial(recipe, acc, drop, path, p50, got.fusion, float_compute_nodes(path), got.outcomes, got.convs)
         self.trials.append(trial)
         self._by_key[recipe.key()] = trial
         what = "top-1" if self.labels is not None else "agreement" if self.decisive is None else "decisive agreement"
         self.log(
             f"  {trial.label}: {what} {100 * acc.score:.2f}% (drop {trial.drop_points:+.2f} pts), "
-            f"p50 {p50:.2f} ms, {trial.fusion['int8_convs']} int8 / {trial.fusion['float_convs']} float convs"
+            f"p50 {p50:.2f} ms, {got.convs.line()}"
         )
         return trial
 
@@ -194,11 +212,18 @@ class BudgetSearch:
             best.setdefault(t.graph, t)
         return list(best.values())
 
-    def _ratio(self, a: Path, b: Path) -> Any:
-        return time_ratio(a, b, self.inputs[:1])
+    def ratio(self, a: Path, b: Path) -> TimeRatio:
+        """Interleaved timing of two files (``time(a) / time(b)`` per round)."""
+        runs, warmup = self.paired_timing
+        return time_ratio(a, b, runs=runs, warmup=warmup)
 
-    def choose(self) -> tuple[Trial, bool, list[str], bool]:
-        """(pick, within budget on the search images, how it was chosen, pick slower than fp32).
+    def _versus_fp32(self, path: Path) -> SpeedVsFp32:
+        assert self.fp32_path is not None
+        return SpeedVsFp32(self.ratio(path, self.fp32_path))
+
+    def choose(self) -> tuple[Trial, bool, list[str], SpeedVsFp32 | None]:
+        """(pick, within budget on the search images, how it was chosen, its timing against fp32 (None: no fp32
+        file to time against)).
 
         Within budget: the most accurate trial, unless a trial of a *different* fused graph is faster by a margin
         interleaved timing confirms. Over budget: the most accurate eligible trial, unless it is slower than fp32;
@@ -217,7 +242,7 @@ class BudgetSearch:
         if fitting:
             rival = min(graphs, key=lambda t: t.latency_p50_ms)
             if rival is not pick:
-                r = self._ratio(rival.path, pick.path)
+                r = self.ratio(rival.path, pick.path)
                 faster = r.a_faster()
                 notes.append(
                     f"interleaved timing: {rival.label} runs at {r.median:.2f}x the time of {pick.label} "
@@ -225,46 +250,13 @@ class BudgetSearch:
                     + ("faster beyond the noise margin, chosen" if faster else "not faster beyond noise, not chosen")
                 )
                 pick = rival if faster else pick
-        slower = False
+        speed = None
         if self.fp32_path is not None:
-            r = self._ratio(pick.path, self.fp32_path)
-            slower = r.median >= 1.0
-            if slower and not fitting:
-                pick, slower, note = self._faster_than_fp32(pick, graphs[1:], eligible, 1 / r.median)
+            speed = self._versus_fp32(pick.path)
+            if speed.slower and not fitting:
+                pick, speed, note = offer_instead(pick, speed, graphs[1:], eligible, self._versus_fp32)
                 notes.append(note)
-            elif slower:
-                notes.append(
-                    f"the pick runs at {1 / r.median:.2f}x fp32's speed: slower than fp32, which is within budget "
-                    "by definition; keep fp32"
-                )
-        return pick, bool(fitting), notes, slower
-
-    def _faster_than_fp32(
-        self, pick: Trial, others: list[Trial], eligible: list[Trial], speed: float
-    ) -> tuple[Trial, bool, str]:
-        """Over budget, ``pick`` (the most accurate) runs slower than fp32 (``speed`` x): the most accurate of the
-        other fused graphs (``others``, most accurate first) that interleaved timing finds faster than fp32, else
-        the frontier's fastest point. Returns (new pick, still slower than fp32, what was said)."""
-        said = (
-            f"the most accurate int8 model ({pick.label}, drop {pick.drop_points:+.2f}) runs at {speed:.2f}x fp32's "
-            "speed: slower than fp32, so never the answer; offered instead: "
-        )
-        assert self.fp32_path is not None
-        for other in others:  # a graph as fast as another is no reason to ship its least accurate weights
-            r = self._ratio(other.path, self.fp32_path)
-            if r.median < 1.0:
-                faster = f"{other.label} (drop {other.drop_points:+.2f}, {1 / r.median:.2f}x fp32's speed)"
-                return other, False, f"{said}the most accurate trial faster than fp32, {faster}"
-        fastest = min(eligible, key=lambda t: t.latency_p50_ms)
-        r = self._ratio(fastest.path, self.fp32_path)
-        return (
-            fastest,
-            r.median >= 1.0,
-            (
-                f"{said}no other graph is faster than fp32; the frontier's fastest point, {fastest.label} "
-                f"(drop {fastest.drop_points:+.2f})"
-            ),
-        )
+        return pick, bool(fitting), notes, speed
 
     def _refine(self, best: Trial, what: str, suffix: str, **change: Any) -> tuple[Trial, str]:
         """``best`` with one ingredient changed, kept only if it measures better on the search images."""
@@ -299,13 +291,27 @@ class BudgetSearch:
             self.log("  layer-wise reconstruction of the best recipe (learned rounding and biases)")
             _, rc_note = self._refine(best, "layer-wise reconstruction", "rc", reconstruct=True)
             refinements.append(rc_note + self._reconstruct_summary(dataclasses.replace(best.recipe, reconstruct=True)))
-        if any(self._fits(t) for t in [t for t in self.trials if self._eligible(t)] or self.trials):
-            chosen, met, notes, slower = self.choose()
-            return SearchResult(chosen, met, self.trials, [], bc_note, refinements, notes, slower)
-        ranking = self.sensitivity(base)
-        self._fewest_float_nodes(base.recipe, [name for name, _ in ranking])
-        chosen, met, notes, slower = self.choose()
-        return SearchResult(chosen, met, self.trials, ranking, bc_note, refinements, notes, slower)
+        ranking: list[tuple[str, float]] = []
+        if not any(self._fits(t) for t in [t for t in self.trials if self._eligible(t)] or self.trials):
+            ranking = self.sensitivity(base)
+            self._fewest_float_nodes(base.recipe, [name for name, _ in ranking])
+        chosen, met, notes, speed = self.choose()
+        step = None
+        if met and self.tune_speed and speed is not None and speed.ratio.resolvable:
+            step = faster_int8(self, chosen)
+            if step.pick is not chosen:
+                chosen, speed = step.pick, self._versus_fp32(step.pick.path)
+        if speed is not None:
+            notes.append(f"against fp32 the pick runs at {speed.line()}: {speed.advice()}")
+        return SearchResult(chosen, met, self.trials, ranking, bc_note, refinements, notes, speed, step)
+
+    def try_recipe(self, recipe: QuantRecipe) -> Trial:
+        """Quantize ``recipe`` and measure it on the search images (once per distinct recipe)."""
+        return self._try(recipe)
+
+    def acceptable(self, trial: Trial) -> bool:
+        """Within budget on the search images, and mostly int8 as onnxruntime runs it."""
+        return self._fits(trial) and self._eligible(trial)
 
     def _reconstruct_summary(self, recipe: QuantRecipe) -> str:
         """What the reconstruction of ``recipe`` did, for its refinement note ("" when it did not run)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -44,11 +45,8 @@ def float_compute_nodes(int8_path: str | os.PathLike[str]) -> list[str]:
     return [n.name for n in model.graph.node if n.op_type in SENSITIVE_OPS and in_float(n)]
 
 
-def fusion_counts(int8_path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Op counts of the graph onnxruntime's CPU provider runs (optimisation level ALL, as the runtime uses).
-
-    ``int8_convs``: fused int8 conv/matmul kernels; ``float_convs``: convs left in float (each fed by
-    DequantizeLinear when the fusion broke); ``int8_fraction``: int8 / (int8 + float) of the weighted ops."""
+def optimized_graph(path: str | os.PathLike[str]) -> onnx.ModelProto:
+    """The graph onnxruntime's CPU provider runs for ``path`` (optimisation level ALL, as the runtime uses)."""
     import onnxruntime as ort
 
     from edgecls.runtime.providers.session import session_options
@@ -57,8 +55,26 @@ def fusion_counts(int8_path: str | os.PathLike[str]) -> dict[str, Any]:
         optimized = Path(tmp) / "optimized.onnx"
         so = session_options()
         so.optimized_model_filepath = str(optimized)
-        ort.InferenceSession(str(int8_path), sess_options=so, providers=["CPUExecutionProvider"])
-        return count_fused_ops(onnx.load(str(optimized), load_external_data=False))
+        ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
+        return onnx.load(str(optimized), load_external_data=False)
+
+
+def fusion_counts(int8_path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Op counts of the graph onnxruntime's CPU provider runs (optimisation level ALL, as the runtime uses).
+
+    ``int8_convs``: fused int8 conv/matmul kernels; ``float_convs``: convs left in float (each fed by
+    DequantizeLinear when the fusion broke); ``int8_fraction``: int8 / (int8 + float) of the weighted ops."""
+    return count_fused_ops(optimized_graph(int8_path))
+
+
+def source_node(fused_name: str) -> str:
+    """The source graph's node a fused node computes: onnxruntime names it ``<source>_token_<n>``."""
+    return re.sub(r"_token_\d+$", "", fused_name)
+
+
+def int8_kernel_sources(optimized: onnx.ModelProto) -> set[str]:
+    """Names (in the QDQ file) of the convs/matmuls an optimised graph runs as fused int8 kernels."""
+    return {source_node(n.name) for n in optimized.graph.node if n.op_type in INT8_CONV_OPS}
 
 
 def graph_signature(optimized: onnx.ModelProto) -> str:

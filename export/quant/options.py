@@ -20,7 +20,9 @@ class QuantizeOptions:
     """How ``quantize_model`` searches, grades and writes the int8 model (the images are given to it)."""
 
     max_drop: float = DEFAULT_MAX_DROP
-    latency_runs: int = 50
+    # The interleaved timing of int8 against fp32 (paired_timing, as edgecls bench times): timed calls per block
+    # and warm-up calls per session
+    latency_runs: int = 10
     latency_warmup: int = 10
     sensitivity_images: int = 16
     recipes: tuple[QuantRecipe, ...] | None = None  # None: chosen for the target
@@ -36,6 +38,8 @@ class QuantizeOptions:
     # reconstruct_seconds bounds it (layers not reached keep post-training's rounding).
     reconstruct: str = "auto"
     reconstruct_seconds: float = 600.0
+    # The speed step (speed_step.py): profile the pick per node and keep float what runs faster so, within budget
+    tune_speed: bool = True
 
 
 @dataclass(frozen=True)

@@ -30,15 +30,17 @@ from edgecls.export.metadata import PRODUCER_NAME, contract_of, embed_contract
 from edgecls.export.onnx_export import lower_ir_version, write_model
 from edgecls.export.parity import onnx_logits
 from edgecls.export.quant.budget_search import BudgetSearch, SearchResult
+from edgecls.export.quant.conv_counts import fusion_record
 from edgecls.export.quant.decisive import DecisiveImages, decisive_parts
-from edgecls.export.quant.evaluate import Accuracy, graded_score, latency_ms, measure_accuracy
+from edgecls.export.quant.evaluate import Accuracy, graded_score, measure_accuracy
 from edgecls.export.quant.frontier import frontier, plot_frontier
-from edgecls.export.quant.fused_graph import float_compute_nodes, fusion_counts
+from edgecls.export.quant.fused_graph import float_compute_nodes
 from edgecls.export.quant.image_sets import MIN_CALIBRATION_IMAGES, ImageList, split_disjoint
 from edgecls.export.quant.options import QuantizeOptions
 from edgecls.export.quant.recipes import QuantRecipe, TargetPlan, candidate_recipes, plan_target
 from edgecls.export.quant.reconstruct import ReconstructSettings
 from edgecls.export.quant.report import QuantReport, write_report
+from edgecls.export.quant.speed_vs_fp32 import speed_vs_fp32
 from edgecls.export.quant.static_quantizer import StaticQuantizer
 from edgecls.export.quant.verdict import OVER, UNVERIFIED, judge
 from edgecls.runtime.contract import ModelContract
@@ -229,10 +231,12 @@ def quantize_model(
             sensitivity_images=opts.sensitivity_images,
             precise=plan.precise_kernels,
             latency_runs=opts.trial_latency_runs,
+            paired_timing=(opts.latency_runs, opts.latency_warmup),
             cache_dir=Path(opts.cache_dir) if opts.cache_dir else None,
             fp32_path=ref_path,
             decisive=None if search_decisive is None else search_decisive.mask,
             reconstruct=opts.reconstruct,
+            tune_speed=opts.tune_speed and plan.target == plan.host.target,  # speed here is the target's
         )
         result = search.run(candidates)
         report = _grade(
@@ -271,7 +275,10 @@ def quantize_model(
         report.choice = result.choice
         for note in result.choice:
             log(f"  choice: {note}")
-        report.slower_than_fp32 = result.slower_than_fp32
+        if result.speed_step is not None:
+            report.speed_step, report.node_speed = result.speed_step.notes, result.speed_step.kinds
+            for line in result.speed_step.summary():
+                log(line)
         if test is not None:
             report.test = _grade_test(result.best.path, ref_path, test, contract, plan, opts.max_drop)
         written = report.budget_met or opts.allow_over_budget
@@ -350,11 +357,8 @@ def _grade(
     fp32_acc = Accuracy(fp32_top1, 1.0, 0.0, None if mask is None else 1.0)
     verdict = judge(logits, holdout_ref, labels, opts.max_drop, mask)
     drop = verdict.drop_points
-    shape = tuple(holdout_inputs.shape[1:])
-    latency = {
-        name: latency_ms(p, shape, opts.latency_runs, opts.latency_warmup)  # type: ignore[arg-type]
-        for name, p in (("fp32", fp32_path), ("int8", best.path))
-    }
+    # The one timing of the pick against fp32 (issue 34): the search's, or measured now the same way.
+    speed = result.speed or speed_vs_fp32(best.path, fp32_path, opts.latency_runs, opts.latency_warmup)
     trials = [t.to_dict() for t in result.trials]
     return QuantReport(
         fp32_model=str(fp32_path),
@@ -371,8 +375,10 @@ def _grade(
         budget_met=verdict.status != OVER,
         nodes_kept_float=[],
         size_bytes={},
-        latency=latency,
-        speedup_p50=latency["fp32"]["p50_ms"] / max(latency["int8"]["p50_ms"], 1e-9),
+        latency=speed.latency(),
+        speedup_p50=speed.speedup,
+        speed=speed.to_dict(),
+        slower_than_fp32=speed.slower,
         preprocess="",
         trials=trials,
         sensitivity_top=[{"node": n, "relative_error": e} for n, e in result.sensitivity[:10]],
@@ -383,7 +389,7 @@ def _grade(
             "budget_met": result.budget_met,
             **best.accuracy.to_dict(),
         },
-        fusion=fusion_counts(best.path),
+        fusion=fusion_record(best.path),
         frontier=frontier(trials),
         verdict=verdict.line(),
         status=verdict.status,

@@ -39,6 +39,9 @@ class QuantRecipe:
     depthwise_full_range: bool = False
     equalize: bool = False  # cross-layer equalisation of the float graph first (quant_equalize.py)
     reconstruct: bool = False  # weights' rounding and biases learned layer by layer (reconstruct.py)
+    # Activations with zero point 0 (onnxruntime's ActivationSymmetric): the symmetric kernels of onnxruntime
+    # PR #9323 skip the zero-point terms; tried by the speed step (speed_step.py), kept only when faster.
+    activation_symmetric: bool = False
 
     def key(self) -> tuple[Any, ...]:
         """What makes two recipes the same model (the name and reason do not): no trial is run twice."""
@@ -53,6 +56,7 @@ class QuantRecipe:
             self.reduce_range and self.depthwise_full_range,
             self.equalize,
             self.reconstruct,
+            self.activation_symmetric,
         )
 
     def describe(self, kept_float: int | None = None) -> str:
@@ -68,6 +72,8 @@ class QuantRecipe:
         ]
         if self.reduce_range:
             parts.append("reduce_range (depthwise 8-bit)" if self.depthwise_full_range else "reduce_range")
+        if self.activation_symmetric:
+            parts.append("symmetric activations")
         if self.equalize:
             parts.append("equalized")
         if self.bias_correction:

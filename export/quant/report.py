@@ -29,6 +29,7 @@ SUMMARY_KEYS = (
     "size_bytes",
     "latency",
     "speedup_p50",
+    "speed",
     "target",
     "search",
     "fusion",
@@ -54,8 +55,8 @@ class QuantReport:
     budget_met: bool  # the measured held-out drop is within budget (``status`` says whether the images can tell)
     nodes_kept_float: list[str]
     size_bytes: dict[str, int]
-    latency: dict[str, dict[str, float]]  # variant -> {p50_ms, p90_ms, runs}
-    speedup_p50: float
+    latency: dict[str, dict[str, float]]  # variant -> {p50_ms, p90_ms, runs, spread}, from ``speed``'s timing
+    speedup_p50: float  # ``speed["speedup"]``: fp32's time over int8's, median of the interleaved rounds
     preprocess: str
     trials: list[dict[str, Any]]
     sensitivity_top: list[dict[str, Any]] = field(default_factory=list)
@@ -73,7 +74,12 @@ class QuantReport:
     status: str = ""  # "within budget" | "unverified" | "over budget" (verdict.py)
     interval_points: list[float] = field(default_factory=list)  # 95% interval of the held-out drop
     choice: list[str] = field(default_factory=list)  # how the search picked among its trials (budget_search)
-    slower_than_fp32: bool = False  # the pick runs slower than fp32 (then fp32 is the better file)
+    slower_than_fp32: bool = False  # the pick runs slower than fp32 beyond noise (then fp32 is the better file)
+    # speed_vs_fp32.SpeedVsFp32.to_dict(): the one timing against fp32 that latency, speedup_p50 and the advice use
+    speed: dict[str, Any] = field(default_factory=dict)
+    # The speed step (speed_step.py): what it tried, and per node kind the pick's int8 time vs fp32's (profiler)
+    speed_step: list[str] = field(default_factory=list)
+    node_speed: list[dict[str, Any]] = field(default_factory=list)
     # The run's test split (export of a trained run): int8 against fp32 there, reported, never used to choose.
     test: dict[str, Any] | None = None
 
@@ -86,9 +92,9 @@ class QuantReport:
 
     def headline(self) -> str:
         """The verdict with what was written: the line the command prints last."""
-        speed = f"{self.speedup_p50:.2f}x vs fp32, {len(self.nodes_kept_float)} nodes in float"
+        speed = f"{self.speed_line()}; {len(self.nodes_kept_float)} nodes in float"
         if self.slower_than_fp32:
-            speed += "; slower than fp32: keep fp32"
+            speed += "; slower than fp32 beyond noise: keep fp32"
         if self.status == "within budget":
             return f"int8 within budget: {self.verdict} ({speed})"
         if self.status == "unverified":
@@ -100,6 +106,10 @@ class QuantReport:
             else "nothing written at the int8 name (--allow-over-budget writes it, marked)"
         )
         return f"int8 OVER BUDGET: {self.verdict} ({speed}); {where}"
+
+    def speed_line(self) -> str:
+        """The speed-up with the timings it rests on (``speed_vs_fp32.SpeedVsFp32.line``, kept in ``speed``)."""
+        return str(self.speed.get("line") or f"{self.speedup_p50:.2f}x fp32's speed")
 
     def test_line(self) -> str | None:
         """int8 against fp32 on the run's test split, or None without one."""
@@ -121,6 +131,12 @@ class QuantReport:
             f", graded on the images fp32 decides: {self.validation.get('decisive_search_images')} search and "
             f"{self.validation.get('decisive_holdout_images')} held-out images ({DESCRIPTION})"
         )
+
+    def _conv_line(self) -> str:
+        """``conv_counts.ConvCounts.line`` of the pick (kept in ``fusion``)."""
+        f = self.fusion
+        line = f.get("line") or f"{f.get('int8_convs')} int8 / {f.get('float_convs')} float convs"
+        return f"{line} ({100 * f.get('int8_fraction', 0):.0f}% int8)"
 
     def _interval(self) -> str:
         return " to ".join(f"{x:+.1f}" for x in self.interval_points) or "-"
@@ -150,8 +166,9 @@ class QuantReport:
             f"{self._interval()})",
             *([f"- {line}"] if (line := self.test_line()) else []),
             *(f"- choice: {note}" for note in self.choice),
-            f"- onnxruntime's optimised graph: {self.fusion.get('int8_convs')} int8 convs, "
-            f"{self.fusion.get('float_convs')} float convs ({100 * self.fusion.get('int8_fraction', 0):.0f}% int8)",
+            *([f"- speed against fp32 (the one timing the verdict uses): {self.speed_line()}: {self.speed['advice']}"]
+              if self.speed else []),
+            f"- onnxruntime's optimised graph: {self._conv_line()}",
             f"- {self.bias_correction}",
             *(f"- {note}" for note in self.refinements),
             "",
@@ -175,7 +192,8 @@ class QuantReport:
         lines += [
             "## Variants measured",
             "",
-            "Each trial on the search images; * = on the accuracy/speed frontier.",
+            "Each trial on the search images; * = on the accuracy/speed frontier; p50: the trial's own pass (it "
+            "orders the frontier; speed against fp32 is the interleaved timing above).",
             "",
             "| recipe | score | drop (pts) | agreement | p50 ms | int8 convs |",
             "|---|---|---|---|---|---|",
@@ -197,9 +215,28 @@ class QuantReport:
                 "",
             ]
             lines += [f"- `{s['node']}`: {s['relative_error']:.4g}" for s in self.sensitivity_top]
+        lines += self._node_speed_lines()
         if self.warnings:
             lines += ["", "## Warnings", ""] + [f"- {w}" for w in self.warnings]
         return "\n".join(lines) + "\n"
+
+
+    def _node_speed_lines(self) -> list[str]:
+        if not self.node_speed and not self.speed_step:
+            return []
+        lines = [
+            "",
+            "## Where the time goes (onnxruntime's profiler on this CPU, median per call)",
+            "",
+            "| node kind | int8 ms | fp32 ms | convs (slower in int8) |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {k['kind']} | {k['int8_us'] / 1000:.3f} | {k['fp32_us'] / 1000:.3f} | "
+            + (f"{k['convs']} ({k['int8_slower']}) |" if k["convs"] else "- |")
+            for k in self.node_speed
+        ]
+        return lines + [""] + [f"- speed step: {note}" for note in self.speed_step]
 
 
 def write_report(report: QuantReport, out_dir: str | os.PathLike[str]) -> tuple[Path, Path]:

@@ -197,6 +197,8 @@ class StaticQuantizer:
         extra = {"CalibStridedMinMax": _stride(len(reader))}  # strided collection works for every method
         if recipe.calibrate_method == "Percentile":
             extra["CalibPercentile"] = 99.999
+        if recipe.activation_symmetric:
+            extra["ActivationSymmetric"] = True
         if recipe.reduce_range and recipe.depthwise_full_range:
             # 8-bit weights where the products cannot saturate (recipes.QuantRecipe.depthwise_full_range)
             extra["TensorQuantOverrides"] = {w: [{"axis": 0, "reduce_range": False}] for w in self.depthwise_weights}

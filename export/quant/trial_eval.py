@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from edgecls.export.quant.conv_counts import ConvCounts, conv_counts
 from edgecls.export.quant.evaluate import (
     Accuracy,
     int8_session_options,
@@ -38,6 +39,7 @@ class TrialMeasurement:
     accuracy: Accuracy
     latency_p50_ms: float
     fusion: dict[str, Any]  # fused_graph.count_fused_ops
+    convs: ConvCounts  # the same counts with why: the file's float convs vs this CPU's fusions
     outcomes: np.ndarray  # bool[M]: per image, what accuracy.score averages (evaluate.scored_outcomes)
 
 
@@ -74,6 +76,7 @@ def measure_trial(
         # float32[b, 3, h, w]: the smallest call the model takes (b = 1, or its fixed batch), first image repeated
         one_call = np.repeat(inputs[:1], fixed_batch_of(sess.get_inputs()[0].shape) or 1, axis=0)
         p50 = session_latency_ms(sess, one_call, *latency)["p50_ms"]
-        fusion = count_fused_ops(onnx.load(str(optimized), load_external_data=False))
+        graph = onnx.load(str(optimized), load_external_data=False)
+        fusion, convs = count_fused_ops(graph), conv_counts(path, graph)
     outcomes = scored_outcomes(logits, labels, fp32_logits, decisive)
-    return TrialMeasurement(score_logits(logits, labels, fp32_logits, decisive), p50, fusion, outcomes)
+    return TrialMeasurement(score_logits(logits, labels, fp32_logits, decisive), p50, fusion, convs, outcomes)

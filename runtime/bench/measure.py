@@ -58,7 +58,7 @@ def _import_loader(spec: str) -> Callable[..., LoadedRunner]:
         raise BenchError(f"benchmark loader {spec!r} is not importable ({e})") from e
 
 
-def _input_array(runner: LoadedRunner, batch: int, contract: ModelContract | None) -> np.ndarray:
+def input_array(runner: LoadedRunner, batch: int, contract: ModelContract | None) -> np.ndarray:
     """``[batch, 3, h, w]`` noise; dynamic dims from the contract; a fixed batch that differs is an error."""
     shape = list(runner.input_shape)
     if len(shape) != 4:
@@ -120,7 +120,7 @@ def measure(task: dict[str, Any]) -> dict[str, Any]:
         if runner.size_bytes:
             row.model_size_mb = runner.size_bytes / 2**20
         contract = runner.contract or target.contract
-        x = _input_array(runner, task["batch"], contract)
+        x = input_array(runner, task["batch"], contract)
         # The first call is timed on its own (``first_run_ms``) and counts as one of the warm-up calls.
         row.first_run_ms = warm_up(lambda: runner.infer(x), max(1, task["warmup"]))
         samples = time_calls(lambda: runner.infer(x), task.get("runs"), task.get("time_budget"))
