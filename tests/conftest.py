@@ -11,7 +11,7 @@ _HERE = Path(__file__).parent
 pytest_plugins = [
     name
     for name in ("fixtures_export", "fixtures_runtime", "fixtures_bench", "fixtures_reliability", "fixtures_serve",
-                 "fixtures_streams", "fixtures_quant")
+                 "fixtures_streams", "fixtures_quant", "fixtures_deploy")
     if (_HERE / f"{name}.py").exists()
 ]
 

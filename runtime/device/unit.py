@@ -1,0 +1,120 @@
+"""The systemd unit and its settings file, written in Python from typed values (no shell or sed substitution:
+a `#`, `&` or newline in the prefix once became sed syntax or a unit directive).
+
+Quoting follows systemd.service(5) "Command lines" and systemd.syntax(7): each ExecStart argument is double-quoted
+with `\\` and `"` escaped, `%` doubled (specifiers) and `$` doubled (environment expansion); other settings take
+the path as the rest of the line, so only `%` needs doubling. A control character (a newline would end the line
+and start a new directive) is refused. `systemd-escape` is the tool for unit *names* (`-` and `/` mangling), not
+for command lines: the unit's name here is fixed (edgecls.service).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgecls.runtime.device.manifest import ServiceEntry, ServiceKind, check_model_name
+from edgecls.runtime.errors import EdgeclsError
+
+#: The system user the service runs as (created by the install when it runs as root under systemd).
+SERVICE_USER = "edgecls"
+#: ``StartLimitBurst`` restarts within ``StartLimitIntervalSec``, then systemd stops trying (no endless loop).
+START_LIMIT_BURST = 5
+START_LIMIT_INTERVAL_S = 120
+RESTART_SEC = 5
+
+
+def _refuse_control(value: str, what: str) -> str:
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise EdgeclsError(f"{what} {value!r}: control characters cannot be written into a systemd unit")
+    return value
+
+
+def quote_exec_arg(arg: str) -> str:
+    """``arg`` as one ExecStart word: ``/opt/my dir/%x`` -> ``"/opt/my dir/%%x"``."""
+    _refuse_control(arg, "argument")
+    escaped = arg.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%").replace("$", "$$")
+    return f'"{escaped}"'
+
+
+def quote_setting_path(path: str) -> str:
+    """A path as the value of a setting such as ``EnvironmentFile=`` (specifiers expanded, no word splitting)."""
+    return _refuse_control(path, "path").replace("%", "%%")
+
+
+def exec_start(prefix: Path, service: ServiceEntry) -> str:
+    """The ExecStart words: the release's edgecls on the release's model, through the ``current`` link (an update
+    swaps the link; the unit never changes). Host, port and token come from the settings file."""
+    check_model_name(service.model)
+    words = [quote_exec_arg(str(prefix / "current/venv/bin/edgecls")), service.kind.value,
+             quote_exec_arg(str(prefix / "current/models" / service.model))]
+    if service.kind is ServiceKind.run:
+        words += ["--camera", str(service.camera if service.camera is not None else 0), "--json"]
+    else:
+        words += ["--host", "${EDGECLS_HOST}", "--port", "${EDGECLS_PORT}"]
+        if service.camera is not None:
+            words += ["--camera", str(service.camera)]
+    return " ".join(words)
+
+
+def render_unit(prefix: Path, service: ServiceEntry, settings: Path) -> str:
+    """The unit file: a dedicated user, its settings from ``settings`` (EnvironmentFile), restarts bounded."""
+    what = ("classifies camera {cam} and writes one JSON line per frame to the journal" if service.kind is
+            ServiceKind.run else "answers HTTP on EDGECLS_HOST:EDGECLS_PORT (token: EDGECLS_TOKEN)").format(
+        cam=service.camera if service.camera is not None else 0)
+    return f"""# edgecls {service.kind.value} service: {what}.
+# Written once by the edgecls install; re-installs and `edgecls update` keep your edits (they swap the `current`
+# link under the prefix and restart). Settings (host, port, token) live in the EnvironmentFile below.
+# Exit status 2 means edgecls cannot start with this configuration (no camera, a bad model or flag): systemd does
+# not restart it (RestartPreventExitStatus=2), so a board without its camera is not a restart loop; a crash is
+# restarted at most {START_LIMIT_BURST} times in {START_LIMIT_INTERVAL_S} s.
+[Unit]
+Description=edgecls image classifier ({service.kind.value} {service.model})
+After=network-online.target
+Wants=network-online.target
+StartLimitIntervalSec={START_LIMIT_INTERVAL_S}
+StartLimitBurst={START_LIMIT_BURST}
+
+[Service]
+Type=simple
+User={SERVICE_USER}
+Group={SERVICE_USER}
+# Cameras (/dev/video*, the Pi's /dev/media*) belong to the video group.
+SupplementaryGroups=video
+EnvironmentFile={quote_setting_path(str(settings))}
+ExecStart={exec_start(prefix, service)}
+Restart=on-failure
+RestartSec={RESTART_SEC}
+RestartPreventExitStatus=2
+NoNewPrivileges=yes
+ProtectSystem=full
+ProtectHome=read-only
+PrivateTmp=yes
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def render_settings(service: ServiceEntry, token: str | None) -> str:
+    """The EnvironmentFile (mode 600, read by systemd as root before it drops to the service user)."""
+    lines = ["# edgecls service settings, read by systemd (EnvironmentFile=). Kept on re-install and update.",
+             f"EDGECLS_PORT={service.port}"]
+    if service.kind is ServiceKind.serve:
+        lines += ["# 0.0.0.0: every interface (the token is required there); 127.0.0.1: this board only.",
+                  "EDGECLS_HOST=0.0.0.0", "# The bearer token every /v1 route of edgecls serve requires.",
+                  f"EDGECLS_TOKEN={token}"]
+    return "\n".join(lines) + "\n"
+
+
+def read_settings(path: Path) -> dict[str, str]:
+    """``KEY=VALUE`` lines of the settings file (comments and blank lines skipped; quotes around a value removed)."""
+    out: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+                value = value[1:-1]
+            out[key.strip()] = value
+    return out
