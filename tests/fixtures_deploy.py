@@ -103,3 +103,35 @@ def copy_bundle(bundle: Path, dest: Path) -> Path:
     """A copy of ``bundle`` to tamper with (the original stays as packed)."""
     shutil.copytree(bundle, dest, symlinks=True)
     return dest
+
+
+def scale_weights(model: Path, fraction: float = 0.3, factor: float = 1.6) -> None:
+    """``fraction`` of the largest float layer's weights x ``factor``: a wrong or corrupted fp32 file that is still
+    a valid model (30% x1.6 fails fp32's selftest bound but passes int8's)."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    m = onnx.load(str(model))
+    init = max((t for t in m.graph.initializer if t.data_type == onnx.TensorProto.FLOAT),
+               key=lambda t: int(np.prod(t.dims)))
+    w = numpy_helper.to_array(init).copy()
+    w.flat[: int(w.size * fraction)] *= factor
+    init.CopyFrom(numpy_helper.from_array(w, init.name))
+    onnx.save(m, str(model))
+
+
+def claim_variant(model: Path, variant: str) -> None:
+    """Rewrite the model's contract to say ``variant`` (what a tampered file's metadata can claim)."""
+    import json
+
+    import onnx
+
+    from edgecls.runtime.contract import METADATA_KEY
+
+    m = onnx.load(str(model))
+    (entry,) = [p for p in m.metadata_props if p.key == METADATA_KEY]
+    contract = json.loads(entry.value)
+    contract["provenance"]["variant"] = variant
+    entry.value = json.dumps(contract)
+    onnx.save(m, str(model))

@@ -10,12 +10,10 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
-from fixtures_deploy import SigningKey, copy_bundle
+from fixtures_deploy import SigningKey, claim_variant, copy_bundle, scale_weights
 from fixtures_runtime import run_edgecls
 
-from edgecls.runtime.contract import METADATA_KEY
 from edgecls.runtime.errors import EdgeclsError
 
 
@@ -33,19 +31,8 @@ def update_bundle(exported_tiny: Path, tmp_path_factory: pytest.TempPathFactory)
 def tamper_as_int8(model: Path) -> None:
     """30% of the largest layer's weights x1.6 (a corrupted fp32 file, still valid), and its contract rewritten
     to claim variant int8 (whose tolerance is wide enough to pass it)."""
-    import onnx
-    from onnx import numpy_helper
-
-    m = onnx.load(str(model))
-    init = max(m.graph.initializer, key=lambda t: int(np.prod(t.dims)))
-    w = numpy_helper.to_array(init).copy()
-    w.flat[: int(w.size * 0.3)] *= 1.6
-    init.CopyFrom(numpy_helper.from_array(w, init.name))
-    (entry,) = [p for p in m.metadata_props if p.key == METADATA_KEY]
-    contract = json.loads(entry.value)
-    contract["provenance"]["variant"] = "int8"
-    entry.value = json.dumps(contract)
-    onnx.save(m, str(model))
+    scale_weights(model, 0.3, 1.6)
+    claim_variant(model, "int8")
 
 
 def rows(stdout: str) -> dict[str, dict]:

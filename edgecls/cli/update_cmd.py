@@ -36,7 +36,9 @@ def update_command(
     prefix: Annotated[
         Path | None, typer.Option("--prefix", help="Where edgecls is installed (default: this edgecls's own).")
     ] = None,
-    unit: Annotated[str, typer.Option("--unit", help="The systemd unit's name, at the first install.")] = "edgecls",
+    unit: Annotated[
+        str, typer.Option("--unit", help="The systemd unit's name, at the first install (letters, digits, _ -).")
+    ] = "edgecls",
     skip_selftest: Annotated[
         bool, typer.Option("--skip-selftest", help="Switch without the selftest (only when it was run by hand).")
     ] = False,

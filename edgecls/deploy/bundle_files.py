@@ -8,7 +8,8 @@ from __future__ import annotations
 INSTALL_SH = r"""#!/bin/sh
 # Installs edgecls {version} and its models from this folder offline, or updates an install to it.
 #   sh install.sh [PREFIX]    PREFIX: where edgecls lives (default /opt/edgecls); PYTHON=python3.11 picks the
-#                             interpreter; EDGECLS_KEYRING: gpgv keyring (default /etc/edgecls/keyring.gpg)
+#                             interpreter; EDGECLS_KEYRING: gpgv keyring (default /etc/edgecls/keyring.gpg);
+#                             UNIT=name: the systemd unit's name at the first install (default edgecls)
 # Made by `edgecls pack` for {target} (Python {python}). Needs python3 with venv (Debian: apt install python3-venv).
 #
 # 1. Before anything of this folder runs, every file is checked against SHA256SUMS (coreutils sha256sum), no file
@@ -79,7 +80,7 @@ echo "installed edgecls {version} into $VENV"
 # --- 3. a release beside the old one: selftest, switch, the service ----------------------------------------------
 SELFTEST_FLAG=
 [ "${{SKIP_SELFTEST:-0}}" = "1" ] && SELFTEST_FLAG=--skip-selftest
-"$VENV/bin/edgecls" update "$HERE" --prefix "$PREFIX" $SELFTEST_FLAG
+"$VENV/bin/edgecls" update "$HERE" --prefix "$PREFIX" --unit "${{UNIT:-edgecls}}" $SELFTEST_FLAG
 trap - EXIT
 """
 

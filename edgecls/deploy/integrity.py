@@ -18,8 +18,6 @@ from edgecls.runtime.device.bundle_check import SIGNATURE_NAME, SUMS_NAME
 from edgecls.runtime.device.manifest import sha256_file
 from edgecls.runtime.errors import EdgeclsError
 
-REQUIREMENTS_NAME = "requirements.txt"
-
 
 def hashed_requirements(wheels: list[Path], extras: tuple[str, ...] = ()) -> str:
     """One ``name==version --hash=sha256:...`` line per wheel (edgecls with its ``extras``): pip's

@@ -32,13 +32,14 @@ from typing import Any
 import msgspec
 
 from edgecls.deploy.bundle_files import INSTALL_SH, README, UPDATE_README
-from edgecls.deploy.integrity import REQUIREMENTS_NAME, bundle_fingerprint, hashed_requirements, sign_sums, write_sums
+from edgecls.deploy.integrity import bundle_fingerprint, hashed_requirements, sign_sums, write_sums
 from edgecls.deploy.platforms import DeviceTarget, device_target, python_tag
 from edgecls.deploy.wheelhouse import build_edgecls_wheel, checkout_root, download_wheels, wheel_requirements
 from edgecls.runtime.atomic import atomic_write_text
 from edgecls.runtime.contract import contract_from_metadata
 from edgecls.runtime.cpu_isa import IsaProfile, target_mismatch
 from edgecls.runtime.device.manifest import ServiceEntry, ServiceKind, check_model_name, sha256_file
+from edgecls.runtime.device.releases import REQUIREMENTS_NAME
 from edgecls.runtime.errors import EdgeclsError
 from edgecls.runtime.golden_file import find_golden
 

@@ -24,6 +24,8 @@ from edgecls.runtime.errors import EdgeclsError
 #: Releases kept: the one running and the one before it (the rollback target).
 KEEP_RELEASES = 2
 VENV_HASH_CHARS = 16
+#: The hashed requirements of a bundle's wheels (its sha256 names the venv they are installed in).
+REQUIREMENTS_NAME = "requirements.txt"
 
 
 @dataclass(frozen=True)

@@ -65,11 +65,14 @@ class ProbeResult:
     seconds: float
 
 
-def probe_serve(port: int, model: str, sha256: str, timeout: float) -> ProbeResult:
-    """Poll /healthz on loopback until it names ``model`` with ``sha256`` and a passing golden check."""
+def probe_serve(unit: str, port: int, model: str, sha256: str, timeout: float) -> ProbeResult:
+    """Poll /healthz on loopback until it names ``model`` with ``sha256`` and a passing golden check; give up early
+    when systemd has given up on ``unit`` (failed: its start limit reached, or an exit it does not restart)."""
     t0 = time.monotonic()
     detail = "no answer"
     while time.monotonic() - t0 < timeout:
+        if unit_state(unit).active == "failed":
+            return ProbeResult(False, f"{unit} failed (journalctl -u {unit}); last: {detail}", time.monotonic() - t0)
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
                 body = json.loads(r.read(65536))

@@ -56,17 +56,27 @@ def exec_start(prefix: Path, service: ServiceEntry) -> str:
     return " ".join(words)
 
 
+#: Exit statuses systemd does not restart: 2 is "cannot start with this configuration" (a bad model, flag or
+#: port) for every command; for `run` 1 means its source failed (no camera, or it died), which a restart every
+#: few seconds does not fix either: the journal says why, and `systemctl restart` retries once it is plugged in.
+NO_RESTART_STATUS = {ServiceKind.run: "1 2", ServiceKind.serve: "2"}
+
+
 def render_unit(prefix: Path, service: ServiceEntry, settings: Path) -> str:
     """The unit file: a dedicated user, its settings from ``settings`` (EnvironmentFile), restarts bounded."""
-    what = ("classifies camera {cam} and writes one JSON line per frame to the journal" if service.kind is
-            ServiceKind.run else "answers HTTP on EDGECLS_HOST:EDGECLS_PORT (token: EDGECLS_TOKEN)").format(
-        cam=service.camera if service.camera is not None else 0)
+    camera = service.camera if service.camera is not None else 0
+    if service.kind is ServiceKind.run:
+        what = f"classifies camera {camera} and writes one JSON line per frame to the journal"
+        why = (f"Without camera {camera} (or when it fails) edgecls run exits 1 with one line saying so, and systemd\n"
+               "# does not restart it: no restart loop on a board without its camera. `--service serve` needs none.")
+    else:
+        what = "answers HTTP on EDGECLS_HOST:EDGECLS_PORT (token: EDGECLS_TOKEN)"
+        why = "Exit 2 (cannot start: a bad model, flag or busy port) is not restarted: a restart would not fix it."
     return f"""# edgecls {service.kind.value} service: {what}.
 # Written once by the edgecls install; re-installs and `edgecls update` keep your edits (they swap the `current`
 # link under the prefix and restart). Settings (host, port, token) live in the EnvironmentFile below.
-# Exit status 2 means edgecls cannot start with this configuration (no camera, a bad model or flag): systemd does
-# not restart it (RestartPreventExitStatus=2), so a board without its camera is not a restart loop; a crash is
-# restarted at most {START_LIMIT_BURST} times in {START_LIMIT_INTERVAL_S} s.
+# {why}
+# A crash is restarted, at most {START_LIMIT_BURST} times in {START_LIMIT_INTERVAL_S} s.
 [Unit]
 Description=edgecls image classifier ({service.kind.value} {service.model})
 After=network-online.target
@@ -84,7 +94,7 @@ EnvironmentFile={quote_setting_path(str(settings))}
 ExecStart={exec_start(prefix, service)}
 Restart=on-failure
 RestartSec={RESTART_SEC}
-RestartPreventExitStatus=2
+RestartPreventExitStatus={NO_RESTART_STATUS[service.kind]}
 NoNewPrivileges=yes
 ProtectSystem=full
 ProtectHome=read-only

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -34,14 +35,14 @@ from edgecls.runtime.device.manifest import (
     read_manifest,
     sha256_file,
 )
-from edgecls.runtime.device.releases import Layout
+from edgecls.runtime.device.releases import REQUIREMENTS_NAME, Layout
 from edgecls.runtime.device.service import ProbeResult, probe_run, probe_serve, restart, unit_is_active
 from edgecls.runtime.device.service_setup import SETTINGS_NAME, read_state, setup_service
 from edgecls.runtime.device.unit import read_settings
 from edgecls.runtime.errors import EdgeclsError
 
 Log = Callable[[str], None]
-REQUIREMENTS_NAME = "requirements.txt"
+UNIT_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class UpdateRefused(EdgeclsError):
@@ -144,7 +145,7 @@ def _probe(layout: Layout, release_id: str, unit: str, service: ServiceEntry, op
         return probe_run(unit, options.settle, options.probe_timeout)
     port = int(read_settings(layout.prefix / SETTINGS_NAME).get("EDGECLS_PORT", service.port))
     sha = read_manifest(layout.release(release_id)).models[service.model].sha256
-    return probe_serve(port, service.model, sha, options.probe_timeout)
+    return probe_serve(unit, port, service.model, sha, options.probe_timeout)
 
 
 def _recover(layout: Layout, log: Log) -> None:
@@ -165,6 +166,8 @@ def apply_bundle(options: UpdateOptions, log: Log = print) -> UpdateResult:
     """Install or update (see the module docstring); raises :class:`UpdateRefused` when it refused or rolled back."""
     layout = Layout(options.prefix.absolute())
     bundle = options.bundle.absolute()
+    if not UNIT_NAME.fullmatch(options.unit):
+        raise EdgeclsError(f"--unit {options.unit!r}: a unit name is letters, digits, _ and - (at most 64)")
     t: dict[str, float] = {}
     with _locked(layout.prefix):
         _recover(layout, log)
@@ -225,7 +228,7 @@ def _roll_back(layout: Layout, unit: str, service: ServiceEntry, options: Update
     releases.prune(layout, tuple(p.name for p in layout.releases.iterdir() if not p.name.startswith(".")))
     state = "answers again" if again.ok else f"ALSO FAILS its probe ({again.detail})"
     raise UpdateRefused(
-        f"rolled back to {previous}: the new release {new} failed its probe ({failed.detail}); the old release "
-        f"{state} ({t['rollback']:.1f} s)"
+        f"rolled back to {previous}: the new release {new} failed its probe after {failed.seconds:.1f} s "
+        f"({failed.detail}); the old release {state} ({t['rollback']:.1f} s)"
     )
 
