@@ -113,3 +113,12 @@ def test_pip_installs_with_require_hashes_and_leaves_no_half_made_venv(signed_x8
     r = run_install(bundle, prefix, EDGECLS_KEYRING=str(tmp_path / "no-keyring.gpg"))
     assert r.returncode != 0 and "HASHES" in r.stderr.upper(), r.stderr[-2000:]
     assert list((prefix / "venvs").iterdir()) == [] and not (prefix / "current").exists()
+
+
+@pytest.mark.parametrize("bad", ['q"uote', "new\nline", "back\\slash"])
+def test_a_prefix_systemd_could_not_run_from_is_refused_before_the_venv(signed_x86_bundle: Path, tmp_path: Path,
+                                                                        bad: str):
+    prefix = tmp_path / f"pre {bad}"
+    r = run_install(signed_x86_bundle, prefix, EDGECLS_KEYRING=str(tmp_path / "no-keyring.gpg"))
+    refused(r, prefix, "PREFIX has a")
+    assert not list(tmp_path.iterdir())  # no half-install anywhere

@@ -54,6 +54,9 @@ PYTHON=${{PYTHON:-python3}}
 if [ "$(printf '%s' "$PREFIX" | wc -l)" -ne 0 ] || printf '%s' "$PREFIX" | LC_ALL=C grep -q '[[:cntrl:]]'; then
   fail "PREFIX has a control character (a newline?): refused"
 fi
+case "$PREFIX" in
+  *\"*|*\'*|*\\*) fail "PREFIX has a quote or a backslash: systemd cannot start a program there: refused" ;;
+esac
 VENV="$PREFIX/venvs/$(sha256sum requirements.txt | cut -c1-16)"
 pip_install() {{
   "$@" install -q --no-compile --no-index --only-binary :all: --require-hashes --ignore-installed \

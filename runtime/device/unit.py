@@ -1,11 +1,14 @@
 """The systemd unit and its settings file, written in Python from typed values (no shell or sed substitution:
 a `#`, `&` or newline in the prefix once became sed syntax or a unit directive).
 
-Quoting follows systemd.service(5) "Command lines" and systemd.syntax(7): each ExecStart argument is double-quoted
-with `\\` and `"` escaped, `%` doubled (specifiers) and `$` doubled (environment expansion); other settings take
-the path as the rest of the line, so only `%` needs doubling. A control character (a newline would end the line
-and start a new directive) is refused. `systemd-escape` is the tool for unit *names* (`-` and `/` mangling), not
-for command lines: the unit's name here is fixed (edgecls.service).
+Quoting follows systemd.service(5) "Command lines" and systemd.syntax(7), as systemd 252 parses them (checked
+with `systemd-analyze verify`): each ExecStart word is double-quoted with `%` doubled (specifiers); arguments
+also get `\\` and `"` escaped and `$` doubled (environment expansion); the executable's path is not expanded
+(a `$` stays as it is) and systemd refuses one holding `\\`, `"` or `'` ("Executable name contains special
+characters"), so such a prefix is refused, as is any control character (a newline would end the line and start a
+new directive). Other settings take the path as the rest of the line, so only `%` needs doubling.
+`systemd-escape` is the tool for unit *names* (`-` and `/` mangling), not for command lines: the unit's name
+here is fixed (edgecls.service).
 """
 
 from __future__ import annotations
@@ -30,10 +33,19 @@ def _refuse_control(value: str, what: str) -> str:
 
 
 def quote_exec_arg(arg: str) -> str:
-    """``arg`` as one ExecStart word: ``/opt/my dir/%x`` -> ``"/opt/my dir/%%x"``."""
+    """``arg`` as one ExecStart argument: ``/opt/my dir/%x`` -> ``"/opt/my dir/%%x"``."""
     _refuse_control(arg, "argument")
     escaped = arg.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%").replace("$", "$$")
     return f'"{escaped}"'
+
+
+def quote_exec_path(path: str) -> str:
+    """The executable of an ExecStart line (no variable expansion there; quotes and backslashes refused)."""
+    _refuse_control(path, "path")
+    if any(c in path for c in "\\\"'"):
+        raise EdgeclsError(f"{path!r}: systemd cannot start a program whose path holds a quote or a backslash: "
+                           "install into another prefix")
+    return f'"{path.replace("%", "%%")}"'
 
 
 def quote_setting_path(path: str) -> str:
@@ -45,7 +57,7 @@ def exec_start(prefix: Path, service: ServiceEntry) -> str:
     """The ExecStart words: the release's edgecls on the release's model, through the ``current`` link (an update
     swaps the link; the unit never changes). Host, port and token come from the settings file."""
     check_model_name(service.model)
-    words = [quote_exec_arg(str(prefix / "current/venv/bin/edgecls")), service.kind.value,
+    words = [quote_exec_path(str(prefix / "current/venv/bin/edgecls")), service.kind.value,
              quote_exec_arg(str(prefix / "current/models" / service.model))]
     if service.kind is ServiceKind.run:
         words += ["--camera", str(service.camera if service.camera is not None else 0), "--json"]
