@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -98,7 +99,7 @@ def _venv_for(bundle: Path, layout: Layout) -> Path:
     current = layout.current_id()
     if current is None:
         raise EdgeclsError(f"{layout.prefix}: no installed release: a models-only update needs one (install.sh)")
-    return layout.release_venv(current)
+    return layout.venvs / Path(os.readlink(layout.release(current) / "venv")).name  # the running release's venv
 
 
 def _stage(bundle: Path, manifest: Manifest, layout: Layout, venv: Path, release_id: str) -> Path:
@@ -124,8 +125,11 @@ def _stage(bundle: Path, manifest: Manifest, layout: Layout, venv: Path, release
 
 def _selftest(release: Path) -> None:
     """The release's own edgecls checks the release (manifest tolerances); refused before the switch."""
-    r = subprocess.run([str(release / "venv/bin/edgecls"), "selftest", str(release), "--json"],
-                       capture_output=True, text=True, check=False)
+    try:
+        r = subprocess.run([str(release / "venv/bin/edgecls"), "selftest", str(release), "--json"],
+                           capture_output=True, text=True, check=False)
+    except OSError as e:
+        raise UpdateRefused(f"cannot run the new release's edgecls ({e.strerror or e}): nothing was switched") from e
     if r.returncode == 0:
         return
     problems = []
