@@ -5,6 +5,7 @@ file)."""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -115,3 +116,30 @@ def test_show_on_the_headless_base_install_asks_for_the_gui_extra(exported_tiny:
                        timeout=120)
     assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
     assert "headless build" in r.stderr and "pip install 'edgecls[gui]'" in r.stderr
+
+
+@pytest.mark.slow
+def test_system_site_packages_makes_a_venv_that_sees_the_system_but_uses_its_own_wheels(exported_tiny: Path,
+                                                                                         tmp_path: Path):
+    """`pack --system-site-packages` (a Pi's Debian python3-picamera2 visible in the venv): the venv includes the
+    interpreter's site-packages, and every wheel of the bundle is still installed in the venv and imported from
+    there (pip --ignore-installed), not taken from the system."""
+    if sys.version_info[:2] != (3, 11):
+        pytest.skip("the wheel cache is for Python 3.11")
+    cache = wheel_cache("linux-x86_64")
+    out = tmp_path / "bundle"
+    r = run_edgecls(*pack_args(exported_tiny / "model.onnx", target="linux-x86_64", out=out, cache=cache),
+                    "--system-site-packages", "--json", timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "manifest.json").read_text())["system_site_packages"] is True
+    prefix = tmp_path / "device"
+    install = run_install(out, prefix, SKIP_SELFTEST="1")
+    assert install.returncode == 0, install.stdout + install.stderr
+    venv = (prefix / "current" / "venv").resolve()
+    assert "include-system-site-packages = true" in (venv / "pyvenv.cfg").read_text()
+    probe = subprocess.run([str(venv / "bin/python"), "-c", "import numpy, onnxruntime, sys; "
+                            "print(numpy.__file__); print(onnxruntime.__file__); print(sys.path)"],
+                           capture_output=True, text=True, env=device_env(), timeout=120)
+    numpy_file, ort_file, path = probe.stdout.splitlines()
+    assert numpy_file.startswith(str(venv)) and ort_file.startswith(str(venv)), probe.stdout
+    assert any("site-packages" in p and not p.startswith(str(venv)) for p in ast.literal_eval(path))  # the system's
