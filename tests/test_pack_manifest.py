@@ -6,6 +6,7 @@ Models-only bundles (`pack --update`) need no wheels, so these run without the w
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -143,3 +144,18 @@ def test_pack_refuses_model_names_a_unit_or_shell_could_misread(exported_tiny: P
     r = run_edgecls("pack", str(src / name), "--target", "linux-x86_64", "--out", str(tmp_path / "b"), "--no-index")
     assert r.returncode == 2 and "only letters, digits and . _ - are allowed" in r.stderr, r.stderr
     assert not (tmp_path / "b").exists() and not Path("FILE").exists()
+
+
+def test_pack_prints_the_bundle_and_signing_key_fingerprints(exported_tiny: Path, signing_key: SigningKey,
+                                                             tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("GNUPGHOME", str(signing_key.home))
+    out = tmp_path / "b"
+    r = run_edgecls("pack", str(exported_tiny / "model.onnx"), "--update", "--sign", signing_key.fingerprint,
+                    "--target", "linux-x86_64", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    sums = hashlib.sha256((out / "SHA256SUMS").read_bytes()).hexdigest()
+    assert f"bundle fingerprint (sha256 of SHA256SUMS): {sums}" in r.stdout
+    assert f"signed by key {signing_key.fingerprint}" in r.stdout and "edgecls update DIR" in r.stdout
+    r = run_edgecls("pack", str(exported_tiny / "model.onnx"), "--update", "--sign", "nobody@example.invalid",
+                    "--target", "linux-x86_64", "--out", str(tmp_path / "c"))
+    assert r.returncode == 2 and "no secret key of that id" in r.stderr and not (tmp_path / "c").exists()

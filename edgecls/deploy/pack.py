@@ -32,7 +32,7 @@ from typing import Any
 import msgspec
 
 from edgecls.deploy.bundle_files import INSTALL_SH, README, UPDATE_README
-from edgecls.deploy.integrity import bundle_fingerprint, hashed_requirements, sign_sums, write_sums
+from edgecls.deploy.integrity import bundle_fingerprint, hashed_requirements, key_fingerprint, sign_sums, write_sums
 from edgecls.deploy.platforms import DeviceTarget, device_target, python_tag
 from edgecls.deploy.wheelhouse import build_edgecls_wheel, checkout_root, download_wheels, wheel_requirements
 from edgecls.runtime.atomic import atomic_write_text
@@ -214,6 +214,8 @@ def pack(options: PackOptions, log: Log = print) -> PackResult:
     out = Path(options.out)
     if out.exists() and any(out.iterdir()):
         raise EdgeclsError(f"--out {out}: exists and is not empty")
+    if options.sign:
+        key_fingerprint(options.sign)  # an unknown key is refused before any work
     extras = tuple(options.extras)
     if options.service is ServiceKind.serve and "serve" not in extras and not options.update:
         extras += ("serve",)

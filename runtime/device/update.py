@@ -123,21 +123,24 @@ def _stage(bundle: Path, manifest: Manifest, layout: Layout, venv: Path, release
     return final
 
 
-def _selftest(release: Path) -> None:
-    """The release's own edgecls checks the release (manifest tolerances); refused before the switch."""
+def _selftest(release: Path) -> int:
+    """The release's own edgecls checks the release (manifest tolerances); refused before the switch. Returns how
+    many models passed."""
     try:
         r = subprocess.run([str(release / "venv/bin/edgecls"), "selftest", str(release), "--json"],
                            capture_output=True, text=True, check=False)
     except OSError as e:
         raise UpdateRefused(f"cannot run the new release's edgecls ({e.strerror or e}): nothing was switched") from e
-    if r.returncode == 0:
-        return
-    problems = []
+    rows = []
     for line in r.stdout.splitlines():
         try:
-            row = json.loads(line)
+            rows.append(json.loads(line))
         except ValueError:
             continue
+    if r.returncode == 0:
+        return len(rows)
+    problems = []
+    for row in rows:
         if not row.get("passed"):
             problems.append(f"{Path(row.get('model', '?')).name}: {'; '.join(row.get('problems', []))}")
     why = "; ".join(problems) or (r.stderr.strip().splitlines() or [f"exit {r.returncode}"])[-1]
@@ -193,9 +196,10 @@ def apply_bundle(options: UpdateOptions, log: Log = print) -> UpdateResult:
         try:
             if options.selftest:
                 t0 = time.monotonic()
-                _selftest(release)
+                passed = _selftest(release)
                 t["selftest"] = time.monotonic() - t0
-                log(f"update: selftest of {release_id} passed ({t['selftest']:.1f} s)")
+                log(f"update: selftest of {release_id} passed: {passed} of {passed} models match their golden "
+                    f"outputs ({t['selftest']:.1f} s)")
             setup = setup_service(layout.prefix, unit, service)
         except BaseException:
             releases.remove_release(layout, release_id)
