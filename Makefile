@@ -59,12 +59,14 @@ stream-tools:
 demo: install
 	$(BIN)/edgecls demo --out $(DEMO_OUT)
 
-# The arm64 tests (tests/test_arm64*.py) install a pack into an arm64 Debian bookworm root run under qemu-user.
-# This builds that root once per machine (19 min on a loaded 2-core box), cached outside the checkout with the
-# wheels the pack tests read (/var/cache/edgecls, or the EDGECLS_DEVICE_CACHE variable); without root, apt,
-# binfmt_misc or network it says why and those tests skip. It never fails the build.
+# The arm64 tests (tests/test_arm64*.py) install a pack into an arm64 Debian bookworm root run under qemu-user;
+# the unit tests (tests/test_pack_service.py) boot an x86-64 bookworm root with systemd as PID 1 (systemd-nspawn).
+# This builds both roots once per machine (arm64: 19 min on a loaded 2-core box; systemd root: 3 min), cached
+# outside the checkout with the wheels the pack tests read (/var/cache/edgecls, or the EDGECLS_DEVICE_CACHE
+# variable); without root, apt, binfmt_misc or network it says why and those tests skip. It never fails the build.
 device-root: install-dev
 	@tests/device/prepare_arm64_root.sh || echo "note: arm64 root not prepared; the arm64 tests will be skipped"
+	@tests/device/prepare_systemd_root.sh || echo "note: systemd root not prepared; the unit tests will be skipped"
 	@PYTHON=$(BIN)/python tests/device/prepare_wheels.sh || echo "note: wheel cache not prepared; pack tests will skip"
 
 test: install-dev device-root

@@ -75,9 +75,11 @@ def _fsync_dir(folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_path(target: str | os.PathLike[str], mode: int | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on clean exit it is renamed onto ``target``.
 
+    ``mode``: the published file's permissions (0o600 for a secret: the temporary file is owner-only from the
+    start, so the secret is never readable by others, not even for a moment); None: as described above.
     The temporary name keeps the target's suffix (some writers choose the format from it). Any failure
     (full disk, read-only folder, an exception or Ctrl-C in the caller's block) removes the temporary file
     and leaves ``target`` as it was; OS errors become one :class:`EdgeclsError` line naming ``target``.
@@ -95,10 +97,11 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
-        try:
-            mode = target.stat().st_mode & 0o7777
-        except OSError:
-            mode = 0o666 & ~_current_umask()
+        if mode is None:
+            try:
+                mode = target.stat().st_mode & 0o7777
+            except OSError:
+                mode = 0o666 & ~_current_umask()
         with open(tmp, "rb+") as f:  # make the bytes durable before the rename publishes them
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
@@ -111,11 +114,11 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
             tmp.unlink()
 
 
-def atomic_write_bytes(target: str | os.PathLike[str], data: bytes) -> Path:
-    with atomic_path(target) as tmp:
+def atomic_write_bytes(target: str | os.PathLike[str], data: bytes, mode: int | None = None) -> Path:
+    with atomic_path(target, mode) as tmp:
         tmp.write_bytes(data)
     return Path(target)
 
 
-def atomic_write_text(target: str | os.PathLike[str], text: str) -> Path:
-    return atomic_write_bytes(target, text.encode("utf-8"))
+def atomic_write_text(target: str | os.PathLike[str], text: str, mode: int | None = None) -> Path:
+    return atomic_write_bytes(target, text.encode("utf-8"), mode)

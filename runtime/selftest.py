@@ -14,6 +14,11 @@ tolerance that fits the variant:
 The golden images are also preprocessed here (this device's OpenCV) and compared with the golden inputs: a
 difference above one 8-bit level is a mismatch too (the device would feed the model other numbers than training
 did). Torch- and onnx-free.
+
+On a bundle or release folder (it holds the ``manifest.json`` written by ``edgecls pack``) the manifest decides:
+each model's variant (so its tolerance), its golden file, and the sha256 both must have; a model the manifest does
+not list fails. A model whose own contract claims ``int8`` is still held to fp32's bound when the manifest says
+fp32 (the model's metadata is what a tampered file would rewrite).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import numpy as np
 
 from edgecls.runtime.classifier import Classifier
 from edgecls.runtime.cpu_isa import detect_isa
+from edgecls.runtime.device.manifest import ModelEntry, entry_problems, find_manifest, manifest_models, read_manifest
 from edgecls.runtime.errors import EdgeclsError
 from edgecls.runtime.golden_file import find_golden, read_golden
 from edgecls.runtime.latency import LatencyStats, measure_latency
@@ -98,9 +104,13 @@ def _one_level(contract: Any) -> float:
     return float(contract.scale) / float(min(contract.std))
 
 
-def check_model(model: Path, provider: str = "auto", threads: int | None = None, runs: int = 3) -> SelftestRow:
-    """Run ``model`` on its golden inputs here and grade it (see the module docstring)."""
-    golden_path = find_golden(model)
+def check_model(
+    model: Path, provider: str = "auto", threads: int | None = None, runs: int = 3, entry: ModelEntry | None = None
+) -> SelftestRow:
+    """Run ``model`` on its golden inputs here and grade it (see the module docstring). ``entry``: the model's line
+    in a bundle manifest, which then decides the golden file, the variant (so the tolerance) and the sha256s."""
+    # A manifest's paths are relative to the bundle folder, and its models sit in models/ there.
+    golden_path = model.parent.parent / entry.golden if entry is not None else find_golden(model)
     if golden_path is None:
         raise EdgeclsError(f"{model}: no golden file beside it (model.golden.npz, written by edgecls export)")
     with warnings.catch_warnings(record=True) as caught:  # target mismatch, saturation, silent fallback
@@ -111,6 +121,9 @@ def check_model(model: Path, provider: str = "auto", threads: int | None = None,
     images, inputs, expected = golden.images, golden.inputs, golden.logits
     variant = str(clf.contract.provenance.get("variant", "fp32"))
     problems: list[str] = []
+    if entry is not None:  # the manifest, not the model's own metadata, says what the model is
+        problems += entry_problems(model, golden_path, entry, variant)
+        variant = entry.variant
     if golden.labels != tuple(clf.labels):
         problems.append(f"labels differ from the golden file's ({golden_path.name})")
     got = clf.logits_batch(inputs).astype(np.float32)
@@ -160,12 +173,23 @@ class SelftestOptions:
     threads: int | None = None  # None: onnxruntime's default
 
 
+def _models_and_entries(target: str | os.PathLike[str]) -> list[tuple[Path, ModelEntry | None]]:
+    """A bundle or release folder (it holds manifest.json): the manifest's models, each with its entry, and any
+    other .onnx there (which fails: not packed); otherwise the models found, without entries."""
+    manifest = find_manifest(target) if Path(target).is_dir() else None
+    if manifest is None:
+        return [(m, None) for m in models_in(target)]
+    return manifest_models(Path(target), read_manifest(manifest))
+
+
 def selftest(options: SelftestOptions) -> list[SelftestRow]:
     """Every model of ``options.target`` checked here; a model that cannot load is a failed row, not an abort."""
     rows = []
-    for model in models_in(options.target):
+    for model, entry in _models_and_entries(options.target):
         try:
-            rows.append(check_model(model, provider=options.provider, threads=options.threads))
+            if entry is None and find_manifest(options.target) is not None:
+                raise EdgeclsError(f"{model.name}: not listed in the bundle's manifest")
+            rows.append(check_model(model, provider=options.provider, threads=options.threads, entry=entry))
         except EdgeclsError as e:
             rows.append(
                 SelftestRow(str(model), "?", "-", detect_isa().isa, 0, float("nan"), 0.0, float("nan"), 0.0, {},

@@ -14,7 +14,8 @@ _HERE = Path(__file__).parent
 pytest_plugins = [
     name
     for name in ("fixtures_export", "fixtures_runtime", "fixtures_bench", "fixtures_reliability", "fixtures_serve",
-                 "fixtures_streams", "fixtures_quant")
+                 "fixtures_streams", "fixtures_quant", "fixtures_deploy",
+                 "fixtures_systemd")
     if (_HERE / f"{name}.py").exists()
 ]
 

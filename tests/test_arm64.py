@@ -121,7 +121,7 @@ def installed(aarch64_bundle: Path, test_images: Path) -> Iterator[dict]:
         dev = "/" + str(work.relative_to(root))
         t0 = time.perf_counter()
         # install.sh's own closing selftest is tested on x86 (test_pack.py); here the test runs it with --json
-        r = in_root(f"SKIP_SELFTEST=1 sh {dev}/bundle/install.sh {dev}/venv")
+        r = in_root(f"SKIP_SELFTEST=1 sh {dev}/bundle/install.sh {dev}/prefix")
         yield {"work": work, "dev": dev, "install": r, "install_seconds": time.perf_counter() - t0}
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -146,9 +146,9 @@ def test_offline_install_in_the_arm64_root_and_selftest_passes(installed: dict):
     r = installed["install"]
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     print(f"\noffline install in the arm64 root: {installed['install_seconds']:.0f} s (emulated)")
-    assert "installed edgecls 0.1.0" in r.stdout
+    assert "installed edgecls 0.1.0" in r.stdout and "every file matches SHA256SUMS" in r.stdout
     dev = installed["dev"]
-    st = in_root(f"{dev}/venv/bin/edgecls selftest {dev}/venv/models --json")
+    st = in_root(f"{dev}/prefix/current/venv/bin/edgecls selftest {dev}/prefix/current --json")
     assert st.returncode == 0, st.stdout + st.stderr
     rows = {row["variant"]: row for row in jsonl(st.stdout)}
     assert set(rows) == {"fp32", "fp16", "int8"} and all(row["passed"] for row in rows.values())
@@ -160,7 +160,7 @@ def test_offline_install_in_the_arm64_root_and_selftest_passes(installed: dict):
     print({v: (f"{r['max_abs_diff']:.2g}", r["agreement"]) for v, r in rows.items()})
     # The base install on a board image without X libraries: headless OpenCV imports, no GUI build, no torch.
     probe = in_root(
-        f"ls /usr/lib/aarch64-linux-gnu | grep -c -E '^libxcb|^libX11' ; {dev}/venv/bin/python -c "
+        f"ls /usr/lib/aarch64-linux-gnu | grep -c -E '^libxcb|^libX11' ; {dev}/prefix/current/venv/bin/python -c "
         "\"import cv2, importlib.util as u; print(cv2.__version__, [m for m in ('torch', 'onnx') if u.find_spec(m)])\""
     )
     lines = probe.stdout.split()
@@ -173,12 +173,13 @@ def test_arm64_answers_match_x86_and_arm64_int8_agrees_with_fp32(installed: dict
     dev = installed["dev"]
     runs = {}
     for name in ("model.onnx", "model.int8.onnx"):
-        r = in_root(f"{dev}/venv/bin/edgecls run {dev}/venv/models/{name} {dev}/images --json --top-k 1")
+        current = f"{dev}/prefix/current"
+        r = in_root(f"{current}/venv/bin/edgecls run {current}/models/{name} {dev}/images --json --top-k 1")
         assert r.returncode == 0, r.stderr[-3000:]
         runs[name] = {Path(row["source"]).name: row["top_k"][0]["label"] for row in jsonl(r.stdout)}
     x86 = subprocess.run(
-        [sys.executable, "-m", "edgecls", "run", str(installed["work"] / "venv/models/model.onnx"), str(test_images),
-         "--json", "--top-k", "1"], capture_output=True, text=True, timeout=600,
+        [sys.executable, "-m", "edgecls", "run", str(installed["work"] / "prefix/current/models/model.onnx"),
+         str(test_images), "--json", "--top-k", "1"], capture_output=True, text=True, timeout=600,
     )
     assert x86.returncode == 0, x86.stderr
     x86_fp32 = {Path(row["source"]).name: row["top_k"][0]["label"] for row in jsonl(x86.stdout)}
@@ -192,7 +193,7 @@ def test_arm64_answers_match_x86_and_arm64_int8_agrees_with_fp32(installed: dict
           f", int8 {acc['model.int8.onnx']:.2%} (ARM kernels, qemu cortex-a76)")
     assert agree >= 0.99
     # The same arm64 file on this x86 box: run says what it costs.
-    int8 = installed["work"] / "venv/models/model.int8.onnx"
+    int8 = installed["work"] / "prefix/current/models/model.int8.onnx"
     warn = subprocess.run([sys.executable, "-m", "edgecls", "run", str(int8), str(next(test_images.glob("*.png"))),
                            "--json"], capture_output=True, text=True, timeout=300)
     assert warn.returncode == 0 and "int8 made for arm64 runs on x86" in warn.stderr

@@ -1,9 +1,11 @@
 """``edgecls pack``: a real bundle for linux-x86_64 built from the local wheel cache (never downloaded here),
-installed offline by its own install.sh into a fresh venv with the base install's headless OpenCV (no X
-libraries), where its selftest passes; the one-line errors (no wheels for the platform, no golden file)."""
+installed offline by its own install.sh into a fresh prefix (a release, a venv with the base install's headless
+OpenCV and no X libraries) where its selftest passes; the one-line errors (no wheels for the platform, no golden
+file)."""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -12,7 +14,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from fixtures_deploy import wheel_cache
+from fixtures_deploy import device_env, run_install, wheel_cache
 from fixtures_runtime import run_edgecls
 
 
@@ -34,26 +36,30 @@ def test_x86_64_pack_installs_offline_headless_and_passes_its_selftest(exported_
     assert any(n.startswith("edgecls-0.1.0-") for n in names) and any(n.startswith("onnxruntime-") for n in names)
     assert any(n.startswith("opencv_python_headless-") for n in names)
     assert not any(n.startswith("opencv_python-") for n in names) and not any(n.startswith("torch-") for n in names)
-    for f in ("install.sh", "edgecls.service", "README.md", "manifest.json", "models/model.golden.npz"):
+    for f in ("install.sh", "README.md", "manifest.json", "SHA256SUMS", "requirements.txt", "models/model.golden.npz"):
         assert (out / f).is_file(), f
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["target"] == "linux-x86_64" and manifest["python"] == "3.11"
     assert "models/model.int8.onnx" in manifest["files"] and "install.sh" in manifest["files"]
-    assert "edgecls run @PREFIX@/models/model.int8.onnx --camera 0" in (out / "edgecls.service").read_text()
+    assert manifest["service"] == {"kind": "run", "model": "model.int8.onnx", "camera": None, "port": 8000}
+    # Every wheel pinned and hashed, nothing else: what pip's --require-hashes mode needs.
+    req = [ln for ln in (out / "requirements.txt").read_text().splitlines() if not ln.startswith("#")]
+    assert len(req) == len(result["wheels"]) and all("==" in ln and " --hash=sha256:" in ln for ln in req)
     with tarfile.open(result["tarball"]) as tar:
         assert "bundle/install.sh" in tar.getnames()
+    assert result["fingerprint"] and len(result["fingerprint"]) == 64
 
-    prefix = tmp_path / "device-venv"
-    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "DISPLAY")}
-    env["PYTHON"] = sys.executable
-    install = subprocess.run(["sh", str(out / "install.sh"), str(prefix)], capture_output=True, text=True, env=env,
-                             timeout=900, cwd=tmp_path)
+    prefix = tmp_path / "device"
+    env = device_env()
+    install = run_install(out, prefix)
     assert install.returncode == 0, install.stdout + install.stderr
-    assert "3 of 3 models match their golden outputs" in install.stdout  # install.sh ends with the selftest
-    assert (prefix / "edgecls.service").read_text().count(str(prefix)) >= 2
+    assert "every file matches SHA256SUMS" in install.stdout
+    assert "passed: 3 of 3 models match their golden outputs" in install.stderr  # checked before it is used
+    unit = (prefix / "edgecls.service").read_text()  # no systemd here: the unit is written into the prefix
+    assert f'ExecStart="{prefix}/current/venv/bin/edgecls" run "{prefix}/current/models/model.int8.onnx"' in unit
 
     # The base install: exactly one cv2, the headless build, linked against no X library.
-    py = str(prefix / "bin" / "python")
+    py = str(prefix / "current" / "venv" / "bin" / "python")
     probe = subprocess.run(
         [py, "-c", "import cv2, importlib.util as u; print(cv2.__file__); "
          "print([m for m in ('torch', 'onnx') if u.find_spec(m)])"],
@@ -73,7 +79,7 @@ def test_x86_64_pack_installs_offline_headless_and_passes_its_selftest(exported_
     )
     installed = {name.lower() for name in json.loads(dists.stdout)}
     assert "opencv-python-headless" in installed and "opencv-python" not in installed
-    show = subprocess.run([str(prefix / "bin" / "edgecls"), "run", str(prefix / "models" / "model.onnx"),
+    show = subprocess.run([str(prefix / "current/venv/bin/edgecls"), "run", str(prefix / "current/models/model.onnx"),
                            str(out / "README.md"), "--show"], capture_output=True, text=True,
                           env={**env, "DISPLAY": ":99"}, timeout=120)
     assert show.returncode == 2 and "pip install 'edgecls[gui]'" in show.stderr and "Traceback" not in show.stderr
@@ -111,3 +117,30 @@ def test_show_on_the_headless_base_install_asks_for_the_gui_extra(exported_tiny:
                        timeout=120)
     assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
     assert "headless build" in r.stderr and "pip install 'edgecls[gui]'" in r.stderr
+
+
+@pytest.mark.slow
+def test_system_site_packages_makes_a_venv_that_sees_the_system_but_uses_its_own_wheels(exported_tiny: Path,
+                                                                                         tmp_path: Path):
+    """`pack --system-site-packages` (a Pi's Debian python3-picamera2 visible in the venv): the venv includes the
+    interpreter's site-packages, and every wheel of the bundle is still installed in the venv and imported from
+    there (pip --ignore-installed), not taken from the system."""
+    if sys.version_info[:2] != (3, 11):
+        pytest.skip("the wheel cache is for Python 3.11")
+    cache = wheel_cache("linux-x86_64")
+    out = tmp_path / "bundle"
+    r = run_edgecls(*pack_args(exported_tiny / "model.onnx", target="linux-x86_64", out=out, cache=cache),
+                    "--system-site-packages", "--json", timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "manifest.json").read_text())["system_site_packages"] is True
+    prefix = tmp_path / "device"
+    install = run_install(out, prefix, SKIP_SELFTEST="1")
+    assert install.returncode == 0, install.stdout + install.stderr
+    venv = (prefix / "current" / "venv").resolve()
+    assert "include-system-site-packages = true" in (venv / "pyvenv.cfg").read_text()
+    probe = subprocess.run([str(venv / "bin/python"), "-c", "import numpy, onnxruntime, sys; "
+                            "print(numpy.__file__); print(onnxruntime.__file__); print(sys.path)"],
+                           capture_output=True, text=True, env=device_env(), timeout=120)
+    numpy_file, ort_file, path = probe.stdout.splitlines()
+    assert numpy_file.startswith(str(venv)) and ort_file.startswith(str(venv)), probe.stdout
+    assert any("site-packages" in p and not p.startswith(str(venv)) for p in ast.literal_eval(path))  # the system's

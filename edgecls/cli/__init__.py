@@ -24,6 +24,7 @@ from edgecls.cli import (
     selftest_cmd,
     serve_cmd,
     train_cmd,
+    update_cmd,
 )
 from edgecls.runtime.redact import redact
 from edgecls.runtime.terminal_text import plain
@@ -41,7 +42,7 @@ app = typer.Typer(
 # Registration order is the order `edgecls --help` lists the commands in.
 _COMMANDS = (
     train_cmd, eval_cmd, export_cmd, quantize_cmd, info_cmd, run_cmd, providers_cmd, batch_cmd, serve_cmd, bench_cmd,
-    demo_cmd, pack_cmd, selftest_cmd,
+    demo_cmd, pack_cmd, selftest_cmd, update_cmd,
 )
 for _module in _COMMANDS:
     _module.register(app)

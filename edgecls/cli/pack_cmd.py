@@ -9,15 +9,19 @@ from typing import Annotated
 import typer
 
 from edgecls.cli.options import JsonOpt
+from edgecls.runtime.device.manifest import ServiceKind
 
 PACK_HELP = """Bundle models and the runtime for a device without internet: the .onnx files with their golden
-outputs, a wheelhouse for the device's platform and Python (edgecls built here + its dependencies), install.sh
-(offline install into a venv, then `edgecls selftest`), a systemd unit template and a README; DIR and DIR.tar.gz.
+outputs, a wheelhouse for the device's platform and Python (edgecls built here + its dependencies) with a hashed
+requirements.txt, install.sh (checks every file against SHA256SUMS, installs offline, self-tests, writes the
+service's unit), a manifest and a README; DIR and DIR.tar.gz. Prints the bundle's fingerprint (sha256 of
+SHA256SUMS) and, with --sign, the signing key's fingerprint.
 
 MODEL: an .onnx file, an export folder, or a training run (exported here; with --quantize its int8 model is made
 for the device: quantize --target arm64 for linux-aarch64, x86-avx2 for linux-x86_64).
 
-Example:  edgecls pack runs/digits/export --target linux-aarch64 --out digits-pi
+Example:  edgecls pack runs/digits/export --target linux-aarch64 --service serve --out digits-pi
+          edgecls pack runs/digits-v2/export --update --out digits-v2     (models only: edgecls update on the device)
 """
 
 
@@ -48,6 +52,28 @@ def pack_command(
         list[str] | None, typer.Option("--find-links", help="Local wheel folder for pip (repeatable).")
     ] = None,
     no_index: Annotated[bool, typer.Option("--no-index", help="Only --find-links: download nothing.")] = False,
+    service: Annotated[
+        ServiceKind,
+        typer.Option("--service", help="What the device's unit runs: run (camera -> JSON lines in the journal) or "
+                     "serve (HTTP with a token; needs no camera)."),
+    ] = ServiceKind.run,
+    camera: Annotated[
+        int | None,
+        typer.Option("--camera", min=0, help="The service's camera (run: 0 when not given; serve: none)."),
+    ] = None,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="The serve service's TCP port.")] = 8000,
+    system_site_packages: Annotated[
+        bool,
+        typer.Option("--system-site-packages", help="The device's venv sees the system's packages (a Pi: Debian's "
+                     "python3-picamera2 for the camera)."),
+    ] = False,
+    sign: Annotated[
+        str | None,
+        typer.Option("--sign", help="gpg key id: sign SHA256SUMS (SHA256SUMS.sig); the device checks it with gpgv."),
+    ] = None,
+    update: Annotated[
+        bool, typer.Option("--update", help="Models only, for a device that runs edgecls: edgecls update DIR there.")
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
     import sys
@@ -58,7 +84,8 @@ def pack_command(
         models=tuple(models), out=str(out), target=target, python=python, extras=tuple(extra or ()),
         quantize=quantize, quantize_target=quantize_target, fp16=fp16,
         edgecls_wheel=str(edgecls_wheel) if edgecls_wheel else None, find_links=tuple(find_links or ()),
-        no_index=no_index,
+        no_index=no_index, service=service, camera=camera, port=port, system_site_packages=system_site_packages,
+        sign=sign, update=update,
     )
     from edgecls.runtime.terminal_text import plain
 
@@ -66,11 +93,16 @@ def pack_command(
     if json_out:
         typer.echo(json.dumps(result.to_dict()))
         return
+    on_device = "edgecls update DIR" if update else "sh install.sh"
     typer.echo(plain(
         f"packed {len(result.models)} model(s) and {len(result.wheels)} wheels for {result.target} "
         f"(Python {result.python}) into {result.out}" + (f" and {result.tarball}" if result.tarball else "")
-        + f" in {result.seconds:.0f} s; on the device: sh install.sh"
+        + f" in {result.seconds:.0f} s; on the device: {on_device}"
     ))
+    typer.echo(f"bundle fingerprint (sha256 of SHA256SUMS): {result.fingerprint}")
+    if result.signed_by:
+        typer.echo(plain(f"signed by key {result.signed_by}: the device's /etc/edgecls/keyring.gpg must hold it "
+                         f"(gpg --export {result.signed_by} > keyring.gpg)"))
 
 
 def register(app: typer.Typer) -> None:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepares the local wheel cache the pack tests build wheelhouses from, so the tests themselves download nothing:
-#   $EDGECLS_DEVICE_CACHE/wheels/linux-aarch64-cp311/   the base install's dependencies for each device platform,
-#   $EDGECLS_DEVICE_CACHE/wheels/linux-x86_64-cp311/    pinned by constraints.txt (~91 MB for aarch64)
+#   $EDGECLS_DEVICE_CACHE/wheels/linux-aarch64-cp311/   the dependencies of edgecls[serve] (the base install and
+#   $EDGECLS_DEVICE_CACHE/wheels/linux-x86_64-cp311/    the serve service) for each device platform, pinned by
+#                                                        constraints.txt (~91 MB for aarch64 without serve)
 # Downloads from PyPI once per machine (pip download --platform ... --only-binary); a cache already complete for
 # this constraints.txt is kept. Without network it says why and exits 0 (the pack tests then skip).
 set -uo pipefail
@@ -11,7 +12,7 @@ PYTHON="${PYTHON:-.venv/bin/python}"
 mkdir -p "$CACHE/wheels" 2>/dev/null || { echo "wheel cache: skipped: cannot create $CACHE/wheels"; exit 0; }
 exec 9>"$CACHE/.wheels.lock"
 flock 9
-stamp=$(sha256sum constraints.txt pyproject.toml | sha256sum | cut -c1-16)
+stamp=$(sha256sum constraints.txt pyproject.toml "$0" | sha256sum | cut -c1-16)
 for target in linux-aarch64 linux-x86_64; do
   dest="$CACHE/wheels/$target-cp311"
   if [ -f "$dest/.complete-$stamp" ]; then echo "wheel cache: $dest ready"; continue; fi
@@ -24,7 +25,7 @@ dest, device = Path(sys.argv[1]), device_target(sys.argv[2])
 dest.mkdir(parents=True, exist_ok=True)
 with tempfile.TemporaryDirectory() as tmp:
     own = build_edgecls_wheel(Path(tmp))
-    download_wheels([f"edgecls=={own.name.split('-')[1]}"], dest, device, "3.11", "cp311",
+    download_wheels([f"edgecls[serve]=={own.name.split('-')[1]}"], dest, device, "3.11", "cp311",
                     Path("constraints.txt"), [Path(tmp)])
 for w in dest.glob("edgecls-*.whl"):  # the checkout's own wheel is built by each pack, never cached
     w.unlink()

@@ -1,0 +1,2 @@
+"""A deployed model's life on the device (torch- and onnx-free): the bundle checked against its manifest, releases
+side by side under a prefix with a ``current`` link, the systemd unit and its settings, ``edgecls update``."""
