@@ -103,6 +103,10 @@ Group={SERVICE_USER}
 # Cameras (/dev/video*, the Pi's /dev/media*) belong to the video group.
 SupplementaryGroups=video
 EnvironmentFile={quote_setting_path(str(settings))}
+# What edgecls remembers between starts (an int8 file's notices are printed once per file, not at every restart)
+# lives in /var/lib/edgecls, owned by the service user: the user has no home to write in.
+StateDirectory=edgecls
+Environment=XDG_STATE_HOME=%S
 ExecStart={exec_start(prefix, service)}
 Restart=on-failure
 RestartSec={RESTART_SEC}
