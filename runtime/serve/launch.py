@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import sys
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,27 +73,32 @@ def _warn_stderr(message: str) -> None:
 
 
 def serve_model(options: ServeOptions, warn: Callable[[str], None] = _warn_stderr) -> None:
-    """What ``edgecls serve`` does: check, load, then serve until SIGTERM/Ctrl-C (in flight requests drained).
+    """What ``edgecls serve`` does: check, load and golden-check, then serve until SIGTERM/Ctrl-C (in flight
+    requests drained), reloading the model on SIGHUP or ``POST /v1/reload``.
 
     ``warn`` gets each RuntimeWarning the Classifier raised while loading (a provider fallback, an int8 file
-    made for another CPU), every time, as one line.
+    made for another CPU), every time, as one line. A model that fails its golden check is not served
+    (:class:`~edgecls.runtime.serve.served_model.GoldenCheckFailed`, exit 1).
     """
     check_serve_extra()
     # OpenCV reads its pixel ceiling when it loads: formats Pillow cannot size get the same limit from it.
     os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(options.settings.max_pixels))
 
     from edgecls.runtime.classifier import Classifier
+    from edgecls.runtime.serve.served_model import ModelSlot, golden_check
     from edgecls.runtime.serve.server import serve_forever
     from edgecls.runtime.sources.live_capture import quiet_backend_logs
 
     check_bind(options.settings)  # before the model loads: a refused bind costs nothing
     live = live_source(options.camera, options.source)
     quiet_backend_logs()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", RuntimeWarning)
+
+    def load() -> Classifier:
         # No spinning: decode threads and the capture thread need the cores between model calls.
-        clf = Classifier(options.model, provider=options.provider, threads=options.threads,
-                         precision=options.precision, contract=options.contract.given() or None, spin=False)
-    for w in caught:
-        warn(str(w.message))
-    serve_forever(clf, options.settings, live)
+        return Classifier(options.model, provider=options.provider, threads=options.threads,
+                          precision=options.precision, contract=options.contract.given() or None, spin=False)
+
+    models = ModelSlot(options.model, load, lambda path: golden_check(path, options.provider, options.threads),
+                       options.settings.max_batch, warn=warn)
+    models.start()
+    serve_forever(models, options.settings, live)
