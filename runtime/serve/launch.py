@@ -9,6 +9,7 @@ level: the serve extra may be missing, and saying so is this module's first job.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -100,5 +101,7 @@ def serve_model(options: ServeOptions, warn: Callable[[str], None] = _warn_stder
 
     models = ModelSlot(options.model, load, lambda path: golden_check(path, options.provider, options.threads),
                        options.settings.max_batch, warn=warn)
+    hangups: list[int] = []  # SIGHUP while the model loads (it would end the process): reload once serving
+    signal.signal(signal.SIGHUP, lambda sig, frame: hangups.append(sig))
     models.start()
-    serve_forever(models, options.settings, live)
+    serve_forever(models, options.settings, live, early_hangups=hangups)

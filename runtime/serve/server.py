@@ -87,9 +87,12 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve_forever(models: ModelSlot, settings: ServeSettings, live: SourceSpec | None = None) -> int | None:
+def serve_forever(
+    models: ModelSlot, settings: ServeSettings, live: SourceSpec | None = None, early_hangups: list[int] | None = None
+) -> int | None:
     """Serve ``models`` (started) until SIGTERM/SIGINT, reloading on SIGHUP; returns the signal that ended it
-    (after the drain), or None."""
+    (after the drain), or None. ``early_hangups``: SIGHUPs caught while the model loaded (appended to until this
+    installs its own handler): a reload follows once the server runs."""
     app, state = build_app(models, settings, live)
     sock = bind(settings.host, settings.port)
     host, port = sock.getsockname()[:2]
@@ -136,6 +139,7 @@ def serve_forever(models: ModelSlot, settings: ServeSettings, live: SourceSpec |
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, on_hangup)
+    state.reload_pending = state.reload_pending or bool(early_hangups)
     try:
         server.run(sockets=[sock])
     finally:
