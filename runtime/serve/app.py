@@ -57,8 +57,8 @@ ROUTES = ("/", "/v1/classify", "/v1/model", "/v1/reload", "/v1/latest", "/v1/str
 
 
 class GuardAndCount:
-    """Pure ASGI middleware: the Host rule (loopback binds), the bearer token on /v1 routes, and the request
-    counter by route and status."""
+    """Pure ASGI middleware: the host a request names (one valid Host; loopback binds answer loopback names only),
+    the bearer token on /v1 routes, and the request counter by route and status."""
 
     def __init__(self, app: ASGIApp, state: ServeState) -> None:
         self.app = app
@@ -66,7 +66,6 @@ class GuardAndCount:
         token = state.settings.token
         self.token = token.encode() if token else None
         self.hosts = accepted_hosts(state.settings)
-
 
     def _authorized(self, scope: Scope) -> bool:
         assert self.token is not None
