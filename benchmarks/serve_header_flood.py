@@ -15,7 +15,6 @@ Writes ``benchmarks/results/serve_header_flood_<cpu>_<isa>_ort<version>_<date>.j
 from __future__ import annotations
 
 import argparse
-import os
 import socket
 import statistics
 import sys
@@ -31,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from runtime_overhead import export_mobilenetv2, write_photos  # noqa: E402
 from serve_attacks import ready  # noqa: E402
-from serve_load import Server, publish  # noqa: E402
+from serve_load import Server, add_before_and_out, environment_now, interpreters, publish  # noqa: E402
 
 LINES = 7300
 
@@ -96,18 +95,14 @@ def measure(model: Path, photos: list[bytes], seconds: float, python: str | None
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=30.0, help="how long the client posts under the flood")
-    ap.add_argument("--before", help="another Python whose edgecls is measured too (e.g. main's venv)")
-    ap.add_argument("--out", type=Path, help="results file (default: benchmarks/results/serve_header_flood_<env>.json)")
+    add_before_and_out(ap, "serve_header_flood")
     args = ap.parse_args()
-    from edgecls.runtime.bench.env import collect_environment
-
-    env = collect_environment()
-    load_before = os.getloadavg()
+    env, load_before = environment_now()
     runs = {}
     with tempfile.TemporaryDirectory() as tmp:
         model = export_mobilenetv2(Path(tmp) / "mobilenetv2_224.onnx")
         photos = [p.read_bytes() for p in write_photos(Path(tmp) / "photos", 8)]
-        for label, python in {"this tree": None, **({"before": args.before} if args.before else {})}.items():
+        for label, python in interpreters(args.before).items():
             runs[label] = measure(model, photos, args.seconds, python)
             print(f"[{label}] {runs[label]}", flush=True)
     result = {

@@ -234,6 +234,24 @@ def load_level(server: Server, photos: list[bytes], clients: int, total: int, ki
     return row
 
 
+def add_before_and_out(ap: argparse.ArgumentParser, stem: str) -> None:
+    """The flags of a before/after serve benchmark: ``--before PYTHON`` and ``--out FILE``."""
+    ap.add_argument("--before", help="another Python whose edgecls is measured too (e.g. main's venv)")
+    ap.add_argument("--out", type=Path, help=f"results file (default: benchmarks/results/{stem}_<env>.json)")
+
+
+def interpreters(before: str | None) -> dict[str, str | None]:
+    """Which edgecls to measure: this tree's (None: this interpreter) and, with ``--before``, that one's."""
+    return {"this tree": None, **({"before": before} if before else {})}
+
+
+def environment_now():  # -> (edgecls.runtime.bench.env's environment, the load average now)
+    """What :func:`publish` writes beside a benchmark's results, taken before it starts."""
+    from edgecls.runtime.bench.env import collect_environment
+
+    return collect_environment(), os.getloadavg()
+
+
 def publish(stem: str, result: dict, env, load_before: tuple[float, ...], out: Path | None = None) -> Path:
     """Write ``result`` with the load average (before and now) and the environment beside it, to ``out`` or to
     ``benchmarks/results/<stem>_<cpu>_<isa>_ort<version>_<date>.json``."""

@@ -36,7 +36,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 from fixtures_serve import write_golden_beside  # noqa: E402
 from runtime_overhead import export_mobilenetv2, write_photos  # noqa: E402
 from serve_attacks import ready  # noqa: E402
-from serve_load import Server, publish  # noqa: E402
+from serve_load import Server, add_before_and_out, environment_now, interpreters, publish  # noqa: E402
 
 JPEG = {"Content-Type": "image/jpeg"}
 
@@ -152,13 +152,9 @@ def run(live: Path, new: Path, bad: Path, photos: list[bytes], answers: dict[str
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--requests", type=int, default=1000)
-    ap.add_argument("--before", help="another Python whose edgecls is measured too (e.g. main's venv)")
-    ap.add_argument("--out", type=Path, help="results file (default: benchmarks/results/serve_reload_<env>.json)")
+    add_before_and_out(ap, "serve_reload")
     args = ap.parse_args()
-    from edgecls.runtime.bench.env import collect_environment
-
-    env = collect_environment()
-    load_before = os.getloadavg()
+    env, load_before = environment_now()
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -167,7 +163,7 @@ def main() -> None:
         bad = staged(root / "bad", 192, "mobilenetv2_050", wrong_by=30.0)
         photos = [p.read_bytes() for p in write_photos(root / "photos", 8)]
         answers = {"A": expected_answers(a, photos), "B": expected_answers(b, photos)}
-        for label, python in {"this tree": None, **({"before": args.before} if args.before else {})}.items():
+        for label, python in interpreters(args.before).items():
             live = root / label.replace(" ", "_") / "model.onnx"
             live.parent.mkdir()
             install(a, live)

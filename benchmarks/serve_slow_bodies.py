@@ -18,7 +18,6 @@ MobileNetV2 width 1.0 at 224 px, random weights, or ``--model FILE``. Writes
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shlex
 import sys
@@ -34,7 +33,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 from fixtures_slow_clients import SlowBodies  # noqa: E402
 from runtime_overhead import export_mobilenetv2, write_photos  # noqa: E402
 from serve_attacks import post, ready, summary  # noqa: E402
-from serve_load import Server, publish  # noqa: E402
+from serve_load import Server, add_before_and_out, environment_now, interpreters, publish  # noqa: E402
 
 SCENARIOS = {
     "content-length, 200 addresses": (False, tuple(f"127.0.0.{i}" for i in range(2, 202))),
@@ -79,20 +78,16 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60.0, help="how long the normal client posts, per scenario")
     ap.add_argument("--attackers", type=int, default=300)
     ap.add_argument("--model", type=Path, help="an edgecls ONNX model (default: MobileNetV2 224 px, random weights)")
-    ap.add_argument("--before", help="another Python whose edgecls is measured too (e.g. main's venv)")
     ap.add_argument("--server-args", default="", help="extra `edgecls serve` flags, e.g. '--max-connections 64'")
-    ap.add_argument("--out", type=Path, help="results file (default: benchmarks/results/serve_slow_bodies_<env>.json)")
+    add_before_and_out(ap, "serve_slow_bodies")
     args = ap.parse_args()
-    from edgecls.runtime.bench.env import collect_environment
-
-    env = collect_environment()
-    load_before = os.getloadavg()
+    env, load_before = environment_now()
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model or export_mobilenetv2(Path(tmp) / "mobilenetv2_224.onnx")
         photos = [p.read_bytes() for p in write_photos(Path(tmp) / "photos", 8)]
         for name, (chunked, sources) in SCENARIOS.items():
-            runs = {"this tree": None, **({"before": args.before} if args.before else {})}
+            runs = interpreters(args.before)
             results[name] = {}
             for label, python in runs.items():
                 row = scenario(model, photos, chunked, sources, args.attackers, args.seconds, python,
