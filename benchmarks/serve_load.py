@@ -80,9 +80,12 @@ def tight_loop(model: Path, photos: list[bytes], threads: int, batches: tuple[in
 
 # --- 2. the server under load -----------------------------------------------------------------------------------
 class Server:
-    def __init__(self, model: Path, args: list[str]) -> None:
-        exe = Path(sys.executable).with_name("edgecls")
-        cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "edgecls"]
+    """``edgecls serve MODEL --port 0 ARGS`` on loopback; ``python``: another interpreter's edgecls (e.g. main's, for
+    a before/after run)."""
+
+    def __init__(self, model: Path, args: list[str], python: str | None = None) -> None:
+        exe = Path(python or sys.executable).with_name("edgecls")
+        cmd = [str(exe)] if exe.exists() else [python or sys.executable, "-m", "edgecls"]
         self.proc = subprocess.Popen([*cmd, "serve", str(model), "--port", "0", *args], stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=REPO)
         self.stderr: list[str] = []
@@ -229,6 +232,40 @@ def load_level(server: Server, photos: list[bytes], clients: int, total: int, ki
           f"RSS {rss0:.1f} -> {rss1:.1f} MB  CPU ms/req server {row['cpu_s_per_request']['server']}"
           f" client {row['cpu_s_per_request']['load_generator']}", flush=True)
     return row
+
+
+def add_before_and_out(ap: argparse.ArgumentParser, stem: str) -> None:
+    """The flags of a before/after serve benchmark: ``--before PYTHON`` and ``--out FILE``."""
+    ap.add_argument("--before", help="another Python whose edgecls is measured too (e.g. main's venv)")
+    ap.add_argument("--out", type=Path, help=f"results file (default: benchmarks/results/{stem}_<env>.json)")
+
+
+def interpreters(before: str | None) -> dict[str, str | None]:
+    """Which edgecls to measure: this tree's (None: this interpreter) and, with ``--before``, that one's."""
+    return {"this tree": None, **({"before": before} if before else {})}
+
+
+def environment_now():  # -> (edgecls.runtime.bench.env's environment, the load average now)
+    """What :func:`publish` writes beside a benchmark's results, taken before it starts."""
+    from edgecls.runtime.bench.env import collect_environment
+
+    return collect_environment(), os.getloadavg()
+
+
+def publish(stem: str, result: dict, env, load_before: tuple[float, ...], out: Path | None = None) -> Path:
+    """Write ``result`` with the load average (before and now) and the environment beside it, to ``out`` or to
+    ``benchmarks/results/<stem>_<cpu>_<isa>_ort<version>_<date>.json``."""
+    from edgecls.runtime.bench.env import environment_slug
+
+    result = {**result, "load_average": {"before": [round(v, 2) for v in load_before],
+                                         "after": [round(v, 2) for v in os.getloadavg()]},
+              "environment": env.to_dict()}
+    cpu, rest = environment_slug(env).split("_ort", 1)
+    out = out or RESULTS / f"{stem}_{cpu}_{isa_tag(env.isa)}_ort{rest}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    print(f"wrote {out}")
+    return out
 
 
 def isa_tag(isa: list[str]) -> str:

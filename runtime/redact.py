@@ -13,10 +13,13 @@ import re
 #: What replaces the userinfo of a URL.
 REDACTED = "***"
 
-# scheme://USERINFO@ where USERINFO runs to the last "@" before the path (RFC 3986 3.2.1: userinfo is the part of
-# the authority before its last "@"; passwords typed unencoded may hold "@", "?" or "#", so those are taken too:
-# hiding a little more than the userinfo of an odd URL beats showing part of a password).
-_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/\s]*)@")
+# scheme://USERINFO@: RFC 3986 (3.2.1) makes userinfo the part of the authority before its last "@", and the
+# authority end at the first "/", "?" or "#". Passwords are typed unencoded, though, and may hold any of these
+# (``rtsp://admin:se/cret@cam/`` was shown in full when the authority ended at the "/"), while OpenCV/FFmpeg take
+# the URL as typed. So the userinfo is everything up to the last "@" of the URL as written (up to whitespace):
+# hiding more than the userinfo of an odd URL (``http://cam/a@b`` shows as ``http://***@b``) beats showing part of
+# a password. Schemes in any case (``RTSP://``).
+_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>\S*)@")
 
 
 def redact(text: str) -> str:

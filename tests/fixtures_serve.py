@@ -26,7 +26,7 @@ from edgecls.runtime.contract import ModelContract
 COLOURS = ("red", "green", "blue")
 
 
-def make_colour_classifier(path: Path, size: int = 32) -> Path:
+def make_colour_classifier(path: Path, size: int = 32, labels: tuple[str, ...] = COLOURS) -> Path:
     from onnx import TensorProto, helper, numpy_helper
 
     f = TensorProto.FLOAT
@@ -39,9 +39,27 @@ def make_colour_classifier(path: Path, size: int = 32) -> Path:
         [helper.make_tensor_value_info("logits", f, ["batch", 3])],
         [numpy_helper.from_array(np.eye(3, dtype=np.float32) * 20, "w")],
     )
-    add_contract(path, ModelContract(labels=COLOURS, input_size=(size, size), resize_mode="stretch",
+    add_contract(path, ModelContract(labels=labels, input_size=(size, size), resize_mode="stretch",
                                      mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
                                      provenance={"arch": "colour-test", "variant": "fp32"}))
+    return path
+
+
+def write_golden_beside(model: Path, wrong_by: float = 0.0) -> Path:
+    """``model.golden.npz`` in export's format (runtime/golden_file.py): 8 coloured 64x64 images, their inputs and
+    the model's own logits as the expected ones, plus ``wrong_by`` added to the first class (a golden file the
+    model fails when it is large)."""
+    from edgecls.runtime.classifier import Classifier
+    from edgecls.runtime.golden_file import golden_path_for
+
+    clf = Classifier(model, spin=False)
+    rng = np.random.default_rng(0)
+    images = np.stack([np.full((64, 64, 3), rng.integers(0, 256, 3), np.uint8) for _ in range(8)])
+    inputs = clf.preprocess(list(images))
+    logits = clf.logits_batch(inputs).astype(np.float32)
+    logits[:, 0] += wrong_by
+    path = golden_path_for(model)
+    np.savez_compressed(path, images=images, inputs=inputs, logits=logits, labels=np.array(clf.labels))
     return path
 
 

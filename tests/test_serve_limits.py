@@ -108,7 +108,8 @@ def test_sigterm_past_the_drain_timeout_answers_503_and_exits_in_time(colour_mod
 
 def test_idle_sockets_under_a_300_descriptor_limit_cannot_keep_a_new_request_out(colour_model, serve_process):
     with descriptor_limit(300):  # the server inherits it
-        server = serve_process(str(colour_model), "--header-timeout", "60")  # the cap, not the timeout, acts here
+        # The connection cap acts here: not the header timeout, nor the per-client cap (every socket is 127.0.0.1).
+        server = serve_process(str(colour_model), "--header-timeout", "60", "--max-connections-per-client", "1000")
     idle = open_idle_sockets(server.url, 400)
     try:
         assert len(idle) >= 300

@@ -26,7 +26,32 @@ def test_redact_hides_the_userinfo_of_every_url_in_a_message():
     assert redact("cannot open rtsp://a:p@ss@cam/x (timeout); tried http://u:v@h/ too") == (
         "cannot open rtsp://***@cam/x (timeout); tried http://***@h/ too"
     )
-    assert redact("photos/me@home.jpg and http://host/a@b") == "photos/me@home.jpg and http://host/a@b"
+    assert redact("photos/me@home.jpg and rtsp://cam/live") == "photos/me@home.jpg and rtsp://cam/live"
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("rtsp://admin:se/cret@cam/", "rtsp://***@cam/"),  # issue #30: an unescaped "/" in the password
+    ("rtsp://admin:a/b/c@cam:554/live?x=1", "rtsp://***@cam:554/live?x=1"),
+    ("rtsp://admin:p@ss/w@rd@cam/s", "rtsp://***@cam/s"),  # "@" and "/" together
+    ("rtsp://admin:pa?ss@cam/s", "rtsp://***@cam/s"),
+    ("rtsp://admin:pa#ss@cam/s", "rtsp://***@cam/s"),
+    ("rtsp://admin:pa%2Fss@cam/s", "rtsp://***@cam/s"),  # escaped, as RFC 3986 wants it
+    ("rtsp://:onlypassword@cam", "rtsp://***@cam"),
+    ("rtsp://onlyuser@cam", "rtsp://***@cam"),
+    ("RTSP://Admin:Se/Cret@Cam/", "RTSP://***@Cam/"),
+    ("rtmps://u:p/w@live.example:443/app/key", "rtmps://***@live.example:443/app/key"),
+    ("http://u:p/w@[::1]:8080/x.mjpg", "http://***@[::1]:8080/x.mjpg"),
+    ("srt://u:p/w@10.0.0.5:9000?mode=caller", "srt://***@10.0.0.5:9000?mode=caller"),
+    # Over-hiding, by design: with an "@" later in the URL nothing tells a password's "/" from a path's.
+    ("http://cam/a@b", "http://***@b"),
+])
+def test_redact_takes_the_userinfo_to_the_last_at_sign_of_the_url(url, shown):
+    for text, expected in ((url, shown), (f"cannot open {url}: timeout (user@example.org)",
+                                          f"cannot open {shown}: timeout (user@example.org)"),
+                           (f"'{url}'", f"'{shown}'")):
+        got = redact(text)
+        assert got == expected, (text, got)
+        assert url.split("://", 1)[1].rsplit("@", 1)[0] not in got  # no part of the userinfo as typed
 
 
 @pytest.mark.slow  # the refused source gives up after serve's reconnect attempts (~15 s)

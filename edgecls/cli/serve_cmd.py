@@ -4,7 +4,8 @@ The flags become one :class:`~edgecls.runtime.serve.launch.ServeOptions`; everyt
 check, Classifier, server) is :func:`edgecls.runtime.serve.launch.serve_model`'s.
 
 Exit status: 0 after a clean stop (SIGTERM or Ctrl-C: no new connections, requests in flight finished),
-2 when it could not start (model, flags, a non-loopback bind without --token, a busy port).
+1 when the model fails its golden check (it does not compute what it was exported to compute), 2 when it could not
+start (model, flags, a non-loopback bind without --token, a busy port). SIGHUP reloads the model.
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ from edgecls.runtime.contract_options import ContractOptions
 _SCANS_HELP = "JPEGs with more scans are refused (413) before decoding (scan bombs)."
 _CONNECTIONS_HELP = "Open connections (lowered to fit the descriptor limit); beyond it the longest-idle one closes."
 _HOST_HELP = "Another Host name to answer when bound to loopback (repeatable; others get 421: DNS rebinding)."
+_PER_CLIENT_HELP = ("Open connections from one IP address; beyond it that address's most stalled one closes (a proxy's "
+                    "clients share its address: raise it to --max-connections behind one).")
+_BODY_RATE_HELP = "Bytes/s a request body must average after --body-grace; slower get 408 (slow-body attacks; 0: off)."
+_BODY_GRACE_HELP = "Seconds a request body may arrive at any pace before --min-body-rate applies."
+_HEADERS_HELP = "Header lines per request; more get 431 (header floods)."
 
 
 @contract_flags
@@ -71,6 +77,10 @@ def serve(
     header_timeout: Annotated[float, typer.Option(min=0.01, help="Seconds a connection has for its headers.")] = 10.0,
     keep_alive: Annotated[float, typer.Option(min=0.01, help="Seconds an idle kept-alive connection lives.")] = 5.0,
     allow_host: Annotated[list[str] | None, typer.Option(help=_HOST_HELP)] = None,
+    max_connections_per_client: Annotated[int, typer.Option(min=1, help=_PER_CLIENT_HELP)] = 64,
+    min_body_rate: Annotated[float, typer.Option(min=0.0, help=_BODY_RATE_HELP)] = 1024.0,
+    body_grace: Annotated[float, typer.Option(min=0.01, help=_BODY_GRACE_HELP)] = 10.0,
+    max_headers: Annotated[int, typer.Option(min=1, help=_HEADERS_HELP)] = 100,
 ) -> None:
     """Serve a model over HTTP: POST images to /v1/classify, open / for the live page.
 
@@ -78,7 +88,11 @@ def serve(
     an edgecls contract its labels, input size and preprocessing, or override the embedded ones.
 
     Routes: POST /v1/classify (raw image or multipart, ?top_k=), GET /v1/model, /v1/latest, /v1/stream (MJPEG),
-    /v1/events (server-sent events), /healthz, /readyz, /metrics (Prometheus), / (the page).
+    /v1/events (server-sent events), POST /v1/reload, /healthz, /readyz, /metrics (Prometheus), / (the page).
+
+    Model updates: SIGHUP or POST /v1/reload loads the model file again (the same path) beside the one serving,
+    golden-checks it and swaps it in; a model that fails keeps the old one answering. /healthz reports the served
+    file's sha256 and golden result. Without --token, /v1/reload is answered to clients on this machine only.
 
     Uploads: JPEG, PNG, GIF, BMP, WebP, TIFF and PNM (PBM/PGM/PPM), whose size is read from the header before
     decoding; other formats (HDR, PFM, PAM, AVIF, ...) get 415.
@@ -98,6 +112,8 @@ def serve(
         max_pixels=max_pixels, request_timeout_s=request_timeout, drain_timeout_s=drain_timeout,
         decode_threads=decode_threads, max_jpeg_scans=max_jpeg_scans, max_connections=max_connections,
         header_timeout_s=header_timeout, keep_alive_s=keep_alive, allowed_hosts=tuple(allow_host or ()),
+        max_connections_per_client=max_connections_per_client, min_body_rate=min_body_rate, body_grace_s=body_grace,
+        max_headers=max_headers,
     )
     serve_model(
         ServeOptions(model=model, settings=settings, contract=contract_options, camera=camera, source=source,

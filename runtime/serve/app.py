@@ -6,8 +6,11 @@
 - ``GET /v1/latest`` (live_routes.py): the newest live result (``age_ms``: frame capture to now).
 - ``GET /v1/stream``: MJPEG of the newest frames with the top-k drawn on them.
 - ``GET /v1/events``: server-sent events, one per live result (``age_ms``: frame capture to result).
-- ``GET /healthz``, ``/readyz`` (503 while draining), ``/metrics`` (Prometheus text), ``/`` (the page).
+- ``POST /v1/reload`` (model_routes.py): load the model file again and swap it in when it passes its golden check.
+- ``GET /healthz`` (the served model's file, sha256 and golden result), ``/readyz`` (503 while draining),
+  ``/metrics`` (Prometheus text), ``/`` (the page).
 
+Every request must name one valid host this server answers (authority.py: 400 ``bad_host``, 421 ``wrong_host``).
 Every ``/v1`` route requires the bearer token when one is set (``Authorization: Bearer T``; browsers' ``<img>``
 and ``EventSource`` cannot send headers, so ``?token=T`` is accepted too). Every refusal is JSON
 ``{"error": "<one line naming the problem>", "kind": "<kind>"}`` with a 4xx status (503/504 when overloaded or
@@ -23,7 +26,6 @@ import hmac
 import time
 from collections.abc import AsyncIterator, Callable
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,27 +37,28 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from edgecls.runtime.classifier import Classifier, InferenceError
+from edgecls.runtime.classifier import InferenceError
+from edgecls.runtime.serve.authority import TARGET_EXTENSION, check_request_host
 from edgecls.runtime.serve.batcher import DynamicBatcher, ServerBusy
 from edgecls.runtime.serve.decode_pool import DecodePool
 from edgecls.runtime.serve.live_feed import LiveFeed
 from edgecls.runtime.serve.live_routes import events, latest, stream
 from edgecls.runtime.serve.metrics import ServeMetrics
-from edgecls.runtime.serve.settings import ServeSettings, accepted_hosts, host_name
+from edgecls.runtime.serve.model_routes import healthz, model_info, readyz, reload, reload_soon
+from edgecls.runtime.serve.served_model import ModelSlot, warm_up
+from edgecls.runtime.serve.settings import ServeSettings, accepted_hosts
 from edgecls.runtime.serve.state import ServeState, error_response, serve_state
 from edgecls.runtime.serve.uploads import ApiError, parse_top_k, prepare_upload, read_upload
 from edgecls.runtime.sources.records import Record
 from edgecls.runtime.sources.source_specs import SourceSpec
 
-ROUTES = ("/", "/v1/classify", "/v1/model", "/v1/latest", "/v1/stream", "/v1/events", "/healthz", "/readyz",
-          "/metrics")
-
-
+ROUTES = ("/", "/v1/classify", "/v1/model", "/v1/reload", "/v1/latest", "/v1/stream", "/v1/events", "/healthz",
+          "/readyz", "/metrics")
 
 
 class GuardAndCount:
-    """Pure ASGI middleware: the Host rule (loopback binds), the bearer token on /v1 routes, and the request
-    counter by route and status."""
+    """Pure ASGI middleware: the host a request names (one valid Host; loopback binds answer loopback names only),
+    the bearer token on /v1 routes, and the request counter by route and status."""
 
     def __init__(self, app: ASGIApp, state: ServeState) -> None:
         self.app = app
@@ -63,16 +66,6 @@ class GuardAndCount:
         token = state.settings.token
         self.token = token.encode() if token else None
         self.hosts = accepted_hosts(state.settings)
-
-    def _wrong_host(self, scope: Scope) -> str | None:
-        """The Host header's value when this loopback-bound server must not answer it (DNS rebinding)."""
-        if self.hosts is None:
-            return None
-        for key, value in scope.get("headers", []):
-            if key == b"host":
-                text = value.decode("latin-1")
-                return None if host_name(text) in self.hosts else text
-        return None  # HTTP/1.0 without Host: not a browser, nothing to rebind
 
     def _authorized(self, scope: Scope) -> bool:
         assert self.token is not None
@@ -96,11 +89,12 @@ class GuardAndCount:
             await send(message)
 
         try:
-            if (wrong := self._wrong_host(scope)) is not None:
-                self.state.metrics.errors.labels("wrong_host").inc()
-                response = error_response(
-                    421, "wrong_host", f"Host {wrong[:100]!r} is not this server's: it is bound to loopback and "
-                    "answers only localhost names (--allow-host NAME adds one)")
+            target = (scope.get("extensions") or {}).get(TARGET_EXTENSION)
+            refusal = check_request_host(scope.get("headers", []), target, scope.get("http_version", "1.1"),
+                                         self.hosts)
+            if refusal is not None:  # 400 malformed or ambiguous; 421 a name this loopback server must not answer
+                self.state.metrics.errors.labels(refusal.kind).inc()
+                response = error_response(refusal.status, refusal.kind, refusal.message)
                 await response(scope, receive, counting_send)
             elif path.startswith("/v1/") and self.token is not None and not self._authorized(scope):
                 self.state.metrics.errors.labels("unauthorized").inc()
@@ -119,10 +113,11 @@ class GuardAndCount:
 # --- classify ------------------------------------------------------------------------------------------------
 async def _classify_one(state: ServeState, request: Request, top_k: int) -> dict[str, Any]:
     expectation = state.batcher.expect()  # lets a forming batch wait for this request (see batcher)
+    clf = state.clf  # this request's model to its end, whatever a reload swaps in meanwhile
     try:
         name, data = await read_upload(request, state.settings.max_body_bytes)
         s = state.settings
-        prepare = functools.partial(prepare_upload, data, name, state.clf.contract, s.max_pixels, s.max_jpeg_scans)
+        prepare = functools.partial(prepare_upload, data, name, clf.contract, s.max_pixels, s.max_jpeg_scans)
         t0 = time.perf_counter()
         if state.decode_pool is None:
             x: np.ndarray | Callable[[], np.ndarray] = prepare  # decoded by the model's thread (see batcher)
@@ -131,7 +126,7 @@ async def _classify_one(state: ServeState, request: Request, top_k: int) -> dict
             x = await state.decode_pool.run(prepare)
             prep_ms = (time.perf_counter() - t0) * 1e3
         try:
-            future = state.batcher.submit(x, top_k, expectation)
+            future = state.batcher.submit(clf, x, top_k, expectation)
         except ServerBusy as e:
             raise ApiError(503, "busy", str(e)) from e
         try:
@@ -170,47 +165,12 @@ async def classify(request: Request) -> Response:
     return JSONResponse(row)
 
 
-# --- model and health ----------------------------------------------------------------------------------------
-async def model_info(request: Request) -> Response:
-    state = serve_state(request)
-    clf, s = state.clf, state.settings
-    contract = clf.contract
-    return JSONResponse({
-        "model": Path(clf.name).name,
-        "variant": contract.provenance.get("variant"),
-        "contract": contract.to_dict(),
-        "providers": {"requested": clf.info.requested, "used": clf.info.used, "fallback": clf.info.fallback},
-        "engine": clf.info.engine,
-        "precision": clf.info.precision,  # OpenVINO's compiled precision (f32/bf16/f16); None on onnxruntime
-        "batch": clf.fixed_batch or "dynamic",
-        "serving": {"max_batch": s.max_batch, "max_wait_ms": s.max_wait_ms, "max_queue": s.max_queue,
-                    "max_body_bytes": s.max_body_bytes, "max_pixels": s.max_pixels,
-                    "request_timeout_s": s.request_timeout_s, "top_k": s.top_k, "auth": s.token is not None,
-                    "max_jpeg_scans": s.max_jpeg_scans, "header_timeout_s": s.header_timeout_s,
-                    "keep_alive_s": s.keep_alive_s, "max_connections": s.max_connections},
-        "live": state.feed.status() if state.feed else None,
-    })
-
-
-async def healthz(request: Request) -> Response:
-    return JSONResponse({"status": "ok", "uptime_s": round(time.monotonic() - serve_state(request).started, 3)})
-
-
-async def readyz(request: Request) -> Response:
-    state = serve_state(request)
-    if state.draining:
-        return error_response(503, "draining", "shutting down: finishing the requests in flight")
-    if not state.batcher.alive:
-        return error_response(503, "not_ready", "the model worker is not running")
-    return JSONResponse({"ready": True, "live": state.feed.status() if state.feed else None})
-
-
+# --- metrics and the page ------------------------------------------------------------------------------------
 async def metrics(request: Request) -> Response:
     body, content_type = serve_state(request).metrics.render()
     return Response(body, media_type=content_type)
 
 
-# --- the page --------------------------------------------------------------------------------------------------
 _PAGE = resources.files("edgecls.runtime.serve").joinpath("page.html")
 
 
@@ -233,9 +193,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 def build_app(
-    clf: Classifier, settings: ServeSettings, live: SourceSpec | None = None
+    models: ModelSlot, settings: ServeSettings, live: SourceSpec | None = None
 ) -> tuple[Starlette, ServeState]:
-    """The ASGI app and its state; the batcher and the live feed start with the app's lifespan."""
+    """The ASGI app and its state (``models`` started); the batcher and the live feed start with the app's
+    lifespan."""
     from PIL import Image
 
     # Pillow only reads upload headers here (never decodes): its own bomb ceiling would hide the declared size
@@ -243,27 +204,25 @@ def build_app(
     Image.MAX_IMAGE_PIXELS = None
     Image.init()  # import every format plugin now, not during the first upload
     metrics_ = ServeMetrics()
-    batcher = DynamicBatcher(clf, settings.max_batch, settings.max_wait_ms / 1e3, settings.max_queue,
+    batcher = DynamicBatcher(settings.max_batch, settings.max_wait_ms / 1e3, settings.max_queue,
                              on_batch=metrics_.observe_batch)
     metrics_.watch_queue(lambda: batcher.depth)
     pool = (DecodePool(settings.decode_threads, on_abandon=metrics_.decodes_abandoned.inc)
             if settings.decode_threads > 0 else None)
-    state = ServeState(clf, settings, batcher, metrics_, pool)
+    state = ServeState(models, settings, batcher, metrics_, pool)
     if live is not None:
-        state.feed = LiveFeed(live, clf.contract, batcher, metrics_, top_k=settings.top_k)
+        state.feed = LiveFeed(live, lambda: state.clf, batcher, metrics_, top_k=settings.top_k)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        # Calls before /readyz says yes: the first client does not pay onnxruntime's first-run cost, and the
-        # largest batch sizes onnxruntime's memory arena once, so RSS does not creep up as batch sizes vary.
-        h, w = clf.contract.input_size
-        for n in sorted({1, settings.max_batch}):
-            clf.probabilities(np.zeros((n, 3, h, w), dtype=np.float32))
+        warm_up(state.clf, settings.max_batch)  # before /readyz says yes (a reload warms its model up too)
         batcher.start()
         state.loop = asyncio.get_running_loop()
         state.drain_cut = state.loop.create_future()
         if state.feed is not None:
             state.feed.start(state.loop)
+        if state.reload_pending:  # SIGHUP while starting: the model loaded may already be the old one
+            reload_soon(state)
         yield
         state.draining = True
         if state.feed is not None:
@@ -279,6 +238,7 @@ def build_app(
             Route("/", page),
             Route("/v1/classify", classify, methods=["POST"]),
             Route("/v1/model", model_info),
+            Route("/v1/reload", reload, methods=["POST"]),
             Route("/v1/latest", latest),
             Route("/v1/stream", stream),
             Route("/v1/events", events),

@@ -8,6 +8,10 @@ When to close a batch: the worker takes whatever is queued (up to ``max_batch``)
 when a request arrives, before its body is read and decoded). A lone client therefore never waits, and
 under load a batch fills while the previous one runs. All model calls happen in this one thread, so
 onnxruntime's own threads are never oversubscribed by concurrent calls.
+
+Each request names the Classifier it was preprocessed for (a reload swaps the served model while requests of
+the old one are still queued, and the two may differ in input size or labels): a batch holds one Classifier's
+requests only, and the first request of another Classifier starts the next batch.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ class BatchResult:
 
 @dataclass
 class _Item:
+    clf: Classifier  # the session this input was preprocessed for, and runs on
     x: np.ndarray | Callable[[], np.ndarray]  # float32[3, h, w], or what makes it (run in the worker)
     top_k: int
     future: Future[BatchResult]
@@ -57,22 +62,21 @@ class Expectation:
 
 
 class DynamicBatcher:
-    """One worker thread in front of ``classifier``; :meth:`submit` returns a future of the result."""
+    """One worker thread in front of the model; :meth:`submit` returns a future of the result."""
 
     def __init__(
         self,
-        classifier: Classifier,
         max_batch: int = 8,
         max_wait_s: float = 0.002,
         max_queue: int = 256,
         on_batch: Callable[[int, float], None] | None = None,  # (batch size, model seconds)
     ) -> None:
-        self.clf = classifier
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
         self.max_queue = max_queue
         self._on_batch = on_batch
         self._queue: queue.Queue[_Item | None] = queue.Queue()
+        self._carried: _Item | None = None  # another Classifier's request that ended the last batch: next one's first
         self._incoming = 0  # announced requests not yet submitted
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._work, name="edgecls batcher", daemon=True)
@@ -101,11 +105,13 @@ class DynamicBatcher:
             self._incoming += n
 
     def submit(
-        self, x: np.ndarray | Callable[[], np.ndarray], top_k: int, expectation: Expectation | None = None
+        self, clf: Classifier, x: np.ndarray | Callable[[], np.ndarray], top_k: int,
+        expectation: Expectation | None = None,
     ) -> Future[BatchResult]:
-        """Queue one preprocessed image, or a callable the worker runs to make it (decoding in the model's thread:
-        no thread hand-over per request, no decode competing with onnxruntime's threads); an exception it raises
-        becomes that request's result alone. ``expectation`` (from :meth:`expect`) is consumed."""
+        """Queue one image preprocessed for ``clf`` (which runs it), or a callable the worker runs to make it
+        (decoding in the model's thread: no thread hand-over per request, no decode competing with onnxruntime's
+        threads); an exception it raises becomes that request's result alone. ``expectation`` (from
+        :meth:`expect`) is consumed."""
         if expectation is not None:
             expectation.withdraw()
         if self._closed:
@@ -113,7 +119,7 @@ class DynamicBatcher:
         if self._queue.qsize() >= self.max_queue:
             raise ServerBusy(f"{self.max_queue} images are already waiting for the model (--max-queue); retry later")
         future: Future[BatchResult] = Future()
-        self._queue.put(_Item(x, top_k, future))
+        self._queue.put(_Item(clf, x, top_k, future))
         return future
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -125,7 +131,8 @@ class DynamicBatcher:
 
     # --- worker ---------------------------------------------------------------------------------------------
     def _gather(self, first: _Item) -> tuple[list[_Item], bool]:
-        """``first`` plus what is queued or on its way, up to max_batch; True when the stop marker was seen."""
+        """``first`` plus what is queued or on its way for the same Classifier, up to max_batch; True when the
+        stop marker was seen. A request for another Classifier ends the batch and is carried to the next."""
         batch = [first]
         deadline = time.monotonic() + self.max_wait_s
         while len(batch) < self.max_batch:
@@ -143,12 +150,15 @@ class DynamicBatcher:
                     continue
             if item is None:
                 return batch, True
+            if item.clf is not first.clf:
+                self._carried = item
+                break
             batch.append(item)
         return batch, False
 
     def _work(self) -> None:
         while True:
-            first = self._queue.get()
+            first, self._carried = self._carried or self._queue.get(), None
             if first is None:
                 return
             batch, stop = self._gather(first)
@@ -170,8 +180,9 @@ class DynamicBatcher:
         if not batch:  # every caller gave up (timed out) while queued, or every upload was bad
             return
         try:
-            probs = self.clf.probabilities(np.stack([it.x for it in batch]))  # type: ignore[misc]
-            preds = [top_k_predictions(probs[i : i + 1], self.clf.labels, it.top_k)[0] for i, it in enumerate(batch)]
+            clf = batch[0].clf  # one Classifier per batch (see _gather)
+            probs = clf.probabilities(np.stack([it.x for it in batch]))  # type: ignore[misc]
+            preds = [top_k_predictions(probs[i : i + 1], clf.labels, it.top_k)[0] for i, it in enumerate(batch)]
         except Exception as e:  # InferenceError and anything else: every waiting request gets it, the worker lives on
             for it in batch:
                 it.future.set_exception(e)

@@ -9,8 +9,8 @@ level: the serve extra may be missing, and saying so is this module's first job.
 from __future__ import annotations
 
 import os
+import signal
 import sys
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,29 +76,34 @@ def _warn_stderr(message: str) -> None:
 
 
 def serve_model(options: ServeOptions, warn: Callable[[str], None] = _warn_stderr) -> None:
-    """What ``edgecls serve`` does: check, load, then serve until SIGTERM/Ctrl-C (in flight requests drained).
+    """What ``edgecls serve`` does: check, load and golden-check, then serve until SIGTERM/Ctrl-C (in flight
+    requests drained), reloading the model on SIGHUP or ``POST /v1/reload``.
 
     ``warn`` gets each RuntimeWarning the Classifier raised while loading (a provider fallback, every time; an
-    int8 file's notices, once per file and user: runtime.notice_memory), as one line.
+    int8 file's notices, once per file and user: runtime.notice_memory), as one line. A model that fails its
+    golden check is not served (:class:`~edgecls.runtime.serve.served_model.GoldenCheckFailed`, exit 1).
     """
     check_serve_extra()
     # OpenCV reads its pixel ceiling when it loads: formats Pillow cannot size get the same limit from it.
     os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(options.settings.max_pixels))
 
     from edgecls.runtime.classifier import Classifier
+    from edgecls.runtime.serve.served_model import ModelSlot, golden_check
     from edgecls.runtime.serve.server import serve_forever
     from edgecls.runtime.sources.live_capture import quiet_backend_logs
 
     check_bind(options.settings)  # before the model loads: a refused bind costs nothing
     live = live_source(options.camera, options.source)
     quiet_backend_logs()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", RuntimeWarning)
-        # No spinning: decode threads and the capture thread need the cores between model calls.
-        clf = Classifier(options.model, provider=options.provider, threads=options.threads,
-                         precision=options.precision, contract=options.contract.given() or None, spin=False)
-    from edgecls.runtime.notice_memory import lines_to_print
 
-    for line in lines_to_print(caught):  # a model file's int8 notices once per file and user, not every restart
-        warn(line)
-    serve_forever(clf, options.settings, live)
+    def load() -> Classifier:
+        # No spinning: decode threads and the capture thread need the cores between model calls.
+        return Classifier(options.model, provider=options.provider, threads=options.threads,
+                          precision=options.precision, contract=options.contract.given() or None, spin=False)
+
+    models = ModelSlot(options.model, load, lambda path: golden_check(path, options.provider, options.threads),
+                       options.settings.max_batch, warn=warn)
+    hangups: list[int] = []  # SIGHUP while the model loads (it would end the process): reload once serving
+    signal.signal(signal.SIGHUP, lambda sig, frame: hangups.append(sig))
+    models.start()
+    serve_forever(models, options.settings, live, early_hangups=hangups)

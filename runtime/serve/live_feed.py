@@ -16,13 +16,14 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from edgecls.runtime.annotate import annotate
-from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.classifier import Classifier
 from edgecls.runtime.preprocess import preprocess
 from edgecls.runtime.redact import redact
 from edgecls.runtime.serve.batcher import DynamicBatcher, ServerBusy
@@ -44,7 +45,7 @@ class LiveFeed:
     def __init__(
         self,
         spec: SourceSpec,
-        contract: ModelContract,
+        model: Callable[[], Classifier],  # the served model now (a reload swaps it between frames)
         batcher: DynamicBatcher,
         metrics: ServeMetrics,
         top_k: int = 3,
@@ -52,7 +53,7 @@ class LiveFeed:
         reopen_s: float = 2.0,
     ) -> None:
         self.spec = spec
-        self.contract = contract
+        self.model = model
         self.batcher = batcher
         self.metrics = metrics
         self.top_k = top_k
@@ -148,8 +149,9 @@ class LiveFeed:
                     continue
                 frame = frames[0]
                 t0 = time.perf_counter()
+                clf = self.model()
                 try:
-                    result = self.batcher.submit(preprocess(frame.image, self.contract), self.top_k).result(30.0)
+                    result = self.batcher.submit(clf, preprocess(frame.image, clf.contract), self.top_k).result(30.0)
                 except ServerBusy:
                     continue  # uploads have filled the queue: skip this frame, the next one is newer anyway
                 except Exception as e:  # a failed model call or a bad frame: report it, keep the feed alive

@@ -8,25 +8,59 @@ app's endless responses (MJPEG, server-sent events) see ``draining`` and end, so
 (it would cancel the tasks: a bare 500 and tracebacks); decodes and model calls still running are not waited
 for, so the process ends within the drain timeout plus about a second, and its last line says how many
 requests were cut. Connections get the limits of :mod:`edgecls.runtime.serve.connections`.
+
+SIGHUP reloads the model (:mod:`edgecls.runtime.serve.served_model`: loaded and golden-checked beside the
+serving one, swapped in when it passes) instead of ending the process. uvicorn's own log lines are printed the
+way edgecls prints its lines (``warning: ...``, ``error: ...``; uvicorn writes ``WARNING:  ...``), and its
+per-request complaints about malformed requests are left out: those requests are answered (400) and counted.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
 import sys
 from types import FrameType
+from typing import Any
 
 import uvicorn
 
-from edgecls.runtime.classifier import Classifier
 from edgecls.runtime.errors import EdgeclsError
 from edgecls.runtime.serve.app import build_app
 from edgecls.runtime.serve.connections import ConnectionLimits, connection_cap, guarded_protocol
+from edgecls.runtime.serve.model_routes import reload_soon
+from edgecls.runtime.serve.served_model import ModelSlot
 from edgecls.runtime.serve.settings import ServeSettings
 from edgecls.runtime.serve.state import ServeState
 from edgecls.runtime.sources.source_specs import SourceSpec
+
+# uvicorn's warnings about single requests it could not parse or upgrade: answered, counted, and a client can
+# send them in a loop (a journal filled by an attacker).
+_PER_REQUEST_NOISE = ("Invalid HTTP request received", "Unsupported upgrade request",
+                      "No supported WebSocket library detected")
+
+
+class _EdgeclsLines(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {super().format(record)}"
+
+
+class _NoPerRequestNoise(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(_PER_REQUEST_NOISE)
+
+
+LOG_CONFIG: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"lines": {"()": _EdgeclsLines, "format": "%(message)s"}},
+    "filters": {"quiet": {"()": _NoPerRequestNoise}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "lines", "filters": ["quiet"],
+                            "stream": "ext://sys.stderr"}},
+    "loggers": {"uvicorn": {"handlers": ["stderr"], "level": "WARNING", "propagate": False}},
+}
 
 
 class _DrainingServer(uvicorn.Server):
@@ -53,16 +87,23 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve_forever(clf: Classifier, settings: ServeSettings, live: SourceSpec | None = None) -> int | None:
-    """Serve until SIGTERM/SIGINT; returns the signal that ended it (after the drain), or None."""
-    app, state = build_app(clf, settings, live)
+def serve_forever(
+    models: ModelSlot, settings: ServeSettings, live: SourceSpec | None = None, early_hangups: list[int] | None = None
+) -> int | None:
+    """Serve ``models`` (started) until SIGTERM/SIGINT, reloading on SIGHUP; returns the signal that ended it
+    (after the drain), or None. ``early_hangups``: SIGHUPs caught while the model loaded (appended to until this
+    installs its own handler): a reload follows once the server runs."""
+    app, state = build_app(models, settings, live)
     sock = bind(settings.host, settings.port)
     host, port = sock.getsockname()[:2]
-    limits = ConnectionLimits(connection_cap(settings.max_connections), settings.header_timeout_s,
-                              settings.max_header_bytes,
-                              on_close=lambda reason: state.metrics.connections_closed.labels(reason).inc())
+    limits = ConnectionLimits(
+        connection_cap(settings.max_connections), settings.header_timeout_s, settings.max_header_bytes,
+        max_headers=settings.max_headers, per_client=settings.max_connections_per_client,
+        min_body_rate=settings.min_body_rate, body_grace_s=settings.body_grace_s,
+        on_close=lambda reason: state.metrics.connections_closed.labels(reason).inc(),
+    )
     config = uvicorn.Config(
-        app, log_level="warning", access_log=False, server_header=False, lifespan="on",
+        app, log_level="warning", log_config=LOG_CONFIG, access_log=False, server_header=False, lifespan="on",
         http=guarded_protocol(limits),
         # A backstop only: the app answers what is still in flight at drain_timeout_s itself (503).
         timeout_graceful_shutdown=settings.drain_timeout_s + 0.5,  # type: ignore[arg-type]  (a float works)
@@ -70,11 +111,14 @@ def serve_forever(clf: Classifier, settings: ServeSettings, live: SourceSpec | N
     )
     server = _DrainingServer(config, state)
     url_host = f"[{host}]" if ":" in host else host
+    served = models.current
+    clf = served.clf
     from edgecls.runtime.terminal_text import plain
 
     print(plain(
-        f"edgecls serve: http://{url_host}:{port}/  model {clf.name} ({', '.join(clf.providers)}), batches of up "
-        f"to {settings.max_batch} within {settings.max_wait_ms:g} ms"
+        f"edgecls serve: http://{url_host}:{port}/  model {clf.name} ({', '.join(clf.providers)}; sha256 "
+        f"{served.sha256[:12]}, golden {served.golden.result}), batches of up to {settings.max_batch} within "
+        f"{settings.max_wait_ms:g} ms"
         + (f", live source {live.name}" if live else "") + (", token required" if settings.token else "")
         + f", up to {limits.cap} connections"),  # the model's path and the live source's name: outside text
         file=sys.stderr, flush=True,
@@ -88,7 +132,16 @@ def serve_forever(clf: Classifier, settings: ServeSettings, live: SourceSpec | N
         received.append(sig)
         server.handle_exit(sig, frame)
 
+    def on_hangup(sig: int, frame: FrameType | None) -> None:
+        # Runs in the main thread, which runs the event loop: hand the reload to the loop.
+        if state.loop is None:
+            state.reload_pending = True  # still starting: the lifespan reloads once the loop runs
+        elif not state.draining:
+            state.loop.call_soon_threadsafe(reload_soon, state)
+
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, on_hangup)
+    state.reload_pending = state.reload_pending or bool(early_hangups)
     try:
         server.run(sockets=[sock])
     finally:

@@ -6,6 +6,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from edgecls.runtime.errors import EdgeclsError
+from edgecls.runtime.serve.authority import normalize_host
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,10 @@ class ServeSettings:
     keep_alive_s: float = 5.0  # an idle kept-alive connection is closed after this
     max_connections: int = 256  # open connections; lowered to fit the process's file-descriptor limit
     max_header_bytes: int = 64 * 1024  # request line + headers (httptools has no limit of its own)
+    max_headers: int = 100  # header lines per request (a flood of tiny headers costs every request that reads them)
+    max_connections_per_client: int = 64  # open connections from one IP address (a proxy's clients share one)
+    min_body_rate: float = 1024.0  # bytes/s a request body must average once body_grace_s has passed
+    body_grace_s: float = 10.0  # a body may arrive at any pace this long (a client's first bytes may lag)
     allowed_hosts: tuple[str, ...] = ()  # extra Host names accepted when bound to loopback (e.g. a proxy's)
 
     def __post_init__(self) -> None:
@@ -37,6 +42,10 @@ class ServeSettings:
             raise EdgeclsError("--max-wait-ms must be >= 0, --request-timeout > 0, --decode-threads >= 0")
         if self.max_jpeg_scans < 1 or self.max_connections < 1 or self.header_timeout_s <= 0 or self.keep_alive_s <= 0:
             raise EdgeclsError("--max-jpeg-scans, --max-connections, --header-timeout, --keep-alive must be positive")
+        per_client = self.max_connections_per_client
+        if min(self.max_headers, per_client) < 1 or self.body_grace_s <= 0 or self.min_body_rate < 0:
+            raise EdgeclsError("--max-headers, --max-connections-per-client, --body-grace must be positive, "
+                               "--min-body-rate >= 0")
         if self.token is not None and not self.token.strip():
             raise EdgeclsError("--token must not be empty")
 
@@ -65,7 +74,8 @@ LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 
 
 def accepted_hosts(settings: ServeSettings) -> frozenset[str] | None:
-    """Host header names a loopback-bound server answers (any port); None: any (a non-loopback bind).
+    """Host names a loopback-bound server answers (any port), as :func:`authority.normalize_host` writes them;
+    None: any (a non-loopback bind).
 
     DNS rebinding: a web page can point its own name at 127.0.0.1 and read a token-less server through the
     visitor's browser, which then sends that name as Host. A server bound to loopback answers only the
@@ -73,13 +83,4 @@ def accepted_hosts(settings: ServeSettings) -> frozenset[str] | None:
     """
     if not is_loopback(settings.host):
         return None
-    names = {*LOOPBACK_NAMES, settings.host.strip("[]").lower(), *(h.lower() for h in settings.allowed_hosts)}
-    return frozenset(names)
-
-
-def host_name(header: str) -> str:
-    """The name part of a Host header: ``[::1]:8000`` -> ``::1``, ``Example.org:80`` -> ``example.org``."""
-    header = header.strip().lower()
-    if header.startswith("["):
-        return header[1:].split("]", 1)[0]
-    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+    return frozenset(normalize_host(h) for h in (*LOOPBACK_NAMES, settings.host, *settings.allowed_hosts))

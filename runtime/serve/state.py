@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -17,6 +18,7 @@ from edgecls.runtime.serve.batcher import DynamicBatcher
 from edgecls.runtime.serve.decode_pool import DecodePool
 from edgecls.runtime.serve.live_feed import LiveFeed
 from edgecls.runtime.serve.metrics import ServeMetrics
+from edgecls.runtime.serve.served_model import ModelSlot
 from edgecls.runtime.serve.settings import ServeSettings
 
 
@@ -28,7 +30,7 @@ class ServeState:
     still in flight then get a 503 and are counted in ``cut_requests``.
     """
 
-    clf: Classifier
+    models: ModelSlot  # the served model; a reload swaps it
     settings: ServeSettings
     batcher: DynamicBatcher
     metrics: ServeMetrics
@@ -39,6 +41,13 @@ class ServeState:
     loop: asyncio.AbstractEventLoop | None = None
     drain_cut: asyncio.Future[None] | None = None
     cut_requests: int = 0
+    reload_pending: bool = False  # SIGHUP before the event loop ran: reload once it does
+    reloads_running: set[asyncio.Task[Any]] = field(default_factory=set)  # kept referenced until they end
+
+    @property
+    def clf(self) -> Classifier:
+        """The Classifier new requests use now (a request keeps the one it started with: see served_model)."""
+        return self.models.current.clf
 
     def begin_drain(self) -> None:
         """SIGTERM/SIGINT (from the signal handler): streams end now, in-flight requests are cut at the timeout."""
