@@ -132,6 +132,13 @@ def test_the_serve_unit_starts_at_boot_as_its_own_user_with_its_token(booted_roo
     body, took = wait_healthz(root, 30, status="ok")
     print(f"reboot: systemd up in {booted:.1f} s, /healthz {took:.1f} s later")
     assert show(root, "edgecls", "NRestarts")["NRestarts"] == "0"
+    # `systemctl reload` (ExecReload: SIGHUP) reloads the model in the same process; it does not restart it.
+    pid = show(root, "edgecls", "MainPID")["MainPID"]
+    root.sh("systemctl reload edgecls")
+    deadline = time.monotonic() + 30
+    while (healthz(root) or {}).get("reloads", {}).get("done", 0) < 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert healthz(root)["reloads"]["done"] == 1 and show(root, "edgecls", "MainPID")["MainPID"] == pid
     root.sh("systemctl stop edgecls")
     assert show(root, "edgecls", "ActiveState")["ActiveState"] == "inactive"
 

@@ -84,6 +84,10 @@ def render_unit(prefix: Path, service: ServiceEntry, settings: Path) -> str:
     else:
         what = "answers HTTP on EDGECLS_HOST:EDGECLS_PORT (token: EDGECLS_TOKEN)"
         why = "Exit 2 (cannot start: a bad model, flag or busy port) is not restarted: a restart would not fix it."
+    # serve reloads its model on SIGHUP without dropping a request (old model kept when the new one fails its golden
+    # check): `systemctl reload edgecls` after replacing the file in place. The shell's own kill: a minimal Debian
+    # root has no /bin/kill (procps).
+    reload = '\nExecReload=/bin/sh -c "kill -HUP $MAINPID"' if service.kind is ServiceKind.serve else ""
     return f"""# edgecls {service.kind.value} service: {what}.
 # Written once by the edgecls install; re-installs and `edgecls update` keep your edits (they swap the `current`
 # link under the prefix and restart). Settings (host, port, token) live in the EnvironmentFile below.
@@ -107,7 +111,7 @@ EnvironmentFile={quote_setting_path(str(settings))}
 # lives in /var/lib/edgecls, owned by the service user: the user has no home to write in.
 StateDirectory=edgecls
 Environment=XDG_STATE_HOME=%S
-ExecStart={exec_start(prefix, service)}
+ExecStart={exec_start(prefix, service)}{reload}
 Restart=on-failure
 RestartSec={RESTART_SEC}
 RestartPreventExitStatus={NO_RESTART_STATUS[service.kind]}
