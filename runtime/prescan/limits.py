@@ -44,9 +44,9 @@ MAX_GIF_BLOCKS = 10_000
 #: Entries in a TIFF's first directory (IFD). libtiff merges each unknown tag into its field table: 1,000 entries
 #: cost 8.5 ms, 4,000 cost 120 ms (quadratic) and log one warning each. Baseline + EXIF-style tags: under 100.
 MAX_TIFF_ENTRIES = 1_000
-#: A TIFF tile or strip is decoded into one buffer of its own size (OpenCV: 4 bytes per pixel): it may cover the
-#: image (sides rounded up to 16, as tiles are) or this many pixels (2048 x 2048, a 16 MB buffer) if more, and never
-#: more than the pixel limit. A 16x16 image declaring one 16000x16000 tile allocated 1 GB per decode.
+#: A TIFF tile is inflated into one buffer of its own size (and OpenCV converts it at 4 bytes per pixel): it may
+#: cover the image (sides rounded up to 16, as tiles are) or this many pixels (2048 x 2048, a 16 MB buffer) if more,
+#: and never more than the pixel limit. A 16x16 image declaring one 16000x16000 tile allocated 1 GB per decode.
 TIFF_BLOCK_FLOOR = 2048 * 2048
 
 #: PNM (PBM/PGM/PPM) text header: magic, comments, width, height, maxval. A 19 MB comment costs Pillow 4.4 s.

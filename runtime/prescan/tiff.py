@@ -6,9 +6,11 @@ before a single pixel is worth it (limits in :mod:`edgecls.runtime.prescan.limit
 
 - directory entries: libtiff merges every unknown tag into its field table, quadratically (4,000 cost 120 ms) and
   with one logged warning each;
-- the tile or strip size: it is declared independently of the image, so a 16x16 px TIFF may declare one
-  16000x16000 deflate tile (1 MB of zeros compressed) and libtiff allocates and inflates 1 GB for it. OpenCV
-  takes ``RowsPerStrip`` as the strip height even when it exceeds the image, so strips are bounded the same way;
+- the tile size: it is declared independently of the image, so a 16x16 px TIFF may declare one 16000x16000
+  deflate tile (1 MB of zeros compressed) and libtiff inflates 1 GB for it into a buffer of that size (the
+  16x16 px of a 4096x4096 tile cost 67 MB and 0.6 s). Strips are bounded by the image already: libtiff
+  decodes at most the image's rows of a strip whatever ``RowsPerStrip`` says (OpenCV reserves a buffer for
+  ``RowsPerStrip`` rows but touches only those: 16 MB more of RSS for a 16-row image declaring 16 million);
 - strips or tiles placed past the end of the file (a cut or forged file): refused here rather than read.
 
 The chain of further pages is not walked: OpenCV does not read it for one picture (a 20,000-page TIFF decoded its
@@ -24,9 +26,8 @@ import numpy as np
 from edgecls.runtime.errors import ImageDecodeError, ImageTooCostlyError
 from edgecls.runtime.prescan.limits import MAX_TIFF_ENTRIES, TIFF_BLOCK_FLOOR
 
-_WIDTH, _LENGTH, _ROWS_PER_STRIP = 256, 257, 278
+_WIDTH, _LENGTH = 256, 257
 _STRIP_OFFSETS, _STRIP_BYTES, _TILE_WIDTH, _TILE_LENGTH, _TILE_OFFSETS, _TILE_BYTES = 273, 279, 322, 323, 324, 325
-_ALL_ROWS = 0xFFFFFFFF  # RowsPerStrip's "one strip" (its default)
 _SHORT, _LONG = 3, 4
 
 
@@ -81,8 +82,7 @@ class TiffLayout:
 
     width: int
     height: int
-    tiled: bool
-    block: tuple[int, int]  # (width, height) of one tile or strip, as OpenCV sizes its buffer
+    tile: tuple[int, int] | None  # (width, height) of one tile; None for an image in strips
     data_end: int  # the furthest byte any tile or strip reaches (0 when the directory lists none)
 
 
@@ -95,29 +95,27 @@ def read_tiff(data: bytes, name: str) -> TiffLayout:
     ifd = _Directory(data, name, offset, order)
     width, height = ifd.number(_WIDTH), ifd.number(_LENGTH)
     tiled = ifd.values(_TILE_WIDTH) is not None
-    if tiled:
-        block = ifd.number(_TILE_WIDTH), ifd.number(_TILE_LENGTH)
-    else:  # as OpenCV reads it: RowsPerStrip unclamped, except its "all rows" values
-        rows = ifd.number(_ROWS_PER_STRIP, _ALL_ROWS)
-        block = width, height if rows in (0, _ALL_ROWS) else rows
+    tile = (ifd.number(_TILE_WIDTH), ifd.number(_TILE_LENGTH)) if tiled else None
     offsets = ifd.values(_TILE_OFFSETS if tiled else _STRIP_OFFSETS)
     sizes = ifd.values(_TILE_BYTES if tiled else _STRIP_BYTES)
     used = min(offsets.size, sizes.size) if offsets is not None and sizes is not None else 0
     data_end = int((offsets[:used] + sizes[:used]).max()) if used else 0  # type: ignore[index]
-    return TiffLayout(width, height, tiled, block, data_end)
+    return TiffLayout(width, height, tile, data_end)
 
 
 def check_tiff_blocks(layout: TiffLayout, name: str, max_pixels: int, file_bytes: int) -> None:
-    """Refuse tiles or strips larger than the image allows, or lying past the end of the file."""
+    """Refuse tiles larger than the image allows (strips never are: see the module doc), and tiles or strips
+    lying past the end of the file."""
     width, height = layout.width, layout.height
-    padded = (-(-width // 16) * 16) * (-(-height // 16) * 16)
-    allowed = min(max(padded, TIFF_BLOCK_FLOOR), max_pixels)
-    kind = "tile" if layout.tiled else "strip"
-    bw, bh = layout.block
-    if bw * bh > allowed:
-        raise ImageTooCostlyError(
-            f"{name}: TIFF {kind}s of {bw}x{bh} pixels in a {width}x{height} image (a decompression bomb?); "
-            f"a {kind} may cover at most {allowed} pixels"
-        )
+    if layout.tile is not None:
+        padded = (-(-width // 16) * 16) * (-(-height // 16) * 16)
+        allowed = min(max(padded, TIFF_BLOCK_FLOOR), max_pixels)
+        tw, th = layout.tile
+        if tw * th > allowed:
+            raise ImageTooCostlyError(
+                f"{name}: TIFF tiles of {tw}x{th} pixels in a {width}x{height} image (a decompression bomb?); a tile "
+                f"may cover at most {allowed} pixels"
+            )
     if layout.data_end > file_bytes:
+        kind = "tile" if layout.tile else "strip"
         raise ImageDecodeError(f"{name}: broken TIFF (a {kind} lies past the end of the file)")
