@@ -14,7 +14,7 @@ import resource
 import socket
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -207,20 +207,20 @@ def pnm_with_comment(length: int) -> bytes:
     return b"P6\n#" + b"x" * length + b"\n8 8\n255\n" + bytes(8 * 8 * 3)
 
 
-def parse_bombs() -> dict[str, bytes]:
-    """One small file per structure limit of the pre-scan, twice over its default (runtime/prescan/limits.py):
-    1,000 chunks before the image data, 10,000 chunks, 1,000 + 2 x 100 JPEG segments, 4,096 stray bytes, 10,000
-    GIF blocks, 1,000 TIFF entries, a 4,096-byte PNM header; and a TIFF tile over 2048x2048 in a 16x16 image.
-    Numbers, not imports: the same files must reach a build without the pre-scan (where they all decode)."""
-    return {
-        "chunks.png": png_with_chunks(2_000),
-        "chunks_after_image.png": png_with_chunks(20_000, before_image=False),
-        "app1.jpg": jpeg_with_segments(2_400),
-        "comments.jpg": jpeg_with_segments(2_400, 0xFE),
-        "fill.jpg": jpeg_with_fill(8_192),
-        "comments.gif": gif_with_comments(20_000),
-        "chunks.webp": webp_with_chunks(2_000),
-        "entries.tif": tiff_with_entries(2_000),
-        "comment.ppm": pnm_with_comment(8_192),
-        "tile.tif": tiff_tile_bomb(4096),
-    }
+#: One small file per structure limit of the pre-scan, twice over its default (runtime/prescan/limits.py): 1,000
+#: chunks before the image data, 10,000 chunks, 1,000 + 2 x 100 JPEG segments, 4,096 stray bytes, 10,000 GIF blocks,
+#: 1,000 TIFF entries, a 4,096-byte PNM header; and a TIFF tile over 2048x2048 in a 16x16 image. Builders, so that
+#: collecting the tests builds nothing; numbers, not imports: the same files must reach a build without the pre-scan
+#: (where they all decode).
+PARSE_BOMBS: dict[str, Callable[[], bytes]] = {
+    "chunks.png": lambda: png_with_chunks(2_000),
+    "chunks_after_image.png": lambda: png_with_chunks(20_000, before_image=False),
+    "app1.jpg": lambda: jpeg_with_segments(2_400),
+    "comments.jpg": lambda: jpeg_with_segments(2_400, 0xFE),
+    "fill.jpg": lambda: jpeg_with_fill(8_192),
+    "comments.gif": lambda: gif_with_comments(20_000),
+    "chunks.webp": lambda: webp_with_chunks(2_000),
+    "entries.tif": lambda: tiff_with_entries(2_000),
+    "comment.ppm": lambda: pnm_with_comment(8_192),
+    "tile.tif": lambda: tiff_tile_bomb(4096),
+}
