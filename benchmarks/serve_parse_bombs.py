@@ -149,6 +149,7 @@ def attack(model: Path, photos: list[bytes], bomb: bytes, seconds: float, tmp: P
         server.stop()
     return {
         "bomb_bytes": len(bomb), "good": summary(good), "bombs": summary(bad),
+        "good_over_3s": sum(t > 3 for _, t, _ in good), "bombs_over_1s": sum(t > 1 for _, t, _ in bad),
         "server_cpu_s": round(cpu, 2), "rss_mb": {"idle": round(rss_idle, 1), "peak": round(max(rss), 1)},
         "goals": {
             "every good request 200 within 3 s": bool(good) and all(s == 200 and t <= 3 for s, t, _ in good),

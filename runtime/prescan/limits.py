@@ -1,11 +1,11 @@
 """The limits the pre-scan applies, each with what it defends (docs/SECURITY.md has the same table).
 
-The costs they bound were measured on this project's machine with the bundled OpenCV 5.0 (libpng 1.6, libjpeg-turbo
-3.1, libtiff 4.7, libwebp 1.5) and Pillow 13: a decoder walks every chunk or segment before the image data, each
-one costing 0.05-0.1 us in C (OpenCV) and 2-4 us in Python (Pillow), and libjpeg keeps a copy of every APP1 segment
-(about 150 bytes of bookkeeping each). 19 MB of empty chunks is 1.6 million of them. Every count below is far above
-what a real camera or phone photo has (under 30 segments or chunks, see tests/test_prescan.py) and far below where
-the walk costs more than decoding a small picture.
+Measured here (OpenCV 5.0 with libjpeg-turbo 3.1, libpng 1.6, libtiff 4.7; Pillow 13): a decoder walks every
+chunk or segment before the image data, an empty one costing OpenCV 0.05-0.16 us and Pillow's Python parsers
+1.3-2.6 us, and libjpeg keeps a copy of every APP1 segment (about 150 bytes of bookkeeping each); 19 MB of empty
+chunks is 1.6 million of them. Every count below is far above what a real camera or phone photo has (under 30
+segments or chunks: tests/test_parse_bombs.py reads real ones) and low enough that walking up to it costs about a
+millisecond.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ MAX_JPEG_SCANS = 100
 PIXELS_PER_SCAN = 40_000_000
 
 #: JPEG marker segments from SOI to EOI (APPn, COM, tables, frame and scan headers; restart markers inside the
-#: image data are not segments). Phones write 10-30; extended XMP (depth maps) adds one per 64 KB.
+#: image data are not segments), besides 2 per allowed scan (its header and a table: see prescan.jpeg.segment_limit).
+#: Phones write 10-30; extended XMP (depth maps) adds one per 64 KB.
 MAX_JPEG_SEGMENTS = 1_000
 #: Bytes outside any segment where a marker is expected: ``FF`` fill bytes before a marker and junk that libjpeg
 #: skips with a warning. Encoders write none; 19 MB of them cost Pillow 7.3 s.

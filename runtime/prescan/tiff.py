@@ -10,7 +10,7 @@ before a single pixel is worth it (limits in :mod:`edgecls.runtime.prescan.limit
   deflate tile (1 MB of zeros compressed) and libtiff inflates 1 GB for it into a buffer of that size (the
   16x16 px of a 4096x4096 tile cost 67 MB and 0.6 s). Strips are bounded by the image already: libtiff
   decodes at most the image's rows of a strip whatever ``RowsPerStrip`` says (OpenCV reserves a buffer for
-  ``RowsPerStrip`` rows but touches only those: 16 MB more of RSS for a 16-row image declaring 16 million);
+  ``RowsPerStrip`` rows but touches only those: 4 MB more of RSS for a 16-row image declaring 16 million);
 - strips or tiles placed past the end of the file (a cut or forged file): refused here rather than read.
 
 The chain of further pages is not walked: OpenCV does not read it for one picture (a 20,000-page TIFF decoded its
