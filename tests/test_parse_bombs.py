@@ -12,7 +12,10 @@ from __future__ import annotations
 import functools
 import io
 import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -265,6 +268,36 @@ def test_batch_makes_each_bomb_an_error_row_and_takes_the_same_flag(colour_model
     assert got.killed is None and got.returncode == 1 and "Traceback" not in got.stderr, (got.killed, got.stderr)
     limit = "image is 8000x8000 = 64000000 pixels; the limit is 50000000 (--max-pixels)"
     _assert_bomb_rows(jsonl((tmp_path / "table.jsonl").read_text()), bomb_folder, limit)
+
+
+def test_batch_watch_applies_the_same_limits_to_arriving_files(colour_model, bomb_folder: Path, tmp_path: Path):
+    """A watched folder is the folder another program fills: the watch builds its own loop options, and once
+    left the pixel limit out of them."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    drop, out = tmp_path / "drop", tmp_path / "table"
+    drop.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "edgecls", "batch", str(colour_model), str(drop), "--out", str(out),
+                             "--watch", "--settle", "0.2", "--max-pixels", "50000000"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def rows() -> list[dict]:
+        try:
+            return pq.read_table(out).to_pylist()
+        except (OSError, ValueError):  # no part committed yet
+            return []
+
+    try:
+        for path in bomb_folder.iterdir():
+            (drop / path.name).write_bytes(path.read_bytes())
+        deadline = time.monotonic() + 60
+        while len(rows()) < len(ON_DISK) + 1 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+    assert "Traceback" not in stderr, stderr
+    limit = "image is 8000x8000 = 64000000 pixels; the limit is 50000000 (--max-pixels)"
+    _assert_bomb_rows([{k: v for k, v in r.items() if v is not None} for r in rows()], drop, limit)
 
 
 _TRAINING_READERS = """
