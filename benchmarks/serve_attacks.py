@@ -29,6 +29,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -149,7 +150,7 @@ def main() -> None:
     ap.add_argument("--model", type=Path, help="an edgecls ONNX model (default: MobileNetV2 224 px, random weights)")
     ap.add_argument("--out", type=Path, help="results file (default: benchmarks/results/serve_attacks_<env>.json)")
     args = ap.parse_args()
-    from edgecls.runtime.bench.env import collect_environment, environment_slug
+    from edgecls.runtime.bench.env import collect_environment
 
     env = collect_environment()
     load_before = os.getloadavg()
@@ -167,15 +168,24 @@ def main() -> None:
         "model": str(args.model) if args.model else "MobileNetV2 1.0, 224 px, random weights, fp32",
         "server": "edgecls serve defaults unless a part names a flag",
         "scan_bombs_beside_good_uploads": bombs, "idle_sockets": idle, "drain_past_timeout": drain,
-        "load_average": {"before": [round(v, 2) for v in load_before],
-                         "after": [round(v, 2) for v in os.getloadavg()]},
-        "environment": env.to_dict(),
     }
+    write_results("serve_attacks", result, env, load_before, args.out)
+
+
+def write_results(stem: str, result: dict, env: Any, load_before: tuple[float, ...], out: Path | None) -> Path:
+    """``result`` with the load average and the environment, written to ``out`` or to
+    ``benchmarks/results/<stem>_<cpu>_<isa>_ort<version>_<date>.json``."""
+    from edgecls.runtime.bench.env import environment_slug
+
+    result = {**result, "load_average": {"before": [round(v, 2) for v in load_before],
+                                         "after": [round(v, 2) for v in os.getloadavg()]},
+              "environment": env.to_dict()}
     cpu, rest = environment_slug(env).split("_ort", 1)
     isa = isa_tag(env.isa) + ("-amx" if "amx_int8" in env.isa else "")
-    out = args.out or RESULTS / f"serve_attacks_{cpu}_{isa}_ort{rest}.json"
+    out = out or RESULTS / f"{stem}_{cpu}_{isa}_ort{rest}.json"
     out.write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(f"wrote {out}")
+    return out
 
 
 if __name__ == "__main__":

@@ -8,8 +8,8 @@ Decisions (the same in training, export calibration and the runtime, since all o
   against Pillow's ``ImageOps.exif_transpose``); training reads files through this same function.
 - A JPEG without its end-of-image marker is treated as truncated and rejected, although libjpeg would
   return a half-grey picture: classifying half an image silently is worse than naming the file. The marker
-  is looked for after the first start-of-scan, not only at the very end, so JPEGs with data appended
-  after the image (phone "motion photos" carry an MP4 there) still decode.
+  is found by the pre-scan's walk through the scans, not looked for at the very end, so JPEGs with data
+  appended after the image (phone "motion photos" carry an MP4 there) still decode.
 - Paths are read with numpy so unicode and spaces work on every platform.
 - Reduced JPEG decoding: given ``min_size`` (what the model's resize needs, see
   :func:`edgecls.runtime.preprocess.decode_floor`), a JPEG at least 2x larger on both axes is decoded at
@@ -19,10 +19,12 @@ Decisions (the same in training, export calibration and the runtime, since all o
   like an area filter, so the picture is if anything less aliased than full decode + linear resize.
   Evaluation, calibration, export checks and the runtime all pass the same ``min_size``; training crops for
   augmentation decode in full (a small random crop needs the full resolution).
-- Bounded work: a JPEG with more scans than libjpeg reasonably needs (a progressive-JPEG scan bomb: every
-  scan costs a pass over every block) is refused before decoding, see :mod:`edgecls.runtime.jpeg_scans`.
-  Floating-point formats (PFM, Radiance HDR) are refused: OpenCV squeezes their light values into 0-255
-  without tone mapping, and a nearly black picture would be classified silently.
+- Bounded work: before any decoder sees the bytes, :func:`edgecls.runtime.prescan.scan.prescan` walks the
+  format's structure (numpy/``struct``, no decoder) and refuses, with one line, a file whose chunks, segments,
+  scans, stray bytes or TIFF tiles would cost unreasonable time or memory (``ImageTooCostlyError``), whose header
+  declares more than ``max_pixels`` (``TooManyPixelsError``), or whose format it does not walk. Floating-point
+  formats (PFM, Radiance HDR) are refused: OpenCV squeezes their light values into 0-255 without tone mapping,
+  and a nearly black picture would be classified silently.
 - Error messages never carry OpenCV's internals (its assertion text and build paths): they name the file
   and say what is wrong in one line.
 """
@@ -30,7 +32,6 @@ Decisions (the same in training, export calibration and the runtime, since all o
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -38,18 +39,13 @@ import numpy as np
 
 from edgecls.runtime.errors import ImageDecodeError
 from edgecls.runtime.file_guard import DEFAULT_MAX_FILE_MB, MB, read_regular_file
-from edgecls.runtime.image_format import FLOAT_FORMATS, sniff_format
-from edgecls.runtime.jpeg_scans import MAX_JPEG_SCANS, check_jpeg_cost
+from edgecls.runtime.prescan.limits import DEFAULT_MAX_PIXELS, MAX_JPEG_SCANS
+from edgecls.runtime.prescan.scan import prescan
 
 IMAGE_SUFFIXES: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pbm", ".pnm"}
 )
 
-_JPEG_SOI = b"\xff\xd8"
-_JPEG_EOI = b"\xff\xd9"
-_JPEG_SOS = 0xDA
-_JPEG_STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})  # markers without a length field
-_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # start-of-frame (not DHT, JPG, DAC)
 _REDUCED_FLAGS = (  # largest reduction first
     (8, cv2.IMREAD_REDUCED_COLOR_8),
     (4, cv2.IMREAD_REDUCED_COLOR_4),
@@ -59,54 +55,6 @@ _REDUCED_FLAGS = (  # largest reduction first
 
 def is_image_path(path: str | os.PathLike[str]) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
-
-
-def read_bytes(path: str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_FILE_MB * MB) -> bytes:
-    """A regular file's bytes, at most ``max_bytes`` (pipes, devices, oversized files: ImageDecodeError)."""
-    return read_regular_file(path, max_bytes)
-
-
-@dataclass(frozen=True)
-class JpegHeader:
-    """What one walk over a JPEG's header segments found."""
-
-    walkable: bool  # False: a byte where a marker should be (left to libjpeg to judge)
-    size: tuple[int, int] | None  # (height, width) from the start-of-frame, as stored (before EXIF rotation)
-    scan_pos: int | None  # offset of the first start-of-scan marker; None if the headers end before it
-
-
-def read_jpeg_header(data: bytes) -> JpegHeader:
-    """Walk the header segments by their lengths (so an EXIF thumbnail's markers are skipped) to the first scan."""
-    pos, n, size = 2, len(data), None
-    while pos + 4 <= n:
-        if data[pos] != 0xFF:
-            return JpegHeader(False, size, None)
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte before a marker
-            pos += 1
-            continue
-        if marker == _JPEG_SOS:
-            return JpegHeader(True, size, pos)
-        if marker in _JPEG_STANDALONE:
-            pos += 2
-            continue
-        if marker in _JPEG_SOF and size is None and pos + 9 <= n:
-            size = int.from_bytes(data[pos + 5 : pos + 7], "big"), int.from_bytes(data[pos + 7 : pos + 9], "big")
-        pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
-    return JpegHeader(True, size, None)
-
-
-def jpeg_is_truncated(data: bytes, header: JpegHeader | None = None) -> bool:
-    """True when a JPEG has no end-of-image marker after its first scan (the file was cut short).
-
-    Entropy-coded data cannot contain FF D9 (every FF byte there is stuffed as FF 00), so finding it after the
-    first start-of-scan means the image is complete even when other data follows it. A header we cannot walk
-    is left to libjpeg (False); headers that end before any image data are truncated.
-    """
-    header = header or read_jpeg_header(data)
-    if not header.walkable:
-        return False
-    return header.scan_pos is None or data.find(_JPEG_EOI, header.scan_pos) < 0
 
 
 def reduced_decode_flag(size: tuple[int, int], min_size: tuple[int, int]) -> int:
@@ -126,26 +74,27 @@ def reduced_decode_flag(size: tuple[int, int], min_size: tuple[int, int]) -> int
 
 
 def decode_bytes(
-    data: bytes, name: str = "<bytes>", min_size: tuple[int, int] | None = None, max_jpeg_scans: int = MAX_JPEG_SCANS
+    data: bytes,
+    name: str = "<bytes>",
+    min_size: tuple[int, int] | None = None,
+    max_jpeg_scans: int = MAX_JPEG_SCANS,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> np.ndarray:
     """Encoded image bytes -> ``uint8[H, W, 3]`` BGR, or :class:`ImageDecodeError` naming ``name``.
 
     ``min_size``: ``(h, w)`` the consumer needs at least; large JPEGs are then decoded at a reduced scale.
-    ``max_jpeg_scans``: JPEGs with more scans are refused (:class:`~edgecls.runtime.jpeg_scans.ImageTooCostlyError`).
+    ``max_jpeg_scans``, ``max_pixels``: the pre-scan's limits (its refusals are ``ImageTooCostlyError`` and
+    ``TooManyPixelsError``, both ImageDecodeErrors; see :mod:`edgecls.runtime.prescan.scan`).
     """
     if len(data) == 0:
         raise ImageDecodeError(f"{name}: empty file (0 bytes)")
+    declared = prescan(data, name, max_pixels, max_jpeg_scans)
     flag = cv2.IMREAD_COLOR
-    if data[:2] == _JPEG_SOI:
-        header = read_jpeg_header(data)
-        if jpeg_is_truncated(data, header):
+    if declared.jpeg is not None:
+        if declared.jpeg.truncated:
             raise ImageDecodeError(f"{name}: truncated JPEG (no end-of-image marker)")
-        if header.walkable and header.scan_pos is not None:
-            check_jpeg_cost(data, name, header.scan_pos, header.size, max_jpeg_scans)
-        if header.size is not None and min_size is not None:
-            flag = reduced_decode_flag(header.size, min_size)
-    elif (kind := sniff_format(data)) in FLOAT_FORMATS:
-        raise ImageDecodeError(f"{name}: {kind} holds floating-point light values; only 8/16-bit images are read")
+        if min_size is not None:
+            flag = reduced_decode_flag((declared.height, declared.width), min_size)
     buf = np.frombuffer(data, dtype=np.uint8)
     try:
         image = cv2.imdecode(buf, flag)
@@ -163,9 +112,16 @@ def _opencv_refusal(error: cv2.error) -> str:
     return "not a decodable image (the decoder refused its header)"
 
 
-def decode_image(path: str | os.PathLike[str], min_size: tuple[int, int] | None = None) -> np.ndarray:
-    """Read and decode one image file to ``uint8[H, W, 3]`` BGR (``min_size``: see :func:`decode_bytes`)."""
-    return decode_bytes(read_bytes(path), str(path), min_size)
+def decode_image(
+    path: str | os.PathLike[str],
+    min_size: tuple[int, int] | None = None,
+    max_bytes: int = DEFAULT_MAX_FILE_MB * MB,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> np.ndarray:
+    """Read one image file through the guard and decode it to ``uint8[H, W, 3]`` BGR: the one reader of image
+    files (run, batch, training, calibration, evaluation, bench). ``max_bytes``: the file size cap
+    (:mod:`edgecls.runtime.file_guard`); ``min_size``, ``max_pixels``: see :func:`decode_bytes`."""
+    return decode_bytes(read_regular_file(path, max_bytes), str(path), min_size, max_pixels=max_pixels)
 
 
 def to_bgr_uint8(image: np.ndarray, name: str = "<array>") -> np.ndarray:

@@ -21,6 +21,15 @@ class ImageDecodeError(EdgeclsError):
     """An image file could not be read or decoded (zero bytes, not an image, truncated, unreadable)."""
 
 
+class ImageTooCostlyError(ImageDecodeError):
+    """An image whose structure would take unreasonable time or memory to parse or decode (refused before
+    any decoder sees it: too many chunks, segments, scans or stray bytes, oversized TIFF tiles)."""
+
+
+class TooManyPixelsError(ImageDecodeError):
+    """An image whose header declares more pixels than the limit (``--max-pixels``), refused before decoding."""
+
+
 class ModelLoadError(EdgeclsError):
     """An ONNX model could not be loaded or is not an image classifier."""
 

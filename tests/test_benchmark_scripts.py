@@ -87,7 +87,7 @@ EXCLUDED = {
     "quantization/photo_model.py": "a factory for `edgecls export --model`, used by train_photo_mnv2.py's test",
 }
 SMOKE_RUN = {"decode_scale.py", "quantization/agreement_floor.py",
-             "soak_live.py", "serve_load.py", "serve_attacks.py", "run_benchmarks.py",
+             "soak_live.py", "serve_load.py", "serve_attacks.py", "serve_parse_bombs.py", "run_benchmarks.py",
              "transfer/small_gray_folder.py",
              "transfer/photo_task.py", "quantization/train_photo_mnv2.py"}  # each has a test below
 
@@ -219,6 +219,20 @@ def test_serve_load_quick_answers_every_request_and_batches_concurrent_ones(
     assert doc["goals"]["errors == 0"] == {"errors": 0, "met": True}
     assert levels[1]["model_calls"] == 40  # one client: one request per model call
     assert levels[8]["model_calls"] < 160 and levels[8]["mean_batch"] > 1  # eight clients: requests share calls
+
+
+@pytest.mark.slow  # two servers, 2 s of attacks each
+def test_serve_parse_bombs_refuses_each_bomb_beside_good_uploads(colour_model: Path, tmp_path: Path) -> None:
+    pytest.importorskip("httpx", reason="needs the dev extra")
+    out = tmp_path / "parse_bombs.json"
+    _run("serve_parse_bombs.py", "--model", str(colour_model), "--seconds", "2", "--only", "png_chunks",
+         "--only", "tiff_tile_16000", "--out", str(out), timeout=300)
+    doc = json.loads(out.read_text())
+    assert set(doc["attacks"]) == set(doc["prescan_in_process"]) == {"png_chunks", "tiff_tile_16000"}
+    for name, row in doc["attacks"].items():
+        assert row["good"]["count"] >= 1 and row["good"]["statuses"] == {"200": row["good"]["count"]}, name
+        assert set(row["bombs"]["statuses"]) == {"413 too_costly"}, name
+        assert doc["prescan_in_process"][name]["verdict"].startswith("ImageTooCostlyError: bomb: "), name
 
 
 @pytest.mark.slow  # three servers, 3 s of uploads beside bombs, 400 sockets, a drain: ~40 s under load

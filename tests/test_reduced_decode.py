@@ -19,8 +19,10 @@ from hypothesis import strategies as st
 
 from edgecls.runtime.classifier import Classifier
 from edgecls.runtime.contract import ModelContract
-from edgecls.runtime.decode import decode_bytes, decode_image, read_jpeg_header, reduced_decode_flag
+from edgecls.runtime.decode import decode_bytes, decode_image, reduced_decode_flag
 from edgecls.runtime.preprocess import decode_floor, decode_for_contract, preprocess
+from edgecls.runtime.prescan.jpeg import walk_jpeg
+from edgecls.runtime.prescan.scan import prescan
 from edgecls.runtime.sources.image_batches import classify_files, classify_files_sequential
 
 CONTRACT_224 = ModelContract(labels=("a", "b"), input_size=(224, 224), interpolation="linear")
@@ -46,10 +48,10 @@ def test_decode_floor_is_what_the_resize_needs() -> None:
 
 
 def test_jpeg_size_reads_the_frame_header() -> None:
-    assert read_jpeg_header(jpeg(photo(640, 480))).size == (480, 640)
-    png = cv2.imencode(".png", photo(64, 48))[1].tobytes()
-    assert read_jpeg_header(png).size is None
-    assert read_jpeg_header(b"\xff\xd8\xff").size is None  # header cut short
+    assert prescan(jpeg(photo(640, 480)), "photo.jpg").jpeg.size == (480, 640)
+    png = prescan(cv2.imencode(".png", photo(64, 48))[1].tobytes(), "photo.png")
+    assert png.jpeg is None and (png.width, png.height) == (64, 48)
+    assert walk_jpeg(b"\xff\xd8\xff", "cut.jpg", 100, 10**9).size is None  # header cut short
 
 
 @pytest.mark.parametrize(

@@ -17,15 +17,16 @@ from fixtures_reliability import OddImages, edgecls_cmd, edgecls_env, exif_rotat
 
 from edgecls.runtime.classifier import Classifier
 from edgecls.runtime.contract import ModelContract
-from edgecls.runtime.decode import decode_bytes, decode_image, jpeg_is_truncated
+from edgecls.runtime.decode import decode_bytes, decode_image
 from edgecls.runtime.errors import ImageDecodeError
 from edgecls.runtime.preprocess import preprocess, resize_to_contract
+from edgecls.runtime.prescan.jpeg import walk_jpeg
 from edgecls.runtime.sources.image_batches import classify_files
 
 
 def test_decoder_gives_bgr_uint8_for_every_valid_odd_file(odd_images: OddImages) -> None:
     for case, path in odd_images.good.items():
-        image = decode_image(path)
+        image = decode_image(path, max_pixels=10**8)  # the 10000x10000 JPEG is over the default limit (40 Mpx)
         assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3, case
         assert image.shape[:2] == odd_images.expected_shape[case], case
         assert image.flags.c_contiguous, case
@@ -96,7 +97,7 @@ def test_jpeg_with_data_after_the_image_is_not_called_truncated() -> None:
     appended = jpg + b"\x00\x00\x00\x18ftypmp42" + bytes(20000)
     assert decode_bytes(appended, "motion.jpg").shape == (32, 48, 3)
     for cut in (len(jpg) // 3, len(jpg) // 2, len(jpg) - 2):
-        assert jpeg_is_truncated(jpg[:cut])
+        assert walk_jpeg(jpg[:cut], "cut.jpg", 100, 10**9).truncated
         with pytest.raises(ImageDecodeError, match="cut.jpg: truncated JPEG"):
             decode_bytes(jpg[:cut], "cut.jpg")
 
@@ -127,9 +128,12 @@ def test_python_api_classifies_good_and_names_bad(runtime_models, odd_images: Od
     paths = [str(p) for p in odd_images.all_paths()]
     results = list(classify_files(clf, paths, top_k=2, batch_size=4, workers=2))
     assert [r.source for r in results] == paths  # every input once, in order: the run went on
-    good = {str(p) for p in odd_images.good.values()}
+    huge = str(odd_images.good["huge_10000"])  # 100 Mpx: over the default pixel limit, named as such
+    good = {str(p) for p in odd_images.good.values()} - {huge}
     for r in results:
-        if r.source in good:
+        if r.source == huge:
+            assert r.error == f"{huge}: image is 10000x10000 = 100000000 pixels; the limit is 40000000 (--max-pixels)"
+        elif r.source in good:
             assert r.error is None and r.predictions and len(r.predictions) == 2, r
             assert abs(sum(p.score for p in clf.predict(r.source, top_k=3)) - 1) < 1e-4
         else:
@@ -141,7 +145,9 @@ def test_python_api_classifies_good_and_names_bad(runtime_models, odd_images: Od
 
 def test_cli_json_one_row_per_file_and_exit_1(runtime_models, odd_images: OddImages) -> None:
     paths = [str(p) for p in odd_images.all_paths()]
-    r = run_cli("run", str(runtime_models.cnn), *paths, "--json", "--top-k", "2", "--workers", "2")
+    # --max-pixels lets the 10000x10000 JPEG through (the default, 40 Mpx, refuses it: see the test above)
+    r = run_cli("run", str(runtime_models.cnn), *paths, "--json", "--top-k", "2", "--workers", "2",
+                "--max-pixels", "100000000")
     assert r.returncode == 1, r.stderr
     assert "Traceback" not in r.stderr
     rows = jsonl(r.stdout)

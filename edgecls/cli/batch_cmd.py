@@ -14,8 +14,9 @@ from typing import Annotated
 
 import typer
 
-from edgecls.cli.options import BatchSizeOpt, MaxFileMbOpt, ProviderOpt, ThreadsOpt, TopKOpt
+from edgecls.cli.options import BatchSizeOpt, MaxFileMbOpt, MaxPixelsOpt, ProviderOpt, ThreadsOpt, TopKOpt
 from edgecls.cli.watch_options import MoveDoneOpt, SettleOpt, WatchOpt, watch_settings
+from edgecls.runtime.prescan.limits import DEFAULT_MAX_PIXELS
 from edgecls.runtime.sources.watch_options import DEFAULT_SETTLE_S
 
 
@@ -61,6 +62,7 @@ def batch(
         ),
     ] = False,
     max_file_mb: MaxFileMbOpt = 100,
+    max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
     watch: WatchOpt = False,
     settle: SettleOpt = DEFAULT_SETTLE_S,
     move_done: MoveDoneOpt = None,
@@ -84,7 +86,7 @@ def batch(
     job = BatchJob(
         model=model, inputs=tuple(inputs), out=out.removeprefix("file://"), top_k=top_k, batch_size=batch_size,
         concurrency=concurrency, provider=provider, threads=threads, jsonl=jsonl,
-        max_file_bytes=max_file_bytes(max_file_mb), overwrite=overwrite,
+        max_file_bytes=max_file_bytes(max_file_mb), max_pixels=max_pixels, overwrite=overwrite,
         watch=watch_settings(watch, settle, move_done),
     )
     summary = classify_batch(job, ray)

@@ -151,6 +151,13 @@ MaxFileMbOpt = Annotated[
         help="Image files larger than this many MB become error rows (so do pipes and devices: never read).",
     ),
 ]
+MaxPixelsOpt = Annotated[
+    int,
+    typer.Option(
+        "--max-pixels", min=1,
+        help="Images whose header declares more width x height pixels become error rows (checked before decoding).",
+    ),
+]
 OutDirOpt = Annotated[Path | None, typer.Option("--out", help="Output directory.")]
 # Checkpoints load as plain tensors and data (torch weights_only); this is the only way past that (docs/SECURITY.md).
 TrustCheckpointOpt = Annotated[

@@ -15,6 +15,7 @@ import typer
 from edgecls.cli.options import (
     BatchSizeOpt,
     MaxFileMbOpt,
+    MaxPixelsOpt,
     PrecisionOpt,
     ProviderOpt,
     StrictOpt,
@@ -25,6 +26,7 @@ from edgecls.cli.options import (
 )
 from edgecls.cli.watch_options import MoveDoneOpt, SettleOpt, WatchOpt, watch_settings
 from edgecls.runtime.contract_options import ContractOptions
+from edgecls.runtime.prescan.limits import DEFAULT_MAX_PIXELS
 from edgecls.runtime.sources.watch_options import DEFAULT_SETTLE_S
 
 _LIVE = "Videos, cameras and streams"
@@ -64,6 +66,7 @@ def run(
     batch_size: BatchSizeOpt = 8,
     workers: Annotated[int | None, typer.Option("--workers", min=1, help="Image decode threads.")] = None,
     max_file_mb: MaxFileMbOpt = 100,
+    max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
     stride: Annotated[
         int, typer.Option("--stride", min=1, help="Video files: classify every N-th frame.", rich_help_panel=_LIVE)
     ] = 1,
@@ -129,7 +132,7 @@ def run(
         strict=strict,
         threads=threads,
         loop=LoopOptions(top_k=top_k, batch_size=batch_size, workers=workers, capture=capture, max_frames=max_frames,
-                         max_file_bytes=max_file_bytes(max_file_mb)),
+                         max_file_bytes=max_file_bytes(max_file_mb), max_pixels=max_pixels),
         json_lines=json_out,
         csv_path=csv_path,
         save_dir=save,

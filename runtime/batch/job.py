@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgecls.runtime.file_guard import DEFAULT_MAX_FILE_MB, MB
+from edgecls.runtime.prescan.limits import DEFAULT_MAX_PIXELS
 from edgecls.runtime.sources.watch_options import WatchOptions
 
 
@@ -19,6 +20,7 @@ class BatchJob:
     ``threads`` is onnxruntime's intra-op threads per Classifier (None: in-process onnxruntime's default,
     on Ray one per CPU the actor reserves, so actors on one node do not fight over cores).
     ``max_file_bytes``: larger files (and any non-regular file) are error rows, never read whole.
+    ``max_pixels``: images whose header declares more pixels are error rows, never decoded.
     ``overwrite``: replace an earlier table at ``out`` (and its ``.jsonl``) instead of refusing.
     ``watch``: keep watching the input folders (in-process only; :mod:`edgecls.runtime.batch.watch`).
     """
@@ -34,5 +36,6 @@ class BatchJob:
     contract_overrides: dict[str, Any] = field(default_factory=dict)
     jsonl: bool = False
     max_file_bytes: int = DEFAULT_MAX_FILE_MB * MB
+    max_pixels: int = DEFAULT_MAX_PIXELS
     overwrite: bool = False
     watch: WatchOptions | None = None

@@ -35,7 +35,7 @@ def _classify(job: BatchJob, t0: float) -> BatchSummary:
                      contract=job.contract_overrides or None, spin=False)
     specs = [SourceSpec("image", f, f) for f in inputs.files]
     options = LoopOptions(top_k=job.top_k, batch_size=job.batch_size, workers=job.concurrency,
-                          max_file_bytes=job.max_file_bytes)
+                          max_file_bytes=job.max_file_bytes, max_pixels=job.max_pixels)
     with published_dir(job.out, job.overwrite) as folder:
         summary = run_sources(clf, specs, inputs.problems, ParquetSink(folder), options)
         if summary.interrupted:  # Ctrl-C: leave no table rather than a partial one that looks whole

@@ -76,17 +76,18 @@ class ClassifyImages:
         provider: str,
         threads: int,
         contract_overrides: dict[str, Any],
+        max_pixels: int,
     ) -> None:
         self.classifier = Classifier(
             model, provider=provider, threads=threads, contract=contract_overrides or None, spin=False
         )
-        self.top_k = top_k
+        self.top_k, self.max_pixels = top_k, max_pixels
 
     def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
         names = [str(p) for p in batch["path"]]
         unread = {i: str(e) for i, e in enumerate(batch["error"]) if e is not None}  # read_inputs' error rows
         items = [(n, bytes(b)) for i, (n, b) in enumerate(zip(names, batch["bytes"], strict=True)) if i not in unread]
-        classified = iter(classify_encoded(self.classifier, items, self.top_k))
+        classified = iter(classify_encoded(self.classifier, items, self.top_k, self.max_pixels))
         rows = [
             row_from_json(ErrorRecord(n, unread[i]).to_dict()) if i in unread else row_from_result(next(classified))
             for i, n in enumerate(names)
@@ -204,6 +205,7 @@ def _classify(job: BatchJob, address: str) -> BatchSummary:
                         "provider": job.provider,
                         "threads": cpus_per_actor,
                         "contract_overrides": dict(job.contract_overrides),
+                        "max_pixels": job.max_pixels,
                     },
                     batch_size=job.batch_size,
                     batch_format="numpy",

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgecls.runtime.classifier import Classifier, Prediction
-from edgecls.runtime.decode import decode_bytes
+from edgecls.runtime.decode import decode_bytes, decode_image
 from edgecls.runtime.errors import EdgeclsError
-from edgecls.runtime.file_guard import DEFAULT_MAX_FILE_MB, MB, read_regular_file
+from edgecls.runtime.file_guard import DEFAULT_MAX_FILE_MB, MB
 from edgecls.runtime.preprocess import decode_floor, preprocess
+from edgecls.runtime.prescan.limits import DEFAULT_MAX_PIXELS
 
 
 @dataclass
@@ -50,13 +51,11 @@ def default_workers() -> int:
     return max(2, min(4, os.cpu_count() or 2))
 
 
-def _prepare(path: str, classifier: Classifier, keep_image: bool, max_bytes: int) -> _Prepared:
+def _prepare(path: str, classifier: Classifier, keep_image: bool, max_bytes: int, max_pixels: int) -> _Prepared:
     # Regular files of at most max_bytes only: a pipe or a /dev/zero link in the folder is an error row,
-    # never a thread blocked in open() or a read without end (runtime/file_guard.py).
+    # never a thread blocked in open() or a read without end (runtime/file_guard.py); then the pre-scan's limits.
     floor = decode_floor(classifier.contract)
-    return _prepare_with(
-        path, lambda: decode_bytes(read_regular_file(path, max_bytes), path, floor), classifier, keep_image
-    )
+    return _prepare_with(path, lambda: decode_image(path, floor, max_bytes, max_pixels), classifier, keep_image)
 
 
 def _prepare_with(
@@ -90,11 +89,12 @@ def classify_files(
     workers: int | None = None,
     keep_images: bool = False,
     max_bytes: int = DEFAULT_MAX_FILE_MB * MB,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> Iterator[ImageResult]:
     """Classify image files in order, ``batch_size`` at a time, decoding with ``workers`` threads.
 
-    Unreadable files (missing, not regular, over ``max_bytes``, undecodable) yield an :class:`ImageResult`
-    with ``error`` set; the rest go on.
+    Unreadable files (missing, not regular, over ``max_bytes`` or ``max_pixels``, undecodable) yield an
+    :class:`ImageResult` with ``error`` set; the rest go on.
     """
     if batch_size < 1:
         raise EdgeclsError(f"--batch-size must be >= 1, got {batch_size}")
@@ -110,7 +110,7 @@ def classify_files(
                 path = next(todo, None)
                 if path is None:
                     return
-                pending.append(pool.submit(_prepare, path, classifier, keep_images, max_bytes))
+                pending.append(pool.submit(_prepare, path, classifier, keep_images, max_bytes, max_pixels))
 
         refill()
         while pending:
@@ -140,7 +140,7 @@ def _classify_ready(classifier: Classifier, ready: list[_Prepared], top_k: int) 
 
 
 def classify_encoded(
-    classifier: Classifier, items: Sequence[tuple[str, bytes]], top_k: int = 5
+    classifier: Classifier, items: Sequence[tuple[str, bytes]], top_k: int = 5, max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> list[ImageResult]:
     """Classify images whose bytes were read elsewhere (Ray Data, an object store), as one batch.
 
@@ -150,7 +150,8 @@ def classify_encoded(
     """
     floor = decode_floor(classifier.contract)
     ready = [
-        _prepare_with(name, lambda data=data, name=name: decode_bytes(data, name, floor), classifier, False)
+        _prepare_with(name, lambda data=data, name=name: decode_bytes(data, name, floor, max_pixels=max_pixels),
+                      classifier, False)
         for name, data in items
     ]
     return list(_classify_ready(classifier, ready, top_k))
@@ -161,5 +162,5 @@ def classify_files_sequential(
 ) -> Iterator[ImageResult]:
     """The one-by-one loop (decode, preprocess, infer, repeat): the baseline the benchmark compares with."""
     for path in paths:
-        p = _prepare(path, classifier, False, max_bytes)
+        p = _prepare(path, classifier, False, max_bytes, DEFAULT_MAX_PIXELS)
         yield from _classify_ready(classifier, [p], top_k)

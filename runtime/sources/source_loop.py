@@ -21,6 +21,7 @@ import numpy as np
 from edgecls.runtime.classifier import Classifier
 from edgecls.runtime.file_guard import DEFAULT_MAX_FILE_MB, MB
 from edgecls.runtime.preprocess import preprocess
+from edgecls.runtime.prescan.limits import DEFAULT_MAX_PIXELS
 from edgecls.runtime.sources.image_batches import classify_files
 from edgecls.runtime.sources.live_capture import CaptureSettings, Frame, FrameSource
 from edgecls.runtime.sources.records import ErrorRecord, Record, RunSummary, SourceStats
@@ -39,6 +40,7 @@ class LoopOptions:
     max_frames: int | None = None  # per frame source; None = until it ends
     keep_images: bool = False  # sinks need the pixels (--save, --show)
     max_file_bytes: int = DEFAULT_MAX_FILE_MB * MB  # image files larger than this are error rows (--max-file-mb)
+    max_pixels: int = DEFAULT_MAX_PIXELS  # images declaring more pixels are error rows (--max-pixels)
 
 
 class SourceRun:
@@ -71,7 +73,7 @@ class SourceRun:
     def images(self, paths: Sequence[str]) -> None:
         for r in classify_files(
             self.clf, paths, self.opt.top_k, self.opt.batch_size, self.opt.workers, self.opt.keep_images,
-            self.opt.max_file_bytes,
+            self.opt.max_file_bytes, self.opt.max_pixels,
         ):
             if r.error is not None:
                 self.fail(ErrorRecord(r.source, r.error))
