@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import cv2
@@ -43,8 +43,11 @@ RESULTS = REPO / "benchmarks" / "results"
 LABELS = tuple(f"class_{i}" for i in range(10))
 
 
-def export_mobilenetv2(path: Path, size: int = 224, arch: str = "mobilenetv2") -> Path:
-    """MobileNetV2 (random weights, real BN statistics from a few forward passes) with an edgecls contract."""
+def export_mobilenetv2(path: Path, size: int = 224, arch: str = "mobilenetv2",
+                       golden_images: Sequence[np.ndarray] = ()) -> Path:
+    """MobileNetV2 (random weights, real BN statistics from a few forward passes) with an edgecls contract; with
+    ``golden_images`` (decoded BGR ``uint8[H, W, 3]``) also its golden file beside it, written by export's own
+    code (export/golden.py: the images at 64x64, their inputs, PyTorch's logits), as ``edgecls export`` does."""
     import onnx
     import torch
 
@@ -75,6 +78,11 @@ def export_mobilenetv2(path: Path, size: int = 224, arch: str = "mobilenetv2") -
     contract = ModelContract(labels=LABELS, input_size=(size, size), provenance={"arch": arch})
     entry.key, entry.value = METADATA_KEY, contract.to_json()
     onnx.save(m, str(path))
+    if len(golden_images):
+        from edgecls.export.golden import make_golden, write_golden
+        from edgecls.runtime.golden_file import golden_path_for
+
+        write_golden(golden_path_for(path), make_golden(golden_images, contract, model))
     return path
 
 

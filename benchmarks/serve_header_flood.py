@@ -7,7 +7,8 @@ keep-alive connection every 0.25 s. Measured: the normal client's latency withou
 what the attackers got. With ``--before PYTHON`` (e.g. /work/main/.venv/bin/python) the same against that
 interpreter's edgecls, interleaved.
 
-Writes ``benchmarks/results/serve_header_flood_<cpu>_<isa>_ort<version>_<date>.json``.
+Model: MobileNetV2 width 1.0 at 224 px, random weights, or ``--model FILE``. Writes
+``benchmarks/results/serve_header_flood_<cpu>_<isa>_ort<version>_<date>.json`` (or ``--out``).
 
     flock /tmp/edgecls-cpu.lock python benchmarks/serve_header_flood.py [--seconds 30] [--before PYTHON]
 """
@@ -95,19 +96,21 @@ def measure(model: Path, photos: list[bytes], seconds: float, python: str | None
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=30.0, help="how long the client posts under the flood")
+    ap.add_argument("--model", type=Path, help="an edgecls ONNX model (default: MobileNetV2 224 px, random weights)")
     add_before_and_out(ap, "serve_header_flood")
     args = ap.parse_args()
     env, load_before = environment_now()
     runs = {}
     with tempfile.TemporaryDirectory() as tmp:
-        model = export_mobilenetv2(Path(tmp) / "mobilenetv2_224.onnx")
+        model = args.model or export_mobilenetv2(Path(tmp) / "mobilenetv2_224.onnx")
         photos = [p.read_bytes() for p in write_photos(Path(tmp) / "photos", 8)]
         for label, python in interpreters(args.before).items():
             runs[label] = measure(model, photos, args.seconds, python)
             print(f"[{label}] {runs[label]}", flush=True)
     result = {
         "command": " ".join(["flock /tmp/edgecls-cpu.lock python benchmarks/serve_header_flood.py", *sys.argv[1:]]),
-        "model": "MobileNetV2 1.0, 224 px, random weights, fp32", "server": "edgecls serve defaults",
+        "model": str(args.model) if args.model else "MobileNetV2 1.0, 224 px, random weights, fp32",
+        "server": "edgecls serve defaults",
         "attack": f"4 threads, new connection per request, {LINES} header lines of 8 bytes each",
         "client": "a 640x480 JPEG every 0.25 s on one keep-alive connection", "runs": runs,
     }

@@ -88,6 +88,7 @@ EXCLUDED = {
 }
 SMOKE_RUN = {"decode_scale.py", "quantization/agreement_floor.py",
              "soak_live.py", "serve_load.py", "serve_attacks.py", "serve_parse_bombs.py", "run_benchmarks.py",
+             "serve_slow_bodies.py", "serve_reload.py", "serve_header_flood.py", "watch_folder.py",
              "transfer/small_gray_folder.py",
              "transfer/photo_task.py", "quantization/train_photo_mnv2.py"}  # each has a test below
 
@@ -246,3 +247,77 @@ def test_serve_attacks_measures_bombs_idle_sockets_and_the_drain(colour_model: P
     assert set(bombs["bombs"]["statuses"]) == {"413 too_costly"}
     assert doc["idle_sockets"]["idle_sockets_opened"] >= 300 and doc["idle_sockets"]["goals"]
     assert doc["drain_past_timeout"]["in_flight_reply"][0] == 503
+
+
+@pytest.mark.slow  # three servers, each 5 s of settling attackers then 3 s of uploads: 28 s at load 3
+def test_serve_slow_bodies_answers_the_client_while_the_server_cuts_slow_bodies(
+    colour_model: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("httpx", reason="needs the dev extra")
+    out = tmp_path / "slow_bodies.json"
+    # 20 attackers against room for 16 (8 per address) and 1 s of grace: every defence acts within seconds
+    _run("serve_slow_bodies.py", "--model", str(colour_model), "--seconds", "3", "--attackers", "20",
+         "--server-args", "--max-connections 16 --max-connections-per-client 8 --body-grace 1", "--out", str(out))
+    scenarios = json.loads(out.read_text())["scenarios"]
+    assert set(scenarios) == {"content-length, 200 addresses", "chunked, 200 addresses",
+                              "content-length, the client's address"}
+    for name, runs in scenarios.items():
+        row = runs["this tree"]
+        client = row["client"]
+        assert client["count"] >= 2 and client["statuses"] == {"200": client["count"]}, name
+        assert row["answered_200_within_2s"] == client["count"] and row["goal_95pct_within_2s"], name
+        assert row["attack"]["connections_opened"] >= 20 and row["attack"]["answers_seen"].get("408", 0) >= 1, name
+        closes = row["server_closes_by_reason"]
+        assert closes["slow_body"] >= 1, name  # bodies slower than --min-body-rate after --body-grace: 408, closed
+        evicted = "evicted_client" if name.endswith("the client's address") else "evicted"
+        assert closes[evicted] >= 1, (name, closes)  # the per-client cap, else the connection cap, made room
+
+
+@pytest.mark.slow  # exports two small MobileNetV2s with torch, then one server: 10 s at load 3
+def test_serve_reload_switches_models_once_with_no_error_and_refuses_the_failing_one(tmp_path: Path) -> None:
+    pytest.importorskip("httpx", reason="needs the dev extra")
+    out = tmp_path / "reload.json"
+    _run("serve_reload.py", "--input-size", "32", "24", "--requests", "400", "--out", str(out))
+    doc = json.loads(out.read_text())
+    assert doc["models"]["A"].startswith("MobileNetV2 1.0, 32 px") and set(doc["runs"]) == {"this tree"}
+    run = doc["runs"]["this tree"]
+    assert run["requests"] == 400 and run["errors"] == 0
+    # every answer is A's or B's for its photo, both answered, and each client switched once, from A to B
+    assert set(run["answered_by"]) == {"A", "B"} and sum(run["answered_by"].values()) == 400
+    assert run["each_client_switched_once_from_A_to_B"] and all(run["goals"].values()), run["goals"]
+    assert run["reload_outcomes"]["B"].startswith("reloaded: now serving model.onnx")
+    assert run["reload_outcomes"]["refused"].startswith("reload refused: golden check failed")
+    health = run["healthz_at_end"]
+    assert health["golden"] == "pass" and (health["reloads"]["done"], health["reloads"]["refused"]) == (1, 1)
+    assert run["events_s"]["sighup_B"] < run["events_s"]["B_reload_ended"] < run["events_s"]["sighup_refused"]
+
+
+@pytest.mark.slow  # one server, 1 s alone then 2 s under the flood: 6 s at load 3
+def test_serve_header_flood_refuses_every_flood_request_and_answers_the_client(
+    colour_model: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("httpx", reason="needs the dev extra")
+    out = tmp_path / "header_flood.json"
+    _run("serve_header_flood.py", "--model", str(colour_model), "--seconds", "2", "--out", str(out))
+    run = json.loads(out.read_text())["runs"]["this tree"]
+    for phase in ("quiet", "under_flood"):
+        assert run[phase]["count"] >= 2 and run[phase]["failed"] == 0, phase
+    flood = run["flood_answers"]
+    assert flood.get("431", 0) >= 10 and "200" not in flood, flood  # refused after --max-headers lines, never parsed
+
+
+@pytest.mark.slow  # each a watcher killed once mid-drop and restarted: 4 s (run), 4 s (batch) at load 3
+@pytest.mark.parametrize("command", ["run", "batch"])
+def test_watch_folder_classifies_each_file_once_across_a_kill(command: str, colour_model: Path, tmp_path: Path) -> None:
+    if command == "batch":
+        pytest.importorskip("pyarrow", reason="batch writes Parquet (the batch extra)")
+    out = tmp_path / f"watch_{command}.json"
+    _run("watch_folder.py", "--command", command, "--model", str(colour_model), "--files", "12", "--seconds", "2",
+         "--writers", "2", "--settle", "0.3", "--kills", "1", "--timeout", "120", "--out", str(out))
+    doc = json.loads(out.read_text())
+    assert doc["files"] == 12 and doc["kinds"] == {"copy": 4, "slow": 4, "renamed": 4} and doc["in_sub_folders"] == 3
+    assert len(doc["kills_after_files"]) == 1  # SIGKILLed mid-drop, then restarted
+    # one row per file, none half-read: each row's top-k equals a one-shot run of the finished folder
+    assert doc["rows"] == 12 and doc["duplicates"] == doc["missing"] == doc["extra"] == 0
+    assert doc["error_rows"] == 0 and doc["mismatched"] == 0
+    assert doc["model"] == colour_model.name
