@@ -64,11 +64,13 @@ def main() -> None:
     ``exit_status``: 3 for an int8 model over its accuracy budget), warnings one line each; Ctrl-C exits 130."""
     import warnings
 
+    from edgecls.cli.renamed_flags import rewrite_argv
     from edgecls.runtime.errors import EdgeclsError
 
     warnings.showwarning = _warning_line  # set by the console entry point only: importing edgecls changes nothing
+    argv = rewrite_argv(sys.argv[1:], lambda text: print(f"warning: {text}", file=sys.stderr))
     try:
-        app()
+        app(args=argv)
     except EdgeclsError as e:
         # The one place `error: ...` is printed. Messages quote file names, labels and URLs: no password, and no
         # control character or newline of theirs reaches the terminal (a name cannot forge a second line).
