@@ -313,11 +313,12 @@ class BudgetSearch:
         if r is None:
             return ""
         text = (
-            f"; {r['improved']:.0f} of {r['layers']:.0f} layers improved on held-aside calibration images, "
-            f"median layer error x{r['median_error_ratio']:.2f}, {r['seconds']:.0f} s on {r['images']:.0f} images"
+            f"; {r['improved']:.0f} of {r['layers']:.0f} layers improved on held-aside calibration images "
+            f"({r['steps']:.0f} steps, {r['settled']:.0f} layers settled early), median layer error "
+            f"x{r['median_error_ratio']:.2f}, {r['seconds']:.0f} s on {r['images']:.0f} images"
         )
-        if r["not_reached"]:
-            text += f", {r['not_reached']:.0f} layers not reached in the time budget"
+        if r["left"]:
+            text += f"; the time cap left {len(r['left'])} layers at post-training's rounding: {', '.join(r['left'])}"
         return text
 
     def _cache_file(self, recipe: QuantRecipe, sub_inputs: np.ndarray) -> Path | None:
