@@ -181,26 +181,25 @@ def _whole_graph_tensor(model: onnx.ModelProto, name: str, x: np.ndarray) -> np.
     )
 
 
-def test_float_targets_of_several_layers_per_pass_are_the_per_layer_outputs(mobile_onnx):
-    from edgecls.export.quant.layer_tensors import FloatTargets
+def test_fp32_targets_computed_on_from_the_previous_layer_are_the_whole_graph_ones(mobile_onnx):
+    from edgecls.export.quant.layer_tensors import GraphTensors
 
     x = ImageList("colours", colour_images(40, 2), None, []).inputs(CONTRACT)
     model = onnx.load(str(mobile_onnx))
-    names = [n.output[0] for n in model.graph.node if n.op_type in ("Conv", "Gemm")]
-    two_layers = 2 * 48 * 16 * 16 * 4 * len(x)  # the expand and depthwise outputs: float32[40, 48, 16, 16] each
-    targets = FloatTargets(model, x, names, two_layers, precise=False, threads=1)
-    for name in names:  # equal up to the float rounding of onnxruntime's fusions, which the outputs asked change
-        np.testing.assert_allclose(targets.get(name), _whole_graph_tensor(model, name, x), rtol=1e-4, atol=1e-5)
-    assert 1 < targets.passes < len(names)
+    tensors = GraphTensors(model, x, precise=False, threads=1)
+    for name in [n.output[0] for n in model.graph.node if n.op_type in ("Conv", "Gemm")]:
+        # equal up to the float rounding of onnxruntime's fusions, which the outputs asked change
+        np.testing.assert_allclose(tensors.tensor(name), _whole_graph_tensor(model, name, x), rtol=1e-4, atol=1e-5)
+    assert tensors.incremental and tensors.done == set(range(len(model.graph.node)))
 
 
 def test_int8_inputs_computed_on_from_the_previous_layer_are_the_whole_graph_ones(mobile_onnx, tmp_path):
-    from edgecls.export.quant.layer_tensors import Int8Tensors
+    from edgecls.export.quant.layer_tensors import GraphTensors
 
     path = _quantizer(mobile_onnx, tmp_path).quantize(QuantRecipe("u8s8"), tmp_path / "plain.onnx")
     model = onnx.load(str(path))
     x = ImageList("colours", colour_images(40, 2), None, []).inputs(CONTRACT)
-    tensors = Int8Tensors(model, x, precise=False, threads=1)
+    tensors = GraphTensors(model, x, precise=False, threads=1)
     inits = {i.name: i for i in model.graph.initializer}
     for node, wdq, _ in quantized_sites(model):
         got, want = tensors.tensor(node.input[0]), _whole_graph_tensor(model, node.input[0], x)

@@ -310,16 +310,7 @@ class BudgetSearch:
     def _reconstruct_summary(self, recipe: QuantRecipe) -> str:
         """What the reconstruction of ``recipe`` did, for its refinement note ("" when it did not run)."""
         r = self.quantizer.reconstruct_notes.get(recipe.describe())
-        if r is None:
-            return ""
-        text = (
-            f"; {r['improved']:.0f} of {r['layers']:.0f} layers improved on held-aside calibration images "
-            f"({r['steps']:.0f} steps, {r['settled']:.0f} layers settled early), median layer error "
-            f"x{r['median_error_ratio']:.2f}, {r['seconds']:.0f} s on {r['images']:.0f} images"
-        )
-        if r["left"]:
-            text += f"; the time cap left {len(r['left'])} layers at post-training's rounding: {', '.join(r['left'])}"
-        return text
+        return "" if r is None else f"; {r['summary']}"
 
     def _cache_file(self, recipe: QuantRecipe, sub_inputs: np.ndarray) -> Path | None:
         if self.cache_dir is None:

@@ -167,6 +167,8 @@ def _markdown(record: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+
+
 def write_distill_report(record: dict[str, Any], out_dir: Path) -> None:
     atomic_write_text(out_dir / DISTILL_REPORT_JSON, json.dumps(record, indent=2) + "\n")
     atomic_write_text(out_dir / DISTILL_REPORT_MD, _markdown(record))

@@ -121,12 +121,16 @@ def _qat_config(checkpoint: Any, epochs: int, recipe: QuantRecipe, lr: float | N
     )
 
 
+
+
 def _calibration_batches(images: ImageList, contract: ModelContract) -> Callable[[], Iterator[np.ndarray]]:
     def batches() -> Iterator[np.ndarray]:
         for i in range(0, len(images), CALIB_BATCH):
             yield images.inputs_slice(contract, i, i + CALIB_BATCH)  # float32[B, 3, h, w]
 
     return batches
+
+
 
 
 def _markdown(record: dict[str, Any]) -> str:
@@ -175,6 +179,8 @@ def _markdown(record: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+
+
 def write_qat_report(record: dict[str, Any], out_dir: Path) -> None:
     atomic_write_text(out_dir / QAT_REPORT_JSON, json.dumps(record, indent=2) + "\n")
     atomic_write_text(out_dir / QAT_REPORT_MD, _markdown(record))
@@ -210,13 +216,8 @@ def quantize_with_qat(
     except OverBudgetError as e:
         ptq, ptq_error = e.report, e
     if (ptq.budget_met and not always) or epochs <= 0:
-        record = {
-            "ran": False,
-            "epochs": epochs,
-            "ptq": report_side(ptq),
-            "qat": None,
-            "verdict": compared_verdict("QAT", ptq, None),
-        }
+        record = {"ran": False, "epochs": epochs, "ptq": report_side(ptq), "qat": None,
+                  "verdict": compared_verdict("QAT", ptq, None)}
         write_qat_report(record, out_dir)
         return QatOutcome(ptq, record, ptq_error)
     ptq_dir = move_ptq_files(ptq, out_dir, int8_path.name)

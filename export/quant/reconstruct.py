@@ -8,10 +8,9 @@ already reconstructed, so a layer learns to undo the error that reaches it (the 
 et al. 2021, at the granularity of one layer).
 
 Per layer, in graph order:
-1. ``x``: the tensor the int8 graph feeds it, float32[N, C, H, W] (or [N, K]), computed on from the tensors
-   of the previous layer (``layer_tensors.Int8Tensors``); ``y``: the fp32 graph's output of the same node,
-   clipped to the range the int8 graph quantizes that output to, from passes that compute many layers' outputs
-   at once (``layer_tensors.FloatTargets``).
+1. ``x``: the tensor the int8 graph feeds it, float32[N, C, H, W] (or [N, K]); ``y``: the fp32 graph's output
+   of the same node. Both computed on from the tensors of the previous layer (``layer_tensors.GraphTensors``),
+   so each node of either graph runs once over the images.
 2. Learn the rounding from the layer's moments over the learning images until it settles or ``steps`` are run,
    then round and re-fit the bias to the mean remaining error (``adaround.LayerFit``).
 3. Keep the new integers only when they lower the layer's error on calibration images held aside from the
@@ -44,7 +43,7 @@ from onnx import numpy_helper
 
 from edgecls.export.quant.adaround import FitSettings, adaround
 from edgecls.export.quant.layer_fit import LayerFit, LayerGeometry
-from edgecls.export.quant.layer_tensors import BATCH, FloatTargets, Int8Tensors, session
+from edgecls.export.quant.layer_tensors import BATCH, GraphTensors, session
 from edgecls.export.quant.ordered_rounding import ordered_rounding
 from edgecls.export.quant.qdq_sites import node_attrs, quantized_sites, with_outputs
 
@@ -66,8 +65,8 @@ class ReconstructSettings:
     # onnxruntime's passes over the images use ``ort_threads`` (0: every core), without spinning.
     threads: int = 1
     ort_threads: int = 0
-    # The tensors held at once (a layer's inputs and targets, the int8 graph's tensors between two layers, the
-    # fp32 targets of the next layers): a graph whose layers would pass it learns from fewer images.
+    # The tensors held at once (a layer's inputs, their integers and its targets): a graph whose layers would
+    # pass it learns from fewer images.
     max_bytes: int = 2 * 1024**3
 
     def fit(self) -> FitSettings:
@@ -87,10 +86,24 @@ class Reconstruction:
     left: list[str] = field(default_factory=list)  # layers the time cap left at post-training's rounding
     seconds: float = 0.0
     cpu_seconds: float = 0.0
-    float_passes: int = 0  # passes of the fp32 graph over the images
+
+    def summary(self) -> str:
+        """One line for the search's refinement note."""
+        ratio = float(np.median(self.error_ratios)) if self.error_ratios else 1.0
+        text = f"{self.improved} of {self.layers} layers improved on held-aside calibration images"
+        if sum(self.steps):
+            text += f" ({sum(self.steps)} AdaRound steps, {self.settled} layers settled early)"
+        text += (
+            f", median layer error x{ratio:.2f}, {self.seconds:.0f} s ({self.cpu_seconds:.0f} s CPU) on "
+            f"{self.images} images"
+        )
+        if self.left:
+            text += f"; the time cap left {len(self.left)} layers at post-training's rounding: {', '.join(self.left)}"
+        return text
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "summary": self.summary(),
             "layers": float(self.layers),
             "improved": float(self.improved),
             "not_reached": float(len(self.left)),
@@ -101,7 +114,6 @@ class Reconstruction:
             "images": float(self.images),
             "steps": float(sum(self.steps)),
             "settled": float(self.settled),
-            "float_passes": float(self.float_passes),
         }
 
 
@@ -186,15 +198,14 @@ def _layers(model: onnx.ModelProto, fp32: onnx.ModelProto) -> list[_Layer]:
 
 
 def _image_count(fp32: onnx.ModelProto, layers: list[_Layer], inputs: np.ndarray, s: ReconstructSettings) -> int:
-    """How many images every layer learns from: ``s.images``, fewer when a layer's inputs and targets for that
-    many would pass three quarters of the memory bound (the rest holds the next layers' fp32 targets;
-    EfficientNet-Lite0 at 224 px: 6 MB an image for its largest layer, so 256 images fit in 2 GB), but at least
-    one batch."""
+    """How many images every layer learns from: ``s.images``, fewer when a layer's inputs (float and their
+    integers) and targets for that many would pass the memory bound (EfficientNet-Lite0 at 224 px: 7.2 MB an
+    image for its largest layer, so 256 images fit in 2 GB), but at least one batch."""
     names = list(dict.fromkeys(n for layer in layers for n in (layer.source, layer.target)))
     sess = session(with_outputs(fp32, names), False, 1)
     sizes = dict(zip(names, sess.run(names, {sess.get_inputs()[0].name: inputs[:1]}), strict=True))  # type: ignore
-    peak = max((sizes[layer.source].nbytes + sizes[layer.target].nbytes for layer in layers), default=1)
-    return int(min(len(inputs), s.images, max(BATCH, s.max_bytes * 3 // 4 // max(peak, 1))))
+    peak = max((sizes[layer.source].nbytes * 5 // 4 + sizes[layer.target].nbytes for layer in layers), default=1)
+    return int(min(len(inputs), s.images, max(BATCH, s.max_bytes // max(peak, 1))))
 
 
 def _held_aside(n: int) -> tuple[Any, Any]:
@@ -242,8 +253,8 @@ def _reconstruct(
     layers = _layers(model, fp32)
     n = _image_count(fp32, layers, inputs, s) if layers else 0
     threads = s.ort_threads or os.cpu_count() or 1
-    int8 = Int8Tensors(model, inputs[:n], precise, threads)
-    targets = FloatTargets(fp32, inputs[:n], [layer.target for layer in layers], s.max_bytes / 4, False, threads)
+    int8 = GraphTensors(model, inputs[:n], precise, threads)
+    targets = GraphTensors(fp32, inputs[:n], False, threads)
     check, learn = _held_aside(n)
     done = Reconstruction(len(layers), n)
     for k, layer in enumerate(layers):
@@ -257,7 +268,7 @@ def _reconstruct(
         fit = LayerFit(
             LayerGeometry.of(layer.node, layer.float_weight.shape),
             int8.tensor(layer.node.input[0]),
-            targets.get(layer.target),
+            targets.tensor(layer.target),
             layer.clip,
             layer.float_weight,
             layer.weight_scale,
@@ -286,5 +297,4 @@ def _reconstruct(
     onnx.save(model, str(path))
     done.seconds = time.perf_counter() - t0
     done.cpu_seconds = time.process_time() - cpu0
-    done.float_passes = targets.passes
     return done
