@@ -76,7 +76,7 @@ def _integers(path) -> dict[str, np.ndarray]:
     return {n.name: inits[w.input[0]] for n, w, _ in quantized_sites(model)}
 
 
-@pytest.mark.parametrize("solver", ["ordered", pytest.param("adaround", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("solver", ["ordered", "adaround"])
 def test_reconstruction_lowers_the_error_on_unseen_images_and_keeps_the_grid(mobile_onnx, tmp_path, solver):
     quantizer = _quantizer(mobile_onnx, tmp_path, dataclasses.replace(FAST, solver=solver))
     plain = quantizer.quantize(QuantRecipe("u8s8"), tmp_path / "plain.onnx")
@@ -248,7 +248,6 @@ def test_ordered_rounding_beats_rounding_to_nearest_on_the_layer_it_learned_from
     assert errors[0] < 0.5 * errors[1], errors
 
 
-@pytest.mark.slow
 def test_the_same_images_make_the_same_file_on_a_busy_machine(mobile_onnx, tmp_path):
     """Reconstruction is bounded by counts: a second busy process per core changes when it finishes, not what it
     writes (torch on one thread, so its sums do not depend on scheduling)."""

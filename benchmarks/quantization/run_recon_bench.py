@@ -42,18 +42,16 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from case_models import effnet_factory_file, export_byo  # noqa: E402
+from case_models import effnet_lite0_with_crops  # noqa: E402
 from measure_variants import grade, graded_crops  # noqa: E402
 from nncf_peers import NNCFMissingError, nncf_variants, peer_versions  # noqa: E402
-from photo_data import SEEDS, write_crops  # noqa: E402
+from photo_data import SEEDS  # noqa: E402
 from quant_variants import naive_ort  # noqa: E402
 from study_env import log  # noqa: E402
 
-from edgecls.export.metadata import read_contract_file  # noqa: E402
 from edgecls.export.quant.image_sets import load_role_images  # noqa: E402
 from edgecls.runtime.atomic import atomic_write_text  # noqa: E402
 from edgecls.runtime.bench.env import collect_environment, cpu_slug, isa_slug  # noqa: E402
-from edgecls.runtime.contract_options import ContractOptions  # noqa: E402
 
 ORT_DEFAULTS = "onnxruntime quantize_static defaults"
 BUSY = "while True: pass"  # the fixed background load: one busy Python process, pinned to core 0
@@ -119,16 +117,8 @@ def timed(fn: Any, *args: Any) -> tuple[Any, dict[str, Any]]:
 
 
 def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    if args.thirdparty:
-        sys.path.insert(0, args.thirdparty)
-    sys.path.insert(0, str(work))
-    spec = f"{effnet_factory_file(work)}:build"
-    flags = ContractOptions(input_size="224", mean="0.498,0.498,0.498", std="0.502,0.502,0.502")
-    fp32 = export_byo("effnet-lite0", spec, None, [f"imagenet_{i:04d}" for i in range(1000)], flags, work)
-    contract = read_contract_file(fp32)
-    assert contract is not None
     counts = {"calibration": args.calib_crops, "validation": args.val_crops, "test": args.test_crops}
-    dirs = {role: write_crops(work / f"recon-{role}", n, SEEDS[role], False) for role, n in counts.items()}
+    fp32, contract, dirs = effnet_lite0_with_crops(work, args.thirdparty, counts, "recon")
     calls: dict[str, dict[str, Any]] = {}
     edgecls = str(Path(sys.executable).with_name("edgecls"))
     if args.baseline:
