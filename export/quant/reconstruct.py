@@ -1,6 +1,8 @@
 """Layer-wise reconstruction of an int8 QDQ graph from unlabelled calibration images, a repair step of the int8
-search: each quantized Conv/Gemm learns which way to round every weight (AdaRound, ``adaround.py``) and re-fits
-its bias, so that its output, computed from the inputs the int8 graph really feeds it, matches the fp32 graph's.
+search with one job: each quantized Conv/Gemm chooses which way to round every weight and re-fits its bias, so
+that its output, computed from the inputs the int8 graph really feeds it, matches the fp32 graph's. Interface:
+``reconstruct_layers(int8 file, fp32 graph, calibration inputs, settings) -> Reconstruction`` (the file is
+rewritten in place; the search decides whether to keep it).
 
 Why: on EfficientNet-Lite0 most of int8's error is the rounding of activations, which rounding-to-nearest
 weights cannot see. Done in graph order, each layer's inputs come from the int8 graph with every layer before it
@@ -11,20 +13,22 @@ Per layer, in graph order:
 1. ``x``: the tensor the int8 graph feeds it, float32[N, C, H, W] (or [N, K]); ``y``: the fp32 graph's output
    of the same node. Both computed on from the tensors of the previous layer (``layer_tensors.GraphTensors``),
    so each node of either graph runs once over the images.
-2. Learn the rounding from the layer's moments over the learning images until it settles or ``steps`` are run,
-   then round and re-fit the bias to the mean remaining error (``adaround.LayerFit``).
+2. Gather the layer's error as a quadratic form of its weights over the learning images (``layer_fit.Moments``,
+   one pass), choose the rounding from it (``ordered_rounding``, one pass; or ``adaround``, until it settles or
+   ``steps`` are run), then re-fit the bias to the mean remaining clipped error (``layer_fit.LayerFit``).
 3. Keep the new integers only when they lower the layer's error on calibration images held aside from the
    learning; otherwise the layer keeps what it had.
 
-Bounded by counts (images, steps), not by the clock: the same inputs make the same file on a quiet or a busy
-machine (torch runs ``threads`` threads, one by default, whose sums do not depend on timing; onnxruntime runs
-``threads`` intra-op threads without spinning, so neither starves the other). ``seconds`` is only a safety cap:
-when it bites, the layers left keep post-training's rounding and the summary names them.
+Bounded by counts (images, layers, steps), not by the clock, and nothing is random: the same inputs make the
+same file on a quiet or a busy machine (torch runs ``threads`` threads, one by default, whose sums do not depend
+on scheduling; onnxruntime runs ``ort_threads`` intra-op threads without spinning, so neither starves the
+other). ``seconds`` is only a safety cap: when it bites, the layers left keep post-training's rounding and the
+summary names them.
 
 The grid does not change (scales, zero points, bit widths, activation ranges): the file fuses and runs exactly as
 before, on onnxruntime and OpenVINO. Every weight stays the floor or the ceiling of its float value, within the
-magnitude post-training rounding gave its channel (so 7-bit weights stay 7-bit). torch is imported only here and
-in ``adaround.py``.
+magnitude post-training rounding gave its channel (so 7-bit weights stay 7-bit). torch is imported only by this
+step's modules.
 """
 
 from __future__ import annotations
