@@ -70,11 +70,14 @@ EXCLUDED = {
     "training and QAT): tens of minutes; `export --quantize --qat` itself is tested in test_qat.py",
     "quantization/run_distill_bench.py": "exports the ImageNet EfficientNet-Lite0 and learns its int8 for a "
     "time budget of minutes; `export/quantize --distill` itself is tested in test_distill.py",
+    "quantization/run_recon_bench.py": "exports the ImageNet EfficientNet-Lite0 and times five whole `edgecls "
+    "quantize` calls on it (one beside a busy process): tens of minutes; reconstruction itself is tested in "
+    "test_quant_reconstruct.py",
     "transfer/run_transfer_bench.py": "trains several 224 px networks as separate processes: tens of minutes",
     "repeat_summary.py": "a library of run_benchmarks.py (no command line), run by its smoke run below",
     "quantization/photo_data.py": "a library (photo crops) used by the scripts below",
     "quantization/study_env.py": "a library of the quantization studies (threads, machine record, log lines)",
-    "quantization/case_models.py": "a library of run_quant_bench.py and run_distill_bench.py (the fp32 exports)",
+    "quantization/case_models.py": "a library of the quantization studies (the fp32 exports)",
     "quantization/quant_variants.py": "a library of run_quant_bench.py and run_distill_bench.py (int8 variants)",
     "quantization/nncf_peers.py": "a library (NNCF's int8 rows; nncf is not an edgecls dependency, so it is not "
     "installed here): its import without nncf is tested below",

@@ -11,11 +11,13 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from photo_data import PHOTOS, write_crops
+from photo_data import PHOTOS, SEEDS, write_crops
 from study_env import log
 
 from edgecls.export.byo_model import export_user_model
 from edgecls.export.export_run import ExportOptions, export_checkpoint
+from edgecls.export.metadata import read_contract_file
+from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.contract_options import ContractOptions
 
 HERE = Path(__file__).resolve().parent
@@ -105,3 +107,20 @@ def effnet_factory_file(work: Path) -> Path:
         "    return m.eval()\n"
     )
     return src
+
+
+def effnet_lite0_with_crops(
+    work: Path, thirdparty: str | None, counts: dict[str, int], prefix: str
+) -> tuple[Path, ModelContract, dict[str, Path]]:
+    """The third-party EfficientNet-Lite0 exported into ``work`` (reused when there), its contract, and photo crop
+    folders ``work/<prefix>-<role>`` per role of ``counts`` (role -> crops, seeded per role: ``SEEDS``)."""
+    if thirdparty:
+        sys.path.insert(0, thirdparty)
+    sys.path.insert(0, str(work))
+    spec = f"{effnet_factory_file(work)}:build"
+    flags = ContractOptions(input_size="224", mean="0.498,0.498,0.498", std="0.502,0.502,0.502")
+    fp32 = export_byo("effnet-lite0", spec, None, [f"imagenet_{i:04d}" for i in range(1000)], flags, work)
+    contract = read_contract_file(fp32)
+    assert contract is not None
+    dirs = {role: write_crops(work / f"{prefix}-{role}", n, SEEDS[role], False) for role, n in counts.items()}
+    return fp32, contract, dirs

@@ -37,7 +37,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from case_models import effnet_factory_file, export_byo  # noqa: E402
+from case_models import effnet_factory_file, effnet_lite0_with_crops  # noqa: E402
 from measure_variants import (  # noqa: E402
     GradedCrops,
     grade,
@@ -46,11 +46,10 @@ from measure_variants import (  # noqa: E402
     openvino_f32_session,
 )
 from nncf_peers import NNCFMissingError, nncf_variants, peer_versions  # noqa: E402
-from photo_data import SEEDS, write_crops  # noqa: E402
+from photo_data import SEEDS  # noqa: E402
 from quant_variants import naive_ort  # noqa: E402
 from study_env import environment, log  # noqa: E402
 
-from edgecls.export.metadata import read_contract_file  # noqa: E402
 from edgecls.export.quant.distill_export import DistillOptions, quantize_with_distillation  # noqa: E402
 from edgecls.export.quant.image_sets import load_role_images  # noqa: E402
 from edgecls.export.quant.options import QuantizeOptions  # noqa: E402
@@ -58,7 +57,6 @@ from edgecls.export.quant.pipeline import quantize_model  # noqa: E402
 from edgecls.models.user_model import build_user_model  # noqa: E402
 from edgecls.runtime.atomic import atomic_write_text  # noqa: E402
 from edgecls.runtime.batched_inference import session_outputs  # noqa: E402
-from edgecls.runtime.contract_options import ContractOptions  # noqa: E402
 from edgecls.runtime.scores import top1_agreement  # noqa: E402
 
 ORT_DEFAULTS = "onnxruntime quantize_static defaults"
@@ -83,16 +81,9 @@ def openvino_agreement(int8: Path, fp32: Path, reference: GradedCrops) -> dict[s
 
 
 def quantize_phase(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    if args.thirdparty:
-        sys.path.insert(0, args.thirdparty)
-    sys.path.insert(0, str(work))
-    spec = f"{effnet_factory_file(work)}:build"
-    contract_flags = ContractOptions(input_size="224", mean="0.498,0.498,0.498", std="0.502,0.502,0.502")
-    fp32 = export_byo("effnet-lite0", spec, None, [f"imagenet_{i:04d}" for i in range(1000)], contract_flags, work)
-    contract = read_contract_file(fp32)
-    assert contract is not None
     counts = {"calibration": args.calib_crops, "validation": args.val_crops, "test": args.test_crops}
-    dirs = {role: write_crops(work / f"distill-{role}", n, SEEDS[role], False) for role, n in counts.items()}
+    fp32, contract, dirs = effnet_lite0_with_crops(work, args.thirdparty, counts, "distill")
+    spec = f"{effnet_factory_file(work)}:build"  # the torch model the learned row starts from
     calib = load_role_images(dirs["calibration"], contract, "calibration")
     val = load_role_images(dirs["validation"], contract, "validation")
     test = load_role_images(dirs["test"], contract, "validation")

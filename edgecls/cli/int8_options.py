@@ -33,6 +33,8 @@ AgreementOnOpt = Annotated[
         "beside it) or on all.",
     ),
 ]
+
+
 class Reconstruct(str, Enum):
     """When the int8 file's layers are reconstructed (edgecls.export.quant.reconstruct)."""
 
@@ -45,10 +47,10 @@ ReconstructOpt = Annotated[
     Reconstruct,
     typer.Option(
         "--reconstruct",
-        help="Learn each quantized layer's weight rounding and bias from the float model's outputs on the "
-        "calibration images (AdaRound, layer by layer; no labels, no torch model needed): auto = when "
-        "post-training int8 misses the budget, on = always, off = never. Kept only when it measures better; "
-        "bounded by --time-budget (about 8 minutes for EfficientNet-Lite0 on 2 cores).",
+        help="Choose each quantized layer's weight rounding and bias from the float model's outputs on the "
+        "calibration images (layer by layer; no labels, no torch model needed): auto = when post-training int8 "
+        "misses the budget, on = always, off = never. Kept only when it measures better. Bounded by counts "
+        "(images, layers), so a busy machine makes the same file, later; --time-budget is only a cap.",
     ),
 ]
 TargetOpt = Annotated[
@@ -88,7 +90,10 @@ DistillOpt = Annotated[
 TimeBudgetOpt = Annotated[
     float,
     typer.Option(
-        "--time-budget", min=1.0, help="Seconds each int8 learning step (--reconstruct, --distill) may take."
+        "--time-budget",
+        min=1.0,
+        help="Seconds each int8 learning step may take: --distill learns until then; --reconstruct stops there "
+        "only as a safety cap (its work is counted, not timed) and then names the layers it left.",
     ),
 ]
 DEFAULT_TIME_BUDGET = 600.0  # = edgecls.export.quant.distill_export.DEFAULT_TIME_BUDGET (kept import-free here)

@@ -316,15 +316,7 @@ class BudgetSearch:
     def _reconstruct_summary(self, recipe: QuantRecipe) -> str:
         """What the reconstruction of ``recipe`` did, for its refinement note ("" when it did not run)."""
         r = self.quantizer.reconstruct_notes.get(recipe.describe())
-        if r is None:
-            return ""
-        text = (
-            f"; {r['improved']:.0f} of {r['layers']:.0f} layers improved on held-aside calibration images, "
-            f"median layer error x{r['median_error_ratio']:.2f}, {r['seconds']:.0f} s on {r['images']:.0f} images"
-        )
-        if r["not_reached"]:
-            text += f", {r['not_reached']:.0f} layers not reached in the time budget"
-        return text
+        return "" if r is None else f"; {r['summary']}"
 
     def _cache_file(self, recipe: QuantRecipe, sub_inputs: np.ndarray) -> Path | None:
         if self.cache_dir is None:

@@ -39,6 +39,7 @@ from edgecls.export.quant.image_sets import MIN_CALIBRATION_IMAGES, ImageList, s
 from edgecls.export.quant.options import QuantizeOptions
 from edgecls.export.quant.recipes import QuantRecipe, TargetPlan, candidate_recipes, plan_target
 from edgecls.export.quant.reconstruct import ReconstructSettings
+from edgecls.export.quant.reconstruct_cap import time_cap_warning
 from edgecls.export.quant.report import QuantReport, write_report
 from edgecls.export.quant.speed_vs_fp32 import speed_vs_fp32
 from edgecls.export.quant.static_quantizer import StaticQuantizer
@@ -249,6 +250,11 @@ def quantize_model(
             opts,
             len(search_part),
         )
+        mask = None if holdout_decisive is None else holdout_decisive.mask
+        holdout_graded = (holdout_inputs, holdout_ref, holdout.labels, mask)
+        if cap := time_cap_warning(result.trials, quantizer.reconstruct_notes, holdout_graded, plan.precise_kernels):
+            warnings_.append(cap)
+            log(f"warning: {cap}")
         report.calibration = {
             "source": calibration.source,
             "images": len(calibration),

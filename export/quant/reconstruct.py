@@ -1,35 +1,43 @@
-"""Layer-wise reconstruction of an int8 QDQ graph from unlabelled calibration images: each quantized Conv/Gemm
-learns which way to round every weight (AdaRound: Nagel et al. 2020, "Up or Down? Adaptive Rounding for
-Post-Training Quantization", ICML) and re-fits its bias, so that its output, computed from the inputs the int8
-graph really feeds it, matches the fp32 graph's.
+"""Layer-wise reconstruction of an int8 QDQ graph from unlabelled calibration images, a repair step of the int8
+search with one job: each quantized Conv/Gemm chooses which way to round every weight and re-fits its bias, so
+that its output, computed from the inputs the int8 graph really feeds it, matches the fp32 graph's. Interface:
+``reconstruct_layers(int8 file, fp32 graph, calibration inputs, settings) -> Reconstruction`` (the file is
+rewritten in place; the search decides whether to keep it).
 
 Why: on EfficientNet-Lite0 most of int8's error is the rounding of activations, which rounding-to-nearest
 weights cannot see. Done in graph order, each layer's inputs come from the int8 graph with every layer before it
 already reconstructed, so a layer learns to undo the error that reaches it (the sequential scheme of BRECQ, Li
-et al. 2021, at the granularity of one layer). Measured on Lite0 (256 calibration crops, 600 steps a layer), the
-logit error on 400 unseen crops fell from 0.0082 to 0.0025, top-1 agreement on all of them rose from 90.8% to
-94.3%, and on the 254 crops fp32 decides from 98.8% to 100% (benchmarks/quantization/README.md).
+et al. 2021, at the granularity of one layer).
 
 Per layer, in graph order:
-1. ``x``: the tensor the int8 graph feeds it, float32[N, C, H, W] (or [N, K]), from the QDQ graph with that
-   tensor added as an output; ``y``: the fp32 graph's output of the same node, clipped to the range the int8
-   graph quantizes that output to (the QuantizeLinear after it: values beyond are lost either way).
-2. Learn the rounding: weight = scale * (floor(w / scale) + h(V)), with h a rectified sigmoid in [0, 1] pushed
-   to 0 or 1 by AdaRound's annealed regulariser, minimising the squared error to ``y`` on random patches of the
-   learning images; then round h and re-fit the bias to the mean remaining error (empirical bias correction).
+1. ``x``: the tensor the int8 graph feeds it, float32[N, C, H, W] (or [N, K]); ``y``: the fp32 graph's output
+   of the same node. Both computed on from the tensors of the previous layer (``layer_tensors.GraphTensors``),
+   so each node of either graph runs once over the images.
+2. Gather the layer's error as a quadratic form of its weights over the learning images (``layer_fit.Moments``,
+   one pass), choose the rounding from it (``ordered_rounding``, one pass; or ``adaround``, until it settles or
+   ``steps`` are run), then re-fit the bias to the mean remaining clipped error (``layer_fit.LayerFit``).
 3. Keep the new integers only when they lower the layer's error on calibration images held aside from the
    learning; otherwise the layer keeps what it had.
+
+Bounded by counts (images, layers, steps), not by the clock, and nothing is random: the same inputs make the
+same file on a quiet or a busy machine (torch runs ``threads`` threads, one by default, whose sums do not depend
+on scheduling; onnxruntime runs ``ort_threads`` intra-op threads without spinning, so neither starves the
+other). ``seconds`` is only a safety cap: when it bites, the layers left keep post-training's rounding and the
+summary names them.
+
 The grid does not change (scales, zero points, bit widths, activation ranges): the file fuses and runs exactly as
 before, on onnxruntime and OpenVINO. Every weight stays the floor or the ceiling of its float value, within the
-magnitude post-training rounding gave its channel (so 7-bit weights stay 7-bit). torch is imported only here.
+magnitude post-training rounding gave its channel (so 7-bit weights stay 7-bit). torch is imported only by this
+step's modules.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,27 +45,93 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from edgecls.export.quant.qdq_sites import channel_shape, node_attrs, quantized_sites, with_outputs
+from edgecls.export.quant.adaround import FitSettings, adaround
+from edgecls.export.quant.layer_fit import LayerFit, LayerGeometry
+from edgecls.export.quant.layer_tensors import BATCH, GraphTensors, session
+from edgecls.export.quant.ordered_rounding import ordered_rounding
+from edgecls.export.quant.qdq_sites import node_attrs, quantized_sites, with_outputs
 
 Log = Callable[[str], None]
 
 
 @dataclass(frozen=True)
 class ReconstructSettings:
-    """How much each layer learns. Defaults measured on Lite0 (50 layers, 2 cores): 256 images and 600 steps a
-    layer took 8 minutes and left 3 of 292 decisive held-out crops changed; 128 images and 300 steps took 4 and
-    left 4, with a 10% higher logit error."""
+    """How much reconstruction learns: counts, so that the result does not depend on the machine's speed."""
 
     images: int = 256  # calibration images used (a quarter, at most 32, held aside to accept or refuse a layer)
-    steps: int = 600  # AdaRound steps per layer
-    batch: int = 16  # images per step
-    patch: int = 16  # output rows and columns per step (a random window; the whole map when smaller)
+    # How a layer's rounding is chosen from its moments: "ordered" (ordered_rounding.py: column by column with
+    # the error fed forward, one pass) or "adaround" (adaround.py: learned, ``steps`` at most)
+    solver: str = "ordered"
+    steps: int = 400  # AdaRound steps per layer at most (fewer when its rounding settles first)
     reg_weight: float = 0.01  # AdaRound's rounding regulariser (lambda)
-    seconds: float = 600.0  # layers not reached by then keep post-training's rounding
-    seed: int = 0
-    # A layer's inputs and targets are held in memory for all its images: a layer whose tensors would pass this
-    # learns from fewer images (Lite0 at 224 px: its largest layer needs about 1.2 GB for 256 images).
+    seconds: float = 600.0  # safety cap: layers not reached by then keep post-training's rounding
+    # torch's threads while learning: 1 makes its sums independent of scheduling (the same file under any load);
+    # onnxruntime's passes over the images use ``ort_threads`` (0: every core), without spinning.
+    threads: int = 1
+    ort_threads: int = 0
+    # The tensors held at once (a layer's inputs, their integers and its targets): a graph whose layers would
+    # pass it learns from fewer images.
     max_bytes: int = 2 * 1024**3
+
+    def fit(self) -> FitSettings:
+        return FitSettings(steps=self.steps, reg_weight=self.reg_weight)
+
+
+@dataclass
+class Reconstruction:
+    """What reconstruction did, for the search's note and the report."""
+
+    layers: int
+    images: int
+    improved: int = 0
+    steps: list[int] = field(default_factory=list)  # steps run per layer reached
+    settled: int = 0  # layers whose rounding settled before ``steps``
+    error_ratios: list[float] = field(default_factory=list)  # held-aside error after / before, improved layers
+    left: list[str] = field(default_factory=list)  # layers the time cap left at post-training's rounding
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
+
+    def summary(self) -> str:
+        """One line for the search's refinement note."""
+        ratio = float(np.median(self.error_ratios)) if self.error_ratios else 1.0
+        text = f"{self.improved} of {self.layers} layers improved on held-aside calibration images"
+        if sum(self.steps):
+            text += f" ({sum(self.steps)} AdaRound steps, {self.settled} layers settled early)"
+        text += (
+            f", median layer error x{ratio:.2f}, {self.seconds:.0f} s ({self.cpu_seconds:.0f} s CPU) on "
+            f"{self.images} images"
+        )
+        if self.left:
+            text += f"; the time cap left {len(self.left)} layers at post-training's rounding: {', '.join(self.left)}"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "summary": self.summary(),
+            "layers": float(self.layers),
+            "improved": float(self.improved),
+            "not_reached": float(len(self.left)),
+            "left": list(self.left),
+            "median_error_ratio": float(np.median(self.error_ratios)) if self.error_ratios else 1.0,
+            "seconds": self.seconds,
+            "cpu_seconds": self.cpu_seconds,
+            "images": float(self.images),
+            "steps": float(sum(self.steps)),
+            "settled": float(self.settled),
+        }
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    """torch's intra-op threads set to ``n`` for the block (restored after: the process may train or serve)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @dataclass
@@ -71,6 +145,8 @@ class _Layer:
     bias_scale: np.ndarray  # float64[O] (= input scale * weight scale)
     float_weight: np.ndarray  # float32 weights the integers round, [O, C/g, kh, kw] or [O, K]
     clip: tuple[float, float]  # range the int8 graph quantizes this layer's output to
+    target: str  # the fp32 graph's output of the same node
+    source: str  # and its input (the same shape as the int8 graph's input to the layer)
 
 
 def _output_range(
@@ -118,132 +194,22 @@ def _layers(model: onnx.ModelProto, fp32: onnx.ModelProto) -> list[_Layer]:
                 numpy_helper.to_array(inits[bdq.input[1]]).astype(np.float64),
                 wf,
                 _output_range(model, node, inits),
+                f.output[0],
+                f.input[0],
             )
         )
     return layers
 
 
-class _Runner:
-    """One tensor of a graph over the images, batched (a session per request: the graph changes between)."""
-
-    def __init__(self, inputs: np.ndarray, precise: bool) -> None:
-        self.inputs, self.precise = inputs, precise
-
-    def tensor(self, model: onnx.ModelProto, name: str, max_bytes: float, images: int | None = None) -> np.ndarray:
-        """The tensor on the first ``images`` inputs (None: all), stopping before it holds ``max_bytes``."""
-        import onnxruntime as ort
-
-        from edgecls.export.quant.evaluate import int8_session_options
-
-        so = int8_session_options(self.precise)
-        sess = ort.InferenceSession(with_outputs(model, [name]), sess_options=so, providers=["CPUExecutionProvider"])
-        input_name = sess.get_inputs()[0].name
-        inputs = self.inputs[:images]
-        parts: list[np.ndarray] = []
-        held = 0
-        for i in range(0, len(inputs), 16):
-            part = sess.run([name], {input_name: inputs[i : i + 16]})[0]
-            if parts and held + part.nbytes > max_bytes:
-                break
-            parts.append(part)
-            held += part.nbytes
-        return np.concatenate(parts)
-
-
-class _LayerFit:
-    """The torch side of one layer: its operation on (patches of) inputs and the clipped squared error."""
-
-    def __init__(self, layer: _Layer, x: np.ndarray, y: np.ndarray, settings: ReconstructSettings) -> None:
-        import torch
-        import torch.nn.functional as F
-
-        self.torch, self.F, self.layer, self.settings = torch, F, layer, settings
-        self.lo, self.hi = layer.clip
-        a = node_attrs(layer.node)
-        self.conv = layer.node.op_type == "Conv"
-        if self.conv:
-            top, left, bottom, right = a.get("pads", [0, 0, 0, 0])  # type: ignore[misc]
-            # float32[N, C, H + pads, W + pads]: padded once, so a patch is a plain slice
-            self.x = F.pad(torch.from_numpy(x), (left, right, top, bottom))
-            self.stride = list(a.get("strides", [1, 1]))  # type: ignore[call-overload]
-            self.kernel = layer.float_weight.shape[2:]
-            self.groups = int(a.get("group", 1))  # type: ignore[call-overload]
-        else:
-            self.x = torch.from_numpy(x)
-        self.y = torch.from_numpy(y).clamp(self.lo, self.hi)  # float32[N, O, H', W'] or [N, O]
-        self.scale = torch.from_numpy(
-            layer.weight_scale.reshape(channel_shape(layer.weight_scale, layer.float_weight.ndim))
-        )
-
-    def apply(self, x: Any, weight: Any, bias: Any) -> Any:
-        if self.conv:
-            return self.F.conv2d(x, weight, bias, stride=self.stride, groups=self.groups).clamp(self.lo, self.hi)
-        return self.F.linear(x, weight, bias).clamp(self.lo, self.hi)
-
-    def window(self, idx: Any, rng: np.random.Generator) -> tuple[Any, Any]:
-        """(inputs, targets) of images ``idx`` over a random patch x patch window of the output."""
-        if not self.conv or max(self.y.shape[2:]) <= self.settings.patch:
-            return self.x[idx], self.y[idx]
-        p = self.settings.patch
-        oy = int(rng.integers(0, max(1, self.y.shape[2] - p + 1)))
-        ox = int(rng.integers(0, max(1, self.y.shape[3] - p + 1)))
-        (sh, sw), (kh, kw) = self.stride, self.kernel
-        x = self.x[idx, :, oy * sh : oy * sh + (p - 1) * sh + kh, ox * sw : ox * sw + (p - 1) * sw + kw]
-        return x, self.y[idx, :, oy : oy + p, ox : ox + p]
-
-    def error(self, weight: Any, bias: Any, idx: Any) -> float:
-        """Mean squared error over whole images ``idx`` (no gradient)."""
-        with self.torch.no_grad():
-            total = sum(float(((self.apply(self.x[i], weight, bias) - self.y[i]) ** 2).sum()) for i in idx.split(8))
-        return total / max(1, int(self.y[idx].numel()))
-
-    def refit_bias(self, weight: Any, bias: Any, idx: Any) -> Any:
-        """Bias + the per-channel mean of (target - output) where the output is not clipped."""
-        torch = self.torch
-        with torch.no_grad():
-            num = torch.zeros_like(bias, dtype=torch.float64)
-            den = torch.zeros_like(bias, dtype=torch.float64)
-            for i in idx.split(8):
-                out = self.apply(self.x[i], weight, bias)
-                inside = ((out > self.lo) & (out < self.hi)).double()
-                dims = [0] + list(range(2, out.ndim))
-                num += ((self.y[i] - out).double() * inside).sum(dims)
-                den += inside.sum(dims)
-            return bias + (num / den.clamp(min=1)).float()
-
-    def adaround(self, learn: Any, rng: np.random.Generator, bias: Any, current: Any) -> Any:
-        """Integer weights (float tensor) learned on images ``learn``, each the floor or ceiling of w / scale and
-        within the magnitude the ``current`` integers reach in its channel (no new bit: 7-bit weights stay
-        7-bit)."""
-        torch, s = self.torch, self.settings
-        ratio = torch.from_numpy(self.layer.float_weight) / self.scale
-        base = torch.floor(ratio)
-        rest = (ratio - base).clamp(0.01, 0.99)
-        v = (-torch.log(1.2 / (rest + 0.1) - 1)).requires_grad_(True)  # h(v) = rest at the start
-
-        def soft(v: Any) -> Any:  # AdaRound's rectified sigmoid
-            return (torch.sigmoid(v) * 1.2 - 0.1).clamp(0, 1)
-
-        limit = (
-            current.abs().amax(dim=tuple(range(1, ratio.ndim)), keepdim=True)
-            if self.scale.ndim
-            else current.abs().max()
-        )
-        opt = torch.optim.Adam([v], lr=1e-2)
-        warm = int(0.2 * s.steps)
-        for step in range(s.steps):
-            idx = learn[torch.from_numpy(rng.integers(0, len(learn), s.batch))]
-            x, y = self.window(idx, rng)
-            weight = torch.maximum(torch.minimum(base + soft(v), limit), -limit) * self.scale
-            loss = ((self.apply(x, weight, bias) - y) ** 2).mean() / (y.pow(2).mean() + 1e-12)
-            if step >= warm:  # anneal beta 20 -> 2: free at first, then pushed to 0 or 1
-                beta = 20 - 18 * (step - warm) / max(1, s.steps - warm)
-                loss = loss + s.reg_weight * (1 - (2 * soft(v) - 1).abs().pow(beta)).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        with torch.no_grad():
-            return torch.maximum(torch.minimum(base + (soft(v) >= 0.5).float(), limit), -limit)
+def _image_count(fp32: onnx.ModelProto, layers: list[_Layer], inputs: np.ndarray, s: ReconstructSettings) -> int:
+    """How many images every layer learns from: ``s.images``, fewer when a layer's inputs (float and their
+    integers) and targets for that many would pass the memory bound (EfficientNet-Lite0 at 224 px: 7.2 MB an
+    image for its largest layer, so 256 images fit in 2 GB), but at least one batch."""
+    names = list(dict.fromkeys(n for layer in layers for n in (layer.source, layer.target)))
+    sess = session(with_outputs(fp32, names), False, 1)
+    sizes = dict(zip(names, sess.run(names, {sess.get_inputs()[0].name: inputs[:1]}), strict=True))  # type: ignore
+    peak = max((sizes[layer.source].nbytes * 5 // 4 + sizes[layer.target].nbytes for layer in layers), default=1)
+    return int(min(len(inputs), s.images, max(BATCH, s.max_bytes // max(peak, 1))))
 
 
 def _held_aside(n: int) -> tuple[Any, Any]:
@@ -255,6 +221,15 @@ def _held_aside(n: int) -> tuple[Any, Any]:
     return torch.arange(held), torch.arange(held if n >= 4 else 0, n)
 
 
+def _write(layer: _Layer, inits: dict[str, onnx.TensorProto], integers: Any, bias: Any) -> None:
+    """The learned integers and bias into the model's initializers (the int32 bias on its fine grid)."""
+    dtype = numpy_helper.to_array(inits[layer.weight]).dtype
+    inits[layer.weight].CopyFrom(numpy_helper.from_array(integers.numpy().astype(dtype), layer.weight))
+    q_bias = np.rint(bias.numpy().astype(np.float64) / np.maximum(layer.bias_scale, 1e-30))
+    q_bias = np.clip(q_bias, np.iinfo(np.int32).min, np.iinfo(np.int32).max).astype(np.int32)
+    inits[layer.bias].CopyFrom(numpy_helper.from_array(q_bias, layer.bias))
+
+
 def reconstruct_layers(
     int8_path: str | os.PathLike[str],
     fp32: onnx.ModelProto,
@@ -262,57 +237,68 @@ def reconstruct_layers(
     settings: ReconstructSettings | None = None,
     precise: bool = False,
     log: Log | None = None,
-) -> dict[str, float]:
+) -> Reconstruction:
     """Reconstruct the QDQ model at ``int8_path`` in place from the fp32 graph ``fp32`` (same node names), on
     float32[N, 3, h, w] calibration ``inputs``. ``precise``: the int8 graph's tensors are computed with
-    onnxruntime's exact kernels (the target is not this CPU). Returns a summary for the report."""
+    onnxruntime's exact kernels (the target is not this CPU)."""
+    s = settings or ReconstructSettings()
+    with _torch_threads(s.threads):
+        return _reconstruct(Path(int8_path), fp32, inputs, s, precise, log or (lambda _m: None))
+
+
+def _reconstruct(
+    path: Path, fp32: onnx.ModelProto, inputs: np.ndarray, s: ReconstructSettings, precise: bool, log: Log
+) -> Reconstruction:
     import torch
 
-    s = settings or ReconstructSettings()
-    t0 = time.perf_counter()
-    path = Path(int8_path)
+    t0, cpu0 = time.perf_counter(), time.process_time()
     model = onnx.load(str(path))
     inits = {i.name: i for i in model.graph.initializer}
     layers = _layers(model, fp32)
-    fp32_nodes = {n.name: n for n in fp32.graph.node}
-    runner = _Runner(inputs, precise)
-    rng = np.random.default_rng(s.seed)
-    torch.manual_seed(s.seed)
-    improved = timed_out = 0
-    ratios: list[float] = []
+    n = _image_count(fp32, layers, inputs, s) if layers else 0
+    threads = s.ort_threads or os.cpu_count() or 1
+    int8 = GraphTensors(model, inputs[:n], precise, threads)
+    targets = GraphTensors(fp32, inputs[:n], False, threads)
+    check, learn = _held_aside(n)
+    done = Reconstruction(len(layers), n)
     for k, layer in enumerate(layers):
         if time.perf_counter() - t0 > s.seconds:
-            timed_out = len(layers) - k
+            done.left = [later.node.name for later in layers[k:]]
+            log(
+                f"    reconstruction: the time cap ({s.seconds:.0f} s) stopped it after {k} of {len(layers)} layers; "
+                f"{len(done.left)} keep post-training's rounding: {', '.join(done.left)}"
+            )
             break
-        x = runner.tensor(model, layer.node.input[0], s.max_bytes / 2)
-        y = runner.tensor(fp32, fp32_nodes[layer.node.name].output[0], s.max_bytes / 2, len(x))
-        x = x[: len(y)]  # the same images, within the memory bound
-        check, learn = _held_aside(len(x))
-        fit = _LayerFit(layer, x, y, s)
+        fit = LayerFit(
+            LayerGeometry.of(layer.node, layer.float_weight.shape),
+            int8.tensor(layer.node.input[0]),
+            targets.tensor(layer.target),
+            layer.clip,
+            layer.float_weight,
+            layer.weight_scale,
+        )
         w_int = torch.from_numpy(numpy_helper.to_array(inits[layer.weight]).astype(np.float32))
         bias = torch.from_numpy((numpy_helper.to_array(inits[layer.bias]) * layer.bias_scale).astype(np.float32))
         before = fit.error(w_int * fit.scale, bias, check)
-        new_int = fit.adaround(learn, rng, bias, w_int)
+        moments = fit.moments(learn)
+        if s.solver == "adaround":
+            new_int, steps = adaround(fit, moments, bias, w_int, s.fit())
+        else:
+            new_int, steps = ordered_rounding(fit, moments, bias, w_int), 0
         new_bias = fit.refit_bias(new_int * fit.scale, bias, learn)
         after = fit.error(new_int * fit.scale, new_bias, check)
+        done.steps.append(steps)
+        done.settled += s.solver == "adaround" and steps < s.steps
         if after < before:
-            improved += 1
-            ratios.append(after / max(before, 1e-30))
-            dtype = numpy_helper.to_array(inits[layer.weight]).dtype
-            inits[layer.weight].CopyFrom(numpy_helper.from_array(new_int.numpy().astype(dtype), layer.weight))
-            q_bias = np.rint(new_bias.numpy().astype(np.float64) / np.maximum(layer.bias_scale, 1e-30))
-            q_bias = np.clip(q_bias, np.iinfo(np.int32).min, np.iinfo(np.int32).max).astype(np.int32)
-            inits[layer.bias].CopyFrom(numpy_helper.from_array(q_bias, layer.bias))
-        if log is not None and (k + 1) % 10 == 0 and k + 1 < len(layers):
-            spent = time.perf_counter() - t0
-            left = spent / (k + 1) * (len(layers) - k - 1)
-            log(f"    reconstructed {k + 1}/{len(layers)} layers in {spent:.0f} s (about {left:.0f} s left)")
+            done.improved += 1
+            done.error_ratios.append(after / max(before, 1e-30))
+            _write(layer, inits, new_int, new_bias)
+        if (k + 1) % 10 == 0 and k + 1 < len(layers):
+            log(
+                f"    reconstructed {k + 1}/{len(layers)} layers ({sum(done.steps)} steps) in "
+                f"{time.perf_counter() - t0:.0f} s"
+            )
     onnx.save(model, str(path))
-    return {
-        "layers": float(len(layers)),
-        "improved": float(improved),
-        "not_reached": float(timed_out),
-        "median_error_ratio": float(np.median(ratios)) if ratios else 1.0,
-        "seconds": time.perf_counter() - t0,
-        "images": float(len(inputs)),
-    }
+    done.seconds = time.perf_counter() - t0
+    done.cpu_seconds = time.process_time() - cpu0
+    return done

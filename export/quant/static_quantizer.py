@@ -18,6 +18,7 @@ import os
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -132,7 +133,7 @@ class StaticQuantizer:
         self._bias_inputs_cache: np.ndarray | None = None  # float32[n, 3, h, w]
         self.depthwise_weights = depthwise_weight_names(model)
         self.bias_notes: dict[str, dict[str, float]] = {}  # recipe description -> correction summary
-        self.reconstruct_notes: dict[str, dict[str, float]] = {}  # recipe description -> reconstruction summary
+        self.reconstruct_notes: dict[str, dict[str, Any]] = {}  # recipe description -> reconstruction summary
         self.sources = TrialSources(self.pre_path, self.workdir, self._calibration_batches)
         self._bias_means: dict[str, dict[str, np.ndarray]] = {}  # float graph -> conv input statistics
 
@@ -162,7 +163,7 @@ class StaticQuantizer:
         inputs = self._calibration_subset(self.reconstruction.images)
         self.reconstruct_notes[recipe.describe()] = reconstruct_layers(
             path, onnx.load(str(self.float_path(recipe))), inputs, self.reconstruction, self.precise, self.log
-        )
+        ).to_dict()
 
     def _pre_process(self, fp32_path: Path) -> str:
         """quant_pre_process (symbolic shape inference + ORT basic optimisation); names every node."""

@@ -1,0 +1,189 @@
+"""One quantized layer seen from torch, for layer-wise reconstruction: its operation on the inputs the int8 graph
+feeds it, the clipped squared error to the fp32 graph's outputs, the bias re-fit, and the error as a quadratic
+form of its weights (:class:`Moments`), which the rounding solvers (``adaround``, ``ordered_rounding``) minimise.
+
+The quadratic form: per group g of the layer (1 for a dense conv or a Gemm, the channels for a depthwise conv),
+H = sum x~ x~^T and G = sum y x~^T over the output positions, x~ the input patch with a 1 appended for the
+bias. Gathered in one pass over the images, it makes a solver's step a product with H, whatever the number of
+images and positions, with exact (not mini-batch) gradients: the same inputs give the same integers. It does
+not see the clip to the int8 output range; the clipped error decides whether learned integers are kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from edgecls.export.quant.qdq_sites import channel_shape, node_attrs
+
+CHUNK = 8  # images per torch pass over whole maps (moments, errors, bias)
+#: Output positions per group that the moments of a layer see at least (all of them when there are fewer, and 64
+#: per input at least): a depthwise layer's 10 x 10 moments at 112 x 112 px over 224 images are measured as well
+#: from every sixth row and column (78k positions) as from all 2.8 million.
+POSITIONS = 65536
+
+
+@dataclass(frozen=True)
+class LayerGeometry:
+    """What the torch side needs of the ONNX node: a 2-D conv's pads (top, left, bottom, right), strides, kernel
+    and groups, or a Gemm (x W^T + b)."""
+
+    conv: bool
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0)
+    stride: tuple[int, int] = (1, 1)
+    kernel: tuple[int, int] = (1, 1)
+    groups: int = 1
+
+    @classmethod
+    def of(cls, node: Any, weight_shape: tuple[int, ...]) -> LayerGeometry:
+        if node.op_type != "Conv":
+            return cls(False)
+        a = node_attrs(node)
+        pads = tuple(int(p) for p in a.get("pads", [0, 0, 0, 0]))  # type: ignore[union-attr]
+        stride = tuple(int(s) for s in a.get("strides", [1, 1]))  # type: ignore[union-attr]
+        return cls(True, pads, stride, (weight_shape[2], weight_shape[3]), int(a.get("group", 1)))  # type: ignore
+
+
+@dataclass
+class Moments:
+    """The layer's squared error as a quadratic form of its weights, per group g of the layer (1 for a dense
+    conv or a Gemm, the channels for a depthwise conv), with d = inputs per output (C/g * kh * kw) + 1 (bias):
+    sum over positions of ||W~ x~ - y||^2 = tr(W~ H W~^T) - 2 tr(W~ G^T) + yy. ``h``: float32[g, d, d], ``g``:
+    float32[g, O/g, d], ``yy``: the sum of the squared targets."""
+
+    h: Any
+    g: Any
+    yy: float
+
+    def error(self, w: Any) -> tuple[Any, Any]:
+        """(relative squared error of the weights and bias ``w``: float32[g, O/g, d]; its gradient)."""
+        torch = __import__("torch")
+        wh = torch.bmm(w, self.h)
+        err = ((wh * w).sum() - 2 * (w * self.g).sum()) / self.yy + 1.0
+        return err, 2 * (wh - self.g) / self.yy  # H is symmetric
+
+
+class LayerFit:
+    """The torch side of one layer: its operation on its inputs, the error to its targets and its moments.
+
+    ``x``: float32[N, C, H, W] (unpadded) or [N, K]; ``y``: float32[N, O, H', W'] or [N, O], the fp32 layer's
+    output (before any activation); both are used without a copy. ``clip``: the range the int8 graph quantizes
+    the output to (values beyond are lost either way). ``float_weight``: float32[O, C/g, kh, kw] or [O, K];
+    ``scale``: its per-channel or per-tensor scale."""
+
+    def __init__(
+        self,
+        geometry: LayerGeometry,
+        x: np.ndarray,
+        y: np.ndarray,
+        clip: tuple[float, float],
+        float_weight: np.ndarray,
+        scale: np.ndarray,
+    ) -> None:
+        import torch
+        import torch.nn.functional as F
+
+        self.torch, self.F, self.g = torch, F, geometry
+        self.lo, self.hi = clip
+        self.x = torch.from_numpy(x)
+        self.y = torch.from_numpy(y)
+        self.float_weight = torch.from_numpy(float_weight)
+        self.scale = torch.from_numpy(scale.reshape(channel_shape(scale, float_weight.ndim)))
+
+    def apply(self, x: Any, weight: Any, bias: Any) -> Any:
+        """The layer on already padded conv inputs (or Gemm inputs), clipped to the int8 output range."""
+        if self.g.conv:
+            out = self.F.conv2d(x, weight, bias, stride=self.g.stride, groups=self.g.groups)
+        else:
+            out = self.F.linear(x, weight, bias)
+        return out.clamp(self.lo, self.hi)
+
+    def _whole(self, i: Any) -> Any:
+        """Images ``i``, zero-padded (conv) as the layer sees them."""
+        if not self.g.conv:
+            return self.x[i]
+        top, left, bottom, right = self.g.pads
+        return self.F.pad(self.x[i], (left, right, top, bottom)) if any(self.g.pads) else self.x[i]
+
+    def error(self, weight: Any, bias: Any, idx: Any) -> float:
+        """Mean squared error of the clipped output over whole images ``idx`` (no gradient)."""
+        torch = self.torch
+        with torch.no_grad():
+            total = 0.0
+            for i in idx.split(CHUNK):
+                total += float(
+                    ((self.apply(self._whole(i), weight, bias) - self.y[i].clamp(self.lo, self.hi)) ** 2).sum()
+                )
+        return total / max(1, int(self.y[idx].numel()))
+
+    def refit_bias(self, weight: Any, bias: Any, idx: Any) -> Any:
+        """Bias + the per-channel mean of (target - output) where the output is not clipped."""
+        torch = self.torch
+        with torch.no_grad():
+            num = torch.zeros_like(bias, dtype=torch.float64)
+            den = torch.zeros_like(bias, dtype=torch.float64)
+            for i in idx.split(CHUNK):
+                out = self.apply(self._whole(i), weight, bias)
+                inside = ((out > self.lo) & (out < self.hi)).double()
+                dims = [0] + list(range(2, out.ndim))
+                num += ((self.y[i].clamp(self.lo, self.hi) - out).double() * inside).sum(dims)
+                den += inside.sum(dims)
+            return bias + (num / den.clamp(min=1)).float()
+
+    def _stride(self, images: int) -> int:
+        """Every t-th output row and column: the moments of a large map need not see every position (``POSITIONS``
+        per group at least, deterministically spread over every image); t = 1 keeps them all."""
+        if not self.g.conv:
+            return 1
+        per_group = images * int(np.prod(self.y.shape[2:]))
+        d = int(np.prod(self.float_weight.shape[1:])) + 1
+        return max(1, int(np.sqrt(per_group / max(POSITIONS, 64 * d))))
+
+    def _patches(self, i: Any, t: int) -> tuple[Any, Any]:
+        """(inputs float32[g, d - 1, P], targets float32[g, O/g, P]) of images ``i`` at every t-th output row
+        and column."""
+        groups = self.g.groups
+        if not self.g.conv:
+            return self.x[i].T.unsqueeze(0), self.y[i].T.unsqueeze(0)
+        stride = (self.g.stride[0] * t, self.g.stride[1] * t)
+        cols = self.F.unfold(self._whole(i), self.g.kernel, stride=stride)  # [b, C * kh * kw, L]
+        b, _, positions = cols.shape
+        cols = cols.view(b, groups, -1, positions).permute(1, 2, 0, 3).reshape(groups, -1, b * positions)
+        y = self.y[i][:, :, ::t, ::t].reshape(b, groups, -1, positions)
+        return cols, y.permute(1, 2, 0, 3).reshape(groups, -1, b * positions)
+
+    def moments(self, idx: Any) -> Moments:
+        """The quadratic form of the layer's error over the output positions of images ``idx`` (one pass)."""
+        torch = self.torch
+        h = g = None
+        yy = 0.0
+        t = self._stride(len(idx))
+        with torch.no_grad():
+            for i in idx.split(CHUNK):
+                cols, y = self._patches(i, t)
+                cols = torch.cat([cols, torch.ones_like(cols[:, :1])], dim=1)  # [g, d, P]: the bias input
+                part_h = torch.bmm(cols, cols.transpose(1, 2)).double()
+                part_g = torch.bmm(y, cols.transpose(1, 2)).double()
+                h = part_h if h is None else h + part_h
+                g = part_g if g is None else g + part_g
+                yy += float((y.double() ** 2).sum())
+        return Moments(h.float(), g.float(), max(yy, 1e-30))  # type: ignore[union-attr]
+
+    def grid(self, current: Any) -> tuple[Any, Any, Any]:
+        """(w / scale, the floor and the ceiling each integer may take, within the magnitude the ``current``
+        integers reach in its channel: 7-bit weights stay 7-bit), in float64 so that no floor is off by one."""
+        torch = self.torch
+        ratio = self.float_weight.double() / self.scale.double()
+        dims = tuple(range(1, ratio.ndim))
+        limit = (current.abs().amax(dim=dims, keepdim=True) if self.scale.ndim else current.abs().max()).double()
+        low = torch.maximum(torch.minimum(torch.floor(ratio), limit), -limit)
+        high = torch.maximum(torch.minimum(torch.ceil(ratio), limit), -limit)
+        return ratio, low, high
+
+    def grouped(self, weight: Any, bias: Any) -> Any:
+        """float32[O, ...] weights and [O] bias -> float32[g, O/g, d] (the bias last)."""
+        groups = self.g.groups if self.g.conv else 1
+        flat = self.torch.cat([weight.reshape(weight.shape[0], -1), bias.reshape(-1, 1)], dim=1)
+        return flat.reshape(groups, weight.shape[0] // groups, -1)
