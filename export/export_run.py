@@ -29,11 +29,10 @@ from edgecls.export.fp16 import convert_to_fp16
 from edgecls.export.golden import make_golden, write_golden
 from edgecls.export.onnx_export import DEFAULT_OPSET, EXPORTERS, Exporter, export_to_onnx
 from edgecls.export.parity import FP32_ATOL, ParityError, ParityResult, check_parity
-from edgecls.export.quant.distill_export import DistillOptions, quantize_with_distillation
-from edgecls.export.quant.image_sets import ImageList, images_from_run, load_int8_images, load_role_images
+from edgecls.export.quant.grading.image_sets import ImageList, images_from_run, load_int8_images, load_role_images
 from edgecls.export.quant.options import Int8Images, QuantizeOptions
 from edgecls.export.quant.pipeline import OverBudgetError, quantize_model
-from edgecls.export.quant.qat_export import QatSource, QatUnavailableError, quantize_with_qat, require_qat_source
+from edgecls.export.quant.repairs.qat import QatPlan, QatUnavailableError, qat_plan
 from edgecls.export.run_data import DataRef, data_ref_of
 from edgecls.runtime.atomic import atomic_path, atomic_write_text
 from edgecls.runtime.contract import ModelContract
@@ -62,7 +61,6 @@ class ExportOptions:
     int8_images: Int8Images = Int8Images()  # read only with ``quantize``
     qat_epochs: int = 0  # --qat: quantization-aware fine-tuning when post-training int8 misses (edgecls runs only)
     qat_lr: float | None = None  # None: edgecls.training.qat.LR_SCALE x the run's learning rate
-    distill: DistillOptions | None = None  # --distill: learn int8 from the float model when post-training misses
 
     def __post_init__(self) -> None:
         if self.exporter not in EXPORTERS:
@@ -82,8 +80,7 @@ class ExportReport:
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
     source_checkpoint: str | None = None  # the checkpoint exported (absolute): `bench DIR` finds it here
-    qat: dict[str, Any] | None = None  # --qat: post-training and QAT int8 side by side (quant/qat_export.py)
-    distill: dict[str, Any] | None = None  # --distill: post-training and learned int8 (quant/distill_export.py)
+    qat: dict[str, Any] | None = None  # --qat: what the fine-tuning did (quantization_report.json's "qat")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -148,17 +145,15 @@ def export_model(
     options: ExportOptions,
     log: Log = print,
     source_checkpoint: str | None = None,
-    qat_source: QatSource | None = None,
+    qat: QatPlan | None = None,
 ) -> ExportReport:
     """Export ``model`` with ``contract`` into ``out_dir``: fp32, parity, golden, then fp16/int8.
 
-    ``qat_source`` (an edgecls run's checkpoint and data) is required by ``options.qat_epochs``."""
+    ``qat`` (an edgecls run's checkpoint and data) is required by ``options.qat_epochs``."""
     t0 = time.perf_counter()
     if options.qat_epochs and not options.quantize:
         raise QatUnavailableError("--qat fine-tunes for int8: it needs --quantize")
-    if options.qat_epochs and options.distill is not None and options.distill.mode == "on":
-        raise QatUnavailableError("--qat and --distill on are two ways to learn int8: choose one")
-    if options.qat_epochs and qat_source is None:
+    if options.qat_epochs and qat is None:
         raise QatUnavailableError(
             "--qat fine-tunes an edgecls training run (it needs the run's checkpoint and training data); "
             "a --model model is quantized post-training only: drop --qat"
@@ -190,30 +185,14 @@ def export_model(
             warnings.append(f"fp16 changes the top-1 class on {p16.top1_mismatches}/{p16.images} parity images")
         parities.append(p16)
         files["fp16"] = str(fp16_path)
-    quant, qat_record, distill_record = None, None, None
-    over_budget = None
+    quant, over_budget = None, None
     if options.quantize is not None:
         assert inputs.calibration is not None and inputs.validation is not None
         try:
-            if options.qat_epochs:
-                assert qat_source is not None
-                outcome = quantize_with_qat(
-                    qat_source, fp32_path, out / INT8_NAME, inputs.calibration, inputs.validation, contract,
-                    options.quantize, options.qat_epochs, log, lr=options.qat_lr, opset=options.opset,
-                    exporter=options.exporter,
-                )  # fmt: skip
-                report, qat_record, over_budget = outcome.report, outcome.record, outcome.over_budget
-            elif options.distill is not None and options.distill.mode != "off":
-                learned = quantize_with_distillation(
-                    model, fp32_path, out / INT8_NAME, inputs.calibration, inputs.validation, contract,
-                    options.quantize, options.distill, log, opset=options.opset, exporter=options.exporter,
-                )  # fmt: skip
-                report, distill_record, over_budget = learned.report, learned.record, learned.over_budget
-            else:
-                report = quantize_model(
-                    fp32_path, out / INT8_NAME, inputs.calibration, inputs.validation, contract, options.quantize, log,
-                    test=inputs.test,
-                )  # fmt: skip
+            report = quantize_model(
+                fp32_path, out / INT8_NAME, inputs.calibration, inputs.validation, contract, options.quantize, log,
+                test=inputs.test, qat=qat,
+            )  # fmt: skip
         except OverBudgetError as e:  # fp32 and the reports are written; the error says why int8 is not
             over_budget, report = e, e.report
         if report.written:
@@ -232,8 +211,7 @@ def export_model(
         warnings=warnings,
         seconds=round(time.perf_counter() - t0, 1),
         source_checkpoint=source_checkpoint,
-        qat=qat_record,
-        distill=distill_record,
+        qat=None if quant is None else quant["qat"],
     )
     atomic_write_text(out / REPORT_NAME, json.dumps(report_obj.to_dict(), indent=2) + "\n")
     files["report"] = str(out / REPORT_NAME)
@@ -262,11 +240,16 @@ def export_checkpoint(
         metrics=ckpt.contract.provenance.get("metrics", ckpt.raw.get("metrics", {})),
     )
     ref = data_ref_of(ckpt.raw, ckpt.path)
-    qat = require_qat_source(ckpt, ref, str(ckpt.path)) if options.qat_epochs else None
+    qat = (
+        qat_plan(ckpt, ref, str(ckpt.path), epochs=options.qat_epochs, lr=options.qat_lr, opset=options.opset,
+                 exporter=options.exporter)
+        if options.qat_epochs and options.quantize
+        else None
+    )  # fmt: skip
     inputs = resolve_inputs(options, contract, ref, str(ckpt.path), log)
     out = Path(options.out_dir) if options.out_dir else default_out_dir(run_or_checkpoint)
     return export_model(
-        model, contract, out, inputs, options, log, source_checkpoint=str(ckpt.path.resolve()), qat_source=qat
+        model, contract, out, inputs, options, log, source_checkpoint=str(ckpt.path.resolve()), qat=qat
     )
 
 

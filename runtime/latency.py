@@ -1,7 +1,7 @@
 """The latency harness: warm-up, timed calls, and the statistics of their samples (milliseconds).
 
 The one timing loop of edgecls: ``edgecls bench`` times every configuration with it, and the int8 search's
-latency check (``edgecls.export.quant.evaluate.latency_ms``) too, so both report the same kind of number.
+latency check (``edgecls.export.quant.grading.evaluate.latency_ms``) too, so both report the same kind of number.
 A call is timed with ``time.perf_counter_ns`` around the call alone; warm-up calls are never in the samples.
 """
 

@@ -67,9 +67,9 @@ EXCLUDED = {
     "quantization/run_quant_bench.py": "needs 224 px trained weights (train_photo_mnv2.py's full run, or the "
     "EfficientNet-Lite0 packages) and runs every quantization recipe on them: tens of minutes",
     "quantization/run_qat_bench.py": "fine-tunes 224 px photo runs with fake int8 and quantizes each twice (post-"
-    "training and QAT): tens of minutes; `export --quantize --qat` itself is tested in test_qat.py",
-    "quantization/run_distill_bench.py": "exports the ImageNet EfficientNet-Lite0 and learns its int8 for a "
-    "time budget of minutes; `export/quantize --distill` itself is tested in test_distill.py",
+    "training, and with the QAT repair): tens of minutes; `export --quantize --qat` itself is tested in test_qat.py",
+    "quantization/run_distill_bench.py": "exports the ImageNet EfficientNet-Lite0 and quantizes it three times "
+    "(one with layer-wise reconstruction): tens of minutes; the search itself is tested in test_quantize_search.py",
     "quantization/run_recon_bench.py": "exports the ImageNet EfficientNet-Lite0 and times five whole `edgecls "
     "quantize` calls on it (one beside a busy process): tens of minutes; reconstruction itself is tested in "
     "test_quant_reconstruct.py",

@@ -116,7 +116,7 @@ class _ExportDiffers(nn.Module):
 
 def test_parity_failure_writes_nothing(tmp_path):
     from edgecls.export.export_run import ExportInputs, export_model
-    from edgecls.export.quant.image_sets import ImageList
+    from edgecls.export.quant.grading.image_sets import ImageList
 
     images = [np.full((32, 32, 3), v, np.uint8) for v in (10, 120, 240)]
     inputs = ExportInputs(ImageList("test", images, None, []))

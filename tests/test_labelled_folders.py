@@ -14,7 +14,7 @@ import pytest
 from fixtures_runtime import LABELS, run_edgecls
 
 from edgecls.data.folders import load_image_folder
-from edgecls.export.quant.image_sets import load_role_images
+from edgecls.export.quant.grading.image_sets import load_role_images
 from edgecls.runtime.bench.images import scan_images
 from edgecls.runtime.bench.rows import BenchError
 from edgecls.runtime.class_labels import UnknownClassesError, label_indices

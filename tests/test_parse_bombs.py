@@ -304,7 +304,7 @@ _TRAINING_READERS = """
 import sys
 from pathlib import Path
 from edgecls.data.folders import load_image_folder
-from edgecls.export.quant.image_sets import load_role_images
+from edgecls.export.quant.grading.image_sets import load_role_images
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.errors import ImageDecodeError
 

@@ -14,8 +14,8 @@ import pytest
 from fixtures_runtime import golden_images, run_edgecls
 
 from edgecls.export.parity import onnx_logits
-from edgecls.export.quant.sensitivity import rank_nodes
-from edgecls.export.quant.trial_eval import measure_trial
+from edgecls.export.quant.search.sensitivity import rank_nodes
+from edgecls.export.quant.search.trial_eval import measure_trial
 from edgecls.runtime.preprocess import preprocess_batch
 
 

@@ -14,11 +14,11 @@ from torch import nn
 
 from edgecls.export.onnx_export import export_to_onnx
 from edgecls.export.parity import onnx_logits
-from edgecls.export.quant.decisive import NOISE_DRAWS, invisible_changes, onnx_decisive_images
-from edgecls.export.quant.image_sets import ImageList, split_disjoint
+from edgecls.export.quant.grading.decisive import NOISE_DRAWS, invisible_changes, onnx_decisive_images
+from edgecls.export.quant.grading.image_sets import ImageList, split_disjoint
+from edgecls.export.quant.grading.verdict import OVER, WITHIN, judge
 from edgecls.export.quant.options import QuantizeOptions
 from edgecls.export.quant.pipeline import quantize_model
-from edgecls.export.quant.verdict import OVER, WITHIN, judge
 from edgecls.runtime.contract import ModelContract
 
 #: The same mean and std for every channel: equal red and green pixels stay equal after preprocessing.
@@ -114,12 +114,11 @@ def test_quantize_grades_on_the_images_fp32_decides_and_all_grades_every_one(red
     out = tmp_path / "decisive" / "m.int8.onnx"
     options = QuantizeOptions(allow_over_budget=True, **FAST_QUANT)
     report = quantize_model(red_or_green, out, calib, val, None, options, messages.append)
-    holdout = report.validation["holdout_images"]
-    decisive = report.validation["decisive_holdout_images"]
-    assert report.validation["agreement_on"] == "decisive" and 0 < decisive < holdout
+    holdout, decisive = report.validation.holdout, report.validation.decisive_holdout
+    assert report.validation.agreement_on == "decisive" and decisive is not None and 0 < decisive < holdout
     assert any("graded on the images fp32 decides" in m for m in messages)
-    assert f"on {decisive} held-out images that fp32 decides (of {holdout};" in report.verdict
-    assert report.int8["decisive_agreement"] is not None
+    assert f"on {decisive} held-out images that fp32 decides (of {holdout};" in report.grade.verdict.line()
+    assert report.grade.int8.decisive_agreement is not None
     assert "on the images fp32 decides" in (out.parent / "quantization_report.md").read_text()
     # Recomputed from the files: the held-out half (the pipeline's seeded split), fp32's decisive images there,
     # and the written int8 file's answers on them give the verdict's drop.
@@ -129,11 +128,11 @@ def test_quantize_grades_on_the_images_fp32_decides_and_all_grades_every_one(red
     mask = onnx_decisive_images(red_or_green, held_out.images, fp32, CONTRACT).mask
     moved = onnx_logits(out, x).argmax(1) != fp32.argmax(1)
     assert mask.sum() == decisive and report.drop_points == pytest.approx(100 * moved[mask].mean(), abs=1e-3)
-    assert report.int8["agreement"] == pytest.approx(1 - moved.mean())
+    assert report.grade.int8.agreement == pytest.approx(1 - moved.mean())
     assert json.loads((out.parent / "quantization_report.json").read_text())["validation"]["agreement_on"] == "decisive"
 
     options = QuantizeOptions(allow_over_budget=True, agreement_on="all", **FAST_QUANT)
     every = quantize_model(red_or_green, tmp_path / "all" / "m.int8.onnx", calib, val, None, options, messages.append)
-    assert every.validation["agreement_on"] == "all" and every.validation["decisive_holdout_images"] is None
-    assert every.int8["decisive_agreement"] is None and "that fp32 decides" not in every.verdict
-    assert every.drop_points == pytest.approx(100 * (1 - every.int8["agreement"]), abs=1e-6)
+    assert every.validation.agreement_on == "all" and every.validation.decisive_holdout is None
+    assert every.grade.int8.decisive_agreement is None and "that fp32 decides" not in every.grade.verdict.line()
+    assert every.drop_points == pytest.approx(100 * (1 - every.grade.int8.agreement), abs=1e-6)

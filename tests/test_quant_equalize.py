@@ -11,8 +11,8 @@ from torch import nn
 
 from edgecls.export.onnx_export import export_to_onnx
 from edgecls.export.parity import onnx_logits
-from edgecls.export.quant.activation_stats import collect_stats
-from edgecls.export.quant.equalize import equalize, equalized_range, find_pairs, weight_range_spread
+from edgecls.export.quant.build.activation_stats import collect_stats
+from edgecls.export.quant.repairs.equalize import equalize, equalized_range, find_pairs, weight_range_spread
 from edgecls.runtime.contract import ModelContract
 
 CONTRACT = ModelContract(

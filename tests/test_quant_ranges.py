@@ -10,11 +10,11 @@ from onnx import numpy_helper
 from torch import nn
 
 from edgecls.export.onnx_export import export_to_onnx
-from edgecls.export.quant.activation_stats import TensorStats
-from edgecls.export.quant.image_sets import ImageList
-from edgecls.export.quant.range_choice import choose_ranges, fake_quant_mse
+from edgecls.export.quant.build.activation_stats import TensorStats
+from edgecls.export.quant.build.range_choice import choose_ranges, fake_quant_mse
+from edgecls.export.quant.build.static_quantizer import StaticQuantizer, _calibration_reader
+from edgecls.export.quant.grading.image_sets import ImageList
 from edgecls.export.quant.recipes import QuantRecipe
-from edgecls.export.quant.static_quantizer import StaticQuantizer, _calibration_reader
 from edgecls.runtime.contract import ModelContract
 
 CONTRACT = ModelContract(labels=("a", "b"), input_size=(24, 24), resize_mode="stretch")

@@ -17,18 +17,18 @@ from torch import nn
 
 from edgecls.export.onnx_export import export_to_onnx
 from edgecls.export.parity import onnx_logits
-from edgecls.export.quant.adaround import FitSettings, adaround
-from edgecls.export.quant.evaluate import relative_error
-from edgecls.export.quant.fused_graph import fusion_counts
-from edgecls.export.quant.image_sets import ImageList
-from edgecls.export.quant.layer_fit import LayerFit, LayerGeometry
+from edgecls.export.quant.build.static_quantizer import StaticQuantizer
+from edgecls.export.quant.grading.evaluate import relative_error
+from edgecls.export.quant.grading.fused_graph import fusion_counts
+from edgecls.export.quant.grading.image_sets import ImageList
 from edgecls.export.quant.options import QuantizeOptions
-from edgecls.export.quant.ordered_rounding import ordered_rounding
 from edgecls.export.quant.pipeline import quantize_model
-from edgecls.export.quant.qdq_sites import quantized_sites
 from edgecls.export.quant.recipes import QuantRecipe
-from edgecls.export.quant.reconstruct import ReconstructSettings
-from edgecls.export.quant.static_quantizer import StaticQuantizer
+from edgecls.export.quant.repairs.adaround import FitSettings, adaround
+from edgecls.export.quant.repairs.layer_fit import LayerFit, LayerGeometry
+from edgecls.export.quant.repairs.ordered_rounding import ordered_rounding
+from edgecls.export.quant.repairs.qdq_sites import quantized_sites
+from edgecls.export.quant.repairs.reconstruct import ReconstructSettings
 from edgecls.runtime.contract import ModelContract
 
 CONTRACT = ModelContract(
@@ -151,8 +151,8 @@ def test_the_search_reconstructs_when_asked_and_reports_it(mobile_onnx, tmp_path
         report = quantize_model(
             mobile_onnx, tmp_path / f"{mode}.int8.onnx", calib, val, CONTRACT, opts, lambda _m: None
         )
-        notes = [r for r in report.refinements if r.startswith("layer-wise reconstruction")]
-        tried = [t for t in report.trials if t["reconstruct"]]
+        notes = [r for r in report.repairs if r.startswith("layer-wise reconstruction")]
+        tried = [t for t in report.trials if t.recipe.reconstruct]
         if mode == "on":
             assert len(notes) == 1 and "layers improved" in notes[0] and len(tried) == 1
         else:
@@ -164,17 +164,17 @@ def test_a_capped_reconstruction_warns_with_the_layers_left_and_their_held_out_c
     val = ImageList("colours", colour_images(96, 1), None, [])
     opts = QuantizeOptions(max_drop=100.0, reconstruct="on", reconstruct_seconds=0.0, **FAST_QUANT)
     report = quantize_model(mobile_onnx, tmp_path / "m.int8.onnx", calib, val, CONTRACT, opts, lambda _m: None)
-    [warning] = [w for w in report.warnings if "--time-budget cap" in w]
+    [warning] = [w for w in report.warnings if "--max-learning-seconds cap" in w]
     assert "5 of 5 layers" in warning and "held-out images" in warning
     assert all(name in warning for name in _integers(tmp_path / "m.int8.onnx"))
-    assert "--time-budget cap" in (tmp_path / "quantization_report.md").read_text()
+    assert "--max-learning-seconds cap" in (tmp_path / "quantization_report.md").read_text()
 
 
 def _whole_graph_tensor(model: onnx.ModelProto, name: str, x: np.ndarray) -> np.ndarray:
     """``name`` over ``x`` from one session of the whole graph that outputs only it (what reconstruction computed
     for every layer before its caches), with the same session options."""
-    from edgecls.export.quant.layer_tensors import session
-    from edgecls.export.quant.qdq_sites import with_outputs
+    from edgecls.export.quant.repairs.layer_tensors import session
+    from edgecls.export.quant.repairs.qdq_sites import with_outputs
 
     sess = session(with_outputs(model, [name]), precise=False, threads=1)
     return np.concatenate(
@@ -183,7 +183,7 @@ def _whole_graph_tensor(model: onnx.ModelProto, name: str, x: np.ndarray) -> np.
 
 
 def test_fp32_targets_computed_on_from_the_previous_layer_are_the_whole_graph_ones(mobile_onnx):
-    from edgecls.export.quant.layer_tensors import GraphTensors
+    from edgecls.export.quant.repairs.layer_tensors import GraphTensors
 
     x = ImageList("colours", colour_images(40, 2), None, []).inputs(CONTRACT)
     model = onnx.load(str(mobile_onnx))
@@ -195,7 +195,7 @@ def test_fp32_targets_computed_on_from_the_previous_layer_are_the_whole_graph_on
 
 
 def test_int8_inputs_computed_on_from_the_previous_layer_are_the_whole_graph_ones(mobile_onnx, tmp_path):
-    from edgecls.export.quant.layer_tensors import GraphTensors
+    from edgecls.export.quant.repairs.layer_tensors import GraphTensors
 
     path = _quantizer(mobile_onnx, tmp_path).quantize(QuantRecipe("u8s8"), tmp_path / "plain.onnx")
     model = onnx.load(str(path))

@@ -13,11 +13,11 @@ import pytest
 from fixtures_export import FAST_QUANT
 from fixtures_quant import CONTRACT_224
 
-from edgecls.export.quant.image_sets import ImageList
+from edgecls.export.quant.grading.image_sets import ImageList
 from edgecls.export.quant.options import QuantizeOptions
-from edgecls.export.quant.paired_timing import timed_call, timing_threads
 from edgecls.export.quant.pipeline import quantize_model
 from edgecls.export.quant.recipes import QuantRecipe
+from edgecls.export.quant.search.paired_timing import timed_call, timing_threads
 
 
 def _images(n: int, seed: int) -> list[np.ndarray]:
@@ -48,7 +48,7 @@ def test_the_advice_follows_the_one_timing_the_report_shows(speed_models, tmp_pa
     report, saved, printed = _advice(speed_models[case], recipe, tmp_path)
     speed = saved["speed"]
     assert speed["verdict"] == verdict
-    assert report.slower_than_fp32 is saved["slower_than_fp32"] is (verdict == "slower")
+    assert report.speed.slower is saved["slower_than_fp32"] is (verdict == "slower")
     # One timing: the report's latencies and speed-up are the verdict's, never a second measurement.
     assert saved["speedup_p50"] == pytest.approx(speed["speedup"], abs=1e-3) and saved["latency"] == speed["latency"]
     assert (speed["speedup"] > 1) is (verdict == "faster")

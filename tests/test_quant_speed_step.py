@@ -12,13 +12,13 @@ import pytest
 from fixtures_quant import CONTRACT_224
 
 from edgecls.export.parity import onnx_logits
-from edgecls.export.quant.budget_search import BudgetSearch
-from edgecls.export.quant.conv_counts import fusion_record
-from edgecls.export.quant.image_sets import ImageList
-from edgecls.export.quant.node_profile import compare, kind_totals, profile_nodes
+from edgecls.export.quant.build.static_quantizer import StaticQuantizer
+from edgecls.export.quant.grading.conv_counts import fusion_record
+from edgecls.export.quant.grading.image_sets import ImageList
 from edgecls.export.quant.recipes import QuantRecipe
-from edgecls.export.quant.speed_step import faster_int8, runs_float
-from edgecls.export.quant.static_quantizer import StaticQuantizer
+from edgecls.export.quant.search.node_profile import compare, kind_totals, profile_nodes
+from edgecls.export.quant.search.speed_step import faster_int8, runs_float
+from edgecls.export.quant.search.trials import TrialBench, acceptable
 
 U8U8 = QuantRecipe("u8u8", weight_type="QUInt8")
 
@@ -29,12 +29,12 @@ def _images(n: int, seed: int) -> list[np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def tail_search(speed_models, tmp_path_factory) -> BudgetSearch:
+def tail_search(speed_models, tmp_path_factory) -> TrialBench:
     work = tmp_path_factory.mktemp("speed-step")
     fp32 = speed_models["tail"]
     quantizer = StaticQuantizer(fp32, ImageList("x", _images(16, 0), None, []), CONTRACT_224, work / "q")
     x = ImageList("x", _images(8, 1), None, []).inputs(CONTRACT_224)
-    return BudgetSearch(quantizer, x, None, onnx_logits(fp32, x), 100.0, work, log=lambda _m: None, fp32_path=fp32)
+    return TrialBench(quantizer, x, None, onnx_logits(fp32, x), work, log=lambda _m: None, fp32_path=fp32)
 
 
 def _depthwise(quantizer: StaticQuantizer) -> list[str]:
@@ -96,12 +96,12 @@ def test_the_speed_step_keeps_float_what_measures_faster_and_reports_per_kind(ta
     """u8u8 convs run slower in int8 than in fp32 here; the 3x3 ones kept float together measured 0.70x the
     all-int8 file's time, the depthwise ones (a smaller gain) are not kept once the 3x3 ones are float."""
     pick = tail_search.try_recipe(U8U8)
-    step = faster_int8(tail_search, pick)
+    step = faster_int8(tail_search, pick, 100.0)
     kinds = {k["kind"]: k for k in step.kinds}
     assert kinds["3x3 conv"]["convs"] == 5 and kinds["depthwise conv"]["convs"] == 6
     assert kinds["quantize/dequantize"]["int8_us"] > 0 and kinds["quantize/dequantize"]["fp32_us"] == 0
     assert step.pick is not pick and "float-3x3-conv" in step.pick.recipe.name  # (a kernel option may follow)
-    assert len(step.pick.float_nodes) == 5 and tail_search.acceptable(step.pick)
+    assert len(step.pick.float_nodes) == 5 and acceptable(step.pick, 100.0)
     # nearly every conv is slower in u8u8: all of them float is faster, but no longer an int8 file
     assert any(re.match(r"the \d+ convs slower", n) and "mostly float, not kept" in n for n in step.notes)
     assert any(n.startswith("every 3x3 conv kept float") and n.endswith(": kept") for n in step.notes)

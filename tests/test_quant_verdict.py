@@ -15,8 +15,8 @@ from torch import nn
 
 from edgecls.export.metadata import read_contract_file
 from edgecls.export.onnx_export import export_to_onnx
-from edgecls.export.quant.image_sets import ImageList, split_disjoint
-from edgecls.export.quant.verdict import (
+from edgecls.export.quant.grading.image_sets import ImageList, split_disjoint
+from edgecls.export.quant.grading.verdict import (
     OVER,
     UNVERIFIED,
     WITHIN,
@@ -109,12 +109,12 @@ def test_split_is_stratified_over_labels():
 
 
 def test_the_search_part_is_capped_and_the_rest_grades():
-    from edgecls.export.quant.pipeline import MAX_SEARCH_IMAGES, _split_validation
+    from edgecls.export.quant.grading.holdout import MAX_SEARCH_IMAGES, split_validation
 
     images = ImageList("x", [np.zeros((2, 2, 3), np.uint8)] * 1000, None, [])
-    search, holdout, _ = _split_validation(images, lambda _m: None)
+    search, holdout, _ = split_validation(images, lambda _m: None)
     assert len(search) == MAX_SEARCH_IMAGES and len(holdout) == 1000 - MAX_SEARCH_IMAGES
-    search, holdout, _ = _split_validation(ImageList("x", images.images[:100], None, []), lambda _m: None)
+    search, holdout, _ = split_validation(ImageList("x", images.images[:100], None, []), lambda _m: None)
     assert len(search) == len(holdout) == 50
 
 

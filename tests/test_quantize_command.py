@@ -18,7 +18,7 @@ from torch import nn
 from edgecls.export.metadata import read_contract_file
 from edgecls.export.onnx_export import export_to_onnx
 from edgecls.export.parity import onnx_logits
-from edgecls.export.quant.image_sets import ImageList
+from edgecls.export.quant.grading.image_sets import ImageList
 from edgecls.export.quant.options import QuantizeOptions
 from edgecls.export.quant.pipeline import quantize_model
 from edgecls.runtime.contract import ModelContract
@@ -163,7 +163,7 @@ def test_quantize_file_is_the_command_as_a_library_call(outlier_model, tmp_path)
     assert not (tmp_path / "q").exists()  # refused before anything was written
     report = quantize_file(outlier_model, options, log=lambda _m: None)
     assert report.written and report.int8_model == str(tmp_path / "q" / "model.int8.onnx")
-    assert report.calibration["images"] == 16 and report.validation["images"] == 16  # --val given: no split
+    assert report.calibration.images == 16 and report.validation.images.images == 16  # --val given: no split
     c = read_contract_file(tmp_path / "q" / "model.int8.onnx")
     assert c.jpeg_decode == "full" and c.labels == CONTRACT.labels and c.resize_mode == CONTRACT.resize_mode
     assert (tmp_path / "q" / "quantization_report.json").is_file()

@@ -13,7 +13,7 @@ from fixtures_quant import CONTRACT, colour_images, image_folder
 
 from edgecls.export.metadata import read_contract_file
 from edgecls.export.parity import onnx_logits
-from edgecls.export.quant.image_sets import ImageList, load_role_images
+from edgecls.export.quant.grading.image_sets import ImageList, load_role_images
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.errors import DataError
 
@@ -32,7 +32,7 @@ def test_labelled_budget_uses_top1_on_the_exported_run(exported_tiny):
 
 def test_export_of_a_run_reports_int8_on_its_test_split(exported_tiny):
     """Issue 25 item 3: a run has a test split; int8 against fp32 there is reported (never used to choose)."""
-    from edgecls.export.quant.image_sets import images_from_run
+    from edgecls.export.quant.grading.image_sets import images_from_run
     from edgecls.export.run_data import data_ref_of
     from edgecls.training.checkpoint import load_checkpoint
 
@@ -70,7 +70,7 @@ def test_labelled_folder_maps_class_names_to_contract_indices(shapes_folder):
 
 
 def test_disjoint_split_is_seeded_and_shares_no_image():
-    from edgecls.export.quant.image_sets import split_disjoint
+    from edgecls.export.quant.grading.image_sets import split_disjoint
 
     images = ImageList("folder", colour_images(20, 5), None, [])
     a, b = split_disjoint(images, 0.5, ("calibration", "validation"))

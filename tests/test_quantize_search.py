@@ -15,7 +15,7 @@ from torch import nn
 
 from edgecls.export.metadata import read_contract_file
 from edgecls.export.onnx_export import export_to_onnx
-from edgecls.export.quant.image_sets import ImageList
+from edgecls.export.quant.grading.image_sets import ImageList
 from edgecls.export.quant.options import QuantizeOptions
 from edgecls.export.quant.pipeline import quantize_model
 from edgecls.runtime.contract import ModelContract
@@ -31,42 +31,42 @@ def _quantize(src, out, max_drop, log=lambda _m: None):
 def test_budget_search_keeps_the_responsible_nodes_in_float(outlier_model, tmp_path):
     messages: list[str] = []
     report = _quantize(outlier_model, tmp_path / "q" / "model.int8.onnx", 5.0, messages.append)
-    first = report.trials[0]
-    assert first["drop_points"] > 5, "plain int8 should break this model"
+    saved = json.loads((tmp_path / "q" / "quantization_report.json").read_text())
+    trials = saved["trials"]
+    assert trials[0]["drop_points"] > 5, "plain int8 should break this model"
     assert report.budget_met and report.metric == "agreement"
     assert set(report.nodes_kept_float) == {"/conv1/Conv", "/conv2/Conv"}
-    assert report.sensitivity_top[0]["node"] == "/conv2/Conv"  # its float unit is (conv2, conv1)
-    assert report.int8["agreement"] >= 0.95
+    assert saved["sensitivity_top"][0]["node"] == "/conv2/Conv"  # its float unit is (conv2, conv1)
+    assert report.grade.int8.agreement >= 0.95
     contract = read_contract_file(tmp_path / "q" / "model.int8.onnx")
-    assert contract.provenance["quantization"]["nodes_kept_float"] == report.nodes_kept_float
+    assert contract.provenance["quantization"]["nodes_kept_float"] == list(report.nodes_kept_float)
     assert contract.provenance["quantization"]["budget_met"] is True
-    saved = json.loads((tmp_path / "q" / "quantization_report.json").read_text())
-    assert saved["nodes_kept_float"] == report.nodes_kept_float
+    assert saved["nodes_kept_float"] == list(report.nodes_kept_float)
     assert "within budget" in (tmp_path / "q" / "quantization_report.md").read_text()
     assert any("sensitivity" in m for m in messages)
-    # equalisation and the per-tensor calibration method were measured, each kept or not by what it measured
-    assert [n.split(" ")[0] for n in report.refinements[:2]] == ["cross-layer", "per-tensor"]
+    # every repair was measured, each kept or not by what it measured
+    assert [n.split(" ")[0] for n in report.repairs[:3]] == ["bias", "cross-layer", "per-tensor"]
     # post-training missed the budget, so layer-wise reconstruction ran (auto); the nodes kept float were searched
     # from the recipe without it, ranked by their sensitivity in that graph
-    assert report.refinements[2].startswith("layer-wise reconstruction")
-    assert any(t["reconstruct"] for t in report.trials)
-    assert not any(t["reconstruct"] and t["nodes_kept_float"] for t in report.trials)
-    assert any("equalized" in t["recipe"] for t in report.trials)
-    assert any("PerTensor" in t["recipe"] for t in report.trials)
+    assert report.repairs[3].startswith("layer-wise reconstruction")
+    assert any(t["reconstruct"] for t in trials)
+    assert not any(t["reconstruct"] and t["nodes_kept_float"] for t in trials)
+    assert any("equalized" in t["recipe"] for t in trials)
+    assert any("PerTensor" in t["recipe"] for t in trials)
     # no trial twice; graded on held-out images the search did not see, both scores reported
-    keys = [(t["recipe"], t["bias_correction"]) for t in report.trials]
+    keys = [(t["recipe"], t["bias_correction"]) for t in trials]
     assert len(keys) == len(set(keys))
-    assert report.validation["search_images"] + report.validation["holdout_images"] == 96
-    assert report.search["images"] == 48 and "drop_points" in report.search
+    assert report.validation.search + report.validation.holdout == 96
+    assert saved["search"]["images"] == 48 and "drop_points" in saved["search"]
     # the chosen graph runs mostly in int8 after onnxruntime's fusions, and the frontier is reported
     assert report.fusion["int8_convs"] >= report.fusion["float_convs"]
-    assert report.frontier and (tmp_path / "q" / "quantization_frontier.png").is_file()
-    assert contract.provenance["quantization"]["target"] == report.target["target"]
+    assert saved["frontier"] and (tmp_path / "q" / "quantization_frontier.png").is_file()
+    assert contract.provenance["quantization"]["target"] == report.plan.target
 
 
 
 def test_a_recipe_already_bias_corrected_is_not_tried_again(outlier_model, tmp_path):
-    """The learned int8 search starts from a bias-corrected recipe: its refinement step must not rerun it."""
+    """A recipe that is already bias-corrected: the repair step must not run it again."""
     import dataclasses
 
     from edgecls.export.quant.recipes import QuantRecipe
@@ -76,8 +76,8 @@ def test_a_recipe_already_bias_corrected_is_not_tried_again(outlier_model, tmp_p
     corrected = QuantRecipe("start", bias_correction=True)
     options = dataclasses.replace(QuantizeOptions(max_drop=100.0, **FAST_QUANT), recipes=(corrected,))
     report = quantize_model(outlier_model, tmp_path / "m.int8.onnx", calib, val, None, options, lambda _m: None)
-    assert not any(t["recipe"].endswith("-bc") for t in report.trials), [t["recipe"] for t in report.trials]
-    assert report.bias_correction.startswith("bias correction: already in the recipe")
+    assert not any(t.recipe.name.endswith("-bc") for t in report.trials), [t.label for t in report.trials]
+    assert report.repairs[0].startswith("bias correction: already in the recipe")
 
 class _Depthwise(nn.Module):
     """A depthwise 3x3 conv whose weights round the same way in every channel (eight at 0.0104 next to one at
@@ -110,8 +110,8 @@ def _conv_output(path, x: np.ndarray) -> np.ndarray:
 
 
 def test_bias_correction_cancels_the_mean_error_of_rounded_weights(tmp_path):
+    from edgecls.export.quant.build.static_quantizer import StaticQuantizer
     from edgecls.export.quant.recipes import QuantRecipe
-    from edgecls.export.quant.static_quantizer import StaticQuantizer
 
     contract = ModelContract(
         labels=("a", "b"), input_size=(32, 32), resize_mode="stretch", mean=(0, 0, 0), std=(1, 1, 1)
@@ -129,7 +129,7 @@ def test_bias_correction_cancels_the_mean_error_of_rounded_weights(tmp_path):
 
 
 def test_frontier_keeps_only_undominated_trials():
-    from edgecls.export.quant.frontier import frontier
+    from edgecls.export.quant.search.frontier import frontier
 
     trials = [
         {"recipe": "a", "drop_points": 0.0, "latency_p50_ms": 5.0},

@@ -139,7 +139,7 @@ def test_the_cap_counts_bytes_read_not_the_size_the_file_claims():
 _CALIBRATION = """
 import sys
 from edgecls.data.imageset import FileImageSet
-from edgecls.export.quant.image_sets import load_role_images
+from edgecls.export.quant.grading.image_sets import load_role_images
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.errors import ImageDecodeError
 from edgecls.runtime.image_files import walk_images

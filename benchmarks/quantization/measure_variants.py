@@ -16,10 +16,10 @@ import numpy as np
 from study_env import THREADS, log
 
 from edgecls.export.parity import onnx_logits
-from edgecls.export.quant.decisive import onnx_decisive_images
-from edgecls.export.quant.evaluate import int8_logits, latency_ms, relative_error, session_latency_ms
-from edgecls.export.quant.fused_graph import fusion_counts
-from edgecls.export.quant.image_sets import ImageList
+from edgecls.export.quant.grading.decisive import onnx_decisive_images
+from edgecls.export.quant.grading.evaluate import int8_logits, latency_ms, relative_error, session_latency_ms
+from edgecls.export.quant.grading.fused_graph import fusion_counts
+from edgecls.export.quant.grading.image_sets import ImageList
 from edgecls.runtime.batched_inference import session_outputs
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.scores import top1_accuracy, top1_agreement

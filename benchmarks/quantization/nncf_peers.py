@@ -54,7 +54,7 @@ from typing import Any
 from quant_variants import onnx_input_name
 from study_env import log
 
-from edgecls.export.quant.image_sets import ImageList
+from edgecls.export.quant.grading.image_sets import ImageList
 from edgecls.runtime.contract import ModelContract
 
 #: Installs NNCF (and only what it adds) into the benchmark's environment, keeping constraints.txt's versions.

@@ -35,13 +35,13 @@ from study_env import environment, log
 
 from edgecls.export.metadata import contract_of
 from edgecls.export.parity import onnx_logits
-from edgecls.export.quant.budget_search import BudgetSearch
-from edgecls.export.quant.image_sets import ImageList
-from edgecls.export.quant.node_profile import kind_totals, profile_nodes
-from edgecls.export.quant.paired_timing import time_ratio
+from edgecls.export.quant.build.static_quantizer import StaticQuantizer
+from edgecls.export.quant.grading.image_sets import ImageList
 from edgecls.export.quant.recipes import QuantRecipe
-from edgecls.export.quant.speed_step import faster_int8
-from edgecls.export.quant.static_quantizer import StaticQuantizer
+from edgecls.export.quant.search.node_profile import kind_totals, profile_nodes
+from edgecls.export.quant.search.paired_timing import time_ratio
+from edgecls.export.quant.search.speed_step import faster_int8
+from edgecls.export.quant.search.trials import BudgetSearch
 from edgecls.runtime.contract_options import ContractOptions
 
 HERE = Path(__file__).resolve().parent

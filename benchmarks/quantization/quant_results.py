@@ -14,7 +14,7 @@ from typing import Any
 
 from study_env import THREADS, log
 
-from edgecls.export.quant.verdict import wilson_interval
+from edgecls.export.quant.grading.verdict import wilson_interval
 from edgecls.runtime.atomic import atomic_write_text
 
 

@@ -13,11 +13,11 @@ from typing import Any
 
 from study_env import log
 
-from edgecls.export.quant.image_sets import ImageList
+from edgecls.export.quant.build.static_quantizer import StaticQuantizer
+from edgecls.export.quant.grading.image_sets import ImageList
 from edgecls.export.quant.options import QuantizeOptions
 from edgecls.export.quant.pipeline import OverBudgetError, quantize_model
 from edgecls.export.quant.recipes import QuantRecipe
-from edgecls.export.quant.static_quantizer import StaticQuantizer
 from edgecls.runtime.contract import ModelContract
 
 

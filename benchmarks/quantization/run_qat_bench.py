@@ -2,11 +2,12 @@
 
 For each ``--run NAME=RUN_DIR`` (an edgecls training run on a labelled folder or built-in set):
 1. the fp32 export (``export_checkpoint``);
-2. ``quantize_with_qat(..., always=True)``: edgecls's post-training int8 at the default 1-point budget, then
-   ``--epochs`` of QAT on the run's training split and the same int8 search on the fine-tuned model (both
-   graded by edgecls on the same held-out half of the run's validation split; files written even over budget);
-3. all three models graded on the run's *test* split, which no step saw: top-1, agreement with fp32, logit error,
-   the fused graph's int8 / float convs;
+2. ``quantize_model`` twice: edgecls's post-training int8 at the default 1-point budget, and the same call with
+   the QAT repair forced (``QatPlan(always=True)``: ``--epochs`` of QAT on the run's training split, its trial kept
+   only when it measures better on the search images, as ``export --quantize --qat`` keeps it); both graded by
+   edgecls on the same held-out half of the run's validation split; files written even over budget;
+3. the fp32 model and both int8 files graded on the run's *test* split, which no step saw: top-1, agreement with
+   fp32, logit error, the fused graph's int8 / float convs;
 4. (``--phase latency``, under the CPU lock) batch-1 latency, 2 threads, the three models interleaved round by
    round; the median of the rounds' p50 with their range.
 
@@ -30,9 +31,10 @@ from study_env import environment, log  # noqa: E402
 
 from edgecls.export.export_run import ExportOptions, export_checkpoint  # noqa: E402
 from edgecls.export.metadata import read_contract_file  # noqa: E402
-from edgecls.export.quant.image_sets import images_from_run  # noqa: E402
+from edgecls.export.quant.grading.image_sets import images_from_run  # noqa: E402
 from edgecls.export.quant.options import QuantizeOptions  # noqa: E402
-from edgecls.export.quant.qat_export import QatSource, quantize_with_qat  # noqa: E402
+from edgecls.export.quant.pipeline import quantize_model  # noqa: E402
+from edgecls.export.quant.repairs.qat import QatPlan  # noqa: E402
 from edgecls.export.run_data import data_ref_of  # noqa: E402
 from edgecls.runtime.atomic import atomic_write_text  # noqa: E402
 from edgecls.training.checkpoint import load_checkpoint  # noqa: E402
@@ -40,8 +42,7 @@ from edgecls.training.checkpoint import load_checkpoint  # noqa: E402
 LABELS = {
     "fp32": "fp32",
     "ptq": "int8 post-training (edgecls, 1-point budget)",
-    "qat_fp32": "fp32 weights after QAT (not shipped; what the QAT int8 file was made from)",
-    "qat": "int8 QAT (edgecls --qat)",
+    "qat": "int8 with the QAT repair (edgecls --qat; QAT's trial published only when it measured better)",
 }
 TIMED = ("fp32", "ptq", "qat")
 
@@ -59,14 +60,12 @@ def quantize_phase(name: str, run: Path, work: Path, epochs: int) -> dict[str, A
     val = images_from_run(ref, "val", contract, 1000)
     test = images_from_run(ref, "test", contract, None)
     options = QuantizeOptions(allow_over_budget=True, cache_dir=str(work / "cache"))
-    outcome = quantize_with_qat(
-        QatSource(ckpt, ref), fp32, case_dir / "model.int8.onnx", calib, val, contract, options, epochs, log,
-        always=True,
-    )  # fmt: skip
-    ptq = Path(outcome.record["ptq_dir"]) / "model.int8.onnx"
-    paths = {"fp32": fp32, "ptq": ptq, "qat": case_dir / "model.int8.onnx"}
+    paths = {"fp32": fp32, "ptq": case_dir / "ptq" / "model.int8.onnx", "qat": case_dir / "qat" / "model.int8.onnx"}
+    sides = {}
+    for key, qat in (("ptq", None), ("qat", QatPlan(ckpt, ref, epochs, always=True))):
+        report = quantize_model(fp32, paths[key], calib, val, contract, options, log, qat=qat)
+        sides[key] = {**report.summary(), "published": report.recipe.describe(len(report.nodes_kept_float))}
     graded = grade(paths, set(), test, contract, fp32)
-    graded["qat_fp32"] = grade({"qat_fp32": Path(outcome.record["qat_fp32"])}, set(), test, contract, fp32)["qat_fp32"]
     result = {
         "run": str(run),
         "arch": ckpt.arch,
@@ -74,7 +73,7 @@ def quantize_phase(name: str, run: Path, work: Path, epochs: int) -> dict[str, A
         "images": {"calibration": len(calib), "validation": len(val), "test": len(test)},
         "paths": {k: str(v) for k, v in paths.items()},
         "test": graded,
-        "edgecls": outcome.record,
+        "edgecls": {**sides, "epochs": epochs, "training": sides["qat"]["qat"]},
         "input_size": list(contract.input_size),
         "quantize_loadavg_end": os.getloadavg(),
     }

@@ -49,7 +49,7 @@ from quant_variants import naive_ort, run_edgecls, single_recipes  # noqa: E402
 from study_env import environment, log  # noqa: E402
 
 from edgecls.export.metadata import read_contract_file  # noqa: E402
-from edgecls.export.quant.image_sets import load_role_images  # noqa: E402
+from edgecls.export.quant.grading.image_sets import load_role_images  # noqa: E402
 from edgecls.export.quant.recipes import plan_target  # noqa: E402
 from edgecls.runtime.atomic import atomic_write_text  # noqa: E402
 from edgecls.runtime.contract import ModelContract  # noqa: E402

@@ -49,7 +49,7 @@ from photo_data import SEEDS  # noqa: E402
 from quant_variants import naive_ort  # noqa: E402
 from study_env import log  # noqa: E402
 
-from edgecls.export.quant.image_sets import load_role_images  # noqa: E402
+from edgecls.export.quant.grading.image_sets import load_role_images  # noqa: E402
 from edgecls.runtime.atomic import atomic_write_text  # noqa: E402
 from edgecls.runtime.bench.env import collect_environment, cpu_slug, isa_slug  # noqa: E402
 

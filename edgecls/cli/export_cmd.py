@@ -53,10 +53,9 @@ def export_command(
             min=0,
             metavar="EPOCHS",
             help="With --quantize, on an edgecls run: when post-training int8 misses the budget, fine-tune EPOCHS "
-            "epochs with int8 rounding in the loop and quantize that (qat_report.md compares both).",
+            "epochs with int8 rounding in the loop; kept only when it measures better (quantization_report.md).",
         ),
     ] = 0,
-    distill: int8.DistillOpt = "off",
     time_budget: int8.TimeBudgetOpt = int8.DEFAULT_TIME_BUDGET,
     opset: Annotated[int, typer.Option(min=13, help="ONNX opset.")] = 17,
     exporter: Annotated[str, typer.Option(help="auto (dynamo, falling back to torchscript), dynamo, torchscript.")] = (
@@ -77,7 +76,6 @@ def export_command(
 ) -> None:
     from edgecls.export.export_run import ExportOptions
     from edgecls.export.export_source import ExportSource, export_source
-    from edgecls.export.quant.distill_export import DistillOptions
     from edgecls.export.quant.options import Int8Images, QuantizeOptions
 
     options = ExportOptions(
@@ -99,7 +97,6 @@ def export_command(
         else None,
         int8_images=Int8Images(calib=calib, val=val),
         qat_epochs=qat,
-        distill=DistillOptions(mode=distill, time_budget=time_budget, progress=not json_out),
     )
     source = ExportSource(
         run=run, model=model, weights=weights, contract=contract_options, trust_checkpoint=trust_checkpoint

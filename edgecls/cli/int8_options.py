@@ -1,7 +1,7 @@
 """The int8 step's flags, declared once: ``edgecls quantize`` and ``edgecls export --quantize`` both take them.
 
 Only typer here (``edgecls --help`` stays torch-free); the values land in
-edgecls.export.quant.options.QuantizeOptions and edgecls.export.quant.distill_export.DistillOptions.
+edgecls.export.quant.options.QuantizeOptions.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ MaxDropOpt = Annotated[
 
 
 class AgreementOn(str, Enum):
-    """Where unlabelled validation images grade agreement (edgecls.export.quant.decisive.AGREEMENT_ON)."""
+    """Where unlabelled validation images grade agreement (edgecls.export.quant.grading.decisive.AGREEMENT_ON)."""
 
     decisive = "decisive"
     all = "all"
@@ -36,7 +36,7 @@ AgreementOnOpt = Annotated[
 
 
 class Reconstruct(str, Enum):
-    """When the int8 file's layers are reconstructed (edgecls.export.quant.reconstruct)."""
+    """When the int8 file's layers are reconstructed (edgecls.export.quant.repairs.reconstruct)."""
 
     auto = "auto"
     on = "on"
@@ -76,24 +76,13 @@ RequireVerifiedOpt = Annotated[
         "without it such a run exits 0 and says 'unverified'.",
     ),
 ]
-DistillOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--distill",
-        help="Learn int8 from the float torch model on the calibration images (no labels): auto = when "
-        "post-training int8 misses the budget (not with --allow-over-budget), on = always, off = never "
-        "(default: it is published only when it beats post-training on the held-out images, which it has not "
-        "yet done on a third-party depthwise model; quantize with --model: auto). distill_report.md puts both "
-        "side by side.",
-    ),
-]
 TimeBudgetOpt = Annotated[
     float,
     typer.Option(
         "--time-budget",
         min=1.0,
-        help="Seconds each int8 learning step may take: --distill learns until then; --reconstruct stops there "
-        "only as a safety cap (its work is counted, not timed) and then names the layers it left.",
+        help="Seconds --reconstruct may take: only a safety cap (its work is counted, not timed); when it bites "
+        "the report names the layers it left.",
     ),
 ]
-DEFAULT_TIME_BUDGET = 600.0  # = edgecls.export.quant.distill_export.DEFAULT_TIME_BUDGET (kept import-free here)
+DEFAULT_TIME_BUDGET = 600.0  # = QuantizeOptions.reconstruct_seconds (kept import-free here)

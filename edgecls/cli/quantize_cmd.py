@@ -1,4 +1,4 @@
-"""``edgecls quantize``: parses the flags into QuantizeFileOptions + TorchSource for export.quant.quantize_source.
+"""``edgecls quantize``: parses the flags into QuantizeFileOptions for export.quant.quantize_file.
 
 Only typer and the standard library are imported here; onnx/onnxruntime load inside the command body.
 """
@@ -33,9 +33,6 @@ The verdict prints the 95% interval of the drop. It is "unverified" when the hel
 the budget (one image is worth more than it, fp32 gets every labelled image right, or the interval is wider
 than the budget): the file is written, but nothing shows it is within budget.
 
-With --model FILE.py:FACTORY (the torch model MODEL was exported from, --weights for its state dict), int8
-that misses the budget is learned from the float model on the --calib images (--distill, --time-budget).
-
 Exit status: 0 within budget or unverified (4 with --require-verified), 3 over budget (nothing written at the
 int8 name unless --allow-over-budget), 2 could not run.
 
@@ -60,20 +57,13 @@ def quantize_command(
     out: OutDirOpt = None,
     calib_images: Annotated[int, typer.Option(min=1, help="Use at most this many calibration images.")] = 500,
     val_images: Annotated[int, typer.Option(min=1, help="Use at most this many validation images.")] = 1000,
-    torch_model: Annotated[
-        str | None,
-        typer.Option("--model", help="The torch model MODEL was exported from (FILE.py:FACTORY or module:FACTORY)."),
-    ] = None,
-    weights: Annotated[Path | None, typer.Option(help="State dict for --model.")] = None,
-    distill: int8.DistillOpt = None,
     time_budget: int8.TimeBudgetOpt = int8.DEFAULT_TIME_BUDGET,
     json_out: JsonOpt = False,
     *,
     contract_options: ContractOptions,
 ) -> None:
     from edgecls.export.quant.options import Int8Images, QuantizeOptions, user_cache_dir
-    from edgecls.export.quant.quantize_file import QuantizeFileOptions
-    from edgecls.export.quant.quantize_source import TorchSource, quantize_source
+    from edgecls.export.quant.quantize_file import QuantizeFileOptions, quantize_file
 
     options = QuantizeFileOptions(
         images=Int8Images(calib=calib, val=val, calib_images=calib_images, val_images=val_images),
@@ -90,10 +80,7 @@ def quantize_command(
             cache_dir=str(user_cache_dir()),
         ),
     )
-    torch_source = TorchSource(
-        model=torch_model, weights=weights, distill=distill, time_budget=time_budget, progress=not json_out
-    )
-    report = quantize_source(model, options, torch_source, progress_log(json_out))
+    report = quantize_file(model, options, progress_log(json_out))
     if json_out:
         typer.echo(json.dumps(report.to_dict()))
 

@@ -2,7 +2,7 @@
 
 Design. The int8 file QAT leads to must be the *same* static QDQ ONNX the post-training path writes, so that
 ``run``/``bench``/``info``, the accuracy budget, the fused-graph counts and the held-out grading apply to it
-unchanged. So QAT here changes only the float weights; the export side (``edgecls.export.quant.qat_export``) exports
+unchanged. So QAT here changes only the float weights; the export side (``edgecls.export.quant.repairs.qat``) exports
 them to fp32 ONNX and quantizes them with the existing ``quantize_static`` path and MinMax calibration on the
 same calibration images. For the fine-tuning to prepare the weights for exactly that quantization, the fake
 quantization in the loop simulates what onnxruntime will compute (``onnxruntime.quantization.quant_utils``:

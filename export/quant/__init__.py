@@ -1,15 +1,16 @@
 """int8 quantization of an ONNX classifier within an accuracy budget (``edgecls quantize``, ``export --quantize``).
 
-Where each part lives:
-- ``quantize_file``: the library twin of ``edgecls quantize`` (contract, images, search, files written);
-- ``pipeline``: ``quantize_model`` -- split the validation images, search, grade on held-out images, publish;
-- ``budget_search``: the int8 search -- recipes, bias correction, per-node sensitivity, nodes kept in float;
-- ``recipes``: the int8 recipe for the target device (``--target``);
-- ``static_quantizer``: onnxruntime's static QDQ quantization, prepared once and repeated per recipe;
-- ``bias_correction``, ``sensitivity``: graph-level repairs and measurements the search uses;
-- ``image_sets``: calibration and validation images through the runtime's preprocessing;
-- ``evaluate``: accuracy, agreement, logit error and latency of an int8 model against fp32;
-- ``fused_graph``: what onnxruntime really runs in int8 after its fusions;
-- ``frontier``, ``report``: the accuracy/speed frontier and the quantization report (JSON + Markdown);
-- ``options``: what the int8 step is asked to do (frozen; shared by ``quantize`` and ``export --quantize``).
+One pipeline (``pipeline.quantize_model``) of steps at the same level, each in its room:
+
+    recipes -> repairs -> float-node search -> choice and speed step -> verdict -> publish once
+
+- root: ``quantize_file`` (the model file, its contract and images: what ``edgecls quantize`` calls), ``pipeline``,
+  ``options`` (what the step is asked), ``recipes`` (what a candidate is, per target), ``repair_step`` (the repairs
+  and their one keep rule), ``reconstruct_cap``, ``report`` and ``report_files`` (built once, written once);
+- ``build/``: a recipe made into an int8 QDQ file (onnxruntime's static quantizer, activation statistics, ranges);
+- ``repairs/``: what changes a file to make it more accurate (bias correction, equalisation, layer-wise
+  reconstruction, quantization-aware fine-tuning);
+- ``search/``: trials measured and ranked on the search images, the float-node search, the choice, the speed step
+  and the timings it rests on;
+- ``grading/``: images, the held-out grade and the verdict, and what a written graph really runs.
 """

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgecls.export.metadata import read_contract_file
-from edgecls.export.quant.image_sets import ImageList, load_int8_images
+from edgecls.export.quant.grading.image_sets import ImageList, load_int8_images
 from edgecls.export.quant.options import Int8Images, QuantizeOptions
 from edgecls.export.quant.pipeline import quantize_model
 from edgecls.export.quant.report import QuantReport

@@ -29,19 +29,21 @@ class QuantRecipe:
     weight_type: str = "QInt8"
     reduce_range: bool = False
     per_channel: bool = True
-    # onnxruntime.quantization.CalibrationMethod member names, or "PerTensor" (quant_range_choice.py)
+    # onnxruntime.quantization.CalibrationMethod member names, or "PerTensor" (range_choice.py)
     calibrate_method: str = "MinMax"
     reason: str = ""
     nodes_to_exclude: tuple[str, ...] = field(default=())
-    bias_correction: bool = False  # empirical per-channel bias correction (bias_correction.py)
+    bias_correction: bool = False  # empirical per-channel bias correction (repairs/bias_correction.py)
     # With reduce_range: depthwise conv weights keep 8 bits. onnxruntime's depthwise kernels widen u8/s8 to
     # 16 bits before multiplying (no VPMADDUBSW pair sums), so only the GEMM-based convs need 7-bit weights.
     depthwise_full_range: bool = False
-    equalize: bool = False  # cross-layer equalisation of the float graph first (quant_equalize.py)
-    reconstruct: bool = False  # weights' rounding and biases learned layer by layer (reconstruct.py)
+    equalize: bool = False  # cross-layer equalisation of the float graph first (repairs/equalize.py)
+    reconstruct: bool = False  # weights' rounding and biases learned layer by layer (repairs/reconstruct.py)
     # Activations with zero point 0 (onnxruntime's ActivationSymmetric): the symmetric kernels of onnxruntime
-    # PR #9323 skip the zero-point terms; tried by the speed step (speed_step.py), kept only when faster.
+    # PR #9323 skip the zero-point terms; tried by the speed step (search/speed_step.py), kept only when faster.
     activation_symmetric: bool = False
+    # Quantize the QAT-fine-tuned float weights instead of the model's own (repairs/qat.py)
+    fine_tuned: bool = False
 
     def key(self) -> tuple[Any, ...]:
         """What makes two recipes the same model (the name and reason do not): no trial is run twice."""
@@ -57,6 +59,7 @@ class QuantRecipe:
             self.equalize,
             self.reconstruct,
             self.activation_symmetric,
+            self.fine_tuned,
         )
 
     def describe(self, kept_float: int | None = None) -> str:
@@ -74,6 +77,8 @@ class QuantRecipe:
             parts.append("reduce_range (depthwise 8-bit)" if self.depthwise_full_range else "reduce_range")
         if self.activation_symmetric:
             parts.append("symmetric activations")
+        if self.fine_tuned:
+            parts.append("QAT-fine-tuned weights")
         if self.equalize:
             parts.append("equalized")
         if self.bias_correction:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 import numpy as np
 import onnx
 
-from edgecls.export.quant.evaluate import relative_error
+from edgecls.export.quant.grading.evaluate import relative_error
 from edgecls.runtime.batched_inference import session_outputs
 
 #: Images per call of a float copy (a model with a fixed batch dimension gets its own size).

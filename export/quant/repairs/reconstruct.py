@@ -45,11 +45,11 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from edgecls.export.quant.adaround import FitSettings, adaround
-from edgecls.export.quant.layer_fit import LayerFit, LayerGeometry
-from edgecls.export.quant.layer_tensors import BATCH, GraphTensors, session
-from edgecls.export.quant.ordered_rounding import ordered_rounding
-from edgecls.export.quant.qdq_sites import node_attrs, quantized_sites, with_outputs
+from edgecls.export.quant.repairs.adaround import FitSettings, adaround
+from edgecls.export.quant.repairs.layer_fit import LayerFit, LayerGeometry
+from edgecls.export.quant.repairs.layer_tensors import BATCH, GraphTensors, session
+from edgecls.export.quant.repairs.ordered_rounding import ordered_rounding
+from edgecls.export.quant.repairs.qdq_sites import node_attrs, quantized_sites, with_outputs
 
 Log = Callable[[str], None]
 

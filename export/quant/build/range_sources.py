@@ -1,9 +1,9 @@
 """The float graphs and activation ranges every int8 trial starts from, computed once per quantization.
 
 A trial's recipe says which float graph is quantized (the pre-processed fp32 graph, or its cross-layer
-equalised copy, ``quant_equalize``) and how activation ranges are chosen (``MinMax`` over the calibration
-images, or ``PerTensor``: each tensor's best of MinMax and percentile clips, ``quant_range_choice``). All of
-them come from one pass of the float graph over the calibration images (``quant_activation_stats``): the
+equalised copy, ``repairs.equalize``) and how activation ranges are chosen (``MinMax`` over the calibration
+images, or ``PerTensor``: each tensor's best of MinMax and percentile clips, ``range_choice``). All of
+them come from one pass of the float graph over the calibration images (``activation_stats``): the
 equalised graph's ranges are the same per-channel extremes divided by the equalisation scales, so it is never
 calibrated again. The ranges reach ``quantize_static`` as its calibration cache file.
 """
@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from edgecls.export.quant.activation_stats import ActivationStats, collect_stats, write_range_cache
-from edgecls.export.quant.equalize import equalize, equalized_range, find_pairs, weight_range_spread
-from edgecls.export.quant.range_choice import choose_ranges
+from edgecls.export.quant.build.activation_stats import ActivationStats, collect_stats, write_range_cache
+from edgecls.export.quant.repairs.equalize import equalize, equalized_range, find_pairs, weight_range_spread
+from edgecls.export.quant.build.range_choice import choose_ranges
 
 #: Calibration methods computed here from the shared statistics (others go to onnxruntime's calibrators).
 OWN_METHODS = ("MinMax", "PerTensor")

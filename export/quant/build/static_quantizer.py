@@ -23,11 +23,12 @@ from typing import Any
 import numpy as np
 import onnx
 
-from edgecls.export.quant.bias_correction import correct_biases
-from edgecls.export.quant.image_sets import ImageList, evenly_spaced
-from edgecls.export.quant.range_sources import OWN_METHODS, TrialSources
+from edgecls.export.quant.repairs.bias_correction import correct_biases
+from edgecls.export.quant.grading.image_sets import ImageList, evenly_spaced
+from edgecls.export.quant.build.range_sources import OWN_METHODS, TrialSources
+from edgecls.export.quant.grading.fused_graph import SENSITIVE_OPS
 from edgecls.export.quant.recipes import QuantRecipe
-from edgecls.export.quant.reconstruct import ReconstructSettings, reconstruct_layers
+from edgecls.export.quant.repairs.reconstruct import ReconstructSettings, reconstruct_layers
 from edgecls.runtime.contract import ModelContract
 from edgecls.runtime.errors import EdgeclsError
 
@@ -35,23 +36,6 @@ CALIB_BATCH = 8
 CALIB_STRIDE = 8  # batches per collect_data() call: bounds memory (MobileNetV2 at 224 px: ~25 MB/image)
 BIAS_CORRECTION_IMAGES = 64  # calibration images whose per-channel output means drive bias correction
 
-#: Ops whose float fallback can change accuracy (compute ops); data-movement ops follow their neighbours.
-SENSITIVE_OPS = frozenset(
-    {
-        "Conv",
-        "ConvTranspose",
-        "Gemm",
-        "MatMul",
-        "Add",
-        "Mul",
-        "AveragePool",
-        "GlobalAveragePool",
-        "Concat",
-        "Sigmoid",
-        "HardSwish",
-        "HardSigmoid",
-    }
-)
 
 
 class QuantizationError(EdgeclsError):

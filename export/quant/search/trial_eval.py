@@ -20,15 +20,15 @@ from typing import Any
 import numpy as np
 import onnx
 
-from edgecls.export.quant.conv_counts import ConvCounts, conv_counts
-from edgecls.export.quant.evaluate import (
+from edgecls.export.quant.grading.conv_counts import ConvCounts, conv_counts
+from edgecls.export.quant.grading.evaluate import (
     Accuracy,
     int8_session_options,
     score_logits,
     scored_outcomes,
     session_latency_ms,
 )
-from edgecls.export.quant.fused_graph import count_fused_ops
+from edgecls.export.quant.grading.fused_graph import count_fused_ops
 from edgecls.runtime.batched_inference import fixed_batch_of, session_outputs
 
 BATCH = 64

@@ -22,7 +22,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from edgecls.export.quant.qdq_sites import with_outputs
+from edgecls.export.quant.repairs.qdq_sites import with_outputs
 
 BATCH = 16  # images per onnxruntime call
 
@@ -31,7 +31,7 @@ def session(model: bytes | onnx.ModelProto, precise: bool, threads: int) -> obje
     """An onnxruntime CPU session with ``threads`` intra-op threads that do not spin between calls."""
     import onnxruntime as ort
 
-    from edgecls.export.quant.evaluate import int8_session_options
+    from edgecls.export.quant.grading.evaluate import int8_session_options
 
     so = int8_session_options(precise)
     so.intra_op_num_threads = threads

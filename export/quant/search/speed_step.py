@@ -7,8 +7,8 @@ Candidates, each a change of the pick's recipe (issue 32):
   a whole kind of conv (depthwise, 1x1, ...) is slower in int8 in total, every conv of that kind;
 - what the int8 kernels may favour: s8s8 instead of u8s8 activations, and symmetric activations (zero point 0).
 A candidate is first quantized and timed against the pick (seconds); only one that is faster beyond noise is
-graded on the search images (``BudgetSearch.try_recipe``) and kept when it fits the budget. Accuracy stays the budget
-search's decision: the step never trades it away.
+graded on the search images (``TrialBench.try_recipe``) and kept when it fits the budget. Accuracy stays the budget's
+decision: the step never trades it away.
 
 What cannot win is not tried (so the step costs the demo's 32 px model nothing but its two profiles): a float
 candidate whose convs' whole int8 excess (the profiled int8 time above fp32's, before any boundary cost) is under
@@ -25,19 +25,17 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import onnx
 
-from edgecls.export.quant.fused_graph import int8_kernel_sources, optimized_graph
-from edgecls.export.quant.node_profile import ConvTime, compare, kind_totals, profile_nodes
-from edgecls.export.quant.paired_timing import MARGIN
+from edgecls.export.quant.build.static_quantizer import QuantizationError
+from edgecls.export.quant.grading.fused_graph import int8_kernel_sources, optimized_graph
 from edgecls.export.quant.recipes import QuantRecipe
-from edgecls.export.quant.static_quantizer import QuantizationError
+from edgecls.export.quant.search.node_profile import ConvTime, compare, kind_totals, profile_nodes
+from edgecls.export.quant.search.paired_timing import MARGIN
+from edgecls.export.quant.search.trials import Trial, TrialBench, acceptable, eligible
 from edgecls.runtime.cpu_isa import detect_isa
-
-if TYPE_CHECKING:
-    from edgecls.export.quant.budget_search import BudgetSearch, Trial
 
 #: A conv counts as slower in int8 only when its kernel takes this much longer than fp32's (profiler noise).
 SLOWER_BY = 1.10
@@ -130,7 +128,7 @@ def _kernel_candidates(recipe: QuantRecipe, float_path: Path) -> list[tuple[Quan
     return out
 
 
-def runs_float(search: BudgetSearch, recipe: QuantRecipe, kept: tuple[str, ...], scratch: Path) -> tuple[
+def runs_float(bench: TrialBench, recipe: QuantRecipe, kept: tuple[str, ...], scratch: Path) -> tuple[
     QuantRecipe | None, str
 ]:
     """``recipe`` written to ``scratch`` with only those of its float convs that onnxruntime really runs in float:
@@ -139,7 +137,7 @@ def runs_float(search: BudgetSearch, recipe: QuantRecipe, kept: tuple[str, ...],
     None when none of its convs can run float; what was dropped)."""
     dropped: set[str] = set()
     for _ in range(3):  # dropping one may expose another; a few rounds settle it
-        search.quantizer.quantize(recipe, scratch)
+        bench.quantize(recipe, scratch)
         again = set(recipe.nodes_to_exclude) & int8_kernel_sources(optimized_graph(scratch)) - set(kept)
         if not again:
             break
@@ -152,17 +150,19 @@ def runs_float(search: BudgetSearch, recipe: QuantRecipe, kept: tuple[str, ...],
     return recipe, note
 
 
-def _time_and_keep(search: BudgetSearch, step: SpeedStep, recipe: QuantRecipe, scratch: Path, why: str) -> None:
+def _time_and_keep(
+    bench: TrialBench, step: SpeedStep, recipe: QuantRecipe, scratch: Path, why: str, max_drop: float
+) -> None:
     """Time ``scratch`` (``recipe`` written) against the current pick; grade it only when faster; keep it when
     within budget and mostly int8. What it measured goes to ``step.notes``."""
-    r = search.ratio(scratch, step.pick.path)
+    r = bench.ratio(scratch, step.pick.path)
     what = f"{why}: {r.median:.2f}x the time of the pick (rounds {r.low:.2f}-{r.high:.2f})"
     if not r.a_faster():
         step.notes.append(f"{what}: {'slower' if r.b_faster() else 'not faster beyond noise'}, not kept")
         return
-    trial = search.try_recipe(recipe)
-    keep = search.acceptable(trial)
-    why_not = "mostly float" if trial.fusion["int8_fraction"] < search.min_int8_fraction else "over budget"
+    trial = bench.try_recipe(recipe)
+    keep = acceptable(trial, max_drop)
+    why_not = "over budget" if eligible(trial) else "mostly float"
     step.notes.append(
         f"{what}: faster; drop {trial.drop_points:+.2f} pts on the search images: "
         + ("kept" if keep else f"{why_not}, not kept")
@@ -171,12 +171,12 @@ def _time_and_keep(search: BudgetSearch, step: SpeedStep, recipe: QuantRecipe, s
         step.pick = trial
 
 
-def faster_int8(search: BudgetSearch, pick: Trial) -> SpeedStep:
+def faster_int8(bench: TrialBench, pick: Trial, max_drop: float) -> SpeedStep:
     """Try the speed candidates of ``pick`` (within budget) in turn; each is timed against the current pick: the
     float candidates of ``pick``, then the kernel options of what they left."""
-    assert search.fp32_path is not None
+    assert bench.fp32_path is not None
     step = SpeedStep(pick)
-    rows, convs = kind_table(pick.path, search.fp32_path)
+    rows, convs = kind_table(pick.path, bench.fp32_path)
     total_us = sum(r["int8_us"] for r in rows)
     for recipe, why, excess_us in _float_candidates(pick.recipe, rows, convs):
         if excess_us < MARGIN * total_us:
@@ -185,26 +185,26 @@ def faster_int8(search: BudgetSearch, pick: Trial) -> SpeedStep:
                 f"under the {MARGIN:.0%} noise margin"
             )
             continue
-        scratch = search.workdir / f"speed-{recipe.name}.onnx"
-        really, dropped = runs_float(search, recipe, pick.recipe.nodes_to_exclude, scratch)
+        scratch = bench.workdir / f"speed-{recipe.name}.onnx"
+        really, dropped = runs_float(bench, recipe, pick.recipe.nodes_to_exclude, scratch)
         if really is None:
             step.notes.append(f"{why}: not tried, {dropped}")
         else:
-            _time_and_keep(search, step, really, scratch, why + dropped)
-    for kernel, why in _kernel_candidates(step.pick.recipe, search.quantizer.pre_path):
+            _time_and_keep(bench, step, really, scratch, why + dropped, max_drop)
+    for kernel, why in _kernel_candidates(step.pick.recipe, bench.quantizer_for(step.pick.recipe).pre_path):
         if kernel is None:
             step.notes.append(why)
             continue
-        scratch = search.workdir / f"speed-{kernel.name}.onnx"
+        scratch = bench.workdir / f"speed-{kernel.name}.onnx"
         try:
-            search.quantizer.quantize(kernel, scratch)
+            bench.quantize(kernel, scratch)
         except QuantizationError as e:  # onnxruntime cannot write every type pair
             step.notes.append(f"{why}: not tried ({e})")
             continue
-        _time_and_keep(search, step, kernel, scratch, why)
+        _time_and_keep(bench, step, kernel, scratch, why, max_drop)
     if step.pick is not pick:  # the profile of what ships
-        rows, _ = kind_table(step.pick.path, search.fp32_path)
+        rows, _ = kind_table(step.pick.path, bench.fp32_path)
     step.kinds = rows
     for note in step.notes:
-        search.log(f"  speed: {note}")
+        bench.log(f"  speed: {note}")
     return step

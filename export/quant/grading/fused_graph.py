@@ -19,8 +19,23 @@ from typing import Any
 
 import onnx
 
-from edgecls.export.quant.static_quantizer import SENSITIVE_OPS
-
+#: Ops whose float fallback can change accuracy (compute ops); data-movement ops follow their neighbours.
+SENSITIVE_OPS = frozenset(
+    {
+        "Conv",
+        "ConvTranspose",
+        "Gemm",
+        "MatMul",
+        "Add",
+        "Mul",
+        "AveragePool",
+        "GlobalAveragePool",
+        "Concat",
+        "Sigmoid",
+        "HardSwish",
+        "HardSigmoid",
+    }
+)
 #: Ops whose second input is a weight tensor (dequantized from int8 when the op is quantized).
 WEIGHTED_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
 #: Weighted compute ops after onnxruntime's fusions: the work int8 is for.

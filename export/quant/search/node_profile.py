@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from edgecls.export.quant.fused_graph import source_node
+from edgecls.export.quant.grading.fused_graph import source_node
 
 #: Activations onnxruntime fuses into the conv before them (the NCHWc node is named after their output).
 _FUSED_ACTIVATIONS = frozenset({"Relu", "Clip", "LeakyRelu", "Sigmoid", "HardSigmoid", "Tanh"})
@@ -95,7 +95,7 @@ def profile_nodes(path: str | os.PathLike[str], calls: int = 30, warmup: int = 1
     median microseconds per call over ``calls`` profiled calls after ``warmup`` unprofiled ones."""
     import onnxruntime as ort
 
-    from edgecls.export.quant.paired_timing import bench_input, timing_threads
+    from edgecls.export.quant.search.paired_timing import bench_input, timing_threads
     from edgecls.runtime.providers.session import session_options
 
     source = onnx.load(str(path), load_external_data=False)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from edgecls.export.quant.layer_fit import LayerFit, Moments
+from edgecls.export.quant.repairs.layer_fit import LayerFit, Moments
 
 
 @dataclass(frozen=True)

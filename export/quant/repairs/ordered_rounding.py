@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from edgecls.export.quant.layer_fit import LayerFit, Moments
+from edgecls.export.quant.repairs.layer_fit import LayerFit, Moments
 
 DAMPING = 0.01  # share of H's mean diagonal added to its diagonal (GPTQ's default): H of dead inputs is singular
 

@@ -10,16 +10,11 @@ and "slower" is said only when most rounds put int8 behind fp32 by more than the
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from edgecls.export.quant.paired_timing import MARGIN, RUNS_PER_BLOCK, TimeRatio, time_ratio
+from edgecls.export.quant.search.paired_timing import MARGIN, RUNS_PER_BLOCK, TimeRatio, time_ratio
 from edgecls.runtime.latency import DEFAULT_WARMUP, LatencyStats
-
-if TYPE_CHECKING:
-    from edgecls.export.quant.budget_search import Trial
 
 FASTER = "faster"
 SAME = "no faster beyond noise"
@@ -104,31 +99,3 @@ def speed_vs_fp32(
     """``int8_path`` timed against ``fp32_path`` (``runs`` timed calls per block, ``warmup`` calls per session)."""
     return SpeedVsFp32(time_ratio(int8_path, fp32_path, runs=runs, warmup=warmup))
 
-
-def offer_instead(
-    pick: Trial,
-    speed: SpeedVsFp32,
-    others: list[Trial],
-    eligible: list[Trial],
-    versus_fp32: Callable[[Path], SpeedVsFp32],
-) -> tuple[Trial, SpeedVsFp32, str]:
-    """Over budget, ``pick`` (the most accurate) runs slower than fp32 (``speed``): the most accurate of the
-    other fused graphs (``others``, most accurate first) that interleaved timing (``versus_fp32``) does not find
-    slower than fp32, else the frontier's fastest point. Returns (new pick, its speed against fp32, what was said).
-    """
-    said = (
-        f"the most accurate int8 model ({pick.label}, drop {pick.drop_points:+.2f}) runs at {speed.line()}: "
-        "slower than fp32, so never the answer; offered instead: "
-    )
-    for other in others:  # a graph as fast as another is no reason to ship its least accurate weights
-        theirs = versus_fp32(other.path)
-        if not theirs.slower:
-            faster = f"{other.label} (drop {other.drop_points:+.2f}, {theirs.line()})"
-            return other, theirs, f"{said}the most accurate trial no slower than fp32, {faster}"
-    fastest = min(eligible, key=lambda t: t.latency_p50_ms)
-    return (
-        fastest,
-        speed if fastest is pick else versus_fp32(fastest.path),
-        f"{said}no other graph is faster than fp32; the frontier's fastest point, {fastest.label} "
-        f"(drop {fastest.drop_points:+.2f})",
-    )

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecls.export.quant.qdq_sites import channel_shape, node_attrs
+from edgecls.export.quant.repairs.qdq_sites import channel_shape, node_attrs
 
 CHUNK = 8  # images per torch pass over whole maps (moments, errors, bias)
 #: Output positions per group that the moments of a layer see at least (all of them when there are fewer, and 64

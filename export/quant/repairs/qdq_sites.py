@@ -1,7 +1,7 @@
 """Where a QDQ graph's quantized layers are, and how to read them: the Conv/Gemm nodes whose weight and int32
 bias come through DequantizeLinear of initializers, their float values, and a copy of a graph that also
-outputs inner tensors. Shared by the passes that edit those initializers in place (``bias_correction``,
-``reconstruct``).
+outputs inner tensors. Shared by the passes that edit those initializers in place (``repairs.bias_correction``,
+``repairs.reconstruct``).
 """
 
 from __future__ import annotations

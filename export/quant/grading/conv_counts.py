@@ -17,7 +17,7 @@ from typing import Any
 
 import onnx
 
-from edgecls.export.quant.fused_graph import (
+from edgecls.export.quant.grading.fused_graph import (
     WEIGHTED_OPS,
     count_fused_ops,
     float_compute_nodes,

@@ -24,7 +24,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from edgecls.export.quant.qdq_sites import dequantize, node_attrs, quantized_sites, with_outputs
+from edgecls.export.quant.repairs.qdq_sites import dequantize, node_attrs, quantized_sites, with_outputs
 
 BATCH = 8
 
