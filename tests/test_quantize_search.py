@@ -44,7 +44,7 @@ def test_budget_search_keeps_the_responsible_nodes_in_float(outlier_model, tmp_p
     assert saved["nodes_kept_float"] == list(report.nodes_kept_float)
     assert "within budget" in (tmp_path / "q" / "quantization_report.md").read_text()
     assert any("sensitivity" in m for m in messages)
-    # every repair was measured, each kept or not by what it measured
+    # every repair was measured, each kept or not by what it measured (no QAT: not an edgecls run)
     assert [n.split(" ")[0] for n in report.repairs[:3]] == ["bias", "cross-layer", "per-tensor"]
     # post-training missed the budget, so layer-wise reconstruction ran (auto); the nodes kept float were searched
     # from the recipe without it, ranked by their sensitivity in that graph

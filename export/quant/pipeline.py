@@ -9,8 +9,8 @@ call, with the images already loaded. The validation images are split (seeded, d
 status come from the held-out part, the report gives both.
 
 1. recipes: the target's recipes (``recipes.candidate_recipes``), each quantized (``build``) and measured;
-2. repairs (``repair_step``): bias correction, equalisation, per-tensor ranges, QAT (an edgecls run with
-   ``--qat``), layer-wise reconstruction, each kept only when it measures better (one keep rule);
+2. repairs (``repair_step``): QAT (an edgecls run with ``--qat``), bias correction, equalisation, per-tensor
+   ranges, layer-wise reconstruction, each kept only when it measures better (one keep rule);
 3. float-node search (``search.float_nodes``): over budget, the fewest nodes kept in float that fit;
 4. choice (``search.choice``) and, within budget, the speed step (``search.speed_step``: float where int8 is
    slower per node), with the pick's one timing against fp32;

@@ -2,12 +2,12 @@
 images, by one keep rule (``search.trials.better``) for all of them.
 
 In order, each tried on the best so far:
-1. bias correction (``repairs.bias_correction``): the mean error of the rounded weights folded into the biases;
-2. cross-layer equalisation (``repairs.equalize``) of conv pairs before quantizing;
-3. a per-tensor choice of calibration method (``build.range_choice``: MinMax or a percentile clip per tensor);
-4. quantization-aware fine-tuning (``repairs.qat``), when an edgecls run's checkpoint and labelled training split
-   are at hand (``--qat EPOCHS``) and the best still misses the budget: the fine-tuned weights quantized with the
-   recipe QAT simulated;
+1. quantization-aware fine-tuning (``repairs.qat``), when an edgecls run's checkpoint and labelled training split
+   are at hand (``--qat EPOCHS``) and the best recipe misses the budget: the fine-tuned weights quantized with the
+   recipe QAT simulated. First, because it changes the weights every later repair works on;
+2. bias correction (``repairs.bias_correction``): the mean error of the rounded weights folded into the biases;
+3. cross-layer equalisation (``repairs.equalize``) of conv pairs before quantizing;
+4. a per-tensor choice of calibration method (``build.range_choice``: MinMax or a percentile clip per tensor);
 5. layer-wise reconstruction (``repairs.reconstruct``) of the best: ``auto`` when it still misses the budget,
    ``on``, ``off``.
 None of them learns from the search images (bias correction, equalisation, the ranges and reconstruction learn
@@ -82,18 +82,17 @@ def repair(
 ) -> Repaired:
     """Try each repair on ``best`` (see the module docstring); ``reconstruct``: auto | on | off; ``qat``: the run to
     fine-tune and the target it is made for (None: no QAT)."""
-    notes = []
+    notes, training = [], None
+    if qat is not None and (qat[0].always or not fits(best, max_drop)):
+        recipe, training = _fine_tuned(bench, *qat)
+        best, note = _keep_better(bench, best, f"QAT ({qat[0].epochs} epochs)", recipe)
+        notes.append(note)
     for what, suffix, change in (
         ("bias correction", "bc", {"bias_correction": True}),
         ("cross-layer equalisation", "eq", {"equalize": True}),
         ("per-tensor calibration method", "pt", {"calibrate_method": "PerTensor"}),
     ):
         best, note = _keep_better(bench, best, what, _variant(best.recipe, suffix, **change))
-        notes.append(note)
-    training = None
-    if qat is not None and (qat[0].always or not fits(best, max_drop)):
-        recipe, training = _fine_tuned(bench, *qat)
-        best, note = _keep_better(bench, best, f"QAT ({qat[0].epochs} epochs)", recipe)
         notes.append(note)
     base = best
     if reconstruct == "on" or (reconstruct == "auto" and not fits(best, max_drop)):
