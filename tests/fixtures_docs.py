@@ -314,8 +314,12 @@ def dotted_name_exists(dotted: str) -> bool:
     return False
 
 
+# A test named in a code span (`test_x`, `test_x[2-130]`); `test_eval_refuses_...` abbreviates a family.
+_TEST_NAME = re.compile(r"(?<![\w/.])(test_[a-z0-9_]+)(?![\w.])")
+
+
 def cited_names(md: Path) -> Iterator[tuple[str, str]]:
-    """(kind, name) for every repository path, bare `*.py` file name and `edgecls.x.y` name a page cites."""
+    """(kind, name) for every repository path, bare `*.py` file name, `edgecls.x.y` name and test a page cites."""
     text = md.read_text(encoding="utf-8")
     text = _LINK.sub(lambda m: m.group(0).split("](")[0], text)  # links are test_every_relative_link_resolves'
     for m in _PATH.finditer(text):
@@ -324,6 +328,16 @@ def cited_names(md: Path) -> Iterator[tuple[str, str]]:
         yield "file", m.group(1)
     for m in _DOTTED.finditer(text):
         yield "module", m.group(1)
+    for span in _INLINE.findall(strip_fences(text)):
+        yield from (("test", m.group(1)) for m in _TEST_NAME.finditer(span) if not span[m.end():].startswith("..."))
+
+
+@cache
+def _test_functions() -> frozenset[str]:
+    return frozenset(
+        name for p in (REPO / "tests").rglob("*.py")
+        for name in re.findall(r"^\s*(?:async )?def (test_\w+)", p.read_text(encoding="utf-8"), re.M)
+    )
 
 
 def cited_name_is_real(kind: str, name: str) -> bool:
@@ -331,6 +345,8 @@ def cited_name_is_real(kind: str, name: str) -> bool:
         return path_exists(name)
     if kind == "file":
         return name in _repo_basenames() or name in FOREIGN_FILES
+    if kind == "test":
+        return name in _test_functions()
     return name in NOT_MODULES or dotted_name_exists(name)
 
 

@@ -6,8 +6,9 @@ describe their scripts' flags). Each relative link must name a file of the repos
 heading of that file); each ``edgecls COMMAND --option`` shown in a code block or an inline code span must name a
 real command and options that command really takes, never an old spelling kept only for one release
 (edgecls/cli/renamed_flags.py); each default stated for a flag must be the default typer declares; each
-repository path, ``*.py`` file and ``edgecls.x.y`` name must exist; and docs/layout.md's tree must name every
-Python package. The readers are in tests/fixtures_docs.py; the last tests break a page on purpose for each check.
+repository path, ``*.py`` file, ``edgecls.x.y`` name and test function named must exist; and docs/layout.md's
+tree must name every Python package. The readers are in tests/fixtures_docs.py; the last tests break a page on
+purpose for each check.
 """
 
 from __future__ import annotations
@@ -193,12 +194,14 @@ def test_the_name_checks_catch_what_does_not_exist(tmp_path: Path) -> None:
         "`decisive.py`, `edgecls.runtime.run.main.run(RunOptions(...))`, `edgecls.runtime.Classifier`, "
         "`edgecls.runtime.contract.ModelContract.from_json`, the `edgecls.contract` key.\n"
         "Gone: `runtime/output.py`, `quant_equalize.py`, `edgecls.export.export_checkpoint`, "
-        "`edgecls.runtime.bench.nothing`, benchmarks/results/serve_{reload,gone}_intel-xeon_*.json.\n",
+        "`edgecls.runtime.bench.nothing`, benchmarks/results/serve_{reload,gone}_intel-xeon_*.json, "
+        "`test_gone_away`; real tests: `test_signal_stops_a_live_run_cleanly[2-130]`, `test_eval_refuses_...`.\n",
         encoding="utf-8",
     )
     assert unknown_names(page) == [
         "file quant_equalize.py", "module edgecls.export.export_checkpoint", "module edgecls.runtime.bench.nothing",
         "path benchmarks/results/serve_{reload,gone}_intel-xeon_*.json", "path runtime/output.py",
+        "test test_gone_away",
     ]
 
 
