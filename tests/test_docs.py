@@ -40,8 +40,6 @@ from fixtures_docs import (
 
 from edgecls.cli.renamed_flags import RENAMES, Rename
 
-_IDS = {"ids": lambda p: p.relative_to(REPO).as_posix()}
-
 
 def broken_links(md: Path) -> list[str]:
     broken = []
@@ -104,28 +102,23 @@ def unknown_names(md: Path) -> list[str]:
     return sorted({f"{kind} {name}" for kind, name in cited_names(md) if not cited_name_is_real(kind, name)})
 
 
-@pytest.mark.parametrize("md", DOC_FILES, **_IDS)
-def test_every_relative_link_resolves(md: Path) -> None:
-    broken = broken_links(md)
-    assert not broken, f"{md.relative_to(REPO)}: " + "; ".join(broken)
+# What each page must not contain, by check: links that resolve nowhere, commands or options that do not exist (or
+# are old spellings), defaults that are not the CLI's (pages about the CLI only), names of things that do not exist.
+CHECKS = {
+    "links-resolve": (DOC_FILES, broken_links),
+    "commands-and-options-exist": (DOC_FILES, wrong_commands),
+    "defaults-are-the-clis": (USER_PAGES, wrong_defaults),
+    "cited-names-exist": (DOC_FILES, unknown_names),
+}
 
 
-@pytest.mark.parametrize("md", DOC_FILES, **_IDS)
-def test_every_command_and_option_shown_exists(md: Path) -> None:
-    wrong = wrong_commands(md)
-    assert not wrong, f"{md.relative_to(REPO)}:\n" + "\n".join(wrong)
-
-
-@pytest.mark.parametrize("md", USER_PAGES, **_IDS)
-def test_every_default_stated_for_a_flag_is_the_clis(md: Path) -> None:
-    wrong = wrong_defaults(md)
-    assert not wrong, f"{md.relative_to(REPO)}:\n" + "\n".join(wrong)
-
-
-@pytest.mark.parametrize("md", DOC_FILES, **_IDS)
-def test_every_module_file_and_path_cited_exists(md: Path) -> None:
-    unknown = unknown_names(md)
-    assert not unknown, f"{md.relative_to(REPO)} cites what does not exist: " + "; ".join(unknown)
+@pytest.mark.parametrize(
+    ("check", "md"), [(c, md) for c, (pages, _) in CHECKS.items() for md in pages],
+    ids=lambda x: x.relative_to(REPO).as_posix() if isinstance(x, Path) else x,
+)
+def test_every_page_says_only_what_is_true(check: str, md: Path) -> None:
+    problems = CHECKS[check][1](md)
+    assert not problems, f"{md.relative_to(REPO)}: {check}, not so:\n" + "\n".join(problems)
 
 
 def test_layout_names_every_python_package() -> None:
