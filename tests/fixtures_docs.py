@@ -321,7 +321,7 @@ _TEST_NAME = re.compile(r"(?<![\w/.])(test_[a-z0-9_]+)(?![\w.])")
 def cited_names(md: Path) -> Iterator[tuple[str, str]]:
     """(kind, name) for every repository path, bare `*.py` file name, `edgecls.x.y` name and test a page cites."""
     text = md.read_text(encoding="utf-8")
-    text = _LINK.sub(lambda m: m.group(0).split("](")[0], text)  # links are test_every_relative_link_resolves'
+    text = _LINK.sub(lambda m: m.group(0).split("](")[0], text)  # links are checked as links
     for m in _PATH.finditer(text):
         yield "path", m.group(1).rstrip(".,")
     for m in _BARE_PY.finditer(text):
