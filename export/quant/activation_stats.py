@@ -7,7 +7,7 @@ the float graph with every activation tensor exposed as an output gives, per ten
 - per-channel minimum and maximum (axis 1 of 4-D tensors; a single channel otherwise), exact over all images:
   the MinMax range of the tensor is their min/max, and the range after equalisation divides channel c by s_c;
 - a strided sample of its values (``SAMPLE_PER_IMAGE`` per image): enough for percentile ranges and for the
-  quantization error of a candidate range (``quant_range_choice``).
+  quantization error of a candidate range (``range_choice``).
 
 The ranges are handed to ``onnxruntime.quantization.quantize_static`` through its calibration cache file, so
 onnxruntime's own calibrator (one session and one pass per calibration method) is not run at all.

@@ -4,7 +4,7 @@ clip) whose 8-bit quantization reproduces that tensor best on the calibration im
 One global method loses where tensors differ: a percentile clip helps a tensor with a few outliers (its range
 spends the 256 levels on values that almost never occur) and hurts one whose extreme values carry the signal
 (a clipped ReLU6 channel or a residual sum). So each tensor's candidates are scored by the mean squared error
-of asymmetric uint8 fake quantization on that tensor's calibration sample (``quant_activation_stats``), the
+of asymmetric uint8 fake quantization on that tensor's calibration sample (``activation_stats``), the
 same criterion TensorRT's and NNCF's MSE range estimators use, and the best is kept. onnxruntime's Entropy
 calibration is not among the candidates: its histogram pass over every tensor is slower than the whole
 2-minute budget on two cores.

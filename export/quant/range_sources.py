@@ -1,9 +1,9 @@
 """The float graphs and activation ranges every int8 trial starts from, computed once per quantization.
 
 A trial's recipe says which float graph is quantized (the pre-processed fp32 graph, or its cross-layer
-equalised copy, ``quant_equalize``) and how activation ranges are chosen (``MinMax`` over the calibration
-images, or ``PerTensor``: each tensor's best of MinMax and percentile clips, ``quant_range_choice``). All of
-them come from one pass of the float graph over the calibration images (``quant_activation_stats``): the
+equalised copy, ``equalize``) and how activation ranges are chosen (``MinMax`` over the calibration
+images, or ``PerTensor``: each tensor's best of MinMax and percentile clips, ``range_choice``). All of
+them come from one pass of the float graph over the calibration images (``activation_stats``): the
 equalised graph's ranges are the same per-channel extremes divided by the equalisation scales, so it is never
 calibrated again. The ranges reach ``quantize_static`` as its calibration cache file.
 """

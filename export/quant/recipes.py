@@ -29,7 +29,7 @@ class QuantRecipe:
     weight_type: str = "QInt8"
     reduce_range: bool = False
     per_channel: bool = True
-    # onnxruntime.quantization.CalibrationMethod member names, or "PerTensor" (quant_range_choice.py)
+    # onnxruntime.quantization.CalibrationMethod member names, or "PerTensor" (range_choice.py)
     calibrate_method: str = "MinMax"
     reason: str = ""
     nodes_to_exclude: tuple[str, ...] = field(default=())
@@ -37,7 +37,7 @@ class QuantRecipe:
     # With reduce_range: depthwise conv weights keep 8 bits. onnxruntime's depthwise kernels widen u8/s8 to
     # 16 bits before multiplying (no VPMADDUBSW pair sums), so only the GEMM-based convs need 7-bit weights.
     depthwise_full_range: bool = False
-    equalize: bool = False  # cross-layer equalisation of the float graph first (quant_equalize.py)
+    equalize: bool = False  # cross-layer equalisation of the float graph first (equalize.py)
     reconstruct: bool = False  # weights' rounding and biases learned layer by layer (reconstruct.py)
     # Activations with zero point 0 (onnxruntime's ActivationSymmetric): the symmetric kernels of onnxruntime
     # PR #9323 skip the zero-point terms; tried by the speed step (speed_step.py), kept only when faster.
