@@ -19,7 +19,7 @@ from edgecls.export.quant.paired_timing import MARGIN, RUNS_PER_BLOCK, TimeRatio
 from edgecls.runtime.latency import DEFAULT_WARMUP, LatencyStats
 
 if TYPE_CHECKING:
-    from edgecls.export.quant.budget_search import Trial
+    from edgecls.export.quant.trial_eval import Trial
 
 FASTER = "faster"
 SAME = "no faster beyond noise"
