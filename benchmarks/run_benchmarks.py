@@ -58,7 +58,7 @@ DATA_SPEC = "builtin:shapes"
 def _shapes_inputs(img_size: int, n: int, contract: Any) -> np.ndarray:
     """``float32[n, 3, S, S]``: builtin:shapes training images through the runtime's preprocessing."""
     from edgecls.data.load import load_data
-    from edgecls.runtime.preprocess import preprocess_batch
+    from edgecls.runtime.inference.preprocess import preprocess_batch
 
     train = load_data(DATA_SPEC, seed=0).train
     idx = np.linspace(0, len(train) - 1, n).astype(int)
@@ -72,7 +72,7 @@ def random_checkpoint(arch: str, img_size: int, out: Path, bn_images: int = 256)
 
     from edgecls.data.builtin import SHAPE_CLASSES
     from edgecls.models.registry import arch_kwargs, build_model
-    from edgecls.runtime.contract import ModelContract
+    from edgecls.runtime.contract.model_contract import ModelContract
     from edgecls.training.checkpoint import save_checkpoint
 
     torch.manual_seed(0)

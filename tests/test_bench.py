@@ -129,8 +129,8 @@ def test_provider_listed_but_running_no_node_counts_as_fallback(bench_models):
 
 
 def test_end_to_end_stages_and_top1_accuracy(bench_models, tmp_path):
-    from edgecls.runtime.decode import decode_image
-    from edgecls.runtime.preprocess import preprocess_batch
+    from edgecls.runtime.images.decode import decode_image
+    from edgecls.runtime.inference.preprocess import preprocess_batch
     from edgecls.runtime.providers.session import create_session
 
     data = tmp_path / "data"

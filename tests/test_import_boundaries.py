@@ -41,7 +41,7 @@ def _loaded_after(modules: list[str]) -> list[str]:
          "edgecls.runtime.batch.writers", "edgecls.runtime.batch.inputs", "edgecls.runtime.batch.classify",
          "edgecls.cli.batch_cmd"],
         # bench and int8 evaluation time through the core's one timing loop
-        ["edgecls.runtime.latency", "edgecls.runtime.bench.benchmark"],
+        ["edgecls.runtime.inference.latency", "edgecls.runtime.bench.benchmark"],
     ],
     ids=["serve", "batch", "bench"],
 )

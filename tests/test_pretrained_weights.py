@@ -116,8 +116,8 @@ def test_efficientnet_lite0_equals_the_reference_model_with_the_real_weights() -
     import cv2
     import skimage.data
 
-    from edgecls.runtime.contract import ModelContract
-    from edgecls.runtime.preprocess import preprocess_batch
+    from edgecls.runtime.contract.model_contract import ModelContract
+    from edgecls.runtime.inference.preprocess import preprocess_batch
 
     fields = architecture("efficientnet_lite0").contract.fields()  # the spec's partial contract
     contract = ModelContract(labels=[str(i) for i in range(1000)], **fields)

@@ -25,8 +25,8 @@ from edgecls.export.quant.pipeline import quantize_model
 from edgecls.export.quant.recipes import QuantRecipe
 from edgecls.export.quant.static_quantizer import StaticQuantizer
 from edgecls.export.quant.trial_eval import Trial, clearly_less_accurate
-from edgecls.runtime.contract import ModelContract
-from edgecls.runtime.latency import LatencyStats
+from edgecls.runtime.contract.model_contract import ModelContract
+from edgecls.runtime.inference.latency import LatencyStats
 
 CONTRACT = ModelContract(labels=("a", "b", "c", "d"), input_size=(32, 32), resize_mode="stretch")
 

@@ -50,8 +50,8 @@ from edgecls.export.quant.speed_vs_fp32 import SpeedVsFp32, offer_instead
 from edgecls.export.quant.static_quantizer import StaticQuantizer, float_units, quantized_compute_nodes
 from edgecls.export.quant.trial_eval import Trial, clearly_less_accurate, measure_trial
 from edgecls.export.quant.verdict import within_budget
-from edgecls.runtime.latency import DEFAULT_WARMUP
-from edgecls.runtime.scores import top1_accuracy
+from edgecls.runtime.inference.latency import DEFAULT_WARMUP
+from edgecls.runtime.inference.scores import top1_accuracy
 
 Log = Callable[[str], None]
 

@@ -28,7 +28,7 @@ from edgecls.runtime.bench.rows import BenchError, BenchResult, BenchTarget
 from edgecls.runtime.bench.run_split import run_test_split
 from edgecls.runtime.bench.sweep import ProgressFn, run_benchmark
 from edgecls.runtime.bench.targets import expand_models, exported_from, model_targets, sorted_targets
-from edgecls.runtime.latency import DEFAULT_WARMUP
+from edgecls.runtime.inference.latency import DEFAULT_WARMUP
 
 #: ``--spin`` values -> the spinning settings measured.
 SPIN_MODES: dict[str, tuple[bool, ...]] = {"off": (False,), "on": (True,), "both": (False, True)}

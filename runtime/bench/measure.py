@@ -1,7 +1,7 @@
 """Measuring one configuration: load through the target's loader, warm up, time, compare, run end to end.
 
 Runs in the bench's child process (:mod:`edgecls.runtime.bench.child`), or in-process with ``isolate=False``.
-The timing loop is :mod:`edgecls.runtime.latency`; the end-to-end pass
+The timing loop is :mod:`edgecls.runtime.inference.latency`; the end-to-end pass
 :mod:`edgecls.runtime.bench.end_to_end`; the agreement check :mod:`edgecls.runtime.bench.agreement`.
 Input: ``float32[batch, 3, h, w]`` standard-normal noise (``float16`` for fp16-input models), created once.
 """
@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from edgecls.runtime.batched_inference import fixed_batch_of
 from edgecls.runtime.bench.end_to_end import end_to_end
 from edgecls.runtime.bench.rows import BenchError, BenchRow, BenchTarget, LoadedRunner
-from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.contract.model_contract import ModelContract
 from edgecls.runtime.errors import EdgeclsError
-from edgecls.runtime.latency import LatencyStats, time_calls, warm_up
+from edgecls.runtime.inference.batched_inference import fixed_batch_of
+from edgecls.runtime.inference.latency import LatencyStats, time_calls, warm_up
 from edgecls.runtime.providers.engine_errors import short_engine_message
 
 

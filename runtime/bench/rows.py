@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from edgecls.runtime.bench.env import Environment
-from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.contract.model_contract import ModelContract
 from edgecls.runtime.errors import EdgeclsError
 
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ What the numbers mean:
   ``getrusage`` ``ru_maxrss`` where there is no /proc) belongs to this configuration alone. The model file itself
   is in the OS page cache after the first configuration, so cold start means "new process", not "cold disk".
   ``isolate=False`` measures in-process instead (faster, for debugging; memory then is cumulative).
-- Latency (:mod:`edgecls.runtime.latency`): ``warmup`` untimed calls (the first one timed separately as
+- Latency (:mod:`edgecls.runtime.inference.latency`): ``warmup`` untimed calls (the first one timed separately as
   ``first_run_ms``), then ``runs`` timed calls, or calls until ``time_budget`` seconds are spent (at least
   ``MIN_RUNS``). Latency is per call (the whole batch); throughput is ``batch * calls / total time`` in images/s.
 - End-to-end mode (``data_dir`` or ``e2e``, :mod:`edgecls.runtime.bench.end_to_end`): every image through decode
@@ -42,9 +42,9 @@ from edgecls.runtime.bench.images import bench_images
 from edgecls.runtime.bench.measure import measure
 from edgecls.runtime.bench.rows import BenchError, BenchResult, BenchRow, BenchTarget, compute_ratios
 from edgecls.runtime.bench.targets import expand_providers, model_targets, provider_display
-from edgecls.runtime.int8_notices import int8_notices
-from edgecls.runtime.latency import DEFAULT_RUNS, DEFAULT_WARMUP
-from edgecls.runtime.notice_memory import first_time
+from edgecls.runtime.inference.latency import DEFAULT_RUNS, DEFAULT_WARMUP
+from edgecls.runtime.terminal.int8_notices import int8_notices
+from edgecls.runtime.terminal.notice_memory import first_time
 
 ProgressFn = Callable[[int, int, str], None]  # (configurations done, total, what runs next)
 

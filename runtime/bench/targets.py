@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from edgecls.runtime.bench.rows import BenchTarget
-from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.contract.model_contract import ModelContract
 from edgecls.runtime.errors import EdgeclsError
 
 _VARIANT_RE = re.compile(r"(?:^|[._-])(int8|uint8|qdq|quant(?:ized)?|fp16|float16|half|fp32|float32)$", re.I)
@@ -121,7 +121,7 @@ def family_of(path: Path) -> str:
 
 def inspect_model(path: str | os.PathLike[str]) -> BenchTarget:
     """A :class:`BenchTarget` for one ONNX file (contract, variant, family, size) or its ``load_error``."""
-    from edgecls.runtime.contract import contract_from_metadata
+    from edgecls.runtime.contract.model_contract import contract_from_metadata
     from edgecls.runtime.providers.session import create_session
 
     p = Path(path)

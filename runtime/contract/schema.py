@@ -14,7 +14,7 @@ Cross-field rules (unique labels, float32-finite normalisation) stay in :class:`
 
 Text is printed: labels on every result row, provenance by ``edgecls info`` and ``selftest``. A control character
 (C0, DEL, C1: ESC sequences, newlines) in a label or in any string of ``provenance`` (keys included) is refused
-like any other malformed field; what is accepted is still shown through :mod:`edgecls.runtime.terminal_text`.
+like any other malformed field; what is accepted is still shown through :mod:`edgecls.runtime.terminal.text`.
 """
 
 from __future__ import annotations
@@ -168,7 +168,7 @@ def validate_contract_dict(raw: object) -> ContractDoc:
         raise ContractError(f"invalid model contract: nested more than the {MAX_NESTING} levels allowed") from None
     if where:
         # The key path is the file's own text: made visible, so the refusal stays one printable line.
-        from edgecls.runtime.terminal_text import plain
+        from edgecls.runtime.terminal.text import plain
 
         raise ContractError(f"invalid model contract: {plain(where)}: {_CONTROL_REFUSAL}")
     return doc

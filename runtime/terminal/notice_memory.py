@@ -1,7 +1,7 @@
 """Which notices about a model file this user has been told: each is printed once per file, not on every start.
 
 A service restarted by systemd, a cron job or a shell loop used to print an int8 file's ~400-character verdict
-on every start, and nothing could stop it. Now a :class:`~edgecls.runtime.int8_notices.ModelNotice` is printed
+on every start, and nothing could stop it. Now a :class:`~edgecls.runtime.terminal.int8_notices.ModelNotice` is printed
 the first time this user meets that file (``run``, ``serve``, ``selftest``, ``bench``, ``eval``, ``batch``) and
 remembered by the file's SHA-256, so a renamed or copied file is the same file and a re-exported one is a new
 one. ``edgecls info MODEL`` always shows the notices in full; ``edgecls info MODEL --acknowledge`` records them
@@ -26,7 +26,7 @@ from typing import Any
 
 from edgecls.runtime.atomic import atomic_write_text
 from edgecls.runtime.errors import EdgeclsError
-from edgecls.runtime.int8_notices import ModelNotice
+from edgecls.runtime.terminal.int8_notices import ModelNotice
 
 SHOWN, ACKNOWLEDGED = "shown", "acknowledged"
 

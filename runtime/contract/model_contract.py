@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from edgecls.runtime.contract_schema import (
+from edgecls.runtime.contract.schema import (
     MAX_MAGNITUDE,
     SCHEMA_VERSION,
     doc_fields,
