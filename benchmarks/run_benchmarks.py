@@ -299,7 +299,6 @@ def write_results(
     """The JSON/Markdown/PNG of the repeats measured so far (rewritten after every repeat)."""
     rows = median_rows(repeats)
     result = BenchResult(collect_environment(), rows, repeats[0].settings)
-    result.environment.bench_settings = result.settings
     stab = stability(repeats)
     head = headline(rows, families, stab)
     base = args.out / f"bench_{environment_slug(result.environment)}"

@@ -12,7 +12,7 @@ import datetime as _dt
 import os
 import platform
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -95,7 +95,6 @@ class Environment:
     timestamp: str  # UTC, ISO 8601
     #: cpu_isa's verdict on the int8 kernels: x86-vnni, x86-avx2 (products saturate), arm-dotprod, arm, ...
     int8_isa: str | None = None
-    bench_settings: dict[str, Any] = field(default_factory=dict)  # filled by run_benchmark (threads, spinning..)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
