@@ -37,7 +37,7 @@ RUNTIME_ROOMS: list[set[str]] = [
     {"inference"},
     {"contract", "images", "providers"},
     {"terminal"},
-    {"atomic", "cpu_isa", "accuracy_budget"},
+    {"atomic", "cpu_isa", "accuracy_budget", "file_digest"},
     {"errors"},
 ]
 

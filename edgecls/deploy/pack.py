@@ -39,9 +39,10 @@ from edgecls.runtime.atomic import atomic_write_text
 from edgecls.runtime.contract.model_contract import contract_from_metadata
 from edgecls.runtime.cpu_isa import IsaProfile, target_mismatch
 from edgecls.runtime.device.golden_file import find_golden, read_golden
-from edgecls.runtime.device.manifest import ServiceEntry, ServiceKind, check_model_name, sha256_file
+from edgecls.runtime.device.manifest import ServiceEntry, ServiceKind, check_model_name
 from edgecls.runtime.device.releases import REQUIREMENTS_NAME
 from edgecls.runtime.errors import EdgeclsError
+from edgecls.runtime.file_digest import sha256_file
 
 Log = Callable[[str], None]
 _VARIANTS = ("fp32", "fp16", "int8")

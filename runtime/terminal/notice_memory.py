@@ -15,7 +15,6 @@ notice is printed once per process instead, and its line says why.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import threading
@@ -26,6 +25,7 @@ from typing import Any
 
 from edgecls.runtime.atomic import atomic_write_text
 from edgecls.runtime.errors import EdgeclsError
+from edgecls.runtime.file_digest import sha256_file
 from edgecls.runtime.terminal.int8_notices import ModelNotice
 
 SHOWN, ACKNOWLEDGED = "shown", "acknowledged"
@@ -48,11 +48,7 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     st = p.stat()
     key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
     if key not in _digests:
-        h = hashlib.sha256()
-        with p.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        _digests[key] = h.hexdigest()
+        _digests[key] = sha256_file(p)
     return _digests[key]
 
 
