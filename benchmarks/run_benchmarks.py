@@ -170,7 +170,8 @@ def write_test_split(checkpoint: Path, out: Path) -> Path:
 def trained_family(arch: str, source: Path, args: argparse.Namespace) -> Family:
     """A trained model: an export dir is measured as it is; a run dir / checkpoint is copied into the work
     dir and exported there by edgecls's pipeline with the default int8 accuracy budget (its own splits)."""
-    from edgecls.runtime.bench.baselines.torch_eager import find_checkpoint, sha256_file
+    from edgecls.runtime.bench.baselines.torch_eager import find_checkpoint
+    from edgecls.runtime.file_digest import sha256_file
     from edgecls.training.checkpoint import resolve_checkpoint_path
 
     source = Path(source)

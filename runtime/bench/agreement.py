@@ -89,11 +89,8 @@ def reference_outputs(target: BenchTarget, chunks: Iterator[np.ndarray]) -> np.n
     from edgecls.runtime.bench.onnxruntime_loader import load_onnxruntime
 
     runner = load_onnxruntime(target.model, "cpu", 1)
-    fixed = fixed_batch_of(runner.input_shape)
-    return np.concatenate([
-        infer_in_batches(runner.infer, x, fixed or len(x), pad=fixed is not None, dtype=runner.input_dtype)
-        for x in chunks
-    ])
+    fixed = fixed_batch_of(runner.input_shape)  # else one call per chunk (at most COMPARE_CHUNK inputs)
+    return _outputs(runner.infer, chunks, fixed or COMPARE_CHUNK, fixed is not None, runner.input_dtype)
 
 
 def write_comparison(

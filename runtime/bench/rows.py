@@ -246,9 +246,6 @@ class BenchResult:
         env = Environment(**{k: v for k, v in d["environment"].items() if k in known})
         return cls(env, [BenchRow.from_dict(r) for r in d["rows"]], dict(d.get("settings", {})))
 
-    def reference_for(self, row: BenchRow) -> BenchRow | None:
-        return reference_row(self.rows, row)
-
 
 def is_reference(row: BenchRow) -> bool:
     """The row ratios are computed against: fp32 on onnxruntime's CPU provider, measured without error."""
