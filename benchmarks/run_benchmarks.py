@@ -58,7 +58,7 @@ DATA_SPEC = "builtin:shapes"
 def _shapes_inputs(input_size: int, n: int, contract: Any) -> np.ndarray:
     """``float32[n, 3, S, S]``: builtin:shapes training images through the runtime's preprocessing."""
     from edgecls.data.load import load_data
-    from edgecls.runtime.preprocess import preprocess_batch
+    from edgecls.runtime.inference.preprocess import preprocess_batch
 
     train = load_data(DATA_SPEC, seed=0).train
     idx = np.linspace(0, len(train) - 1, n).astype(int)
@@ -72,7 +72,7 @@ def random_checkpoint(arch: str, input_size: int, out: Path, bn_images: int = 25
 
     from edgecls.data.builtin import SHAPE_CLASSES
     from edgecls.models.registry import arch_kwargs, build_model
-    from edgecls.runtime.contract import ModelContract
+    from edgecls.runtime.contract.model_contract import ModelContract
     from edgecls.training.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
@@ -170,7 +170,8 @@ def write_test_split(checkpoint: Path, out: Path) -> Path:
 def trained_family(arch: str, source: Path, args: argparse.Namespace) -> Family:
     """A trained model: an export dir is measured as it is; a run dir / checkpoint is copied into the work
     dir and exported there by edgecls's pipeline with the default int8 accuracy budget (its own splits)."""
-    from edgecls.runtime.bench.baselines.torch_eager import find_checkpoint, sha256_file
+    from edgecls.runtime.bench.baselines.torch_eager import find_checkpoint
+    from edgecls.runtime.file_digest import sha256_file
     from edgecls.training.checkpoint import resolve_checkpoint_path
 
     source = Path(source)
@@ -299,7 +300,6 @@ def write_results(
     """The JSON/Markdown/PNG of the repeats measured so far (rewritten after every repeat)."""
     rows = median_rows(repeats)
     result = BenchResult(collect_environment(), rows, repeats[0].settings)
-    result.environment.bench_settings = result.settings
     stab = stability(repeats)
     head = headline(rows, families, stab)
     base = args.out / f"bench_{environment_slug(result.environment)}"

@@ -44,9 +44,9 @@ from runtime_overhead import REPO, RESULTS, export_mobilenetv2, write_photos  # 
 
 # --- 1. the Classifier in a tight loop ------------------------------------------------------------------------
 def tight_loop(model: Path, photos: list[bytes], threads: int, batches: tuple[int, ...], seconds: float) -> dict:
-    from edgecls.runtime.classifier import Classifier
-    from edgecls.runtime.decode import decode_bytes
-    from edgecls.runtime.preprocess import decode_floor, preprocess_batch
+    from edgecls.runtime.images.decode import decode_bytes
+    from edgecls.runtime.inference.classifier import Classifier
+    from edgecls.runtime.inference.preprocess import decode_floor, preprocess_batch
 
     clf = Classifier(model, threads=threads, spin=False)  # the session options edgecls serve uses
     floor = decode_floor(clf.contract)

@@ -15,10 +15,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgecls.runtime.contract import METADATA_KEY, ModelContract, contract_from_metadata
+from edgecls.runtime.contract.model_contract import METADATA_KEY, ModelContract, contract_from_metadata
 from edgecls.runtime.errors import ContractError, ModelLoadError
-from edgecls.runtime.int8_notices import int8_notices
-from edgecls.runtime.notice_memory import ACKNOWLEDGED, remember, told
+from edgecls.runtime.terminal.int8_notices import int8_notices
+from edgecls.runtime.terminal.notice_memory import ACKNOWLEDGED, remember, told
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,8 @@ class ModelInfo:
     quantized: bool | None = None  # QDQ / QLinear ops present
     metadata: dict[str, str] = field(default_factory=dict)  # other metadata_props entries
     int8_warnings: list[str] = field(default_factory=list)  # int8 notices in full: verdict, this CPU vs its target
-    # each notice's kind -> what this user was told: "not shown" | "shown" | "acknowledged" (runtime.notice_memory)
+    # each notice's kind -> what this user was told: "not shown" | "shown" | "acknowledged"
+    # (runtime.terminal.notice_memory)
     notices_told: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

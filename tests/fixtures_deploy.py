@@ -127,7 +127,7 @@ def claim_variant(model: Path, variant: str) -> None:
 
     import onnx
 
-    from edgecls.runtime.contract import METADATA_KEY
+    from edgecls.runtime.contract.model_contract import METADATA_KEY
 
     m = onnx.load(str(model))
     (entry,) = [p for p in m.metadata_props if p.key == METADATA_KEY]

@@ -230,7 +230,7 @@ def commands_named(sentence: str) -> set[str]:
     return names & set(cli_commands())
 
 
-# Paths the pages cite into the repository: `runtime/decode.py`, export/quant/, tests/test_x.py, globs included.
+# Paths the pages cite into the repository: `runtime/images/decode.py`, export/quant/, tests/test_x.py, globs included.
 _PATH = re.compile(r"(?<![\w./~$-])((?:edgecls|export|runtime|tests|benchmarks)/[\w.*{},/-]*)")
 _BARE_PY = re.compile(r"(?<![\w./-])([a-z_][a-z0-9_]*\.py)\b(?!:)")  # FILE.py:FACTORY is the user's file
 _DOTTED = re.compile(r"(?<![\w./-])(edgecls(?:\.[A-Za-z_]\w*)+)")

@@ -129,7 +129,7 @@ def installed(aarch64_bundle: Path, test_images: Path) -> Iterator[dict]:
 
 @pytest.mark.slow  # trains, exports and packs for aarch64: 61 s at load 5-13
 def test_pack_makes_the_int8_model_for_the_device_not_for_this_box(aarch64_bundle: Path):
-    from edgecls.runtime.classifier import Classifier
+    from edgecls.runtime.inference.classifier import Classifier
 
     names = sorted(p.name for p in (aarch64_bundle / "models").glob("*.onnx"))
     assert names == ["model.fp16.onnx", "model.int8.onnx", "model.onnx"]

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from edgecls.cli import app
-from edgecls.runtime.bench.targets import expand_models
+from edgecls.runtime.bench.targets import expand_models, run_checkpoints
 from edgecls.runtime.errors import EdgeclsError
 
 
@@ -53,9 +53,9 @@ def test_a_run_directory_means_its_export_folder_and_checkpoint(bench_models, tm
     for f in (bench_models.fp32, bench_models.int8):
         shutil.copy(f, run / "export" / f.name)
     shutil.copy(bench_models.checkpoint, run / "best.pt")
-    models, checkpoints = expand_models([run])
+    models = expand_models([run])
     assert [m.name for m in models] == ["model.int8.onnx", "model.onnx"]
-    assert checkpoints == [run / "best.pt"]
+    assert run_checkpoints(models) == [run / "best.pt"]
     with pytest.raises(EdgeclsError, match="no such model"):
         expand_models([tmp_path / "missing"])
     (tmp_path / "empty").mkdir()

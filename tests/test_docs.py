@@ -182,10 +182,10 @@ def test_the_default_check_catches_a_wrong_default(tmp_path: Path) -> None:
 def test_the_name_checks_catch_what_does_not_exist(tmp_path: Path) -> None:
     page = tmp_path / "page.md"
     page.write_text(
-        "Real: `runtime/decode.py`, export/quant/, `runtime/image_files`, tests/test_reliability_*.py, "
+        "Real: `runtime/images/decode.py`, export/quant/, `runtime/images/files`, tests/test_reliability_*.py, "
         "`benchmarks/results/serve_{reload,slow_bodies}_intel-xeon_avx512vnni_ort1.32.0_2026-12-07.json`, "
         "`decisive.py`, `edgecls.runtime.run.main.run(RunOptions(...))`, `edgecls.runtime.Classifier`, "
-        "`edgecls.runtime.contract.ModelContract.from_json`, the `edgecls.contract` key.\n"
+        "`edgecls.runtime.contract.model_contract.ModelContract.from_json`, the `edgecls.contract` key.\n"
         "Gone: `runtime/output.py`, `quant_equalize.py`, `edgecls.export.export_checkpoint`, "
         "`edgecls.runtime.bench.nothing`, benchmarks/results/serve_{reload,gone}_intel-xeon_*.json, "
         "`test_gone_away`; real tests: `test_signal_stops_a_live_run_cleanly[2-130]`, `test_eval_refuses_...`.\n",
@@ -208,4 +208,4 @@ def test_the_layout_check_catches_a_package_left_out(tmp_path: Path) -> None:
                     encoding="utf-8")
     broken = layout_tree(page)
     missing = [p for p in python_packages() if not package_named_in_tree(p, broken)]
-    assert missing == ["edgecls/models/pretrained", "runtime/prescan"]
+    assert missing == ["edgecls/models/pretrained", "runtime/images/prescan"]

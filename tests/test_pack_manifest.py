@@ -63,7 +63,7 @@ def test_selftest_of_a_pack_takes_variant_and_sha256_from_the_manifest(update_bu
 
 
 def test_the_manifests_variant_decides_even_when_the_sha256_is_made_to_match(update_bundle: Path, tmp_path: Path):
-    from edgecls.runtime.device.manifest import sha256_file
+    from edgecls.runtime.file_digest import sha256_file
 
     bundle = copy_bundle(update_bundle, tmp_path / "b")
     tamper_as_int8(bundle / "models/model.onnx")

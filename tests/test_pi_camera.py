@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from fixtures_runtime import REPO, golden_images
 
-from edgecls.runtime.classifier import Classifier
 from edgecls.runtime.errors import EdgeclsError
+from edgecls.runtime.inference.classifier import Classifier
 from edgecls.runtime.sources import picamera
 from edgecls.runtime.sources.cameras import v4l2_node_problem
 from edgecls.runtime.sources.live_capture import CaptureSettings, FrameSource

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from edgecls.cli import app
 from edgecls.runtime.bench.sweep import run_benchmark
-from edgecls.runtime.classifier import Classifier
 from edgecls.runtime.errors import ProviderError
+from edgecls.runtime.inference.classifier import Classifier
 from edgecls.runtime.providers import names
 from edgecls.runtime.providers import session as S
 

@@ -16,7 +16,7 @@ from torch import nn
 
 from edgecls.export.onnx_export import export_to_onnx
 from edgecls.export.parity import onnx_logits
-from edgecls.export.quant.budget_search import BudgetSearch, Trial, clearly_less_accurate
+from edgecls.export.quant.budget_search import BudgetSearch
 from edgecls.export.quant.evaluate import Accuracy
 from edgecls.export.quant.image_sets import ImageList
 from edgecls.export.quant.options import QuantizeOptions
@@ -24,8 +24,9 @@ from edgecls.export.quant.paired_timing import TimeRatio, time_ratio
 from edgecls.export.quant.pipeline import quantize_model
 from edgecls.export.quant.recipes import QuantRecipe
 from edgecls.export.quant.static_quantizer import StaticQuantizer
-from edgecls.runtime.contract import ModelContract
-from edgecls.runtime.latency import LatencyStats
+from edgecls.export.quant.trial_eval import Trial, clearly_less_accurate
+from edgecls.runtime.contract.model_contract import ModelContract
+from edgecls.runtime.inference.latency import LatencyStats
 
 CONTRACT = ModelContract(labels=("a", "b", "c", "d"), input_size=(32, 32), resize_mode="stretch")
 

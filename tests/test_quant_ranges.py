@@ -15,7 +15,7 @@ from edgecls.export.quant.image_sets import ImageList
 from edgecls.export.quant.range_choice import choose_ranges, fake_quant_mse
 from edgecls.export.quant.recipes import QuantRecipe
 from edgecls.export.quant.static_quantizer import StaticQuantizer, _calibration_reader
-from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.contract.model_contract import ModelContract
 
 CONTRACT = ModelContract(labels=("a", "b"), input_size=(24, 24), resize_mode="stretch")
 

@@ -29,7 +29,7 @@ from edgecls.export.quant.qdq_sites import quantized_sites
 from edgecls.export.quant.recipes import QuantRecipe
 from edgecls.export.quant.reconstruct import ReconstructSettings
 from edgecls.export.quant.static_quantizer import StaticQuantizer
-from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.contract.model_contract import ModelContract
 
 CONTRACT = ModelContract(
     labels=tuple("abcdefgh"), input_size=(32, 32), resize_mode="stretch", mean=(0.5,) * 3, std=(0.25,) * 3

@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 from fixtures_reliability import OddImages, edgecls_cmd, edgecls_env, exif_rotated_jpeg, jsonl, run_cli
 
-from edgecls.runtime.classifier import Classifier
-from edgecls.runtime.contract import ModelContract
-from edgecls.runtime.decode import decode_bytes, decode_image
+from edgecls.runtime.contract.model_contract import ModelContract
 from edgecls.runtime.errors import ImageDecodeError
-from edgecls.runtime.preprocess import preprocess, resize_to_contract
-from edgecls.runtime.prescan.jpeg import walk_jpeg
+from edgecls.runtime.images.decode import decode_bytes, decode_image
+from edgecls.runtime.images.prescan.jpeg import walk_jpeg
+from edgecls.runtime.inference.classifier import Classifier
+from edgecls.runtime.inference.preprocess import preprocess, resize_to_contract
 from edgecls.runtime.sources.image_batches import classify_files
 
 

@@ -162,7 +162,7 @@ def test_without_a_token_reloads_are_answered_on_this_machine(tmp_path, serve_pr
 def test_the_batcher_never_mixes_two_models_in_one_call(tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 
-    from edgecls.runtime.classifier import Classifier
+    from edgecls.runtime.inference.classifier import Classifier
     from edgecls.runtime.serve.batcher import DynamicBatcher
 
     small = Classifier(make_colour_classifier(tmp_path / "small.onnx", size=32), spin=False)

@@ -26,8 +26,8 @@ from edgecls.cli import (
     train_cmd,
     update_cmd,
 )
-from edgecls.runtime.redact import redact
-from edgecls.runtime.terminal_text import plain
+from edgecls.runtime.terminal.redact import redact
+from edgecls.runtime.terminal.text import plain
 
 app = typer.Typer(
     name="edgecls",
@@ -51,8 +51,8 @@ for _module in _COMMANDS:
 def _warning_line(message: Warning | str, category: type[Warning], filename: str, lineno: int, file=None,
                   line=None) -> None:
     """A warning is one line on stderr, as errors are: ``warning: <message>`` (not Python's file:line + source);
-    a model file's int8 notices once per file and user (eval, batch: runtime.notice_memory)."""
-    from edgecls.runtime.notice_memory import line_to_print
+    a model file's int8 notices once per file and user (eval, batch: runtime.terminal.notice_memory)."""
+    from edgecls.runtime.terminal.notice_memory import line_to_print
 
     text = line_to_print(message)
     if text is not None:

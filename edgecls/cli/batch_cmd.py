@@ -16,7 +16,7 @@ import typer
 
 from edgecls.cli.options import BatchSizeOpt, MaxFileMbOpt, MaxPixelsOpt, ProviderOpt, ThreadsOpt, TopKOpt
 from edgecls.cli.watch_options import MoveDoneOpt, SettleOpt, WatchOpt, watch_settings
-from edgecls.runtime.prescan.limits import DEFAULT_MAX_PIXELS
+from edgecls.runtime.images.prescan.limits import DEFAULT_MAX_PIXELS
 from edgecls.runtime.sources.watch_options import DEFAULT_SETTLE_S
 
 
@@ -81,7 +81,7 @@ def batch(
     """
     from edgecls.runtime.batch.classify import classify_batch
     from edgecls.runtime.batch.job import BatchJob
-    from edgecls.runtime.file_guard import max_file_bytes
+    from edgecls.runtime.images.file_guard import max_file_bytes
 
     job = BatchJob(
         model=model, inputs=tuple(inputs), out=out.removeprefix("file://"), top_k=top_k, batch_size=batch_size,

@@ -138,7 +138,7 @@ def _run(options: BenchOptions, json_out: bool) -> None:
 
     from edgecls.runtime.bench.benchmark import benchmark
     from edgecls.runtime.bench.report import print_report
-    from edgecls.runtime.terminal_text import markup, rich_text
+    from edgecls.runtime.terminal.text import markup, rich_text
 
     # With --json stdout holds the document alone: progress and notes go to stderr.
     console = Console(stderr=json_out)

@@ -40,7 +40,7 @@ def demo_command(
 
     from edgecls.demo import run_demo
     from edgecls.demo_results import SUMMARY_HEADER, DemoOptions, next_commands, summary_rows
-    from edgecls.runtime.terminal_text import markup, plain, rich_text
+    from edgecls.runtime.terminal.text import markup, plain, rich_text
 
     console = Console(stderr=True)
     started = time.perf_counter()

@@ -65,7 +65,7 @@ def eval_command(
 def _print_eval(console: Console, result: EvalResult) -> None:
     from rich.table import Table
 
-    from edgecls.runtime.terminal_text import rich_text
+    from edgecls.runtime.terminal.text import rich_text
 
     m = result.metrics
     # Model path, data argument and class names (folder names) are outside text: never markup.

@@ -14,7 +14,7 @@ import typer
 from edgecls.cli import int8_options as int8
 from edgecls.cli.options import JsonOpt, OutDirOpt, TrustCheckpointOpt, contract_flags, progress_log
 from edgecls.runtime.accuracy_budget import DEFAULT_MAX_DROP
-from edgecls.runtime.contract_options import ContractOptions
+from edgecls.runtime.contract.options import ContractOptions
 
 EXPORT_HELP = """Export a trained run or checkpoint to ONNX with its contract, checked against PyTorch.
 

@@ -2,7 +2,7 @@
 
 Contract flags are spelled like the ModelContract fields they set (``--input-size`` sets ``input_size``) and
 are declared once, in :data:`CONTRACT_FLAGS`; a command takes them all by decorating itself with
-:func:`contract_flags` and receives one :class:`~edgecls.runtime.contract_options.ContractOptions`.
+:func:`contract_flags` and receives one :class:`~edgecls.runtime.contract.options.ContractOptions`.
 Nothing heavy is imported here: ``edgecls --help`` must stay torch-free.
 """
 
@@ -16,8 +16,8 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from edgecls.runtime.contract import COLOR_ORDERS, INTERPOLATIONS, JPEG_DECODES, RESIZE_MODES
-from edgecls.runtime.contract_options import ContractOptions
+from edgecls.runtime.contract.model_contract import COLOR_ORDERS, INTERPOLATIONS, JPEG_DECODES, RESIZE_MODES
+from edgecls.runtime.contract.options import ContractOptions
 
 _CONTRACT_PANEL = "Model contract (for models without one, or to override it)"
 
@@ -174,7 +174,7 @@ def progress_log(json_out: bool) -> Callable[[str], None]:
     """Where a command's progress messages go: stderr, or nowhere with ``--json`` (stdout holds the JSON)."""
     from rich.console import Console
 
-    from edgecls.runtime.terminal_text import plain
+    from edgecls.runtime.terminal.text import plain
 
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     # Messages quote paths, class names and contract fields: shown as text, control characters made visible.

@@ -87,7 +87,7 @@ def pack_command(
         no_index=no_index, service=service, camera=camera, port=port, system_site_packages=system_site_packages,
         sign=sign, update=update,
     )
-    from edgecls.runtime.terminal_text import plain
+    from edgecls.runtime.terminal.text import plain
 
     result = pack(options, log=lambda m: print(plain(m), file=sys.stderr))  # messages quote model file names
     if json_out:

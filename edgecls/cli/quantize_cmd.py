@@ -14,7 +14,7 @@ import typer
 from edgecls.cli import int8_options as int8
 from edgecls.cli.options import JsonOpt, OutDirOpt, contract_flags, progress_log
 from edgecls.runtime.accuracy_budget import DEFAULT_MAX_DROP
-from edgecls.runtime.contract_options import ContractOptions
+from edgecls.runtime.contract.options import ContractOptions
 
 QUANTIZE_HELP = """Make a static QDQ int8 model of any ONNX classifier, within an accuracy budget.
 

@@ -25,8 +25,8 @@ from edgecls.cli.options import (
     contract_flags,
 )
 from edgecls.cli.watch_options import MoveDoneOpt, SettleOpt, WatchOpt, watch_settings
-from edgecls.runtime.contract_options import ContractOptions
-from edgecls.runtime.prescan.limits import DEFAULT_MAX_PIXELS
+from edgecls.runtime.contract.options import ContractOptions
+from edgecls.runtime.images.prescan.limits import DEFAULT_MAX_PIXELS
 from edgecls.runtime.sources.watch_options import DEFAULT_SETTLE_S
 
 _LIVE = "Videos, cameras and streams"
@@ -113,7 +113,7 @@ def run(
       edgecls run foreign.onnx img.jpg --labels labels.txt --input-size 224 --resize-mode shorter_side_crop
       edgecls run model.int8.onnx drop/ --watch --csv labels.csv --move-done done/
     """
-    from edgecls.runtime.file_guard import max_file_bytes
+    from edgecls.runtime.images.file_guard import max_file_bytes
     from edgecls.runtime.run.main import RunOptions
     from edgecls.runtime.run.main import run as run_app
     from edgecls.runtime.sources.live_capture import CaptureSettings

@@ -1,7 +1,7 @@
 """``edgecls selftest DIR|MODEL``: the on-device parity check (numpy, OpenCV, onnxruntime only).
 
-The flags become one :class:`~edgecls.runtime.selftest.SelftestOptions` for
-:func:`edgecls.runtime.selftest.selftest`; this prints a table (or JSON Lines) and exits 0 when every model
+The flags become one :class:`~edgecls.runtime.device.selftest.SelftestOptions` for
+:func:`edgecls.runtime.device.selftest.selftest`; this prints a table (or JSON Lines) and exits 0 when every model
 matches its golden file, 1 on a mismatch, 2 when nothing could be checked. ``--camera SPEC`` also (or only)
 grabs ``--frames`` frames from a camera, stream or video file (:mod:`edgecls.runtime.sources.grab_check`): one
 line (or one JSON object) with the frame size and rate, exit 1 when it cannot grab them.
@@ -54,7 +54,7 @@ def selftest_command(
         raise EdgeclsError("nothing to check: give a model or folder of models, and/or --camera SPEC")
     passed = _check_camera(camera, frames, json_out) if camera is not None else True
     if target is not None:
-        from edgecls.runtime.selftest import SelftestOptions, selftest
+        from edgecls.runtime.device.selftest import SelftestOptions, selftest
 
         rows = selftest(SelftestOptions(target=target, provider=provider, threads=threads))
         if json_out:
@@ -70,7 +70,7 @@ def _check_camera(spec: str, frames: int, json_out: bool) -> bool:
     """Grab ``frames`` frames from ``spec``; one line (or JSON object) on stdout, notes on stderr."""
     from edgecls.runtime.sources.grab_check import grab_frames, grab_source
     from edgecls.runtime.sources.live_capture import quiet_backend_logs
-    from edgecls.runtime.terminal_text import plain
+    from edgecls.runtime.terminal.text import plain
 
     quiet_backend_logs()
     report = grab_frames(grab_source(spec), frames, on_event=lambda _s, m: typer.echo(plain(f"note: {m}"), err=True))
@@ -82,7 +82,7 @@ def _print_table(rows: list) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from edgecls.runtime.terminal_text import plain, rich_text
+    from edgecls.runtime.terminal.text import plain, rich_text
 
     # A log or a pipe (a service's journal, install.sh's output) gets the whole table, not 80 squeezed columns.
     console = Console(width=None if sys.stdout.isatty() else 200)

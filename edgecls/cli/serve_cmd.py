@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from edgecls.cli.options import PrecisionOpt, ProviderOpt, ThreadsOpt, TopKOpt, contract_flags
-from edgecls.runtime.contract_options import ContractOptions
+from edgecls.runtime.contract.options import ContractOptions
 
 _SCANS_HELP = "JPEGs with more scans are refused (413) before decoding (scan bombs)."
 _CONNECTIONS_HELP = "Open connections (lowered to fit the descriptor limit); beyond it the longest-idle one closes."

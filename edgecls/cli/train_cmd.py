@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from edgecls.cli.options import TrustCheckpointOpt, contract_flags_for
-from edgecls.runtime.contract_options import ContractOptions
+from edgecls.runtime.contract.options import ContractOptions
 
 TRAIN_HELP = """Train a CNN classifier on an ImageFolder tree or a built-in set.
 

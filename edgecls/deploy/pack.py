@@ -2,7 +2,7 @@
 internet installs from.
 
 Layout of DIR:
-  models/            the .onnx files and each one's golden file (found by edgecls.runtime.golden_file)
+  models/            the .onnx files and each one's golden file (found by edgecls.runtime.device.golden_file)
   wheelhouse/        the edgecls wheel built here + its dependencies for the device's platform and Python
   requirements.txt   every wheel pinned == with its sha256 (pip install --require-hashes)
   install.sh         checks every file against SHA256SUMS, makes the venv, then `edgecls update` (release, selftest,
@@ -36,12 +36,13 @@ from edgecls.deploy.integrity import bundle_fingerprint, hashed_requirements, ke
 from edgecls.deploy.platforms import DeviceTarget, device_target, python_tag
 from edgecls.deploy.wheelhouse import build_edgecls_wheel, checkout_root, download_wheels, wheel_requirements
 from edgecls.runtime.atomic import atomic_write_text
-from edgecls.runtime.contract import contract_from_metadata
+from edgecls.runtime.contract.model_contract import contract_from_metadata
 from edgecls.runtime.cpu_isa import IsaProfile, target_mismatch
-from edgecls.runtime.device.manifest import ServiceEntry, ServiceKind, check_model_name, sha256_file
+from edgecls.runtime.device.golden_file import find_golden, read_golden
+from edgecls.runtime.device.manifest import ServiceEntry, ServiceKind, check_model_name
 from edgecls.runtime.device.releases import REQUIREMENTS_NAME
 from edgecls.runtime.errors import EdgeclsError
-from edgecls.runtime.golden_file import find_golden, read_golden
+from edgecls.runtime.file_digest import sha256_file
 
 Log = Callable[[str], None]
 _VARIANTS = ("fp32", "fp16", "int8")

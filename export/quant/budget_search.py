@@ -40,8 +40,6 @@ from typing import Any
 
 import numpy as np
 
-from edgecls.export.quant.conv_counts import ConvCounts
-from edgecls.export.quant.evaluate import Accuracy
 from edgecls.export.quant.fused_graph import float_compute_nodes
 from edgecls.export.quant.image_sets import evenly_spaced
 from edgecls.export.quant.paired_timing import RUNS_PER_BLOCK, TimeRatio, time_ratio
@@ -50,61 +48,12 @@ from edgecls.export.quant.sensitivity import rank_nodes
 from edgecls.export.quant.speed_step import SpeedStep, faster_int8
 from edgecls.export.quant.speed_vs_fp32 import SpeedVsFp32, offer_instead
 from edgecls.export.quant.static_quantizer import StaticQuantizer, float_units, quantized_compute_nodes
-from edgecls.export.quant.trial_eval import measure_trial
-from edgecls.export.quant.verdict import paired_difference_interval, within_budget
-from edgecls.runtime.latency import DEFAULT_WARMUP
-from edgecls.runtime.scores import top1_accuracy
+from edgecls.export.quant.trial_eval import Trial, clearly_less_accurate, measure_trial
+from edgecls.export.quant.verdict import within_budget
+from edgecls.runtime.inference.latency import DEFAULT_WARMUP
+from edgecls.runtime.inference.scores import top1_accuracy
 
 Log = Callable[[str], None]
-
-
-def clearly_less_accurate(a: Trial, b: Trial) -> bool:
-    """``a`` scores below ``b`` on the same search images by more than chance explains: the 95% interval of the
-    paired difference of their per-image outcomes (Newcombe, ``verdict.paired_difference_interval``) lies
-    above zero. Without outcomes, any lower score is "clearly" lower (the drop decides, as it always did)."""
-    if a.outcomes is None or b.outcomes is None or len(a.outcomes) != len(b.outcomes) or not len(a.outcomes):
-        return a.drop_points > b.drop_points
-    lower, _ = paired_difference_interval(b.outcomes, a.outcomes)  # b's score minus a's
-    return lower > 0
-
-
-@dataclass
-class Trial:
-    recipe: QuantRecipe
-    accuracy: Accuracy
-    drop_points: float  # fp32 score - int8 score on the search images, in percentage points
-    path: Path  # scratch file
-    latency_p50_ms: float
-    fusion: dict[str, Any]  # fused_graph.fusion_counts (with its "graph" signature)
-    float_nodes: list[str] = field(default_factory=list)  # compute nodes in float, read back from ``path``
-    # bool[M]: per search image, what the score averages (evaluate.scored_outcomes); None: compared by drop only
-    outcomes: np.ndarray | None = field(default=None, repr=False)
-    convs: ConvCounts | None = None  # the fused counts with why (the file's float convs vs this CPU's fusions)
-
-    @property
-    def label(self) -> str:
-        """The recipe's description with the float-node count of the written graph (the one count reported)."""
-        return self.recipe.describe(len(self.float_nodes))
-
-    @property
-    def graph(self) -> str:
-        return str(self.fusion.get("graph", self.path))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "recipe": self.label,
-            "calibrate_method": self.recipe.calibrate_method,
-            "reduce_range": self.recipe.reduce_range,
-            "bias_correction": self.recipe.bias_correction,
-            "reconstruct": self.recipe.reconstruct,
-            "nodes_kept_float": len(self.float_nodes),
-            "graph": self.graph,
-            "drop_points": round(self.drop_points, 3),
-            "latency_p50_ms": round(self.latency_p50_ms, 3),
-            "int8_conv_fraction": self.fusion["int8_fraction"],
-            **({"convs": self.convs.line()} if self.convs else {}),
-            **self.accuracy.to_dict(),
-        }
 
 
 @dataclass

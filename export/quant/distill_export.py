@@ -41,7 +41,7 @@ from edgecls.export.quant.qat_export import fake_quant_spec, simulated_recipe
 from edgecls.export.quant.recipes import QuantRecipe
 from edgecls.export.quant.report import REPORT_JSON, REPORT_MD, QuantReport, write_report
 from edgecls.runtime.atomic import atomic_write_text
-from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.contract.model_contract import ModelContract
 from edgecls.runtime.errors import EdgeclsError
 
 Log = Callable[[str], None]

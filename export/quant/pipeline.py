@@ -44,10 +44,10 @@ from edgecls.export.quant.report import QuantReport, write_report
 from edgecls.export.quant.speed_vs_fp32 import speed_vs_fp32
 from edgecls.export.quant.static_quantizer import StaticQuantizer
 from edgecls.export.quant.verdict import OVER, UNVERIFIED, judge
-from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.contract.model_contract import ModelContract
 from edgecls.runtime.cpu_isa import detect_isa
 from edgecls.runtime.errors import ContractError, EdgeclsError
-from edgecls.runtime.scores import top1_accuracy
+from edgecls.runtime.inference.scores import top1_accuracy
 
 HOLDOUT_FRACTION = 0.5  # share of the validation images the search never sees (at least)
 #: The search part never takes more: the search overfits the images it chooses on (96-100% there became 88-90%

@@ -40,7 +40,7 @@ from edgecls.export.quant.recipes import QuantRecipe, candidate_recipes, plan_ta
 from edgecls.export.quant.report import QuantReport
 from edgecls.export.run_data import DataRef, load_splits
 from edgecls.runtime.atomic import atomic_write_text
-from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.contract.model_contract import ModelContract
 from edgecls.runtime.cpu_isa import detect_isa
 from edgecls.runtime.errors import EdgeclsError
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from edgecls.export.quant.budget_search import Trial
 from edgecls.export.quant.evaluate import measure_accuracy
-from edgecls.runtime.scores import top1_accuracy
+from edgecls.runtime.inference.scores import top1_accuracy
 
 
 def _drop(

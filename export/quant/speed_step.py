@@ -23,21 +23,39 @@ speed measured here is the target's (the file is made for this CPU) and where th
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import onnx
 
 from edgecls.export.quant.fused_graph import int8_kernel_sources, optimized_graph
 from edgecls.export.quant.node_profile import ConvTime, compare, kind_totals, profile_nodes
-from edgecls.export.quant.paired_timing import MARGIN
+from edgecls.export.quant.paired_timing import MARGIN, TimeRatio
 from edgecls.export.quant.recipes import QuantRecipe
-from edgecls.export.quant.static_quantizer import QuantizationError
+from edgecls.export.quant.static_quantizer import QuantizationError, StaticQuantizer
 from edgecls.runtime.cpu_isa import detect_isa
 
 if TYPE_CHECKING:
-    from edgecls.export.quant.budget_search import BudgetSearch, Trial
+    from edgecls.export.quant.trial_eval import Trial
+
+
+class Search(Protocol):
+    """What the step uses of the search that calls it (``budget_search.BudgetSearch``): its quantizer and scratch
+    folder, its grading (``try_recipe``, ``acceptable``) and its interleaved timing (``ratio``)."""
+
+    quantizer: StaticQuantizer
+    workdir: Path
+    fp32_path: Path | None
+    min_int8_fraction: float
+    log: Callable[[str], None]
+
+    def try_recipe(self, recipe: QuantRecipe) -> Trial: ...
+
+    def acceptable(self, trial: Trial) -> bool: ...
+
+    def ratio(self, a: Path, b: Path) -> TimeRatio: ...
 
 #: A conv counts as slower in int8 only when its kernel takes this much longer than fp32's (profiler noise).
 SLOWER_BY = 1.10
@@ -130,7 +148,7 @@ def _kernel_candidates(recipe: QuantRecipe, float_path: Path) -> list[tuple[Quan
     return out
 
 
-def runs_float(search: BudgetSearch, recipe: QuantRecipe, kept: tuple[str, ...], scratch: Path) -> tuple[
+def runs_float(search: Search, recipe: QuantRecipe, kept: tuple[str, ...], scratch: Path) -> tuple[
     QuantRecipe | None, str
 ]:
     """``recipe`` written to ``scratch`` with only those of its float convs that onnxruntime really runs in float:
@@ -152,7 +170,7 @@ def runs_float(search: BudgetSearch, recipe: QuantRecipe, kept: tuple[str, ...],
     return recipe, note
 
 
-def _time_and_keep(search: BudgetSearch, step: SpeedStep, recipe: QuantRecipe, scratch: Path, why: str) -> None:
+def _time_and_keep(search: Search, step: SpeedStep, recipe: QuantRecipe, scratch: Path, why: str) -> None:
     """Time ``scratch`` (``recipe`` written) against the current pick; grade it only when faster; keep it when
     within budget and mostly int8. What it measured goes to ``step.notes``."""
     r = search.ratio(scratch, step.pick.path)
@@ -171,7 +189,7 @@ def _time_and_keep(search: BudgetSearch, step: SpeedStep, recipe: QuantRecipe, s
         step.pick = trial
 
 
-def faster_int8(search: BudgetSearch, pick: Trial) -> SpeedStep:
+def faster_int8(search: Search, pick: Trial) -> SpeedStep:
     """Try the speed candidates of ``pick`` (within budget) in turn; each is timed against the current pick: the
     float candidates of ``pick``, then the kernel options of what they left."""
     assert search.fp32_path is not None

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgecls.export.quant.paired_timing import MARGIN, RUNS_PER_BLOCK, TimeRatio, time_ratio
-from edgecls.runtime.latency import DEFAULT_WARMUP, LatencyStats
+from edgecls.runtime.inference.latency import DEFAULT_WARMUP, LatencyStats
 
 if TYPE_CHECKING:
-    from edgecls.export.quant.budget_search import Trial
+    from edgecls.export.quant.trial_eval import Trial
 
 FASTER = "faster"
 SAME = "no faster beyond noise"
@@ -93,7 +93,8 @@ class SpeedVsFp32:
             "round_speedups": [round(1.0 / r, 3) for r in self.ratio.ratios],
             "latency": self.latency(),
             **(self.ratio.settings or {}),
-            "method": "interleaved rounds, sessions as edgecls run and bench make them (runtime/latency.py loop)",
+            "method": "interleaved rounds, sessions as edgecls run and bench make them "
+            "(runtime/inference/latency.py loop)",
         }
 
 

@@ -28,7 +28,7 @@ from edgecls.export.quant.image_sets import ImageList, evenly_spaced
 from edgecls.export.quant.range_sources import OWN_METHODS, TrialSources
 from edgecls.export.quant.recipes import QuantRecipe
 from edgecls.export.quant.reconstruct import ReconstructSettings, reconstruct_layers
-from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.contract.model_contract import ModelContract
 from edgecls.runtime.errors import EdgeclsError
 
 CALIB_BATCH = 8

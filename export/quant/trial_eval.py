@@ -1,11 +1,12 @@
-"""One int8 trial measured with one onnxruntime session: accuracy, batch-1 latency and the fused graph.
+"""One int8 trial of the search (:class:`Trial`), measured with one onnxruntime session: accuracy, batch-1 latency
+and the fused graph.
 
 Measuring them separately (``evaluate.measure_accuracy``, ``evaluate.latency_ms``,
 ``fused_graph.fusion_counts``) builds three sessions of the same file, and building a session of a QDQ graph
 (its fusions and layout transforms) costs about as much as running the search images through it. Here the
 session that computes the accuracy also writes its optimised graph (``optimized_model_filepath``) and is then
 timed. Only when accuracy is graded with onnxruntime's exact kernels (a target that is not this CPU) does
-speed need a second, ordinary session. The images go through :mod:`edgecls.runtime.batched_inference`, so a
+speed need a second, ordinary session. The images go through :mod:`edgecls.runtime.inference.batched_inference`, so a
 model with a fixed batch dimension gets calls of exactly that size.
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,9 @@ from edgecls.export.quant.evaluate import (
     session_latency_ms,
 )
 from edgecls.export.quant.fused_graph import count_fused_ops
-from edgecls.runtime.batched_inference import fixed_batch_of, session_outputs
+from edgecls.export.quant.recipes import QuantRecipe
+from edgecls.export.quant.verdict import paired_difference_interval
+from edgecls.runtime.inference.batched_inference import fixed_batch_of, session_outputs
 
 BATCH = 64
 
@@ -80,3 +83,52 @@ def measure_trial(
         fusion, convs = count_fused_ops(graph), conv_counts(path, graph)
     outcomes = scored_outcomes(logits, labels, fp32_logits, decisive)
     return TrialMeasurement(score_logits(logits, labels, fp32_logits, decisive), p50, fusion, convs, outcomes)
+
+
+def clearly_less_accurate(a: Trial, b: Trial) -> bool:
+    """``a`` scores below ``b`` on the same search images by more than chance explains: the 95% interval of the
+    paired difference of their per-image outcomes (Newcombe, ``verdict.paired_difference_interval``) lies
+    above zero. Without outcomes, any lower score is "clearly" lower (the drop decides, as it always did)."""
+    if a.outcomes is None or b.outcomes is None or len(a.outcomes) != len(b.outcomes) or not len(a.outcomes):
+        return a.drop_points > b.drop_points
+    lower, _ = paired_difference_interval(b.outcomes, a.outcomes)  # b's score minus a's
+    return lower > 0
+
+
+@dataclass
+class Trial:
+    recipe: QuantRecipe
+    accuracy: Accuracy
+    drop_points: float  # fp32 score - int8 score on the search images, in percentage points
+    path: Path  # scratch file
+    latency_p50_ms: float
+    fusion: dict[str, Any]  # fused_graph.fusion_counts (with its "graph" signature)
+    float_nodes: list[str] = field(default_factory=list)  # compute nodes in float, read back from ``path``
+    # bool[M]: per search image, what the score averages (evaluate.scored_outcomes); None: compared by drop only
+    outcomes: np.ndarray | None = field(default=None, repr=False)
+    convs: ConvCounts | None = None  # the fused counts with why (the file's float convs vs this CPU's fusions)
+
+    @property
+    def label(self) -> str:
+        """The recipe's description with the float-node count of the written graph (the one count reported)."""
+        return self.recipe.describe(len(self.float_nodes))
+
+    @property
+    def graph(self) -> str:
+        return str(self.fusion.get("graph", self.path))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "recipe": self.label,
+            "calibrate_method": self.recipe.calibrate_method,
+            "reduce_range": self.recipe.reduce_range,
+            "bias_correction": self.recipe.bias_correction,
+            "reconstruct": self.recipe.reconstruct,
+            "nodes_kept_float": len(self.float_nodes),
+            "graph": self.graph,
+            "drop_points": round(self.drop_points, 3),
+            "latency_p50_ms": round(self.latency_p50_ms, 3),
+            "int8_conv_fraction": self.fusion["int8_fraction"],
+            **({"convs": self.convs.line()} if self.convs else {}),
+            **self.accuracy.to_dict(),
+        }

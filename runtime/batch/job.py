@@ -6,8 +6,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgecls.runtime.file_guard import DEFAULT_MAX_FILE_MB, MB
-from edgecls.runtime.prescan.limits import DEFAULT_MAX_PIXELS
+from edgecls.runtime.images.file_guard import DEFAULT_MAX_FILE_MB, MB
+from edgecls.runtime.images.prescan.limits import DEFAULT_MAX_PIXELS
 from edgecls.runtime.sources.watch_options import WatchOptions
 
 

@@ -11,8 +11,8 @@ from edgecls.runtime.batch.job import BatchJob
 from edgecls.runtime.batch.output import claimed_output, published_dir
 from edgecls.runtime.batch.table import BatchSummary, check_complete
 from edgecls.runtime.batch.writers import ParquetSink, count_rows, is_uri, jsonl_path, write_jsonl
-from edgecls.runtime.classifier import Classifier
 from edgecls.runtime.errors import EdgeclsError
+from edgecls.runtime.inference.classifier import Classifier
 from edgecls.runtime.sources.source_loop import LoopOptions, run_sources
 from edgecls.runtime.sources.source_specs import SourceSpec
 

@@ -45,8 +45,8 @@ from edgecls.runtime.batch.table import (
     rows_to_table,
 )
 from edgecls.runtime.batch.writers import count_rows, jsonl_path, write_jsonl
-from edgecls.runtime.classifier import Classifier
 from edgecls.runtime.errors import EdgeclsError, MissingExtraError
+from edgecls.runtime.inference.classifier import Classifier
 from edgecls.runtime.sources.image_batches import classify_encoded
 from edgecls.runtime.sources.records import ErrorRecord
 

@@ -16,8 +16,8 @@ from edgecls.runtime.batch.output import claimed_output, local_target
 from edgecls.runtime.batch.table import BatchSummary
 from edgecls.runtime.batch.watch_parts import ParquetParts
 from edgecls.runtime.batch.writers import count_rows, is_uri
-from edgecls.runtime.classifier import Classifier
 from edgecls.runtime.errors import EdgeclsError
+from edgecls.runtime.inference.classifier import Classifier
 from edgecls.runtime.sources.source_loop import LoopOptions
 from edgecls.runtime.sources.stop_signals import StopSignals
 from edgecls.runtime.sources.watch_loop import watch_folders, watch_roots

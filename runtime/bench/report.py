@@ -137,7 +137,7 @@ def print_report(result: BenchResult, console: Any = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from edgecls.runtime.terminal_text import markup, rich_text
+    from edgecls.runtime.terminal.text import markup, rich_text
 
     if console is None:
         console = Console()

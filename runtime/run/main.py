@@ -18,10 +18,9 @@ import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from edgecls.runtime.classifier import Classifier
-from edgecls.runtime.contract_options import ContractOptions
+from edgecls.runtime.contract.options import ContractOptions
 from edgecls.runtime.errors import EdgeclsError
-from edgecls.runtime.notice_memory import lines_to_print
+from edgecls.runtime.inference.classifier import Classifier
 from edgecls.runtime.providers.names import parse_provider_options
 from edgecls.runtime.run.console_sinks import ConsoleSink, JsonLinesSink, StderrNotices
 from edgecls.runtime.run.csv_sink import CsvSink
@@ -34,7 +33,8 @@ from edgecls.runtime.sources.source_specs import expand_sources
 from edgecls.runtime.sources.stop_signals import StopSignals
 from edgecls.runtime.sources.watch_loop import watch_folders, watch_roots
 from edgecls.runtime.sources.watch_options import WatchOptions
-from edgecls.runtime.terminal_text import plain
+from edgecls.runtime.terminal.notice_memory import lines_to_print
+from edgecls.runtime.terminal.text import plain
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgecls.runtime.classifier import Classifier, Prediction, top_k_predictions
 from edgecls.runtime.errors import EdgeclsError
+from edgecls.runtime.inference.classifier import Classifier, Prediction, top_k_predictions
 
 
 class ServerBusy(EdgeclsError):

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edgecls.runtime.contract_options import ContractOptions
+from edgecls.runtime.contract.options import ContractOptions
 from edgecls.runtime.errors import EdgeclsError, MissingExtraError
 from edgecls.runtime.serve.settings import ServeSettings, check_bind
 
@@ -70,7 +70,7 @@ def live_source(camera: int | None, source: str | None) -> SourceSpec | None:
 
 
 def _warn_stderr(message: str) -> None:
-    from edgecls.runtime.terminal_text import plain
+    from edgecls.runtime.terminal.text import plain
 
     print(plain(f"warning: {message}"), file=sys.stderr)
 
@@ -80,14 +80,14 @@ def serve_model(options: ServeOptions, warn: Callable[[str], None] = _warn_stder
     requests drained), reloading the model on SIGHUP or ``POST /v1/reload``.
 
     ``warn`` gets each RuntimeWarning the Classifier raised while loading (a provider fallback, every time; an
-    int8 file's notices, once per file and user: runtime.notice_memory), as one line. A model that fails its
+    int8 file's notices, once per file and user: runtime.terminal.notice_memory), as one line. A model that fails its
     golden check is not served (:class:`~edgecls.runtime.serve.served_model.GoldenCheckFailed`, exit 1).
     """
     check_serve_extra()
     # OpenCV reads its pixel ceiling when it loads: formats Pillow cannot size get the same limit from it.
     os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(options.settings.max_pixels))
 
-    from edgecls.runtime.classifier import Classifier
+    from edgecls.runtime.inference.classifier import Classifier
     from edgecls.runtime.serve.served_model import ModelSlot, golden_check
     from edgecls.runtime.serve.server import serve_forever
     from edgecls.runtime.sources.live_capture import quiet_backend_logs

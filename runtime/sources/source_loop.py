@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edgecls.runtime.classifier import Classifier
-from edgecls.runtime.file_guard import DEFAULT_MAX_FILE_MB, MB
-from edgecls.runtime.preprocess import preprocess
-from edgecls.runtime.prescan.limits import DEFAULT_MAX_PIXELS
+from edgecls.runtime.images.file_guard import DEFAULT_MAX_FILE_MB, MB
+from edgecls.runtime.images.prescan.limits import DEFAULT_MAX_PIXELS
+from edgecls.runtime.inference.classifier import Classifier
+from edgecls.runtime.inference.preprocess import preprocess
 from edgecls.runtime.sources.image_batches import classify_files
 from edgecls.runtime.sources.live_capture import CaptureSettings, Frame, FrameSource
 from edgecls.runtime.sources.records import ErrorRecord, Record, RunSummary, SourceStats
