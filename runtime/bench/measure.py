@@ -108,9 +108,8 @@ def measure(task: dict[str, Any]) -> dict[str, Any]:
         row.rss_before_load_mb, _ = _memory_mb()
         t0 = time.perf_counter()
         # Session settings of the task (spin, strict) reach every loader; baselines ignore what they cannot use.
-        session = {"spin": task.get("spin", False), "strict": task.get("strict", False)}
-        if task.get("precision"):  # OpenVINO's --precision, as the provider option create_session reads
-            session["provider_options"] = {**target.options.get("provider_options", {}), "precision": task["precision"]}
+        session = {"spin": task.get("spin", False), "strict": task.get("strict", False),
+                   "precision": task.get("precision")}  # OpenVINO's --precision (None: f32)
         runner = loader(target.model, task["provider"], task["threads"], **{**target.options, **session})
         row.session_create_ms = (time.perf_counter() - t0) * 1000.0
         row.providers_used, row.fallback = list(runner.providers_used), runner.fallback
