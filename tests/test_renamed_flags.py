@@ -8,7 +8,7 @@ from pathlib import Path
 import typer.main
 
 from edgecls.cli import app
-from edgecls.cli.renamed_flags import RENAMES, Rename, rewrite_argv
+from edgecls.cli.renamed_flags import NEW_MEANINGS, RENAMES, Rename, rewrite_argv
 
 REPO = Path(__file__).resolve().parents[1]
 TABLE = (
@@ -49,8 +49,17 @@ def test_every_rename_names_a_flag_the_command_has_and_an_old_one_it_no_longer_d
             assert r.old not in have, f"{r.command} still declares {r.old}: its --help would show both"
 
 
-def test_the_changelog_lists_every_rename() -> None:
+def _listed(changelog: str, command: str, old: str, new: str) -> bool:
+    """``old`` -> ``new`` in the changelog: its table's cells (``| `edgecls run --workers N` | `edgecls run
+    --decode-threads N` |``) or an arrow between the two spellings."""
+    cell = rf"`edgecls {command}[^`]*{re.escape(old)}(?=[\s=`])[^`]*`\s*(->|→|\|)\s*`edgecls {command}[^`]*"
+    return re.search(cell + rf"{re.escape(new)}(?=[\s=`])", changelog) is not None
+
+
+def test_the_changelog_lists_every_rename_and_new_meaning() -> None:
     changelog = (REPO / "CHANGELOG.md").read_text()
     for r in RENAMES:
-        assert re.search(rf"`edgecls {r.command}[^`]*{re.escape(r.old)}[^`]*`\s*(->|→)\s*`[^`]*{re.escape(r.new)}",
-                         changelog), f"CHANGELOG.md does not list {r.command} {r.old} -> {r.new}"
+        assert _listed(changelog, r.command, r.old, r.new), f"CHANGELOG.md does not list {r.command} {r.old} -> {r.new}"
+    for m in NEW_MEANINGS:
+        old, new = f"{m.flag} {m.value}", m.before
+        assert _listed(changelog, m.command, old, new), f"CHANGELOG.md does not list {m.command} {old} -> {new}"

@@ -1,0 +1,90 @@
+"""The closed sets of values the command line takes, as enums: typer lists them in ``--help`` and refuses any other
+value with one line.
+
+Each set belongs to a library module that ``edgecls --help`` must not import (torch, OpenCV), so the values are
+written here; tests/test_cli_vocabulary.py checks each enum against the library's own list. Sets the runtime
+keeps in light modules (the contract's, OpenVINO's precision) are built from them, not copied.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from edgecls.runtime.contract import COLOR_ORDERS, INTERPOLATIONS, JPEG_DECODES, RESIZE_MODES
+
+
+class Choice(str, Enum):
+    """A value typed on the command line: prints as itself (``sgd``, not ``Optimizer.sgd``)."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def _choices(name: str, values: tuple[str, ...], doc: str) -> type[Choice]:
+    choice = Choice(name, {v: v for v in values})  # type: ignore[call-overload]  (the functional Enum API)
+    choice.__doc__ = doc
+    return choice
+
+
+ResizeMode = _choices("ResizeMode", RESIZE_MODES, "runtime.contract.RESIZE_MODES")
+Interpolation = _choices("Interpolation", INTERPOLATIONS, "runtime.contract.INTERPOLATIONS")
+ColorOrder = _choices("ColorOrder", COLOR_ORDERS, "runtime.contract.COLOR_ORDERS")
+JpegDecode = _choices("JpegDecode", JPEG_DECODES, "runtime.contract.JPEG_DECODES")
+
+
+class OutputKind(Choice):
+    """ModelContract.output_kind."""
+
+    logits = "logits"
+    probabilities = "probabilities"
+
+
+class Arch(Choice):
+    """edgecls.models.registry.ARCHITECTURES (the built-in architectures; --model brings your own)."""
+
+    cnn = "cnn"
+    mobilenetv2 = "mobilenetv2"
+    mobilenetv2_050 = "mobilenetv2_050"
+    efficientnet_lite0 = "efficientnet_lite0"
+    resnet10 = "resnet10"
+    resnet18 = "resnet18"
+
+
+class Optimizer(Choice):
+    """edgecls.training.config.OPTIMIZERS."""
+
+    adamw = "adamw"
+    sgd = "sgd"
+
+
+class Batchnorm(Choice):
+    """edgecls.training.config.BATCHNORM_MODES."""
+
+    frozen = "frozen"
+    reestimate = "reestimate"
+    train = "train"
+
+
+class Exporter(Choice):
+    """edgecls.export.onnx_export.EXPORTERS."""
+
+    auto = "auto"
+    dynamo = "dynamo"
+    torchscript = "torchscript"
+
+
+class Split(Choice):
+    """edgecls.data.eval_set: a data set's split names, or all of it."""
+
+    train = "train"
+    val = "val"
+    test = "test"
+    all = "all"
+
+
+class Spin(Choice):
+    """edgecls.runtime.bench.benchmark.SPIN_MODES."""
+
+    off = "off"
+    on = "on"
+    both = "both"
