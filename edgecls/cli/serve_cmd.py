@@ -156,12 +156,13 @@ def serve(
       curl -H 'Content-Type: image/jpeg' --data-binary @photo.jpg \\
           http://127.0.0.1:8000/v1/classify
     """
+    from edgecls.runtime.file_guard import max_file_bytes  # MB = 10**6 bytes, as --max-file-mb
     from edgecls.runtime.serve.launch import ServeOptions, serve_model
     from edgecls.runtime.serve.settings import ServeSettings
 
     settings = ServeSettings(
         host=host, port=port, token=token, insecure=insecure, top_k=top_k, max_batch=max_batch_size,
-        max_wait_ms=max_wait_ms, max_queue=max_queue, max_body_bytes=int(max_body_mb * 1024 * 1024),
+        max_wait_ms=max_wait_ms, max_queue=max_queue, max_body_bytes=max_file_bytes(max_body_mb),
         max_pixels=max_pixels, request_timeout_s=request_timeout, drain_timeout_s=drain_timeout,
         decode_threads=decode_threads, max_jpeg_scans=max_jpeg_scans, max_connections=max_connections,
         header_timeout_s=header_timeout, keep_alive_s=keep_alive, allowed_hosts=tuple(allow_host or ()),

@@ -137,11 +137,11 @@ _CAPABILITY = {Precision.f32: "FP32", Precision.bf16: "BF16", Precision.f16: "FP
 PRECISION_HINT = "INFERENCE_PRECISION_HINT"
 
 
-def check_precision(precision: Precision, capabilities: list[str] | tuple[str, ...], device: str = "CPU") -> None:
+def check_precision(precision: Precision | str, capabilities: list[str] | tuple[str, ...], device: str = "CPU") -> None:
     """Refuse a precision the device has no kernels for (``capabilities``: its ``OPTIMIZATION_CAPABILITIES``,
     e.g. ``['FP32', 'INT8', 'BIN', 'EXPORT_IMPORT']`` on an AVX2 CPU, ``BF16`` added where it has AMX/AVX512-BF16);
     OpenVINO would otherwise quietly run f32 (or emulate) and the report would name a precision not used."""
-    needed = _CAPABILITY[precision]
+    needed = _CAPABILITY[Precision.parse(precision)]
     if needed not in capabilities:
         raise ProviderError(
             f"--precision {precision}: OpenVINO's {device} device here has no {needed} support "

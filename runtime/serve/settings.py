@@ -6,6 +6,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from edgecls.runtime.errors import EdgeclsError
+from edgecls.runtime.file_guard import MB
 from edgecls.runtime.prescan.limits import DEFAULT_MAX_PIXELS
 from edgecls.runtime.serve.authority import normalize_host
 
@@ -20,7 +21,7 @@ class ServeSettings:
     max_batch: int = 8  # images per model call
     max_wait_ms: float = 2.0  # how long a batch may wait for requests already being received/decoded
     max_queue: int = 256  # images waiting for the model before new requests get 503
-    max_body_bytes: int = 20 * 1024 * 1024
+    max_body_bytes: int = 20 * MB  # --max-body-mb: MB as in --max-file-mb (10**6 bytes)
     max_pixels: int = DEFAULT_MAX_PIXELS  # declared width x height, checked in the header before decoding
     request_timeout_s: float = 30.0  # receive + decode + queue + inference, per request
     drain_timeout_s: float = 30.0  # SIGTERM: how long in-flight requests may take to finish
