@@ -23,7 +23,8 @@ Reports top-1 (and top-5 with more than 5 classes), per-class precision/recall/F
 data the model was trained on, and --split test is then the very split training held out. ONNX models are
 evaluated through the runtime (onnxruntime + OpenCV, no torch).
 
-Example:  edgecls eval runs/digits/export/model.int8.onnx builtin:digits --json
+Example:
+  edgecls eval runs/digits/export/model.int8.onnx builtin:digits --json
 """
 
 

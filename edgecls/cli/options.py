@@ -69,7 +69,9 @@ CONTRACT_FLAGS: dict[str, Any] = {
         Interpolation | None, typer.Option(help="Resize interpolation.", rich_help_panel=_CONTRACT_PANEL)
     ],
     "color_order": Annotated[
-        ColorOrder | None, typer.Option(help="Channel order the model expects.", rich_help_panel=_CONTRACT_PANEL)
+        ColorOrder | None,
+        typer.Option(help="Channel order the model expects (either case).", case_sensitive=False,
+                     rich_help_panel=_CONTRACT_PANEL),
     ],
     "output_kind": Annotated[
         OutputKind | None, typer.Option(help="What the model outputs.", rich_help_panel=_CONTRACT_PANEL)
