@@ -10,8 +10,9 @@ of :mod:`edgecls.cli.options`; the JSON document goes to a file with ``--json-fi
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -59,6 +60,13 @@ _IMAGES = "Images and correctness"
 _BASELINES = "Baselines"
 _OUTPUT = "Output"
 
+
+def _sweep(flag: str, help: str, item: Callable[[str], Any], what: str = "integers >= 1",
+           metavar: str = "N,...") -> Any:
+    """A list flag of bench's sweep: comma-separated or repeated, each item typed as the same flag elsewhere."""
+    return typer.Option(flag, help=help, metavar=metavar, parser=comma_list(item, what), rich_help_panel=_SWEEP)
+
+
 _Strict = in_panel(StrictOpt, _IMAGES)
 _TrustCheckpoint = in_panel(TrustCheckpointOpt, _BASELINES)
 _Json = in_panel(JsonOpt, _OUTPUT)
@@ -77,25 +85,15 @@ def bench_command(
     provider: ProvidersOpt = ["cpu"],  # noqa: B006 - typer needs a list default for a repeatable option
     # Each occurrence of a list flag parses to a list (comma_lists.comma_list); joined() makes the tuple.
     batch_size: Annotated[
-        list[int] | None,
-        typer.Option(
-            "--batch-size", help="Images per inference batch (default 1).", metavar="N,...",
-            parser=comma_list(positive_int, "integers >= 1"), rich_help_panel=_SWEEP,
-        ),
+        list[int] | None, _sweep("--batch-size", "Images per inference batch (default 1).", positive_int)
     ] = None,
     threads: Annotated[
-        list[int] | None,
-        typer.Option(
-            "--threads", help="Intra-op threads (default: physical cores).", metavar="N,...",
-            parser=comma_list(positive_int, "integers >= 1"), rich_help_panel=_SWEEP,
-        ),
+        list[int] | None, _sweep("--threads", "Intra-op threads (default: physical cores).", positive_int)
     ] = None,
     precision: Annotated[
         list[Precision] | None,
-        typer.Option(
-            "--precision", help="What OpenVINO computes in (default: f32, and bf16 where the CPU has it).",
-            metavar="[f32|bf16|f16],...", parser=comma_list(Precision, "f32, bf16 or f16"), rich_help_panel=_SWEEP,
-        ),
+        _sweep("--precision", "What OpenVINO computes in (default: f32, and bf16 where the CPU has it).", Precision,
+               "f32, bf16 or f16", "[f32|bf16|f16],..."),
     ] = None,
     spin: Annotated[
         Spin,

@@ -32,59 +32,12 @@ ColorOrder = _choices("ColorOrder", COLOR_ORDERS, "runtime.contract.COLOR_ORDERS
 JpegDecode = _choices("JpegDecode", JPEG_DECODES, "runtime.contract.JPEG_DECODES")
 
 
-class OutputKind(Choice):
-    """ModelContract.output_kind."""
-
-    logits = "logits"
-    probabilities = "probabilities"
-
-
-class Arch(Choice):
-    """edgecls.models.registry.ARCHITECTURES (the built-in architectures; --model brings your own)."""
-
-    cnn = "cnn"
-    mobilenetv2 = "mobilenetv2"
-    mobilenetv2_050 = "mobilenetv2_050"
-    efficientnet_lite0 = "efficientnet_lite0"
-    resnet10 = "resnet10"
-    resnet18 = "resnet18"
-
-
-class Optimizer(Choice):
-    """edgecls.training.config.OPTIMIZERS."""
-
-    adamw = "adamw"
-    sgd = "sgd"
-
-
-class Batchnorm(Choice):
-    """edgecls.training.config.BATCHNORM_MODES."""
-
-    frozen = "frozen"
-    reestimate = "reestimate"
-    train = "train"
-
-
-class Exporter(Choice):
-    """edgecls.export.onnx_export.EXPORTERS."""
-
-    auto = "auto"
-    dynamo = "dynamo"
-    torchscript = "torchscript"
-
-
-class Split(Choice):
-    """edgecls.data.eval_set: a data set's split names, or all of it."""
-
-    train = "train"
-    val = "val"
-    test = "test"
-    all = "all"
-
-
-class Spin(Choice):
-    """edgecls.runtime.bench.benchmark.SPIN_MODES."""
-
-    off = "off"
-    on = "on"
-    both = "both"
+OutputKind = _choices("OutputKind", ("logits", "probabilities"), "ModelContract.output_kind")
+#: The built-in architectures (--model brings your own).
+Arch = _choices("Arch", ("cnn", "mobilenetv2", "mobilenetv2_050", "efficientnet_lite0", "resnet10", "resnet18"),
+                "edgecls.models.registry.ARCHITECTURES")
+Optimizer = _choices("Optimizer", ("adamw", "sgd"), "edgecls.training.config.OPTIMIZERS")
+Batchnorm = _choices("Batchnorm", ("frozen", "reestimate", "train"), "edgecls.training.config.BATCHNORM_MODES")
+Exporter = _choices("Exporter", ("auto", "dynamo", "torchscript"), "edgecls.export.onnx_export.EXPORTERS")
+Split = _choices("Split", ("train", "val", "test", "all"), "edgecls.data.eval_set: a split's name, or all of it")
+Spin = _choices("Spin", ("off", "on", "both"), "edgecls.runtime.bench.benchmark.SPIN_MODES")
