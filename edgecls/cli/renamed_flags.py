@@ -8,7 +8,7 @@ every entry is in the changelog and that the old spelling reaches the command as
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 
@@ -29,8 +29,10 @@ class Rename:
     given: str | None = None
     note: str = ""
 
-    def matches(self, value: str | None, flags: set[str]) -> bool:
-        if self.given is not None and self.given not in flags:
+    def matches(self, value: str | None, flags: Collection[str] | None = None) -> bool:
+        """Whether ``value`` given to ``old`` is renamed; ``flags``: the command line's other flags (None: not
+        known, as for a flag shown in the docs: ``given`` is not checked)."""
+        if self.given is not None and flags is not None and self.given not in flags:
             return False
         return self.when is None or (value is not None and self.when(value))
 
