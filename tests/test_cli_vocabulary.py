@@ -74,7 +74,7 @@ SHARED: dict[str, Meaning] = {
     # int8 (cli/int8_options.py)
     "--max-drop": Meaning("the accuracy budget, in points", "points"),
     "--agreement-on": Meaning("which images grade agreement", "agreement"),
-    "--reconstruct": Meaning("AdaRound reconstruction", "adaround"),
+    "--reconstruct": Meaning("learn each layer's weight rounding", "weight rounding"),
     "--allow-over-budget": Meaning("write int8 over budget", "budget"),
     "--require-verified": Meaning("exit 4 when unverified", "unverified"),
     "--distill": Meaning("learn int8 from the float torch model", "learn int8"),
