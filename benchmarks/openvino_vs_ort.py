@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
 
     load_before = os.getloadavg()
     options = BenchOptions(
-        models=tuple(d / n for d in dirs.values() for n in ("model.onnx", "model.int8.onnx")), providers=("auto",),
+        models=tuple(d / n for d in dirs.values() for n in ("model.onnx", "model.int8.onnx")), providers=("all",),
         batches=tuple(int(b) for b in args.batches.split(",")), threads=tuple(int(t) for t in args.threads.split(",")),
         time_budget=args.time_budget, runs=300, data_dir=crops, baselines=False,
     )

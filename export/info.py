@@ -17,6 +17,7 @@ from typing import Any
 
 from edgecls.runtime.contract.model_contract import METADATA_KEY, ModelContract, contract_from_metadata
 from edgecls.runtime.errors import ContractError, ModelLoadError
+from edgecls.runtime.providers.precision import Precision
 from edgecls.runtime.terminal.int8_notices import int8_notices
 from edgecls.runtime.terminal.notice_memory import ACKNOWLEDGED, remember, told
 
@@ -27,7 +28,7 @@ class InfoOptions:
 
     model: Path
     provider: str | None = None  # also load the model on this provider and report the engine it runs
-    precision: str | None = None  # OpenVINO inference precision for that session (implies provider auto)
+    precision: Precision | None = None  # what OpenVINO computes in for that session (implies provider auto)
     acknowledge: bool = False  # record the int8 notices as read: no command prints them again for this user
 
 
@@ -197,13 +198,12 @@ def describe(options: InfoOptions) -> InfoReport:
     return InfoReport(info, providers_here, engine)
 
 
-def engine_on(model: Path, provider: str | None, precision: str | None) -> dict[str, Any]:
+def engine_on(model: Path, provider: str | None, precision: Precision | None) -> dict[str, Any]:
     """What runs ``model`` with ``--provider``/``--precision``: the engine, providers used and the precision read
     back from the compiled model (OpenVINO), from a real session."""
-    from edgecls.runtime.providers.session import PRECISION_OPTION, create_session
+    from edgecls.runtime.providers.session import create_session
 
-    provider_options = {PRECISION_OPTION: precision} if precision else {}
-    _, session = create_session(model, provider=provider or "auto", threads=1, provider_options=provider_options)
+    _, session = create_session(model, provider=provider or "auto", threads=1, precision=precision)
     return {
         "engine": session.engine,
         "used": session.used,

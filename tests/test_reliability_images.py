@@ -146,7 +146,7 @@ def test_python_api_classifies_good_and_names_bad(runtime_models, odd_images: Od
 def test_cli_json_one_row_per_file_and_exit_1(runtime_models, odd_images: OddImages) -> None:
     paths = [str(p) for p in odd_images.all_paths()]
     # --max-pixels lets the 10000x10000 JPEG through (the default, 40 Mpx, refuses it: see the test above)
-    r = run_cli("run", str(runtime_models.cnn), *paths, "--json", "--top-k", "2", "--workers", "2",
+    r = run_cli("run", str(runtime_models.cnn), *paths, "--json", "--top-k", "2", "--decode-threads", "2",
                 "--max-pixels", "100000000")
     assert r.returncode == 1, r.stderr
     assert "Traceback" not in r.stderr

@@ -76,7 +76,7 @@ def test_folder_csv_and_save(runtime_models, runtime_images, tmp_path):
         str(save),
         "--batch-size",
         "3",
-        "--workers",
+        "--decode-threads",
         "2",
     )
     assert r.exit_code == 1  # the folder holds the broken files too

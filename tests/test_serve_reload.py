@@ -83,7 +83,7 @@ def test_sighup_swaps_models_without_dropping_a_request_and_a_bad_one_keeps_the_
     model = prepared(tmp_path / "live", "model.onnx", 32, ("red", "green", "blue"))
     newer = prepared(tmp_path / "newer", "model.onnx", 48, ("rouge", "vert", "bleu"))  # another input size
     broken = prepared(tmp_path / "broken", "model.onnx", 40, ("x", "y", "z"), wrong_by=30.0)
-    server = serve_process(str(model), "--max-batch", "4", "--max-wait-ms", "5")
+    server = serve_process(str(model), "--max-batch-size", "4", "--max-wait-ms", "5")
     stop = threading.Event()
     answers: list[list[str]] = [[] for _ in range(4)]
 

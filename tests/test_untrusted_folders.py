@@ -55,7 +55,7 @@ def test_sigterm_ends_a_run_whose_folder_holds_a_fifo(model: Path, tmp_path: Pat
     folder = tmp_path / "drop"
     write_images(folder, 400)
     os.mkfifo(folder / "0pipe.jpg")
-    proc = start("run", str(model), str(folder), "--json", "--batch-size", "1", "--workers", "1")
+    proc = start("run", str(model), str(folder), "--json", "--batch-size", "1", "--decode-threads", "1")
     try:
         sel = selectors.DefaultSelector()
         assert proc.stdout is not None

@@ -6,6 +6,7 @@ Each command lives in its own module and imports its heavy dependencies inside t
 
 from __future__ import annotations
 
+import inspect
 import sys
 
 import typer
@@ -26,6 +27,7 @@ from edgecls.cli import (
     train_cmd,
     update_cmd,
 )
+from edgecls.cli.help_text import reflow
 from edgecls.runtime.terminal.redact import redact
 from edgecls.runtime.terminal.text import plain
 
@@ -46,6 +48,9 @@ _COMMANDS = (
 )
 for _module in _COMMANDS:
     _module.register(app)
+# Every command's help reaches typer reflowed (cli/help_text.py): sources wrap their prose by hand, terminals differ.
+for _info in app.registered_commands:
+    _info.help = reflow(_info.help or inspect.getdoc(_info.callback) or "")
 
 
 def _warning_line(message: Warning | str, category: type[Warning], filename: str, lineno: int, file=None,

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from edgecls.cli import int8_options as int8
+from edgecls.cli.choices import Exporter
 from edgecls.cli.options import JsonOpt, OutDirOpt, TrustCheckpointOpt, contract_flags, progress_log
 from edgecls.runtime.accuracy_budget import DEFAULT_MAX_DROP
 from edgecls.runtime.contract.options import ContractOptions
@@ -28,7 +29,8 @@ Bring your own torch model with --model FILE.py:FACTORY (or module:FACTORY), --l
 
 Examples:
   edgecls export runs/digits --quantize
-  edgecls export --model net.py:build --weights net.pt --labels labels.txt --input-size 224 --out export/
+  edgecls export --model net.py:build --weights net.pt --labels labels.txt \\
+      --input-size 224 --out export/
 """
 
 @contract_flags
@@ -59,9 +61,9 @@ def export_command(
     distill: int8.DistillOpt = "off",
     time_budget: int8.TimeBudgetOpt = int8.DEFAULT_TIME_BUDGET,
     opset: Annotated[int, typer.Option(min=13, help="ONNX opset.")] = 17,
-    exporter: Annotated[str, typer.Option(help="auto (dynamo, falling back to torchscript), dynamo, torchscript.")] = (
-        "auto"
-    ),
+    exporter: Annotated[
+        Exporter, typer.Option(help="torch's ONNX exporter; auto: dynamo, falling back to torchscript.")
+    ] = Exporter.auto,
     model: Annotated[
         str | None,
         typer.Option(
@@ -83,7 +85,7 @@ def export_command(
     options = ExportOptions(
         out_dir=str(out) if out else None,
         opset=opset,
-        exporter=exporter,  # type: ignore[arg-type]  (ExportOptions checks it)
+        exporter=exporter.value,  # type: ignore[arg-type]  (a value of EXPORTERS: tests/test_cli_vocabulary.py)
         fp16=fp16,
         data=data,
         quantize=QuantizeOptions(

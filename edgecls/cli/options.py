@@ -8,16 +8,20 @@ Nothing heavy is imported here: ``edgecls --help`` must stay torch-free.
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
+import typing
 from collections.abc import Callable
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 
-from edgecls.runtime.contract.model_contract import COLOR_ORDERS, INTERPOLATIONS, JPEG_DECODES, RESIZE_MODES
+from edgecls.cli.choices import ColorOrder, Interpolation, JpegDecode, OutputKind, ResizeMode
 from edgecls.runtime.contract.options import ContractOptions
+from edgecls.runtime.providers.precision import Precision
 
 _CONTRACT_PANEL = "Model contract (for models without one, or to override it)"
 
@@ -48,7 +52,11 @@ CONTRACT_FLAGS: dict[str, Any] = {
         float | None, typer.Option(help="Pixel scale before mean/std (default 1/255).", rich_help_panel=_CONTRACT_PANEL)
     ],
     "resize_mode": Annotated[
-        str | None, typer.Option(help=" or ".join(RESIZE_MODES) + ".", rich_help_panel=_CONTRACT_PANEL)
+        ResizeMode | None,
+        typer.Option(
+            help="How the image becomes the input size: stretch it, or resize its shorter side and crop the centre.",
+            rich_help_panel=_CONTRACT_PANEL,
+        ),
     ],
     "crop_fraction": Annotated[
         float | None,
@@ -58,29 +66,32 @@ CONTRACT_FLAGS: dict[str, Any] = {
         ),
     ],
     "interpolation": Annotated[
-        str | None, typer.Option(help=", ".join(INTERPOLATIONS) + ".", rich_help_panel=_CONTRACT_PANEL)
+        Interpolation | None, typer.Option(help="Resize interpolation.", rich_help_panel=_CONTRACT_PANEL)
     ],
     "color_order": Annotated[
-        str | None,
-        typer.Option(
-            help="Channel order the model expects: " + " or ".join(COLOR_ORDERS) + ".", rich_help_panel=_CONTRACT_PANEL
-        ),
+        ColorOrder | None,
+        typer.Option(help="Channel order the model expects (either case).", case_sensitive=False,
+                     rich_help_panel=_CONTRACT_PANEL),
     ],
     "output_kind": Annotated[
-        str | None,
-        typer.Option(help="What the model outputs: logits or probabilities.", rich_help_panel=_CONTRACT_PANEL),
+        OutputKind | None, typer.Option(help="What the model outputs.", rich_help_panel=_CONTRACT_PANEL)
     ],
     "jpeg_decode": Annotated[
-        str | None,
+        JpegDecode | None,
         typer.Option(
-            help=" or ".join(JPEG_DECODES) + ": reduced decodes large JPEGs at 1/2-1/8 scale (never below what the "
-            "resize needs); full decodes every pixel, for models measured that way.",
+            help="reduced decodes large JPEGs at 1/2-1/8 scale (never below what the resize needs); full decodes "
+            "every pixel, for models measured that way.",
             rich_help_panel=_CONTRACT_PANEL,
         ),
     ],
 }
 
 _Command = TypeVar("_Command", bound=Callable[..., Any])
+
+
+def _plain(value: Any) -> Any:
+    """A choice flag's enum member -> its string: the contract (and the JSON it is stored as) holds plain values."""
+    return value.value if isinstance(value, Enum) else value
 
 
 def contract_flags(command: _Command) -> _Command:
@@ -112,7 +123,7 @@ def _with_flags(command: _Command, flags: dict[str, Any]) -> _Command:
 
     @functools.wraps(command)
     def with_contract_flags(*args: Any, **kwargs: Any) -> Any:
-        given = {name: kwargs.pop(name, None) for name in flags}
+        given = {name: _plain(kwargs.pop(name, None)) for name in flags}
         return command(*args, contract_options=ContractOptions(**given), **kwargs)
 
     # typer reads parameters from __signature__ and annotations from get_type_hints(): both must list the flags.
@@ -124,18 +135,19 @@ def _with_flags(command: _Command, flags: dict[str, Any]) -> _Command:
 
 
 # --- options several commands share (same flag, same meaning, same help) ------------------------------------
+#: What ``--provider auto`` means in every command: the first provider onnxruntime has here of tensorrt, cuda,
+#: migraphx, rocm, openvino, directml, coreml, qnn, else cpu (runtime.providers.names.AUTO_PREFERENCE).
+PROVIDER_HELP = "Execution provider: auto (an accelerator onnxruntime has here, else cpu), cpu, openvino, cuda, "
 ProviderOpt = Annotated[
-    str,
-    typer.Option(
-        "--provider", "-p", help="Execution provider: auto, cpu, openvino, cuda, tensorrt, ... (edgecls providers)."
-    ),
+    str, typer.Option("--provider", "-p", help=PROVIDER_HELP + "tensorrt, ... (edgecls providers).")
 ]
 PrecisionOpt = Annotated[
-    str | None,
+    Precision | None,
     typer.Option(
         "--precision",
         help="What OpenVINO computes in: f32 (default, as onnxruntime), bf16 or f16 where the CPU has it "
         "(faster, may move top-1). onnxruntime runs the file's own types.",
+        show_default=False,
     ),
 ]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", help="On an engine error, print its full message too.")]
@@ -144,6 +156,13 @@ StrictOpt = Annotated[bool, typer.Option("--strict", help="Fail instead of warni
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout (JSON / JSON Lines).")]
 TopKOpt = Annotated[int, typer.Option("--top-k", "-k", min=1, help="Classes reported per input.")]
 BatchSizeOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Images per inference batch.")]
+DecodeThreadsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--decode-threads", min=1, help="Image decode threads, working while the model runs (default: 2 to 4, "
+        "as many as the cores allow).",
+    ),
+]
 MaxFileMbOpt = Annotated[
     int,
     typer.Option(
@@ -155,9 +174,11 @@ MaxPixelsOpt = Annotated[
     int,
     typer.Option(
         "--max-pixels", min=1,
-        help="Images whose header declares more width x height pixels become error rows (checked before decoding).",
+        help="Largest width x height an image's header may declare; larger ones are refused before decoding.",
     ),
 ]
+CAMERA_HELP = "N for V4L2 /dev/videoN (/dev/videoN also works), or pi:N for the Raspberry Pi camera N (Picamera2)."
+CameraOpt = Annotated[str | None, typer.Option("--camera", help="A camera: " + CAMERA_HELP, show_default=False)]
 OutDirOpt = Annotated[Path | None, typer.Option("--out", help="Output directory.")]
 # Checkpoints load as plain tensors and data (torch weights_only); this is the only way past that (docs/SECURITY.md).
 TrustCheckpointOpt = Annotated[
@@ -168,6 +189,15 @@ TrustCheckpointOpt = Annotated[
         "file, so only for files whose source you trust.",
     ),
 ]
+
+
+def in_panel(option: Any, panel: str) -> Any:
+    """A shared option (one of the ``...Opt`` above) listed in a command's own help panel: same flag, same help,
+    same checks; only where ``--help`` shows it differs."""
+    base, info = typing.get_args(option)
+    placed = copy.copy(info)
+    placed.rich_help_panel = panel
+    return Annotated[base, placed]
 
 
 def progress_log(json_out: bool) -> Callable[[str], None]:

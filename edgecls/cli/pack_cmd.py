@@ -20,8 +20,11 @@ SHA256SUMS) and, with --sign, the signing key's fingerprint.
 MODEL: an .onnx file, an export folder, or a training run (exported here; with --quantize its int8 model is made
 for the device: quantize --target arm64 for linux-aarch64, x86-avx2 for linux-x86_64).
 
-Example:  edgecls pack runs/digits/export --target linux-aarch64 --service serve --out digits-pi
-          edgecls pack runs/digits-v2/export --update --out digits-v2     (models only: edgecls update on the device)
+Examples:
+  edgecls pack runs/digits/export --target linux-aarch64 --service serve \\
+      --out digits-pi
+  edgecls pack runs/digits-v2/export --update --out digits-v2
+      (models only: edgecls update DIR on the device)
 """
 
 
@@ -65,7 +68,7 @@ def pack_command(
     system_site_packages: Annotated[
         bool,
         typer.Option("--system-site-packages", help="The device's venv sees the system's packages (a Pi: Debian's "
-                     "python3-picamera2 for the camera)."),
+                     "python3-picamera2 for the camera).", rich_help_panel="The device's Python"),
     ] = False,
     sign: Annotated[
         str | None,

@@ -39,7 +39,8 @@ that misses the budget is learned from the float model on the --calib images (--
 Exit status: 0 within budget or unverified (4 with --require-verified), 3 over budget (nothing written at the
 int8 name unless --allow-over-budget), 2 could not run.
 
-Example:  edgecls quantize export/model.onnx --calib data/train --val data/val --max-drop 1
+Example:
+  edgecls quantize model.onnx --calib data/train --val data/val --max-drop 1
 """
 
 

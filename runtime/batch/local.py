@@ -34,7 +34,7 @@ def _classify(job: BatchJob, t0: float) -> BatchSummary:
     clf = Classifier(job.model, provider=job.provider, threads=job.threads,
                      contract=job.contract_overrides or None, spin=False)
     specs = [SourceSpec("image", f, f) for f in inputs.files]
-    options = LoopOptions(top_k=job.top_k, batch_size=job.batch_size, workers=job.concurrency,
+    options = LoopOptions(top_k=job.top_k, batch_size=job.batch_size, decode_threads=job.decode_threads,
                           max_file_bytes=job.max_file_bytes, max_pixels=job.max_pixels)
     with published_dir(job.out, job.overwrite) as folder:
         summary = run_sources(clf, specs, inputs.problems, ParquetSink(folder), options)

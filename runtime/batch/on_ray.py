@@ -176,7 +176,7 @@ def _classify(job: BatchJob, address: str) -> BatchSummary:
         # Load it once here too: a bad model or contract is one clear line before any actor starts.
         Classifier(model, provider=job.provider, threads=1, contract=job.contract_overrides or None)
         cpus_per_actor = job.threads or 1
-        concurrency = job.concurrency or max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_actor))
+        concurrency = job.actors or max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_actor))
         parts = []
         if inputs.files:
             # Reading bytes and writing Parquet reserve no CPU: the actors hold every CPU they may use, and a

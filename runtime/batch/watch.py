@@ -37,7 +37,7 @@ def watch_in_process(job: BatchJob) -> BatchSummary:
             clf = Classifier(job.model, provider=job.provider, threads=job.threads,
                              contract=job.contract_overrides or None, spin=False)
             parts = ParquetParts(local_target(job.out))
-            options = LoopOptions(top_k=job.top_k, batch_size=job.batch_size, workers=job.concurrency,
+            options = LoopOptions(top_k=job.top_k, batch_size=job.batch_size, decode_threads=job.decode_threads,
                                   max_file_bytes=job.max_file_bytes, max_pixels=job.max_pixels)
             watch_folders(clf, roots, parts, parts, options, job.watch)
         except KeyboardInterrupt:  # before the watch started: nothing was written

@@ -10,8 +10,7 @@ One job per module (import the module that does the job; this package re-exports
   postprocess pass.
 - ``targets``: model paths -> targets (variant, family, size) and the providers to try; ``images``: the images of
   the end-to-end pass; ``onnxruntime_loader``: the measured engine; ``baselines/``: OpenCV DNN, PyTorch eager.
-- ``agreement``: every row against onnxruntime CPU fp32 on the same inputs; ``auto_pick``: ``--provider auto``.
-- ``rows``: the data model (targets, configurations, rows, results, ratios); ``env``: the machine a result was
-  measured on.
+- ``agreement``: every row against onnxruntime CPU fp32 on the same inputs; ``auto_pick``: ``--provider all``'s mark.
+- ``rows``: the data model (targets, rows, results, ratios); ``env``: the machine a result was measured on.
 - ``report`` (tables, Markdown), ``result_files`` (JSON, CSV), ``plot`` (PNG).
 """

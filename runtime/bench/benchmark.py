@@ -29,6 +29,7 @@ from edgecls.runtime.bench.run_split import run_test_split
 from edgecls.runtime.bench.sweep import ProgressFn, run_benchmark
 from edgecls.runtime.bench.targets import expand_models, model_targets, run_checkpoints, sorted_targets
 from edgecls.runtime.inference.latency import DEFAULT_WARMUP
+from edgecls.runtime.providers.precision import Precision
 
 #: ``--spin`` values -> the spinning settings measured.
 SPIN_MODES: dict[str, tuple[bool, ...]] = {"off": (False,), "on": (True,), "both": (False, True)}
@@ -59,8 +60,8 @@ class BenchOptions:
     strict: bool = False
     spin: str = "off"  # off | on | both
     compare: bool = True
-    precisions: tuple[str, ...] | None = None  # OpenVINO rows; None: f32, plus bf16 where the CPU has it
-    max_drop: float = DEFAULT_MAX_DROP  # --provider auto: points of agreement a provider may lose
+    precisions: tuple[Precision, ...] | None = None  # OpenVINO rows; None: f32, plus bf16 where the CPU has it
+    max_drop: float = DEFAULT_MAX_DROP  # --provider all: points of agreement the marked provider may lose
     isolate: bool = True
     run_split: bool = True  # without data_dir: a run's test split, where the run recorded one
     json_path: Path | None = None

@@ -90,9 +90,8 @@ def measure(config: Configuration) -> BenchRow:
         row.rss_before_load_mb, _ = _memory_mb()
         t0 = time.perf_counter()
         # Session settings (spin, strict) reach every loader; baselines ignore what they cannot use.
-        session: dict[str, Any] = {"spin": config.spin, "strict": config.strict}
-        if config.precision:  # OpenVINO's --precision, as the provider option create_session reads
-            session["provider_options"] = {**target.options.get("provider_options", {}), "precision": config.precision}
+        session: dict[str, Any] = {"spin": config.spin, "strict": config.strict,
+                                   "precision": config.precision}  # OpenVINO's --precision (None: f32)
         runner = loader(target.model, config.provider, config.threads, **{**target.options, **session})
         row.session_create_ms = (time.perf_counter() - t0) * 1000.0
         row.providers_used, row.fallback = list(runner.providers_used), runner.fallback

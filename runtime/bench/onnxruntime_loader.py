@@ -29,6 +29,7 @@ def load_onnxruntime(model: str, provider: str = "cpu", threads: int | None = No
         sess, info = create_session(
             model, provider=provider, threads=threads, provider_options=options.get("provider_options"),
             strict=bool(options.get("strict", False)), spin=bool(options.get("spin", False)),
+            precision=options.get("precision"),
         )
     return LoadedRunner(
         infer=session_infer(sess),

@@ -137,7 +137,7 @@ class BenchRow:
     max_abs_diff: float | None = None  # max |output - onnxruntime CPU fp32 output| on those inputs
     agreement_inputs: str | None = None  # what they were: "300 images" or "16 noise tensors"
     agreement_images: int | None = None  # n: how many real images the agreement is over (None: no images)
-    auto_pick: bool = False  # `--provider auto`: the fastest correct provider for this model, batch, threads
+    auto_pick: bool = False  # `--provider all`: the fastest correct provider for this model, batch, threads
     isolated: bool = True
     error: str | None = None
     warnings: list[str] = field(default_factory=list)

@@ -40,8 +40,9 @@ from edgecls.runtime.bench.env import collect_environment
 from edgecls.runtime.bench.images import bench_images
 from edgecls.runtime.bench.measure import measure
 from edgecls.runtime.bench.rows import BenchError, BenchResult, BenchRow, BenchTarget, Configuration, compute_ratios
-from edgecls.runtime.bench.targets import expand_providers, model_targets, provider_display
+from edgecls.runtime.bench.targets import ALL_PROVIDERS, expand_providers, model_targets, provider_display
 from edgecls.runtime.inference.latency import DEFAULT_RUNS, DEFAULT_WARMUP
+from edgecls.runtime.providers.precision import DEFAULT_PRECISION, Precision
 from edgecls.runtime.terminal.int8_notices import int8_notices
 from edgecls.runtime.terminal.notice_memory import first_time
 
@@ -65,7 +66,7 @@ def run_benchmark(
     spins: Sequence[bool] = (False,),
     strict: bool = False,
     compare: bool = True,
-    precisions: Sequence[str] | None = None,
+    precisions: Sequence[Precision | str] | None = None,
     max_drop: float = DEFAULT_MAX_DROP,
     images: Sequence[tuple[str, str | None]] | None = None,
 ) -> BenchResult:
@@ -76,8 +77,9 @@ def run_benchmark(
     ``spins``: onnxruntime thread spinning per row; the default (off) is what ``edgecls run`` uses.
     ``strict``: a provider that falls back to CPU (or runs no node) is an error row instead of a flagged one.
     ``compare``: every row's outputs against onnxruntime CPU fp32 on the same inputs (agreement, max |diff|).
-    ``providers`` containing ``auto`` measures every local provider and marks the fastest correct row: top-1
-    agreement with onnxruntime CPU fp32 on every image within ``max_drop`` points (no pick without images).
+    ``providers`` containing ``all`` measures every local provider and marks the fastest correct row: top-1
+    agreement with onnxruntime CPU fp32 on every image within ``max_drop`` points (no pick without images);
+    ``auto`` measures the provider ``--provider auto`` runs on everywhere else.
     ``precisions``: OpenVINO runtime rows per precision (None: f32, and bf16 where the device has it).
     ``images``: ``(path, class)`` items to use instead of scanning ``data_dir`` (a run's test split).
     """
@@ -113,7 +115,8 @@ def run_benchmark(
                 precs: list[str | None] = [None]
                 if outside:  # by default bf16 is measured on float files: int8 convolutions stay int8 anyway,
                     # and OpenVINO's bf16 mode refuses some int8 files ("No suitable implementations")
-                    precs = [x for x in ov_precisions if precisions or t.variant != "int8" or x == "f32"]
+                    precs = [x.value for x in ov_precisions
+                             if precisions or t.variant != "int8" or x == DEFAULT_PRECISION]
                 shown = provider_display(p) if not t.is_baseline else p
                 plan += [
                     Configuration(
@@ -143,8 +146,9 @@ def run_benchmark(
         if progress:
             progress(len(plan), len(plan), "done")
     compute_ratios(rows)
-    auto = any(p.strip() == "auto" for item in providers for p in item.split(","))
-    picks = mark_auto_picks(rows, max_drop) if auto else []
+    # `all` measures every provider here: the one to use is marked (auto_pick, a name the JSON keeps).
+    pick = any(p.strip() == ALL_PROVIDERS for item in providers for p in item.split(","))
+    picks = mark_auto_picks(rows, max_drop) if pick else []
     settings = {
         "isolated_subprocess_per_config": isolate,
         "warmup": warmup,
@@ -160,8 +164,8 @@ def run_benchmark(
         "strict": strict,
         "compared_with_ort_cpu_fp32": compare,
         "auto_picks": picks,
-        "auto_max_drop_points": max_drop if auto else None,
-        "openvino_precisions": list(ov_precisions),
+        "auto_max_drop_points": max_drop if pick else None,
+        "openvino_precisions": [p.value for p in ov_precisions],
         "e2e_images": len(images) if images else 0,
         "e2e_synthetic": synthetic,
         "data_dir": str(data_dir) if data_dir else None,
@@ -170,18 +174,18 @@ def run_benchmark(
     return BenchResult(environment=env, rows=rows, settings=settings)
 
 
-def _openvino_precisions(providers: Sequence[str], asked: Sequence[str] | None) -> list[str]:
-    """The precisions OpenVINO runtime rows are measured in: ``asked`` (normalised), or by default f32 plus
-    bf16 where OpenVINO's CPU device lists BF16 (what bf16 buys and costs, side by side); [] without OpenVINO."""
+def _openvino_precisions(providers: Sequence[str], asked: Sequence[Precision | str] | None) -> list[Precision]:
+    """The precisions OpenVINO runtime rows are measured in: ``asked`` (library callers may pass the engines'
+    spellings), or by default f32 plus bf16 where OpenVINO's CPU device lists BF16 (what bf16 buys and costs, side
+    by side); [] without OpenVINO."""
+    wanted = list(dict.fromkeys(Precision.parse(p) for p in asked or ()))
     if not any(_runs_outside_onnxruntime(p) for p in providers):
-        if asked and any(str(p).strip().lower() not in ("f32", "fp32", "float32") for p in asked):
-            raise BenchError(f"--precision {','.join(asked)} is OpenVINO's setting: add --provider openvino")
+        if any(p != DEFAULT_PRECISION for p in wanted):
+            raise BenchError(f"--precision {','.join(map(str, wanted))} is OpenVINO's setting: add --provider openvino")
         return []
-    from edgecls.runtime.providers.openvino import DEFAULT_PRECISION, cpu_precisions, precision_name
+    from edgecls.runtime.providers.openvino import cpu_precisions
 
-    if asked:
-        return list(dict.fromkeys(precision_name(p) for p in asked))
-    return [DEFAULT_PRECISION] + [p for p in cpu_precisions() if p == "bf16"]
+    return wanted or [DEFAULT_PRECISION] + [p for p in cpu_precisions() if p == Precision.bf16]
 
 
 def _runs_outside_onnxruntime(provider: str) -> bool:

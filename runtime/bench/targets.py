@@ -14,6 +14,8 @@ from edgecls.runtime.bench.rows import BenchTarget
 from edgecls.runtime.contract.model_contract import ModelContract
 from edgecls.runtime.errors import EdgeclsError
 
+#: ``--provider all``: every provider that can run here, measured side by side (the fastest correct one marked).
+ALL_PROVIDERS = "all"
 _VARIANT_RE = re.compile(r"(?:^|[._-])(int8|uint8|qdq|quant(?:ized)?|fp16|float16|half|fp32|float32)$", re.I)
 _VARIANT_NAMES = {"int8": "int8", "uint8": "int8", "qdq": "int8", "quant": "int8", "quantized": "int8",
                   "fp16": "fp16", "float16": "fp16", "half": "fp16", "fp32": "fp32", "float32": "fp32"}
@@ -166,15 +168,16 @@ def model_targets(models: Sequence[str | os.PathLike[str] | BenchTarget]) -> lis
 
 
 def expand_providers(providers: Sequence[str]) -> list[str]:
-    """``cpu,openvino`` -> both; ``all`` and ``auto`` -> every provider that can run here (``local_providers``;
-    ``auto`` then picks the fastest correct one after measuring); other names are kept as typed (unknown ones
-    become error rows)."""
+    """``cpu,openvino`` -> both; ``all`` -> every provider that can run here (``local_providers``; the sweep then
+    marks the fastest correct one); ``auto`` -> the one every command's ``auto`` runs on; other names are kept as
+    typed (unknown ones become error rows)."""
     from edgecls.runtime.providers.catalog import local_providers
+    from edgecls.runtime.providers.session import auto_provider
 
     out: list[str] = []
     for item in providers:
         for p in (x.strip() for x in item.split(",") if x.strip()):
-            names = local_providers() if p in ("all", "auto") else [p]
+            names = local_providers() if p == ALL_PROVIDERS else [auto_provider()] if p == "auto" else [p]
             seen = {provider_display(o) for o in out}
             out += [n for n in names if provider_display(n) not in seen]
     return out

@@ -29,7 +29,8 @@ from edgecls.runtime.images.decode import to_bgr_uint8
 from edgecls.runtime.inference.batched_inference import infer_in_batches
 from edgecls.runtime.inference.preprocess import decode_for_contract, preprocess_batch
 from edgecls.runtime.inference.scores import to_probabilities
-from edgecls.runtime.providers.session import PRECISION_OPTION, SessionInfo, create_session
+from edgecls.runtime.providers.precision import Precision
+from edgecls.runtime.providers.session import SessionInfo, create_session
 from edgecls.runtime.terminal.int8_notices import ModelNotice, int8_notices
 
 _FLOAT_TYPES: dict[str, type[np.floating[Any]]] = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
@@ -89,8 +90,9 @@ class Classifier:
             ``labels`` (and ``input_size`` unless the graph has a static input size).
         provider_options: onnxruntime options for the first provider (e.g. ``{"device_id": 1}``).
         spin: let onnxruntime's worker threads spin between runs (fast, but burns CPU a capture thread needs).
-        precision: what OpenVINO computes in: ``f32`` (the default), ``bf16`` or ``f16`` where the device has it;
-            ``info.precision`` reads back what the compiled model uses. onnxruntime accepts only ``f32``.
+        precision: what OpenVINO computes in (:class:`Precision`): ``f32`` (the default), ``bf16`` or ``f16`` where
+            the device has it; ``info.precision`` reads back what the compiled model uses. onnxruntime accepts only
+            ``f32``.
     """
 
     def __init__(
@@ -102,14 +104,14 @@ class Classifier:
         contract: ModelContract | Mapping[str, Any] | None = None,
         provider_options: Mapping[str, Any] | None = None,
         spin: bool = True,
-        precision: str | None = None,
+        precision: Precision | str | None = None,
     ) -> None:
         self.name = "<bytes>" if isinstance(model, bytes) else str(model)
         if not isinstance(model, bytes) and Path(model).is_file() and Path(model).stat().st_size == 0:
             raise ModelLoadError(f"{self.name}: empty model file (0 bytes)")
-        options = {**dict(provider_options or {}), **({PRECISION_OPTION: precision} if precision else {})}
         self.session, self.session_info = create_session(
-            model, provider=provider, threads=threads, provider_options=options, strict=strict, spin=spin,
+            model, provider=provider, threads=threads, provider_options=dict(provider_options or {}), strict=strict,
+            spin=spin, precision=precision,
         )
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1 or len(outputs) != 1:

@@ -116,6 +116,11 @@ def picamera_source(index: int) -> SourceSpec:
     return SourceSpec("camera", f"{PICAMERA_PREFIX}{int(index)}", f"{PICAMERA_PREFIX}{int(index)}")
 
 
+def is_camera_spelling(text: str) -> bool:
+    """``N``, ``/dev/videoN`` or ``pi:N``: what ``--camera`` takes (a stream URL or a video file is a source)."""
+    return _CAMERA.match(text.strip()) is not None
+
+
 def parse_camera(text: str | int) -> SourceSpec:
     """One ``--camera`` value: ``N``, ``/dev/videoN`` (V4L2) or ``pi:N`` (Picamera2); EdgeclsError otherwise."""
     m = _CAMERA.match(str(text).strip())
