@@ -1,14 +1,16 @@
-"""Renamed flags: the old spelling is rewritten to the new one with one warning line; the table is the changelog's."""
+"""Renamed flags: the old spelling is rewritten to the new one with one warning line; removed flags are refused with
+one error line; both tables are the changelog's."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+import pytest
 import typer.main
 
 from edgecls.cli import app
-from edgecls.cli.renamed_flags import RENAMES, Rename, rewrite_argv
+from edgecls.cli.renamed_flags import REMOVED, RENAMES, Removal, RemovedFlagError, Rename, rewrite_argv
 
 REPO = Path(__file__).resolve().parents[1]
 TABLE = (
@@ -52,5 +54,25 @@ def test_every_rename_names_a_flag_the_command_has_and_an_old_one_it_no_longer_d
 def test_the_changelog_lists_every_rename() -> None:
     changelog = (REPO / "CHANGELOG.md").read_text()
     for r in RENAMES:
-        assert re.search(rf"`edgecls {r.command}[^`]*{re.escape(r.old)}[^`]*`\s*(->|→)\s*`[^`]*{re.escape(r.new)}",
+        assert re.search(rf"`edgecls {r.command}[^`]*{re.escape(r.old)}[^`]*`\s*(->|→|\|)\s*`[^`]*{re.escape(r.new)}",
                          changelog), f"CHANGELOG.md does not list {r.command} {r.old} -> {r.new}"
+
+
+GONE = (Removal("quantize", "--distill", "it lost", "use --reconstruct"),)
+
+
+def test_a_removed_flag_is_refused_with_why_and_what_instead_on_its_own_command_only() -> None:
+    for argv in (["quantize", "m.onnx", "--distill", "on"], ["quantize", "m.onnx", "--distill=on"]):
+        with pytest.raises(RemovedFlagError, match=r"^quantize --distill was removed in this release: it lost; use "):
+            rewrite_argv(argv, print, TABLE, GONE)
+    said: list[str] = []
+    kept = ["export", "r", "--distill", "on"], ["quantize", "m.onnx", "--", "--distill"]
+    assert [rewrite_argv(argv, said.append, TABLE, GONE) for argv in kept] == list(kept) and not said
+
+
+def test_every_removed_flag_is_gone_from_its_command_and_listed_in_the_changelog() -> None:
+    changelog = (REPO / "CHANGELOG.md").read_text()
+    for r in REMOVED:
+        assert r.flag not in _options(r.command), f"{r.command} still declares {r.flag}"
+        assert re.search(rf"`edgecls {r.command}[^`]*{re.escape(r.flag)}[^`]*`", changelog.split("### Removed")[-1]), (
+            f"CHANGELOG.md's Removed section does not list {r.command} {r.flag}")

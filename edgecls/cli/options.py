@@ -8,11 +8,12 @@ Nothing heavy is imported here: ``edgecls --help`` must stay torch-free.
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, get_args
 
 import typer
 
@@ -89,7 +90,7 @@ def contract_flags(command: _Command) -> _Command:
     The wrapper's signature is the command's own (without ``contract_options``) plus one keyword-only
     parameter per entry of :data:`CONTRACT_FLAGS`, which is what typer reads to build the options.
     """
-    return _with_flags(command, CONTRACT_FLAGS)
+    return flag_group(command, "contract_options", CONTRACT_FLAGS, lambda given: ContractOptions(**given))
 
 
 def contract_flags_for(*names: str) -> Callable[[_Command], _Command]:
@@ -99,28 +100,50 @@ def contract_flags_for(*names: str) -> Callable[[_Command], _Command]:
     if unknown:
         raise ValueError(f"not contract flags: {sorted(unknown)}")
     flags = {name: annotation for name, annotation in CONTRACT_FLAGS.items() if name in names}
-    return lambda command: _with_flags(command, flags)
+    return lambda command: flag_group(command, "contract_options", flags, lambda given: ContractOptions(**given))
 
 
-def _with_flags(command: _Command, flags: dict[str, Any]) -> _Command:
+def flag_group(
+    command: _Command,
+    into: str,
+    flags: Mapping[str, Any],
+    build: Callable[[dict[str, Any]], Any],
+    defaults: Mapping[str, Any] | None = None,
+) -> _Command:
+    """Give a typer command the flags ``flags`` (``{parameter name: Annotated[type, typer.Option(...)]}``, defaults
+    from ``defaults``, else None); it receives ``build({name: value})`` as its parameter ``into`` instead.
+
+    The wrapper's signature is the command's own (without ``into``) plus one keyword-only parameter per flag,
+    which is what typer reads; groups compose (a command may take the contract flags and the int8 flags)."""
     signature = inspect.signature(command, eval_str=True)  # resolve `from __future__ import annotations` strings
-    own = [p for name, p in signature.parameters.items() if name != "contract_options"]
+    own = [p for name, p in signature.parameters.items() if name != into]
     added = [
-        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
+        inspect.Parameter(
+            name, inspect.Parameter.KEYWORD_ONLY, default=(defaults or {}).get(name), annotation=annotation
+        )
         for name, annotation in flags.items()
     ]
 
     @functools.wraps(command)
-    def with_contract_flags(*args: Any, **kwargs: Any) -> Any:
-        given = {name: kwargs.pop(name, None) for name in flags}
-        return command(*args, contract_options=ContractOptions(**given), **kwargs)
+    def with_flags(*args: Any, **kwargs: Any) -> Any:
+        given = {name: kwargs.pop(name, (defaults or {}).get(name)) for name in flags}
+        return command(*args, **{into: build(given)}, **kwargs)
 
     # typer reads parameters from __signature__ and annotations from get_type_hints(): both must list the flags.
-    with_contract_flags.__signature__ = signature.replace(parameters=[*own, *added])  # type: ignore[attr-defined]
-    with_contract_flags.__annotations__ = {
-        k: v for k, v in getattr(command, "__annotations__", {}).items() if k != "contract_options"
-    } | flags
-    return with_contract_flags  # type: ignore[return-value]
+    with_flags.__signature__ = signature.replace(parameters=[*own, *added])  # type: ignore[attr-defined]
+    with_flags.__annotations__ = {
+        k: v for k, v in getattr(command, "__annotations__", {}).items() if k != into
+    } | dict(flags)
+    return with_flags  # type: ignore[return-value]
+
+
+def in_panel(option: Any, panel: str) -> Any:
+    """A shared option (``Annotated[T, typer.Option(...)]``) shown under ``panel`` in one command's ``--help``
+    (typer takes one Option per parameter, so the panel is set on a copy)."""
+    base, info = get_args(option)
+    moved = copy.copy(info)
+    moved.rich_help_panel = panel
+    return Annotated[base, moved]
 
 
 # --- options several commands share (same flag, same meaning, same help) ------------------------------------

@@ -1,15 +1,19 @@
 """Flags renamed so that one concept has one name across every command: the old spellings keep working for one
-release, each with a one-line ``warning:`` naming the new spelling.
+release, each with a one-line ``warning:`` naming the new spelling. Flags of removed features are refused with one
+``error:`` line saying why and what to use instead (exit status 2), not silently ignored.
 
 The old spelling is rewritten in ``argv`` before typer parses it, so each command declares only its new flags and
-``--help`` shows only them. ``RENAMES`` is the list CHANGELOG.md gives (tests/test_renamed_flags.py checks that
-every entry is in the changelog and that the old spelling reaches the command as the new one).
+``--help`` shows only them. ``RENAMES`` and ``REMOVED`` are the lists CHANGELOG.md gives (tests/test_renamed_flags.py
+checks that every entry is in the changelog, that the old spelling reaches the command as the new one, and that a
+removed flag is refused).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+from edgecls.runtime.errors import EdgeclsError
 
 
 @dataclass(frozen=True)
@@ -29,8 +33,52 @@ class Rename:
         return self.when is None or (value is not None and self.when(value))
 
 
+def _is_platform(value: str) -> bool:
+    """A value of pack's old ``--target`` that names a platform (all of edgecls.deploy.platforms' are linux-*)."""
+    return value.startswith("linux-")
+
+
 #: Every rename of this release, in the order CHANGELOG.md lists them.
-RENAMES: tuple[Rename, ...] = ()
+RENAMES: tuple[Rename, ...] = (
+    # int8's seconds per learning step, not bench's seconds per configuration (bench keeps --time-budget)
+    Rename("quantize", "--time-budget", "--max-learning-seconds"),
+    Rename("export", "--time-budget", "--max-learning-seconds"),
+    # --target is the int8 recipe's CPU on every command; pack's device is its --platform
+    Rename("pack", "--target", "--platform", when=_is_platform),
+    Rename("pack", "--quantize-target", "--target"),
+)
+
+
+@dataclass(frozen=True)
+class Removal:
+    """``edgecls COMMAND FLAG`` was removed in this release: ``why``, and what to use ``instead``."""
+
+    command: str
+    flag: str
+    why: str
+    instead: str
+
+    def message(self) -> str:
+        return f"{self.command} {self.flag} was removed in this release: {self.why}; {self.instead}"
+
+
+class RemovedFlagError(EdgeclsError):
+    """A command line uses a flag of a removed feature (exit status 2)."""
+
+
+_DISTILLATION_LOST = "learning int8 by distillation lost to layer-wise reconstruction on every measured held-out set"
+
+#: Every flag removed in this release, in the order CHANGELOG.md lists them.
+REMOVED: tuple[Removal, ...] = (
+    Removal("export", "--distill", _DISTILLATION_LOST,
+            "drop it: --reconstruct (auto by default) repairs int8 that misses the budget"),
+    Removal("quantize", "--distill", _DISTILLATION_LOST,
+            "drop it: --reconstruct (auto by default) repairs int8 that misses the budget"),
+    Removal("quantize", "--model", f"it gave distillation its torch model, and {_DISTILLATION_LOST}",
+            "drop it: --reconstruct needs only the ONNX file"),
+    Removal("quantize", "--weights", f"it gave distillation its torch model, and {_DISTILLATION_LOST}",
+            "drop it: --reconstruct needs only the ONNX file"),
+)
 
 
 def _split(arg: str) -> tuple[str, str | None]:
@@ -41,8 +89,14 @@ def _split(arg: str) -> tuple[str, str | None]:
     return arg, None
 
 
-def rewrite_argv(argv: Sequence[str], warn: Callable[[str], None], renames: Sequence[Rename] = RENAMES) -> list[str]:
-    """``argv`` (without the program name) with the old spellings of its command's renamed flags replaced.
+def rewrite_argv(
+    argv: Sequence[str],
+    warn: Callable[[str], None],
+    renames: Sequence[Rename] = RENAMES,
+    removed: Sequence[Removal] = REMOVED,
+) -> list[str]:
+    """``argv`` (without the program name) with the old spellings of its command's renamed flags replaced;
+    :class:`RemovedFlagError` when it uses a removed flag.
 
     Only the command's own flags are looked at: the first argument names the command; everything after ``--`` is
     left alone (file names that look like flags)."""
@@ -50,12 +104,15 @@ def rewrite_argv(argv: Sequence[str], warn: Callable[[str], None], renames: Sequ
         return []
     command, out, i = argv[0], [argv[0]], 1
     mine = [r for r in renames if r.command == command]
+    gone = {r.flag: r for r in removed if r.command == command}
     while i < len(argv):
         arg = argv[i]
         if arg == "--":
             out += argv[i:]
             break
         name, inline = _split(arg)
+        if name in gone:
+            raise RemovedFlagError(gone[name].message())
         value = inline if inline is not None else (argv[i + 1] if i + 1 < len(argv) else None)
         rename = next((r for r in mine if r.old == name and r.matches(value)), None)
         if rename is None:
