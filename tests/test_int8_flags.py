@@ -203,3 +203,18 @@ def test_export_keeps_its_own_model_flags(library_calls, capsys):
     """--model/--weights are removed from quantize only: export's bring-your-own-model flags stay."""
     code, _, err = cli_in_process(["export", "--model", "net.py:build", "--weights", "net.pt"], capsys)
     assert code == 2 and err.strip() == "error: recorded", err
+
+
+@pytest.mark.slow  # the tiny run trained, exported and quantized: 119 s at load 10 (beside another test run)
+def test_pack_quantize_makes_the_run_int8_for_the_platform_with_the_int8_flags(tiny_run, tmp_path, capsys, monkeypatch):
+    from edgecls.export.metadata import read_contract_file
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    out = tmp_path / "bundle"
+    argv = ["pack", str(tiny_run), "--quantize", "--update", "--platform", "linux-x86_64", "--calib-images", "24",
+            "--max-drop", "50", "--reconstruct", "off", "--out", str(out), "--json"]
+    code, _, err = cli_in_process(argv, capsys)
+    assert code == 0, err
+    record = read_contract_file(out / "models" / "model.int8.onnx").provenance["quantization"]
+    # --target auto is the platform's CPU, and the budget and image flags reached the run's export
+    assert record["target"] == "x86-avx2" and record["images"] == 24 and record["max_drop"] == 50.0, record
