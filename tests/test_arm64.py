@@ -78,8 +78,8 @@ def digits_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def aarch64_bundle(digits_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`edgecls pack RUN --quantize --fp16 --target linux-aarch64` (library call): int8 is made for the device
-    (quantize --target arm64), not for this x86 box, with the default calibration and 1-point budget (only the
+    """`edgecls pack RUN --quantize --fp16 --platform linux-aarch64` (library call): int8 is made for the device
+    (--target auto: arm64), not for this x86 box, with the default calibration and 1-point budget (only the
     latency loops are shortened)."""
     from edgecls.deploy.pack import PackOptions, pack
     from edgecls.export.export_run import ExportOptions
@@ -88,9 +88,9 @@ def aarch64_bundle(digits_run: Path, tmp_path_factory: pytest.TempPathFactory) -
     cache = wheel_cache("linux-aarch64")
     out = tmp_path_factory.mktemp("pack") / "digits-pi"
     quant = QuantizeOptions(latency_runs=5, latency_warmup=2, trial_latency_runs=5)
-    export = ExportOptions(parity_images=16, fp16=True, quantize=quant)
-    pack(PackOptions(models=(str(digits_run),), out=str(out), target="linux-aarch64", quantize=True,
-                     export=export, find_links=(str(cache),), no_index=True), log=lambda _m: None)
+    pack(PackOptions(models=(str(digits_run),), out=str(out), platform="linux-aarch64", quantize=quant, fp16=True,
+                     export=ExportOptions(parity_images=16), find_links=(str(cache),), no_index=True),
+         log=lambda _m: None)
     return out
 
 

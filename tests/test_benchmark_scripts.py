@@ -69,7 +69,7 @@ EXCLUDED = {
     "quantization/run_qat_bench.py": "fine-tunes 224 px photo runs with fake int8 and quantizes each twice (post-"
     "training and QAT): tens of minutes; `export --quantize --qat` itself is tested in test_qat.py",
     "quantization/run_distill_bench.py": "exports the ImageNet EfficientNet-Lite0 and learns its int8 for a "
-    "time budget of minutes; `export/quantize --distill` itself is tested in test_distill.py",
+    "time budget of minutes; distillation itself is tested in test_distill.py",
     "quantization/run_recon_bench.py": "exports the ImageNet EfficientNet-Lite0 and times five whole `edgecls "
     "quantize` calls on it (one beside a busy process): tens of minutes; reconstruction itself is tested in "
     "test_quant_reconstruct.py",

@@ -164,10 +164,10 @@ def test_a_capped_reconstruction_warns_with_the_layers_left_and_their_held_out_c
     val = ImageList("colours", colour_images(96, 1), None, [])
     opts = QuantizeOptions(max_drop=100.0, reconstruct="on", reconstruct_seconds=0.0, **FAST_QUANT)
     report = quantize_model(mobile_onnx, tmp_path / "m.int8.onnx", calib, val, CONTRACT, opts, lambda _m: None)
-    [warning] = [w for w in report.warnings if "--time-budget cap" in w]
+    [warning] = [w for w in report.warnings if "--max-learning-seconds cap" in w]
     assert "5 of 5 layers" in warning and "held-out images" in warning
     assert all(name in warning for name in _integers(tmp_path / "m.int8.onnx"))
-    assert "--time-budget cap" in (tmp_path / "quantization_report.md").read_text()
+    assert "--max-learning-seconds cap" in (tmp_path / "quantization_report.md").read_text()
 
 
 def _whole_graph_tensor(model: onnx.ModelProto, name: str, x: np.ndarray) -> np.ndarray:

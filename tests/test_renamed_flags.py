@@ -1,4 +1,5 @@
-"""Renamed flags: the old spelling is rewritten to the new one with one warning line; the table is the changelog's."""
+"""Renamed flags: the old spelling is rewritten to the new one with one warning line; removed flags are refused with
+one error line; both tables are the changelog's."""
 
 from __future__ import annotations
 
@@ -6,11 +7,20 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 import typer.main
 from fixtures_cli import cli_in_process
 
 from edgecls.cli import app
-from edgecls.cli.renamed_flags import NEW_MEANINGS, RENAMES, Rename, rewrite_argv
+from edgecls.cli.renamed_flags import (
+    NEW_MEANINGS,
+    REMOVED,
+    RENAMES,
+    Removal,
+    RemovedFlagError,
+    Rename,
+    rewrite_argv,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 TABLE = (
@@ -65,6 +75,26 @@ def test_the_changelog_lists_every_rename_and_new_meaning() -> None:
     for m in NEW_MEANINGS:
         old, new = f"{m.flag} {m.value}", m.before
         assert _listed(changelog, m.command, old, new), f"CHANGELOG.md does not list {m.command} {old} -> {new}"
+
+
+GONE = (Removal("quantize", "--distill", "it lost", "use --reconstruct"),)
+
+
+def test_a_removed_flag_is_refused_with_why_and_what_instead_on_its_own_command_only() -> None:
+    for argv in (["quantize", "m.onnx", "--distill", "on"], ["quantize", "m.onnx", "--distill=on"]):
+        with pytest.raises(RemovedFlagError, match=r"^quantize --distill was removed in this release: it lost; use "):
+            rewrite_argv(argv, print, TABLE, removed=GONE)
+    said: list[str] = []
+    kept = ["export", "r", "--distill", "on"], ["quantize", "m.onnx", "--", "--distill"]
+    assert [rewrite_argv(argv, said.append, TABLE, removed=GONE) for argv in kept] == list(kept) and not said
+
+
+def test_every_removed_flag_is_gone_from_its_command_and_listed_in_the_changelog() -> None:
+    changelog = (REPO / "CHANGELOG.md").read_text()
+    for r in REMOVED:
+        assert r.flag not in _options(r.command), f"{r.command} still declares {r.flag}"
+        assert re.search(rf"`edgecls {r.command}[^`]*{re.escape(r.flag)}[^`]*`", changelog.split("### Removed")[-1]), (
+            f"CHANGELOG.md's Removed section does not list {r.command} {r.flag}")
 
 
 # --- each rename of this release, through the real console entry point: the old spelling still works, says so once

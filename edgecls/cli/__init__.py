@@ -73,8 +73,8 @@ def main() -> None:
     from edgecls.runtime.errors import EdgeclsError
 
     warnings.showwarning = _warning_line  # set by the console entry point only: importing edgecls changes nothing
-    argv = rewrite_argv(sys.argv[1:], lambda text: print(f"warning: {text}", file=sys.stderr))
     try:
+        argv = rewrite_argv(sys.argv[1:], lambda text: print(f"warning: {text}", file=sys.stderr))
         app(args=argv)
     except EdgeclsError as e:
         # The one place `error: ...` is printed. Messages quote file names, labels and URLs: no password, and no

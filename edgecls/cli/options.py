@@ -11,11 +11,10 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
-import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, get_args
 
 import typer
 
@@ -89,9 +88,10 @@ CONTRACT_FLAGS: dict[str, Any] = {
 _Command = TypeVar("_Command", bound=Callable[..., Any])
 
 
-def _plain(value: Any) -> Any:
-    """A choice flag's enum member -> its string: the contract (and the JSON it is stored as) holds plain values."""
-    return value.value if isinstance(value, Enum) else value
+def _contract_options(given: dict[str, Any]) -> ContractOptions:
+    """The contract flags' values -> ContractOptions; a choice flag's enum member becomes its string: the contract
+    (and the JSON it is stored as) holds plain values."""
+    return ContractOptions(**{name: v.value if isinstance(v, Enum) else v for name, v in given.items()})
 
 
 def contract_flags(command: _Command) -> _Command:
@@ -100,7 +100,7 @@ def contract_flags(command: _Command) -> _Command:
     The wrapper's signature is the command's own (without ``contract_options``) plus one keyword-only
     parameter per entry of :data:`CONTRACT_FLAGS`, which is what typer reads to build the options.
     """
-    return _with_flags(command, CONTRACT_FLAGS)
+    return flag_group(command, "contract_options", CONTRACT_FLAGS, _contract_options)
 
 
 def contract_flags_for(*names: str) -> Callable[[_Command], _Command]:
@@ -110,28 +110,50 @@ def contract_flags_for(*names: str) -> Callable[[_Command], _Command]:
     if unknown:
         raise ValueError(f"not contract flags: {sorted(unknown)}")
     flags = {name: annotation for name, annotation in CONTRACT_FLAGS.items() if name in names}
-    return lambda command: _with_flags(command, flags)
+    return lambda command: flag_group(command, "contract_options", flags, _contract_options)
 
 
-def _with_flags(command: _Command, flags: dict[str, Any]) -> _Command:
+def flag_group(
+    command: _Command,
+    into: str,
+    flags: Mapping[str, Any],
+    build: Callable[[dict[str, Any]], Any],
+    defaults: Mapping[str, Any] | None = None,
+) -> _Command:
+    """Give a typer command the flags ``flags`` (``{parameter name: Annotated[type, typer.Option(...)]}``, defaults
+    from ``defaults``, else None); it receives ``build({name: value})`` as its parameter ``into`` instead.
+
+    The wrapper's signature is the command's own (without ``into``) plus one keyword-only parameter per flag,
+    which is what typer reads; groups compose (a command may take the contract flags and the int8 flags)."""
     signature = inspect.signature(command, eval_str=True)  # resolve `from __future__ import annotations` strings
-    own = [p for name, p in signature.parameters.items() if name != "contract_options"]
+    own = [p for name, p in signature.parameters.items() if name != into]
     added = [
-        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
+        inspect.Parameter(
+            name, inspect.Parameter.KEYWORD_ONLY, default=(defaults or {}).get(name), annotation=annotation
+        )
         for name, annotation in flags.items()
     ]
 
     @functools.wraps(command)
-    def with_contract_flags(*args: Any, **kwargs: Any) -> Any:
-        given = {name: _plain(kwargs.pop(name, None)) for name in flags}
-        return command(*args, contract_options=ContractOptions(**given), **kwargs)
+    def with_flags(*args: Any, **kwargs: Any) -> Any:
+        given = {name: kwargs.pop(name, (defaults or {}).get(name)) for name in flags}
+        return command(*args, **{into: build(given)}, **kwargs)
 
     # typer reads parameters from __signature__ and annotations from get_type_hints(): both must list the flags.
-    with_contract_flags.__signature__ = signature.replace(parameters=[*own, *added])  # type: ignore[attr-defined]
-    with_contract_flags.__annotations__ = {
-        k: v for k, v in getattr(command, "__annotations__", {}).items() if k != "contract_options"
-    } | flags
-    return with_contract_flags  # type: ignore[return-value]
+    with_flags.__signature__ = signature.replace(parameters=[*own, *added])  # type: ignore[attr-defined]
+    with_flags.__annotations__ = {
+        k: v for k, v in getattr(command, "__annotations__", {}).items() if k != into
+    } | dict(flags)
+    return with_flags  # type: ignore[return-value]
+
+
+def in_panel(option: Any, panel: str) -> Any:
+    """A shared option (``Annotated[T, typer.Option(...)]``) shown under ``panel`` in one command's ``--help``
+    (typer takes one Option per parameter, so the panel is set on a copy)."""
+    base, info = get_args(option)
+    moved = copy.copy(info)
+    moved.rich_help_panel = panel
+    return Annotated[base, moved]
 
 
 # --- options several commands share (same flag, same meaning, same help) ------------------------------------
@@ -189,15 +211,6 @@ TrustCheckpointOpt = Annotated[
         "file, so only for files whose source you trust.",
     ),
 ]
-
-
-def in_panel(option: Any, panel: str) -> Any:
-    """A shared option (one of the ``...Opt`` above) listed in a command's own help panel: same flag, same help,
-    same checks; only where ``--help`` shows it differs."""
-    base, info = typing.get_args(option)
-    placed = copy.copy(info)
-    placed.rich_help_panel = panel
-    return Annotated[base, placed]
 
 
 def progress_log(json_out: bool) -> Callable[[str], None]:

@@ -1,15 +1,19 @@
 """Flags renamed so that one concept has one name across every command: the old spellings keep working for one
-release, each with a one-line ``warning:`` naming the new spelling.
+release, each with a one-line ``warning:`` naming the new spelling. Flags of removed features are refused with one
+``error:`` line saying why and what to use instead (exit status 2), not silently ignored.
 
 The old spelling is rewritten in ``argv`` before typer parses it, so each command declares only its new flags and
-``--help`` shows only them. ``RENAMES`` is the list CHANGELOG.md gives (tests/test_renamed_flags.py checks that
-every entry is in the changelog and that the old spelling reaches the command as the new one).
+``--help`` shows only them. ``RENAMES`` and ``REMOVED`` are the lists CHANGELOG.md gives (tests/test_renamed_flags.py
+checks that every entry is in the changelog, that the old spelling reaches the command as the new one, and that a
+removed flag is refused).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+
+from edgecls.runtime.errors import EdgeclsError
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,11 @@ def _is_camera(value: str) -> bool:
     return is_camera_spelling(value)
 
 
+def _is_platform(value: str) -> bool:
+    """A value of pack's old ``--target`` that names a platform (all of edgecls.deploy.platforms' are linux-*)."""
+    return value.startswith("linux-")
+
+
 #: Every rename of this release, in the order CHANGELOG.md lists them.
 RENAMES: tuple[Rename, ...] = (
     Rename("run", "--workers", "--decode-threads"),
@@ -76,11 +85,50 @@ RENAMES: tuple[Rename, ...] = (
     Rename("bench", "--batch", "--batch-size"),
     Rename("serve", "--max-batch", "--max-batch-size"),
     Rename("selftest", "--camera", "--source", when=lambda value: not _is_camera(value)),
+    # int8's seconds per learning step, not bench's seconds per configuration (bench keeps --time-budget)
+    Rename("quantize", "--time-budget", "--max-learning-seconds"),
+    Rename("export", "--time-budget", "--max-learning-seconds"),
+    # --target is the int8 recipe's CPU on every command; pack's device is its --platform
+    Rename("pack", "--target", "--platform", when=_is_platform),
+    Rename("pack", "--quantize-target", "--target"),
 )
 
 #: Values that now mean what they mean in every other command, in the order CHANGELOG.md lists them.
 NEW_MEANINGS: tuple[NewMeaning, ...] = (
     NewMeaning("bench", "--provider", "auto", "measures the one provider `edgecls run` picks", "--provider all"),
+)
+
+
+@dataclass(frozen=True)
+class Removal:
+    """``edgecls COMMAND FLAG`` was removed in this release: ``why``, and what to use ``instead``."""
+
+    command: str
+    flag: str
+    why: str
+    instead: str
+
+    def message(self) -> str:
+        return f"{self.command} {self.flag} was removed in this release: {self.why}; {self.instead}"
+
+
+class RemovedFlagError(EdgeclsError):
+    """A command line uses a flag of a removed feature (exit status 2)."""
+
+
+# Distillation (int8 learned from the float torch model) measured against layer-wise reconstruction in
+# benchmarks/quantization/README.md.
+_DISTILLATION_LOST = "learning int8 by distillation lost to layer-wise reconstruction on every measured held-out set"
+_TORCH_MODEL_GONE = f"it gave distillation its torch model, and {_DISTILLATION_LOST}"
+_USE_RECONSTRUCT = "drop it: --reconstruct (auto by default) repairs int8 that misses the budget"
+_ONNX_FILE_ENOUGH = "drop it: --reconstruct needs only the ONNX file"
+
+#: Every flag removed in this release, in the order CHANGELOG.md lists them.
+REMOVED: tuple[Removal, ...] = (
+    Removal("export", "--distill", _DISTILLATION_LOST, _USE_RECONSTRUCT),
+    Removal("quantize", "--distill", _DISTILLATION_LOST, _USE_RECONSTRUCT),
+    Removal("quantize", "--model", _TORCH_MODEL_GONE, _ONNX_FILE_ENOUGH),
+    Removal("quantize", "--weights", _TORCH_MODEL_GONE, _ONNX_FILE_ENOUGH),
 )
 
 
@@ -92,10 +140,15 @@ def _split(arg: str) -> tuple[str, str | None]:
     return arg, None
 
 
-def rewrite_argv(argv: Sequence[str], warn: Callable[[str], None], renames: Sequence[Rename] = RENAMES,
-                 meanings: Sequence[NewMeaning] = NEW_MEANINGS) -> list[str]:
-    """``argv`` (without the program name) with the old spellings of its command's renamed flags replaced, and a
-    warning for each value whose meaning changed.
+def rewrite_argv(
+    argv: Sequence[str],
+    warn: Callable[[str], None],
+    renames: Sequence[Rename] = RENAMES,
+    meanings: Sequence[NewMeaning] = NEW_MEANINGS,
+    removed: Sequence[Removal] = REMOVED,
+) -> list[str]:
+    """``argv`` (without the program name) with the old spellings of its command's renamed flags replaced, a
+    warning for each value whose meaning changed; :class:`RemovedFlagError` when it uses a removed flag.
 
     Only the command's own flags are looked at: the first argument names the command; everything after ``--`` is
     left alone (file names that look like flags)."""
@@ -106,12 +159,15 @@ def rewrite_argv(argv: Sequence[str], warn: Callable[[str], None], renames: Sequ
     changed = [m for m in meanings if m.command == command]
     end = argv.index("--") if "--" in argv else len(argv)
     flags = {_split(a)[0] for a in argv[1:end] if a.startswith("--")}
+    gone = {r.flag: r for r in removed if r.command == command}
     while i < len(argv):
         arg = argv[i]
         if arg == "--":
             out += argv[i:]
             break
         name, inline = _split(arg)
+        if name in gone:
+            raise RemovedFlagError(gone[name].message())
         value = inline if inline is not None else (argv[i + 1] if i + 1 < len(argv) else None)
         rename = next((r for r in mine if r.old == name and r.matches(value, flags)), None)
         if rename is not None:

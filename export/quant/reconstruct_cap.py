@@ -45,9 +45,9 @@ def time_cap_warning(
         base = next((t for t in trials if t.recipe.key() == base_key), None)
         left = list(note["left"])
         text = (
-            f"the --time-budget cap stopped layer-wise reconstruction with {len(left)} of {note['layers']:.0f} layers "
-            f"left at post-training's rounding ({', '.join(left)}), so this file depends on how fast and busy the "
-            "machine was"
+            f"the --max-learning-seconds cap stopped layer-wise reconstruction with {len(left)} of "
+            f"{note['layers']:.0f} layers left at post-training's rounding ({', '.join(left)}), so this file depends "
+            "on how fast and busy the machine was"
         )
         if base is not None:
             partly, without = _drop(trial.path, holdout, precise), _drop(base.path, holdout, precise)
@@ -55,5 +55,5 @@ def time_cap_warning(
                 f"; on the held-out images the partly reconstructed file drops {partly:+.2f} points, the same "
                 f"recipe without reconstruction {without:+.2f}"
             )
-        return text + "; a larger --time-budget lets every layer learn"
+        return text + "; a larger --max-learning-seconds lets every layer learn"
     return None
