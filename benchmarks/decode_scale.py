@@ -3,7 +3,7 @@
 edgecls decodes a JPEG at 1/2, 1/4 or 1/8 scale when it stays at least the contract's resize floor (256 px
 for a 224 px model with crop 0.875). This script measures, per photo size:
 - decode + preprocess time, full decode vs reduced (single thread): every image once per mode through the shared
-  timing loop (edgecls.runtime.latency, one timed call per image, no warm-up), the median over the images;
+  timing loop (edgecls.runtime.inference.latency, one timed call per image, no warm-up), the median over the images;
 - the mean absolute difference of the model input (normalised units) against full decode + linear resize,
   and against full decode + area resize (the least aliased reference);
 - with ``--model`` (an edgecls .onnx, ideally a real ImageNet network): top-1 agreement and the mean
@@ -32,7 +32,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edgecls.runtime.latency import LatencyStats, measure_latency
+from edgecls.runtime.inference.latency import LatencyStats, measure_latency
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks" / "quantization"))
@@ -78,8 +78,8 @@ def timed_pass(jpegs: list[bytes], decode_one: Callable[[bytes], Any]) -> tuple[
 
 
 def measure(jpegs: list[bytes], labels: list[int], contract, classifier) -> dict:
-    from edgecls.runtime.decode import decode_bytes
-    from edgecls.runtime.preprocess import decode_floor, preprocess
+    from edgecls.runtime.images.decode import decode_bytes
+    from edgecls.runtime.inference.preprocess import decode_floor, preprocess
 
     floor = decode_floor(contract)
     area = type(contract).from_dict({**contract.to_dict(), "interpolation": "area"})
@@ -124,8 +124,8 @@ def measure(jpegs: list[bytes], labels: list[int], contract, classifier) -> dict
 
 def _reduced_input(data: bytes, floor: tuple[int, int] | None, contract) -> tuple[np.ndarray, tuple[int, int]]:
     """The model input from a reduced-scale decode, and the decoded (H, W)."""
-    from edgecls.runtime.decode import decode_bytes
-    from edgecls.runtime.preprocess import preprocess
+    from edgecls.runtime.images.decode import decode_bytes
+    from edgecls.runtime.inference.preprocess import preprocess
 
     img = decode_bytes(data, "photo.jpg", floor)
     return preprocess(img, contract), img.shape[:2]
@@ -145,8 +145,8 @@ def main() -> None:
     args = ap.parse_args()
     from edgecls.runtime.atomic import atomic_write_text
     from edgecls.runtime.bench.env import collect_environment, environment_slug
-    from edgecls.runtime.classifier import Classifier
-    from edgecls.runtime.contract import ModelContract
+    from edgecls.runtime.contract.model_contract import ModelContract
+    from edgecls.runtime.inference.classifier import Classifier
 
     classifier = Classifier(args.model, provider="cpu") if args.model else None
     contract = classifier.contract if classifier else ModelContract(labels=("a", "b"), input_size=(224, 224))

@@ -96,8 +96,8 @@ def config_key(variant: str, provider: str, precision: str | None) -> str:
 def load_configs(d: Path, threads: int) -> tuple[dict[str, object], dict[str, str]]:
     """Classifiers for every config that loads here (OpenVINO's cache off: every compile is real), and the
     load error of each one that does not (bf16 on a CPU without it, an int8 file bf16 cannot compile...)."""
-    from edgecls.runtime.classifier import Classifier
     from edgecls.runtime.errors import EdgeclsError
+    from edgecls.runtime.inference.classifier import Classifier
 
     loaded: dict[str, object] = {}
     errors: dict[str, str] = {}
@@ -116,8 +116,8 @@ def agreement(loaded: dict[str, object], crops: list[Path]) -> dict[str, float]:
     preprocessed by each model's own contract, 50 at a time)."""
     import numpy as np
 
-    from edgecls.runtime.decode import decode_image
-    from edgecls.runtime.scores import top1_agreement
+    from edgecls.runtime.images.decode import decode_image
+    from edgecls.runtime.inference.scores import top1_agreement
 
     ref_clf = loaded["fp32 cpu"]
     images = [decode_image(str(p)) for p in crops]
@@ -140,7 +140,7 @@ def interleaved(
     fp32 on them, and the precision read back from OpenVINO's compiled model."""
     import numpy as np
 
-    from edgecls.runtime.latency import time_calls, warm_up
+    from edgecls.runtime.inference.latency import time_calls, warm_up
 
     out: list[dict[str, object]] = []
     for fam, d in dirs.items():
@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
 
     load_before = os.getloadavg()
     options = BenchOptions(
-        models=tuple(d / n for d in dirs.values() for n in ("model.onnx", "model.int8.onnx")), providers=("auto",),
+        models=tuple(d / n for d in dirs.values() for n in ("model.onnx", "model.int8.onnx")), providers=("all",),
         batches=tuple(int(b) for b in args.batches.split(",")), threads=tuple(int(t) for t in args.threads.split(",")),
         time_budget=args.time_budget, runs=300, data_dir=crops, baselines=False,
     )

@@ -29,7 +29,7 @@ class Family:
     """One architecture: ONNX variants, source checkpoint and (trained models only) labelled test images."""
 
     arch: str
-    img_size: int
+    input_size: int
     export_dir: Path
     checkpoint: Path | None
     trained: bool
@@ -116,7 +116,7 @@ def headline(rows: list[BenchRow], families: list[Family], stab: list[dict[str, 
             out.append(
                 {
                     "arch": fam.arch,
-                    "img_size": fam.img_size,
+                    "input_size": fam.input_size,
                     "weights": "trained" if fam.trained else "random (BN calibrated)",
                     "batch": ref.batch,
                     "threads": ref.threads,
@@ -163,7 +163,7 @@ def headline_markdown(head: list[dict[str, Any]]) -> str:
             f"{_f(h[k], '{:.2f}x')} (+-{_f(h[k + '_spread_pct'], '{:.1f}%')})"
             for k in ("fp32_vs_torch", "int8_vs_fp32")
         ]
-        cells = [h["arch"], str(h["img_size"]), h["weights"], str(h["batch"]), str(h["threads"]), *ms, *ratios, acc]
+        cells = [h["arch"], str(h["input_size"]), h["weights"], str(h["batch"]), str(h["threads"]), *ms, *ratios, acc]
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",

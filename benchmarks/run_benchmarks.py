@@ -12,7 +12,7 @@ mobilenetv2_050; all at 224 px):
   of the data it was trained on is reported beside its speed. Other architectures get random weights whose
   BatchNorm statistics are calibrated on real images (so activations, and hence int8 ranges, look like a
   trained network's); their accuracy is n/a. Both are exported by edgecls's own pipeline
-  (``edgecls.export.export_checkpoint``: fp32 + parity, fp16, int8 QDQ; random-weight models skip the
+  (``edgecls.export.export_run.export_checkpoint``: fp32 + parity, fp16, int8 QDQ; random-weight models skip the
   accuracy budget, which means nothing for them, and take the ISA's first int8 recipe).
 - Measurement: :func:`edgecls.runtime.bench.benchmark.benchmark`, what ``edgecls bench`` runs, one call per
   architecture (:func:`family_options`) - every configuration in a fresh process, warm-up excluded, a fixed time
@@ -55,34 +55,34 @@ DATA_SPEC = "builtin:shapes"
 # --------------------------------------------------------------------------------------------------------
 # Models
 # --------------------------------------------------------------------------------------------------------
-def _shapes_inputs(img_size: int, n: int, contract: Any) -> np.ndarray:
+def _shapes_inputs(input_size: int, n: int, contract: Any) -> np.ndarray:
     """``float32[n, 3, S, S]``: builtin:shapes training images through the runtime's preprocessing."""
     from edgecls.data.load import load_data
-    from edgecls.runtime.preprocess import preprocess_batch
+    from edgecls.runtime.inference.preprocess import preprocess_batch
 
     train = load_data(DATA_SPEC, seed=0).train
     idx = np.linspace(0, len(train) - 1, n).astype(int)
     return preprocess_batch([train.load(int(i)) for i in idx], contract)
 
 
-def random_checkpoint(arch: str, img_size: int, out: Path, bn_images: int = 256) -> Path:
+def random_checkpoint(arch: str, input_size: int, out: Path, bn_images: int = 256) -> Path:
     """Random weights + BatchNorm statistics measured on real images, saved as an edgecls checkpoint."""
     import torch
     from torch import nn
 
     from edgecls.data.builtin import SHAPE_CLASSES
     from edgecls.models.registry import arch_kwargs, build_model
-    from edgecls.runtime.contract import ModelContract
+    from edgecls.runtime.contract.model_contract import ModelContract
     from edgecls.training.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
     contract = ModelContract(
         labels=SHAPE_CLASSES,
-        input_size=(img_size, img_size),
+        input_size=(input_size, input_size),
         provenance={"arch": arch, "weights": "random, BatchNorm calibrated"},
     )
-    model = build_model(arch, len(SHAPE_CLASSES), img_size)
-    inputs = _shapes_inputs(img_size, bn_images, contract)
+    model = build_model(arch, len(SHAPE_CLASSES), input_size)
+    inputs = _shapes_inputs(input_size, bn_images, contract)
     for m in model.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
             m.reset_running_stats()
@@ -132,13 +132,13 @@ def export_variants(checkpoint: Path, out_dir: Path, random_weights: bool, quick
     return out_dir
 
 
-def find_trained_export(root: Path, arch: str, img_size: int) -> Path | None:
-    """An export dir under ``root`` whose fp32 model is a trained ``arch`` at ``img_size`` px."""
+def find_trained_export(root: Path, arch: str, input_size: int) -> Path | None:
+    """An export dir under ``root`` whose fp32 model is a trained ``arch`` at ``input_size`` px."""
     from edgecls.export.metadata import read_contract_file
 
     for onnx_path in sorted(root.rglob("model.onnx")) if root.is_dir() else []:
         contract = read_contract_file(onnx_path)
-        if contract is None or contract.input_size != (img_size, img_size):
+        if contract is None or contract.input_size != (input_size, input_size):
             continue
         prov = contract.provenance
         if prov.get("arch") == arch and "random" not in str(prov.get("weights", "")):
@@ -170,7 +170,8 @@ def write_test_split(checkpoint: Path, out: Path) -> Path:
 def trained_family(arch: str, source: Path, args: argparse.Namespace) -> Family:
     """A trained model: an export dir is measured as it is; a run dir / checkpoint is copied into the work
     dir and exported there by edgecls's pipeline with the default int8 accuracy budget (its own splits)."""
-    from edgecls.runtime.bench.baselines.torch_eager import find_checkpoint, sha256_file
+    from edgecls.runtime.bench.baselines.torch_eager import find_checkpoint
+    from edgecls.runtime.file_digest import sha256_file
     from edgecls.training.checkpoint import resolve_checkpoint_path
 
     source = Path(source)
@@ -193,23 +194,23 @@ def trained_family(arch: str, source: Path, args: argparse.Namespace) -> Family:
 
 
 def prepare_families(args: argparse.Namespace) -> list[Family]:
-    """Random-weight models for ``args.archs`` at ``args.img_size``; a trained model of the same arch and
+    """Random-weight models for ``args.archs`` at ``args.input_size``; a trained model of the same arch and
     size replaces its random twin, one of another size is measured in addition (for its accuracy)."""
-    trained = args.trained or find_trained_export(HERE / "quantization", "mobilenetv2", args.img_size)
+    trained = args.trained or find_trained_export(HERE / "quantization", "mobilenetv2", args.input_size)
     extra = trained_family("mobilenetv2", trained, args) if trained else None
     families = []
     for arch in args.archs:
-        if extra and extra.arch == arch and extra.img_size == args.img_size:
+        if extra and extra.arch == arch and extra.input_size == args.input_size:
             families.append(extra)
             extra = None
             continue
-        work = args.work / f"{arch}_{args.img_size}"
+        work = args.work / f"{arch}_{args.input_size}"
         ckpt = work / "best.pt"
         if not ckpt.is_file():
             print(f"{arch}: random weights, calibrating BatchNorm on {DATA_SPEC}", flush=True)
-            random_checkpoint(arch, args.img_size, ckpt, bn_images=64 if args.quick else 256)
+            random_checkpoint(arch, args.input_size, ckpt, bn_images=64 if args.quick else 256)
         export_variants(ckpt, work / "export", random_weights=True, quick=args.quick)
-        families.append(Family(arch, args.img_size, work / "export", ckpt, False))
+        families.append(Family(arch, args.input_size, work / "export", ckpt, False))
     return families + ([extra] if extra else [])
 
 
@@ -256,7 +257,7 @@ def measure_once(families: list[Family], args: argparse.Namespace, repeat: int) 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--archs", default=None, help=f"default {','.join(DEFAULT_ARCHS)} (--quick: mobilenetv2_050)")
-    ap.add_argument("--input-size", dest="img_size", type=int, default=None, help="default 224 (--quick: 64)")
+    ap.add_argument("--input-size", type=int, default=None, help="default 224 (--quick: 64)")
     ap.add_argument("--batches", default="1,8")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--time-budget", type=float, default=2.0, help="seconds of timed runs per configuration")
@@ -282,7 +283,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.out = args.work / "quick_results"
     args.repeats = args.repeats or (1 if args.quick else 3)
     args.archs = args.archs or ("mobilenetv2_050" if args.quick else ",".join(DEFAULT_ARCHS))
-    args.img_size = args.img_size or (64 if args.quick else 224)
+    args.input_size = args.input_size or (64 if args.quick else 224)
     args.archs = [a for a in args.archs.split(",") if a]
     args.batches = [int(b) for b in args.batches.split(",")]
     args.threads = [int(t) for t in args.threads.split(",")]
@@ -299,7 +300,6 @@ def write_results(
     """The JSON/Markdown/PNG of the repeats measured so far (rewritten after every repeat)."""
     rows = median_rows(repeats)
     result = BenchResult(collect_environment(), rows, repeats[0].settings)
-    result.environment.bench_settings = result.settings
     stab = stability(repeats)
     head = headline(rows, families, stab)
     base = args.out / f"bench_{environment_slug(result.environment)}"
@@ -308,7 +308,7 @@ def write_results(
         **doc["settings"],
         "repeats": len(repeats),
         "archs": args.archs,
-        "img_size": args.img_size,
+        "input_size": args.input_size,
         "command": " ".join(["python", "benchmarks/run_benchmarks.py", *args.argv]),
         "seconds": round(seconds),
     }
@@ -320,7 +320,7 @@ def write_results(
         families=[
             {
                 "arch": f.arch,
-                "img_size": f.img_size,
+                "input_size": f.input_size,
                 "export_dir": str(f.export_dir),
                 "checkpoint": str(f.checkpoint),
                 "trained": f.trained,

@@ -36,7 +36,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgecls.runtime.latency import measure_latency, time_calls, warm_up
+from edgecls.runtime.inference.latency import measure_latency, time_calls, warm_up
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -52,7 +52,7 @@ def export_mobilenetv2(path: Path, size: int = 224, arch: str = "mobilenetv2",
     import torch
 
     from edgecls.models.registry import build_model
-    from edgecls.runtime.contract import METADATA_KEY, ModelContract
+    from edgecls.runtime.contract.model_contract import METADATA_KEY, ModelContract
 
     torch.manual_seed(0)
     model = build_model(arch, len(LABELS), size)
@@ -80,7 +80,7 @@ def export_mobilenetv2(path: Path, size: int = 224, arch: str = "mobilenetv2",
     onnx.save(m, str(path))
     if len(golden_images):
         from edgecls.export.golden import make_golden, write_golden
-        from edgecls.runtime.golden_file import golden_path_for
+        from edgecls.runtime.device.golden_file import golden_path_for
 
         write_golden(golden_path_for(path), make_golden(golden_images, contract, model))
     return path
@@ -136,7 +136,7 @@ def cold_start(model: Path, image: Path, runs: int) -> dict:
             "-X",
             "importtime",
             "-c",
-            "import edgecls.cli, numpy, cv2, onnxruntime, edgecls.runtime.classifier, "
+            "import edgecls.cli, numpy, cv2, onnxruntime, edgecls.runtime.inference.classifier, "
             "edgecls.runtime.run.console_sinks, rich.console",
         ],
         capture_output=True,
@@ -152,7 +152,7 @@ def cold_start(model: Path, image: Path, runs: int) -> dict:
             "onnxruntime",
             "rich.console",
             "edgecls.cli",
-            "edgecls.runtime.classifier",
+            "edgecls.runtime.inference.classifier",
             "edgecls.runtime.run.console_sinks",
             "click",
         ):
@@ -163,8 +163,8 @@ def cold_start(model: Path, image: Path, runs: int) -> dict:
 
 # --- 2. classifier overhead ---------------------------------------------------------------------------------
 def classifier_overhead(model: Path, image: Path, rounds: int, per_round: int) -> dict:
-    from edgecls.runtime.classifier import Classifier
-    from edgecls.runtime.decode import decode_image
+    from edgecls.runtime.images.decode import decode_image
+    from edgecls.runtime.inference.classifier import Classifier
 
     clf = Classifier(model, provider="cpu")
     img = decode_image(image)
@@ -216,9 +216,9 @@ def folder_throughput(model: Path, paths: list[Path], repeats: int) -> dict:
     The bound says what perfect overlap could give on this machine: the fastest loop's time per image over
     decode + infer(b8) x threads core-milliseconds spread over all cores.
     """
-    from edgecls.runtime.classifier import Classifier
-    from edgecls.runtime.decode import decode_image
-    from edgecls.runtime.preprocess import decode_for_contract, preprocess
+    from edgecls.runtime.images.decode import decode_image
+    from edgecls.runtime.inference.classifier import Classifier
+    from edgecls.runtime.inference.preprocess import decode_for_contract, preprocess
     from edgecls.runtime.sources.image_batches import (
         classify_files,
         classify_files_sequential,

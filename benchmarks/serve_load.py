@@ -44,9 +44,9 @@ from runtime_overhead import REPO, RESULTS, export_mobilenetv2, write_photos  # 
 
 # --- 1. the Classifier in a tight loop ------------------------------------------------------------------------
 def tight_loop(model: Path, photos: list[bytes], threads: int, batches: tuple[int, ...], seconds: float) -> dict:
-    from edgecls.runtime.classifier import Classifier
-    from edgecls.runtime.decode import decode_bytes
-    from edgecls.runtime.preprocess import decode_floor, preprocess_batch
+    from edgecls.runtime.images.decode import decode_bytes
+    from edgecls.runtime.inference.classifier import Classifier
+    from edgecls.runtime.inference.preprocess import decode_floor, preprocess_batch
 
     clf = Classifier(model, threads=threads, spin=False)  # the session options edgecls serve uses
     floor = decode_floor(clf.contract)
@@ -281,7 +281,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", type=Path, help="an edgecls ONNX model (default: MobileNetV2 224 px, random weights)")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--max-batch", default="auto", help="the server's --max-batch (auto: the tight loop's best)")
+    ap.add_argument("--max-batch-size", default="auto",
+                    help="the server's --max-batch-size (auto: the tight loop's best)")
     ap.add_argument("--max-wait-ms", type=float, default=2.0)
     ap.add_argument("--decode-threads", type=int, default=2, help="the server's --decode-threads")
     ap.add_argument("--levels", default="1:1000,8:10000,32:2000", help="clients:requests,...")
@@ -300,8 +301,8 @@ def main() -> None:
         photos = [p.read_bytes() for p in write_photos(Path(tmp) / "photos", 16)]
         load_before = os.getloadavg()
         reference = tight_loop(model, photos, args.threads, (1, 2, 4, 8, 16), 1.0 if args.quick else 4.0)
-        max_batch = reference["best_batch"] if args.max_batch == "auto" else int(args.max_batch)
-        server = Server(model, ["--threads", str(args.threads), "--max-batch", str(max_batch),
+        max_batch = reference["best_batch"] if args.max_batch_size == "auto" else int(args.max_batch_size)
+        server = Server(model, ["--threads", str(args.threads), "--max-batch-size", str(max_batch),
                                 "--max-wait-ms", str(args.max_wait_ms), "--decode-threads", str(args.decode_threads)])
         try:
             rows = [load_level(server, photos, c, n, args.client) for c, n in levels]

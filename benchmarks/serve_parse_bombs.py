@@ -69,7 +69,7 @@ ISSUE_BOMBS: dict[str, Callable[[], bytes]] = {
 def prescan_ms(data: bytes, repeats: int = 5) -> tuple[float, str]:
     """Median wall time of the pre-scan on ``data`` in this process, and the refusal it gives."""
     from edgecls.runtime.errors import ImageDecodeError
-    from edgecls.runtime.prescan.scan import prescan
+    from edgecls.runtime.images.prescan.scan import prescan
 
     times, refusal = [], "accepted"
     for _ in range(repeats):

@@ -54,7 +54,7 @@ def staged(folder: Path, size: int, arch: str, photos: list[bytes]) -> Path:
 def failing_copy(model: Path, folder: Path, wrong_by: float = 30.0) -> Path:
     """``model`` with a golden file it fails: its own, the first class's logits shifted by ``wrong_by``."""
     from edgecls.export.golden import write_golden
-    from edgecls.runtime.golden_file import golden_path_for
+    from edgecls.runtime.device.golden_file import golden_path_for
 
     folder.mkdir(parents=True)
     copy = folder / model.name
@@ -85,9 +85,9 @@ def reload_record(server: Server) -> dict | None:
 
 
 def expected_answers(model: Path, photos: list[bytes]) -> list[tuple[str, float]]:
-    from edgecls.runtime.classifier import Classifier
-    from edgecls.runtime.decode import decode_bytes
-    from edgecls.runtime.preprocess import decode_floor
+    from edgecls.runtime.images.decode import decode_bytes
+    from edgecls.runtime.inference.classifier import Classifier
+    from edgecls.runtime.inference.preprocess import decode_floor
 
     clf = Classifier(model, spin=False)
     out = []

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import psutil
 
-from edgecls.runtime.classifier import Classifier
+from edgecls.runtime.inference.classifier import Classifier
 from edgecls.runtime.sources.live_capture import CaptureSettings, quiet_backend_logs
 from edgecls.runtime.sources.records import ErrorRecord, Record, RunSummary
 from edgecls.runtime.sources.source_loop import LoopOptions, run_sources
@@ -44,7 +44,7 @@ def tiny_classifier(path: Path, size: int = 64) -> Path:
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    from edgecls.runtime.contract import METADATA_KEY, ModelContract
+    from edgecls.runtime.contract.model_contract import METADATA_KEY, ModelContract
 
     rng = np.random.default_rng(0)
     f = TensorProto.FLOAT

@@ -123,7 +123,7 @@ def run_demo(options: DemoOptions, narrate: Narrate) -> DemoResult:
 
 def _classify_samples(result: DemoResult, options: DemoOptions) -> list[dict[str, Any]]:
     from edgecls.data.load import load_data
-    from edgecls.runtime.classifier import Classifier
+    from edgecls.runtime.inference.classifier import Classifier
 
     splits = load_data(options.data, seed=options.seed)
     sample_dir = result.out / "samples"

@@ -5,7 +5,7 @@
 float32[N, 3, H, W] to float32[N, C] logits. ``--weights`` (optional) is a state dict (or a dict holding
 one under ``state_dict`` / ``model_state``) loaded strictly; ``--labels`` is a text file with one label
 per line (or a JSON list, or ``a,b,c``) and must have exactly C entries. The preprocessing the model expects is
-stated with the contract flags (:class:`~edgecls.runtime.contract_options.ContractOptions`) and stored as the
+stated with the contract flags (:class:`~edgecls.runtime.contract.options.ContractOptions`) and stored as the
 contract.
 """
 
@@ -23,8 +23,8 @@ from torch import nn
 
 from edgecls.export.export_run import ExportOptions, ExportReport, export_model, resolve_inputs
 from edgecls.models.user_model import ModelFactoryError, build_user_model, first_line
-from edgecls.runtime.contract import ModelContract
-from edgecls.runtime.contract_options import ContractOptions, contract_from_options
+from edgecls.runtime.contract.model_contract import ModelContract
+from edgecls.runtime.contract.options import ContractOptions, contract_from_options
 from edgecls.runtime.errors import ContractError, EdgeclsError
 
 

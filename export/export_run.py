@@ -35,9 +35,9 @@ from edgecls.export.quant.pipeline import OverBudgetError, quantize_model
 from edgecls.export.quant.repairs.qat import QatPlan, QatUnavailableError, qat_plan
 from edgecls.export.run_data import DataRef, data_ref_of
 from edgecls.runtime.atomic import atomic_path, atomic_write_text
-from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.contract.model_contract import ModelContract
+from edgecls.runtime.device.golden_file import golden_path_for
 from edgecls.runtime.errors import DataError, EdgeclsError
-from edgecls.runtime.golden_file import golden_path_for
 
 Log = Callable[[str], None]
 

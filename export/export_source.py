@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgecls.export.export_run import ExportOptions, ExportReport, Log, export_checkpoint
-from edgecls.runtime.contract_options import ContractOptions
+from edgecls.runtime.contract.options import ContractOptions
 from edgecls.runtime.errors import EdgeclsError
 
 

@@ -1,7 +1,7 @@
 """The golden file: inputs and expected logits that let the runtime's tests check a model without torch.
 
 Format (``<stem>.golden.npz`` next to the fp32 model, e.g. ``model.golden.npz`` for ``model.onnx``; found and
-read torch-free by :mod:`edgecls.runtime.golden_file`, as ``edgecls selftest`` does on the device):
+read torch-free by :mod:`edgecls.runtime.device.golden_file`, as ``edgecls selftest`` does on the device):
 
 - ``images``  uint8[N, 64, 64, 3] BGR: real decoded images, each resized with ``cv2.INTER_AREA`` to 64x64
   so they stack (the resize happens before the contract's preprocessing, which then runs on these).
@@ -22,9 +22,9 @@ import numpy as np
 from torch import nn
 
 from edgecls.runtime.atomic import atomic_write_bytes
-from edgecls.runtime.contract import ModelContract
-from edgecls.runtime.golden_file import MAX_GOLDEN_BYTES
-from edgecls.runtime.preprocess import preprocess_batch
+from edgecls.runtime.contract.model_contract import ModelContract
+from edgecls.runtime.device.golden_file import MAX_GOLDEN_BYTES
+from edgecls.runtime.inference.preprocess import preprocess_batch
 from edgecls.training import torch_inference
 
 GOLDEN_IMAGE_SIZE = 64

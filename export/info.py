@@ -15,10 +15,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgecls.runtime.contract import METADATA_KEY, ModelContract, contract_from_metadata
+from edgecls.runtime.contract.model_contract import METADATA_KEY, ModelContract, contract_from_metadata
 from edgecls.runtime.errors import ContractError, ModelLoadError
-from edgecls.runtime.int8_notices import int8_notices
-from edgecls.runtime.notice_memory import ACKNOWLEDGED, remember, told
+from edgecls.runtime.providers.precision import Precision
+from edgecls.runtime.terminal.int8_notices import int8_notices
+from edgecls.runtime.terminal.notice_memory import ACKNOWLEDGED, remember, told
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class InfoOptions:
 
     model: Path
     provider: str | None = None  # also load the model on this provider and report the engine it runs
-    precision: str | None = None  # OpenVINO inference precision for that session (implies provider auto)
+    precision: Precision | None = None  # what OpenVINO computes in for that session (implies provider auto)
     acknowledge: bool = False  # record the int8 notices as read: no command prints them again for this user
 
 
@@ -55,7 +56,8 @@ class ModelInfo:
     quantized: bool | None = None  # QDQ / QLinear ops present
     metadata: dict[str, str] = field(default_factory=dict)  # other metadata_props entries
     int8_warnings: list[str] = field(default_factory=list)  # int8 notices in full: verdict, this CPU vs its target
-    # each notice's kind -> what this user was told: "not shown" | "shown" | "acknowledged" (runtime.notice_memory)
+    # each notice's kind -> what this user was told: "not shown" | "shown" | "acknowledged"
+    # (runtime.terminal.notice_memory)
     notices_told: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -196,13 +198,12 @@ def describe(options: InfoOptions) -> InfoReport:
     return InfoReport(info, providers_here, engine)
 
 
-def engine_on(model: Path, provider: str | None, precision: str | None) -> dict[str, Any]:
+def engine_on(model: Path, provider: str | None, precision: Precision | None) -> dict[str, Any]:
     """What runs ``model`` with ``--provider``/``--precision``: the engine, providers used and the precision read
     back from the compiled model (OpenVINO), from a real session."""
-    from edgecls.runtime.providers.session import PRECISION_OPTION, create_session
+    from edgecls.runtime.providers.session import create_session
 
-    provider_options = {PRECISION_OPTION: precision} if precision else {}
-    _, session = create_session(model, provider=provider or "auto", threads=1, provider_options=provider_options)
+    _, session = create_session(model, provider=provider or "auto", threads=1, precision=precision)
     return {
         "engine": session.engine,
         "used": session.used,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from edgecls.runtime.contract import METADATA_KEY, ModelContract, contract_from_metadata
+from edgecls.runtime.contract.model_contract import METADATA_KEY, ModelContract, contract_from_metadata
 
 if TYPE_CHECKING:
     import onnx

@@ -28,7 +28,7 @@ from torch import nn
 
 from edgecls.export.metadata import PRODUCER_NAME, embed_contract
 from edgecls.runtime.atomic import atomic_write_bytes
-from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.contract.model_contract import ModelContract
 from edgecls.runtime.errors import EdgeclsError
 
 #: Opset 17 loads in onnxruntime >= 1.13 (late 2022), so older edge builds run our files (onnxruntime#20559).

@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.contract.model_contract import ModelContract
 from edgecls.runtime.errors import EdgeclsError
-from edgecls.runtime.preprocess import preprocess_batch
-from edgecls.runtime.scores import top1_agreement
+from edgecls.runtime.inference.preprocess import preprocess_batch
+from edgecls.runtime.inference.scores import top1_agreement
 from edgecls.training import torch_inference
 
 #: fp32 ONNX vs PyTorch: graph optimisations reorder float sums, nothing more is allowed.
@@ -53,7 +53,7 @@ def onnx_logits(
     path: str | os.PathLike[str], inputs: np.ndarray, batch_size: int = 64, threads: int | None = None
 ) -> np.ndarray:
     """float32[N, 3, h, w] -> float32[N, C] on an onnxruntime CPU session (``create_session``)."""
-    from edgecls.runtime.batched_inference import session_outputs
+    from edgecls.runtime.inference.batched_inference import session_outputs
     from edgecls.runtime.providers.session import create_session
 
     sess, _ = create_session(path, provider="cpu", threads=threads)

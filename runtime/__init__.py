@@ -11,19 +11,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from edgecls.runtime.classifier import Classifier, Prediction
-    from edgecls.runtime.contract import ModelContract
+    from edgecls.runtime.contract.model_contract import ModelContract
+    from edgecls.runtime.inference.classifier import Classifier, Prediction
 
 __all__ = ["Classifier", "Prediction", "ModelContract"]
 
 
 def __getattr__(name: str) -> Any:
     if name in ("Classifier", "Prediction"):
-        from edgecls.runtime import classifier
+        from edgecls.runtime.inference import classifier
 
         return getattr(classifier, name)
     if name == "ModelContract":
-        from edgecls.runtime.contract import ModelContract
+        from edgecls.runtime.contract.model_contract import ModelContract
 
         return ModelContract
     raise AttributeError(name)

@@ -1,8 +1,11 @@
 """The accuracy budget: how many points a cheaper variant may lose, and the one rule that applies it.
 
-``edgecls quantize`` (an int8 file against fp32) and ``edgecls bench --provider auto`` (a provider against the CPU
-reference) judge with this rule and this default, so a file that meets the budget in one meets it in the other.
-Import-free on purpose: the CLI reads the default without importing numpy or onnxruntime.
+``edgecls quantize`` / ``export --quantize`` (an int8 file against fp32) and ``edgecls bench --provider auto`` (a
+provider against onnxruntime CPU) share this default and this comparison, not their images: quantize grades the
+drop on held-out images (unlabelled: agreement on the decisive ones, export/quant/decisive.py, with a 95% interval
+that can make the verdict "unverified", export/quant/verdict.py), bench on every ``--data`` image against what
+onnxruntime CPU reaches on the same file (runtime/bench/auto_pick.py). So a file within budget in one need not be in
+the other. Import-free on purpose: the CLI reads the default without importing numpy or onnxruntime.
 """
 
 from __future__ import annotations

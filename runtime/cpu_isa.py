@@ -130,7 +130,8 @@ def saturates_here(quantization: Mapping[str, Any], isa: IsaProfile) -> bool:
 
 
 # What running an int8 file on a CPU it was not made for costs (the contract records ``quantization.target``).
-# A VNNI file on AVX2 is the saturation notice (accuracy, runtime/int8_notices.py); these are the other mismatches.
+# A VNNI file on AVX2 is the saturation notice (accuracy, runtime/terminal/int8_notices.py); these are the other
+# mismatches.
 _MISMATCH_COST = {
     ("x86-vnni", "arm64"): "its u8 activations miss ARM's s8s8 dot-product path (asimddp); re-quantize with "
     "--target arm64",
@@ -160,7 +161,7 @@ def made_for_other_cpu(provenance: Mapping[str, Any], isa: IsaProfile) -> tuple[
 def target_mismatch(provenance: Mapping[str, Any], isa: IsaProfile | None = None) -> str | None:
     """For ``pack``, where ``isa`` is the device the bundle is for: a warning when the int8 file was made for
     another CPU, with what it costs and the ``--target`` to quantize with. (Running a file here is another
-    matter: a file made for a device and tried on this machine is not wrong, see runtime/int8_notices.py.)"""
+    matter: a file made for a device and tried on this machine is not wrong, see runtime/terminal/int8_notices.py.)"""
     isa = isa or detect_isa()
     other = made_for_other_cpu(provenance, isa)
     if other is None:

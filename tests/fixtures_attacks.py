@@ -207,7 +207,7 @@ def pnm_with_comment(length: int) -> bytes:
     return b"P6\n#" + b"x" * length + b"\n8 8\n255\n" + bytes(8 * 8 * 3)
 
 
-#: One small file per structure limit of the pre-scan, twice over its default (runtime/prescan/limits.py): 1,000
+#: One small file per structure limit of the pre-scan, twice over its default (runtime/images/prescan/limits.py): 1,000
 #: chunks before the image data, 10,000 chunks, 1,000 + 2 x 100 JPEG segments, 4,096 stray bytes, 10,000 GIF blocks,
 #: 1,000 TIFF entries, a 4,096-byte PNM header; and a TIFF tile over 2048x2048 in a 16x16 image. Builders, so that
 #: collecting the tests builds nothing; numbers, not imports: the same files must reach a build without the pre-scan

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from fixtures_runtime import LABELS, add_contract, export_torch, golden_images
 
-from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.contract.model_contract import ModelContract
 
 SIZE = 32
 

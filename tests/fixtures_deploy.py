@@ -76,7 +76,7 @@ def signing_key() -> Iterator[SigningKey]:
 
 @pytest.fixture(scope="session")
 def signed_x86_bundle(exported_tiny: Path, signing_key: SigningKey, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`edgecls pack EXPORT --target linux-x86_64 --service serve --sign KEY` from the local wheel cache (a library
+    """`edgecls pack EXPORT --platform linux-x86_64 --service serve --sign KEY` from the local wheel cache (a library
     call): models, wheels, hashed requirements, SHA256SUMS and its signature. Tests copy it before changing it."""
     from edgecls.deploy.pack import PackOptions, pack
     from edgecls.runtime.device.manifest import ServiceKind
@@ -88,7 +88,7 @@ def signed_x86_bundle(exported_tiny: Path, signing_key: SigningKey, tmp_path_fac
     old = os.environ.get("GNUPGHOME")
     os.environ["GNUPGHOME"] = str(signing_key.home)
     try:
-        pack(PackOptions(models=(str(exported_tiny),), out=str(out), target="linux-x86_64", find_links=(str(cache),),
+        pack(PackOptions(models=(str(exported_tiny),), out=str(out), platform="linux-x86_64", find_links=(str(cache),),
                          no_index=True, tarball=False, service=ServiceKind.serve, sign=signing_key.fingerprint),
              log=lambda _m: None)
     finally:
@@ -127,7 +127,7 @@ def claim_variant(model: Path, variant: str) -> None:
 
     import onnx
 
-    from edgecls.runtime.contract import METADATA_KEY
+    from edgecls.runtime.contract.model_contract import METADATA_KEY
 
     m = onnx.load(str(model))
     (entry,) = [p for p in m.metadata_props if p.key == METADATA_KEY]

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 from fixtures_runtime import LABELS, REPO, add_contract, make_onnx
 
-from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.contract.model_contract import ModelContract
 
 #: Bad entries of :func:`hostile_folder` and the words their error row must contain.
 HOSTILE = {

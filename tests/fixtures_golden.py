@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecls.runtime.classifier import Classifier
-from edgecls.runtime.preprocess import preprocess_batch
+from edgecls.runtime.inference.classifier import Classifier
+from edgecls.runtime.inference.preprocess import preprocess_batch
 
 
 def check_golden(model_path: Path) -> None:

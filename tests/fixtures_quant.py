@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from edgecls.export.onnx_export import export_to_onnx
-from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.contract.model_contract import ModelContract
 
 
 class _Outlier(nn.Module):

@@ -23,8 +23,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edgecls.runtime.contract import METADATA_KEY, ModelContract
-from edgecls.runtime.preprocess import preprocess_batch
+from edgecls.runtime.contract.model_contract import METADATA_KEY, ModelContract
+from edgecls.runtime.inference.preprocess import preprocess_batch
 
 LABELS = ("circle", "square", "triangle")
 REPO = Path(__file__).resolve().parents[1]

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from fixtures_runtime import REPO, MjpegServer, add_contract, have_ffmpeg, make_onnx
 
-from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.contract.model_contract import ModelContract
 
 COLOURS = ("red", "green", "blue")
 
@@ -46,11 +46,11 @@ def make_colour_classifier(path: Path, size: int = 32, labels: tuple[str, ...] =
 
 
 def write_golden_beside(model: Path, wrong_by: float = 0.0) -> Path:
-    """``model.golden.npz`` in export's format (runtime/golden_file.py): 8 coloured 64x64 images, their inputs and
-    the model's own logits as the expected ones, plus ``wrong_by`` added to the first class (a golden file the
+    """``model.golden.npz`` in export's format (runtime/device/golden_file.py): 8 coloured 64x64 images, their inputs
+    and the model's own logits as the expected ones, plus ``wrong_by`` added to the first class (a golden file the
     model fails when it is large)."""
-    from edgecls.runtime.classifier import Classifier
-    from edgecls.runtime.golden_file import golden_path_for
+    from edgecls.runtime.device.golden_file import golden_path_for
+    from edgecls.runtime.inference.classifier import Classifier
 
     clf = Classifier(model, spin=False)
     rng = np.random.default_rng(0)

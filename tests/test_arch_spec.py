@@ -20,7 +20,7 @@ import edgecls.models
 from edgecls.models.pretrained.mapping import bn_entries, conv_entries, head_entries
 from edgecls.models.registry import ARCHITECTURES, architecture, build_model
 from edgecls.models.spec import ArchitectureSpec, PartialContract, WeightsSpec
-from edgecls.runtime.contract import IMAGENET_MEAN, ModelContract
+from edgecls.runtime.contract.model_contract import IMAGENET_MEAN, ModelContract
 from edgecls.training.checkpoint import load_checkpoint
 from edgecls.training.config import TrainConfig
 from edgecls.training.train import train

@@ -78,8 +78,8 @@ def digits_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def aarch64_bundle(digits_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`edgecls pack RUN --quantize --fp16 --target linux-aarch64` (library call): int8 is made for the device
-    (quantize --target arm64), not for this x86 box, with the default calibration and 1-point budget (only the
+    """`edgecls pack RUN --quantize --fp16 --platform linux-aarch64` (library call): int8 is made for the device
+    (--target auto: arm64), not for this x86 box, with the default calibration and 1-point budget (only the
     latency loops are shortened)."""
     from edgecls.deploy.pack import PackOptions, pack
     from edgecls.export.export_run import ExportOptions
@@ -88,9 +88,9 @@ def aarch64_bundle(digits_run: Path, tmp_path_factory: pytest.TempPathFactory) -
     cache = wheel_cache("linux-aarch64")
     out = tmp_path_factory.mktemp("pack") / "digits-pi"
     quant = QuantizeOptions(latency_runs=5, latency_warmup=2, trial_latency_runs=5)
-    export = ExportOptions(parity_images=16, fp16=True, quantize=quant)
-    pack(PackOptions(models=(str(digits_run),), out=str(out), target="linux-aarch64", quantize=True,
-                     export=export, find_links=(str(cache),), no_index=True), log=lambda _m: None)
+    pack(PackOptions(models=(str(digits_run),), out=str(out), platform="linux-aarch64", quantize=quant, fp16=True,
+                     export=ExportOptions(parity_images=16), find_links=(str(cache),), no_index=True),
+         log=lambda _m: None)
     return out
 
 
@@ -129,11 +129,11 @@ def installed(aarch64_bundle: Path, test_images: Path) -> Iterator[dict]:
 
 @pytest.mark.slow  # trains, exports and packs for aarch64: 61 s at load 5-13
 def test_pack_makes_the_int8_model_for_the_device_not_for_this_box(aarch64_bundle: Path):
-    from edgecls.runtime.classifier import Classifier
+    from edgecls.runtime.inference.classifier import Classifier
 
     names = sorted(p.name for p in (aarch64_bundle / "models").glob("*.onnx"))
     assert names == ["model.fp16.onnx", "model.int8.onnx", "model.onnx"]
-    with pytest.warns(RuntimeWarning, match="int8 made for arm64 runs on x86"):  # this box is not the device
+    with pytest.warns(RuntimeWarning, match="int8 made for arm64; on this"):  # this box is not the device
         q = Classifier(aarch64_bundle / "models" / "model.int8.onnx").contract.provenance["quantization"]
     assert q["target"] == "arm64" and q["activation_type"] == "QInt8"  # s8s8: ARM's dot-product path
     wheels = {p.name for p in (aarch64_bundle / "wheelhouse").glob("*.whl")}
@@ -196,4 +196,4 @@ def test_arm64_answers_match_x86_and_arm64_int8_agrees_with_fp32(installed: dict
     int8 = installed["work"] / "prefix/current/models/model.int8.onnx"
     warn = subprocess.run([sys.executable, "-m", "edgecls", "run", str(int8), str(next(test_images.glob("*.png"))),
                            "--json"], capture_output=True, text=True, timeout=300)
-    assert warn.returncode == 0 and "int8 made for arm64 runs on x86" in warn.stderr
+    assert warn.returncode == 0 and "int8 made for arm64" in warn.stderr

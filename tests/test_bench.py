@@ -60,7 +60,7 @@ def test_every_configuration_is_measured_in_its_own_process(bench_models):
     assert fp32.model_size_mb == pytest.approx(bench_models.fp32.stat().st_size / 2**20)
     assert fp32.speedup == 1.0 and fp32.reference == "model.onnx"
     assert int8.speedup == pytest.approx(fp32.p50_ms / int8.p50_ms)  # same batch, same threads
-    assert result.environment.bench_settings["isolated_subprocess_per_config"] is True
+    assert result.settings["isolated_subprocess_per_config"] is True
 
 
 def test_bad_model_provider_and_batch_become_error_rows_and_the_rest_is_measured(bench_models):
@@ -129,8 +129,8 @@ def test_provider_listed_but_running_no_node_counts_as_fallback(bench_models):
 
 
 def test_end_to_end_stages_and_top1_accuracy(bench_models, tmp_path):
-    from edgecls.runtime.decode import decode_image
-    from edgecls.runtime.preprocess import preprocess_batch
+    from edgecls.runtime.images.decode import decode_image
+    from edgecls.runtime.inference.preprocess import preprocess_batch
     from edgecls.runtime.providers.session import create_session
 
     data = tmp_path / "data"

@@ -1,5 +1,5 @@
 """What bench calls correct and what it compares on (issues #22 and #25): agreement over every image with n shown,
-``--provider auto`` within quantize's budget and nothing picked without images, OpenVINO rows per precision,
+``--provider all`` marking within quantize's budget and nothing picked without images, OpenVINO rows per precision,
 error rows labelled by the engine that failed, and a run's export compared on the run's own test split.
 
 Real files, real sessions (tiny 32 px models), real image folders; OpenVINO parts skip without the extra.
@@ -46,7 +46,7 @@ def test_agreement_is_over_every_image_and_says_n(bench_models, tmp_path):
 
 
 def test_without_images_there_is_no_agreement_figure_and_auto_picks_nothing(bench_models):
-    result = run_benchmark([bench_models.fp32, bench_models.int8], providers=["auto"], **FAST)
+    result = run_benchmark([bench_models.fp32, bench_models.int8], providers=["all"], **FAST)
     int8 = [r for r in result.rows if r.variant == "int8"]
     assert int8 and all(r.agreement is None for r in int8)  # not 12.5% "agreement" on noise tensors
     fp32_cpu = next(r for r in result.rows if r.variant == "fp32" and r.provider == CPU_PROVIDER)
@@ -64,7 +64,7 @@ def _row(provider: str, agreement: float, n: int, p50: float, precision: str | N
     )
 
 
-def test_auto_rejects_what_loses_more_than_the_budget_on_all_images():
+def test_the_pick_rejects_what_loses_more_than_the_budget_on_all_images():
     """Issue #22's numbers: bf16 agreed 100% on 32 crops, 95.33% on all 300; it must not be picked."""
     cpu, f32 = _row(CPU_PROVIDER, 1.0, 300, 10.0), _row(OV, 1.0, 300, 9.0, "f32")
     bf16 = _row(OV, 0.9533, 300, 4.0, "bf16")
@@ -82,8 +82,8 @@ def test_auto_rejects_what_loses_more_than_the_budget_on_all_images():
     assert not sample.auto_pick
 
 
-def test_bench_auto_and_quantize_share_one_budget_default_and_rule():
-    """bench --provider auto, quantize and export --quantize default to the same budget, applied by one rule."""
+def test_bench_pick_and_quantize_share_one_budget_default_and_rule():
+    """bench --provider all, quantize and export --quantize default to the same budget, applied by one rule."""
     import inspect
 
     from edgecls.cli import bench_cmd, export_cmd, quantize_cmd
@@ -104,9 +104,9 @@ def test_bench_auto_and_quantize_share_one_budget_default_and_rule():
     assert not over.auto_pick and cpu.auto_pick
 
 
-def test_auto_with_images_picks_a_correct_row_and_says_on_how_many(bench_models, tmp_path):
+def test_all_with_images_picks_a_correct_row_and_says_on_how_many(bench_models, tmp_path):
     _write_folder(tmp_path / "data", 40)
-    result = run_benchmark([bench_models.fp32], providers=["auto"], data_dir=tmp_path / "data", **FAST)
+    result = run_benchmark([bench_models.fp32], providers=["all"], data_dir=tmp_path / "data", **FAST)
     picked = [r for r in result.rows if r.auto_pick]
     assert len(picked) == 1 and picked[0].agreement_images == 40
     line = auto_pick_lines(result)[0]

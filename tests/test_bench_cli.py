@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from edgecls.cli import app
-from edgecls.runtime.bench.targets import expand_models
+from edgecls.runtime.bench.targets import expand_models, run_checkpoints
 from edgecls.runtime.errors import EdgeclsError
 
 
@@ -19,7 +19,7 @@ def test_bench_an_export_directory_with_baselines_and_reports(bench_models, tmp_
     args = [
         "bench",
         str(bench_models.export_dir),
-        "--batch",
+        "--batch-size",
         "1",
         "--threads",
         "1",
@@ -53,9 +53,9 @@ def test_a_run_directory_means_its_export_folder_and_checkpoint(bench_models, tm
     for f in (bench_models.fp32, bench_models.int8):
         shutil.copy(f, run / "export" / f.name)
     shutil.copy(bench_models.checkpoint, run / "best.pt")
-    models, checkpoints = expand_models([run])
+    models = expand_models([run])
     assert [m.name for m in models] == ["model.int8.onnx", "model.onnx"]
-    assert checkpoints == [run / "best.pt"]
+    assert run_checkpoints(models) == [run / "best.pt"]
     with pytest.raises(EdgeclsError, match="no such model"):
         expand_models([tmp_path / "missing"])
     (tmp_path / "empty").mkdir()
@@ -64,8 +64,13 @@ def test_a_run_directory_means_its_export_folder_and_checkpoint(bench_models, tm
 
 
 def test_bad_options_are_one_line_errors(bench_models):
-    result = CliRunner().invoke(app, ["bench", str(bench_models.fp32), "--batch", "1,x"])
-    assert isinstance(result.exception, EdgeclsError) and "--batch" in str(result.exception)
+    def refusal(*args: str) -> str:  # typer's error box, its lines joined
+        result = CliRunner().invoke(app, ["bench", str(bench_models.fp32), *args])
+        assert result.exit_code == 2, result.output
+        return " ".join(result.output.replace("│", " ").split())
+
+    assert "'--batch-size': '1,x': takes integers >= 1, comma-separated" in refusal("--batch-size", "1,x")
+    assert "'--precision': 'f32,fp64': takes f32, bf16 or f16, comma-separated" in refusal("--precision", "f32,fp64")
 
 
 def test_nothing_measurable_exits_nonzero(bench_models):

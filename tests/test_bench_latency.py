@@ -1,4 +1,4 @@
-"""The one latency harness (runtime/latency.py) and the one batched-inference loop (batched_inference.py)."""
+"""The one latency harness (runtime/inference/latency.py) and the one batched-inference loop (batched_inference.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from edgecls.runtime.batched_inference import infer_in_batches
-from edgecls.runtime.latency import MIN_RUNS, LatencyStats, measure_latency, time_calls
+from edgecls.runtime.inference.batched_inference import infer_in_batches
+from edgecls.runtime.inference.latency import MIN_RUNS, LatencyStats, measure_latency, time_calls
 
 
 def test_warm_up_calls_are_not_in_the_samples_and_the_first_call_is_timed_alone():

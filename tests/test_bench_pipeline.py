@@ -187,7 +187,7 @@ def test_run_benchmarks_gives_the_rows_edgecls_bench_gives_with_the_same_options
     models = [str(p) for p in sorted(bench_models.export_dir.glob("model*.onnx"))]
     cli = subprocess.run(
         [sys.executable, "-m", "edgecls", "bench", *models, "--data", str(bench_models.images), "--checkpoint",
-         str(bench_models.checkpoint), "--batch", "1", "--threads", "1", "--runs", "3", "--time-budget", "5",
+         str(bench_models.checkpoint), "--batch-size", "1", "--threads", "1", "--runs", "3", "--time-budget", "5",
          "--warmup", "1", "--in-process", "--json"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip

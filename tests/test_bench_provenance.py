@@ -9,7 +9,7 @@ import shutil
 
 from edgecls.runtime.bench.baselines.torch_eager import installed_torch_baselines
 from edgecls.runtime.bench.sweep import run_benchmark
-from edgecls.runtime.bench.targets import expand_models, model_targets
+from edgecls.runtime.bench.targets import expand_models, model_targets, run_checkpoints
 
 
 def test_export_out_elsewhere_still_finds_its_checkpoint(exported_tiny, tiny_run):
@@ -17,8 +17,8 @@ def test_export_out_elsewhere_still_finds_its_checkpoint(exported_tiny, tiny_run
     source = report["source_checkpoint"]
     assert source and (tiny_run / "best.pt").resolve().samefile(source)
     assert not (exported_tiny.parent / "best.pt").exists()  # nothing beside the export to guess from
-    files, checkpoints = expand_models([exported_tiny])
-    baselines, notes = installed_torch_baselines(model_targets(files), None, checkpoints)
+    files = expand_models([exported_tiny])
+    baselines, notes = installed_torch_baselines(model_targets(files), None, run_checkpoints(files))
     assert [b.label for b in baselines] == ["PyTorch eager (best.pt)"], notes
     assert not any("not found" in n for n in notes)
 

@@ -75,6 +75,19 @@ def test_cpu_and_isa_slugs_name_results_files(cpu_model, isa, machine, expected)
     assert environment_slug(env).startswith(f"{cpu_slug(env)}_ort")
 
 
+def test_a_csv_row_carries_every_field_its_json_row_has_but_the_samples(measured, tmp_path):
+    """The CSV lacked the precision (OpenVINO's f32 and bf16 rows of one file were two identical-looking CSV rows),
+    the engine runtime, the family and agreement's n: its columns are now the row's own fields."""
+    assert {"precision", "engine_runtime", "family", "agreement_images", "e2e_decode_errors"} <= set(CSV_FIELDS)
+    with open(write_csv(measured, tmp_path / "b.csv"), newline="") as f:
+        records = list(csv.DictReader(f))
+    for record, row in zip(records, measured.rows, strict=True):
+        d = row.to_dict(samples=False)
+        for name in set(d) - {"e2e", "node_placement", "providers_used", "warnings"}:
+            assert record[name] == ("" if d[name] is None else str(d[name])), name
+        assert record["e2e_images"] == (str(row.e2e.images) if row.e2e else "")
+
+
 def test_json_csv_markdown_and_plot_are_written(measured, tmp_path):
     assert [r.ok for r in measured.rows] == [True, True, False]
     paths = {

@@ -12,11 +12,11 @@ import typer
 from typer.testing import CliRunner
 
 from edgecls.cli.options import CONTRACT_FLAGS, contract_flags
-from edgecls.runtime.contract import ModelContract
-from edgecls.runtime.contract_options import ContractOptions, contract_from_options, flag
+from edgecls.runtime.contract.model_contract import ModelContract
+from edgecls.runtime.contract.options import ContractOptions, contract_from_options, flag
 from edgecls.runtime.errors import ContractError
-from edgecls.runtime.image_files import labelled_images, walk_images
-from edgecls.runtime.scores import softmax, to_probabilities, top1_accuracy, top1_agreement, top1_with_score
+from edgecls.runtime.images.files import labelled_images, walk_images
+from edgecls.runtime.inference.scores import softmax, to_probabilities, top1_accuracy, top1_agreement, top1_with_score
 
 
 def test_every_contract_flag_is_a_contract_field_and_every_user_field_has_a_flag() -> None:

@@ -22,8 +22,8 @@ from fixtures_runtime import set_contract_metadata
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edgecls.runtime.contract import ModelContract
-from edgecls.runtime.contract_schema import MAX_CONTRACT_CHARS, MAX_LABELS, MAX_NESTING, nesting_depth
+from edgecls.runtime.contract.model_contract import ModelContract
+from edgecls.runtime.contract.schema import MAX_CONTRACT_CHARS, MAX_LABELS, MAX_NESTING, nesting_depth
 from edgecls.runtime.errors import ContractError
 
 VALID: dict[str, Any] = ModelContract(labels=("red", "green", "blue"), input_size=(32, 32)).to_dict()

@@ -1,6 +1,6 @@
 """The decoder bounds its work before decoding (issue #20): scan bombs, float formats, OpenCV's internals.
 
-The same :func:`edgecls.runtime.decode.decode_bytes` serves ``run``, ``batch``, ``serve`` and training, so a
+The same :func:`edgecls.runtime.images.decode.decode_bytes` serves ``run``, ``batch``, ``serve`` and training, so a
 scan bomb in a folder is an error row in ``edgecls run`` as in ``serve`` a 413.
 """
 
@@ -12,9 +12,9 @@ import pytest
 from fixtures_attacks import progressive_jpeg, scan_bomb
 from fixtures_reliability import jsonl, run_cli
 
-from edgecls.runtime.decode import decode_bytes
 from edgecls.runtime.errors import ImageDecodeError, ImageTooCostlyError
-from edgecls.runtime.prescan.jpeg import walk_jpeg
+from edgecls.runtime.images.decode import decode_bytes
+from edgecls.runtime.images.prescan.jpeg import walk_jpeg
 
 
 def scans(data: bytes) -> int:

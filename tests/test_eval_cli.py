@@ -38,7 +38,7 @@ def _accuracy_of_checkpoint(run: Path) -> float:
     import torch
 
     from edgecls.data.load import load_data
-    from edgecls.runtime.preprocess import preprocess_batch
+    from edgecls.runtime.inference.preprocess import preprocess_batch
     from edgecls.training.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(run)

@@ -17,10 +17,10 @@ from edgecls.export.metadata import contract_of, read_contract_file
 from edgecls.export.onnx_export import export_to_onnx
 from edgecls.export.parity import ParityError, check_parity
 from edgecls.export.quant.options import Int8Images, QuantizeOptions
-from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.contract.model_contract import ModelContract
+from edgecls.runtime.device.golden_file import read_golden
 from edgecls.runtime.errors import ContractError, DataError, EdgeclsError
-from edgecls.runtime.golden_file import read_golden
-from edgecls.runtime.preprocess import preprocess_batch
+from edgecls.runtime.inference.preprocess import preprocess_batch
 from edgecls.runtime.providers.session import create_session
 from edgecls.training.checkpoint import load_checkpoint
 
@@ -181,7 +181,7 @@ def test_metadata_roundtrip_keeps_other_entries(tmp_path):
 
 
 def test_bad_contract_json_in_model_is_a_contract_error(tmp_path):
-    from edgecls.runtime.contract import METADATA_KEY
+    from edgecls.runtime.contract.model_contract import METADATA_KEY
 
     model = onnx.load(str(export_to_onnx(_ExportDiffers().eval(), CONTRACT, tmp_path / "m.onnx",
                                          exporter="torchscript").path))

@@ -12,7 +12,7 @@ from fixtures_export import USER_NET_PY
 
 from edgecls.export.byo_model import ModelFactoryError, build_user_model, prepare_user_model
 from edgecls.export.metadata import read_contract_file
-from edgecls.runtime.contract_options import ContractOptions, read_labels
+from edgecls.runtime.contract.options import ContractOptions, read_labels
 from edgecls.runtime.errors import ContractError
 
 

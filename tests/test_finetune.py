@@ -129,9 +129,9 @@ def test_user_pretrained_model_fine_tunes_exports_to_int8_and_runs(
     # the checkpoint alone rebuilds the network for export: no flags (int8 written whatever its verdict)
     code, _out, err = cli_in_process(["export", str(run), "--quantize", "--allow-over-budget"], capsys)
     assert code == 0, err
-    from edgecls.runtime.classifier import Classifier
-    from edgecls.runtime.preprocess import decode_for_contract, preprocess
-    from edgecls.runtime.scores import softmax
+    from edgecls.runtime.inference.classifier import Classifier
+    from edgecls.runtime.inference.preprocess import decode_for_contract, preprocess
+    from edgecls.runtime.inference.scores import softmax
     from edgecls.training.checkpoint import load_checkpoint
 
     # Both exports answer as the fine-tuned checkpoint does (a label that is merely one of the two classes

@@ -22,7 +22,7 @@ import pytest
 from fixtures_runtime import REPO, RuntimeModels, _cli_env, run_edgecls
 from numpy.lib import format as npy
 
-from edgecls.runtime.golden_file import GoldenFileError, read_golden
+from edgecls.runtime.device.golden_file import GoldenFileError, read_golden
 
 BIG_ROWS = 16_000
 
@@ -174,7 +174,7 @@ def test_export_fits_the_golden_file_of_a_large_model_in_what_the_reader_accepts
     import torch
 
     from edgecls.export.golden import make_golden, write_golden
-    from edgecls.runtime.contract import ModelContract
+    from edgecls.runtime.contract.model_contract import ModelContract
 
     contract = ModelContract(labels=("a", "b"), input_size=(1200, 1200))  # 8 inputs would be 132 MB
     model = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(3, 2)).eval()

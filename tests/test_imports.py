@@ -20,7 +20,8 @@ def _heavy_modules_after(body: str) -> str:
 
 def test_import_runtime_does_not_import_torch_or_onnx() -> None:
     body = (
-        "import edgecls.runtime; from edgecls.runtime import contract, decode, preprocess; "
+        "import edgecls.runtime; from edgecls.runtime.contract import model_contract; "
+        "from edgecls.runtime.images import decode; from edgecls.runtime.inference import preprocess; "
         "from edgecls.runtime.providers import session; "
         "from edgecls.data.load import load_data; from edgecls.evaluation import metrics"
     )

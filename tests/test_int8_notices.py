@@ -18,8 +18,8 @@ import pytest
 from fixtures_runtime import RuntimeModels, edgecls_in_process, run_edgecls, set_contract_metadata
 
 from edgecls.runtime.cpu_isa import detect_isa
-from edgecls.runtime.int8_notices import ModelNotice, int8_notices
-from edgecls.runtime.notice_memory import line_to_print, state_dir
+from edgecls.runtime.terminal.int8_notices import ModelNotice, int8_notices
+from edgecls.runtime.terminal.notice_memory import line_to_print, state_dir
 
 HERE = detect_isa()
 OTHER = "arm64" if HERE.target.startswith("x86") else "x86-vnni"

@@ -1,5 +1,5 @@
-"""One labelled-folder layout, read once (runtime/image_files.read_class_tree), by training, int8 calibration and
-validation, and the bench; class names become label indices in one place (runtime/class_labels).
+"""One labelled-folder layout, read once (runtime/images/files.read_class_tree), by training, int8 calibration and
+validation, and the bench; class names become label indices in one place (runtime/contract/class_labels).
 
 The same tree must give all three the same files in the same order with the same classes, and each keeps the
 errors and fallbacks it had for folders that are not a clean ImageFolder tree."""
@@ -17,8 +17,8 @@ from edgecls.data.folders import load_image_folder
 from edgecls.export.quant.grading.image_sets import load_role_images
 from edgecls.runtime.bench.images import scan_images
 from edgecls.runtime.bench.rows import BenchError
-from edgecls.runtime.class_labels import UnknownClassesError, label_indices
-from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.contract.class_labels import UnknownClassesError, label_indices
+from edgecls.runtime.contract.model_contract import ModelContract
 from edgecls.runtime.errors import DataError
 
 # The model's labels in an order other than the folders' (circle < square by name): indices must be mapped.

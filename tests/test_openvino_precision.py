@@ -19,7 +19,7 @@ from edgecls.runtime.errors import ProviderError
 
 ov = pytest.importorskip("openvino", reason="the openvino extra is not installed: pip install 'edgecls[openvino]'")
 
-from edgecls.runtime.classifier import Classifier  # noqa: E402
+from edgecls.runtime.inference.classifier import Classifier  # noqa: E402
 from edgecls.runtime.providers.openvino import check_precision, cpu_precisions, device_capabilities  # noqa: E402
 
 NO_CACHE = {"CACHE_DIR": ""}  # every compile here is a real compile, not a cache import

@@ -14,7 +14,7 @@ from fixtures_runtime import REPO, golden_images, run_edgecls
 from typer.testing import CliRunner
 
 from edgecls.cli import app
-from edgecls.runtime.classifier import Classifier
+from edgecls.runtime.inference.classifier import Classifier
 from edgecls.runtime.providers.session import openvino_route
 
 pytest.importorskip("openvino", reason="the openvino extra is not installed: pip install 'edgecls[openvino]'")
@@ -78,7 +78,8 @@ def test_run_command_with_openvino_stays_torch_free(bench_models):
     assert top_ov["label"] == top_cpu.label and abs(top_ov["score"] - top_cpu.score) < 1e-4
     # openvino is imported only when asked for, and never brings torch/onnx with it.
     code = (
-        "import sys; from edgecls.runtime.classifier import Classifier; assert 'openvino' not in sys.modules; "
+        "import sys; from edgecls.runtime.inference.classifier import Classifier; "
+        "assert 'openvino' not in sys.modules; "
         f"Classifier({str(bench_models.fp32)!r}, provider='openvino'); "
         "assert 'openvino' in sys.modules and 'torch' not in sys.modules and 'onnx' not in sys.modules"
     )
@@ -142,7 +143,7 @@ def test_openvino_path_imports_neither_onnxruntime_nor_openvinos_converter(bench
     if importlib.util.find_spec("onnxruntime_ep_openvino") is not None:
         pytest.skip("the OpenVINO plugin EP is installed: onnxruntime decides the route")
     code = (
-        "import sys; from edgecls.runtime.classifier import Classifier; "
+        "import sys; from edgecls.runtime.inference.classifier import Classifier; "
         f"c = Classifier({str(bench_models.fp32)!r}, provider='openvino'); assert c.info.precision == 'f32'; "
         "assert 'onnxruntime' not in sys.modules, 'onnxruntime imported'; "
         "assert 'openvino.tools.ovc' not in sys.modules, 'converter imported'; "

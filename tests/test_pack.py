@@ -18,8 +18,9 @@ from fixtures_deploy import device_env, run_install, wheel_cache
 from fixtures_runtime import run_edgecls
 
 
-def pack_args(*models: str | Path, target: str, out: Path, cache: Path) -> list[str]:
-    return ["pack", *map(str, models), "--target", target, "--out", str(out), "--no-index", "--find-links", str(cache)]
+def pack_args(*models: str | Path, platform: str, out: Path, cache: Path) -> list[str]:
+    return ["pack", *map(str, models), "--platform", platform, "--out", str(out), "--no-index", "--find-links",
+            str(cache)]
 
 
 @pytest.mark.slow
@@ -28,7 +29,7 @@ def test_x86_64_pack_installs_offline_headless_and_passes_its_selftest(exported_
         pytest.skip("the wheel cache is for Python 3.11")
     cache = wheel_cache("linux-x86_64")
     out = tmp_path / "bundle"
-    r = run_edgecls(*pack_args(exported_tiny, target="linux-x86_64", out=out, cache=cache), "--json", timeout=600)
+    r = run_edgecls(*pack_args(exported_tiny, platform="linux-x86_64", out=out, cache=cache), "--json", timeout=600)
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout)
     assert sorted(result["models"]) == ["model.fp16.onnx", "model.int8.onnx", "model.onnx"]
@@ -88,7 +89,7 @@ def test_x86_64_pack_installs_offline_headless_and_passes_its_selftest(exported_
 @pytest.mark.slow  # pack subprocesses: 23 s at load 5-13
 def test_a_platform_without_wheels_is_one_line_naming_the_packages(exported_tiny: Path, tmp_path: Path):
     cache = wheel_cache("linux-aarch64")  # aarch64 wheels only: nothing of them installs on 32-bit ARM
-    r = run_edgecls(*pack_args(exported_tiny / "model.onnx", target="linux-armv7l", out=tmp_path / "b", cache=cache),
+    r = run_edgecls(*pack_args(exported_tiny / "model.onnx", platform="linux-armv7l", out=tmp_path / "b", cache=cache),
                     timeout=300)
     assert r.returncode == 2, r.stdout + r.stderr
     (line,) = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
@@ -96,13 +97,13 @@ def test_a_platform_without_wheels_is_one_line_naming_the_packages(exported_tiny
     assert not (tmp_path / "b").exists()  # nothing half-written
 
 
-def test_pack_refuses_a_model_without_golden_file_and_an_unknown_target(exported_tiny: Path, tmp_path: Path):
+def test_pack_refuses_a_model_without_golden_file_and_an_unknown_platform(exported_tiny: Path, tmp_path: Path):
     lone = tmp_path / "lone.onnx"
     lone.write_bytes((exported_tiny / "model.onnx").read_bytes())
-    r = run_edgecls("pack", str(lone), "--target", "linux-x86_64", "--out", str(tmp_path / "b"), "--no-index")
+    r = run_edgecls("pack", str(lone), "--platform", "linux-x86_64", "--out", str(tmp_path / "b"), "--no-index")
     assert r.returncode == 2 and "no golden file" in r.stderr and "Traceback" not in r.stderr
-    r = run_edgecls("pack", str(lone), "--target", "windows-arm64", "--out", str(tmp_path / "b"))
-    assert r.returncode == 2 and "--target must be one of linux-aarch64" in r.stderr
+    r = run_edgecls("pack", str(lone), "--platform", "windows-arm64", "--out", str(tmp_path / "b"))
+    assert r.returncode == 2 and "'windows-arm64' is not one of" in r.stderr and "'linux-aarch64'" in r.stderr
 
 
 def test_show_on_the_headless_base_install_asks_for_the_gui_extra(exported_tiny: Path):
@@ -129,7 +130,7 @@ def test_system_site_packages_makes_a_venv_that_sees_the_system_but_uses_its_own
         pytest.skip("the wheel cache is for Python 3.11")
     cache = wheel_cache("linux-x86_64")
     out = tmp_path / "bundle"
-    r = run_edgecls(*pack_args(exported_tiny / "model.onnx", target="linux-x86_64", out=out, cache=cache),
+    r = run_edgecls(*pack_args(exported_tiny / "model.onnx", platform="linux-x86_64", out=out, cache=cache),
                     "--system-site-packages", "--json", timeout=600)
     assert r.returncode == 0, r.stderr
     assert json.loads((out / "manifest.json").read_text())["system_site_packages"] is True

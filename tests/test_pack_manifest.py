@@ -24,7 +24,7 @@ def update_bundle(exported_tiny: Path, tmp_path_factory: pytest.TempPathFactory)
     from edgecls.deploy.pack import PackOptions, pack
 
     out = tmp_path_factory.mktemp("update") / "bundle"
-    pack(PackOptions(models=(str(exported_tiny),), out=str(out), target="linux-x86_64", update=True,
+    pack(PackOptions(models=(str(exported_tiny),), out=str(out), platform="linux-x86_64", update=True,
                      tarball=False), log=lambda _m: None)
     return out
 
@@ -63,7 +63,7 @@ def test_selftest_of_a_pack_takes_variant_and_sha256_from_the_manifest(update_bu
 
 
 def test_the_manifests_variant_decides_even_when_the_sha256_is_made_to_match(update_bundle: Path, tmp_path: Path):
-    from edgecls.runtime.device.manifest import sha256_file
+    from edgecls.runtime.file_digest import sha256_file
 
     bundle = copy_bundle(update_bundle, tmp_path / "b")
     tamper_as_int8(bundle / "models/model.onnx")
@@ -119,7 +119,7 @@ def test_a_keyring_on_the_device_requires_a_good_signature(exported_tiny: Path, 
 
     monkeypatch.setenv("GNUPGHOME", str(signing_key.home))
     bundle = tmp_path / "signed"
-    result = pack(PackOptions(models=(str(exported_tiny / "model.onnx"),), out=str(bundle), target="linux-x86_64",
+    result = pack(PackOptions(models=(str(exported_tiny / "model.onnx"),), out=str(bundle), platform="linux-x86_64",
                               update=True, tarball=False, sign=signing_key.fingerprint), log=lambda _m: None)
     assert result.signed_by == signing_key.fingerprint
     assert verify_bundle(bundle, keyring=signing_key.keyring).startswith("signature good")
@@ -141,7 +141,7 @@ def test_pack_refuses_model_names_a_unit_or_shell_could_misread(exported_tiny: P
     src.mkdir()
     shutil.copy2(exported_tiny / "model.onnx", src / name)
     shutil.copy2(exported_tiny / "model.golden.npz", src / (name[: -len(".onnx")] + ".golden.npz"))
-    r = run_edgecls("pack", str(src / name), "--target", "linux-x86_64", "--out", str(tmp_path / "b"), "--no-index")
+    r = run_edgecls("pack", str(src / name), "--platform", "linux-x86_64", "--out", str(tmp_path / "b"), "--no-index")
     assert r.returncode == 2 and "only letters, digits and . _ - are allowed" in r.stderr, r.stderr
     assert not (tmp_path / "b").exists() and not Path("FILE").exists()
 
@@ -151,11 +151,11 @@ def test_pack_prints_the_bundle_and_signing_key_fingerprints(exported_tiny: Path
     monkeypatch.setenv("GNUPGHOME", str(signing_key.home))
     out = tmp_path / "b"
     r = run_edgecls("pack", str(exported_tiny / "model.onnx"), "--update", "--sign", signing_key.fingerprint,
-                    "--target", "linux-x86_64", "--out", str(out))
+                    "--platform", "linux-x86_64", "--out", str(out))
     assert r.returncode == 0, r.stderr
     sums = hashlib.sha256((out / "SHA256SUMS").read_bytes()).hexdigest()
     assert f"bundle fingerprint (sha256 of SHA256SUMS): {sums}" in r.stdout
     assert f"signed by key {signing_key.fingerprint}" in r.stdout and "edgecls update DIR" in r.stdout
     r = run_edgecls("pack", str(exported_tiny / "model.onnx"), "--update", "--sign", "nobody@example.invalid",
-                    "--target", "linux-x86_64", "--out", str(tmp_path / "c"))
+                    "--platform", "linux-x86_64", "--out", str(tmp_path / "c"))
     assert r.returncode == 2 and "no secret key of that id" in r.stderr and not (tmp_path / "c").exists()

@@ -72,7 +72,7 @@ def pack(tmp: Path, models: Path, **options: object) -> Path:
 
     out = tmp / "bundle"
     cache = wheel_cache("linux-x86_64", serve=True)
-    pack_bundle(PackOptions(models=(str(models),), out=str(out), target="linux-x86_64", find_links=(str(cache),),
+    pack_bundle(PackOptions(models=(str(models),), out=str(out), platform="linux-x86_64", find_links=(str(cache),),
                             no_index=True, tarball=False, **options), log=lambda _m: None)  # type: ignore[arg-type]
     return out
 

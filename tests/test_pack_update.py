@@ -38,7 +38,7 @@ def models_bundle(exported_tiny: Path, out: Path, stamp: str, wrong: bool = Fals
     m = onnx.load(str(src / "model.int8.onnx"))
     m.doc_string = stamp
     onnx.save(m, str(src / "model.int8.onnx"))
-    pack(PackOptions(models=(str(src / "model.int8.onnx"),), out=str(out), target="linux-x86_64", update=True,
+    pack(PackOptions(models=(str(src / "model.int8.onnx"),), out=str(out), platform="linux-x86_64", update=True,
                      tarball=False), log=lambda _m: None)
     return out
 

@@ -35,8 +35,8 @@ from fixtures_reliability import exif_rotated_jpeg, jsonl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edgecls.runtime.decode import decode_bytes
 from edgecls.runtime.errors import ImageDecodeError
+from edgecls.runtime.images.decode import decode_bytes
 
 # 64 Mpx, 190 KB: decodes to 192 MB (the 20000 x 20000 one, 1.17 MB, took `run` 2.48 GB and 11.5 s).
 PIXEL_LIMIT = "image is 8000x8000 = 64000000 pixels; the limit is 40000000 (--max-pixels)"
@@ -143,7 +143,7 @@ def real_images() -> dict[str, bytes]:
 def test_real_photos_and_their_metadata_pass_the_prescan_with_the_size_pillow_reads():
     from PIL import Image
 
-    from edgecls.runtime.prescan.scan import prescan
+    from edgecls.runtime.images.prescan.scan import prescan
 
     images = real_images()
     assert len(images) > 30
@@ -188,7 +188,7 @@ def mutated(draw: st.DrawFn) -> bytes:
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(data=st.one_of(st.binary(max_size=512), mutated()))
 def test_the_prescan_reads_a_size_or_refuses_in_one_line(data: bytes):
-    from edgecls.runtime.prescan.scan import prescan
+    from edgecls.runtime.images.prescan.scan import prescan
 
     try:
         declared = prescan(data, "fuzz.bin")
@@ -305,7 +305,7 @@ import sys
 from pathlib import Path
 from edgecls.data.folders import load_image_folder
 from edgecls.export.quant.grading.image_sets import load_role_images
-from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.contract.model_contract import ModelContract
 from edgecls.runtime.errors import ImageDecodeError
 
 root = Path(sys.argv[1])

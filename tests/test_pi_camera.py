@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from fixtures_runtime import REPO, golden_images
 
-from edgecls.runtime.classifier import Classifier
 from edgecls.runtime.errors import EdgeclsError
+from edgecls.runtime.inference.classifier import Classifier
 from edgecls.runtime.sources import picamera
 from edgecls.runtime.sources.cameras import v4l2_node_problem
 from edgecls.runtime.sources.live_capture import CaptureSettings, FrameSource
@@ -222,9 +222,9 @@ def test_h264_tcp_stream_is_classified_like_its_picture(runtime_models, camera_i
 
 @pytest.mark.slow
 @pytest.mark.stream
-def test_selftest_camera_on_a_stream_and_a_video_file(camera_image, h264_tcp_server, tmp_path):
+def test_selftest_source_on_a_stream_and_a_video_file(camera_image, h264_tcp_server, tmp_path):
     server = h264_tcp_server(camera_image, fps=25)
-    report = json.loads(edgecls("selftest", "--camera", server.url, "--frames", "20", "--json").stdout)
+    report = json.loads(edgecls("selftest", "--source", server.url, "--frames", "20", "--json").stdout)
     assert report["error"] is None and report["frames"] >= 20 and (report["width"], report["height"]) == (640, 480)
     assert 15 < report["fps"] < 40  # sent at 25 fps (-re); the first frames may arrive together
     video = tmp_path / "clip.avi"
@@ -232,10 +232,10 @@ def test_selftest_camera_on_a_stream_and_a_video_file(camera_image, h264_tcp_ser
     for i in range(12):
         writer.write(np.full((64, 96, 3), 20 * i, np.uint8))
     writer.release()
-    r = edgecls("selftest", "--camera", str(video), "--frames", "10")
+    r = edgecls("selftest", "--source", str(video), "--frames", "10")
     assert r.returncode == 0 and r.stdout.startswith(f"{video}: 10 frame(s) of 96x64"), r.stdout + r.stderr
-    r = edgecls("selftest", "--camera", str(video), "--frames", "50", "--json")
+    r = edgecls("selftest", "--source", str(video), "--frames", "50", "--json")
     report = json.loads(r.stdout)
     assert r.returncode == 1 and report["frames"] == 12 and "ended after 12 of 50" in report["error"]
-    r = edgecls("selftest", "--camera", str(tmp_path / "missing.mp4"))
+    r = edgecls("selftest", "--source", str(tmp_path / "missing.mp4"))
     assert r.returncode == 2 and r.stderr.startswith("error: ") and "no such file" in r.stderr

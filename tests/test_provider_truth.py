@@ -1,6 +1,6 @@
 """Providers that tell the truth, each claim checked for real on this CPU-only machine (no mocked sessions):
 the options edgecls passes are the documented ones, --strict raises on a provider that loads but runs no node,
-bench measures what `edgecls run` runs, and `--provider auto` picks the fastest correct provider (the flags the docs
+bench measures what `edgecls run` runs, and `--provider all` marks the fastest correct provider (the flags the docs
 show are checked for every command by tests/test_docs.py)."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from edgecls.cli import app
 from edgecls.runtime.bench.sweep import run_benchmark
-from edgecls.runtime.classifier import Classifier
 from edgecls.runtime.errors import ProviderError
+from edgecls.runtime.inference.classifier import Classifier
 from edgecls.runtime.providers import names
 from edgecls.runtime.providers import session as S
 
@@ -110,8 +110,8 @@ def test_bench_measures_what_run_runs(runtime_models):
     assert [r.spin for r in default.rows] == [False]
 
 
-def test_provider_auto_marks_the_fastest_correct_row(bench_models):
-    result = run_benchmark([bench_models.fp32], providers=["auto"], threads=[1], runs=5, warmup=1, isolate=False,
+def test_provider_all_marks_the_fastest_correct_row(bench_models):
+    result = run_benchmark([bench_models.fp32], providers=["all"], threads=[1], runs=5, warmup=1, isolate=False,
                            data_dir=bench_models.images)  # correctness is judged on real images only
     picked = [r for r in result.rows if r.auto_pick]
     assert len(picked) == 1 and result.settings["auto_picks"][0]["provider"] == picked[0].provider

@@ -1,4 +1,4 @@
-"""The int8 search's measurements run their images through runtime/batched_inference like every other caller:
+"""The int8 search's measurements run their images through runtime/inference/batched_inference like every other caller:
 a model exported with a fixed batch dimension is measured (not refused by onnxruntime) and measures the same
 as the same network with a dynamic batch. The search as a whole (calibration in batches of 8, single-image
 timing) still needs a dynamic batch: ``edgecls quantize`` says so in one line before doing anything."""
@@ -16,7 +16,7 @@ from fixtures_runtime import golden_images, run_edgecls
 from edgecls.export.parity import onnx_logits
 from edgecls.export.quant.search.sensitivity import rank_nodes
 from edgecls.export.quant.search.trial_eval import measure_trial
-from edgecls.runtime.preprocess import preprocess_batch
+from edgecls.runtime.inference.preprocess import preprocess_batch
 
 
 def _inputs(contract, n: int = 5) -> np.ndarray:

@@ -25,8 +25,8 @@ from edgecls.export.quant.recipes import QuantRecipe
 from edgecls.export.quant.search.choice import choose
 from edgecls.export.quant.search.paired_timing import TimeRatio, time_ratio
 from edgecls.export.quant.search.trials import Trial, TrialBench, clearly_less_accurate, ranked
-from edgecls.runtime.contract import ModelContract
-from edgecls.runtime.latency import LatencyStats
+from edgecls.runtime.contract.model_contract import ModelContract
+from edgecls.runtime.inference.latency import LatencyStats
 
 CONTRACT = ModelContract(labels=("a", "b", "c", "d"), input_size=(32, 32), resize_mode="stretch")
 

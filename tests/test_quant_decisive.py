@@ -19,7 +19,7 @@ from edgecls.export.quant.grading.image_sets import ImageList, split_disjoint
 from edgecls.export.quant.grading.verdict import OVER, WITHIN, judge
 from edgecls.export.quant.options import QuantizeOptions
 from edgecls.export.quant.pipeline import quantize_model
-from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.contract.model_contract import ModelContract
 
 #: The same mean and std for every channel: equal red and green pixels stay equal after preprocessing.
 CONTRACT = ModelContract(

@@ -13,7 +13,7 @@ from edgecls.export.onnx_export import export_to_onnx
 from edgecls.export.parity import onnx_logits
 from edgecls.export.quant.build.activation_stats import collect_stats
 from edgecls.export.quant.repairs.equalize import equalize, equalized_range, find_pairs, weight_range_spread
-from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.contract.model_contract import ModelContract
 
 CONTRACT = ModelContract(
     labels=("a", "b", "c"), input_size=(24, 24), resize_mode="stretch", mean=(0, 0, 0), std=(1, 1, 1)

@@ -15,7 +15,7 @@ from edgecls.export.quant.build.range_choice import choose_ranges, fake_quant_ms
 from edgecls.export.quant.build.static_quantizer import StaticQuantizer, _calibration_reader
 from edgecls.export.quant.grading.image_sets import ImageList
 from edgecls.export.quant.recipes import QuantRecipe
-from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.contract.model_contract import ModelContract
 
 CONTRACT = ModelContract(labels=("a", "b"), input_size=(24, 24), resize_mode="stretch")
 

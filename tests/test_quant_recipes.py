@@ -73,7 +73,7 @@ def test_unknown_target_is_refused():
 
 
 def test_runtime_warns_where_the_file_would_saturate():
-    from edgecls.runtime.int8_notices import int8_notices
+    from edgecls.runtime.terminal.int8_notices import int8_notices
 
     def int8_warnings(provenance: dict, host) -> list[str]:  # what `info` shows, less the other-device notice
         return [n.detail for n in int8_notices(provenance, host) if n.kind != "other_target"]

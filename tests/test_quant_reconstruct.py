@@ -29,7 +29,7 @@ from edgecls.export.quant.repairs.layer_fit import LayerFit, LayerGeometry
 from edgecls.export.quant.repairs.ordered_rounding import ordered_rounding
 from edgecls.export.quant.repairs.qdq_sites import quantized_sites
 from edgecls.export.quant.repairs.reconstruct import ReconstructSettings
-from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.contract.model_contract import ModelContract
 
 CONTRACT = ModelContract(
     labels=tuple("abcdefgh"), input_size=(32, 32), resize_mode="stretch", mean=(0.5,) * 3, std=(0.25,) * 3

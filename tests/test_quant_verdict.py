@@ -25,7 +25,7 @@ from edgecls.export.quant.grading.verdict import (
     wilson_interval,
     within_budget,
 )
-from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.contract.model_contract import ModelContract
 
 
 def _logits(classes: np.ndarray, n_classes: int = 3) -> np.ndarray:

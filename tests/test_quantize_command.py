@@ -21,7 +21,7 @@ from edgecls.export.parity import onnx_logits
 from edgecls.export.quant.grading.image_sets import ImageList
 from edgecls.export.quant.options import QuantizeOptions
 from edgecls.export.quant.pipeline import quantize_model
-from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.contract.model_contract import ModelContract
 from edgecls.runtime.errors import ContractError, DataError
 
 
@@ -146,7 +146,7 @@ def test_quantize_foreign_model_needs_flags(outlier_model, tmp_path, capsys):
 def test_quantize_file_is_the_command_as_a_library_call(outlier_model, tmp_path):
     from edgecls.export.quant.options import Int8Images
     from edgecls.export.quant.quantize_file import QuantizeFileOptions, quantize_file
-    from edgecls.runtime.contract_options import ContractOptions
+    from edgecls.runtime.contract.options import ContractOptions
     from edgecls.runtime.errors import ModelLoadError
 
     calib, val = image_folder(tmp_path / "calib", 16, 0), image_folder(tmp_path / "val", 16, 1)

@@ -14,7 +14,7 @@ from fixtures_quant import CONTRACT, colour_images, image_folder
 from edgecls.export.metadata import read_contract_file
 from edgecls.export.parity import onnx_logits
 from edgecls.export.quant.grading.image_sets import ImageList, load_role_images
-from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.contract.model_contract import ModelContract
 from edgecls.runtime.errors import DataError
 
 

@@ -18,7 +18,7 @@ from edgecls.export.onnx_export import export_to_onnx
 from edgecls.export.quant.grading.image_sets import ImageList
 from edgecls.export.quant.options import QuantizeOptions
 from edgecls.export.quant.pipeline import quantize_model
-from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.contract.model_contract import ModelContract
 
 
 def _quantize(src, out, max_drop, log=lambda _m: None):

@@ -17,12 +17,12 @@ from fixtures_runtime import RuntimeModels
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edgecls.runtime.classifier import Classifier
-from edgecls.runtime.contract import ModelContract
-from edgecls.runtime.decode import decode_bytes, decode_image, reduced_decode_flag
-from edgecls.runtime.preprocess import decode_floor, decode_for_contract, preprocess
-from edgecls.runtime.prescan.jpeg import walk_jpeg
-from edgecls.runtime.prescan.scan import prescan
+from edgecls.runtime.contract.model_contract import ModelContract
+from edgecls.runtime.images.decode import decode_bytes, decode_image, reduced_decode_flag
+from edgecls.runtime.images.prescan.jpeg import walk_jpeg
+from edgecls.runtime.images.prescan.scan import prescan
+from edgecls.runtime.inference.classifier import Classifier
+from edgecls.runtime.inference.preprocess import decode_floor, decode_for_contract, preprocess
 from edgecls.runtime.sources.image_batches import classify_files, classify_files_sequential
 
 CONTRACT_224 = ModelContract(labels=("a", "b"), input_size=(224, 224), interpolation="linear")

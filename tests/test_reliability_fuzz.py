@@ -18,10 +18,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from edgecls.runtime.contract import ModelContract
-from edgecls.runtime.decode import decode_bytes, to_bgr_uint8
+from edgecls.runtime.contract.model_contract import ModelContract
 from edgecls.runtime.errors import ContractError, EdgeclsError, ImageDecodeError
-from edgecls.runtime.preprocess import preprocess, preprocess_batch
+from edgecls.runtime.images.decode import decode_bytes, to_bgr_uint8
+from edgecls.runtime.inference.preprocess import preprocess, preprocess_batch
 
 # Numeric overflow (a float32 cast to inf, NaN arithmetic) counts as a failure, not a warning.
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")

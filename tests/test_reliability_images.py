@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 from fixtures_reliability import OddImages, edgecls_cmd, edgecls_env, exif_rotated_jpeg, jsonl, run_cli
 
-from edgecls.runtime.classifier import Classifier
-from edgecls.runtime.contract import ModelContract
-from edgecls.runtime.decode import decode_bytes, decode_image
+from edgecls.runtime.contract.model_contract import ModelContract
 from edgecls.runtime.errors import ImageDecodeError
-from edgecls.runtime.preprocess import preprocess, resize_to_contract
-from edgecls.runtime.prescan.jpeg import walk_jpeg
+from edgecls.runtime.images.decode import decode_bytes, decode_image
+from edgecls.runtime.images.prescan.jpeg import walk_jpeg
+from edgecls.runtime.inference.classifier import Classifier
+from edgecls.runtime.inference.preprocess import preprocess, resize_to_contract
 from edgecls.runtime.sources.image_batches import classify_files
 
 
@@ -146,7 +146,7 @@ def test_python_api_classifies_good_and_names_bad(runtime_models, odd_images: Od
 def test_cli_json_one_row_per_file_and_exit_1(runtime_models, odd_images: OddImages) -> None:
     paths = [str(p) for p in odd_images.all_paths()]
     # --max-pixels lets the 10000x10000 JPEG through (the default, 40 Mpx, refuses it: see the test above)
-    r = run_cli("run", str(runtime_models.cnn), *paths, "--json", "--top-k", "2", "--workers", "2",
+    r = run_cli("run", str(runtime_models.cnn), *paths, "--json", "--top-k", "2", "--decode-threads", "2",
                 "--max-pixels", "100000000")
     assert r.returncode == 1, r.stderr
     assert "Traceback" not in r.stderr

@@ -237,7 +237,7 @@ def test_export_again_after_the_kill(export_story: ExportStory, kill_story: Kill
     assert r.returncode == 0, r.stderr[-3000:]
     files = check_artifacts(export_story.killed_out)  # model.onnx passes onnx's full check
     assert "model.onnx" in files and not [f for f, kind in files.items() if kind == "temporary"], files
-    from edgecls.runtime.classifier import Classifier
+    from edgecls.runtime.inference.classifier import Classifier
 
     labels = load_checkpoint(kill_story.reference / "best.pt").contract.labels
     assert Classifier(export_story.killed_out / "model.onnx").labels == labels

@@ -12,9 +12,9 @@ import pytest
 from fixtures_reliability import assert_one_clean_error, run_cli
 from fixtures_runtime import set_contract_metadata
 
-from edgecls.runtime.classifier import Classifier
-from edgecls.runtime.contract import SCHEMA_VERSION
+from edgecls.runtime.contract.schema import SCHEMA_VERSION
 from edgecls.runtime.errors import ContractError, EdgeclsError, ModelLoadError
+from edgecls.runtime.inference.classifier import Classifier
 
 NOT_ONNX = "cannot load model (not an ONNX model: protobuf parsing failed)"
 

@@ -46,7 +46,7 @@ def test_good_and_bad_images_one_row_each(runtime_models, runtime_images):
 
 
 def test_all_good_exits_zero_with_table(runtime_models, runtime_images):
-    from edgecls.runtime.classifier import Classifier
+    from edgecls.runtime.inference.classifier import Classifier
 
     images = runtime_images.good[:2]
     # Wide enough that each row stays on one line (rich wraps at the terminal's width).
@@ -76,7 +76,7 @@ def test_folder_csv_and_save(runtime_models, runtime_images, tmp_path):
         str(save),
         "--batch-size",
         "3",
-        "--workers",
+        "--decode-threads",
         "2",
     )
     assert r.exit_code == 1  # the folder holds the broken files too
@@ -210,7 +210,7 @@ def test_full_run_never_imports_torch_or_onnx(runtime_models, runtime_images):
             sys.executable,
             "-c",
             "import sys; import edgecls.runtime; "
-            "from edgecls.runtime.classifier import Classifier; "
+            "from edgecls.runtime.inference.classifier import Classifier; "
             "import edgecls.runtime.run.main, edgecls.runtime.run.console_sinks, "
             "edgecls.runtime.sources.live_capture; "
             "print([m for m in ('torch', 'onnx') if m in sys.modules])",

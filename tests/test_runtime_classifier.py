@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from fixtures_golden import check_golden
 
-from edgecls.runtime.classifier import Classifier, Prediction, top_k_predictions
-from edgecls.runtime.contract import ModelContract
-from edgecls.runtime.decode import decode_image
+from edgecls.runtime.contract.model_contract import ModelContract
 from edgecls.runtime.errors import ContractError, ModelLoadError, ProviderError
-from edgecls.runtime.scores import softmax
+from edgecls.runtime.images.decode import decode_image
+from edgecls.runtime.inference.classifier import Classifier, Prediction, top_k_predictions
+from edgecls.runtime.inference.scores import softmax
 
 
 def test_golden_parity_without_torch(runtime_models):

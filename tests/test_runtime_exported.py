@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from fixtures_golden import check_golden
 
-from edgecls.runtime.classifier import Classifier
+from edgecls.runtime.inference.classifier import Classifier
 
 
 def test_exported_golden_file_checks_without_torch(exported_tiny):

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from fixtures_video import write_video
 
-from edgecls.runtime.classifier import Classifier
 from edgecls.runtime.errors import EdgeclsError
+from edgecls.runtime.inference.classifier import Classifier
 from edgecls.runtime.run.main import RunOptions, run
 from edgecls.runtime.sources.image_batches import classify_files, classify_files_sequential
 from edgecls.runtime.sources.live_capture import CaptureSettings
@@ -100,8 +100,8 @@ def test_max_frames_and_stop_event(runtime_models, tmp_path):
 
 
 def test_annotate_and_save_names(tmp_path):
-    from edgecls.runtime.annotate import annotate
-    from edgecls.runtime.classifier import Prediction
+    from edgecls.runtime.inference.annotate import annotate
+    from edgecls.runtime.inference.classifier import Prediction
     from edgecls.runtime.run.image_sinks import SaveSink
 
     img = np.zeros((120, 160, 3), np.uint8)

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from fixtures_runtime import add_contract, run_edgecls
 
-from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.contract.model_contract import ModelContract
 from edgecls.runtime.cpu_isa import detect_isa, target_mismatch
-from edgecls.runtime.golden_file import find_golden
+from edgecls.runtime.device.golden_file import find_golden
 
 
 def rows(stdout: str) -> list[dict]:
@@ -32,7 +32,7 @@ def bundle(exported_tiny: Path, tmp_path: Path) -> Path:
 
 
 def test_selftest_library_call_checks_every_model_of_the_folder(bundle: Path):
-    from edgecls.runtime.selftest import SelftestOptions, selftest
+    from edgecls.runtime.device.selftest import SelftestOptions, selftest
 
     found = selftest(SelftestOptions(target=bundle, provider="cpu", threads=1))
     assert sorted(Path(r.model).name for r in found) == ["model.fp16.onnx", "model.int8.onnx", "model.onnx"]
@@ -125,7 +125,7 @@ def test_target_mismatch_says_what_it_costs(made_for: str, cpu, cost: str):
 def test_no_mismatch_warning_on_the_right_cpu_or_for_float_files():
     assert target_mismatch(_q("arm64"), ARM) is None and target_mismatch(_q("x86-vnni"), VNNI) is None
     assert target_mismatch(_q("x86-avx2"), AVX2) is None and target_mismatch({"variant": "fp32"}, ARM) is None
-    # a VNNI file on AVX2 is the saturation notice's (runtime/int8_notices.py), not said twice
+    # a VNNI file on AVX2 is the saturation notice's (runtime/terminal/int8_notices.py), not said twice
     assert target_mismatch(_q("x86-vnni"), AVX2) is None
 
 
@@ -137,7 +137,7 @@ def test_an_arm64_process_reads_arm_features_even_when_cpuinfo_is_the_hosts():
 
 
 def test_run_and_selftest_warn_when_the_int8_file_was_made_for_another_cpu(bundle: Path, exported_tiny: Path):
-    from edgecls.runtime.classifier import Classifier
+    from edgecls.runtime.inference.classifier import Classifier
 
     here = detect_isa()
     other = "arm64" if here.target.startswith("x86") else "x86-vnni"

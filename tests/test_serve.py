@@ -233,7 +233,7 @@ def test_a_non_loopback_bind_needs_a_token(colour_model):
 
 
 def test_concurrent_requests_are_batched_and_a_missing_camera_is_named(batching_model, serve_process):
-    server = serve_process(str(batching_model), "--max-batch", "8", "--max-wait-ms", "20", "--threads", "1",
+    server = serve_process(str(batching_model), "--max-batch-size", "8", "--max-wait-ms", "20", "--threads", "1",
                            "--camera", "7")
     pictures = [jpeg((i * 20, 100, 200 - i * 20)) for i in range(8)]
 
@@ -255,7 +255,7 @@ def test_concurrent_requests_are_batched_and_a_missing_camera_is_named(batching_
 
 
 def test_sigterm_finishes_the_requests_in_flight(batching_model, serve_process):
-    server = serve_process(str(batching_model), "--max-batch", "1", "--threads", "1")
+    server = serve_process(str(batching_model), "--max-batch-size", "1", "--threads", "1")
     picture = jpeg((10, 10, 200), size=(96, 96))
     results: list[int] = []
     release = threading.Event()

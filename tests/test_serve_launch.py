@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from fixtures_runtime import REPO
 
 # Runs the real console entry point with one package of the serve extra made unimportable.
@@ -46,3 +47,13 @@ def test_a_refused_bind_comes_before_the_model_is_read(tmp_path: Path) -> None:
     r = _edgecls_without("no_such_package", "serve", str(tmp_path / "absent.onnx"), "--host", "0.0.0.0")
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "--token" in r.stderr and "absent.onnx" not in r.stderr, r.stderr
+
+
+def test_serve_camera_takes_what_run_camera_takes() -> None:
+    """--camera is one concept in every command: N, /dev/videoN or pi:N (serve took only N)."""
+    from edgecls.runtime.errors import EdgeclsError
+    from edgecls.runtime.serve.launch import live_source
+
+    assert [live_source(c, None).target for c in ("0", "/dev/video2", "pi:1")] == ["0", "2", "pi:1"]  # type: ignore[union-attr]
+    with pytest.raises(EdgeclsError, match="expected N"):
+        live_source("usb0", None)

@@ -83,7 +83,7 @@ def test_sighup_swaps_models_without_dropping_a_request_and_a_bad_one_keeps_the_
     model = prepared(tmp_path / "live", "model.onnx", 32, ("red", "green", "blue"))
     newer = prepared(tmp_path / "newer", "model.onnx", 48, ("rouge", "vert", "bleu"))  # another input size
     broken = prepared(tmp_path / "broken", "model.onnx", 40, ("x", "y", "z"), wrong_by=30.0)
-    server = serve_process(str(model), "--max-batch", "4", "--max-wait-ms", "5")
+    server = serve_process(str(model), "--max-batch-size", "4", "--max-wait-ms", "5")
     stop = threading.Event()
     answers: list[list[str]] = [[] for _ in range(4)]
 
@@ -162,7 +162,7 @@ def test_without_a_token_reloads_are_answered_on_this_machine(tmp_path, serve_pr
 def test_the_batcher_never_mixes_two_models_in_one_call(tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 
-    from edgecls.runtime.classifier import Classifier
+    from edgecls.runtime.inference.classifier import Classifier
     from edgecls.runtime.serve.batcher import DynamicBatcher
 
     small = Classifier(make_colour_classifier(tmp_path / "small.onnx", size=32), spin=False)

@@ -13,7 +13,7 @@ import pytest
 from fixtures_reliability import jsonl, run_cli
 from fixtures_runtime import free_port
 
-from edgecls.runtime.redact import redact
+from edgecls.runtime.terminal.redact import redact
 
 httpx = pytest.importorskip("httpx", reason="the serve tests need the dev extra (httpx)")
 

@@ -27,7 +27,7 @@ from fixtures_runtime import REPO, RuntimeModels, _cli_env, edgecls_in_process, 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edgecls.runtime.terminal_text import markup, plain, rich_text
+from edgecls.runtime.terminal.text import markup, plain, rich_text
 
 # Everything plain() escapes, less the newline an output's own lines end with.
 RAW_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")

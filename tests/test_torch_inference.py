@@ -13,7 +13,7 @@ from fixtures_runtime import export_torch
 from torch.utils.data import DataLoader
 
 from edgecls.data.load import load_data
-from edgecls.runtime.preprocess import preprocess_batch
+from edgecls.runtime.inference.preprocess import preprocess_batch
 from edgecls.training import torch_inference
 from edgecls.training.checkpoint import load_checkpoint
 from edgecls.training.torch_data import ContractDataset, collate_skipping_broken

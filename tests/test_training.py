@@ -12,7 +12,7 @@ import pytest
 import torch
 from fixtures_training import big_block_is_mmapped, tiny_config
 
-from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.contract.model_contract import ModelContract
 from edgecls.runtime.errors import EdgeclsError
 from edgecls.training.checkpoint import load_checkpoint
 from edgecls.training.config import TrainConfig

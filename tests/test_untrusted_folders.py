@@ -20,8 +20,8 @@ from fixtures_folders import HOSTILE, colour_model, hostile_folder, start, watch
 from fixtures_reliability import jsonl
 
 from edgecls.runtime.errors import ImageDecodeError
-from edgecls.runtime.file_guard import read_regular_file
-from edgecls.runtime.image_files import walk_images
+from edgecls.runtime.images.file_guard import read_regular_file
+from edgecls.runtime.images.files import walk_images
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,7 @@ def test_sigterm_ends_a_run_whose_folder_holds_a_fifo(model: Path, tmp_path: Pat
     folder = tmp_path / "drop"
     write_images(folder, 400)
     os.mkfifo(folder / "0pipe.jpg")
-    proc = start("run", str(model), str(folder), "--json", "--batch-size", "1", "--workers", "1")
+    proc = start("run", str(model), str(folder), "--json", "--batch-size", "1", "--decode-threads", "1")
     try:
         sel = selectors.DefaultSelector()
         assert proc.stdout is not None
@@ -116,7 +116,7 @@ def test_the_descriptor_is_checked_not_the_path(tmp_path: Path, monkeypatch: pyt
     and opening it does not block (O_NONBLOCK)."""
     import stat as stat_module
 
-    from edgecls.runtime import file_guard
+    from edgecls.runtime.images import file_guard
 
     fifo = tmp_path / "swapped.jpg"
     os.mkfifo(fifo)
@@ -140,9 +140,9 @@ _CALIBRATION = """
 import sys
 from edgecls.data.imageset import FileImageSet
 from edgecls.export.quant.grading.image_sets import load_role_images
-from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.contract.model_contract import ModelContract
 from edgecls.runtime.errors import ImageDecodeError
-from edgecls.runtime.image_files import walk_images
+from edgecls.runtime.images.files import walk_images
 
 folder = sys.argv[1]
 files = walk_images(folder)

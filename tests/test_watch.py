@@ -171,7 +171,7 @@ def test_move_done_across_filesystems_copies_whole(tmp_path):
 
 
 def _record(path: str, score: float = 0.9) -> Record:
-    from edgecls.runtime.classifier import Prediction
+    from edgecls.runtime.inference.classifier import Prediction
 
     return Record(path, [Prediction("circle", 0, score), Prediction("square", 1, 1 - score)], 1.0)
 
@@ -277,7 +277,7 @@ def test_watch_flags_refuse_what_cannot_work(runtime_models, tmp_path):
 def test_run_watch_classifies_arrivals_once_and_resumes(runtime_models, tmp_path):
     """A file written slowly is classified once, after its writer finished, with the scores ``run`` gives the
     finished file; SIGTERM ends the watch (143) with every row in the CSV; a restart classifies only what is new."""
-    from edgecls.runtime.classifier import Classifier
+    from edgecls.runtime.inference.classifier import Classifier
 
     model, drop, out = str(runtime_models.cnn), tmp_path / "in", tmp_path / "out.csv"
     write_image(drop / "early.png")
@@ -338,7 +338,7 @@ def test_restart_moves_what_was_done_but_not_moved_and_classifies_a_new_file_of_
     A file that reuses the name of one moved earlier (another size/mtime) is new: it is classified."""
     import threading
 
-    from edgecls.runtime.classifier import Classifier
+    from edgecls.runtime.inference.classifier import Classifier
     from edgecls.runtime.run.csv_watch_sink import WatchCsvSink
     from edgecls.runtime.sources.sinks import MultiSink
     from edgecls.runtime.sources.source_loop import LoopOptions

@@ -27,12 +27,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgecls.runtime.batched_inference import session_outputs
 from edgecls.runtime.bench.env import collect_environment, cpu_slug, isa_slug
-from edgecls.runtime.classifier import Classifier
-from edgecls.runtime.decode import decode_image
-from edgecls.runtime.image_files import walk_images
-from edgecls.runtime.preprocess import preprocess_batch
+from edgecls.runtime.images.decode import decode_image
+from edgecls.runtime.images.files import walk_images
+from edgecls.runtime.inference.batched_inference import session_outputs
+from edgecls.runtime.inference.classifier import Classifier
+from edgecls.runtime.inference.preprocess import preprocess_batch
 
 HERE = Path(__file__).resolve().parent
 

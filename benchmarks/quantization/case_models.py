@@ -17,8 +17,8 @@ from study_env import log
 from edgecls.export.byo_model import export_user_model
 from edgecls.export.export_run import ExportOptions, export_checkpoint
 from edgecls.export.metadata import read_contract_file
-from edgecls.runtime.contract import ModelContract
-from edgecls.runtime.contract_options import ContractOptions
+from edgecls.runtime.contract.model_contract import ModelContract
+from edgecls.runtime.contract.options import ContractOptions
 
 HERE = Path(__file__).resolve().parent
 

@@ -20,9 +20,9 @@ from edgecls.export.quant.grading.decisive import onnx_decisive_images
 from edgecls.export.quant.grading.evaluate import int8_logits, latency_ms, relative_error, session_latency_ms
 from edgecls.export.quant.grading.fused_graph import fusion_counts
 from edgecls.export.quant.grading.image_sets import ImageList
-from edgecls.runtime.batched_inference import session_outputs
-from edgecls.runtime.contract import ModelContract
-from edgecls.runtime.scores import top1_accuracy, top1_agreement
+from edgecls.runtime.contract.model_contract import ModelContract
+from edgecls.runtime.inference.batched_inference import session_outputs
+from edgecls.runtime.inference.scores import top1_accuracy, top1_agreement
 
 
 @dataclass(frozen=True)

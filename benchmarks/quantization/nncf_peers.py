@@ -55,7 +55,7 @@ from quant_variants import onnx_input_name
 from study_env import log
 
 from edgecls.export.quant.grading.image_sets import ImageList
-from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.contract.model_contract import ModelContract
 
 #: Installs NNCF (and only what it adds) into the benchmark's environment, keeping constraints.txt's versions.
 INSTALL = "python -m pip install -c constraints.txt -r benchmarks/quantization/requirements-peers.txt"

@@ -42,7 +42,7 @@ from edgecls.export.quant.search.node_profile import kind_totals, profile_nodes
 from edgecls.export.quant.search.paired_timing import time_ratio
 from edgecls.export.quant.search.speed_step import faster_int8
 from edgecls.export.quant.search.trials import BudgetSearch
-from edgecls.runtime.contract_options import ContractOptions
+from edgecls.runtime.contract.options import ContractOptions
 
 HERE = Path(__file__).resolve().parent
 #: The int8 variants every case is quantized to (edgecls's x86 recipe first).

@@ -18,7 +18,7 @@ from edgecls.export.quant.grading.image_sets import ImageList
 from edgecls.export.quant.options import QuantizeOptions
 from edgecls.export.quant.pipeline import OverBudgetError, quantize_model
 from edgecls.export.quant.recipes import QuantRecipe
-from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.contract.model_contract import ModelContract
 
 
 def naive_ort(fp32: Path, calib: ImageList, contract: ModelContract, work: Path) -> dict[str, Path]:

@@ -54,8 +54,8 @@ from edgecls.export.quant.grading.image_sets import load_role_images  # noqa: E4
 from edgecls.export.quant.options import QuantizeOptions  # noqa: E402
 from edgecls.export.quant.pipeline import quantize_model  # noqa: E402
 from edgecls.runtime.atomic import atomic_write_text  # noqa: E402
-from edgecls.runtime.batched_inference import session_outputs  # noqa: E402
-from edgecls.runtime.scores import top1_agreement  # noqa: E402
+from edgecls.runtime.inference.batched_inference import session_outputs  # noqa: E402
+from edgecls.runtime.inference.scores import top1_agreement  # noqa: E402
 
 ORT_DEFAULTS = "onnxruntime quantize_static defaults"
 PTQ = "edgecls default 1-point budget (--reconstruct auto: when post-training misses it)"

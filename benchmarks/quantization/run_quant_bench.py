@@ -52,7 +52,7 @@ from edgecls.export.metadata import read_contract_file  # noqa: E402
 from edgecls.export.quant.grading.image_sets import load_role_images  # noqa: E402
 from edgecls.export.quant.recipes import plan_target  # noqa: E402
 from edgecls.runtime.atomic import atomic_write_text  # noqa: E402
-from edgecls.runtime.contract import ModelContract  # noqa: E402
+from edgecls.runtime.contract.model_contract import ModelContract  # noqa: E402
 from edgecls.runtime.cpu_isa import detect_isa  # noqa: E402
 
 CROPS = {"calibration": 320, "validation": 320, "test": 200}  # --crops scales these (smoke runs)

@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from photo_data import PHOTOS, random_crops  # noqa: E402
 from photo_model import CONTRACT_FLAGS, build  # noqa: E402
 
-from edgecls.runtime.contract import ModelContract  # noqa: E402
-from edgecls.runtime.preprocess import preprocess_batch  # noqa: E402
+from edgecls.runtime.contract.model_contract import ModelContract  # noqa: E402
+from edgecls.runtime.inference.preprocess import preprocess_batch  # noqa: E402
 from edgecls.training.batchnorm import reestimate_batchnorm_statistics  # noqa: E402
 
 

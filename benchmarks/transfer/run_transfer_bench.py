@@ -108,7 +108,7 @@ def export_and_measure(run_dir: Path, work: Path) -> dict[str, Any]:
     bench_json = work / "bench.json"
     cmd = [*EDGECLS, "bench", *(str(run_dir / "export" / v) for v in ("model.onnx", "model.int8.onnx")
                                 if (run_dir / "export" / v).is_file()),
-           "--batch", "1", "--threads", "2", "--runs", "200", "--warmup", "20",
+           "--batch-size", "1", "--threads", "2", "--runs", "200", "--warmup", "20",
            "--json-file", str(bench_json)]  # fmt: skip
     subprocess.run(cmd, capture_output=True, text=True, check=True)
     result["bench"] = json.loads(bench_json.read_text())

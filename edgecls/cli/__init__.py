@@ -6,6 +6,7 @@ Each command lives in its own module and imports its heavy dependencies inside t
 
 from __future__ import annotations
 
+import inspect
 import sys
 
 import typer
@@ -26,8 +27,9 @@ from edgecls.cli import (
     train_cmd,
     update_cmd,
 )
-from edgecls.runtime.redact import redact
-from edgecls.runtime.terminal_text import plain
+from edgecls.cli.help_text import reflow
+from edgecls.runtime.terminal.redact import redact
+from edgecls.runtime.terminal.text import plain
 
 app = typer.Typer(
     name="edgecls",
@@ -46,13 +48,16 @@ _COMMANDS = (
 )
 for _module in _COMMANDS:
     _module.register(app)
+# Every command's help reaches typer reflowed (cli/help_text.py): sources wrap their prose by hand, terminals differ.
+for _info in app.registered_commands:
+    _info.help = reflow(_info.help or inspect.getdoc(_info.callback) or "")
 
 
 def _warning_line(message: Warning | str, category: type[Warning], filename: str, lineno: int, file=None,
                   line=None) -> None:
     """A warning is one line on stderr, as errors are: ``warning: <message>`` (not Python's file:line + source);
-    a model file's int8 notices once per file and user (eval, batch: runtime.notice_memory)."""
-    from edgecls.runtime.notice_memory import line_to_print
+    a model file's int8 notices once per file and user (eval, batch: runtime.terminal.notice_memory)."""
+    from edgecls.runtime.terminal.notice_memory import line_to_print
 
     text = line_to_print(message)
     if text is not None:
@@ -68,8 +73,8 @@ def main() -> None:
     from edgecls.runtime.errors import EdgeclsError
 
     warnings.showwarning = _warning_line  # set by the console entry point only: importing edgecls changes nothing
-    argv = rewrite_argv(sys.argv[1:], lambda text: print(f"warning: {text}", file=sys.stderr))
     try:
+        argv = rewrite_argv(sys.argv[1:], lambda text: print(f"warning: {text}", file=sys.stderr))
         app(args=argv)
     except EdgeclsError as e:
         # The one place `error: ...` is printed. Messages quote file names, labels and URLs: no password, and no

@@ -14,9 +14,17 @@ from typing import Annotated
 
 import typer
 
-from edgecls.cli.options import BatchSizeOpt, MaxFileMbOpt, MaxPixelsOpt, ProviderOpt, ThreadsOpt, TopKOpt
+from edgecls.cli.options import (
+    BatchSizeOpt,
+    DecodeThreadsOpt,
+    MaxFileMbOpt,
+    MaxPixelsOpt,
+    ProviderOpt,
+    ThreadsOpt,
+    TopKOpt,
+)
 from edgecls.cli.watch_options import MoveDoneOpt, SettleOpt, WatchOpt, watch_settings
-from edgecls.runtime.prescan.limits import DEFAULT_MAX_PIXELS
+from edgecls.runtime.images.prescan.limits import DEFAULT_MAX_PIXELS
 from edgecls.runtime.sources.watch_options import DEFAULT_SETTLE_S
 
 
@@ -43,11 +51,11 @@ def batch(
         ),
     ] = None,
     batch_size: BatchSizeOpt = 32,
-    concurrency: Annotated[
+    decode_threads: DecodeThreadsOpt = None,
+    actors: Annotated[
         int | None,
-        typer.Option(
-            "--concurrency", min=1, help="Ray: Classifier actors (default: one per CPU). In-process: decode threads."
-        ),
+        typer.Option("--actors", min=1, help="With --ray: Ray actors, each holding one Classifier (default: one per "
+                     "CPU of the cluster, divided by --threads)."),
     ] = None,
     provider: ProviderOpt = "auto",
     threads: ThreadsOpt = None,
@@ -76,16 +84,17 @@ def batch(
     Examples:
       edgecls batch model.int8.onnx photos/ --out labels
       edgecls batch model.int8.onnx photos/ --out labels --ray local --jsonl
-      edgecls batch model.int8.onnx s3://bucket/photos/ --out s3://bucket/labels --ray auto   (on the head node)
+      edgecls batch model.int8.onnx s3://bucket/photos/ --out s3://bucket/labels \\
+          --ray auto                                         (on the head node)
       edgecls batch model.int8.onnx drop/ --out labels --watch --move-done done/
     """
     from edgecls.runtime.batch.classify import classify_batch
     from edgecls.runtime.batch.job import BatchJob
-    from edgecls.runtime.file_guard import max_file_bytes
+    from edgecls.runtime.images.file_guard import max_file_bytes
 
     job = BatchJob(
         model=model, inputs=tuple(inputs), out=out.removeprefix("file://"), top_k=top_k, batch_size=batch_size,
-        concurrency=concurrency, provider=provider, threads=threads, jsonl=jsonl,
+        actors=actors, decode_threads=decode_threads, provider=provider, threads=threads, jsonl=jsonl,
         max_file_bytes=max_file_bytes(max_file_mb), max_pixels=max_pixels, overwrite=overwrite,
         watch=watch_settings(watch, settle, move_done),
     )

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from edgecls.cli.choices import Arch
 from edgecls.cli.options import OutDirOpt
 
 DEMO_HELP = """Run the whole pipeline on built-in data, in a few minutes on a laptop CPU.
@@ -28,7 +29,7 @@ def demo_command(
     data: Annotated[
         str, typer.Option(help="builtin:digits (real handwritten digits) or builtin:shapes.")
     ] = "builtin:digits",
-    arch: Annotated[str, typer.Option(help="Architecture to train.")] = "mobilenetv2",
+    arch: Annotated[Arch, typer.Option(help="Architecture to train.")] = Arch.mobilenetv2,
     epochs: Annotated[int, typer.Option(min=1, help="Training epochs (fast default).")] = 12,
     fp16: Annotated[bool, typer.Option("--fp16/--no-fp16", help="Also export the fp16 variant.")] = True,
     bench_runs: Annotated[int, typer.Option(min=10, help="Timed runs per variant.")] = 200,
@@ -40,7 +41,7 @@ def demo_command(
 
     from edgecls.demo import run_demo
     from edgecls.demo_results import SUMMARY_HEADER, DemoOptions, next_commands, summary_rows
-    from edgecls.runtime.terminal_text import markup, plain, rich_text
+    from edgecls.runtime.terminal.text import markup, plain, rich_text
 
     console = Console(stderr=True)
     started = time.perf_counter()
@@ -53,7 +54,7 @@ def demo_command(
             console.print(f"  [dim]{markup(detail)}[/dim]")
 
     result = run_demo(
-        DemoOptions(out=out, data=data, arch=arch, epochs=epochs, fp16=fp16, bench_runs=bench_runs), narrate
+        DemoOptions(out=out, data=data, arch=arch.value, epochs=epochs, fp16=fp16, bench_runs=bench_runs), narrate
     )
     table = Table(title=rich_text(f"edgecls demo: {arch} on {data}"))
     for h in SUMMARY_HEADER:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from edgecls.cli.choices import Split
 from edgecls.cli.options import BatchSizeOpt, JsonOpt, OutDirOpt, ProviderOpt, TrustCheckpointOpt
 
 if TYPE_CHECKING:
@@ -22,7 +23,8 @@ Reports top-1 (and top-5 with more than 5 classes), per-class precision/recall/F
 data the model was trained on, and --split test is then the very split training held out. ONNX models are
 evaluated through the runtime (onnxruntime + OpenCV, no torch).
 
-Example:  edgecls eval runs/digits/export/model.int8.onnx builtin:digits --json
+Example:
+  edgecls eval runs/digits/export/model.int8.onnx builtin:digits --json
 """
 
 
@@ -32,7 +34,7 @@ def eval_command(
         str | None,
         typer.Argument(help="Labelled data (folder or builtin:NAME); default: the model's training data."),
     ] = None,
-    split: Annotated[str, typer.Option(help="train, val, test, or all (every image of DATA).")] = "test",
+    split: Annotated[Split, typer.Option(help="Which images of DATA (all: every image of DATA).")] = Split.test,
     seed: Annotated[int | None, typer.Option(help="Split seed (default: the training seed).")] = None,
     out: OutDirOpt = None,
     provider: ProviderOpt = "auto",
@@ -48,7 +50,7 @@ def eval_command(
         EvalOptions(
             model=model,
             data=data,
-            split=split,
+            split=split.value,
             seed=seed,
             out_dir=out if out is not None else default_eval_dir(Path(model)),
             provider=provider,
@@ -65,7 +67,7 @@ def eval_command(
 def _print_eval(console: Console, result: EvalResult) -> None:
     from rich.table import Table
 
-    from edgecls.runtime.terminal_text import rich_text
+    from edgecls.runtime.terminal.text import rich_text
 
     m = result.metrics
     # Model path, data argument and class names (folder names) are outside text: never markup.

@@ -11,91 +11,101 @@ from typing import Annotated
 
 import typer
 
-from edgecls.cli import int8_options as int8
-from edgecls.cli.options import JsonOpt, OutDirOpt, TrustCheckpointOpt, contract_flags, progress_log
-from edgecls.runtime.accuracy_budget import DEFAULT_MAX_DROP
-from edgecls.runtime.contract_options import ContractOptions
+from edgecls.cli.choices import Exporter
+from edgecls.cli.int8_options import (
+    IMAGES_PANEL,
+    OUTPUT_PANEL,
+    RECIPE_PANEL,
+    JsonOutputOpt,
+    OutDirOutputOpt,
+    int8_flags,
+)
+from edgecls.cli.options import TrustCheckpointOpt, contract_flags, in_panel, progress_log
+from edgecls.export.quant.options import Int8Settings
+from edgecls.runtime.contract.options import ContractOptions
 
-EXPORT_HELP = """Export a trained run or checkpoint to ONNX with its contract, checked against PyTorch.
+_MODEL_PANEL = "Model"
 
-Writes model.onnx and model.golden.npz (and model.fp16.onnx with --fp16, model.int8.onnx plus
-quantization_report.json/.md with --quantize) and export_report.json into --out (default RUN/export).
-The export fails, writing nothing, if ONNX and PyTorch differ by more than 1e-4 or on any top-1 class on
-real images from the run's data.
+# Help paragraphs are one line each: the terminal wraps them at its width without breaking a sentence early.
+EXPORT_HELP = (
+    "Export a trained run or checkpoint to ONNX with its contract, checked against PyTorch.\n\n"
+    "Writes model.onnx and model.golden.npz (and model.fp16.onnx with --fp16, model.int8.onnx plus "
+    "quantization_report.json/.md with --quantize) and export_report.json into --out (default RUN/export). "
+    "The export fails, writing nothing, if ONNX and PyTorch differ by more than 1e-4 or on any top-1 class on "
+    "real images from the run's data.\n\n"
+    "Bring your own torch model with --model FILE.py:FACTORY (or module:FACTORY), --labels and --input-size "
+    "(and the other contract flags for the preprocessing it expects).\n\n"
+    "Examples:\n"
+    "  edgecls export runs/digits --quantize\n"
+    "  edgecls export --model net.py:build --weights net.pt --labels labels.txt \\\n"
+    "    --input-size 224 --out export/"
+)
 
-Bring your own torch model with --model FILE.py:FACTORY (or module:FACTORY), --labels and --input-size
-(and the other contract flags for the preprocessing it expects).
-
-Examples:
-  edgecls export runs/digits --quantize
-  edgecls export --model net.py:build --weights net.pt --labels labels.txt --input-size 224 --out export/
-"""
 
 @contract_flags
+@int8_flags
 def export_command(
     run: Annotated[Path | None, typer.Argument(help="Run directory or checkpoint (.pt).")] = None,
-    out: OutDirOpt = None,
-    quantize: Annotated[bool, typer.Option("--quantize", help="Also write model.int8.onnx.")] = False,
-    fp16: Annotated[bool, typer.Option("--fp16", help="Also write model.fp16.onnx (fp32 inputs/outputs).")] = False,
-    calib: Annotated[str | None, typer.Option(help="Calibration images (default: the run's train split).")] = None,
-    val: Annotated[str | None, typer.Option(help="Validation images (default: the run's val split).")] = None,
-    data: Annotated[str | None, typer.Option(help="Images for the parity check (default: run's val split).")] = None,
-    max_drop: int8.MaxDropOpt = DEFAULT_MAX_DROP,
-    agreement_on: int8.AgreementOnOpt = int8.AgreementOn.decisive,
-    reconstruct: int8.ReconstructOpt = int8.Reconstruct.auto,
-    target: int8.TargetOpt = "auto",
-    allow_over_budget: int8.AllowOverBudgetOpt = False,
-    require_verified: int8.RequireVerifiedOpt = False,
+    out: OutDirOutputOpt = None,
+    quantize: Annotated[
+        bool, typer.Option("--quantize", help="Also write model.int8.onnx.", rich_help_panel=OUTPUT_PANEL)
+    ] = False,
+    fp16: Annotated[
+        bool,
+        typer.Option(
+            "--fp16", help="Also write model.fp16.onnx (fp32 inputs/outputs).", rich_help_panel=OUTPUT_PANEL
+        ),
+    ] = False,
+    opset: Annotated[int, typer.Option(min=13, help="ONNX opset.", rich_help_panel=OUTPUT_PANEL)] = 17,
+    exporter: Annotated[
+        Exporter,
+        typer.Option(
+            help="torch's ONNX exporter; auto: dynamo, falling back to torchscript.", rich_help_panel=OUTPUT_PANEL
+        ),
+    ] = Exporter.auto,
+    json_out: JsonOutputOpt = False,
+    data: Annotated[
+        str | None,
+        typer.Option(help="Images for the parity check (default: run's val split).", rich_help_panel=IMAGES_PANEL),
+    ] = None,
     qat: Annotated[
         int,
         typer.Option(
             "--qat",
             min=0,
             metavar="EPOCHS",
+            rich_help_panel=RECIPE_PANEL,
             help="With --quantize, on an edgecls run: when post-training int8 misses the budget, fine-tune EPOCHS "
             "epochs with int8 rounding in the loop; kept only when it measures better (quantization_report.md).",
         ),
     ] = 0,
-    time_budget: int8.TimeBudgetOpt = int8.DEFAULT_TIME_BUDGET,
-    opset: Annotated[int, typer.Option(min=13, help="ONNX opset.")] = 17,
-    exporter: Annotated[str, typer.Option(help="auto (dynamo, falling back to torchscript), dynamo, torchscript.")] = (
-        "auto"
-    ),
     model: Annotated[
         str | None,
         typer.Option(
             help="Your own model: FILE.py:FACTORY or module:FACTORY. Runs FILE.py (or imports the module) as "
-            "Python code, by design: give only code you trust."
+            "Python code, by design: give only code you trust.",
+            rich_help_panel=_MODEL_PANEL,
         ),
     ] = None,
-    weights: Annotated[Path | None, typer.Option(help="State dict for --model.")] = None,
-    json_out: JsonOpt = False,
-    trust_checkpoint: TrustCheckpointOpt = False,
+    weights: Annotated[
+        Path | None, typer.Option(help="State dict for --model.", rich_help_panel=_MODEL_PANEL)
+    ] = None,
+    trust_checkpoint: in_panel(TrustCheckpointOpt, _MODEL_PANEL) = False,  # type: ignore[valid-type]
     *,
     contract_options: ContractOptions,
+    int8: Int8Settings,
 ) -> None:
     from edgecls.export.export_run import ExportOptions
     from edgecls.export.export_source import ExportSource, export_source
-    from edgecls.export.quant.options import Int8Images, QuantizeOptions
 
     options = ExportOptions(
         out_dir=str(out) if out else None,
         opset=opset,
-        exporter=exporter,  # type: ignore[arg-type]  (ExportOptions checks it)
+        exporter=exporter.value,  # type: ignore[arg-type]  (a value of EXPORTERS: tests/test_cli_vocabulary.py)
         fp16=fp16,
         data=data,
-        quantize=QuantizeOptions(
-            max_drop=max_drop,
-            agreement_on=agreement_on.value,
-            reconstruct=reconstruct.value,
-            reconstruct_seconds=time_budget,
-            target=target,
-            allow_over_budget=allow_over_budget,
-            require_verified=require_verified,
-        )
-        if quantize
-        else None,
-        int8_images=Int8Images(calib=calib, val=val),
+        quantize=int8.quantize if quantize else None,
+        int8_images=int8.images,
         qat_epochs=qat,
     )
     source = ExportSource(

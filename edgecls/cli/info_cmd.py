@@ -40,7 +40,7 @@ def info_command(
     ] = False,
 ) -> None:
     from edgecls.export.info import InfoOptions, describe
-    from edgecls.runtime.terminal_text import plain
+    from edgecls.runtime.terminal.text import plain
 
     report = describe(InfoOptions(model=model, provider=provider, precision=precision, acknowledge=acknowledge))
     info = report.model
@@ -62,7 +62,7 @@ def _print_info(info: Any, acknowledge: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from edgecls.runtime.terminal_text import rich_text
+    from edgecls.runtime.terminal.text import rich_text
 
     # Every name and value below comes from the model file (its graph, its contract): cells are rich_text, never
     # markup, with control characters made visible (a label "[/]" or "\x1b[2J" prints as written).
@@ -110,7 +110,7 @@ def _print_info(info: Any, acknowledge: bool) -> None:
 
 
 def _notices_line(told: dict[str, str]) -> str:
-    """What run/serve/selftest/bench/eval do with the notices above (runtime.notice_memory)."""
+    """What run/serve/selftest/bench/eval do with the notices above (runtime.terminal.notice_memory)."""
     if all(state == "acknowledged" for state in told.values()):
         return "acknowledged: no command prints these notices again for you"
     seen = "already printed once for you" if all(s != "not shown" for s in told.values()) else "not printed yet"

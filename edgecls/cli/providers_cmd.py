@@ -27,7 +27,7 @@ def providers(json_out: JsonOpt = False) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from edgecls.runtime.terminal_text import rich_text
+    from edgecls.runtime.terminal.text import rich_text
 
     table = Table(title=f"onnxruntime {ort.__version__} execution providers", show_edge=False)
     table.add_column("provider", no_wrap=True)

@@ -13,7 +13,9 @@ from typing import Annotated
 import typer
 
 from edgecls.cli.options import (
+    CAMERA_HELP,
     BatchSizeOpt,
+    DecodeThreadsOpt,
     MaxFileMbOpt,
     MaxPixelsOpt,
     PrecisionOpt,
@@ -23,13 +25,25 @@ from edgecls.cli.options import (
     TopKOpt,
     VerboseOpt,
     contract_flags,
+    in_panel,
 )
 from edgecls.cli.watch_options import MoveDoneOpt, SettleOpt, WatchOpt, watch_settings
-from edgecls.runtime.contract_options import ContractOptions
-from edgecls.runtime.prescan.limits import DEFAULT_MAX_PIXELS
+from edgecls.runtime.contract.options import ContractOptions
+from edgecls.runtime.images.prescan.limits import DEFAULT_MAX_PIXELS
 from edgecls.runtime.sources.watch_options import DEFAULT_SETTLE_S
 
 _LIVE = "Videos, cameras and streams"
+_OUTPUT = "Output"
+_ENGINE = "Engine"
+_IMAGES = "Image files"
+_Provider = in_panel(ProviderOpt, _ENGINE)
+_Strict = in_panel(StrictOpt, _ENGINE)
+_Precision = in_panel(PrecisionOpt, _ENGINE)
+_Threads = in_panel(ThreadsOpt, _ENGINE)
+_BatchSize = in_panel(BatchSizeOpt, _IMAGES)
+_DecodeThreads = in_panel(DecodeThreadsOpt, _IMAGES)
+_MaxFileMb = in_panel(MaxFileMbOpt, _IMAGES)
+_MaxPixels = in_panel(MaxPixelsOpt, _IMAGES)
 
 
 @contract_flags
@@ -42,31 +56,39 @@ def run(
             help="Image files, folders (recursive), globs, video files, rtsp/http URLs.", show_default=False
         ),
     ] = None,
-    camera: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--camera",
-            help="Camera (repeatable): N for V4L2 /dev/videoN (on a Raspberry Pi whose /dev/videoN is the CSI "
-            "camera's, read through Picamera2), or pi:N for Picamera2 camera N.",
-        ),
-    ] = None,
     top_k: TopKOpt = 3,
-    json_out: Annotated[bool, typer.Option("--json", help="JSON Lines on stdout, one object per image/frame.")] = False,
-    csv_path: Annotated[Path | None, typer.Option("--csv", help="Also write results to this CSV file.")] = None,
-    save: Annotated[Path | None, typer.Option("--save", help="Write annotated images/videos here.")] = None,
-    show: Annotated[bool, typer.Option("--show", help="A window with label, score and FPS (needs a display).")] = False,
-    provider: ProviderOpt = "auto",
+    json_out: Annotated[
+        bool,
+        typer.Option("--json", help="JSON Lines on stdout, one object per image/frame.", rich_help_panel=_OUTPUT),
+    ] = False,
+    csv_path: Annotated[
+        Path | None, typer.Option("--csv", help="Also write results to this CSV file.", rich_help_panel=_OUTPUT)
+    ] = None,
+    save: Annotated[
+        Path | None, typer.Option("--save", help="Write annotated images/videos here.", rich_help_panel=_OUTPUT)
+    ] = None,
+    show: Annotated[
+        bool,
+        typer.Option("--show", help="A window with label, score and FPS (needs a display).", rich_help_panel=_OUTPUT),
+    ] = False,
+    provider: _Provider = "auto",
     provider_option: Annotated[
         list[str] | None,
-        typer.Option("--provider-option", help="KEY=VALUE for the provider (repeatable), e.g. device_id=1."),
+        typer.Option("--provider-option", help="KEY=VALUE for the provider (repeatable), e.g. device_id=1.",
+                     rich_help_panel=_ENGINE),
     ] = None,
-    strict: StrictOpt = False,
-    precision: PrecisionOpt = None,
-    threads: ThreadsOpt = None,
-    batch_size: BatchSizeOpt = 8,
-    workers: Annotated[int | None, typer.Option("--workers", min=1, help="Image decode threads.")] = None,
-    max_file_mb: MaxFileMbOpt = 100,
-    max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
+    strict: _Strict = False,
+    precision: _Precision = None,
+    threads: _Threads = None,
+    batch_size: _BatchSize = 8,
+    decode_threads: _DecodeThreads = None,
+    max_file_mb: _MaxFileMb = 100,
+    max_pixels: _MaxPixels = DEFAULT_MAX_PIXELS,
+    camera: Annotated[
+        list[str] | None,
+        typer.Option("--camera", help="A camera (repeatable): " + CAMERA_HELP, rich_help_panel=_LIVE,
+                     show_default=False),
+    ] = None,
     stride: Annotated[
         int, typer.Option("--stride", min=1, help="Video files: classify every N-th frame.", rich_help_panel=_LIVE)
     ] = 1,
@@ -106,14 +128,16 @@ def run(
 
     Examples:
       edgecls run model.int8.onnx --camera 0
-      edgecls run model.int8.onnx --camera pi:0                      (Raspberry Pi camera through Picamera2)
-      edgecls run model.int8.onnx tcp://127.0.0.1:8888               (rpicam-vid ... --listen -o tcp://...)
-      edgecls run model.int8.onnx photos/ clip.mp4 "shots/*.jpg" --json > results.jsonl
-      edgecls run model.onnx rtsp://127.0.0.1:8554/cam --provider cuda --strict --save annotated/
-      edgecls run foreign.onnx img.jpg --labels labels.txt --input-size 224 --resize-mode shorter_side_crop
+      edgecls run model.int8.onnx --camera pi:0       (the Pi's camera: Picamera2)
+      edgecls run model.int8.onnx tcp://127.0.0.1:8888      (rpicam-vid --listen)
+      edgecls run model.int8.onnx photos/ clip.mp4 "shots/*.jpg" --json > r.jsonl
+      edgecls run model.onnx rtsp://127.0.0.1:8554/cam --provider cuda --strict \\
+          --save annotated/
+      edgecls run foreign.onnx img.jpg --labels labels.txt --input-size 224 \\
+          --resize-mode shorter_side_crop
       edgecls run model.int8.onnx drop/ --watch --csv labels.csv --move-done done/
     """
-    from edgecls.runtime.file_guard import max_file_bytes
+    from edgecls.runtime.images.file_guard import max_file_bytes
     from edgecls.runtime.run.main import RunOptions
     from edgecls.runtime.run.main import run as run_app
     from edgecls.runtime.sources.live_capture import CaptureSettings
@@ -127,12 +151,12 @@ def run(
         cameras=tuple(camera or ()),
         contract=contract_options,
         provider=provider,
-        # --precision rides as the provider option edgecls itself reads (runtime.providers.session.PRECISION_OPTION).
-        provider_options=tuple(provider_option or ()) + ((f"precision={precision}",) if precision else ()),
+        provider_options=tuple(provider_option or ()),
+        precision=precision,
         strict=strict,
         threads=threads,
-        loop=LoopOptions(top_k=top_k, batch_size=batch_size, workers=workers, capture=capture, max_frames=max_frames,
-                         max_file_bytes=max_file_bytes(max_file_mb), max_pixels=max_pixels),
+        loop=LoopOptions(top_k=top_k, batch_size=batch_size, decode_threads=decode_threads, capture=capture,
+                         max_frames=max_frames, max_file_bytes=max_file_bytes(max_file_mb), max_pixels=max_pixels),
         json_lines=json_out,
         csv_path=csv_path,
         save_dir=save,

@@ -1,10 +1,11 @@
 """``edgecls selftest DIR|MODEL``: the on-device parity check (numpy, OpenCV, onnxruntime only).
 
-The flags become one :class:`~edgecls.runtime.selftest.SelftestOptions` for
-:func:`edgecls.runtime.selftest.selftest`; this prints a table (or JSON Lines) and exits 0 when every model
-matches its golden file, 1 on a mismatch, 2 when nothing could be checked. ``--camera SPEC`` also (or only)
-grabs ``--frames`` frames from a camera, stream or video file (:mod:`edgecls.runtime.sources.grab_check`): one
-line (or one JSON object) with the frame size and rate, exit 1 when it cannot grab them.
+The flags become one :class:`~edgecls.runtime.device.selftest.SelftestOptions` for
+:func:`edgecls.runtime.device.selftest.selftest`; this prints a table (or JSON Lines) and exits 0 when every model
+matches its golden file, 1 on a mismatch, 2 when nothing could be checked. ``--camera N|pi:N`` or ``--source
+URL|FILE`` also (or only) grabs ``--frames`` frames from that camera, stream or video file
+(:mod:`edgecls.runtime.sources.grab_check`): one line (or one JSON object) with the frame size and rate, exit 1 when
+it cannot grab them.
 """
 
 from __future__ import annotations
@@ -16,18 +17,21 @@ from typing import Annotated
 
 import typer
 
-from edgecls.cli.options import JsonOpt, ProviderOpt, ThreadsOpt
+from edgecls.cli.options import CameraOpt, JsonOpt, ProviderOpt, ThreadsOpt
 
 SELFTEST_HELP = """Check on this device that each model computes what the exporting machine computed: run its
 golden inputs (the golden file written by export, packed beside it by `edgecls pack`) with the providers here and
 compare with the golden outputs: fp32 tight (max |d| <= 1e-3 of the logit scale), fp16 and int8 by top-1 agreement
 and a bound. Prints model, provider, ISA found, max |d|, agreement, ms; exit 1 on a mismatch.
 
-With --camera, also grab --frames frames from a camera (N, pi:N), stream URL or video file and print the
-frame size and rate (exit 1 when it cannot).
+With --camera (or --source), also grab --frames frames from a camera (or a stream URL or video file) and print
+the frame size and rate (exit 1 when it cannot).
 
-Example:  edgecls selftest bundle/models      (or one file: edgecls selftest model.int8.onnx)
-          edgecls selftest --camera pi:0 --frames 60
+Examples:
+  edgecls selftest bundle/models
+  edgecls selftest model.int8.onnx
+  edgecls selftest --camera pi:0 --frames 60
+  edgecls selftest --source rtsp://127.0.0.1:8554/cam
 """
 
 
@@ -39,22 +43,23 @@ def selftest_command(
     provider: ProviderOpt = "auto",
     threads: ThreadsOpt = None,
     json_out: JsonOpt = False,
-    camera: Annotated[
+    camera: CameraOpt = None,
+    source: Annotated[
         str | None,
-        typer.Option(
-            "--camera", help="Also grab frames from this camera (N, pi:N), stream URL or video file.",
-            show_default=False,
-        ),
+        typer.Option("--source", help="Also grab frames from this stream URL or video file.", show_default=False),
     ] = None,
-    frames: Annotated[int, typer.Option("--frames", min=1, help="Frames --camera grabs.")] = 30,
+    frames: Annotated[int, typer.Option("--frames", min=1, help="Frames --camera or --source grabs.")] = 30,
 ) -> None:
     from edgecls.runtime.errors import EdgeclsError
 
-    if target is None and camera is None:
-        raise EdgeclsError("nothing to check: give a model or folder of models, and/or --camera SPEC")
-    passed = _check_camera(camera, frames, json_out) if camera is not None else True
+    if camera is not None and source is not None:
+        raise EdgeclsError("give either --camera N or --source URL|FILE, not both")
+    live = camera if camera is not None else source
+    if target is None and live is None:
+        raise EdgeclsError("nothing to check: give a model or folder of models, and/or --camera N or --source URL")
+    passed = _check_live(live, camera is not None, frames, json_out) if live is not None else True
     if target is not None:
-        from edgecls.runtime.selftest import SelftestOptions, selftest
+        from edgecls.runtime.device.selftest import SelftestOptions, selftest
 
         rows = selftest(SelftestOptions(target=target, provider=provider, threads=threads))
         if json_out:
@@ -66,14 +71,17 @@ def selftest_command(
     raise typer.Exit(0 if passed else 1)
 
 
-def _check_camera(spec: str, frames: int, json_out: bool) -> bool:
-    """Grab ``frames`` frames from ``spec``; one line (or JSON object) on stdout, notes on stderr."""
+def _check_live(spec: str, is_camera: bool, frames: int, json_out: bool) -> bool:
+    """Grab ``frames`` frames from the camera or source ``spec``; one line (or JSON object) on stdout, notes on
+    stderr."""
     from edgecls.runtime.sources.grab_check import grab_frames, grab_source
     from edgecls.runtime.sources.live_capture import quiet_backend_logs
-    from edgecls.runtime.terminal_text import plain
+    from edgecls.runtime.sources.source_specs import parse_camera
+    from edgecls.runtime.terminal.text import plain
 
     quiet_backend_logs()
-    report = grab_frames(grab_source(spec), frames, on_event=lambda _s, m: typer.echo(plain(f"note: {m}"), err=True))
+    source = parse_camera(spec) if is_camera else grab_source(spec)
+    report = grab_frames(source, frames, on_event=lambda _s, m: typer.echo(plain(f"note: {m}"), err=True))
     typer.echo(json.dumps(report.to_dict()) if json_out else plain(report.line()))
     return report.ok
 
@@ -82,7 +90,7 @@ def _print_table(rows: list) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from edgecls.runtime.terminal_text import plain, rich_text
+    from edgecls.runtime.terminal.text import plain, rich_text
 
     # A log or a pipe (a service's journal, install.sh's output) gets the whole table, not 80 squeezed columns.
     console = Console(width=None if sys.stdout.isatty() else 200)

@@ -21,7 +21,8 @@ The last two releases are kept; the unit, its settings and the token are never r
 
 Exit status: 0 installed/updated, 1 refused by the selftest or rolled back, 2 the bundle or prefix is unusable.
 
-Example:  edgecls update /tmp/digits-update            (install.sh calls this after making the venv)
+Example (install.sh runs it once the venv is made):
+  edgecls update /tmp/digits-update
 """
 
 

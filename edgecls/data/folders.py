@@ -1,4 +1,4 @@
-"""ImageFolder trees: one folder per class, optionally under train/ val/ test/ (read by runtime/image_files)."""
+"""ImageFolder trees: one folder per class, optionally under train/ val/ test/ (read by runtime/images/files)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import shlex
 from pathlib import Path
 
 from edgecls.data.imageset import FileImageSet
-from edgecls.runtime.class_labels import label_indices
+from edgecls.runtime.contract.class_labels import label_indices
 from edgecls.runtime.errors import DataError
-from edgecls.runtime.image_files import class_folders, read_class_tree
+from edgecls.runtime.images.files import class_folders, read_class_tree
 
 SPLIT_NAMES = ("train", "val", "test")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecls.runtime.decode import decode_image
+from edgecls.runtime.images.decode import decode_image
 
 
 class ImageSet:

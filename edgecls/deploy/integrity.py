@@ -15,8 +15,8 @@ import subprocess
 from pathlib import Path
 
 from edgecls.runtime.device.bundle_check import SIGNATURE_NAME, SUMS_NAME
-from edgecls.runtime.device.manifest import sha256_file
 from edgecls.runtime.errors import EdgeclsError
+from edgecls.runtime.file_digest import sha256_file
 
 
 def hashed_requirements(wheels: list[Path], extras: tuple[str, ...] = ()) -> str:

@@ -1,8 +1,8 @@
-"""``edgecls pack MODEL... --target linux-aarch64 --out DIR``: one folder (and DIR.tar.gz) a device without
+"""``edgecls pack MODEL... --platform linux-aarch64 --out DIR``: one folder (and DIR.tar.gz) a device without
 internet installs from.
 
 Layout of DIR:
-  models/            the .onnx files and each one's golden file (found by edgecls.runtime.golden_file)
+  models/            the .onnx files and each one's golden file (found by edgecls.runtime.device.golden_file)
   wheelhouse/        the edgecls wheel built here + its dependencies for the device's platform and Python
   requirements.txt   every wheel pinned == with its sha256 (pip install --require-hashes)
   install.sh         checks every file against SHA256SUMS, makes the venv, then `edgecls update` (release, selftest,
@@ -14,7 +14,7 @@ Layout of DIR:
 
 MODEL is an .onnx file, an export folder (its .onnx files), or a training run (a folder with best.pt/last.pt):
 a run is exported here first, and with ``--quantize`` its int8 model is made for the pack's device
-(``quantize --target`` = the device's: arm64 for linux-aarch64), not for the machine that packs.
+(``--target auto`` = the platform's CPU: arm64 for linux-aarch64), not for the machine that packs.
 """
 
 from __future__ import annotations
@@ -33,15 +33,17 @@ import msgspec
 
 from edgecls.deploy.bundle_files import INSTALL_SH, README, UPDATE_README
 from edgecls.deploy.integrity import bundle_fingerprint, hashed_requirements, key_fingerprint, sign_sums, write_sums
-from edgecls.deploy.platforms import DeviceTarget, device_target, python_tag
+from edgecls.deploy.platforms import DEFAULT_PLATFORM, DeviceTarget, device_target, python_tag
 from edgecls.deploy.wheelhouse import build_edgecls_wheel, checkout_root, download_wheels, wheel_requirements
+from edgecls.export.quant.options import Int8Images, QuantizeOptions
 from edgecls.runtime.atomic import atomic_write_text
-from edgecls.runtime.contract import contract_from_metadata
+from edgecls.runtime.contract.model_contract import contract_from_metadata
 from edgecls.runtime.cpu_isa import IsaProfile, target_mismatch
-from edgecls.runtime.device.manifest import ServiceEntry, ServiceKind, check_model_name, sha256_file
+from edgecls.runtime.device.golden_file import find_golden, read_golden
+from edgecls.runtime.device.manifest import ServiceEntry, ServiceKind, check_model_name
 from edgecls.runtime.device.releases import REQUIREMENTS_NAME
 from edgecls.runtime.errors import EdgeclsError
-from edgecls.runtime.golden_file import find_golden, read_golden
+from edgecls.runtime.file_digest import sha256_file
 
 Log = Callable[[str], None]
 _VARIANTS = ("fp32", "fp16", "int8")
@@ -51,13 +53,17 @@ _VARIANTS = ("fp32", "fp16", "int8")
 class PackOptions:
     models: tuple[str, ...]
     out: str
-    target: str = "linux-aarch64"
+    platform: str = DEFAULT_PLATFORM  # the device's (edgecls.deploy.platforms.DEVICE_TARGETS)
     python: str = "3.11"
     extras: tuple[str, ...] = ()  # edgecls extras the device needs too (serve)
-    quantize: bool = False  # training runs among MODELS: also make int8 for the device
-    quantize_target: str | None = None  # None: the device's (DeviceTarget.int8_target)
+    # Training runs among MODELS: also make int8 (None: no int8). Its target "auto" is the device's CPU
+    # (DeviceTarget.int8_target), not this machine's.
+    quantize: QuantizeOptions | None = None
+    int8_images: Int8Images = Int8Images()  # read only with ``quantize``
     fp16: bool = False
-    export: Any = None  # edgecls.export.export_run.ExportOptions for training runs (None: the defaults)
+    # edgecls.export.export_run.ExportOptions for training runs (None: the defaults); what the fields above say
+    # (quantize, int8_images, fp16) and the output folder replace its own.
+    export: Any = None
     edgecls_wheel: str | None = None  # None: built from the checkout
     find_links: tuple[str, ...] = ()  # local wheel folders for pip
     no_index: bool = False  # only find_links: nothing downloaded
@@ -94,14 +100,15 @@ def _is_run(p: Path) -> bool:
 def _export_run(run: Path, options: PackOptions, device: DeviceTarget, dest: Path, log: Log) -> list[Path]:
     """Export a training run into ``dest`` (int8 for the device with --quantize); its .onnx files."""
     from edgecls.export.export_run import ExportOptions, export_checkpoint
-    from edgecls.export.quant.options import QuantizeOptions
 
-    export = options.export or ExportOptions()
-    quant = export.quantize if export.quantize is not None else (QuantizeOptions() if options.quantize else None)
+    quant = options.quantize
     if quant is not None and quant.target == "auto":  # the device decides, not this machine
-        quant = replace(quant, target=options.quantize_target or device.int8_target)
-        log(f"pack: int8 for {device.name} is made with quantize --target {quant.target}")
-    export = replace(export, out_dir=str(dest), quantize=quant, fp16=export.fp16 or options.fp16)
+        quant = replace(quant, target=device.int8_target)
+        log(f"pack: int8 for {device.name} is made with --target {quant.target}")
+    export = replace(
+        options.export or ExportOptions(), out_dir=str(dest), quantize=quant, int8_images=options.int8_images,
+        fp16=options.fp16,
+    )
     export_checkpoint(run, export, log=log)
     return sorted(dest.glob("*.onnx"))
 
@@ -210,7 +217,7 @@ def _write_install_sh(stage: Path, device: DeviceTarget, py_version: str, versio
 def pack(options: PackOptions, log: Log = print) -> PackResult:
     """Write the bundle (see the module docstring); the folder appears only when complete."""
     t0 = time.perf_counter()
-    device = device_target(options.target)
+    device = device_target(options.platform)
     py_version, _abi = python_tag(options.python)
     out = Path(options.out)
     if out.exists() and any(out.iterdir()):

@@ -14,10 +14,10 @@ from edgecls.runtime.errors import EdgeclsError
 
 @dataclass(frozen=True)
 class DeviceTarget:
-    name: str  # --target of pack: linux-aarch64 ...
+    name: str  # --platform of pack: linux-aarch64 ...
     machine: str  # what `uname -m` prints on the device
     pip_platforms: tuple[str, ...]
-    int8_target: str  # quantize --target for this device (edgecls.runtime.cpu_isa.TARGETS)
+    int8_target: str  # the int8 --target for this device (edgecls.runtime.cpu_isa.TARGETS)
 
 
 _DEVICE_GLIBC_MINOR = 36  # Debian 12 bookworm
@@ -29,7 +29,7 @@ def _linux(arch: str, int8_target: str) -> DeviceTarget:
 
 
 #: x86-avx2 is the int8 recipe every x86-64 CPU with AVX2 runs without saturating (7-bit weights); a VNNI fleet
-#: gets the full-range file with --quantize-target x86-vnni.
+#: gets the full-range file with --target x86-vnni.
 DEVICE_TARGETS: dict[str, DeviceTarget] = {
     t.name: t
     for t in (
@@ -40,11 +40,14 @@ DEVICE_TARGETS: dict[str, DeviceTarget] = {
 }
 
 
+DEFAULT_PLATFORM = "linux-aarch64"  # pack's --platform when none is given
+
+
 def device_target(name: str) -> DeviceTarget:
     try:
         return DEVICE_TARGETS[name]
     except KeyError:
-        raise EdgeclsError(f"--target must be one of {', '.join(DEVICE_TARGETS)}, got {name!r}") from None
+        raise EdgeclsError(f"--platform must be one of {', '.join(DEVICE_TARGETS)}, got {name!r}") from None
 
 
 def python_tag(version: str) -> tuple[str, str]:

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 
 from edgecls.data.imageset import ImageSet
-from edgecls.runtime.class_labels import label_indices
-from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.contract.class_labels import label_indices
+from edgecls.runtime.contract.model_contract import ModelContract
 from edgecls.runtime.errors import DataError, ImageDecodeError
-from edgecls.runtime.preprocess import decode_floor, preprocess_batch
+from edgecls.runtime.inference.preprocess import decode_floor, preprocess_batch
 
 LogitsFn = Callable[[np.ndarray], np.ndarray]  # float32[N, 3, h, w] -> float32[N, C]
 
@@ -39,7 +39,7 @@ def load_predictor(
 
 def _onnx_predictor(path: Path, provider: str, threads: int | None) -> LoadedPredictor:
     # The runtime's Classifier reads the contract, validates the graph and handles fixed-batch models.
-    from edgecls.runtime.classifier import Classifier
+    from edgecls.runtime.inference.classifier import Classifier
 
     clf = Classifier(path, provider=provider, threads=threads)  # no contract: one ContractError naming the file
     prov = clf.contract.provenance

@@ -14,17 +14,15 @@ For small inputs (< 96 px, the 32 px built-in sets) the stem uses stride 1, as M
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from functools import partial
 
 import torch
 from torch import nn
 
 from edgecls.models.layers import ConvBNAct, init_weights
+from edgecls.models.pretrained.efficientnet_lite0 import key_table, package_file
 from edgecls.models.registry import register
 from edgecls.models.spec import ArchitectureSpec, PartialContract, WeightsSpec
-
-if TYPE_CHECKING:
-    from edgecls.models.pretrained.mapping import TensorMap
 
 #: (repeats, kernel, first stride, expansion, output channels) per stage, from efficientnet_lite_builder.py
 #: ('r1_k3_s11_e1_i32_o16', 'r2_k3_s22_e6_i16_o24', ...).
@@ -90,19 +88,6 @@ class EfficientNetLite0(nn.Module):
         return self.classifier(self.pool(self.features(x)))
 
 
-# The weights' key table reads this module's STAGES: imported when the weights are read, not at import time.
-def _imagenet_table() -> list[TensorMap]:
-    from edgecls.models.pretrained.efficientnet_lite0 import key_table
-
-    return key_table()
-
-
-def _imagenet_file() -> str:
-    from edgecls.models.pretrained.efficientnet_lite0 import package_file
-
-    return package_file()
-
-
 register(
     ArchitectureSpec(
         name="efficientnet_lite0",
@@ -118,8 +103,8 @@ register(
             contract=PartialContract(
                 224, mean=(127.0 / 255,) * 3, std=(128.0 / 255,) * 3, interpolation="cubic", crop_fraction=0.875
             ),
-            table=_imagenet_table,
-            package_file=_imagenet_file,
+            table=partial(key_table, STEM_CHANNELS, STAGES, HEAD_CHANNELS),  # the published file in this layout
+            package_file=package_file,
         ),
     )
 )

@@ -15,7 +15,7 @@ from edgecls.models.layers import ConvBNAct, init_weights, make_divisible
 from edgecls.models.pretrained import torchvision_imagenet
 from edgecls.models.registry import register
 from edgecls.models.spec import ArchitectureSpec, PartialContract, WeightsSpec
-from edgecls.runtime.contract import IMAGENET_MEAN, IMAGENET_STD
+from edgecls.runtime.contract.model_contract import IMAGENET_MEAN, IMAGENET_STD
 
 # (expansion t, output channels c, repeats n, first stride s), from the paper's Table 2.
 _SETTINGS: list[tuple[int, int, int, int]] = [

@@ -14,7 +14,7 @@ from edgecls.models.layers import ConvBNAct
 from edgecls.models.pretrained import torchvision_imagenet
 from edgecls.models.registry import register
 from edgecls.models.spec import ArchitectureSpec, PartialContract, WeightsSpec
-from edgecls.runtime.contract import IMAGENET_MEAN, IMAGENET_STD
+from edgecls.runtime.contract.model_contract import IMAGENET_MEAN, IMAGENET_STD
 
 
 class BasicBlock(nn.Module):

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from edgecls.runtime.atomic import atomic_write_bytes
-from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.contract.model_contract import ModelContract
 from edgecls.runtime.errors import EdgeclsError
 
 FORMAT = "edgecls.checkpoint"

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from edgecls.data.augment import AugmentConfig
-from edgecls.runtime.contract import ModelContract
-from edgecls.runtime.contract_options import parse_input_size
+from edgecls.runtime.contract.model_contract import ModelContract
+from edgecls.runtime.contract.options import parse_input_size
 from edgecls.runtime.errors import EdgeclsError
 
 OPTIMIZERS = ("adamw", "sgd")

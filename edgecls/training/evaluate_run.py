@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 
 from edgecls.data.load import DataSplits
 from edgecls.evaluation.metrics import classification_metrics
-from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.contract.model_contract import ModelContract
 from edgecls.training import torch_inference
 from edgecls.training.checkpoint import load_checkpoint, save_checkpoint
 from edgecls.training.run_dir import write_json

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from edgecls.runtime.terminal_text import plain
+from edgecls.runtime.terminal.text import plain
 
 
 def log_to_stderr(msg: str) -> None:

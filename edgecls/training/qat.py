@@ -50,7 +50,7 @@ from torch.utils.data import DataLoader, RandomSampler
 
 from edgecls.data.augment import AugmentConfig
 from edgecls.data.imageset import ImageSet
-from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.contract.model_contract import ModelContract
 from edgecls.training.batchnorm import BatchNormTypes, freeze_batchnorm_statistics
 from edgecls.training.finetune import cosine_with_warmup, optimizer_groups
 from edgecls.training.torch_data import ContractDataset, collate_skipping_broken

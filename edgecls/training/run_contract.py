@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from edgecls.data.load import DataSplits
-from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.contract.model_contract import ModelContract
 from edgecls.training.config import TrainConfig
 from edgecls.training.model_init import ModelChoice, choose_model
 

@@ -14,9 +14,9 @@ from torch.utils.data import Dataset
 
 from edgecls.data.augment import AugmentConfig, augment
 from edgecls.data.imageset import ImageSet
-from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.contract.model_contract import ModelContract
 from edgecls.runtime.errors import ImageDecodeError
-from edgecls.runtime.preprocess import decode_floor, preprocess
+from edgecls.runtime.inference.preprocess import decode_floor, preprocess
 
 
 class ContractDataset(Dataset):

@@ -55,7 +55,7 @@ from edgecls.export.quant.search.float_nodes import keep_nodes_float
 from edgecls.export.quant.search.frontier import plot_frontier
 from edgecls.export.quant.search.speed_step import faster_int8
 from edgecls.export.quant.search.trials import Trial, TrialBench, ranked
-from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.contract.model_contract import ModelContract
 from edgecls.runtime.cpu_isa import detect_isa
 from edgecls.runtime.errors import ContractError, EdgeclsError
 

@@ -21,10 +21,10 @@ from edgecls.export.quant.grading.image_sets import ImageList, load_int8_images
 from edgecls.export.quant.options import Int8Images, QuantizeOptions
 from edgecls.export.quant.pipeline import quantize_model
 from edgecls.export.quant.report import QuantReport
-from edgecls.runtime.batched_inference import fixed_batch_of
-from edgecls.runtime.contract import ModelContract
-from edgecls.runtime.contract_options import ContractOptions, contract_from_options
+from edgecls.runtime.contract.model_contract import ModelContract
+from edgecls.runtime.contract.options import ContractOptions, contract_from_options
 from edgecls.runtime.errors import DataError, ModelLoadError
+from edgecls.runtime.inference.batched_inference import fixed_batch_of
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Batch classification of large image collections: the same table in-process or on a Ray cluster.
 
 - :mod:`edgecls.runtime.batch.classify`: what the command does (pyarrow checked, then in-process or Ray).
-- :mod:`edgecls.runtime.batch.job`: what a job is given (model, inputs, RESULTS, batch size, concurrency).
+- :mod:`edgecls.runtime.batch.job`: what a job is given (model, inputs, RESULTS, batch size, actors).
 - :mod:`edgecls.runtime.batch.inputs`: INPUT arguments -> one list of image files (local or URIs).
 - :mod:`edgecls.runtime.batch.table`: the result table's schema and rows (``run --json`` fields + error rows).
 - :mod:`edgecls.runtime.batch.local`: in-process, through the runtime's runner (no Ray import).

@@ -15,6 +15,11 @@ def classify_batch(job: BatchJob, ray: str | None = None) -> BatchSummary:
         import pyarrow  # noqa: F401
     except ImportError as e:
         raise MissingExtraError("edgecls batch needs pyarrow", "ray") from e
+    if ray is None and job.actors is not None:
+        raise EdgeclsError("--actors sizes Ray's pool of Classifiers: add --ray (in this process, --decode-threads)")
+    if ray is not None and job.decode_threads is not None:
+        raise EdgeclsError("--decode-threads is for a job in this process; with --ray, --actors sets how many "
+                           "Classifiers decode and classify")
     if job.watch is not None:
         if ray is not None:
             raise EdgeclsError("--watch runs in this process: leave out --ray")

@@ -16,7 +16,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from edgecls.runtime.decode import is_image_path
+from edgecls.runtime.images.decode import is_image_path
 from edgecls.runtime.sources.source_specs import STREAM_SCHEMES, SourceProblem, expand_sources
 
 _URI = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")

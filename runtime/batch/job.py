@@ -6,8 +6,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgecls.runtime.file_guard import DEFAULT_MAX_FILE_MB, MB
-from edgecls.runtime.prescan.limits import DEFAULT_MAX_PIXELS
+from edgecls.runtime.images.file_guard import DEFAULT_MAX_FILE_MB, MB
+from edgecls.runtime.images.prescan.limits import DEFAULT_MAX_PIXELS
 from edgecls.runtime.sources.watch_options import WatchOptions
 
 
@@ -15,8 +15,9 @@ from edgecls.runtime.sources.watch_options import WatchOptions
 class BatchJob:
     """One ``edgecls batch`` invocation, the same for the in-process and the Ray path.
 
-    ``batch_size`` is the inference batch (and Ray Data's ``map_batches`` batch); ``concurrency`` is the
-    number of Ray actors (None: one per CPU of the cluster) or, in-process, the number of decode threads.
+    ``batch_size`` is the inference batch (and Ray Data's ``map_batches`` batch); ``actors`` the number of Ray
+    actors, each holding one Classifier (None: one per CPU of the cluster); ``decode_threads`` the in-process
+    image decode threads (None: image_batches.default_workers()).
     ``threads`` is onnxruntime's intra-op threads per Classifier (None: in-process onnxruntime's default,
     on Ray one per CPU the actor reserves, so actors on one node do not fight over cores).
     ``max_file_bytes``: larger files (and any non-regular file) are error rows, never read whole.
@@ -30,7 +31,8 @@ class BatchJob:
     out: str
     top_k: int = 3
     batch_size: int = 32
-    concurrency: int | None = None
+    actors: int | None = None  # Ray only
+    decode_threads: int | None = None  # in-process only
     provider: str = "auto"
     threads: int | None = None
     contract_overrides: dict[str, Any] = field(default_factory=dict)

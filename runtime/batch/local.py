@@ -11,8 +11,8 @@ from edgecls.runtime.batch.job import BatchJob
 from edgecls.runtime.batch.output import claimed_output, published_dir
 from edgecls.runtime.batch.table import BatchSummary, check_complete
 from edgecls.runtime.batch.writers import ParquetSink, count_rows, is_uri, jsonl_path, write_jsonl
-from edgecls.runtime.classifier import Classifier
 from edgecls.runtime.errors import EdgeclsError
+from edgecls.runtime.inference.classifier import Classifier
 from edgecls.runtime.sources.source_loop import LoopOptions, run_sources
 from edgecls.runtime.sources.source_specs import SourceSpec
 
@@ -34,7 +34,7 @@ def _classify(job: BatchJob, t0: float) -> BatchSummary:
     clf = Classifier(job.model, provider=job.provider, threads=job.threads,
                      contract=job.contract_overrides or None, spin=False)
     specs = [SourceSpec("image", f, f) for f in inputs.files]
-    options = LoopOptions(top_k=job.top_k, batch_size=job.batch_size, workers=job.concurrency,
+    options = LoopOptions(top_k=job.top_k, batch_size=job.batch_size, decode_threads=job.decode_threads,
                           max_file_bytes=job.max_file_bytes, max_pixels=job.max_pixels)
     with published_dir(job.out, job.overwrite) as folder:
         summary = run_sources(clf, specs, inputs.problems, ParquetSink(folder), options)

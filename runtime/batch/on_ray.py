@@ -45,8 +45,8 @@ from edgecls.runtime.batch.table import (
     rows_to_table,
 )
 from edgecls.runtime.batch.writers import count_rows, jsonl_path, write_jsonl
-from edgecls.runtime.classifier import Classifier
 from edgecls.runtime.errors import EdgeclsError, MissingExtraError
+from edgecls.runtime.inference.classifier import Classifier
 from edgecls.runtime.sources.image_batches import classify_encoded
 from edgecls.runtime.sources.records import ErrorRecord
 
@@ -176,7 +176,7 @@ def _classify(job: BatchJob, address: str) -> BatchSummary:
         # Load it once here too: a bad model or contract is one clear line before any actor starts.
         Classifier(model, provider=job.provider, threads=1, contract=job.contract_overrides or None)
         cpus_per_actor = job.threads or 1
-        concurrency = job.concurrency or max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_actor))
+        concurrency = job.actors or max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_actor))
         parts = []
         if inputs.files:
             # Reading bytes and writing Parquet reserve no CPU: the actors hold every CPU they may use, and a

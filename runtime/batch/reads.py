@@ -1,6 +1,6 @@
 """Reading each batch input's bytes where it is classified, with every failure kept as a value, never raised.
 
-A local file goes through :func:`edgecls.runtime.file_guard.read_regular_file` (regular files only, size cap,
+A local file goes through :func:`edgecls.runtime.images.file_guard.read_regular_file` (regular files only, size cap,
 never blocking on a pipe); an object behind a URI through the job's one pyarrow filesystem, with the same cap.
 A file that cannot be read (gone since it was listed, a dangling link, a pipe, too large, no permission)
 becomes its row's ``error``, the message the in-process path gives for it, so one bad file costs one error row
@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from edgecls.runtime.errors import EdgeclsError, ImageDecodeError
-from edgecls.runtime.file_guard import read_regular_file, too_large
+from edgecls.runtime.images.file_guard import read_regular_file, too_large
 
 if TYPE_CHECKING:
     import pyarrow as pa

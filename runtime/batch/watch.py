@@ -16,8 +16,8 @@ from edgecls.runtime.batch.output import claimed_output, local_target
 from edgecls.runtime.batch.table import BatchSummary
 from edgecls.runtime.batch.watch_parts import ParquetParts
 from edgecls.runtime.batch.writers import count_rows, is_uri
-from edgecls.runtime.classifier import Classifier
 from edgecls.runtime.errors import EdgeclsError
+from edgecls.runtime.inference.classifier import Classifier
 from edgecls.runtime.sources.source_loop import LoopOptions
 from edgecls.runtime.sources.stop_signals import StopSignals
 from edgecls.runtime.sources.watch_loop import watch_folders, watch_roots
@@ -37,7 +37,7 @@ def watch_in_process(job: BatchJob) -> BatchSummary:
             clf = Classifier(job.model, provider=job.provider, threads=job.threads,
                              contract=job.contract_overrides or None, spin=False)
             parts = ParquetParts(local_target(job.out))
-            options = LoopOptions(top_k=job.top_k, batch_size=job.batch_size, workers=job.concurrency,
+            options = LoopOptions(top_k=job.top_k, batch_size=job.batch_size, decode_threads=job.decode_threads,
                                   max_file_bytes=job.max_file_bytes, max_pixels=job.max_pixels)
             watch_folders(clf, roots, parts, parts, options, job.watch)
         except KeyboardInterrupt:  # before the watch started: nothing was written

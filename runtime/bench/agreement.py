@@ -27,10 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecls.runtime.batched_inference import Infer, fixed_batch_of, infer_in_batches
 from edgecls.runtime.bench.rows import BenchResult, BenchTarget
-from edgecls.runtime.contract import ModelContract
-from edgecls.runtime.scores import top1_agreement
+from edgecls.runtime.contract.model_contract import ModelContract
+from edgecls.runtime.inference.batched_inference import Infer, fixed_batch_of, infer_in_batches
+from edgecls.runtime.inference.scores import top1_agreement
 
 #: Images decoded, preprocessed and compared per step (``float32[32, 3, h, w]`` in memory at a time).
 COMPARE_CHUNK = 32
@@ -48,9 +48,9 @@ class Agreement:
 
 def decodable(images: Sequence[tuple[str, str | None]], contract: ModelContract) -> list[str]:
     """The paths of ``images`` that decode (a broken file is left out of the comparison, not an error)."""
-    from edgecls.runtime.decode import decode_image
     from edgecls.runtime.errors import ImageDecodeError
-    from edgecls.runtime.preprocess import decode_floor
+    from edgecls.runtime.images.decode import decode_image
+    from edgecls.runtime.inference.preprocess import decode_floor
 
     floor, out = decode_floor(contract), []
     for path, _ in images:
@@ -64,8 +64,8 @@ def decodable(images: Sequence[tuple[str, str | None]], contract: ModelContract)
 
 def image_chunks(paths: Sequence[str], contract: ModelContract, chunk: int = COMPARE_CHUNK) -> Iterator[np.ndarray]:
     """``float32[<=chunk, 3, h, w]`` batches of ``paths`` through the contract's decode and preprocessing."""
-    from edgecls.runtime.decode import decode_image
-    from edgecls.runtime.preprocess import decode_floor, preprocess_batch
+    from edgecls.runtime.images.decode import decode_image
+    from edgecls.runtime.inference.preprocess import decode_floor, preprocess_batch
 
     floor = decode_floor(contract)
     for i in range(0, len(paths), chunk):
@@ -89,11 +89,8 @@ def reference_outputs(target: BenchTarget, chunks: Iterator[np.ndarray]) -> np.n
     from edgecls.runtime.bench.onnxruntime_loader import load_onnxruntime
 
     runner = load_onnxruntime(target.model, "cpu", 1)
-    fixed = fixed_batch_of(runner.input_shape)
-    return np.concatenate([
-        infer_in_batches(runner.infer, x, fixed or len(x), pad=fixed is not None, dtype=runner.input_dtype)
-        for x in chunks
-    ])
+    fixed = fixed_batch_of(runner.input_shape)  # else one call per chunk (at most COMPARE_CHUNK inputs)
+    return _outputs(runner.infer, chunks, fixed or COMPARE_CHUNK, fixed is not None, runner.input_dtype)
 
 
 def write_comparison(

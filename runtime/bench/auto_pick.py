@@ -1,4 +1,7 @@
-"""``--provider auto``: after measuring every local provider, mark the fastest one that is also correct.
+"""``--provider all``: after measuring every local provider, mark the fastest one that is also correct.
+
+(The JSON calls the mark ``auto_pick``, its name before ``--provider auto`` came to mean the same in bench as in
+every other command: the one provider ``auto`` runs on.)
 
 Correct means: not a silent fallback, and its top-1 agreement with onnxruntime CPU fp32 over EVERY ``--data``
 image (``BenchRow.agreement_images``) within ``max_drop`` points of what onnxruntime CPU itself reaches on the
@@ -62,10 +65,10 @@ def mark_auto_picks(rows: Sequence[BenchRow], max_drop: float = DEFAULT_MAX_DROP
 
 
 def unjudged_line(rows: Sequence[BenchRow]) -> str | None:
-    """What ``--provider auto`` says when no row had real images to be judged on."""
+    """What ``--provider all`` says when no row had real images to be judged on."""
     if any(r.agreement_images for r in rows):
         return None
     return (
-        "auto: could not judge correctness without images (pass --data DIR: top-1 agreement with onnxruntime CPU "
+        "all: could not judge correctness without images (pass --data DIR: top-1 agreement with onnxruntime CPU "
         "fp32 on every image decides); no provider picked"
     )

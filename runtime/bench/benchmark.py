@@ -27,8 +27,9 @@ from edgecls.runtime.bench.result_files import write_csv, write_json
 from edgecls.runtime.bench.rows import BenchError, BenchResult, BenchTarget
 from edgecls.runtime.bench.run_split import run_test_split
 from edgecls.runtime.bench.sweep import ProgressFn, run_benchmark
-from edgecls.runtime.bench.targets import expand_models, exported_from, model_targets, sorted_targets
-from edgecls.runtime.latency import DEFAULT_WARMUP
+from edgecls.runtime.bench.targets import expand_models, model_targets, run_checkpoints, sorted_targets
+from edgecls.runtime.inference.latency import DEFAULT_WARMUP
+from edgecls.runtime.providers.precision import Precision
 
 #: ``--spin`` values -> the spinning settings measured.
 SPIN_MODES: dict[str, tuple[bool, ...]] = {"off": (False,), "on": (True,), "both": (False, True)}
@@ -59,8 +60,8 @@ class BenchOptions:
     strict: bool = False
     spin: str = "off"  # off | on | both
     compare: bool = True
-    precisions: tuple[str, ...] | None = None  # OpenVINO rows; None: f32, plus bf16 where the CPU has it
-    max_drop: float = DEFAULT_MAX_DROP  # --provider auto: points of agreement a provider may lose
+    precisions: tuple[Precision, ...] | None = None  # OpenVINO rows; None: f32, plus bf16 where the CPU has it
+    max_drop: float = DEFAULT_MAX_DROP  # --provider all: points of agreement the marked provider may lose
     isolate: bool = True
     run_split: bool = True  # without data_dir: a run's test split, where the run recorded one
     json_path: Path | None = None
@@ -78,34 +79,26 @@ class BenchOutcome:
     written: list[Path] = field(default_factory=list)
 
 
-def _run_checkpoints(files: list[Path], found: list[Path]) -> list[Path]:
-    """Checkpoints the models may come from: those found in run/export folders, and for model files the run
-    around their folder (``RUN/export/model.onnx`` -> ``RUN/best.pt``) or their export report's source."""
-    out = list(found)
-    for f in files:
-        out += exported_from(f.parent) + [c for c in (f.parent / "best.pt", f.parent.parent / "best.pt") if c.is_file()]
-    return out
-
-
 def benchmark(options: BenchOptions, progress: ProgressFn | None = None) -> BenchOutcome:
     """Measure ``options.models`` (files or run/export directories) as ``edgecls bench`` does; write its files."""
     spins = SPIN_MODES.get(options.spin)
     if spins is None:
         raise BenchError(f"--spin takes {', '.join(SPIN_MODES)}; got {options.spin!r}")
     threads = options.threads or (collect_environment().physical_cores,)
-    files, found_checkpoints = expand_models(list(options.models))
+    files = expand_models(list(options.models))
+    checkpoints = run_checkpoints(files)
     targets = sorted_targets(model_targets(files))
     extra: list[BenchTarget] = []
     notes: list[str] = []
     split = None
     if options.data_dir is None and options.run_split:
-        split = run_test_split(_run_checkpoints(files, found_checkpoints))
+        split = run_test_split(checkpoints)
     if split is not None:
         notes.append(split.note)
     if options.baselines:
         extra += opencv_baselines(targets) if options.opencv else []
         torch_rows, notes = installed_torch_baselines(
-            targets, options.checkpoint, found_checkpoints, trust=options.trust_checkpoint
+            targets, options.checkpoint, checkpoints, trust=options.trust_checkpoint
         )
         extra += torch_rows
     result = run_benchmark(

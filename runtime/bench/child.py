@@ -18,19 +18,19 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from edgecls.runtime.atomic import atomic_write_text
+from edgecls.runtime.bench.rows import BenchRow, Configuration
 
 # Imported (not run as __main__) so loaders naming bench modules share their classes with the measuring code.
 _CHILD_CODE = "import sys; from edgecls.runtime.bench.child import main; sys.exit(main(sys.argv[1:]))"
 
 
-def measure_in_child(task: dict[str, Any], timeout: float) -> dict[str, Any]:
-    """Measure ``task`` in a fresh interpreter: a row as a dict, or ``{"error": why}`` when the child failed."""
+def measure_in_child(config: Configuration, timeout: float) -> BenchRow:
+    """Measure ``config`` in a fresh interpreter: its row, with the reason as ``error`` when the child failed."""
     with tempfile.TemporaryDirectory(prefix="edgecls-bench-") as tmp:
         task_path, result_path = Path(tmp) / "task.json", Path(tmp) / "row.json"
-        task_path.write_text(json.dumps(task))
+        task_path.write_text(config.to_json())
         try:
             proc = subprocess.run(
                 [sys.executable, "-c", _CHILD_CODE, str(task_path), str(result_path)],
@@ -39,13 +39,13 @@ def measure_in_child(task: dict[str, Any], timeout: float) -> dict[str, Any]:
                 timeout=timeout,
             )
         except subprocess.TimeoutExpired:
-            return {"error": f"measurement did not finish within {timeout:.0f} s"}
+            return config.blank_row(error=f"measurement did not finish within {timeout:.0f} s")
         if result_path.is_file():
             with contextlib.suppress(json.JSONDecodeError):
-                return json.loads(result_path.read_text())
+                return BenchRow.from_dict(json.loads(result_path.read_text()))
         tail = (proc.stderr or proc.stdout or "").strip().splitlines()
         why = tail[-1] if tail else f"exit status {proc.returncode}"
-        return {"error": f"measuring process died (exit {proc.returncode}): {why}"[:500]}
+        return config.blank_row(error=f"measuring process died (exit {proc.returncode}): {why}"[:500])
 
 
 def main(argv: list[str]) -> int:
@@ -55,8 +55,8 @@ def main(argv: list[str]) -> int:
     if len(argv) != 2:
         print("usage: python -m edgecls.runtime.bench.child TASK.json RESULT.json", file=sys.stderr)
         return 2
-    task = json.loads(Path(argv[0]).read_text())
-    atomic_write_text(argv[1], json.dumps(measure(task)))
+    config = Configuration.from_json(Path(argv[0]).read_text())
+    atomic_write_text(argv[1], json.dumps(measure(config).to_dict()))
     return 0
 
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import time
 
-from edgecls.runtime.batched_inference import fixed_batch_of, infer_in_batches
 from edgecls.runtime.bench.rows import LoadedRunner, StageTimes
-from edgecls.runtime.contract import ModelContract
-from edgecls.runtime.scores import top1_with_score
+from edgecls.runtime.contract.model_contract import ModelContract
+from edgecls.runtime.inference.batched_inference import fixed_batch_of, infer_in_batches
+from edgecls.runtime.inference.scores import top1_with_score
 
 
 def end_to_end(
@@ -25,9 +25,9 @@ def end_to_end(
 ) -> tuple[StageTimes, float | None, int | None, list[str]]:
     """One pass over ``(path, class or None)`` images: (per-stage means per image, top-1 accuracy or None,
     images scored or None, notes for the row)."""
-    from edgecls.runtime.decode import decode_image
     from edgecls.runtime.errors import ImageDecodeError
-    from edgecls.runtime.preprocess import decode_floor, preprocess_batch
+    from edgecls.runtime.images.decode import decode_image
+    from edgecls.runtime.inference.preprocess import decode_floor, preprocess_batch
 
     notes: list[str] = []
     fixed = fixed_batch_of(runner.input_shape)

@@ -12,7 +12,7 @@ import datetime as _dt
 import os
 import platform
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -21,44 +21,15 @@ from edgecls.runtime.cpu_isa import cpu_flags, detect_isa, read_cpuinfo
 
 # x86 and ARM feature flags that decide which int8/fp16 kernels a CPU can use.
 ISA_FLAGS: tuple[str, ...] = (
-    "sse4_2",
-    "avx",
-    "avx2",
-    "fma",
-    "f16c",
-    "avx512f",
-    "avx512bw",
-    "avx512_vnni",
-    "avx_vnni",
-    "avx512_bf16",
-    "amx_int8",
-    "neon",
-    "asimd",
-    "asimddp",
-    "asimdhp",
-    "fphp",
-    "i8mm",
-    "sve",
-    "sve2",
-    "bf16",
+    "sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16",
+    "amx_int8", "neon", "asimd", "asimddp", "asimdhp", "fphp", "i8mm", "sve", "sve2", "bf16",
 )
 
 # Distribution names that provide each module (the GPU/OpenVINO wheels replace ``onnxruntime``).
 _DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
-    "onnxruntime": (
-        "onnxruntime",
-        "onnxruntime-gpu",
-        "onnxruntime-openvino",
-        "onnxruntime-directml",
-        "onnxruntime-qnn",
-        "ort-nightly",
-    ),
-    "opencv": (
-        "opencv-python",
-        "opencv-python-headless",
-        "opencv-contrib-python",
-        "opencv-contrib-python-headless",
-    ),
+    "onnxruntime": ("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino", "onnxruntime-directml",
+                    "onnxruntime-qnn", "ort-nightly"),
+    "opencv": ("opencv-python", "opencv-python-headless", "opencv-contrib-python", "opencv-contrib-python-headless"),
     "numpy": ("numpy",),
     "torch": ("torch",),
     "openvino": ("openvino",),  # --provider openvino where onnxruntime's OpenVINO EP cannot run
@@ -66,12 +37,7 @@ _DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
 }
 
 # Environment variables that change how many threads the libraries use.
-_THREAD_VARS: tuple[str, ...] = (
-    "OMP_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "OPENCV_FOR_THREADS_NUM",
-)
+_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OPENCV_FOR_THREADS_NUM")
 
 
 @dataclass
@@ -95,7 +61,6 @@ class Environment:
     timestamp: str  # UTC, ISO 8601
     #: cpu_isa's verdict on the int8 kernels: x86-vnni, x86-avx2 (products saturate), arm-dotprod, arm, ...
     int8_isa: str | None = None
-    bench_settings: dict[str, Any] = field(default_factory=dict)  # filled by run_benchmark (threads, spinning..)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,6 +1,6 @@
 """The images of the bench's end-to-end pass: a data folder's images (its held-out part), or synthetic JPEGs.
 
-The folder walk itself is :func:`edgecls.runtime.image_files.labelled_images` (the one walk of the package);
+The folder walk itself is :func:`edgecls.runtime.images.files.labelled_images` (the one walk of the package);
 what is the bench's own is which part of a folder it measures: a tree split into ``train/ val/ test/`` means
 its held-out ``test/`` part.
 """
@@ -16,7 +16,7 @@ import numpy as np
 
 from edgecls.runtime.atomic import atomic_write_bytes
 from edgecls.runtime.bench.rows import BenchError
-from edgecls.runtime.image_files import labelled_images
+from edgecls.runtime.images.files import labelled_images
 
 #: ``(path, class name or None)``: what the end-to-end pass and the agreement check read.
 ImageItem = tuple[str, str | None]

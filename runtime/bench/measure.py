@@ -1,7 +1,7 @@
 """Measuring one configuration: load through the target's loader, warm up, time, compare, run end to end.
 
 Runs in the bench's child process (:mod:`edgecls.runtime.bench.child`), or in-process with ``isolate=False``.
-The timing loop is :mod:`edgecls.runtime.latency`; the end-to-end pass
+The timing loop is :mod:`edgecls.runtime.inference.latency`; the end-to-end pass
 :mod:`edgecls.runtime.bench.end_to_end`; the agreement check :mod:`edgecls.runtime.bench.agreement`.
 Input: ``float32[batch, 3, h, w]`` standard-normal noise (``float16`` for fp16-input models), created once.
 """
@@ -18,18 +18,15 @@ from typing import Any
 
 import numpy as np
 
-from edgecls.runtime.batched_inference import fixed_batch_of
 from edgecls.runtime.bench.end_to_end import end_to_end
-from edgecls.runtime.bench.rows import BenchError, BenchRow, BenchTarget, LoadedRunner
-from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.bench.rows import BenchError, BenchRow, Configuration, LoadedRunner
+from edgecls.runtime.contract.model_contract import ModelContract
 from edgecls.runtime.errors import EdgeclsError
-from edgecls.runtime.latency import LatencyStats, time_calls, warm_up
+from edgecls.runtime.inference.batched_inference import fixed_batch_of
+from edgecls.runtime.inference.latency import LatencyStats, time_calls, warm_up
 from edgecls.runtime.providers.engine_errors import short_engine_message
 
 
-# --------------------------------------------------------------------------------------------------------
-# Measuring one configuration (runs in the child process)
-# --------------------------------------------------------------------------------------------------------
 def _memory_mb() -> tuple[float | None, float | None]:
     """(current RSS, peak RSS) of this process in MiB."""
     try:
@@ -80,25 +77,10 @@ def input_array(runner: LoadedRunner, batch: int, contract: ModelContract | None
     return rng.standard_normal(dims).astype(runner.input_dtype)
 
 
-def measure(task: dict[str, Any]) -> dict[str, Any]:
-    """Measure one configuration in this process; returns a :class:`BenchRow` as a dict (never raises)."""
-    target = BenchTarget(**task["target"])
-    row = BenchRow(
-        label=target.label,
-        model=target.model,
-        engine=target.engine,
-        variant=target.variant,
-        family=target.family,
-        provider=task["provider_display"],
-        batch=task["batch"],
-        threads=task["threads"],
-        spin=bool(task.get("spin", False)),
-        engine_runtime=task.get("engine_runtime"),
-        precision=task.get("precision"),
-        warmup=task["warmup"],
-        isolated=task.get("isolated", True),
-    )
-    row.model_size_mb = target.size_bytes / 2**20 if target.size_bytes else None
+def measure(config: Configuration) -> BenchRow:
+    """Measure one configuration in this process (never raises: a failure is the row's ``error``)."""
+    target = config.target
+    row = config.blank_row()
     try:
         t0 = time.perf_counter()
         for module in target.imports:  # the engine's own import is not part of creating a session
@@ -107,11 +89,10 @@ def measure(task: dict[str, Any]) -> dict[str, Any]:
         row.import_ms = (time.perf_counter() - t0) * 1000.0
         row.rss_before_load_mb, _ = _memory_mb()
         t0 = time.perf_counter()
-        # Session settings of the task (spin, strict) reach every loader; baselines ignore what they cannot use.
-        session = {"spin": task.get("spin", False), "strict": task.get("strict", False)}
-        if task.get("precision"):  # OpenVINO's --precision, as the provider option create_session reads
-            session["provider_options"] = {**target.options.get("provider_options", {}), "precision": task["precision"]}
-        runner = loader(target.model, task["provider"], task["threads"], **{**target.options, **session})
+        # Session settings (spin, strict) reach every loader; baselines ignore what they cannot use.
+        session: dict[str, Any] = {"spin": config.spin, "strict": config.strict,
+                                   "precision": config.precision}  # OpenVINO's --precision (None: f32)
+        runner = loader(target.model, config.provider, config.threads, **{**target.options, **session})
         row.session_create_ms = (time.perf_counter() - t0) * 1000.0
         row.providers_used, row.fallback = list(runner.providers_used), runner.fallback
         row.precision = runner.precision or row.precision  # what the compiled model really runs in
@@ -120,28 +101,25 @@ def measure(task: dict[str, Any]) -> dict[str, Any]:
         if runner.size_bytes:
             row.model_size_mb = runner.size_bytes / 2**20
         contract = runner.contract or target.contract
-        x = input_array(runner, task["batch"], contract)
+        x = input_array(runner, config.batch, contract)
         # The first call is timed on its own (``first_run_ms``) and counts as one of the warm-up calls.
-        row.first_run_ms = warm_up(lambda: runner.infer(x), max(1, task["warmup"]))
-        samples = time_calls(lambda: runner.infer(x), task.get("runs"), task.get("time_budget"))
-        _fill_stats(row, samples, task["batch"])
-        if task.get("comparison"):
+        row.first_run_ms = warm_up(lambda: runner.infer(x), max(1, config.warmup))
+        samples = time_calls(lambda: runner.infer(x), config.runs, config.time_budget)
+        _fill_stats(row, samples, config.batch)
+        if config.comparison:
             from edgecls.runtime.bench.agreement import compare
 
             agreement, row.agreement_inputs = compare(
-                runner.infer, task["comparison"], task["batch"], runner.input_dtype, target.model, contract
+                runner.infer, config.comparison, config.batch, runner.input_dtype, target.model, contract
             )
             row.agreement, row.max_abs_diff = agreement.agreement, agreement.max_abs_diff
             row.agreement_images = agreement.images
-        images = task.get("images")
-        if images:
+        if config.images:
             if contract is None:
-                row.warnings.append(
-                    "no edgecls contract in the model: end-to-end stages need its preprocessing"
-                )
+                row.warnings.append("no edgecls contract in the model: end-to-end stages need its preprocessing")
             else:
                 row.e2e, row.accuracy, row.accuracy_images, notes = end_to_end(
-                    runner, contract, [tuple(i) for i in images], task["batch"], task.get("synthetic", False)
+                    runner, contract, config.images, config.batch, config.synthetic
                 )
                 row.warnings += notes
     except EdgeclsError as e:
@@ -149,7 +127,7 @@ def measure(task: dict[str, Any]) -> dict[str, Any]:
     except Exception as e:  # noqa: BLE001 - engines raise private types; the row must carry it, not crash
         row.error = f"{type(e).__name__}: {short_engine_message(e)}"
     _, row.peak_rss_mb = _memory_mb()
-    return row.to_dict()
+    return row
 
 
 def _fill_stats(row: BenchRow, samples: list[float], batch: int) -> None:

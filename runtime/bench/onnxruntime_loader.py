@@ -9,9 +9,9 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-from edgecls.runtime.batched_inference import session_infer, session_input_dtype
 from edgecls.runtime.bench.rows import LoadedRunner
 from edgecls.runtime.bench.targets import file_size
+from edgecls.runtime.inference.batched_inference import session_infer, session_input_dtype
 
 
 def load_onnxruntime(model: str, provider: str = "cpu", threads: int | None = None, **options: Any) -> LoadedRunner:
@@ -21,7 +21,7 @@ def load_onnxruntime(model: str, provider: str = "cpu", threads: int | None = No
 
     ``openvino`` may come back as OpenVINO's own runtime (same session calls); ``providers_used`` says so.
     """
-    from edgecls.runtime.contract import contract_from_metadata
+    from edgecls.runtime.contract.model_contract import contract_from_metadata
     from edgecls.runtime.providers.session import create_session
 
     with warnings.catch_warnings():
@@ -29,6 +29,7 @@ def load_onnxruntime(model: str, provider: str = "cpu", threads: int | None = No
         sess, info = create_session(
             model, provider=provider, threads=threads, provider_options=options.get("provider_options"),
             strict=bool(options.get("strict", False)), spin=bool(options.get("spin", False)),
+            precision=options.get("precision"),
         )
     return LoadedRunner(
         infer=session_infer(sess),

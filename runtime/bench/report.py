@@ -27,8 +27,8 @@ def _num(v: float | None, fmt: str = "{:.2f}") -> str:
 
 def engine_provider(row: BenchRow) -> str:
     """``ort CPU``, ``ort CUDA -> CPU (fallback)``, ``openvino CPU (runtime)``, ``opencv-dnn``, ``pytorch-eager``;
-    ``[auto]`` marks the row ``--provider auto`` picked."""
-    pick = " [auto]" if row.auto_pick else ""
+    ``[pick]`` marks the row ``--provider all`` found fastest and correct."""
+    pick = " [pick]" if row.auto_pick else ""
     if row.engine != ENGINE_ORT:
         return row.engine
     if row.engine_runtime == "openvino" or is_openvino_runtime(row.providers_used):
@@ -137,7 +137,7 @@ def print_report(result: BenchResult, console: Any = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from edgecls.runtime.terminal_text import markup, rich_text
+    from edgecls.runtime.terminal.text import markup, rich_text
 
     if console is None:
         console = Console()
@@ -148,7 +148,7 @@ def print_report(result: BenchResult, console: Any = None) -> None:
         table.add_column(header, justify="right" if right else "left", overflow="fold")
     for row in result.rows:
         style = "red" if row.error else ("yellow" if row.fallback else ("bold" if is_reference(row) else None))
-        # Cells quote model file names and engine messages: text, never markup (and the " [auto]" mark shows).
+        # Cells quote model file names and engine messages: text, never markup (and the " [pick]" mark shows).
         table.add_row(*[rich_text(f(row)) for _, f, _ in COLUMNS], style=style)
     console.print(table)
     e2e_rows = [r for r in result.rows if r.e2e]
@@ -173,10 +173,10 @@ def print_report(result: BenchResult, console: Any = None) -> None:
 
 
 def auto_pick_lines(result: BenchResult) -> list[str]:
-    """One line per ``--provider auto`` decision: the fastest correct provider and the ones it ruled out; or
+    """One line per ``--provider all`` decision: the fastest correct provider and the ones it ruled out; or
     why nothing was picked (no real images to judge correctness on)."""
     if result.settings.get("auto_max_drop_points") is None:
-        return []  # not an auto run
+        return []  # not an `all` run
     unjudged = unjudged_line(result.rows)
     if unjudged:
         return [unjudged]
@@ -187,7 +187,7 @@ def auto_pick_lines(result: BenchResult) -> list[str]:
         label = pick.get("label") or Path(pick["model"]).name
         precision = f" {pick['precision']}" if pick.get("precision") else ""
         lines.append(
-            f"auto: {label} batch {pick['batch']} threads {pick['threads'] or 'default'}"
+            f"pick: {label} batch {pick['batch']} threads {pick['threads'] or 'default'}"
             f"{' spin' if pick.get('spin') else ''} -> "
             f"{pick['provider']}{precision} ({', '.join(pick['providers_used'])}), p50 {pick['p50_ms']:.2f} ms, "
             f"agreement with ORT CPU fp32 {agree} on {pick.get('images')} images (budget "

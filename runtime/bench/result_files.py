@@ -6,6 +6,7 @@ Every file is written atomically; :func:`load_json` reads a JSON document back i
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecls.runtime.atomic import atomic_write_text
-from edgecls.runtime.bench.rows import BenchResult, BenchRow
+from edgecls.runtime.bench.rows import BenchResult, BenchRow, StageTimes
 
 
 def write_json(result: BenchResult, path: str | os.PathLike[str]) -> Path:
@@ -25,51 +26,12 @@ def load_json(path: str | os.PathLike[str]) -> BenchResult:
     return BenchResult.from_dict(json.loads(Path(path).read_text()))
 
 
+#: The CSV's columns: every field of a row but its samples and node placement (lists joined), the model's own
+#: memory (``model_rss_mb``), then the end-to-end stages (``e2e_decode_ms``, ...).
 CSV_FIELDS: tuple[str, ...] = (
-    "label",
-    "model",
-    "variant",
-    "engine",
-    "provider",
-    "providers_used",
-    "fallback",
-    "batch",
-    "threads",
-    "spin",
-    "runs",
-    "warmup",
-    "p50_ms",
-    "p90_ms",
-    "p99_ms",
-    "mean_ms",
-    "std_ms",
-    "min_ms",
-    "max_ms",
-    "throughput_ips",
-    "speedup",
-    "reference",
-    "import_ms",
-    "session_create_ms",
-    "first_run_ms",
-    "peak_rss_mb",
+    *(f.name for f in dataclasses.fields(BenchRow) if f.name not in ("e2e", "node_placement", "samples_ms")),
     "model_rss_mb",
-    "model_size_mb",
-    "accuracy",
-    "accuracy_delta",
-    "accuracy_images",
-    "agreement",
-    "max_abs_diff",
-    "agreement_inputs",
-    "auto_pick",
-    "e2e_images",
-    "e2e_decode_ms",
-    "e2e_preprocess_ms",
-    "e2e_infer_ms",
-    "e2e_postprocess_ms",
-    "e2e_total_ms",
-    "e2e_images_per_s",
-    "error",
-    "warnings",
+    *(f"e2e_{f.name}" for f in dataclasses.fields(StageTimes)),
 )
 
 
@@ -77,17 +39,7 @@ def _csv_record(row: BenchRow) -> dict[str, Any]:
     d = row.to_dict(samples=False)
     d["providers_used"] = ";".join(row.providers_used)
     d["warnings"] = " | ".join(row.warnings)
-    e = row.e2e
-    for k in (
-        "images",
-        "decode_ms",
-        "preprocess_ms",
-        "infer_ms",
-        "postprocess_ms",
-        "total_ms",
-        "images_per_s",
-    ):
-        d[f"e2e_{k}"] = getattr(e, k) if e else None
+    d.update({f"e2e_{k}": v for k, v in (d.pop("e2e") or {}).items()})
     return {k: ("" if d.get(k) is None else d.get(k)) for k in CSV_FIELDS}
 
 

@@ -7,12 +7,13 @@ The data model shared by the measuring code (:mod:`edgecls.runtime.bench.measure
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from edgecls.runtime.bench.env import Environment
-from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.contract.model_contract import ModelContract
 from edgecls.runtime.errors import EdgeclsError
 
 if TYPE_CHECKING:
@@ -136,11 +137,22 @@ class BenchRow:
     max_abs_diff: float | None = None  # max |output - onnxruntime CPU fp32 output| on those inputs
     agreement_inputs: str | None = None  # what they were: "300 images" or "16 noise tensors"
     agreement_images: int | None = None  # n: how many real images the agreement is over (None: no images)
-    auto_pick: bool = False  # `--provider auto`: the fastest correct provider for this model, batch, threads
+    auto_pick: bool = False  # `--provider all`: the fastest correct provider for this model, batch, threads
     isolated: bool = True
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
     samples_ms: list[float] = field(default_factory=list)  # every timed call, for distributions/plots
+
+    @classmethod
+    def for_target(
+        cls, target: BenchTarget, provider: str, batch: int | None, threads: int | None, **fields: Any
+    ) -> BenchRow:
+        """A row of ``target`` before anything is measured (what an error row carries too)."""
+        return cls(
+            label=target.label, model=target.model, engine=target.engine, variant=target.variant,
+            family=target.family, provider=provider, batch=batch, threads=threads,
+            model_size_mb=target.size_bytes / 2**20 if target.size_bytes else None, **fields,
+        )
 
     @property
     def ok(self) -> bool:
@@ -169,6 +181,52 @@ class BenchRow:
         return cls(**kw)
 
 
+@dataclass(frozen=True)
+class Configuration:
+    """One measurement: a target on one provider x batch x threads x spinning (x OpenVINO precision), and how
+    to time and check it. Crosses into the measuring process as JSON (:meth:`to_json`, :meth:`from_json`)."""
+
+    target: BenchTarget
+    provider: str  # as asked (``cpu``, ``openvino``), or the baseline's device
+    shown: str  # the provider as rows name it (``CPUExecutionProvider``)
+    batch: int
+    threads: int | None  # None: the engine's default
+    warmup: int
+    runs: int | None
+    time_budget: float | None
+    spin: bool = False
+    strict: bool = False
+    precision: str | None = None  # an OpenVINO runtime row's precision (f32, bf16, f16)
+    images: list[tuple[str, str | None]] | None = None  # the end-to-end pass: (path, class or None)
+    synthetic: bool = False  # the images were generated (timings only)
+    comparison: str | None = None  # the family's reference outputs (agreement.write_comparison's .npz)
+    isolated: bool = True
+
+    def blank_row(self, **fields: Any) -> BenchRow:
+        """This configuration's row before anything is measured."""
+        return BenchRow.for_target(
+            self.target, self.shown, self.batch, self.threads, spin=self.spin, precision=self.precision,
+            engine_runtime="openvino" if self.precision else None, warmup=self.warmup, isolated=self.isolated,
+            **fields,
+        )
+
+    def describe(self) -> str:
+        """``model.onnx CPUExecutionProvider b8 t2 spin``: what the progress line says runs next."""
+        precision = f" {self.precision}" if self.precision else ""
+        spin = " spin" if self.spin else ""
+        return f"{self.target.label} {self.shown}{precision} b{self.batch} t{self.threads or 'default'}{spin}"
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> Configuration:
+        d = json.loads(text)
+        images = [(str(p), c) for p, c in d["images"]] if d["images"] is not None else None
+        target = BenchTarget(**{**d["target"], "imports": tuple(d["target"]["imports"])})
+        return cls(**{**d, "target": target, "images": images})
+
+
 @dataclass
 class BenchResult:
     environment: Environment
@@ -187,9 +245,6 @@ class BenchResult:
         known = {f.name for f in dataclasses.fields(Environment)}
         env = Environment(**{k: v for k, v in d["environment"].items() if k in known})
         return cls(env, [BenchRow.from_dict(r) for r in d["rows"]], dict(d.get("settings", {})))
-
-    def reference_for(self, row: BenchRow) -> BenchRow | None:
-        return reference_row(self.rows, row)
 
 
 def is_reference(row: BenchRow) -> bool:

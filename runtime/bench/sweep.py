@@ -7,7 +7,7 @@ What the numbers mean:
   ``getrusage`` ``ru_maxrss`` where there is no /proc) belongs to this configuration alone. The model file itself
   is in the OS page cache after the first configuration, so cold start means "new process", not "cold disk".
   ``isolate=False`` measures in-process instead (faster, for debugging; memory then is cumulative).
-- Latency (:mod:`edgecls.runtime.latency`): ``warmup`` untimed calls (the first one timed separately as
+- Latency (:mod:`edgecls.runtime.inference.latency`): ``warmup`` untimed calls (the first one timed separately as
   ``first_run_ms``), then ``runs`` timed calls, or calls until ``time_budget`` seconds are spent (at least
   ``MIN_RUNS``). Latency is per call (the whole batch); throughput is ``batch * calls / total time`` in images/s.
 - End-to-end mode (``data_dir`` or ``e2e``, :mod:`edgecls.runtime.bench.end_to_end`): every image through decode
@@ -29,7 +29,6 @@ row's p50 with the fp32 onnxruntime CPU row of the same model family, batch and 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 from collections.abc import Callable, Sequence
 
@@ -40,30 +39,14 @@ from edgecls.runtime.bench.child import measure_in_child
 from edgecls.runtime.bench.env import collect_environment
 from edgecls.runtime.bench.images import bench_images
 from edgecls.runtime.bench.measure import measure
-from edgecls.runtime.bench.rows import BenchError, BenchResult, BenchRow, BenchTarget, compute_ratios
-from edgecls.runtime.bench.targets import expand_providers, model_targets, provider_display
-from edgecls.runtime.int8_notices import int8_notices
-from edgecls.runtime.latency import DEFAULT_RUNS, DEFAULT_WARMUP
-from edgecls.runtime.notice_memory import first_time
+from edgecls.runtime.bench.rows import BenchError, BenchResult, BenchRow, BenchTarget, Configuration, compute_ratios
+from edgecls.runtime.bench.targets import ALL_PROVIDERS, expand_providers, model_targets, provider_display
+from edgecls.runtime.inference.latency import DEFAULT_RUNS, DEFAULT_WARMUP
+from edgecls.runtime.providers.precision import DEFAULT_PRECISION, Precision
+from edgecls.runtime.terminal.int8_notices import int8_notices
+from edgecls.runtime.terminal.notice_memory import first_time
 
 ProgressFn = Callable[[int, int, str], None]  # (configurations done, total, what runs next)
-
-
-def _error_row(
-    target: BenchTarget, provider: str, batch: int | None, threads: int | None, error: str
-) -> BenchRow:
-    return BenchRow(
-        label=target.label,
-        model=target.model,
-        engine=target.engine,
-        variant=target.variant,
-        family=target.family,
-        provider=provider,
-        batch=batch,
-        threads=threads,
-        error=error,
-        model_size_mb=target.size_bytes / 2**20 if target.size_bytes else None,
-    )
 
 
 def run_benchmark(
@@ -83,7 +66,7 @@ def run_benchmark(
     spins: Sequence[bool] = (False,),
     strict: bool = False,
     compare: bool = True,
-    precisions: Sequence[str] | None = None,
+    precisions: Sequence[Precision | str] | None = None,
     max_drop: float = DEFAULT_MAX_DROP,
     images: Sequence[tuple[str, str | None]] | None = None,
 ) -> BenchResult:
@@ -94,8 +77,9 @@ def run_benchmark(
     ``spins``: onnxruntime thread spinning per row; the default (off) is what ``edgecls run`` uses.
     ``strict``: a provider that falls back to CPU (or runs no node) is an error row instead of a flagged one.
     ``compare``: every row's outputs against onnxruntime CPU fp32 on the same inputs (agreement, max |diff|).
-    ``providers`` containing ``auto`` measures every local provider and marks the fastest correct row: top-1
-    agreement with onnxruntime CPU fp32 on every image within ``max_drop`` points (no pick without images).
+    ``providers`` containing ``all`` measures every local provider and marks the fastest correct row: top-1
+    agreement with onnxruntime CPU fp32 on every image within ``max_drop`` points (no pick without images);
+    ``auto`` measures the provider ``--provider auto`` runs on everywhere else.
     ``precisions``: OpenVINO runtime rows per precision (None: f32, and bf16 where the device has it).
     ``images``: ``(path, class)`` items to use instead of scanning ``data_dir`` (a run's test split).
     """
@@ -122,73 +106,50 @@ def run_benchmark(
             images, synthetic = bench_images(data_dir, e2e, stack)
         comparisons = family_comparisons(targets, images, stack) if compare else {}
         ov_precisions = _openvino_precisions(provider_list, precisions)
-        plan: list[tuple[BenchTarget, str, int, int | None, bool, str | None]] = []
+        plan: list[Configuration] = []
         for t in targets:
-            provs = provider_list if not t.is_baseline else [t.options.get("device", "cpu")]
-            for p in provs:
+            for p in provider_list if not t.is_baseline else [t.options.get("device", "cpu")]:
                 outside = not t.is_baseline and _runs_outside_onnxruntime(p)
                 # Spinning is onnxruntime's; baselines and OpenVINO's own runtime get one row, not a mislabelled twin.
                 spin_for = spin_list[:1] if t.is_baseline or outside else spin_list
                 precs: list[str | None] = [None]
                 if outside:  # by default bf16 is measured on float files: int8 convolutions stay int8 anyway,
                     # and OpenVINO's bf16 mode refuses some int8 files ("No suitable implementations")
-                    precs = [x for x in ov_precisions if precisions or t.variant != "int8" or x == "f32"]
+                    precs = [x.value for x in ov_precisions
+                             if precisions or t.variant != "int8" or x == DEFAULT_PRECISION]
+                shown = provider_display(p) if not t.is_baseline else p
                 plan += [
-                    (t, p, int(b), th, sp, pr) for th in threads for sp in spin_for for pr in precs for b in batches
+                    Configuration(
+                        t, p, shown, int(b), th, warmup, runs, time_budget, spin=sp, strict=strict, precision=pr,
+                        images=images, synthetic=synthetic, comparison=comparisons.get(t.family), isolated=isolate,
+                    )
+                    for th in threads for sp in spin_for for pr in precs for b in batches
                 ]
         rows: list[BenchRow] = []
         seen_load_errors: set[str] = set()
-        for i, (target, provider, batch, th, spin, precision) in enumerate(plan):
-            shown = provider_display(provider) if not target.is_baseline else provider
+        for i, config in enumerate(plan):
+            target = config.target
             if progress:
-                progress(i, len(plan), f"{target.label} {shown}{' ' + precision if precision else ''} b{batch} "
-                         f"t{th or 'default'}{' spin' * spin}")
-            if target.load_error:
-                if (
-                    target.model not in seen_load_errors
-                ):  # one row says the model cannot load, not one per config
+                progress(i, len(plan), config.describe())
+            if target.load_error:  # one row says the model cannot load, not one per configuration
+                if target.model not in seen_load_errors:
                     seen_load_errors.add(target.model)
-                    rows.append(_error_row(target, shown, None, None, target.load_error))
+                    rows.append(BenchRow.for_target(target, config.shown, None, None, error=target.load_error))
                 continue
-            task = {
-                "target": dataclasses.asdict(target),
-                "provider": provider,
-                "provider_display": shown,
-                "batch": batch,
-                "threads": th,
-                "warmup": warmup,
-                "runs": runs,
-                "time_budget": time_budget,
-                "images": images,
-                "synthetic": synthetic,
-                "isolated": isolate,
-                "spin": spin,
-                "strict": strict,
-                "comparison": comparisons.get(target.family),
-                "precision": precision,
-                "engine_runtime": "openvino" if precision else None,
-            }
-            result = measure_in_child(task, timeout) if isolate else measure(task)
-            if "label" not in result:  # the child died before it could report: keep the row, with the reason
-                rows.append(_error_row(target, shown, batch, th, result["error"]))
-                rows[-1].spin, rows[-1].precision = spin, precision
-                rows[-1].engine_runtime = "openvino" if precision else None
-            else:
-                row = BenchRow.from_dict(result)
-                if target.contract is not None:  # verdict and target notices, once per file and user
-                    row.warnings += [n.line for n in int8_notices(target.contract.provenance)
-                                     if first_time(target.model, n.kind)]
-                if not isolate:
-                    row.warnings.append(
-                        "measured in-process: cold start and peak RSS include earlier configs"
-                    )
-                rows.append(row)
+            row = measure_in_child(config, timeout) if isolate else measure(config)
+            if target.contract is not None:  # verdict and target notices, once per file and user
+                row.warnings += [n.line for n in int8_notices(target.contract.provenance)
+                                 if first_time(target.model, n.kind)]
+            if not isolate:
+                row.warnings.append("measured in-process: cold start and peak RSS include earlier configs")
+            rows.append(row)
         if progress:
             progress(len(plan), len(plan), "done")
     compute_ratios(rows)
-    auto = any(p.strip() == "auto" for item in providers for p in item.split(","))
-    picks = mark_auto_picks(rows, max_drop) if auto else []
-    env.bench_settings = {
+    # `all` measures every provider here: the one to use is marked (auto_pick, a name the JSON keeps).
+    pick = any(p.strip() == ALL_PROVIDERS for item in providers for p in item.split(","))
+    picks = mark_auto_picks(rows, max_drop) if pick else []
+    settings = {
         "isolated_subprocess_per_config": isolate,
         "warmup": warmup,
         "runs": runs,
@@ -203,28 +164,28 @@ def run_benchmark(
         "strict": strict,
         "compared_with_ort_cpu_fp32": compare,
         "auto_picks": picks,
-        "auto_max_drop_points": max_drop if auto else None,
-        "openvino_precisions": list(ov_precisions),
+        "auto_max_drop_points": max_drop if pick else None,
+        "openvino_precisions": [p.value for p in ov_precisions],
         "e2e_images": len(images) if images else 0,
         "e2e_synthetic": synthetic,
         "data_dir": str(data_dir) if data_dir else None,
         "agreement_images": max((r.agreement_images or 0 for r in rows), default=0),
     }
-    return BenchResult(environment=env, rows=rows, settings=env.bench_settings)
+    return BenchResult(environment=env, rows=rows, settings=settings)
 
 
-def _openvino_precisions(providers: Sequence[str], asked: Sequence[str] | None) -> list[str]:
-    """The precisions OpenVINO runtime rows are measured in: ``asked`` (normalised), or by default f32 plus
-    bf16 where OpenVINO's CPU device lists BF16 (what bf16 buys and costs, side by side); [] without OpenVINO."""
+def _openvino_precisions(providers: Sequence[str], asked: Sequence[Precision | str] | None) -> list[Precision]:
+    """The precisions OpenVINO runtime rows are measured in: ``asked`` (library callers may pass the engines'
+    spellings), or by default f32 plus bf16 where OpenVINO's CPU device lists BF16 (what bf16 buys and costs, side
+    by side); [] without OpenVINO."""
+    wanted = list(dict.fromkeys(Precision.parse(p) for p in asked or ()))
     if not any(_runs_outside_onnxruntime(p) for p in providers):
-        if asked and any(str(p).strip().lower() not in ("f32", "fp32", "float32") for p in asked):
-            raise BenchError(f"--precision {','.join(asked)} is OpenVINO's setting: add --provider openvino")
+        if any(p != DEFAULT_PRECISION for p in wanted):
+            raise BenchError(f"--precision {','.join(map(str, wanted))} is OpenVINO's setting: add --provider openvino")
         return []
-    from edgecls.runtime.providers.openvino import DEFAULT_PRECISION, cpu_precisions, precision_name
+    from edgecls.runtime.providers.openvino import cpu_precisions
 
-    if asked:
-        return list(dict.fromkeys(precision_name(p) for p in asked))
-    return [DEFAULT_PRECISION] + [p for p in cpu_precisions() if p == "bf16"]
+    return wanted or [DEFAULT_PRECISION] + [p for p in cpu_precisions() if p == Precision.bf16]
 
 
 def _runs_outside_onnxruntime(provider: str) -> bool:

@@ -11,37 +11,24 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from edgecls.runtime.bench.rows import BenchTarget
-from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.contract.model_contract import ModelContract
 from edgecls.runtime.errors import EdgeclsError
 
+#: ``--provider all``: every provider that can run here, measured side by side (the fastest correct one marked).
+ALL_PROVIDERS = "all"
 _VARIANT_RE = re.compile(r"(?:^|[._-])(int8|uint8|qdq|quant(?:ized)?|fp16|float16|half|fp32|float32)$", re.I)
-_VARIANT_NAMES = {
-    "int8": "int8",
-    "uint8": "int8",
-    "qdq": "int8",
-    "quant": "int8",
-    "quantized": "int8",
-    "fp16": "fp16",
-    "float16": "fp16",
-    "half": "fp16",
-    "fp32": "fp32",
-    "float32": "fp32",
-}
-
-
+_VARIANT_NAMES = {"int8": "int8", "uint8": "int8", "qdq": "int8", "quant": "int8", "quantized": "int8",
+                  "fp16": "fp16", "float16": "fp16", "half": "fp16", "fp32": "fp32", "float32": "fp32"}
 _VARIANT_ORDER = {"fp32": 0, "fp16": 1, "int8": 2}
 
 
 # --------------------------------------------------------------------------------------------------------
 # Model files from paths
 # --------------------------------------------------------------------------------------------------------
-def expand_models(paths: Sequence[Path]) -> tuple[list[Path], list[Path]]:
-    """ONNX files to measure and checkpoints found in run directories (for the PyTorch baseline).
-
-    A directory means its ``*.onnx`` files, or those one level down (``run/export/``) when it has none.
-    """
+def expand_models(paths: Sequence[Path]) -> list[Path]:
+    """The ONNX files to measure: a file itself; a directory means its ``*.onnx`` files, or those one level down
+    (``run/export/``) when it has none."""
     models: list[Path] = []
-    checkpoints: list[Path] = []
     for p in paths:
         if p.is_file():
             models.append(p)
@@ -52,26 +39,24 @@ def expand_models(paths: Sequence[Path]) -> tuple[list[Path], list[Path]]:
         if not found:
             raise EdgeclsError(f"{p}: no .onnx models in this directory or its sub-directories")
         models += found
-        checkpoints += [c for c in (p / "best.pt", p.parent / "best.pt") if c.is_file()]
-        checkpoints += exported_from(p)
-    return list(dict.fromkeys(models)), list(dict.fromkeys(checkpoints))
+    return list(dict.fromkeys(models))
 
 
-def exported_from(export_dir: Path) -> list[Path]:
-    """The checkpoint an export directory was made from, as its ``export_report.json`` records it.
-
-    ``export RUN --out DIR`` puts the models away from the run; the report is the export's own record of the
-    source. (The torch baseline still checks the checkpoint's SHA-256 against the models' provenance.)
-    """
+def run_checkpoints(models: Sequence[Path]) -> list[Path]:
+    """The checkpoints ``models`` may come from: the source their folder's ``export_report.json`` records
+    (``export RUN --out DIR`` puts the models away from the run), and the ``best.pt`` of the run around them
+    (``RUN/export/model.onnx`` -> ``RUN/best.pt``). For the PyTorch baseline (which still checks the SHA-256
+    the models' provenance records) and for the run's test split."""
     out: list[Path] = []
-    for report in (export_dir / "export_report.json", *sorted(export_dir.glob("*/export_report.json"))):
+    for folder in dict.fromkeys(Path(m).parent for m in models):
         try:
-            source = json.loads(report.read_text()).get("source_checkpoint")
+            source = json.loads((folder / "export_report.json").read_text()).get("source_checkpoint")
         except (OSError, ValueError, AttributeError):
-            continue
+            source = None
         if isinstance(source, str) and Path(source).is_file():
             out.append(Path(source))
-    return out
+        out += [c for c in (folder / "best.pt", folder.parent / "best.pt") if c.is_file()]
+    return list(dict.fromkeys(out))
 
 
 def sorted_targets(targets: Sequence[BenchTarget]) -> list[BenchTarget]:
@@ -121,7 +106,7 @@ def family_of(path: Path) -> str:
 
 def inspect_model(path: str | os.PathLike[str]) -> BenchTarget:
     """A :class:`BenchTarget` for one ONNX file (contract, variant, family, size) or its ``load_error``."""
-    from edgecls.runtime.contract import contract_from_metadata
+    from edgecls.runtime.contract.model_contract import contract_from_metadata
     from edgecls.runtime.providers.session import create_session
 
     p = Path(path)
@@ -183,15 +168,16 @@ def model_targets(models: Sequence[str | os.PathLike[str] | BenchTarget]) -> lis
 
 
 def expand_providers(providers: Sequence[str]) -> list[str]:
-    """``cpu,openvino`` -> both; ``all`` and ``auto`` -> every provider that can run here (``local_providers``;
-    ``auto`` then picks the fastest correct one after measuring); other names are kept as typed (unknown ones
-    become error rows)."""
+    """``cpu,openvino`` -> both; ``all`` -> every provider that can run here (``local_providers``; the sweep then
+    marks the fastest correct one); ``auto`` -> the one every command's ``auto`` runs on; other names are kept as
+    typed (unknown ones become error rows)."""
     from edgecls.runtime.providers.catalog import local_providers
+    from edgecls.runtime.providers.session import auto_provider
 
     out: list[str] = []
     for item in providers:
         for p in (x.strip() for x in item.split(",") if x.strip()):
-            names = local_providers() if p in ("all", "auto") else [p]
+            names = local_providers() if p == ALL_PROVIDERS else [auto_provider()] if p == "auto" else [p]
             seen = {provider_display(o) for o in out}
             out += [n for n in names if provider_display(n) not in seen]
     return out

@@ -14,8 +14,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from edgecls.runtime.device.manifest import sha256_file
 from edgecls.runtime.errors import EdgeclsError
+from edgecls.runtime.file_digest import sha256_file
 
 SUMS_NAME = "SHA256SUMS"
 SIGNATURE_NAME = "SHA256SUMS.sig"

@@ -9,7 +9,6 @@ sha256 fails. The manifest itself is covered by SHA256SUMS (and its signature), 
 from __future__ import annotations
 
 import enum
-import hashlib
 import os
 import re
 from pathlib import Path
@@ -19,6 +18,7 @@ import msgspec
 from msgspec import Meta
 
 from edgecls.runtime.errors import EdgeclsError
+from edgecls.runtime.file_digest import sha256_file
 
 MANIFEST_NAME = "manifest.json"
 #: Largest manifest read (a bundle of a few hundred files takes a few tens of KiB).
@@ -73,14 +73,6 @@ def check_model_name(name: str) -> str:
             "command line and into paths on the device): rename the file"
         )
     return name
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def find_manifest(folder: str | os.PathLike[str]) -> Path | None:

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from edgecls.runtime.errors import ProviderError, install_hint
+from edgecls.runtime.providers.precision import DEFAULT_PRECISION, Precision
 
 #: What ``SessionInfo.used`` / ``get_providers()`` say for this path: the engine and its device, never an
 #: onnxruntime provider name (nothing of onnxruntime runs the model here).
@@ -131,32 +132,16 @@ def _framework_metadata(model: Any) -> dict[str, str]:
     return out
 
 
-#: ``--precision`` spellings -> OpenVINO's element type names for ``INFERENCE_PRECISION_HINT``.
-PRECISIONS: dict[str, str] = {
-    "f32": "f32", "fp32": "f32", "float32": "f32",
-    "bf16": "bf16", "bfloat16": "bf16",
-    "f16": "f16", "fp16": "f16", "float16": "f16",
-}
-#: What every session runs in unless asked: the precision onnxruntime CPU runs an fp32 file in.
-DEFAULT_PRECISION = "f32"
 # precision -> the entry of the device's OPTIMIZATION_CAPABILITIES that says it has fast kernels for it.
-_CAPABILITY = {"f32": "FP32", "bf16": "BF16", "f16": "FP16"}
+_CAPABILITY = {Precision.f32: "FP32", Precision.bf16: "BF16", Precision.f16: "FP16"}
 PRECISION_HINT = "INFERENCE_PRECISION_HINT"
 
 
-def precision_name(text: str) -> str:
-    """``bf16``/``bfloat16`` -> ``bf16``; a :class:`ProviderError` for anything else."""
-    key = str(text).strip().lower()
-    if key not in PRECISIONS:
-        raise ProviderError(f"--precision {text!r}: choose f32, bf16 or f16")
-    return PRECISIONS[key]
-
-
-def check_precision(precision: str, capabilities: list[str] | tuple[str, ...], device: str = "CPU") -> None:
+def check_precision(precision: Precision | str, capabilities: list[str] | tuple[str, ...], device: str = "CPU") -> None:
     """Refuse a precision the device has no kernels for (``capabilities``: its ``OPTIMIZATION_CAPABILITIES``,
     e.g. ``['FP32', 'INT8', 'BIN', 'EXPORT_IMPORT']`` on an AVX2 CPU, ``BF16`` added where it has AMX/AVX512-BF16);
     OpenVINO would otherwise quietly run f32 (or emulate) and the report would name a precision not used."""
-    needed = _CAPABILITY[precision]
+    needed = _CAPABILITY[Precision.parse(precision)]
     if needed not in capabilities:
         raise ProviderError(
             f"--precision {precision}: OpenVINO's {device} device here has no {needed} support "
@@ -172,7 +157,7 @@ def device_capabilities(core: Any, device: str) -> list[str]:
         return []
 
 
-def cpu_precisions() -> list[str]:
+def cpu_precisions() -> list[Precision]:
     """The precisions OpenVINO's CPU device has kernels for here (``f32``, plus ``bf16``/``f16`` where its
     ``OPTIMIZATION_CAPABILITIES`` lists them). Imports openvino."""
     caps = device_capabilities(import_openvino().Core(), "CPU")
@@ -185,7 +170,7 @@ def default_cache_dir() -> str:
 
 
 def compile_properties(
-    threads: int | None, options: dict[str, Any], precision: str = DEFAULT_PRECISION
+    threads: int | None, options: dict[str, Any], precision: Precision | str = DEFAULT_PRECISION
 ) -> tuple[str, dict[str, Any]]:
     """(OpenVINO device, properties for ``compile_model``) from ``--threads``, ``--precision`` and the provider
     options (a provider option ``INFERENCE_PRECISION_HINT=...`` wins over ``precision``).
@@ -195,7 +180,8 @@ def compile_properties(
     0.15 -> 0.08 s fp32); ``--provider-option CACHE_DIR=`` turns it off.
     """
     props: dict[str, Any] = {
-        "PERFORMANCE_HINT": "LATENCY", "CACHE_DIR": default_cache_dir(), PRECISION_HINT: precision_name(precision),
+        "PERFORMANCE_HINT": "LATENCY", "CACHE_DIR": default_cache_dir(),
+        PRECISION_HINT: Precision.parse(precision).value,
     }
     if threads:
         props["INFERENCE_NUM_THREADS"] = int(threads)
@@ -229,14 +215,14 @@ class OpenVINOSession:
         model: str | os.PathLike[str] | bytes,
         threads: int | None,
         options: dict[str, Any],
-        precision: str = DEFAULT_PRECISION,
+        precision: Precision | str = DEFAULT_PRECISION,
     ) -> None:
         ov = import_openvino()
         self._core = ov.Core()
         self.device, self.properties = compile_properties(threads, options, precision)
-        asked = str(self.properties[PRECISION_HINT])
-        if asked in _CAPABILITY and asked != DEFAULT_PRECISION:
-            check_precision(asked, device_capabilities(self._core, self.device), self.device)
+        asked = str(self.properties[PRECISION_HINT])  # a provider option INFERENCE_PRECISION_HINT=... wins
+        if asked in {p.value for p in Precision} and asked != DEFAULT_PRECISION.value:
+            check_precision(Precision(asked), device_capabilities(self._core, self.device), self.device)
         source: Any = model if isinstance(model, bytes) else str(Path(model))
         self._model = self._core.read_model(source)
         # Ports as the file declares them (a dynamic batch stays dynamic for the Classifier's checks).

@@ -19,6 +19,7 @@ from edgecls.runtime.errors import ModelLoadError, ProviderError
 from edgecls.runtime.providers.engine_errors import short_engine_message
 from edgecls.runtime.providers.names import AUTO_PREFERENCE, default_provider_options, resolve_provider_name
 from edgecls.runtime.providers.plugins import plugin_provider_names
+from edgecls.runtime.providers.precision import DEFAULT_PRECISION, Precision
 from edgecls.runtime.providers.training_artifacts import export_first_hint
 
 if TYPE_CHECKING:
@@ -77,6 +78,11 @@ def select_providers(provider: str = "auto") -> list[str]:
             f"available: {', '.join(available)}"
         )
     return [full] if full == "CPUExecutionProvider" else [full, "CPUExecutionProvider"]
+
+
+def auto_provider() -> str:
+    """The provider ``--provider auto`` runs a model on here, in every command (bench measures this one)."""
+    return select_providers("auto")[0]
 
 
 def session_options(
@@ -190,19 +196,10 @@ def load_error(message: str, cause: BaseException) -> ModelLoadError:
     return err
 
 
-#: The provider option edgecls itself reads (``--precision``): what OpenVINO computes in.
-PRECISION_OPTION = "precision"
-
-
-def _pop_precision(provider_options: dict[str, Any] | None) -> tuple[str | None, dict[str, Any]]:
-    rest = dict(provider_options or {})
-    return (str(rest.pop(PRECISION_OPTION)) if PRECISION_OPTION in rest else None), rest
-
-
 def _create_openvino_session(
-    model: str | bytes, name: str, threads: int | None, provider_options: dict[str, Any], precision: str | None
+    model: str | bytes, name: str, threads: int | None, provider_options: dict[str, Any], precision: Precision | None
 ) -> tuple[Any, SessionInfo]:
-    from edgecls.runtime.providers.openvino import DEFAULT_PRECISION, OpenVINOSession
+    from edgecls.runtime.providers.openvino import OpenVINOSession
 
     try:
         sess = OpenVINOSession(model, threads, provider_options, precision or DEFAULT_PRECISION)
@@ -217,13 +214,9 @@ def _create_openvino_session(
     return sess, info
 
 
-def _refuse_precision(precision: str | None, provider: str) -> None:
+def _refuse_precision(precision: Precision | None, provider: str) -> None:
     """onnxruntime runs each tensor in the type the file stores: only f32 (a no-op) can be asked of it."""
-    if precision is None:
-        return
-    from edgecls.runtime.providers.openvino import DEFAULT_PRECISION, precision_name
-
-    if precision_name(precision) != DEFAULT_PRECISION:
+    if precision is not None and precision != DEFAULT_PRECISION:
         raise ProviderError(
             f"--precision {precision} is an OpenVINO setting (--provider openvino); onnxruntime's {provider} runs "
             "the types the file stores (export --fp16 or --quantize for another precision)"
@@ -237,6 +230,7 @@ def create_session(
     provider_options: dict[str, Any] | None = None,
     strict: bool = False,
     spin: bool = True,
+    precision: Precision | str | None = None,
 ) -> tuple[ort.InferenceSession, SessionInfo]:
     """Create an InferenceSession and report which providers it really uses.
 
@@ -246,11 +240,12 @@ def create_session(
 
     ``openvino`` runs through onnxruntime's OpenVINO EP where it can run here, otherwise through OpenVINO's own
     runtime (:mod:`edgecls.runtime.providers.openvino`, same session calls; ``SessionInfo.engine`` says which).
-    ``provider_options["precision"]`` (``--precision``): f32 (default), bf16 or f16 for OpenVINO; onnxruntime
-    refuses anything but f32 (it runs the file's own types).
+    ``precision`` (``--precision``): f32 (default), bf16 or f16 for OpenVINO; onnxruntime refuses anything but
+    f32 (it runs the file's own types). ``provider_options`` go to the provider as given.
     """
     name, source = _model_name_and_path(model)
-    precision, provider_options = _pop_precision(provider_options)
+    precision = Precision.parse(precision) if precision is not None else None
+    provider_options = dict(provider_options or {})
     if provider != "auto" and resolve_provider_name(provider) == "OpenVINOExecutionProvider":
         if openvino_route() == "openvino":
             return _create_openvino_session(source, name, threads, provider_options, precision)

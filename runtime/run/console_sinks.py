@@ -8,7 +8,7 @@
 - :class:`StderrNotices`: errors and notices as lines on stderr (beside ``--json``).
 
 rich is imported only by the console sink, so ``--json`` runs never pay for it. Sources and labels come from
-outside (file names, a model's contract): every line and cell shows them through :mod:`edgecls.runtime.terminal_text`.
+outside (file names, a model's contract): every line and cell shows them through :mod:`edgecls.runtime.terminal.text`.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ import sys
 import threading
 from typing import IO, Any
 
-from edgecls.runtime.classifier import Prediction
+from edgecls.runtime.inference.classifier import Prediction
 from edgecls.runtime.run.fps_meter import FpsMeter
 from edgecls.runtime.sources.records import ErrorRecord, Record, RunSummary
 from edgecls.runtime.sources.sinks import QuietSink
-from edgecls.runtime.terminal_text import plain, rich_text
+from edgecls.runtime.terminal.text import plain, rich_text
 
 
 def format_predictions(preds: list[Prediction], limit: int = 3) -> str:

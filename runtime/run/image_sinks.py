@@ -1,6 +1,6 @@
 """Pixel outputs of ``edgecls run``: annotated files (``--save DIR``) and a window per source (``--show``).
 
-- Both draw with :func:`edgecls.runtime.annotate.annotate` (also what ``edgecls serve``'s live feed shows).
+- Both draw with :func:`edgecls.runtime.inference.annotate.annotate` (also what ``edgecls serve``'s live feed shows).
 - :class:`SaveSink`: annotated images (``DIR/<name>``) and annotated videos (``DIR/<source>.avi``, MJPG),
   each published atomically.
 - :class:`ShowSink`: an OpenCV window per source with label, score and FPS; refuses without a display.
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import cv2
 
-from edgecls.runtime.annotate import annotate
 from edgecls.runtime.atomic import atomic_path, atomic_write_bytes
 from edgecls.runtime.errors import EdgeclsError
+from edgecls.runtime.inference.annotate import annotate
 from edgecls.runtime.run.fps_meter import FpsMeter
 from edgecls.runtime.sources.records import Record, RunSummary
 from edgecls.runtime.sources.sinks import QuietSink

@@ -18,11 +18,11 @@ import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from edgecls.runtime.classifier import Classifier
-from edgecls.runtime.contract_options import ContractOptions
+from edgecls.runtime.contract.options import ContractOptions
 from edgecls.runtime.errors import EdgeclsError
-from edgecls.runtime.notice_memory import lines_to_print
+from edgecls.runtime.inference.classifier import Classifier
 from edgecls.runtime.providers.names import parse_provider_options
+from edgecls.runtime.providers.precision import Precision
 from edgecls.runtime.run.console_sinks import ConsoleSink, JsonLinesSink, StderrNotices
 from edgecls.runtime.run.csv_sink import CsvSink
 from edgecls.runtime.run.csv_watch_sink import WatchCsvSink
@@ -34,7 +34,8 @@ from edgecls.runtime.sources.source_specs import expand_sources
 from edgecls.runtime.sources.stop_signals import StopSignals
 from edgecls.runtime.sources.watch_loop import watch_folders, watch_roots
 from edgecls.runtime.sources.watch_options import WatchOptions
-from edgecls.runtime.terminal_text import plain
+from edgecls.runtime.terminal.notice_memory import lines_to_print
+from edgecls.runtime.terminal.text import plain
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class RunOptions:
     contract: ContractOptions = field(default_factory=ContractOptions)  # overrides / a foreign model's contract
     provider: str = "auto"
     provider_options: tuple[str, ...] = ()  # KEY=VALUE
+    precision: Precision | None = None  # what OpenVINO computes in (None: f32); onnxruntime accepts only f32
     strict: bool = False
     threads: int | None = None
     loop: LoopOptions = field(default_factory=LoopOptions)  # top-k, batching, capture (keep_images is derived)
@@ -71,6 +73,7 @@ def load_classifier(options: RunOptions) -> Classifier:
             contract=options.contract.given() or None,
             provider_options=parse_provider_options(options.provider_options),
             spin=False,
+            precision=options.precision,
         )
     for line in lines_to_print(caught):  # a model file's int8 notices once per file and user
         print(plain(f"warning: {line}"), file=sys.stderr)

@@ -37,7 +37,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from edgecls.runtime.classifier import InferenceError
+from edgecls.runtime.inference.classifier import InferenceError
 from edgecls.runtime.serve.authority import TARGET_EXTENSION, check_request_host
 from edgecls.runtime.serve.batcher import DynamicBatcher, ServerBusy
 from edgecls.runtime.serve.decode_pool import DecodePool

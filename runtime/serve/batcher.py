@@ -4,7 +4,7 @@ Shapes: each request submits ``float32[3, h, w]`` (already preprocessed) -> the 
 ``max_batch`` of them into ``float32[N, 3, h, w]`` -> ``float32[N, C]`` probabilities -> top-k per request.
 
 When to close a batch: the worker takes whatever is queued (up to ``max_batch``) at once; it waits up to
-``max_wait`` for more only while requests are known to be on their way (announced with :meth:`expect`
+``max_wait_s`` for more only while requests are known to be on their way (announced with :meth:`expect`
 when a request arrives, before its body is read and decoded). A lone client therefore never waits, and
 under load a batch fills while the previous one runs. All model calls happen in this one thread, so
 onnxruntime's own threads are never oversubscribed by concurrent calls.
@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgecls.runtime.classifier import Classifier, Prediction, top_k_predictions
 from edgecls.runtime.errors import EdgeclsError
+from edgecls.runtime.inference.classifier import Classifier, Prediction, top_k_predictions
 
 
 class ServerBusy(EdgeclsError):

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edgecls.runtime.contract_options import ContractOptions
+from edgecls.runtime.contract.options import ContractOptions
 from edgecls.runtime.errors import EdgeclsError, MissingExtraError
+from edgecls.runtime.providers.precision import Precision
 from edgecls.runtime.serve.settings import ServeSettings, check_bind
 
 if TYPE_CHECKING:
@@ -31,10 +32,10 @@ class ServeOptions:
     model: Path
     settings: ServeSettings = field(default_factory=ServeSettings)
     contract: ContractOptions = field(default_factory=ContractOptions)  # flags over (or instead of) the embedded one
-    camera: int | None = None  # classify this camera continuously...
+    camera: str | None = None  # classify this camera (N, /dev/videoN, pi:N) continuously...
     source: str | None = None  # ...or this stream URL / video file (not both)
     provider: str = "auto"
-    precision: str | None = None  # OpenVINO's f32/bf16/f16
+    precision: Precision | None = None  # what OpenVINO computes in (None: f32)
     threads: int | None = None
 
 
@@ -50,14 +51,14 @@ def check_serve_extra() -> None:
         raise MissingExtraError(f"edgecls serve needs the serve extra ({e.name} is missing)", "serve") from e
 
 
-def live_source(camera: int | None, source: str | None) -> SourceSpec | None:
+def live_source(camera: str | int | None, source: str | None) -> SourceSpec | None:
     """The one camera, video file or stream ``--camera`` / ``--source`` name (None: uploads only)."""
-    from edgecls.runtime.sources.source_specs import camera_source, expand_one
+    from edgecls.runtime.sources.source_specs import expand_one, parse_camera
 
     if camera is not None and source is not None:
         raise EdgeclsError("give either --camera N or --source URL|FILE, not both")
     if camera is not None:
-        return camera_source(camera)
+        return parse_camera(camera)
     if source is None:
         return None
     specs, problems = expand_one(source)
@@ -70,7 +71,7 @@ def live_source(camera: int | None, source: str | None) -> SourceSpec | None:
 
 
 def _warn_stderr(message: str) -> None:
-    from edgecls.runtime.terminal_text import plain
+    from edgecls.runtime.terminal.text import plain
 
     print(plain(f"warning: {message}"), file=sys.stderr)
 
@@ -80,14 +81,14 @@ def serve_model(options: ServeOptions, warn: Callable[[str], None] = _warn_stder
     requests drained), reloading the model on SIGHUP or ``POST /v1/reload``.
 
     ``warn`` gets each RuntimeWarning the Classifier raised while loading (a provider fallback, every time; an
-    int8 file's notices, once per file and user: runtime.notice_memory), as one line. A model that fails its
+    int8 file's notices, once per file and user: runtime.terminal.notice_memory), as one line. A model that fails its
     golden check is not served (:class:`~edgecls.runtime.serve.served_model.GoldenCheckFailed`, exit 1).
     """
     check_serve_extra()
     # OpenCV reads its pixel ceiling when it loads: formats Pillow cannot size get the same limit from it.
     os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(options.settings.max_pixels))
 
-    from edgecls.runtime.classifier import Classifier
+    from edgecls.runtime.inference.classifier import Classifier
     from edgecls.runtime.serve.served_model import ModelSlot, golden_check
     from edgecls.runtime.serve.server import serve_forever
     from edgecls.runtime.sources.live_capture import quiet_backend_logs

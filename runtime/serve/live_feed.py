@@ -22,15 +22,15 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from edgecls.runtime.annotate import annotate
-from edgecls.runtime.classifier import Classifier
-from edgecls.runtime.preprocess import preprocess
-from edgecls.runtime.redact import redact
+from edgecls.runtime.inference.annotate import annotate
+from edgecls.runtime.inference.classifier import Classifier
+from edgecls.runtime.inference.preprocess import preprocess
 from edgecls.runtime.serve.batcher import DynamicBatcher, ServerBusy
 from edgecls.runtime.serve.metrics import ServeMetrics
 from edgecls.runtime.sources.live_capture import CaptureSettings, FrameSource
 from edgecls.runtime.sources.records import Record
 from edgecls.runtime.sources.source_specs import SourceSpec
+from edgecls.runtime.terminal.redact import redact
 
 
 @dataclass(frozen=True)

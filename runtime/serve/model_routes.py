@@ -72,7 +72,7 @@ async def reload_model(state: ServeState, wait: bool) -> ReloadOutcome:
     """Reload in a thread (the event loop keeps serving) and say how it went on stderr."""
     outcome = await asyncio.to_thread(state.models.reload, wait)
     if not outcome.busy:
-        from edgecls.runtime.terminal_text import plain
+        from edgecls.runtime.terminal.text import plain
 
         print(plain(f"edgecls serve: {outcome.message}"), file=sys.stderr, flush=True)  # paths: outside text
     return outcome

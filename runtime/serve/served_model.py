@@ -1,7 +1,7 @@
 """The model ``edgecls serve`` answers with, its golden check, and its replacement without dropping a request.
 
 At start and at every reload the model file is hashed (sha256), loaded, golden-checked and warmed up; only then
-does it answer. The golden check is ``edgecls selftest``'s (:func:`edgecls.runtime.selftest.check_model`: the
+does it answer. The golden check is ``edgecls selftest``'s (:func:`edgecls.runtime.device.selftest.check_model`: the
 golden file's inputs through the model file here, compared within the variant's tolerance); a model without a
 golden file beside it is served with ``golden: "absent"``. At start a failing check refuses to serve (exit 1);
 at a reload the new model is loaded *beside* the one serving, and a failure of any step keeps the old one.
@@ -27,9 +27,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from edgecls.runtime.classifier import Classifier
+from edgecls.runtime.device.golden_file import find_golden
 from edgecls.runtime.errors import EdgeclsError, ModelLoadError
-from edgecls.runtime.golden_file import find_golden
+from edgecls.runtime.inference.classifier import Classifier
 
 Golden = Literal["pass", "fail", "absent"]
 
@@ -73,7 +73,7 @@ class ReloadOutcome:
 
 def golden_check(path: Path, provider: str = "auto", threads: int | None = None) -> GoldenVerdict:
     """selftest's check of ``path`` against its golden file here (``absent`` when it has none)."""
-    from edgecls.runtime.selftest import check_model  # selftest imports the latency tools: only when needed
+    from edgecls.runtime.device.selftest import check_model  # selftest imports the latency tools: only when needed
 
     if find_golden(path) is None:
         return GoldenVerdict("absent")
@@ -134,7 +134,7 @@ class ModelSlot:
         with warnings.catch_warnings(record=True) as caught:  # a provider fallback, an int8 file for another CPU
             warnings.simplefilter("always", RuntimeWarning)
             clf = self._load_classifier()
-        from edgecls.runtime.notice_memory import lines_to_print
+        from edgecls.runtime.terminal.notice_memory import lines_to_print
 
         for line in lines_to_print(caught):  # an int8 file's notices once per file and user, not every reload
             self._warn(line)

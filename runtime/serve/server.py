@@ -113,7 +113,7 @@ def serve_forever(
     url_host = f"[{host}]" if ":" in host else host
     served = models.current
     clf = served.clf
-    from edgecls.runtime.terminal_text import plain
+    from edgecls.runtime.terminal.text import plain
 
     print(plain(
         f"edgecls serve: http://{url_host}:{port}/  model {clf.name} ({', '.join(clf.providers)}; sha256 "

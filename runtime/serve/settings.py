@@ -6,6 +6,8 @@ import ipaddress
 from dataclasses import dataclass
 
 from edgecls.runtime.errors import EdgeclsError
+from edgecls.runtime.images.file_guard import MB
+from edgecls.runtime.images.prescan.limits import DEFAULT_MAX_PIXELS
 from edgecls.runtime.serve.authority import normalize_host
 
 
@@ -19,8 +21,8 @@ class ServeSettings:
     max_batch: int = 8  # images per model call
     max_wait_ms: float = 2.0  # how long a batch may wait for requests already being received/decoded
     max_queue: int = 256  # images waiting for the model before new requests get 503
-    max_body_bytes: int = 20 * 1024 * 1024
-    max_pixels: int = 40_000_000  # declared width x height, checked in the header before decoding
+    max_body_bytes: int = 20 * MB  # --max-body-mb: MB as in --max-file-mb (10**6 bytes)
+    max_pixels: int = DEFAULT_MAX_PIXELS  # declared width x height, checked in the header before decoding
     request_timeout_s: float = 30.0  # receive + decode + queue + inference, per request
     drain_timeout_s: float = 30.0  # SIGTERM: how long in-flight requests may take to finish
     decode_threads: int = 2  # uploads decoded in parallel with inference; 0: in the model's thread, per batch
@@ -37,7 +39,7 @@ class ServeSettings:
 
     def __post_init__(self) -> None:
         if self.max_batch < 1 or self.max_queue < 1 or self.max_body_bytes < 1 or self.max_pixels < 1:
-            raise EdgeclsError("--max-batch, --max-queue, --max-body-mb and --max-pixels must be positive")
+            raise EdgeclsError("--max-batch-size, --max-queue, --max-body-mb and --max-pixels must be positive")
         if self.max_wait_ms < 0 or self.request_timeout_s <= 0 or self.decode_threads < 0:
             raise EdgeclsError("--max-wait-ms must be >= 0, --request-timeout > 0, --decode-threads >= 0")
         if self.max_jpeg_scans < 1 or self.max_connections < 1 or self.header_timeout_s <= 0 or self.keep_alive_s <= 0:

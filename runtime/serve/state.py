@@ -13,7 +13,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from edgecls.runtime.classifier import Classifier
+from edgecls.runtime.inference.classifier import Classifier
 from edgecls.runtime.serve.batcher import DynamicBatcher
 from edgecls.runtime.serve.decode_pool import DecodePool
 from edgecls.runtime.serve.live_feed import LiveFeed

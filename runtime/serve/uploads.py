@@ -4,10 +4,11 @@ Every refusal is an :class:`ApiError` (HTTP status, a short ``kind`` for metrics
 the problem), never a 500, and never a decoder's internals. Order of checks, cheapest first: ``Content-Length``
 against the body limit, the bytes actually received against it (a missing or lying header), the content type,
 the multipart structure, the image format from its signature (only :data:`SERVED_FORMATS`, whose structure the
-pre-scan walks: 415 for the others), and then the runtime's decoder (:func:`edgecls.runtime.decode.decode_bytes`),
-whose pre-scan reads the *declared* width x height and bounds the chunks, segments, scans and TIFF tiles before
-any decoder runs (413 ``too_many_pixels``, 413 ``too_costly``; run, batch and training refuse the same files),
-refuses truncated JPEGs and decodes large JPEGs at reduced scale, and the contract's preprocessing.
+pre-scan walks: 415 for the others), and then the runtime's decoder
+(:func:`edgecls.runtime.images.decode.decode_bytes`), whose pre-scan reads the *declared* width x height and
+bounds the chunks, segments, scans and TIFF tiles before any decoder runs (413 ``too_many_pixels``, 413
+``too_costly``; run, batch and training refuse the same files), refuses truncated JPEGs and decodes large JPEGs
+at reduced scale, and the contract's preprocessing.
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
 
-from edgecls.runtime.contract import ModelContract
-from edgecls.runtime.decode import decode_bytes
+from edgecls.runtime.contract.model_contract import ModelContract
 from edgecls.runtime.errors import EdgeclsError, ImageDecodeError, ImageTooCostlyError, TooManyPixelsError
-from edgecls.runtime.image_format import SERVED_FORMATS, sniff_format
-from edgecls.runtime.preprocess import decode_floor, preprocess
-from edgecls.runtime.prescan.limits import MAX_JPEG_SCANS
+from edgecls.runtime.images.decode import decode_bytes
+from edgecls.runtime.images.format import SERVED_FORMATS, sniff_format
+from edgecls.runtime.images.prescan.limits import MAX_JPEG_SCANS
+from edgecls.runtime.inference.preprocess import decode_floor, preprocess
 
 RAW_IMAGE_TYPES = ("application/octet-stream",)  # plus every image/* type
 _IDENTIFY_BYTES = 65_536  # what Pillow may read to name a format that is not served

@@ -12,7 +12,7 @@ A file is taken once its writer has finished, judged two ways:
   the lease holder with a signal: SIGIO by default, whose default action ends the process, so the probe asks for
   SIGURG instead (``F_SETSIG``; ignored by default).
 
-Files are found by the folder walk ``run DIR`` uses (:func:`edgecls.runtime.image_files.walk_images`: recursive,
+Files are found by the folder walk ``run DIR`` uses (:func:`edgecls.runtime.images.files.walk_images`: recursive,
 image suffixes only, hidden entries skipped), so a writer that writes ``.name.tmp`` or ``name.part`` and renames it
 into place at the end is seen only once it is whole. Polling rather than inotify: the settle rule needs the polling
 anyway (a closed file is not a finished one when its writer reopens it: FTP resumes, chunked copies), the standard
@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgecls.runtime.image_files import walk_images
+from edgecls.runtime.images.files import walk_images
 
 
 @dataclass(frozen=True)

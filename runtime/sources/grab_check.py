@@ -11,17 +11,15 @@ camera's first frames come while its exposure settles.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from edgecls.runtime.errors import EdgeclsError
 from edgecls.runtime.sources.live_capture import CaptureSettings, Frame, FrameSource
-from edgecls.runtime.sources.source_specs import SourceSpec, expand_one, parse_camera
+from edgecls.runtime.sources.source_specs import SourceSpec, expand_one, is_camera_spelling, parse_camera
 
 LIVE_WARMUP_S = 0.5
-_CAMERA_SPELLING = re.compile(r"^(pi:)?\d+$|^/dev/video\d+$")
 
 
 @dataclass(frozen=True)
@@ -50,7 +48,7 @@ class GrabReport:
 
 def grab_source(text: str) -> SourceSpec:
     """``--camera`` spelling (N, pi:N, /dev/videoN), a stream URL or a video file -> one frame source."""
-    if _CAMERA_SPELLING.match(text.strip()):
+    if is_camera_spelling(text):
         return parse_camera(text)
     specs, problems = expand_one(text)
     if problems:

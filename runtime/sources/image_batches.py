@@ -16,12 +16,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgecls.runtime.classifier import Classifier, Prediction
-from edgecls.runtime.decode import decode_bytes, decode_image
 from edgecls.runtime.errors import EdgeclsError
-from edgecls.runtime.file_guard import DEFAULT_MAX_FILE_MB, MB
-from edgecls.runtime.preprocess import decode_floor, preprocess
-from edgecls.runtime.prescan.limits import DEFAULT_MAX_PIXELS
+from edgecls.runtime.images.decode import decode_bytes, decode_image
+from edgecls.runtime.images.file_guard import DEFAULT_MAX_FILE_MB, MB
+from edgecls.runtime.images.prescan.limits import DEFAULT_MAX_PIXELS
+from edgecls.runtime.inference.classifier import Classifier, Prediction
+from edgecls.runtime.inference.preprocess import decode_floor, preprocess
 
 
 @dataclass
@@ -53,7 +53,7 @@ def default_workers() -> int:
 
 def _prepare(path: str, classifier: Classifier, keep_image: bool, max_bytes: int, max_pixels: int) -> _Prepared:
     # Regular files of at most max_bytes only: a pipe or a /dev/zero link in the folder is an error row,
-    # never a thread blocked in open() or a read without end (runtime/file_guard.py); then the pre-scan's limits.
+    # never a thread blocked in open() or a read without end (runtime/images/file_guard.py); then the pre-scan's limits.
     floor = decode_floor(classifier.contract)
     return _prepare_with(path, lambda: decode_image(path, floor, max_bytes, max_pixels), classifier, keep_image)
 

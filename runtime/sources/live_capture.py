@@ -30,11 +30,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from edgecls.runtime.decode import to_bgr_uint8
 from edgecls.runtime.errors import EdgeclsError, NoSuchCamera, SourceError
-from edgecls.runtime.redact import redact
+from edgecls.runtime.images.decode import to_bgr_uint8
 from edgecls.runtime.sources.cameras import FrameReader, NoteCallback, open_camera
 from edgecls.runtime.sources.source_specs import SourceSpec
+from edgecls.runtime.terminal.redact import redact
 
 EventCallback = Callable[[str, str], None]  # (source name, message)
 

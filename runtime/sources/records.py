@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from edgecls.runtime.classifier import Prediction
-from edgecls.runtime.redact import redact
+from edgecls.runtime.inference.classifier import Prediction
+from edgecls.runtime.terminal.redact import redact
 
 
 @dataclass

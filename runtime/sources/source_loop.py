@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edgecls.runtime.classifier import Classifier
-from edgecls.runtime.file_guard import DEFAULT_MAX_FILE_MB, MB
-from edgecls.runtime.preprocess import preprocess
-from edgecls.runtime.prescan.limits import DEFAULT_MAX_PIXELS
+from edgecls.runtime.images.file_guard import DEFAULT_MAX_FILE_MB, MB
+from edgecls.runtime.images.prescan.limits import DEFAULT_MAX_PIXELS
+from edgecls.runtime.inference.classifier import Classifier
+from edgecls.runtime.inference.preprocess import preprocess
 from edgecls.runtime.sources.image_batches import classify_files
 from edgecls.runtime.sources.live_capture import CaptureSettings, Frame, FrameSource
 from edgecls.runtime.sources.records import ErrorRecord, Record, RunSummary, SourceStats
@@ -33,9 +33,9 @@ from edgecls.runtime.sources.source_specs import SourceProblem, SourceSpec
 class LoopOptions:
     """How the loop classifies: top-k, batching, decode threads, capture settings, per-source frame limit."""
 
-    top_k: int = 5
+    top_k: int = 3
     batch_size: int = 8
-    workers: int | None = None  # image decode threads; None = image_batches.default_workers()
+    decode_threads: int | None = None  # image decode threads; None = image_batches.default_workers()
     capture: CaptureSettings = field(default_factory=CaptureSettings)
     max_frames: int | None = None  # per frame source; None = until it ends
     keep_images: bool = False  # sinks need the pixels (--save, --show)
@@ -72,7 +72,7 @@ class SourceRun:
     # --- image files -----------------------------------------------------------------------------------
     def images(self, paths: Sequence[str]) -> None:
         for r in classify_files(
-            self.clf, paths, self.opt.top_k, self.opt.batch_size, self.opt.workers, self.opt.keep_images,
+            self.clf, paths, self.opt.top_k, self.opt.batch_size, self.opt.decode_threads, self.opt.keep_images,
             self.opt.max_file_bytes, self.opt.max_pixels,
         ):
             if r.error is not None:

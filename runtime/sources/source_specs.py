@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Literal
 
 from edgecls.runtime.errors import EdgeclsError
-from edgecls.runtime.image_files import walk_images
-from edgecls.runtime.redact import redact
+from edgecls.runtime.images.files import walk_images
+from edgecls.runtime.terminal.redact import redact
 
 SourceKind = Literal["image", "video", "camera", "stream"]
 
@@ -72,7 +72,7 @@ PICAMERA_PREFIX = "pi:"
 class SourceSpec:
     """One input: ``target`` is what OpenCV opens (path, URL or camera index), ``name`` what output shows.
 
-    A stream's ``name`` is its URL without credentials (:func:`~edgecls.runtime.redact.redact`); only
+    A stream's ``name`` is its URL without credentials (:func:`~edgecls.runtime.terminal.redact.redact`); only
     ``target`` holds the password, and nothing shows ``target``."""
 
     kind: SourceKind
@@ -114,6 +114,11 @@ def camera_source(index: int) -> SourceSpec:
 def picamera_source(index: int) -> SourceSpec:
     """Picamera2 camera ``index`` (the numbering of ``rpicam-hello --list-cameras``), shown as ``pi:N``."""
     return SourceSpec("camera", f"{PICAMERA_PREFIX}{int(index)}", f"{PICAMERA_PREFIX}{int(index)}")
+
+
+def is_camera_spelling(text: str) -> bool:
+    """``N``, ``/dev/videoN`` or ``pi:N``: what ``--camera`` takes (a stream URL or a video file is a source)."""
+    return _CAMERA.match(text.strip()) is not None
 
 
 def parse_camera(text: str | int) -> SourceSpec:

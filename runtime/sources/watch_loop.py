@@ -16,8 +16,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from edgecls.runtime.classifier import Classifier
 from edgecls.runtime.errors import EdgeclsError
+from edgecls.runtime.inference.classifier import Classifier
 from edgecls.runtime.sources.done_record import DoneRecord
 from edgecls.runtime.sources.folder_watch import FileKey, FolderWatcher, ReadyFile
 from edgecls.runtime.sources.move_done import check_move_dir, move_done

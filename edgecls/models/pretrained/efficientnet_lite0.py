@@ -8,18 +8,23 @@ expansion is 1), ``_depthwise_conv``/``_bn1``, ``_project_conv``/``_bn2``; ``_co
 
 from __future__ import annotations
 
-from edgecls.models.efficientnet_lite import HEAD_CHANNELS, STAGES, STEM_CHANNELS
+from collections.abc import Sequence
+
 from edgecls.models.pretrained.mapping import TensorMap, bn_entries, conv_entries, head_entries
 
 IMAGENET_CLASSES = 1000
 
 
-def key_table() -> list[TensorMap]:
-    """Every tensor of the published file (296), in file order, with its edgecls key and shape."""
-    rows = conv_entries("_conv_stem", "features.0.0", (STEM_CHANNELS, 3, 3, 3))
-    rows += bn_entries("_bn0", "features.0.1", STEM_CHANNELS)
-    cin, index = STEM_CHANNELS, 0
-    for repeats, kernel, _stride, expand, cout in STAGES:
+def key_table(stem: int, stages: Sequence[tuple[int, int, int, int, int]], head: int) -> list[TensorMap]:
+    """Every tensor of the published file (296), in file order, with its edgecls key and shape.
+
+    The layout is the architecture's own (``efficientnet_lite.STEM_CHANNELS``, ``STAGES``: (repeats, kernel,
+    stride, expansion, output channels) per stage, ``HEAD_CHANNELS``), given by the model file that registers
+    this table, so both read one definition."""
+    rows = conv_entries("_conv_stem", "features.0.0", (stem, 3, 3, 3))
+    rows += bn_entries("_bn0", "features.0.1", stem)
+    cin, index = stem, 0
+    for repeats, kernel, _stride, expand, cout in stages:
         for _ in range(repeats):
             src, dst = f"_blocks.{index}", f"features.{index + 1}.block"
             hidden, part = cin * expand, 0
@@ -32,9 +37,9 @@ def key_table() -> list[TensorMap]:
             rows += conv_entries(f"{src}._project_conv", f"{dst}.{part + 1}.0", (cout, hidden, 1, 1))
             rows += bn_entries(f"{src}._bn2", f"{dst}.{part + 1}.1", cout)
             cin, index = cout, index + 1
-    rows += conv_entries("_conv_head", f"features.{index + 1}.0", (HEAD_CHANNELS, cin, 1, 1))
-    rows += bn_entries("_bn1", f"features.{index + 1}.1", HEAD_CHANNELS)
-    rows += head_entries("_fc", "classifier.2", HEAD_CHANNELS, IMAGENET_CLASSES)
+    rows += conv_entries("_conv_head", f"features.{index + 1}.0", (head, cin, 1, 1))
+    rows += bn_entries("_bn1", f"features.{index + 1}.1", head)
+    rows += head_entries("_fc", "classifier.2", head, IMAGENET_CLASSES)
     return rows
 
 

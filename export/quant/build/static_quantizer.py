@@ -29,7 +29,7 @@ from edgecls.export.quant.build.range_sources import OWN_METHODS, TrialSources
 from edgecls.export.quant.grading.fused_graph import SENSITIVE_OPS
 from edgecls.export.quant.recipes import QuantRecipe
 from edgecls.export.quant.repairs.reconstruct import ReconstructSettings, reconstruct_layers
-from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.contract.model_contract import ModelContract
 from edgecls.runtime.errors import EdgeclsError
 
 CALIB_BATCH = 8

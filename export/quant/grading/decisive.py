@@ -27,8 +27,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from edgecls.runtime.contract import ModelContract
-from edgecls.runtime.preprocess import preprocess_batch
+from edgecls.runtime.contract.model_contract import ModelContract
+from edgecls.runtime.inference.preprocess import preprocess_batch
 
 #: Draws of +-1 grey level noise; with the re-encode, 5 changes (each flips a further 1-3% of Lite0's crops).
 NOISE_DRAWS = 4
@@ -91,7 +91,7 @@ def onnx_decisive_images(
     fp32_path: str | os.PathLike[str], images: list[np.ndarray], fp32_logits: np.ndarray, contract: ModelContract
 ) -> DecisiveImages:
     """``decisive_images`` with the fp32 ONNX file run on one onnxruntime CPU session (built once, not per change)."""
-    from edgecls.runtime.batched_inference import session_outputs
+    from edgecls.runtime.inference.batched_inference import session_outputs
     from edgecls.runtime.providers.session import create_session
 
     session, _ = create_session(fp32_path, provider="cpu")

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from edgecls.export.parity import onnx_logits
-from edgecls.runtime.scores import top1_accuracy, top1_agreement
+from edgecls.runtime.inference.scores import top1_accuracy, top1_agreement
 
 
 def relative_error(q: np.ndarray, f: np.ndarray) -> float:
@@ -80,7 +80,7 @@ def int8_logits(path: str | os.PathLike[str], inputs: np.ndarray, precise: bool 
         return onnx_logits(path, inputs)
     import onnxruntime as ort
 
-    from edgecls.runtime.batched_inference import session_outputs
+    from edgecls.runtime.inference.batched_inference import session_outputs
 
     sess = ort.InferenceSession(str(path), sess_options=int8_session_options(True), providers=["CPUExecutionProvider"])
     return session_outputs(sess, inputs)
@@ -123,7 +123,7 @@ def latency_ms(
     threads: int | None = None,
 ) -> dict[str, float]:
     """Batch-1 latency of one session on this machine: p50/p90 in milliseconds, warm-up excluded (the bench's
-    harness, :mod:`edgecls.runtime.latency`)."""
+    harness, :mod:`edgecls.runtime.inference.latency`)."""
     from edgecls.runtime.providers.session import create_session
 
     sess, _ = create_session(path, provider="cpu", threads=threads)
@@ -133,8 +133,8 @@ def latency_ms(
 
 def session_latency_ms(sess: Any, x: np.ndarray, runs: int = 50, warmup: int = 10) -> dict[str, float]:
     """p50/p90 milliseconds of ``sess.run`` on the float32[1, 3, h, w] input ``x``, warm-up excluded (the bench's
-    timing loop, runtime/latency.py)."""
-    from edgecls.runtime.latency import measure_latency
+    timing loop, runtime/inference/latency.py)."""
+    from edgecls.runtime.inference.latency import measure_latency
 
     name = sess.get_inputs()[0].name
     stats, _, _ = measure_latency(lambda: sess.run(None, {name: x}), runs=runs, warmup=warmup)

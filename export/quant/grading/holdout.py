@@ -22,8 +22,8 @@ from edgecls.export.quant.grading.decisive import DecisiveImages, decisive_parts
 from edgecls.export.quant.grading.evaluate import Accuracy, measure_accuracy
 from edgecls.export.quant.grading.image_sets import ImageList, split_disjoint
 from edgecls.export.quant.grading.verdict import Verdict, judge
-from edgecls.runtime.contract import ModelContract
-from edgecls.runtime.scores import top1_accuracy
+from edgecls.runtime.contract.model_contract import ModelContract
+from edgecls.runtime.inference.scores import top1_accuracy
 
 Log = Callable[[str], None]
 HOLDOUT_FRACTION = 0.5  # share of the validation images the search never sees (at least)

@@ -7,9 +7,9 @@ DATA arguments (``--calib``, ``--val``) are a folder or a built-in set:
 
 ``load_int8_images`` turns ``--calib``/``--val`` (or a run's own splits) into the two image sets the search
 needs, for ``quantize`` and ``export --quantize`` alike. The flow is one way: a DATA argument becomes an
-``ImageSet`` (a folder read by ``runtime/image_files``, or a split of a built-in set or of the run's data from
+``ImageSet`` (a folder read by ``runtime/images/files``, or a split of a built-in set or of the run's data from
 ``export/run_data``), then one loop samples, decodes and labels it (class names -> the contract's label indices
-through ``runtime/class_labels``).
+through ``runtime/contract/class_labels``).
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ import numpy as np
 from edgecls.data.imageset import FileImageSet, ImageSet
 from edgecls.export.quant.options import Int8Images
 from edgecls.export.run_data import DataRef, load_splits
-from edgecls.runtime.class_labels import UnknownClassesError, label_indices
-from edgecls.runtime.contract import ModelContract
-from edgecls.runtime.decode import is_image_path
+from edgecls.runtime.contract.class_labels import UnknownClassesError, label_indices
+from edgecls.runtime.contract.model_contract import ModelContract
 from edgecls.runtime.errors import DataError, ImageDecodeError
-from edgecls.runtime.image_files import read_class_tree, walk_images
-from edgecls.runtime.preprocess import decode_floor, preprocess_batch
+from edgecls.runtime.images.decode import is_image_path
+from edgecls.runtime.images.files import read_class_tree, walk_images
+from edgecls.runtime.inference.preprocess import decode_floor, preprocess_batch
 
 #: Below this many calibration images activation ranges get noisy (ORT and NNCF docs suggest a few hundred).
 MIN_CALIBRATION_IMAGES = 300

@@ -28,7 +28,7 @@ from edgecls.export.parity import ParityError, check_parity
 from edgecls.export.quant.grading.image_sets import ImageList
 from edgecls.export.quant.recipes import QuantRecipe, TargetPlan, candidate_recipes
 from edgecls.export.run_data import DataRef, load_splits
-from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.contract.model_contract import ModelContract
 from edgecls.runtime.errors import EdgeclsError
 
 Log = Callable[[str], None]

@@ -5,7 +5,7 @@ Sessions: the bench's own loader (``runtime/bench/onnxruntime_loader.py``: ``cre
 the physical core count as intra-op threads, thread spinning off, as ``run`` and ``bench`` set them); input: the
 bench's input (``runtime/bench/measure.input_array``: seeded standard-normal noise of the model's shape, batch 1
 or the model's fixed batch); warm-up: the bench's ``DEFAULT_WARMUP`` calls per session; the timing loop:
-``runtime/latency.py``.
+``runtime/inference/latency.py``.
 
 Why spinning must be off (issue 34): two sessions with spinning workers, timed in alternating blocks, never run
 alone - after its block a session's worker spins on (measured: 10-30 ms of CPU burned during the other file's
@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecls.runtime.latency import DEFAULT_WARMUP, LatencyStats, measure_latency
+from edgecls.runtime.inference.latency import DEFAULT_WARMUP, LatencyStats, measure_latency
 
 ROUNDS = 7
 MAX_ROUNDS = 15
@@ -105,8 +105,8 @@ def timing_threads() -> int:
 
 def _input_of(runner: Any) -> tuple[np.ndarray, int]:
     """The bench's input for a loaded model (``measure.input_array``): batch 1, or the model's fixed batch."""
-    from edgecls.runtime.batched_inference import fixed_batch_of
     from edgecls.runtime.bench.measure import input_array
+    from edgecls.runtime.inference.batched_inference import fixed_batch_of
 
     batch = fixed_batch_of(runner.input_shape) or 1
     return input_array(runner, batch, runner.contract), batch
@@ -114,9 +114,9 @@ def _input_of(runner: Any) -> tuple[np.ndarray, int]:
 
 def bench_input(sess: Any) -> np.ndarray:
     """The bench's input for an onnxruntime session built elsewhere (the profiler's, node_profile.py)."""
-    from edgecls.runtime.batched_inference import session_infer, session_input_dtype
     from edgecls.runtime.bench.rows import LoadedRunner
-    from edgecls.runtime.contract import contract_from_metadata
+    from edgecls.runtime.contract.model_contract import contract_from_metadata
+    from edgecls.runtime.inference.batched_inference import session_infer, session_input_dtype
 
     metadata = sess.get_modelmeta().custom_metadata_map
     runner = LoadedRunner(

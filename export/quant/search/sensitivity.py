@@ -21,7 +21,7 @@ import numpy as np
 import onnx
 
 from edgecls.export.quant.grading.evaluate import relative_error
-from edgecls.runtime.batched_inference import session_outputs
+from edgecls.runtime.inference.batched_inference import session_outputs
 
 #: Images per call of a float copy (a model with a fixed batch dimension gets its own size).
 BATCH = 32

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgecls.export.quant.search.paired_timing import MARGIN, RUNS_PER_BLOCK, TimeRatio, time_ratio
-from edgecls.runtime.latency import DEFAULT_WARMUP, LatencyStats
+from edgecls.runtime.inference.latency import DEFAULT_WARMUP, LatencyStats
 
 FASTER = "faster"
 SAME = "no faster beyond noise"
@@ -88,7 +88,8 @@ class SpeedVsFp32:
             "round_speedups": [round(1.0 / r, 3) for r in self.ratio.ratios],
             "latency": self.latency(),
             **(self.ratio.settings or {}),
-            "method": "interleaved rounds, sessions as edgecls run and bench make them (runtime/latency.py loop)",
+            "method": "interleaved rounds, sessions as edgecls run and bench make them "
+            "(runtime/inference/latency.py loop)",
         }
 
 

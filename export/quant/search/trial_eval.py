@@ -5,8 +5,9 @@ Measuring them separately (``evaluate.measure_accuracy``, ``evaluate.latency_ms`
 (its fusions and layout transforms) costs about as much as running the search images through it. Here the
 session that computes the accuracy also writes its optimised graph (``optimized_model_filepath``) and is then
 timed. Only when accuracy is graded with onnxruntime's exact kernels (a target that is not this CPU) does
-speed need a second, ordinary session. The images go through :mod:`edgecls.runtime.batched_inference`, so a
-model with a fixed batch dimension gets calls of exactly that size.
+speed need a second, ordinary session. The images go through
+:mod:`edgecls.runtime.inference.batched_inference`, so a model with a fixed batch dimension gets calls of exactly
+that size.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from edgecls.export.quant.grading.evaluate import (
     session_latency_ms,
 )
 from edgecls.export.quant.grading.fused_graph import count_fused_ops
-from edgecls.runtime.batched_inference import fixed_batch_of, session_outputs
+from edgecls.runtime.inference.batched_inference import fixed_batch_of, session_outputs
 
 BATCH = 64
 

@@ -33,8 +33,8 @@ from edgecls.export.quant.search.paired_timing import RUNS_PER_BLOCK, TimeRatio,
 from edgecls.export.quant.search.speed_vs_fp32 import SpeedVsFp32
 from edgecls.export.quant.search.trial_eval import measure_trial
 from edgecls.runtime.accuracy_budget import within_budget
-from edgecls.runtime.latency import DEFAULT_WARMUP
-from edgecls.runtime.scores import top1_accuracy
+from edgecls.runtime.inference.latency import DEFAULT_WARMUP
+from edgecls.runtime.inference.scores import top1_accuracy
 
 Log = Callable[[str], None]
 #: A model whose convs mostly run in float is never chosen.

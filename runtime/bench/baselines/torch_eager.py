@@ -3,72 +3,48 @@
 Nothing here imports torch (tests/test_imports.py checks it): the runner that does,
 ``edgecls.training.eager_runner.load_torch_eager``, is named by :data:`TORCH_LOADER` and imported only in the
 benchmark's measuring process, and the bench adds these targets only when torch is importable.
-The source checkpoint is found from
-(1) an explicit ``--checkpoint``, (2) the contract provenance of the ONNX model (a checkpoint path and/or its
-SHA-256), (3) a ``best.pt``/``last.pt``/``*.pt`` beside the model or one folder up (an export dir inside a
-run dir) whose SHA-256 matches the provenance, or - when the provenance records no hash - a ``best.pt``
-there. Only hashlib is used to find it, so listing baselines does not import torch either.
+The source checkpoint is the first of these whose SHA-256 is the one the model's contract records
+(``provenance.checkpoint_sha256``, written by export): an explicit ``--checkpoint``; the file the provenance names
+(``provenance.checkpoint``) beside the model; the checkpoints found around the models given (a run folder's
+``best.pt``, an export report's ``source_checkpoint``); any ``best.pt``/``last.pt``/``*.pt`` beside the model or one
+folder up. A model that records no hash takes the file its provenance names, else a ``best.pt`` among them.
+Only hashlib is used to find it, so listing baselines does not import torch either.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from edgecls.runtime.bench.rows import ENGINE_TORCH, BenchTarget
+from edgecls.runtime.bench.targets import source_sha256
+from edgecls.runtime.file_digest import sha256_file
 
 # The loader lives with the training stage (it needs torch); the measuring process imports it by this path.
 TORCH_LOADER = "edgecls.training.eager_runner:load_torch_eager"
-# Provenance keys export may use for the source checkpoint (path and hash).
-_PATH_KEYS = ("checkpoint", "checkpoint_path", "source_checkpoint")
-_SHA_KEYS = ("checkpoint_sha256", "source_checkpoint_sha256", "checkpoint_sha")
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _provenance(target: BenchTarget) -> dict[str, Any]:
+def find_checkpoint(target: BenchTarget, known: Sequence[Path] = ()) -> Path | None:
+    """The checkpoint ``target`` was exported from (``known``: checkpoints found around the models given), or
+    None when it cannot be identified."""
     contract = target.contract
-    return dict(contract.provenance) if contract else {}
-
-
-def _first(prov: dict[str, Any], keys: Sequence[str]) -> str | None:
-    for k in keys:
-        if isinstance(prov.get(k), str) and prov[k]:
-            return prov[k]
-    return None
-
-
-def find_checkpoint(target: BenchTarget) -> Path | None:
-    """The checkpoint ``target`` was exported from, or None when it cannot be identified."""
-    prov = _provenance(target)
-    want_sha = _first(prov, _SHA_KEYS)
+    recorded = contract.provenance.get("checkpoint") if contract else None
+    want_sha = source_sha256(target)
     model_dir = Path(target.model).parent
     candidates: list[Path] = []
-    recorded = _first(prov, _PATH_KEYS)
-    if recorded:
-        candidates.append(Path(recorded) if Path(recorded).is_absolute() else model_dir / recorded)
-        candidates.append(Path(recorded))
+    if isinstance(recorded, str) and recorded:
+        candidates += [model_dir / recorded, Path(recorded)]
+    candidates += known
     for folder in (model_dir, model_dir.parent):
-        candidates += [folder / "best.pt", folder / "last.pt"] + sorted(folder.glob("*.pt"))
-    seen: set[Path] = set()
-    for c in candidates:
-        if c in seen or not c.is_file():
+        candidates += [folder / "best.pt", folder / "last.pt", *sorted(folder.glob("*.pt"))]
+    for c in dict.fromkeys(candidates):
+        if not c.is_file():
             continue
-        seen.add(c)
         if want_sha is None:
-            if (recorded and c == Path(recorded)) or c.name == "best.pt":
+            if (recorded and c.name == Path(recorded).name) or c.name == "best.pt":
                 return c
-            continue
-        if sha256_file(c) == want_sha:
+        elif sha256_file(c) == want_sha:
             return c
     return None
 
@@ -92,9 +68,12 @@ def torch_baseline(target: BenchTarget, checkpoint: str | os.PathLike[str], trus
 
 
 def torch_baselines(
-    targets: Sequence[BenchTarget], checkpoint: str | os.PathLike[str] | None = None, trust: bool = False
+    targets: Sequence[BenchTarget],
+    checkpoint: str | os.PathLike[str] | None = None,
+    trust: bool = False,
+    known: Sequence[Path] = (),
 ) -> tuple[list[BenchTarget], list[str]]:
-    """One PyTorch eager baseline per model family whose checkpoint is known; plus notes for the user.
+    """One PyTorch eager baseline per model family whose checkpoint is found; plus notes for the user.
 
     An explicit ``checkpoint`` is attached to the families whose provenance hash matches it, or to the first
     family when no model records a hash.
@@ -112,16 +91,14 @@ def torch_baselines(
         if not ckpt.is_file():
             return [], [f"{ckpt}: no such checkpoint; PyTorch eager baseline skipped"]
         sha = sha256_file(ckpt)
-        matching = [t for t in families.values() if _first(_provenance(t), _SHA_KEYS) == sha]
+        matching = [t for t in families.values() if source_sha256(t) == sha]
         if not matching and families:
             matching = [next(iter(families.values()))]
-            if _first(_provenance(matching[0]), _SHA_KEYS):
-                notes.append(
-                    f"{ckpt.name} is not the checkpoint {matching[0].label} records; compared anyway"
-                )
+            if source_sha256(matching[0]):
+                notes.append(f"{ckpt.name} is not the checkpoint {matching[0].label} records; compared anyway")
         return [torch_baseline(t, ckpt, trust) for t in matching], notes
     for t in families.values():
-        found = find_checkpoint(t)
+        found = find_checkpoint(t, known)
         if found is None:
             notes.append(f"{t.label}: source checkpoint not found (give --checkpoint); no PyTorch baseline")
         else:
@@ -132,18 +109,12 @@ def torch_baselines(
 def installed_torch_baselines(
     targets: Sequence[BenchTarget],
     checkpoint: str | os.PathLike[str] | None,
-    found: Sequence[Path] = (),
+    known: Sequence[Path] = (),
     trust: bool = False,
 ) -> tuple[list[BenchTarget], list[str]]:
-    """:func:`torch_baselines` when torch is installed (checked without importing it), else a note saying why not.
-
-    ``found``: checkpoints seen in the run directories given, tried when no model's provenance names one.
-    """
+    """:func:`torch_baselines` when torch is installed (checked without importing it), else a note saying why not."""
     import importlib.util
 
     if importlib.util.find_spec("torch") is None:
         return [], ["torch is not installed: no PyTorch eager baseline"]
-    baselines, notes = torch_baselines(targets, checkpoint, trust)
-    if not baselines and checkpoint is None and found:
-        baselines, notes = torch_baselines(targets, found[0], trust)
-    return baselines, notes
+    return torch_baselines(targets, checkpoint, trust, known)

@@ -1,7 +1,7 @@
 """What every image reader calls before decoding: the format, the declared size, and each limit checked.
 
 ``prescan`` recognises the format from its signature (as OpenCV picks its decoder), walks that format's structure
-with the bounds of :mod:`edgecls.runtime.prescan.limits` (numpy and ``struct`` over the bytes, never a decoder),
+with the bounds of :mod:`edgecls.runtime.images.prescan.limits` (numpy and ``struct`` over the bytes, never a decoder),
 and checks the declared size against the pixel limit. Only the formats it can walk are read (JPEG, PNG, GIF, BMP,
 WebP, TIFF, PNM): OpenCV decodes more (PAM, Sun raster, JPEG 2000, AVIF, Radiance HDR, PFM), but their size and
 structure would reach the decoder unchecked. Cost: linear in the bytes it looks at, and it stops at each limit, so
@@ -14,14 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from edgecls.runtime.errors import ImageDecodeError
-from edgecls.runtime.image_format import FLOAT_FORMATS, SERVED_FORMATS, sniff_format
-from edgecls.runtime.prescan.bitmaps import bmp_size, pnm_size
-from edgecls.runtime.prescan.gif import gif_size
-from edgecls.runtime.prescan.jpeg import JpegStructure, walk_jpeg
-from edgecls.runtime.prescan.limits import DEFAULT_MAX_PIXELS, MAX_JPEG_SCANS, check_declared_pixels
-from edgecls.runtime.prescan.png import png_size
-from edgecls.runtime.prescan.tiff import check_tiff_blocks, read_tiff
-from edgecls.runtime.prescan.webp import webp_size
+from edgecls.runtime.images.format import FLOAT_FORMATS, SERVED_FORMATS, sniff_format
+from edgecls.runtime.images.prescan.bitmaps import bmp_size, pnm_size
+from edgecls.runtime.images.prescan.gif import gif_size
+from edgecls.runtime.images.prescan.jpeg import JpegStructure, walk_jpeg
+from edgecls.runtime.images.prescan.limits import DEFAULT_MAX_PIXELS, MAX_JPEG_SCANS, check_declared_pixels
+from edgecls.runtime.images.prescan.png import png_size
+from edgecls.runtime.images.prescan.tiff import check_tiff_blocks, read_tiff
+from edgecls.runtime.images.prescan.webp import webp_size
 
 READ_FORMATS = "JPEG, PNG, GIF, BMP, WebP, TIFF or PNM"
 _SIZE_READERS: dict[str, Callable[[bytes, str], tuple[int, int]]] = {

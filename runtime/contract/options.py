@@ -1,7 +1,8 @@
 """Contract fields stated by a user (command-line flags or library keywords) and the contract they make.
 
 One vocabulary from flag to field: each attribute of :class:`ContractOptions` is named after the
-:class:`~edgecls.runtime.contract.ModelContract` field it sets, and the command line spells it the same way
+:class:`~edgecls.runtime.contract.model_contract.ModelContract` field it sets, and the command line spells it the
+same way
 (``input_size`` <-> ``--input-size``). Values arrive as the user typed them (``"224"`` or ``"224x160"``,
 ``"0.5,0.5,0.5"``, a label file or ``"a,b,c"``) and are parsed here, once, for train, export, quantize, run
 and bench. Torch-free: part of the edge runtime.
@@ -15,7 +16,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from edgecls.runtime.contract import ModelContract
+from edgecls.runtime.contract.model_contract import ModelContract
 from edgecls.runtime.errors import ContractError
 
 

@@ -14,7 +14,7 @@ Cross-field rules (unique labels, float32-finite normalisation) stay in :class:`
 
 Text is printed: labels on every result row, provenance by ``edgecls info`` and ``selftest``. A control character
 (C0, DEL, C1: ESC sequences, newlines) in a label or in any string of ``provenance`` (keys included) is refused
-like any other malformed field; what is accepted is still shown through :mod:`edgecls.runtime.terminal_text`.
+like any other malformed field; what is accepted is still shown through :mod:`edgecls.runtime.terminal.text`.
 """
 
 from __future__ import annotations
@@ -28,6 +28,9 @@ from msgspec import Meta
 
 from edgecls.runtime.errors import ContractError
 
+#: The schema's version, written into every contract. Bump when a field changes meaning: readers refuse newer
+#: versions with a clear message.
+SCHEMA_VERSION = 1
 #: Longest contract text read (characters): 100k labels of 40 characters fit with room to spare.
 MAX_CONTRACT_CHARS = 8 * 2**20
 #: Deepest nesting of objects/arrays (the contract itself nests 3 deep; provenance a few more).
@@ -70,7 +73,7 @@ class ContractDoc(msgspec.Struct, kw_only=True):
     interpolation: Literal["nearest", "linear", "cubic", "area"] = "linear"
     output_kind: Literal["logits", "probabilities"] = "logits"
     jpeg_decode: Literal["reduced", "full"] = "reduced"
-    schema_version: Annotated[int, Meta(ge=1)] = 1
+    schema_version: Annotated[int, Meta(ge=1)] = SCHEMA_VERSION
     provenance: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
@@ -120,8 +123,6 @@ def _check_size(text: str) -> None:
 
 def _check_version(raw: dict[str, Any]) -> None:
     """A newer schema is named as such before its fields are judged by this version's rules."""
-    from edgecls.runtime.contract import SCHEMA_VERSION
-
     version = raw.get("schema_version")
     if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
         raise ContractError(
@@ -167,7 +168,7 @@ def validate_contract_dict(raw: object) -> ContractDoc:
         raise ContractError(f"invalid model contract: nested more than the {MAX_NESTING} levels allowed") from None
     if where:
         # The key path is the file's own text: made visible, so the refusal stays one printable line.
-        from edgecls.runtime.terminal_text import plain
+        from edgecls.runtime.terminal.text import plain
 
         raise ContractError(f"invalid model contract: {plain(where)}: {_CONTROL_REFUSAL}")
     return doc

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgecls.runtime.decode import is_image_path
+from edgecls.runtime.images.decode import is_image_path
 
 
 def walk_images(folder: str | os.PathLike[str], follow_links: bool = True) -> list[Path]:
@@ -24,7 +24,7 @@ def walk_images(folder: str | os.PathLike[str], follow_links: bool = True) -> li
     Followed links are walked once each: a link back up the tree would otherwise be walked again down to the
     kernel's link limit (40 levels), listing every image 40 times. Entries are listed by name only: pipes,
     devices and dangling links with an image suffix are listed too, and refused by the reader
-    (:mod:`edgecls.runtime.file_guard`), so each becomes an error row naming it instead of vanishing.
+    (:mod:`edgecls.runtime.images.file_guard`), so each becomes an error row naming it instead of vanishing.
     """
     found: list[Path] = []
     seen: set[tuple[int, int]] = set()  # (device, inode) of every folder walked

@@ -2,7 +2,8 @@
 
 Neither has chunks to walk: a BMP's size sits at a fixed offset. A PNM header (magic, width, height and, but for
 bitmaps, the largest sample value) may carry ``#`` comments between its numbers, read a character at a time by
-Python parsers (Pillow's); the header must end within :data:`~edgecls.runtime.prescan.limits.MAX_PNM_HEADER_BYTES`.
+Python parsers (Pillow's); the header must end within
+:data:`~edgecls.runtime.images.prescan.limits.MAX_PNM_HEADER_BYTES`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import re
 
 from edgecls.runtime.errors import ImageDecodeError, ImageTooCostlyError
-from edgecls.runtime.prescan.limits import MAX_PNM_HEADER_BYTES
+from edgecls.runtime.images.prescan.limits import MAX_PNM_HEADER_BYTES
 
 # Whitespace and comments (a comment runs to the end of its line), then a decimal number.
 _NUMBER = re.compile(rb"(?:\s|#[^\r\n]*[\r\n])*(\d+)")

@@ -1,7 +1,7 @@
 """``edgecls selftest DIR|MODEL``: on the device, check that it computes what the exporting machine computed.
 
 Each model runs through the runtime (the providers found here) on its golden file's inputs, and its outputs are
-compared with the golden logits (PyTorch's, written at export: :mod:`edgecls.runtime.golden_file`) within a
+compared with the golden logits (PyTorch's, written at export: :mod:`edgecls.runtime.device.golden_file`) within a
 tolerance that fits the variant:
 
 - fp32: every top-1 equal and max |d| <= 1e-3 x max(1, max |golden|). Export's own check is 1e-4 on the same
@@ -31,14 +31,14 @@ from typing import Any
 
 import numpy as np
 
-from edgecls.runtime.classifier import Classifier
 from edgecls.runtime.cpu_isa import detect_isa
+from edgecls.runtime.device.golden_file import find_golden, read_golden
 from edgecls.runtime.device.manifest import ModelEntry, entry_problems, find_manifest, manifest_models, read_manifest
 from edgecls.runtime.errors import EdgeclsError
-from edgecls.runtime.golden_file import find_golden, read_golden
-from edgecls.runtime.latency import LatencyStats, measure_latency
-from edgecls.runtime.notice_memory import lines_to_print
-from edgecls.runtime.scores import top1_agreement
+from edgecls.runtime.inference.classifier import Classifier
+from edgecls.runtime.inference.latency import LatencyStats, measure_latency
+from edgecls.runtime.inference.scores import top1_agreement
+from edgecls.runtime.terminal.notice_memory import lines_to_print
 
 FP32_RTOL = 1e-3
 FP16_RTOL = 5e-2

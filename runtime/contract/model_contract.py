@@ -14,10 +14,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from edgecls.runtime.contract_schema import (
-    MAX_INPUT_SIDE,
+from edgecls.runtime.contract.schema import (
     MAX_MAGNITUDE,
-    MIN_CROP_FRACTION,
+    SCHEMA_VERSION,
     doc_fields,
     parse_contract_json,
     validate_contract_dict,
@@ -26,8 +25,6 @@ from edgecls.runtime.errors import ContractError
 
 #: Key of the single metadata_props entry that carries the contract.
 METADATA_KEY = "edgecls.contract"
-#: Bump when a field changes meaning. Readers refuse newer majors with a clear message.
-SCHEMA_VERSION = 1
 
 ResizeMode = Literal["stretch", "shorter_side_crop"]
 ColorOrder = Literal["RGB", "BGR"]
@@ -38,9 +35,6 @@ COLOR_ORDERS: tuple[str, ...] = ("RGB", "BGR")
 INTERPOLATIONS: tuple[str, ...] = ("nearest", "linear", "cubic", "area")
 JpegDecode = Literal["reduced", "full"]
 JPEG_DECODES: tuple[str, ...] = ("reduced", "full")
-
-__all__ = ["MAX_INPUT_SIDE", "MIN_CROP_FRACTION", "METADATA_KEY", "SCHEMA_VERSION", "ModelContract",
-           "contract_from_metadata"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -2,7 +2,7 @@
 
 What it finds: the frame size (for the pixel limit and reduced decoding), the first start-of-scan (where the image
 data begins) and whether the end-of-image marker follows it (a cut file). What it bounds, refusing past each limit
-(:mod:`edgecls.runtime.prescan.limits`):
+(:mod:`edgecls.runtime.images.prescan.limits`):
 
 - marker segments: libjpeg keeps a copy of every APP1 segment (OpenCV asks for them, for the EXIF orientation) and
   walks every other one; 4.75 million empty APP1 segments (19 MB) cost 695 MB;
@@ -27,7 +27,7 @@ import re
 from dataclasses import dataclass
 
 from edgecls.runtime.errors import ImageTooCostlyError
-from edgecls.runtime.prescan.limits import (
+from edgecls.runtime.images.prescan.limits import (
     MAX_JPEG_SEGMENTS,
     MAX_JPEG_STRAY_BYTES,
     PIXELS_PER_SCAN,

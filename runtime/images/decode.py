@@ -12,14 +12,14 @@ Decisions (the same in training, export calibration and the runtime, since all o
   appended after the image (phone "motion photos" carry an MP4 there) still decode.
 - Paths are read with numpy so unicode and spaces work on every platform.
 - Reduced JPEG decoding: given ``min_size`` (what the model's resize needs, see
-  :func:`edgecls.runtime.preprocess.decode_floor`), a JPEG at least 2x larger on both axes is decoded at
+  :func:`edgecls.runtime.inference.preprocess.decode_floor`), a JPEG at least 2x larger on both axes is decoded at
   1/2, 1/4 or 1/8 scale by libjpeg's scaled IDCT (``IMREAD_REDUCED_COLOR_*``) instead of decoding every pixel
   only to average them away in the resize. Measured on a 12 MP photo: 46 ms -> 11 ms. The result is still at
   least ``min_size``, so the resize that follows remains a downscale; the scaled IDCT averages each 8x8 block
   like an area filter, so the picture is if anything less aliased than full decode + linear resize.
   Evaluation, calibration, export checks and the runtime all pass the same ``min_size``; training crops for
   augmentation decode in full (a small random crop needs the full resolution).
-- Bounded work: before any decoder sees the bytes, :func:`edgecls.runtime.prescan.scan.prescan` walks the
+- Bounded work: before any decoder sees the bytes, :func:`edgecls.runtime.images.prescan.scan.prescan` walks the
   format's structure (numpy/``struct``, no decoder) and refuses, with one line, a file whose chunks, segments,
   scans, stray bytes or TIFF tiles would cost unreasonable time or memory (``ImageTooCostlyError``), whose header
   declares more than ``max_pixels`` (``TooManyPixelsError``), or whose format it does not walk. Floating-point
@@ -38,9 +38,9 @@ import cv2
 import numpy as np
 
 from edgecls.runtime.errors import ImageDecodeError
-from edgecls.runtime.file_guard import DEFAULT_MAX_FILE_MB, MB, read_regular_file
-from edgecls.runtime.prescan.limits import DEFAULT_MAX_PIXELS, MAX_JPEG_SCANS
-from edgecls.runtime.prescan.scan import prescan
+from edgecls.runtime.images.file_guard import DEFAULT_MAX_FILE_MB, MB, read_regular_file
+from edgecls.runtime.images.prescan.limits import DEFAULT_MAX_PIXELS, MAX_JPEG_SCANS
+from edgecls.runtime.images.prescan.scan import prescan
 
 IMAGE_SUFFIXES: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pbm", ".pnm"}
@@ -84,7 +84,7 @@ def decode_bytes(
 
     ``min_size``: ``(h, w)`` the consumer needs at least; large JPEGs are then decoded at a reduced scale.
     ``max_jpeg_scans``, ``max_pixels``: the pre-scan's limits (its refusals are ``ImageTooCostlyError`` and
-    ``TooManyPixelsError``, both ImageDecodeErrors; see :mod:`edgecls.runtime.prescan.scan`).
+    ``TooManyPixelsError``, both ImageDecodeErrors; see :mod:`edgecls.runtime.images.prescan.scan`).
     """
     if len(data) == 0:
         raise ImageDecodeError(f"{name}: empty file (0 bytes)")
@@ -120,7 +120,7 @@ def decode_image(
 ) -> np.ndarray:
     """Read one image file through the guard and decode it to ``uint8[H, W, 3]`` BGR: the one reader of image
     files (run, batch, training, calibration, evaluation, bench). ``max_bytes``: the file size cap
-    (:mod:`edgecls.runtime.file_guard`); ``min_size``, ``max_pixels``: see :func:`decode_bytes`."""
+    (:mod:`edgecls.runtime.images.file_guard`); ``min_size``, ``max_pixels``: see :func:`decode_bytes`."""
     return decode_bytes(read_regular_file(path, max_bytes), str(path), min_size, max_pixels=max_pixels)
 
 

@@ -25,8 +25,8 @@ from typing import IO
 import numpy as np
 from numpy.lib import format as npy
 
-from edgecls.runtime.contract import ModelContract
-from edgecls.runtime.contract_schema import MAX_LABEL_CHARS
+from edgecls.runtime.contract.model_contract import ModelContract
+from edgecls.runtime.contract.schema import MAX_LABEL_CHARS
 from edgecls.runtime.errors import EdgeclsError
 
 GOLDEN_SUFFIX = ".golden.npz"

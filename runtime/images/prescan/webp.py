@@ -8,7 +8,7 @@ length and stops at a limit.
 from __future__ import annotations
 
 from edgecls.runtime.errors import ImageDecodeError
-from edgecls.runtime.prescan.limits import ChunkCounter
+from edgecls.runtime.images.prescan.limits import ChunkCounter
 
 _IMAGE_DATA = (b"VP8 ", b"VP8L", b"ANMF", b"ALPH")
 

@@ -4,7 +4,7 @@ Training's evaluation path, int8 calibration, export parity checks and the devic
 functions, so what a model saw in training is exactly what it sees on the device. Training augmentation
 happens before this, on decoded ``uint8`` images.
 
-Shapes: input ``uint8[H, W, 3]`` BGR (from :mod:`edgecls.runtime.decode`) -> ``float32[3, h, w]``
+Shapes: input ``uint8[H, W, 3]`` BGR (from :mod:`edgecls.runtime.images.decode`) -> ``float32[3, h, w]``
 where ``(h, w) = contract.input_size``; batches are ``float32[N, 3, h, w]``.
 """
 
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from edgecls.runtime.contract import ModelContract
-from edgecls.runtime.decode import decode_image, to_bgr_uint8
+from edgecls.runtime.contract.model_contract import ModelContract
+from edgecls.runtime.images.decode import decode_image, to_bgr_uint8
 
 _CV2_INTERPOLATION = {
     "nearest": cv2.INTER_NEAREST,
@@ -105,7 +105,7 @@ def _as_bgr(image: np.ndarray, name: str) -> np.ndarray:
 def preprocess(image: np.ndarray, contract: ModelContract) -> np.ndarray:
     """``uint8[H, W, 3]`` BGR -> ``float32[3, h, w]``, exactly as the model was trained.
 
-    Other arrays :func:`edgecls.runtime.decode.to_bgr_uint8` accepts are coerced first; the rest raise
+    Other arrays :func:`edgecls.runtime.images.decode.to_bgr_uint8` accepts are coerced first; the rest raise
     :class:`edgecls.runtime.errors.ImageDecodeError`.
     """
     return normalize(resize_to_contract(_as_bgr(image, "<array>"), contract), contract)
@@ -124,7 +124,7 @@ def decode_floor(contract: ModelContract) -> tuple[int, int] | None:
     """The smallest ``(h, w)`` a decoded image can have without the contract's resize turning into an upscale.
 
     shorter_side_crop scales the image to cover ``input_size / crop_fraction``; stretch to ``input_size``.
-    Decoders may deliver anything at least this large (see :func:`edgecls.runtime.decode.decode_bytes`).
+    Decoders may deliver anything at least this large (see :func:`edgecls.runtime.images.decode.decode_bytes`).
     None (decode every pixel) when the contract says ``jpeg_decode: full``.
     """
     if contract.jpeg_decode == "full":

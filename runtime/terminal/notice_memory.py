@@ -1,7 +1,7 @@
 """Which notices about a model file this user has been told: each is printed once per file, not on every start.
 
 A service restarted by systemd, a cron job or a shell loop used to print an int8 file's ~400-character verdict
-on every start, and nothing could stop it. Now a :class:`~edgecls.runtime.int8_notices.ModelNotice` is printed
+on every start, and nothing could stop it. Now a :class:`~edgecls.runtime.terminal.int8_notices.ModelNotice` is printed
 the first time this user meets that file (``run``, ``serve``, ``selftest``, ``bench``, ``eval``, ``batch``) and
 remembered by the file's SHA-256, so a renamed or copied file is the same file and a re-exported one is a new
 one. ``edgecls info MODEL`` always shows the notices in full; ``edgecls info MODEL --acknowledge`` records them
@@ -15,7 +15,6 @@ notice is printed once per process instead, and its line says why.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import threading
@@ -26,7 +25,8 @@ from typing import Any
 
 from edgecls.runtime.atomic import atomic_write_text
 from edgecls.runtime.errors import EdgeclsError
-from edgecls.runtime.int8_notices import ModelNotice
+from edgecls.runtime.file_digest import sha256_file
+from edgecls.runtime.terminal.int8_notices import ModelNotice
 
 SHOWN, ACKNOWLEDGED = "shown", "acknowledged"
 
@@ -48,11 +48,7 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     st = p.stat()
     key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
     if key not in _digests:
-        h = hashlib.sha256()
-        with p.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        _digests[key] = h.hexdigest()
+        _digests[key] = sha256_file(p)
     return _digests[key]
 
 

@@ -58,7 +58,7 @@ def check_declared_pixels(width: int, height: int, name: str, max_pixels: int) -
     """Refuse a header declaring an empty image, or more than ``max_pixels``, before any pixel is decoded.
 
     The one pixel check of edgecls: run, batch, serve, training, calibration and bench readers all reach it
-    through :func:`edgecls.runtime.decode.decode_bytes`.
+    through :func:`edgecls.runtime.images.decode.decode_bytes`.
     """
     if width < 1 or height < 1:
         raise ImageDecodeError(f"{name}: broken header (declares a {width}x{height} image)")

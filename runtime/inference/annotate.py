@@ -7,7 +7,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from edgecls.runtime.classifier import Prediction
+from edgecls.runtime.inference.classifier import Prediction
 
 
 def annotate(image: np.ndarray, preds: list[Prediction], fps: float | None = None, lines: int = 1) -> np.ndarray:

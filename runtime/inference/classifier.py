@@ -3,7 +3,7 @@
 ``Classifier(path)`` creates the session through :func:`edgecls.runtime.providers.session.create_session`, reads the
 contract from ``session.get_modelmeta().custom_metadata_map`` (no ``onnx`` package needed), checks that the
 graph really is an image classifier that matches the contract, and then classifies ``uint8[H, W, 3]`` BGR
-images with the single preprocessing implementation (:mod:`edgecls.runtime.preprocess`).
+images with the single preprocessing implementation (:mod:`edgecls.runtime.inference.preprocess`).
 
 Shapes: images ``uint8[H_i, W_i, 3]`` BGR -> inputs ``float32[N, 3, h, w]`` -> outputs ``float32[N, C]``
 (logits, turned into probabilities with a softmax, or probabilities as they are) -> top-k per image.
@@ -23,14 +23,15 @@ from typing import Any
 
 import numpy as np
 
-from edgecls.runtime.batched_inference import infer_in_batches
-from edgecls.runtime.contract import ModelContract, contract_from_metadata
-from edgecls.runtime.decode import to_bgr_uint8
+from edgecls.runtime.contract.model_contract import ModelContract, contract_from_metadata
 from edgecls.runtime.errors import ContractError, EdgeclsError, ModelLoadError
-from edgecls.runtime.int8_notices import ModelNotice, int8_notices
-from edgecls.runtime.preprocess import decode_for_contract, preprocess_batch
-from edgecls.runtime.providers.session import PRECISION_OPTION, SessionInfo, create_session
-from edgecls.runtime.scores import to_probabilities
+from edgecls.runtime.images.decode import to_bgr_uint8
+from edgecls.runtime.inference.batched_inference import infer_in_batches
+from edgecls.runtime.inference.preprocess import decode_for_contract, preprocess_batch
+from edgecls.runtime.inference.scores import to_probabilities
+from edgecls.runtime.providers.precision import Precision
+from edgecls.runtime.providers.session import SessionInfo, create_session
+from edgecls.runtime.terminal.int8_notices import ModelNotice, int8_notices
 
 _FLOAT_TYPES: dict[str, type[np.floating[Any]]] = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 
@@ -89,8 +90,9 @@ class Classifier:
             ``labels`` (and ``input_size`` unless the graph has a static input size).
         provider_options: onnxruntime options for the first provider (e.g. ``{"device_id": 1}``).
         spin: let onnxruntime's worker threads spin between runs (fast, but burns CPU a capture thread needs).
-        precision: what OpenVINO computes in: ``f32`` (the default), ``bf16`` or ``f16`` where the device has it;
-            ``info.precision`` reads back what the compiled model uses. onnxruntime accepts only ``f32``.
+        precision: what OpenVINO computes in (:class:`Precision`): ``f32`` (the default), ``bf16`` or ``f16`` where
+            the device has it; ``info.precision`` reads back what the compiled model uses. onnxruntime accepts only
+            ``f32``.
     """
 
     def __init__(
@@ -102,14 +104,14 @@ class Classifier:
         contract: ModelContract | Mapping[str, Any] | None = None,
         provider_options: Mapping[str, Any] | None = None,
         spin: bool = True,
-        precision: str | None = None,
+        precision: Precision | str | None = None,
     ) -> None:
         self.name = "<bytes>" if isinstance(model, bytes) else str(model)
         if not isinstance(model, bytes) and Path(model).is_file() and Path(model).stat().st_size == 0:
             raise ModelLoadError(f"{self.name}: empty model file (0 bytes)")
-        options = {**dict(provider_options or {}), **({PRECISION_OPTION: precision} if precision else {})}
         self.session, self.session_info = create_session(
-            model, provider=provider, threads=threads, provider_options=options, strict=strict, spin=spin,
+            model, provider=provider, threads=threads, provider_options=dict(provider_options or {}), strict=strict,
+            spin=spin, precision=precision,
         )
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1 or len(outputs) != 1:
@@ -142,7 +144,7 @@ class Classifier:
         self.contract: ModelContract = self._resolve_contract(contract)
         self._check_contract()
         # Verdict and target notices (an unverified file, an arm64 file tried on x86): warnings the commands print
-        # once per file and user (runtime.notice_memory), `edgecls info` every time.
+        # once per file and user (runtime.terminal.notice_memory), `edgecls info` every time.
         for notice in int8_notices(self.contract.provenance):
             warnings.warn(ModelNotice(self.name, notice), stacklevel=2)
         self._batching_ok = True  # cleared if a "dynamic" batch turns out to fail above 1

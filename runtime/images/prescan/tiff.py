@@ -2,7 +2,7 @@
 
 OpenCV decodes the first page only, through libtiff, which reads the first directory (IFD) whole and then decodes
 tile by tile (or strip by strip) into one buffer the size of a tile, 4 bytes per pixel. Three things cost there
-before a single pixel is worth it (limits in :mod:`edgecls.runtime.prescan.limits`):
+before a single pixel is worth it (limits in :mod:`edgecls.runtime.images.prescan.limits`):
 
 - directory entries: libtiff merges every unknown tag into its field table, quadratically (4,000 cost 120 ms) and
   with one logged warning each;
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgecls.runtime.errors import ImageDecodeError, ImageTooCostlyError
-from edgecls.runtime.prescan.limits import MAX_TIFF_ENTRIES, TIFF_BLOCK_FLOOR
+from edgecls.runtime.images.prescan.limits import MAX_TIFF_ENTRIES, TIFF_BLOCK_FLOOR
 
 _WIDTH, _LENGTH = 256, 257
 _STRIP_OFFSETS, _STRIP_BYTES, _TILE_WIDTH, _TILE_LENGTH, _TILE_OFFSETS, _TILE_BYTES = 273, 279, 322, 323, 324, 325

@@ -1,7 +1,7 @@
 """What someone running an int8 file must know about it, once: its verdict and the CPU it was made for.
 
 Each :class:`Notice` has a one-line ``line`` (what ``run``, ``serve``, ``selftest``, ``bench`` and ``eval``
-print, the first time this user meets the file: :mod:`edgecls.runtime.notice_memory`) and a full ``detail``
+print, the first time this user meets the file: :mod:`edgecls.runtime.terminal.notice_memory`) and a full ``detail``
 (what ``edgecls info`` always shows). Kinds:
 
 - ``over_budget``: the file missed its accuracy budget and was written anyway (``--allow-over-budget``);

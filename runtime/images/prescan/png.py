@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 
 from edgecls.runtime.errors import ImageDecodeError
-from edgecls.runtime.prescan.limits import ChunkCounter
+from edgecls.runtime.images.prescan.limits import ChunkCounter
 
 _IMAGE_DATA = (b"IDAT", b"fdAT")  # still image data, animation frames' data (APNG)
 _CHUNK_HEAD = struct.Struct(">I4s")

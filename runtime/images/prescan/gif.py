@@ -10,7 +10,7 @@ frames after the first are skipped by OpenCV in C at a few nanoseconds per sub-b
 from __future__ import annotations
 
 from edgecls.runtime.errors import ImageDecodeError, ImageTooCostlyError
-from edgecls.runtime.prescan.limits import MAX_GIF_BLOCKS
+from edgecls.runtime.images.prescan.limits import MAX_GIF_BLOCKS
 
 _EXTENSION = 0x21
 
