@@ -76,7 +76,7 @@ def export_command(
             metavar="EPOCHS",
             rich_help_panel=RECIPE_PANEL,
             help="With --quantize, on an edgecls run: when post-training int8 misses the budget, fine-tune EPOCHS "
-            "epochs with int8 rounding in the loop; kept only when it measures better (quantization_report.md).",
+            "epochs with int8 rounding in the loop; kept only when it measures better, like every int8 repair.",
         ),
     ] = 0,
     model: Annotated[
