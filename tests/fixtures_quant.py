@@ -2,7 +2,7 @@
 
 ``outlier_model`` -> model.onnx of ``_Outlier`` (4 classes, 32 px, contract ``CONTRACT``), whose plain int8 breaks
 until two named convs stay float; ``colour_images`` / ``image_folder`` -> seeded flat-colour images, in memory
-or as PNG files; ``skewed_copy`` -> a training run whose post-training int8 misses (QAT and distillation);
+or as PNG files; ``skewed_copy`` -> a training run whose post-training int8 misses (QAT);
 ``speed_models`` -> 224 px files whose int8 is certainly faster (``wide``) or, with unsigned
 weights, certainly slower (``depthwise``) than fp32 (contract ``CONTRACT_224``).
 """

@@ -9,7 +9,7 @@ fp32 is reported on all crops, on the stable ones and on the rest, beside the to
 
     python benchmarks/quantization/run_distill_bench.py --work W ...      # makes W's models and crops
     python benchmarks/quantization/agreement_floor.py --fp32 W/effnet-lite0/model.onnx --crops W/distill-test \\
-        --int8 post-training=W/distill-edgecls/ptq/model.int8.onnx --int8 learned=W/distill-edgecls/model.int8.onnx
+        --int8 default-budget=W/distill-edgecls/model.int8.onnx --int8 all-int8=W/distill-all-int8/model.int8.onnx
 
 Writes ``AGREEMENT-FLOOR_<cpu>-<isa>_ort<version>_<date>[_suffix].{md,json}`` beside this script (``--out``).
 Answers only, no timings: valid under load.
