@@ -28,7 +28,7 @@ def _quantize(src, out, max_drop, log=lambda _m: None):
 
 
 @pytest.mark.slow  # int8 search: 13 s at load 5-13
-def test_budget_search_keeps_the_responsible_nodes_in_float(outlier_model, tmp_path):
+def test_the_float_node_search_keeps_the_responsible_nodes_in_float(outlier_model, tmp_path):
     messages: list[str] = []
     report = _quantize(outlier_model, tmp_path / "q" / "model.int8.onnx", 5.0, messages.append)
     saved = json.loads((tmp_path / "q" / "quantization_report.json").read_text())

@@ -41,7 +41,7 @@ from edgecls.export.quant.recipes import QuantRecipe
 from edgecls.export.quant.search.node_profile import kind_totals, profile_nodes
 from edgecls.export.quant.search.paired_timing import time_ratio
 from edgecls.export.quant.search.speed_step import faster_int8
-from edgecls.export.quant.search.trials import BudgetSearch
+from edgecls.export.quant.search.trials import TrialBench
 from edgecls.runtime.contract.options import ContractOptions
 
 HERE = Path(__file__).resolve().parent
@@ -88,8 +88,8 @@ def quantize_phase(name: str, work: Path, thirdparty: str) -> dict[str, Any]:
     files["u8s8-optimized-offline"] = _save_optimized(files["u8s8"], work / f"{name}-u8s8-optimized-offline.onnx")
     # The search's speed step on the u8s8 pick (accuracy on 32 search crops; the budget is open: speed only).
     x = ImageList("photo crops seed 12", random_crops(32, 12)[0], None, []).inputs(contract)
-    search = BudgetSearch(quantizer, x, None, onnx_logits(fp32, x), 100.0, work / f"{name}-q", log=log, fp32_path=fp32)
-    step = faster_int8(search, search.try_recipe(KERNEL_RECIPES[0]))
+    bench = TrialBench(quantizer, x, None, onnx_logits(fp32, x), work / f"{name}-q", log=log, fp32_path=fp32)
+    step = faster_int8(bench, bench.try_recipe(KERNEL_RECIPES[0]), 100.0)
     files["speed-step pick"] = step.pick.path
     return {
         "files": {k: str(v) for k, v in files.items()}, "speed_step": step.notes, "speed_step_kinds": step.kinds,

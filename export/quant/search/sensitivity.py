@@ -6,7 +6,7 @@ initializers of the pre-processed fp32 graph. The logit error of that copy on a 
 of the model's error the node's quantization causes. One copy costs a session and one pass over the subset,
 far less than a full ``quantize_static`` per node.
 
-The subset is small (``BudgetSearch.sensitivity_images``): the ranking only orders the nodes, and every model
+The subset is small (``QuantizeOptions.sensitivity_images``): the ranking only orders the nodes, and every model
 the search then considers is measured on all the search images. Running the copies without onnxruntime's
 graph optimisations (simulated quantization, cheaper sessions) was tried and was slower: unfused float convs
 cost more per image than the fusions cost to build.
