@@ -99,8 +99,8 @@ CLI_ONLY = {
     ("bench", "provider"): "checked through LIBRARY_FIELDS too",
 }
 #: The int8 flags, checked where the int8 options are built.
-INT8 = {"export": {"max_drop", "agreement_on", "reconstruct", "target", "distill", "time_budget", "calib", "val",
-                   "allow_over_budget", "require_verified", "qat", "quantize"}}
+INT8 = {"export": {"max_drop", "agreement_on", "reconstruct", "target", "reconstruct_seconds", "calib", "val",
+                   "calib_images", "val_images", "allow_over_budget", "require_verified", "qat", "quantize"}}
 
 
 def _class(spec: str) -> type:

@@ -158,7 +158,7 @@ def test_the_default_check_catches_a_wrong_default(tmp_path: Path) -> None:
     """Each shape of default claim on a page about serve, read, compared and, when wrong, named."""
     page = tmp_path / "serve.md"
     page.write_text(
-        "Batches of `--max-batch`, default 8 and `--max-wait-ms` (default 2).\n\n"
+        "Batches of `--max-batch-size`, default 8 and `--max-wait-ms` (default 2).\n\n"
         "Limits: (`--max-body-mb`, 20; ...), `--max-headers` lines (100; 431), `--header-timeout` (10 s).\n\n"
         "Bound to `--host 127.0.0.1`, the default. `--drain-timeout` seconds (30 by default).\n\n"
         "| limit | defends against | default |\n|---|---|---|\n| `--max-pixels` | bombs | 40,000,000 |\n"
@@ -167,15 +167,16 @@ def test_the_default_check_catches_a_wrong_default(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     claims = {(c.flag, c.value) for c in default_claims(page)}
-    assert claims == {("--max-batch", "8"), ("--max-wait-ms", "2"), ("--max-body-mb", "20"), ("--max-headers", "100"),
-                      ("--header-timeout", "10"), ("--host", "127.0.0.1"), ("--drain-timeout", "30"),
-                      ("--max-pixels", "40,000,000"), ("--token", "none"), ("--max-file-mb", "100")}
+    assert claims == {("--max-batch-size", "8"), ("--max-wait-ms", "2"), ("--max-body-mb", "20"),
+                      ("--max-headers", "100"), ("--header-timeout", "10"), ("--host", "127.0.0.1"),
+                      ("--drain-timeout", "30"), ("--max-pixels", "40,000,000"), ("--token", "none"),
+                      ("--max-file-mb", "100")}
     assert wrong_defaults(page) == []
     broken = page.read_text().replace("default 8", "default 9").replace("40,000,000", "40 M").replace(
         "(default 100)", "(default 10)").replace("`--host 127.0.0.1`", "`--host 0.0.0.0`")
     page.write_text(broken, encoding="utf-8")
     wrong = wrong_defaults(page)
-    assert sorted(w.split()[0] for w in wrong) == ["--host", "--max-batch", "--max-file-mb"]  # 40 M is 40,000,000
+    assert sorted(w.split()[0] for w in wrong) == ["--host", "--max-batch-size", "--max-file-mb"]  # 40 M is 40,000,000
     assert "`edgecls run` defaults to 100" in " ".join(wrong)  # the command named beside the flag is checked
 
 
