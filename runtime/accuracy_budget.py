@@ -2,10 +2,10 @@
 
 ``edgecls quantize`` / ``export --quantize`` (an int8 file against fp32) and ``edgecls bench --provider auto`` (a
 provider against onnxruntime CPU) share this default and this comparison, not their images: quantize grades the
-drop on held-out images (unlabelled: agreement on the decisive ones, export/quant/decisive.py, with a 95% interval
-that can make the verdict "unverified", export/quant/verdict.py), bench on every ``--data`` image against what
-onnxruntime CPU reaches on the same file (runtime/bench/auto_pick.py). So a file within budget in one need not be in
-the other. Import-free on purpose: the CLI reads the default without importing numpy or onnxruntime.
+drop on held-out images (unlabelled: agreement on the decisive ones, export/quant/grading/decisive.py, with a 95%
+interval that can make the verdict "unverified", export/quant/grading/verdict.py), bench on every ``--data`` image
+against what onnxruntime CPU reaches on the same file (runtime/bench/auto_pick.py). So a file within budget in one
+need not be in the other. Import-free on purpose: the CLI reads the default without importing numpy or onnxruntime.
 """
 
 from __future__ import annotations

@@ -14,7 +14,6 @@ import typer.core
 import typer.main
 
 from edgecls.cli import app
-from edgecls.cli.int8_options import INT8_FLAGS
 
 
 def _same(x: Any) -> Any:
@@ -99,9 +98,9 @@ CLI_ONLY = {
     ("selftest", "frames"): "the --camera/--source grab's frame count, an argument of grab_frames",
     ("bench", "provider"): "checked through LIBRARY_FIELDS too",
 }
-#: The int8 flags (the one table, int8_options.INT8_FLAGS, plus export's own --quantize/--qat), checked where the
-#: int8 options are built (test_int8_flags).
-INT8 = {"export": {*INT8_FLAGS, "qat", "quantize"}}
+#: The int8 flags, checked where the int8 options are built.
+INT8 = {"export": {"max_drop", "agreement_on", "reconstruct", "target", "reconstruct_seconds", "calib", "val",
+                   "calib_images", "val_images", "allow_over_budget", "require_verified", "qat", "quantize"}}
 
 
 def _class(spec: str) -> type:

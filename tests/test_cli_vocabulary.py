@@ -77,10 +77,10 @@ SHARED: dict[str, Meaning] = {
     "--reconstruct": Meaning("learn each layer's weight rounding", "weight rounding"),
     "--allow-over-budget": Meaning("write int8 over budget", "budget"),
     "--require-verified": Meaning("exit 4 when unverified", "unverified"),
+    "--target": Meaning("the CPU an int8 file is made for", "int8"),
     "--calib-images": Meaning("at most this many calibration images", "calibration images"),
     "--val-images": Meaning("at most this many validation images", "validation images"),
-    "--max-learning-seconds": Meaning("a safety cap on each int8 learning step", "safety cap"),
-    "--target": Meaning("the CPU an int8 file is made for", "int8"),
+    "--max-learning-seconds": Meaning("a safety cap on an int8 learning step", "seconds"),
 }
 
 #: Flags that take free text (names, paths, URLs, specs), not one of a closed set. A closed set is an enum.
@@ -118,21 +118,21 @@ def _uses() -> dict[str, list[tuple[str, typing.Any, str]]]:
 
 def test_a_flag_several_commands_take_means_one_thing() -> None:
     wrong = []
-    for flag, compared in sorted(_uses().items()):
-        if len({command for command, _, _ in compared}) < 2:
+    for flag, uses in sorted(_uses().items()):
+        if len({command for command, _, _ in uses}) < 2:
             continue
         meaning = SHARED.get(flag)
         if meaning is None:
-            wrong.append(f"{flag} is taken by {[u[0] for u in compared]}: add it to SHARED with the one thing it means")
+            wrong.append(f"{flag} is taken by {[u[0] for u in uses]}: add it to SHARED with the one thing it means")
             continue
-        kinds = {base for _, base, _ in compared}
+        kinds = {base for _, base, _ in uses}
         if meaning.types:
-            wrong += [f"{flag} in {c} is {b}, not one of {meaning.types}" for c, b, _ in compared
+            wrong += [f"{flag} in {c} is {b}, not one of {meaning.types}" for c, b, _ in uses
                       if not any(b is t or (isinstance(b, type) and issubclass(b, t)) for t in meaning.types)]
         elif len(kinds) > 1:
-            wrong.append(f"{flag} has several types: {[(c, b) for c, b, _ in compared]}")
+            wrong.append(f"{flag} has several types: {[(c, b) for c, b, _ in uses]}")
         wrong += [f"{flag} in {c}: help does not say {meaning.phrase!r} ({meaning.what}): {h!r}"
-                  for c, _, h in compared if meaning.phrase.lower() not in h.lower()]
+                  for c, _, h in uses if meaning.phrase.lower() not in h.lower()]
     assert not wrong, "\n".join(wrong)
 
 
@@ -143,13 +143,14 @@ def test_the_table_of_shared_flags_names_only_shared_flags() -> None:
 
 
 def test_a_closed_set_of_values_is_an_enum() -> None:
-    """A text flag is free text (declared in FREE_TEXT); anything else with a closed set of values must be an
-    Enum, so typer lists the values and refuses others."""
+    """A text flag is free text (declared in FREE_TEXT); anything else with a closed set of values must be an Enum,
+    so typer lists the values and refuses others."""
     text = sorted(f for f, uses in _uses().items() if any(b is str for _, b, _ in uses))
     assert set(text) <= FREE_TEXT, f"text flags not declared free text: {set(text) - FREE_TEXT}"
     enums = {f for f, uses in _uses().items() if any(isinstance(b, type) and issubclass(b, Enum) for _, b, _ in uses)}
     assert {"--spin", "--optimizer", "--batchnorm", "--exporter", "--precision", "--split", "--arch",
-            "--resize-mode", "--interpolation", "--color-order", "--output-kind", "--jpeg-decode"} <= enums
+            "--resize-mode", "--interpolation", "--color-order", "--output-kind", "--jpeg-decode", "--target",
+            "--agreement-on", "--reconstruct", "--platform", "--service"} <= enums
 
 
 def _values(enum: type[Enum]) -> list[str]:
@@ -159,7 +160,9 @@ def _values(enum: type[Enum]) -> list[str]:
 def test_each_choice_enum_is_the_library_s_own_list() -> None:
     import edgecls.models  # noqa: F401  (the model files register their architectures)
     from edgecls.data.folders import SPLIT_NAMES
+    from edgecls.deploy.platforms import DEVICE_TARGETS
     from edgecls.export.onnx_export import EXPORTERS
+    from edgecls.export.quant.grading.decisive import AGREEMENT_ON
     from edgecls.models.registry import ARCHITECTURES
     from edgecls.runtime.bench.benchmark import SPIN_MODES
     from edgecls.runtime.contract.model_contract import (
@@ -183,3 +186,5 @@ def test_each_choice_enum_is_the_library_s_own_list() -> None:
     assert _values(choices.JpegDecode) == list(JPEG_DECODES)
     output_kind = typing.get_type_hints(ModelContract)["output_kind"]
     assert _values(choices.OutputKind) == list(typing.get_args(output_kind))
+    assert _values(choices.AgreementOn) == list(AGREEMENT_ON)
+    assert _values(choices.Platform) == list(DEVICE_TARGETS)

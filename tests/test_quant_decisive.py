@@ -1,5 +1,6 @@
-"""Agreement with fp32 graded on the images fp32 decides (export/quant/decisive.py): an image whose fp32 answer
-flips when pixels move by one grey level is not held against int8; the agreement on every image is reported."""
+"""Agreement with fp32 graded on the images fp32 decides (export/quant/grading/decisive.py): an image whose fp32
+answer flips when pixels move by one grey level is not held against int8; the agreement on every image is
+reported."""
 
 from __future__ import annotations
 

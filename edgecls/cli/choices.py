@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from enum import Enum
 
+from edgecls.deploy.platforms import DEVICE_TARGETS
 from edgecls.runtime.contract.model_contract import COLOR_ORDERS, INTERPOLATIONS, JPEG_DECODES, RESIZE_MODES
+from edgecls.runtime.cpu_isa import TARGETS
 
 
 class Choice(str, Enum):
@@ -41,3 +43,12 @@ Batchnorm = _choices("Batchnorm", ("frozen", "reestimate", "train"), "edgecls.tr
 Exporter = _choices("Exporter", ("auto", "dynamo", "torchscript"), "edgecls.export.onnx_export.EXPORTERS")
 Split = _choices("Split", ("train", "val", "test", "all"), "edgecls.data.eval_set: a split's name, or all of it")
 Spin = _choices("Spin", ("off", "on", "both"), "edgecls.runtime.bench.benchmark.SPIN_MODES")
+# int8 (cli/int8_options.py) and pack
+AgreementOn = _choices("AgreementOn", ("decisive", "all"), "edgecls.export.quant.grading.decisive.AGREEMENT_ON: "
+                       "where unlabelled validation images grade agreement")
+Reconstruct = _choices("Reconstruct", ("auto", "on", "off"), "edgecls.export.quant.repairs.reconstruct: when an "
+                       "int8 file's layers are reconstructed")
+#: The CPU an int8 file is made for: ``auto`` or one of runtime.cpu_isa.TARGETS (built from them: they cannot drift).
+Int8Target = _choices("Int8Target", ("auto", *TARGETS), "auto or edgecls.runtime.cpu_isa.TARGETS")
+#: The platforms pack makes bundles for (built from edgecls.deploy.platforms.DEVICE_TARGETS).
+Platform = _choices("Platform", tuple(DEVICE_TARGETS), "edgecls.deploy.platforms.DEVICE_TARGETS")

@@ -15,9 +15,9 @@ from typing import Annotated, Any, TypeVar, get_args
 
 import typer
 
+from edgecls.cli.choices import AgreementOn, Int8Target, Reconstruct
 from edgecls.cli.options import JsonOpt, OutDirOpt, flag_group, in_panel
 from edgecls.export.quant.options import Int8Images, QuantizeOptions, int8_settings
-from edgecls.runtime.cpu_isa import TARGETS
 
 BUDGET_PANEL = "Accuracy budget"
 IMAGES_PANEL = "Images"
@@ -28,25 +28,6 @@ OUTPUT_PANEL = "Output"
 OutDirOutputOpt = in_panel(OutDirOpt, OUTPUT_PANEL)
 JsonOutputOpt = in_panel(JsonOpt, OUTPUT_PANEL)
 
-
-class AgreementOn(str, Enum):
-    """Where unlabelled validation images grade agreement (edgecls.export.quant.grading.decisive.AGREEMENT_ON)."""
-
-    decisive = "decisive"
-    all = "all"
-
-
-class Reconstruct(str, Enum):
-    """When the int8 file's layers are reconstructed (edgecls.export.quant.repairs.reconstruct)."""
-
-    auto = "auto"
-    on = "on"
-    off = "off"
-
-
-#: The CPU an int8 file is made for: ``auto`` or one of edgecls.runtime.cpu_isa.TARGETS (built from them, so the
-#: two cannot drift).
-Int8Target = Enum("Int8Target", {name: name for name in ("auto", *TARGETS)}, type=str)  # type: ignore[misc]
 
 #: Every int8 flag, by the field it sets (QuantizeOptions or Int8Images), in the order --help lists them.
 INT8_FLAGS: dict[str, Any] = {

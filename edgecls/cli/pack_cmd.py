@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import json
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from edgecls.cli.choices import Platform
 from edgecls.cli.int8_options import OUTPUT_PANEL, JsonOutputOpt, int8_flags
-from edgecls.deploy.platforms import DEFAULT_PLATFORM, DEVICE_TARGETS
+from edgecls.deploy.platforms import DEFAULT_PLATFORM
 from edgecls.export.quant.options import Int8Settings
 from edgecls.runtime.device.manifest import ServiceKind
 
 _DEVICE_PANEL = "Device"
 _WHEELS_PANEL = "Wheels"
-
-#: The platforms pack makes bundles for (edgecls.deploy.platforms.DEVICE_TARGETS; built from it, so they cannot
-#: drift).
-Platform = Enum("Platform", {name: name for name in DEVICE_TARGETS}, type=str)  # type: ignore[misc]
 
 # Help paragraphs are one line each: the terminal wraps them at its width without breaking a sentence early.
 PACK_HELP = (
