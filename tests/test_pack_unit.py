@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from edgecls.runtime.device.manifest import ServiceEntry, ServiceKind, read_manifest
+from edgecls.runtime.device.manifest import ServiceEntry, ServiceKind, check_camera, read_manifest
 from edgecls.runtime.device.service_setup import setup_service
 from edgecls.runtime.device.unit import quote_exec_arg, read_settings, render_unit
 from edgecls.runtime.errors import EdgeclsError
@@ -103,3 +103,32 @@ def test_the_manifest_schema_refuses_model_names_outside_the_safe_set(tmp_path: 
         "models": {name: entry}, "files": {}}))
     with pytest.raises(EdgeclsError, match="not a manifest this edgecls reads"):
         read_manifest(tmp_path)
+
+
+def test_a_pi_camera_module_is_the_run_unit_s_camera():
+    """A Pi 5's camera module is a libcamera device, not /dev/videoN: the unit runs `run --camera pi:0`."""
+    unit = render_unit(Path("/opt/edgecls"), ServiceEntry(ServiceKind.run, "m.onnx", camera="pi:0"), Path("/e"))
+    assert '"/opt/edgecls/current/models/m.onnx" --camera pi:0 --json' in unit
+    assert check_camera("/dev/video2") == "/dev/video2" and check_camera(3) == "3"
+
+
+@pytest.mark.parametrize("camera", ["pi:0\nExecStartPre=/bin/touch /x", "0 --host 0.0.0.0", "rtsp://cam/",
+                                    "pi:", "-1", "pi:0;x", "100"])
+def test_a_camera_that_is_not_a_camera_spelling_is_refused_by_pack_and_by_the_manifest(tmp_path: Path, camera: str):
+    import json
+
+    with pytest.raises(EdgeclsError, match="expected N or /dev/videoN"):
+        check_camera(camera)
+    (tmp_path / "manifest.json").write_text(json.dumps({
+        "edgecls": "0.1.0", "bundle": "update", "target": "linux-x86_64", "python": "3.11", "models": {},
+        "files": {}, "service": {"kind": "run", "model": "m.onnx", "camera": camera}}))
+    with pytest.raises(EdgeclsError, match="not a manifest this edgecls reads"):
+        read_manifest(tmp_path)
+
+
+def test_pack_refuses_a_bad_camera_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    from fixtures_cli import cli_in_process
+
+    code, _out, err = cli_in_process(["pack", str(tmp_path / "missing.onnx"), "--camera", "pi:0 --x",
+                                      "--out", str(tmp_path / "b")], capsys)
+    assert code == 2 and err.startswith("error: --camera 'pi:0 --x': expected N") and not (tmp_path / "b").exists()

@@ -10,6 +10,7 @@ import typer
 
 from edgecls.cli.choices import Platform
 from edgecls.cli.int8_options import OUTPUT_PANEL, JsonOutputOpt, int8_flags
+from edgecls.cli.options import CAMERA_HELP
 from edgecls.deploy.platforms import DEFAULT_PLATFORM
 from edgecls.export.quant.options import Int8Settings
 from edgecls.runtime.device.manifest import ServiceKind
@@ -62,9 +63,9 @@ def pack_command(
                      "serve (HTTP with a token; needs no camera).", rich_help_panel=_DEVICE_PANEL),
     ] = ServiceKind.run,
     camera: Annotated[
-        int | None,
-        typer.Option("--camera", min=0, help="The service's camera (run: 0 when not given; serve: none).",
-                     rich_help_panel=_DEVICE_PANEL),
+        str | None,
+        typer.Option("--camera", help="The service's camera: " + CAMERA_HELP + " (run: 0 when not given; serve: "
+                     "none).", rich_help_panel=_DEVICE_PANEL, show_default=False),
     ] = None,
     port: Annotated[
         int,

@@ -40,7 +40,7 @@ from edgecls.runtime.atomic import atomic_write_text
 from edgecls.runtime.contract.model_contract import contract_from_metadata
 from edgecls.runtime.cpu_isa import IsaProfile, target_mismatch
 from edgecls.runtime.device.golden_file import find_golden, read_golden
-from edgecls.runtime.device.manifest import ServiceEntry, ServiceKind, check_model_name
+from edgecls.runtime.device.manifest import ServiceEntry, ServiceKind, check_camera, check_model_name
 from edgecls.runtime.device.releases import REQUIREMENTS_NAME
 from edgecls.runtime.errors import EdgeclsError
 from edgecls.runtime.file_digest import sha256_file
@@ -69,7 +69,7 @@ class PackOptions:
     no_index: bool = False  # only find_links: nothing downloaded
     tarball: bool = True
     service: ServiceKind = ServiceKind.run  # what the device's unit runs (serve brings the serve extra)
-    camera: int | None = None  # the service's camera (run: 0 when None; serve: none)
+    camera: int | str | None = None  # the service's camera: N, /dev/videoN or pi:N (run: 0 when None; serve: none)
     port: int = 8000  # serve's port (the settings file on the device; kept there on updates)
     system_site_packages: bool = False  # venv sees the system's packages (Debian's python3-picamera2 on a Pi)
     sign: str | None = None  # gpg key id: SHA256SUMS.sig, checked by gpgv on the device
@@ -179,7 +179,8 @@ def _copy_models(models: Sequence[Path], dest: Path, device: DeviceTarget) -> tu
 def _service(options: PackOptions, names: list[str]) -> ServiceEntry:
     """What the unit runs: the int8 model when there is one (the device's fast variant), else the first."""
     main_model = next((n for n in names if ".int8." in n), names[0])
-    return ServiceEntry(options.service, main_model, options.camera, options.port)
+    camera = check_camera(options.camera) if options.camera is not None else None
+    return ServiceEntry(options.service, main_model, camera, options.port)
 
 
 def _write_wheels(options: PackOptions, device: DeviceTarget, stage: Path, extras: tuple[str, ...],
@@ -224,6 +225,8 @@ def pack(options: PackOptions, log: Log = print) -> PackResult:
         raise EdgeclsError(f"--out {out}: exists and is not empty")
     if options.sign:
         key_fingerprint(options.sign)  # an unknown key is refused before any work
+    if options.camera is not None:
+        check_camera(options.camera)  # it goes into the unit's command line: refused before any work
     extras = tuple(options.extras)
     if options.service is ServiceKind.serve and "serve" not in extras and not options.update:
         extras += ("serve",)

@@ -26,6 +26,9 @@ MAX_MANIFEST_BYTES = 4 * 2**20
 #: Model file names: they end up in a systemd unit's ExecStart and in paths; nothing a shell, systemd or a
 #: terminal would read as syntax (no space, quote, `%`, `$`, `;`, newline, slash).
 MODEL_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$")
+#: A service's camera as ``run --camera`` takes it: N, /dev/videoN (V4L2) or pi:N (Picamera2, a Pi 5's camera
+#: module). It goes into the unit's command line, so nothing else is allowed.
+CAMERA = re.compile(r"^(?:(?:pi:)?[0-9]{1,2}|/dev/video[0-9]{1,2})$")
 
 Sha256 = Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$")]
 RelPath = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-][A-Za-z0-9._/-]{0,250}$", max_length=251)]
@@ -50,7 +53,8 @@ class ModelEntry(msgspec.Struct, frozen=True):
 class ServiceEntry(msgspec.Struct, frozen=True):
     kind: ServiceKind
     model: Annotated[str, Meta(pattern=MODEL_NAME.pattern)]
-    camera: Annotated[int, Meta(ge=0, le=63)] | None = None
+    # an int in bundles made before pi:N (kept readable), else the spelling run --camera takes
+    camera: Annotated[int, Meta(ge=0, le=63)] | Annotated[str, Meta(pattern=CAMERA.pattern)] | None = None
     port: Annotated[int, Meta(ge=1, le=65535)] = 8000
 
 
@@ -73,6 +77,15 @@ def check_model_name(name: str) -> str:
             "command line and into paths on the device): rename the file"
         )
     return name
+
+
+def check_camera(camera: int | str) -> str:
+    """``camera`` as the service's ``--camera`` value when it is one (:data:`CAMERA`), else one line saying why not."""
+    text = str(camera).strip()
+    if not CAMERA.fullmatch(text):
+        raise EdgeclsError(f"--camera {camera!r}: expected N or /dev/videoN (V4L2), or pi:N (a Raspberry Pi camera "
+                           "module, Picamera2)")
+    return text
 
 
 def find_manifest(folder: str | os.PathLike[str]) -> Path | None:
