@@ -1,6 +1,6 @@
 """The accuracy budget: how many points a cheaper variant may lose, and the one rule that applies it.
 
-``edgecls quantize`` / ``export --quantize`` (an int8 file against fp32) and ``edgecls bench --provider auto`` (a
+``edgecls quantize`` / ``export --quantize`` (an int8 file against fp32) and ``edgecls bench --provider all`` (a
 provider against onnxruntime CPU) share this default and this comparison, not their images: quantize grades the
 drop on held-out images (unlabelled: agreement on the decisive ones, export/quant/grading/decisive.py, with a 95%
 interval that can make the verdict "unverified", export/quant/grading/verdict.py), bench on every ``--data`` image
