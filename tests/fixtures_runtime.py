@@ -10,11 +10,8 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -269,115 +266,6 @@ def runtime_images(tmp_path_factory: pytest.TempPathFactory) -> RuntimeImages:
     (d / "truncated.png").write_bytes(png[: len(png) // 2])
     bad.append(d / "truncated.png")
     return RuntimeImages(root=d, good=tuple(good), bad=tuple(bad))
-
-
-# --- loopback streams served by ffmpeg ----------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def have_ffmpeg() -> bool:
-    return shutil.which("ffmpeg") is not None
-
-
-class FfmpegServer:
-    """An ``ffmpeg`` process listening on ``127.0.0.1:port`` (one client); :meth:`kill` ends it."""
-
-    def __init__(self, port: int, args: list[str]) -> None:
-        self.port = port
-        self.proc = subprocess.Popen(["ffmpeg", "-hide_banner", "-loglevel", "error", *args],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self._wait_listening()
-
-    def _wait_listening(self, timeout: float = 5.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            # Probe with /proc/net/tcp rather than connecting: the server accepts exactly one client.
-            if _listening(self.port):
-                return
-            if self.proc.poll() is not None:
-                raise RuntimeError("ffmpeg exited before listening")
-            time.sleep(0.05)
-        raise RuntimeError("ffmpeg did not start listening")
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=5)
-
-
-class MjpegServer(FfmpegServer):
-    """``ffmpeg`` serving a synthetic 60 fps MJPEG stream on ``http://127.0.0.1:PORT/x.mjpg`` (one client).
-
-    ``pattern``: another lavfi source graph instead of ffmpeg's ``testsrc2`` test card.
-    """
-
-    def __init__(self, fps: int = 60, size: str = "320x240", seconds: int = 30, pattern: str | None = None) -> None:
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}/x.mjpg"
-        super().__init__(port, ["-re", "-f", "lavfi", "-i", pattern or f"testsrc2=size={size}:rate={fps}",
-                                "-t", str(seconds), "-q:v", "5", "-f", "mpjpeg", "-listen", "1", self.url])
-
-
-class H264TcpServer(FfmpegServer):
-    """``ffmpeg`` sending a raw H.264 stream of a still ``image`` to the first client of ``tcp://127.0.0.1:PORT``:
-    what ``rpicam-vid -n -t 0 --inline --listen -o tcp://127.0.0.1:PORT`` serves on a Pi (libx264 here instead of
-    the Pi's encoder; SPS/PPS before every key frame, as --inline asks)."""
-
-    def __init__(self, image: Path, fps: int = 30, seconds: int = 30) -> None:
-        port = free_port()
-        self.url = f"tcp://127.0.0.1:{port}"
-        super().__init__(port, ["-re", "-loop", "1", "-framerate", str(fps), "-i", str(image), "-t", str(seconds),
-                                "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-pix_fmt",
-                                "yuv420p", "-g", str(fps), "-bsf:v", "dump_extra", "-f", "h264",
-                                f"{self.url}?listen=1"])
-
-
-@pytest.fixture
-def h264_tcp_server():
-    if not have_ffmpeg():
-        pytest.skip("ffmpeg not installed (make stream-tools installs it from Debian)")
-    servers: list[H264TcpServer] = []
-
-    def start(image: Path, **kw) -> H264TcpServer:
-        servers.append(H264TcpServer(image, **kw))
-        return servers[-1]
-
-    yield start
-    for s in servers:
-        s.kill()
-
-
-def _listening(port: int) -> bool:
-    hexport = f"{port:04X}"
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            parts = line.split()
-            if parts[1].endswith(":" + hexport) and parts[3] == "0A":  # 0A = LISTEN
-                return True
-    return False
-
-
-@pytest.fixture
-def mjpeg_server():
-    if not have_ffmpeg():
-        pytest.skip("ffmpeg not installed (make stream-tools installs it from Debian)")
-    servers: list[MjpegServer] = []
-
-    def start(**kw) -> MjpegServer:
-        s = MjpegServer(**kw)
-        servers.append(s)
-        return s
-
-    yield start
-    for s in servers:
-        s.kill()
 
 
 def _cli_env() -> dict[str, str]:

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fixtures_runtime import REPO, MjpegServer, add_contract, have_ffmpeg, make_onnx
+from fixtures_runtime import REPO, add_contract, make_onnx
+from fixtures_streams import MjpegServer, have_ffmpeg
 
 from edgecls.runtime.contract.model_contract import ModelContract
 

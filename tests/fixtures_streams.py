@@ -1,6 +1,7 @@
-"""A real RTSP server on loopback (GStreamer's gst-rtsp-server, see tests/rtsp_server.py) for the live tests.
+"""Live streams on loopback for the live tests: ffmpeg serving MJPEG over HTTP and H.264 over tcp://, and a real RTSP
+server (GStreamer's gst-rtsp-server, see tests/rtsp_server.py).
 
-The server runs in the system Python (``/usr/bin/python3``, which has Debian's GObject bindings; the test venv
+The RTSP server runs in the system Python (``/usr/bin/python3``, which has Debian's GObject bindings; the test venv
 does not), as its own process, so a test can kill it the way a camera dies and start it again on the same
 port. Tests that need it are marked ``stream`` and skipped with a reason when it is not installed
 (``make stream-tools`` installs it).
@@ -9,14 +10,127 @@ port. Tests that need it are marked ``stream`` and skipped with a reason when it
 from __future__ import annotations
 
 import functools
+import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fixtures_runtime import free_port
 
+
+# --- loopback streams served by ffmpeg ----------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def have_ffmpeg() -> bool:
+    return shutil.which("ffmpeg") is not None
+
+
+class FfmpegServer:
+    """An ``ffmpeg`` process listening on ``127.0.0.1:port`` (one client); :meth:`kill` ends it."""
+
+    def __init__(self, port: int, args: list[str]) -> None:
+        self.port = port
+        self.proc = subprocess.Popen(["ffmpeg", "-hide_banner", "-loglevel", "error", *args],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._wait_listening()
+
+    def _wait_listening(self, timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            # Probe with /proc/net/tcp rather than connecting: the server accepts exactly one client.
+            if _listening(self.port):
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError("ffmpeg exited before listening")
+            time.sleep(0.05)
+        raise RuntimeError("ffmpeg did not start listening")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=5)
+
+
+class MjpegServer(FfmpegServer):
+    """``ffmpeg`` serving a synthetic 60 fps MJPEG stream on ``http://127.0.0.1:PORT/x.mjpg`` (one client).
+
+    ``pattern``: another lavfi source graph instead of ffmpeg's ``testsrc2`` test card.
+    """
+
+    def __init__(self, fps: int = 60, size: str = "320x240", seconds: int = 30, pattern: str | None = None) -> None:
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}/x.mjpg"
+        super().__init__(port, ["-re", "-f", "lavfi", "-i", pattern or f"testsrc2=size={size}:rate={fps}",
+                                "-t", str(seconds), "-q:v", "5", "-f", "mpjpeg", "-listen", "1", self.url])
+
+
+class H264TcpServer(FfmpegServer):
+    """``ffmpeg`` sending a raw H.264 stream of a still ``image`` to the first client of ``tcp://127.0.0.1:PORT``:
+    what ``rpicam-vid -n -t 0 --inline --listen -o tcp://127.0.0.1:PORT`` serves on a Pi (libx264 here instead of
+    the Pi's encoder; SPS/PPS before every key frame, as --inline asks)."""
+
+    def __init__(self, image: Path, fps: int = 30, seconds: int = 30) -> None:
+        port = free_port()
+        self.url = f"tcp://127.0.0.1:{port}"
+        super().__init__(port, ["-re", "-loop", "1", "-framerate", str(fps), "-i", str(image), "-t", str(seconds),
+                                "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-pix_fmt",
+                                "yuv420p", "-g", str(fps), "-bsf:v", "dump_extra", "-f", "h264",
+                                f"{self.url}?listen=1"])
+
+
+@pytest.fixture
+def h264_tcp_server():
+    if not have_ffmpeg():
+        pytest.skip("ffmpeg not installed (make stream-tools installs it from Debian)")
+    servers: list[H264TcpServer] = []
+
+    def start(image: Path, **kw) -> H264TcpServer:
+        servers.append(H264TcpServer(image, **kw))
+        return servers[-1]
+
+    yield start
+    for s in servers:
+        s.kill()
+
+
+def _listening(port: int) -> bool:
+    hexport = f"{port:04X}"
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            parts = line.split()
+            if parts[1].endswith(":" + hexport) and parts[3] == "0A":  # 0A = LISTEN
+                return True
+    return False
+
+
+@pytest.fixture
+def mjpeg_server():
+    if not have_ffmpeg():
+        pytest.skip("ffmpeg not installed (make stream-tools installs it from Debian)")
+    servers: list[MjpegServer] = []
+
+    def start(**kw) -> MjpegServer:
+        s = MjpegServer(**kw)
+        servers.append(s)
+        return s
+
+    yield start
+    for s in servers:
+        s.kill()
+
+
+
+# --- RTSP served by GStreamer ------------------------------------------------------------------------------
 SYSTEM_PYTHON = "/usr/bin/python3"
 SERVER_SCRIPT = Path(__file__).with_name("rtsp_server.py")
 

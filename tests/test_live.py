@@ -80,7 +80,7 @@ def test_missing_camera_fails_fast_without_retrying():
 
 
 def test_unreachable_stream_retries_with_exponential_backoff():
-    from fixtures_runtime import free_port
+    from fixtures_streams import free_port
 
     events: list[tuple[float, str]] = []
     spec = SourceSpec("stream", f"http://127.0.0.1:{free_port()}/x.mjpg", "dead")

@@ -42,7 +42,7 @@ def png_bomb(width: int = 30000, height: int = 30000) -> bytes:
 
 @pytest.fixture(scope="module")
 def live_server(colour_model):
-    from fixtures_runtime import have_ffmpeg
+    from fixtures_streams import have_ffmpeg
 
     if not have_ffmpeg():
         pytest.skip("ffmpeg not installed (make stream-tools installs it from Debian)")

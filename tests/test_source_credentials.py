@@ -11,7 +11,7 @@ import time
 
 import pytest
 from fixtures_reliability import jsonl, run_cli
-from fixtures_runtime import free_port
+from fixtures_streams import free_port
 
 from edgecls.runtime.terminal.redact import redact
 
