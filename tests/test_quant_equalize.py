@@ -11,7 +11,7 @@ from torch import nn
 
 from edgecls.export.onnx_export import export_to_onnx
 from edgecls.export.parity import onnx_logits
-from edgecls.export.quant.build.activation_stats import collect_stats
+from edgecls.export.quant.qdq.activation_stats import collect_stats
 from edgecls.export.quant.repairs.equalize import equalize, equalized_range, find_pairs, weight_range_spread
 from edgecls.runtime.contract.model_contract import ModelContract
 

@@ -10,10 +10,10 @@ from onnx import numpy_helper
 from torch import nn
 
 from edgecls.export.onnx_export import export_to_onnx
-from edgecls.export.quant.build.activation_stats import TensorStats
-from edgecls.export.quant.build.range_choice import choose_ranges, fake_quant_mse
-from edgecls.export.quant.build.static_quantizer import StaticQuantizer, _calibration_reader
 from edgecls.export.quant.grading.image_sets import ImageList
+from edgecls.export.quant.qdq.activation_stats import TensorStats
+from edgecls.export.quant.qdq.range_choice import choose_ranges, fake_quant_mse
+from edgecls.export.quant.qdq.static_quantizer import StaticQuantizer, _calibration_reader
 from edgecls.export.quant.recipes import QuantRecipe
 from edgecls.runtime.contract.model_contract import ModelContract
 

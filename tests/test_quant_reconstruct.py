@@ -17,12 +17,12 @@ from torch import nn
 
 from edgecls.export.onnx_export import export_to_onnx
 from edgecls.export.parity import onnx_logits
-from edgecls.export.quant.build.static_quantizer import StaticQuantizer
 from edgecls.export.quant.grading.evaluate import relative_error
 from edgecls.export.quant.grading.fused_graph import fusion_counts
 from edgecls.export.quant.grading.image_sets import ImageList
 from edgecls.export.quant.options import QuantizeOptions
 from edgecls.export.quant.pipeline import quantize_model
+from edgecls.export.quant.qdq.static_quantizer import StaticQuantizer
 from edgecls.export.quant.recipes import QuantRecipe
 from edgecls.export.quant.repairs.adaround import FitSettings, adaround
 from edgecls.export.quant.repairs.layer_fit import LayerFit, LayerGeometry

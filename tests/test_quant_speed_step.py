@@ -12,9 +12,9 @@ import pytest
 from fixtures_quant import CONTRACT_224
 
 from edgecls.export.parity import onnx_logits
-from edgecls.export.quant.build.static_quantizer import StaticQuantizer
 from edgecls.export.quant.grading.conv_counts import fusion_record
 from edgecls.export.quant.grading.image_sets import ImageList
+from edgecls.export.quant.qdq.static_quantizer import StaticQuantizer
 from edgecls.export.quant.recipes import QuantRecipe
 from edgecls.export.quant.search.node_profile import compare, kind_totals, profile_nodes
 from edgecls.export.quant.search.speed_step import faster_int8, runs_float

@@ -110,7 +110,7 @@ def _conv_output(path, x: np.ndarray) -> np.ndarray:
 
 
 def test_bias_correction_cancels_the_mean_error_of_rounded_weights(tmp_path):
-    from edgecls.export.quant.build.static_quantizer import StaticQuantizer
+    from edgecls.export.quant.qdq.static_quantizer import StaticQuantizer
     from edgecls.export.quant.recipes import QuantRecipe
 
     contract = ModelContract(

@@ -35,8 +35,8 @@ from study_env import environment, log
 
 from edgecls.export.metadata import contract_of
 from edgecls.export.parity import onnx_logits
-from edgecls.export.quant.build.static_quantizer import StaticQuantizer
 from edgecls.export.quant.grading.image_sets import ImageList
+from edgecls.export.quant.qdq.static_quantizer import StaticQuantizer
 from edgecls.export.quant.recipes import QuantRecipe
 from edgecls.export.quant.search.node_profile import kind_totals, profile_nodes
 from edgecls.export.quant.search.paired_timing import time_ratio

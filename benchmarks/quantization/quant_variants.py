@@ -13,10 +13,10 @@ from typing import Any
 
 from study_env import log
 
-from edgecls.export.quant.build.static_quantizer import StaticQuantizer
 from edgecls.export.quant.grading.image_sets import ImageList
 from edgecls.export.quant.options import QuantizeOptions
 from edgecls.export.quant.pipeline import OverBudgetError, quantize_model
+from edgecls.export.quant.qdq.static_quantizer import StaticQuantizer
 from edgecls.export.quant.recipes import QuantRecipe
 from edgecls.runtime.contract.model_contract import ModelContract
 

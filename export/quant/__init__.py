@@ -7,7 +7,7 @@ One pipeline (``pipeline.quantize_model``) of steps at the same level, each in i
 - root: ``quantize_file`` (the model file, its contract and images: what ``edgecls quantize`` calls), ``pipeline``,
   ``options`` (what the step is asked), ``recipes`` (what a candidate is, per target), ``repair_step`` (the repairs
   and their one keep rule), ``reconstruct_cap``, ``report`` and ``report_files`` (built once, written once);
-- ``build/``: a recipe made into an int8 QDQ file (onnxruntime's static quantizer, activation statistics, ranges);
+- ``qdq/``: a recipe made into an int8 QDQ file (onnxruntime's static quantizer, activation statistics, ranges);
 - ``repairs/``: what changes a file to make it more accurate (bias correction, equalisation, layer-wise
   reconstruction, quantization-aware fine-tuning);
 - ``search/``: trials measured and ranked on the search images, the float-node search, the choice, the speed step

@@ -8,7 +8,7 @@ call, with the images already loaded. The validation images are split (seeded, d
 (``search.trials.TrialBench``), and a held-out part, on which only the pick is graded: the verdict and the exit
 status come from the held-out part, the report gives both.
 
-1. recipes: the target's recipes (``recipes.candidate_recipes``), each quantized (``build``) and measured;
+1. recipes: the target's recipes (``recipes.candidate_recipes``), each quantized (``qdq``) and measured;
 2. repairs (``repair_step``): QAT (an edgecls run with ``--qat``), bias correction, equalisation, per-tensor
    ranges, layer-wise reconstruction, each kept only when it measures better (one keep rule);
 3. float-node search (``search.float_nodes``): over budget, the fewest nodes kept in float that fit;
@@ -36,13 +36,13 @@ import onnx
 
 from edgecls.export.metadata import PRODUCER_NAME, contract_of, embed_contract
 from edgecls.export.onnx_export import lower_ir_version, write_model
-from edgecls.export.quant.build.static_quantizer import StaticQuantizer
 from edgecls.export.quant.grading.conv_counts import fusion_record
 from edgecls.export.quant.grading.fused_graph import float_compute_nodes
 from edgecls.export.quant.grading.holdout import Grade, grade, grade_test, graded_parts, split_validation
 from edgecls.export.quant.grading.image_sets import MIN_CALIBRATION_IMAGES, ImageList
 from edgecls.export.quant.grading.verdict import UNVERIFIED
 from edgecls.export.quant.options import QuantizeOptions
+from edgecls.export.quant.qdq.static_quantizer import StaticQuantizer
 from edgecls.export.quant.recipes import TargetPlan, candidate_recipes, plan_target
 from edgecls.export.quant.reconstruct_cap import time_cap_warning
 from edgecls.export.quant.repair_step import repair

@@ -7,7 +7,7 @@ In order, each tried on the best so far:
    recipe QAT simulated. First, because it changes the weights every later repair works on;
 2. bias correction (``repairs.bias_correction``): the mean error of the rounded weights folded into the biases;
 3. cross-layer equalisation (``repairs.equalize``) of conv pairs before quantizing;
-4. a per-tensor choice of calibration method (``build.range_choice``: MinMax or a percentile clip per tensor);
+4. a per-tensor choice of calibration method (``qdq.range_choice``: MinMax or a percentile clip per tensor);
 5. layer-wise reconstruction (``repairs.reconstruct``) of the best: ``auto`` when it still misses the budget,
    ``on``, ``off``.
 None of them learns from the search images (bias correction, equalisation, the ranges and reconstruction learn
@@ -20,7 +20,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from edgecls.export.quant.build.static_quantizer import StaticQuantizer
+from edgecls.export.quant.qdq.static_quantizer import StaticQuantizer
 from edgecls.export.quant.recipes import QuantRecipe, TargetPlan
 from edgecls.export.quant.repairs.qat import QatPlan, fine_tune, simulated_recipe
 from edgecls.export.quant.search.trials import Trial, TrialBench, better, fits

@@ -3,7 +3,7 @@
 Per-node sensitivity first - the logit error on a subset of the search images with one node computing in float
 (``sensitivity``, graph surgery on the QDQ graph), cached on disk when a cache folder is given - then the k most
 sensitive nodes are kept in float, k = 1, 2, 4, ... until the budget holds, and bisected back. The nodes kept
-together are whole float units (``build.static_quantizer.float_units``: a node and the compute nodes that produce
+together are whole float units (``qdq.static_quantizer.float_units``: a node and the compute nodes that produce
 its inputs), never more than ``MAX_FLOAT_FRACTION`` of the quantized nodes. The search starts from the repaired
 recipe without reconstruction (``repairs.steps.Repaired.base``): each of its trials would learn every layer
 again, and the sensitivity must be measured on the graph it edits.
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecls.export.quant.build.static_quantizer import float_units, quantized_compute_nodes
 from edgecls.export.quant.grading.image_sets import evenly_spaced
+from edgecls.export.quant.qdq.static_quantizer import float_units, quantized_compute_nodes
 from edgecls.export.quant.recipes import QuantRecipe
 from edgecls.export.quant.search.sensitivity import rank_nodes
 from edgecls.export.quant.search.trials import Trial, TrialBench, eligible, fits

@@ -29,8 +29,8 @@ from typing import Any
 
 import onnx
 
-from edgecls.export.quant.build.static_quantizer import QuantizationError
 from edgecls.export.quant.grading.fused_graph import int8_kernel_sources, optimized_graph
+from edgecls.export.quant.qdq.static_quantizer import QuantizationError
 from edgecls.export.quant.recipes import QuantRecipe
 from edgecls.export.quant.search.node_profile import ConvTime, compare, kind_totals, profile_nodes
 from edgecls.export.quant.search.paired_timing import MARGIN

@@ -2,7 +2,7 @@
 against fp32, and ranked the one way every step ranks (the recipes, each repair's keep rule, the float-node search
 and the final choice); the pipeline grades the pick again on held-out images the bench never saw.
 
-A trial is one recipe quantized (``build.static_quantizer``) and measured with one onnxruntime session
+A trial is one recipe quantized (``qdq.static_quantizer``) and measured with one onnxruntime session
 (``trial_eval``): accuracy, batch-1 latency, and how much of it onnxruntime really runs in int8. The same recipe is
 never measured twice. A trial that runs mostly in float (under ``MIN_INT8_FRACTION`` of its convs in int8) is
 never chosen.
@@ -23,11 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from edgecls.export.quant.build.static_quantizer import StaticQuantizer
 from edgecls.export.quant.grading.conv_counts import ConvCounts
 from edgecls.export.quant.grading.evaluate import Accuracy
 from edgecls.export.quant.grading.fused_graph import float_compute_nodes
 from edgecls.export.quant.grading.verdict import paired_difference_interval
+from edgecls.export.quant.qdq.static_quantizer import StaticQuantizer
 from edgecls.export.quant.recipes import QuantRecipe
 from edgecls.export.quant.search.paired_timing import RUNS_PER_BLOCK, TimeRatio, time_ratio
 from edgecls.export.quant.search.speed_vs_fp32 import SpeedVsFp32

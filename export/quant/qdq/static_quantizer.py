@@ -23,11 +23,11 @@ from typing import Any
 import numpy as np
 import onnx
 
-from edgecls.export.quant.repairs.bias_correction import correct_biases
-from edgecls.export.quant.grading.image_sets import ImageList, evenly_spaced
-from edgecls.export.quant.build.range_sources import OWN_METHODS, TrialSources
 from edgecls.export.quant.grading.fused_graph import SENSITIVE_OPS
+from edgecls.export.quant.grading.image_sets import ImageList, evenly_spaced
+from edgecls.export.quant.qdq.range_sources import OWN_METHODS, TrialSources
 from edgecls.export.quant.recipes import QuantRecipe
+from edgecls.export.quant.repairs.bias_correction import correct_biases
 from edgecls.export.quant.repairs.reconstruct import ReconstructSettings, reconstruct_layers
 from edgecls.runtime.contract.model_contract import ModelContract
 from edgecls.runtime.errors import EdgeclsError

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from edgecls.export.quant.build.activation_stats import ActivationStats, collect_stats, write_range_cache
+from edgecls.export.quant.qdq.activation_stats import ActivationStats, collect_stats, write_range_cache
+from edgecls.export.quant.qdq.range_choice import choose_ranges
 from edgecls.export.quant.repairs.equalize import equalize, equalized_range, find_pairs, weight_range_spread
-from edgecls.export.quant.build.range_choice import choose_ranges
 
 #: Calibration methods computed here from the shared statistics (others go to onnxruntime's calibrators).
 OWN_METHODS = ("MinMax", "PerTensor")

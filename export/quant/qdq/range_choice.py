@@ -16,7 +16,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from edgecls.export.quant.build.activation_stats import TensorStats
+from edgecls.export.quant.qdq.activation_stats import TensorStats
 from edgecls.export.quant.repairs.equalize import equalized_range
 
 #: Candidate calibration methods: name -> upper percentile of the values kept (100 = MinMax).
