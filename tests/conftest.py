@@ -13,9 +13,10 @@ from edgecls.training.config import TrainConfig
 _HERE = Path(__file__).parent
 pytest_plugins = [
     name
-    for name in ("fixtures_export", "fixtures_runtime", "fixtures_bench", "fixtures_reliability", "fixtures_serve",
-                 "fixtures_streams", "fixtures_quant", "fixtures_deploy",
-                 "fixtures_systemd")
+    # a fixture module comes after the ones it imports (fixtures_serve uses fixtures_streams' servers), so pytest can
+    # rewrite each one's asserts as it loads it
+    for name in ("fixtures_export", "fixtures_runtime", "fixtures_streams", "fixtures_bench", "fixtures_reliability",
+                 "fixtures_serve", "fixtures_quant", "fixtures_deploy", "fixtures_systemd")
     if (_HERE / f"{name}.py").exists()
 ]
 
