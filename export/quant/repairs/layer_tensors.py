@@ -56,6 +56,17 @@ def run_batches(sess: object, feeds: dict[str, np.ndarray], names: Sequence[str]
     return out
 
 
+def dequantized(q: np.ndarray, zero: object, scale: object) -> np.ndarray:
+    """float32 (q - zero) * scale of 8-bit integers ``q``, by a 256-entry table: one gather instead of three
+    passes with an int32 and a float32 temporary (a 256-image map of the first layers is 400 MB). Each entry is
+    the float32 product the passes computed, so the values are the same bits."""
+    if q.dtype.itemsize != 1:
+        return (q.astype(np.int32) - np.int32(zero)).astype(np.float32) * np.float32(scale)
+    byte = np.arange(256, dtype=np.uint8)  # every bit pattern, read as q's type: the table's index is q's byte
+    table = (byte.view(q.dtype).astype(np.int32) - np.int32(zero)).astype(np.float32) * np.float32(scale)
+    return table[q.view(np.uint8)]
+
+
 def _elem_types(model: onnx.ModelProto) -> dict[str, int]:
     """Element type of every tensor shape inference can name (the rest are float: a QDQ graph's activations)."""
     inferred = onnx.shape_inference.infer_shapes(model)
@@ -120,7 +131,7 @@ class GraphTensors:
             if np.ndim(scale) == 0 and np.ndim(zero) == 0:  # an activation: keep its integers, dequantize here
                 q = self._computed(dq.input[0])
                 if self.incremental:  # (still: the integers were per-image)
-                    return (q.astype(np.int32) - np.int32(zero)).astype(np.float32) * np.float32(scale)
+                    return dequantized(q, zero, scale)
         return self._computed(name)
 
     def _constant(self, name: str) -> np.ndarray | None:
