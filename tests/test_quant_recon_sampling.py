@@ -68,3 +68,21 @@ def test_dequantizing_by_table_gives_the_same_bits_as_the_arithmetic(dtype, zero
     got = dequantized(q, np.array(zero, dtype), scale)
     assert got.dtype == np.float32 and got.shape == q.shape
     assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
+@pytest.mark.parametrize("groups", [1, 8])
+def test_the_moments_are_the_layer_error_as_a_quadratic_form(groups):
+    """Dense and depthwise (one product per image and group) alike: the error the moments give any weights and
+    bias is the squared error of the layer's unclipped output, summed over the positions ``sample`` picks."""
+    fit = _layer(groups=groups, images=12, size=20)
+    idx = torch.arange(12)
+    moments = fit.moments(idx)
+    rng = np.random.default_rng(5)
+    for _ in range(3):
+        weight = fit.float_weight + torch.from_numpy(rng.normal(0, 0.05, fit.float_weight.shape).astype(np.float32))
+        bias = torch.from_numpy(rng.normal(0, 0.1, 8).astype(np.float32))
+        padded = torch.nn.functional.pad(fit.x, (1, 1, 1, 1))
+        out = torch.nn.functional.conv2d(padded, weight, bias, stride=2, groups=groups)
+        want = float(((out - fit.y) ** 2).sum() / (fit.y.double() ** 2).sum())
+        got, _ = moments.error(fit.grouped(weight, bias))
+        assert float(got) == pytest.approx(want, rel=1e-3, abs=1e-5)

@@ -164,18 +164,57 @@ class LayerFit:
                 den += inside.sum(dims)
             return bias + (num / den.clamp(min=1)).float()
 
+    def _unfold(self, i: Any, t: int) -> Any:
+        """float32[b, C * kh * kw, L]: the input patches of images ``i`` at every t-th output row and column, as
+        ``F.unfold`` lays them out, copied from a strided view of the padded maps (twice as fast as unfold's
+        im2col on Lite0's maps, the same values)."""
+        x = self._whole(i)
+        (kh, kw), sh, sw = self.g.kernel, self.g.stride[0] * t, self.g.stride[1] * t
+        b, c, hp, wp = x.shape
+        ho, wo = (hp - kh) // sh + 1, (wp - kw) // sw + 1
+        s = x.stride()
+        view = x.as_strided((b, c, kh, kw, ho, wo), (s[0], s[1], s[2], s[3], s[2] * sh, s[3] * sw))
+        return view.reshape(b, c * kh * kw, ho * wo)
+
     def _patches(self, i: Any, t: int) -> tuple[Any, Any]:
         """(inputs float32[g, d - 1, P], targets float32[g, O/g, P]) of images ``i`` at every t-th output row
         and column."""
         groups = self.g.groups
         if not self.g.conv:
             return self.x[i].T.unsqueeze(0), self.y[i].T.unsqueeze(0)
-        stride = (self.g.stride[0] * t, self.g.stride[1] * t)
-        cols = self.F.unfold(self._whole(i), self.g.kernel, stride=stride)  # [b, C * kh * kw, L]
+        cols = self._unfold(i, t)  # [b, C * kh * kw, L]
         b, _, positions = cols.shape
         cols = cols.view(b, groups, -1, positions).permute(1, 2, 0, 3).reshape(groups, -1, b * positions)
         y = self.y[i][:, :, ::t, ::t].reshape(b, groups, -1, positions)
         return cols, y.permute(1, 2, 0, 3).reshape(groups, -1, b * positions)
+
+    def _dense_part(self, i: Any, t: int) -> tuple[Any, Any, Any]:
+        """(H float32[g, d, d], G float32[g, O/g, d], sum of squared targets) of images ``i``: one product per
+        group over the positions of every image (a few groups, long rows)."""
+        torch = self.torch
+        cols, y = self._patches(i, t)
+        cols = torch.cat([cols, torch.ones_like(cols[:, :1])], dim=1)  # [g, d, P]: the bias input
+        return torch.bmm(cols, cols.transpose(1, 2)), torch.bmm(y, cols.transpose(1, 2)), (y.double() ** 2).sum()
+
+    def _grouped_part(self, i: Any, t: int) -> tuple[Any, Any, Any]:
+        """``_dense_part`` of a grouped (depthwise) conv: one product per image and group, on the unfolded
+        patches as they lie ([b * g, d - 1, L], no copy), summed over the images; the bias row and column are
+        sums. Gathering the groups' patches first (``_patches``) cost four times the products on Lite0's
+        depthwise layers: hundreds of groups of 10 or 26 inputs."""
+        torch, groups = self.torch, self.g.groups
+        cols = self._unfold(i, t)  # [b, C * kh * kw, L]
+        b, _, positions = cols.shape
+        cols = cols.view(b * groups, -1, positions)
+        y = self.y[i][:, :, ::t, ::t].reshape(b * groups, -1, positions)  # [b * g, O/g, L]
+        d = cols.shape[1] + 1
+        h = torch.empty(groups, d, d)
+        h[:, :-1, :-1] = torch.bmm(cols, cols.transpose(1, 2)).view(b, groups, d - 1, d - 1).sum(0)
+        h[:, :-1, -1] = h[:, -1, :-1] = cols.sum(2).view(b, groups, d - 1).sum(0)
+        h[:, -1, -1] = b * positions
+        g = torch.empty(groups, y.shape[1], d)
+        g[:, :, :-1] = torch.bmm(y, cols.transpose(1, 2)).view(b, groups, -1, d - 1).sum(0)
+        g[:, :, -1] = y.sum(2).view(b, groups, -1).sum(0)
+        return h, g, (y.double() ** 2).sum()
 
     def moments(self, idx: Any) -> Moments:
         """The quadratic form of the layer's error over images ``idx`` at the positions ``sample`` picks (one
@@ -184,15 +223,13 @@ class LayerFit:
         h = g = None
         yy = 0.0
         idx, t = self.sample(idx)
+        part = self._grouped_part if self.g.conv and self.g.groups > 1 else self._dense_part
         with torch.no_grad():
             for i in idx.split(CHUNK):
-                cols, y = self._patches(i, t)
-                cols = torch.cat([cols, torch.ones_like(cols[:, :1])], dim=1)  # [g, d, P]: the bias input
-                part_h = torch.bmm(cols, cols.transpose(1, 2)).double()
-                part_g = torch.bmm(y, cols.transpose(1, 2)).double()
-                h = part_h if h is None else h + part_h
-                g = part_g if g is None else g + part_g
-                yy += float((y.double() ** 2).sum())
+                part_h, part_g, part_yy = part(i, t)
+                h = part_h.double() if h is None else h + part_h.double()
+                g = part_g.double() if g is None else g + part_g.double()
+                yy += float(part_yy)
         return Moments(h.float(), g.float(), max(yy, 1e-30))  # type: ignore[union-attr]
 
     def grid(self, current: Any) -> tuple[Any, Any, Any]:
