@@ -29,85 +29,86 @@ sys.path.insert(0, str(HERE))
 
 from stage_timer import StageTimer  # noqa: E402
 
+Q = "edgecls.export.quant"
+#: label -> "module:function", wrapped in its module and wherever an edgecls module imported it by name
+FUNCTIONS = {
+    "quantize_file": f"{Q}.quantize_file:quantize_file",
+    "load + decode images": f"{Q}.grading.image_sets:load_int8_images",
+    "quantize_model": f"{Q}.pipeline:quantize_model",
+    "preprocess": "edgecls.runtime.inference.preprocess:preprocess_batch",
+    "onnx_logits (own session)": "edgecls.export.parity:onnx_logits",
+    "decisive images": f"{Q}.grading.decisive:decisive_parts",
+    "noise draws + JPEG re-encode": f"{Q}.grading.decisive:invisible_changes",
+    "session run": "edgecls.runtime.inference.batched_inference:session_outputs",
+    "session build": "edgecls.runtime.providers.session:create_session",
+    "activation statistics": f"{Q}.build.activation_stats:collect_stats",
+    "per-tensor range choice": f"{Q}.build.range_choice:choose_ranges",
+    "equalisation": f"{Q}.repairs.equalize:equalize",
+    "recon: image count": f"{Q}.repairs.reconstruct:_image_count",
+    "recon: ordered rounding": f"{Q}.repairs.reconstruct:ordered_rounding",
+    "recon: adaround": f"{Q}.repairs.reconstruct:adaround",
+    "recon: write layer": f"{Q}.repairs.reconstruct:_write",
+    "grade + time trial": f"{Q}.search.trial_eval:measure_trial",
+    "trial session build": f"{Q}.search.trial_eval:_session",
+    "latency loop": f"{Q}.grading.evaluate:session_latency_ms",
+    "fused op counts": f"{Q}.grading.fused_graph:count_fused_ops",
+    "conv counts": f"{Q}.grading.conv_counts:conv_counts",
+    "float nodes read back": f"{Q}.grading.fused_graph:float_compute_nodes",
+    "sensitivity ranking": f"{Q}.search.float_nodes:sensitivity",
+    "float-node search": f"{Q}.search.float_nodes:keep_nodes_float",
+    "choose": f"{Q}.search.choice:choose",
+    "paired timing": f"{Q}.search.paired_timing:time_ratio",
+    "speed step": f"{Q}.search.speed_step:faster_int8",
+    "node profile": f"{Q}.search.node_profile:profile_nodes",
+    "speed: quantize float candidate": f"{Q}.search.speed_step:runs_float",
+    "final grade (held-out)": f"{Q}.grading.holdout:grade",
+    "measure accuracy": f"{Q}.grading.evaluate:measure_accuracy",
+    "speed vs fp32": f"{Q}.search.speed_vs_fp32:speed_vs_fp32",
+    "fusion record": f"{Q}.grading.conv_counts:fusion_record",
+    "time-cap check": f"{Q}.reconstruct_cap:time_cap_warning",
+    "publish": f"{Q}.pipeline:_publish",
+    "frontier plot": f"{Q}.search.frontier:plot_frontier",
+    "write report": f"{Q}.report_files:write_report",
+}
+#: label -> "module:Class.method"
+METHODS = {
+    "quant_pre_process": f"{Q}.build.static_quantizer:StaticQuantizer._pre_process",
+    "quantize": f"{Q}.build.static_quantizer:StaticQuantizer.quantize",
+    "bias correction": f"{Q}.build.static_quantizer:StaticQuantizer._bias_correct",
+    "reconstruction": f"{Q}.build.static_quantizer:StaticQuantizer._reconstruct",
+    "recon: graph setup": f"{Q}.repairs.layer_tensors:GraphTensors.__init__",
+    "recon: layer setup": f"{Q}.repairs.layer_fit:LayerFit.__init__",
+    "recon: acceptance error": f"{Q}.repairs.layer_fit:LayerFit.error",
+    "recon: moments": f"{Q}.repairs.layer_fit:LayerFit.moments",
+    "recon: bias re-fit": f"{Q}.repairs.layer_fit:LayerFit.refit_bias",
+}
+
 
 def _install(timer: StageTimer) -> None:
-    """Wrap the stages (imports first, so that every module that imported a stage by name gets the wrapper)."""
+    """Wrap the stages (every module imported first, so that every module that imported a stage by name gets
+    the wrapper)."""
+    import importlib
+
     import onnxruntime.quantization as ortq
 
     import edgecls.cli.quantize_cmd  # noqa: F401
-    import edgecls.export.quant.quantize_file as qfile
-    from edgecls.export import parity
-    from edgecls.export.quant import pipeline, reconstruct_cap, report_files
-    from edgecls.export.quant.build import activation_stats, range_choice
-    from edgecls.export.quant.build.static_quantizer import StaticQuantizer
-    from edgecls.export.quant.grading import conv_counts, decisive, evaluate, fused_graph, holdout, image_sets
-    from edgecls.export.quant.repairs import equalize, reconstruct
-    from edgecls.export.quant.repairs.layer_fit import LayerFit
-    from edgecls.export.quant.repairs.layer_tensors import GraphTensors
-    from edgecls.export.quant.search import (
-        choice,
-        float_nodes,
-        frontier,
-        node_profile,
-        paired_timing,
-        speed_step,
-        speed_vs_fp32,
-        trial_eval,
-    )
-    from edgecls.export.quant.search.trials import TrialBench
-    from edgecls.runtime.inference import batched_inference, preprocess
-    from edgecls.runtime.providers import session
 
-    f, m = timer.wrap_function, timer.wrap_method
-    f(qfile, "quantize_file", "quantize_file")
-    f(image_sets, "load_int8_images", "load + decode images")
-    f(pipeline, "quantize_model", "quantize_model")
-    f(preprocess, "preprocess_batch", "preprocess")
-    f(parity, "onnx_logits", "onnx_logits (own session)")
-    f(decisive, "decisive_parts", "decisive images")
-    f(decisive, "invisible_changes", "noise draws + JPEG re-encode")
-    f(batched_inference, "session_outputs", "session run")
-    f(session, "create_session", "session build")
-    m(StaticQuantizer, "_pre_process", "quant_pre_process")
-    f(activation_stats, "collect_stats", "activation statistics")
-    f(range_choice, "choose_ranges", "per-tensor range choice")
-    f(equalize, "equalize", "equalisation")
-    m(TrialBench, "try_recipe", lambda self, recipe: f"trial {recipe.name}")
-    m(StaticQuantizer, "quantize", "quantize")
-    f(ortq, "quantize_static", "onnxruntime quantize_static", also=("edgecls", "onnxruntime.quantization"))
-    m(StaticQuantizer, "_bias_correct", "bias correction")
-    m(StaticQuantizer, "_reconstruct", "reconstruction")
-    f(reconstruct, "_image_count", "recon: image count")
-    m(GraphTensors, "__init__", "recon: graph setup")
-    m(GraphTensors, "tensor", lambda self, name: f"recon: tensors {'int8' if _qdq(self) else 'fp32'}")
-    m(LayerFit, "__init__", "recon: layer setup")
-    m(LayerFit, "error", "recon: acceptance error (whole maps)")
-    m(LayerFit, "moments", "recon: moments")
-    f(reconstruct, "ordered_rounding", "recon: ordered rounding")
-    f(reconstruct, "adaround", "recon: adaround")
-    m(LayerFit, "refit_bias", "recon: bias re-fit (whole maps)")
-    f(reconstruct, "_write", "recon: write layer")
-    f(trial_eval, "measure_trial", "grade + time trial")
-    f(trial_eval, "_session", "trial session build")
-    f(evaluate, "session_latency_ms", "latency loop")
-    f(fused_graph, "count_fused_ops", "fused op counts")
-    f(conv_counts, "conv_counts", "conv counts")
-    f(fused_graph, "float_compute_nodes", "float nodes read back")
-    f(float_nodes, "sensitivity", "sensitivity ranking")
-    f(float_nodes, "keep_nodes_float", "float-node search")
-    f(choice, "choose", "choose")
-    f(paired_timing, "time_ratio", "paired timing")
-    f(speed_step, "faster_int8", "speed step")
-    f(node_profile, "profile_nodes", "node profile")
-    f(speed_step, "runs_float", "speed: quantize float candidate")
-    f(holdout, "grade", "final grade (held-out)")
-    f(evaluate, "measure_accuracy", "measure accuracy")
-    f(speed_vs_fp32, "speed_vs_fp32", "speed vs fp32")
-    f(conv_counts, "fusion_record", "fusion record")
-    f(reconstruct_cap, "time_cap_warning", "time-cap check")
-    f(pipeline, "_publish", "publish")
-    f(frontier, "plot_frontier", "frontier plot")
-    f(report_files, "write_report", "write report")
+    modules = {t.partition(":")[0] for t in (*FUNCTIONS.values(), *METHODS.values())}
+    loaded = {name: importlib.import_module(name) for name in sorted(modules)}
+    for label, target in FUNCTIONS.items():
+        module, _, name = target.partition(":")
+        timer.wrap_function(loaded[module], name, label)
+    for label, target in METHODS.items():
+        module, _, dotted = target.partition(":")
+        cls, _, name = dotted.partition(".")
+        timer.wrap_method(getattr(loaded[module], cls), name, label)
+    # labels that name the call
+    trials = importlib.import_module(f"{Q}.search.trials")
+    timer.wrap_method(trials.TrialBench, "try_recipe", lambda self, recipe: f"trial {recipe.name}")
+    tensors = loaded[f"{Q}.repairs.layer_tensors"].GraphTensors
+    timer.wrap_method(tensors, "tensor", lambda self, name: f"recon: tensors {'int8' if _qdq(self) else 'fp32'}")
+    also = ("edgecls", "onnxruntime.quantization")
+    timer.wrap_function(ortq, "quantize_static", "onnxruntime quantize_static", also=also)
 
 
 def _qdq(tensors: Any) -> set[str]:

@@ -28,10 +28,12 @@ Label = str | Callable[..., str]
 
 @dataclass
 class _Totals:
+    """One stage path's sums: how often it ran, its inclusive seconds, and the seconds of the stages under it."""
+
     calls: int = 0
-    wall: float = 0.0
-    cpu: float = 0.0
-    child_wall: float = 0.0
+    wall: float = 0.0  # perf_counter seconds, inclusive
+    cpu: float = 0.0  # process_time seconds (every thread), inclusive
+    child_wall: float = 0.0  # of the stages timed inside it: own = inclusive - children
     child_cpu: float = 0.0
 
 
