@@ -41,8 +41,8 @@ FUNCTIONS = {
     "noise draws + JPEG re-encode": f"{Q}.grading.decisive:invisible_changes",
     "session run": "edgecls.runtime.inference.batched_inference:session_outputs",
     "session build": "edgecls.runtime.providers.session:create_session",
-    "activation statistics": f"{Q}.build.activation_stats:collect_stats",
-    "per-tensor range choice": f"{Q}.build.range_choice:choose_ranges",
+    "activation statistics": f"{Q}.qdq.activation_stats:collect_stats",
+    "per-tensor range choice": f"{Q}.qdq.range_choice:choose_ranges",
     "equalisation": f"{Q}.repairs.equalize:equalize",
     "recon: image count": f"{Q}.repairs.reconstruct:_image_count",
     "recon: ordered rounding": f"{Q}.repairs.reconstruct:ordered_rounding",
@@ -72,10 +72,10 @@ FUNCTIONS = {
 }
 #: label -> "module:Class.method"
 METHODS = {
-    "quant_pre_process": f"{Q}.build.static_quantizer:StaticQuantizer._pre_process",
-    "quantize": f"{Q}.build.static_quantizer:StaticQuantizer.quantize",
-    "bias correction": f"{Q}.build.static_quantizer:StaticQuantizer._bias_correct",
-    "reconstruction": f"{Q}.build.static_quantizer:StaticQuantizer._reconstruct",
+    "quant_pre_process": f"{Q}.qdq.static_quantizer:StaticQuantizer._pre_process",
+    "quantize": f"{Q}.qdq.static_quantizer:StaticQuantizer.quantize",
+    "bias correction": f"{Q}.qdq.static_quantizer:StaticQuantizer._bias_correct",
+    "reconstruction": f"{Q}.qdq.static_quantizer:StaticQuantizer._reconstruct",
     "recon: graph setup": f"{Q}.repairs.layer_tensors:GraphTensors.__init__",
     "recon: layer setup": f"{Q}.repairs.layer_fit:LayerFit.__init__",
     "recon: acceptance error": f"{Q}.repairs.layer_fit:LayerFit.error",
