@@ -48,10 +48,10 @@ def prepare(work: Path) -> Path:
 
     from edgecls.export.metadata import read_contract_file
     from edgecls.export.parity import onnx_logits
-    from edgecls.export.quant.qdq.static_quantizer import StaticQuantizer
     from edgecls.export.quant.grading.decisive import onnx_decisive_images
     from edgecls.export.quant.grading.holdout import HOLDOUT_FRACTION, MAX_SEARCH_IMAGES
     from edgecls.export.quant.grading.image_sets import evenly_spaced, load_role_images, split_disjoint
+    from edgecls.export.quant.qdq.static_quantizer import StaticQuantizer
     from edgecls.export.quant.recipes import QuantRecipe
 
     study.mkdir(parents=True, exist_ok=True)
