@@ -88,17 +88,38 @@ EXCLUDED = {
     "test_quant_speed_advice.py and test_quant_speed_step.py",
     "quantization/node_speed_results.py": "a library of node_speed_study.py (its results file)",
     "quantization/photo_model.py": "a factory for `edgecls export --model`, used by train_photo_mnv2.py's test",
+    "quantization/recon_study.py": "reconstructs the ImageNet EfficientNet-Lite0 file run_recon_bench.py builds "
+    "once per variant (minutes each); the reconstruction it calls is tested in test_quant_reconstruct.py and "
+    "test_quant_recon_sampling.py",
+    "quantization/stage_timer.py": "a library of profile_quantize.py and recon_study.py, run by the smoke run below",
 }
 SMOKE_RUN = {"decode_scale.py", "quantization/agreement_floor.py",
              "soak_live.py", "serve_load.py", "serve_attacks.py", "serve_parse_bombs.py", "run_benchmarks.py",
              "serve_slow_bodies.py", "serve_reload.py", "serve_header_flood.py", "watch_folder.py",
              "transfer/small_gray_folder.py",
-             "transfer/photo_task.py", "quantization/train_photo_mnv2.py"}  # each has a test below
+             "transfer/photo_task.py", "quantization/train_photo_mnv2.py",
+             "quantization/profile_quantize.py"}  # each has a test below
 
 
 def test_every_benchmark_script_is_smoke_run_or_excluded_with_a_reason() -> None:
     scripts = {p.relative_to(REPO / "benchmarks").as_posix() for p in (REPO / "benchmarks").rglob("*.py")}
     assert scripts == SMOKE_RUN | set(EXCLUDED), "a new benchmark script needs a smoke run here (or a reason)"
+
+
+@pytest.mark.slow  # a whole quantize call of the tiny model
+def test_profile_quantize_times_every_stage_of_a_real_quantize_call(exported_tiny: Path, tmp_path: Path) -> None:
+    """Its stage table names functions by module path (a moved module would break it only at run time): every one
+    must still resolve, and the stages of a real call are recorded with their calls and seconds."""
+    out = tmp_path / "profile"
+    done = _run("quantization/profile_quantize.py", "--out", str(out), "--", str(exported_tiny / "model.onnx"),
+                "--calib", "builtin:shapes", "--calib-images", "48", "--val-images", "48", "--reconstruct", "on",
+                "--allow-over-budget", "--out", str(tmp_path / "q"))
+    result = json.loads(out.with_suffix(".json").read_text())
+    assert result["exit_status"] == 0 and (tmp_path / "q" / "model.int8.onnx").is_file(), done.stdout[-2000:]
+    stages = {row["path"][-1] for row in result["stages"]}
+    assert {"activation statistics", "onnxruntime quantize_static", "recon: moments", "session run"} <= stages
+    assert all(row["calls"] >= 1 and row["wall"] >= row["self_wall"] >= 0 for row in result["stages"])
+    assert "| stage | calls | own wall s | own CPU s |" in out.with_suffix(".md").read_text()
 
 
 @pytest.mark.slow  # 29 s at load 5-13
