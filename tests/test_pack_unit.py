@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from edgecls.runtime.device.manifest import ServiceEntry, ServiceKind, check_camera, read_manifest
+from edgecls.runtime.device.manifest import CAMERA, ServiceEntry, ServiceKind, check_camera, read_manifest
 from edgecls.runtime.device.service_setup import setup_service
 from edgecls.runtime.device.unit import quote_exec_arg, read_settings, render_unit
 from edgecls.runtime.errors import EdgeclsError
@@ -132,3 +132,14 @@ def test_pack_refuses_a_bad_camera_before_any_work(tmp_path: Path, capsys: pytes
     code, _out, err = cli_in_process(["pack", str(tmp_path / "missing.onnx"), "--camera", "pi:0 --x",
                                       "--out", str(tmp_path / "b")], capsys)
     assert code == 2 and err.startswith("error: --camera 'pi:0 --x': expected N") and not (tmp_path / "b").exists()
+
+
+def test_every_camera_the_manifest_accepts_is_one_run_accepts():
+    """The manifest's camera pattern is its own (the device room does not import the sources'): it must never let
+    through a value `edgecls run --camera` would refuse, or the unit would fail at every start."""
+    from edgecls.runtime.sources.source_specs import is_camera_spelling
+
+    tried = [f"{prefix}{n}" for prefix in ("", "pi:", "/dev/video", "cam:", "pi", "/dev/video-") for n in
+             ("0", "7", "63", "99", "100", "", "x")]
+    accepted = [c for c in tried if CAMERA.fullmatch(c)]
+    assert accepted and all(is_camera_spelling(c) for c in accepted), accepted

@@ -27,7 +27,9 @@ MAX_MANIFEST_BYTES = 4 * 2**20
 #: terminal would read as syntax (no space, quote, `%`, `$`, `;`, newline, slash).
 MODEL_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$")
 #: A service's camera as ``run --camera`` takes it: N, /dev/videoN (V4L2) or pi:N (Picamera2, a Pi 5's camera
-#: module). It goes into the unit's command line, so nothing else is allowed.
+#: module). It goes into the unit's command line, so nothing else is allowed: a stricter copy (two digits) of
+#: runtime/sources/source_specs' spelling, which the device room may not import (tests/test_pack_unit.py checks
+#: that every value accepted here is one run accepts).
 CAMERA = re.compile(r"^(?:(?:pi:)?[0-9]{1,2}|/dev/video[0-9]{1,2})$")
 
 Sha256 = Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$")]
